@@ -1,0 +1,1 @@
+"""The pure clinical core: standard library, numpy and scipy only. No I/O, no clock reads."""

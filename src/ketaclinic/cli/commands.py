@@ -1,1 +1,3 @@
 """Imports every command module so that each registers its commands on the app."""
+
+from ketaclinic.cli import core  # noqa: F401

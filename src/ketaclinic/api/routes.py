@@ -1,0 +1,246 @@
+"""The JSON API under /api: the same services, authentication and audit as the pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel
+
+from ketaclinic.schemas import (
+    AllergyCreate,
+    DiagnosisCreate,
+    LoginRequest,
+    MedicationCreate,
+    PatientCreate,
+    PatientUpdate,
+    UserCreate,
+    WeightCreate,
+)
+from ketaclinic.web.deps import (
+    SESSION_COOKIE,
+    ApiViewerDep,
+    ServicesDep,
+    client_address,
+)
+from ketaclinic.web.pages_auth import set_session_cookie
+
+router = APIRouter(prefix="/api")
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    full_name: str
+    role: str
+    active: bool
+
+
+class LoginResponse(BaseModel):
+    csrf_token: str
+    user: UserPublic
+
+
+class PatientPublic(BaseModel):
+    id: int
+    mrn: str
+    family_name: str
+    given_name: str
+    birth_date: dt.date
+    sex: str
+
+
+class WeightPublic(BaseModel):
+    measured_on: dt.date
+    weight_kg: Decimal
+
+
+class PatientDetailPublic(PatientPublic):
+    phone: str
+    email: str
+    address: str
+    notes: str
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    weights: list[WeightPublic]
+    diagnoses: list[dict]
+    medications: list[dict]
+    allergies: list[dict]
+
+
+class PatientPage(BaseModel):
+    items: list[PatientPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class AmendmentPublic(BaseModel):
+    field: str
+    old_value: str
+    new_value: str
+    changed_by: int | None
+    changed_at: dt.datetime
+    version: int
+
+
+class AuditRow(BaseModel):
+    id: int
+    occurred_at: dt.datetime
+    user_id: int | None
+    username: str
+    action: str
+    patient_id: int | None
+    outcome: str
+    detail: str
+    row_hash: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditRow]
+    total: int
+
+
+class AuditVerify(BaseModel):
+    ok: bool
+    checked: int
+    first_bad_id: int | None
+    reason: str
+
+
+def _user(u) -> UserPublic:  # type: ignore[no-untyped-def]
+    return UserPublic(id=u.id, username=u.username, full_name=u.full_name, role=u.role,
+                      active=u.active)
+
+
+def _detail(p) -> PatientDetailPublic:  # type: ignore[no-untyped-def]
+    return PatientDetailPublic.model_validate(p, from_attributes=True)
+
+
+# --- auth ---------------------------------------------------------------------------------
+@router.post("/auth/login", response_model=LoginResponse, tags=["auth"])
+def api_login(body: LoginRequest, request: Request, response: Response,
+              svc: ServicesDep) -> LoginResponse:
+    result = svc.auth.login(body.username, body.password, client_address(request))
+    set_session_cookie(response, request, result.token, svc.settings.secure_cookies)
+    return LoginResponse(csrf_token=result.csrf_token, user=_user(result.user))
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"])
+def api_logout(request: Request, response: Response, svc: ServicesDep,
+               viewer: ApiViewerDep) -> Response:
+    svc.auth.logout(request.cookies.get(SESSION_COOKIE))
+    out = Response(status_code=204)
+    out.delete_cookie(SESSION_COOKIE, path="/")
+    return out
+
+
+@router.get("/me", response_model=UserPublic, tags=["auth"])
+def api_me(viewer: ApiViewerDep) -> UserPublic:
+    return _user(viewer.session.user)
+
+
+# --- patients -----------------------------------------------------------------------------
+@router.get("/patients", response_model=PatientPage, tags=["patients"])
+def api_patients(svc: ServicesDep, viewer: ApiViewerDep,
+                 q: Annotated[str, Query(max_length=200)] = "",
+                 birth_date: dt.date | None = None,
+                 mrn: Annotated[str, Query(max_length=32)] = "",
+                 limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                 offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> PatientPage:
+    page = svc.patients.search(viewer.actor, q, birth_date, mrn, limit, offset)
+    return PatientPage(items=[PatientPublic.model_validate(p, from_attributes=True)
+                              for p in page.items], total=page.total, limit=page.limit,
+                       offset=page.offset)
+
+
+@router.post("/patients", response_model=PatientPublic, status_code=201, tags=["patients"])
+def api_create_patient(
+    body: PatientCreate, response: Response, svc: ServicesDep, viewer: ApiViewerDep,
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+) -> PatientPublic:
+    patient, created = svc.patients.create(viewer.actor, body, idempotency_key)
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = f"/api/patients/{patient.id}"
+    return PatientPublic.model_validate(patient, from_attributes=True)
+
+
+@router.get("/patients/{patient_id}", response_model=PatientDetailPublic, tags=["patients"])
+def api_patient(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> PatientDetailPublic:
+    return _detail(svc.patients.get(viewer.actor, patient_id))
+
+
+@router.put("/patients/{patient_id}", response_model=PatientDetailPublic, tags=["patients"],
+            responses={409: {"description": "The record changed since the given version"}})
+def api_update_patient(patient_id: int, body: PatientUpdate, svc: ServicesDep,
+                       viewer: ApiViewerDep) -> PatientDetailPublic:
+    return _detail(svc.patients.update(viewer.actor, patient_id, body))
+
+
+@router.get("/patients/{patient_id}/history", response_model=list[AmendmentPublic],
+            tags=["patients"])
+def api_patient_history(patient_id: int, svc: ServicesDep,
+                        viewer: ApiViewerDep) -> list[AmendmentPublic]:
+    return [AmendmentPublic(**row) for row in svc.patients.history(viewer.actor, patient_id)]
+
+
+@router.post("/patients/{patient_id}/weights", status_code=201, tags=["patients"])
+def api_add_weight(patient_id: int, body: WeightCreate, svc: ServicesDep,
+                   viewer: ApiViewerDep) -> dict[str, str]:
+    weight = svc.patients.add_weight(viewer.actor, patient_id, body)
+    return {"weight_kg": str(weight)}
+
+
+@router.post("/patients/{patient_id}/diagnoses", status_code=201, tags=["patients"])
+def api_add_diagnosis(patient_id: int, body: DiagnosisCreate, svc: ServicesDep,
+                      viewer: ApiViewerDep) -> dict[str, str]:
+    svc.patients.add_diagnosis(viewer.actor, patient_id, body)
+    return {"status": "created"}
+
+
+@router.post("/patients/{patient_id}/medications", status_code=201, tags=["patients"])
+def api_add_medication(patient_id: int, body: MedicationCreate, svc: ServicesDep,
+                       viewer: ApiViewerDep) -> dict[str, str]:
+    svc.patients.add_medication(viewer.actor, patient_id, body)
+    return {"status": "created"}
+
+
+@router.post("/patients/{patient_id}/allergies", status_code=201, tags=["patients"])
+def api_add_allergy(patient_id: int, body: AllergyCreate, svc: ServicesDep,
+                    viewer: ApiViewerDep) -> dict[str, str]:
+    svc.patients.add_allergy(viewer.actor, patient_id, body)
+    return {"status": "created"}
+
+
+# --- administration -----------------------------------------------------------------------
+@router.get("/users", response_model=list[UserPublic], tags=["admin"])
+def api_users(svc: ServicesDep, viewer: ApiViewerDep) -> list[UserPublic]:
+    return [_user(u) for u in svc.auth.list_users(viewer.actor)]
+
+
+@router.post("/users", response_model=UserPublic, status_code=201, tags=["admin"])
+def api_create_user(body: UserCreate, svc: ServicesDep, viewer: ApiViewerDep) -> UserPublic:
+    return _user(svc.auth.create_user(viewer.actor, body.username, body.full_name, body.role,
+                                      body.password))
+
+
+@router.get("/audit", response_model=AuditPage, tags=["admin"])
+def api_audit(svc: ServicesDep, viewer: ApiViewerDep,
+              limit: Annotated[int, Query(ge=1, le=500)] = 100,
+              offset: Annotated[int, Query(ge=0)] = 0,
+              patient_id: int | None = None,
+              action: Annotated[str, Query(max_length=64)] = "") -> AuditPage:
+    rows, total = svc.audit_log.page(viewer.actor, limit=limit, offset=offset,
+                                     patient_id=patient_id, action=action)
+    return AuditPage(items=[AuditRow.model_validate(r, from_attributes=True) for r in rows],
+                     total=total)
+
+
+@router.get("/audit/verify", response_model=AuditVerify, tags=["admin"])
+def api_audit_verify(svc: ServicesDep, viewer: ApiViewerDep) -> AuditVerify:
+    r = svc.audit_log.verify(viewer.actor)
+    return AuditVerify(ok=r.ok, checked=r.checked, first_bad_id=r.first_bad_id, reason=r.reason)

@@ -1,0 +1,75 @@
+"""The one place that wires settings, the database and the services together."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ketaclinic.config import Settings
+from ketaclinic.services.audit import AuditLog, AuditTrail
+from ketaclinic.services.auth import AuthService
+from ketaclinic.services.clock import Clock, utc_now
+from ketaclinic.services.context import Context
+from ketaclinic.services.patients import PatientService
+from ketaclinic.store import migrate
+from ketaclinic.store.db import Database, DurabilityError, check_durability, make_engine
+
+
+class NotMigrated(RuntimeError):
+    pass
+
+
+@dataclass
+class Services:
+    """Everything a shell (web, API, CLI) may call."""
+
+    ctx: Context
+    auth: AuthService
+    patients: PatientService
+    audit_log: AuditLog
+
+    @property
+    def db(self) -> Database:
+        return self.ctx.db
+
+    @property
+    def settings(self) -> Settings:
+        return self.ctx.settings
+
+    def close(self) -> None:
+        self.ctx.db.dispose()
+
+
+def audit_key(settings: Settings) -> bytes:
+    return hashlib.sha256(b"ketaclinic-audit|" + settings.secret_key.get_secret_value().encode()
+                          ).digest()
+
+
+def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
+    engine = make_engine(settings.effective_database_url,
+                         busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    problems = check_durability(engine)
+    if problems and not settings.allow_weak_durability:
+        engine.dispose()
+        raise DurabilityError(
+            "; ".join(problems) + " (set KETACLINIC_ALLOW_WEAK_DURABILITY=true to start anyway)"
+        )
+    if upgrade:
+        migrate.upgrade(engine)
+    return Database(engine)
+
+
+def build_services(
+    settings: Settings, *, clock: Clock = utc_now, upgrade: bool = False,
+    require_current_schema: bool = True,
+) -> Services:
+    """Open the database and build the services; refuses an out-of-date schema."""
+    settings.check_startup()
+    db = open_database(settings, upgrade=upgrade)
+    if require_current_schema and not migrate.is_up_to_date(db.engine):
+        db.dispose()
+        raise NotMigrated("the database schema is not up to date; run `ketaclinic init` "
+                          "(or `ketaclinic migrate`)")
+    ctx = Context(settings=settings, db=db, audit=AuditTrail(audit_key(settings)), clock=clock)
+    return Services(ctx=ctx, auth=AuthService(ctx), patients=PatientService(ctx),
+                    audit_log=AuditLog(ctx))

@@ -1,0 +1,180 @@
+"""Core commands: init, migrate, user, serve, demo, audit, docs."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from ketaclinic.bootstrap import NotMigrated, Services, build_services
+from ketaclinic.cli import app, environ, fail
+from ketaclinic.config import Settings, SettingsError, load_settings
+from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.errors import ServiceError
+from ketaclinic.store.db import DurabilityError
+
+console = Console()
+user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect the tamper-evident audit trail.", no_args_is_help=True)
+docs_app = typer.Typer(help="Generate reference documentation.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+app.add_typer(docs_app, name="docs")
+
+
+def settings() -> Settings:
+    try:
+        return load_settings(environ())
+    except ValueError as exc:
+        raise fail(f"invalid configuration: {str(exc).splitlines()[0]}") from exc
+
+
+def open_services(upgrade: bool = False) -> Services:
+    try:
+        return build_services(settings(), upgrade=upgrade)
+    except (SettingsError, DurabilityError, NotMigrated) as exc:
+        raise fail(str(exc), 1) from exc
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    svc = open_services(upgrade=True)
+    svc.close()
+    console.print("database schema is up to date")
+
+
+@app.command()
+def init(
+    admin_username: Annotated[str, typer.Option(help="Username of the first admin")] = "admin",
+    admin_name: Annotated[str, typer.Option(help="Full name of the first admin")] = "Administrator",
+    admin_password: Annotated[str | None, typer.Option(
+        help="Password (else KETACLINIC_ADMIN_PASSWORD, else asked)")] = None,
+) -> None:
+    """Create the schema and the first admin account."""
+    svc = open_services(upgrade=True)
+    try:
+        if svc.auth.count_users() > 0:
+            console.print("schema migrated; users already exist, no admin created")
+            return
+        password = admin_password or environ().get("KETACLINIC_ADMIN_PASSWORD") or (
+            getpass.getpass("Password for the first admin: "))
+        svc.auth.create_user(SYSTEM, admin_username, admin_name, "admin", password)
+        console.print(f"created admin user {admin_username!r}")
+    except ServiceError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        svc.close()
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[str, typer.Option(help="admin, prescriber, nurse or analyst")],
+    full_name: Annotated[str, typer.Option(help="Full name")],
+    password: Annotated[str | None, typer.Option(
+        help="Password (else KETACLINIC_USER_PASSWORD, else asked)")] = None,
+) -> None:
+    """Create a user account."""
+    svc = open_services()
+    try:
+        pw = password or environ().get("KETACLINIC_USER_PASSWORD") or getpass.getpass("Password: ")
+        user = svc.auth.create_user(SYSTEM, username, full_name, role, pw)
+        console.print(f"created {user.role} {user.username!r}")
+    except ServiceError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        svc.close()
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List user accounts."""
+    svc = open_services()
+    try:
+        for u in svc.auth.list_users(SYSTEM):
+            console.print(f"{u.username}\t{u.role}\t{'active' if u.active else 'deactivated'}")
+    finally:
+        svc.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes")] = None,
+) -> None:
+    """Start the web server (the schema must be migrated: `ketaclinic init`)."""
+    import os
+
+    import uvicorn
+
+    cfg = settings()
+    open_services().close()  # refuse early: placeholder secret, weak durability, old schema
+    os.environ.update({k: v for k, v in environ().items() if k.startswith("KETACLINIC_")})
+    url = f"http://{host or cfg.host}:{port or cfg.port}"
+    console.print(f"ketaclinic listening on {url}  (Ctrl+C stops)")
+    uvicorn.run("ketaclinic.web.asgi:app_factory", factory=True, host=host or cfg.host,
+                port=port or cfg.port, workers=workers or cfg.workers, log_level="warning",
+                access_log=False)
+
+
+@app.command()
+def demo(
+    patients: Annotated[int, typer.Option(min=1, max=100_000, help="How many patients")] = 220,
+    if_empty: Annotated[bool, typer.Option(
+        "--if-empty", help="Seed only when the database has no users yet")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 2026,
+) -> None:
+    """Seed a synthetic demo clinic (dev mode only) and print the demo logins."""
+    from ketaclinic.services.demo import DEMO_USERS, seed_demo
+
+    cfg = settings()
+    if cfg.env != "dev":
+        raise fail("demo data is only seeded with KETACLINIC_ENV=dev", 1)
+    svc = open_services(upgrade=True)
+    try:
+        if if_empty and svc.auth.count_users() > 0:
+            console.print("demo data already present; not seeding again")
+        else:
+            with Progress(console=console, transient=False) as bar:
+                task = bar.add_task("seeding synthetic patients", total=patients)
+                seed_demo(svc, patients=patients, seed=seed,
+                          progress=lambda n: bar.advance(task, n))
+        console.print("\nDemo logins (synthetic data only):")
+        for username, _name, role, password in DEMO_USERS:
+            console.print(f"  {role:<11} username [bold]{username}[/]  password [bold]{password}[/]")
+    finally:
+        svc.close()
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Verify the hash chain; exits 1 and names the first bad row if it was tampered with."""
+    svc = open_services()
+    try:
+        result = svc.audit_log.verify()
+    finally:
+        svc.close()
+    if not result.ok:
+        raise fail(result.describe(), 1)
+    console.print(result.describe())
+
+
+@docs_app.command("cli")
+def docs_cli() -> None:
+    """Print the CLI reference in Markdown (docs/cli.md is generated from this)."""
+    from ketaclinic.cli.reference import render_reference
+
+    typer.echo(render_reference(), nl=False)
+
+
+@docs_app.command("settings")
+def docs_settings() -> None:
+    """Print the configuration reference in Markdown."""
+    from ketaclinic.cli.reference import render_settings
+
+    typer.echo(render_settings(), nl=False)

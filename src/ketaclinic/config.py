@@ -1,0 +1,96 @@
+"""One typed settings object, read from the environment once, at the edge.
+
+Every setting is documented in README.md under "Configuration" (a test checks that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me-not-a-secret"
+
+
+class SettingsError(RuntimeError):
+    """The configuration is unsafe or inconsistent; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    """ketaclinic configuration; each field is set by ``KETACLINIC_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KETACLINIC_", extra="ignore", frozen=True)
+
+    env: Literal["dev", "test", "production"] = Field(
+        "production", description="dev (demo and placeholder secret allowed), test or production"
+    )
+    data_dir: Path = Field(Path("data"), description="Folder for the SQLite file and uploads")
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL; empty means a SQLite file in data_dir. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/dbname",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(PLACEHOLDER_SECRET),
+        description="Signs the audit chain and tokens; a placeholder refuses to start outside dev",
+    )
+    host: str = Field("127.0.0.1", description="Address the server listens on")
+    port: int = Field(8000, ge=1, le=65535, description="Port the server listens on")
+    workers: int = Field(1, ge=1, le=64, description="Server worker processes")
+    idle_timeout_minutes: int = Field(15, ge=1, le=24 * 60, description="Idle session timeout")
+    absolute_timeout_hours: int = Field(12, ge=1, le=72, description="Absolute session lifetime")
+    login_max_failures: int = Field(
+        5, ge=1, le=100, description="Failed logins per user or address before throttling"
+    )
+    login_window_minutes: int = Field(
+        15, ge=1, le=24 * 60, description="Window in which failed logins are counted"
+    )
+    secure_cookies: bool = Field(
+        False, description="Always mark cookies Secure (set behind an HTTPS proxy)"
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest request body accepted (413 above)"
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        30_000, ge=100, description="How long SQLite waits for a write lock"
+    )
+    allow_weak_durability: bool = Field(
+        False, description="Start even if the database's durability settings are weakened"
+    )
+    clinic_name: str = Field("ketaclinic demo clinic", description="Shown in page headers")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ketaclinic.sqlite3').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def check_startup(self) -> None:
+        """Refuse unsafe settings: a placeholder secret outside dev and test."""
+        secret = self.secret_key.get_secret_value()
+        if self.env == "production" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
+            raise SettingsError(
+                "KETACLINIC_SECRET_KEY is a placeholder or shorter than 32 characters; set a "
+                "random secret (e.g. `python -c 'import secrets;print(secrets.token_urlsafe(48))'`) "
+                "or run with KETACLINIC_ENV=dev for a demo"
+            )
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from an environment mapping (the process environment by default)."""
+    if environ is None:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    values: dict[str, object] = {}
+    for name in Settings.model_fields:
+        key = f"KETACLINIC_{name.upper()}"
+        if key in environ:
+            values[name] = environ[key]
+    values.update(overrides)
+    return Settings.model_validate(values)

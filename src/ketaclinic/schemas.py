@@ -1,0 +1,143 @@
+"""Input and output shapes shared by the web forms and the JSON API (*Create / *Update / *Public)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+Sex = Literal["female", "male", "other", "unknown"]
+_MRN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
+_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
+_PHONE_RE = re.compile(r"^[0-9+()./ -]{3,40}$")
+
+
+def _no_controls(value: str, *, multiline: bool = False) -> str:
+    allowed = {"\n", "\r", "\t"} if multiline else set()
+    for ch in value:
+        if ch not in allowed and unicodedata.category(ch) in {"Cc", "Cs", "Co", "Cn"}:
+            raise ValueError("contains control or invalid characters")
+    return value.strip()
+
+
+def _line(value: str) -> str:
+    return _no_controls(value)
+
+
+def _text(value: str) -> str:
+    return _no_controls(value, multiline=True)
+
+
+def _mrn(value: str) -> str:
+    value = value.strip().upper()
+    if not _MRN_RE.match(value):
+        raise ValueError("MRN must be 1–32 letters, digits or '-'")
+    return value
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if value and not _EMAIL_RE.match(value):
+        raise ValueError("is not an e-mail address")
+    return value
+
+
+def _phone(value: str) -> str:
+    value = value.strip()
+    if value and not _PHONE_RE.match(value):
+        raise ValueError("may contain only digits, spaces and + ( ) . / -")
+    return value
+
+
+def _birth_date(value: dt.date) -> dt.date:
+    if value.year < 1900:
+        raise ValueError("is before 1900")
+    if value > dt.date.today():
+        raise ValueError("is in the future")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_line)]
+Line = Annotated[str, Field(max_length=300), AfterValidator(_line)]
+Mrn = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_mrn)]
+Email = Annotated[str, Field(max_length=200), AfterValidator(_email)]
+Phone = Annotated[str, Field(max_length=40), AfterValidator(_phone)]
+Notes = Annotated[str, Field(max_length=5000), AfterValidator(_text)]
+BirthDate = Annotated[dt.date, AfterValidator(_birth_date)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=5000)
+
+
+class PatientFields(_Strict):
+    family_name: Name
+    given_name: Name
+    birth_date: BirthDate
+    sex: Sex
+    phone: Phone = ""
+    email: Email = ""
+    address: Line = ""
+    notes: Notes = ""
+
+
+class PatientCreate(PatientFields):
+    mrn: Mrn
+    weight: str | None = Field(
+        None, max_length=40, description="Current weight with its unit, kilograms only: '82 kg'"
+    )
+
+
+class PatientUpdate(PatientFields):
+    mrn: Mrn
+    version: int = Field(ge=1, description="The version you read; a stale version is refused")
+
+
+class WeightCreate(_Strict):
+    weight: str = Field(min_length=1, max_length=40, description="Kilograms only, e.g. '82 kg'")
+    measured_on: dt.date | None = None
+
+
+class DiagnosisCreate(_Strict):
+    system: Literal["icd10", "snomed"] = "icd10"
+    code: Annotated[str, Field(min_length=1, max_length=20), AfterValidator(_line)]
+    display: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_line)]
+    onset_on: dt.date | None = None
+
+
+class MedicationCreate(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_line)]
+    drug_class: Annotated[str, Field(max_length=60), AfterValidator(_line)] = ""
+    daily_dose_mg: Decimal | None = Field(None, gt=0, le=100000)
+    started_on: dt.date | None = None
+
+
+class AllergyCreate(_Strict):
+    substance: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_line)]
+    reaction: Annotated[str, Field(max_length=200), AfterValidator(_line)] = ""
+
+
+class UserCreate(_Strict):
+    username: str = Field(min_length=2, max_length=63)
+    full_name: str = Field(min_length=1, max_length=200)
+    role: Literal["admin", "prescriber", "nurse", "analyst"]
+    password: str = Field(min_length=10, max_length=256)
+
+
+class LoginRequest(_Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One readable line per problem: 'birth_date: is in the future'."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "input"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)

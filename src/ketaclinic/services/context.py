@@ -1,0 +1,52 @@
+"""What every service needs: the database, the audit trail, the clock and the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ketaclinic.config import Settings
+from ketaclinic.services.audit import SYSTEM, Actor, AuditTrail
+from ketaclinic.services.clock import Clock
+from ketaclinic.services.errors import PermissionDenied
+from ketaclinic.services.permissions import Perm, allowed
+from ketaclinic.store.db import Database
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    audit: AuditTrail
+    clock: Clock
+
+    def require(
+        self, actor: Actor, perm: Perm, action: str, *, patient_id: int | None = None
+    ) -> None:
+        """Check a permission; a denial is audited in its own transaction, then raised.
+
+        The SYSTEM actor (the operator at the command line, who holds the database) passes.
+        """
+        if actor is SYSTEM or allowed(actor, perm):
+            return
+        with self.db.transaction() as session:
+            self.audit.record(
+                session,
+                actor,
+                action,
+                at=self.clock(),
+                outcome="denied",
+                patient_id=patient_id,
+                detail=f"missing permission {perm.value}",
+            )
+        raise PermissionDenied(f"your role ({actor.role}) may not do this ({perm.value})")
+
+    def record_failure(
+        self, actor: Actor, action: str, outcome: str, *, patient_id: int | None = None,
+        detail: str = "",
+    ) -> None:
+        """Audit an attempt that failed (its own transaction, since the work rolled back)."""
+        with self.db.transaction() as session:
+            self.audit.record(
+                session, actor, action, at=self.clock(), outcome=outcome,
+                patient_id=patient_id, detail=detail,
+            )

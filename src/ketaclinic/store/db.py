@@ -1,0 +1,102 @@
+"""Engine construction and durability settings for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+
+class DurabilityError(RuntimeError):
+    """The database would not keep acknowledged writes across a crash."""
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10) -> Engine:
+    """Create an engine. SQLite gets WAL, synchronous=FULL, foreign keys and immediate writes."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _make_sqlite_engine(url, busy_timeout_ms)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+
+
+def _make_sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (see "begin" below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Take the write lock up front: a transaction never upgrades from read to write, so
+        # concurrent writers wait (busy_timeout) instead of failing with "database is locked".
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def check_durability(engine: Engine) -> list[str]:
+    """Return the weakened durability settings found (empty when all is well)."""
+    problems: list[str] = []
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+            sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+            fks = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+            if str(mode).lower() != "wal":
+                problems.append(f"SQLite journal_mode is {mode}, expected wal")
+            if int(sync) < 2:
+                problems.append(f"SQLite synchronous is {sync}, expected 2 (FULL) or 3 (EXTRA)")
+            if int(fks) != 1:
+                problems.append("SQLite foreign_keys is off")
+        elif engine.dialect.name == "postgresql":
+            for name in ("fsync", "synchronous_commit", "full_page_writes"):
+                value = conn.execute(text(f"SHOW {name}")).scalar()
+                if str(value).lower() in {"off", "local"}:
+                    problems.append(f"PostgreSQL {name} is {value}, expected on")
+    return problems
+
+
+class Database:
+    """The engine plus a session factory; ``transaction()`` is the unit of work."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on any exception."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,135 @@
+"""The FastAPI application factory: pages, the JSON API, security headers and error pages."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from ketaclinic import __version__
+from ketaclinic.bootstrap import Services
+from ketaclinic.services.errors import NotAuthenticated, ServiceError
+
+log = logging.getLogger("ketaclinic.web")
+HERE = Path(__file__).parent
+
+
+def make_templates(clinic_name: str) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals.update(version=__version__, clinic_name=clinic_name)
+    return templates
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    """Security headers on every response; nothing authenticated is cached."""
+
+    def __init__(self, app, max_body_bytes: int, secure_cookies: bool) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(app)
+        self.max_body_bytes = max_body_bytes
+        self.secure_cookies = secure_cookies
+
+    async def dispatch(self, request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            response: Response = _error(request, 413, "the request is too large")
+        else:
+            response = await call_next(request)
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        if not request.url.path.startswith("/static/"):
+            headers["Cache-Control"] = "no-store"
+        if request.url.scheme == "https" or self.secure_cookies:
+            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        return response
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api")
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=status)
+    viewer = getattr(request.state, "viewer", None)
+    return request.app.state.templates.TemplateResponse(
+        request, "error.html", {"status": status, "message": message, "viewer": viewer},
+        status_code=status,
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotAuthenticated)
+    async def _unauthenticated(request: Request, exc: NotAuthenticated) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc)}, status_code=401)
+        target = quote(request.url.path)
+        return RedirectResponse(f"/login?next={target}&msg={quote(str(exc))}", status_code=303)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
+        return _error(request, exc.status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "input"
+            parts.append(f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
+        return _error(request, 422, "; ".join(parts) or "invalid input")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        ref = uuid.uuid4().hex[:12]
+        # Type and route only: exception messages may carry patient data.
+        log.error("unhandled %s on %s %s (ref %s)", type(exc).__name__, request.method,
+                  request.scope.get("route").path if request.scope.get("route") else "?", ref)
+        return _error(request, 500, f"something went wrong on our side (reference {ref})")
+
+
+
+def create_app(services: Services) -> FastAPI:
+    """Build the app around already-wired services (see ``ketaclinic.bootstrap``)."""
+    settings = services.settings
+    app = FastAPI(
+        title="ketaclinic",
+        version=__version__,
+        description="ketaclinic JSON API. Decision support for clinicians, not medical advice. "
+        "Authenticate with POST /api/auth/login; send the returned csrf_token as the "
+        "X-CSRF-Token header on every state-changing request.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.services = services
+    app.state.templates = make_templates(settings.clinic_name)
+    app.add_middleware(SecurityHeaders, max_body_bytes=settings.max_body_bytes,
+                       secure_cookies=settings.secure_cookies)
+    _install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    from ketaclinic.api.routes import router as api_router
+    from ketaclinic.web.routes import router as web_router
+
+    app.include_router(api_router)
+    app.include_router(web_router)
+    return app

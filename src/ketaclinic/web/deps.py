@@ -1,0 +1,101 @@
+"""Request-scoped helpers shared by the web pages and the JSON API (one place, thin shells)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import Depends, Request
+
+from ketaclinic.bootstrap import Services
+from ketaclinic.services.audit import Actor
+from ketaclinic.services.auth import SessionInfo
+from ketaclinic.services.errors import InvalidInput, PermissionDenied
+
+SESSION_COOKIE = "kc_session"
+PRELOGIN_COOKIE = "kc_prelogin"
+CSRF_HEADER = "x-csrf-token"
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class CsrfError(PermissionDenied):
+    """A state change without a valid CSRF token."""
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The logged-in user for this request."""
+
+    session: SessionInfo
+
+    @property
+    def actor(self) -> Actor:
+        return self.session.user.actor
+
+    @property
+    def role(self) -> str:
+        return self.session.user.role
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def current_viewer(request: Request, svc: Annotated[Services, Depends(services)]) -> Viewer:
+    cached = getattr(request.state, "viewer", None)
+    if cached is not None:
+        return cached
+    viewer = Viewer(svc.auth.resolve(request.cookies.get(SESSION_COOKIE)))
+    request.state.viewer = viewer
+    return viewer
+
+
+def check_csrf(viewer: Viewer, supplied: str | None) -> None:
+    if not supplied or not hmac.compare_digest(supplied, viewer.csrf_token):
+        raise CsrfError("the form or request is missing its CSRF token; reload the page and "
+                        "try again")
+
+
+def api_viewer(
+    request: Request, viewer: Annotated[Viewer, Depends(current_viewer)]
+) -> Viewer:
+    """The API's viewer; state-changing methods must carry the X-CSRF-Token header."""
+    if request.method not in {"GET", "HEAD", "OPTIONS"}:
+        check_csrf(viewer, request.headers.get(CSRF_HEADER))
+    return viewer
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """Parse a URL-encoded form strictly: non-UTF-8 or other content types are refused."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != FORM_TYPE:
+        raise InvalidInput(f"forms must be sent as {FORM_TYPE}")
+    body = await request.body()
+    try:
+        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8",
+                          errors="strict", max_num_fields=200)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("the form was not valid UTF-8 text") from exc
+    return dict(pairs)
+
+
+async def read_checked_form(request: Request, viewer: Viewer) -> dict[str, str]:
+    form = await read_form(request)
+    check_csrf(viewer, form.get("csrf_token") or request.headers.get(CSRF_HEADER))
+    return form
+
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+ApiViewerDep = Annotated[Viewer, Depends(api_viewer)]

@@ -1,0 +1,79 @@
+"""Login and logout pages."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ketaclinic.services.errors import NotAuthenticated, Throttled
+from ketaclinic.web.deps import (
+    PRELOGIN_COOKIE,
+    SESSION_COOKIE,
+    ServicesDep,
+    client_address,
+    read_form,
+)
+from ketaclinic.web.render import redirect, render
+
+router = APIRouter()
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/patients"
+
+
+def set_session_cookie(response: Response, request: Request, token: str, secure: bool) -> None:
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", path="/",
+                        secure=secure or request.url.scheme == "https")
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "", msg: str = "") -> Response:
+    token = secrets.token_urlsafe(24)
+    response = render(request, "login.html", next=_safe_next(next), message=msg[:200],
+                      prelogin=token, viewer=None)
+    response.set_cookie(PRELOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/login")
+async def login_submit(request: Request, svc: ServicesDep) -> Response:
+    form = await read_form(request)
+    expected = request.cookies.get(PRELOGIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, form.get("prelogin", "")):
+        return render(request, "login.html", status_code=403, viewer=None, next="/patients",
+                      prelogin=expected or secrets.token_urlsafe(24),
+                      error="The login form expired; please try again.")
+    try:
+        result = svc.auth.login(form.get("username", ""), form.get("password", ""),
+                                client_address(request))
+    except (NotAuthenticated, Throttled) as exc:
+        status = 429 if isinstance(exc, Throttled) else 401
+        return render(request, "login.html", status_code=status, viewer=None,
+                      next=_safe_next(form.get("next")), prelogin=expected, error=str(exc),
+                      username=form.get("username", "")[:64])
+    response = redirect(_safe_next(form.get("next")))
+    set_session_cookie(response, request, result.token, svc.settings.secure_cookies)
+    response.delete_cookie(PRELOGIN_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, svc: ServicesDep) -> Response:
+    from ketaclinic.web.deps import current_viewer, read_checked_form
+
+    try:
+        viewer = current_viewer(request, svc)
+        await read_checked_form(request, viewer)
+    except NotAuthenticated:
+        return redirect("/login")
+    svc.auth.logout(request.cookies.get(SESSION_COOKIE))
+    response = redirect("/login?msg=You+are+logged+out.")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

@@ -1,0 +1,156 @@
+"""Patient registry pages: search, register, view, amend."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from ketaclinic.schemas import (
+    AllergyCreate,
+    DiagnosisCreate,
+    MedicationCreate,
+    PatientCreate,
+    PatientUpdate,
+    WeightCreate,
+    describe_validation_error,
+)
+from ketaclinic.services.errors import Conflict, InvalidInput
+from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
+from ketaclinic.web.render import redirect, render
+
+router = APIRouter()
+PAGE_SIZE = 25
+
+
+def _parse(model: type[BaseModel], form: dict[str, str]) -> BaseModel:
+    fields = {k: v for k, v in form.items() if k in model.model_fields and v != ""}
+    if "version" in model.model_fields and "version" in form:
+        fields["version"] = form["version"]
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc)) from exc
+
+
+def _date_or_none(text: str) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput("date of birth must be a date like 1980-04-30") from exc
+
+
+@router.get("/")
+def home() -> Response:
+    return redirect("/patients")
+
+
+@router.get("/patients")
+def patient_list(request: Request, svc: ServicesDep, viewer: ViewerDep, q: str = "",
+                 birth_date: str = "", mrn: str = "", page: int = 1) -> Response:
+    page = max(1, min(page, 10_000))
+    result = svc.patients.search(viewer.actor, query=q[:200], birth_date=_date_or_none(
+        birth_date), mrn=mrn[:32], limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    pages = max(1, -(-result.total // PAGE_SIZE))
+    return render(request, "patients.html", result=result, q=q, birth_date=birth_date, mrn=mrn,
+                  page=page, pages=pages)
+
+
+@router.get("/patients/new")
+def patient_new(request: Request, viewer: ViewerDep) -> Response:
+    return render(request, "patient_form.html", mode="new", values={},
+                  idempotency_key=secrets.token_urlsafe(16))
+
+
+@router.post("/patients/new")
+async def patient_create(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        data = _parse(PatientCreate, form)
+        patient, _ = svc.patients.create(viewer.actor, data,  # type: ignore[arg-type]
+                                         idempotency_key=form.get("idempotency_key") or None)
+    except (InvalidInput, Conflict) as exc:
+        return render(request, "patient_form.html", status_code=exc.status, mode="new",
+                      values=form, error=str(exc),
+                      idempotency_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
+    return redirect(f"/patients/{patient.id}")
+
+
+@router.get("/patients/{patient_id}")
+def patient_detail(request: Request, patient_id: int, svc: ServicesDep,
+                   viewer: ViewerDep) -> Response:
+    patient = svc.patients.get(viewer.actor, patient_id)
+    return render(request, "patient_detail.html", patient=patient, today=svc.ctx.clock().date())
+
+
+@router.get("/patients/{patient_id}/edit")
+def patient_edit(request: Request, patient_id: int, svc: ServicesDep,
+                 viewer: ViewerDep) -> Response:
+    patient = svc.patients.get(viewer.actor, patient_id, action="patient.view")
+    values = {k: getattr(patient, k) for k in PatientUpdate.model_fields if hasattr(patient, k)}
+    return render(request, "patient_form.html", mode="edit", values=values, patient=patient)
+
+
+@router.post("/patients/{patient_id}/edit")
+async def patient_update(request: Request, patient_id: int, svc: ServicesDep,
+                         viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        data = _parse(PatientUpdate, form)
+        svc.patients.update(viewer.actor, patient_id, data)  # type: ignore[arg-type]
+    except Conflict as exc:
+        current = svc.patients.get(viewer.actor, patient_id)
+        return render(request, "conflict.html", status_code=409, error=str(exc),
+                      patient=current, mine=form)
+    except InvalidInput as exc:
+        patient = svc.patients.get(viewer.actor, patient_id)
+        return render(request, "patient_form.html", status_code=422, mode="edit", values=form,
+                      patient=patient, error=str(exc))
+    return redirect(f"/patients/{patient_id}")
+
+
+@router.get("/patients/{patient_id}/history")
+def patient_history(request: Request, patient_id: int, svc: ServicesDep,
+                    viewer: ViewerDep) -> Response:
+    patient = svc.patients.get(viewer.actor, patient_id)
+    rows = svc.patients.history(viewer.actor, patient_id)
+    return render(request, "patient_history.html", patient=patient, rows=rows)
+
+
+_CHILDREN = {
+    "weights": (WeightCreate, "add_weight"),
+    "diagnoses": (DiagnosisCreate, "add_diagnosis"),
+    "medications": (MedicationCreate, "add_medication"),
+    "allergies": (AllergyCreate, "add_allergy"),
+}
+
+
+@router.post("/patients/{patient_id}/{kind}")
+async def patient_add_child(request: Request, patient_id: int, kind: str, svc: ServicesDep,
+                            viewer: ViewerDep) -> Response:
+    if kind not in _CHILDREN:
+        raise InvalidInput("unknown record type")
+    form = await read_checked_form(request, viewer)
+    model, method = _CHILDREN[kind]
+    try:
+        data = _parse(model, form)
+        getattr(svc.patients, method)(viewer.actor, patient_id, data)
+    except InvalidInput as exc:
+        patient = svc.patients.get(viewer.actor, patient_id)
+        return render(request, "patient_detail.html", status_code=422, patient=patient,
+                      today=svc.ctx.clock().date(), error=str(exc), error_section=kind,
+                      values=form)
+    return redirect(f"/patients/{patient_id}#{kind}")
+
+
+@router.post("/patients/{patient_id}/medications/{medication_id}/stop")
+async def patient_stop_medication(request: Request, patient_id: int, medication_id: int,
+                                  svc: ServicesDep, viewer: ViewerDep) -> Response:
+    await read_checked_form(request, viewer)
+    svc.patients.set_medication_active(viewer.actor, patient_id, medication_id, False)
+    return redirect(f"/patients/{patient_id}#medications")

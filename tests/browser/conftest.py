@@ -1,0 +1,113 @@
+"""Browser tests: a real server process on a fresh database, driven by Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kcbrowser import CHROMIUM, CHROMIUM_ARGS, LIVE_USERS, TABLET
+from kctest import TEST_SECRET, drop_pg_database, fresh_database_url
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(env: dict[str, str], *args: str) -> None:
+    code = "import sys; from ketaclinic.cli import main; sys.exit(main(sys.argv[1:]))"
+    subprocess.run([sys.executable, "-c", code, *args], env=env, check=True,
+                   capture_output=True, timeout=120)
+
+
+class LiveServer:
+    def __init__(self, base_url: str, env: dict[str, str]) -> None:
+        self.base_url = base_url
+        self.env = env
+
+    def cli(self, *args: str) -> None:
+        _cli(self.env, *args)
+
+
+@pytest.fixture(scope="session")
+def live_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    folder = tmp_path_factory.mktemp(f"live-{backend}")
+    url, handle = fresh_database_url(backend, folder)
+    port = _free_port()
+    env = {**os.environ, "KETACLINIC_ENV": "test", "KETACLINIC_DATABASE_URL": url,
+           "KETACLINIC_SECRET_KEY": TEST_SECRET, "KETACLINIC_DATA_DIR": str(folder),
+           "KETACLINIC_PORT": str(port)}
+    admin = LIVE_USERS["admin"]
+    _cli(env, "init", "--admin-username", admin[0], "--admin-name", admin[1],
+         "--admin-password", admin[3])
+    for username, name, role, password in list(LIVE_USERS.values())[1:]:
+        _cli(env, "user", "create", username, "--role", role, "--full-name", name,
+             "--password", password)
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed below
+    code = "import sys; from ketaclinic.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "serve"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("the live server did not start: "
+                               + (folder / "server.log").read_text(errors="replace")[-2000:])
+        time.sleep(0.2)
+    yield LiveServer(base, env)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    if handle is not None:
+        drop_pg_database(handle)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"Chromium not found at {CHROMIUM} (Debian: apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (make test installs it)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_page(browser, live_server):  # type: ignore[no-untyped-def]
+    """new_page(viewport=TABLET) -> a Playwright page in a fresh browser context."""
+    contexts = []
+
+    def _make(viewport: dict[str, int] = TABLET):  # type: ignore[no-untyped-def]
+        ctx = browser.new_context(viewport=viewport, base_url=live_server.base_url)
+        ctx.set_default_timeout(15_000)
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    yield _make
+    for ctx in contexts:
+        ctx.close()

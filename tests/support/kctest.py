@@ -1,0 +1,81 @@
+"""Helpers shared by the test suite (imported as `kctest`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from ketaclinic.config import load_settings
+
+BACKENDS = [b.strip() for b in os.environ.get(
+    "KETACLINIC_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
+PG_URL = os.environ.get("KETACLINIC_TEST_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_SECRET = "test-secret-" + "x" * 40
+START = dt.datetime(2026, 11, 2, 9, 0, 0)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_admin_engine():  # type: ignore[no-untyped-def]
+    engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT",
+                           connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
+        engine.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at {make_url(PG_URL).render_as_string()} "
+                    f"({type(exc).__name__}); set KETACLINIC_TEST_POSTGRES_URL or "
+                    "KETACLINIC_TEST_DATABASES=sqlite")
+    return engine
+
+
+def create_pg_database() -> tuple[str, object]:
+    admin = _pg_admin_engine()
+    name = f"kc_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    return url, (admin, name)
+
+
+def drop_pg_database(handle: object) -> None:
+    admin, name = handle  # type: ignore[misc]
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def fresh_database_url(backend: str, folder: Path) -> tuple[str, object | None]:
+    if backend == "sqlite":
+        return f"sqlite:///{(folder / f'kc-{uuid.uuid4().hex[:8]}.sqlite3').as_posix()}", None
+    if backend == "postgresql":
+        return create_pg_database()
+    raise ValueError(f"unknown test backend {backend!r}")
+
+
+def make_settings(url: str, **overrides: object):  # type: ignore[no-untyped-def]
+    values = {"KETACLINIC_ENV": "test", "KETACLINIC_DATABASE_URL": url,
+              "KETACLINIC_SECRET_KEY": TEST_SECRET}
+    return load_settings(values, **overrides)
+
+
+USERS = {
+    "admin": ("admin", "Ada Admin", "admin", "admin-password-1"),
+    "prescriber": ("prescriber", "Dr Pim", "prescriber", "prescriber-password-1"),
+    "nurse": ("nurse", "Nina Nurse", "nurse", "nurse-password-1"),
+    "analyst": ("analyst", "Ann Analyst", "analyst", "analyst-password-1"),
+}
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)

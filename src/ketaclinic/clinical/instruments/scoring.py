@@ -262,9 +262,11 @@ def _classify(item: ItemDef, raw: Any, where: str) -> tuple[str, int | None]:
             return special.meaning, None
     if _DECIMAL_RE.match(text):
         raise ClinicalInputError(f"{where}: decimal answer {raw.strip()!r} is not allowed (whole numbers only)")
-    accepted = [t for o in item.options for t in o.tokens[:1]] + [s.token for s in item.special]
-    extra = f" or {'/'.join(accepted)}" if accepted else ""
-    raise ClinicalInputError(f"{where}: {raw.strip()!r} is not a number{extra}")
+    tokens = [o.tokens[0] for o in sorted(item.options, key=lambda o: -o.score) if o.tokens]
+    if tokens:
+        accepted = "/".join(tokens + [s.token for s in item.special])
+        raise ClinicalInputError(f"{where}: {raw.strip()!r} is not an answer (use {accepted})")
+    raise ClinicalInputError(f"{where}: {raw.strip()!r} is not a number")
 
 
 def _special_or_score(item: ItemDef, token: str, value: int) -> tuple[str, int | None]:

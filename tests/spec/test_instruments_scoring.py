@@ -44,7 +44,12 @@ EXTREMES = [
 @pytest.mark.parametrize(("instrument", "answers", "total", "severity"), EXTREMES)
 def test_all_zero_and_all_max_give_the_published_range(instrument, answers, total, severity):
     result = score(instrument, answers)
-    assert (result.total, result.severity, result.complete, result.prorated) == (total, severity, True, False)
+    assert (result.total, result.severity, result.complete, result.prorated) == (
+        total,
+        severity,
+        True,
+        False,
+    )
 
 
 # --- band boundaries ------------------------------------------------------------------------
@@ -60,11 +65,46 @@ def _sum_answers(instrument, n_items, item_max, total):
 
 
 BANDS = {
-    "phq9": (9, 3, [(0, "none-minimal"), (4, "none-minimal"), (5, "mild"), (9, "mild"), (10, "moderate"),
-                    (14, "moderate"), (15, "moderately severe"), (19, "moderately severe"), (20, "severe")]),
-    "gad7": (7, 3, [(4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"), (14, "moderate"), (15, "severe")]),
-    "madrs": (10, 6, [(6, "normal"), (7, "mild"), (19, "mild"), (20, "moderate"), (34, "moderate"), (35, "severe")]),
-}  # fmt: skip
+    "phq9": (
+        9,
+        3,
+        [
+            (0, "none-minimal"),
+            (4, "none-minimal"),
+            (5, "mild"),
+            (9, "mild"),
+            (10, "moderate"),
+            (14, "moderate"),
+            (15, "moderately severe"),
+            (19, "moderately severe"),
+            (20, "severe"),
+        ],
+    ),
+    "gad7": (
+        7,
+        3,
+        [
+            (4, "minimal"),
+            (5, "mild"),
+            (9, "mild"),
+            (10, "moderate"),
+            (14, "moderate"),
+            (15, "severe"),
+        ],
+    ),
+    "madrs": (
+        10,
+        6,
+        [
+            (6, "normal"),
+            (7, "mild"),
+            (19, "mild"),
+            (20, "moderate"),
+            (34, "moderate"),
+            (35, "severe"),
+        ],
+    ),
+}
 
 
 @pytest.mark.parametrize(
@@ -86,11 +126,20 @@ def _hamd(total):
 
 @pytest.mark.parametrize(
     ("total", "camcops", "zimmerman"),
-    [(7, "normal", "no depression"), (8, "mild", "mild"), (13, "mild", "mild"), (14, "moderate", "mild"),
-     (16, "moderate", "mild"), (17, "moderate", "moderate"), (18, "moderate", "moderate"),
-     (19, "severe", "moderate"), (22, "severe", "moderate"), (23, "very severe", "moderate"),
-     (24, "very severe", "severe")],
-)  # fmt: skip
+    [
+        (7, "normal", "no depression"),
+        (8, "mild", "mild"),
+        (13, "mild", "mild"),
+        (14, "moderate", "mild"),
+        (16, "moderate", "mild"),
+        (17, "moderate", "moderate"),
+        (18, "moderate", "moderate"),
+        (19, "severe", "moderate"),
+        (22, "severe", "moderate"),
+        (23, "very severe", "moderate"),
+        (24, "very severe", "severe"),
+    ],
+)
 def test_hamd17_band_sets_camcops_and_zimmerman_are_both_available(total, camcops, zimmerman):
     assert score("hamd17", _hamd(total)).severity == camcops
     alt = score("hamd17", _hamd(total), band_set="zimmerman2013")
@@ -98,9 +147,18 @@ def test_hamd17_band_sets_camcops_and_zimmerman_are_both_available(total, camcop
 
 
 @pytest.mark.parametrize(
-    ("domains_total", "band"), [(5, "none"), (6, "mild"), (10, "mild"), (11, "moderate"), (15, "moderate"),
-                                (16, "severe"), (20, "severe"), (21, "very severe")]
-)  # fmt: skip
+    ("domains_total", "band"),
+    [
+        (5, "none"),
+        (6, "mild"),
+        (10, "mild"),
+        (11, "moderate"),
+        (15, "moderate"),
+        (16, "severe"),
+        (20, "severe"),
+        (21, "very severe"),
+    ],
+)
 def test_qids_band_boundaries(domains_total, band):
     # one item per single-item domain plus sleep/appetite/psychomotor maxima, built to a total
     domain_items = [[1, 2, 3, 4], [5], [6, 7, 8, 9], [10], [11], [12], [13], [14], [15, 16]]
@@ -137,7 +195,7 @@ def test_phq9_with_two_missing_items_is_prorated_and_half_rounds_up():
 
 
 def test_phq9_half_up_rounding_of_an_exact_half():
-    # 7 answered summing to 7/... need exact .5: answered sum s over 8 items, s*9/8 = x.5 -> s=4 -> 4.5
+    # 8 answered items summing to 4: 4 * 9 / 8 = 4.5, rounded half up to 5
     result = score("phq9", [1, 1, 1, 1, 0, 0, 0, 0, None])
     assert result.prorated_total_exact == pytest.approx(4.5)
     assert (result.total, result.severity) == (5, "mild")
@@ -145,7 +203,12 @@ def test_phq9_half_up_rounding_of_an_exact_half():
 
 def test_phq9_with_three_missing_items_is_not_scorable_and_says_so():
     result = score("phq9", [3, 3, None, None, None, 3, 3, 3, 0])
-    assert (result.total, result.severity, result.complete, result.prorated) == (None, None, False, False)
+    assert (result.total, result.severity, result.complete, result.prorated) == (
+        None,
+        None,
+        False,
+        False,
+    )
     assert any("not scorable" in n for n in result.notes)
 
 
@@ -176,7 +239,11 @@ INVALID = [
     ("bprs4", [8, 1, 1, 1], "item 1: 8 is out of range 1 to 7"),
     ("rass", ["5"], "RASS item 1: 5 is out of range -5 to 4"),
     ("moaas", ["six"], "MOAA/S item 1: 'six' is not a number"),
-    ("cssrs-screener", ["maybe", "n", "", "", "", "n", ""], "item 1: 'maybe' is not an answer (use y/n)"),
+    (
+        "cssrs-screener",
+        ["maybe", "n", "", "", "", "n", ""],
+        "item 1: 'maybe' is not an answer (use y/n)",
+    ),
 ]
 
 

@@ -40,13 +40,18 @@ def test_baseline_is_the_last_score_before_the_first_dose():
 
 
 def test_score_taken_after_the_first_dose_on_the_same_day_is_not_baseline():
-    scores = [Assessment(D0 - timedelta(days=1), "phq9", 20), Assessment(D0 + timedelta(hours=3), "phq9", 10)]
+    scores = [
+        Assessment(D0 - timedelta(days=1), "phq9", 20),
+        Assessment(D0 + timedelta(hours=3), "phq9", 10),
+    ]
     out = evaluate_course(scores, DOSES, default_criteria("phq9"))
     assert out.baseline.total == 20 and out.first_response.total == 10
 
 
 def test_other_instruments_are_ignored():
-    out = evaluate_course([madrs(-1, 30), phq(-1, 20), madrs(5, 14)], DOSES, default_criteria("madrs"))
+    out = evaluate_course(
+        [madrs(-1, 30), phq(-1, 20), madrs(5, 14)], DOSES, default_criteria("madrs")
+    )
     assert out.baseline.total == 30 and out.first_response.total == 14
 
 
@@ -88,7 +93,9 @@ def test_default_remission_thresholds_are_cited(instrument, limit):
 @pytest.mark.parametrize(
     ("gap_days", "relapsed"), [(4, False), (5, True), (10, True), (15, True), (16, False)]
 )
-def test_relapse_needs_two_consecutive_scores_above_the_response_threshold_5_to_15_days_apart(gap_days, relapsed):
+def test_relapse_needs_two_consecutive_scores_above_the_response_threshold_5_to_15_days_apart(
+    gap_days, relapsed
+):
     scores = [phq(-1, 20), phq(7, 8), phq(30, 14), phq(30 + gap_days, 15)]
     out = evaluate_course(scores, DOSES, default_criteria("phq9"))
     assert (out.status == "relapsed") is relapsed
@@ -112,8 +119,12 @@ def test_score_at_exactly_the_response_threshold_is_not_relapse_level():
 
 def test_no_relapse_without_a_prior_response():
     scores = [phq(-1, 20), phq(7, 16), phq(14, 18), phq(21, 19)]
-    out = evaluate_course(scores, DOSES, default_criteria("phq9"),
-                          events=[ClinicalEvent(day(15), "hospitalisation_for_depression")])
+    out = evaluate_course(
+        scores,
+        DOSES,
+        default_criteria("phq9"),
+        events=[ClinicalEvent(day(15), "hospitalisation_for_depression")],
+    )
     assert out.status == "non_response" and out.relapse_at is None
 
 
@@ -148,7 +159,11 @@ def test_days_since_last_dose_uses_the_given_date_not_the_clock():
 
 @pytest.mark.parametrize(
     ("scores", "doses", "status"),
-    [([phq(-1, 20)], [], "not_started"), ([phq(3, 10)], DOSES, "no_baseline"), ([phq(-1, 20)], DOSES, "baseline_only")],
+    [
+        ([phq(-1, 20)], [], "not_started"),
+        ([phq(3, 10)], DOSES, "no_baseline"),
+        ([phq(-1, 20)], DOSES, "baseline_only"),
+    ],
 )
 def test_courses_without_enough_data_say_so(scores, doses, status):
     assert evaluate_course(scores, doses, default_criteria("phq9")).status == status

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,23 +10,43 @@ from ketaclinic.clinical.instruments import load_bundled, score_answers
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.services.fhir_scores import build_score_resources, validate_r4b
 
-WHEN = datetime(2026, 3, 2, 8, 30, tzinfo=timezone.utc)
+WHEN = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 EXPECTED = {
-    "phq9": ("44249-1", "44261-6", ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7",
-                                    "44258-2", "44252-5", "44253-3", "44260-8"]),
-    "gad7": ("69737-5", "70274-6", ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9",
-                                    "69689-8", "69736-7"]),
-}  # fmt: skip
+    "phq9": (
+        "44249-1",
+        "44261-6",
+        [
+            "44250-9",
+            "44255-8",
+            "44259-0",
+            "44254-1",
+            "44251-7",
+            "44258-2",
+            "44252-5",
+            "44253-3",
+            "44260-8",
+        ],
+    ),
+    "gad7": (
+        "69737-5",
+        "70274-6",
+        ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"],
+    ),
+}
 
 
 def build(instrument, answers):
     d = load_bundled(instrument)
     result = score_answers(d, answers)
-    return result, build_score_resources(d, result, patient_reference="Patient/synthetic-1",
-                                         authored=WHEN, id_prefix="a1")  # fmt: skip
+    return result, build_score_resources(
+        d, result, patient_reference="Patient/synthetic-1", authored=WHEN, id_prefix="a1"
+    )
 
 
-@pytest.mark.parametrize(("instrument", "answers"), [("phq9", [1, 2, 0, 3, 1, 1, 0, 2, 1, 1]), ("gad7", [0, 1, 2, 3, 0, 1, 2])])
+@pytest.mark.parametrize(
+    ("instrument", "answers"),
+    [("phq9", [1, 2, 0, 3, 1, 1, 0, 2, 1, 1]), ("gad7", [0, 1, 2, 3, 0, 1, 2])],
+)
 def test_completed_form_maps_to_valid_r4b_resources_with_pinned_codes(instrument, answers):
     result, res = build(instrument, answers)
     panel_code, total_code, item_codes = EXPECTED[instrument]
@@ -47,8 +67,12 @@ def test_completed_form_maps_to_valid_r4b_resources_with_pinned_codes(instrument
     assert [m["code"]["coding"][0]["code"] for m in members] == item_codes + [total_code]
     assert panel["hasMember"] == [{"reference": f"Observation/{m['id']}"} for m in members]
     total = members[-1]
-    assert total["valueQuantity"] == {"value": result.total, "unit": "{score}",
-                                      "system": "http://unitsofmeasure.org", "code": "{score}"}  # fmt: skip
+    assert total["valueQuantity"] == {
+        "value": result.total,
+        "unit": "{score}",
+        "system": "http://unitsofmeasure.org",
+        "code": "{score}",
+    }
     first_answer = members[0]["valueCodeableConcept"]["coding"][0]
     assert first_answer["system"] == "http://loinc.org" and first_answer["code"].startswith("LA")
 
@@ -64,11 +88,18 @@ def test_incomplete_or_other_instruments_are_not_mapped():
     d = load_bundled("phq9")
     prorated = score_answers(d, [1, None, 1, 1, 1, 1, 1, 1, 1])
     with pytest.raises(ClinicalInputError, match="only a completed form"):
-        build_score_resources(d, prorated, patient_reference="Patient/x", authored=WHEN, id_prefix="p")
+        build_score_resources(
+            d, prorated, patient_reference="Patient/x", authored=WHEN, id_prefix="p"
+        )
     madrs = load_bundled("madrs")
     with pytest.raises(ClinicalInputError, match="covers phq9, gad7 only"):
-        build_score_resources(madrs, score_answers(madrs, [0] * 10), patient_reference="Patient/x",
-                              authored=WHEN, id_prefix="p")  # fmt: skip
+        build_score_resources(
+            madrs,
+            score_answers(madrs, [0] * 10),
+            patient_reference="Patient/x",
+            authored=WHEN,
+            id_prefix="p",
+        )
 
 
 def test_r4b_validation_rejects_an_unknown_element():

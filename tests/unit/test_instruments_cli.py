@@ -22,7 +22,12 @@ def run_json(capsys, *args):
 def test_score_json_prints_the_contract_keys_first(capsys):
     data = run_json(capsys, "phq9", "--answers", "1,2,1,0,3,1,1,2,0")
     assert list(data)[:6] == CONTRACT_KEYS
-    assert (data["total"], data["severity"], data["complete"], data["prorated"]) == (11, "moderate", True, False)
+    assert (data["total"], data["severity"], data["complete"], data["prorated"]) == (
+        11,
+        "moderate",
+        True,
+        False,
+    )
     assert data["alerts"] == []
 
 
@@ -48,7 +53,14 @@ def test_negative_rass_level_is_accepted(capsys):
 
 
 def test_hamd_alternative_band_set(capsys):
-    data = run_json(capsys, "hamd17", "--answers", "2,2,0,1,1,1,2,2,2,2,1,1,0,0,0,na,0", "--band-set", "zimmerman2013")
+    data = run_json(
+        capsys,
+        "hamd17",
+        "--answers",
+        "2,2,0,1,1,1,2,2,2,2,1,1,0,0,0,na,0",
+        "--band-set",
+        "zimmerman2013",
+    )
     assert (data["total"], data["severity"]) == (17, "moderate")
 
 
@@ -77,8 +89,19 @@ def test_human_output_shows_total_and_alerts(capsys):
 def test_instruments_list_json_names_all_eleven(capsys):
     assert main(["instruments", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["id"] for r in rows] == ["phq9", "gad7", "qids-sr16", "hamd17", "madrs", "cadss", "cadss6",
-                                       "bprs4", "moaas", "rass", "cssrs-screener"]  # fmt: skip
+    assert [r["id"] for r in rows] == [
+        "phq9",
+        "gad7",
+        "qids-sr16",
+        "hamd17",
+        "madrs",
+        "cadss",
+        "cadss6",
+        "bprs4",
+        "moaas",
+        "rass",
+        "cssrs-screener",
+    ]
 
 
 def test_instruments_show(capsys):

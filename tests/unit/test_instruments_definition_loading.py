@@ -64,7 +64,9 @@ def test_band_gap_and_bad_alert_threshold_are_reported():
 def test_a_wrong_loinc_check_digit_is_refused():
     raw = json.loads(json.dumps(load_bundled("gad7").raw))
     raw["items"][0]["code"] = "69725-1"
-    with pytest.raises(DefinitionError, match=r"items\[0\].code: '69725-1' is not a valid LOINC code"):
+    with pytest.raises(
+        DefinitionError, match=r"items\[0\].code: '69725-1' is not a valid LOINC code"
+    ):
         load_definition(json.dumps(raw))
 
 

@@ -21,7 +21,9 @@ from ketaclinic.clinical.instruments import (
 )
 from ketaclinic.clinical.rules import ClinicalInputError
 
-instruments_app = typer.Typer(help="Rating-scale definitions: list, show, validate, load.", no_args_is_help=True)
+instruments_app = typer.Typer(
+    help="Rating-scale definitions: list, show, validate, load.", no_args_is_help=True
+)
 app.add_typer(instruments_app, name="instruments")
 
 
@@ -34,11 +36,16 @@ def _fail(message: str) -> typer.Exit:
 def score_command(
     instrument: str = typer.Argument(..., help=f"One of: {' '.join(BUNDLED_IDS)}"),
     answers: str = typer.Option(
-        ..., "--answers", help="Comma-separated item answers in item order; an empty position is "
-        "missing. C-SSRS: y/n, 'na' = not asked. HAM-D item 16: 'na' = not assessed. BPRS: 0 = not rated."
+        ...,
+        "--answers",
+        help="Comma-separated item answers in item order; an empty position is missing. "
+        "C-SSRS: y/n, 'na' = not asked. HAM-D item 16: 'na' = not assessed. "
+        "BPRS: 0 = not rated.",
     ),
-    band_set: str | None = typer.Option(None, "--band-set", help="Severity band set (e.g. zimmerman2013)"),
-    definition_file: Path | None = typer.Option(
+    band_set: str | None = typer.Option(
+        None, "--band-set", help="Severity band set (e.g. zimmerman2013)"
+    ),
+    definition_file: Path | None = typer.Option(  # noqa: B008
         None, "--definition", help="Score with a clinic-supplied definition file instead"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
@@ -54,8 +61,10 @@ def score_command(
         return
     console = Console()
     total = "not scorable" if result.total is None else str(result.total)
-    console.print(f"[bold]{definition.short_name}[/bold] ({result.rule_version}): total {total}, "
-                  f"severity {result.severity or '—'}, complete {result.complete}, prorated {result.prorated}")
+    console.print(
+        f"[bold]{definition.short_name}[/bold] ({result.rule_version}): total {total}, "
+        f"severity {result.severity or '—'}, complete {result.complete}, prorated {result.prorated}"
+    )
     for alert in result.alerts:
         console.print(f"[red]ALERT[/red] [{alert.priority}] {alert.message}")
     for note in result.notes:
@@ -83,10 +92,16 @@ def _read_definition(path: Path) -> InstrumentDefinition:
 def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """List the bundled instruments with their licence handling."""
     rows = [
-        {"id": d.id, "name": d.short_name, "version": d.version, "items": len(d.items),
-         "recall": d.recall_period, "handling": d.licence.handling}
+        {
+            "id": d.id,
+            "name": d.short_name,
+            "version": d.version,
+            "items": len(d.items),
+            "recall": d.recall_period,
+            "handling": d.licence.handling,
+        }
         for d in list_bundled()
-    ]  # fmt: skip
+    ]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
         return
@@ -113,18 +128,24 @@ def show_command(
 
 
 @instruments_app.command("validate")
-def validate_command(path: Path = typer.Argument(..., help="Definition JSON file")) -> None:
+def validate_command(
+    path: Path = typer.Argument(..., help="Definition JSON file"),  # noqa: B008
+) -> None:
     """Validate a (clinic-supplied) definition file and print a summary; exit 2 if invalid."""
     try:
         definition = _read_definition(path)
     except ClinicalInputError as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"valid: {definition.rule_version} ({len(definition.items)} items, "
-               f"licence {definition.licence.handling})")
+    typer.echo(
+        f"valid: {definition.rule_version} ({len(definition.items)} items, "
+        f"licence {definition.licence.handling})"
+    )
 
 
 @instruments_app.command("load")
-def load_command(path: Path = typer.Argument(..., help="Definition JSON file")) -> None:
+def load_command(
+    path: Path = typer.Argument(..., help="Definition JSON file"),  # noqa: B008
+) -> None:
     """Validate a clinic-supplied definition (storage is added by the service layer)."""
     validate_command(path)
     typer.echo("not stored: definition storage is not wired yet; validated only")
@@ -133,19 +154,27 @@ def load_command(path: Path = typer.Argument(..., help="Definition JSON file")) 
 def _print_definition(d: InstrumentDefinition) -> None:
     console = Console()
     console.print(f"[bold]{d.name}[/bold] ({d.short_name}) {d.rule_version}")
-    console.print(f"recall: {d.recall_period}; respondent: {d.respondent}; scoring: {d.scoring.method}")
-    console.print(f"licence ({d.licence.handling}, grade {d.licence.grade.value}): {d.licence.statement}")
+    console.print(
+        f"recall: {d.recall_period}; respondent: {d.respondent}; scoring: {d.scoring.method}"
+    )
+    console.print(
+        f"licence ({d.licence.handling}, grade {d.licence.grade.value}): {d.licence.statement}"
+    )
     table = Table("item", "label", "range", "code")
     for item in d.items:
-        table.add_row(str(item.number), item.label, f"{item.min_score}..{item.max_score}", item.code)
+        table.add_row(
+            str(item.number), item.label, f"{item.min_score}..{item.max_score}", item.code
+        )
     console.print(table)
     for band_set in d.band_sets:
         bands = ", ".join(f"{b.min_score}-{b.max_score} {b.label}" for b in band_set.bands)
         marker = " (default)" if band_set.name == d.default_band_set else ""
         console.print(f"bands {band_set.name}{marker}: {bands} [{band_set.source}]")
     for alert in d.alerts:
-        console.print(f"alert {alert.rule}: item {alert.item} {alert.op} {alert.threshold} "
-                      f"({alert.priority}, grade {alert.grade.value})")
+        console.print(
+            f"alert {alert.rule}: item {alert.item} {alert.op} {alert.threshold} "
+            f"({alert.priority}, grade {alert.grade.value})"
+        )
     for tier in d.scoring.tiers:
         items = ", ".join(f"Q{c.item}" for c in tier.any_of)
         console.print(f"tier {tier.name}: any of {items} ({tier.priority})")

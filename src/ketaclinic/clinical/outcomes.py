@@ -58,28 +58,61 @@ class OutcomeCriteria:
 
     instrument: str
     remission_max: Cited
-    response_fraction: Cited = Cited(0.5, "fraction of baseline", f"{P7}: response ≥ 50 % fall", Grade.CONFIRMED)
+    response_fraction: Cited = Cited(
+        0.5, "fraction of baseline", f"{P7}: response ≥ 50 % fall", Grade.CONFIRMED
+    )
     relapse_score_min: Cited | None = None
-    relapse_gap_min_days: Cited = Cited(5, "d", f"{P7}: relapse visits 5–15 days apart (SUSTAIN-1)", Grade.UNCONFIRMED)
-    relapse_gap_max_days: Cited = Cited(15, "d", f"{P7}: relapse visits 5–15 days apart (SUSTAIN-1)", Grade.UNCONFIRMED)
+    relapse_gap_min_days: Cited = Cited(
+        5, "d", f"{P7}: relapse visits 5–15 days apart (SUSTAIN-1)", Grade.UNCONFIRMED
+    )
+    relapse_gap_max_days: Cited = Cited(
+        15, "d", f"{P7}: relapse visits 5–15 days apart (SUSTAIN-1)", Grade.UNCONFIRMED
+    )
     relapse_events: tuple[str, ...] = RELAPSE_EVENT_KINDS
 
 
 DEFAULT_CRITERIA: dict[str, OutcomeCriteria] = {
-    "phq9": OutcomeCriteria("phq9", Cited(4, "{score}", "instruments.md §2.1: remission < 5 (Kaiser Permanente, Psychiatr Serv; CMS159)", Grade.CONFIRMED)),
-    "qids-sr16": OutcomeCriteria("qids-sr16", Cited(5, "{score}", "instruments.md §2.3: STAR*D remission < 6 (≤ 5)", Grade.CONFIRMED)),
-    "madrs": OutcomeCriteria("madrs", Cited(12, "{score}", f"{P7}: MADRS ≤ 12 (esketamine programme, TRANSFORM)", Grade.CONFIRMED)),
-    "hamd17": OutcomeCriteria("hamd17", Cited(7, "{score}", "instruments.md §2.4: HAM-D17 ≤ 7 by convention", Grade.SECONDARY)),
-}  # fmt: skip
-MADRS_REMISSION_ACADEMIC = Cited(10, "{score}", f"{P7}: MADRS ≤ 10 (many academic trials; Daly 2018)", Grade.CONFIRMED)
-MADRS_RELAPSE_SUSTAIN1 = Cited(22, "{score}", f"{P7}: MADRS ≥ 22 at 2 consecutive visits (SUSTAIN-1)", Grade.UNCONFIRMED)
-HAMD_RELAPSE_JANSSEN = Cited(18, "{score}", f"{P7}: HAM-D17 ≥ 18 on 2 visits 7–14 days apart (NCT04007367)", Grade.CONFIRMED)
+    "phq9": OutcomeCriteria(
+        "phq9",
+        Cited(
+            4,
+            "{score}",
+            "instruments.md §2.1: remission < 5 (Kaiser Permanente, Psychiatr Serv; CMS159)",
+            Grade.CONFIRMED,
+        ),
+    ),
+    "qids-sr16": OutcomeCriteria(
+        "qids-sr16",
+        Cited(5, "{score}", "instruments.md §2.3: STAR*D remission < 6 (≤ 5)", Grade.CONFIRMED),
+    ),
+    "madrs": OutcomeCriteria(
+        "madrs",
+        Cited(
+            12, "{score}", f"{P7}: MADRS ≤ 12 (esketamine programme, TRANSFORM)", Grade.CONFIRMED
+        ),
+    ),
+    "hamd17": OutcomeCriteria(
+        "hamd17",
+        Cited(7, "{score}", "instruments.md §2.4: HAM-D17 ≤ 7 by convention", Grade.SECONDARY),
+    ),
+}
+MADRS_REMISSION_ACADEMIC = Cited(
+    10, "{score}", f"{P7}: MADRS ≤ 10 (many academic trials; Daly 2018)", Grade.CONFIRMED
+)
+MADRS_RELAPSE_SUSTAIN1 = Cited(
+    22, "{score}", f"{P7}: MADRS ≥ 22 at 2 consecutive visits (SUSTAIN-1)", Grade.UNCONFIRMED
+)
+HAMD_RELAPSE_JANSSEN = Cited(
+    18, "{score}", f"{P7}: HAM-D17 ≥ 18 on 2 visits 7–14 days apart (NCT04007367)", Grade.CONFIRMED
+)
 
 
 @dataclass(frozen=True)
 class CourseOutcome:
     instrument: str
-    status: str  # not_started | no_baseline | baseline_only | non_response | response | remission | response_lost | relapsed
+    # not_started | no_baseline | baseline_only | non_response | response | remission
+    # | response_lost | relapsed
+    status: str
     baseline: Assessment | None
     latest: Assessment | None
     percent_change_latest: float | None
@@ -128,29 +161,49 @@ def evaluate_course(
     doses = sorted(_check_times(dose_times, "dose"), key=_dt)
     events = list(events)
     scores = [a for a in assessments if a.instrument == criteria.instrument]
-    _check_times([a.at for a in scores] + [e.at for e in events] + doses + ([as_of] if as_of else []), "time")
+    _check_times(
+        [a.at for a in scores] + [e.at for e in events] + doses + ([as_of] if as_of else []), "time"
+    )
     scores.sort(key=lambda a: _dt(a.at))
     since = (_day(as_of) - _day(doses[-1])).days if (doses and as_of is not None) else None
-    empty = dict(latest=scores[-1] if scores else None, percent_change_latest=None, first_response=None,
-                 first_remission=None, time_to_response_days=None, relapse_at=None, relapse_reason="",
-                 days_since_last_dose=since, criteria=criteria)  # fmt: skip
+
+    def early(status: str, baseline: Assessment | None = None) -> CourseOutcome:
+        return CourseOutcome(
+            instrument=criteria.instrument,
+            status=status,
+            baseline=baseline,
+            latest=scores[-1] if scores else None,
+            percent_change_latest=None,
+            first_response=None,
+            first_remission=None,
+            time_to_response_days=None,
+            relapse_at=None,
+            relapse_reason="",
+            days_since_last_dose=since,
+            criteria=criteria,
+        )
+
     if not doses:
-        return CourseOutcome(criteria.instrument, "not_started", None, **empty)
+        return early("not_started")
     first_dose = _dt(doses[0])
     before = [a for a in scores if _dt(a.at) <= first_dose]
     if not before:
-        return CourseOutcome(criteria.instrument, "no_baseline", None, **empty)
+        return early("no_baseline")
     baseline = before[-1]
     after = [a for a in scores if _dt(a.at) > first_dose]
     if not after:
-        return CourseOutcome(criteria.instrument, "baseline_only", baseline, **empty)
+        return early("baseline_only", baseline)
     return _evaluate_follow_up(baseline, after, doses, criteria, events, since)
 
 
 def _evaluate_follow_up(
-    baseline: Assessment, after: list[Assessment], doses: list, criteria: OutcomeCriteria,
-    events: list[ClinicalEvent], since: int | None,
-) -> CourseOutcome:  # fmt: skip
+    baseline: Assessment,
+    after: list[Assessment],
+    doses: list,
+    criteria: OutcomeCriteria,
+    events: list[ClinicalEvent],
+    since: int | None,
+) -> CourseOutcome:
     notes: list[str] = []
     responding = _response_test(baseline, criteria, notes)
     remitting = lambda a: a.total <= criteria.remission_max.value  # noqa: E731
@@ -160,7 +213,11 @@ def _evaluate_follow_up(
     if first_response is not None:
         relapse_at, reason = _find_relapse(first_response, after, events, criteria, responding)
     latest = after[-1]
-    change = None if baseline.total == 0 else round(100 * (latest.total - baseline.total) / baseline.total, 1)
+    change = (
+        None
+        if baseline.total == 0
+        else round(100 * (latest.total - baseline.total) / baseline.total, 1)
+    )
     return CourseOutcome(
         instrument=criteria.instrument,
         status=_status(latest, first_response, relapse_at, responding, remitting),
@@ -189,9 +246,12 @@ def _response_test(baseline: Assessment, criteria: OutcomeCriteria, notes: list[
 
 
 def _find_relapse(
-    response: Assessment, after: list[Assessment], events: list[ClinicalEvent],
-    criteria: OutcomeCriteria, responding,
-) -> tuple[date | datetime | None, str]:  # fmt: skip
+    response: Assessment,
+    after: list[Assessment],
+    events: list[ClinicalEvent],
+    criteria: OutcomeCriteria,
+    responding,
+) -> tuple[date | datetime | None, str]:
     def relapse_level(a: Assessment) -> bool:
         if criteria.relapse_score_min is not None:
             return a.total >= criteria.relapse_score_min.value
@@ -206,15 +266,21 @@ def _find_relapse(
             by_scores = second
             break
     by_event = next(
-        (e for e in sorted(events, key=lambda e: _dt(e.at))
-         if e.kind in criteria.relapse_events and _dt(e.at) > _dt(response.at)),
+        (
+            e
+            for e in sorted(events, key=lambda e: _dt(e.at))
+            if e.kind in criteria.relapse_events and _dt(e.at) > _dt(response.at)
+        ),
         None,
-    )  # fmt: skip
+    )
     if by_event and (by_scores is None or _dt(by_event.at) <= _dt(by_scores.at)):
         return by_event.at, f"event: {by_event.kind}"
     if by_scores:
-        level = (f"≥ {criteria.relapse_score_min.value}" if criteria.relapse_score_min
-                 else "above the response threshold")  # fmt: skip
+        level = (
+            f"≥ {criteria.relapse_score_min.value}"
+            if criteria.relapse_score_min
+            else "above the response threshold"
+        )
         return by_scores.at, f"two consecutive scores {level} {lo}–{hi} days apart"
     return None, ""
 
@@ -244,7 +310,9 @@ def _check_times(values: Sequence | Iterable, what: str) -> list:
     for v in values:
         if not isinstance(v, date):
             raise ClinicalInputError(f"{what} {v!r} is not a date or datetime")
-    aware = {isinstance(v, datetime) and v.tzinfo is not None for v in values if isinstance(v, datetime)}
+    aware = {
+        isinstance(v, datetime) and v.tzinfo is not None for v in values if isinstance(v, datetime)
+    }
     if len(aware) > 1:
         raise ClinicalInputError(f"{what}s mix timezone-aware and naive datetimes")
     return values

@@ -55,20 +55,37 @@ def build_score_resources(
     when = authored.isoformat()
     qr = _questionnaire_response(definition, result, patient_reference, when, f"{id_prefix}-qr")
     qr_ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
-    common = {"status": "final", "category": [_survey()], "subject": {"reference": patient_reference},
-              "effectiveDateTime": when, "derivedFrom": [qr_ref]}  # fmt: skip
-    members = [_item_observation(definition, n, v, common, id_prefix) for n, v in _scored_answers(definition, result)]
+    common = {
+        "status": "final",
+        "category": [_survey()],
+        "subject": {"reference": patient_reference},
+        "effectiveDateTime": when,
+        "derivedFrom": [qr_ref],
+    }
+    members = [
+        _item_observation(definition, n, v, common, id_prefix)
+        for n, v in _scored_answers(definition, result)
+    ]
     total = {
-        "resourceType": "Observation", "id": f"{id_prefix}-total", **common,
+        "resourceType": "Observation",
+        "id": f"{id_prefix}-total",
+        **common,
         "code": _loinc(definition.codes.total, f"{definition.short_name} total score"),
-        "valueQuantity": {"value": result.total, "unit": "{score}", "system": UCUM, "code": "{score}"},
-    }  # fmt: skip
+        "valueQuantity": {
+            "value": result.total,
+            "unit": "{score}",
+            "system": UCUM,
+            "code": "{score}",
+        },
+    }
     members.append(total)
     panel = {
-        "resourceType": "Observation", "id": f"{id_prefix}-panel", **common,
+        "resourceType": "Observation",
+        "id": f"{id_prefix}-panel",
+        **common,
         "code": _loinc(definition.codes.panel, definition.name),
         "hasMember": [{"reference": f"Observation/{m['id']}"} for m in members],
-    }  # fmt: skip
+    }
     return {"questionnaire_response": qr, "observations": [panel, *members]}
 
 
@@ -81,9 +98,13 @@ def validate_r4b(resource: dict[str, Any]) -> Any:
 
 def _check_mappable(definition: InstrumentDefinition, result: ScoreResult) -> None:
     if definition.id not in FHIR_MAPPED or definition.codes.system != LOINC_SYSTEM:
-        raise ClinicalInputError(f"FHIR mapping covers {', '.join(FHIR_MAPPED)} only, not {definition.id}")
+        raise ClinicalInputError(
+            f"FHIR mapping covers {', '.join(FHIR_MAPPED)} only, not {definition.id}"
+        )
     if result.instrument != definition.id:
-        raise ClinicalInputError(f"result is for {result.instrument}, definition is {definition.id}")
+        raise ClinicalInputError(
+            f"result is for {result.instrument}, definition is {definition.id}"
+        )
     if not result.complete or result.total is None or result.prorated:
         raise ClinicalInputError(f"{definition.short_name}: only a completed form maps to FHIR")
 
@@ -102,32 +123,51 @@ def _answer_coding(definition: InstrumentDefinition, number: int, value: int) ->
     return coding
 
 
-def _questionnaire_response(d: InstrumentDefinition, result: ScoreResult, patient: str,
-                            when: str, rid: str) -> dict[str, Any]:  # fmt: skip
+def _questionnaire_response(
+    d: InstrumentDefinition, result: ScoreResult, patient: str, when: str, rid: str
+) -> dict[str, Any]:
     items = []
     for score in result.items:
         if score.value is None:
             continue
         item = d.item(score.number)
         coding = _answer_coding(d, score.number, score.value)
-        items.append({"linkId": f"/{item.code}", "text": item.text or item.label, "answer": [{"valueCoding": coding}]})
-    items.append({"linkId": f"/{d.codes.total}", "text": f"{d.short_name} total score",
-                  "answer": [{"valueInteger": result.total}]})  # fmt: skip
+        items.append(
+            {
+                "linkId": f"/{item.code}",
+                "text": item.text or item.label,
+                "answer": [{"valueCoding": coding}],
+            }
+        )
+    items.append(
+        {
+            "linkId": f"/{d.codes.total}",
+            "text": f"{d.short_name} total score",
+            "answer": [{"valueInteger": result.total}],
+        }
+    )
     return {
-        "resourceType": "QuestionnaireResponse", "id": rid, "status": "completed",
-        "questionnaire": f"http://loinc.org/q/{d.codes.panel}", "subject": {"reference": patient},
-        "authored": when, "item": items,
-    }  # fmt: skip
+        "resourceType": "QuestionnaireResponse",
+        "id": rid,
+        "status": "completed",
+        "questionnaire": f"http://loinc.org/q/{d.codes.panel}",
+        "subject": {"reference": patient},
+        "authored": when,
+        "item": items,
+    }
 
 
-def _item_observation(d: InstrumentDefinition, number: int, value: int, common: dict[str, Any],
-                      prefix: str) -> dict[str, Any]:  # fmt: skip
+def _item_observation(
+    d: InstrumentDefinition, number: int, value: int, common: dict[str, Any], prefix: str
+) -> dict[str, Any]:
     item = d.item(number)
     return {
-        "resourceType": "Observation", "id": f"{prefix}-item-{number}", **common,
+        "resourceType": "Observation",
+        "id": f"{prefix}-item-{number}",
+        **common,
         "code": _loinc(item.code, item.text or item.label),
         "valueCodeableConcept": {"coding": [_answer_coding(d, number, value)]},
-    }  # fmt: skip
+    }
 
 
 def _loinc(code: str, display: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from importlib import resources
 from typing import Any
 
 from ketaclinic.clinical.instruments.definitions import (
+    _ID_RE,
+    _VERSION_RE,
     HANDLINGS,
     LOINC_SYSTEM,
     METHODS,
@@ -20,8 +22,6 @@ from ketaclinic.clinical.instruments.definitions import (
     PRIORITIES,
     SCHEMA,
     SPECIAL_MEANINGS,
-    _ID_RE,
-    _VERSION_RE,
     AlertRule,
     AnswerOption,
     Band,
@@ -42,9 +42,18 @@ from ketaclinic.clinical.instruments.definitions import (
 from ketaclinic.clinical.rules import Grade
 
 BUNDLED_IDS = (
-    "phq9", "gad7", "qids-sr16", "hamd17", "madrs", "cadss", "cadss6",
-    "bprs4", "moaas", "rass", "cssrs-screener",
-)  # fmt: skip
+    "phq9",
+    "gad7",
+    "qids-sr16",
+    "hamd17",
+    "madrs",
+    "cadss",
+    "cadss6",
+    "bprs4",
+    "moaas",
+    "rass",
+    "cssrs-screener",
+)
 
 
 class _Reader:
@@ -53,8 +62,14 @@ class _Reader:
     def __init__(self, errors: list[str]):
         self.errors = errors
 
-    def get(self, obj: Mapping[str, Any], key: str, kind: type | tuple, path: str,
-            default: Any = ..., ) -> Any:
+    def get(
+        self,
+        obj: Mapping[str, Any],
+        key: str,
+        kind: type | tuple,
+        path: str,
+        default: Any = ...,
+    ) -> Any:
         if not isinstance(obj, Mapping):
             self.errors.append(f"{path}: must be an object")
             return None if default is ... else default
@@ -151,7 +166,9 @@ def _parse(data: Mapping[str, Any], r: _Reader) -> InstrumentDefinition:
         r.errors.append("version: must look like 1.0.0")
     option_sets = _parse_option_sets(r.get(data, "option_sets", dict, "$", {}), r)
     items_raw = r.get(data, "items", list, "$") or []
-    items = tuple(_parse_item(raw, f"items[{i}]", option_sets, r) for i, raw in enumerate(items_raw))
+    items = tuple(
+        _parse_item(raw, f"items[{i}]", option_sets, r) for i, raw in enumerate(items_raw)
+    )
     total = r.get(data, "total", dict, "$", {})
     bands = r.get(data, "bands", dict, "$", {})
     codes = r.get(data, "codes", dict, "$")
@@ -168,7 +185,8 @@ def _parse(data: Mapping[str, Any], r: _Reader) -> InstrumentDefinition:
         total_min=r.get(total, "min", int, "total", None),
         total_max=r.get(total, "max", int, "total", None),
         band_sets=tuple(
-            _parse_band_set(name, raw, r) for name, raw in r.get(bands, "sets", dict, "bands", {}).items()
+            _parse_band_set(name, raw, r)
+            for name, raw in r.get(bands, "sets", dict, "bands", {}).items()
         ),
         default_band_set=r.get(bands, "default", str, "bands", ""),
         alerts=tuple(
@@ -222,8 +240,9 @@ def _parse_option(raw: Mapping[str, Any], path: str, r: _Reader) -> AnswerOption
     )
 
 
-def _parse_item(raw: Any, path: str, option_sets: Mapping[str, tuple[AnswerOption, ...]],
-                r: _Reader) -> ItemDef:
+def _parse_item(
+    raw: Any, path: str, option_sets: Mapping[str, tuple[AnswerOption, ...]], r: _Reader
+) -> ItemDef:
     options_ref = r.get(raw, "options", str, path, "")
     if options_ref and options_ref not in option_sets:
         r.errors.append(f"{path}.options: unknown option set {options_ref!r}")
@@ -249,11 +268,15 @@ def _parse_special(raw: Any, path: str, r: _Reader) -> SpecialAnswer:
     if meaning and meaning not in SPECIAL_MEANINGS:
         r.errors.append(f"{path}.meaning: must be one of {', '.join(SPECIAL_MEANINGS)}")
     token = r.get(raw, "token", str, path) or ""
-    return SpecialAnswer(token=token.lower(), meaning=meaning, label=r.get(raw, "label", str, path, ""))
+    return SpecialAnswer(
+        token=token.lower(), meaning=meaning, label=r.get(raw, "label", str, path, "")
+    )
 
 
 def _parse_condition(raw: Any, path: str, r: _Reader) -> Condition:
-    return Condition(item=r.get(raw, "item", int, path) or 0, equals=r.get(raw, "equals", int, path) or 0)
+    return Condition(
+        item=r.get(raw, "item", int, path) or 0, equals=r.get(raw, "equals", int, path) or 0
+    )
 
 
 def _parse_scoring(raw: Mapping[str, Any], r: _Reader) -> ScoringRule:
@@ -384,7 +407,10 @@ def _check_item(item: ItemDef, numbers: list[int], system: str, errors: list[str
         if scores != list(range(item.min_score, item.max_score + 1)):
             errors.append(f"{path}.options: scores must cover {item.min_score}..{item.max_score}")
     for special in item.special:
-        if special.token.lstrip("-").isdigit() and item.min_score <= int(special.token) <= item.max_score:
+        if (
+            special.token.lstrip("-").isdigit()
+            and item.min_score <= int(special.token) <= item.max_score
+        ):
             errors.append(f"{path}.special: token {special.token!r} collides with a score")
     if item.asked_if and item.asked_if.item not in numbers:
         errors.append(f"{path}.asked_if: no item {item.asked_if.item}")
@@ -424,6 +450,9 @@ def _check_bands(d: InstrumentDefinition, errors: list[str]) -> None:
         errors.append("bands.default: must name one of the band sets")
     if d.scoring.method == "cssrs-triage":
         return
+    if d.band_sets and (d.total_min is None or d.total_max is None):
+        errors.append("total: min and max are required when bands are given")
+        return
     for band_set in d.band_sets:
         expected = d.total_min
         for band in band_set.bands:
@@ -435,5 +464,5 @@ def _check_bands(d: InstrumentDefinition, errors: list[str]) -> None:
                 break
             expected = band.max_score + 1
         else:
-            if band_set.bands and expected - 1 != d.total_max:
+            if band_set.bands and expected is not None and expected - 1 != d.total_max:
                 errors.append(f"bands.sets.{band_set.name}: last band must end at {d.total_max}")

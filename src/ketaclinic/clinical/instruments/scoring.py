@@ -205,7 +205,9 @@ def replace_alert_threshold(
 # --- answer normalisation -------------------------------------------------------------------
 
 
-def _normalise_all(d: InstrumentDefinition, answers: Sequence[Any] | Mapping[int, Any]) -> list[ItemScore]:
+def _normalise_all(
+    d: InstrumentDefinition, answers: Sequence[Any] | Mapping[int, Any]
+) -> list[ItemScore]:
     if isinstance(answers, Mapping):
         unknown = sorted(set(answers) - {i.number for i in d.items}, key=str)
         if unknown:
@@ -215,8 +217,10 @@ def _normalise_all(d: InstrumentDefinition, answers: Sequence[Any] | Mapping[int
         raise ClinicalInputError(f"{d.short_name}: answers must be a list, not a string")
     given = list(answers)
     if len(given) > len(d.items):
-        raise ClinicalInputError(f"{d.short_name}: expected {len(d.items)} answers, got {len(given)}")
-    omitted = d.items[len(given):]
+        raise ClinicalInputError(
+            f"{d.short_name}: expected {len(d.items)} answers, got {len(given)}"
+        )
+    omitted = d.items[len(given) :]
     if any(item.required for item in omitted):
         required = sum(1 for i in d.items if i.required)
         raise ClinicalInputError(
@@ -230,7 +234,7 @@ def _normalise_all(d: InstrumentDefinition, answers: Sequence[Any] | Mapping[int
 def _normalise(d: InstrumentDefinition, item: ItemDef, raw: Any) -> ItemScore:
     where = f"{d.short_name} item {item.number}"
     status, value = _classify(item, raw, where)
-    if status == ANSWERED and not item.min_score <= value <= item.max_score:
+    if value is not None and not item.min_score <= value <= item.max_score:
         hint = "; use " + " or ".join(repr(s.token) for s in item.special) if item.special else ""
         raise ClinicalInputError(
             f"{where}: {value} is out of range {item.min_score} to {item.max_score}{hint}"
@@ -246,7 +250,9 @@ def _classify(item: ItemDef, raw: Any, where: str) -> tuple[str, int | None]:
     if isinstance(raw, int):
         return _special_or_score(item, str(raw), raw)
     if isinstance(raw, float | Decimal):
-        raise ClinicalInputError(f"{where}: decimal answer {raw} is not allowed (whole numbers only)")
+        raise ClinicalInputError(
+            f"{where}: decimal answer {raw} is not allowed (whole numbers only)"
+        )
     if not isinstance(raw, str):
         raise ClinicalInputError(f"{where}: {type(raw).__name__} is not an answer")
     text = raw.strip().lower()
@@ -261,7 +267,9 @@ def _classify(item: ItemDef, raw: Any, where: str) -> tuple[str, int | None]:
         if text == special.token:
             return special.meaning, None
     if _DECIMAL_RE.match(text):
-        raise ClinicalInputError(f"{where}: decimal answer {raw.strip()!r} is not allowed (whole numbers only)")
+        raise ClinicalInputError(
+            f"{where}: decimal answer {raw.strip()!r} is not allowed (whole numbers only)"
+        )
     tokens = [o.tokens[0] for o in sorted(item.options, key=lambda o: -o.score) if o.tokens]
     if tokens:
         accepted = "/".join(tokens + [s.token for s in item.special])
@@ -283,16 +291,22 @@ def _apply_skip_logic(d: InstrumentDefinition, items: list[ItemScore]) -> list[I
         cond = item.asked_if
         if cond is None:
             if score.status == "not_asked":
-                raise ClinicalInputError(f"{d.short_name} item {item.number}: every respondent is asked this item")
+                raise ClinicalInputError(
+                    f"{d.short_name} item {item.number}: every respondent is asked this item"
+                )
             out.append(score)
             continue
         gate = by_number[cond.item]
         where = f"{d.short_name} item {item.number}"
         if gate.status != ANSWERED:
-            out.append(dataclasses.replace(score, status=MISSING) if score.status == "not_asked" else score)
+            out.append(
+                dataclasses.replace(score, status=MISSING) if score.status == "not_asked" else score
+            )
         elif gate.value == cond.equals:
             if score.status == "not_asked":
-                raise ClinicalInputError(f"{where}: must be asked when item {cond.item} is {_yn(gate.value)}")
+                raise ClinicalInputError(
+                    f"{where}: must be asked when item {cond.item} is {_yn(gate.value)}"
+                )
             out.append(score)
         else:
             if score.status == ANSWERED:
@@ -330,8 +344,14 @@ def _score_sum(
         return sum(answered), None, True, False  # type: ignore[arg-type]
     listed = ", ".join(str(n) for n in missing)
     if len(missing) > rule.max_missing or not answered or not rule.impute:
-        allowed = f"at most {rule.max_missing} allowed" if rule.max_missing else "no missing items allowed"
-        notes.append(f"not scorable: {len(missing)} item(s) missing or not rated ({listed}); {allowed}")
+        allowed = (
+            f"at most {rule.max_missing} allowed"
+            if rule.max_missing
+            else "no missing items allowed"
+        )
+        notes.append(
+            f"not scorable: {len(missing)} item(s) missing or not rated ({listed}); {allowed}"
+        )
         return None, None, False, False
     mean = sum(answered) / len(answered)  # type: ignore[arg-type]
     exact = sum(answered) + mean * len(missing)  # type: ignore[arg-type]
@@ -343,10 +363,15 @@ def _score_sum(
     return total, round(exact, 4), False, True
 
 
-def _note_unscored(d: InstrumentDefinition, items: list[ItemScore], subtotal: int, notes: list[str]) -> None:
+def _note_unscored(
+    d: InstrumentDefinition, items: list[ItemScore], subtotal: int, notes: list[str]
+) -> None:
     for item, score in zip(d.items, items, strict=True):
         if not item.scored and score.status == MISSING and subtotal > 0:
-            notes.append(f"item {item.number} ({item.label}) is unscored but should be asked when the total is above 0")
+            notes.append(
+                f"item {item.number} ({item.label}) is unscored but should be asked "
+                "when the total is above 0"
+            )
 
 
 def _score_single(items: list[ItemScore], notes: list[str]) -> tuple[int | None, bool, bool]:
@@ -374,14 +399,16 @@ def _score_domains(
         notes.append(
             f"item(s) {', '.join(map(str, missing))} missing; their domains use the answered items"
         )
-    scores = [x.score for x in domains]
-    total = sum(scores) if all(s is not None for s in scores) else None  # type: ignore[misc]
+    scores = [x.score for x in domains if x.score is not None]
+    total = sum(scores) if len(scores) == len(domains) else None
     if total is None:
         notes.append("total not computable: at least one domain is not computable")
     return items, tuple(domains), total, not missing and total is not None
 
 
-def _apply_either_or(d: InstrumentDefinition, items: list[ItemScore], notes: list[str]) -> list[ItemScore]:
+def _apply_either_or(
+    d: InstrumentDefinition, items: list[ItemScore], notes: list[str]
+) -> list[ItemScore]:
     by_number = {i.number: i for i in items}
     for group in d.scoring.either_or:
         answered = [n for n in group if by_number[n].status == ANSWERED]
@@ -390,7 +417,9 @@ def _apply_either_or(d: InstrumentDefinition, items: list[ItemScore], notes: lis
                 if by_number[n].status == MISSING:
                     by_number[n] = dataclasses.replace(by_number[n], status=NOT_APPLICABLE)
         if len(answered) > 1:
-            notes.append(f"items {' and '.join(map(str, group))} are alternatives; both answered, max taken")
+            notes.append(
+                f"items {' and '.join(map(str, group))} are alternatives; both answered, max taken"
+            )
     return [by_number[i.number] for i in items]
 
 
@@ -405,23 +434,36 @@ def _score_cssrs(d: InstrumentDefinition, items: list[ItemScore]) -> ScoreResult
     missing = [i.number for i in items if i.status == MISSING]
     alerts = []
     if tier is not None:
-        alerts.append(Alert(f"{d.id}.{tier.name}", tier.priority, tier.message, tier.source, tier.grade))
+        alerts.append(
+            Alert(f"{d.id}.{tier.name}", tier.priority, tier.message, tier.source, tier.grade)
+        )
     if missing:
         notes.append(f"incomplete: question(s) {', '.join(map(str, missing))} unanswered")
-        alerts.append(Alert(
-            f"{d.id}.incomplete", "high",
-            "C-SSRS screener incomplete: unanswered questions could raise the risk tier",
-            d.scoring.source, d.scoring.grade,
-        ))
+        alerts.append(
+            Alert(
+                f"{d.id}.incomplete",
+                "high",
+                "C-SSRS screener incomplete: unanswered questions could raise the risk tier",
+                d.scoring.source,
+                d.scoring.grade,
+            )
+        )
     severity = tier.name if tier else (None if missing else "none")
     for i in items:
         if i.status == "not_asked":
             notes.append(f"question {i.number} not asked (skip logic)")
     return ScoreResult(
-        instrument=d.id, rule_version=d.rule_version, total=None, severity=severity,
-        alerts=tuple(alerts), complete=not missing, prorated=False, items=tuple(items),
-        band_set="triage", notes=tuple(notes),
-    )  # fmt: skip
+        instrument=d.id,
+        rule_version=d.rule_version,
+        total=None,
+        severity=severity,
+        alerts=tuple(alerts),
+        complete=not missing,
+        prorated=False,
+        items=tuple(items),
+        band_set="triage",
+        notes=tuple(notes),
+    )
 
 
 def _fire_alerts(rules: Sequence[AlertRule], items: list[ItemScore]) -> list[Alert]:
@@ -431,10 +473,22 @@ def _fire_alerts(rules: Sequence[AlertRule], items: list[ItemScore]) -> list[Ale
         value = by_number[rule.item].value
         if value is None:
             continue
-        hit = {">=": value >= rule.threshold, "<=": value <= rule.threshold, "==": value == rule.threshold}[rule.op]
+        hit = {
+            ">=": value >= rule.threshold,
+            "<=": value <= rule.threshold,
+            "==": value == rule.threshold,
+        }[rule.op]
         if hit:
-            fired.append(Alert(
-                rule.rule, rule.priority, rule.message, rule.source, rule.grade,
-                item=rule.item, value=value, threshold=rule.threshold,
-            ))  # fmt: skip
+            fired.append(
+                Alert(
+                    rule.rule,
+                    rule.priority,
+                    rule.message,
+                    rule.source,
+                    rule.grade,
+                    item=rule.item,
+                    value=value,
+                    threshold=rule.threshold,
+                )
+            )
     return fired

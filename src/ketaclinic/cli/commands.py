@@ -1,3 +1,4 @@
 """Imports every command module so that each registers its commands on the app."""
 
 from ketaclinic.cli import core  # noqa: F401
+from ketaclinic.cli import scoring  # noqa: F401

@@ -17,8 +17,12 @@ from ketaclinic.clinical.inputs import require_finite, require_non_negative, req
 from ketaclinic.clinical.rules import ClinicalInputError, Finding, Level
 from ketaclinic.clinical.rulesets import RuleSet, load_bundled_maudsley
 from ketaclinic.clinical.staging import (
-    RESPONSE_CATEGORIES, SEVERITIES, AntidepressantTrial, MaudsleyScore,
-    count_adequate_failed_trials, score_maudsley,
+    RESPONSE_CATEGORIES,
+    SEVERITIES,
+    AntidepressantTrial,
+    MaudsleyScore,
+    count_adequate_failed_trials,
+    score_maudsley,
 )
 
 DECISIONS = ("eligible", "review", "ineligible")
@@ -98,19 +102,38 @@ def _check_age(p: PatientFacts, rs: RuleSet) -> list[Finding]:
     rule = rs.param("age-min-years")
     level = Level.OK if p.age_years >= rule.value else Level.HARD
     verb = "meets" if level is Level.OK else "is below"
-    return [Finding("age-minimum", level, f"Age {p.age_years:g} {verb} the minimum of {rule.value}",
-                    rule.source, {"age_years": p.age_years, "min_years": rule.value})]
+    return [
+        Finding(
+            "age-minimum",
+            level,
+            f"Age {p.age_years:g} {verb} the minimum of {rule.value}",
+            rule.source,
+            {"age_years": p.age_years, "min_years": rule.value},
+        )
+    ]
 
 
 def _check_diagnosis(p: PatientFacts) -> list[Finding]:
     codes = [d.code for d in p.diagnoses if d.depressive_episode]
     if codes:
-        return [Finding("depressive-episode", Level.OK, "Depressive-episode diagnosis recorded",
-                        "Indication (Spravato label; APA 2017 consensus)", {"codes": codes})]
-    return [Finding("depressive-episode", Level.HARD,
-                    "No depressive-episode diagnosis recorded: treatment is indicated for depression only",
-                    "Indication (Spravato label; APA 2017 consensus)",
-                    {"diagnoses": [d.code for d in p.diagnoses]})]
+        return [
+            Finding(
+                "depressive-episode",
+                Level.OK,
+                "Depressive-episode diagnosis recorded",
+                "Indication (Spravato label; APA 2017 consensus)",
+                {"codes": codes},
+            )
+        ]
+    return [
+        Finding(
+            "depressive-episode",
+            Level.HARD,
+            "No depressive-episode diagnosis recorded: treatment is indicated for depression only",
+            "Indication (Spravato label; APA 2017 consensus)",
+            {"diagnoses": [d.code for d in p.diagnoses]},
+        )
+    ]
 
 
 def _patient_conditions(p: PatientFacts) -> set[str]:
@@ -132,20 +155,43 @@ def _check_contraindications(p: PatientFacts, rs: RuleSet) -> list[Finding]:
     for ci in rs.contraindications:
         if ci.condition in flags:
             level = Level.HARD if ci.severity == "absolute" else Level.SOFT
-            values: dict[str, Any] = {"condition": ci.condition, "severity": ci.severity,
-                                      "grade": ci.grade.value}
+            values: dict[str, Any] = {
+                "condition": ci.condition,
+                "severity": ci.severity,
+                "grade": ci.grade.value,
+            }
             if ci.condition == "substance_use_disorder":
                 values["substance_use_disorder"] = p.substance_use_disorder
-            findings.append(Finding(ci.id, level, f"{ci.severity.capitalize()} contraindication: {ci.label}",
-                                    ci.source, values))
+            findings.append(
+                Finding(
+                    ci.id,
+                    level,
+                    f"{ci.severity.capitalize()} contraindication: {ci.label}",
+                    ci.source,
+                    values,
+                )
+            )
     known = {ci.condition for ci in rs.contraindications}
     for flag in sorted(flags - known):
-        findings.append(Finding("condition-unrecognised", Level.SOFT,
-                                f"Condition {flag!r} is not a rule in {rs.ref}: review it by hand",
-                                rs.ref, {"condition": flag}))
+        findings.append(
+            Finding(
+                "condition-unrecognised",
+                Level.SOFT,
+                f"Condition {flag!r} is not a rule in {rs.ref}: review it by hand",
+                rs.ref,
+                {"condition": flag},
+            )
+        )
     if not findings:
-        findings.append(Finding("contraindications", Level.OK, "No contraindication recorded",
-                                rs.ref, {"checked": sorted(known)}))
+        findings.append(
+            Finding(
+                "contraindications",
+                Level.OK,
+                "No contraindication recorded",
+                rs.ref,
+                {"checked": sorted(known)},
+            )
+        )
     return findings
 
 
@@ -165,16 +211,34 @@ def _benzodiazepine_findings(meds: list[Medication], rs: RuleSet, ix) -> list[Fi
             unknown.append(med.name)
         else:
             total += eq
-    values = {"medications": [m.name for m in meds], "diazepam_eq_mg_per_day": round(total, 2),
-              "threshold_mg": limit.value}
+    values = {
+        "medications": [m.name for m in meds],
+        "diazepam_eq_mg_per_day": round(total, 2),
+        "threshold_mg": limit.value,
+    }
     if unknown:
-        return [Finding(ix.id, Level.SOFT,
-                        f"Benzodiazepine dose not convertible to diazepam-equivalent ({', '.join(unknown)}): "
-                        f"{ix.effect}", ix.source, values | {"unconverted": unknown})]
+        return [
+            Finding(
+                ix.id,
+                Level.SOFT,
+                f"Benzodiazepine dose not convertible to diazepam-equivalent ({', '.join(unknown)}): "
+                f"{ix.effect}",
+                ix.source,
+                values | {"unconverted": unknown},
+            )
+        ]
     level = Level.SOFT if total > limit.value else Level.INFO
     rel = "above" if level is Level.SOFT else "at or below"
-    return [Finding(ix.id, level, f"Benzodiazepines {total:g} mg/d diazepam-equivalent, {rel} "
-                    f"{limit.value} mg: {ix.effect}", ix.source, values)]
+    return [
+        Finding(
+            ix.id,
+            level,
+            f"Benzodiazepines {total:g} mg/d diazepam-equivalent, {rel} "
+            f"{limit.value} mg: {ix.effect}",
+            ix.source,
+            values,
+        )
+    ]
 
 
 def _matches(med: Medication, ix) -> bool:
@@ -192,8 +256,15 @@ def _check_interactions(p: PatientFacts, rs: RuleSet) -> list[Finding]:
             continue
         level = Level.SOFT if ix.level == "soft" else Level.INFO
         names = ", ".join(m.name for m in meds)
-        findings.append(Finding(ix.id, level, f"Interacting medicine ({names}): {ix.effect}",
-                                ix.source, {"medications": [m.name for m in meds]}))
+        findings.append(
+            Finding(
+                ix.id,
+                level,
+                f"Interacting medicine ({names}): {ix.effect}",
+                ix.source,
+                {"medications": [m.name for m in meds]},
+            )
+        )
     return findings
 
 
@@ -208,43 +279,102 @@ def _bp_limits(p: PatientFacts, rs: RuleSet) -> tuple[float, float, str]:
 
 def _check_bp(p: PatientFacts, rs: RuleSet) -> list[Finding]:
     if p.bp is None:
-        return [Finding("bp-pre-dose", Level.INFO, "No blood pressure recorded: measure before dosing",
-                        rs.param("bp-pre-dose-systolic-max-mmhg").source)]
+        return [
+            Finding(
+                "bp-pre-dose",
+                Level.INFO,
+                "No blood pressure recorded: measure before dosing",
+                rs.param("bp-pre-dose-systolic-max-mmhg").source,
+            )
+        ]
     sys_max, dia_max, source = _bp_limits(p, rs)
-    values = {"systolic_mmhg": p.bp.systolic_mmhg, "diastolic_mmhg": p.bp.diastolic_mmhg,
-              "limit": f"{sys_max:g}/{dia_max:g}"}
+    values = {
+        "systolic_mmhg": p.bp.systolic_mmhg,
+        "diastolic_mmhg": p.bp.diastolic_mmhg,
+        "limit": f"{sys_max:g}/{dia_max:g}",
+    }
     bp = f"{p.bp.systolic_mmhg:g}/{p.bp.diastolic_mmhg:g} mmHg"
     if p.bp.systolic_mmhg > sys_max or p.bp.diastolic_mmhg > dia_max:
-        return [Finding("bp-pre-dose", Level.SOFT, f"BP {bp} is above {sys_max:g}/{dia_max:g}: weigh "
-                        "the BP rise against benefit, consider treating first", source, values)]
-    return [Finding("bp-pre-dose", Level.OK, f"BP {bp} is within {sys_max:g}/{dia_max:g}", source, values)]
+        return [
+            Finding(
+                "bp-pre-dose",
+                Level.SOFT,
+                f"BP {bp} is above {sys_max:g}/{dia_max:g}: weigh "
+                "the BP rise against benefit, consider treating first",
+                source,
+                values,
+            )
+        ]
+    return [
+        Finding(
+            "bp-pre-dose", Level.OK, f"BP {bp} is within {sys_max:g}/{dia_max:g}", source, values
+        )
+    ]
 
 
 def _check_trd(count: int, rs: RuleSet, treatment: str) -> list[Finding]:
     rule = rs.param("trd-min-failed-trials")
     values = {"adequate_failed_trials": count, "required": rule.value}
     if count >= rule.value:
-        return [Finding("trd-definition", Level.OK, f"{count} adequate failed trials meet the TRD "
-                        f"definition (>= {rule.value})", rule.source, values)]
-    extra = " (esketamine for MDD with acute suicidal ideation has no TRD requirement)" \
-        if treatment == "esketamine" else ""
-    return [Finding("trd-definition", Level.SOFT, f"Only {count} adequate failed trials in the current "
-                    f"episode; TRD needs >= {rule.value}{extra}", rule.source, values)]
+        return [
+            Finding(
+                "trd-definition",
+                Level.OK,
+                f"{count} adequate failed trials meet the TRD definition (>= {rule.value})",
+                rule.source,
+                values,
+            )
+        ]
+    extra = (
+        " (esketamine for MDD with acute suicidal ideation has no TRD requirement)"
+        if treatment == "esketamine"
+        else ""
+    )
+    return [
+        Finding(
+            "trd-definition",
+            Level.SOFT,
+            f"Only {count} adequate failed trials in the current "
+            f"episode; TRD needs >= {rule.value}{extra}",
+            rule.source,
+            values,
+        )
+    ]
 
 
 def _maudsley(p: PatientFacts, count: int) -> tuple[MaudsleyScore | None, list[Finding]]:
     table = load_bundled_maudsley()
-    missing = [n for n, v in (("episode_duration_months", p.episode_duration_months),
-                              ("symptom_severity", p.symptom_severity)) if v is None]
+    missing = [
+        n
+        for n, v in (
+            ("episode_duration_months", p.episode_duration_months),
+            ("symptom_severity", p.symptom_severity),
+        )
+        if v is None
+    ]
     if missing or count < 1:
         why = f"missing {', '.join(missing)}" if missing else "no failed antidepressant recorded"
-        return None, [Finding("maudsley-staging", Level.INFO, f"Maudsley score not computable: {why}",
-                              table["source"])]
+        return None, [
+            Finding(
+                "maudsley-staging",
+                Level.INFO,
+                f"Maudsley score not computable: {why}",
+                table["source"],
+            )
+        ]
     augmentation = any(t.augmentation and t.current_episode for t in p.antidepressant_trials)
-    score = score_maudsley(p.episode_duration_months, p.symptom_severity, count, augmentation,
-                           p.ect_used, table)
-    return score, [Finding("maudsley-staging", Level.INFO, f"Maudsley Staging Method {score.total} "
-                           f"({score.band})", score.source, score.as_dict()["breakdown"])]
+    score = score_maudsley(
+        p.episode_duration_months, p.symptom_severity, count, augmentation, p.ect_used, table
+    )
+    return score, [
+        Finding(
+            "maudsley-staging",
+            Level.INFO,
+            f"Maudsley Staging Method {score.total} ({score.band})",
+            score.source,
+            score.as_dict()["breakdown"],
+        )
+    ]
 
 
 def decide(findings: tuple[Finding, ...] | list[Finding]) -> str:
@@ -264,24 +394,49 @@ def screen_patient(
     ``screening-validity-days``.
     """
     if treatment != ruleset.treatment:
-        raise ClinicalInputError(f"rule set {ruleset.ref} is for {ruleset.treatment}, not {treatment}")
+        raise ClinicalInputError(
+            f"rule set {ruleset.ref} is for {ruleset.treatment}, not {treatment}"
+        )
     count, _ = count_adequate_failed_trials(patient.antidepressant_trials, ruleset)
-    findings = (_check_age(patient, ruleset) + _check_diagnosis(patient)
-                + _check_contraindications(patient, ruleset) + _check_interactions(patient, ruleset)
-                + _check_bp(patient, ruleset) + _check_trd(count, ruleset, treatment))
+    findings = (
+        _check_age(patient, ruleset)
+        + _check_diagnosis(patient)
+        + _check_contraindications(patient, ruleset)
+        + _check_interactions(patient, ruleset)
+        + _check_bp(patient, ruleset)
+        + _check_trd(count, ruleset, treatment)
+    )
     maudsley, staging = _maudsley(patient, count)
     findings = tuple(findings + staging)
     validity = ruleset.param("screening-validity-days")
-    return ScreeningResult(decide(findings), findings, ruleset.ref, treatment, count, maudsley,
-                           screened_on, screened_on + timedelta(days=int(validity.value)))
+    return ScreeningResult(
+        decide(findings),
+        findings,
+        ruleset.ref,
+        treatment,
+        count,
+        maudsley,
+        screened_on,
+        screened_on + timedelta(days=int(validity.value)),
+    )
 
 
 # --------------------------------------------------------------------------- parsing
 
 _PATIENT_KEYS = {
-    "age_years", "sex", "pregnant", "breastfeeding", "diagnoses", "conditions", "medications",
-    "substance_use_disorder", "antidepressant_trials", "ect_used", "episode_duration_months",
-    "symptom_severity", "bp",
+    "age_years",
+    "sex",
+    "pregnant",
+    "breastfeeding",
+    "diagnoses",
+    "conditions",
+    "medications",
+    "substance_use_disorder",
+    "antidepressant_trials",
+    "ect_used",
+    "episode_duration_months",
+    "symptom_severity",
+    "bp",
 }
 
 
@@ -309,8 +464,20 @@ def _flag(doc: dict, key: str, where: str) -> bool:
 
 def _trial(doc: Any, i: int) -> AntidepressantTrial:
     where = f"antidepressant_trials[{i}]"
-    d = _known(doc, {"drug", "dose_mg", "weeks", "improvement_pct", "response", "current_episode",
-                     "augmentation", "adequate_dose"}, where)
+    d = _known(
+        doc,
+        {
+            "drug",
+            "dose_mg",
+            "weeks",
+            "improvement_pct",
+            "response",
+            "current_episode",
+            "augmentation",
+            "adequate_dose",
+        },
+        where,
+    )
     if d.get("response") is not None:
         _choice(d["response"], RESPONSE_CATEGORIES, f"{where}.response")
     adequate = d.get("adequate_dose")
@@ -319,8 +486,11 @@ def _trial(doc: Any, i: int) -> AntidepressantTrial:
     return AntidepressantTrial(
         drug=str(d.get("drug", "")),
         weeks=require_non_negative(f"{where}.weeks", d.get("weeks")),
-        dose_mg=None if d.get("dose_mg") is None else require_positive(f"{where}.dose_mg", d["dose_mg"]),
-        improvement_pct=None if d.get("improvement_pct") is None
+        dose_mg=None
+        if d.get("dose_mg") is None
+        else require_positive(f"{where}.dose_mg", d["dose_mg"]),
+        improvement_pct=None
+        if d.get("improvement_pct") is None
         else require_finite(f"{where}.improvement_pct", d["improvement_pct"]),
         response=d.get("response"),
         current_episode=d.get("current_episode", True) is not False,
@@ -333,22 +503,30 @@ def _medication(doc: Any, i: int) -> Medication:
     where = f"medications[{i}]"
     d = _known(doc, {"name", "class", "daily_dose_mg"}, where)
     dose = d.get("daily_dose_mg")
-    return Medication(str(d.get("name", "")), str(d.get("class", "")),
-                      None if dose is None else require_positive(f"{where}.daily_dose_mg", dose))
+    return Medication(
+        str(d.get("name", "")),
+        str(d.get("class", "")),
+        None if dose is None else require_positive(f"{where}.daily_dose_mg", dose),
+    )
 
 
 def _diagnosis(doc: Any, i: int) -> Diagnosis:
     d = _known(doc, {"code", "label", "depressive_episode"}, f"diagnoses[{i}]")
-    return Diagnosis(str(d.get("code", "")), str(d.get("label", "")),
-                     _flag(d, "depressive_episode", f"diagnoses[{i}]"))
+    return Diagnosis(
+        str(d.get("code", "")),
+        str(d.get("label", "")),
+        _flag(d, "depressive_episode", f"diagnoses[{i}]"),
+    )
 
 
 def _bp(doc: Any) -> BloodPressure | None:
     if doc is None:
         return None
     d = _known(doc, {"systolic_mmhg", "diastolic_mmhg"}, "bp")
-    return BloodPressure(require_positive("bp.systolic_mmhg", d.get("systolic_mmhg")),
-                         require_positive("bp.diastolic_mmhg", d.get("diastolic_mmhg")))
+    return BloodPressure(
+        require_positive("bp.systolic_mmhg", d.get("systolic_mmhg")),
+        require_positive("bp.diastolic_mmhg", d.get("diastolic_mmhg")),
+    )
 
 
 def _list(doc: dict, key: str) -> list:
@@ -373,12 +551,15 @@ def patient_from_dict(doc: Any) -> PatientFacts:
         diagnoses=tuple(_diagnosis(x, i) for i, x in enumerate(_list(d, "diagnoses"))),
         conditions=frozenset(str(c) for c in _list(d, "conditions")),
         medications=tuple(_medication(x, i) for i, x in enumerate(_list(d, "medications"))),
-        substance_use_disorder=_choice(d.get("substance_use_disorder", "none"), SUBSTANCE_USE,
-                                       "substance_use_disorder"),
-        antidepressant_trials=tuple(_trial(x, i) for i, x in
-                                    enumerate(_list(d, "antidepressant_trials"))),
+        substance_use_disorder=_choice(
+            d.get("substance_use_disorder", "none"), SUBSTANCE_USE, "substance_use_disorder"
+        ),
+        antidepressant_trials=tuple(
+            _trial(x, i) for i, x in enumerate(_list(d, "antidepressant_trials"))
+        ),
         ect_used=_flag(d, "ect_used", "patient"),
-        episode_duration_months=None if duration is None
+        episode_duration_months=None
+        if duration is None
         else require_non_negative("episode_duration_months", duration),
         symptom_severity=severity,
         bp=_bp(d.get("bp")),

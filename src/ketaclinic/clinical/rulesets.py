@@ -28,18 +28,40 @@ INTERACTION_LEVELS = ("info", "soft")
 POPULATIONS = ("all", "under-65", "65-plus")
 
 _TOP_KEYS = {
-    "schema", "id", "version", "title", "treatment", "jurisdiction", "effective_date",
-    "parameters", "dose_limits", "contraindications", "interactions", "diazepam_equivalents",
-    "phase_schedule", "bioavailability", "override_reasons",
+    "schema",
+    "id",
+    "version",
+    "title",
+    "treatment",
+    "jurisdiction",
+    "effective_date",
+    "parameters",
+    "dose_limits",
+    "contraindications",
+    "interactions",
+    "diazepam_equivalents",
+    "phase_schedule",
+    "bioavailability",
+    "override_reasons",
 }
 _CITE_KEYS = {"source", "grade", "version", "confirmed_by", "confirmed_at"}
 _VALUE_KEYS = _CITE_KEYS | {"value", "unit"}
 _REQUIRED_PARAMETERS = (
-    "age-min-years", "screening-validity-days", "trd-min-failed-trials", "trd-min-trial-weeks",
-    "trd-max-improvement-pct", "benzodiazepine-diazepam-eq-max-mg",
-    "bp-pre-dose-systolic-max-mmhg", "bp-pre-dose-diastolic-max-mmhg", "weight-stale-days",
-    "weight-change-max-pct", "weight-min-kg", "weight-max-kg", "tenfold-factor",
-    "unit-swap-factor", "older-adult-age-years",
+    "age-min-years",
+    "screening-validity-days",
+    "trd-min-failed-trials",
+    "trd-min-trial-weeks",
+    "trd-max-improvement-pct",
+    "benzodiazepine-diazepam-eq-max-mg",
+    "bp-pre-dose-systolic-max-mmhg",
+    "bp-pre-dose-diastolic-max-mmhg",
+    "weight-stale-days",
+    "weight-change-max-pct",
+    "weight-min-kg",
+    "weight-max-kg",
+    "tenfold-factor",
+    "unit-swap-factor",
+    "older-adult-age-years",
 )
 _NUMERIC_LIMIT_UNITS = {"mg/kg", "mg", "mg/kg/h", "%", "min"}
 
@@ -235,8 +257,9 @@ def _check_list(doc: Any, path: str, req: set[str], opt: set[str], err: _Errors)
 
 
 def _check_contraindications(doc: Any, err: _Errors) -> None:
-    entries = _check_list(doc, "contraindications", {"id", "condition", "label", "severity"},
-                          set(), err)
+    entries = _check_list(
+        doc, "contraindications", {"id", "condition", "label", "severity"}, set(), err
+    )
     for i, entry in enumerate(entries):
         if entry.get("severity") not in SEVERITIES:
             err.add(f"contraindications[{i}].severity", "must be absolute or relative")
@@ -253,15 +276,25 @@ def _check_interactions(doc: Any, err: _Errors) -> None:
 
 
 def _check_phases(doc: Any, err: _Errors) -> None:
-    req = {"id", "population", "weeks", "first_session_dose_mg", "allowed_doses_mg",
-           "default_dose_mg", "max_sessions", "frequency"}
+    req = {
+        "id",
+        "population",
+        "weeks",
+        "first_session_dose_mg",
+        "allowed_doses_mg",
+        "default_dose_mg",
+        "max_sessions",
+        "frequency",
+    }
     for i, entry in enumerate(_check_list(doc, "phase_schedule", req, set(), err)):
         path = f"phase_schedule[{i}]"
         if entry.get("population") not in POPULATIONS:
             err.add(f"{path}.population", f"must be one of {', '.join(POPULATIONS)}")
         allowed = entry.get("allowed_doses_mg")
-        if not isinstance(allowed, list) or not allowed or not all(
-            isinstance(x, int) and x > 0 for x in allowed
+        if (
+            not isinstance(allowed, list)
+            or not allowed
+            or not all(isinstance(x, int) and x > 0 for x in allowed)
         ):
             err.add(f"{path}.allowed_doses_mg", "must be a non-empty list of positive integers")
         elif entry.get("default_dose_mg") not in allowed:
@@ -326,7 +359,9 @@ def _check_limit_order(doc: dict, err: _Errors) -> None:
                 err.add(f"dose_limits.{route}.{stem}-soft-max", "must not exceed the hard maximum")
             soft, hard = values.get(f"{stem}-soft-min"), values.get(f"{stem}-hard-min")
             if _numbers(soft, hard) and soft < hard:
-                err.add(f"dose_limits.{route}.{stem}-soft-min", "must not be below the hard minimum")
+                err.add(
+                    f"dose_limits.{route}.{stem}-soft-min", "must not be below the hard minimum"
+                )
 
 
 def _numbers(*values: Any) -> bool:
@@ -337,7 +372,9 @@ def _numbers(*values: Any) -> bool:
 
 
 def _rule(rule_id: str, doc: dict) -> Rule:
-    cited = Cited(doc["value"], doc["unit"], doc["source"], Grade(doc["grade"]), doc.get("note", ""))
+    cited = Cited(
+        doc["value"], doc["unit"], doc["source"], Grade(doc["grade"]), doc.get("note", "")
+    )
     return Rule(rule_id, cited, doc["version"], doc.get("confirmed_by"), doc.get("confirmed_at"))
 
 
@@ -348,30 +385,57 @@ def _rules(doc: dict) -> Mapping[str, Rule]:
 def _phase(doc: dict) -> Phase:
     weeks = doc["weeks"] if isinstance(doc["weeks"], list) else [None, None]
     return Phase(
-        doc["id"], doc["population"], (weeks[0], weeks[1]), doc["first_session_dose_mg"],
-        tuple(doc["allowed_doses_mg"]), doc["default_dose_mg"], doc["max_sessions"],
-        doc["frequency"], doc["source"], Grade(doc["grade"]), doc["version"],
+        doc["id"],
+        doc["population"],
+        (weeks[0], weeks[1]),
+        doc["first_session_dose_mg"],
+        tuple(doc["allowed_doses_mg"]),
+        doc["default_dose_mg"],
+        doc["max_sessions"],
+        doc["frequency"],
+        doc["source"],
+        Grade(doc["grade"]),
+        doc["version"],
     )
 
 
 def _build(doc: dict) -> RuleSet:
     cis = tuple(
-        Contraindication(c["id"], c["condition"], c["label"], c["severity"], c["source"],
-                         Grade(c["grade"]), c["version"])
+        Contraindication(
+            c["id"],
+            c["condition"],
+            c["label"],
+            c["severity"],
+            c["source"],
+            Grade(c["grade"]),
+            c["version"],
+        )
         for c in doc["contraindications"]
     )
     ixs = tuple(
-        Interaction(x["id"], tuple(s.lower() for s in x["classes"]),
-                    tuple(s.lower() for s in x["names"]), x["level"], x["effect"], x["source"],
-                    Grade(x["grade"]), x["version"])
+        Interaction(
+            x["id"],
+            tuple(s.lower() for s in x["classes"]),
+            tuple(s.lower() for s in x["names"]),
+            x["level"],
+            x["effect"],
+            x["source"],
+            Grade(x["grade"]),
+            x["version"],
+        )
         for x in doc["interactions"]
     )
     return RuleSet(
-        id=doc["id"], version=doc["version"], title=doc["title"], treatment=doc["treatment"],
-        jurisdiction=doc["jurisdiction"], effective_date=doc["effective_date"],
+        id=doc["id"],
+        version=doc["version"],
+        title=doc["title"],
+        treatment=doc["treatment"],
+        jurisdiction=doc["jurisdiction"],
+        effective_date=doc["effective_date"],
         parameters=_rules(doc["parameters"]),
         dose_limits=MappingProxyType({r: _rules(v) for r, v in doc["dose_limits"].items()}),
-        contraindications=cis, interactions=ixs,
+        contraindications=cis,
+        interactions=ixs,
         diazepam_equivalents=_rules({k.lower(): v for k, v in doc["diazepam_equivalents"].items()}),
         phase_schedule=tuple(_phase(p) for p in doc["phase_schedule"]),
         bioavailability=_rules(doc["bioavailability"]),
@@ -402,20 +466,22 @@ def load_ruleset(source: str | bytes | Mapping[str, Any]) -> RuleSet:
 def load_bundled_ruleset(ruleset_id: str) -> RuleSet:
     """Load one of the rule sets shipped with ketaclinic (:data:`BUNDLED_IDS`)."""
     if ruleset_id not in BUNDLED_IDS:
-        raise RuleSetError(
-            f"unknown rule set {ruleset_id!r}; bundled: {', '.join(BUNDLED_IDS)}"
-        )
-    text = resources.files("ketaclinic.clinical").joinpath(
-        "data", "rulesets", f"{ruleset_id}.json"
-    ).read_text(encoding="utf-8")
+        raise RuleSetError(f"unknown rule set {ruleset_id!r}; bundled: {', '.join(BUNDLED_IDS)}")
+    text = (
+        resources.files("ketaclinic.clinical")
+        .joinpath("data", "rulesets", f"{ruleset_id}.json")
+        .read_text(encoding="utf-8")
+    )
     return load_ruleset(text)
 
 
 def load_bundled_maudsley() -> dict[str, Any]:
     """Load the bundled Maudsley Staging Method scoring table (protocols.md §6)."""
-    text = resources.files("ketaclinic.clinical").joinpath(
-        "data", "staging", "maudsley.json"
-    ).read_text(encoding="utf-8")
+    text = (
+        resources.files("ketaclinic.clinical")
+        .joinpath("data", "staging", "maudsley.json")
+        .read_text(encoding="utf-8")
+    )
     return json.loads(text)
 
 
@@ -442,8 +508,13 @@ def _cited_entries(doc: dict) -> Iterator[tuple[str, dict]]:
 def list_unconfirmed(ruleset: RuleSet) -> tuple[UnconfirmedRule, ...]:
     """Every grade-U entry that no medical director has confirmed yet."""
     return tuple(
-        UnconfirmedRule(path, entry.get("value", entry.get("severity", entry.get("level"))),
-                        entry.get("unit", ""), entry["source"], entry.get("note", ""))
+        UnconfirmedRule(
+            path,
+            entry.get("value", entry.get("severity", entry.get("level"))),
+            entry.get("unit", ""),
+            entry["source"],
+            entry.get("note", ""),
+        )
         for path, entry in _cited_entries(ruleset.to_dict())
         if entry["grade"] == "U" and not entry.get("confirmed_by")
     )

@@ -55,11 +55,14 @@ class MaudsleyScore:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "total": self.total, "band": self.band,
+            "total": self.total,
+            "band": self.band,
             "breakdown": {
-                "duration": self.duration, "severity": self.severity,
+                "duration": self.duration,
+                "severity": self.severity,
                 "failed_antidepressants": self.failed_antidepressants,
-                "augmentation": self.augmentation, "ect": self.ect,
+                "augmentation": self.augmentation,
+                "ect": self.ect,
             },
             "source": self.source,
         }
@@ -77,7 +80,9 @@ def assess_trial(trial: AntidepressantTrial, ruleset: RuleSet) -> TrialAssessmen
         return TrialAssessment(trial.drug, False, False, "dose recorded as inadequate")
     if trial.improvement_pct is not None:
         failed = trial.improvement_pct <= max_improvement
-        why = f"improvement {trial.improvement_pct:g} % {'<=' if failed else '>'} {max_improvement} %"
+        why = (
+            f"improvement {trial.improvement_pct:g} % {'<=' if failed else '>'} {max_improvement} %"
+        )
         return TrialAssessment(trial.drug, True, failed, why)
     if trial.response is not None:
         failed = trial.response in FAILED_CATEGORIES
@@ -125,7 +130,9 @@ def score_maudsley(
             f"symptom_severity must be one of {', '.join(SEVERITIES)}, got {symptom_severity!r}"
         )
     if failed_antidepressants < 1:
-        raise ClinicalInputError("the Maudsley Staging Method needs at least one failed antidepressant")
+        raise ClinicalInputError(
+            "the Maudsley Staging Method needs at least one failed antidepressant"
+        )
     duration = _band_score(table["duration_months"], "max_months", episode_duration_months)
     severity = int(table["severity"][symptom_severity]["score"])
     failed = _band_score(table["failed_antidepressants"], "max_count", failed_antidepressants)

@@ -44,9 +44,15 @@ def test_standard_iv_dose_82_kg_half_mg_per_kg_over_40_min_at_10_mg_per_ml():
     assert d.rate_mg_per_kg_per_h == 0.75 and d.rule_set == IV.ref
 
 
-@pytest.mark.parametrize(("height_cm", "sex", "ibw"), [
-    (152.4, "male", 50.0), (152.4, "female", 45.5), (177.8, "male", 73.0), (165.1, "female", 57.0),
-])
+@pytest.mark.parametrize(
+    ("height_cm", "sex", "ibw"),
+    [
+        (152.4, "male", 50.0),
+        (152.4, "female", 45.5),
+        (177.8, "male", 73.0),
+        (165.1, "female", 57.0),
+    ],
+)
 def test_devine_ideal_body_weight(height_cm, sex, ibw):
     assert calculate_ideal_body_weight_kg(height_cm, sex, IV) == pytest.approx(ibw, abs=0.05)
 
@@ -98,14 +104,25 @@ ESKETAMINE = [  # rule set, phase, session, age -> dose, devices, device times
 
 
 @pytest.mark.parametrize(("rs", "phase", "session", "age", "dose", "devices", "times"), ESKETAMINE)
-def test_esketamine_label_dose_by_phase_and_population(rs, phase, session, age, dose, devices, times):
+def test_esketamine_label_dose_by_phase_and_population(
+    rs, phase, session, age, dose, devices, times
+):
     d = calculate_esketamine_dose(rs, phase, session, age)
     assert (d.dose_mg, d.devices, d.device_times_min) == (dose, devices, times)
 
 
 def _es(rs, dose, phase="induction", session=2, age=40, previous=None):
-    return check_dose(DoseOrder("intranasal", dose, previous_dose_mg=previous, phase=phase,
-                                session_number=session, age_years=age), rs)
+    return check_dose(
+        DoseOrder(
+            "intranasal",
+            dose,
+            previous_dose_mg=previous,
+            phase=phase,
+            session_number=session,
+            age_years=age,
+        ),
+        rs,
+    )
 
 
 @pytest.mark.parametrize("rs", [US, EU])
@@ -118,11 +135,17 @@ def test_esketamine_dose_not_in_whole_devices_is_a_hard_stop(rs):
     assert _levels(_es(rs, 50))["device-multiple"] is Level.HARD
 
 
-@pytest.mark.parametrize(("rs", "dose", "age", "level"), [
-    (US, 28, 40, Level.SOFT), (US, 28, 70, Level.SOFT),  # 28 mg is not a US label dose
-    (EU, 28, 40, Level.SOFT), (EU, 28, 70, Level.OK),    # ...but is for EU 65 and over
-    (US, 84, 40, Level.OK), (EU, 84, 40, Level.OK),
-])
+@pytest.mark.parametrize(
+    ("rs", "dose", "age", "level"),
+    [
+        (US, 28, 40, Level.SOFT),
+        (US, 28, 70, Level.SOFT),  # 28 mg is not a US label dose
+        (EU, 28, 40, Level.SOFT),
+        (EU, 28, 70, Level.OK),  # ...but is for EU 65 and over
+        (US, 84, 40, Level.OK),
+        (EU, 84, 40, Level.OK),
+    ],
+)
 def test_esketamine_label_phase_dose(rs, dose, age, level):
     assert _levels(_es(rs, dose, age=age))["label-phase-dose"] is level
 
@@ -148,25 +171,39 @@ def _iv(mg_per_kg, weight=80.0, minutes=40.0, **kw):
     return check_dose(DoseOrder("iv", mg_per_kg * weight, weight, weight, minutes, **kw), IV)
 
 
-@pytest.mark.parametrize(("mg_per_kg", "level"), [
-    (0.04, Level.HARD), (0.2, Level.SOFT), (0.5, Level.OK), (0.75, Level.OK), (0.8, Level.SOFT),
-    (1.0, Level.SOFT), (1.01, Level.HARD),
-])
+@pytest.mark.parametrize(
+    ("mg_per_kg", "level"),
+    [
+        (0.04, Level.HARD),
+        (0.2, Level.SOFT),
+        (0.5, Level.OK),
+        (0.75, Level.OK),
+        (0.8, Level.SOFT),
+        (1.0, Level.SOFT),
+        (1.01, Level.HARD),
+    ],
+)
 def test_iv_mg_per_kg_soft_and_hard_limits(mg_per_kg, level):
     assert _levels(_iv(mg_per_kg))["mg-per-kg"] is level
 
 
-@pytest.mark.parametrize(("minutes", "level"), [(40, Level.OK), (30, Level.OK), (25, Level.SOFT), (14, Level.HARD)])
+@pytest.mark.parametrize(
+    ("minutes", "level"), [(40, Level.OK), (30, Level.OK), (25, Level.SOFT), (14, Level.HARD)]
+)
 def test_iv_rate_limit_follows_the_pennsylvania_low_dose_definition(minutes, level):
     assert _levels(_iv(0.5, minutes=minutes))["rate"] is level
 
 
-@pytest.mark.parametrize(("weight", "level"), [(120, Level.OK), (140, Level.SOFT), (200, Level.SOFT), (210, Level.HARD)])
+@pytest.mark.parametrize(
+    ("weight", "level"), [(120, Level.OK), (140, Level.SOFT), (200, Level.SOFT), (210, Level.HARD)]
+)
 def test_iv_total_mg_limits(weight, level):
     assert _levels(_iv(0.75, weight=weight))["total-mg"] is level
 
 
-@pytest.mark.parametrize(("previous", "level"), [(40, Level.OK), (25, Level.SOFT), (19, Level.HARD)])
+@pytest.mark.parametrize(
+    ("previous", "level"), [(40, Level.OK), (25, Level.SOFT), (19, Level.HARD)]
+)
 def test_iv_change_from_previous_dose(previous, level):
     assert _levels(_iv(0.5, previous_dose_mg=previous))["change-from-previous"] is level
 
@@ -176,10 +213,15 @@ def test_missing_infusion_minutes_blocks_the_iv_rate_check():
     assert _levels(result)["rate"] is Level.HARD
 
 
-@pytest.mark.parametrize(("dose", "previous", "rule"), [
-    (400, 40, "tenfold-error"), (4, 40, "tenfold-error"),
-    (40000, 40, "unit-swap-mg-mcg"), (0.04, 40, "unit-swap-mg-mcg"),
-])
+@pytest.mark.parametrize(
+    ("dose", "previous", "rule"),
+    [
+        (400, 40, "tenfold-error"),
+        (4, 40, "tenfold-error"),
+        (40000, 40, "unit-swap-mg-mcg"),
+        (0.04, 40, "unit-swap-mg-mcg"),
+    ],
+)
 def test_ten_fold_and_mg_mcg_errors_force_re_entry(dose, previous, rule):
     result = check_dose(DoseOrder("iv", dose, 80, 80, 40, previous_dose_mg=previous), IV)
     assert _levels(result)[rule] is Level.HARD and result.reentry_required
@@ -190,10 +232,13 @@ def test_ten_fold_against_the_typical_dose_without_a_previous_dose():
     assert _levels(_iv(5.0))["tenfold-error"] is Level.HARD
 
 
-@pytest.mark.parametrize(("kw", "rule"), [
-    ({"previous_weight_kg": 70}, "weight-changed"),     # 80 vs 70 = +14 %
-    ({"weight_age_days": 31}, "weight-stale"),
-])
+@pytest.mark.parametrize(
+    ("kw", "rule"),
+    [
+        ({"previous_weight_kg": 70}, "weight-changed"),  # 80 vs 70 = +14 %
+        ({"weight_age_days": 31}, "weight-stale"),
+    ],
+)
 def test_weight_changed_or_stale_forces_re_entry(kw, rule):
     result = _iv(0.5, **kw)
     assert _levels(result)[rule] is Level.HARD and result.reentry_required and not can_save(result)
@@ -210,7 +255,9 @@ def test_pounds_entered_as_kilograms_is_implausible():
 
 # ---------------------------------------------------------------- saving and overrides
 
-OK_REASON = Override("mg-per-kg", "titration-per-response", "Partial response at 0.75 mg/kg", "dr_a", "t")
+OK_REASON = Override(
+    "mg-per-kg", "titration-per-response", "Partial response at 0.75 mg/kg", "dr_a", "t"
+)
 
 
 def test_soft_limit_saves_only_with_a_coded_reason_and_free_text():
@@ -225,8 +272,11 @@ def test_soft_limit_saves_only_with_a_coded_reason_and_free_text():
 
 def test_hard_limit_cannot_be_saved_whatever_the_overrides():
     result = _iv(1.2)
-    overrides = [Override(f.rule, code, "admin says so", "admin") for f in result.checks
-                 for code in IV.override_reason_codes]
+    overrides = [
+        Override(f.rule, code, "admin says so", "admin")
+        for f in result.checks
+        for code in IV.override_reason_codes
+    ]
     assert result.blocked and not can_save(result, overrides)
 
 
@@ -263,22 +313,46 @@ def test_impossible_numbers_are_refused(bad):
         calculate_iv_dose(value, 0.5, 40, 10, IV)
 
 
-@pytest.mark.parametrize("kw", [
-    {"weight_kg": 0}, {"weight_kg": -1}, {"weight_kg": math.nan}, {"weight_kg": math.inf},
-    {"mg_per_kg": 0}, {"infusion_min": -40}, {"concentration_mg_per_ml": math.nan},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"weight_kg": 0},
+        {"weight_kg": -1},
+        {"weight_kg": math.nan},
+        {"weight_kg": math.inf},
+        {"mg_per_kg": 0},
+        {"infusion_min": -40},
+        {"concentration_mg_per_ml": math.nan},
+    ],
+)
 def test_calculation_refuses_zero_negative_nan_and_infinite(kw):
-    args = {"weight_kg": 82, "mg_per_kg": 0.5, "infusion_min": 40, "concentration_mg_per_ml": 10} | kw
+    args = {
+        "weight_kg": 82,
+        "mg_per_kg": 0.5,
+        "infusion_min": 40,
+        "concentration_mg_per_ml": 10,
+    } | kw
     with pytest.raises(ClinicalInputError) as info:
         calculate_iv_dose(ruleset=IV, **args)
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(("value", "unit", "text"), [
-    (5.0, "mg", "5 mg"), (0.5, "mg/kg", "0.5 mg/kg"), (0.50, "mg", "0.5 mg"), (41.0, "mg", "41 mg"),
-    (6.15, "mL/h", "6.15 mL/h"), (250, "µg", "250 mcg"), (250, "μg", "250 mcg"),
-    (2.5, "ug/kg", "2.5 mcg/kg"), (1000, "mg", "1,000 mg"), (12.5, "cc", "12.5 mL"),
-    (0.125, "mg", "0.125 mg"), (0, "mg", "0 mg"),
-])
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (5.0, "mg", "5 mg"),
+        (0.5, "mg/kg", "0.5 mg/kg"),
+        (0.50, "mg", "0.5 mg"),
+        (41.0, "mg", "41 mg"),
+        (6.15, "mL/h", "6.15 mL/h"),
+        (250, "µg", "250 mcg"),
+        (250, "μg", "250 mcg"),
+        (2.5, "ug/kg", "2.5 mcg/kg"),
+        (1000, "mg", "1,000 mg"),
+        (12.5, "cc", "12.5 mL"),
+        (0.125, "mg", "0.125 mg"),
+        (0, "mg", "0 mg"),
+    ],
+)
 def test_ismp_dose_display(value, unit, text):
     assert format_dose(value, unit) == text

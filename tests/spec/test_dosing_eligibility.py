@@ -25,8 +25,12 @@ FAILED = (
     AntidepressantTrial("venlafaxine", 6, 225, response="none"),
 )
 BASE = PatientFacts(
-    age_years=40, sex="female", diagnoses=(Diagnosis("F32.2", "MDD", True),),
-    antidepressant_trials=FAILED, episode_duration_months=10, symptom_severity="moderate",
+    age_years=40,
+    sex="female",
+    diagnoses=(Diagnosis("F32.2", "MDD", True),),
+    antidepressant_trials=FAILED,
+    episode_duration_months=10,
+    symptom_severity="moderate",
     bp=BloodPressure(120, 80),
 )
 
@@ -59,9 +63,13 @@ def test_no_depressive_episode_diagnosis_is_ineligible(rs, treatment):
 
 
 ABSOLUTE = [
-    (rs, t, c) for rs, t in ALL
-    for c in ("aneurysmal_vascular_disease_or_avm", "intracerebral_haemorrhage_history",
-              "hypersensitivity_ketamine")
+    (rs, t, c)
+    for rs, t in ALL
+    for c in (
+        "aneurysmal_vascular_disease_or_avm",
+        "intracerebral_haemorrhage_history",
+        "hypersensitivity_ketamine",
+    )
 ] + [(EU, "esketamine", "recent_cardiovascular_event")]
 
 
@@ -74,9 +82,15 @@ def test_absolute_contraindication_makes_the_patient_ineligible(rs, treatment, c
 
 
 RELATIVE = [
-    (rs, t, c) for rs, t in ALL
-    for c in ("psychosis_history", "uncontrolled_hypertension", "hepatic_impairment_child_pugh_c",
-              "raised_intracranial_pressure", "cardio_cerebrovascular_disease")
+    (rs, t, c)
+    for rs, t in ALL
+    for c in (
+        "psychosis_history",
+        "uncontrolled_hypertension",
+        "hepatic_impairment_child_pugh_c",
+        "raised_intracranial_pressure",
+        "cardio_cerebrovascular_disease",
+    )
 ] + [(EU, "esketamine", "unstable_cardiorespiratory_disease")]
 
 
@@ -87,31 +101,59 @@ def test_relative_contraindication_needs_review(rs, treatment, condition):
 
 
 @pytest.mark.parametrize(("rs", "treatment"), ALL)
-@pytest.mark.parametrize("change", [
-    {"pregnant": True}, {"breastfeeding": True}, {"substance_use_disorder": "history"},
-    {"substance_use_disorder": "current"}, {"symptom_severity": "severe-psychotic"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"pregnant": True},
+        {"breastfeeding": True},
+        {"substance_use_disorder": "history"},
+        {"substance_use_disorder": "current"},
+        {"symptom_severity": "severe-psychotic"},
+    ],
+)
 def test_pregnancy_breastfeeding_substance_use_and_psychosis_need_review(rs, treatment, change):
     assert _screen(replace(BASE, **change), rs, treatment).decision == "review"
 
 
 def test_unstable_cardiorespiratory_disease_is_not_a_us_rule_so_it_is_flagged_for_review():
-    result = _screen(replace(BASE, conditions=frozenset({"unstable_cardiorespiratory_disease"})),
-                     US, "esketamine")
+    result = _screen(
+        replace(BASE, conditions=frozenset({"unstable_cardiorespiratory_disease"})),
+        US,
+        "esketamine",
+    )
     assert result.decision == "review" and _levels(result, "condition-unrecognised") == [Level.SOFT]
 
 
-@pytest.mark.parametrize(("meds", "rule", "level"), [
-    ((Medication("lorazepam", "benzodiazepine", 1),), "ix-benzodiazepine", Level.SOFT),  # 10 mg eq
-    ((Medication("lorazepam", "benzodiazepine", 0.5),), "ix-benzodiazepine", Level.INFO),  # 5 mg eq
-    ((Medication("diazepam", "benzodiazepine", 8),), "ix-benzodiazepine", Level.INFO),  # at threshold
-    ((Medication("oddazepam", "benzodiazepine", 1),), "ix-benzodiazepine", Level.SOFT),  # unknown
-    ((Medication("oxycodone", "opioid", 10),), "ix-opioid", Level.SOFT),
-    ((Medication("naltrexone", "", 50),), "ix-naltrexone", Level.SOFT),
-    ((Medication("methylphenidate", "stimulant", 20),), "ix-stimulant", Level.SOFT),
-    ((Medication("phenelzine", "maoi", 45),), "ix-maoi", Level.SOFT),
-    ((Medication("lamotrigine", "anticonvulsant", 200),), "ix-lamotrigine", Level.INFO),
-])
+@pytest.mark.parametrize(
+    ("meds", "rule", "level"),
+    [
+        (
+            (Medication("lorazepam", "benzodiazepine", 1),),
+            "ix-benzodiazepine",
+            Level.SOFT,
+        ),  # 10 mg eq
+        (
+            (Medication("lorazepam", "benzodiazepine", 0.5),),
+            "ix-benzodiazepine",
+            Level.INFO,
+        ),  # 5 mg eq
+        (
+            (Medication("diazepam", "benzodiazepine", 8),),
+            "ix-benzodiazepine",
+            Level.INFO,
+        ),  # at threshold
+        (
+            (Medication("oddazepam", "benzodiazepine", 1),),
+            "ix-benzodiazepine",
+            Level.SOFT,
+        ),  # unknown
+        ((Medication("oxycodone", "opioid", 10),), "ix-opioid", Level.SOFT),
+        ((Medication("naltrexone", "", 50),), "ix-naltrexone", Level.SOFT),
+        ((Medication("methylphenidate", "stimulant", 20),), "ix-stimulant", Level.SOFT),
+        ((Medication("phenelzine", "maoi", 45),), "ix-maoi", Level.SOFT),
+        ((Medication("lamotrigine", "anticonvulsant", 200),), "ix-lamotrigine", Level.INFO),
+    ],
+)
 @pytest.mark.parametrize(("rs", "treatment"), ALL)
 def test_interacting_medicines_name_the_expected_effect(rs, treatment, meds, rule, level):
     result = _screen(replace(BASE, medications=meds), rs, treatment)
@@ -120,9 +162,15 @@ def test_interacting_medicines_name_the_expected_effect(rs, treatment, meds, rul
 
 
 def test_two_benzodiazepines_add_up_in_diazepam_equivalents():
-    meds = (Medication("lorazepam", "benzodiazepine", 0.5), Medication("diazepam", "benzodiazepine", 5))
-    finding = next(f for f in _screen(replace(BASE, medications=meds), IV, "ketamine-iv").findings
-                   if f.rule == "ix-benzodiazepine")
+    meds = (
+        Medication("lorazepam", "benzodiazepine", 0.5),
+        Medication("diazepam", "benzodiazepine", 5),
+    )
+    finding = next(
+        f
+        for f in _screen(replace(BASE, medications=meds), IV, "ketamine-iv").findings
+        if f.rule == "ix-benzodiazepine"
+    )
     assert finding.values["diazepam_eq_mg_per_day"] == 10 and finding.level is Level.SOFT
 
 
@@ -133,31 +181,37 @@ def test_eu_extra_interactions_fire_only_under_the_eu_rule_set(name):
     assert _screen(patient, US, "esketamine").decision == "eligible"
 
 
-@pytest.mark.parametrize(("rs", "age", "bp", "level"), [
-    (US, 70, (145, 85), Level.SOFT),
-    (US, 40, (140, 90), Level.OK),
-    (EU, 40, (145, 85), Level.SOFT),
-    (EU, 70, (145, 85), Level.OK),   # EU guide value from 65 is 150/90
-    (EU, 70, (151, 85), Level.SOFT),
-    (EU, 65, (150, 91), Level.SOFT),
-    (IV, 40, (141, 80), Level.SOFT),
-])
+@pytest.mark.parametrize(
+    ("rs", "age", "bp", "level"),
+    [
+        (US, 70, (145, 85), Level.SOFT),
+        (US, 40, (140, 90), Level.OK),
+        (EU, 40, (145, 85), Level.SOFT),
+        (EU, 70, (145, 85), Level.OK),  # EU guide value from 65 is 150/90
+        (EU, 70, (151, 85), Level.SOFT),
+        (EU, 65, (150, 91), Level.SOFT),
+        (IV, 40, (141, 80), Level.SOFT),
+    ],
+)
 def test_pre_dose_bp_gate_by_jurisdiction_and_age(rs, age, bp, level):
     treatment = rs.treatment
     result = _screen(replace(BASE, age_years=age, bp=BloodPressure(*bp)), rs, treatment)
     assert _levels(result, "bp-pre-dose") == [level]
 
 
-@pytest.mark.parametrize(("trial", "counted"), [
-    (AntidepressantTrial("a", 6, improvement_pct=25), True),
-    (AntidepressantTrial("a", 6, improvement_pct=26), False),
-    (AntidepressantTrial("a", 5.9, improvement_pct=0), False),
-    (AntidepressantTrial("a", 8, improvement_pct=0, current_episode=False), False),
-    (AntidepressantTrial("a", 8, improvement_pct=0, adequate_dose=False), False),
-    (AntidepressantTrial("a", 8, response="minimal"), True),
-    (AntidepressantTrial("a", 8, response="partial"), False),
-    (AntidepressantTrial("a", 8), False),
-])
+@pytest.mark.parametrize(
+    ("trial", "counted"),
+    [
+        (AntidepressantTrial("a", 6, improvement_pct=25), True),
+        (AntidepressantTrial("a", 6, improvement_pct=26), False),
+        (AntidepressantTrial("a", 5.9, improvement_pct=0), False),
+        (AntidepressantTrial("a", 8, improvement_pct=0, current_episode=False), False),
+        (AntidepressantTrial("a", 8, improvement_pct=0, adequate_dose=False), False),
+        (AntidepressantTrial("a", 8, response="minimal"), True),
+        (AntidepressantTrial("a", 8, response="partial"), False),
+        (AntidepressantTrial("a", 8), False),
+    ],
+)
 def test_adequate_failed_trial_definition(trial, counted):
     result = _screen(replace(BASE, antidepressant_trials=(trial,)), IV, "ketamine-iv")
     assert result.adequate_failed_trials == int(counted)
@@ -180,19 +234,30 @@ MAUDSLEY = [  # duration, severity, failed, augmentation, ect -> total, band, br
 ]
 
 
-@pytest.mark.parametrize(("months", "severity", "failed", "aug", "ect", "total", "band", "parts"),
-                         MAUDSLEY)
+@pytest.mark.parametrize(
+    ("months", "severity", "failed", "aug", "ect", "total", "band", "parts"), MAUDSLEY
+)
 def test_maudsley_staging_method_table(months, severity, failed, aug, ect, total, band, parts):
     score = score_maudsley(months, severity, failed, aug, ect, load_bundled_maudsley())
     assert (score.total, score.band) == (total, band)
-    assert (score.duration, score.severity, score.failed_antidepressants, score.augmentation,
-            score.ect) == parts
+    assert (
+        score.duration,
+        score.severity,
+        score.failed_antidepressants,
+        score.augmentation,
+        score.ect,
+    ) == parts
 
 
 def test_screening_reports_maudsley_with_augmentation_and_ect():
     trials = FAILED + (AntidepressantTrial("aripiprazole", 6, 5, 0, augmentation=True),)
-    patient = replace(BASE, antidepressant_trials=trials, ect_used=True,
-                      episode_duration_months=30, symptom_severity="severe")
+    patient = replace(
+        BASE,
+        antidepressant_trials=trials,
+        ect_used=True,
+        episode_duration_months=30,
+        symptom_severity="severe",
+    )
     result = _screen(patient, US, "esketamine")
     assert result.maudsley.total == 3 + 4 + 2 + 1 + 1
     assert result.as_dict()["maudsley_score"] == 11
@@ -224,14 +289,17 @@ def test_example_patient_file_parses_and_screens_eligible():
     assert result.decision == "eligible" and result.maudsley.total == 9
 
 
-@pytest.mark.parametrize(("doc", "fragment"), [
-    ({"age_years": 0}, "age_years"),
-    ({"age_years": float("nan")}, "finite"),
-    ({"age_years": 40, "bogus": 1}, "bogus"),
-    ({"age_years": 40, "symptom_severity": "awful"}, "symptom_severity"),
-    ({"age_years": 40, "medications": [{"name": "x", "daily_dose_mg": -1}]}, "daily_dose_mg"),
-    ({"age_years": 40, "pregnant": "yes"}, "pregnant"),
-])
+@pytest.mark.parametrize(
+    ("doc", "fragment"),
+    [
+        ({"age_years": 0}, "age_years"),
+        ({"age_years": float("nan")}, "finite"),
+        ({"age_years": 40, "bogus": 1}, "bogus"),
+        ({"age_years": 40, "symptom_severity": "awful"}, "symptom_severity"),
+        ({"age_years": 40, "medications": [{"name": "x", "daily_dose_mg": -1}]}, "daily_dose_mg"),
+        ({"age_years": 40, "pregnant": "yes"}, "pregnant"),
+    ],
+)
 def test_bad_patient_json_is_refused_with_a_one_line_reason(doc, fragment):
     with pytest.raises(ClinicalInputError, match=fragment):
         patient_from_dict(doc)

@@ -18,17 +18,27 @@ from ketaclinic.clinical.rulesets import (
 US, EU, IV = (load_bundled_ruleset(i) for i in ("esketamine-us", "esketamine-eu", "ketamine-iv"))
 
 PARAMETERS = [
-    (US, "age-min-years", 18, "C"), (EU, "age-min-years", 18, "C"), (IV, "age-min-years", 18, "S"),
-    (US, "trd-min-failed-trials", 2, "C"), (US, "trd-min-trial-weeks", 6, "C"),
-    (US, "trd-max-improvement-pct", 25, "C"), (IV, "benzodiazepine-diazepam-eq-max-mg", 8, "C"),
-    (US, "bp-pre-dose-systolic-max-mmhg", 140, "S"), (US, "bp-pre-dose-diastolic-max-mmhg", 90, "S"),
+    (US, "age-min-years", 18, "C"),
+    (EU, "age-min-years", 18, "C"),
+    (IV, "age-min-years", 18, "S"),
+    (US, "trd-min-failed-trials", 2, "C"),
+    (US, "trd-min-trial-weeks", 6, "C"),
+    (US, "trd-max-improvement-pct", 25, "C"),
+    (IV, "benzodiazepine-diazepam-eq-max-mg", 8, "C"),
+    (US, "bp-pre-dose-systolic-max-mmhg", 140, "S"),
+    (US, "bp-pre-dose-diastolic-max-mmhg", 90, "S"),
     (EU, "bp-pre-dose-systolic-max-mmhg", 140, "C"),
     (EU, "bp-pre-dose-older-systolic-max-mmhg", 150, "C"),
-    (EU, "bp-pre-dose-older-diastolic-max-mmhg", 90, "C"), (EU, "older-adult-age-years", 65, "C"),
-    (IV, "bp-pre-dose-systolic-max-mmhg", 140, "U"), (IV, "screening-validity-days", 90, "U"),
-    (IV, "weight-change-max-pct", 10, "U"), (IV, "standard-mg-per-kg", 0.5, "S"),
-    (IV, "standard-infusion-min", 40, "S"), (IV, "dose-weight-basis", "actual", "S"),
-    (EU, "older-adult-step-mg", 28, "C"), (US, "observation-min", 120, "C"),
+    (EU, "bp-pre-dose-older-diastolic-max-mmhg", 90, "C"),
+    (EU, "older-adult-age-years", 65, "C"),
+    (IV, "bp-pre-dose-systolic-max-mmhg", 140, "U"),
+    (IV, "screening-validity-days", 90, "U"),
+    (IV, "weight-change-max-pct", 10, "U"),
+    (IV, "standard-mg-per-kg", 0.5, "S"),
+    (IV, "standard-infusion-min", 40, "S"),
+    (IV, "dose-weight-basis", "actual", "S"),
+    (EU, "older-adult-step-mg", 28, "C"),
+    (US, "observation-min", 120, "C"),
 ]
 
 
@@ -51,9 +61,14 @@ def test_esketamine_max_dose_is_84_mg_in_28_mg_devices_5_min_apart(rs):
     assert rs.limit("intranasal", "device-interval-min").value == 5
 
 
-@pytest.mark.parametrize(("stem", "value"), [
-    ("rate-mg-per-kg-per-h-soft-max", 1.0), ("mg-per-kg-hard-max", 1.0), ("typical-mg-per-kg", 0.5),
-])
+@pytest.mark.parametrize(
+    ("stem", "value"),
+    [
+        ("rate-mg-per-kg-per-h-soft-max", 1.0),
+        ("mg-per-kg-hard-max", 1.0),
+        ("typical-mg-per-kg", 0.5),
+    ],
+)
 def test_iv_limits_are_cited(stem, value):
     assert IV.limit("iv", stem).value == value
 
@@ -68,21 +83,39 @@ def test_every_racemic_route_has_hard_limits_and_bioavailability(route):
     assert 0 < IV.bioavailability[route].value <= 1
 
 
-@pytest.mark.parametrize(("rs", "absolute"), [
-    (US, {"ci-aneurysm-avm", "ci-intracerebral-haemorrhage", "ci-hypersensitivity"}),
-    (EU, {"ci-aneurysm-avm", "ci-intracerebral-haemorrhage", "ci-hypersensitivity",
-          "ci-recent-cardiovascular-event"}),
-])
+@pytest.mark.parametrize(
+    ("rs", "absolute"),
+    [
+        (US, {"ci-aneurysm-avm", "ci-intracerebral-haemorrhage", "ci-hypersensitivity"}),
+        (
+            EU,
+            {
+                "ci-aneurysm-avm",
+                "ci-intracerebral-haemorrhage",
+                "ci-hypersensitivity",
+                "ci-recent-cardiovascular-event",
+            },
+        ),
+    ],
+)
 def test_esketamine_absolute_contraindications_are_the_label_ones(rs, absolute):
     assert {c.id for c in rs.contraindications if c.severity == "absolute"} == absolute
 
 
 @pytest.mark.parametrize("rs", [US, EU, IV])
-@pytest.mark.parametrize("condition", [
-    "psychosis_history", "substance_use_disorder", "uncontrolled_hypertension", "pregnancy",
-    "breastfeeding", "hepatic_impairment_child_pugh_c", "raised_intracranial_pressure",
-    "cardio_cerebrovascular_disease",
-])
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "psychosis_history",
+        "substance_use_disorder",
+        "uncontrolled_hypertension",
+        "pregnancy",
+        "breastfeeding",
+        "hepatic_impairment_child_pugh_c",
+        "raised_intracranial_pressure",
+        "cardio_cerebrovascular_disease",
+    ],
+)
 def test_relative_contraindications_exist_for_every_treatment(rs, condition):
     assert any(c.condition == condition and c.severity == "relative" for c in rs.contraindications)
 
@@ -97,8 +130,14 @@ def test_eu_has_unstable_cardiorespiratory_disease_and_extra_interactions():
 @pytest.mark.parametrize("rs", [US, EU, IV])
 def test_interaction_classes_cover_the_reference(rs):
     ids = {i.id for i in rs.interactions}
-    assert {"ix-benzodiazepine", "ix-opioid", "ix-naltrexone", "ix-stimulant", "ix-maoi",
-            "ix-lamotrigine"} <= ids
+    assert {
+        "ix-benzodiazepine",
+        "ix-opioid",
+        "ix-naltrexone",
+        "ix-stimulant",
+        "ix-maoi",
+        "ix-lamotrigine",
+    } <= ids
 
 
 def test_diazepam_equivalence_table_marks_recalled_values_unconfirmed():
@@ -106,12 +145,15 @@ def test_diazepam_equivalence_table_marks_recalled_values_unconfirmed():
     assert IV.diazepam_equivalents["lorazepam"].cited.grade is Grade.UNCONFIRMED
 
 
-@pytest.mark.parametrize(("rs", "phase", "population", "first", "allowed"), [
-    (US, "induction", "all", 56, (56, 84)),
-    (US, "suicidal-ideation", "all", 84, (56, 84)),
-    (EU, "induction", "all", 56, (56, 84)),
-    (EU, "induction", "65-plus", 28, (28, 56, 84)),
-])
+@pytest.mark.parametrize(
+    ("rs", "phase", "population", "first", "allowed"),
+    [
+        (US, "induction", "all", 56, (56, 84)),
+        (US, "suicidal-ideation", "all", 84, (56, 84)),
+        (EU, "induction", "all", 56, (56, 84)),
+        (EU, "induction", "65-plus", 28, (28, 56, 84)),
+    ],
+)
 def test_label_phase_schedule(rs, phase, population, first, allowed):
     entry = next(p for p in rs.phase_schedule if p.id == phase and p.population == population)
     assert (entry.first_session_dose_mg, entry.allowed_doses_mg) == (first, allowed)
@@ -122,11 +164,17 @@ def test_grade_u_rules_are_listed_as_needing_confirmation(ruleset_id):
     rs = load_bundled_ruleset(ruleset_id)
     paths = [u.path for u in list_unconfirmed(rs)]
     assert "parameters.screening-validity-days" in paths
-    assert all(not r.needs_confirmation for r in rs.parameters.values() if r.cited.grade != Grade.UNCONFIRMED)
+    assert all(
+        not r.needs_confirmation
+        for r in rs.parameters.values()
+        if r.cited.grade != Grade.UNCONFIRMED
+    )
 
 
 def test_confirming_a_rule_records_who_and_when_and_removes_it_from_the_report():
-    confirmed = confirm_rule(IV, "parameters.screening-validity-days", "Dr Medical Director", "2026-02-01")
+    confirmed = confirm_rule(
+        IV, "parameters.screening-validity-days", "Dr Medical Director", "2026-02-01"
+    )
     assert confirmed.param("screening-validity-days").confirmed_by == "Dr Medical Director"
     assert "parameters.screening-validity-days" not in [u.path for u in list_unconfirmed(confirmed)]
 
@@ -141,20 +189,49 @@ def _doc():
     return json.loads(US.document)
 
 
-@pytest.mark.parametrize(("mutate", "path", "reason"), [
-    (lambda d: d["parameters"]["age-min-years"].update(grade="X"), "parameters.age-min-years.grade", "C, S, U"),
-    (lambda d: d["parameters"].pop("age-min-years"), "parameters.age-min-years", "required"),
-    (lambda d: d["dose_limits"]["intranasal"]["total-mg-hard-max"].update(value="84"),
-     "dose_limits.intranasal.total-mg-hard-max.value", "number"),
-    (lambda d: d["contraindications"][0].update(severity="maybe"), "contraindications[0].severity", "absolute"),
-    (lambda d: d["parameters"]["age-min-years"].pop("source"), "parameters.age-min-years.source", "required"),
-    (lambda d: d.update(extra=1), "$.extra", "not a known field"),
-    (lambda d: d["dose_limits"]["intranasal"].update({"change-pct-soft-max": dict(
-        d["dose_limits"]["intranasal"]["change-pct-hard-max"], value=500)}),
-     "dose_limits.intranasal.change-pct-soft-max", "hard maximum"),
-    (lambda d: d["parameters"]["age-min-years"].update(confirmed_by="Dr X"),
-     "parameters.age-min-years.confirmed_at", "required"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "path", "reason"),
+    [
+        (
+            lambda d: d["parameters"]["age-min-years"].update(grade="X"),
+            "parameters.age-min-years.grade",
+            "C, S, U",
+        ),
+        (lambda d: d["parameters"].pop("age-min-years"), "parameters.age-min-years", "required"),
+        (
+            lambda d: d["dose_limits"]["intranasal"]["total-mg-hard-max"].update(value="84"),
+            "dose_limits.intranasal.total-mg-hard-max.value",
+            "number",
+        ),
+        (
+            lambda d: d["contraindications"][0].update(severity="maybe"),
+            "contraindications[0].severity",
+            "absolute",
+        ),
+        (
+            lambda d: d["parameters"]["age-min-years"].pop("source"),
+            "parameters.age-min-years.source",
+            "required",
+        ),
+        (lambda d: d.update(extra=1), "$.extra", "not a known field"),
+        (
+            lambda d: d["dose_limits"]["intranasal"].update(
+                {
+                    "change-pct-soft-max": dict(
+                        d["dose_limits"]["intranasal"]["change-pct-hard-max"], value=500
+                    )
+                }
+            ),
+            "dose_limits.intranasal.change-pct-soft-max",
+            "hard maximum",
+        ),
+        (
+            lambda d: d["parameters"]["age-min-years"].update(confirmed_by="Dr X"),
+            "parameters.age-min-years.confirmed_at",
+            "required",
+        ),
+    ],
+)
 def test_validator_names_the_path_and_the_reason(mutate, path, reason):
     doc = _doc()
     mutate(doc)

@@ -6,8 +6,18 @@ import pytest
 
 from ketaclinic.cli import main
 
-IV = ["dose", "ketamine-iv", "--weight-kg", "82", "--mg-per-kg", "0.5", "--minutes", "40",
-      "--concentration-mg-per-ml", "10"]
+IV = [
+    "dose",
+    "ketamine-iv",
+    "--weight-kg",
+    "82",
+    "--mg-per-kg",
+    "0.5",
+    "--minutes",
+    "40",
+    "--concentration-mg-per-ml",
+    "10",
+]
 CHECK_KEYS = {"rule", "level", "message", "source"}
 
 
@@ -22,7 +32,9 @@ def test_iv_dose_json_has_the_documented_shape(capsys):
     data = json.loads(out)
     assert code == 0
     assert (data["dose_mg"], data["rate_mg_per_h"], data["rate_ml_per_h"]) == (41.0, 61.5, 6.15)
-    assert all(set(c) == CHECK_KEYS and c["level"] in ("ok", "soft", "hard") for c in data["checks"])
+    assert all(
+        set(c) == CHECK_KEYS and c["level"] in ("ok", "soft", "hard") for c in data["checks"]
+    )
 
 
 def test_iv_dose_human_output(capsys):
@@ -47,16 +59,26 @@ def test_soft_limit_exits_0_with_a_soft_check(capsys):
     assert code == 0 and any(c["level"] == "soft" for c in checks)
 
 
-@pytest.mark.parametrize(("flag", "bad"), [
-    ("--weight-kg", "0"), ("--weight-kg", "-82"), ("--weight-kg", "nan"), ("--weight-kg", "82kg"),
-    ("--weight-kg", "inf"), ("--mg-per-kg", "0"), ("--minutes", "forty"),
-    ("--concentration-mg-per-ml", "10mg/ml"),
-])
+@pytest.mark.parametrize(
+    ("flag", "bad"),
+    [
+        ("--weight-kg", "0"),
+        ("--weight-kg", "-82"),
+        ("--weight-kg", "nan"),
+        ("--weight-kg", "82kg"),
+        ("--weight-kg", "inf"),
+        ("--mg-per-kg", "0"),
+        ("--minutes", "forty"),
+        ("--concentration-mg-per-ml", "10mg/ml"),
+    ],
+)
 def test_invalid_input_exits_2_with_one_line(capsys, flag, bad):
     args = list(IV)
     args[args.index(flag) + 1] = bad
     code, out, err = _run(capsys, args)
-    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert (
+        code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    )
 
 
 def test_missing_option_exits_2_with_one_line(capsys):
@@ -65,41 +87,105 @@ def test_missing_option_exits_2_with_one_line(capsys):
 
 
 def test_esketamine_json_shape(capsys):
-    code, out, _ = _run(capsys, ["dose", "esketamine", "--phase", "induction", "--session-number",
-                                 "1", "--age", "40", "--json"])
+    code, out, _ = _run(
+        capsys,
+        [
+            "dose",
+            "esketamine",
+            "--phase",
+            "induction",
+            "--session-number",
+            "1",
+            "--age",
+            "40",
+            "--json",
+        ],
+    )
     data = json.loads(out)
     assert code == 0 and (data["dose_mg"], data["devices"]) == (56, 2)
     assert all(set(c) == CHECK_KEYS for c in data["checks"])
 
 
 def test_esketamine_eu_older_adult_starts_at_28_mg(capsys):
-    code, out, _ = _run(capsys, ["dose", "esketamine", "--phase", "induction", "--session-number",
-                                 "1", "--age", "70", "--ruleset", "esketamine-eu", "--json"])
+    code, out, _ = _run(
+        capsys,
+        [
+            "dose",
+            "esketamine",
+            "--phase",
+            "induction",
+            "--session-number",
+            "1",
+            "--age",
+            "70",
+            "--ruleset",
+            "esketamine-eu",
+            "--json",
+        ],
+    )
     assert code == 0 and json.loads(out)["dose_mg"] == 28
 
 
 def test_esketamine_above_84_mg_exits_3(capsys):
-    code, _, _ = _run(capsys, ["dose", "esketamine", "--phase", "induction", "--session-number",
-                               "2", "--age", "40", "--dose-mg", "112", "--json"])
+    code, _, _ = _run(
+        capsys,
+        [
+            "dose",
+            "esketamine",
+            "--phase",
+            "induction",
+            "--session-number",
+            "2",
+            "--age",
+            "40",
+            "--dose-mg",
+            "112",
+            "--json",
+        ],
+    )
     assert code == 3
 
 
 def test_esketamine_unknown_phase_exits_2(capsys):
-    code, _, err = _run(capsys, ["dose", "esketamine", "--phase", "booster", "--session-number",
-                                 "1", "--age", "40"])
+    code, _, err = _run(
+        capsys, ["dose", "esketamine", "--phase", "booster", "--session-number", "1", "--age", "40"]
+    )
     assert code == 2 and "phase" in err
 
 
 def test_other_route_notes_bioavailability(capsys):
-    code, out, _ = _run(capsys, ["dose", "ketamine", "--route", "sublingual", "--weight-kg", "70",
-                                 "--mg-per-kg", "1", "--json"])
+    code, out, _ = _run(
+        capsys,
+        [
+            "dose",
+            "ketamine",
+            "--route",
+            "sublingual",
+            "--weight-kg",
+            "70",
+            "--mg-per-kg",
+            "1",
+            "--json",
+        ],
+    )
     assert code == 0 and json.loads(out)["bioavailability"] == 0.3
 
 
 @pytest.mark.parametrize("treatment", ["ketamine-iv", "esketamine"])
 def test_screen_json_shape(capsys, treatment):
-    code, out, _ = _run(capsys, ["screen", "--file", "docs/examples/screen-patient.json",
-                                 "--treatment", treatment, "--screened-on", "2026-01-05", "--json"])
+    code, out, _ = _run(
+        capsys,
+        [
+            "screen",
+            "--file",
+            "docs/examples/screen-patient.json",
+            "--treatment",
+            treatment,
+            "--screened-on",
+            "2026-01-05",
+            "--json",
+        ],
+    )
     data = json.loads(out)
     assert code == 0 and data["decision"] in ("eligible", "review", "ineligible")
     assert {"decision", "findings", "rule_set", "maudsley_score"} <= set(data)
@@ -115,24 +201,31 @@ def test_screen_bad_file_exits_2(capsys, tmp_path):
 
 
 def test_screen_missing_file_exits_2(capsys, tmp_path):
-    code, _, _ = _run(capsys, ["screen", "--file", str(tmp_path / "none.json"), "--treatment",
-                               "esketamine"])
+    code, _, _ = _run(
+        capsys, ["screen", "--file", str(tmp_path / "none.json"), "--treatment", "esketamine"]
+    )
     assert code == 2
 
 
 def test_rulesets_list_show_unconfirmed(capsys):
     code, out, _ = _run(capsys, ["rulesets", "list", "--json"])
-    assert code == 0 and {r["id"] for r in json.loads(out)} == {"esketamine-us", "esketamine-eu",
-                                                                 "ketamine-iv"}
+    assert code == 0 and {r["id"] for r in json.loads(out)} == {
+        "esketamine-us",
+        "esketamine-eu",
+        "ketamine-iv",
+    }
     code, out, _ = _run(capsys, ["rulesets", "show", "esketamine-eu"])
     assert code == 0 and json.loads(out)["jurisdiction"] == "EU"
     code, out, _ = _run(capsys, ["rulesets", "unconfirmed", "ketamine-iv", "--json"])
-    assert code == 0 and any(u["path"] == "parameters.screening-validity-days" for u in json.loads(out))
+    assert code == 0 and any(
+        u["path"] == "parameters.screening-validity-days" for u in json.loads(out)
+    )
 
 
 def test_rulesets_copy_then_validate(capsys, tmp_path):
-    code, out, _ = _run(capsys, ["rulesets", "copy", "ketamine-iv", "--new-id", "clinic-iv",
-                                 "--new-version", "2"])
+    code, out, _ = _run(
+        capsys, ["rulesets", "copy", "ketamine-iv", "--new-id", "clinic-iv", "--new-version", "2"]
+    )
     path = tmp_path / "clinic-iv.json"
     path.write_text(out)
     code, out, _ = _run(capsys, ["rulesets", "validate", str(path)])

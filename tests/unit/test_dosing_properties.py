@@ -27,12 +27,16 @@ previous = st.one_of(st.none(), st.floats(min_value=0.5, max_value=500))
 
 
 def _orders():
-    iv = st.builds(lambda r, d, w, m, p: DoseOrder(r, d, w, w, m, p), routes, doses, weights,
-                   minutes, previous)
+    iv = st.builds(
+        lambda r, d, w, m, p: DoseOrder(r, d, w, w, m, p), routes, doses, weights, minutes, previous
+    )
     nasal = st.builds(
-        lambda d, s, a, ph, p: DoseOrder("intranasal", d, previous_dose_mg=p, phase=ph,
-                                         session_number=s, age_years=a),
-        st.sampled_from((28, 56, 84, 112, 50, 5600)), st.integers(1, 12), st.integers(18, 95),
+        lambda d, s, a, ph, p: DoseOrder(
+            "intranasal", d, previous_dose_mg=p, phase=ph, session_number=s, age_years=a
+        ),
+        st.sampled_from((28, 56, 84, 112, 50, 5600)),
+        st.integers(1, 12),
+        st.integers(18, 95),
         st.sampled_from(("induction", "maintenance", "continuation", "suicidal-ideation")),
         st.one_of(st.none(), st.sampled_from((28, 56, 84))),
     )
@@ -48,8 +52,11 @@ def _hard_limit_exceeded(order, rs):
 
 
 def _every_override(result, rs, role):
-    return [Override(f.rule, code, f"{role} override", role) for f in result.checks
-            for code in rs.override_reason_codes]
+    return [
+        Override(f.rule, code, f"{role} override", role)
+        for f in result.checks
+        for code in rs.override_reason_codes
+    ]
 
 
 @settings(max_examples=250, deadline=None)
@@ -81,7 +88,9 @@ def test_every_savable_soft_result_has_its_override_reasons(case, role, data):
 
 
 @settings(max_examples=100, deadline=None)
-@given(_orders(), st.sampled_from((ValueError, KeyError, ZeroDivisionError, RuntimeError, TypeError)))
+@given(
+    _orders(), st.sampled_from((ValueError, KeyError, ZeroDivisionError, RuntimeError, TypeError))
+)
 def test_a_checker_that_raises_always_blocks(case, error):
     order, rs = case
 
@@ -99,7 +108,11 @@ def test_a_checker_that_raises_always_blocks(case, error):
 def test_every_check_names_a_rule_a_level_and_a_source(case):
     order, rs = case
     result = check_dose_safely(order, rs)
-    assert result.checks and result.rule_set.startswith(rs.id) or result.checks[0].rule == "checker-error"
+    assert (
+        result.checks
+        and result.rule_set.startswith(rs.id)
+        or result.checks[0].rule == "checker-error"
+    )
     for f in result.checks:
         assert f.rule and f.source and f.level in (Level.OK, Level.SOFT, Level.HARD)
 

@@ -173,7 +173,8 @@ def dose_ketamine_iv(
         f"Dose {format_dose(dose.dose_mg, 'mg')} ({format_dose(dose.mg_per_kg, 'mg/kg')} x "
         f"{format_dose(round(dose.dose_weight.dose_weight_kg, 2), 'kg')} {dose.dose_weight.basis})",
         f"Over {format_dose(dose.infusion_min, 'min')}: {format_dose(dose.rate_mg_per_h, 'mg/h')}"
-        f" = {format_dose(dose.rate_ml_per_h, 'mL/h')} at {format_dose(dose.concentration_mg_per_ml, 'mg/mL')}",
+        f" = {format_dose(dose.rate_ml_per_h, 'mL/h')}"
+        f" at {format_dose(dose.concentration_mg_per_ml, 'mg/mL')}",
     ]
     _emit(payload, result, as_json, lines)
 

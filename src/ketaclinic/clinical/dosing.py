@@ -163,7 +163,7 @@ def calculate_iv_dose(
 
 
 def titrate_mg_per_kg(previous_mg_per_kg: float, ruleset: RuleSet, steps: int = 1) -> float:
-    """Next mg/kg dose: ``steps`` titration steps (negative steps titrate down) from the previous."""
+    """Next mg/kg dose, ``steps`` titration steps from the previous one (negative: down)."""
     previous = require_positive("previous_mg_per_kg", previous_mg_per_kg)
     step = ruleset.param("titration-step-mg-per-kg").value
     result = round(previous + steps * step, 4)

@@ -221,7 +221,8 @@ def _benzodiazepine_findings(meds: list[Medication], rs: RuleSet, ix) -> list[Fi
             Finding(
                 ix.id,
                 Level.SOFT,
-                f"Benzodiazepine dose not convertible to diazepam-equivalent ({', '.join(unknown)}): "
+                f"Benzodiazepine dose not convertible to diazepam-equivalent "
+                f"({', '.join(unknown)}): "
                 f"{ix.effect}",
                 ix.source,
                 values | {"unconverted": unknown},

@@ -1,4 +1,4 @@
-"""Refusal of impossible clinical numbers: zero, negative, NaN, infinite, or a unit in the number."""
+"""Refusal of impossible clinical numbers: zero, negative, NaN, infinite, or a unit inside."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def parse_number(name: str, text: Any) -> float:
 
 
 def require_finite(name: str, value: Any) -> float:
-    """Return ``value`` as float if it is a finite number; refuse NaN, infinities and non-numbers."""
+    """Return ``value`` as a float if finite; refuse NaN, infinities and non-numbers."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ClinicalInputError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):

@@ -1,4 +1,4 @@
-"""Property tests over weight x dose x route x role: hard limits never save, soft ones need reasons."""
+"""Properties over weight x dose x route x role: hard never saves, soft needs reasons."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st

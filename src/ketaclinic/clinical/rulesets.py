@@ -463,26 +463,21 @@ def load_ruleset(source: str | bytes | Mapping[str, Any]) -> RuleSet:
     return _build(doc)
 
 
+def _read_bundled(*parts: str) -> str:
+    """The one place that reads bundled data files (importlib.resources)."""
+    return resources.files("ketaclinic.clinical").joinpath("data", *parts).read_text("utf-8")
+
+
 def load_bundled_ruleset(ruleset_id: str) -> RuleSet:
     """Load one of the rule sets shipped with ketaclinic (:data:`BUNDLED_IDS`)."""
     if ruleset_id not in BUNDLED_IDS:
         raise RuleSetError(f"unknown rule set {ruleset_id!r}; bundled: {', '.join(BUNDLED_IDS)}")
-    text = (
-        resources.files("ketaclinic.clinical")
-        .joinpath("data", "rulesets", f"{ruleset_id}.json")
-        .read_text(encoding="utf-8")
-    )
-    return load_ruleset(text)
+    return load_ruleset(_read_bundled("rulesets", f"{ruleset_id}.json"))
 
 
 def load_bundled_maudsley() -> dict[str, Any]:
     """Load the bundled Maudsley Staging Method scoring table (protocols.md §6)."""
-    text = (
-        resources.files("ketaclinic.clinical")
-        .joinpath("data", "staging", "maudsley.json")
-        .read_text(encoding="utf-8")
-    )
-    return json.loads(text)
+    return json.loads(_read_bundled("staging", "maudsley.json"))
 
 
 def copy_ruleset(ruleset: RuleSet, new_id: str, new_version: str) -> RuleSet:

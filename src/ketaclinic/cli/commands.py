@@ -2,3 +2,4 @@
 
 from ketaclinic.cli import core  # noqa: F401
 from ketaclinic.cli import scoring  # noqa: F401
+from ketaclinic.cli import dosing  # noqa: F401

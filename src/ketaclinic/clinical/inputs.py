@@ -1,0 +1,58 @@
+"""Refusal of impossible clinical numbers: zero, negative, NaN, infinite, or a unit inside."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from ketaclinic.clinical.rules import ClinicalInputError
+
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def parse_number(name: str, text: Any) -> float:
+    """Parse a plain decimal number typed by a person; ``"82kg"`` or ``"nan"`` are refused.
+
+    Examples
+    --------
+    >>> parse_number("weight_kg", " 82.5 ")
+    82.5
+    """
+    if isinstance(text, bool):
+        raise ClinicalInputError(f"{name} must be a number, not {text!r}")
+    if isinstance(text, int | float):
+        return require_finite(name, float(text))
+    raw = str(text).strip()
+    if not _PLAIN_NUMBER.match(raw):
+        if re.match(r"^[+-]?[\d.]+\s*[a-zA-Zµ%/]+", raw):
+            raise ClinicalInputError(
+                f"{name} must be a plain number in the expected unit, without a unit: got {raw!r}"
+            )
+        raise ClinicalInputError(f"{name} must be a number, got {raw!r}")
+    return require_finite(name, float(raw))
+
+
+def require_finite(name: str, value: Any) -> float:
+    """Return ``value`` as a float if finite; refuse NaN, infinities and non-numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ClinicalInputError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ClinicalInputError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def require_positive(name: str, value: Any) -> float:
+    """Return ``value`` if it is a finite number above zero; otherwise raise with one line."""
+    number = require_finite(name, value)
+    if number <= 0:
+        raise ClinicalInputError(f"{name} must be greater than zero, got {value!r}")
+    return number
+
+
+def require_non_negative(name: str, value: Any) -> float:
+    """Return ``value`` if it is a finite number of zero or more."""
+    number = require_finite(name, value)
+    if number < 0:
+        raise ClinicalInputError(f"{name} must not be negative, got {value!r}")
+    return number

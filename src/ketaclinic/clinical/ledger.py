@@ -301,9 +301,18 @@ def validate_event(events: Sequence[LedgerEvent], new_event: LedgerEvent) -> lis
     return _check_balance(events, new_event)
 
 
+def _signed_delta(events: Sequence[LedgerEvent], new_event: LedgerEvent) -> Decimal:
+    """Change of the lot balance that appending ``new_event`` would cause."""
+    if not isinstance(new_event, Correction):
+        return _sign(new_event) * amount_mg(new_event)
+    target = next(e for e in events if e.entry_id == new_event.refers_to)
+    current = effective_amounts(e for e in events if e.lot == target.lot)[target.entry_id]
+    return _sign(target) * (new_event.corrected_mg - current)
+
+
 def _check_balance(events: Sequence[LedgerEvent], new_event: LedgerEvent) -> list[Finding]:
     before = balance_by_lot(events).get(new_event.lot, Decimal(0))
-    after = balance_by_lot([*events, new_event]).get(new_event.lot, Decimal(0))
+    after = before + _signed_delta(events, new_event)
     if after < 0:
         return [_hard("exceeds_on_hand",
                       f"lot {new_event.lot} has {before} mg on hand; this entry would leave "

@@ -1,6 +1,6 @@
 """Chair scheduling: conflicts are explained; changes keep a reason; iCalendar export."""
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -122,10 +122,11 @@ def test_cancel_and_reschedule_need_a_reason_code_and_text():
 def test_ics_export_uses_crlf_uid_dtstamp_and_escaped_text():
     b = cancel_booking(book("b1", "p1", "c1", at(MON, 9)), "other", "moved; see note, ok",
                        RULES)
-    stamp = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    stamp = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     ics = to_ics([b, book("b2", "p1", "c1", at(MON + timedelta(3), 9))], stamp,
                  uid_domain="clinic.example", location="Room 1, Floor 2")
-    assert ics.startswith("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n") and ics.endswith("END:VCALENDAR\r\n")
+    assert ics.startswith("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n")
+    assert ics.endswith("END:VCALENDAR\r\n")
     assert "\n" not in ics.replace("\r\n", "")
     assert "UID:b1@clinic.example\r\n" in ics and "DTSTAMP:20260101T120000Z\r\n" in ics
     assert "DTSTART:20260105T090000\r\n" in ics and "STATUS:CANCELLED" in ics

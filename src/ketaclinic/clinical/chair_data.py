@@ -38,7 +38,7 @@ def _read_text(relative_path: str) -> str:
 
 
 def load_bundled_json(relative_path: str) -> Any:
-    """Load a JSON file bundled under ``ketaclinic/clinical/data/`` (e.g. ``chair/session.json``)."""
+    """Load a JSON file bundled under ``clinical/data/`` (e.g. ``chair/session.json``)."""
     try:
         return json.loads(_read_text(relative_path))
     except FileNotFoundError as exc:

@@ -6,7 +6,7 @@ No clock is read: the caller passes ``dtstamp``. Event text carries no patient n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.scheduling import CANCELLED, Booking
@@ -29,7 +29,8 @@ def escape_text(value: str) -> str:
 
 def fold_line(line: str) -> str:
     """Fold a content line at 75 octets (RFC 5545 section 3.1) without splitting characters."""
-    out, current = [], ""
+    out: list[str] = []
+    current = ""
     for char in line:
         limit = 75 if not out else 74  # continuation lines start with one space
         if len((current + char).encode("utf-8")) > limit:
@@ -44,7 +45,7 @@ def fold_line(line: str) -> str:
 def format_datetime(value: datetime) -> str:
     """UTC form (``...Z``) for aware datetimes, floating local time for naive ones."""
     if value.tzinfo is not None:
-        return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return value.strftime("%Y%m%dT%H%M%S")
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Grade, Level
 
 CFR_RECORDS = "21 CFR 1304.21 and 1304.22(c): receipt, administration and disposal records"
-CFR_INVENTORY = "21 CFR 1304.11: initial and biennial inventory; opened CIII-V containers may be estimated"
+CFR_INVENTORY = ("21 CFR 1304.11: initial and biennial inventory; opened CIII-V containers "
+                 "may be estimated")
 CFR_LOSS = "21 CFR 1301.76(b): theft or significant loss"
 WITNESS_SOURCE = ("two-person witnessed waste: state/institutional rule (S); federal: record "
                   "wastage in the administration record (U)")
@@ -215,7 +216,8 @@ def _check_amounts(ev: LedgerEvent) -> list[Finding]:
     zero_ok = isinstance(ev, InventoryCount | Correction)
     for name, value in values:
         if isinstance(value, float) or not isinstance(value, int | Decimal):
-            out.append(_hard("amount_type", f"{name} must be a Decimal, not {type(value).__name__}"))
+            kind = type(value).__name__
+            out.append(_hard("amount_type", f"{name} must be a Decimal, not {kind}"))
         elif value < 0 or (value == 0 and not zero_ok):
             out.append(_hard("amount_negative", f"{name} must be positive, got {value}",
                              **{name: str(value)}))

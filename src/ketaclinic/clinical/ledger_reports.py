@@ -97,7 +97,8 @@ INVENTORY_POLICIES = {
     "US-federal": InventoryPolicy("US-federal", 2, True, Cited(
         2, "years", CFR_INVENTORY + " (biennial)", Grade.CONFIRMED)),
     "US-IA": InventoryPolicy("US-IA", 1, False, Cited(
-        1, "years", "Iowa: annual exact-count inventory (protocols.md section 9)", Grade.CONFIRMED)),
+        1, "years", "Iowa: annual exact-count inventory (protocols.md section 9)",
+        Grade.CONFIRMED)),
 }
 
 

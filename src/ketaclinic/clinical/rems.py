@@ -13,7 +13,8 @@ from datetime import date, datetime, timedelta
 
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Grade, Level
 
-SOURCE = "Spravato REMS Patient Monitoring Form (form text 11/2021; spravatorems.com; FDA REMS page)"
+SOURCE = ("Spravato REMS Patient Monitoring Form (form text 11/2021; spravatorems.com; "
+          "FDA REMS page)")
 SUBMIT_WITHIN_DAYS = Cited(7, "d", "FDA REMS page (NDA 211243); spravatorems.com: submit within 7 "
                            "days of each outpatient treatment", Grade.CONFIRMED)
 MIN_MONITORING_MIN = Cited(120, "min", "Spravato US label and REMS: monitor at least 2 h",

@@ -185,7 +185,8 @@ def _check_interval(others: list[Booking], new: Booking, rules: SchedulingRules)
                 f"{other.start:%Y-%m-%d %H:%M}; minimum is {rules.min_interval_h.value} h "
                 f"(grade {rules.min_interval_h.grade.value})",
                 rules.min_interval_h.source,
-                {"other_booking_id": other.booking_id, "min_interval_h": rules.min_interval_h.value},
+                {"other_booking_id": other.booking_id,
+                 "min_interval_h": rules.min_interval_h.value},
             ))
     return findings
 

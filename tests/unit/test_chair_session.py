@@ -12,6 +12,7 @@ from ketaclinic.clinical.session import (
     PreCheckInput,
     blocking,
     check_adverse_event,
+    check_esketamine_devices,
     check_pre_treatment,
     evaluate_discharge,
 )
@@ -24,7 +25,7 @@ GOOD_VITALS = VitalSigns(DOSE_AT + timedelta(minutes=115), 128, 80, 74, 98, 14)
 
 def ready_precheck(**changes) -> PreCheckInput:
     base = dict(
-        treatment="esketamine", planned_dose_at=DOSE_AT, consent_on_file=True,
+        treatment="esketamine", planned_dose_at=DOSE_AT, consent_on_file=True, rems_enrolled=True,
         last_food_at=DOSE_AT - timedelta(hours=3), last_liquid_at=DOSE_AT - timedelta(minutes=45),
         ride_home_arranged=True, screening_valid_until=date(2026, 3, 1),
         weight_measured_on=date(2026, 1, 1),
@@ -41,6 +42,7 @@ def test_a_patient_who_followed_the_instructions_passes_every_precheck():
     ("changes", "rule", "level"),
     [
         ({"consent_on_file": False}, "precheck.consent", Level.HARD),
+        ({"rems_enrolled": None}, "precheck.rems_enrolled", Level.HARD),
         ({"last_food_at": DOSE_AT - timedelta(minutes=119)}, "precheck.no_food", Level.SOFT),
         ({"last_liquid_at": DOSE_AT - timedelta(minutes=20)}, "precheck.no_liquids", Level.SOFT),
         ({"last_food_at": None}, "precheck.no_food", Level.SOFT),
@@ -142,3 +144,18 @@ def test_iv_discharge_counts_from_infusion_end_and_accepts_rass():
     inp = discharge(0, treatment="iv_ketamine", first_device_at=None,
                     infusion_end_at=DOSE_AT - timedelta(minutes=60), moaas=None, rass=0)
     assert evaluate_discharge(inp, RULES).ready
+
+
+def test_iv_ketamine_does_not_need_rems_enrolment():
+    inp = ready_precheck(treatment="iv_ketamine", rems_enrolled=None)
+    assert "precheck.rems_enrolled" not in {f.rule for f in check_pre_treatment(inp, RULES)}
+
+
+def test_84_mg_is_three_devices_five_minutes_apart():
+    times = [DOSE_AT + timedelta(minutes=m) for m in (0, 5, 10)]
+    assert check_esketamine_devices(84, times) == []
+    assert [f.rule for f in check_esketamine_devices(56, times)] == ["dose.device_count"]
+    close = [DOSE_AT, DOSE_AT + timedelta(minutes=3)]
+    assert [f.rule for f in check_esketamine_devices(56, close)] == ["dose.device_gap"]
+    with pytest.raises(ClinicalInputError):
+        check_esketamine_devices(50, times)

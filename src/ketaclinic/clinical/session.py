@@ -10,8 +10,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from ketaclinic.clinical.monitoring import VitalSigns, check_vitals
-from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Level
+from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Grade, Level
 from ketaclinic.clinical.session_rules import SessionRules, require_treatment
+
+REMS_ENROLMENT = Cited(True, "bool", "FDA REMS page (NDA 211243): outpatients are enrolled before "
+                       "the first treatment", Grade.CONFIRMED)
+DEVICE_MG = Cited(28, "mg", "Spravato US label section 2: 28 mg per device", Grade.CONFIRMED)
+DEVICE_GAP_MIN = Cited(5, "min", "Spravato US label section 2: wait 5 min between devices",
+                       Grade.CONFIRMED)
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,7 @@ class PreCheckInput:
     treatment: str
     planned_dose_at: datetime
     consent_on_file: bool | None = None
+    rems_enrolled: bool | None = None  # esketamine outpatients only
     last_food_at: datetime | None = None
     last_liquid_at: datetime | None = None
     nasal_steroid_or_decongestant_at: datetime | None = None
@@ -99,6 +106,11 @@ def check_pre_treatment(inp: PreCheckInput, rules: SessionRules) -> list[Finding
         _check_gap("precheck.no_liquids", "liquids", inp.last_liquid_at, inp.planned_dose_at,
                    need["no_liquids_min"]),
     ]
+    if inp.treatment == "esketamine":
+        out.append(_f("precheck.rems_enrolled", Level.OK if inp.rems_enrolled else Level.HARD,
+                      "patient enrolled in the Spravato REMS" if inp.rems_enrolled
+                      else "patient not enrolled in the Spravato REMS: no outpatient dose",
+                      REMS_ENROLMENT))
     if "nasal_steroid_or_decongestant_min" in need:
         out.append(_check_nasal(inp, need["nasal_steroid_or_decongestant_min"]))
     out.append(_f("precheck.ride_home", Level.OK if inp.ride_home_arranged else Level.SOFT,
@@ -241,3 +253,21 @@ def evaluate_discharge(inp: DischargeInput, rules: SessionRules) -> DischargeDec
 def blocking(findings: Sequence[Finding]) -> list[Finding]:
     """The findings that stop the workflow (HARD) or need an override (SOFT)."""
     return [f for f in findings if f.level in (Level.HARD, Level.SOFT)]
+
+
+def check_esketamine_devices(dose_mg: int, device_times: Sequence[datetime]) -> list[Finding]:
+    """Device count must match the dose (28 mg per device) and devices be >= 5 min apart."""
+    if dose_mg <= 0 or dose_mg % DEVICE_MG.value:
+        raise ClinicalInputError(f"esketamine dose must be a multiple of 28 mg, got {dose_mg}")
+    out = []
+    expected = dose_mg // DEVICE_MG.value
+    if len(device_times) != expected:
+        out.append(_f("dose.device_count", Level.HARD, f"{dose_mg} mg needs {expected} devices, "
+                      f"{len(device_times)} recorded", DEVICE_MG))
+    times = sorted(device_times)
+    for a, b in zip(times, times[1:], strict=False):
+        gap = (b - a).total_seconds() / 60
+        if gap < DEVICE_GAP_MIN.value:
+            out.append(_f("dose.device_gap", Level.SOFT, f"devices {gap:.0f} min apart; the label "
+                          f"says wait {DEVICE_GAP_MIN.value} min", DEVICE_GAP_MIN, gap_min=gap))
+    return out

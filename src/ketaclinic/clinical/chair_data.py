@@ -7,6 +7,7 @@ This is the one place in the chair modules that reads files: bundled JSON throug
 from __future__ import annotations
 
 import json
+from dataclasses import fields, is_dataclass
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
@@ -49,3 +50,26 @@ def list_bundled(folder: str) -> list[str]:
     """Names of the JSON files bundled in ``data/<folder>`` without the extension, sorted."""
     root = files("ketaclinic.clinical").joinpath("data", folder)
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
+
+
+def iter_cited(obj: Any, path: str = "") -> list[tuple[str, Cited]]:
+    """Every :class:`Cited` in a rule object (dataclasses, dicts, lists, tuples) with its path."""
+    if isinstance(obj, Cited):
+        return [(path, obj)]
+    if is_dataclass(obj) and not isinstance(obj, type):
+        items = [(f.name, getattr(obj, f.name)) for f in fields(obj)]
+    elif isinstance(obj, dict):
+        items = [(str(k), v) for k, v in obj.items()]
+    elif isinstance(obj, list | tuple):
+        items = [(str(i), v) for i, v in enumerate(obj)]
+    else:
+        return []
+    out: list[tuple[str, Cited]] = []
+    for name, value in items:
+        out += iter_cited(value, f"{path}.{name}" if path else name)
+    return out
+
+
+def list_unconfirmed(obj: Any) -> list[tuple[str, Cited]]:
+    """The grade-U values of a rule object: defaults awaiting medical-director confirmation."""
+    return [(p, c) for p, c in iter_cited(obj) if c.needs_confirmation]

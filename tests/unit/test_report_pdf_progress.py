@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import zlib
 import re
+import zlib
 from datetime import date, timedelta
 
 from ketaclinic.services.charts import Band

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -55,9 +56,9 @@ def rate_command(events: int, sessions: int, as_json: bool = typer.Option(False,
 
 @outcomes.command("km")
 def km_command(
-    csv_path: Path = typer.Argument(..., help="CSV with columns duration,event (event 1/0)"),
-    at: list[float] = typer.Option([], "--at", help="times for numbers at risk"),
-    as_json: bool = typer.Option(False, "--json"),
+    csv_path: Annotated[Path, typer.Argument(help="CSV with columns duration,event (1/0)")],
+    at: Annotated[list[float] | None, typer.Option("--at", help="times for at-risk counts")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Kaplan-Meier median (with CI) and numbers at risk from a CSV of durations and events."""
     from ketaclinic.clinical.km import kaplan_meier
@@ -71,6 +72,7 @@ def km_command(
         km = kaplan_meier(durations, events)
     except (OSError, KeyError, ValueError, ClinicalInputError) as exc:
         _fail(f"cannot read {csv_path.name}: {exc}")
+    at = at or []
     risk = dict(zip(at, km.at_risk(at), strict=True))
     if as_json:
         d = km.as_dict()

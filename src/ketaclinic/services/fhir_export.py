@@ -128,7 +128,8 @@ class ConditionRecord:
     icd10: str | None = None
     display: str = "Major depressive disorder"
     onset: date | None = None
-    clinical_status: str = "active"  # active | recurrence | relapse | inactive | remission | resolved
+    # active | recurrence | relapse | inactive | remission | resolved
+    clinical_status: str = "active"
 
 
 @dataclass(frozen=True)

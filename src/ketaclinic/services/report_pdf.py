@@ -14,7 +14,10 @@ from datetime import date, datetime
 
 from ketaclinic.services.charts import Band
 
-FOOTER = "Decision support, not medical advice. Clinical decisions remain with the treating clinicians."
+FOOTER = (
+    "Decision support, not medical advice. "
+    "Clinical decisions remain with the treating clinicians."
+)
 _TRANSLIT = {"≥": ">=", "≤": "<=", "–": "-", "—": "-", "−": "-", "×": "x", "’": "'", "‘": "'",
              "“": '"', "”": '"', "…": "...", "·": "-", "→": "->", "µ": "u"}
 

@@ -4,3 +4,4 @@ from ketaclinic.cli import core  # noqa: F401
 from ketaclinic.cli import scoring  # noqa: F401
 from ketaclinic.cli import dosing  # noqa: F401
 from ketaclinic.cli import chair  # noqa: F401
+from ketaclinic.cli import outcomes  # noqa: F401

@@ -1,0 +1,89 @@
+"""`ketaclinic outcomes ...`: cohort statistics from the command line (no database needed)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ketaclinic.cli import app
+
+outcomes = typer.Typer(help="Outcome statistics: Wilson intervals, rates, Kaplan-Meier.",
+                       no_args_is_help=True)
+app.add_typer(outcomes, name="outcomes")
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+@outcomes.command("ci")
+def ci_command(k: int, n: int, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Proportion k/n with a 95 % Wilson score interval."""
+    from ketaclinic.clinical.cohort import proportion_ci
+    from ketaclinic.clinical.rules import ClinicalInputError
+
+    try:
+        p = proportion_ci(k, n)
+    except ClinicalInputError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(p.as_dict()) if as_json else p.label(1))
+
+
+@outcomes.command("rate")
+def rate_command(events: int, sessions: int, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Events per 100 sessions with an exact Poisson 95 % interval."""
+    from ketaclinic.clinical.cohort import rate_per_100_sessions
+    from ketaclinic.clinical.rules import ClinicalInputError
+
+    try:
+        r = rate_per_100_sessions(events, sessions)
+    except ClinicalInputError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(r.as_dict()))
+    elif r.per_100 is None:
+        typer.echo(f"{events} events in 0 sessions (–)")
+    else:
+        typer.echo(f"{r.per_100:.2f} per 100 sessions ({r.lo:.2f}–{r.hi:.2f}), "
+                   f"{events} in {sessions}")
+
+
+@outcomes.command("km")
+def km_command(
+    csv_path: Annotated[Path, typer.Argument(help="CSV with columns duration,event (1/0)")],
+    at: Annotated[list[float] | None, typer.Option("--at", help="times for at-risk counts")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Kaplan-Meier median (with CI) and numbers at risk from a CSV of durations and events."""
+    from ketaclinic.clinical.km import kaplan_meier
+    from ketaclinic.clinical.rules import ClinicalInputError
+
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        durations = [float(r["duration"]) for r in rows]
+        events = [int(r["event"]) for r in rows]
+        km = kaplan_meier(durations, events)
+    except (OSError, KeyError, ValueError, ClinicalInputError) as exc:
+        _fail(f"cannot read {csv_path.name}: {exc}")
+    at = at or []
+    risk = dict(zip(at, km.at_risk(at), strict=True))
+    if as_json:
+        d = km.as_dict()
+        d["at_risk"] = {str(k): v for k, v in risk.items()}
+        typer.echo(json.dumps(d))
+        return
+
+    def f(x: float) -> str:
+        return "not reached" if math.isinf(x) else f"{x:g}"
+
+    typer.echo(f"n={km.n} events={km.events} median={f(km.median)} "
+               f"(95 % CI {f(km.median_lo)}–{f(km.median_hi)})")
+    for t, n_risk in risk.items():
+        typer.echo(f"at risk at {t:g}: {n_risk}")

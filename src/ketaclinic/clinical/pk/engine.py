@@ -63,8 +63,27 @@ class ModalSolution:
     h: np.ndarray  # (S, N, A)
 
 
+def symmetric_eigen(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Mammillary systems (two-way exchange with the central compartment only) are similar to a
+    symmetric matrix, D A D⁻¹ with d_j² = A_0j / A_j0; ``eigh`` on it is faster and exact."""
+    off = a[0].copy()
+    np.fill_diagonal(off, 0.0)
+    if np.any((off != 0) != (off.T != 0)) or np.any(off[1:, 1:] != 0):
+        return None
+    if np.any(a[:, 0, 1:] <= 0) or np.any(a[:, 1:, 0] <= 0):
+        return None
+    d = np.ones(a.shape[:2])
+    d[:, 1:] = np.sqrt(a[:, 0, 1:] / a[:, 1:, 0])
+    sym = a * d[:, :, None] / d[:, None, :]
+    lam, u = np.linalg.eigh(0.5 * (sym + np.swapaxes(sym, 1, 2)))
+    return lam, u / d[:, :, None], np.swapaxes(u, 1, 2) * d[:, None, :]
+
+
 def eigen_system(system: LinearSystem) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Eigenvalues, eigenvectors and inverse, or None when the matrix is not safely diagonalisable."""
+    sym = symmetric_eigen(system.a_per_min)
+    if sym is not None:
+        return sym
     lam, v = np.linalg.eig(system.a_per_min)
     try:
         w = np.linalg.inv(v)

@@ -31,8 +31,8 @@ from ketaclinic.clinical.pk.simulate import (
 )
 from ketaclinic.clinical.rules import ClinicalInputError
 
-BISECTIONS = 30
-NEWTON_STEPS = 4
+BISECTIONS = 40
+NEWTON_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -61,32 +61,60 @@ class PopulationSummary:
 
 def _value(sol: ModalSolution, a: int, seg: np.ndarray, tau: np.ndarray, deriv: bool = False) -> np.ndarray:
     """c(τ) (or dc/dτ) for patient rows and segment columns; seg (S,), tau (N, S)."""
-    g = np.moveaxis(sol.g[seg, :, a, :], 0, 1)  # (N, S, K)
-    e = np.exp(sol.lam[:, None, :] * tau[..., None])
-    if deriv:
-        return np.real(np.sum(g * sol.lam[:, None, :] * e, axis=-1))
-    return np.real(sol.h[seg, :, a].T + np.sum(g * e, axis=-1))
+    g = sol.g[seg, :, a, :]  # (S, N, K)
+    acc = np.zeros(tau.shape, dtype=g.dtype) if deriv else sol.h[seg, :, a].T.copy()
+    for k in range(g.shape[-1]):
+        lam = sol.lam[:, k][:, None]
+        term = g[:, :, k].T * np.exp(lam * tau)
+        acc += term * lam if deriv else term
+    return np.real(acc)
 
 
-def _pairs_value(sol: ModalSolution, a: int, rows: np.ndarray, segs: np.ndarray, tau: np.ndarray,
-                 deriv: bool = False) -> np.ndarray:
-    """c(τ) for flat lists of (patient, segment) pairs."""
-    g = sol.g[segs, rows, a, :]
-    lam = sol.lam[rows]
-    e = np.exp(lam * tau[:, None])
-    if deriv:
-        return np.real(np.sum(g * lam * e, axis=-1))
-    return np.real(sol.h[segs, rows, a] + np.sum(g * e, axis=-1))
+class _Pairs:
+    """c(τ) and dc/dτ for flat lists of (patient, segment) pairs, with coefficients gathered once."""
+
+    def __init__(self, sol: ModalSolution, a: int, rows: np.ndarray, segs: np.ndarray) -> None:
+        self.g = np.ascontiguousarray(sol.g[segs, rows, a, :].T)  # (K, P)
+        self.h = sol.h[segs, rows, a]
+        self.lam = np.ascontiguousarray(sol.lam[rows].T)
+
+    def both(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        value, slope = self.h.copy(), np.zeros_like(self.h)
+        for g, lam in zip(self.g, self.lam, strict=True):
+            term = g * np.exp(lam * tau)
+            value += term
+            slope += term * lam
+        return np.real(value), np.real(slope)
+
+    def value(self, tau: np.ndarray) -> np.ndarray:
+        return self.both(tau)[0]
+
+    def slope(self, tau: np.ndarray) -> np.ndarray:
+        return self.both(tau)[1]
 
 
-def _bisect(fun, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray) -> np.ndarray:
-    """Root of a monotone function on [lo, hi] (rising: negative at lo)."""
-    for _ in range(BISECTIONS):
+def _root(fun, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray, level: float = 0.0,
+          deriv=None) -> np.ndarray:
+    """Root of a monotone function on [lo, hi] (rising: below level at lo).
+
+    A few bisections shrink the bracket, then safeguarded Newton steps (when a derivative is
+    given) or further bisections finish it.
+    """
+    steps = BISECTIONS if deriv is None else 4
+    for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        up = (fun(mid) > 0) == rising
+        up = (fun(mid) > level) == rising
         hi = np.where(up, mid, hi)
         lo = np.where(up, lo, mid)
-    return 0.5 * (lo + hi)
+    if deriv is None:
+        return 0.5 * (lo + hi)
+    t = 0.5 * (lo + hi)
+    for _ in range(NEWTON_STEPS):
+        f, df = deriv(t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = (f - level) / df
+        t = np.clip(np.where(np.isfinite(step), t - step, t), lo, hi)
+    return t
 
 
 def _segment_bounds(sol: ModalSolution, window: tuple[float, float]) -> tuple[np.ndarray, ...]:
@@ -105,19 +133,20 @@ def summarize_modal(sol: ModalSolution, a: int, window: tuple[float, float], thr
     hi = np.broadcast_to(tau_hi, (n, segs.size))
     c_lo, c_hi = _value(sol, a, segs, lo), _value(sol, a, segs, hi)
     # AUC in closed form
-    g = np.moveaxis(sol.g[segs, :, a, :], 0, 1)
-    lam = sol.lam[:, None, :]
-    integ = g * (np.exp(lam * hi[..., None]) - np.exp(lam * lo[..., None])) / lam
-    auc = np.real(np.sum(sol.h[segs, :, a].T * (hi - lo) + integ.sum(-1), axis=1))
+    integ = sol.h[segs, :, a].T * (hi - lo)
+    for k in range(sol.lam.shape[1]):
+        lam = sol.lam[:, k][:, None]
+        integ = integ + sol.g[segs, :, a, k].T * (np.exp(lam * hi) - np.exp(lam * lo)) / lam
+    auc = np.real(integ.sum(axis=1))
     # interior maxima
     d_lo, d_hi = _value(sol, a, segs, lo, True), _value(sol, a, segs, hi, True)
     peak_inside = (d_lo > 0) & (d_hi < 0)
     t_star = np.array(hi, copy=True)
     rows, cols = np.nonzero(peak_inside)
     if rows.size:
-        seg_ids = segs[cols]
-        t_star[rows, cols] = _bisect(lambda t: _pairs_value(sol, a, rows, seg_ids, t, True),
-                                     lo[rows, cols].copy(), hi[rows, cols].copy(), np.zeros(rows.size, bool))
+        pairs = _Pairs(sol, a, rows, segs[cols])
+        t_star[rows, cols] = _root(pairs.slope, lo[rows, cols].copy(), hi[rows, cols].copy(),
+                                   np.zeros(rows.size, bool))
     c_star = np.where(peak_inside, _value(sol, a, segs, t_star), -np.inf)
     cand = np.stack([c_lo, c_hi, c_star], axis=-1).reshape(n, -1)
     cand_t = np.stack([lo, hi, t_star], axis=-1) + sol.t_min[segs][None, :, None]
@@ -141,10 +170,9 @@ def _time_above(sol, a, segs, lo, hi, c_lo, c_hi, thr, only=None) -> np.ndarray:
         cross &= only
     rows, cols = np.nonzero(cross)
     if rows.size:
-        seg_ids = segs[cols]
+        pairs = _Pairs(sol, a, rows, segs[cols])
         rising = c_lo[rows, cols] < thr
-        root = _bisect(lambda t: _pairs_value(sol, a, rows, seg_ids, t) - thr,
-                       lo[rows, cols].copy(), hi[rows, cols].copy(), rising)
+        root = _root(pairs.value, lo[rows, cols].copy(), hi[rows, cols].copy(), rising, thr, pairs.both)
         result[rows, cols] = np.where(rising, hi[rows, cols] - root, root - lo[rows, cols])
     return result.sum(axis=1)
 

@@ -32,7 +32,7 @@ from ketaclinic.clinical.pk.simulate import (
 from ketaclinic.clinical.rules import ClinicalInputError
 
 BISECTIONS = 40
-NEWTON_STEPS = 5
+NEWTON_STEPS = 6
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def _root(fun, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray, level: float 
     A few bisections shrink the bracket, then safeguarded Newton steps (when a derivative is
     given) or further bisections finish it.
     """
-    steps = BISECTIONS if deriv is None else 4
+    steps = BISECTIONS if deriv is None else 6
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
         up = (fun(mid) > level) == rising
@@ -111,9 +111,12 @@ def _root(fun, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray, level: float 
     t = 0.5 * (lo + hi)
     for _ in range(NEWTON_STEPS):
         f, df = deriv(t)
+        up = (f > level) == rising
+        hi, lo = np.where(up, t, hi), np.where(up, lo, t)
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = (f - level) / df
-        t = np.clip(np.where(np.isfinite(step), t - step, t), lo, hi)
+            nxt = t - (f - level) / df
+        inside = np.isfinite(nxt) & (nxt > lo) & (nxt < hi)
+        t = np.where(inside, nxt, 0.5 * (lo + hi))
     return t
 
 

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from ketaclinic.clinical.pk import Bolus, Covariates, Infusion, NasalDose, OralDose, Regimen, simulate_regimen
+from ketaclinic.clinical.pk import (
+    Bolus,
+    Covariates,
+    Infusion,
+    NasalDose,
+    OralDose,
+    Regimen,
+    simulate_regimen,
+)
 from ketaclinic.clinical.pk.engine import build_schedule
 from ketaclinic.clinical.pk.registry import get_model
 from ketaclinic.clinical.pk.simulate import individual_system, regimen_pulses
@@ -18,8 +26,19 @@ ROUTE_REGIMENS = {
     "nasal": Regimen(nasal=(NasalDose(84, 0), NasalDose(28, 600))),
     "oral": Regimen(oral=(OralDose(50, 0), OralDose(25, 480))),
 }
-CASES = [(m, r) for m in ["domino", "clements", "kamp2020", "hijazi", "fanta2015", "perez-ruixo2021",
-                          "simons2022"] for r in get_model(m).routes]
+CASES = [
+    (m, r)
+    for m in [
+        "domino",
+        "clements",
+        "kamp2020",
+        "hijazi",
+        "fanta2015",
+        "perez-ruixo2021",
+        "simons2022",
+    ]
+    for r in get_model(m).routes
+]
 
 
 def ode_reference(model_id, regimen, times):
@@ -36,8 +55,16 @@ def ode_reference(model_id, regimen, times):
         u = sched.rate_mg_per_min[s, 0]
         t_lo, t_hi = edges[s], max(edges[s + 1], edges[s])
         mask = (times >= t_lo) & (times < t_hi)
-        sol = solve_ivp(lambda t, y: a @ y + u, (t_lo, t_hi), x, method="LSODA", rtol=1e-10, atol=1e-14,
-                        t_eval=np.append(times[mask], t_hi), jac=lambda t, y: a)
+        sol = solve_ivp(
+            lambda t, y: a @ y + u,
+            (t_lo, t_hi),
+            x,
+            method="LSODA",
+            rtol=1e-10,
+            atol=1e-14,
+            t_eval=np.append(times[mask], t_hi),
+            jac=lambda t, y: a,
+        )
         out[:, mask] = system.c_per_l[0] @ sol.y[:, :-1]
         x = sol.y[:, -1]
     return system.analytes, out * 1000.0
@@ -61,8 +88,12 @@ def test_uniform_grid_fast_path_equals_pointwise_evaluation():
     regimen = Regimen(infusions=tuple(Infusion(35, 40, d * 1440 + 7.5) for d in (0, 2, 4)))
     grid = np.arange(0, 8000, 1.0)
     fast = simulate_regimen("kamp2020", COV, regimen, grid).concentration_ng_per_ml["ketamine"]
-    slow = np.concatenate([simulate_regimen("kamp2020", COV, regimen, chunk).concentration_ng_per_ml["ketamine"]
-                           for chunk in np.array_split(grid, 40)])
+    slow = np.concatenate(
+        [
+            simulate_regimen("kamp2020", COV, regimen, chunk).concentration_ng_per_ml["ketamine"]
+            for chunk in np.array_split(grid, 40)
+        ]
+    )
     np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-12)
 
 

@@ -46,20 +46,31 @@ def test_doubling_every_dose_doubles_every_concentration(model_id):
 @pytest.mark.parametrize("model_id", list(MIXED))
 def test_a_regimen_is_the_sum_of_its_parts(model_id):
     r = MIXED[model_id]
-    parts = [Regimen(infusions=r.infusions), Regimen(boluses=r.boluses), Regimen(nasal=r.nasal),
-             Regimen(oral=r.oral)]
+    parts = [
+        Regimen(infusions=r.infusions),
+        Regimen(boluses=r.boluses),
+        Regimen(nasal=r.nasal),
+        Regimen(oral=r.oral),
+    ]
     total = conc(model_id, r)
     summed = [conc(model_id, p) for p in parts]
     for analyte in total:
-        np.testing.assert_allclose(total[analyte], sum(s[analyte] for s in summed), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(
+            total[analyte], sum(s[analyte] for s in summed), rtol=1e-9, atol=1e-9
+        )
 
 
-@pytest.mark.parametrize("model_id", ["domino", "clements", "kamp2020", "hijazi", "fanta2015",
-                                      "perez-ruixo2021", "simons2022"])
+@pytest.mark.parametrize(
+    "model_id",
+    ["domino", "clements", "kamp2020", "hijazi", "fanta2015", "perez-ruixo2021", "simons2022"],
+)
 def test_zero_dose_gives_zero_everywhere(model_id):
     route = get_model(model_id).routes[0]
-    regimen = {"iv-infusion": Regimen(infusions=(Infusion(0, 40, 0),)),
-               "nasal": Regimen(nasal=(NasalDose(0, 0),)), "oral": Regimen(oral=(OralDose(0, 0),))}[route]
+    regimen = {
+        "iv-infusion": Regimen(infusions=(Infusion(0, 40, 0),)),
+        "nasal": Regimen(nasal=(NasalDose(0, 0),)),
+        "oral": Regimen(oral=(OralDose(0, 0),)),
+    }[route]
     for c in conc(model_id, regimen).values():
         assert np.all(c == 0)
 
@@ -69,19 +80,25 @@ def test_iv_mass_balance_dose_equals_clearance_times_auc(model_id):
     model = get_model(model_id)
     system = individual_system(model, COV, model.typical_params(1))
     cl_l_per_h = system.eliminated_analyte_clearance_l_per_min["ketamine"][0] * 60
-    summary = summarize_population(model_id, COV, Regimen(infusions=(Infusion(35, 40, 0),)), (0, 1e7))
+    summary = summarize_population(
+        model_id, COV, Regimen(infusions=(Infusion(35, 40, 0),)), (0, 1e7)
+    )
     auc_mg_h_per_l = summary.analytes["ketamine"].auc_ng_h_per_ml[0] / 1000
     assert auc_mg_h_per_l * cl_l_per_h == pytest.approx(35.0, rel=1e-8)
 
 
 def test_kamp_concentration_declines_monotonically_after_the_last_infusion():
-    c = conc("kamp2020", Regimen(infusions=(Infusion(35, 40, 0),)), np.arange(40, 5000, 1.0))["ketamine"]
+    c = conc("kamp2020", Regimen(infusions=(Infusion(35, 40, 0),)), np.arange(40, 5000, 1.0))[
+        "ketamine"
+    ]
     assert np.all(np.diff(c) < 0)
 
 
 def test_summary_peak_and_time_above_match_a_fine_grid():
     r = Regimen(infusions=(Infusion(35, 40, 0), Infusion(35, 40, 2880)))
-    s = summarize_population("kamp2020", COV, r, (0, 5000), threshold_ng_per_ml=100).analytes["ketamine"]
+    s = summarize_population("kamp2020", COV, r, (0, 5000), threshold_ng_per_ml=100).analytes[
+        "ketamine"
+    ]
     grid = np.arange(0, 5000, 0.01)
     c = conc("kamp2020", r, grid)["ketamine"]
     assert s.cmax_ng_per_ml[0] == pytest.approx(c.max(), rel=1e-6)
@@ -91,7 +108,9 @@ def test_summary_peak_and_time_above_match_a_fine_grid():
 
 def test_summary_finds_an_interior_peak_after_oral_dosing():
     r = Regimen(oral=(OralDose(50, 0),))
-    s = summarize_population("fanta2015", COV, r, (0, 1440), threshold_ng_per_ml=1, variability=0).analytes["s-norketamine"]
+    s = summarize_population(
+        "fanta2015", COV, r, (0, 1440), threshold_ng_per_ml=1, variability=0
+    ).analytes["s-norketamine"]
     grid = np.arange(0, 1440, 0.05)
     c = conc("fanta2015", r, grid)["s-norketamine"]
     assert s.cmax_ng_per_ml[0] == pytest.approx(c.max(), rel=1e-6)
@@ -102,7 +121,9 @@ def test_population_with_same_seed_is_reproducible_and_percentiles_are_ordered()
     r = Regimen(nasal=(NasalDose(56, 0),))
     a = simulate_population("perez-ruixo2021", COV, r, TIMES, n=200, seed=7)
     b = simulate_population("perez-ruixo2021", COV, r, TIMES, n=200, seed=7)
-    np.testing.assert_array_equal(a.concentration_ng_per_ml["esketamine"], b.concentration_ng_per_ml["esketamine"])
+    np.testing.assert_array_equal(
+        a.concentration_ng_per_ml["esketamine"], b.concentration_ng_per_ml["esketamine"]
+    )
     p = a.percentiles()["esketamine"]
     assert np.all(p["p5"] <= p["p50"]) and np.all(p["p50"] <= p["p95"])
     assert np.any(p["p95"] > p["p5"])
@@ -115,7 +136,9 @@ def test_population_without_published_variability_warns_and_is_identical():
 
 
 def test_population_with_user_variability_spreads_and_matches_single_patient_solver():
-    pop = simulate_population("simons2022", COV, MIXED["simons2022"], TIMES, n=3, seed=3, variability=0.3)
+    pop = simulate_population(
+        "simons2022", COV, MIXED["simons2022"], TIMES, n=3, seed=3, variability=0.3
+    )
     c = pop.concentration_ng_per_ml["s-ketamine"]
     assert not np.allclose(c[0], c[1])
 
@@ -125,8 +148,11 @@ start = st.integers(0, 3000)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(dose, st.floats(1, 120), start), max_size=3), st.lists(st.tuples(dose, start), max_size=2),
-       st.floats(0.1, 10))
+@given(
+    st.lists(st.tuples(dose, st.floats(1, 120), start), max_size=3),
+    st.lists(st.tuples(dose, start), max_size=2),
+    st.floats(0.1, 10),
+)
 def test_random_iv_regimens_agree_between_methods_and_scale_linearly(infs, boluses, factor):
     infusions, end = [], 0.0
     for d, dur, s in sorted(infs, key=lambda x: x[2]):
@@ -135,10 +161,16 @@ def test_random_iv_regimens_agree_between_methods_and_scale_linearly(infs, bolus
         end = s + dur
     r = Regimen(infusions=tuple(infusions), boluses=tuple(Bolus(d, float(s)) for d, s in boluses))
     times = np.arange(0, 4000, 7.0)
-    modal = simulate_regimen("kamp2020", COV, r, times, method="modal").concentration_ng_per_ml["ketamine"]
-    expo = simulate_regimen("kamp2020", COV, r, times, method="expm").concentration_ng_per_ml["ketamine"]
+    modal = simulate_regimen("kamp2020", COV, r, times, method="modal").concentration_ng_per_ml[
+        "ketamine"
+    ]
+    expo = simulate_regimen("kamp2020", COV, r, times, method="expm").concentration_ng_per_ml[
+        "ketamine"
+    ]
     np.testing.assert_allclose(modal, expo, rtol=1e-7, atol=1e-9)
-    scaled = simulate_regimen("kamp2020", COV, r.scaled(factor), times).concentration_ng_per_ml["ketamine"]
+    scaled = simulate_regimen("kamp2020", COV, r.scaled(factor), times).concentration_ng_per_ml[
+        "ketamine"
+    ]
     np.testing.assert_allclose(scaled, factor * modal, rtol=1e-9, atol=1e-9)
     assert np.all(modal >= -1e-9)
 

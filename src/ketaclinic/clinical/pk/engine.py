@@ -122,12 +122,12 @@ def evaluate_modal(sol: ModalSolution, times_min: np.ndarray, chunk: int = 2048)
     n, a = sol.g.shape[1], sol.g.shape[2]
     out = np.empty((n, a, times_min.size))
     for start in range(0, times_min.size, chunk):
-        t = times_min[start:start + chunk]
+        t = times_min[start : start + chunk]
         seg = np.clip(np.searchsorted(sol.t_min, t, side="right") - 1, 0, None)
         tau = t - sol.t_min[seg]
         e = np.exp(sol.lam[:, None, :] * tau[None, :, None])  # (N, m, K)
         y = np.einsum("mnak,nmk->nam", sol.g[seg], e) + np.moveaxis(sol.h[seg], 0, -1)
-        out[:, :, start:start + chunk] = y.real
+        out[:, :, start : start + chunk] = y.real
     before = times_min < sol.t_min[0]
     out[:, :, before] = 0.0
     return out
@@ -149,7 +149,9 @@ def evaluate_modal_grid(sol: ModalSolution, times_min: np.ndarray) -> np.ndarray
     tau_b = block_t - sol.t_min[block_seg]
     e_b = np.exp(sol.lam[:, None, :] * tau_b[None, :, None])  # (N, nb, K)
     g_b = np.moveaxis(sol.g[block_seg], 0, 2)  # (N, A, nb, K)
-    p = np.concatenate([g_b * e_b[:, None], np.moveaxis(sol.h[block_seg], 0, -1)[..., None]], axis=-1)
+    p = np.concatenate(
+        [g_b * e_b[:, None], np.moveaxis(sol.h[block_seg], 0, -1)[..., None]], axis=-1
+    )
     r = np.exp(sol.lam[:, :, None] * (step * np.arange(BLOCK))[None, None, :])  # (N, K, L)
     r = np.concatenate([r, np.ones((r.shape[0], 1, BLOCK), dtype=r.dtype)], axis=1)
     y = np.matmul(p, r[:, None])  # (N, A, nb, L)
@@ -160,11 +162,13 @@ def evaluate_modal_grid(sol: ModalSolution, times_min: np.ndarray) -> np.ndarray
     return y
 
 
-def _fix_straddling_blocks(sol: ModalSolution, times_min: np.ndarray, block_seg: np.ndarray,
-                           y: np.ndarray) -> None:
+def _fix_straddling_blocks(
+    sol: ModalSolution, times_min: np.ndarray, block_seg: np.ndarray, y: np.ndarray
+) -> None:
     point_seg = np.clip(np.searchsorted(sol.t_min, times_min, side="right") - 1, 0, None)
-    bad = np.nonzero((point_seg != np.repeat(block_seg, BLOCK)[: times_min.size])
-                     | (times_min < sol.t_min[0]))[0]
+    bad = np.nonzero(
+        (point_seg != np.repeat(block_seg, BLOCK)[: times_min.size]) | (times_min < sol.t_min[0])
+    )[0]
     if bad.size:
         y[:, :, bad] = evaluate_modal(sol, times_min[bad])
 
@@ -196,13 +200,16 @@ def solve_expm(system: LinearSystem, schedule: Schedule, times_min: np.ndarray) 
     return out
 
 
-def simulate_system(system: LinearSystem, pulses: list[Pulse], times_min: np.ndarray,
-                    method: str = "auto") -> tuple[np.ndarray, str]:
+def simulate_system(
+    system: LinearSystem, pulses: list[Pulse], times_min: np.ndarray, method: str = "auto"
+) -> tuple[np.ndarray, str]:
     """Concentrations (N, A, m) in mg/L and the method used ('modal' or 'expm')."""
     n, n_states = system.a_per_min.shape[:2]
     if not pulses:
         return np.zeros((n, len(system.analytes), times_min.size)), "none"
-    schedule = build_schedule(pulses, n, n_states, min(times_min[0], min(p.start_min for p in pulses)))
+    schedule = build_schedule(
+        pulses, n, n_states, min(times_min[0], min(p.start_min for p in pulses))
+    )
     eig = eigen_system(system) if method in ("auto", "modal") else None
     if eig is None:
         return solve_expm(system, schedule, times_min), "expm"
@@ -212,7 +219,9 @@ def simulate_system(system: LinearSystem, pulses: list[Pulse], times_min: np.nda
     return evaluate_modal(sol, times_min), "modal"
 
 
-def modal_solution(system: LinearSystem, pulses: list[Pulse], t_first: float) -> ModalSolution | None:
+def modal_solution(
+    system: LinearSystem, pulses: list[Pulse], t_first: float
+) -> ModalSolution | None:
     """The per-segment exponential representation, or None when the modal method does not apply."""
     n, n_states = system.a_per_min.shape[:2]
     if not pulses:

@@ -54,17 +54,27 @@ def _fanta_build(p: Params) -> LinearSystem:
     comp.flow("gut", "central", ka * f_oral)
     comp.flow("gut", "central_snk", ka * (1.0 - f_oral), p["fm_presystemic"])
 
-    def dose(route: str, dose_mg: float, start_min: float, duration_min: float = 0.0,
-             device_index: int = 0) -> list[Pulse]:
+    def dose(
+        route: str,
+        dose_mg: float,
+        start_min: float,
+        duration_min: float = 0.0,
+        device_index: int = 0,
+    ) -> list[Pulse]:
         if route == "oral":
             return [Pulse(start_min, 0.0, comp.amounts(n, gut=dose_mg))]
         return iv_dose(route, dose_mg, start_min, duration_min, comp, n)
 
     analytes = ("s-ketamine", "s-norketamine")
     return LinearSystem(
-        FANTA_STATES, analytes, comp.a,
-        comp.outputs(analytes, {"s-ketamine": ("central", v1), "s-norketamine": ("central_snk", vn)}),
-        dose, {"s-ketamine": cl, "s-norketamine": cln},
+        FANTA_STATES,
+        analytes,
+        comp.a,
+        comp.outputs(
+            analytes, {"s-ketamine": ("central", v1), "s-norketamine": ("central_snk", vn)}
+        ),
+        dose,
+        {"s-ketamine": cl, "s-norketamine": cln},
     )
 
 
@@ -88,43 +98,93 @@ FANTA2015 = PkModel(
         "Vp_snk": cited(160.0, "L", OTTO, "S"),
         "Q_snk": cited(42.8, "L/h", OTTO, "S"),
         "F_oral": cited(0.08, "fraction", "Fanta 2015 abstract", "C"),
-        "ka_oral": cited(1.0, "1/h", "not retrieved from Fanta 2015; placeholder", "U",
-                         "needs medical-director confirmation"),
-        "fm_presystemic": cited(1.0, "fraction", "assumed: first-pass-extracted S-ketamine forms "
-                                "S-norketamine, as Otto assumes for systemic clearance", "U"),
+        "ka_oral": cited(
+            1.0,
+            "1/h",
+            "not retrieved from Fanta 2015; placeholder",
+            "U",
+            "needs medical-director confirmation",
+        ),
+        "fm_presystemic": cited(
+            1.0,
+            "fraction",
+            "assumed: first-pass-extracted S-ketamine forms "
+            "S-norketamine, as Otto assumes for systemic clearance",
+            "U",
+        ),
     },
     omegas=(
         Omega("V1", cited(0.084, "variance (log)", OTTO, "S")),
         Omega("CL", cited(0.026, "variance (log)", OTTO, "S")),
         Omega("V_snk", cited(0.040, "variance (log)", OTTO, "S")),
         Omega("CL_snk", cited(0.103, "variance (log)", OTTO, "S")),
-        Omega("F_oral", cited(omega_from_cv(0.11), "variance (log)", "Fanta 2015 abstract: 11 % IIV",
-                              "C", "scale of the published IIV not stated; log-normal assumed")),
+        Omega(
+            "F_oral",
+            cited(
+                omega_from_cv(0.11),
+                "variance (log)",
+                "Fanta 2015 abstract: 11 % IIV",
+                "C",
+                "scale of the published IIV not stated; log-normal assumed",
+            ),
+        ),
     ),
     covariances=(
         ("V1", "CL", cited(0.02261, "covariance (log)", OTTO, "S")),
         ("V_snk", "CL_snk", cited(0.04456, "covariance (log)", OTTO, "S")),
     ),
     validity=(
-        ValidityRange("age_years", 18, 45, "years", "healthy young volunteers (Fanta, Otto)", Grade.UNCONFIRMED),
-        ValidityRange("weight_kg", 50, 100, "kg", "Otto 2021 volunteers ~68-71 kg mean", Grade.UNCONFIRMED),
+        ValidityRange(
+            "age_years",
+            18,
+            45,
+            "years",
+            "healthy young volunteers (Fanta, Otto)",
+            Grade.UNCONFIRMED,
+        ),
+        ValidityRange(
+            "weight_kg", 50, 100, "kg", "Otto 2021 volunteers ~68-71 kg mean", Grade.UNCONFIRMED
+        ),
     ),
     covariate_note="V1 and V_snk × WT/70; CL and CL_snk × (WT/70)^0.75; peripheral parameters "
     "unscaled (Otto as-run code, which pk.md summarises as all volumes/clearances). No sex effect.",
     molar_mass_g_per_mol=MW_KETAMINE,
     covariates=_fanta_covariates,
     build=_fanta_build,
-    variable_parameters=("V1", "CL", "Vp1", "Q1", "Vp2", "Q2", "V_snk", "CL_snk", "Vp_snk", "Q_snk", "ka_oral"),
-    caveats=("Oral absorption rate and presystemic S-norketamine fraction are placeholders (U).",
-             "Otto's S-norketamine is 2-compartment; Fanta's own norketamine model had 3.",
-             "Applying S-ketamine models to racemic ketamine is an approximation."),
+    variable_parameters=(
+        "V1",
+        "CL",
+        "Vp1",
+        "Q1",
+        "Vp2",
+        "Q2",
+        "V_snk",
+        "CL_snk",
+        "Vp_snk",
+        "Q_snk",
+        "ka_oral",
+    ),
+    caveats=(
+        "Oral absorption rate and presystemic S-norketamine fraction are placeholders (U).",
+        "Otto's S-norketamine is 2-compartment; Fanta's own norketamine model had 3.",
+        "Applying S-ketamine models to racemic ketamine is an approximation.",
+    ),
 )
 
 # ------------------------------------------------------------------------- Perez-Ruixo 2021
 PR = "Perez-Ruixo C et al. Clin Pharmacokinet 2021;60:501, Table 3 via nlmixr2lib PerezRuixo_2020_esketamine"
 PR_ABSTRACT = "Perez-Ruixo 2021 abstract"
-PR_STATES = ("nasal", "gut_swallowed", "gut_oral", "central", "peripheral1", "peripheral2", "liver",
-             "central_nor", "peripheral_nor")
+PR_STATES = (
+    "nasal",
+    "gut_swallowed",
+    "gut_oral",
+    "central",
+    "peripheral1",
+    "peripheral2",
+    "liver",
+    "central_nor",
+    "peripheral_nor",
+)
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:
@@ -163,8 +223,13 @@ def _pr_build(p: Params) -> LinearSystem:
     comp.exchange("central_nor", "peripheral_nor", q3, vcn, vpn)
     fgut, dsw, dpo = p["Fgut"], float(minutes(p["Dsw"][0], "h")), float(minutes(p["Dpo"][0], "h"))
 
-    def dose(route: str, dose_mg: float, start_min: float, duration_min: float = 0.0,
-             device_index: int = 0) -> list[Pulse]:
+    def dose(
+        route: str,
+        dose_mg: float,
+        start_min: float,
+        duration_min: float = 0.0,
+        device_index: int = 0,
+    ) -> list[Pulse]:
         if route == "nasal":
             frn = p["FRn"] * (p["later_device_factor"] if device_index > 0 else 1.0)
             frn = np.clip(frn, 0.0, 1.0)
@@ -178,9 +243,14 @@ def _pr_build(p: Params) -> LinearSystem:
 
     analytes = ("esketamine", "noresketamine")
     return LinearSystem(
-        PR_STATES, analytes, comp.a,
-        comp.outputs(analytes, {"esketamine": ("central", vc), "noresketamine": ("central_nor", vcn)}),
-        dose, {"noresketamine": cln},
+        PR_STATES,
+        analytes,
+        comp.a,
+        comp.outputs(
+            analytes, {"esketamine": ("central", vc), "noresketamine": ("central_nor", vcn)}
+        ),
+        dose,
+        {"noresketamine": cln},
     )
 
 
@@ -198,7 +268,9 @@ PEREZ_RUIXO2021 = PkModel(
     sampling_site=cited("venous", "site", "phase I-III venous plasma samples", "S"),
     parameters={
         "FRn": _pr(0.54, "fraction", "first 28 mg device; IIV additive on logit"),
-        "later_device_factor": _pr(0.62, "fraction", "devices after the first in one administration"),
+        "later_device_factor": _pr(
+            0.62, "fraction", "devices after the first in one administration"
+        ),
         "ka_n": _pr(2.93, "1/h", "table prints L/h (typo)"),
         "Dsw": _pr(0.53, "h", "zero-order swallowed input"),
         "ka_sw": _pr(1.45, "1/h"),
@@ -229,7 +301,10 @@ PEREZ_RUIXO2021 = PkModel(
         Omega("Qh", _pr(omega_from_cv(0.232), "variance (log)")),
         Omega("Vh", _pr(omega_from_cv(0.346), "variance (log)")),
         Omega("kel", _pr(omega_from_cv(1.20), "variance (log)")),
-        Omega("kmet", _pr(omega_from_cv(0.30), "variance (log)", "not reported; nlmixr2lib placeholder", "U")),
+        Omega(
+            "kmet",
+            _pr(omega_from_cv(0.30), "variance (log)", "not reported; nlmixr2lib placeholder", "U"),
+        ),
         Omega("Vcn", _pr(omega_from_cv(0.316), "variance (log)")),
         Omega("CLn", _pr(omega_from_cv(0.254), "variance (log)")),
     ),
@@ -243,8 +318,24 @@ PEREZ_RUIXO2021 = PkModel(
     molar_mass_g_per_mol=MW_KETAMINE,
     covariates=_pr_covariates,
     build=_pr_build,
-    variable_parameters=("ka_n", "ka_sw", "ka_po", "Vc", "Vp1", "Vp2", "Q1", "Q2", "Qh", "Vh", "kel",
-                         "kmet", "Vcn", "CLn", "Vpn", "Q3"),
+    variable_parameters=(
+        "ka_n",
+        "ka_sw",
+        "ka_po",
+        "Vc",
+        "Vp1",
+        "Vp2",
+        "Q1",
+        "Q2",
+        "Qh",
+        "Vh",
+        "kel",
+        "kmet",
+        "Vcn",
+        "CLn",
+        "Vpn",
+        "Q3",
+    ),
     caveats=(
         "Printed ODEs contain typos; absorption coded as nlmixr2lib does (nasal FRn into the nasal "
         "depot, (1-FRn)·Fgut zero-order over Dsw into the swallowed depot, then liver).",
@@ -256,9 +347,22 @@ PEREZ_RUIXO2021 = PkModel(
 
 # ------------------------------------------------------------------------------ Simons 2022
 SIM = "Simons P et al. Front Pain Res 2022;3:946486, Table 4 via nlmixr2lib Simons_2022_s_ketamine"
-SIM_STATES = ("mucosal", "gut", "gut_transit", "central", "peripheral1", "peripheral2",
-              "transit1_nk", "transit2_nk", "central_nk", "peripheral_nk",
-              "transit1_hnk", "transit2_hnk", "central_hnk", "peripheral_hnk")
+SIM_STATES = (
+    "mucosal",
+    "gut",
+    "gut_transit",
+    "central",
+    "peripheral1",
+    "peripheral2",
+    "transit1_nk",
+    "transit2_nk",
+    "central_nk",
+    "peripheral_nk",
+    "transit1_hnk",
+    "transit2_hnk",
+    "central_hnk",
+    "peripheral_hnk",
+)
 
 
 def _simons_covariates(p: Params, cov) -> Params:
@@ -293,19 +397,35 @@ def _simons_build(p: Params) -> LinearSystem:
     comp.exchange("central_hnk", "peripheral_hnk", p["CLH2"], p["VH1"], p["VH2"])
     d1, d2 = float(p["D1"][0]), float(p["D2"][0])
 
-    def dose(route: str, dose_mg: float, start_min: float, duration_min: float = 0.0,
-             device_index: int = 0) -> list[Pulse]:
+    def dose(
+        route: str,
+        dose_mg: float,
+        start_min: float,
+        duration_min: float = 0.0,
+        device_index: int = 0,
+    ) -> list[Pulse]:
         if route == "oral":
-            return [Pulse(start_min, d1, comp.amounts(n, mucosal=p["F1"] * dose_mg)),
-                    Pulse(start_min, d2, comp.amounts(n, gut=p["F2"] * dose_mg))]
+            return [
+                Pulse(start_min, d1, comp.amounts(n, mucosal=p["F1"] * dose_mg)),
+                Pulse(start_min, d2, comp.amounts(n, gut=p["F2"] * dose_mg)),
+            ]
         return iv_dose(route, dose_mg, start_min, duration_min, comp, n)
 
     analytes = ("s-ketamine", "s-norketamine", "s-hydroxynorketamine")
     return LinearSystem(
-        SIM_STATES, analytes, comp.a,
-        comp.outputs(analytes, {"s-ketamine": ("central", vk1), "s-norketamine": ("central_nk", vk1),
-                                "s-hydroxynorketamine": ("central_hnk", p["VH1"])}),
-        dose, {},
+        SIM_STATES,
+        analytes,
+        comp.a,
+        comp.outputs(
+            analytes,
+            {
+                "s-ketamine": ("central", vk1),
+                "s-norketamine": ("central_nk", vk1),
+                "s-hydroxynorketamine": ("central_hnk", p["VH1"]),
+            },
+        ),
+        dose,
+        {},
     )
 
 
@@ -359,18 +479,42 @@ SIMONS2022 = PkModel(
     ),
     covariances=(),
     validity=(
-        ValidityRange("age_years", 19, 32, "years", "Simons 2022 Table 1 via nlmixr2lib", Grade.SECONDARY),
-        ValidityRange("weight_kg", 53, 93, "kg", "Simons 2022 Table 1 via nlmixr2lib", Grade.SECONDARY),
+        ValidityRange(
+            "age_years", 19, 32, "years", "Simons 2022 Table 1 via nlmixr2lib", Grade.SECONDARY
+        ),
+        ValidityRange(
+            "weight_kg", 53, 93, "kg", "Simons 2022 Table 1 via nlmixr2lib", Grade.SECONDARY
+        ),
     ),
     covariate_note="Volumes × WT/70 and clearances × (WT/70)^0.75 (exponents not printed; S).",
     molar_mass_g_per_mol=MW_KETAMINE,
     covariates=_simons_covariates,
     build=_simons_build,
-    variable_parameters=("KA1", "KA2", "MTT_gut", "VK1", "VK2", "VK3", "CLK1", "CLK2", "CLK3",
-                         "MTT_K_NK", "VN2", "CLN1", "CLN2", "MTT_NK_HNK", "VH1", "VH2", "CLH1", "CLH2"),
-    caveats=("Inter-occasion variability is not simulated.",
-             "Transit chains have repeated rates, so this model is solved by the matrix "
-             "exponential instead of eigenvalues."),
+    variable_parameters=(
+        "KA1",
+        "KA2",
+        "MTT_gut",
+        "VK1",
+        "VK2",
+        "VK3",
+        "CLK1",
+        "CLK2",
+        "CLK3",
+        "MTT_K_NK",
+        "VN2",
+        "CLN1",
+        "CLN2",
+        "MTT_NK_HNK",
+        "VH1",
+        "VH2",
+        "CLH1",
+        "CLH2",
+    ),
+    caveats=(
+        "Inter-occasion variability is not simulated.",
+        "Transit chains have repeated rates, so this model is solved by the matrix "
+        "exponential instead of eigenvalues.",
+    ),
 )
 
 S_MODELS = (FANTA2015, PEREZ_RUIXO2021, SIMONS2022)

@@ -116,7 +116,9 @@ class Compartments:
         self.index = {name: i for i, name in enumerate(names)}
         self.a = np.zeros((n, len(names), len(names)))
 
-    def flow(self, src: str, dst: str | None, k: np.ndarray, fraction: np.ndarray | float = 1.0) -> None:
+    def flow(
+        self, src: str, dst: str | None, k: np.ndarray, fraction: np.ndarray | float = 1.0
+    ) -> None:
         """Move amount from src at rate k (1/min); ``fraction`` of it reaches dst (rest is lost)."""
         i = self.index[src]
         self.a[:, i, i] -= k
@@ -128,7 +130,9 @@ class Compartments:
         self.flow(a, b, q / va)
         self.flow(b, a, q / vb)
 
-    def outputs(self, analytes: tuple[str, ...], central: Mapping[str, tuple[str, np.ndarray]]) -> np.ndarray:
+    def outputs(
+        self, analytes: tuple[str, ...], central: Mapping[str, tuple[str, np.ndarray]]
+    ) -> np.ndarray:
         """Output matrix: concentration of each analyte = amount in its central state / volume."""
         c = np.zeros((self.a.shape[0], len(analytes), len(self.names)))
         for j, analyte in enumerate(analytes):

@@ -46,13 +46,17 @@ class PopulationSimulation:
 
 def _validate_population(n: int, variability) -> None:
     if not isinstance(n, (int, np.integer)) or n < 1 or n > MAX_PATIENTS:
-        raise ClinicalInputError(f"population size must be an integer from 1 to {MAX_PATIENTS}, got {n}")
+        raise ClinicalInputError(
+            f"population size must be an integer from 1 to {MAX_PATIENTS}, got {n}"
+        )
     if variability is None:
         return
     cvs = variability.values() if isinstance(variability, Mapping) else [variability]
     for cv in cvs:
         if not isinstance(cv, (int, float)) or not np.isfinite(cv) or cv < 0:
-            raise ClinicalInputError(f"variability must be a coefficient of variation >= 0, got {cv}")
+            raise ClinicalInputError(
+                f"variability must be a coefficient of variation >= 0, got {cv}"
+            )
 
 
 def omega_matrix(model: PkModel, variability=None) -> tuple[list[str], list[str], np.ndarray]:
@@ -69,7 +73,11 @@ def omega_matrix(model: PkModel, variability=None) -> tuple[list[str], list[str]
             i, j = names.index(a), names.index(b)
             cov[i, j] = cov[j, i] = float(c.value)
         return names, scales, cov
-    cvs = dict(variability) if isinstance(variability, Mapping) else dict.fromkeys(model.variable_parameters, variability)
+    cvs = (
+        dict(variability)
+        if isinstance(variability, Mapping)
+        else dict.fromkeys(model.variable_parameters, variability)
+    )
     unknown = set(cvs) - set(model.parameters)
     if unknown:
         raise ClinicalInputError(f"model {model.model_id} has no parameter {sorted(unknown)[0]!r}")
@@ -117,8 +125,10 @@ def simulate_population(
     conc *= NG_PER_ML_PER_MG_PER_L
     warnings = validity_warnings(model, covariates)
     if variability is None and not model.omegas:
-        warnings += (f"model {model.model_id} publishes no inter-individual variability; "
-                     "all virtual patients are identical",)
+        warnings += (
+            f"model {model.model_id} publishes no inter-individual variability; "
+            "all virtual patients are identical",
+        )
     return PopulationSimulation(
         model_id=model.model_id,
         times_min=times,

@@ -25,16 +25,29 @@ MW_KETAMINE = cited(237.7, "g/mol", "nlmixr2lib Simons_2022_s_ketamine (ketamine
 STATES3 = ("central", "peripheral2", "peripheral3")
 
 
-def iv_dose(route: str, dose_mg: float, start_min: float, duration_min: float, comp: Compartments,
-            n: int, state: str = "central") -> list[Pulse]:
+def iv_dose(
+    route: str,
+    dose_mg: float,
+    start_min: float,
+    duration_min: float,
+    comp: Compartments,
+    n: int,
+    state: str = "central",
+) -> list[Pulse]:
     """IV bolus or infusion: the whole dose into the given state."""
     duration = duration_min if route == "iv-infusion" else 0.0
     return [Pulse(start_min, duration, comp.amounts(n, **{state: dose_mg}))]
 
 
-def mammillary(v1_l: np.ndarray, k10: np.ndarray, k12: np.ndarray, k21: np.ndarray,
-               k13: np.ndarray | None = None, k31: np.ndarray | None = None,
-               analyte: str = "ketamine") -> LinearSystem:
+def mammillary(
+    v1_l: np.ndarray,
+    k10: np.ndarray,
+    k12: np.ndarray,
+    k21: np.ndarray,
+    k13: np.ndarray | None = None,
+    k31: np.ndarray | None = None,
+    analyte: str = "ketamine",
+) -> LinearSystem:
     """A 2- or 3-compartment mammillary system from micro-constants (1/min)."""
     names = STATES3 if k13 is not None else STATES3[:2]
     n = v1_l.shape[0]
@@ -46,8 +59,13 @@ def mammillary(v1_l: np.ndarray, k10: np.ndarray, k12: np.ndarray, k21: np.ndarr
         comp.flow("central", "peripheral3", k13)
         comp.flow("peripheral3", "central", k31)
 
-    def dose(route: str, dose_mg: float, start_min: float, duration_min: float = 0.0,
-             device_index: int = 0) -> list[Pulse]:
+    def dose(
+        route: str,
+        dose_mg: float,
+        start_min: float,
+        duration_min: float = 0.0,
+        device_index: int = 0,
+    ) -> list[Pulse]:
         return iv_dose(route, dose_mg, start_min, duration_min, comp, n)
 
     return LinearSystem(
@@ -72,9 +90,15 @@ def _build_rate_constant_model(p: Params) -> LinearSystem:
     return mammillary(v1, p["k10"], p["k12"], p["k21"], k13, p.get("k31"))
 
 
-def _rate_constant_model(model_id: str, title: str, reference: str, v1: float,
-                         ks: dict[str, float], validity: tuple[ValidityRange, ...],
-                         caveats: tuple[str, ...] = ()) -> PkModel:
+def _rate_constant_model(
+    model_id: str,
+    title: str,
+    reference: str,
+    v1: float,
+    ks: dict[str, float],
+    validity: tuple[ValidityRange, ...],
+    caveats: tuple[str, ...] = (),
+) -> PkModel:
     params = {"V1": cited(v1, "L/kg", OPENTIVA, "S", "central volume, scales linearly with weight")}
     params.update({name: cited(value, "1/min", OPENTIVA, "S") for name, value in ks.items()})
     return PkModel(
@@ -94,7 +118,8 @@ def _rate_constant_model(model_id: str, title: str, reference: str, v1: float,
         covariates=_weight_linear,
         build=_build_rate_constant_model,
         variable_parameters=tuple(params),
-        caveats=caveats + ("ke0 values in opentiva come from an assumed t_peak of 1 min; not used.",),
+        caveats=caveats
+        + ("ke0 values in opentiva come from an assumed t_peak of 1 min; not used.",),
     )
 
 
@@ -156,8 +181,13 @@ KAMP2020 = PkModel(
     drug="racemic ketamine",
     analytes=("ketamine",),
     routes=("iv-infusion", "iv-bolus"),
-    sampling_site=cited("arterial", "site", "Kamp 2020 abstract: central arterial compartment; "
-                        "opentiva omits the venous delay compartments", "C"),
+    sampling_site=cited(
+        "arterial",
+        "site",
+        "Kamp 2020 abstract: central arterial compartment; "
+        "opentiva omits the venous delay compartments",
+        "C",
+    ),
     parameters={
         "V1": cited(25.0, "L", KAMP, "S", "× WT/70"),
         "V2": cited(56.0, "L", KAMP, "S", "× WT/70"),
@@ -169,17 +199,27 @@ KAMP2020 = PkModel(
     omegas=(),
     covariances=(),
     validity=(
-        ValidityRange("age_years", 18, 90, "years", "meta-analysis of adults and children; adult "
-                      "range assumed for this app", Grade.UNCONFIRMED),
-        ValidityRange("weight_kg", 40, 150, "kg", "not enforced by opentiva; assumed", Grade.UNCONFIRMED),
+        ValidityRange(
+            "age_years",
+            18,
+            90,
+            "years",
+            "meta-analysis of adults and children; adult range assumed for this app",
+            Grade.UNCONFIRMED,
+        ),
+        ValidityRange(
+            "weight_kg", 40, 150, "kg", "not enforced by opentiva; assumed", Grade.UNCONFIRMED
+        ),
     ),
     covariate_note="All volumes and clearances × WT/70 (linear). No other covariate effects found.",
     molar_mass_g_per_mol=MW_KETAMINE,
     covariates=_kamp_covariates,
     build=_kamp_build,
     variable_parameters=("V1", "V2", "V3", "CL", "Q2", "Q3"),
-    caveats=("Values as coded in opentiva (S), not checked against the paper's tables.",
-             "Predicts arterial concentrations (venous delay compartments omitted).",),
+    caveats=(
+        "Values as coded in opentiva (S), not checked against the paper's tables.",
+        "Predicts arterial concentrations (venous delay compartments omitted).",
+    ),
 )
 
 RACEMIC_MODELS = (DOMINO, CLEMENTS, KAMP2020, HIJAZI)

@@ -36,7 +36,9 @@ class Covariates:
         _require_finite_positive("weight_kg", self.weight_kg)
         _require_finite_positive("height_cm", self.height_cm)
         if not math.isfinite(self.age_years) or self.age_years < 0:
-            raise ClinicalInputError(f"age_years must be a finite number >= 0, got {self.age_years}")
+            raise ClinicalInputError(
+                f"age_years must be a finite number >= 0, got {self.age_years}"
+            )
         if self.sex not in ("male", "female"):
             raise ClinicalInputError(f"sex must be 'male' or 'female', got {self.sex!r}")
         if self.population not in POPULATIONS:
@@ -138,13 +140,19 @@ class Regimen:
 
     @property
     def total_dose_mg(self) -> float:
-        doses = [d.dose_mg for group in (self.infusions, self.boluses, self.nasal, self.oral) for d in group]
+        doses = [
+            d.dose_mg
+            for group in (self.infusions, self.boluses, self.nasal, self.oral)
+            for d in group
+        ]
         return float(sum(doses))
 
     def scaled(self, factor: float) -> Regimen:
         """The same regimen with every dose multiplied by factor (used by linearity checks)."""
         return Regimen(
-            infusions=tuple(Infusion(i.dose_mg * factor, i.duration_min, i.start_min) for i in self.infusions),
+            infusions=tuple(
+                Infusion(i.dose_mg * factor, i.duration_min, i.start_min) for i in self.infusions
+            ),
             boluses=tuple(Bolus(b.dose_mg * factor, b.start_min) for b in self.boluses),
             nasal=tuple(NasalDose(n.dose_mg * factor, n.start_min) for n in self.nasal),
             oral=tuple(OralDose(o.dose_mg * factor, o.start_min) for o in self.oral),
@@ -180,7 +188,9 @@ def _refuse_overlaps(infusions: Sequence[Infusion]) -> None:
 
 def validate_times(times_min: Iterable[float]) -> np.ndarray:
     """Return the requested output times as a float array, refusing NaN, empty or unsorted input."""
-    t = np.asarray(list(times_min) if not isinstance(times_min, np.ndarray) else times_min, dtype=float)
+    t = np.asarray(
+        list(times_min) if not isinstance(times_min, np.ndarray) else times_min, dtype=float
+    )
     if t.ndim != 1 or t.size == 0:
         raise ClinicalInputError("times_min must be a non-empty list of minutes")
     if not np.all(np.isfinite(t)):
@@ -192,7 +202,9 @@ def validate_times(times_min: Iterable[float]) -> np.ndarray:
 
 _AMOUNT = r"(?P<dose>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*mg"
 _START = r"@\s*(?P<start>-?[0-9]*\.?[0-9]+)"
-_INFUSION_RE = re.compile(rf"^\s*{_AMOUNT}\s*/\s*(?P<dur>[0-9]*\.?[0-9]+)\s*min\s*(?:{_START})?\s*$")
+_INFUSION_RE = re.compile(
+    rf"^\s*{_AMOUNT}\s*/\s*(?P<dur>[0-9]*\.?[0-9]+)\s*min\s*(?:{_START})?\s*$"
+)
 _DOSE_RE = re.compile(rf"^\s*{_AMOUNT}\s*(?:{_START})?\s*$")
 
 
@@ -262,4 +274,6 @@ def parse_times(text: str) -> np.ndarray:
     except ValueError as exc:
         if isinstance(exc, ClinicalInputError):
             raise
-        raise ClinicalInputError(f"times must look like 10,20,40 or 0:1440:1, got {text!r}") from None
+        raise ClinicalInputError(
+            f"times must look like 10,20,40 or 0:1440:1, got {text!r}"
+        ) from None

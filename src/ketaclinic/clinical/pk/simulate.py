@@ -36,7 +36,9 @@ class Simulation:
         return {
             "model": self.model_id,
             "times_min": self.times_min.tolist(),
-            "concentration_ng_per_ml": {a: c.tolist() for a, c in self.concentration_ng_per_ml.items()},
+            "concentration_ng_per_ml": {
+                a: c.tolist() for a, c in self.concentration_ng_per_ml.items()
+            },
             "sampling_site": self.sampling_site,
             "warnings": list(self.warnings),
         }
@@ -61,7 +63,11 @@ def validity_warnings(model: PkModel, covariates: Covariates) -> tuple[str, ...]
                 f"{r.covariate} {value:g} {r.unit} is outside the range {r.low:g}-{r.high:g} {r.unit} "
                 f"of model {model.model_id} ({r.source}; grade {r.grade.value}); extrapolating"
             )
-    if model.drug != "racemic ketamine" and covariates.sex == "female" and model.model_id == "fanta2015":
+    if (
+        model.drug != "racemic ketamine"
+        and covariates.sex == "female"
+        and model.model_id == "fanta2015"
+    ):
         out.append("fanta2015 was estimated in men only; no sex effect is applied")
     return tuple(out)
 
@@ -119,7 +125,9 @@ def simulate_regimen(
     return Simulation(
         model_id=model.model_id,
         times_min=times,
-        concentration_ng_per_ml={a: conc[0, j] * NG_PER_ML_PER_MG_PER_L for j, a in enumerate(system.analytes)},
+        concentration_ng_per_ml={
+            a: conc[0, j] * NG_PER_ML_PER_MG_PER_L for j, a in enumerate(system.analytes)
+        },
         sampling_site=str(model.sampling_site.value),
         warnings=validity_warnings(model, covariates),
         method=used,

@@ -45,8 +45,10 @@ class AnalyteSummary:
     time_above_min: np.ndarray
 
     def percentiles(self, q=(5.0, 50.0, 95.0)) -> dict[str, list[float]]:
-        return {name: np.percentile(getattr(self, name), q).tolist()
-                for name in ("cmax_ng_per_ml", "tmax_min", "auc_ng_h_per_ml", "time_above_min")}
+        return {
+            name: np.percentile(getattr(self, name), q).tolist()
+            for name in ("cmax_ng_per_ml", "tmax_min", "auc_ng_h_per_ml", "time_above_min")
+        }
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ class PopulationSummary:
     warnings: tuple[str, ...]
 
 
-def _value(sol: ModalSolution, a: int, seg: np.ndarray, tau: np.ndarray, deriv: bool = False) -> np.ndarray:
+def _value(
+    sol: ModalSolution, a: int, seg: np.ndarray, tau: np.ndarray, deriv: bool = False
+) -> np.ndarray:
     """c(τ) (or dc/dτ) for patient rows and segment columns; seg (S,), tau (N, S)."""
     g = sol.g[seg, :, a, :]  # (S, N, K)
     acc = np.zeros(tau.shape, dtype=g.dtype) if deriv else sol.h[seg, :, a].T.copy()
@@ -93,8 +97,9 @@ class _Pairs:
         return self.both(tau)[1]
 
 
-def _root(fun, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray, level: float = 0.0,
-          deriv=None) -> np.ndarray:
+def _root(
+    fun, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray, level: float = 0.0, deriv=None
+) -> np.ndarray:
     """Root of a monotone function on [lo, hi] (rising: below level at lo).
 
     A few bisections shrink the bracket, then safeguarded Newton steps (when a derivative is
@@ -129,7 +134,9 @@ def _segment_bounds(sol: ModalSolution, window: tuple[float, float]) -> tuple[np
     return keep, lo[keep] - starts[keep], hi[keep] - starts[keep]
 
 
-def summarize_modal(sol: ModalSolution, a: int, window: tuple[float, float], threshold_mg_per_l: float):
+def summarize_modal(
+    sol: ModalSolution, a: int, window: tuple[float, float], threshold_mg_per_l: float
+):
     segs, tau_lo, tau_hi = _segment_bounds(sol, window)
     n = sol.lam.shape[0]
     lo = np.broadcast_to(tau_lo, (n, segs.size))
@@ -148,17 +155,29 @@ def summarize_modal(sol: ModalSolution, a: int, window: tuple[float, float], thr
     rows, cols = np.nonzero(peak_inside)
     if rows.size:
         pairs = _Pairs(sol, a, rows, segs[cols])
-        t_star[rows, cols] = _root(pairs.slope, lo[rows, cols].copy(), hi[rows, cols].copy(),
-                                   np.zeros(rows.size, bool))
+        t_star[rows, cols] = _root(
+            pairs.slope, lo[rows, cols].copy(), hi[rows, cols].copy(), np.zeros(rows.size, bool)
+        )
     c_star = np.where(peak_inside, _value(sol, a, segs, t_star), -np.inf)
     cand = np.stack([c_lo, c_hi, c_star], axis=-1).reshape(n, -1)
     cand_t = np.stack([lo, hi, t_star], axis=-1) + sol.t_min[segs][None, :, None]
     best = np.argmax(cand, axis=1)
     cmax = cand[np.arange(n), best]
     tmax = cand_t.reshape(n, -1)[np.arange(n), best]
-    above = _time_above(sol, a, segs, lo, t_star, c_lo, np.where(peak_inside, c_star, c_hi), threshold_mg_per_l)
-    above += _time_above(sol, a, segs, t_star, hi, np.where(peak_inside, c_star, c_hi), c_hi,
-                         threshold_mg_per_l, only=peak_inside)
+    above = _time_above(
+        sol, a, segs, lo, t_star, c_lo, np.where(peak_inside, c_star, c_hi), threshold_mg_per_l
+    )
+    above += _time_above(
+        sol,
+        a,
+        segs,
+        t_star,
+        hi,
+        np.where(peak_inside, c_star, c_hi),
+        c_hi,
+        threshold_mg_per_l,
+        only=peak_inside,
+    )
     return cmax, tmax, auc, above
 
 
@@ -175,7 +194,9 @@ def _time_above(sol, a, segs, lo, hi, c_lo, c_hi, thr, only=None) -> np.ndarray:
     if rows.size:
         pairs = _Pairs(sol, a, rows, segs[cols])
         rising = c_lo[rows, cols] < thr
-        root = _root(pairs.value, lo[rows, cols].copy(), hi[rows, cols].copy(), rising, thr, pairs.both)
+        root = _root(
+            pairs.value, lo[rows, cols].copy(), hi[rows, cols].copy(), rising, thr, pairs.both
+        )
         result[rows, cols] = np.where(rising, hi[rows, cols] - root, root - lo[rows, cols])
     return result.sum(axis=1)
 
@@ -201,9 +222,13 @@ def summarize_population(
     """Cmax, Tmax, AUC and time above a threshold for each of N virtual patients over a window."""
     t0, t1 = (float(w) for w in window_min)
     if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
-        raise ClinicalInputError(f"window must be two finite minutes with end > start, got {window_min}")
+        raise ClinicalInputError(
+            f"window must be two finite minutes with end > start, got {window_min}"
+        )
     if not np.isfinite(threshold_ng_per_ml) or threshold_ng_per_ml < 0:
-        raise ClinicalInputError(f"threshold must be a finite ng/mL >= 0, got {threshold_ng_per_ml}")
+        raise ClinicalInputError(
+            f"threshold must be a finite ng/mL >= 0, got {threshold_ng_per_ml}"
+        )
     model, _ = prepare(model_id, covariates, regimen, [t0, t1])
     system = individual_system(model, covariates, sample_parameters(model, n, seed, variability))
     pulses = regimen_pulses(system, regimen)
@@ -222,5 +247,11 @@ def summarize_population(
             cmax, tmax, auc, above = _summarize_grid(conc[:, j], times, thr)
             out[analyte] = AnalyteSummary(cmax * 1000.0, tmax, auc * 1000.0 / 60.0, above)
         method = "1-minute grid"
-    return PopulationSummary(model.model_id, (t0, t1), threshold_ng_per_ml, out, method,
-                             validity_warnings(model, covariates))
+    return PopulationSummary(
+        model.model_id,
+        (t0, t1),
+        threshold_ng_per_ml,
+        out,
+        method,
+        validity_warnings(model, covariates),
+    )

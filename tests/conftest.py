@@ -27,7 +27,7 @@ from ketaclinic.services.audit import SYSTEM
 from ketaclinic.services.clock import SteppingClock
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
-from ketaclinic.store.tables import Base
+from ketaclinic.store.models import Base
 
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
 

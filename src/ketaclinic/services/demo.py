@@ -61,11 +61,23 @@ def seed_demo(
     rng = random.Random(seed)
     users = _ensure_users(svc)
     today = svc.ctx.clock().date()
+    ids = []
     for i in range(patients):
-        _make_patient(svc, rng, i, today)
+        ids.append(_make_patient(svc, rng, i, today))
         if progress:
             progress(1)
+    for seeder in area_seeders():
+        seeder(svc, random.Random(seed + 1), ids, today)
     return DemoResult(users, patients)
+
+
+Seeder = Callable[[Services, random.Random, list[int], dt.date], None]
+
+
+def area_seeders() -> list[Seeder]:
+    """Each area adds one line: courses and sessions first, then what builds on them."""
+    seeders: list[Seeder] = []
+    return seeders
 
 
 def _ensure_users(svc: Services) -> int:
@@ -78,7 +90,7 @@ def _ensure_users(svc: Services) -> int:
     return made
 
 
-def _make_patient(svc: Services, rng: random.Random, i: int, today: dt.date) -> None:
+def _make_patient(svc: Services, rng: random.Random, i: int, today: dt.date) -> int:
     sex = rng.choice(["female", "female", "male", "male", "other"])
     given = rng.choice(GIVEN_F if sex == "female" else GIVEN_M if sex == "male" else
                        GIVEN_F + GIVEN_M)
@@ -115,3 +127,4 @@ def _make_patient(svc: Services, rng: random.Random, i: int, today: dt.date) -> 
         name, drug_class, dose = rng.choice(OTHER_MEDS)
         svc.patients.add_medication(SYSTEM, patient.id, MedicationCreate(
             name=name, drug_class=drug_class, daily_dose_mg=Decimal(dose)))
+    return patient.id

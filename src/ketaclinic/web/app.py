@@ -25,7 +25,9 @@ HERE = Path(__file__).parent
 
 def make_templates(clinic_name: str) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(version=__version__, clinic_name=clinic_name)
+    from ketaclinic.web.panels import nav_for
+
+    templates.env.globals.update(version=__version__, clinic_name=clinic_name, nav_for=nav_for)
     return templates
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -127,9 +129,11 @@ def create_app(services: Services) -> FastAPI:
     _install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from ketaclinic.api.routes import router as api_router
-    from ketaclinic.web.routes import router as web_router
+    from ketaclinic.api import api_routers
+    from ketaclinic.web.routes import web_routers
 
-    app.include_router(api_router)
-    app.include_router(web_router)
+    for router in api_routers():
+        app.include_router(router)
+    for router in web_routers():
+        app.include_router(router)
     return app

@@ -20,6 +20,7 @@ from ketaclinic.schemas import (
 )
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
+from ketaclinic.web.panels import load_panels
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
@@ -85,7 +86,8 @@ async def patient_create(request: Request, svc: ServicesDep, viewer: ViewerDep) 
 def patient_detail(request: Request, patient_id: int, svc: ServicesDep,
                    viewer: ViewerDep) -> Response:
     patient = svc.patients.get(viewer.actor, patient_id)
-    return render(request, "patient_detail.html", patient=patient, today=svc.ctx.clock().date())
+    return render(request, "patient_detail.html", patient=patient, today=svc.ctx.clock().date(),
+                  panels=load_panels(svc, viewer, patient_id))
 
 
 @router.get("/patients/{patient_id}/edit")
@@ -144,7 +146,7 @@ async def patient_add_child(request: Request, patient_id: int, kind: str, svc: S
         patient = svc.patients.get(viewer.actor, patient_id)
         return render(request, "patient_detail.html", status_code=422, patient=patient,
                       today=svc.ctx.clock().date(), error=str(exc), error_section=kind,
-                      values=form)
+                      values=form, panels=load_panels(svc, viewer, patient_id))
     return redirect(f"/patients/{patient_id}#{kind}")
 
 

@@ -1,15 +1,27 @@
-"""All server-rendered pages."""
+"""All server-rendered pages: one router per area (add one line to ``web_routers``)."""
+
+from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ketaclinic.web import pages_admin, pages_auth, pages_patients
-
 router = APIRouter(include_in_schema=False)
-router.include_router(pages_auth.router)
-router.include_router(pages_admin.router)
-router.include_router(pages_patients.router)
 
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+def web_routers() -> list[APIRouter]:
+    from ketaclinic.web import pages_admin, pages_auth, pages_patients
+
+    routers = [router, pages_auth.router, pages_admin.router]
+    # Area pages go here, before the patient pages' catch-all /patients/{id}/{kind} route.
+    routers.append(pages_patients.router)
+    return [_hidden(r) for r in routers]
+
+
+def _hidden(r: APIRouter) -> APIRouter:
+    wrapper = APIRouter(include_in_schema=False)
+    wrapper.include_router(r)
+    return wrapper

@@ -1,7 +1,7 @@
 """foundation: users, sessions, audit, patients
 
 Revision ID: 0001
-Revises: 
+Revises: 0001
 Create Date: 2026-11-30 00:43:58.900430
 """
 

@@ -1,0 +1,9 @@
+"""Every table module, imported once so that ``Base.metadata`` knows the whole schema.
+
+Add one import line here for a new table module.
+"""
+
+from ketaclinic.store import tables_care  # noqa: F401
+from ketaclinic.store.tables import Base
+
+__all__ = ["Base"]

@@ -1,0 +1,58 @@
+"""Sections of the patient page and main-menu entries contributed by each part of the clinic.
+
+Each area adds ONE line to ``patient_panels()`` and, if it has a top-level page, one line to
+``NAV``. A panel's loader returns the context its template needs (or None to hide the panel);
+it must go through a service, so the read is permission-checked and audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ketaclinic.bootstrap import Services
+from ketaclinic.web.deps import Viewer
+
+Loader = Callable[[Services, Viewer, int], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Panel:
+    template: str
+    load: Loader
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    href: str
+    roles: frozenset[str]
+
+
+ALL = frozenset({"admin", "prescriber", "nurse", "analyst"})
+CLINICAL = frozenset({"admin", "prescriber", "nurse"})
+
+# Main menu, in order (Users and Audit log for admins are added by the base template).
+NAV: list[NavItem] = [
+    NavItem("Patients", "/patients", CLINICAL),
+]
+
+
+def nav_for(role: str) -> list[NavItem]:
+    return [item for item in NAV if role in item.roles]
+
+
+def patient_panels() -> list[Panel]:
+    """The panels shown on the patient page, top to bottom (one line per area)."""
+    panels: list[Panel] = []
+    return panels
+
+
+def load_panels(svc: Services, viewer: Viewer, patient_id: int) -> list[dict[str, Any]]:
+    shown = []
+    for panel in patient_panels():
+        context = panel.load(svc, viewer, patient_id)
+        if context is not None:
+            shown.append({"template": panel.template, "context": context})
+    return shown

@@ -26,9 +26,12 @@ class Perm(str, Enum):
     DASHBOARD = "dashboard.read"
     DEID_EXPORT = "export.deidentified"
     IDENTIFIED_EXPORT = "export.identified"
+    LEDGER_WRITE = "ledger.write"  # controlled-substance receipts, counts, waste
+    LEDGER_READ = "ledger.read"
 
 
-_CLINICAL = {Perm.PATIENT_READ, Perm.PATIENT_WRITE, Perm.CLINICAL_WRITE}
+_CLINICAL = {Perm.PATIENT_READ, Perm.PATIENT_WRITE, Perm.CLINICAL_WRITE, Perm.LEDGER_WRITE,
+             Perm.LEDGER_READ}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.ADMIN: frozenset(

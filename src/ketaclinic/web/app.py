@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -23,11 +24,20 @@ log = logging.getLogger("ketaclinic.web")
 HERE = Path(__file__).parent
 
 
+def format_number(value: object) -> str:
+    """Numbers as clinicians write them: no trailing zeros ("82 kg", "0.5 mg/kg", "82.5")."""
+    if value is None:
+        return ""
+    text = format(Decimal(str(value)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def make_templates(clinic_name: str) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     from ketaclinic.web.panels import nav_for
 
     templates.env.globals.update(version=__version__, clinic_name=clinic_name, nav_for=nav_for)
+    templates.env.filters["num"] = format_number
     return templates
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

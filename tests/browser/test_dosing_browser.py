@@ -10,7 +10,6 @@ import uuid
 import pytest
 from kcbrowser import TABLET, log_in
 
-
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
 

@@ -9,8 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from ketaclinic.clinical.rulesets import load_bundled_ruleset
-from ketaclinic.schemas import AllergyCreate, DiagnosisCreate, MedicationCreate, PatientCreate
-from ketaclinic.schemas import WeightCreate
+from ketaclinic.schemas import (
+    AllergyCreate,
+    DiagnosisCreate,
+    MedicationCreate,
+    PatientCreate,
+    WeightCreate,
+)
 from ketaclinic.services.audit import SYSTEM
 from ketaclinic.services.dosing import DoseBlocked
 from ketaclinic.services.dosing_plan import parse_dose_request

@@ -42,7 +42,8 @@ def test_screening_page_saves_facts_and_runs_a_screening(services, login):
             "trial-1-drug": "bupropion", "trial-1-weeks": "7", "trial-1-response": "none",
             "trial-1-current": "on", "episode_duration_months": "14",
             "symptom_severity": "severe", "substance_use_disorder": "none",
-            "cond-aneurysmal_vascular_disease_or_avm": "on", "bp_systolic": "130", "bp_diastolic": "85"}
+            "cond-aneurysmal_vascular_disease_or_avm": "on", "bp_systolic": "130",
+            "bp_diastolic": "85"}
     r = c.post(f"/patients/{pid}/screening/facts", data=form, follow_redirects=False)
     assert r.status_code == 303, r.text
     r = c.post(f"/patients/{pid}/screening/run",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import func, select
@@ -77,6 +78,12 @@ class RuleSetView:
     active_for: str | None
 
 
+@cache
+def _bundled(ruleset_id: str) -> RuleSet:
+    """Bundled rule sets are immutable: load and validate each once per process."""
+    return load_bundled_ruleset(ruleset_id)
+
+
 def _bad(exc: ClinicalInputError) -> InvalidInput:
     return InvalidInput(" ".join(str(exc).split()))
 
@@ -106,9 +113,10 @@ class RuleSetService:
             self._cache[key] = load_ruleset(row.document)
         return self._cache[key]
 
-    def _load(self, s: Session, ruleset_id: str, seq: int | None = None) -> tuple[RuleSet, int | None]:
+    def _load(self, s: Session, ruleset_id: str,
+              seq: int | None = None) -> tuple[RuleSet, int | None]:
         if ruleset_id in BUNDLED_IDS:
-            return load_bundled_ruleset(ruleset_id), None
+            return _bundled(ruleset_id), None
         if seq is None:
             row = self._latest_row(s, ruleset_id)
         else:
@@ -138,7 +146,7 @@ class RuleSetService:
             active = {v: k for k, v in self._active_ids(s).items()}
             out = []
             for rid in BUNDLED_IDS:
-                rs = load_bundled_ruleset(rid)
+                rs = _bundled(rid)
                 out.append(RuleSetSummary(rid, rs.title, rs.treatment, rs.version, rs.ref, True,
                                           1, active.get(rid), len(list_unconfirmed(rs))))
             counts = dict(s.execute(select(RuleSetVersion.ruleset_id, func.count())
@@ -186,7 +194,8 @@ class RuleSetService:
             for rid in ids:
                 rs, _ = self._load(s, rid)
                 for u in list_unconfirmed(rs):
-                    out.append({"rule_set": rs.ref, "ruleset_id": rid, "bundled": rid in BUNDLED_IDS,
+                    out.append({"rule_set": rs.ref, "ruleset_id": rid,
+                                "bundled": rid in BUNDLED_IDS,
                                 "active": rid in active.values(), "path": u.path,
                                 "value": u.value, "unit": u.unit, "source": u.source,
                                 "note": u.note})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
@@ -265,7 +264,3 @@ def panel_loader(svc: Any, viewer: Viewer, patient_id: int) -> dict[str, Any] | 
     data["fmt"] = format_dose
     data["can_prescribe"] = _can(viewer, Perm.PRESCRIBE)
     return data
-
-
-def plan_json(plan: Any) -> str:
-    return json.dumps(plan.as_dict(), default=str)

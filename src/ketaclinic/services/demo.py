@@ -77,6 +77,7 @@ Seeder = Callable[[Services, random.Random, list[int], dt.date], None]
 def area_seeders() -> list[Seeder]:
     """Each area adds one line: courses and sessions first, then what builds on them."""
     seeders: list[Seeder] = []
+    seeders.append(__import__("ketaclinic.services.demo_dosing", fromlist=["x"]).seed_dosing)
     return seeders
 
 

@@ -1,0 +1,203 @@
+"""JSON API for eligibility screening, dose checks and orders, and rule sets."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ketaclinic.services.dosing import DoseBlocked
+from ketaclinic.services.dosing_plan import parse_dose_request
+from ketaclinic.services.dosing_rulesets import document_text
+from ketaclinic.web.deps import ApiViewerDep, ServicesDep
+
+router = APIRouter(prefix="/api")
+Number = float | str | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScreeningRequest(_Strict):
+    treatment: Literal["ketamine-iv", "esketamine"]
+
+
+class FactsBody(_Strict):
+    facts: dict[str, Any]
+    version: int | None = Field(None, description="The version you read (None: first save)")
+
+
+class OverrideBody(_Strict):
+    rule: str = Field(max_length=60)
+    reason_code: str = Field(max_length=60)
+    free_text: str = Field(max_length=1000)
+
+
+class DoseBody(_Strict):
+    route: Literal["iv", "im", "oral", "sublingual", "intranasal"]
+    mg_per_kg: Number = None
+    weight_basis: Literal["actual", "ideal", "adjusted"] | None = None
+    height_cm: Number = None
+    infusion_min: Number = None
+    concentration_mg_per_ml: Number = None
+    phase: Literal["induction", "maintenance", "continuation", "suicidal-ideation"] | None = None
+    session_number: Number = None
+    dose_mg: Number = None
+    weight_reentry: str | None = Field(
+        None, max_length=40, description="Today's weight re-entered, kilograms only: '82 kg'")
+    overrides: list[OverrideBody] = Field(default_factory=list, max_length=20)
+
+
+def _request(body: DoseBody):  # type: ignore[no-untyped-def]
+    data = body.model_dump(exclude={"overrides"})
+    return parse_dose_request(data, [o.model_dump() for o in body.overrides])
+
+
+# --- screening and facts ------------------------------------------------------------------
+@router.get("/patients/{patient_id}/screenings", tags=["screening"])
+def api_screenings(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> list[dict]:
+    today = svc.ctx.clock().date()
+    return [r.as_dict(today) for r in svc.dosing.list_screenings(viewer.actor, patient_id)]
+
+
+@router.post("/patients/{patient_id}/screenings", status_code=201, tags=["screening"])
+def api_screen(patient_id: int, body: ScreeningRequest, svc: ServicesDep,
+               viewer: ApiViewerDep) -> dict:
+    record = svc.dosing.screen(viewer.actor, patient_id, body.treatment)
+    return record.as_dict(svc.ctx.clock().date())
+
+
+@router.get("/patients/{patient_id}/clinical-facts", tags=["screening"])
+def api_facts(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> dict:
+    facts, version = svc.dosing.get_facts(viewer.actor, patient_id)
+    return {"facts": facts, "version": version}
+
+
+@router.put("/patients/{patient_id}/clinical-facts", tags=["screening"],
+            responses={409: {"description": "The facts changed since the given version"}})
+def api_save_facts(patient_id: int, body: FactsBody, svc: ServicesDep,
+                   viewer: ApiViewerDep) -> dict:
+    version = svc.dosing.save_facts(viewer.actor, patient_id, body.facts, body.version)
+    return {"version": version}
+
+
+# --- doses --------------------------------------------------------------------------------
+@router.post("/patients/{patient_id}/dose/check", tags=["doses"])
+def api_dose_check(patient_id: int, body: DoseBody, svc: ServicesDep,
+                   viewer: ApiViewerDep) -> dict:
+    """Calculate and check a dose; nothing is saved."""
+    return svc.dosing.check(viewer.actor, patient_id, _request(body)).as_dict()
+
+
+@router.post("/patients/{patient_id}/doses", status_code=201, tags=["doses"],
+             responses={422: {"description": "Blocked: hard finding, or soft findings without "
+                                             "a coded reason; the body lists the checks"}})
+def api_dose_save(patient_id: int, body: DoseBody, response: Response, svc: ServicesDep,
+                  viewer: ApiViewerDep,
+                  idempotency_key: Annotated[str | None, Header(max_length=100)] = None
+                  ) -> Any:
+    try:
+        record, created = svc.dosing.save(viewer.actor, patient_id, _request(body),
+                                          idempotency_key)
+    except DoseBlocked as exc:
+        return JSONResponse(status_code=422, content=json.loads(json.dumps({
+            "detail": str(exc), "missing_overrides": list(exc.missing),
+            **exc.plan.as_dict()}, default=str)))
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = f"/api/patients/{patient_id}/doses"
+    return record.as_dict()
+
+
+@router.get("/patients/{patient_id}/doses", tags=["doses"])
+def api_doses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
+    return [r.as_dict() for r in svc.dosing.list_doses(viewer.actor, patient_id, limit)]
+
+
+# --- rule sets ----------------------------------------------------------------------------
+class CopyBody(_Strict):
+    source_id: str = Field(max_length=60)
+    new_id: str = Field(max_length=60)
+    title: str = Field("", max_length=200)
+
+
+class ValuesBody(_Strict):
+    changes: dict[str, str | float] = Field(max_length=200)
+    note: str = Field(min_length=1, max_length=400)
+    version: int | None = Field(None, description="The version (sequence) you edited")
+
+
+class ConfirmBody(_Strict):
+    path: str = Field(max_length=200)
+    version: int | None = None
+
+
+class ActiveBody(_Strict):
+    ruleset_id: str = Field(max_length=60)
+
+
+def _summary(rs) -> dict:  # type: ignore[no-untyped-def]
+    return {"id": rs.id, "version": rs.version, "ref": rs.ref, "treatment": rs.treatment}
+
+
+@router.get("/rulesets", tags=["rule sets"])
+def api_rulesets(svc: ServicesDep, viewer: ApiViewerDep) -> list[dict]:
+    return [s.__dict__ for s in svc.dosing.rulesets.list(viewer.actor)]
+
+
+@router.get("/rulesets/unconfirmed", tags=["rule sets"])
+def api_unconfirmed(svc: ServicesDep, viewer: ApiViewerDep) -> list[dict]:
+    return svc.dosing.rulesets.unconfirmed_report(viewer.actor)
+
+
+@router.post("/rulesets/copy", status_code=201, tags=["rule sets"])
+def api_copy(body: CopyBody, svc: ServicesDep, viewer: ApiViewerDep) -> dict:
+    return _summary(svc.dosing.rulesets.copy(viewer.actor, body.source_id, body.new_id,
+                                             body.title))
+
+
+@router.post("/rulesets/import", status_code=201, tags=["rule sets"])
+def api_import(svc: ServicesDep, viewer: ApiViewerDep,
+               document: Annotated[dict[str, Any], Body()]) -> dict:
+    """Import a rule-set document (validated); a known clinic id gets a new version."""
+    return _summary(svc.dosing.rulesets.import_document(viewer.actor, json.dumps(document)))
+
+
+@router.put("/rulesets/active/{treatment}", tags=["rule sets"])
+def api_set_active(treatment: str, body: ActiveBody, svc: ServicesDep,
+                   viewer: ApiViewerDep) -> dict:
+    return _summary(svc.dosing.rulesets.set_active(viewer.actor, treatment, body.ruleset_id))
+
+
+@router.get("/rulesets/{ruleset_id}", tags=["rule sets"])
+def api_ruleset(ruleset_id: str, svc: ServicesDep, viewer: ApiViewerDep,
+                version: Annotated[int | None, Query(ge=1)] = None) -> dict:
+    view = svc.dosing.rulesets.view(viewer.actor, ruleset_id, version)
+    return {**_summary(view.ruleset), "bundled": view.bundled, "active_for": view.active_for,
+            "versions": [{"seq": v.seq, "ref": v.ref, "change_note": v.change_note,
+                          "created_by": v.created_by, "created_at": v.created_at.isoformat()}
+                         for v in view.versions],
+            "unconfirmed": [u.path for u in view.unconfirmed],
+            "confirmations": [{**c, "at": c["at"].isoformat()} for c in view.confirmations],
+            "document": json.loads(document_text(view.ruleset))}
+
+
+@router.put("/rulesets/{ruleset_id}/values", tags=["rule sets"],
+            responses={409: {"description": "The rule set changed since the given version"}})
+def api_edit_values(ruleset_id: str, body: ValuesBody, svc: ServicesDep,
+                    viewer: ApiViewerDep) -> dict:
+    changes = {k: str(v) for k, v in body.changes.items()}
+    return _summary(svc.dosing.rulesets.edit_values(viewer.actor, ruleset_id, changes, body.note,
+                                                    body.version))
+
+
+@router.post("/rulesets/{ruleset_id}/confirm", tags=["rule sets"])
+def api_confirm(ruleset_id: str, body: ConfirmBody, svc: ServicesDep,
+                viewer: ApiViewerDep) -> dict:
+    return _summary(svc.dosing.rulesets.confirm(viewer.actor, ruleset_id, body.path,
+                                                body.version))

@@ -1,0 +1,177 @@
+"""Patient clinical facts for screening, and their assembly with the registry into PatientFacts.
+
+The facts (antidepressant trials, condition flags, substance use, episode, ECT, pregnancy,
+breast-feeding, blood pressure) are stored per patient as JSON, validated by the clinical core
+(:func:`ketaclinic.clinical.eligibility.patient_from_dict`). Age, sex, diagnoses, medications and
+allergies come from the patient registry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ketaclinic.clinical.eligibility import PatientFacts, patient_from_dict
+from ketaclinic.clinical.rules import ClinicalInputError
+from ketaclinic.clinical.rulesets import BUNDLED_IDS, load_bundled_ruleset
+from ketaclinic.services.errors import InvalidInput
+from ketaclinic.store.tables import Patient, PatientAllergy, PatientDiagnosis, PatientMedication
+from ketaclinic.store.tables_dosing import PatientClinicalFacts
+
+FACT_KEYS = ("antidepressant_trials", "conditions", "substance_use_disorder",
+             "episode_duration_months", "symptom_severity", "ect_used", "pregnant",
+             "breastfeeding", "bp")
+# Flags with their own form fields, not condition checkboxes.
+_SPECIAL_FLAGS = {"pregnancy", "breastfeeding", "substance_use_disorder"}
+DEPRESSIVE_ICD10 = ("F32", "F33")
+
+
+def empty_facts() -> dict[str, Any]:
+    return {"antidepressant_trials": [], "conditions": [], "substance_use_disorder": "none",
+            "episode_duration_months": None, "symptom_severity": None, "ect_used": False,
+            "pregnant": False, "breastfeeding": False, "bp": None}
+
+
+def condition_choices() -> list[tuple[str, str]]:
+    """Every condition flag the bundled rule sets know, with its label (for the form)."""
+    seen: dict[str, str] = {}
+    for rid in BUNDLED_IDS:
+        for ci in load_bundled_ruleset(rid).contraindications:
+            if ci.condition not in _SPECIAL_FLAGS:
+                seen.setdefault(ci.condition, ci.label)
+    return sorted(seen.items(), key=lambda kv: kv[1].lower())
+
+
+def validate_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """Check a facts document with the clinical core; return it normalised (known keys only)."""
+    if not isinstance(facts, dict):
+        raise InvalidInput("clinical facts must be an object")
+    unknown = sorted(set(facts) - set(FACT_KEYS))
+    if unknown:
+        raise InvalidInput(f"unknown field(s) {', '.join(unknown)}")
+    doc = empty_facts() | facts
+    doc["conditions"] = sorted({str(c).strip().lower() for c in doc.get("conditions") or []
+                                if str(c).strip()})
+    try:
+        patient_from_dict({"age_years": 40, **doc})
+    except ClinicalInputError as exc:
+        raise InvalidInput(" ".join(str(exc).split())) from exc
+    return doc
+
+
+def load_facts(s: Session, patient_id: int) -> tuple[dict[str, Any], int | None]:
+    row = s.execute(select(PatientClinicalFacts).where(
+        PatientClinicalFacts.patient_id == patient_id)).scalar_one_or_none()
+    if row is None:
+        return empty_facts(), None
+    return empty_facts() | json.loads(row.facts_json), row.version
+
+
+def age_on(birth: dt.date, day: dt.date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def is_depressive(system: str, code: str, display: str) -> bool:
+    if system == "icd10":
+        return code.upper().startswith(DEPRESSIVE_ICD10)
+    return "depress" in display.lower()
+
+
+def screening_input(s: Session, patient: Patient, today: dt.date) -> dict[str, Any]:
+    """The screening JSON (docs/dosing.md schema) for a patient: registry + stored facts."""
+    facts, _ = load_facts(s, patient.id)
+    diagnoses = s.execute(select(PatientDiagnosis).where(
+        PatientDiagnosis.patient_id == patient.id, PatientDiagnosis.active.is_(True))).scalars()
+    meds = s.execute(select(PatientMedication).where(
+        PatientMedication.patient_id == patient.id, PatientMedication.active.is_(True))
+        .order_by(PatientMedication.id)).scalars()
+    allergies = s.execute(select(PatientAllergy).where(
+        PatientAllergy.patient_id == patient.id, PatientAllergy.active.is_(True))).scalars()
+    conditions = set(facts["conditions"])
+    if any("ketamine" in a.substance.lower() for a in allergies):
+        conditions.add("hypersensitivity_ketamine")
+    return {
+        "age_years": age_on(patient.birth_date, today),
+        "sex": patient.sex if patient.sex in ("female", "male", "other") else "unknown",
+        "diagnoses": [{"code": d.code, "label": d.display,
+                       "depressive_episode": is_depressive(d.system, d.code, d.display)}
+                      for d in diagnoses],
+        "medications": [{"name": m.name, "class": (m.drug_class or "").lower(),
+                         "daily_dose_mg": None if m.daily_dose_mg is None
+                         else float(m.daily_dose_mg)} for m in meds],
+        **{k: facts[k] for k in FACT_KEYS if k != "conditions"},
+        "conditions": sorted(conditions),
+    }
+
+
+def patient_facts(doc: dict[str, Any]) -> PatientFacts:
+    try:
+        return patient_from_dict(doc)
+    except ClinicalInputError as exc:
+        raise InvalidInput(" ".join(str(exc).split())) from exc
+
+
+# --------------------------------------------------------------------------- form parsing
+
+RESPONSES = ("", "none", "minimal", "partial", "response", "remission")
+
+
+def _num(form: dict[str, str], key: str, label: str) -> float | None:
+    from ketaclinic.clinical.inputs import parse_number
+
+    text = (form.get(key) or "").strip()
+    if not text:
+        return None
+    try:
+        return parse_number(label, text)
+    except ClinicalInputError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def facts_from_form(form: dict[str, str], trial_rows: int) -> dict[str, Any]:
+    """Build a facts document from the screening page's form fields."""
+    trials = []
+    for i in range(trial_rows):
+        drug = (form.get(f"trial-{i}-drug") or "").strip()
+        if not drug:
+            continue
+        where = f"trial {i + 1}"
+        weeks = _num(form, f"trial-{i}-weeks", f"{where} weeks")
+        if weeks is None:
+            raise InvalidInput(f"{where} ({drug[:40]}): weeks is required")
+        response = form.get(f"trial-{i}-response") or ""
+        if response not in RESPONSES:
+            raise InvalidInput(f"{where}: unknown response")
+        adequate = form.get(f"trial-{i}-adequate") or ""
+        trials.append({
+            "drug": drug[:80],
+            "dose_mg": _num(form, f"trial-{i}-dose", f"{where} dose (mg)"),
+            "weeks": weeks,
+            "improvement_pct": _num(form, f"trial-{i}-improvement", f"{where} improvement (%)"),
+            "response": response or None,
+            "current_episode": form.get(f"trial-{i}-current") == "on",
+            "augmentation": form.get(f"trial-{i}-augmentation") == "on",
+            "adequate_dose": {"yes": True, "no": False}.get(adequate),
+        })
+    systolic = _num(form, "bp_systolic", "systolic BP (mmHg)")
+    diastolic = _num(form, "bp_diastolic", "diastolic BP (mmHg)")
+    if (systolic is None) != (diastolic is None):
+        raise InvalidInput("blood pressure needs both systolic and diastolic values")
+    known = {c for c, _ in condition_choices()}
+    return validate_facts({
+        "antidepressant_trials": trials,
+        "conditions": [c for c in known if form.get(f"cond-{c}") == "on"],
+        "substance_use_disorder": form.get("substance_use_disorder") or "none",
+        "episode_duration_months": _num(form, "episode_duration_months",
+                                        "episode duration (months)"),
+        "symptom_severity": form.get("symptom_severity") or None,
+        "ect_used": form.get("ect_used") == "on",
+        "pregnant": form.get("pregnant") == "on",
+        "breastfeeding": form.get("breastfeeding") == "on",
+        "bp": None if systolic is None else {"systolic_mmhg": systolic,
+                                             "diastolic_mmhg": diastolic},
+    })

@@ -13,6 +13,7 @@ from typing import Any
 
 from ketaclinic.bootstrap import Services
 from ketaclinic.web.deps import Viewer
+from ketaclinic.web.panel_mbc import mbc_panel
 
 Loader = Callable[[Services, Viewer, int], dict[str, Any] | None]
 
@@ -36,6 +37,7 @@ CLINICAL = frozenset({"admin", "prescriber", "nurse"})
 # Main menu, in order (Users and Audit log for admins are added by the base template).
 NAV: list[NavItem] = [
     NavItem("Patients", "/patients", CLINICAL),
+    NavItem("Alerts", "/alerts", CLINICAL),
 ]
 
 
@@ -46,6 +48,7 @@ def nav_for(role: str) -> list[NavItem]:
 def patient_panels() -> list[Panel]:
     """The panels shown on the patient page, top to bottom (one line per area)."""
     panels: list[Panel] = []
+    panels.append(Panel("mbc_panel.html", mbc_panel))
     return panels
 
 

@@ -64,7 +64,8 @@ def test_bad_answers_are_a_422_naming_the_item_and_nothing_is_stored(login):
                json={"instrument": "nope", "answers": [0]})
     assert r.status_code == 404 and "unknown instrument" in r.json()["detail"]
     page = c.get(f"/patients/{pid}")
-    form = {"csrf_token": csrf_from(page.text), "instrument": "phq9", "answers": "1,2,x,0,0,0,0,0,0"}
+    form = {"csrf_token": csrf_from(page.text), "instrument": "phq9",
+            "answers": "1,2,x,0,0,0,0,0,0"}
     r = c.post(f"/patients/{pid}/assessments", data=form)
     assert r.status_code == 422 and "item 3" in r.text
     assert c.get(f"/api/patients/{pid}/assessments").json() == []

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ketaclinic.services.assessments import AssessmentRecord
 from ketaclinic.clinical.outcomes import RELAPSE_EVENT_KINDS
+from ketaclinic.services.assessments import AssessmentRecord
 from ketaclinic.web.deps import ApiViewerDep, ServicesDep, client_address
 
 router = APIRouter(prefix="/api", tags=["measurement-based care"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -30,7 +31,8 @@ def _datetime_or_none(text: str | None) -> dt.datetime | None:
     try:
         return dt.datetime.fromisoformat(text)
     except ValueError as exc:
-        raise InvalidInput("administered_at: must be a date and time like 2026-11-02T09:30") from exc
+        raise InvalidInput(
+            "administered_at: must be a date and time like 2026-11-02T09:30") from exc
 
 
 def _date(text: str | None, name: str) -> dt.date:

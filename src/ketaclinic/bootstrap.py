@@ -11,6 +11,7 @@ from ketaclinic.services.auth import AuthService
 from ketaclinic.services.clock import Clock, utc_now
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing import DosingService
+from ketaclinic.services.mbc import MeasurementCare
 from ketaclinic.services.patients import PatientService
 from ketaclinic.store import migrate
 from ketaclinic.store.db import Database, DurabilityError, check_durability, make_engine
@@ -29,6 +30,7 @@ class Services:
     patients: PatientService
     audit_log: AuditLog
     dosing: DosingService
+    mbc: MeasurementCare
 
     @property
     def db(self) -> Database:
@@ -74,4 +76,5 @@ def build_services(
                           "(or `ketaclinic migrate`)")
     ctx = Context(settings=settings, db=db, audit=AuditTrail(audit_key(settings)), clock=clock)
     return Services(ctx=ctx, auth=AuthService(ctx), patients=PatientService(ctx),
-                    audit_log=AuditLog(ctx), dosing=DosingService(ctx))
+                    audit_log=AuditLog(ctx), dosing=DosingService(ctx),
+                    mbc=MeasurementCare.build(ctx))

@@ -61,6 +61,34 @@ class Settings(BaseSettings):
         False, description="Start even if the database's durability settings are weakened"
     )
     clinic_name: str = Field("ketaclinic demo clinic", description="Shown in page headers")
+    public_base_url: str = Field(
+        "", description="Base URL patients use to reach self-report links (e.g. "
+        "https://clinic.example.org); empty means http://HOST:PORT"
+    )
+    self_report_link_hours: int = Field(
+        72, ge=1, le=24 * 30, description="Hours a one-time self-report link stays valid"
+    )
+    self_report_max_failures: int = Field(
+        10, ge=1, le=1000, description="Rejected submissions on one self-report link before it "
+        "is locked"
+    )
+    self_report_ip_limit: int = Field(
+        30, ge=1, le=100_000, description="Self-report requests per client address per window "
+        "before throttling"
+    )
+    self_report_ip_window_minutes: int = Field(
+        15, ge=1, le=24 * 60, description="Window in which self-report requests are counted"
+    )
+    reminder_days: str = Field(
+        "1,3,7", pattern=r"^\d{1,3}(,\d{1,3}){0,19}$",
+        description="Default days after each dose on which a self-report reminder is sent",
+    )
+    smtp_host: str = Field("", description="SMTP server for e-mailed links; empty disables e-mail")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port")
+    smtp_username: str = Field("", description="SMTP login name (empty: no login)")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password")
+    smtp_from: str = Field("", description="Sender address of e-mailed links")
+    smtp_starttls: bool = Field(True, description="Use STARTTLS with the SMTP server")
 
     @property
     def effective_database_url(self) -> str:

@@ -6,8 +6,9 @@ from fastapi import APIRouter
 
 
 def api_routers() -> list[APIRouter]:
-    from ketaclinic.api import routes
+    from ketaclinic.api import mbc, routes
 
     routers = [routes.router]
     routers.append(__import__("ketaclinic.api.dosing", fromlist=["router"]).router)
+    routers.append(mbc.router)
     return routers

@@ -146,9 +146,25 @@ def validate_command(
 def load_command(
     path: Path = typer.Argument(..., help="Definition JSON file"),  # noqa: B008
 ) -> None:
-    """Validate a clinic-supplied definition (storage is added by the service layer)."""
-    validate_command(path)
-    typer.echo("not stored: definition storage is not wired yet; validated only")
+    """Validate and store a clinic-supplied definition; it becomes the active version."""
+    from ketaclinic.cli.core import open_services
+    from ketaclinic.services.audit import SYSTEM
+    from ketaclinic.services.errors import ServiceError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot read {path}: {exc.strerror}") from None
+    svc = open_services()
+    try:
+        stored = svc.mbc.instruments.store(SYSTEM, text)
+    except ServiceError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        svc.close()
+    typer.echo(f"stored: {stored.instrument_id}@{stored.version} (active; sha256 "
+               f"{stored.sha256[:12]}); item text from this file is shown on forms, "
+               "scoring of bundled instruments is unchanged")
 
 
 def _print_definition(d: InstrumentDefinition) -> None:

@@ -76,8 +76,11 @@ Seeder = Callable[[Services, random.Random, list[int], dt.date], None]
 
 def area_seeders() -> list[Seeder]:
     """Each area adds one line: courses and sessions first, then what builds on them."""
+    from ketaclinic.services.demo_mbc import seed_mbc
+
     seeders: list[Seeder] = []
     seeders.append(__import__("ketaclinic.services.demo_dosing", fromlist=["x"]).seed_dosing)
+    seeders.append(seed_mbc)  # after the course/session seeder: it reads their sessions
     return seeders
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ketaclinic.bootstrap import Services
 from ketaclinic.web.deps import Viewer
 from ketaclinic.web.pages_dosing import panel_loader as dosing_panel
+from ketaclinic.web.panel_mbc import mbc_panel
 
 Loader = Callable[[Services, Viewer, int], dict[str, Any] | None]
 
@@ -38,6 +39,7 @@ CLINICAL = frozenset({"admin", "prescriber", "nurse"})
 NAV: list[NavItem] = [
     NavItem("Patients", "/patients", CLINICAL),
     NavItem("Rule sets", "/rulesets", frozenset({"admin", "prescriber"})),
+    NavItem("Alerts", "/alerts", CLINICAL),
 ]
 
 
@@ -48,6 +50,7 @@ def nav_for(role: str) -> list[NavItem]:
 def patient_panels() -> list[Panel]:
     """The panels shown on the patient page, top to bottom (one line per area)."""
     panels: list[Panel] = []
+    panels.append(Panel("mbc_panel.html", mbc_panel))
     panels.append(Panel("dosing_panel.html", dosing_panel))
     return panels
 

@@ -1,0 +1,175 @@
+"""Measurement-based care pages: alerts worklist, patient-panel forms and the public self-report."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ketaclinic.clinical.instruments import parse_answer_text
+from ketaclinic.services.errors import InvalidInput, ServiceError, Throttled
+from ketaclinic.services.self_report import LinkUnavailable
+from ketaclinic.web.deps import ServicesDep, ViewerDep, client_address, read_checked_form, read_form
+from ketaclinic.web.panels import load_panels
+from ketaclinic.web.render import redirect, render
+
+router = APIRouter()
+
+
+def _int_or_none(text: str | None, name: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 12:
+        raise InvalidInput(f"{name}: must be a number")
+    return int(text)
+
+
+def _datetime_or_none(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput(
+            "administered_at: must be a date and time like 2026-11-02T09:30") from exc
+
+
+def _date(text: str | None, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text or "")
+    except ValueError as exc:
+        raise InvalidInput(f"{name}: must be a date like 2026-11-02") from exc
+
+
+def _patient_error(request: Request, svc, viewer, patient_id: int,  # type: ignore[no-untyped-def]
+                   exc: ServiceError, form: dict[str, str]) -> Response:
+    patient = svc.patients.get(viewer.actor, patient_id)
+    return render(request, "patient_detail.html", status_code=exc.status, patient=patient,
+                  today=svc.ctx.clock().date(), error=str(exc), error_section="mbc",
+                  values=form, panels=load_panels(svc, viewer, patient_id))
+
+
+# --- clinic pages ---------------------------------------------------------------------------
+@router.get("/alerts")
+def alerts_page(request: Request, svc: ServicesDep, viewer: ViewerDep,
+                show: str = "open") -> Response:
+    alerts = svc.mbc.alerts.worklist(viewer.actor, include_acknowledged=(show == "all"))
+    return render(request, "alerts.html", alerts=alerts, show=show)
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+async def alert_acknowledge(request: Request, alert_id: int, svc: ServicesDep,
+                            viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    back = form.get("back", "")
+    try:
+        svc.mbc.alerts.acknowledge(viewer.actor, alert_id, form.get("note", ""))
+    except InvalidInput as exc:
+        alerts = svc.mbc.alerts.worklist(viewer.actor)
+        return render(request, "alerts.html", status_code=422, alerts=alerts, show="open",
+                      error=str(exc), error_alert=alert_id)
+    if back.isdigit():
+        return redirect(f"/patients/{int(back)}#mbc")
+    return redirect("/alerts")
+
+
+@router.post("/patients/{patient_id}/assessments")
+async def assessment_create(request: Request, patient_id: int, svc: ServicesDep,
+                            viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        answers = parse_answer_text(form.get("answers", ""))
+        svc.mbc.assessments.record(
+            viewer.actor, patient_id, form.get("instrument", ""), answers,
+            administered_at=_datetime_or_none(form.get("administered_at")),
+            course_id=_int_or_none(form.get("course_id"), "course_id"),
+            idempotency_key=form.get("idempotency_key") or None)
+    except (InvalidInput, ServiceError) as exc:
+        if exc.status not in (404, 409, 422):
+            raise
+        return _patient_error(request, svc, viewer, patient_id, exc, form)
+    return redirect(f"/patients/{patient_id}#mbc")
+
+
+@router.post("/patients/{patient_id}/clinical-events")
+async def clinical_event_create(request: Request, patient_id: int, svc: ServicesDep,
+                                viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        svc.mbc.assessments.record_event(
+            viewer.actor, patient_id, form.get("kind", ""),
+            _date(form.get("occurred_on"), "occurred_on"), form.get("note", ""),
+            course_id=_int_or_none(form.get("course_id"), "course_id"))
+    except InvalidInput as exc:
+        return _patient_error(request, svc, viewer, patient_id, exc, form)
+    return redirect(f"/patients/{patient_id}#mbc")
+
+
+@router.post("/patients/{patient_id}/self-report-links")
+async def self_report_link_create(request: Request, patient_id: int, svc: ServicesDep,
+                                  viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        link, token = svc.mbc.self_report.create_link(
+            viewer.actor, patient_id, form.get("instrument", ""),
+            course_id=_int_or_none(form.get("course_id"), "course_id"),
+            delivery=form.get("delivery", "shown"))
+    except InvalidInput as exc:
+        return _patient_error(request, svc, viewer, patient_id, exc, form)
+    url = str(request.base_url).rstrip("/") + f"/r/{token}" if token else None
+    return render(request, "mbc_link_created.html", link=link, url=url, patient_id=patient_id)
+
+
+@router.post("/patients/{patient_id}/reminders")
+async def reminder_schedule(request: Request, patient_id: int, svc: ServicesDep,
+                            viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        course_id = _int_or_none(form.get("course_id"), "course_id")
+        if course_id is None:
+            raise InvalidInput("course_id: choose a course")
+        svc.mbc.self_report.set_schedule(viewer.actor, patient_id, course_id,
+                                         form.get("instrument", ""), form.get("days", ""),
+                                         channel=form.get("channel", "console"))
+    except InvalidInput as exc:
+        return _patient_error(request, svc, viewer, patient_id, exc, form)
+    return redirect(f"/patients/{patient_id}#mbc")
+
+
+# --- the public self-report form (no login) ------------------------------------------------
+def _link_message(request: Request, exc: ServiceError) -> Response:
+    return render(request, "selfreport_message.html", status_code=exc.status,
+                  message=str(exc), viewer=None)
+
+
+@router.get("/r/{token}")
+def self_report_form(request: Request, token: str, svc: ServicesDep) -> Response:
+    try:
+        form = svc.mbc.self_report.open_form(token, client_address(request))
+    except (LinkUnavailable, Throttled) as exc:
+        return _link_message(request, exc)
+    return render(request, "selfreport_form.html", form=form, token=token, values={},
+                  viewer=None)
+
+
+@router.post("/r/{token}")
+async def self_report_submit(request: Request, token: str, svc: ServicesDep) -> Response:
+    client = client_address(request)
+    try:
+        raw = await read_form(request)
+        answers = {n: (raw.get(f"item_{n}") or None) for n in range(1, 61)
+                   if f"item_{n}" in raw}
+        svc.mbc.self_report.submit(token, raw.get("form_key", ""), answers, client)
+    except (LinkUnavailable, Throttled) as exc:
+        return _link_message(request, exc)
+    except InvalidInput as exc:
+        try:
+            form = svc.mbc.self_report.open_form(token, client)
+        except (LinkUnavailable, Throttled) as again:
+            return _link_message(request, again)
+        return render(request, "selfreport_form.html", status_code=422, form=form,
+                      token=token, values=raw, error=str(exc), viewer=None)
+    return render(request, "selfreport_message.html", status_code=200, done=True,
+                  message="Thank you. Your answers have been sent to your care team.",
+                  viewer=None)

@@ -9,4 +9,6 @@ def api_routers() -> list[APIRouter]:
     from ketaclinic.api import routes
 
     routers = [routes.router]
+    from ketaclinic.api.chair import router as chair_router  # chair area (issue 5)
+    routers.append(chair_router)
     return routers

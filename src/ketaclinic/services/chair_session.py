@@ -53,7 +53,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from ketaclinic.services.ledger import LedgerService, drug_matches
 from ketaclinic.services.permissions import Perm
-from ketaclinic.store.tables import PatientWeight
+from ketaclinic.store.tables import IdempotencyKey, PatientWeight
 from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
@@ -389,15 +389,33 @@ class SessionService:
             self._audit(s, actor, "session.alert_action", row, f"alert {alert_id}")
 
     # --- ratings and adverse events -----------------------------------------------------
-    def record_rating(self, actor: Actor, session_id: int, data: RatingCreate) -> dict:
+    def _once(self, s: Session, actor: Actor, scope: str, key: str | None,
+              resource_id: int) -> None:
+        if key:
+            s.add(IdempotencyKey(scope=scope, key=key, user_id=actor.user_id or 0,
+                                 resource_id=resource_id, created_at=self.ctx.clock()))
+            s.flush()
+
+    def _seen(self, s: Session, scope: str, key: str | None) -> bool:
+        if key is not None and not 1 <= len(key) <= 100:
+            raise InvalidInput("idempotency key must be 1–100 characters")
+        return bool(key) and s.execute(select(IdempotencyKey.id).where(
+            IdempotencyKey.scope == scope, IdempotencyKey.key == key)).first() is not None
+
+    def record_rating(self, actor: Actor, session_id: int, data: RatingCreate,
+                      idempotency_key: str | None = None) -> dict:
+        """Score and store an in-session rating (MOAA/S, RASS, CADSS) in ``assessments``."""
         self._begin(actor, session_id, "session.rating")
         now = self.ctx.clock()
         definition = load_bundled(data.instrument)
         result = clinical(lambda: score_answers(definition, list(data.answers)))
         with self.ctx.db.transaction() as s:
             row = load_session(s, session_id)
+            if self._seen(s, "session.rating", idempotency_key):
+                return {"instrument": data.instrument, "total": result.total,
+                        "severity": result.severity, "replayed": True}
             self._require_status(row, ACTIVE, "a rating")
-            s.add(Assessment(
+            rating = Assessment(
                 patient_id=row.patient_id, course_id=row.course_id, session_id=row.id,
                 instrument_id=data.instrument, instrument_version=result.rule_version,
                 administered_at=data.administered_at or now, source="clinic",
@@ -405,13 +423,16 @@ class SessionService:
                 severity=result.severity or "", complete=result.complete,
                 prorated=result.prorated, answers_json=json.dumps(list(data.answers)),
                 result_json=json.dumps(result.as_dict(), default=str),
-                entered_by=actor.user_id, created_at=now))
+                entered_by=actor.user_id, created_at=now)
+            s.add(rating)
+            s.flush()
+            self._once(s, actor, "session.rating", idempotency_key, rating.id)
             self._audit(s, actor, "session.rating", row, data.instrument)
             return {"instrument": data.instrument, "total": result.total,
                     "severity": result.severity}
 
-    def record_adverse_event(self, actor: Actor, session_id: int,
-                             data: AdverseEventCreate) -> list[Finding]:
+    def record_adverse_event(self, actor: Actor, session_id: int, data: AdverseEventCreate,
+                             idempotency_key: str | None = None) -> list[Finding]:
         self._begin(actor, session_id, "session.adverse_event")
         now = self.ctx.clock()
         event = AdverseEvent(data.code, data.severity, data.onset_at or now, data.action_taken,
@@ -422,11 +443,16 @@ class SessionService:
             raise InvalidInput("; ".join(f.message for f in hard))
         with self.ctx.db.transaction() as s:
             row = load_session(s, session_id)
+            if self._seen(s, "session.ae", idempotency_key):
+                return findings
             self._require_status(row, ACTIVE, "an adverse event")
-            s.add(AdverseEventRow(session_id=row.id, code=data.code, severity=data.severity,
-                                  onset_at=event.onset_at, action_taken=data.action_taken,
-                                  description=data.description, recorded_by=actor.user_id,
-                                  created_at=now))
+            ae = AdverseEventRow(session_id=row.id, code=data.code, severity=data.severity,
+                                 onset_at=event.onset_at, action_taken=data.action_taken,
+                                 description=data.description, recorded_by=actor.user_id,
+                                 created_at=now)
+            s.add(ae)
+            s.flush()
+            self._once(s, actor, "session.ae", idempotency_key, ae.id)
             self._audit(s, actor, "session.adverse_event", row, f"{data.code} {data.severity}")
             return findings
 

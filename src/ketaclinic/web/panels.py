@@ -36,6 +36,9 @@ CLINICAL = frozenset({"admin", "prescriber", "nurse"})
 # Main menu, in order (Users and Audit log for admins are added by the base template).
 NAV: list[NavItem] = [
     NavItem("Patients", "/patients", CLINICAL),
+    NavItem("Schedule", "/schedule", CLINICAL),
+    NavItem("REMS forms", "/rems", CLINICAL),
+    NavItem("Ledger", "/ledger", CLINICAL),
 ]
 
 
@@ -46,6 +49,8 @@ def nav_for(role: str) -> list[NavItem]:
 def patient_panels() -> list[Panel]:
     """The panels shown on the patient page, top to bottom (one line per area)."""
     panels: list[Panel] = []
+    from ketaclinic.web.pages_chair import load_panel as chair_panel  # courses and sessions
+    panels.append(Panel("chair_panel.html", chair_panel))
     return panels
 
 

@@ -17,6 +17,8 @@ def web_routers() -> list[APIRouter]:
 
     routers = [router, pages_auth.router, pages_admin.router]
     # Area pages go here, before the patient pages' catch-all /patients/{id}/{kind} route.
+    from ketaclinic.web.pages_chair import router as chair_router  # chair area (issue 5)
+    routers.append(chair_router)
     routers.append(pages_patients.router)
     return [_hidden(r) for r in routers]
 

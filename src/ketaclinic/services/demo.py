@@ -77,6 +77,8 @@ Seeder = Callable[[Services, random.Random, list[int], dt.date], None]
 def area_seeders() -> list[Seeder]:
     """Each area adds one line: courses and sessions first, then what builds on them."""
     seeders: list[Seeder] = []
+    from ketaclinic.services.demo_chair import seed_chair  # courses, sessions, ledger: FIRST
+    seeders.append(seed_chair)
     return seeders
 
 

@@ -16,7 +16,7 @@
 
   function fields(form) {
     return Array.prototype.filter.call(form.elements, function (el) {
-      return el.name && el.name !== "csrf_token" && el.type !== "password" &&
+      return el.name && el.name !== "csrf_token" && el.name !== "version" && el.type !== "password" &&
         el.type !== "submit" && el.type !== "button" && !el.dataset.nodraft;
     });
   }

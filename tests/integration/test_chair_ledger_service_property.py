@@ -73,7 +73,7 @@ def test_on_hand_equals_receipts_minus_administered_wasted_transferred_for_every
     refused = 0
     with svc.db.transaction() as s:
         before = s.execute(select(func.count(LedgerEntry.id))).scalar_one()
-    for i in range(EVENTS):
+    for _ in range(EVENTS):
         clock.advance(minutes=1)
         if not lots or rng.random() < 0.06:
             lot = f"S{seed % 1000}-{len(lots)}"

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from ketaclinic.clinical.courses import load_course_template
 from ketaclinic.clinical.instruments import load_bundled, score_answers
 from ketaclinic.clinical.monitoring import VitalSigns, check_predose_bp, check_vitals
+from ketaclinic.clinical.rems import form_due_date
 from ketaclinic.clinical.rules import ClinicalInputError, Finding, Level
 from ketaclinic.clinical.session import (
     AdverseEvent,
@@ -27,7 +28,6 @@ from ketaclinic.clinical.session import (
     check_pre_treatment,
     evaluate_discharge,
 )
-from ketaclinic.clinical.rems import form_due_date
 from ketaclinic.schemas_chair import (
     AdverseEventCreate,
     AlertAction,

@@ -1,4 +1,4 @@
-"""Treatment courses: made from a cited template, with dated planned sessions; amended, not edited."""
+"""Treatment courses: made from a cited template, with dated planned sessions; amended only."""
 
 from __future__ import annotations
 

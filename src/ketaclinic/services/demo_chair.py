@@ -245,7 +245,8 @@ def _ledger(seed: _Seed, s) -> None:  # type: ignore[no-untyped-def]
         per_container = vol * conc
         need = sum(_drawn(treatment, u[4]) for u in uses)
         containers = int(math.ceil(float(need / per_container) * 1.1)) + 5
-        lot = f"{'ESK' if treatment == 'esketamine' else 'KET'}-{window + 1:02d}{seed.rng.randint(100, 999)}"
+        prefix = "ESK" if treatment == "esketamine" else "KET"
+        lot = f"{prefix}-{window + 1:02d}{seed.rng.randint(100, 999)}"
         lots[(treatment, window)] = lot
         at = first.replace(hour=7, minute=0) + dt.timedelta(days=60 * window) - dt.timedelta(
             days=1)

@@ -1,4 +1,4 @@
-"""Spravato REMS Patient Monitoring Forms: filled from the session record, tracked until submitted."""
+"""Spravato REMS Patient Monitoring Forms: filled from the session record, tracked to submission."""
 
 from __future__ import annotations
 

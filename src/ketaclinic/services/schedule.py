@@ -86,8 +86,17 @@ def parse_opening_hours(text: str) -> dict[str, list[list[str]]]:
 
 
 def hours_text(raw: str) -> str:
+    """The compact form that :func:`parse_opening_hours` reads ("0-4 08:00-18:00; 5 …")."""
     data = json.loads(raw or "{}")
-    return "; ".join(f"{d} {o}-{c}" for d in sorted(data) for o, c in data[d])
+    runs: list[list] = []  # [first day, last day, windows]
+    for day in sorted(int(d) for d in data):
+        windows = data[str(day)]
+        if runs and runs[-1][1] == day - 1 and runs[-1][2] == windows:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day, windows])
+    return "; ".join(f"{a}{'' if a == b else f'-{b}'} {o}-{c}" for a, b, w in runs
+                     for o, c in w)
 
 
 def chair_domain(c: Chair) -> sched.Chair:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ketaclinic.config import Settings
 from ketaclinic.services.audit import AuditLog, AuditTrail
 from ketaclinic.services.auth import AuthService
+from ketaclinic.services.chair import ChairServices, build_chair_services
 from ketaclinic.services.clock import Clock, utc_now
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing import DosingService
@@ -31,6 +32,7 @@ class Services:
     audit_log: AuditLog
     dosing: DosingService
     mbc: MeasurementCare
+    chair: ChairServices
 
     @property
     def db(self) -> Database:
@@ -75,6 +77,7 @@ def build_services(
         raise NotMigrated("the database schema is not up to date; run `ketaclinic init` "
                           "(or `ketaclinic migrate`)")
     ctx = Context(settings=settings, db=db, audit=AuditTrail(audit_key(settings)), clock=clock)
-    return Services(ctx=ctx, auth=AuthService(ctx), patients=PatientService(ctx),
+    auth = AuthService(ctx)
+    return Services(ctx=ctx, auth=auth, patients=PatientService(ctx),
                     audit_log=AuditLog(ctx), dosing=DosingService(ctx),
-                    mbc=MeasurementCare.build(ctx))
+                    mbc=MeasurementCare.build(ctx), chair=build_chair_services(ctx, auth))

@@ -11,4 +11,6 @@ def api_routers() -> list[APIRouter]:
     routers = [routes.router]
     routers.append(__import__("ketaclinic.api.dosing", fromlist=["router"]).router)
     routers.append(mbc.router)
+    from ketaclinic.api.chair import router as chair_router  # chair area (issue 5)
+    routers.append(chair_router)
     return routers

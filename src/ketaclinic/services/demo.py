@@ -79,6 +79,8 @@ def area_seeders() -> list[Seeder]:
     from ketaclinic.services.demo_mbc import seed_mbc
 
     seeders: list[Seeder] = []
+    from ketaclinic.services.demo_chair import seed_chair  # courses, sessions, ledger: FIRST
+    seeders.append(seed_chair)
     seeders.append(__import__("ketaclinic.services.demo_dosing", fromlist=["x"]).seed_dosing)
     seeders.append(seed_mbc)  # after the course/session seeder: it reads their sessions
     return seeders

@@ -38,8 +38,11 @@ CLINICAL = frozenset({"admin", "prescriber", "nurse"})
 # Main menu, in order (Users and Audit log for admins are added by the base template).
 NAV: list[NavItem] = [
     NavItem("Patients", "/patients", CLINICAL),
-    NavItem("Rule sets", "/rulesets", frozenset({"admin", "prescriber"})),
+    NavItem("Schedule", "/schedule", CLINICAL),
     NavItem("Alerts", "/alerts", CLINICAL),
+    NavItem("REMS forms", "/rems", CLINICAL),
+    NavItem("Ledger", "/ledger", CLINICAL),
+    NavItem("Rule sets", "/rulesets", frozenset({"admin", "prescriber"})),
 ]
 
 
@@ -51,6 +54,8 @@ def patient_panels() -> list[Panel]:
     """The panels shown on the patient page, top to bottom (one line per area)."""
     panels: list[Panel] = []
     panels.append(Panel("mbc_panel.html", mbc_panel))
+    from ketaclinic.web.pages_chair import load_panel as chair_panel  # courses and sessions
+    panels.append(Panel("chair_panel.html", chair_panel))
     panels.append(Panel("dosing_panel.html", dosing_panel))
     return panels
 

@@ -19,6 +19,8 @@ def web_routers() -> list[APIRouter]:
     # Area pages go here, before the patient pages' catch-all /patients/{id}/{kind} route.
     routers.append(__import__("ketaclinic.web.pages_dosing", fromlist=["router"]).router)
     routers.append(pages_mbc.router)
+    from ketaclinic.web.pages_chair import router as chair_router  # chair area (issue 5)
+    routers.append(chair_router)
     routers.append(pages_patients.router)
     return [_hidden(r) for r in routers]
 

@@ -1,0 +1,32 @@
+"""The chair area's services in one place: courses, schedule, sessions, REMS forms, ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ketaclinic.services.auth import AuthService
+from ketaclinic.services.chair_session import SessionService
+from ketaclinic.services.chair_view import SessionViewService
+from ketaclinic.services.context import Context
+from ketaclinic.services.courses import CourseService
+from ketaclinic.services.ledger import LedgerService
+from ketaclinic.services.rems_forms import RemsService
+from ketaclinic.services.schedule import ScheduleService
+
+
+@dataclass
+class ChairServices:
+    courses: CourseService
+    schedule: ScheduleService
+    sessions: SessionService
+    views: SessionViewService
+    rems: RemsService
+    ledger: LedgerService
+
+
+def build_chair_services(ctx: Context, auth: AuthService) -> ChairServices:
+    ledger = LedgerService(ctx, auth)
+    return ChairServices(courses=CourseService(ctx), schedule=ScheduleService(ctx),
+                         sessions=SessionService(ctx, ledger),
+                         views=SessionViewService(ctx, ledger), rems=RemsService(ctx),
+                         ledger=ledger)

@@ -1,0 +1,527 @@
+"""The session at the chair: check-in, pre-dose BP gate, dose, timed vitals and ratings, alerts,
+adverse events and discharge. Every step is audited; session-level steps carry the session's
+version (a stale one is a 409, never a merge); vitals carry an idempotency key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ketaclinic.clinical.courses import load_course_template
+from ketaclinic.clinical.instruments import load_bundled, score_answers
+from ketaclinic.clinical.monitoring import VitalSigns, check_predose_bp, check_vitals
+from ketaclinic.clinical.rems import form_due_date
+from ketaclinic.clinical.rules import ClinicalInputError, Finding, Level
+from ketaclinic.clinical.session import (
+    AdverseEvent,
+    DischargeInput,
+    PreCheckInput,
+    check_adverse_event,
+    check_esketamine_devices,
+    check_pre_treatment,
+    evaluate_discharge,
+)
+from ketaclinic.schemas_chair import (
+    AdverseEventCreate,
+    AlertAction,
+    DischargeCreate,
+    DoseCreate,
+    PrecheckCreate,
+    PredoseVitals,
+    RatingCreate,
+    VitalsCreate,
+)
+from ketaclinic.services.audit import Actor
+from ketaclinic.services.chair_common import (
+    age_on,
+    check_version,
+    clinical,
+    findings_json,
+    load_patient,
+    load_session,
+    session_rules,
+    stale_as_conflict,
+)
+from ketaclinic.services.context import Context
+from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from ketaclinic.services.ledger import LedgerService, drug_matches
+from ketaclinic.services.permissions import Perm
+from ketaclinic.store.tables import IdempotencyKey, PatientWeight
+from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
+from ketaclinic.store.tables_chair import (
+    AdverseEventRow,
+    DischargeRecord,
+    DoseRecord,
+    LedgerEntry,
+    RemsFormRow,
+    SessionAlert,
+    SessionPrecheck,
+    VitalSignRow,
+)
+
+ACTIVE = ("checked-in", "monitoring")
+RATING_LABEL = {"moaas": "MOAA/S", "rass": "MOAA/S", "cadss": "CADSS", "cadss6": "CADSS"}
+VITAL_FIELDS = ("sbp_mmhg", "dbp_mmhg", "hr_bpm", "spo2_pct", "rr_per_min")
+
+
+class DischargeRefused(ServiceError):
+    """The discharge checklist is not complete; ``findings`` say what is missing."""
+
+    status = 422
+
+    def __init__(self, message: str, findings: list[Finding]) -> None:
+        super().__init__(message)
+        self.findings = findings
+
+
+def jurisdiction_of(s: Session, row: TreatmentSession) -> str:
+    if row.treatment != "esketamine" or row.course_id is None:
+        return "US"
+    course = s.get(Course, row.course_id)
+    try:
+        return load_course_template(course.template_id).jurisdiction if course else "US"
+    except ClinicalInputError:
+        return "US"
+
+
+def start_of(row: TreatmentSession) -> dt.datetime | None:
+    return row.first_device_at if row.treatment == "esketamine" else row.dose_started_at
+
+
+def vital_signs(v: VitalSignRow) -> VitalSigns:
+    return VitalSigns(v.taken_at, *(None if getattr(v, f) is None else float(getattr(v, f))
+                                     for f in VITAL_FIELDS))
+
+
+class SessionService:
+    def __init__(self, ctx: Context, ledger: LedgerService) -> None:
+        self.ctx = ctx
+        self.ledger = ledger
+
+    # --- plumbing -----------------------------------------------------------------------
+    def _begin(self, actor: Actor, session_id: int, action: str) -> int:
+        with self.ctx.db.transaction() as s:
+            patient_id = load_session(s, session_id).patient_id
+        self.ctx.require(actor, Perm.CLINICAL_WRITE, action, patient_id=patient_id)
+        return patient_id
+
+    def _touch(self, s: Session, row: TreatmentSession, status: str | None = None) -> None:
+        row.updated_at = self.ctx.clock()
+        if status:
+            row.status = status
+        s.flush()  # bumps the version; a concurrent writer gets StaleDataError -> 409
+
+    def _audit(self, s: Session, actor: Actor, action: str, row: TreatmentSession,
+               detail: str = "") -> None:
+        self.ctx.audit.record(s, actor, action, at=self.ctx.clock(), patient_id=row.patient_id,
+                              detail=f"session {row.id}" + (f"; {detail}" if detail else ""))
+
+    def _require_status(self, row: TreatmentSession, allowed: tuple[str, ...], what: str) -> None:
+        if row.status not in allowed:
+            raise InvalidInput(f"{what} is not possible in a {row.status} session")
+
+    # --- check-in -----------------------------------------------------------------------
+    def check_in(self, actor: Actor, session_id: int, data: PrecheckCreate) -> list[Finding]:
+        """Record the pre-checks. HARD findings keep the patient from dosing; SOFT ones need
+        an override reason. Returns the findings (OK ones included)."""
+        self._begin(actor, session_id, "session.checkin")
+        now = self.ctx.clock()
+        with stale_as_conflict(), self.ctx.db.transaction() as s:
+            row = load_session(s, session_id)
+            check_version("session", row, data.version)
+            self._require_status(row, ("planned", "booked", "checked-in"), "check-in")
+            inp = self._precheck_input(s, row, data, now)
+            findings = clinical(lambda: check_pre_treatment(inp, session_rules()))
+            levels = {f.level for f in findings}
+            outcome = ("hard" if Level.HARD in levels else
+                       ("overridden" if data.override_reason else "soft")
+                       if Level.SOFT in levels else "ok")
+            s.add(SessionPrecheck(session_id=row.id, answers_json=data.model_dump_json(),
+                                  findings_json=findings_json(findings), outcome=outcome,
+                                  override_reason=data.override_reason,
+                                  recorded_by=actor.user_id, recorded_at=now))
+            self._touch(s, row, "checked-in" if outcome in ("ok", "overridden") else None)
+            self._audit(s, actor, "session.checkin", row, f"pre-checks {outcome}")
+            return findings
+
+    def _precheck_input(self, s: Session, row: TreatmentSession, data: PrecheckCreate,
+                        now: dt.datetime) -> PreCheckInput:
+        weight_on = s.execute(select(PatientWeight.measured_on).where(
+            PatientWeight.patient_id == row.patient_id).order_by(
+            PatientWeight.measured_on.desc()).limit(1)).scalar_one_or_none()
+        return PreCheckInput(
+            treatment=row.treatment, planned_dose_at=max(now, row.scheduled_start or now),
+            consent_on_file=data.consent_on_file,
+            rems_enrolled=data.rems_enrolled if row.treatment == "esketamine" else None,
+            last_food_at=data.last_food_at, last_liquid_at=data.last_liquid_at,
+            nasal_steroid_or_decongestant_at=data.nasal_steroid_or_decongestant_at,
+            uses_nasal_steroid_or_decongestant=data.uses_nasal_steroid_or_decongestant,
+            ride_home_arranged=data.ride_home_arranged,
+            pregnancy_test_relevant=data.pregnancy_test_relevant,
+            pregnancy_test_negative_on=data.pregnancy_test_negative_on,
+            screening_valid_until=now.date() if data.screening_valid else None,
+            weight_measured_on=weight_on,
+        )
+
+    # --- pre-dose BP gate ---------------------------------------------------------------
+    def predose(self, actor: Actor, session_id: int, data: PredoseVitals) -> Finding:
+        """Pre-dose vitals and the BP gate: warn needs a reason to proceed (or stop), stop
+        needs the reason/plan; nothing is saved without one."""
+        self._begin(actor, session_id, "session.predose")
+        now = self.ctx.clock()
+        with stale_as_conflict(), self.ctx.db.transaction() as s:
+            row = load_session(s, session_id)
+            check_version("session", row, data.version)
+            self._require_status(row, ("checked-in",), "pre-dose vitals")
+            patient = load_patient(s, row.patient_id)
+            finding = clinical(lambda: check_predose_bp(
+                data.sbp_mmhg, data.dbp_mmhg, row.treatment, jurisdiction_of(s, row),
+                age_on(patient.birth_date, now.date()), session_rules()))
+            gate, reason = self._gate(finding, data)
+            clinical(lambda: check_vitals(self._reading(data, now), row.treatment,
+                                          session_rules()))
+            s.add(self._vitals_row(row, data, now, actor, kind="predose", gate=gate,
+                                   gate_reason=reason))
+            self._touch(s, row)
+            self._audit(s, actor, "session.predose", row, f"BP gate {gate}")
+            return finding
+
+    @staticmethod
+    def _gate(finding: Finding, data: PredoseVitals) -> tuple[str, str]:
+        if finding.level is Level.HARD:
+            if not data.stop_reason:
+                raise InvalidInput(finding.message + " — record the reason/plan for stopping "
+                                   "(nothing was saved)")
+            return "stop", data.stop_reason
+        if finding.level is Level.SOFT:
+            if data.stop_reason:
+                return "stop", data.stop_reason
+            if not data.proceed_reason:
+                raise InvalidInput(finding.message + " — give a reason to proceed, or a reason "
+                                   "to stop (nothing was saved)")
+            return "warn", data.proceed_reason
+        return "ok", ""
+
+    @staticmethod
+    def _reading(data: VitalsCreate, now: dt.datetime) -> VitalSigns:
+        return VitalSigns(data.taken_at or now, *(None if getattr(data, f) is None
+                                                  else float(getattr(data, f))
+                                                  for f in VITAL_FIELDS))
+
+    @staticmethod
+    def _vitals_row(row: TreatmentSession, data: VitalsCreate, now: dt.datetime, actor: Actor,
+                    **extra: object) -> VitalSignRow:
+        return VitalSignRow(session_id=row.id, taken_at=data.taken_at or now,
+                            **{f: getattr(data, f) for f in VITAL_FIELDS},
+                            entered_by=actor.user_id, created_at=now, **extra)
+
+    # --- dose ---------------------------------------------------------------------------
+    def record_dose(self, actor: Actor, session_id: int, data: DoseCreate) -> list[Finding]:
+        """Record the dose given; the ledger gets the administration in the same transaction."""
+        self._begin(actor, session_id, "session.dose")
+        now = self.ctx.clock()
+        with stale_as_conflict(), self.ctx.db.transaction() as s:
+            row = load_session(s, session_id)
+            check_version("session", row, data.version)
+            self._require_status(row, ("checked-in",), "recording the dose")
+            self._ready_to_dose(s, row)
+            findings = self._dose_findings(row, data)
+            first_device = min(data.device_times) if data.device_times else None
+            started = first_device or data.started_at
+            if data.ended_at is not None and data.ended_at < started:
+                raise InvalidInput("the dose cannot end before it started")
+            if started > now + dt.timedelta(minutes=5):
+                raise InvalidInput("the dose start is in the future")
+            self._administer(s, actor, row, data)
+            s.add(DoseRecord(session_id=row.id, dose_order_id=data.dose_order_id,
+                             dose_mg=data.dose_mg, route=self._route(row), lot=data.lot,
+                             started_at=started, ended_at=data.ended_at,
+                             device_times_json=json.dumps([t.isoformat() for t in sorted(
+                                 data.device_times)]), override_reason=data.override_reason,
+                             recorded_by=actor.user_id, recorded_at=now))
+            row.dose_order_id, row.dose_mg, row.route = (data.dose_order_id, data.dose_mg,
+                                                         self._route(row))
+            row.lot_numbers, row.dose_started_at, row.dose_ended_at = (
+                data.lot, started, data.ended_at)
+            row.first_device_at = first_device
+            self._touch(s, row, "monitoring")
+            self._audit(s, actor, "session.dose", row, f"{data.dose_mg} mg lot {data.lot}")
+            return findings
+
+    @staticmethod
+    def _route(row: TreatmentSession) -> str:
+        return "nasal" if row.treatment == "esketamine" else "iv"
+
+    def _ready_to_dose(self, s: Session, row: TreatmentSession) -> None:
+        pre = s.execute(select(SessionPrecheck).where(SessionPrecheck.session_id == row.id)
+                        .order_by(SessionPrecheck.id.desc()).limit(1)).scalar_one_or_none()
+        if pre is None or pre.outcome not in ("ok", "overridden"):
+            raise InvalidInput("complete the check-in pre-checks first")
+        gate = s.execute(select(VitalSignRow.gate).where(
+            VitalSignRow.session_id == row.id, VitalSignRow.kind == "predose").order_by(
+            VitalSignRow.id.desc()).limit(1)).scalar_one_or_none()
+        if gate is None:
+            raise InvalidInput("record the pre-dose vital signs first")
+        if gate == "stop":
+            raise InvalidInput("the pre-dose BP gate said stop: recheck the BP before dosing")
+
+    def _dose_findings(self, row: TreatmentSession, data: DoseCreate) -> list[Finding]:
+        if row.treatment != "esketamine":
+            if data.device_times:
+                raise InvalidInput("device times are for esketamine only")
+            return []
+        if data.dose_mg != data.dose_mg.to_integral_value():
+            raise InvalidInput("esketamine dose must be whole milligrams (28 mg per device)")
+        findings = clinical(lambda: check_esketamine_devices(int(data.dose_mg),
+                                                             data.device_times))
+        hard = [f for f in findings if f.level is Level.HARD]
+        if hard:
+            raise InvalidInput("; ".join(f.message for f in hard))
+        soft = [f for f in findings if f.level is Level.SOFT]
+        if soft and not data.override_reason:
+            raise InvalidInput("; ".join(f.message for f in soft) + " — give an override "
+                               "reason (nothing was saved)")
+        return findings
+
+    def _administer(self, s: Session, actor: Actor, row: TreatmentSession,
+                    data: DoseCreate) -> None:
+        drug = s.execute(select(LedgerEntry.drug).where(
+            LedgerEntry.lot == data.lot, LedgerEntry.kind == "receipt").limit(1)
+        ).scalar_one_or_none()
+        if drug is None:
+            raise InvalidInput(f"lot {data.lot!r} is not on the controlled-substance ledger")
+        if not drug_matches(drug, row.treatment):
+            raise InvalidInput(f"lot {data.lot} is {drug}, not for a {row.treatment} session")
+        self.ledger.append(s, actor, LedgerEntry(
+            kind="administration", lot=data.lot, at=min(data.device_times or [data.started_at]),
+            amount_mg=data.dose_mg, session_id=row.id, patient_id=row.patient_id))
+
+    def end_infusion(self, actor: Actor, session_id: int, version: int,
+                     ended_at: dt.datetime) -> None:
+        self._begin(actor, session_id, "session.infusion_end")
+        with stale_as_conflict(), self.ctx.db.transaction() as s:
+            row = load_session(s, session_id)
+            check_version("session", row, version)
+            self._require_status(row, ("monitoring",), "ending the infusion")
+            if row.treatment == "esketamine" or row.dose_started_at is None:
+                raise InvalidInput("only an IV infusion has an end time")
+            if row.dose_ended_at is not None:
+                raise InvalidInput("the infusion end is already recorded")
+            if ended_at < row.dose_started_at:
+                raise InvalidInput("the infusion cannot end before it started")
+            row.dose_ended_at = ended_at
+            self._touch(s, row)
+            self._audit(s, actor, "session.infusion_end", row)
+
+    # --- timed vitals and alerts --------------------------------------------------------
+    def record_vitals(self, actor: Actor, session_id: int, data: VitalsCreate,
+                      idempotency_key: str | None = None) -> tuple[int, list[Finding], bool]:
+        """Record a vitals set; returns (vitals id, alert findings, created). A repeated
+        idempotency key returns the first recording (nothing is recorded twice)."""
+        self._begin(actor, session_id, "session.vitals")
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 100:
+            raise InvalidInput("Idempotency-Key must be 1–100 characters")
+        if all(getattr(data, f) is None for f in VITAL_FIELDS):
+            raise InvalidInput("enter at least one vital sign")
+        now = self.ctx.clock()
+        try:
+            with self.ctx.db.transaction() as s:
+                if idempotency_key:
+                    replay = self._replay(s, session_id, idempotency_key)
+                    if replay is not None:
+                        return replay
+                row = load_session(s, session_id)
+                self._require_status(row, ACTIVE, "recording vital signs")
+                reading = self._reading(data, now)
+                if reading.taken_at > now + dt.timedelta(minutes=5):
+                    raise InvalidInput("taken_at is in the future")
+                alerts = clinical(lambda: check_vitals(reading, row.treatment, session_rules()))
+                vitals = self._vitals_row(row, data, now, actor, kind="timed",
+                                          idempotency_key=idempotency_key or None)
+                s.add(vitals)
+                s.flush()
+                for a in alerts:
+                    s.add(SessionAlert(session_id=row.id, vitals_id=vitals.id, rule=a.rule,
+                                       message=a.message,
+                                       suggested_action=str(a.values.get("action", "")),
+                                       created_at=now))
+                self._audit(s, actor, "session.vitals", row, f"{len(alerts)} alerts")
+                return vitals.id, alerts, True
+        except IntegrityError as exc:
+            with self.ctx.db.transaction() as s:
+                replay = self._replay(s, session_id, idempotency_key or "")
+            if replay is None:
+                raise Conflict("these vital signs were recorded concurrently") from exc
+            return replay
+
+    def _replay(self, s: Session, session_id: int,
+                key: str) -> tuple[int, list[Finding], bool] | None:
+        v = s.execute(select(VitalSignRow).where(VitalSignRow.idempotency_key == key)
+                      ).scalar_one_or_none()
+        if v is None:
+            return None
+        if v.session_id != session_id:
+            raise Conflict("this Idempotency-Key was used for another session")
+        alerts = s.execute(select(SessionAlert).where(SessionAlert.vitals_id == v.id)).scalars()
+        return v.id, [Finding(a.rule, Level.SOFT, a.message, "", {"action": a.suggested_action})
+                      for a in alerts], False
+
+    def record_alert_action(self, actor: Actor, session_id: int, alert_id: int,
+                            data: AlertAction) -> None:
+        self._begin(actor, session_id, "session.alert_action")
+        now = self.ctx.clock()
+        with self.ctx.db.transaction() as s:
+            row = load_session(s, session_id)
+            alert = s.get(SessionAlert, alert_id, with_for_update=True)
+            if alert is None or alert.session_id != session_id:
+                raise NotFound("no such alert for this session")
+            if alert.action_taken:
+                raise Conflict("the action for this alert is already recorded")
+            alert.action_taken, alert.action_by, alert.action_at = (
+                data.action_taken, actor.user_id, now)
+            self._audit(s, actor, "session.alert_action", row, f"alert {alert_id}")
+
+    # --- ratings and adverse events -----------------------------------------------------
+    def _once(self, s: Session, actor: Actor, scope: str, key: str | None,
+              resource_id: int) -> None:
+        if key:
+            s.add(IdempotencyKey(scope=scope, key=key, user_id=actor.user_id or 0,
+                                 resource_id=resource_id, created_at=self.ctx.clock()))
+            s.flush()
+
+    def _seen(self, s: Session, scope: str, key: str | None) -> bool:
+        if key is not None and not 1 <= len(key) <= 100:
+            raise InvalidInput("idempotency key must be 1–100 characters")
+        return bool(key) and s.execute(select(IdempotencyKey.id).where(
+            IdempotencyKey.scope == scope, IdempotencyKey.key == key)).first() is not None
+
+    def record_rating(self, actor: Actor, session_id: int, data: RatingCreate,
+                      idempotency_key: str | None = None) -> dict:
+        """Score and store an in-session rating (MOAA/S, RASS, CADSS) in ``assessments``."""
+        self._begin(actor, session_id, "session.rating")
+        now = self.ctx.clock()
+        definition = load_bundled(data.instrument)
+        result = clinical(lambda: score_answers(definition, list(data.answers)))
+        with self.ctx.db.transaction() as s:
+            row = load_session(s, session_id)
+            if self._seen(s, "session.rating", idempotency_key):
+                return {"instrument": data.instrument, "total": result.total,
+                        "severity": result.severity, "replayed": True}
+            self._require_status(row, ACTIVE, "a rating")
+            rating = Assessment(
+                patient_id=row.patient_id, course_id=row.course_id, session_id=row.id,
+                instrument_id=data.instrument, instrument_version=result.rule_version,
+                administered_at=data.administered_at or now, source="clinic",
+                total=None if result.total is None else Decimal(result.total),
+                severity=result.severity or "", complete=result.complete,
+                prorated=result.prorated, answers_json=json.dumps(list(data.answers)),
+                result_json=json.dumps(result.as_dict(), default=str),
+                entered_by=actor.user_id, created_at=now)
+            s.add(rating)
+            s.flush()
+            self._once(s, actor, "session.rating", idempotency_key, rating.id)
+            self._audit(s, actor, "session.rating", row, data.instrument)
+            return {"instrument": data.instrument, "total": result.total,
+                    "severity": result.severity}
+
+    def record_adverse_event(self, actor: Actor, session_id: int, data: AdverseEventCreate,
+                             idempotency_key: str | None = None) -> list[Finding]:
+        self._begin(actor, session_id, "session.adverse_event")
+        now = self.ctx.clock()
+        event = AdverseEvent(data.code, data.severity, data.onset_at or now, data.action_taken,
+                             data.description)
+        findings = clinical(lambda: check_adverse_event(event, session_rules()))
+        hard = [f for f in findings if f.level is Level.HARD]
+        if hard:
+            raise InvalidInput("; ".join(f.message for f in hard))
+        with self.ctx.db.transaction() as s:
+            row = load_session(s, session_id)
+            if self._seen(s, "session.ae", idempotency_key):
+                return findings
+            self._require_status(row, ACTIVE, "an adverse event")
+            ae = AdverseEventRow(session_id=row.id, code=data.code, severity=data.severity,
+                                 onset_at=event.onset_at, action_taken=data.action_taken,
+                                 description=data.description, recorded_by=actor.user_id,
+                                 created_at=now)
+            s.add(ae)
+            s.flush()
+            self._once(s, actor, "session.ae", idempotency_key, ae.id)
+            self._audit(s, actor, "session.adverse_event", row, f"{data.code} {data.severity}")
+            return findings
+
+    # --- discharge ----------------------------------------------------------------------
+    def discharge(self, actor: Actor, session_id: int, data: DischargeCreate) -> list[Finding]:
+        """Discharge when the checklist passes. Esketamine before 120 min after the first
+        device needs an override reason (recorded). Refusals save nothing."""
+        patient_id = self._begin(actor, session_id, "session.discharge")
+        now = self.ctx.clock()
+        try:
+            with stale_as_conflict(), self.ctx.db.transaction() as s:
+                row = load_session(s, session_id)
+                check_version("session", row, data.version)
+                self._require_status(row, ("monitoring",), "discharge")
+                decision = self._decide(s, row, data, now)
+                s.add(DischargeRecord(
+                    session_id=row.id, discharged_at=now, ready_at=data.ready_at,
+                    checklist_json=data.model_dump_json(exclude={"version"}),
+                    findings_json=findings_json(decision), override_reason=data.override_reason,
+                    recorded_by=actor.user_id))
+                row.discharged_at = now
+                row.discharge_override_reason = data.override_reason if any(
+                    f.rule.endswith("_overridden") for f in decision) else ""
+                if row.treatment == "esketamine" and row.first_device_at is not None:
+                    day = row.first_device_at.date()
+                    s.add(RemsFormRow(session_id=row.id, patient_id=row.patient_id,
+                                      treatment_date=day, due_on=form_due_date(day),
+                                      status="due", created_at=now))
+                self._touch(s, row, "discharged")
+                self._audit(s, actor, "session.discharge", row,
+                            "override" if row.discharge_override_reason else "")
+                return decision
+        except DischargeRefused as exc:
+            self.ctx.record_failure(actor, "session.discharge", "refused", patient_id=patient_id,
+                                    detail=f"session {session_id}: " + ", ".join(
+                                        f.rule for f in exc.findings if f.level in (
+                                            Level.HARD, Level.SOFT))[:300])
+            raise
+
+    def _decide(self, s: Session, row: TreatmentSession, data: DischargeCreate,
+                now: dt.datetime) -> list[Finding]:
+        open_alerts = s.execute(select(SessionAlert.id).where(
+            SessionAlert.session_id == row.id, SessionAlert.action_taken == "")).all()
+        if open_alerts:
+            raise DischargeRefused("record the action taken for every alert before discharge",
+                                   [])
+        last = s.execute(select(VitalSignRow).where(VitalSignRow.session_id == row.id).order_by(
+            VitalSignRow.taken_at.desc(), VitalSignRow.id.desc()).limit(1)).scalar_one_or_none()
+        sedation = {r.instrument_id: int(r.total) for r in s.execute(
+            select(Assessment).where(Assessment.session_id == row.id,
+                                     Assessment.instrument_id.in_(("moaas", "rass")),
+                                     Assessment.total.is_not(None)).order_by(
+                Assessment.administered_at, Assessment.id)).scalars()}
+        inp = DischargeInput(
+            treatment=row.treatment, now=now, first_device_at=row.first_device_at,
+            infusion_end_at=row.dose_ended_at, moaas=sedation.get("moaas"),
+            rass=sedation.get("rass") if "moaas" not in sedation else None,
+            dissociation_resolved=data.dissociation_resolved,
+            respiratory_depression_resolved=data.respiratory_depression_resolved,
+            last_vitals=vital_signs(last) if last else None,
+            responsible_adult_present=data.responsible_adult_present,
+            override_reason=data.override_reason)
+        decision = clinical(lambda: evaluate_discharge(inp, session_rules()))
+        if not decision.ready:
+            blocking = [f for f in decision.findings if f.level in (Level.HARD, Level.SOFT)]
+            raise DischargeRefused("not ready for discharge: " + "; ".join(
+                f.message for f in blocking) + ". Nothing was saved.", list(decision.findings))
+        return list(decision.findings)
+
+
+def due_dicts(items: list) -> list[dict]:
+    return [asdict(d) for d in items]

@@ -1,0 +1,152 @@
+"""Chair area pages: courses, the schedule of chairs, chair administration and iCalendar export.
+
+The session tablet page and the ledger have their own modules; their routers are included here
+so that ``web_routers()`` needs one line for the whole area.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ketaclinic.bootstrap import Services
+from ketaclinic.schemas_chair import ChairCreate, CourseCreate, CourseEnd, CourseNotes
+from ketaclinic.services.courses import template_choices
+from ketaclinic.services.errors import Conflict, InvalidInput
+from ketaclinic.web import pages_ledger, pages_session
+from ketaclinic.web.chair_forms import parse
+from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
+from ketaclinic.web.render import redirect, render
+
+router = APIRouter()
+router.include_router(pages_session.router)
+router.include_router(pages_ledger.router)
+
+
+# --- patient panel ------------------------------------------------------------------------
+def load_panel(svc: Services, viewer: Viewer, patient_id: int) -> dict[str, Any] | None:
+    """Courses and sessions on the patient page (clinical roles only)."""
+    if viewer.role == "analyst":
+        return None
+    return {"courses": svc.chair.courses.for_patient(viewer.actor, patient_id),
+            "sessions": svc.chair.views.patient_sessions(viewer.actor, patient_id),
+            "templates": template_choices(), "can_prescribe": viewer.role == "prescriber"}
+
+
+# --- courses ------------------------------------------------------------------------------
+@router.post("/patients/{patient_id}/courses")
+async def course_create(request: Request, patient_id: int, svc: ServicesDep,
+                        viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        data = parse(CourseCreate, form, checkboxes=("psychotherapy",
+                                                     "concurrent_antidepressant"))
+        course = svc.chair.courses.create(viewer.actor, patient_id, data)
+    except InvalidInput as exc:
+        return render(request, "error.html", status_code=exc.status, status=exc.status,
+                      message=f"The course was not created: {exc}")
+    return redirect(f"/courses/{course.id}")
+
+
+def _course_page(request: Request, svc: Services, viewer: Viewer, course_id: int,
+                 status_code: int = 200, **extra: Any) -> Response:
+    course, sessions, history = svc.chair.courses.get(viewer.actor, course_id)
+    return render(request, "course.html", status_code=status_code, course=course,
+                  sessions=sessions, history=history, **extra)
+
+
+@router.get("/courses/{course_id}")
+def course_view(request: Request, course_id: int, svc: ServicesDep,
+                viewer: ViewerDep) -> Response:
+    return _course_page(request, svc, viewer, course_id)
+
+
+@router.post("/courses/{course_id}/end")
+async def course_end(request: Request, course_id: int, svc: ServicesDep,
+                     viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        svc.chair.courses.end(viewer.actor, course_id, parse(CourseEnd, form))
+    except (InvalidInput, Conflict) as exc:
+        return _course_page(request, svc, viewer, course_id, status_code=exc.status,
+                            error=str(exc))
+    return redirect(f"/courses/{course_id}")
+
+
+@router.post("/courses/{course_id}/notes")
+async def course_notes(request: Request, course_id: int, svc: ServicesDep,
+                       viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        svc.chair.courses.amend_notes(viewer.actor, course_id, parse(CourseNotes, form))
+    except (InvalidInput, Conflict) as exc:
+        return _course_page(request, svc, viewer, course_id, status_code=exc.status,
+                            error=str(exc))
+    return redirect(f"/courses/{course_id}")
+
+
+# --- schedule -----------------------------------------------------------------------------
+def _day(text: str, today: dt.date) -> dt.date:
+    if not text:
+        return today
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput("day must be a date like 2026-11-02") from exc
+
+
+@router.get("/schedule")
+def schedule(request: Request, svc: ServicesDep, viewer: ViewerDep, day: str = "",
+             view: str = "day") -> Response:
+    first = _day(day[:10], svc.ctx.clock().date())
+    days = 7 if view == "week" else 1
+    if days == 7:
+        first -= dt.timedelta(days=first.weekday())
+    chairs, booked, planned = svc.chair.schedule.calendar(viewer.actor, first, days)
+    dates = [first + dt.timedelta(days=i) for i in range(days)]
+    grid = {(d, c.id): [b for b in booked if b.start.date() == d and b.chair_id == c.id]
+            for d in dates for c in chairs}
+    return render(request, "schedule.html", chairs=chairs, dates=dates, grid=grid,
+                  planned=planned, view="week" if days == 7 else "day", first=first,
+                  step=dt.timedelta(days=days))
+
+
+@router.get("/patients/{patient_id}/calendar.ics")
+def patient_calendar(patient_id: int, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    text = svc.chair.schedule.patient_ics(viewer.actor, patient_id)
+    return Response(text, media_type="text/calendar; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="sessions-{patient_id}.ics"'})
+
+
+# --- chairs (admin) -----------------------------------------------------------------------
+@router.get("/admin/chairs")
+def chairs_admin(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    return render(request, "chairs_admin.html",
+                  chairs=svc.chair.schedule.chairs(viewer.actor, include_inactive=True))
+
+
+@router.post("/admin/chairs")
+async def chairs_create(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        svc.chair.schedule.create_chair(viewer.actor, parse(ChairCreate, form))
+    except (InvalidInput, Conflict) as exc:
+        return render(request, "chairs_admin.html", status_code=exc.status, error=str(exc),
+                      chairs=svc.chair.schedule.chairs(viewer.actor, include_inactive=True))
+    return redirect("/admin/chairs")
+
+
+@router.post("/admin/chairs/{chair_id}")
+async def chairs_update(request: Request, chair_id: int, svc: ServicesDep,
+                        viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        svc.chair.schedule.update_chair(viewer.actor, chair_id, form.get("opening_hours", ""),
+                                        form.get("active") == "on")
+    except InvalidInput as exc:
+        return render(request, "chairs_admin.html", status_code=exc.status, error=str(exc),
+                      chairs=svc.chair.schedule.chairs(viewer.actor, include_inactive=True))
+    return redirect("/admin/chairs")

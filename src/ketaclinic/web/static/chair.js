@@ -1,0 +1,133 @@
+// ketaclinic chair forms: keep a draft of what was typed on this tablet, submit in the
+// background, and say plainly whether it was saved. Pages work without this file.
+(function () {
+  "use strict";
+  var PREFIX = "kc-draft:";
+  var SAVED = "kc-saved:";
+  var RETRY_MS = 5000;
+
+  function store() {
+    try { return window.localStorage; } catch (e) { return null; }
+  }
+
+  function keyOf(form) {
+    return PREFIX + (form.dataset.scope || location.pathname) + ":" + form.dataset.draft;
+  }
+
+  function fields(form) {
+    return Array.prototype.filter.call(form.elements, function (el) {
+      return el.name && el.name !== "csrf_token" && el.name !== "version" && el.type !== "password" &&
+        el.type !== "submit" && el.type !== "button" && !el.dataset.nodraft;
+    });
+  }
+
+  function saveDraft(form) {
+    var s = store(); if (!s) { return; }
+    var data = {};
+    fields(form).forEach(function (el) {
+      data[el.name] = (el.type === "checkbox" || el.type === "radio") ? el.checked : el.value;
+    });
+    try { s.setItem(keyOf(form), JSON.stringify({ at: Date.now(), data: data })); } catch (e) { /* full */ }
+  }
+
+  function restoreDraft(form) {
+    var s = store(); if (!s) { return false; }
+    var raw = s.getItem(keyOf(form)); if (!raw) { return false; }
+    var draft;
+    try { draft = JSON.parse(raw); } catch (e) { s.removeItem(keyOf(form)); return false; }
+    fields(form).forEach(function (el) {
+      if (!(el.name in draft.data)) { return; }
+      if (el.type === "checkbox" || el.type === "radio") { el.checked = !!draft.data[el.name]; }
+      else { el.value = draft.data[el.name]; }
+    });
+    return true;
+  }
+
+  function clearDraft(form) {
+    var s = store(); if (s) { s.removeItem(keyOf(form)); }
+  }
+
+  function status(form, text, kind) {
+    var el = form.querySelector(".save-status");
+    if (!el) {
+      el = document.createElement("p");
+      el.className = "save-status";
+      el.setAttribute("role", "status");
+      el.setAttribute("aria-live", "polite");
+      form.appendChild(el);
+    }
+    el.textContent = text;
+    el.className = "save-status " + kind;
+  }
+
+  function enable(form) {
+    Array.prototype.forEach.call(form.querySelectorAll("button[type=submit]"), function (b) {
+      setTimeout(function () { b.disabled = false; }, 10);
+    });
+  }
+
+  function messageFrom(html, code) {
+    try {
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      var alert = doc.querySelector("[role=alert]");
+      if (alert) { return alert.textContent.trim(); }
+    } catch (e) { /* fall through */ }
+    return "the server answered " + code;
+  }
+
+  function send(form) {
+    var body = new URLSearchParams(new FormData(form));
+    status(form, "Saving…", "pending");
+    fetch(form.action, {
+      method: "POST", body: body, credentials: "same-origin", redirect: "follow",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Requested-With": "fetch" }
+    }).then(function (res) {
+      if (res.ok) {
+        clearDraft(form);
+        form.dataset.pending = "";
+        try { sessionStorage.setItem(SAVED + form.dataset.draft, new Date().toLocaleTimeString()); } catch (e) { /* ignore */ }
+        status(form, "saved", "ok");
+        location.assign(res.url.split("#")[0] + "#" + (form.id || ""));
+        if (res.url.split("#")[0] === location.href.split("#")[0]) { location.reload(); }
+        return null;
+      }
+      return res.text().then(function (html) {
+        form.dataset.pending = "";
+        enable(form);
+        var conflict = res.status === 409 ? " — reload the page to see the current record" : "";
+        status(form, "NOT saved: " + messageFrom(html, res.status) + conflict +
+          " (your entry is kept on this tablet)", "error");
+      });
+    }).catch(function () {
+      enable(form);
+      form.dataset.pending = "1";
+      status(form, "NOT saved — will retry / copy kept on this tablet", "error");
+      setTimeout(function () { if (form.dataset.pending === "1") { send(form); } }, RETRY_MS);
+    });
+  }
+
+  function setup(form) {
+    if (restoreDraft(form)) {
+      status(form, "Restored what you typed earlier on this tablet (not yet saved)", "warn");
+    }
+    try {
+      var when = sessionStorage.getItem(SAVED + form.dataset.draft);
+      if (when) { status(form, "saved at " + when, "ok"); sessionStorage.removeItem(SAVED + form.dataset.draft); }
+    } catch (e) { /* ignore */ }
+    form.addEventListener("input", function () { saveDraft(form); });
+    form.addEventListener("change", function () { saveDraft(form); });
+    form.addEventListener("submit", function (event) {
+      if (!window.fetch || !window.URLSearchParams) { return; }
+      event.preventDefault();
+      saveDraft(form);
+      send(form);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-draft]"), setup);
+    window.addEventListener("online", function () {
+      Array.prototype.forEach.call(document.querySelectorAll("form[data-pending='1']"), send);
+    });
+  });
+}());

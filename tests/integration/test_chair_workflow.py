@@ -1,0 +1,262 @@
+"""The chair workflow on every backend: booking conflicts, 409 on concurrent edits, idempotent
+vitals, the esketamine 120-minute rule, the append-only ledger and the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from kctest import csrf_from
+from sqlalchemy import func, select
+
+from ketaclinic.schemas import PatientCreate
+from ketaclinic.schemas_chair import (
+    ChairCreate,
+    CourseCreate,
+    DoseCreate,
+    PrecheckCreate,
+    PredoseVitals,
+    ReceiptCreate,
+)
+from ketaclinic.store.tables import AuditEvent
+from ketaclinic.store.tables_care import TreatmentSession
+from ketaclinic.store.tables_chair import (
+    DischargeRecord,
+    LedgerEntry,
+    SessionPrecheck,
+    VitalSignRow,
+)
+
+MONDAY = dt.date(2026, 11, 2)  # the test clock starts Monday 2026-11-02 09:00
+
+
+def _count(services, model) -> int:
+    with services.db.transaction() as s:
+        return s.execute(select(func.count(model.id))).scalar_one()
+
+
+def _actions(services, patient_id=None) -> list[tuple[str, str]]:
+    with services.db.transaction() as s:
+        stmt = select(AuditEvent.action, AuditEvent.outcome).order_by(AuditEvent.id)
+        if patient_id is not None:
+            stmt = stmt.where(AuditEvent.patient_id == patient_id)
+        return [tuple(r) for r in s.execute(stmt).all()]
+
+
+def _setup(services, users, template="esketamine_trd", mrn="C-1"):
+    """A patient with a course, one chair and stock; returns (patient_id, first session id)."""
+    nurse, pres, admin = (users[k].actor for k in ("nurse", "prescriber", "admin"))
+    patient, _ = services.patients.create(nurse, PatientCreate(
+        mrn=mrn, family_name="Chair", given_name="Test", birth_date=dt.date(1980, 5, 1),
+        sex="male", weight="80 kg"))
+    course = services.chair.courses.create(pres, patient.id, CourseCreate(
+        template_id=template, start_date=MONDAY))
+    if not services.chair.schedule.chairs(admin):
+        services.chair.schedule.create_chair(admin, ChairCreate(name="Chair A",
+                                                                opening_hours="0-4 08:00-18:00"))
+        drug, vol, conc = (("esketamine nasal spray 28 mg device", "0.2", "140")
+                           if template.startswith("esk") else
+                           ("ketamine hydrochloride injection 50 mg/mL", "10", "50"))
+        services.chair.ledger.record_receipt(nurse, ReceiptCreate(
+            drug=drug, lot="LOT-1", supplier_name="Supplier", supplier_address="1 Road",
+            supplier_dea_number="AB1234563", expiry=dt.date(2027, 12, 31), containers=20,
+            volume_ml_per_container=Decimal(vol), concentration_mg_per_ml=Decimal(conc)))
+    _, sessions, _ = services.chair.courses.get(pres, course.id)
+    return patient.id, sessions[0].id
+
+
+def _version(services, session_id) -> int:
+    with services.db.transaction() as s:
+        return s.get(TreatmentSession, session_id).version
+
+
+def _dosed(services, users, clock, template="esketamine_trd"):
+    """A booked, checked-in, dosed session (first device now); returns (patient, session)."""
+    nurse = users["nurse"].actor
+    pid, sid = _setup(services, users, template)
+    services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
+        version=_version(services, sid), consent_on_file=True, rems_enrolled=True,
+        screening_valid=True, last_food_at=clock.now - dt.timedelta(hours=3),
+        last_liquid_at=clock.now - dt.timedelta(hours=1), ride_home_arranged=True))
+    services.chair.sessions.predose(nurse, sid, PredoseVitals(
+        version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
+        rr_per_min=14))
+    esk = template.startswith("esk")
+    services.chair.sessions.record_dose(nurse, sid, DoseCreate(
+        version=_version(services, sid), dose_mg=Decimal(56 if esk else 40), lot="LOT-1",
+        started_at=clock.now,
+        device_times=[clock.now, clock.now + dt.timedelta(minutes=5)] if esk else []))
+    return pid, sid
+
+
+def test_a_booking_on_an_occupied_chair_is_explained_and_nothing_is_saved(services, users,
+                                                                          login):
+    _, first = _setup(services, users, mrn="C-1")
+    _, second = _setup(services, users, mrn="C-2")
+    c, _csrf = login("nurse")
+    page = c.get(f"/sessions/{first}").text
+    chair_id = services.chair.schedule.chairs(users["nurse"].actor)[0].id
+    form = {"csrf_token": csrf_from(page), "version": _version(services, first),
+            "chair_id": chair_id, "date": "2026-11-02", "time": "09:00"}
+    assert c.post(f"/sessions/{first}/book", data=form, follow_redirects=False).status_code == 303
+    form["version"] = _version(services, second)
+    r = c.post(f"/sessions/{second}/book", data=form)
+    assert r.status_code == 409
+    assert "is already booked 09:00-11:15" in r.text and "Nothing was saved" in r.text
+    with services.db.transaction() as s:
+        assert s.get(TreatmentSession, second).status == "planned"
+    # Outside opening hours is a soft conflict: refused without, accepted with a reason.
+    form.update(date="2026-11-03", time="17:00")
+    r = c.post(f"/sessions/{second}/book", data=form)
+    assert r.status_code == 409 and "outside chair" in r.text
+    form["override_reason"] = "patient works late; nurse stays"
+    assert c.post(f"/sessions/{second}/book", data=form, follow_redirects=False).status_code == 303
+    assert ("session.book", "refused") in _actions(services)
+
+
+def test_two_nurses_editing_one_session_the_second_gets_a_409_and_nothing_is_merged(
+        services, users, login):
+    _, sid = _setup(services, users)
+    first, _ = login("nurse")
+    second, _ = login("admin")
+    page_a, page_b = first.get(f"/sessions/{sid}").text, second.get(f"/sessions/{sid}").text
+    version = _version(services, sid)
+    base = {"version": version, "consent_on_file": "on", "screening_valid": "on",
+            "rems_enrolled": "on", "ride_home_arranged": "on", "last_food_at": "06:00",
+            "last_liquid_at": "08:00"}
+    assert first.post(f"/sessions/{sid}/checkin",
+                      data={**base, "csrf_token": csrf_from(page_a)},
+                      follow_redirects=False).status_code == 303
+    r = second.post(f"/sessions/{sid}/checkin",
+                    data={**base, "csrf_token": csrf_from(page_b), "override_reason": "x"})
+    assert r.status_code == 409
+    assert "Someone else changed this session" in r.text and "Nothing was saved" in r.text
+    assert _count(services, SessionPrecheck) == 1
+
+
+def test_a_retried_vitals_submission_records_once(services, users, login, clock):
+    _, sid = _dosed(services, users, clock)
+    c, csrf = login("nurse")
+    headers = {"X-CSRF-Token": csrf, "Idempotency-Key": "tablet-7-vitals-0930"}
+    body = {"sbp_mmhg": 186, "dbp_mmhg": 96, "hr_bpm": 80, "spo2_pct": 97, "rr_per_min": 14}
+    r1 = c.post(f"/api/sessions/{sid}/vitals", json=body, headers=headers)
+    r2 = c.post(f"/api/sessions/{sid}/vitals", json=body, headers=headers)
+    assert (r1.status_code, r2.status_code) == (201, 200)
+    assert r1.json()["id"] == r2.json()["id"] and r2.json()["created"] is False
+    assert r1.json()["alerts"][0]["rule"] == "vitals.sbp_mmhg_high"
+    with services.db.transaction() as s:
+        assert s.execute(select(func.count(VitalSignRow.id)).where(
+            VitalSignRow.kind == "timed")).scalar_one() == 1
+    # The web form carries its own key: a resubmitted form records once as well.
+    page = c.get(f"/sessions/{sid}").text
+    form = {"csrf_token": csrf_from(page), "idempotency_key": "form-key-1", "sbp_mmhg": "130",
+            "dbp_mmhg": "80"}
+    assert c.post(f"/sessions/{sid}/vitals", data=form, follow_redirects=False).status_code == 303
+    assert c.post(f"/sessions/{sid}/vitals", data=form, follow_redirects=False).status_code == 303
+    assert _count(services, VitalSignRow) == 3  # predose + one API + one form
+
+
+def test_esketamine_discharge_before_120_minutes_needs_an_override_reason(
+        services, users, login, clock):
+    pid, sid = _dosed(services, users, clock)
+    clock.advance(minutes=60)
+    c, csrf = login("nurse")  # after the clock jump (idle logins expire after 15 min)
+    h = {"X-CSRF-Token": csrf}
+    c.post(f"/api/sessions/{sid}/vitals", json={"sbp_mmhg": 130, "dbp_mmhg": 82, "hr_bpm": 70,
+                                                 "spo2_pct": 98, "rr_per_min": 14}, headers=h)
+    c.post(f"/api/sessions/{sid}/ratings", json={"instrument": "moaas", "answers": [5]},
+           headers=h)
+    body = {"version": _version(services, sid), "dissociation_resolved": True,
+            "respiratory_depression_resolved": True, "responsible_adult_present": True}
+    r = c.post(f"/api/sessions/{sid}/discharge", json=body, headers=h)
+    assert r.status_code == 422 and "only 60 of 120 min since first device" in r.json()["detail"]
+    assert _count(services, DischargeRecord) == 0
+    assert ("session.discharge", "refused") in _actions(services, pid)
+    r = c.post(f"/api/sessions/{sid}/discharge", json={**body, "override_reason": "transfer "
+                                                        "to ED for unrelated injury"}, headers=h)
+    assert r.status_code == 200, r.text
+    with services.db.transaction() as s:
+        row = s.get(TreatmentSession, sid)
+        assert row.status == "discharged"
+        assert row.discharge_override_reason.startswith("transfer to ED")
+    pdf = c.get(f"/sessions/{sid}/rems.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert any(f["session_id"] == sid for f in c.get("/api/rems/due").json())
+
+
+def test_a_ledger_entry_cannot_be_edited_or_deleted_through_the_api_or_the_web(
+        services, users, login):
+    _setup(services, users)
+    c, csrf = login("admin")
+    before = c.get("/api/ledger/entries").json()
+    entry = before[0]["id"]
+    h = {"X-CSRF-Token": csrf}
+    for method in ("PUT", "PATCH", "DELETE"):
+        for url in (f"/api/ledger/entries/{entry}", f"/ledger/entries/{entry}",
+                    "/api/ledger/entries", f"/ledger/receipts/{entry}"):
+            r = c.request(method, url, json={"amount_mg": "1"}, headers=h)
+            assert r.status_code in (404, 405), (method, url, r.status_code)
+    r = c.post(f"/ledger/entries/{entry}", data={"csrf_token": csrf, "amount_mg": "1"})
+    assert r.status_code in (404, 405)
+    assert c.get("/api/ledger/entries").json() == before
+    # A correction is a new entry; the original stays as it was.
+    r = c.post("/api/ledger/corrections", json={"refers_to_id": entry, "corrected_mg": "0",
+                                                "reason": "typo"}, headers=h)
+    assert r.status_code == 422 and "receipt" in r.json()["detail"]
+    assert c.get("/api/ledger/entries").json() == before
+
+
+def test_a_witnessed_waste_needs_another_user_who_reauthenticates(services, users, login,
+                                                                  clock):
+    pid, sid = _dosed(services, users, clock, "iv_ketamine_induction")
+    c, csrf = login("nurse")
+    h = {"X-CSRF-Token": csrf}
+    waste = {"lot": "LOT-1", "waste_mg": "10", "session_id": sid}
+    bad = c.post("/api/ledger/wastes", json={**waste, "witness_username": "admin",
+                                             "witness_password": "wrong-password"}, headers=h)
+    assert bad.status_code == 422 and "witness" in bad.json()["detail"]
+    selfw = c.post("/api/ledger/wastes", json={**waste, "witness_username": "nurse",
+                                               "witness_password": "nurse-password-1"},
+                   headers=h)
+    assert selfw.status_code == 422
+    ok = c.post("/api/ledger/wastes", json={**waste, "witness_username": "admin",
+                                            "witness_password": "admin-password-1"}, headers=h)
+    assert ok.status_code == 201, ok.text
+    lots = {x["lot"]: x for x in c.get("/api/ledger/lots").json()}
+    assert Decimal(lots["LOT-1"]["administered"]) == 40
+    assert Decimal(lots["LOT-1"]["wasted"]) == 10
+    assert Decimal(lots["LOT-1"]["on_hand"]) == 20 * 10 * 50 - 50
+    with services.db.transaction() as s:
+        kinds = list(s.execute(select(LedgerEntry.kind).order_by(LedgerEntry.id)).scalars())
+    assert kinds == ["receipt", "administration", "waste"]
+    trail = _actions(services)
+    assert ("ledger.waste", "ok") in trail and ("ledger.witness", "denied") in trail
+
+
+def test_every_session_step_is_in_the_audit_trail(services, users, clock):
+    pid, sid = _dosed(services, users, clock)
+    actions = [a for a, _ in _actions(services, pid)]
+    for expected in ("course.create", "session.checkin", "session.predose",
+                     "ledger.administration", "session.dose"):
+        assert expected in actions
+
+
+def test_the_patient_calendar_is_icalendar_and_the_schedule_shows_the_booking(
+        services, users, login):
+    pid, sid = _setup(services, users)
+    c, _ = login("nurse")
+    page = c.get(f"/sessions/{sid}").text
+    chair_id = services.chair.schedule.chairs(users["nurse"].actor)[0].id
+    c.post(f"/sessions/{sid}/book", data={"csrf_token": csrf_from(page), "chair_id": chair_id,
+                                          "version": _version(services, sid),
+                                          "date": "2026-11-02", "time": "10:00"})
+    r = c.get(f"/patients/{pid}/calendar.ics")
+    assert r.headers["content-type"].startswith("text/calendar")
+    assert "DTSTART:20261102T100000Z" in r.text and "Chair, Test" not in r.text
+    sched = c.get("/schedule?day=2026-11-02").text
+    assert "Chair, Test" in sched and f"/sessions/{sid}" in sched
+    cancel = c.post(f"/sessions/{sid}/cancel", data={"csrf_token": csrf_from(page),
+                                                     "version": _version(services, sid),
+                                                     "reason_code": "patient_request",
+                                                     "reason": ""})
+    assert cancel.status_code == 422 and "reason" in cancel.text

@@ -25,7 +25,7 @@ Eigen = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def arrow_parts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(diagonal d (N, n), couplings b (N, n−1), scales (N, n)) of a mammillary matrix, else None."""
+    """(diagonal d, couplings b, scales) of mammillary matrices (N, n, n), else None."""
     if a.shape[1] < 2:
         return None
     off = a[0].copy()
@@ -42,15 +42,26 @@ def arrow_parts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | No
 
 
 def _arrow_det(d: np.ndarray, b: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """det(S − λI) and its derivative for arrow matrices, in product form (accurate near roots)."""
-    diff = d[:, :, None] - lam[:, None, :]  # (N, n, r)
-    per = diff[:, 1:]  # (N, m, r)
-    prod = np.prod(per, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sec = diff[:, 0] - np.sum(b[:, :, None] ** 2 / per, axis=1)
-        dsec = -1.0 - np.sum(b[:, :, None] ** 2 / per**2, axis=1)
-        dprod = -prod * np.sum(1.0 / per, axis=1)
-    return prod * sec, dprod * sec + prod * dsec
+    """det(S − λI) and its derivative for arrow matrices, in product form (accurate near roots).
+
+    det = Π_j (d_j − λ) · [(d_0 − λ) − Σ_j b_j² / (d_j − λ)], evaluated with 1-D arrays per
+    root and peripheral (n ≤ 3), which is much faster than reductions over tiny axes.
+    """
+    f, df = np.empty_like(lam), np.empty_like(lam)
+    for r in range(lam.shape[1]):
+        x = lam[:, r]
+        prod, dlog, sec, dsec = 1.0, 0.0, d[:, 0] - x, -1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for j in range(1, d.shape[1]):
+                per = d[:, j] - x
+                prod = prod * per
+                dlog = dlog - 1.0 / per
+                q = b[:, j - 1] ** 2 / per
+                sec = sec - q
+                dsec = dsec - q / per
+        f[:, r] = prod * sec
+        df[:, r] = prod * dlog * sec + prod * dsec
+    return f, df
 
 
 def arrow_eigenvalues(d: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -128,7 +139,7 @@ def lapack_eigen(a: np.ndarray) -> Eigen | None:
 
 
 def decompose(a: np.ndarray) -> Eigen | None:
-    """Eigenvalues (N, K), eigenvectors V (N, n, K) and V⁻¹ (N, K, n); None if not diagonalisable."""
+    """λ (N, K), V (N, n, K) and V⁻¹ (N, K, n); None when not safely diagonalisable."""
     return arrow_eigen(a) or lapack_eigen(a)
 
 

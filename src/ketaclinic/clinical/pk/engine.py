@@ -76,8 +76,16 @@ class ModalSolution:
 
 
 def eigen_system(system: LinearSystem) -> Eigen | None:
-    """Eigenvalues, eigenvectors and inverse, or None when the matrix is not safely diagonalisable."""
+    """Eigenvalues, eigenvectors and inverse; None when not safely diagonalisable."""
     return cached_decompose(system.a_per_min)
+
+
+def _project(w: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """W·u for inputs (S, N, n) → (S, N, K), looping only over states that receive input."""
+    out = np.zeros(inputs.shape[:2] + (w.shape[1],), dtype=w.dtype)
+    for i in np.nonzero(np.any(inputs != 0, axis=(0, 1)))[0]:
+        out += w[None, :, :, i] * inputs[:, :, i, None]
+    return out
 
 
 def solve_modal(system: LinearSystem, schedule: Schedule, eig: Eigen) -> ModalSolution:
@@ -88,8 +96,7 @@ def solve_modal(system: LinearSystem, schedule: Schedule, eig: Eigen) -> ModalSo
     """
     lam, v, w = eig
     cm = np.matmul(system.c_per_l, v)  # (N, A, K)
-    wb = np.einsum("nki,sni->snk", w, schedule.bolus_mg)
-    offset = -np.einsum("nki,sni->snk", w, schedule.rate_mg_per_min) / lam
+    wb, offset = _project(w, schedule.bolus_mg), -_project(w, schedule.rate_mg_per_min) / lam
     decay = exp_clamped(lam[None] * np.diff(schedule.t_min)[:, None, None])  # (S-1, N, K)
     amp = np.empty_like(offset)
     z = wb[0]
@@ -135,9 +142,7 @@ def uniform_step(times_min: np.ndarray) -> float | None:
     return float(step) if float(buf.max()) <= 1e-13 * scale else None
 
 
-def _block_rows(
-    sol: ModalSolution, seg: np.ndarray, tau: np.ndarray, r: np.ndarray
-) -> np.ndarray:
+def _block_rows(sol: ModalSolution, seg: np.ndarray, tau: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Rows of BLOCK values y(T_seg + tau + rΔ) for each (seg, tau): (N, A, rows, BLOCK)."""
     n, a, k = sol.g.shape[1], sol.g.shape[2], sol.g.shape[3]
     e = exp_clamped(sol.lam[:, None, :] * tau[None, :, None])  # (N, rows, K)

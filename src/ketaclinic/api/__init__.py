@@ -9,4 +9,5 @@ def api_routers() -> list[APIRouter]:
     from ketaclinic.api import routes
 
     routers = [routes.router]
+    routers.append(__import__("ketaclinic.api.pk", fromlist=["router"]).router)
     return routers

@@ -46,6 +46,7 @@ def nav_for(role: str) -> list[NavItem]:
 def patient_panels() -> list[Panel]:
     """The panels shown on the patient page, top to bottom (one line per area)."""
     panels: list[Panel] = []
+    panels.append(Panel("pk_panel.html", lambda svc, viewer, pid: svc.pk.panel(viewer.actor, pid)))
     return panels
 
 

@@ -17,6 +17,7 @@ def web_routers() -> list[APIRouter]:
 
     routers = [router, pages_auth.router, pages_admin.router]
     # Area pages go here, before the patient pages' catch-all /patients/{id}/{kind} route.
+    routers.append(__import__("ketaclinic.web.pages_pk", fromlist=["router"]).router)
     routers.append(pages_patients.router)
     return [_hidden(r) for r in routers]
 

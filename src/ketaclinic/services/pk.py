@@ -155,7 +155,8 @@ class PkService:
         times = np.arange(0.0, end + 24 * 60 + step, step)
         try:
             result = self._compute(
-                model or DEFAULT_MODEL[route], cov, regimen, times, f"course, {len(doses)} doses"
+                model or DEFAULT_MODEL[route], cov, regimen, times,
+                f"course, {len(doses)} dose{'s' if len(doses) != 1 else ''}",
             )
         except ClinicalInputError as exc:
             raise InvalidInput(str(exc)) from None
@@ -186,8 +187,8 @@ class PkService:
                            "sex": cov.sex, "height_cm": cov.height_cm},
         }
         analyte = model.analytes[0]
-        band = "5–95 % of 500 virtual patients" if model.omegas else (
-            "no published variability: band = typical curve")
+        band = f"5–95 % of {POPULATION_N} virtual patients" if model.omegas else (
+            "no published variability: band = typical")
         chart = PkChart(
             title=f"Predicted {analyte}: {label} ({cov.weight_kg:g} kg)",
             analyte=analyte,

@@ -44,7 +44,7 @@ def _path(f: _Frame, xs: Sequence[float], ys: Sequence[float]) -> str:
 def svg_pk_chart(chart: PkChart, chart_id: str = "pk") -> str:
     """The chart as a standalone SVG document (valid XML, renders in an <img>)."""
     hours = list(chart.hours)
-    y_max = max([1.0, *chart.typical_ng_per_ml, *chart.p95_ng_per_ml]) * 1.05
+    y_max = max([1.0, *chart.typical_ng_per_ml, *chart.p95_ng_per_ml]) * 1.3  # room for legend
     f = _Frame(hours[0], hours[-1], 0.0, y_max, PK_W, PK_H)
     desc = (
         f"Predicted {chart.analyte} concentration in {chart.sampling_site} plasma (ng/mL) over "
@@ -80,7 +80,7 @@ def svg_pk_chart(chart: PkChart, chart_id: str = "pk") -> str:
         f"<path id='{chart_id}-typical' class='pk-typical' d='{line}' "
         "fill='none' stroke='#0b4f8a' stroke-width='2.5'><title>typical patient</title></path>"
     )
-    legend_x = PK_W - PAD_R - 250
+    legend_x = PK_W - PAD_R - 330
     out += [
         "<g font-family='system-ui, sans-serif' font-size='12' fill='#222'>",
         f"<text x='{PAD_L}' y='18' font-size='14' font-weight='bold'>{_a(chart.title)}</text>",
@@ -102,7 +102,7 @@ def svg_pk_chart(chart: PkChart, chart_id: str = "pk") -> str:
     )
     for i, note in enumerate(chart.notes[:2]):
         out.append(
-            f"<text x='{PAD_L + 8}' y='{PAD_T + 16 + 14 * i}' font-size='11' "
+            f"<text x='{PAD_L + 8}' y='{PAD_T + 62 + 14 * i}' font-size='11' "
             f"fill='#7a4b00'>{_a(note[:120])}</text>"
         )
     out.append("</g></svg>")

@@ -55,6 +55,8 @@ from ketaclinic.clinical.rules import ClinicalInputError
 SUBDIVISIONS = 64
 MAX_ITERATIONS = 60
 FULL_ITERATIONS = 4
+FAST_STEPS = 6
+FAST_TOLERANCE_MIN = 1e-7
 TOLERANCE_MIN = 1e-8
 
 
@@ -91,6 +93,8 @@ class _Terms:
         self.g, self.lam, self.h = g, lam, h
 
     def take(self, idx: np.ndarray) -> _Terms:
+        if idx.size == self.h.size and (idx.size == 0 or idx[-1] == idx.size - 1):
+            return self  # every item, in order (indices are sorted and unique)
         return _Terms(self.g[:, idx], self.lam[:, idx], self.h[idx])
 
     def repeat(self, times: int) -> _Terms:
@@ -100,16 +104,19 @@ class _Terms:
             np.repeat(self.h, times),
         )
 
-    def at(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Value, slope and curvature; explicit loop over the few modes on 1-D arrays."""
-        c, d1, d2 = self.h.copy(), np.zeros_like(tau), np.zeros_like(tau)
+    def at(self, tau: np.ndarray, curvature: bool = True) -> tuple[np.ndarray, ...]:
+        """Value, slope (and curvature); explicit loop over the few modes on 1-D arrays."""
+        c, d1 = self.h.copy(), np.zeros_like(tau)
+        d2 = np.zeros_like(tau) if curvature else d1
         for g, lam in zip(self.g, self.lam, strict=True):
-            term = g * exp_clamped(lam * tau)
+            term = exp_clamped(lam * tau)
+            term *= g
             c += term
             term *= lam
             d1 += term
-            term *= lam
-            d2 += term
+            if curvature:
+                term *= lam
+                d2 += term
         return c, d1, d2
 
 
@@ -195,10 +202,48 @@ def _analyse(terms: _Terms, lo: np.ndarray, hi: np.ndarray, thr: float):
     return cmax, tmax, above
 
 
-def _time_above(terms: _Terms, lo, hi, c_lo, c_hi, thr: float) -> np.ndarray:
+def _fast_crossings(
+    terms: _Terms, lo: np.ndarray, hi: np.ndarray, c_lo, s_lo, rising: np.ndarray, thr: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unguarded Newton from the left end (log c on decays), FAST_STEPS steps; (root, ok).
+
+    From the left end Newton approaches the root monotonically whenever the piece is concave
+    (rising) or log-convex (falling: a non-negative sum of exponentials), which covers the
+    usual infusion and decay segments; the first step uses the known value and slope at lo.
+    ``ok`` is False where a step left the bracket or did not converge: those items take the
+    guarded solver. A crossing of a monotone piece is unique, so an accepted root is the root.
+    """
+    use_log = ~rising & (c_lo > 0) & (thr > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(use_log, np.log(c_lo / thr), c_lo - thr)
+        df = np.where(use_log, s_lo / c_lo, s_lo)
+        t = lo - f / df
+    step = np.full(lo.shape, np.inf)
+    for _ in range(FAST_STEPS):
+        c, d1 = terms.at(t, curvature=False)[:2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(use_log, np.log(c / thr) * c / d1, (c - thr) / d1)
+        t = t - step
+    ok = np.isfinite(t) & (t >= lo) & (t <= hi)
+    # the last step bounds the error before it; Newton's error after it is ~ step² / time scale
+    ok &= np.abs(step) <= FAST_TOLERANCE_MIN * (1.0 + np.abs(t))
+    return t, ok
+
+
+def _time_above(
+    terms: _Terms, lo, hi, c_lo, c_hi, thr: float, s_lo: np.ndarray | None = None
+) -> np.ndarray:
     """Minutes at or above thr on monotone pieces [lo, hi]."""
     result = np.where((c_lo >= thr) & (c_hi >= thr), hi - lo, 0.0)
     cross = np.nonzero((c_lo >= thr) != (c_hi >= thr))[0]
+    if cross.size and s_lo is not None:
+        rising = c_lo[cross] < thr
+        root, ok = _fast_crossings(
+            terms.take(cross), lo[cross], hi[cross], c_lo[cross], s_lo[cross], rising, thr
+        )
+        done = cross[ok]
+        result[done] = np.where(rising[ok], hi[done] - root[ok], root[ok] - lo[done])
+        cross = cross[~ok]
     if cross.size:
         sub = terms.take(cross)
         rising = c_lo[cross] < thr
@@ -280,7 +325,9 @@ def summarize_modal(sol: ModalSolution, a: int, window: tuple[float, float], thr
     above = np.where(~hard & ~turn & (c_lo >= thr) & (c_hi >= thr), hi - lo, 0.0)
     idx = np.nonzero(~hard & ~turn & ((c_lo >= thr) != (c_hi >= thr)))[0]
     if idx.size:
-        above[idx] = _time_above(gather(idx), lo[idx], hi[idx], c_lo[idx], c_hi[idx], thr)
+        above[idx] = _time_above(
+            gather(idx), lo[idx], hi[idx], c_lo[idx], c_hi[idx], thr, s_lo[idx]
+        )
     idx = np.nonzero(turn)[0]
     if idx.size:
         cmax[idx], tmax[idx], above[idx] = _analyse(gather(idx), lo[idx], hi[idx], thr)

@@ -14,6 +14,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.dosing import DosingService
 from ketaclinic.services.mbc import MeasurementCare
 from ketaclinic.services.patients import PatientService
+from ketaclinic.services.pk import PkService
 from ketaclinic.store import migrate
 from ketaclinic.store.db import Database, DurabilityError, check_durability, make_engine
 
@@ -33,6 +34,7 @@ class Services:
     dosing: DosingService
     mbc: MeasurementCare
     chair: ChairServices
+    pk: PkService
 
     @property
     def db(self) -> Database:
@@ -80,4 +82,5 @@ def build_services(
     auth = AuthService(ctx)
     return Services(ctx=ctx, auth=auth, patients=PatientService(ctx),
                     audit_log=AuditLog(ctx), dosing=DosingService(ctx),
-                    mbc=MeasurementCare.build(ctx), chair=build_chair_services(ctx, auth))
+                    mbc=MeasurementCare.build(ctx), chair=build_chair_services(ctx, auth),
+                    pk=PkService(ctx))

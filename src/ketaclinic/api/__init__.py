@@ -13,4 +13,5 @@ def api_routers() -> list[APIRouter]:
     routers.append(mbc.router)
     from ketaclinic.api.chair import router as chair_router  # chair area (issue 5)
     routers.append(chair_router)
+    routers.append(__import__("ketaclinic.api.pk", fromlist=["router"]).router)
     return routers

@@ -57,6 +57,7 @@ def patient_panels() -> list[Panel]:
     from ketaclinic.web.pages_chair import load_panel as chair_panel  # courses and sessions
     panels.append(Panel("chair_panel.html", chair_panel))
     panels.append(Panel("dosing_panel.html", dosing_panel))
+    panels.append(Panel("pk_panel.html", lambda svc, viewer, pid: svc.pk.panel(viewer.actor, pid)))
     return panels
 
 

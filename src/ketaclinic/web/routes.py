@@ -21,6 +21,7 @@ def web_routers() -> list[APIRouter]:
     routers.append(pages_mbc.router)
     from ketaclinic.web.pages_chair import router as chair_router  # chair area (issue 5)
     routers.append(chair_router)
+    routers.append(__import__("ketaclinic.web.pages_pk", fromlist=["router"]).router)
     routers.append(pages_patients.router)
     return [_hidden(r) for r in routers]
 

@@ -18,10 +18,22 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import expm
 
+from ketaclinic.clinical.pk.eigen import Eigen, cached_decompose
 from ketaclinic.clinical.pk.model import LinearSystem, Pulse
 
-CONDITION_LIMIT = 1e8
 BLOCK = 128
+
+
+def exp_clamped(x: np.ndarray) -> np.ndarray:
+    """exp(x) with real arguments below -700 clamped: e^-700 ≈ 1e-304 instead of a subnormal or 0.
+
+    numpy's exp takes a slow path for results that underflow; far-decayed modes are common
+    (a fast mode evaluated days after a dose), and 1e-304 is zero for every purpose here.
+    """
+    if np.iscomplexobj(x):
+        return np.exp(x)
+    y = np.maximum(x, -700.0)
+    return np.exp(y, out=y)
 
 
 @dataclass(frozen=True)
@@ -63,57 +75,39 @@ class ModalSolution:
     h: np.ndarray  # (S, N, A)
 
 
-def symmetric_eigen(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Mammillary systems (two-way exchange with the central compartment only) are similar to a
-    symmetric matrix, D A D⁻¹ with d_j² = A_0j / A_j0; ``eigh`` on it is faster and exact."""
-    off = a[0].copy()
-    np.fill_diagonal(off, 0.0)
-    if np.any((off != 0) != (off.T != 0)) or np.any(off[1:, 1:] != 0):
-        return None
-    if np.any(a[:, 0, 1:] <= 0) or np.any(a[:, 1:, 0] <= 0):
-        return None
-    d = np.ones(a.shape[:2])
-    d[:, 1:] = np.sqrt(a[:, 0, 1:] / a[:, 1:, 0])
-    sym = a * d[:, :, None] / d[:, None, :]
-    lam, u = np.linalg.eigh(0.5 * (sym + np.swapaxes(sym, 1, 2)))
-    return lam, u / d[:, :, None], np.swapaxes(u, 1, 2) * d[:, None, :]
+def eigen_system(system: LinearSystem) -> Eigen | None:
+    """Eigenvalues, eigenvectors and inverse; None when not safely diagonalisable."""
+    return cached_decompose(system.a_per_min)
 
 
-def eigen_system(system: LinearSystem) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Eigenvalues, eigenvectors and inverse, or None when the matrix is not safely diagonalisable."""
-    sym = symmetric_eigen(system.a_per_min)
-    if sym is not None:
-        return sym
-    lam, v = np.linalg.eig(system.a_per_min)
-    try:
-        w = np.linalg.inv(v)
-    except np.linalg.LinAlgError:
-        return None
-    cond = np.abs(v).sum(axis=1).max(axis=1) * np.abs(w).sum(axis=1).max(axis=1)
-    if not np.all(np.isfinite(cond)) or cond.max() > CONDITION_LIMIT:
-        return None
-    if np.iscomplexobj(lam) and np.max(np.abs(lam.imag)) <= 1e-14 * np.max(np.abs(lam.real)):
-        lam, v, w = lam.real, v.real, w.real
-    return lam, v, w
+def _project(w: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """W·u for inputs (S, N, n) → (S, N, K), looping only over states that receive input."""
+    out = np.zeros(inputs.shape[:2] + (w.shape[1],), dtype=w.dtype)
+    for i in np.nonzero(np.any(inputs != 0, axis=(0, 1)))[0]:
+        out += w[None, :, :, i] * inputs[:, :, i, None]
+    return out
 
 
-def solve_modal(system: LinearSystem, schedule: Schedule, eig) -> ModalSolution:
-    """Propagate modal amplitudes through the segments (a loop over events, not over time)."""
+def solve_modal(
+    system: LinearSystem, schedule: Schedule, eig: Eigen, scale: float = 1.0
+) -> ModalSolution:
+    """Propagate modal amplitudes through the segments (a loop over events, not over time).
+
+    Inputs are projected on the modes for all segments at once; the loop only carries the
+    amplitudes z across segment ends: z ← (z + Wb_s − o_s) e^{λ Δ_s} + o_s.
+    """
     lam, v, w = eig
-    cm = np.einsum("nai,nik->nak", system.c_per_l, v)
-    s_count, n, k = schedule.t_min.size, lam.shape[0], lam.shape[1]
-    dtype = np.result_type(lam, cm)
-    g = np.zeros((s_count, n, cm.shape[1], k), dtype=dtype)
-    h = np.zeros((s_count, n, cm.shape[1]), dtype=dtype)
-    z = np.zeros((n, k), dtype=dtype)
-    for s in range(s_count):
-        z = z + np.einsum("nki,ni->nk", w, schedule.bolus_mg[s])
-        offset = -np.einsum("nki,ni->nk", w, schedule.rate_mg_per_min[s]) / lam
-        amp = z - offset
-        g[s] = cm * amp[:, None, :]
-        h[s] = np.einsum("nak,nk->na", cm, offset)
-        if s + 1 < s_count:
-            z = amp * np.exp(lam * (schedule.t_min[s + 1] - schedule.t_min[s])) + offset
+    cm = np.matmul(system.c_per_l * scale, v)  # (N, A, K)
+    wb, offset = _project(w, schedule.bolus_mg), -_project(w, schedule.rate_mg_per_min) / lam
+    decay = exp_clamped(lam[None] * np.diff(schedule.t_min)[:, None, None])  # (S-1, N, K)
+    amp = np.empty_like(offset)
+    z = wb[0]
+    for s in range(schedule.t_min.size):
+        amp[s] = z - offset[s]
+        if s + 1 < schedule.t_min.size:
+            z = amp[s] * decay[s] + offset[s] + wb[s + 1]
+    g = cm[None] * amp[:, :, None, :]
+    h = np.einsum("nak,snk->sna", cm, offset)
     return ModalSolution(schedule.t_min, lam, g, h)
 
 
@@ -125,7 +119,7 @@ def evaluate_modal(sol: ModalSolution, times_min: np.ndarray, chunk: int = 2048)
         t = times_min[start : start + chunk]
         seg = np.clip(np.searchsorted(sol.t_min, t, side="right") - 1, 0, None)
         tau = t - sol.t_min[seg]
-        e = np.exp(sol.lam[:, None, :] * tau[None, :, None])  # (N, m, K)
+        e = exp_clamped(sol.lam[:, None, :] * tau[None, :, None])  # (N, m, K)
         y = np.einsum("mnak,nmk->nam", sol.g[seg], e) + np.moveaxis(sol.h[seg], 0, -1)
         out[:, :, start : start + chunk] = y.real
     before = times_min < sol.t_min[0]
@@ -133,44 +127,66 @@ def evaluate_modal(sol: ModalSolution, times_min: np.ndarray, chunk: int = 2048)
     return out
 
 
-def is_uniform(times_min: np.ndarray) -> bool:
-    if times_min.size < 4 * BLOCK:
-        return False
-    d = np.diff(times_min)
-    return bool(d[0] > 0 and np.allclose(d, d[0], rtol=1e-12, atol=0))
+def uniform_step(times_min: np.ndarray) -> float | None:
+    """The step of an (exactly, to 1e-13 relative) uniform grid long enough to block, else None."""
+    m = times_min.size
+    if m < 4 * BLOCK:
+        return None
+    step = (times_min[-1] - times_min[0]) / (m - 1)
+    if not step > 0:
+        return None
+    buf = np.arange(m, dtype=float)  # one buffer, in place: large temporaries cost page faults
+    buf *= step
+    buf += times_min[0]
+    buf -= times_min
+    np.abs(buf, out=buf)
+    scale = max(abs(float(times_min[0])), abs(float(times_min[-1])), float(step))
+    return float(step) if float(buf.max()) <= 1e-13 * scale else None
 
 
-def evaluate_modal_grid(sol: ModalSolution, times_min: np.ndarray) -> np.ndarray:
-    """Concentrations on a uniform grid: one batched matmul of block exponentials."""
-    m, step = times_min.size, times_min[1] - times_min[0]
-    nb = -(-m // BLOCK)
-    block_t = times_min[0] + step * BLOCK * np.arange(nb)
-    block_seg = np.clip(np.searchsorted(sol.t_min, block_t, side="right") - 1, 0, None)
-    tau_b = block_t - sol.t_min[block_seg]
-    e_b = np.exp(sol.lam[:, None, :] * tau_b[None, :, None])  # (N, nb, K)
-    g_b = np.moveaxis(sol.g[block_seg], 0, 2)  # (N, A, nb, K)
-    p = np.concatenate(
-        [g_b * e_b[:, None], np.moveaxis(sol.h[block_seg], 0, -1)[..., None]], axis=-1
-    )
-    r = np.exp(sol.lam[:, :, None] * (step * np.arange(BLOCK))[None, None, :])  # (N, K, L)
-    r = np.concatenate([r, np.ones((r.shape[0], 1, BLOCK), dtype=r.dtype)], axis=1)
-    y = np.matmul(p, r[:, None])  # (N, A, nb, L)
+def _block_rows(sol: ModalSolution, seg: np.ndarray, tau: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Rows of BLOCK values y(T_seg + tau + rΔ) for each (seg, tau): (N, A, rows, BLOCK)."""
+    n, a, k = sol.g.shape[1], sol.g.shape[2], sol.g.shape[3]
+    e = exp_clamped(sol.lam[:, None, :] * tau[None, :, None])  # (N, rows, K)
+    p = np.empty((n, a, seg.size, k + 1), dtype=np.result_type(sol.g, e))
+    p[..., :k] = np.moveaxis(sol.g[seg], 0, 2) * e[:, None]
+    p[..., k] = np.moveaxis(sol.h[seg], 0, -1)
+    y = np.matmul(p.reshape(n, a * seg.size, k + 1), r)  # one BLAS product per patient
     if np.iscomplexobj(y):
-        y = y.real.copy()
-    y = y.reshape(y.shape[0], y.shape[1], nb * BLOCK)[:, :, :m]
-    _fix_straddling_blocks(sol, times_min, block_seg, y)
+        y = np.ascontiguousarray(y.real)
+    return y.reshape(n, a, seg.size, BLOCK)
+
+
+def evaluate_modal_grid(sol: ModalSolution, times_min: np.ndarray, step: float) -> np.ndarray:
+    """Concentrations on a uniform grid: one batched matmul of block exponentials.
+
+    e^{λ(τ_b + rΔ)} = e^{λτ_b}·e^{λrΔ}: blocks of BLOCK points share one row of e^{λrΔ}. Where a
+    segment starts inside a block, one extra row anchored at the segment's first point
+    overwrites the points of that segment up to the block's end, so every point is computed
+    with its own segment's coefficients and τ ≥ 0 (no growing exponentials).
+    """
+    m = times_min.size
+    nb = -(-m // BLOCK)
+    r = exp_clamped(sol.lam[:, :, None] * (step * np.arange(BLOCK))[None, None, :])  # (N, K, L)
+    r = np.concatenate([r, np.ones((r.shape[0], 1, BLOCK), dtype=r.dtype)], axis=1)
+    block_t = times_min[::BLOCK]
+    block_seg = np.clip(np.searchsorted(sol.t_min, block_t, side="right") - 1, 0, None)
+    y = _block_rows(sol, block_seg, block_t - sol.t_min[block_seg], r)
+    y = y.reshape(y.shape[0], y.shape[1], nb * BLOCK)
+    first = np.searchsorted(times_min, sol.t_min, side="left")  # first point of each segment
+    inner = np.nonzero((first < m) & (first % BLOCK != 0))[0]
+    if inner.size:
+        f = first[inner]
+        stop = np.minimum(np.append(first[1:], m)[inner], (f // BLOCK + 1) * BLOCK)
+        anchored = _block_rows(sol, inner, times_min[f] - sol.t_min[inner], r)
+        count = stop - f
+        rows = np.repeat(np.arange(inner.size), count)
+        cols = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        y[:, :, f[rows] + cols] = anchored[:, :, rows, cols]
+    y = y[:, :, :m]
+    if first[0] > 0:
+        y[:, :, : first[0]] = 0.0
     return y
-
-
-def _fix_straddling_blocks(
-    sol: ModalSolution, times_min: np.ndarray, block_seg: np.ndarray, y: np.ndarray
-) -> None:
-    point_seg = np.clip(np.searchsorted(sol.t_min, times_min, side="right") - 1, 0, None)
-    bad = np.nonzero(
-        (point_seg != np.repeat(block_seg, BLOCK)[: times_min.size]) | (times_min < sol.t_min[0])
-    )[0]
-    if bad.size:
-        y[:, :, bad] = evaluate_modal(sol, times_min[bad])
 
 
 def solve_expm(system: LinearSystem, schedule: Schedule, times_min: np.ndarray) -> np.ndarray:
@@ -201,9 +217,17 @@ def solve_expm(system: LinearSystem, schedule: Schedule, times_min: np.ndarray) 
 
 
 def simulate_system(
-    system: LinearSystem, pulses: list[Pulse], times_min: np.ndarray, method: str = "auto"
+    system: LinearSystem,
+    pulses: list[Pulse],
+    times_min: np.ndarray,
+    method: str = "auto",
+    scale: float = 1.0,
 ) -> tuple[np.ndarray, str]:
-    """Concentrations (N, A, m) in mg/L and the method used ('modal' or 'expm')."""
+    """Concentrations (N, A, m) in mg/L × scale and the method used ('modal' or 'expm').
+
+    ``scale`` (e.g. 1000 for ng/mL) is folded into the output coefficients, which saves a
+    full pass over a large output.
+    """
     n, n_states = system.a_per_min.shape[:2]
     if not pulses:
         return np.zeros((n, len(system.analytes), times_min.size)), "none"
@@ -212,10 +236,11 @@ def simulate_system(
     )
     eig = eigen_system(system) if method in ("auto", "modal") else None
     if eig is None:
-        return solve_expm(system, schedule, times_min), "expm"
-    sol = solve_modal(system, schedule, eig)
-    if is_uniform(times_min):
-        return evaluate_modal_grid(sol, times_min), "modal"
+        return solve_expm(system, schedule, times_min) * scale, "expm"
+    sol = solve_modal(system, schedule, eig, scale)
+    step = uniform_step(times_min)
+    if step is not None:
+        return evaluate_modal_grid(sol, times_min, step), "modal"
     return evaluate_modal(sol, times_min), "modal"
 
 

@@ -121,8 +121,9 @@ def simulate_population(
     """N virtual patients sharing the covariates, with IIV; all patients solved in one batch."""
     model, times = prepare(model_id, covariates, regimen, times_min)
     system = individual_system(model, covariates, sample_parameters(model, n, seed, variability))
-    conc, _ = simulate_system(system, regimen_pulses(system, regimen), times)
-    conc *= NG_PER_ML_PER_MG_PER_L
+    conc, _ = simulate_system(
+        system, regimen_pulses(system, regimen), times, scale=NG_PER_ML_PER_MG_PER_L
+    )
     warnings = validity_warnings(model, covariates)
     if variability is None and not model.omegas:
         warnings += (

@@ -195,7 +195,7 @@ def validate_times(times_min: Iterable[float]) -> np.ndarray:
         raise ClinicalInputError("times_min must be a non-empty list of minutes")
     if not np.all(np.isfinite(t)):
         raise ClinicalInputError("times_min must not contain NaN or infinite values")
-    if t.size > 1 and np.any(np.diff(t) < 0):
+    if t.size > 1 and bool((t[1:] < t[:-1]).any()):
         raise ClinicalInputError("times_min must be sorted ascending")
     return t
 

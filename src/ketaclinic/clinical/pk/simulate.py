@@ -121,12 +121,14 @@ def simulate_regimen(
     """
     model, times = prepare(model_id, covariates, regimen, times_min)
     system = individual_system(model, covariates, model.typical_params(1))
-    conc, used = simulate_system(system, regimen_pulses(system, regimen), times, method)
+    conc, used = simulate_system(
+        system, regimen_pulses(system, regimen), times, method, NG_PER_ML_PER_MG_PER_L
+    )
     return Simulation(
         model_id=model.model_id,
         times_min=times,
         concentration_ng_per_ml={
-            a: conc[0, j] * NG_PER_ML_PER_MG_PER_L for j, a in enumerate(system.analytes)
+            a: conc[0, j] for j, a in enumerate(system.analytes)
         },
         sampling_site=str(model.sampling_site.value),
         warnings=validity_warnings(model, covariates),

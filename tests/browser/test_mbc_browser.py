@@ -9,6 +9,7 @@ import sys
 import uuid
 
 import pytest
+from playwright.sync_api import expect
 from kcbrowser import PHONE, TABLET, log_in
 
 pytestmark = pytest.mark.browser
@@ -62,7 +63,7 @@ def test_a_phone_self_report_with_item9_raises_an_alert_that_a_clinician_acknowl
     shot(nurse, "mbc-worklist")
     row.get_by_label(re.compile("Note for alert")).fill("Phoned; safety plan reviewed")
     row.get_by_role("button", name="Acknowledge").click()
-    assert nurse.locator("tr", has_text=family).count() == 0
+    expect(nurse.locator("tr", has_text=family)).to_have_count(0)  # waits for the reload
     nurse.goto(f"/patients/{pid}")
     panel = nurse.locator("#mbc")
     assert "No open alerts" in panel.inner_text()

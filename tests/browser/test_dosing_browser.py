@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from kcbrowser import TABLET, log_in
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -31,7 +32,7 @@ def test_prescriber_overrides_a_soft_limit_and_is_stopped_by_a_hard_one(new_page
     log_in(page, "prescriber")
     pid = _register(page)
     page.get_by_role("link", name="Dose orders").click()
-    assert page.get_by_role("heading", name=re.compile("Dose order")).is_visible()
+    expect(page.get_by_role("heading", name=re.compile("Dose order"))).to_be_visible()
 
     page.get_by_label("Dose (mg/kg)").fill("0.8")
     page.get_by_label("Infusion minutes").fill("60")

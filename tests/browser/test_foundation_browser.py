@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from kcbrowser import PHONE, TABLET, log_in  # noqa: F401
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +16,7 @@ def test_nurse_registers_and_finds_a_patient_and_admin_sees_the_audit_entry(new_
     family = "Browser" + uuid.uuid4().hex[:6].capitalize()
     page = new_page()
     log_in(page, "nurse")
-    assert page.get_by_role("heading", name="Patients").is_visible()
+    expect(page.get_by_role("heading", name="Patients")).to_be_visible()
 
     page.get_by_role("link", name="Register a patient").click()
     page.get_by_label("MRN").fill("BR-" + uuid.uuid4().hex[:6])

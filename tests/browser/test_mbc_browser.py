@@ -9,8 +9,8 @@ import sys
 import uuid
 
 import pytest
-from playwright.sync_api import expect
 from kcbrowser import PHONE, TABLET, log_in
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("KETACLINIC_SCREENSHOTS", "")
@@ -102,7 +102,8 @@ def test_a_demo_like_patient_page_shows_the_trajectory_chart(new_page, live_serv
                    capture_output=True, timeout=120)
     page.goto(f"/patients/{pid}")
     chart = page.locator("#mbc figure.chart svg")
-    assert chart.count() == 1 and chart.is_visible()
+    expect(chart).to_have_count(1)
+    expect(chart).to_be_visible()
     assert chart.get_attribute("role") == "img"
     assert page.locator("#mbc svg line.dose").count() == 6
     assert page.locator("#mbc .mbc-status").inner_text() != ""

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from kcbrowser import TABLET, log_in
+from playwright.sync_api import expect
 
 from ketaclinic.store.db import make_engine
 from ketaclinic.store.tables_care import TreatmentSession
@@ -46,7 +47,7 @@ def test_the_pk_panel_shows_the_loaded_curve_and_links_the_course(new_page, live
     page.get_by_label('Weight (kilograms only, e.g. "82 kg")').fill("64 kg")
     page.get_by_role("button", name="Register").click()
     patient_id = int(re.search(r"/patients/(\d+)", page.url).group(1))
-    assert page.get_by_role("heading", name="Predicted exposure").is_visible()
+    expect(page.get_by_role("heading", name="Predicted exposure")).to_be_visible()
 
     _add_given_dose(live_server, patient_id)
     page.reload()

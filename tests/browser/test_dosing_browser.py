@@ -12,7 +12,6 @@ from kcbrowser import TABLET, log_in
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
-expect = pytest.importorskip("playwright.sync_api").expect
 
 
 def _register(page) -> str:  # type: ignore[no-untyped-def]

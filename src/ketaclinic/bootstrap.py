@@ -10,6 +10,7 @@ from ketaclinic.services.audit import AuditLog, AuditTrail
 from ketaclinic.services.auth import AuthService
 from ketaclinic.services.clock import Clock, utc_now
 from ketaclinic.services.context import Context
+from ketaclinic.services.outcomes_service import OutcomesService
 from ketaclinic.services.patients import PatientService
 from ketaclinic.store import migrate
 from ketaclinic.store.db import Database, DurabilityError, check_durability, make_engine
@@ -27,6 +28,7 @@ class Services:
     auth: AuthService
     patients: PatientService
     audit_log: AuditLog
+    outcomes: OutcomesService
 
     @property
     def db(self) -> Database:
@@ -72,4 +74,4 @@ def build_services(
                           "(or `ketaclinic migrate`)")
     ctx = Context(settings=settings, db=db, audit=AuditTrail(audit_key(settings)), clock=clock)
     return Services(ctx=ctx, auth=AuthService(ctx), patients=PatientService(ctx),
-                    audit_log=AuditLog(ctx))
+                    audit_log=AuditLog(ctx), outcomes=OutcomesService(ctx))

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 
 def api_routers() -> list[APIRouter]:
-    from ketaclinic.api import routes
+    from ketaclinic.api import outcomes, routes
 
     routers = [routes.router]
+    routers.append(outcomes.router)
     return routers

@@ -375,9 +375,8 @@ class DashboardService:
         ev_stmt = _stmt(q.relapse_events_sql(d, where, crit.instrument), params,
                         course_id=Integer, occurred_on=Date, kind=String)
         for r in conn.execute(ev_stmt, params):
-            kind = str(r.kind).replace("-", "_")
             events.setdefault(r.course_id, []).append(
-                ClinicalEvent(r.occurred_on, EVENT_KIND_MAP.get(kind, kind)))
+                ClinicalEvent(r.occurred_on, event_kind(r.kind)))
         stmt = _stmt(q.responder_rows_sql(d, where, crit), params, course_id=Integer,
                      administered_at=UtcDateTime, first_dose_at=UtcDateTime,
                      birth_date=Date, treatment=String)
@@ -447,6 +446,12 @@ def _subject(rows: list[Any], crit: OutcomeCriteria,
         age_band=age_band(first.birth_date, _day(first_dose)),
         treatment=first.treatment,
     )
+
+
+def event_kind(kind: str) -> str:
+    """clinical_events.kind → the relapse-event vocabulary of clinical/outcomes.py."""
+    k = str(kind).replace("-", "_")
+    return EVENT_KIND_MAP.get(k, k)
 
 
 def _busiest_instrument(rows: list[OutcomeRow]) -> str | None:

@@ -36,6 +36,8 @@ CLINICAL = frozenset({"admin", "prescriber", "nurse"})
 # Main menu, in order (Users and Audit log for admins are added by the base template).
 NAV: list[NavItem] = [
     NavItem("Patients", "/patients", CLINICAL),
+    NavItem("Dashboard", "/dashboard", frozenset({"prescriber", "admin", "analyst"})),
+    NavItem("Exports", "/exports", frozenset({"prescriber", "admin", "analyst"})),
 ]
 
 
@@ -46,6 +48,7 @@ def nav_for(role: str) -> list[NavItem]:
 def patient_panels() -> list[Panel]:
     """The panels shown on the patient page, top to bottom (one line per area)."""
     panels: list[Panel] = []
+    panels.append(Panel("outcomes_panel.html", lambda svc, viewer, pid: {"patient_id": pid}))
     return panels
 
 

@@ -370,22 +370,7 @@ class DashboardService:
     # --- time to relapse (SQL rows, one linear pass through the pure core) ------------------
     def _relapse(self, conn: Connection, d: q.Dialect, f: DashboardFilters,
                  crit: OutcomeCriteria) -> tuple[KMSummary, CoxResult, int]:
-        where, params = f.where(), f.params()
-        events: dict[int, list[ClinicalEvent]] = {}
-        ev_stmt = _stmt(q.relapse_events_sql(d, where, crit.instrument), params,
-                        course_id=Integer, occurred_on=Date, kind=String)
-        for r in conn.execute(ev_stmt, params):
-            events.setdefault(r.course_id, []).append(
-                ClinicalEvent(r.occurred_on, event_kind(r.kind)))
-        stmt = _stmt(q.responder_rows_sql(d, where, crit), params, course_id=Integer,
-                     administered_at=UtcDateTime, first_dose_at=UtcDateTime,
-                     birth_date=Date, treatment=String)
-        subjects = [
-            subject
-            for course_id, group in itertools.groupby(conn.execute(stmt, params),
-                                                      key=lambda r: r.course_id)
-            if (subject := _subject(list(group), crit, events.get(course_id, ()))) is not None
-        ]
+        subjects = [s for _cid, s in relapse_subjects(conn, d, f, crit)]
         km = fit_kaplan_meier([s.duration_days for s in subjects],
                               [s.relapsed for s in subjects], at_times=KM_AT_DAYS)
         return km, fit_cox_relapse(subjects), len(subjects)
@@ -424,28 +409,36 @@ class DashboardService:
         )
 
 
-def _subject(rows: list[Any], crit: OutcomeCriteria,
-             events: Any) -> SurvivalSubject | None:
-    """One responder course → a survival subject, via the pure outcome core."""
-    first = rows[0]
-    first_dose = first.first_dose_at
-    scores = [Assessment(first_dose, crit.instrument, float(first.baseline))]
-    scores += [Assessment(r.administered_at, crit.instrument, float(r.total)) for r in rows]
-    outcome = evaluate_course(scores, [first_dose], crit, events)
-    if outcome.first_response is None or outcome.latest is None:
-        return None
-    start = _day(outcome.first_response.at)
-    end = _day(outcome.relapse_at) if outcome.relapse_at is not None else _day(outcome.latest.at)
-    return SurvivalSubject(
-        duration_days=float(max((end - start).days, 0)),
-        relapsed=outcome.relapse_at is not None,
-        psychotherapy=bool(first.psychotherapy),
-        antidepressant=bool(first.antidepressant),
-        comorbid_anxiety=bool(first.comorbid_anxiety),
-        baseline_severity=float(first.baseline),
-        age_band=age_band(first.birth_date, _day(first_dose)),
-        treatment=first.treatment,
-    )
+def relapse_subjects(conn: Connection, d: q.Dialect, f: DashboardFilters,
+                     crit: OutcomeCriteria) -> list[tuple[int, SurvivalSubject]]:
+    """(course id, survival subject) for every responder course: one SQL statement."""
+    kinds = sorted(set(crit.relapse_events) | {k for k, v in EVENT_KIND_MAP.items()
+                                               if v in crit.relapse_events})
+    stmt = _stmt(q.relapse_sql(d, f.where(), crit, kinds), f.params(), course_id=Integer,
+                 first_resp_at=UtcDateTime, score_relapse_at=UtcDateTime, event_on=Date,
+                 last_at=UtcDateTime, first_dose_at=UtcDateTime, birth_date=Date,
+                 treatment=String)
+    out = []
+    for r in conn.execute(stmt, f.params()):
+        start = r.first_resp_at.date()
+        relapse: dt.date | None = None
+        if r.event_on is not None and (r.score_relapse_at is None or dt.datetime.combine(
+                r.event_on, dt.time()) <= r.score_relapse_at):
+            relapse = r.event_on
+        elif r.score_relapse_at is not None:
+            relapse = r.score_relapse_at.date()
+        end = relapse if relapse is not None else r.last_at.date()
+        out.append((int(r.course_id), SurvivalSubject(
+            duration_days=float(max((end - start).days, 0)),
+            relapsed=relapse is not None,
+            psychotherapy=bool(r.psychotherapy),
+            antidepressant=bool(r.antidepressant),
+            comorbid_anxiety=bool(r.comorbid_anxiety),
+            baseline_severity=float(r.baseline),
+            age_band=age_band(r.birth_date, r.first_dose_at.date()),
+            treatment=r.treatment,
+        )))
+    return out
 
 
 def event_kind(kind: str) -> str:

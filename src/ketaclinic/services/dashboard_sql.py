@@ -35,6 +35,12 @@ class Dialect:
             return f"({date_expr} - {int(days)})"
         return f"date({date_expr}, '-{int(days)} days')"
 
+    def days_between(self, later_ts: str, earlier_ts: str) -> str:
+        """Calendar days between the dates of two timestamps."""
+        if self.name == "postgresql":
+            return f"(CAST({later_ts} AS DATE) - CAST({earlier_ts} AS DATE))"
+        return f"(julianday(date({later_ts})) - julianday(date({earlier_ts})))"
+
     def day_of(self, ts_expr: str) -> str:
         if self.name == "postgresql":
             return f"CAST({ts_expr} AS DATE)"
@@ -185,57 +191,95 @@ ORDER BY fc.treatment, b.instrument_id, MIN(tp.ord)
 """
 
 
-def responder_rows_sql(d: Dialect, where: str, criteria: OutcomeCriteria) -> str:
-    """Ordered scores of responders from their first response on, with Cox covariates.
+def relapse_sql(d: Dialect, where: str, criteria: OutcomeCriteria,
+                event_kinds: Sequence[str]) -> str:
+    """One row per responder course: first response, first relapse by scores, first relapse
+    event, last score, baseline and the Cox covariates.
 
-    The first response (MIN over post-dose scores meeting the criterion) is found in SQL; only
-    scores from that moment on are returned, ordered by course then time, so the caller can
-    evaluate relapse course by course in one linear pass.
+    Mirrors :func:`ketaclinic.clinical.outcomes.evaluate_course` (checked against it on random
+    cohorts by tests/integration/test_outcomes_relapse_sql.py):
+
+    * first response: the first post-dose score whose fall from baseline ≥ fraction × baseline;
+    * relapse by scores: among the scores strictly after the first response, the later of the
+      first pair of consecutive scores (LAG) that are both relapse-level and lie
+      ``relapse_gap_min_days``–``relapse_gap_max_days`` calendar days apart;
+    * relapse by event: the first relapse event on a day after the first response's day;
+    * the caller takes whichever came first (an event on the same instant wins).
     """
+    if criteria.relapse_score_min is not None:
+        level = f"ca.total >= {_num(criteria.relapse_score_min.value)}"
+    else:
+        level = "(b.baseline - ca.total) < cr.response_fraction * b.baseline"
+    lo, hi = _num(criteria.relapse_gap_min_days.value), _num(criteria.relapse_gap_max_days.value)
+    gap = d.days_between("pr.administered_at", "pr.prev_at")
+    kinds = ", ".join(_lit(k) for k in event_kinds) or "''"
+    resp_day = d.day_of("r.first_resp_at")
     return f"""
 WITH {course_ctes(d, where, [criteria.instrument])},
 {criteria_cte([criteria])},
 resp AS (
-  SELECT ca.course_id, MIN(ca.administered_at) AS first_resp_at
+  SELECT ca.course_id, MIN(ca.administered_at) AS first_resp_at,
+         MIN(b.baseline) AS baseline
   FROM ca JOIN base b ON b.course_id = ca.course_id AND b.instrument_id = ca.instrument_id
   JOIN cr ON cr.instrument_id = ca.instrument_id
   WHERE ca.administered_at > ca.first_dose_at AND b.baseline > 0
     AND (b.baseline - ca.total) >= cr.response_fraction * b.baseline
   GROUP BY ca.course_id
+),
+later AS (
+  SELECT ca.course_id, ca.administered_at,
+         CASE WHEN {level} THEN 1 ELSE 0 END AS lvl
+  FROM ca JOIN resp r ON r.course_id = ca.course_id
+  JOIN base b ON b.course_id = ca.course_id AND b.instrument_id = ca.instrument_id
+  JOIN cr ON cr.instrument_id = ca.instrument_id
+  WHERE ca.administered_at > r.first_resp_at
+),
+pr AS (
+  SELECT course_id, administered_at, lvl,
+         LAG(lvl) OVER (PARTITION BY course_id ORDER BY administered_at) AS prev_lvl,
+         LAG(administered_at) OVER (PARTITION BY course_id ORDER BY administered_at)
+           AS prev_at
+  FROM later
+),
+srel AS (
+  SELECT pr.course_id, MIN(pr.administered_at) AS score_relapse_at
+  FROM pr WHERE pr.lvl = 1 AND pr.prev_lvl = 1 AND {gap} BETWEEN {lo} AND {hi}
+  GROUP BY pr.course_id
+),
+lastsc AS (
+  SELECT course_id, MAX(administered_at) AS last_at FROM later GROUP BY course_id
+),
+erel AS (
+  SELECT r.course_id, MIN(e.occurred_on) AS event_on
+  FROM resp r JOIN fc ON fc.course_id = r.course_id
+  JOIN clinical_events e ON e.patient_id = fc.patient_id
+  WHERE REPLACE(e.kind, '-', '_') IN ({kinds}) AND e.occurred_on > {resp_day}
+    AND (e.course_id = fc.course_id
+         OR (e.course_id IS NULL AND e.occurred_on >= fc.start_date
+             AND (fc.next_start IS NULL OR e.occurred_on < fc.next_start)))
+  GROUP BY r.course_id
 )
-SELECT ca.course_id AS course_id, ca.administered_at AS administered_at, ca.total AS total,
-       b.baseline AS baseline, fc.first_dose_at AS first_dose_at, fc.treatment AS treatment,
-       fc.psychotherapy AS psychotherapy,
-       fc.concurrent_antidepressant AS antidepressant, p.birth_date AS birth_date,
+SELECT r.course_id AS course_id, r.first_resp_at AS first_resp_at, r.baseline AS baseline,
+       srel.score_relapse_at AS score_relapse_at, erel.event_on AS event_on,
+       COALESCE(lastsc.last_at, r.first_resp_at) AS last_at,
+       fc.first_dose_at AS first_dose_at, fc.treatment AS treatment,
+       fc.psychotherapy AS psychotherapy, fc.concurrent_antidepressant AS antidepressant,
+       p.birth_date AS birth_date,
        CASE WHEN EXISTS (SELECT 1 FROM patient_diagnoses dx
                          WHERE dx.patient_id = fc.patient_id AND dx.active = {d_true(d)}
                            AND dx.code LIKE 'F41%') THEN 1 ELSE 0 END AS comorbid_anxiety
-FROM ca
-JOIN resp r ON r.course_id = ca.course_id
-JOIN base b ON b.course_id = ca.course_id AND b.instrument_id = ca.instrument_id
-JOIN fc ON fc.course_id = ca.course_id
+FROM resp r
+JOIN fc ON fc.course_id = r.course_id
 JOIN patients p ON p.id = fc.patient_id
-WHERE ca.administered_at >= r.first_resp_at
-ORDER BY ca.course_id, ca.administered_at
+LEFT JOIN srel ON srel.course_id = r.course_id
+LEFT JOIN erel ON erel.course_id = r.course_id
+LEFT JOIN lastsc ON lastsc.course_id = r.course_id
+ORDER BY r.course_id
 """
 
 
 def d_true(d: Dialect) -> str:
     return "TRUE" if d.name == "postgresql" else "1"
-
-
-def relapse_events_sql(d: Dialect, where: str, instrument: str) -> str:
-    """Clinical events of the filtered courses' patients inside each course's span."""
-    lookback = d.date_minus_days("fc.start_date", 0)
-    return f"""
-WITH {course_ctes(d, where, [instrument])}
-SELECT fc.course_id AS course_id, e.occurred_on AS occurred_on, e.kind AS kind
-FROM fc JOIN clinical_events e ON e.patient_id = fc.patient_id
-WHERE (e.course_id = fc.course_id
-       OR (e.course_id IS NULL AND e.occurred_on >= {lookback}
-           AND (fc.next_start IS NULL OR e.occurred_on < fc.next_start)))
-ORDER BY fc.course_id, e.occurred_on
-"""
 
 
 def cards_sql(where: str) -> str:

@@ -70,14 +70,20 @@ def course_filter_sql(has_from: bool, has_to: bool, has_treatment: bool,
     return " AND ".join(parts)
 
 
-def course_ctes(d: Dialect, where: str, instruments: Sequence[str]) -> str:
+def course_ctes(d: Dialect, where: str, instruments: Sequence[str],
+                with_hours: bool = False) -> str:
     """CTEs ``fc`` (filtered courses with dose anchors) and ``ca`` (their assessments).
 
     ``fc``: one row per filtered course that has at least one given dose, with its first dose,
     the end-of-induction anchor (the last induction dose once no induction session is still
     pending) and the start of the patient's next course (window function LEAD).
-    ``ca``: the course's scores on ``instruments``, with the anchors repeated.
+    ``ca``: the course's scores on ``instruments``, with the anchors repeated (and, with
+    ``with_hours``, hours since the first dose ``h_first`` and since the end of induction
+    ``h_eoi``, computed once per row).
     """
+    hours = (f",\n         {d.hours_between('a.administered_at', 'fc.first_dose_at')} AS h_first"
+             f",\n         {d.hours_between('a.administered_at', 'fc.eoi_at')} AS h_eoi"
+             if with_hours else "")
     inst = ", ".join(_lit(i) for i in instruments) or "''"
     lookback = d.date_minus_days("fc.start_date", BASELINE_LOOKBACK_DAYS)
     return f"""
@@ -109,7 +115,7 @@ fc AS (
 ),
 ca AS (
   SELECT fc.course_id, fc.treatment, a.instrument_id, a.administered_at, a.total,
-         fc.first_dose_at, fc.eoi_at
+         fc.first_dose_at, fc.eoi_at{hours}
   FROM fc JOIN assessments a ON a.patient_id = fc.patient_id
   WHERE a.total IS NOT NULL AND a.instrument_id IN ({inst})
     AND (a.course_id = fc.course_id
@@ -153,10 +159,9 @@ def outcome_table_sql(d: Dialect, where: str, criteria: Sequence[OutcomeCriteria
     window (ties: the earlier) is picked by ROW_NUMBER; response = fall ≥ fraction × baseline
     (baseline > 0), remission = total ≤ remission_max.
     """
-    anchor = "CASE WHEN tp.anchor = 'first_dose' THEN ca.first_dose_at ELSE ca.eoi_at END"
-    hours = d.hours_between("ca.administered_at", anchor)
+    hours = "CASE WHEN tp.anchor = 'first_dose' THEN ca.h_first ELSE ca.h_eoi END"
     return f"""
-WITH {course_ctes(d, where, [c.instrument for c in criteria])},
+WITH {course_ctes(d, where, [c.instrument for c in criteria], with_hours=True)},
 {criteria_cte(criteria)},
 {timepoint_cte(timepoints)},
 tpa AS (
@@ -164,10 +169,8 @@ tpa AS (
     SELECT ca.course_id, ca.instrument_id, tp.label, ca.total,
            ROW_NUMBER() OVER (PARTITION BY ca.course_id, ca.instrument_id, tp.label
                               ORDER BY ABS({hours} - tp.target_h), ca.administered_at) AS rn
-    FROM ca CROSS JOIN tp
+    FROM ca JOIN tp ON ({hours}) BETWEEN tp.lo_h AND tp.hi_h
     WHERE ca.administered_at > ca.first_dose_at
-      AND ({anchor}) IS NOT NULL
-      AND {hours} BETWEEN tp.lo_h AND tp.hi_h
   ) t0 WHERE rn = 1
 )
 SELECT fc.treatment AS treatment, b.instrument_id AS instrument, tp.label AS timepoint,

@@ -4,6 +4,7 @@ Add one import line here for a new table module.
 """
 
 from ketaclinic.store import tables_care  # noqa: F401
+from ketaclinic.store import tables_outcomes  # noqa: F401
 from ketaclinic.store.tables import Base
 
 __all__ = ["Base"]

@@ -12,7 +12,12 @@ import random
 import uuid
 from decimal import Decimal
 
-from ketaclinic.clinical.outcomes import Assessment, ClinicalEvent, default_criteria, evaluate_course
+from ketaclinic.clinical.outcomes import (
+    Assessment,
+    ClinicalEvent,
+    default_criteria,
+    evaluate_course,
+)
 from ketaclinic.services.dashboard import DashboardFilters, relapse_subjects
 from ketaclinic.services.dashboard_sql import Dialect
 from ketaclinic.store.tables import Patient
@@ -21,6 +26,10 @@ from ketaclinic.store.tables_care import ClinicalEvent as ERow
 from ketaclinic.store.tables_care import Course, TreatmentSession
 
 T0 = dt.datetime(2026, 1, 5, 9, 0)
+
+
+def _day(v):
+    return v.date() if isinstance(v, dt.datetime) else v
 
 
 def _insert_random_cohort(s, rng, n_courses):
@@ -64,8 +73,7 @@ def _insert_random_cohort(s, rng, n_courses):
             times, scores, strict=True)], [start], crit, events)
         if out.first_response is not None:
             end = out.relapse_at if out.relapse_at is not None else out.latest.at
-            day = (lambda v: v.date() if isinstance(v, dt.datetime) else v)
-            expected[c.id] = ((day(end) - day(out.first_response.at)).days,
+            expected[c.id] = ((_day(end) - _day(out.first_response.at)).days,
                               out.relapse_at is not None)
     return expected
 

@@ -19,7 +19,6 @@ Where the work happens (see docs/outcomes.md, "Dashboard: what runs where"):
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,10 +37,7 @@ from ketaclinic.clinical.cohort import (
 from ketaclinic.clinical.exposure import assess_screen, load_screening_rules
 from ketaclinic.clinical.outcomes import (
     DEFAULT_CRITERIA,
-    Assessment,
-    ClinicalEvent,
     OutcomeCriteria,
-    evaluate_course,
 )
 from ketaclinic.services import dashboard_sql as q
 from ketaclinic.services.audit import Actor
@@ -63,6 +59,7 @@ KM_AT_DAYS = (0, 30, 60, 90, 180, 365)
 SCREEN_EVENT_KIND = {"urinary": "screen-urinary", "cognition": "screen-cognition"}
 EVENT_KIND_MAP = {"hospitalisation": "hospitalisation_for_depression"}
 NOT_AVAILABLE = "not available"
+COX_MIN_EVENTS = 10  # grade S rule of thumb: ~10 events per variable (Peduzzi 1996)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,7 +370,15 @@ class DashboardService:
         subjects = [s for _cid, s in relapse_subjects(conn, d, f, crit)]
         km = fit_kaplan_meier([s.duration_days for s in subjects],
                               [s.relapsed for s in subjects], at_times=KM_AT_DAYS)
-        return km, fit_cox_relapse(subjects), len(subjects)
+        events = sum(1 for s in subjects if s.relapsed)
+        if events < COX_MIN_EVENTS:
+            cox = CoxResult(False, len(subjects), events, reason=(
+                f"not estimated: {events} relapse(s); the dashboard fits the model from "
+                f"{COX_MIN_EVENTS} relapses on (about 10 events per covariate, Peduzzi et al., "
+                "J Clin Epidemiol 1996)"))
+        else:
+            cox = fit_cox_relapse(subjects)
+        return km, cox, len(subjects)
 
     # --- exposure (SQL aggregates, pure flags) ---------------------------------------------
     def _exposure(self, conn: Connection, d: q.Dialect, f: DashboardFilters,

@@ -76,7 +76,10 @@ Seeder = Callable[[Services, random.Random, list[int], dt.date], None]
 
 def area_seeders() -> list[Seeder]:
     """Each area adds one line: courses and sessions first, then what builds on them."""
+    from ketaclinic.services.demo_outcomes import seed_outcomes
+
     seeders: list[Seeder] = []
+    seeders.append(seed_outcomes)  # last: builds on courses, sessions and assessments
     return seeders
 
 

@@ -15,8 +15,8 @@ from ketaclinic.clinical.outcomes import (
     evaluate_course,
 )
 from ketaclinic.services.audit import Actor
-from ketaclinic.services.dashboard import event_kind
 from ketaclinic.services.context import Context
+from ketaclinic.services.dashboard import event_kind
 from ketaclinic.services.errors import NotFound
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.report_pdf import (

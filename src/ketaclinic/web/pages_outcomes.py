@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.services.charts import svg_km_chart
-from ketaclinic.services.dashboard import DashboardFilters, Dashboard
+from ketaclinic.services.dashboard import Dashboard, DashboardFilters
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.permissions import Perm, allowed
 from ketaclinic.web.deps import ServicesDep, ViewerDep

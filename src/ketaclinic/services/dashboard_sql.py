@@ -116,11 +116,15 @@ fc AS (
 ca AS (
   SELECT fc.course_id, fc.treatment, a.instrument_id, a.administered_at, a.total,
          fc.first_dose_at, fc.eoi_at{hours}
-  FROM fc JOIN assessments a ON a.patient_id = fc.patient_id
+  FROM fc JOIN assessments a ON a.course_id = fc.course_id
   WHERE a.total IS NOT NULL AND a.instrument_id IN ({inst})
-    AND (a.course_id = fc.course_id
-         OR (a.course_id IS NULL AND a.administered_at >= {lookback}
-             AND (fc.next_start IS NULL OR a.administered_at < fc.next_start)))
+  UNION ALL
+  SELECT fc.course_id, fc.treatment, a.instrument_id, a.administered_at, a.total,
+         fc.first_dose_at, fc.eoi_at{hours}
+  FROM fc JOIN assessments a ON a.patient_id = fc.patient_id
+  WHERE a.course_id IS NULL AND a.total IS NOT NULL AND a.instrument_id IN ({inst})
+    AND a.administered_at >= {lookback}
+    AND (fc.next_start IS NULL OR a.administered_at < fc.next_start)
 ),
 base AS (
   SELECT course_id, instrument_id, total AS baseline FROM (

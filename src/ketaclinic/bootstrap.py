@@ -13,6 +13,7 @@ from ketaclinic.services.clock import Clock, utc_now
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing import DosingService
 from ketaclinic.services.mbc import MeasurementCare
+from ketaclinic.services.outcomes_service import OutcomesService
 from ketaclinic.services.patients import PatientService
 from ketaclinic.services.pk import PkService
 from ketaclinic.store import migrate
@@ -35,6 +36,7 @@ class Services:
     mbc: MeasurementCare
     chair: ChairServices
     pk: PkService
+    outcomes: OutcomesService
 
     @property
     def db(self) -> Database:
@@ -83,4 +85,4 @@ def build_services(
     return Services(ctx=ctx, auth=auth, patients=PatientService(ctx),
                     audit_log=AuditLog(ctx), dosing=DosingService(ctx),
                     mbc=MeasurementCare.build(ctx), chair=build_chair_services(ctx, auth),
-                    pk=PkService(ctx))
+                    pk=PkService(ctx), outcomes=OutcomesService(ctx))

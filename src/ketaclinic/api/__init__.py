@@ -1,4 +1,4 @@
-"""The JSON API under /api (add one line per area to ``api_routers``)."""
+"""The JSON API under /api: one router per area."""
 
 from __future__ import annotations
 
@@ -6,12 +6,6 @@ from fastapi import APIRouter
 
 
 def api_routers() -> list[APIRouter]:
-    from ketaclinic.api import mbc, routes
+    from ketaclinic.api import chair, dosing, mbc, outcomes, pk, routes
 
-    routers = [routes.router]
-    routers.append(__import__("ketaclinic.api.dosing", fromlist=["router"]).router)
-    routers.append(mbc.router)
-    from ketaclinic.api.chair import router as chair_router  # chair area (issue 5)
-    routers.append(chair_router)
-    routers.append(__import__("ketaclinic.api.pk", fromlist=["router"]).router)
-    return routers
+    return [routes.router, dosing.router, mbc.router, chair.router, pk.router, outcomes.router]

@@ -87,3 +87,68 @@ def km_command(
                f"(95 % CI {f(km.median_lo)}–{f(km.median_hi)})")
     for t, n_risk in risk.items():
         typer.echo(f"at risk at {t:g}: {n_risk}")
+
+
+export_app = typer.Typer(help="Export data: FHIR R4 bundles, de-identified research tables.",
+                         no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("fhir")
+def export_fhir(
+    out: Annotated[Path, typer.Option("--out", help="Folder for patient-<id>.json bundles")],
+    patient: Annotated[list[int] | None, typer.Option(
+        "--patient", help="Only this patient id (repeatable); default: all patients")] = None,
+) -> None:
+    """Write one validated FHIR R4 Bundle per patient (audited as export.fhir_bulk)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ketaclinic.cli.core import open_services
+    from ketaclinic.services.audit import SYSTEM
+    from ketaclinic.services.errors import ServiceError
+
+    if out.exists() and not out.is_dir():
+        _fail(f"{out} exists and is not a folder")
+    svc = open_services()
+    console = Console(stderr=True)
+    try:
+        count, bundles = svc.outcomes.fhir_bundles(SYSTEM, patient or None)
+        out.mkdir(parents=True, exist_ok=True)
+        with Progress(TextColumn("FHIR bundles"), BarColumn(), MofNCompleteColumn(),
+                      console=console) as bar:
+            task = bar.add_task("export", total=count)
+            for pid, bundle in bundles:
+                (out / f"patient-{pid}.json").write_text(json.dumps(bundle, indent=1),
+                                                         encoding="utf-8")
+                bar.advance(task)
+    except ServiceError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write to {out}: {exc.strerror}")
+    finally:
+        svc.close()
+    typer.echo(f"wrote {count} bundle(s) to {out}")
+
+
+@export_app.command("deidentified")
+def export_deidentified(
+    out: Annotated[Path, typer.Option("--out", help="Zip file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+) -> None:
+    """Write the de-identified research export (zip with the data dictionary)."""
+    from ketaclinic.cli.core import open_services
+    from ketaclinic.services.audit import SYSTEM
+    from ketaclinic.services.errors import ServiceError
+
+    svc = open_services()
+    try:
+        _name, data = svc.outcomes.deidentified_export(SYSTEM, fmt)
+        out.write_bytes(data)
+    except ServiceError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror}")
+    finally:
+        svc.close()
+    typer.echo(f"wrote {out} ({len(data)} bytes)")

@@ -108,9 +108,34 @@ def _check_screen(
     as_of: date,
 ) -> Finding:
     last = max((d for d in screens if d <= as_of), default=None)
-    since = doses[0].given_on if last is None else last
-    days = (as_of - since).days
     mg_since = sum(d.dose_mg for d in doses if last is None or d.given_on > last)
+    return assess_screen(rule, doses[0].given_on, last, mg_since, as_of)
+
+
+def assess_screen(
+    rule: ScreeningRule,
+    first_dose: date,
+    last_screen: date | None,
+    mg_since_last_screen: float,
+    as_of: date,
+) -> Finding:
+    """Whether one screen is due, from aggregates (as computed in SQL by the dashboard).
+
+    Parameters
+    ----------
+    rule : ScreeningRule
+    first_dose : date
+        The patient's first dose (the clock starts there when there was never a screen).
+    last_screen : date or None
+        The last screen of this kind on or before ``as_of``.
+    mg_since_last_screen : float
+        Milligrams given after ``last_screen`` (all doses when there was none), up to ``as_of``.
+    as_of : date
+    """
+    last = last_screen
+    since = first_dose if last is None else last
+    days = (as_of - since).days
+    mg_since = mg_since_last_screen
     values = {
         "kind": rule.kind,
         "last_screen": last.isoformat() if last else None,

@@ -76,13 +76,13 @@ Seeder = Callable[[Services, random.Random, list[int], dt.date], None]
 
 def area_seeders() -> list[Seeder]:
     """Each area adds one line: courses and sessions first, then what builds on them."""
+    from ketaclinic.services.demo_chair import seed_chair
+    from ketaclinic.services.demo_dosing import seed_dosing
     from ketaclinic.services.demo_mbc import seed_mbc
+    from ketaclinic.services.demo_outcomes import seed_outcomes
 
-    seeders: list[Seeder] = []
-    from ketaclinic.services.demo_chair import seed_chair  # courses, sessions, ledger: FIRST
-    seeders.append(seed_chair)
-    seeders.append(__import__("ketaclinic.services.demo_dosing", fromlist=["x"]).seed_dosing)
-    seeders.append(seed_mbc)  # after the course/session seeder: it reads their sessions
+    # Courses, sessions and the ledger first; the others build on their sessions.
+    seeders: list[Seeder] = [seed_chair, seed_dosing, seed_mbc, seed_outcomes]
     return seeders
 
 

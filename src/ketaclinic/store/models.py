@@ -7,6 +7,7 @@ from ketaclinic.store import tables_care  # noqa: F401
 from ketaclinic.store import tables_dosing  # noqa: F401
 from ketaclinic.store import tables_mbc  # noqa: F401
 from ketaclinic.store import tables_chair  # noqa: F401
+from ketaclinic.store import tables_outcomes  # noqa: F401
 from ketaclinic.store.tables import Base
 
 __all__ = ["Base"]

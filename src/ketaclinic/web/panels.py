@@ -42,6 +42,8 @@ NAV: list[NavItem] = [
     NavItem("Alerts", "/alerts", CLINICAL),
     NavItem("REMS forms", "/rems", CLINICAL),
     NavItem("Ledger", "/ledger", CLINICAL),
+    NavItem("Dashboard", "/dashboard", frozenset({"prescriber", "admin", "analyst"})),
+    NavItem("Exports", "/exports", frozenset({"prescriber", "admin", "analyst"})),
     NavItem("Rule sets", "/rulesets", frozenset({"admin", "prescriber"})),
 ]
 
@@ -58,6 +60,7 @@ def patient_panels() -> list[Panel]:
     panels.append(Panel("chair_panel.html", chair_panel))
     panels.append(Panel("dosing_panel.html", dosing_panel))
     panels.append(Panel("pk_panel.html", lambda svc, viewer, pid: svc.pk.panel(viewer.actor, pid)))
+    panels.append(Panel("outcomes_panel.html", lambda svc, viewer, pid: {"patient_id": pid}))
     return panels
 
 

@@ -13,16 +13,21 @@ def healthz() -> dict[str, str]:
 
 
 def web_routers() -> list[APIRouter]:
-    from ketaclinic.web import pages_admin, pages_auth, pages_mbc, pages_patients
+    from ketaclinic.web import (
+        pages_admin,
+        pages_auth,
+        pages_chair,
+        pages_dosing,
+        pages_mbc,
+        pages_outcomes,
+        pages_patients,
+        pages_pk,
+    )
 
-    routers = [router, pages_auth.router, pages_admin.router]
-    # Area pages go here, before the patient pages' catch-all /patients/{id}/{kind} route.
-    routers.append(__import__("ketaclinic.web.pages_dosing", fromlist=["router"]).router)
-    routers.append(pages_mbc.router)
-    from ketaclinic.web.pages_chair import router as chair_router  # chair area (issue 5)
-    routers.append(chair_router)
-    routers.append(__import__("ketaclinic.web.pages_pk", fromlist=["router"]).router)
-    routers.append(pages_patients.router)
+    # Area pages come before the patient pages' catch-all /patients/{id}/{kind} route.
+    routers = [router, pages_auth.router, pages_admin.router, pages_dosing.router,
+               pages_mbc.router, pages_chair.router, pages_pk.router, pages_outcomes.router,
+               pages_patients.router]
     return [_hidden(r) for r in routers]
 
 

@@ -1,0 +1,465 @@
+"""The clinic dashboard: activity cards, outcome table, time to relapse, safety and exposure.
+
+Where the work happens (see docs/outcomes.md, "Dashboard: what runs where"):
+
+* **SQL** (``dashboard_sql.py``; a fixed number of statements whatever the cohort size):
+  filtered courses with their first dose and end-of-induction anchor, the baseline (last score
+  at or before the first dose, ROW_NUMBER window), the score picked at every timepoint (closest
+  to target inside the window, ROW_NUMBER), response/remission counts per treatment ×
+  instrument × timepoint (GROUP BY), each responder's first response (MIN), cumulative dose and
+  last screens per patient (GROUP BY), cards.
+* **Python, linear and bulk**: relapse needs the sequential rule of
+  :func:`ketaclinic.clinical.outcomes.evaluate_course` (two consecutive relapse-level scores
+  5–15 days apart, or an event). The responders' scores from their first response on come back
+  from ONE ordered query; they are grouped in a single pass and the pure core runs once per
+  responder course. Wilson intervals, lifelines KM/Cox and the screening flags
+  (:func:`ketaclinic.clinical.exposure.assess_screen`) run on the aggregated rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Date, Integer, String, bindparam, text
+
+from ketaclinic.clinical.cohort import (
+    OutcomeRow,
+    Rate,
+    load_timepoints,
+    proportion_ci,
+    rate_per_100_sessions,
+)
+from ketaclinic.clinical.exposure import assess_screen, load_screening_rules
+from ketaclinic.clinical.outcomes import (
+    DEFAULT_CRITERIA,
+    OutcomeCriteria,
+)
+from ketaclinic.services import dashboard_sql as q
+from ketaclinic.services.audit import Actor
+from ketaclinic.services.context import Context
+from ketaclinic.services.errors import InvalidInput
+from ketaclinic.services.permissions import Perm
+from ketaclinic.services.survival import (
+    CoxResult,
+    KMSummary,
+    SurvivalSubject,
+    fit_cox_relapse,
+    fit_kaplan_meier,
+)
+from ketaclinic.store.models import Base
+from ketaclinic.store.tables import UtcDateTime
+
+INSTRUMENTS = tuple(DEFAULT_CRITERIA)  # instruments with response/remission criteria
+KM_AT_DAYS = (0, 30, 60, 90, 180, 365)
+SCREEN_EVENT_KIND = {"urinary": "screen-urinary", "cognition": "screen-cognition"}
+EVENT_KIND_MAP = {"hospitalisation": "hospitalisation_for_depression"}
+NOT_AVAILABLE = "not available"
+COX_MIN_EVENTS = 10  # grade S rule of thumb: ~10 events per variable (Peduzzi 1996)
+
+
+# ---------------------------------------------------------------------------------------------
+# Filters
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DashboardFilters:
+    """Date range (course start), treatment, instrument and clinician (course.created_by)."""
+
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    treatment: str | None = None
+    instrument: str | None = None
+    clinician_id: int | None = None
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> DashboardFilters:
+        """From query parameters; a bad value raises InvalidInput naming the field."""
+
+        def day(name: str) -> dt.date | None:
+            raw = (params.get(name) or "").strip()
+            if not raw:
+                return None
+            try:
+                return dt.date.fromisoformat(raw)
+            except ValueError:
+                raise InvalidInput(f"{name}: must be a date like 2026-01-31") from None
+
+        date_from, date_to = day("date_from"), day("date_to")
+        if date_from and date_to and date_from > date_to:
+            raise InvalidInput("date_from: must not be after date_to")
+        treatment = (params.get("treatment") or "").strip() or None
+        if treatment and len(treatment) > 20:
+            raise InvalidInput("treatment: unknown treatment")
+        instrument = (params.get("instrument") or "").strip() or None
+        if instrument and instrument not in INSTRUMENTS:
+            raise InvalidInput(f"instrument: must be one of {', '.join(INSTRUMENTS)}")
+        raw_clin = (params.get("clinician") or "").strip()
+        clinician = None
+        if raw_clin:
+            if not raw_clin.isdigit() or len(raw_clin) > 9:
+                raise InvalidInput("clinician: must be a clinician from the list")
+            clinician = int(raw_clin)
+        return cls(date_from, date_to, treatment, instrument, clinician)
+
+    def where(self) -> str:
+        return q.course_filter_sql(self.date_from is not None, self.date_to is not None,
+                                   self.treatment is not None, self.clinician_id is not None)
+
+    def params(self) -> dict[str, Any]:
+        p: dict[str, Any] = {}
+        if self.date_from:
+            p["date_from"] = self.date_from
+        if self.date_to:
+            p["date_to"] = self.date_to
+        if self.treatment:
+            p["treatment"] = self.treatment
+        if self.clinician_id is not None:
+            p["clinician"] = self.clinician_id
+        return p
+
+    def as_query(self) -> dict[str, str]:
+        return {k: v for k, v in {
+            "date_from": self.date_from.isoformat() if self.date_from else "",
+            "date_to": self.date_to.isoformat() if self.date_to else "",
+            "treatment": self.treatment or "",
+            "instrument": self.instrument or "",
+            "clinician": "" if self.clinician_id is None else str(self.clinician_id),
+        }.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A safety or activity figure that may depend on a table another area provides."""
+
+    key: str
+    label: str
+    available: bool
+    value: str = NOT_AVAILABLE
+    rate: Rate | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ExposureSummary:
+    patients: int
+    median_mg: float | None
+    max_mg: float | None
+    buckets: tuple[tuple[str, int], ...]
+    due: dict[str, int]
+    rule_titles: dict[str, str]
+    needs_confirmation: bool
+
+
+@dataclass
+class Dashboard:
+    filters: DashboardFilters
+    as_of: dt.date
+    cards: list[Metric]
+    outcomes: list[OutcomeRow]
+    timepoint_titles: dict[str, str]
+    km_instrument: str | None
+    km: KMSummary
+    cox: CoxResult
+    relapse_subjects: int
+    exposure: ExposureSummary
+    safety: list[Metric]
+    treatments: list[str] = field(default_factory=list)
+    clinicians: list[tuple[int, str]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+_PARAM_TYPES = {"date_from": Date(), "date_to": Date(), "treatment": String(),
+                "clinician": Integer(), "week_start": Date(), "week_end": Date(),
+                "as_of": Date()}
+
+
+def _stmt(sql: str, params: Mapping[str, Any], **columns: Any):  # type: ignore[no-untyped-def]
+    t = text(sql).bindparams(*[bindparam(k, type_=_PARAM_TYPES[k]) for k in params])
+    return t.columns(**columns) if columns else t
+
+
+def _f(x: Any) -> float | None:
+    return None if x is None else float(x) if not isinstance(x, Decimal) else float(x)
+
+
+def _has_table(name: str, *columns: str) -> bool:
+    table = Base.metadata.tables.get(name)
+    return table is not None and all(c in table.c for c in columns)
+
+
+def age_band(birth: dt.date | None, on: dt.date) -> str | None:
+    """"<18", "18-39", "40-64" or "65+" on ``on``."""
+    if birth is None:
+        return None
+    years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+    if years < 18:
+        return "<18"
+    return "18-39" if years < 40 else "40-64" if years < 65 else "65+"
+
+
+def _day(v: dt.date | dt.datetime) -> dt.date:
+    return v.date() if isinstance(v, dt.datetime) else v
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional safety metrics (tables owned by other areas; "not available" until they exist)
+# ---------------------------------------------------------------------------------------------
+
+SafetyFn = Callable[[Connection, "DashboardFilters", int, dt.date], Metric]
+
+
+def metric_open_alerts(conn: Connection, f: DashboardFilters, doses: int,
+                       today: dt.date) -> Metric:
+    """Open vital-sign alerts: table ``vital_alerts`` (status = 'open')."""
+    if not _has_table("vital_alerts", "status"):
+        return Metric("open_alerts", "Open alerts", False, note="needs table vital_alerts")
+    n = conn.execute(text("SELECT COUNT(*) FROM vital_alerts WHERE status = 'open'")).scalar()
+    return Metric("open_alerts", "Open alerts", True, str(int(n or 0)))
+
+
+def metric_rems_due(conn: Connection, f: DashboardFilters, doses: int,
+                    today: dt.date) -> Metric:
+    """REMS forms due within 7 days: table ``rems_forms`` (status, due_on)."""
+    if not _has_table("rems_forms", "status", "due_on"):
+        return Metric("rems_due", "REMS forms due", False, note="needs table rems_forms")
+    n = conn.execute(_stmt("SELECT COUNT(*) FROM rems_forms WHERE status <> 'submitted' "
+                           "AND due_on <= :week_end", {"week_end": 1}),
+                     {"week_end": today + dt.timedelta(days=7)}).scalar()
+    return Metric("rems_due", "REMS forms due (7 days)", True, str(int(n or 0)))
+
+
+def _per_100(key: str, label: str, events: int, doses: int) -> Metric:
+    r = rate_per_100_sessions(events, doses)
+    value = "no sessions" if r.per_100 is None else (
+        f"{r.per_100:.1f} per 100 sessions ({r.lo:.1f}–{r.hi:.1f}); {events} in {doses}")
+    return Metric(key, label, True, value, r)
+
+
+def metric_adverse_events(conn: Connection, f: DashboardFilters, doses: int,
+                          today: dt.date) -> Metric:
+    """Adverse events per 100 sessions: table ``adverse_events`` (session_id)."""
+    label = "Adverse events per 100 sessions"
+    if not _has_table("adverse_events", "session_id"):
+        return Metric("adverse_events", label, False, note="needs table adverse_events")
+    sql = ("SELECT COUNT(*) FROM adverse_events ae JOIN treatment_sessions s "
+           "ON s.id = ae.session_id JOIN courses c ON c.id = s.course_id WHERE " + f.where())
+    n = conn.execute(_stmt(sql, f.params()), f.params()).scalar()
+    return _per_100("adverse_events", label, int(n or 0), doses)
+
+
+def metric_bp_alerts(conn: Connection, f: DashboardFilters, doses: int,
+                     today: dt.date) -> Metric:
+    """Blood-pressure alerts per 100 sessions: table ``vital_alerts`` (session_id, kind 'bp…')."""
+    label = "Blood-pressure alerts per 100 sessions"
+    if not _has_table("vital_alerts", "session_id", "kind"):
+        return Metric("bp_alerts", label, False, note="needs table vital_alerts")
+    sql = ("SELECT COUNT(*) FROM vital_alerts va JOIN treatment_sessions s ON s.id = "
+           "va.session_id JOIN courses c ON c.id = s.course_id WHERE va.kind LIKE 'bp%' AND "
+           + f.where())
+    n = conn.execute(_stmt(sql, f.params()), f.params()).scalar()
+    return _per_100("bp_alerts", label, int(n or 0), doses)
+
+
+def metric_soft_overrides(conn: Connection, f: DashboardFilters, doses: int,
+                          today: dt.date) -> Metric:
+    """Soft-limit override rate: ``dose_orders`` (session_id) and ``dose_overrides``
+    (dose_order_id, level = 'soft')."""
+    label = "Soft-limit overrides"
+    if not (_has_table("dose_orders", "id", "session_id")
+            and _has_table("dose_overrides", "dose_order_id", "level")):
+        return Metric("soft_overrides", label, False,
+                      note="needs tables dose_orders and dose_overrides")
+    sql = ("SELECT COUNT(*) AS n, SUM(CASE WHEN EXISTS (SELECT 1 FROM dose_overrides o WHERE "
+           "o.dose_order_id = d.id AND o.level = 'soft') THEN 1 ELSE 0 END) AS k FROM "
+           "dose_orders d JOIN treatment_sessions s ON s.id = d.session_id JOIN courses c ON "
+           "c.id = s.course_id WHERE " + f.where())
+    row = conn.execute(_stmt(sql, f.params()), f.params()).one()
+    p = proportion_ci(int(row.k or 0), int(row.n or 0))
+    return Metric("soft_overrides", label, True, p.label(1) + " of dose orders")
+
+
+SAFETY_METRICS: list[SafetyFn] = [metric_adverse_events, metric_bp_alerts, metric_soft_overrides]
+CARD_METRICS: list[SafetyFn] = [metric_open_alerts, metric_rems_due]
+
+
+# ---------------------------------------------------------------------------------------------
+# The service
+# ---------------------------------------------------------------------------------------------
+
+
+class DashboardService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def compute(self, actor: Actor, filters: DashboardFilters) -> Dashboard:
+        """Everything on the dashboard; aggregates only (no names, MRNs or patient ids)."""
+        self.ctx.require(actor, Perm.DASHBOARD, "dashboard.view")
+        today = self.ctx.clock().date()
+        dialect = q.Dialect(self.ctx.db.dialect)
+        with self.ctx.db.engine.connect() as conn:
+            dash = self._compute(conn, dialect, filters, today)
+        with self.ctx.db.transaction() as s:
+            self.ctx.audit.record(s, actor, "dashboard.view", at=self.ctx.clock(),
+                                  detail=_filter_detail(filters))
+        return dash
+
+    def _compute(self, conn: Connection, d: q.Dialect, f: DashboardFilters,
+                 today: dt.date) -> Dashboard:
+        where, params = f.where(), f.params()
+        week_start = today - dt.timedelta(days=today.weekday())
+        cp = {**params, "week_start": week_start, "week_end": week_start + dt.timedelta(days=6)}
+        c = conn.execute(_stmt(q.cards_sql(where), cp), cp).one()
+        doses = int(c.doses_given or 0)
+        cards = [
+            Metric("active_courses", "Active courses", True, str(int(c.active_courses or 0))),
+            Metric("sessions_week", "Sessions this week", True, str(int(c.sessions_week or 0))),
+        ] + [fn(conn, f, doses, today) for fn in CARD_METRICS]
+
+        criteria = [DEFAULT_CRITERIA[i] for i in ([f.instrument] if f.instrument else INSTRUMENTS)]
+        timepoints = load_timepoints()
+        rows = self._outcome_rows(conn, d, f, criteria, timepoints)
+        km_instrument = f.instrument or _busiest_instrument(rows)
+        if km_instrument:
+            km, cox, n_subjects = self._relapse(conn, d, f, DEFAULT_CRITERIA[km_instrument])
+        else:
+            km, cox, n_subjects = (KMSummary(False, 0, 0, reason="no responders"),
+                                   fit_cox_relapse([]), 0)
+        exposure = self._exposure(conn, d, f, today)
+        safety = [fn(conn, f, doses, today) for fn in SAFETY_METRICS]
+        treatments = [r[0] for r in conn.execute(
+            text("SELECT DISTINCT treatment FROM courses ORDER BY treatment"))]
+        clinicians = [(int(r[0]), str(r[1])) for r in conn.execute(text(
+            "SELECT id, full_name FROM users WHERE role IN ('prescriber', 'admin') "
+            "ORDER BY full_name"))]
+        return Dashboard(
+            filters=f, as_of=today, cards=cards, outcomes=rows,
+            timepoint_titles={t.label: t.title for t in timepoints},
+            km_instrument=km_instrument, km=km, cox=cox, relapse_subjects=n_subjects,
+            exposure=exposure, safety=safety, treatments=treatments, clinicians=clinicians,
+        )
+
+    # --- outcome table (all in SQL) -------------------------------------------------------
+    def _outcome_rows(self, conn, d, f, criteria, timepoints) -> list[OutcomeRow]:  # type: ignore[no-untyped-def]
+        sql = q.outcome_table_sql(d, f.where(), criteria, timepoints)
+        out = []
+        for r in conn.execute(_stmt(sql, f.params()), f.params()):
+            out.append(OutcomeRow(
+                r.treatment, r.instrument, r.timepoint, int(r.courses),
+                proportion_ci(int(r.resp_k or 0), int(r.resp_n or 0)),
+                proportion_ci(int(r.rem_k or 0), int(r.rem_n or 0)),
+            ))
+        return out
+
+    # --- time to relapse (SQL rows, one linear pass through the pure core) ------------------
+    def _relapse(self, conn: Connection, d: q.Dialect, f: DashboardFilters,
+                 crit: OutcomeCriteria) -> tuple[KMSummary, CoxResult, int]:
+        subjects = [s for _cid, s in relapse_subjects(conn, d, f, crit)]
+        km = fit_kaplan_meier([s.duration_days for s in subjects],
+                              [s.relapsed for s in subjects], at_times=KM_AT_DAYS)
+        events = sum(1 for s in subjects if s.relapsed)
+        if events < COX_MIN_EVENTS:
+            cox = CoxResult(False, len(subjects), events, reason=(
+                f"not estimated: {events} relapse(s); the dashboard fits the model from "
+                f"{COX_MIN_EVENTS} relapses on (about 10 events per covariate, Peduzzi et al., "
+                "J Clin Epidemiol 1996)"))
+        else:
+            cox = fit_cox_relapse(subjects)
+        return km, cox, len(subjects)
+
+    # --- exposure (SQL aggregates, pure flags) ---------------------------------------------
+    def _exposure(self, conn: Connection, d: q.Dialect, f: DashboardFilters,
+                  today: dt.date) -> ExposureSummary:
+        rules = load_screening_rules()
+        kinds = [(r.kind, SCREEN_EVENT_KIND.get(r.kind, f"screen-{r.kind}")) for r in rules]
+        params = {**f.params(), "as_of": today}
+        cols: dict[str, Any] = {"first_dose": Date, "last_dose": Date}
+        cols.update({f"last_{k}": Date for k, _ in kinds})
+        stmt = _stmt(q.exposure_sql(d, f.where(), kinds), params, **cols)
+        totals: list[float] = []
+        due = {r.kind: 0 for r in rules}
+        for row in conn.execute(stmt, params):
+            totals.append(float(row.total_mg or 0))
+            m = row._mapping
+            for rule in rules:
+                finding = assess_screen(rule, row.first_dose, m[f"last_{rule.kind}"],
+                                        float(m[f"mg_since_{rule.kind}"] or 0), today)
+                if finding.values and finding.level.value != "ok":
+                    due[rule.kind] += 1
+        edges = ((0, 500), (500, 1000), (1000, 2000), (2000, float("inf")))
+        buckets = tuple(
+            (f"{lo:g}–{hi:g} mg" if hi != float("inf") else f"≥ {lo:g} mg",
+             sum(1 for t in totals if lo <= t < hi))
+            for lo, hi in edges
+        )
+        return ExposureSummary(
+            patients=len(totals),
+            median_mg=statistics.median(totals) if totals else None,
+            max_mg=max(totals) if totals else None,
+            buckets=buckets, due=due, rule_titles={r.kind: r.title for r in rules},
+            needs_confirmation=any(r.interval_days.needs_confirmation for r in rules),
+        )
+
+
+def relapse_subjects(conn: Connection, d: q.Dialect, f: DashboardFilters,
+                     crit: OutcomeCriteria) -> list[tuple[int, SurvivalSubject]]:
+    """(course id, survival subject) for every responder course: one SQL statement."""
+    kinds = sorted(set(crit.relapse_events) | {k for k, v in EVENT_KIND_MAP.items()
+                                               if v in crit.relapse_events})
+    stmt = _stmt(q.relapse_sql(d, f.where(), crit, kinds), f.params(), course_id=Integer,
+                 first_resp_at=UtcDateTime, score_relapse_at=UtcDateTime, event_on=Date,
+                 last_at=UtcDateTime, first_dose_at=UtcDateTime, birth_date=Date,
+                 treatment=String)
+    out = []
+    for r in conn.execute(stmt, f.params()):
+        start = r.first_resp_at.date()
+        relapse: dt.date | None = None
+        if r.event_on is not None and (r.score_relapse_at is None or dt.datetime.combine(
+                r.event_on, dt.time()) <= r.score_relapse_at):
+            relapse = r.event_on
+        elif r.score_relapse_at is not None:
+            relapse = r.score_relapse_at.date()
+        end = relapse if relapse is not None else r.last_at.date()
+        out.append((int(r.course_id), SurvivalSubject(
+            duration_days=float(max((end - start).days, 0)),
+            relapsed=relapse is not None,
+            psychotherapy=bool(r.psychotherapy),
+            antidepressant=bool(r.antidepressant),
+            comorbid_anxiety=bool(r.comorbid_anxiety),
+            baseline_severity=float(r.baseline),
+            age_band=age_band(r.birth_date, r.first_dose_at.date()),
+            treatment=r.treatment,
+        )))
+    return out
+
+
+def event_kind(kind: str) -> str:
+    """clinical_events.kind → the relapse-event vocabulary of clinical/outcomes.py."""
+    k = str(kind).replace("-", "_")
+    return EVENT_KIND_MAP.get(k, k)
+
+
+def _busiest_instrument(rows: list[OutcomeRow]) -> str | None:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.instrument] = counts.get(r.instrument, 0) + r.response.k
+    best = sorted(counts.items(), key=lambda kv: (-kv[1], INSTRUMENTS.index(kv[0])))
+    return best[0][0] if best else None
+
+
+def _filter_detail(f: DashboardFilters) -> str:
+    parts = [f"{k}={v}" for k, v in f.as_query().items() if v]
+    return ("filters: " + ", ".join(parts))[:500] if parts else "no filters"

@@ -1,0 +1,42 @@
+"""Outcomes area facade: dashboard, research exports, FHIR bundles, progress reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ketaclinic.services.audit import Actor
+from ketaclinic.services.context import Context
+from ketaclinic.services.dashboard import Dashboard, DashboardFilters, DashboardService
+from ketaclinic.services.exports import ExportService
+from ketaclinic.services.progress_report import ProgressReportService
+
+
+class OutcomesService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._dashboard = DashboardService(ctx)
+        self._exports = ExportService(ctx)
+        self._reports = ProgressReportService(ctx)
+
+    def dashboard(self, actor: Actor, filters: DashboardFilters | None = None) -> Dashboard:
+        """Aggregates only; requires dashboard.read; one audit row ``dashboard.view``."""
+        return self._dashboard.compute(actor, filters or DashboardFilters())
+
+    def deidentified_export(self, actor: Actor, fmt: str) -> tuple[str, bytes]:
+        """(file name, zip bytes) of the de-identified research export (csv or parquet)."""
+        return self._exports.deidentified_zip(actor, fmt)
+
+    def fhir_bundle(self, actor: Actor, patient_id: int) -> dict[str, Any]:
+        """One validated FHIR R4 Bundle for a patient (clinical roles; audited)."""
+        return self._exports.fhir_bundle(actor, patient_id)
+
+    def fhir_bundles(self, actor: Actor, patient_ids: list[int] | None = None,
+                     progress: Callable[[int], None] | None = None,
+                     ) -> tuple[int, Iterator[tuple[int, dict[str, Any]]]]:
+        """(count, iterator of (patient id, bundle)) for many patients; bulk-loaded."""
+        return self._exports.fhir_bundles(actor, patient_ids, progress)
+
+    def progress_report_pdf(self, actor: Actor, patient_id: int) -> bytes:
+        """The patient progress report as PDF bytes (clinical roles; audited)."""
+        return self._reports.render(actor, patient_id)

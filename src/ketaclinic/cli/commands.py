@@ -6,3 +6,4 @@ from ketaclinic.cli import dosing  # noqa: F401
 from ketaclinic.cli import chair  # noqa: F401
 from ketaclinic.cli import outcomes  # noqa: F401
 from ketaclinic.cli import pk  # noqa: F401
+from ketaclinic.cli import ops  # noqa: F401

@@ -70,6 +70,16 @@ Notes = Annotated[str, Field(max_length=5000), AfterValidator(_text)]
 BirthDate = Annotated[dt.date, AfterValidator(_birth_date)]
 
 
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:  # stored naive, always UTC (see store.tables.UtcDateTime)
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+# For response models: a stored (naive UTC) time, sent as RFC 3339 with "Z" as the schema says.
+UtcTimestamp = Annotated[dt.datetime, AfterValidator(_as_utc)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=5000)
 

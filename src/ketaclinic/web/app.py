@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
@@ -99,6 +100,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         return _error(request, exc.status_code, str(exc.detail))
 
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> Response:
+        # A number too large for the database column (e.g. an id of 2**70): the input is wrong.
+        return _error(request, 422, "a number in the request is out of range")
+
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         ref = uuid.uuid4().hex[:12]
@@ -136,4 +143,7 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(router)
     for router in web_routers():
         app.include_router(router)
+    from ketaclinic.web.openapi import install_error_responses
+
+    install_error_responses(app)
     return app

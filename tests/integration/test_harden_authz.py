@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from kcharden import all_routes
 from kctest import USERS
 from sqlalchemy import func, select
 
@@ -293,17 +294,6 @@ def test_a_new_endpoint_without_an_entry_falls_back_to_the_path_rule():
     assert default_rule("POST", "/api/patients/{patient_id}/doses").cells["nurse"] == (
         ALLOWED_OR_403)
     assert default_rule("GET", "/api/dashboard").cells["anonymous"] == 401
-
-
-def all_routes(routes, prefix: str = ""):  # type: ignore[no-untyped-def]
-    """(path, methods) of every route, through included routers (nested in new FastAPI)."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            ctx = getattr(route, "include_context", None)
-            yield from all_routes(inner.routes, prefix + (getattr(ctx, "prefix", "") or ""))
-        elif getattr(route, "path", None) is not None:
-            yield prefix + route.path, getattr(route, "methods", None) or set()
 
 
 def _page_paths(app) -> list[str]:  # type: ignore[no-untyped-def]

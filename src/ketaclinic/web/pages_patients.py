@@ -137,9 +137,9 @@ _CHILDREN = {
 @router.post("/patients/{patient_id}/{kind}")
 async def patient_add_child(request: Request, patient_id: int, kind: str, svc: ServicesDep,
                             viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
     if kind not in _CHILDREN:
         raise InvalidInput("unknown record type")
-    form = await read_checked_form(request, viewer)
     model, method = _CHILDREN[kind]
     try:
         data = _parse(model, form)

@@ -105,6 +105,8 @@ class Instance:
             "KETACLINIC_HOST": "127.0.0.1",
             "KETACLINIC_PORT": str(self.port),
             "KETACLINIC_ADMIN_PASSWORD": PASSWORDS["admin"],
+            # Scripted clients have no authenticator app; two-factor is tested in-process.
+            "KETACLINIC_REQUIRE_TOTP_FOR": "",
         })
         return env
 

@@ -141,6 +141,9 @@ class UserCreate(_Strict):
 class LoginRequest(_Strict):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
+    totp_code: str | None = Field(
+        None, pattern=r"^[0-9]{6}$",
+        description="The 6-digit authenticator code, for accounts with two-factor login")
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -125,7 +125,8 @@ def _detail(p) -> PatientDetailPublic:  # type: ignore[no-untyped-def]
 @router.post("/auth/login", response_model=LoginResponse, tags=["auth"])
 def api_login(body: LoginRequest, request: Request, response: Response,
               svc: ServicesDep) -> LoginResponse:
-    result = svc.auth.login(body.username, body.password, client_address(request))
+    result = svc.auth.login(body.username, body.password, client_address(request),
+                            totp_code=body.totp_code)
     set_session_cookie(response, request, result.token, svc.settings.secure_cookies)
     return LoginResponse(csrf_token=result.csrf_token, user=_user(result.user))
 

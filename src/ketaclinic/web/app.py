@@ -19,6 +19,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
 from ketaclinic.services.errors import NotAuthenticated, ServiceError
+from ketaclinic.web.deps import ENROLMENT_PAGE, EnrolmentRequired
 
 log = logging.getLogger("ketaclinic.web")
 HERE = Path(__file__).parent
@@ -83,6 +84,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": str(exc)}, status_code=401)
         target = quote(request.url.path)
         return RedirectResponse(f"/login?next={target}&msg={quote(str(exc))}", status_code=303)
+
+    @app.exception_handler(EnrolmentRequired)
+    async def _enrol_first(request: Request, exc: EnrolmentRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc)}, status_code=403)
+        return RedirectResponse(ENROLMENT_PAGE, status_code=303)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:

@@ -13,9 +13,10 @@ def healthz() -> dict[str, str]:
 
 
 def web_routers() -> list[APIRouter]:
-    from ketaclinic.web import pages_admin, pages_auth, pages_patients
+    from ketaclinic.web import pages_account, pages_admin, pages_auth, pages_patients
 
     routers = [router, pages_auth.router, pages_admin.router]
+    routers.append(pages_account.router)
     # Area pages go here, before the patient pages' catch-all /patients/{id}/{kind} route.
     routers.append(pages_patients.router)
     return [_hidden(r) for r in routers]

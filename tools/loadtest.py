@@ -130,7 +130,8 @@ class User:
         self.c = httpx.AsyncClient(base_url=base_url, timeout=timeout)
         self.stats, self.rng = stats, rng
 
-    async def call(self, kind: str, name: str, method: str, url: str, **kw) -> httpx.Response | None:  # type: ignore[no-untyped-def]
+    async def call(self, kind: str, name: str, method: str, url: str,
+                   **kw: object) -> httpx.Response | None:
         t0 = time.perf_counter()
         try:
             r = await self.c.request(method, url, **kw)

@@ -72,8 +72,8 @@ BirthDate = Annotated[dt.date, AfterValidator(_birth_date)]
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:  # stored naive, always UTC (see store.tables.UtcDateTime)
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 # For response models: a stored (naive UTC) time, sent as RFC 3339 with "Z" as the schema says.

@@ -12,10 +12,10 @@ import os
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from kctest import USERS
+from schemathesis import GenerationMode
 
 from ketaclinic.schemas import PatientCreate
 from ketaclinic.services.audit import SYSTEM

@@ -85,7 +85,7 @@ def match_totp_step(secret: str, code: str | None, now: dt.datetime,
     """The time step a 6-digit code belongs to (now ±1 step), if newer than ``last_step``."""
     if not code or not _CODE_RE.match(code):
         return None
-    aware = now.replace(tzinfo=dt.timezone.utc) if now.tzinfo is None else now
+    aware = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now
     step = int(aware.timestamp()) // TOTP_STEP_S
     totp = pyotp.TOTP(secret, interval=TOTP_STEP_S)
     for candidate in (step, step - 1, step + 1):

@@ -56,5 +56,5 @@ crashtest: $(STAMP)
 
 ## Schemathesis against the OpenAPI schema, once per role, with many examples per operation.
 fuzz: $(STAMP)
-	KETACLINIC_FUZZ_EXAMPLES=$${KETACLINIC_FUZZ_EXAMPLES:-200} KETACLINIC_TEST_DATABASES=$${KETACLINIC_TEST_DATABASES:-sqlite} \
+	KETACLINIC_FUZZ_EXAMPLES=$${KETACLINIC_FUZZ_EXAMPLES:-100} KETACLINIC_TEST_DATABASES=$${KETACLINIC_TEST_DATABASES:-sqlite} \
 	  $(BIN)/python -m pytest tests/integration/test_harden_fuzz.py -q -p no:cacheprovider

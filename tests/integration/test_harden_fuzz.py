@@ -3,7 +3,7 @@
 Every operation of the OpenAPI schema (so endpoints added later are fuzzed too) gets positive
 and negative generated requests with the role's session cookie and CSRF header: no 5xx, invalid
 input always 4xx, status codes, content types and bodies match the schema. The CI run is short
-(KETACLINIC_FUZZ_EXAMPLES, default 8 per operation and role); `make fuzz` runs 200.
+(KETACLINIC_FUZZ_EXAMPLES, default 8 per operation and role); `make fuzz` runs 100 (SQLite; set KETACLINIC_TEST_DATABASES for both).
 """
 
 from __future__ import annotations

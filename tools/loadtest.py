@@ -13,8 +13,8 @@ serves any request):
 Endpoints are picked from the server's OpenAPI schema at start, so new GET endpoints under
 /api/patients/{patient_id} join the prescribers' round without editing this file.
 ``--speed`` compresses clinic time (default 10: a 5-minute interval becomes 30 s). Users log
-in over a ramp (0.5 s each, at most 120 s; argon2id logins are deliberately costly); latency
-targets apply to the steady state after it, errors are counted throughout.
+in over a ramp (1 s apart by default, at most 300 s; argon2id logins are deliberately
+costly); latency targets apply to the steady state after it, errors are counted throughout.
 
     python tools/loadtest.py --backends sqlite,postgresql --duration 600
 
@@ -232,14 +232,15 @@ async def seed_patients(inst: Instance, n: int, rng: random.Random) -> list[int]
 
 
 async def run_load(inst: Instance, users: int, duration_s: float, speed: float, infusions: int,
-                   seed: int, ramp_s: float | None = None) -> tuple[Stats, Plan, float]:
+                   seed: int, ramp_s: float | None = None,
+                   ramp_per_user_s: float = 1.0) -> tuple[Stats, Plan, float]:
     rng = random.Random(seed)
     schema = httpx.get(inst.base_url + "/api/openapi.json", timeout=30).json()
     plan = discover(schema)
     patients = await seed_patients(inst, max(40, users * 2), rng)
     stats = Stats()
     interval = 300.0 / speed
-    ramp = ramp_s if ramp_s is not None else min(120.0, users * 0.5)
+    ramp = ramp_s if ramp_s is not None else min(300.0, users * ramp_per_user_s)
     n_nurse = max(1, users // 2)
     n_patient = max(1, users // 10) if plan.self_report else 0
     roles = (["nurse"] * n_nurse + ["patient"] * n_patient
@@ -311,11 +312,12 @@ def markdown(backend: str, users: int, workers: int, elapsed: float, stats: Stat
 
 def run_backend(backend: str, users: int, duration_s: float, workers: int = 3,
                 speed: float = 10.0, infusions: int = 3, seed: int = 1,
-                ramp_s: float | None = None) -> tuple[str, Stats, int]:
+                ramp_s: float | None = None, ramp_per_user_s: float = 1.0,
+                ) -> tuple[str, Stats, int]:
     with Instance(backend, workers=workers) as inst:
         inst.setup()
         stats, plan, elapsed = asyncio.run(run_load(inst, users, duration_s, speed, infusions,
-                                                    seed, ramp_s))
+                                                    seed, ramp_s, ramp_per_user_s))
         log_locked = inst.log_text().count(LOCKED)
         table = markdown(backend, users, workers, elapsed, stats, plan, log_locked)
     return table, stats, log_locked
@@ -330,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=3, help="server worker processes")
     ap.add_argument("--speed", type=float, default=10.0, help="clinic-time compression")
     ap.add_argument("--infusions", type=int, default=3, help="active infusions per nurse")
+    ap.add_argument("--ramp-per-user", type=float, default=1.0,
+                    help="seconds between two users' logins (the ramp is at most 300 s)")
     ap.add_argument("--out", type=Path, default=ROOT / "out")
     args = ap.parse_args(argv)
     ok = True
@@ -337,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         users = args.sqlite_users if backend == "sqlite" else args.pg_users
         table, stats, log_locked = run_backend(backend, users, args.duration, args.workers,
-                                               args.speed, args.infusions)
+                                               args.speed, args.infusions,
+                                               ramp_per_user_s=args.ramp_per_user)
         (args.out / f"load-{backend}.md").write_text(table)
         print(table)
         ok = ok and "| verdict | PASS" in table

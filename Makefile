@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint docs bench clean
+.PHONY: install run test test-fast lint docs bench clean load crashtest fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,19 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+
+## Clinic-day load against the real server (50 users on SQLite, 200 on PostgreSQL, 10 minutes
+## each by default; LOAD_ARGS="--duration 120 --pg-users 100" to change). Tables in out/.
+LOAD_ARGS ?=
+load: $(STAMP)
+	PYTHONPATH=src $(BIN)/python tools/loadtest.py $(LOAD_ARGS)
+
+## SIGKILL the server during concurrent writes, 20 trials per backend; table in out/.
+CRASH_ARGS ?=
+crashtest: $(STAMP)
+	PYTHONPATH=src $(BIN)/python tools/crashtest.py $(CRASH_ARGS)
+
+## Schemathesis against the OpenAPI schema, once per role, with many examples per operation.
+fuzz: $(STAMP)
+	KETACLINIC_FUZZ_EXAMPLES=$${KETACLINIC_FUZZ_EXAMPLES:-100} KETACLINIC_TEST_DATABASES=$${KETACLINIC_TEST_DATABASES:-sqlite} \
+	  $(BIN)/python -m pytest tests/integration/test_harden_fuzz.py -q -p no:cacheprovider

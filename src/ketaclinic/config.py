@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     allow_weak_durability: bool = Field(
         False, description="Start even if the database's durability settings are weakened"
     )
+    require_totp_for: str = Field(
+        "admin,prescriber",
+        description="Roles that must enrol in two-factor login (TOTP) before anything else; "
+        "enforced when env is production (comma-separated; empty turns it off)",
+    )
     clinic_name: str = Field("ketaclinic demo clinic", description="Shown in page headers")
     public_base_url: str = Field(
         "", description="Base URL patients use to reach self-report links (e.g. "
@@ -95,6 +100,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'ketaclinic.sqlite3').as_posix()}"
+
+    @property
+    def totp_required_roles(self) -> frozenset[str]:
+        """The roles for which enrolment is enforced now (only in production)."""
+        if self.env != "production":
+            return frozenset()
+        return frozenset(r.strip() for r in self.require_totp_for.split(",") if r.strip())
 
     @property
     def is_sqlite(self) -> bool:

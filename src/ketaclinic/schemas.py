@@ -70,6 +70,16 @@ Notes = Annotated[str, Field(max_length=5000), AfterValidator(_text)]
 BirthDate = Annotated[dt.date, AfterValidator(_birth_date)]
 
 
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:  # stored naive, always UTC (see store.tables.UtcDateTime)
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+# For response models: a stored (naive UTC) time, sent as RFC 3339 with "Z" as the schema says.
+UtcTimestamp = Annotated[dt.datetime, AfterValidator(_as_utc)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=5000)
 
@@ -131,6 +141,9 @@ class UserCreate(_Strict):
 class LoginRequest(_Strict):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
+    totp_code: str | None = Field(
+        None, pattern=r"^[0-9]{6}$",
+        description="The 6-digit authenticator code, for accounts with two-factor login")
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -17,6 +17,7 @@ from ketaclinic.schemas import (
     PatientCreate,
     PatientUpdate,
     UserCreate,
+    UtcTimestamp,
     WeightCreate,
 )
 from ketaclinic.web.deps import (
@@ -63,8 +64,8 @@ class PatientDetailPublic(PatientPublic):
     address: str
     notes: str
     version: int
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
     weights: list[WeightPublic]
     diagnoses: list[dict]
     medications: list[dict]
@@ -83,13 +84,13 @@ class AmendmentPublic(BaseModel):
     old_value: str
     new_value: str
     changed_by: int | None
-    changed_at: dt.datetime
+    changed_at: UtcTimestamp
     version: int
 
 
 class AuditRow(BaseModel):
     id: int
-    occurred_at: dt.datetime
+    occurred_at: UtcTimestamp
     user_id: int | None
     username: str
     action: str
@@ -124,7 +125,8 @@ def _detail(p) -> PatientDetailPublic:  # type: ignore[no-untyped-def]
 @router.post("/auth/login", response_model=LoginResponse, tags=["auth"])
 def api_login(body: LoginRequest, request: Request, response: Response,
               svc: ServicesDep) -> LoginResponse:
-    result = svc.auth.login(body.username, body.password, client_address(request))
+    result = svc.auth.login(body.username, body.password, client_address(request),
+                            totp_code=body.totp_code)
     set_session_cookie(response, request, result.token, svc.settings.secure_cookies)
     return LoginResponse(csrf_token=result.csrf_token, user=_user(result.user))
 

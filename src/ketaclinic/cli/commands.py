@@ -7,3 +7,4 @@ from ketaclinic.cli import chair  # noqa: F401
 from ketaclinic.cli import outcomes  # noqa: F401
 from ketaclinic.cli import pk  # noqa: F401
 from ketaclinic.cli import mbc  # noqa: F401
+from ketaclinic.cli import ops  # noqa: F401

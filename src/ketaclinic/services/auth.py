@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
@@ -48,6 +50,7 @@ class UserInfo:
     role: str
     active: bool
     created_at: dt.datetime
+    totp_enrolled: bool = False
 
     @property
     def actor(self) -> Actor:
@@ -66,10 +69,36 @@ class SessionInfo:
     user: UserInfo
     csrf_token: str
     created_at: dt.datetime
+    must_enrol_totp: bool = False
+
+
+class SecondFactorRequired(NotAuthenticated):
+    """The password was right; an authenticator code is needed as well."""
+
+
+TOTP_STEP_S = 30
+_CODE_RE = re.compile(r"^[0-9]{6}$")
+
+
+def match_totp_step(secret: str, code: str | None, now: dt.datetime,
+                    last_step: int | None) -> int | None:
+    """The time step a 6-digit code belongs to (now ±1 step), if newer than ``last_step``."""
+    if not code or not _CODE_RE.match(code):
+        return None
+    aware = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now
+    step = int(aware.timestamp()) // TOTP_STEP_S
+    totp = pyotp.TOTP(secret, interval=TOTP_STEP_S)
+    for candidate in (step, step - 1, step + 1):
+        if last_step is not None and candidate <= last_step:
+            continue  # a code is accepted once: no replay, no older code after a newer one
+        if hmac.compare_digest(totp.at(candidate * TOTP_STEP_S), code):
+            return candidate
+    return None
 
 
 def _info(user: User) -> UserInfo:
-    return UserInfo(user.id, user.username, user.full_name, user.role, user.active, user.created_at)
+    return UserInfo(user.id, user.username, user.full_name, user.role, user.active, user.created_at,
+                    bool(user.totp_secret))
 
 
 def validate_new_user(username: str, full_name: str, role: str, password: str) -> None:
@@ -153,7 +182,9 @@ class AuthService:
             return _info(user)
 
     # --- login and sessions ------------------------------------------------------------
-    def login(self, username: str, password: str, client: str = "unknown") -> LoginResult:
+    def login(self, username: str, password: str, client: str = "unknown",
+              totp_code: str | None = None) -> LoginResult:
+        """Check the password and, for users enrolled in two-factor login, the TOTP code."""
         username = (username or "").strip().lower()[:64]
         now = self.ctx.clock()
         if self._throttled(username, client[:64], now):
@@ -165,17 +196,25 @@ class AuthService:
                 f"too many failed logins; try again in {self.ctx.settings.login_window_minutes}"
                 " minutes"
             )
+        second = "none"
         with self.ctx.db.transaction() as s:
             user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
             ok = _verify(user.password_hash if user else _DUMMY_HASH, password or "")
-            s.add(LoginAttempt(username=username, client=client[:64], at=now, success=bool(
-                ok and user and user.active)))
-            if not (ok and user and user.active):
+            password_ok = bool(ok and user and user.active)
+            if password_ok and user.totp_secret:
+                step = match_totp_step(user.totp_secret, totp_code, now, user.totp_last_step)
+                if step is None:
+                    second = "missing" if not totp_code else "wrong"
+                else:
+                    user.totp_last_step = step
+            success = password_ok and second == "none"
+            s.add(LoginAttempt(username=username, client=client[:64], at=now, success=success))
+            if not success:
                 actor = Actor(user.id if user else None, username or "?", "anonymous")
-                self.ctx.audit.record(s, actor, "login", at=now, outcome="failed")
-                failed = True
+                detail = {"none": "", "missing": "authenticator code missing",
+                          "wrong": "authenticator code wrong or already used"}[second]
+                self.ctx.audit.record(s, actor, "login", at=now, outcome="failed", detail=detail)
             else:
-                failed = False
                 if _hasher.check_needs_rehash(user.password_hash):
                     user.password_hash = hash_password(password)
                 token = secrets.token_urlsafe(32)
@@ -184,9 +223,48 @@ class AuthService:
                                   created_at=now, last_seen_at=now))
                 self.ctx.audit.record(s, _info(user).actor, "login", at=now)
                 result = LoginResult(token, csrf, _info(user))
-        if failed:
+        if second == "missing":
+            raise SecondFactorRequired("enter the 6-digit code from your authenticator app")
+        if second == "wrong":
+            raise NotAuthenticated("the authenticator code was wrong or already used")
+        if not success:
             raise NotAuthenticated("wrong username or password")
         return result
+
+    # --- two-factor (TOTP) enrolment -----------------------------------------------------
+    def totp_begin(self, actor: Actor) -> tuple[str, str]:
+        """A secret to enrol (kept pending until a code confirms it) and its otpauth URI."""
+        with self.ctx.db.transaction() as s:
+            user = s.get(User, actor.user_id) if actor.user_id else None
+            if user is None:
+                raise NotFound("no such user")
+            if user.totp_secret:
+                raise Conflict("two-factor login is already set up for this account")
+            if not user.totp_pending_secret:
+                user.totp_pending_secret = pyotp.random_base32()
+            secret = user.totp_pending_secret
+            uri = pyotp.TOTP(secret, interval=TOTP_STEP_S).provisioning_uri(
+                name=user.username, issuer_name=self.ctx.settings.clinic_name)
+            return secret, uri
+
+    def totp_confirm(self, actor: Actor, code: str) -> None:
+        """Turn two-factor login on once a code from the new secret is entered."""
+        now = self.ctx.clock()
+        with self.ctx.db.transaction() as s:
+            user = s.get(User, actor.user_id) if actor.user_id else None
+            if user is None:
+                raise NotFound("no such user")
+            if user.totp_secret:
+                raise Conflict("two-factor login is already set up for this account")
+            if not user.totp_pending_secret:
+                raise InvalidInput("open the two-factor set-up page first")
+            step = match_totp_step(user.totp_pending_secret, (code or "").strip(), now, None)
+            if step is None:
+                raise InvalidInput("the code did not match; check that the device's clock is "
+                                   "right and enter the current 6-digit code")
+            user.totp_secret, user.totp_pending_secret = user.totp_pending_secret, None
+            user.totp_last_step = step
+            self.ctx.audit.record(s, actor, "totp.enrol", at=now)
 
     def _throttled(self, username: str, client: str, now: dt.datetime) -> bool:
         window_start = now - dt.timedelta(minutes=self.ctx.settings.login_window_minutes)
@@ -227,7 +305,9 @@ class AuthService:
                 expired = False
                 if now - row.last_seen_at > dt.timedelta(seconds=10):
                     row.last_seen_at = now
-                info = SessionInfo(_info(row.user), row.csrf_token, row.created_at)
+                must_enrol = (row.user.role in settings.totp_required_roles
+                              and not row.user.totp_secret)
+                info = SessionInfo(_info(row.user), row.csrf_token, row.created_at, must_enrol)
         if expired:
             raise NotAuthenticated("your session expired; please log in again")
         return info

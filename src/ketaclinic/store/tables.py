@@ -44,6 +44,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Two-factor: the secret shown at enrolment until a code confirms it, and the last accepted
+    # 30-second time step (a code is accepted once: replaying it, or an older one, is refused).
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 class AuthSession(Base):

@@ -13,12 +13,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
 from ketaclinic.services.errors import NotAuthenticated, ServiceError
+from ketaclinic.web.deps import ENROLMENT_PAGE, EnrolmentRequired
 
 log = logging.getLogger("ketaclinic.web")
 HERE = Path(__file__).parent
@@ -93,6 +95,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         target = quote(request.url.path)
         return RedirectResponse(f"/login?next={target}&msg={quote(str(exc))}", status_code=303)
 
+    @app.exception_handler(EnrolmentRequired)
+    async def _enrol_first(request: Request, exc: EnrolmentRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc)}, status_code=403)
+        return RedirectResponse(ENROLMENT_PAGE, status_code=303)
+
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
         return _error(request, exc.status, str(exc))
@@ -108,6 +116,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         return _error(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> Response:
+        # A number too large for the database column (e.g. an id of 2**70): the input is wrong.
+        return _error(request, 422, "a number in the request is out of range")
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
@@ -146,4 +160,7 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(router)
     for router in web_routers():
         app.include_router(router)
+    from ketaclinic.web.openapi import install_error_responses
+
+    install_error_responses(app)
     return app

@@ -24,6 +24,15 @@ class CsrfError(PermissionDenied):
     """A state change without a valid CSRF token."""
 
 
+class EnrolmentRequired(PermissionDenied):
+    """The account's role must set up two-factor login before doing anything else."""
+
+
+ENROLMENT_PAGE = "/account/totp"
+# What a user who still has to enrol may reach: the enrolment page, logging out, who am I.
+_DURING_ENROLMENT = {ENROLMENT_PAGE, "/logout", "/api/auth/logout", "/api/me"}
+
+
 def services(request: Request) -> Services:
     return request.app.state.services
 
@@ -57,6 +66,9 @@ def current_viewer(request: Request, svc: Annotated[Services, Depends(services)]
         return cached
     viewer = Viewer(svc.auth.resolve(request.cookies.get(SESSION_COOKIE)))
     request.state.viewer = viewer
+    if viewer.session.must_enrol_totp and request.url.path not in _DURING_ENROLMENT:
+        raise EnrolmentRequired(f"your role must set up two-factor login first: open "
+                                f"{ENROLMENT_PAGE}")
     return viewer
 
 

@@ -52,7 +52,8 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
                       error="The login form expired; please try again.")
     try:
         result = svc.auth.login(form.get("username", ""), form.get("password", ""),
-                                client_address(request))
+                                client_address(request),
+                                totp_code=(form.get("totp_code") or "").strip() or None)
     except (NotAuthenticated, Throttled) as exc:
         status = 429 if isinstance(exc, Throttled) else 401
         return render(request, "login.html", status_code=status, viewer=None,

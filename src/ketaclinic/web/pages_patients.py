@@ -19,6 +19,7 @@ from ketaclinic.schemas import (
     describe_validation_error,
 )
 from ketaclinic.services.errors import Conflict, InvalidInput
+from ketaclinic.services.permissions import Perm
 from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.web.panels import load_panels
 from ketaclinic.web.render import redirect, render
@@ -63,7 +64,8 @@ def patient_list(request: Request, svc: ServicesDep, viewer: ViewerDep, q: str =
 
 
 @router.get("/patients/new")
-def patient_new(request: Request, viewer: ViewerDep) -> Response:
+def patient_new(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    svc.ctx.require(viewer.actor, Perm.PATIENT_WRITE, "patient.create")  # no form for analysts
     return render(request, "patient_form.html", mode="new", values={},
                   idempotency_key=secrets.token_urlsafe(16))
 
@@ -135,9 +137,9 @@ _CHILDREN = {
 @router.post("/patients/{patient_id}/{kind}")
 async def patient_add_child(request: Request, patient_id: int, kind: str, svc: ServicesDep,
                             viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
     if kind not in _CHILDREN:
         raise InvalidInput("unknown record type")
-    form = await read_checked_form(request, viewer)
     model, method = _CHILDREN[kind]
     try:
         data = _parse(model, form)

@@ -14,6 +14,7 @@ def healthz() -> dict[str, str]:
 
 def web_routers() -> list[APIRouter]:
     from ketaclinic.web import (
+        pages_account,
         pages_admin,
         pages_auth,
         pages_chair,
@@ -25,7 +26,8 @@ def web_routers() -> list[APIRouter]:
     )
 
     # Area pages come before the patient pages' catch-all /patients/{id}/{kind} route.
-    routers = [router, pages_auth.router, pages_admin.router, pages_dosing.router,
+    routers = [router, pages_auth.router, pages_admin.router, pages_account.router,
+               pages_dosing.router,
                pages_mbc.router, pages_chair.router, pages_pk.router, pages_outcomes.router,
                pages_patients.router]
     return [_hidden(r) for r in routers]

@@ -290,7 +290,9 @@ def d_true(d: Dialect) -> str:
 
 
 def cards_sql(where: str) -> str:
-    """Active courses, sessions this week, doses given in range (one statement)."""
+    """Active courses, sessions this week, doses given in range (filtered); open alerts
+    (unacknowledged ``clinical_alerts`` + ``chair_alerts`` without an action) and REMS forms
+    not submitted and due by ``:rems_until`` (clinic-wide). One statement."""
     return f"""
 SELECT
   (SELECT COUNT(*) FROM courses c WHERE c.status = 'active' AND {where}) AS active_courses,
@@ -298,7 +300,11 @@ SELECT
     WHERE s.planned_date >= :week_start AND s.planned_date <= :week_end
       AND s.status NOT IN ('cancelled', 'missed') AND {where}) AS sessions_week,
   (SELECT COUNT(*) FROM treatment_sessions s JOIN courses c ON c.id = s.course_id
-    WHERE {DONE_SESSION} AND {where}) AS doses_given
+    WHERE {DONE_SESSION} AND {where}) AS doses_given,
+  (SELECT COUNT(*) FROM clinical_alerts WHERE acknowledged_at IS NULL) AS open_mbc_alerts,
+  (SELECT COUNT(*) FROM chair_alerts WHERE action_at IS NULL) AS open_chair_alerts,
+  (SELECT COUNT(*) FROM chair_rems_forms WHERE status <> 'submitted'
+    AND due_on <= :rems_until) AS rems_due
 """
 
 

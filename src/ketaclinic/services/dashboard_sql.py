@@ -216,7 +216,8 @@ def relapse_sql(d: Dialect, where: str, criteria: OutcomeCriteria,
     if criteria.relapse_score_min is not None:
         level = f"ca.total >= {_num(criteria.relapse_score_min.value)}"
     else:
-        level = "(b.baseline - ca.total) < cr.response_fraction * b.baseline"
+        level = (f"(r.baseline - ca.total) < {_num(criteria.response_fraction.value)} "
+                 "* r.baseline")
     lo, hi = _num(criteria.relapse_gap_min_days.value), _num(criteria.relapse_gap_max_days.value)
     gap = d.days_between("pr.administered_at", "pr.prev_at")
     kinds = ", ".join(_lit(k) for k in event_kinds) or "''"
@@ -237,8 +238,6 @@ later AS (
   SELECT ca.course_id, ca.administered_at,
          CASE WHEN {level} THEN 1 ELSE 0 END AS lvl
   FROM ca JOIN resp r ON r.course_id = ca.course_id
-  JOIN base b ON b.course_id = ca.course_id AND b.instrument_id = ca.instrument_id
-  JOIN cr ON cr.instrument_id = ca.instrument_id
   WHERE ca.administered_at > r.first_resp_at
 ),
 pr AS (

@@ -14,7 +14,9 @@ Timed in the same run:
 
 Prints the ratio and the absolute dashboard time against the 2 s target (printed, never
 asserted). PostgreSQL runs when reachable at KETACLINIC_BENCH_POSTGRES_URL (default the local
-``test`` server); the benchmark creates and keeps a dedicated database there.
+``test`` server); the benchmark creates and keeps a dedicated database there
+(KETACLINIC_BENCH_PG_DATABASE overrides its name, e.g. for a copy made with
+``CREATE DATABASE x TEMPLATE ketaclinic_bench_v1`` when a branch adds migrations).
 
 Run: PYTHONPATH=src python benchmarks/bench_dashboard.py [--sqlite-only] [--rebuild]
 """
@@ -334,7 +336,7 @@ def run(label: str, url: str, rebuild: bool) -> None:
 
 def pg_url() -> str | None:
     base = os.environ.get("KETACLINIC_BENCH_POSTGRES_URL", PG_DEFAULT)
-    name = f"ketaclinic_bench_{DATA_VERSION}"
+    name = os.environ.get("KETACLINIC_BENCH_PG_DATABASE") or f"ketaclinic_bench_{DATA_VERSION}"
     try:
         admin = create_engine(base, isolation_level="AUTOCOMMIT",
                               connect_args={"connect_timeout": 3})

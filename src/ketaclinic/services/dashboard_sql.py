@@ -216,7 +216,8 @@ def relapse_sql(d: Dialect, where: str, criteria: OutcomeCriteria,
     if criteria.relapse_score_min is not None:
         level = f"ca.total >= {_num(criteria.relapse_score_min.value)}"
     else:
-        level = "(b.baseline - ca.total) < cr.response_fraction * b.baseline"
+        level = (f"(r.baseline - ca.total) < {_num(criteria.response_fraction.value)} "
+                 "* r.baseline")
     lo, hi = _num(criteria.relapse_gap_min_days.value), _num(criteria.relapse_gap_max_days.value)
     gap = d.days_between("pr.administered_at", "pr.prev_at")
     kinds = ", ".join(_lit(k) for k in event_kinds) or "''"
@@ -237,8 +238,6 @@ later AS (
   SELECT ca.course_id, ca.administered_at,
          CASE WHEN {level} THEN 1 ELSE 0 END AS lvl
   FROM ca JOIN resp r ON r.course_id = ca.course_id
-  JOIN base b ON b.course_id = ca.course_id AND b.instrument_id = ca.instrument_id
-  JOIN cr ON cr.instrument_id = ca.instrument_id
   WHERE ca.administered_at > r.first_resp_at
 ),
 pr AS (
@@ -290,7 +289,9 @@ def d_true(d: Dialect) -> str:
 
 
 def cards_sql(where: str) -> str:
-    """Active courses, sessions this week, doses given in range (one statement)."""
+    """Active courses, sessions this week, doses given in range (filtered); open alerts
+    (unacknowledged ``clinical_alerts`` + ``chair_alerts`` without an action) and REMS forms
+    not submitted and due by ``:rems_until`` (clinic-wide). One statement."""
     return f"""
 SELECT
   (SELECT COUNT(*) FROM courses c WHERE c.status = 'active' AND {where}) AS active_courses,
@@ -298,7 +299,11 @@ SELECT
     WHERE s.planned_date >= :week_start AND s.planned_date <= :week_end
       AND s.status NOT IN ('cancelled', 'missed') AND {where}) AS sessions_week,
   (SELECT COUNT(*) FROM treatment_sessions s JOIN courses c ON c.id = s.course_id
-    WHERE {DONE_SESSION} AND {where}) AS doses_given
+    WHERE {DONE_SESSION} AND {where}) AS doses_given,
+  (SELECT COUNT(*) FROM clinical_alerts WHERE acknowledged_at IS NULL) AS open_mbc_alerts,
+  (SELECT COUNT(*) FROM chair_alerts WHERE action_at IS NULL) AS open_chair_alerts,
+  (SELECT COUNT(*) FROM chair_rems_forms WHERE status <> 'submitted'
+    AND due_on <= :rems_until) AS rems_due
 """
 
 

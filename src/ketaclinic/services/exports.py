@@ -34,6 +34,7 @@ from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables import Patient, PatientDiagnosis
 from ketaclinic.store.tables_care import Assessment, ClinicalEvent, Course, TreatmentSession
+from ketaclinic.store.tables_chair import VitalSignRow
 
 FORMATS = ("csv", "parquet")
 DEID_COLUMN_KINDS = {"source": "category", "code_system": "category", "phase": "category"}
@@ -196,6 +197,26 @@ def _grouped(s: Session, model: Any, ids: list[int], *order: Any) -> dict[int, l
     return out
 
 
+def _vitals_by_patient(s: Session, ids: list[int]) -> dict[int, list[fx.VitalRecord]]:
+    """Every patient's ``chair_vitals`` (through their sessions), chunked, one pass."""
+    out: dict[int, list[fx.VitalRecord]] = {}
+    for chunk_start in range(0, len(ids), 900):
+        chunk = ids[chunk_start:chunk_start + 900]
+        stmt = (select(TreatmentSession.patient_id, VitalSignRow)
+                .join(VitalSignRow, VitalSignRow.session_id == TreatmentSession.id)
+                .where(TreatmentSession.patient_id.in_(chunk))
+                .order_by(TreatmentSession.patient_id, VitalSignRow.taken_at, VitalSignRow.id))
+        for pid, v in s.execute(stmt).tuples():
+            if all(x is None for x in (v.sbp_mmhg, v.dbp_mmhg, v.hr_bpm, v.rr_per_min,
+                                       v.spo2_pct)):
+                continue
+            out.setdefault(pid, []).append(fx.VitalRecord(
+                id=f"v{v.id}", taken_at=_utc(v.taken_at), sbp_mmhg=v.sbp_mmhg,
+                dbp_mmhg=v.dbp_mmhg, hr_per_min=v.hr_bpm, rr_per_min=v.rr_per_min,
+                spo2_pct=v.spo2_pct))
+    return out
+
+
 def _items(answers_json: str, instrument: str) -> tuple[int | None, ...] | None:
     spec = fx.INSTRUMENT_CODES.get(instrument)
     if spec is None:
@@ -220,6 +241,7 @@ def _patient_exports(s: Session, ids: list[int]) -> Iterable[fx.PatientExport]:
     courses = _grouped(s, Course, ids, Course.start_date, Course.id)
     sessions = _grouped(s, TreatmentSession, ids, TreatmentSession.id)
     scores = _grouped(s, Assessment, ids, Assessment.administered_at, Assessment.id)
+    vitals = _vitals_by_patient(s, ids)
     for pid in ids:
         p = patients[pid]
         conditions = [_condition(d) for d in dxs.get(pid, [])]
@@ -242,6 +264,7 @@ def _patient_exports(s: Session, ids: list[int]) -> Iterable[fx.PatientExport]:
                                    items=_items(a.answers_json, a.instrument_id))
                     for a in scores.get(pid, []) if a.total is not None],
             doses=doses, procedures=procedures, careplans=plans,
+            vitals=vitals.get(pid, []),
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.outcomes import (
@@ -26,11 +26,11 @@ from ketaclinic.services.report_pdf import (
     ScorePoint,
     render_progress_report,
 )
-from ketaclinic.store.models import Base
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_care import Assessment as AssessmentRow
 from ketaclinic.store.tables_care import ClinicalEvent as EventRow
 from ketaclinic.store.tables_care import Course, TreatmentSession
+from ketaclinic.store.tables_chair import AdverseEventRow
 
 MAX_SCORE = {"phq9": 27, "qids-sr16": 27, "madrs": 60, "hamd17": 52}
 STATUS_TEXT = {
@@ -126,14 +126,12 @@ def _report(s: Session, p: Patient, recipient: str, now: dt.datetime,
 
 
 def _adverse_events(s: Session, patient_id: int) -> list[AdverseEventLine]:
-    """From table ``adverse_events`` (patient_id, occurred_at, kind, severity) when present."""
-    table = Base.metadata.tables.get("adverse_events")
-    needed = ("patient_id", "occurred_at", "kind", "severity")
-    if table is None or not all(c in table.c for c in needed):
-        return []
-    rows: list[Any] = s.execute(text(
-        "SELECT occurred_at, kind, severity FROM adverse_events WHERE patient_id = :p "
-        "ORDER BY occurred_at"), {"p": patient_id}).all()
+    """The patient's ``chair_adverse_events`` (via their sessions), oldest first."""
+    rows: list[Any] = s.execute(
+        select(AdverseEventRow.onset_at, AdverseEventRow.code, AdverseEventRow.severity,
+               AdverseEventRow.action_taken)
+        .join(TreatmentSession, TreatmentSession.id == AdverseEventRow.session_id)
+        .where(TreatmentSession.patient_id == patient_id)
+        .order_by(AdverseEventRow.onset_at, AdverseEventRow.id)).all()
     return [AdverseEventLine(r[0].date() if isinstance(r[0], dt.datetime) else r[0],
-                             str(r[1]), str(r[2])) for r in rows
-            if isinstance(r[0], (dt.date, dt.datetime))]
+                             str(r[1]), str(r[2]), str(r[3] or "")) for r in rows]

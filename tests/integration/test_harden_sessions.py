@@ -16,7 +16,11 @@ from ketaclinic.store.backup import table_digests
 from ketaclinic.store.tables import AuthSession
 
 # Logging in has no session yet; the login form carries its own pre-login token instead.
-NO_SESSION = {("POST", "/api/auth/login"), ("POST", "/login")}
+# A patient's self-report link has no session either: the unguessable single-use link token
+# (and, on the form, a key derived from it) is what authorises the submission; without a
+# valid link it is refused (410/422) and nothing changes (checked in test_mbc_services.py).
+NO_SESSION = {("POST", "/api/auth/login"), ("POST", "/login"),
+              ("POST", "/api/self-report/{token}"), ("POST", "/r/{token}")}
 
 
 def _patient(services) -> int:

@@ -178,7 +178,8 @@ def api_create_link(patient_id: int, body: LinkCreate, request: Request, svc: Se
                       expires_at=link.expires_at, url=url)
 
 
-@router.get("/self-report/{token}", tags=["self-report (public)"])
+@router.get("/self-report/{token}", tags=["self-report (public)"],
+            responses={410: {"description": "The link is unknown, expired, used or locked"}})
 def api_self_report_form(token: str, request: Request, svc: ServicesDep) -> dict[str, Any]:
     """The questionnaire behind a link (no login); carries the form_key to submit with."""
     form = svc.mbc.self_report.open_form(token, client_address(request))
@@ -190,7 +191,8 @@ def api_self_report_form(token: str, request: Request, svc: ServicesDep) -> dict
                       for i in form.items]}
 
 
-@router.post("/self-report/{token}", status_code=201, tags=["self-report (public)"])
+@router.post("/self-report/{token}", status_code=201, tags=["self-report (public)"],
+             responses={410: {"description": "The link is unknown, expired, used or locked"}})
 def api_self_report_submit(token: str, body: SelfReportSubmit, request: Request,
                            svc: ServicesDep) -> dict[str, Any]:
     """Submit a self-report (no login; the link is the credential and works once)."""

@@ -24,7 +24,8 @@ def api_deidentified_export(svc: ServicesDep, viewer: ApiViewerDep,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@router.get("/patients/{patient_id}/fhir", tags=["exports"])
+@router.get("/patients/{patient_id}/fhir", tags=["exports"], responses={
+    200: {"description": "A FHIR R4 Bundle", "content": {"application/fhir+json": {}}}})
 def api_patient_fhir(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> Any:
     """One FHIR R4 Bundle (collection) for the patient, valid under fhir.resources R4B."""
     bundle = svc.outcomes.fhir_bundle(viewer.actor, patient_id)

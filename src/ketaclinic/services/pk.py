@@ -127,6 +127,7 @@ class PkService:
         hours: str | float | None = None,
     ) -> PkResult:
         """Typical curve and 5–95 % band for one administration of this patient."""
+        self.ctx.require(actor, Perm.PATIENT_READ, "pk.view", patient_id=patient_id)
         if route not in DEFAULT_MODEL:
             raise InvalidInput(f"route must be iv, nasal or oral, got {route!r}")
         dose = _number("dose_mg", dose_mg, low=0.0, high=1000.0)

@@ -60,9 +60,9 @@ def ledger_entry(request: Request, entry_id: int, svc: ServicesDep,
 @router.post("/ledger/{kind}")
 async def ledger_append(request: Request, kind: str, svc: ServicesDep,
                         viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)  # CSRF before anything else
     if kind not in FORMS:
         raise NotFound("no such ledger form")
-    form = await read_checked_form(request, viewer)
     model, method = FORMS[kind]
     try:
         data = parse(model, form)

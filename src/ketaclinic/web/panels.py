@@ -36,6 +36,7 @@ CLINICAL = frozenset({"admin", "prescriber", "nurse"})
 # Main menu, in order (Users and Audit log for admins are added by the base template).
 NAV: list[NavItem] = [
     NavItem("Patients", "/patients", CLINICAL),
+    NavItem("Two-factor login", "/account/totp", frozenset({"admin", "prescriber"})),
 ]
 
 

@@ -54,6 +54,7 @@ class Stats:
     errors: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     client_errors: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     locked: int = 0
+    no_answer: int = 0  # timeouts and dropped connections (status 0), also in ``errors``
     error_notes: list[str] = field(default_factory=list)
     steady_from: float = 0.0  # latencies before this moment (the login ramp) are not timed
     ramp_samples: int = 0
@@ -66,6 +67,7 @@ class Stats:
             self.ramp_samples += 1
         if status >= 500 or status == 0:
             self.errors[key] += 1
+            self.no_answer += status == 0
             if len(self.error_notes) < 20:
                 self.error_notes.append(f"{name}: {status} {body[:120]}")
         elif status >= 400 and status != 409:
@@ -289,7 +291,8 @@ def markdown(backend: str, users: int, workers: int, elapsed: float, stats: Stat
              "| metric | value | target |", "|---|---|---|",
              f"| requests timed (after the login ramp) | {s['requests']:.0f} "
              f"({s['requests'] / max(elapsed, 1):.1f}/s; {stats.ramp_samples} during the ramp) | |",
-             f"| server errors (5xx or no answer) | {s['server_errors']:.0f} | 0 |",
+             f"| server errors: 5xx / no answer (timeout, dropped) | "
+             f"{s['server_errors'] - stats.no_answer:.0f} / {stats.no_answer} | 0 / 0 |",
              f"| \"database is locked\" (responses + server log) | "
              f"{s['locked'] + log_locked:.0f} | 0 |",
              f"| unexpected 4xx (409 excluded) | {s['client_errors']:.0f} | |",

@@ -38,7 +38,6 @@ CLINICAL = frozenset({"admin", "prescriber", "nurse"})
 # Main menu, in order (Users and Audit log for admins are added by the base template).
 NAV: list[NavItem] = [
     NavItem("Patients", "/patients", CLINICAL),
-<<<<<<< HEAD
     NavItem("Schedule", "/schedule", CLINICAL),
     NavItem("Alerts", "/alerts", CLINICAL),
     NavItem("REMS forms", "/rems", CLINICAL),
@@ -46,9 +45,7 @@ NAV: list[NavItem] = [
     NavItem("Dashboard", "/dashboard", frozenset({"prescriber", "admin", "analyst"})),
     NavItem("Exports", "/exports", frozenset({"prescriber", "admin", "analyst"})),
     NavItem("Rule sets", "/rulesets", frozenset({"admin", "prescriber"})),
-=======
     NavItem("Two-factor login", "/account/totp", frozenset({"admin", "prescriber"})),
->>>>>>> feat/harden
 ]
 
 

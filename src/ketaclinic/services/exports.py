@@ -206,7 +206,7 @@ def _vitals_by_patient(s: Session, ids: list[int]) -> dict[int, list[fx.VitalRec
                 .join(VitalSignRow, VitalSignRow.session_id == TreatmentSession.id)
                 .where(TreatmentSession.patient_id.in_(chunk))
                 .order_by(TreatmentSession.patient_id, VitalSignRow.taken_at, VitalSignRow.id))
-        for pid, v in s.execute(stmt).tuples():
+        for pid, v in s.execute(stmt):
             if all(x is None for x in (v.sbp_mmhg, v.dbp_mmhg, v.hr_bpm, v.rr_per_min,
                                        v.spo2_pct)):
                 continue

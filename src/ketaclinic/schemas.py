@@ -1,4 +1,4 @@
-"""Input and output shapes shared by the web forms and the JSON API (*Create / *Update / *Public)."""
+"""Input and output shapes shared by the web forms and the JSON API (*Create, *Update, *Public)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,17 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 
 # For response models: a stored (naive UTC) time, sent as RFC 3339 with "Z" as the schema says.
 UtcTimestamp = Annotated[dt.datetime, AfterValidator(_as_utc)]
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:  # no offset given: taken as UTC, like every stored time
+        return value
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+# For input models: a time with an offset (RFC 3339) is converted to the naive UTC the services
+# and the database compare with (an aware time there raised TypeError: a 500).
+UtcInput = Annotated[dt.datetime, AfterValidator(_naive_utc)]
 
 
 class _Strict(BaseModel):

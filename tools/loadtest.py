@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import random
 import re
 import sys
@@ -48,6 +49,35 @@ NON_CLINICAL = ("/api/auth", "/api/users", "/api/audit", "/api/me")
 LOCKED = "database is locked"
 
 
+def _proc_cpu_s(pid: str) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(inst: Instance) -> dict[str, float]:
+    """CPU seconds used so far by the server's process group, this load generator and the
+    PostgreSQL backends serving the instance's database (Linux /proc; empty elsewhere)."""
+    out = {"generator": time.process_time()}
+    if not Path("/proc/self/stat").exists() or inst.proc is None:
+        return out
+    server = postgres = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getpgid(int(pid)) == inst.proc.pid:
+                server += _proc_cpu_s(pid)
+            elif inst.pg_name:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if cmd.startswith(b"postgres: ") and inst.pg_name.encode() in cmd:
+                    postgres += _proc_cpu_s(pid)
+        except (OSError, ProcessLookupError, IndexError, ValueError):
+            continue
+    out["server"] = server
+    if inst.pg_name:
+        out["postgresql"] = postgres
+    return out
+
+
 @dataclass
 class Stats:
     samples: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -55,8 +85,10 @@ class Stats:
     client_errors: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     locked: int = 0
     no_answer: int = 0  # timeouts and dropped connections (status 0), also in ``errors``
-    error_notes: list[str] = field(default_factory=list)
+    error_notes: list[str] = field(default_factory=list)  # unexpected 4xx
+    server_notes: list[str] = field(default_factory=list)  # 5xx and no answer
     steady_from: float = 0.0  # latencies before this moment (the login ramp) are not timed
+    cpu_share: dict[str, float] = field(default_factory=dict)  # steady state, 1.0 = one core
     ramp_samples: int = 0
 
     def add(self, kind: str, name: str, ms: float, status: int, body: str = "") -> None:
@@ -68,8 +100,8 @@ class Stats:
         if status >= 500 or status == 0:
             self.errors[key] += 1
             self.no_answer += status == 0
-            if len(self.error_notes) < 20:
-                self.error_notes.append(f"{name}: {status} {body[:120]}")
+            if len(self.server_notes) < 20:
+                self.server_notes.append(f"{name}: {status or 'no answer'} {body[:120]}")
         elif status >= 400 and status != 409:
             self.client_errors[key] += 1
             if len(self.error_notes) < 20:
@@ -267,7 +299,15 @@ async def run_load(inst: Instance, users: int, duration_s: float, speed: float, 
         finally:
             await u.c.aclose()
 
-    await asyncio.gather(*(life(i, r) for i, r in enumerate(roles)))
+    async def measure_cpu() -> None:
+        await asyncio.sleep(max(0.0, stats.steady_from - time.monotonic()))
+        before, t0 = cpu_snapshot(inst), time.monotonic()
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        after, wall = cpu_snapshot(inst), max(1e-6, time.monotonic() - t0)
+        stats.cpu_share = {k: (after[k] - before[k]) / wall for k in after if k in before}
+        stats.cpu_share["load average"] = os.getloadavg()[0]
+
+    await asyncio.gather(measure_cpu(), *(life(i, r) for i, r in enumerate(roles)))
     return stats, plan, time.monotonic() - started
 
 
@@ -287,6 +327,7 @@ def markdown(backend: str, users: int, workers: int, elapsed: float, stats: Stat
     s = summarize(stats)
     ok = (s["server_errors"] == 0 and s["locked"] + log_locked == 0
           and s["read_p95_ms"] <= READ_P95_MS and s["write_p95_ms"] <= WRITE_P95_MS)
+    cpu = ", ".join(f"{k} {v:.2f}" for k, v in stats.cpu_share.items()) or "not measured"
     lines = [f"# Load: {backend}, {users} users, {workers} workers, {elapsed:.0f} s", "",
              "| metric | value | target |", "|---|---|---|",
              f"| requests timed (after the login ramp) | {s['requests']:.0f} "
@@ -298,6 +339,7 @@ def markdown(backend: str, users: int, workers: int, elapsed: float, stats: Stat
              f"| unexpected 4xx (409 excluded) | {s['client_errors']:.0f} | |",
              f"| read p95 | {s['read_p95_ms']:.0f} ms | ≤ {READ_P95_MS:.0f} ms |",
              f"| write p95 | {s['write_p95_ms']:.0f} ms | ≤ {WRITE_P95_MS:.0f} ms |",
+             f"| CPU in the steady state (1.0 = one core) | {cpu} | |",
              f"| verdict | {'PASS' if ok else 'FAIL'} | |", "",
              f"Reading endpoint: `{plan.reading}`; self-reports: "
              f"`{plan.self_report or 'no endpoint yet'}`; dashboard: "
@@ -308,8 +350,10 @@ def markdown(backend: str, users: int, workers: int, elapsed: float, stats: Stat
         lines.append(f"| {kind} | `{name}` | {len(vs)} | {stats.errors[(kind, name)]} | "
                      f"{stats.client_errors[(kind, name)]} | {pct(vs, 50):.0f} | "
                      f"{pct(vs, 95):.0f} | {max(vs):.0f} |")
+    if stats.server_notes:
+        lines += ["", "First server errors:", ""] + [f"- {n}" for n in stats.server_notes]
     if stats.error_notes:
-        lines += ["", "First errors:", ""] + [f"- {n}" for n in stats.error_notes]
+        lines += ["", "First unexpected 4xx:", ""] + [f"- {n}" for n in stats.error_notes]
     return "\n".join(lines) + "\n"
 
 

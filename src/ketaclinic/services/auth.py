@@ -176,10 +176,11 @@ class AuthService:
             user = s.execute(
                 select(User).where(User.username == (username or "").strip().lower())
             ).scalar_one_or_none()
-            ok = _verify(user.password_hash if user else _DUMMY_HASH, password or "")
-            if not (user and ok and user.active):
-                raise NotAuthenticated("witness credentials were not accepted")
-            return _info(user)
+            info, stored = (_info(user), user.password_hash) if user else (None, _DUMMY_HASH)
+        ok = _verify(stored, password or "")  # outside the transaction (see login)
+        if not (info and ok and info.active):
+            raise NotAuthenticated("witness credentials were not accepted")
+        return info
 
     # --- login and sessions ------------------------------------------------------------
     def login(self, username: str, password: str, client: str = "unknown",
@@ -197,10 +198,19 @@ class AuthService:
                 " minutes"
             )
         second = "none"
+        # argon2id is deliberately slow: check the password outside any transaction, so no
+        # database connection (and on SQLite no write lock) is held while it runs.
         with self.ctx.db.transaction() as s:
-            user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
-            ok = _verify(user.password_hash if user else _DUMMY_HASH, password or "")
-            password_ok = bool(ok and user and user.active)
+            stored = s.execute(select(User.id, User.password_hash).where(
+                User.username == username)).first()
+        ok = _verify(stored.password_hash if stored else _DUMMY_HASH, password or "")
+        new_hash = (hash_password(password) if ok and stored
+                    and _hasher.check_needs_rehash(stored.password_hash) else None)
+        with self.ctx.db.transaction() as s:
+            user = s.get(User, stored.id) if stored else None
+            # The hash must still be the one checked (a password changed meanwhile: refused).
+            password_ok = bool(ok and user and user.active
+                               and user.password_hash == stored.password_hash)
             if password_ok and user.totp_secret:
                 step = match_totp_step(user.totp_secret, totp_code, now, user.totp_last_step)
                 if step is None:
@@ -215,8 +225,8 @@ class AuthService:
                           "wrong": "authenticator code wrong or already used"}[second]
                 self.ctx.audit.record(s, actor, "login", at=now, outcome="failed", detail=detail)
             else:
-                if _hasher.check_needs_rehash(user.password_hash):
-                    user.password_hash = hash_password(password)
+                if new_hash is not None:
+                    user.password_hash = new_hash
                 token = secrets.token_urlsafe(32)
                 csrf = secrets.token_urlsafe(32)
                 s.add(AuthSession(id=_token_id(token), user_id=user.id, csrf_token=csrf,
@@ -326,6 +336,7 @@ class AuthService:
     def _end_sessions(self, s: Session, user_id: int, reason: str) -> None:
         now = self.ctx.clock()
         for row in s.execute(
-            select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
+            select(AuthSession).where(AuthSession.user_id == user_id,
+                                      AuthSession.ended_at.is_(None))
         ).scalars():
             row.ended_at, row.end_reason = now, reason

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ketaclinic.store.tables import AuditEvent, AuditHead
@@ -59,13 +59,31 @@ def row_digest(key: bytes, prev_hash: str, fields: dict[str, object]) -> str:
 
 
 _HELD = "ketaclinic.audit.held_tip"
+_EVENTS = AuditEvent.__table__
+_HEADS = AuditHead.__table__
+_EVENT_COLUMNS = ("id", "chain", "occurred_at", "user_id", "username", "action", "patient_id",
+                  "outcome", "detail", "prev_hash", "row_hash")
+_NEXTVAL = "nextval(pg_get_serial_sequence('audit_events', 'id'))"
+_PG_TAKE_FREE = text(f"SELECT t.id, t.last_hash, {_NEXTVAL} FROM (SELECT id, last_hash FROM "
+                     "audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AS t")
+_PG_WAIT = text(f"SELECT t.id, t.last_hash, {_NEXTVAL} FROM (SELECT id, last_hash FROM "
+                "audit_head WHERE id = 1 FOR UPDATE) AS t")
+_SQLITE_TAKE = text("SELECT id, last_hash, (SELECT coalesce(max(id), 0) + 1 FROM audit_events) "
+                    "FROM audit_head ORDER BY id LIMIT 1")
+
+
+@dataclass
+class _Tip:
+    """The chain a transaction appends to, and the hash of its last row so far."""
+
+    chain: int
+    last_hash: str
 
 
 def _next_id(session: Session) -> int:
     """A new row id, taken while the chain's tip is locked (so ids rise along each chain)."""
     if session.get_bind().dialect.name == "postgresql":
-        return int(session.execute(
-            text("SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))")).scalar_one())
+        return int(session.execute(text(f"SELECT {_NEXTVAL}")).scalar_one())
     # SQLite: this transaction holds the database write lock (BEGIN IMMEDIATE).
     return int(session.execute(select(func.coalesce(func.max(AuditEvent.id), 0))
                                ).scalar_one()) + 1
@@ -107,10 +125,12 @@ class AuditTrail:
         patient_id: int | None = None,
         detail: str = "",
     ) -> AuditEvent:
-        head = self._locked_head(session)
+        """Append one row to a chain in the caller's transaction (Core statements: this runs
+        for every read of patient data, so it stays at three small statements)."""
+        tip, event_id = self._take_tip(session)
         event = AuditEvent(
-            id=_next_id(session),
-            chain=head.id,
+            id=event_id,
+            chain=tip.chain,
             occurred_at=at.replace(tzinfo=None),
             user_id=actor.user_id,
             username=actor.username[:64],
@@ -118,19 +138,19 @@ class AuditTrail:
             patient_id=patient_id,
             outcome=outcome[:16],
             detail=detail[:500],
-            prev_hash=head.last_hash,
+            prev_hash=tip.last_hash,
             row_hash="",
         )
-        event.row_hash = row_digest(self._key, head.last_hash, _fields(event))
-        session.add(event)
-        head.last_event_id = event.id
-        head.last_hash = event.row_hash
-        head.count += 1
-        session.flush()
+        event.row_hash = row_digest(self._key, tip.last_hash, _fields(event))
+        session.execute(insert(_EVENTS).values({c: getattr(event, c) for c in _EVENT_COLUMNS}))
+        session.execute(update(_HEADS).where(_HEADS.c.id == tip.chain).values(
+            last_event_id=event.id, last_hash=event.row_hash, count=_HEADS.c.count + 1))
+        tip.last_hash = event.row_hash
         return event
 
-    def _locked_head(self, session: Session) -> AuditHead:
-        """The tip this transaction appends to: the one it holds already, else a free one.
+    def _take_tip(self, session: Session) -> tuple[_Tip, int]:
+        """The tip this transaction appends to (the one it holds, else a free one) and a new
+        row id, taken while the tip is locked.
 
         ``SKIP LOCKED`` passes over tips other transactions hold (PostgreSQL); only when all
         are held does it wait, for chain 1. SQLite renders no row locks: it holds the database
@@ -138,18 +158,17 @@ class AuditTrail:
         """
         held = session.info.get(_HELD)
         if held is not None and held[0] is session.get_transaction():
-            return held[1]
-        head = session.execute(
-            select(AuditHead).order_by(AuditHead.id).limit(1).with_for_update(skip_locked=True)
-        ).scalar_one_or_none()
-        if head is None:  # every chain is busy (or a tip is missing): wait for chain 1
-            head = session.execute(
-                select(AuditHead).where(AuditHead.id == 1).with_for_update()
-            ).scalar_one_or_none()
-        if head is None:
+            return held[1], _next_id(session)
+        if session.get_bind().dialect.name == "postgresql":
+            # The id is drawn in the outer query, i.e. after the inner one locked the tip.
+            row = session.execute(_PG_TAKE_FREE).first() or session.execute(_PG_WAIT).first()
+        else:
+            row = session.execute(_SQLITE_TAKE).first()
+        if row is None:
             raise RuntimeError("the audit trail has no chain tips; run `ketaclinic migrate`")
-        session.info[_HELD] = (session.get_transaction(), head)
-        return head
+        tip = _Tip(chain=int(row[0]), last_hash=str(row[1]))
+        session.info[_HELD] = (session.get_transaction(), tip)
+        return tip, int(row[2])
 
     def verify(self, session: Session) -> VerifyResult:
         heads = session.execute(select(AuditHead)).scalars().all()

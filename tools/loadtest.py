@@ -3,24 +3,39 @@
 Virtual users, each with its own login session (sessions live in the database, so any worker
 serves any request):
 
-- nurses (half): each looks after ``--infusions`` active infusions and posts a reading for
-  every one of them every 5 minutes of clinic time (vitals when the API has a vitals endpoint,
-  else a weight), amends the patient's notes now and then, and opens the patient page;
-- prescribers: open the patient list, search, open patient pages (HTML and JSON) and every
-  other patient-level GET the OpenAPI schema lists, plus the dashboard if there is one;
-- patients: submit self-reports when the API has such an endpoint (else they are prescribers).
+- nurses (half): each looks after ``--infusions`` (3) active infusions — a course per patient
+  and its first session checked in through the chair API at start — and posts vital signs for
+  every one of them every 5 minutes of clinic time (with an Idempotency-Key, as the tablet
+  does); after a reading, now and then the session page (30 %), the patient page (15 %) or a
+  note in the patient's record (20 %). Without the chair API: a reading per patient instead;
+- prescribers: open the patient list, search, open patient pages, the dashboard page
+  (``--dashboard-share``, 5 %) and every patient-level GET the OpenAPI schema lists; a page
+  answered 403 is not clicked again by that user;
+- patients (a tenth): the front desk gives a PHQ-9 self-report link; the patient opens the
+  public form on a phone and submits it. Phones have their own source addresses in
+  127.0.0.0/8 (the public endpoints throttle per address, and patients do not share one).
+
+Realism, in clinic time (``--speed`` compresses it, default 10: 5 minutes become 30 s):
+vitals every 5 minutes per infusion is the monitoring interval of an IV ketamine session; a
+prescriber's 1–4 s between clicks is 10–40 s of clinic time — a doctor working through charts
+without pause all day, the heavy end of real use; a patient stream per front desk every
+2.5–5 minutes. Not part of a clinic day, so not in the rotation: whole-clinic bulk exports
+(an analyst's monthly job; at the prescribers' click rate they were ~12 full exports a minute),
+and user, audit and account administration.
 
 Endpoints are picked from the server's OpenAPI schema at start, so new GET endpoints under
-/api/patients/{patient_id} join the prescribers' round without editing this file.
-``--speed`` compresses clinic time (default 10: a 5-minute interval becomes 30 s). Users log
-in over a ramp (1 s apart by default, at most 300 s; argon2id logins are deliberately
-costly); latency targets apply to the steady state after it, errors are counted throughout.
+/api/patients/{patient_id} join the prescribers' round without editing this file. Users log
+in over a ramp (1 s apart by default, at most 300 s; argon2id logins are deliberately costly);
+latency targets apply to the steady state after it, errors are counted throughout. The
+report gives the CPU used by the server, this generator and PostgreSQL in the steady state:
+the generator shares the machine, and a load average far above the core count means the
+latencies measured the machine, not the server.
 
     python tools/loadtest.py --backends sqlite,postgresql --duration 600
 
-Defaults: 50 users on SQLite, 200 on PostgreSQL, 10 minutes each. Writes a Markdown table
-to out/load-<backend>.md; exit 1 on a server error, a "database is locked" or a p95 above
-300 ms (reads) / 500 ms (writes).
+Defaults: 50 users on SQLite, 200 on PostgreSQL, 10 minutes each, 3 server workers. Writes a
+Markdown table to out/load-<backend>.md; exit 1 on a server error, a "database is locked" or
+a p95 above 300 ms (reads) / 500 ms (writes).
 """
 
 from __future__ import annotations
@@ -46,6 +61,9 @@ from kcharness import PASSWORDS, ROOT, Instance  # noqa: E402
 READ_P95_MS = 300.0
 WRITE_P95_MS = 500.0
 NON_CLINICAL = ("/api/auth", "/api/users", "/api/audit", "/api/me")
+# Whole-clinic bulk exports (research, registries) are run now and then by an analyst, not
+# clicked by prescribers all day: in the round-robin they were ~12 full exports a minute.
+NOT_A_CLINIC_DAY = ("/api/exports",)
 LOCKED = "database is locked"
 
 
@@ -138,7 +156,7 @@ def discover(schema: dict) -> Plan:
     gets, posts = [], []
     paths = schema.get("paths", {})
     for path, ops in paths.items():
-        if path.startswith(NON_CLINICAL):
+        if path.startswith(NON_CLINICAL + NOT_A_CLINIC_DAY):
             continue
         params = set(re.findall(r"{(\w+)}", path))
         if not params <= {"patient_id"}:
@@ -292,16 +310,31 @@ async def prescriber(u: User, plan: Plan, patients: list[int], end: float,
         await asyncio.sleep(u.rng.uniform(1.0, 4.0))
 
 
+PHONES_PER_REPORTER = 8
+
+
+def phone_client(base_url: str, timeout: httpx.Timeout, n: int) -> httpx.AsyncClient:
+    """A patient's phone: its own source address in 127.0.0.0/8 (still this machine), since
+    the public self-report endpoints throttle per client address."""
+    address = f"127.0.{1 + n // 250}.{2 + n % 250}"
+    return httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=httpx.AsyncHTTPTransport(
+        local_address=address, limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_S)))
+
+
 async def patient_reporter(u: User, plan: Plan, patients: list[int], end: float,
-                           interval: float) -> None:
+                           interval: float, index: int = 0) -> None:
     """A stream of patients filling in a PHQ-9 on their phones: the front desk (``u``, logged
-    in) gives a link; the patient, without a login, opens the form and submits it."""
+    in) gives a link; the patient, without a login, opens the form and submits it. Phones
+    take turns, each from its own address (a clinic's patients do not share one)."""
     assert plan.self_report
-    anonymous = httpx.AsyncClient(base_url=str(u.c.base_url), timeout=u.c.timeout,
-                                  limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_S))
-    phone = User.__new__(User)
-    phone.c, phone.stats, phone.rng, phone.forbidden = anonymous, u.stats, u.rng, set()
+    phones = []
+    for k in range(PHONES_PER_REPORTER):
+        phone = User.__new__(User)
+        phone.c = phone_client(str(u.c.base_url), u.c.timeout, index * PHONES_PER_REPORTER + k)
+        phone.stats, phone.rng, phone.forbidden = u.stats, u.rng, set()
+        phones.append(phone)
     try:
+        turn = 0
         while time.monotonic() < end:
             pid = u.rng.choice(patients)
             r = await u.call("write", f"POST {plan.self_report}", "POST",
@@ -309,10 +342,13 @@ async def patient_reporter(u: User, plan: Plan, patients: list[int], end: float,
                              json={"instrument": "phq9"})
             url = r.json().get("url") if r is not None and r.status_code == 201 else None
             if url and plan.self_report_form:
-                await fill_in(phone, plan.self_report_form, url.rsplit("/", 1)[-1])
+                await fill_in(phones[turn % len(phones)], plan.self_report_form,
+                              url.rsplit("/", 1)[-1])
+                turn += 1
             await asyncio.sleep(u.rng.uniform(interval / 2, interval))
     finally:
-        await anonymous.aclose()
+        for phone in phones:
+            await phone.c.aclose()
 
 
 async def fill_in(phone: User, form_tpl: str, token: str) -> None:
@@ -437,7 +473,7 @@ async def run_load(inst: Instance, users: int, duration_s: float, speed: float, 
             if role == "nurse":
                 await nurse(u, plan, active[i * infusions:(i + 1) * infusions], end, interval)
             elif role == "patient":
-                await patient_reporter(u, plan, patients, end, interval)
+                await patient_reporter(u, plan, patients, end, interval, i - n_nurse)
             else:
                 await prescriber(u, plan, patients, end, dashboard_share)
         finally:

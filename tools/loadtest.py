@@ -210,11 +210,9 @@ class Infusion:
     session_id: int | None = None
 
 
-# The server (uvicorn) closes a kept-alive connection after 5 s idle. A client that keeps it
-# as long may send on a socket the server is closing (a dropped request, no answer). Browsers
-# retry such idempotent requests; httpx does not, so the generator drops idle connections
-# first. This changes nothing on the server's side of the measurement.
-CLIENT_KEEPALIVE_S = 3.0
+# Like a browser, a client keeps idle connections for a while; the server keeps them longer
+# (KETACLINIC_KEEP_ALIVE_SECONDS, 65 s), so a request is never sent on a closing socket.
+CLIENT_KEEPALIVE_S = 30.0
 
 
 class User:

@@ -20,7 +20,8 @@ def code_at(secret: str, when: dt.datetime) -> str:
     return pyotp.TOTP(secret).at(int(when.replace(tzinfo=dt.UTC).timestamp()))
 
 
-def enrol_via_page(c: TestClient, clock) -> str:  # type: ignore[no-untyped-def]
+def enrol_with_codes(c: TestClient, clock) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
+    """Enrol through the page: (the TOTP secret, the recovery codes shown once)."""
     page = c.get("/account/totp")
     assert page.status_code == 200
     uri = re.search(r'otpauth://totp/[^<"]+', page.text).group(0)
@@ -29,8 +30,14 @@ def enrol_via_page(c: TestClient, clock) -> str:  # type: ignore[no-untyped-def]
     r = c.post("/account/totp", data={"csrf_token": csrf_from(page.text),
                                       "code": code_at(secret, clock.now)},
                follow_redirects=False)
-    assert r.status_code == 303, r.text
-    return secret
+    assert r.status_code == 200, r.text
+    codes = re.findall(r"<li><code>([0-9a-z-]{19})</code></li>", r.text)
+    assert len(codes) == 10 and "only this once" in r.text
+    return secret, codes
+
+
+def enrol_via_page(c: TestClient, clock) -> str:  # type: ignore[no-untyped-def]
+    return enrol_with_codes(c, clock)[0]
 
 
 def api_login(c: TestClient, role: str, code: str | None = None):  # type: ignore[no-untyped-def]
@@ -47,7 +54,10 @@ def test_enrolment_shows_a_secret_and_uri_and_turns_on_after_a_valid_code(login,
     assert "Two-factor login is on" in c.get("/account/totp").text
     with services.db.transaction() as s:
         user = s.execute(select(User).where(User.username == "prescriber")).scalar_one()
-        assert user.totp_secret == secret and user.totp_pending_secret is None
+        assert user.totp_secret.startswith("v1.") and secret not in user.totp_secret
+        assert services.auth.box.decrypt(user.totp_secret, f"users.totp_secret|{user.id}") == (
+            secret)
+        assert user.totp_pending_secret is None
         assert [e.action for e in s.execute(select(AuditEvent)).scalars()][-1] == "totp.enrol"
 
 

@@ -182,6 +182,13 @@ def test_an_admin_reset_ends_the_users_sessions_and_the_user_must_change_it_firs
     assert "generated" in row.detail
 
 
+def test_a_reset_without_a_body_generates_the_temporary_password(login, users):
+    admin, csrf = login("admin")
+    r = admin.post(f"/api/users/{users['prescriber'].id}/reset-password",
+                   headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and len(r.json()["temporary_password"]) == 19
+
+
 def test_a_forced_web_login_lands_on_the_change_password_page_and_nowhere_else(
         login, app, services, users):
     admin, csrf = login("admin")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
 
 from ketaclinic.api.routes import UserPublic, _user
@@ -51,10 +53,16 @@ def api_recovery_codes(body: Reauthentication, request: Request, svc: ServicesDe
 
 @router.post("/users/{user_id}/reset-password", response_model=PasswordResetPublic,
              tags=["admin"])
-def api_reset_password(user_id: int, body: PasswordResetCreate, svc: ServicesDep,
-                       viewer: ApiViewerDep) -> PasswordResetPublic:
-    """Set a temporary password the user must replace at the next login; ends their sessions."""
-    reset = svc.accounts.reset_password(viewer.actor, user_id, body.temporary_password)
+def api_reset_password(user_id: int, svc: ServicesDep, viewer: ApiViewerDep,
+                       body: Annotated[PasswordResetCreate | None, Body()] = None,
+                       ) -> PasswordResetPublic:
+    """Set a temporary password the user must replace at the next login; ends their sessions.
+
+    Without a body (or without ``temporary_password``) the server generates one, returned here
+    once.
+    """
+    chosen = body.temporary_password if body else None
+    reset = svc.accounts.reset_password(viewer.actor, user_id, chosen)
     return PasswordResetPublic(user=_user(reset.user), temporary_password=reset.generated,
                                expires_at=reset.expires_at, sessions_ended=reset.sessions_ended)
 

@@ -20,7 +20,7 @@ from ketaclinic.services import recovery_codes
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
-from ketaclinic.services.password_policy import MAX_PASSWORD, MIN_PASSWORD, password_problem
+from ketaclinic.services.password_policy import password_problem
 from ketaclinic.services.permissions import Perm, Role
 from ketaclinic.services.secretbox import SecretBox, SecretUnreadable, totp_context
 from ketaclinic.store.tables import AuthSession, LoginAttempt, RecoveryCode, User
@@ -29,7 +29,6 @@ log = logging.getLogger("ketaclinic.auth")
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 _DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-timing")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
-__all__ = ["MAX_PASSWORD", "MIN_PASSWORD", "AuthService", "hash_password"]
 
 
 def hash_password(password: str) -> str:

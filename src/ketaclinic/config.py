@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         description="Roles that must enrol in two-factor login (TOTP) before anything else; "
         "enforced when env is production (comma-separated; empty turns it off)",
     )
+    temporary_password_hours: int = Field(
+        72, ge=1, le=24 * 14,
+        description="Hours a temporary password set by an administrator's reset stays valid "
+        "(the user must replace it at the first login)",
+    )
     clinic_name: str = Field("ketaclinic demo clinic", description="Shown in page headers")
     public_base_url: str = Field(
         "", description="Base URL patients use to reach self-report links (e.g. "

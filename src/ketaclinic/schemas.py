@@ -138,7 +138,8 @@ class UserCreate(_Strict):
     username: str = Field(min_length=2, max_length=63)
     full_name: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "prescriber", "nurse", "analyst"]
-    password: str = Field(min_length=10, max_length=256)
+    password: str = Field(min_length=12, max_length=128,
+                          description="12–128 characters, not a common password")
 
 
 class LoginRequest(_Strict):
@@ -147,6 +148,27 @@ class LoginRequest(_Strict):
     totp_code: str | None = Field(
         None, pattern=r"^[0-9]{6}$",
         description="The 6-digit authenticator code, for accounts with two-factor login")
+    recovery_code: str | None = Field(
+        None, min_length=16, max_length=40, pattern=r"^[0-9A-Za-z -]+$",
+        description="A one-time recovery code in place of totp_code (lost phone)")
+
+
+class PasswordChange(_Strict):
+    current_password: str = Field(min_length=1, max_length=256,
+                                  description="The current (or temporary) password")
+    new_password: str = Field(min_length=12, max_length=128,
+                              description="12–128 characters, not a common password")
+
+
+class Reauthentication(_Strict):
+    password: str = Field(min_length=1, max_length=256, description="The current password")
+
+
+class PasswordResetCreate(_Strict):
+    temporary_password: str | None = Field(
+        None, min_length=12, max_length=128,
+        description="The temporary password to set; omit it to have one generated (returned "
+        "once)")
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -20,7 +20,12 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
 from ketaclinic.services.errors import NotAuthenticated, ServiceError
-from ketaclinic.web.deps import ENROLMENT_PAGE, EnrolmentRequired
+from ketaclinic.web.deps import (
+    CHANGE_PASSWORD_PAGE,
+    ENROLMENT_PAGE,
+    EnrolmentRequired,
+    PasswordChangeRequired,
+)
 
 log = logging.getLogger("ketaclinic.web")
 HERE = Path(__file__).parent
@@ -100,6 +105,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _wants_json(request):
             return JSONResponse({"detail": str(exc)}, status_code=403)
         return RedirectResponse(ENROLMENT_PAGE, status_code=303)
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def _change_first(request: Request, exc: PasswordChangeRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc)}, status_code=403)
+        return RedirectResponse(CHANGE_PASSWORD_PAGE, status_code=303)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:

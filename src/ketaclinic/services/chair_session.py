@@ -156,8 +156,10 @@ class SessionService:
         weight_on = s.execute(select(PatientWeight.measured_on).where(
             PatientWeight.patient_id == row.patient_id).order_by(
             PatientWeight.measured_on.desc()).limit(1)).scalar_one_or_none()
+        planned = max(now, row.scheduled_start or now)
         return PreCheckInput(
-            treatment=row.treatment, planned_dose_at=max(now, row.scheduled_start or now),
+            treatment=row.treatment, planned_dose_at=planned,
+            dose_day=self.ctx.clinic_time.local_date(planned),
             consent_on_file=data.consent_on_file,
             rems_enrolled=data.rems_enrolled if row.treatment == "esketamine" else None,
             last_food_at=data.last_food_at, last_liquid_at=data.last_liquid_at,
@@ -166,7 +168,8 @@ class SessionService:
             ride_home_arranged=data.ride_home_arranged,
             pregnancy_test_relevant=data.pregnancy_test_relevant,
             pregnancy_test_negative_on=data.pregnancy_test_negative_on,
-            screening_valid_until=now.date() if data.screening_valid else None,
+            screening_valid_until=self.ctx.clinic_time.local_date(now)
+            if data.screening_valid else None,
             weight_measured_on=weight_on,
         )
 
@@ -183,7 +186,7 @@ class SessionService:
             patient = load_patient(s, row.patient_id)
             finding = clinical(lambda: check_predose_bp(
                 data.sbp_mmhg, data.dbp_mmhg, row.treatment, jurisdiction_of(s, row),
-                age_on(patient.birth_date, now.date()), session_rules()))
+                age_on(patient.birth_date, self.ctx.clinic_time.local_date(now)), session_rules()))
             gate, reason = self._gate(finding, data)
             clinical(lambda: check_vitals(self._reading(data, now), row.treatment,
                                           session_rules()))
@@ -477,7 +480,7 @@ class SessionService:
                 row.discharge_override_reason = data.override_reason if any(
                     f.rule.endswith("_overridden") for f in decision) else ""
                 if row.treatment == "esketamine" and row.first_device_at is not None:
-                    day = row.first_device_at.date()
+                    day = self.ctx.clinic_time.local_date(row.first_device_at)
                     s.add(RemsFormRow(session_id=row.id, patient_id=row.patient_id,
                                       treatment_date=day, due_on=form_due_date(day),
                                       status="due", created_at=now))

@@ -115,6 +115,7 @@ class RemsService:
             dose_mg=int(row.dose_mg) if row.dose_mg is not None else None,
             lot_numbers=tuple(x.strip() for x in row.lot_numbers.split(",") if x.strip()),
             first_device_at=row.first_device_at, monitoring_end_at=row.discharged_at,
+            treatment_date=form_row.treatment_date,
             ready_without_2h_rule_at=(discharge.ready_at or discharge.discharged_at)
             if discharge else None,
             bp_readings=tuple(BpReading(v.taken_at, v.sbp_mmhg, v.dbp_mmhg) for v in vitals
@@ -173,9 +174,10 @@ class RemsService:
             assert row is not None
             if row.status == "submitted":
                 raise Conflict("this form is already marked submitted")
-            if now.date() < row.treatment_date:
+            today = self.ctx.clinic_time.local_date(now)
+            if today < row.treatment_date:
                 raise InvalidInput("a form cannot be submitted before the treatment")
-            row.status, row.submitted_on, row.submitted_by = "submitted", now.date(), actor.user_id
+            row.status, row.submitted_on, row.submitted_by = "submitted", today, actor.user_id
             row.confirmation = data.confirmation
             self.ctx.audit.record(s, actor, "rems.submitted", at=now, patient_id=patient_id,
                                   detail=f"form {form_id}")
@@ -183,7 +185,7 @@ class RemsService:
     def due(self, actor: Actor, within_days: int = 7) -> list[dict[str, Any]]:
         """Unsubmitted forms due within ``within_days`` (overdue ones first)."""
         self.ctx.require(actor, Perm.PATIENT_READ, "rems.tracker")
-        today = self.ctx.clock().date()
+        today = self.ctx.today()
         with self.ctx.db.transaction() as s:
             rows = s.execute(select(RemsFormRow, Patient).join(
                 Patient, Patient.id == RemsFormRow.patient_id).where(

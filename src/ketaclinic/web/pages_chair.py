@@ -101,7 +101,7 @@ def _day(text: str, today: dt.date) -> dt.date:
 @router.get("/schedule")
 def schedule(request: Request, svc: ServicesDep, viewer: ViewerDep, day: str = "",
              view: str = "day") -> Response:
-    first = _day(day[:10], svc.ctx.clock().date())
+    first = _day(day[:10], svc.ctx.today())
     days = 7 if view == "week" else 1
     if days == 7:
         first -= dt.timedelta(days=first.weekday())

@@ -16,6 +16,7 @@ from ketaclinic.services.chair_common import (
     findings_from_json,
     load_patient,
     load_session,
+    require_for_session,
     scheduling_rules,
     session_rules,
 )
@@ -58,9 +59,7 @@ class SessionViewService:
         self.ledger = ledger
 
     def view(self, actor: Actor, session_id: int) -> dict[str, Any]:
-        with self.ctx.db.transaction() as s:
-            patient_id = load_session(s, session_id).patient_id
-        self.ctx.require(actor, Perm.PATIENT_READ, "session.view", patient_id=patient_id)
+        require_for_session(self.ctx, actor, session_id, "session.view", Perm.PATIENT_READ)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
             row = load_session(s, session_id)

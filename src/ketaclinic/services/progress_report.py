@@ -117,9 +117,9 @@ def _report(s: Session, p: Patient, recipient: str, now: dt.datetime,
         sessions_done=len(given), sessions_planned=len(sessions) or None,
         instrument=instrument, max_score=MAX_SCORE.get(instrument, 60),
         scores=[ScorePoint(ct.local_date(a.administered_at), float(a.total)) for a in scores],
-        doses=[DoseLine(ct.local_date(t.dose_started_at), "esketamine" if t.treatment == "esketamine"
-                        else "ketamine", float(t.dose_mg or 0), t.route or "-")
-               for t in given],
+        doses=[DoseLine(ct.local_date(t.dose_started_at),
+                        "esketamine" if t.treatment == "esketamine" else "ketamine",
+                        float(t.dose_mg or 0), t.route or "-") for t in given],
         adverse_events=_adverse_events(s, p.id, ct),
         baseline=baseline,
         response_line=None if baseline is None else baseline * (

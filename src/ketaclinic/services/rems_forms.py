@@ -21,7 +21,12 @@ from ketaclinic.clinical.rems import (
 from ketaclinic.clinical.rules import Finding
 from ketaclinic.schemas_chair import RemsDetails, RemsSubmit
 from ketaclinic.services.audit import Actor
-from ketaclinic.services.chair_common import clinical, findings_from_json, load_session
+from ketaclinic.services.chair_common import (
+    clinical,
+    findings_from_json,
+    load_session,
+    require_for_session,
+)
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.permissions import Perm
@@ -64,9 +69,7 @@ class RemsService:
 
     def build(self, actor: Actor, session_id: int, *, action: str = "rems.view"
               ) -> tuple[RemsMonitoringForm, list[str], list[Finding], RemsFormRow]:
-        with self.ctx.db.transaction() as s:
-            patient_id = load_session(s, session_id).patient_id
-        self.ctx.require(actor, Perm.PATIENT_READ, action, patient_id=patient_id)
+        patient_id = require_for_session(self.ctx, actor, session_id, action, Perm.PATIENT_READ)
         with self.ctx.db.transaction() as s:
             form_row = self._form_row(s, session_id)
             record = self._record(s, load_session(s, session_id), form_row)
@@ -150,9 +153,7 @@ class RemsService:
         return render_rems_pdf(form)
 
     def update_details(self, actor: Actor, session_id: int, data: RemsDetails) -> None:
-        with self.ctx.db.transaction() as s:
-            patient_id = load_session(s, session_id).patient_id
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "rems.details", patient_id=patient_id)
+        patient_id = require_for_session(self.ctx, actor, session_id, "rems.details")
         with self.ctx.db.transaction() as s:
             row = self._form_row(s, session_id)
             if row.status == "submitted":

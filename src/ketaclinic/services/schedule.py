@@ -17,12 +17,11 @@ from ketaclinic.schemas_chair import BookingChange, BookingCreate, ChairCreate, 
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.chair_common import (
     amend,
-    check_version,
+    changing_session,
     clinical,
     load_patient,
-    load_session,
+    require_for_session,
     scheduling_rules,
-    stale_as_conflict,
 )
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
@@ -254,13 +253,10 @@ class ScheduleService:
 
     def book(self, actor: Actor, session_id: int, data: BookingCreate) -> list[Finding]:
         """Book a planned session into a chair slot; conflicts raise BookingRefused."""
-        patient_id = self._patient_of(session_id)
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "session.book", patient_id=patient_id)
+        patient_id = require_for_session(self.ctx, actor, session_id, "session.book")
         now = self.ctx.clock()
         try:
-            with stale_as_conflict(), self.ctx.db.transaction() as s:
-                row = load_session(s, session_id)
-                check_version("session", row, data.version)
+            with changing_session(self.ctx.db, session_id, data.version) as (s, row):
                 if row.status != "planned":
                     raise InvalidInput(f"only a planned session can be booked (this one is "
                                        f"{row.status}); reschedule it instead")
@@ -280,13 +276,10 @@ class ScheduleService:
             raise
 
     def reschedule(self, actor: Actor, session_id: int, data: BookingChange) -> list[Finding]:
-        patient_id = self._patient_of(session_id)
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "session.reschedule", patient_id=patient_id)
+        patient_id = require_for_session(self.ctx, actor, session_id, "session.reschedule")
         self._reason("reschedule", data.reason_code, data.reason)
         now = self.ctx.clock()
-        with stale_as_conflict(), self.ctx.db.transaction() as s:
-            row = load_session(s, session_id)
-            check_version("session", row, data.version)
+        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
             if row.status not in ("planned", "booked"):
                 raise InvalidInput(f"a {row.status} session cannot be rescheduled")
             old = (f"chair {row.chair_id} {self._when(row.scheduled_start)}"
@@ -307,13 +300,10 @@ class ScheduleService:
             return findings
 
     def cancel(self, actor: Actor, session_id: int, data: SessionCancel) -> None:
-        patient_id = self._patient_of(session_id)
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "session.cancel", patient_id=patient_id)
+        patient_id = require_for_session(self.ctx, actor, session_id, "session.cancel")
         self._reason("cancel", data.reason_code, data.reason)
         now = self.ctx.clock()
-        with stale_as_conflict(), self.ctx.db.transaction() as s:
-            row = load_session(s, session_id)
-            check_version("session", row, data.version)
+        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
             if row.status not in ("planned", "booked", "checked-in"):
                 raise InvalidInput(f"a {row.status} session cannot be cancelled")
             amend(s, actor, now, "session", row.id, patient_id, "status", row.status,
@@ -329,10 +319,6 @@ class ScheduleService:
                                                                  scheduling_rules()))
         if problems:
             raise InvalidInput("; ".join(f.message for f in problems))
-
-    def _patient_of(self, session_id: int) -> int:
-        with self.ctx.db.transaction() as s:
-            return load_session(s, session_id).patient_id
 
     # --- iCalendar --------------------------------------------------------------------
     def patient_ics(self, actor: Actor, patient_id: int) -> str:

@@ -33,7 +33,7 @@ from ketaclinic.services.chair import ChairServices
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
 from ketaclinic.web.chair_forms import LocalDay, answers, parse
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
-from ketaclinic.web.render import redirect, render
+from ketaclinic.web.render import attachment, redirect, render
 
 router = APIRouter()
 PRIVATE = ("csrf_token", "witness_password", "idempotency_key")
@@ -189,9 +189,8 @@ async def session_alert_action(request: Request, session_id: int, alert_id: int,
 
 @router.get("/sessions/{session_id}/rems.pdf")
 def session_rems_pdf(session_id: int, svc: ServicesDep, viewer: ViewerDep) -> Response:
-    pdf = svc.chair.rems.pdf(viewer.actor, session_id)
-    return Response(pdf, media_type="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="rems-session-{session_id}.pdf"'})
+    return attachment(svc.chair.rems.pdf(viewer.actor, session_id), "application/pdf",
+                      f"rems-session-{session_id}.pdf")
 
 
 @router.get("/rems")

@@ -149,10 +149,9 @@ def create_app(services: Services) -> FastAPI:
         description="ketaclinic JSON API. Decision support for clinicians, not medical advice. "
         "Authenticate with POST /api/auth/login; send the returned csrf_token as the "
         "X-CSRF-Token header on every state-changing request. Times are ISO 8601 instants in "
-        "UTC: responses carry the offset where the schema says so (Z), requests may give any "
-        "offset, and a time without one is UTC; dates are the clinic's calendar days. The "
-        "clinic time zone (KETACLINIC_CLINIC_TIMEZONE) applies to pages, PDFs and iCalendar "
-        "only.",
+        "UTC (2026-11-02T14:00:00Z); requests may give any offset, and a time without one is "
+        "UTC. Dates are the clinic's calendar days. The clinic time zone "
+        "(KETACLINIC_CLINIC_TIMEZONE) applies to pages, PDFs and iCalendar only.",
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",

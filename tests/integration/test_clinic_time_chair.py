@@ -215,3 +215,26 @@ def test_sessions_this_week_on_the_dashboard_counts_the_clinics_week(services, u
         planned = sorted(r.planned_date for r in s.query(TreatmentSession))
     assert sum(dt.date(2026, 11, 2) <= d <= dt.date(2026, 11, 8) for d in planned) == int(
         sessions_week)
+
+
+def test_a_course_booked_at_0900_stays_at_0900_local_across_the_autumn_change(
+        services, users, nurse):
+    pres = users["prescriber"].actor
+    _session(services, users)  # the chair and stock
+    patient_id, _ = _session(services, users, mrn="NY-3")
+    course = services.chair.courses.create(pres, patient_id, CourseCreate(
+        template_id="iv_ketamine_induction", start_date=dt.date(2026, 10, 26)))
+    _, sessions, _ = services.chair.courses.get(pres, course.id)
+    around = [s for s in sessions if dt.date(2026, 10, 29) <= s.planned_date
+              <= dt.date(2026, 11, 4)][:2]
+    assert [s.planned_date < dt.date(2026, 11, 1) for s in around] == [True, False]
+    chair = services.chair.schedule.chairs(users["nurse"].actor)[0].id
+    for s in around:
+        assert nurse(s.id, "book", chair_id=chair, date=s.planned_date.isoformat(),
+                     time="09:00").status_code == 303
+    starts = [_row(services, s.id).scheduled_start.hour for s in around]
+    assert starts == [13, 14]  # 09:00 EDT, then 09:00 EST
+    page = BeautifulSoup(nurse.client.get(f"/courses/{course.id}").text, "html.parser")
+    shown = [td.get_text() for td in page.find_all("td") if td.get_text().endswith(
+        ("09:00 EDT", "09:00 EST"))]
+    assert [t[-9:] for t in shown] == ["09:00 EDT", "09:00 EST"]

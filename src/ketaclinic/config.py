@@ -140,7 +140,8 @@ class Settings(BaseSettings):
         if self.env == "production" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
             raise SettingsError(
                 "KETACLINIC_SECRET_KEY is a placeholder or shorter than 32 characters; set a "
-                "random secret (e.g. `python -c 'import secrets;print(secrets.token_urlsafe(48))'`) "
+                "random secret (e.g. "
+                "`python -c 'import secrets;print(secrets.token_urlsafe(48))'`) "
                 "or run with KETACLINIC_ENV=dev for a demo"
             )
 

@@ -43,8 +43,7 @@ def make_templates(clinic_name: str, clinic_time: ClinicTime | None = None) -> J
 
     clinic_time = clinic_time or ClinicTime()
     templates.env.globals.update(version=__version__, clinic_name=clinic_name, nav_for=nav_for,
-                                 clinic_zone=clinic_time.zone_name,
-                                 zone_abbr=clinic_time.abbreviation)
+                                 clinic_zone=clinic_time.zone_name)
     templates.env.filters["num"] = format_number
     templates.env.filters["local"] = clinic_time.format
     return templates

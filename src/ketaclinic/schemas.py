@@ -83,6 +83,15 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 UtcTimestamp = Annotated[dt.datetime, AfterValidator(_as_utc)]
 
 
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+# For input models: an instant sent with its offset ("2026-11-02T09:00-05:00" or "...Z"); one
+# without an offset is UTC. Services get naive UTC, the storage convention.
+Instant = Annotated[dt.datetime, AfterValidator(_naive_utc)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=5000)
 

@@ -6,12 +6,13 @@ import getpass
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 
 from ketaclinic.bootstrap import NotMigrated, Services, build_services
 from ketaclinic.cli import app, environ, fail
-from ketaclinic.config import Settings, SettingsError, load_settings
+from ketaclinic.config import Settings, SettingsError, describe_settings_error, load_settings
 from ketaclinic.services.audit import SYSTEM
 from ketaclinic.services.errors import ServiceError
 from ketaclinic.store.db import DurabilityError
@@ -28,6 +29,8 @@ app.add_typer(docs_app, name="docs")
 def settings() -> Settings:
     try:
         return load_settings(environ())
+    except ValidationError as exc:  # one line naming the variable: "KETACLINIC_PORT: …"
+        raise fail(f"invalid configuration: {describe_settings_error(exc)}") from exc
     except ValueError as exc:
         raise fail(f"invalid configuration: {str(exc).splitlines()[0]}") from exc
 

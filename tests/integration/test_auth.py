@@ -42,13 +42,13 @@ def test_the_slow_password_check_holds_no_database_connection(client, services, 
     from ketaclinic.services import auth
 
     held: list[int] = []
-    real_verify = auth._verify
+    real_verify = auth.verify_password
 
     def observed(stored_hash: str, password: str) -> bool:
         held.append(services.db.engine.pool.checkedout())
         return real_verify(stored_hash, password)
 
-    monkeypatch.setattr(auth, "_verify", observed)
+    monkeypatch.setattr(auth, "verify_password", observed)
     assert client.post("/api/auth/login", json={"username": "nurse", "password": "nope-nope-1"}
                        ).status_code == 401
     assert client.post("/api/auth/login", json={"username": "nurse",

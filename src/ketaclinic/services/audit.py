@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ketaclinic.store.tables import AuditEvent, AuditHead
@@ -68,6 +68,10 @@ _PG_TAKE_FREE = text(f"SELECT t.id, t.last_hash, {_NEXTVAL} FROM (SELECT id, las
                      "audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AS t")
 _PG_WAIT = text(f"SELECT t.id, t.last_hash, {_NEXTVAL} FROM (SELECT id, last_hash FROM "
                 "audit_head WHERE id = 1 FOR UPDATE) AS t")
+# Built once (a statement built per call cost more than its round trip).
+_INSERT_EVENT = insert(_EVENTS)
+_ADVANCE_TIP = update(_HEADS).where(_HEADS.c.id == bindparam("tip")).values(
+    last_event_id=bindparam("event_id"), last_hash=bindparam("hash"), count=_HEADS.c.count + 1)
 _SQLITE_TAKE = text("SELECT id, last_hash, (SELECT coalesce(max(id), 0) + 1 FROM audit_events) "
                     "FROM audit_head ORDER BY id LIMIT 1")
 
@@ -142,9 +146,9 @@ class AuditTrail:
             row_hash="",
         )
         event.row_hash = row_digest(self._key, tip.last_hash, _fields(event))
-        session.execute(insert(_EVENTS).values({c: getattr(event, c) for c in _EVENT_COLUMNS}))
-        session.execute(update(_HEADS).where(_HEADS.c.id == tip.chain).values(
-            last_event_id=event.id, last_hash=event.row_hash, count=_HEADS.c.count + 1))
+        session.execute(_INSERT_EVENT, {c: getattr(event, c) for c in _EVENT_COLUMNS})
+        session.execute(_ADVANCE_TIP, {"tip": tip.chain, "event_id": event.id,
+                                       "hash": event.row_hash})
         tip.last_hash = event.row_hash
         return event
 

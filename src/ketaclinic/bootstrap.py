@@ -12,6 +12,7 @@ from ketaclinic.services.chair import ChairServices, build_chair_services
 from ketaclinic.services.clock import Clock, utc_now
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing import DosingService
+from ketaclinic.services import outcome_summary
 from ketaclinic.services.mbc import MeasurementCare
 from ketaclinic.services.outcomes_service import OutcomesService
 from ketaclinic.services.patients import PatientService
@@ -80,6 +81,9 @@ def build_services(
         db.dispose()
         raise NotMigrated("the database schema is not up to date; run `ketaclinic init` "
                           "(or `ketaclinic migrate`)")
+    outcome_summary.install(db)  # derived outcome rows follow every write, same transaction
+    if upgrade:
+        outcome_summary.ensure_current(db, clock())
     ctx = Context(settings=settings, db=db, audit=AuditTrail(audit_key(settings)), clock=clock)
     auth = AuthService(ctx)
     return Services(ctx=ctx, auth=auth, patients=PatientService(ctx),

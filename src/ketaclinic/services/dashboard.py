@@ -2,18 +2,19 @@
 
 Where the work happens (see docs/outcomes.md, "Dashboard: what runs where"):
 
-* **SQL** (``dashboard_sql.py``; a fixed number of statements whatever the cohort size):
-  filtered courses with their first dose and end-of-induction anchor, the baseline (last score
-  at or before the first dose, ROW_NUMBER window), the score picked at every timepoint (closest
-  to target inside the window, ROW_NUMBER), response/remission counts per treatment ×
-  instrument × timepoint (GROUP BY), each responder's first response (MIN), cumulative dose and
-  last screens per patient (GROUP BY), cards.
-* **Python, linear and bulk**: relapse needs the sequential rule of
-  :func:`ketaclinic.clinical.outcomes.evaluate_course` (two consecutive relapse-level scores
-  5–15 days apart, or an event). The responders' scores from their first response on come back
-  from ONE ordered query; they are grouped in a single pass and the pure core runs once per
-  responder course. Wilson intervals, lifelines KM/Cox and the screening flags
-  (:func:`ketaclinic.clinical.exposure.assess_screen`) run on the aggregated rows.
+* **On write** (``outcome_summary.py``, SQL in ``outcome_summary_sql.py``): every commit that
+  adds or changes an assessment, a treatment session or a course recomputes the summary rows of
+  the courses it affects, in the same transaction: dose anchors and totals, baseline (last score
+  at or before the first dose, ROW_NUMBER), the score picked at every timepoint (closest to
+  target inside the window, ROW_NUMBER) with its response/remission flags, first response (MIN)
+  and relapse by scores (LAG). ``ketaclinic outcomes rebuild-summary`` recomputes it all.
+* **SQL per request** (``dashboard_sql.py``; a fixed number of statements whatever the cohort
+  size): GROUP BY over the summary joined to the filtered courses — response/remission counts
+  per treatment × instrument × timepoint, the responders with their first relapse event and
+  Cox covariates, cumulative dose and last screens per patient, cards.
+* **Python, on aggregated rows**: Wilson intervals, the choice between event and score relapse
+  per responder, lifelines KM/Cox and the screening flags
+  (:func:`ketaclinic.clinical.exposure.screen_due`).
 """
 
 from __future__ import annotations
@@ -34,15 +35,16 @@ from ketaclinic.clinical.cohort import (
     proportion_ci,
     rate_per_100_sessions,
 )
-from ketaclinic.clinical.exposure import assess_screen, load_screening_rules
+from ketaclinic.clinical.exposure import load_screening_rules, screen_due
 from ketaclinic.clinical.outcomes import (
     DEFAULT_CRITERIA,
     OutcomeCriteria,
 )
 from ketaclinic.services import dashboard_sql as q
+from ketaclinic.services import outcome_summary
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
-from ketaclinic.services.errors import InvalidInput
+from ketaclinic.services.errors import InvalidInput, Unavailable
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.survival import (
     CoxResult,
@@ -292,12 +294,10 @@ class DashboardService:
         today = self.ctx.clock().date()
         dialect = q.Dialect(self.ctx.db.dialect)
         with self.ctx.db.engine.connect() as conn:
-            if dialect.name == "postgresql":
-                # The CTE row estimates are far off (filters on CTE scans), and the planner
-                # then picks nested loops over 10^4 × 10^5 rows (minutes on the benchmark).
-                # Hash and merge joins are always right for these aggregate statements.
-                # SET LOCAL ends with this read-only transaction.
-                conn.execute(text("SET LOCAL enable_nestloop = off"))
+            if not outcome_summary.is_current(conn):
+                raise Unavailable("the outcome summary was built with other outcome rules; "
+                                  "run `ketaclinic outcomes rebuild-summary` (or `ketaclinic "
+                                  "migrate`)")
             dash = self._compute(conn, dialect, filters, today)
         with self.ctx.db.transaction() as s:
             self.ctx.audit.record(s, actor, "dashboard.view", at=self.ctx.clock(),
@@ -342,16 +342,23 @@ class DashboardService:
             exposure=exposure, safety=safety, treatments=treatments, clinicians=clinicians,
         )
 
-    # --- outcome table (all in SQL) -------------------------------------------------------
+    # --- outcome table (SQL over the summary) ---------------------------------------------
     def _outcome_rows(self, conn, d, f, criteria, timepoints) -> list[OutcomeRow]:  # type: ignore[no-untyped-def]
-        sql = q.outcome_table_sql(d, f.where(), criteria, timepoints)
-        out = []
+        sql = q.outcome_table_sql(f.where(), [c.instrument for c in criteria])
+        courses: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[str, str, str], tuple[int, int, int, int]] = {}
         for r in conn.execute(_stmt(sql, f.params()), f.params()):
-            out.append(OutcomeRow(
-                r.treatment, r.instrument, r.timepoint, int(r.courses),
-                proportion_ci(int(r.resp_k or 0), int(r.resp_n or 0)),
-                proportion_ci(int(r.rem_k or 0), int(r.rem_n or 0)),
-            ))
+            if r.timepoint is None:
+                courses[(r.treatment, r.instrument)] = int(r.courses)
+            else:
+                counts[(r.treatment, r.instrument, r.timepoint)] = (
+                    int(r.resp_k or 0), int(r.resp_n or 0), int(r.rem_k or 0), int(r.rem_n or 0))
+        out = []
+        for (treatment, instrument), n in sorted(courses.items()):
+            for tp in timepoints:
+                rk, rn, mk, mn = counts.get((treatment, instrument, tp.label), (0, 0, 0, 0))
+                out.append(OutcomeRow(treatment, instrument, tp.label, n, proportion_ci(rk, rn),
+                                      proportion_ci(mk, mn)))
         return out
 
     # --- time to relapse (SQL rows, one linear pass through the pure core) ------------------
@@ -385,9 +392,8 @@ class DashboardService:
             totals.append(float(row.total_mg or 0))
             m = row._mapping
             for rule in rules:
-                finding = assess_screen(rule, row.first_dose, m[f"last_{rule.kind}"],
-                                        float(m[f"mg_since_{rule.kind}"] or 0), today)
-                if finding.values and finding.level.value != "ok":
+                if screen_due(rule, row.first_dose, m[f"last_{rule.kind}"],
+                              float(m[f"mg_since_{rule.kind}"] or 0), today):
                     due[rule.kind] += 1
         edges = ((0, 500), (500, 1000), (1000, 2000), (2000, float("inf")))
         buckets = tuple(
@@ -409,7 +415,8 @@ def relapse_subjects(conn: Connection, d: q.Dialect, f: DashboardFilters,
     """(course id, survival subject) for every responder course: one SQL statement."""
     kinds = sorted(set(crit.relapse_events) | {k for k, v in EVENT_KIND_MAP.items()
                                                if v in crit.relapse_events})
-    stmt = _stmt(q.relapse_sql(d, f.where(), crit, kinds), f.params(), course_id=Integer,
+    stmt = _stmt(q.relapse_sql(d, f.where(), crit.instrument, kinds), f.params(),
+                 course_id=Integer,
                  first_resp_at=UtcDateTime, score_relapse_at=UtcDateTime, event_on=Date,
                  last_at=UtcDateTime, first_dose_at=UtcDateTime, birth_date=Date,
                  treatment=String)

@@ -239,8 +239,10 @@ def _per_100(key: str, label: str, events: int, doses: int) -> Metric:
 
 def _count_by_session(conn: Connection, f: DashboardFilters, table: str,
                       extra: str = "") -> int:
-    sql = (f"SELECT COUNT(*) FROM {table} x JOIN treatment_sessions s ON s.id = x.session_id "
-           f"JOIN courses c ON c.id = s.course_id WHERE {f.where()}{extra}")
+    # Driven from the (smaller) event table: one session lookup per event.
+    sql = (f"SELECT COUNT(*) FROM {table} x WHERE EXISTS (SELECT 1 FROM treatment_sessions s "
+           f"JOIN courses c ON c.id = s.course_id WHERE s.id = x.session_id AND "
+           f"{f.where()}){extra}")
     return int(conn.execute(_stmt(sql, f.params()), f.params()).scalar() or 0)
 
 
@@ -267,9 +269,9 @@ def metric_soft_overrides(conn: Connection, f: DashboardFilters, doses: int,
     courses (``treatment_sessions.dose_order_id``), those saved with at least one
     ``dose_overrides`` row (only soft findings can be overridden; hard findings block)."""
     sql = ("SELECT COUNT(*) AS n, SUM(CASE WHEN EXISTS (SELECT 1 FROM dose_overrides o WHERE "
-           "o.dose_order_id = d.id) THEN 1 ELSE 0 END) AS k FROM dose_orders d WHERE d.id IN "
-           "(SELECT s.dose_order_id FROM treatment_sessions s JOIN courses c ON c.id = "
-           "s.course_id WHERE s.dose_order_id IS NOT NULL AND " + f.where() + ")")
+           "o.dose_order_id = d.id) THEN 1 ELSE 0 END) AS k FROM dose_orders d WHERE EXISTS "
+           "(SELECT 1 FROM treatment_sessions s JOIN courses c ON c.id = s.course_id "
+           "WHERE s.dose_order_id = d.id AND " + f.where() + ")")
     row = conn.execute(_stmt(sql, f.params()), f.params()).one()
     p = proportion_ci(int(row.k or 0), int(row.n or 0))
     return Metric("soft_overrides", "Soft-limit overrides", True,
@@ -388,12 +390,11 @@ class DashboardService:
         stmt = _stmt(q.exposure_sql(d, f.where(), kinds), params, **cols)
         totals: list[float] = []
         due = {r.kind: 0 for r in rules}
+        # columns: patient_id, total_mg, first_dose, then (last_k, mg_since_k) per rule
         for row in conn.execute(stmt, params):
-            totals.append(float(row.total_mg or 0))
-            m = row._mapping
-            for rule in rules:
-                if screen_due(rule, row.first_dose, m[f"last_{rule.kind}"],
-                              float(m[f"mg_since_{rule.kind}"] or 0), today):
+            totals.append(float(row[1] or 0))
+            for i, rule in enumerate(rules):
+                if screen_due(rule, row[2], row[3 + 2 * i], float(row[4 + 2 * i] or 0), today):
                     due[rule.kind] += 1
         edges = ((0, 500), (500, 1000), (1000, 2000), (2000, float("inf")))
         buckets = tuple(

@@ -231,10 +231,9 @@ split AS (
 ),
 dose AS (
   SELECT s.patient_id, s.dose_mg, {day} AS d
-  FROM split JOIN treatment_sessions s ON s.patient_id = split.patient_id
-  JOIN courses c ON c.id = s.course_id
-  WHERE split.by_dose = 1 AND {DONE_SESSION} AND s.dose_mg IS NOT NULL AND {day} <= :as_of
-    AND {where}
+  FROM treatment_sessions s JOIN courses c ON c.id = s.course_id
+  WHERE s.patient_id IN (SELECT split.patient_id FROM split WHERE split.by_dose = 1)
+    AND {DONE_SESSION} AND s.dose_mg IS NOT NULL AND {day} <= :as_of AND {where}
 )
 SELECT pe.patient_id AS patient_id, pe.total_mg AS total_mg, pe.first_dose AS first_dose{agg_cols}
 FROM pe JOIN split ON split.patient_id = pe.patient_id

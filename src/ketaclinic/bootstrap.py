@@ -6,13 +6,13 @@ import hashlib
 from dataclasses import dataclass
 
 from ketaclinic.config import Settings
+from ketaclinic.services import outcome_summary
 from ketaclinic.services.audit import AuditLog, AuditTrail
 from ketaclinic.services.auth import AuthService
 from ketaclinic.services.chair import ChairServices, build_chair_services
 from ketaclinic.services.clock import Clock, utc_now
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing import DosingService
-from ketaclinic.services import outcome_summary
 from ketaclinic.services.mbc import MeasurementCare
 from ketaclinic.services.outcomes_service import OutcomesService
 from ketaclinic.services.patients import PatientService

@@ -260,3 +260,27 @@ def test_a_commit_refreshes_the_summary_with_a_fixed_number_of_statements(servic
     one, many = statements_for(1), statements_for(8)
     inserts = 4 * 8 - 4 * 1  # the assessments themselves may be sent one by one
     assert many - one <= inserts
+
+
+def test_the_rebuild_command_repairs_a_summary_that_a_bulk_load_bypassed(services, capsys):
+    from kctest import TEST_SECRET
+
+    from ketaclinic.cli import main
+    from ketaclinic.store.tables import AuditEvent
+
+    with services.db.transaction() as s:
+        build_hand_cohort(s)
+    with services.db.engine.begin() as conn:  # a raw bulk write: no unit of work, no refresh
+        conn.execute(text("DELETE FROM course_outcome_timepoints"))
+    maintained, rebuilt = maintained_and_rebuilt(services)
+    assert maintained != rebuilt
+    env = {"KETACLINIC_ENV": "test", "KETACLINIC_SECRET_KEY": TEST_SECRET,
+           "KETACLINIC_DATABASE_URL": services.db.engine.url.render_as_string(
+               hide_password=False)}
+    assert main(["outcomes", "rebuild-summary", "--json"], environ=env) == 0
+    assert '"course_outcome_timepoints": 9' in capsys.readouterr().out
+    maintained, rebuilt = maintained_and_rebuilt(services)
+    assert maintained == rebuilt
+    with services.db.transaction() as s:
+        actions = list(s.execute(select(AuditEvent.action)).scalars())
+    assert "outcome_summary.rebuild" in actions

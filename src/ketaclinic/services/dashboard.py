@@ -300,6 +300,12 @@ class DashboardService:
                 raise Unavailable("the outcome summary was built with other outcome rules; "
                                   "run `ketaclinic outcomes rebuild-summary` (or `ketaclinic "
                                   "migrate`)")
+            if dialect.name == "postgresql":
+                # Aggregates over ~10^5 summary rows: JIT compilation costs more than it
+                # saves, and the default work_mem makes the hash aggregates spill to disk.
+                # SET LOCAL ends with this read-only transaction.
+                conn.execute(text("SET LOCAL jit = off"))
+                conn.execute(text("SET LOCAL work_mem = '64MB'"))
             dash = self._compute(conn, dialect, filters, today)
         with self.ctx.db.transaction() as s:
             self.ctx.audit.record(s, actor, "dashboard.view", at=self.ctx.clock(),

@@ -90,24 +90,25 @@ def outcome_table_sql(where: str, instruments: Sequence[str]) -> str:
     Two GROUP BYs in one statement: rows with ``timepoint`` set count the picked scores and
     their flags (``course_outcome_timepoints``); rows with ``timepoint`` NULL count the courses
     with a baseline per treatment × instrument (``course_outcome_summary``), which the caller
-    repeats for every timepoint (a course without a score in a window is not assessable).
+    repeats for every timepoint (a course without a score in a window is not assessable). The
+    summary rows carry their course's filter columns, so the filters apply to them as ``c``.
     """
     inst = ", ".join(_lit(i) for i in instruments) or "''"
     return f"""
-SELECT c.treatment AS treatment, t.instrument_id AS instrument, t.timepoint AS timepoint,
+SELECT c.treatment AS treatment, c.instrument_id AS instrument, c.timepoint AS timepoint,
        0 AS courses,
-       SUM(CASE WHEN t.responded IS NOT NULL THEN 1 ELSE 0 END) AS resp_n,
-       SUM(COALESCE(t.responded, 0)) AS resp_k,
+       SUM(CASE WHEN c.responded IS NOT NULL THEN 1 ELSE 0 END) AS resp_n,
+       SUM(COALESCE(c.responded, 0)) AS resp_k,
        COUNT(*) AS rem_n,
-       SUM(t.remitted) AS rem_k
-FROM course_outcome_timepoints t JOIN courses c ON c.id = t.course_id
-WHERE t.instrument_id IN ({inst}) AND {where}
-GROUP BY c.treatment, t.instrument_id, t.timepoint
+       SUM(c.remitted) AS rem_k
+FROM course_outcome_timepoints c
+WHERE c.instrument_id IN ({inst}) AND {where}
+GROUP BY c.treatment, c.instrument_id, c.timepoint
 UNION ALL
-SELECT c.treatment, b.instrument_id, NULL, COUNT(*), 0, 0, 0, 0
-FROM course_outcome_summary b JOIN courses c ON c.id = b.course_id
-WHERE b.instrument_id IN ({inst}) AND {where}
-GROUP BY c.treatment, b.instrument_id
+SELECT c.treatment, c.instrument_id, NULL, COUNT(*), 0, 0, 0, 0
+FROM course_outcome_summary c
+WHERE c.instrument_id IN ({inst}) AND {where}
+GROUP BY c.treatment, c.instrument_id
 """
 
 
@@ -171,8 +172,8 @@ SELECT
   (SELECT COUNT(*) FROM treatment_sessions s JOIN courses c ON c.id = s.course_id
     WHERE s.planned_date >= :week_start AND s.planned_date <= :week_end
       AND s.status NOT IN ('cancelled', 'missed') AND {where}) AS sessions_week,
-  (SELECT COALESCE(SUM(ds.doses_given), 0) FROM course_dose_summary ds
-    JOIN courses c ON c.id = ds.course_id WHERE {where}) AS doses_given,
+  (SELECT COALESCE(SUM(c.doses_given), 0) FROM course_dose_summary c
+    WHERE {where}) AS doses_given,
   (SELECT COUNT(*) FROM clinical_alerts WHERE acknowledged_at IS NULL) AS open_mbc_alerts,
   (SELECT COUNT(*) FROM chair_alerts WHERE action_at IS NULL) AS open_chair_alerts,
   (SELECT COUNT(*) FROM chair_rems_forms WHERE status <> 'submitted'
@@ -210,6 +211,7 @@ def exposure_sql(d: Dialect, where: str, screen_kinds: Sequence[tuple[str, str]]
         f"THEN dose.dose_mg ELSE 0 END)"
         for k, _ev in screen_kinds
     )
+    out_cols = "".join(f", last_{k}, mg_since_{k}" for k, _ev in screen_kinds)
     group_cols = "".join(f", scr.last_{k}" for k, _ev in screen_kinds)
     return f"""
 WITH scr AS (
@@ -218,27 +220,25 @@ WITH scr AS (
   FROM clinical_events e WHERE e.occurred_on <= :as_of GROUP BY e.patient_id
 ),
 pe AS (
-  SELECT ds.patient_id, SUM(ds.dose_mg_total) AS total_mg, MIN(ds.mg_first_day) AS first_dose,
-         MAX(ds.mg_last_day) AS last_dose
-  FROM course_dose_summary ds JOIN courses c ON c.id = ds.course_id
-  WHERE ds.mg_first_day IS NOT NULL AND {where}
-  GROUP BY ds.patient_id
+  SELECT c.patient_id, SUM(c.dose_mg_total) AS total_mg, MIN(c.mg_first_day) AS first_dose,
+         MAX(c.mg_last_day) AS last_dose
+  FROM course_dose_summary c
+  WHERE c.mg_first_day IS NOT NULL AND {where}
+  GROUP BY c.patient_id
 ),
-split AS (
-  SELECT pe.patient_id,
+pes AS (
+  SELECT pe.patient_id, pe.total_mg, pe.first_dose{agg_cols},
          CASE WHEN pe.last_dose > :as_of{straddles} THEN 1 ELSE 0 END AS by_dose
   FROM pe LEFT JOIN scr ON scr.patient_id = pe.patient_id
 ),
 dose AS (
   SELECT s.patient_id, s.dose_mg, {day} AS d
   FROM treatment_sessions s JOIN courses c ON c.id = s.course_id
-  WHERE s.patient_id IN (SELECT split.patient_id FROM split WHERE split.by_dose = 1)
+  WHERE s.patient_id IN (SELECT pes.patient_id FROM pes WHERE pes.by_dose = 1)
     AND {DONE_SESSION} AND s.dose_mg IS NOT NULL AND {day} <= :as_of AND {where}
 )
-SELECT pe.patient_id AS patient_id, pe.total_mg AS total_mg, pe.first_dose AS first_dose{agg_cols}
-FROM pe JOIN split ON split.patient_id = pe.patient_id
-LEFT JOIN scr ON scr.patient_id = pe.patient_id
-WHERE split.by_dose = 0
+SELECT patient_id, total_mg, first_dose{out_cols}
+FROM pes WHERE by_dose = 0
 UNION ALL
 SELECT dose.patient_id, SUM(dose.dose_mg), MIN(dose.d){dose_cols}
 FROM dose LEFT JOIN scr ON scr.patient_id = dose.patient_id

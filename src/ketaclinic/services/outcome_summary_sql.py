@@ -41,6 +41,9 @@ from ketaclinic.services.dashboard_sql import (
 )
 
 SUMMARY_TABLES = ("course_outcome_timepoints", "course_outcome_summary", "course_dose_summary")
+# every summary row carries its course's filter columns (services/dashboard_sql.py filters on
+# them under the alias ``c``, as it does on ``courses``)
+FILTER_COLUMNS = "course_id, treatment, start_date, created_by"
 
 
 def _criteria_cte(criteria: Sequence[OutcomeCriteria]) -> str:
@@ -76,7 +79,7 @@ def _chain(d: Dialect, criteria: Sequence[OutcomeCriteria], scoped: bool,
     return f"""
 {_criteria_cte(criteria)},
 allc AS (
-  SELECT c.id, c.patient_id, c.start_date,
+  SELECT c.id, c.patient_id, c.start_date, c.treatment, c.created_by,
          LEAD(c.start_date) OVER (PARTITION BY c.patient_id ORDER BY c.start_date, c.id)
            AS next_start
   FROM courses c{patients}
@@ -100,28 +103,29 @@ sd AS (
   GROUP BY s.course_id
 ),
 fc AS (
-  SELECT c.id AS course_id, c.patient_id, c.start_date, c.next_start, sd.first_dose_at,
+  SELECT c.id AS course_id, c.patient_id, c.treatment, c.start_date, c.created_by,
+         c.next_start, sd.first_dose_at,
          CASE WHEN sd.induction_pending = 0 THEN sd.last_induction_at END AS eoi_at,
          sd.doses_given, sd.dose_mg_total, sd.mg_first_day, sd.mg_last_day
   FROM allc c JOIN sd ON sd.course_id = c.id
   WHERE sd.first_dose_at IS NOT NULL{in_scope("c.id", 3)}
 ),
 ca AS (
-  SELECT fc.course_id, a.instrument_id, a.administered_at, a.total,
-         fc.first_dose_at, fc.eoi_at{hours}
+  SELECT fc.course_id, fc.treatment, fc.start_date, fc.created_by, a.instrument_id,
+         a.administered_at, a.total, fc.first_dose_at, fc.eoi_at{hours}
   FROM fc JOIN assessments a ON a.course_id = fc.course_id
   WHERE a.total IS NOT NULL AND a.instrument_id IN ({inst})
   UNION ALL
-  SELECT fc.course_id, a.instrument_id, a.administered_at, a.total,
-         fc.first_dose_at, fc.eoi_at{hours}
+  SELECT fc.course_id, fc.treatment, fc.start_date, fc.created_by, a.instrument_id,
+         a.administered_at, a.total, fc.first_dose_at, fc.eoi_at{hours}
   FROM fc JOIN assessments a ON a.patient_id = fc.patient_id
   WHERE a.course_id IS NULL AND a.total IS NOT NULL AND a.instrument_id IN ({inst})
     AND a.administered_at >= {lookback}
     AND (fc.next_start IS NULL OR a.administered_at < fc.next_start)
 ),
 base AS (
-  SELECT course_id, instrument_id, total AS baseline FROM (
-    SELECT course_id, instrument_id, total,
+  SELECT course_id, treatment, start_date, created_by, instrument_id, total AS baseline FROM (
+    SELECT course_id, treatment, start_date, created_by, instrument_id, total,
            ROW_NUMBER() OVER (PARTITION BY course_id, instrument_id
                               ORDER BY administered_at DESC) AS rn
     FROM ca WHERE administered_at <= first_dose_at
@@ -132,10 +136,12 @@ base AS (
 def dose_summary_sql(d: Dialect, criteria: Sequence[OutcomeCriteria], scoped: bool) -> str:
     """Fill ``course_dose_summary``: one row per course with a given dose."""
     return f"""
-INSERT INTO course_dose_summary (course_id, patient_id, first_dose_at, eoi_at, next_start,
-                                 doses_given, dose_mg_total, mg_first_day, mg_last_day)
+INSERT INTO course_dose_summary ({FILTER_COLUMNS}, patient_id, first_dose_at, eoi_at,
+                                 next_start, doses_given, dose_mg_total, mg_first_day,
+                                 mg_last_day)
 WITH {_chain(d, criteria, scoped, with_hours=False)}
-SELECT fc.course_id, fc.patient_id, fc.first_dose_at, fc.eoi_at, fc.next_start,
+SELECT fc.course_id, fc.treatment, fc.start_date, fc.created_by, fc.patient_id,
+       fc.first_dose_at, fc.eoi_at, fc.next_start,
        fc.doses_given, fc.dose_mg_total, fc.mg_first_day, fc.mg_last_day
 FROM fc
 """
@@ -149,8 +155,9 @@ def outcome_summary_sql(d: Dialect, criteria: Sequence[OutcomeCriteria], scoped:
              "cr.response_fraction * r.baseline) THEN 1 ELSE 0 END")
     gap = d.days_between("pr.administered_at", "pr.prev_at")
     return f"""
-INSERT INTO course_outcome_summary (course_id, instrument_id, baseline, first_response_at,
-                                    score_relapse_at, last_after_response_at)
+INSERT INTO course_outcome_summary ({FILTER_COLUMNS}, instrument_id, baseline,
+                                    first_response_at, score_relapse_at,
+                                    last_after_response_at)
 WITH {_chain(d, criteria, scoped, with_hours=False)},
 resp AS (
   SELECT ca.course_id, ca.instrument_id, MIN(ca.administered_at) AS first_resp_at,
@@ -185,8 +192,8 @@ lastsc AS (
   SELECT course_id, instrument_id, MAX(administered_at) AS last_at
   FROM later GROUP BY course_id, instrument_id
 )
-SELECT b.course_id, b.instrument_id, b.baseline, r.first_resp_at, srel.score_relapse_at,
-       lastsc.last_at
+SELECT b.course_id, b.treatment, b.start_date, b.created_by, b.instrument_id, b.baseline,
+       r.first_resp_at, srel.score_relapse_at, lastsc.last_at
 FROM base b
 LEFT JOIN resp r ON r.course_id = b.course_id AND r.instrument_id = b.instrument_id
 LEFT JOIN srel ON srel.course_id = b.course_id AND srel.instrument_id = b.instrument_id
@@ -200,8 +207,8 @@ def timepoint_summary_sql(d: Dialect, criteria: Sequence[OutcomeCriteria],
     picked at each timepoint that has one, with its response and remission flags."""
     hours = "CASE WHEN tp.anchor = 'first_dose' THEN ca.h_first ELSE ca.h_eoi END"
     return f"""
-INSERT INTO course_outcome_timepoints (course_id, instrument_id, timepoint, total, responded,
-                                       remitted)
+INSERT INTO course_outcome_timepoints ({FILTER_COLUMNS}, instrument_id, timepoint, total,
+                                       responded, remitted)
 WITH {_chain(d, criteria, scoped, with_hours=True)},
 {timepoint_cte(timepoints)},
 tpa AS (
@@ -213,7 +220,7 @@ tpa AS (
     WHERE ca.administered_at > ca.first_dose_at
   ) t0 WHERE rn = 1
 )
-SELECT t.course_id, t.instrument_id, t.label, t.total,
+SELECT t.course_id, b.treatment, b.start_date, b.created_by, t.instrument_id, t.label, t.total,
        CASE WHEN b.baseline > 0 THEN
          CASE WHEN (b.baseline - t.total) >= cr.response_fraction * b.baseline THEN 1 ELSE 0 END
        END,

@@ -44,6 +44,11 @@ class CourseDoseSummary(Base):
 
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), primary_key=True)
     patient_id: Mapped[int] = mapped_column(Integer, index=True)
+    # the dashboard's filter columns, copied from the course (kept in step: a course write
+    # refreshes its rows), so that its GROUP BY needs no join
+    treatment: Mapped[str] = mapped_column(String(20))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    created_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     first_dose_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     # the last induction dose once no induction session is pending (None before that)
     eoi_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
@@ -63,6 +68,10 @@ class CourseOutcomeSummary(Base):
 
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), primary_key=True)
     instrument_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # filter columns copied from the course (as in course_dose_summary)
+    treatment: Mapped[str] = mapped_column(String(20))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    created_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     baseline: Mapped[Decimal] = mapped_column(Numeric(8, 2))
     first_response_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # relapse by scores (the later of the first qualifying pair), and the last score after the
@@ -85,6 +94,10 @@ class CourseOutcomeTimepoint(Base):
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), primary_key=True)
     instrument_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     timepoint: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # filter columns copied from the course (as in course_dose_summary)
+    treatment: Mapped[str] = mapped_column(String(20))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    created_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     total: Mapped[Decimal] = mapped_column(Numeric(8, 2))
     # 1/0 (integers, summed by the dashboard); responded is None when the baseline is 0
     responded: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -396,8 +396,9 @@ class DashboardService:
         stmt = _stmt(q.exposure_sql(d, f.where(), kinds), params, **cols)
         totals: list[float] = []
         due = {r.kind: 0 for r in rules}
-        # columns: patient_id, total_mg, first_dose, then (last_k, mg_since_k) per rule
-        for row in conn.execute(stmt, params):
+        # columns: patient_id, total_mg, first_dose, then (last_k, mg_since_k) per rule;
+        # fetched at once (row-by-row fetching costs more than the statement on ~10^5 rows)
+        for row in conn.execute(stmt, params).all():
             totals.append(float(row[1] or 0))
             for i, rule in enumerate(rules):
                 if screen_due(rule, row[2], row[3 + 2 * i], float(row[4 + 2 * i] or 0), today):
@@ -428,24 +429,26 @@ def relapse_subjects(conn: Connection, d: q.Dialect, f: DashboardFilters,
                  last_at=UtcDateTime, first_dose_at=UtcDateTime, birth_date=Date,
                  treatment=String)
     out = []
-    for r in conn.execute(stmt, f.params()):
-        start = r.first_resp_at.date()
+    for (course_id, first_resp_at, baseline, score_relapse_at, event_on, last_at, first_dose_at,
+         treatment, psychotherapy, antidepressant, birth_date, comorbid_anxiety
+         ) in conn.execute(stmt, f.params()).all():
+        start = first_resp_at.date()
         relapse: dt.date | None = None
-        if r.event_on is not None and (r.score_relapse_at is None or dt.datetime.combine(
-                r.event_on, dt.time()) <= r.score_relapse_at):
-            relapse = r.event_on
-        elif r.score_relapse_at is not None:
-            relapse = r.score_relapse_at.date()
-        end = relapse if relapse is not None else r.last_at.date()
-        out.append((int(r.course_id), SurvivalSubject(
+        if event_on is not None and (score_relapse_at is None or dt.datetime.combine(
+                event_on, dt.time()) <= score_relapse_at):
+            relapse = event_on
+        elif score_relapse_at is not None:
+            relapse = score_relapse_at.date()
+        end = relapse if relapse is not None else last_at.date()
+        out.append((int(course_id), SurvivalSubject(
             duration_days=float(max((end - start).days, 0)),
             relapsed=relapse is not None,
-            psychotherapy=bool(r.psychotherapy),
-            antidepressant=bool(r.antidepressant),
-            comorbid_anxiety=bool(r.comorbid_anxiety),
-            baseline_severity=float(r.baseline),
-            age_band=age_band(r.birth_date, r.first_dose_at.date()),
-            treatment=r.treatment,
+            psychotherapy=bool(psychotherapy),
+            antidepressant=bool(antidepressant),
+            comorbid_anxiety=bool(comorbid_anxiety),
+            baseline_severity=float(baseline),
+            age_band=age_band(birth_date, first_dose_at.date()),
+            treatment=treatment,
         )))
     return out
 

@@ -121,6 +121,7 @@ def relapse_sql(d: Dialect, where: str, instrument: str, event_kinds: Sequence[s
     event between the course start and the next course's start) and must fall on a day after
     the first response's day; the caller takes whichever relapse came first (an event on the
     same instant wins), as :func:`ketaclinic.clinical.outcomes.evaluate_course` does.
+    The caller unpacks the columns in this order.
     """
     kinds = ", ".join(_lit(k) for k in event_kinds) or "''"
     resp_day = d.day_of("b.first_response_at")

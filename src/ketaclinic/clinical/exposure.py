@@ -112,30 +112,6 @@ def _check_screen(
     return assess_screen(rule, doses[0].given_on, last, mg_since, as_of)
 
 
-def screen_due(
-    rule: ScreeningRule,
-    first_dose: date,
-    last_screen: date | None,
-    mg_since_last_screen: float,
-    as_of: date,
-) -> bool:
-    """True when :func:`assess_screen` would flag the screen as due (the same rule, without
-    building the explanation; the dashboard asks it for every patient).
-
-    Examples
-    --------
-    >>> from datetime import date
-    >>> rule = load_screening_rules()[0]
-    >>> screen_due(rule, date(2026, 1, 1), None, 0.0, date(2026, 1, 2))
-    False
-    >>> screen_due(rule, date(2026, 1, 1), None, 5000.0, date(2026, 1, 2))
-    True
-    """
-    since = first_dose if last_screen is None else last_screen
-    return ((as_of - since).days >= rule.interval_days.value
-            or mg_since_last_screen >= rule.exposure_mg_since_last.value)
-
-
 def assess_screen(
     rule: ScreeningRule,
     first_dose: date,

@@ -11,22 +11,24 @@ Where the work happens (see docs/outcomes.md, "Dashboard: what runs where"):
 * **SQL per request** (``dashboard_sql.py``; a fixed number of statements whatever the cohort
   size): GROUP BY over the summary joined to the filtered courses — response/remission counts
   per treatment × instrument × timepoint, the responders with their first relapse event and
-  Cox covariates, cumulative dose and last screens per patient, cards.
+  Cox covariates, cumulative dose per patient with its screening flags (the rule of
+  :func:`ketaclinic.clinical.exposure.assess_screen`, checked against
+  ``summarise_exposure`` by tests/integration/test_outcomes_exposure_sql.py), cards.
 * **Python, on aggregated rows**: Wilson intervals, the choice between event and score relapse
-  per responder, lifelines KM/Cox and the screening flags
-  (:func:`ketaclinic.clinical.exposure.screen_due`).
+  per responder, lifelines KM/Cox, the exposure median and buckets.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Date, Integer, String, bindparam, text
+from sqlalchemy import Connection, Date, Float, Integer, String, bindparam, text
 
 from ketaclinic.clinical.cohort import (
     OutcomeRow,
@@ -35,7 +37,7 @@ from ketaclinic.clinical.cohort import (
     proportion_ci,
     rate_per_100_sessions,
 )
-from ketaclinic.clinical.exposure import load_screening_rules, screen_due
+from ketaclinic.clinical.exposure import load_screening_rules
 from ketaclinic.clinical.outcomes import (
     DEFAULT_CRITERIA,
     OutcomeCriteria,
@@ -186,8 +188,10 @@ _PARAM_TYPES = {"date_from": Date(), "date_to": Date(), "treatment": String(),
                 "as_of": Date(), "rems_until": Date()}
 
 
-def _stmt(sql: str, params: Mapping[str, Any], **columns: Any):  # type: ignore[no-untyped-def]
-    t = text(sql).bindparams(*[bindparam(k, type_=_PARAM_TYPES[k]) for k in params])
+def _stmt(sql: str, params: Mapping[str, Any], types: Mapping[str, Any] | None = None,
+          **columns: Any):  # type: ignore[no-untyped-def]
+    known = {**_PARAM_TYPES, **(types or {})}
+    t = text(sql).bindparams(*[bindparam(k, type_=known[k]) for k in params])
     return t.columns(**columns) if columns else t
 
 
@@ -385,24 +389,27 @@ class DashboardService:
             cox = fit_cox_relapse(subjects)
         return km, cox, len(subjects)
 
-    # --- exposure (SQL aggregates, pure flags) ---------------------------------------------
+    # --- exposure (SQL aggregates and flags) -----------------------------------------------
     def _exposure(self, conn: Connection, d: q.Dialect, f: DashboardFilters,
                   today: dt.date) -> ExposureSummary:
         rules = load_screening_rules()
         kinds = [(r.kind, SCREEN_EVENT_KIND.get(r.kind, f"screen-{r.kind}")) for r in rules]
-        params = {**f.params(), "as_of": today}
-        cols: dict[str, Any] = {"first_dose": Date, "last_dose": Date}
-        cols.update({f"last_{k}": Date for k, _ in kinds})
-        stmt = _stmt(q.exposure_sql(d, f.where(), kinds), params, **cols)
+        params: dict[str, Any] = {**f.params(), "as_of": today}
+        types: dict[str, Any] = {}
+        for r in rules:  # assess_screen's "due": days since ≥ interval, or mg since ≥ trigger
+            params[f"cutoff_{r.kind}"] = today - dt.timedelta(
+                days=math.ceil(float(r.interval_days.value)))
+            params[f"mg_{r.kind}"] = float(r.exposure_mg_since_last.value)
+            types.update({f"cutoff_{r.kind}": Date(), f"mg_{r.kind}": Float()})
+        stmt = _stmt(q.exposure_sql(d, f.where(), kinds), params, types)
         totals: list[float] = []
         due = {r.kind: 0 for r in rules}
-        # columns: patient_id, total_mg, first_dose, then (last_k, mg_since_k) per rule;
-        # fetched at once (row-by-row fetching costs more than the statement on ~10^5 rows)
+        # columns: total_mg, then one due flag per rule; fetched at once (row-by-row fetching
+        # costs more than the statement on ~10^5 rows)
         for row in conn.execute(stmt, params).all():
-            totals.append(float(row[1] or 0))
-            for i, rule in enumerate(rules):
-                if screen_due(rule, row[2], row[3 + 2 * i], float(row[4 + 2 * i] or 0), today):
-                    due[rule.kind] += 1
+            totals.append(float(row[0] or 0))
+            for i, rule in enumerate(rules, 1):
+                due[rule.kind] += row[i]
         edges = ((0, 500), (500, 1000), (1000, 2000), (2000, float("inf")))
         buckets = tuple(
             (f"{lo:g}–{hi:g} mg" if hi != float("inf") else f"≥ {lo:g} mg",

@@ -183,10 +183,13 @@ SELECT
 
 
 def exposure_sql(d: Dialect, where: str, screen_kinds: Sequence[tuple[str, str]]) -> str:
-    """Cumulative mg per patient and, per screening rule, last screen and mg since it.
+    """Cumulative mg per patient (as float) and, per screening rule, whether it is due (1/0).
 
     ``screen_kinds`` are (rule kind, clinical_events.kind) pairs, e.g. ("urinary",
-    "screen-urinary"). Doses of the filtered courses up to ``:as_of`` are summed.
+    "screen-urinary"). Doses of the filtered courses up to ``:as_of`` are summed. A screen is
+    due, as in :func:`ketaclinic.clinical.exposure.assess_screen`, when the last screen (or,
+    without one, the first dose) lies on or before ``:cutoff_<kind>`` (``:as_of`` minus the
+    interval) or the mg given after it reach ``:mg_<kind>``.
 
     Most patients are answered from the per-course dose totals (``course_dose_summary``): when
     every dose lies on or before ``:as_of`` and each last screen is before the first dose (all
@@ -214,6 +217,11 @@ def exposure_sql(d: Dialect, where: str, screen_kinds: Sequence[tuple[str, str]]
     )
     out_cols = "".join(f", last_{k}, mg_since_{k}" for k, _ev in screen_kinds)
     group_cols = "".join(f", scr.last_{k}" for k, _ev in screen_kinds)
+    due_cols = "".join(
+        f",\n       CASE WHEN COALESCE(last_{k}, first_dose) <= :cutoff_{k} "
+        f"OR mg_since_{k} >= :mg_{k} THEN 1 ELSE 0 END"
+        for k, _ev in screen_kinds
+    )
     return f"""
 WITH scr AS (
   SELECT e.patient_id,
@@ -237,11 +245,15 @@ dose AS (
   FROM treatment_sessions s JOIN courses c ON c.id = s.course_id
   WHERE s.patient_id IN (SELECT pes.patient_id FROM pes WHERE pes.by_dose = 1)
     AND {DONE_SESSION} AND s.dose_mg IS NOT NULL AND {day} <= :as_of AND {where}
+),
+per AS (
+  SELECT patient_id, total_mg, first_dose{out_cols}
+  FROM pes WHERE by_dose = 0
+  UNION ALL
+  SELECT dose.patient_id, SUM(dose.dose_mg), MIN(dose.d){dose_cols}
+  FROM dose LEFT JOIN scr ON scr.patient_id = dose.patient_id
+  GROUP BY dose.patient_id{group_cols}
 )
-SELECT patient_id, total_mg, first_dose{out_cols}
-FROM pes WHERE by_dose = 0
-UNION ALL
-SELECT dose.patient_id, SUM(dose.dose_mg), MIN(dose.d){dose_cols}
-FROM dose LEFT JOIN scr ON scr.patient_id = dose.patient_id
-GROUP BY dose.patient_id{group_cols}
+SELECT CAST(total_mg AS DOUBLE PRECISION) AS total_mg{due_cols}
+FROM per
 """

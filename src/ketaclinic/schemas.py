@@ -1,4 +1,7 @@
-"""Input and output shapes shared by the web forms and the JSON API (*Create / *Update / *Public)."""
+"""Input and output shapes shared by the web forms and the JSON API.
+
+Named *Create / *Update / *Public.
+"""
 
 from __future__ import annotations
 

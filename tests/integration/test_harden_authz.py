@@ -10,7 +10,6 @@ a "denied" audit row naming the user, and no response to an analyst may carry an
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import uuid
 from collections.abc import Callable

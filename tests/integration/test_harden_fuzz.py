@@ -3,7 +3,8 @@
 Every operation of the OpenAPI schema (so endpoints added later are fuzzed too) gets positive
 and negative generated requests with the role's session cookie and CSRF header: no 5xx, invalid
 input always 4xx, status codes, content types and bodies match the schema. The CI run is short
-(KETACLINIC_FUZZ_EXAMPLES, default 8 per operation and role); `make fuzz` runs 100 (SQLite; set KETACLINIC_TEST_DATABASES for both).
+(KETACLINIC_FUZZ_EXAMPLES, default 8 per operation and role); `make fuzz` runs 100
+(SQLite; set KETACLINIC_TEST_DATABASES for both).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def _fuzz_operation(operation, mode, headers, cookies) -> str | None:
 def test_no_operation_fails_or_breaks_its_schema_for_the_role(role, app, services, client):
     _seed(services)
     headers, cookies = _auth(client, role)
-    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
+    # Generous: on a loaded CI machine the first schema build can take longer than the 10 s default.
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app, timeout=120)
     failures, fuzzed = [], 0
     for result in schema.get_all_operations():
         operation = result.ok()

@@ -56,7 +56,7 @@ def ode_reference(model_id, regimen, times):
         t_lo, t_hi = edges[s], max(edges[s + 1], edges[s])
         mask = (times >= t_lo) & (times < t_hi)
         sol = solve_ivp(
-            lambda t, y: a @ y + u,
+            lambda t, y, u=u: a @ y + u,
             (t_lo, t_hi),
             x,
             method="LSODA",

@@ -146,7 +146,9 @@ def demo(
                           progress=lambda n: bar.advance(task, n))
         console.print("\nDemo logins (synthetic data only):")
         for username, _name, role, password in DEMO_USERS:
-            console.print(f"  {role:<11} username [bold]{username}[/]  password [bold]{password}[/]")
+            console.print(
+                f"  {role:<11} username [bold]{username}[/]  password [bold]{password}[/]"
+            )
     finally:
         svc.close()
 

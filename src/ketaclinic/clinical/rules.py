@@ -9,11 +9,11 @@ disagree with it and an auditor can reconstruct it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Grade(str, Enum):
+class Grade(StrEnum):
     """Confidence grade of a clinical fact (see shared clinical README)."""
 
     CONFIRMED = "C"  # read in the primary source
@@ -21,7 +21,7 @@ class Grade(str, Enum):
     UNCONFIRMED = "U"  # default that a medical director must confirm
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     """How a finding affects the workflow."""
 
     OK = "ok"  # rule checked and passed

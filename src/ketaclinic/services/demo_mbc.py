@@ -113,6 +113,12 @@ class _Course:
         self.responder = rng.random() < P_RESPONSE[kind]
         self.tau_days = rng.uniform(2, 6) if kind == "iv" else rng.uniform(4, 9)
         self.floor = rng.uniform(0.12, 0.38) if self.responder else rng.uniform(0.65, 0.95)
+        # The rapid effect of the first dose: a dip within hours that fades over days unless
+        # the series builds on it (roughly half respond 24 h after one IV infusion; less with
+        # the first esketamine session). Synthetic, shaped after protocols.md section 10.
+        lo, hi = ((0.35, 0.8) if self.responder else (0.0, 0.55)) if kind == "iv" else (
+            (0.2, 0.6) if self.responder else (0.0, 0.35))
+        self.acute = rng.uniform(lo, hi)
         self.relapse_at = None
         if self.responder and rng.random() < P_RELAPSE[kind]:
             if kind == "iv":
@@ -126,6 +132,8 @@ class _Course:
             return 1.0
         t = (at - self.first).total_seconds() / 86400
         f = self.floor + (1 - self.floor) * math.exp(-t / self.tau_days)
+        if t >= 2 / 24:
+            f = min(f, 1 - self.acute * math.exp(-max(0.0, t - 1) / 3))
         if self.relapse_at is not None and at > self.relapse_at:
             back = min(1.0, (at - self.relapse_at).days / 6)
             f = f + (self.rng.uniform(0.75, 0.95) - f) * back
@@ -181,12 +189,14 @@ def _visit_times(rng: random.Random, doses: list, now: dt.datetime) -> list[tupl
     """Before the first dose (baseline), before each dose, then weekly self-report."""
     out = [(_as_dt(doses[0]) - dt.timedelta(days=rng.randint(1, 6), hours=1), "clinic")]
     out += [(_as_dt(d) - dt.timedelta(minutes=30), "clinic") for d in doses]
+    if rng.random() < 0.85:  # the next-day check-in by self-report link (the 24 h timepoint)
+        out.append((_as_dt(doses[0]) + dt.timedelta(hours=rng.randint(20, 30)), "self-report"))
     at = _as_dt(doses[-1]) + dt.timedelta(days=rng.randint(2, 5), hours=8)
     end = min(now, _as_dt(doses[-1]) + dt.timedelta(days=rng.randint(60, 150)))
     while at < end:
         out.append((at, "self-report"))
         at += dt.timedelta(days=rng.choice((5, 6, 7, 7)))
-    return [(t, src) for t, src in out if t < now]
+    return sorted((t, src) for t, src in out if t < now)
 
 
 def _assessment(rng: random.Random, course: Course, instrument: str, target: float,

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.errors import PermissionDenied
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     ADMIN = "admin"
     PRESCRIBER = "prescriber"
     NURSE = "nurse"
     ANALYST = "analyst"
 
 
-class Perm(str, Enum):
+class Perm(StrEnum):
     PATIENT_READ = "patient.read"
     PATIENT_WRITE = "patient.write"
     CLINICAL_WRITE = "clinical.write"  # sessions, vitals, assessments

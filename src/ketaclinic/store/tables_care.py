@@ -25,7 +25,8 @@ class Course(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     template_id: Mapped[str] = mapped_column(String(60))
     treatment: Mapped[str] = mapped_column(String(20))  # ketamine-iv | esketamine | ketamine-im…
-    status: Mapped[str] = mapped_column(String(20), default="active")  # planned|active|completed|stopped
+    # planned | active | completed | stopped
+    status: Mapped[str] = mapped_column(String(20), default="active")
     start_date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     ruleset_ref: Mapped[str] = mapped_column(String(80), default="")

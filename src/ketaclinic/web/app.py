@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 

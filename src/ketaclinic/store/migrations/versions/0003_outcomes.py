@@ -15,13 +15,19 @@ branch_labels = None
 depends_on = None
 
 INDEXES = (
-    ("ix_clinical_events_patient_kind_on", "clinical_events",
-     ["patient_id", "kind", "occurred_on"]),
+    (
+        "ix_clinical_events_patient_kind_on",
+        "clinical_events",
+        ["patient_id", "kind", "occurred_on"],
+    ),
     ("ix_courses_created_by", "courses", ["created_by"]),
     ("ix_courses_patient_start", "courses", ["patient_id", "start_date", "id"]),
     ("ix_patient_diagnoses_patient_code", "patient_diagnoses", ["patient_id", "code"]),
-    ("ix_treatment_sessions_course_dose", "treatment_sessions",
-     ["course_id", "dose_started_at", "phase", "status"]),
+    (
+        "ix_treatment_sessions_course_dose",
+        "treatment_sessions",
+        ["course_id", "dose_started_at", "phase", "status"],
+    ),
 )
 
 

@@ -10,8 +10,7 @@ Revises: 0003_chair, 0003_dosing, 0003_harden, 0003_mbc, 0003_outcomes
 from __future__ import annotations
 
 revision = "0004_merge"
-down_revision = ("0003_chair", "0003_dosing", "0003_harden", "0003_mbc",
-                 "0003_outcomes")
+down_revision = ("0003_chair", "0003_dosing", "0003_harden", "0003_mbc", "0003_outcomes")
 branch_labels = None
 depends_on = None
 

@@ -9,13 +9,13 @@ Where the work happens (see docs/outcomes.md, "Dashboard: what runs where"):
   target inside the window, ROW_NUMBER) with its response/remission flags, first response (MIN)
   and relapse by scores (LAG). ``ketaclinic outcomes rebuild-summary`` recomputes it all.
 * **SQL per request** (``dashboard_sql.py``; a fixed number of statements whatever the cohort
-  size): GROUP BY over the summary joined to the filtered courses — response/remission counts
-  per treatment × instrument × timepoint, the responders with their first relapse event and
-  Cox covariates, cumulative dose per patient with its screening flags (the rule of
+  size): GROUP BY over the summary rows of the filtered courses — response/remission counts
+  per treatment × instrument × timepoint, each responder's time to relapse or censoring
+  (event or score relapse, whichever came first) and Cox covariates, cumulative dose per patient with its screening flags (the rule of
   :func:`ketaclinic.clinical.exposure.assess_screen`, checked against
   ``summarise_exposure`` by tests/integration/test_outcomes_exposure_sql.py), cards.
-* **Python, on aggregated rows**: Wilson intervals, the choice between event and score relapse
-  per responder, lifelines KM/Cox, the exposure median and buckets.
+* **Python, on aggregated rows**: Wilson intervals, age bands, lifelines KM/Cox, the
+  exposure median and buckets.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ from ketaclinic.services.survival import (
     fit_cox_relapse,
     fit_kaplan_meier,
 )
-from ketaclinic.store.tables import UtcDateTime
 
 INSTRUMENTS = tuple(DEFAULT_CRITERIA)  # instruments with response/remission criteria
 KM_AT_DAYS = (0, 30, 60, 90, 180, 365)
@@ -431,33 +430,19 @@ def relapse_subjects(conn: Connection, d: q.Dialect, f: DashboardFilters,
     kinds = sorted(set(crit.relapse_events) | {k for k, v in EVENT_KIND_MAP.items()
                                                if v in crit.relapse_events})
     stmt = _stmt(q.relapse_sql(d, f.where(), crit.instrument, kinds), f.params(),
-                 course_id=Integer,
-                 first_resp_at=UtcDateTime, score_relapse_at=UtcDateTime, event_on=Date,
-                 last_at=UtcDateTime, first_dose_at=UtcDateTime, birth_date=Date,
-                 treatment=String)
-    out = []
-    for (course_id, first_resp_at, baseline, score_relapse_at, event_on, last_at, first_dose_at,
-         treatment, psychotherapy, antidepressant, birth_date, comorbid_anxiety
-         ) in conn.execute(stmt, f.params()).all():
-        start = first_resp_at.date()
-        relapse: dt.date | None = None
-        if event_on is not None and (score_relapse_at is None or dt.datetime.combine(
-                event_on, dt.time()) <= score_relapse_at):
-            relapse = event_on
-        elif score_relapse_at is not None:
-            relapse = score_relapse_at.date()
-        end = relapse if relapse is not None else last_at.date()
-        out.append((int(course_id), SurvivalSubject(
-            duration_days=float(max((end - start).days, 0)),
-            relapsed=relapse is not None,
-            psychotherapy=bool(psychotherapy),
-            antidepressant=bool(antidepressant),
-            comorbid_anxiety=bool(comorbid_anxiety),
-            baseline_severity=float(baseline),
-            age_band=age_band(birth_date, first_dose_at.date()),
-            treatment=treatment,
-        )))
-    return out
+                 first_dose_day=Date, birth_date=Date, treatment=String)
+    return [(int(course_id), SurvivalSubject(
+        duration_days=float(max(round(duration), 0)),
+        relapsed=bool(relapsed),
+        psychotherapy=bool(psychotherapy),
+        antidepressant=bool(antidepressant),
+        comorbid_anxiety=bool(comorbid_anxiety),
+        baseline_severity=float(baseline),
+        age_band=age_band(birth_date, first_dose_day),
+        treatment=treatment,
+    )) for (course_id, duration, relapsed, baseline, first_dose_day, birth_date, treatment,
+            psychotherapy, antidepressant, comorbid_anxiety
+            ) in conn.execute(stmt, f.params()).all()]
 
 
 def event_kind(kind: str) -> str:

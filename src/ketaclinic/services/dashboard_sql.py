@@ -113,15 +113,16 @@ GROUP BY c.treatment, c.instrument_id
 
 
 def relapse_sql(d: Dialect, where: str, instrument: str, event_kinds: Sequence[str]) -> str:
-    """One row per responder course on ``instrument``: first response, relapse by scores and
-    last score (from the summary), the first relapse event after the response day, baseline
-    and the Cox covariates.
+    """One row per responder course on ``instrument``: time from the first response to
+    relapse or censoring (calendar days), relapsed or not, baseline and the Cox covariates.
 
-    Relapse events link to a course like unlinked scores do (``course_id``, or the patient's
-    event between the course start and the next course's start) and must fall on a day after
-    the first response's day; the caller takes whichever relapse came first (an event on the
-    same instant wins), as :func:`ketaclinic.clinical.outcomes.evaluate_course` does.
-    The caller unpacks the columns in this order.
+    The first response, relapse by scores and the last score come from the summary. Relapse
+    events link to a course like unlinked scores do (``course_id``, or the patient's event
+    between the course start and the next course's start) and count from the day after the
+    first response's day. Whichever relapse comes first is taken, an event on the day of the
+    score relapse included (an event is dated midnight, as in
+    :func:`ketaclinic.clinical.outcomes.evaluate_course`); without one the course is censored
+    at its last score. The caller unpacks the columns in this order.
     """
     kinds = ", ".join(_lit(k) for k in event_kinds) or "''"
     resp_day = d.day_of("b.first_response_at")
@@ -139,23 +140,33 @@ WITH erel AS (
          OR (e.course_id IS NULL AND e.occurred_on >= c.start_date
              AND (ds.next_start IS NULL OR e.occurred_on < ds.next_start)))
   GROUP BY b.course_id
+),
+r AS (
+  SELECT b.course_id, b.baseline, {resp_day} AS resp_day,
+         {d.day_of("COALESCE(b.last_after_response_at, b.first_response_at)")} AS last_day,
+         CASE WHEN erel.event_on IS NOT NULL AND (b.score_relapse_at IS NULL
+                   OR erel.event_on <= {d.day_of("b.score_relapse_at")}) THEN erel.event_on
+              WHEN b.score_relapse_at IS NOT NULL THEN {d.day_of("b.score_relapse_at")}
+         END AS relapse_day,
+         {d.day_of("ds.first_dose_at")} AS first_dose_day, ds.patient_id,
+         c.treatment, c.psychotherapy, c.concurrent_antidepressant
+  FROM course_outcome_summary b
+  JOIN course_dose_summary ds ON ds.course_id = b.course_id
+  JOIN courses c ON c.id = b.course_id
+  LEFT JOIN erel ON erel.course_id = b.course_id
+  WHERE b.instrument_id = {inst} AND b.first_response_at IS NOT NULL AND {where}
 )
-SELECT b.course_id AS course_id, b.first_response_at AS first_resp_at, b.baseline AS baseline,
-       b.score_relapse_at AS score_relapse_at, erel.event_on AS event_on,
-       COALESCE(b.last_after_response_at, b.first_response_at) AS last_at,
-       ds.first_dose_at AS first_dose_at, c.treatment AS treatment,
-       c.psychotherapy AS psychotherapy, c.concurrent_antidepressant AS antidepressant,
-       p.birth_date AS birth_date,
+SELECT r.course_id AS course_id,
+       {d.days_between("COALESCE(r.relapse_day, r.last_day)", "r.resp_day")} AS duration_days,
+       CASE WHEN r.relapse_day IS NULL THEN 0 ELSE 1 END AS relapsed,
+       r.baseline AS baseline, r.first_dose_day AS first_dose_day, p.birth_date AS birth_date,
+       r.treatment AS treatment, r.psychotherapy AS psychotherapy,
+       r.concurrent_antidepressant AS antidepressant,
        CASE WHEN EXISTS (SELECT 1 FROM patient_diagnoses dx
-                         WHERE dx.patient_id = ds.patient_id AND dx.active = {d_true(d)}
+                         WHERE dx.patient_id = r.patient_id AND dx.active = {d_true(d)}
                            AND dx.code LIKE 'F41%') THEN 1 ELSE 0 END AS comorbid_anxiety
-FROM course_outcome_summary b
-JOIN course_dose_summary ds ON ds.course_id = b.course_id
-JOIN courses c ON c.id = b.course_id
-JOIN patients p ON p.id = ds.patient_id
-LEFT JOIN erel ON erel.course_id = b.course_id
-WHERE b.instrument_id = {inst} AND b.first_response_at IS NOT NULL AND {where}
-ORDER BY b.course_id
+FROM r JOIN patients p ON p.id = r.patient_id
+ORDER BY r.course_id
 """
 
 

@@ -131,7 +131,7 @@ def rebuild(conn: Connection | Session, at: dt.datetime | None = None) -> dict[s
             for t in reversed(sq.SUMMARY_TABLES)}
 
 
-def ensure_current(db: Database, at: dt.datetime) -> dict[str, int] | None:
+def ensure_current(db: Database, at: dt.datetime | None = None) -> dict[str, int] | None:
     """Rebuild when the stored fingerprint is stale (after ``migrate``); None when current."""
     with db.transaction() as s:
         if is_current(s):

@@ -83,6 +83,9 @@ class CourseOutcomeSummary(Base):
     __table_args__ = (
         Index("ix_course_outcome_summary_instrument_response", "instrument_id",
               "first_response_at"),
+        # the outcome table's course counts: a covering scan in GROUP BY order
+        Index("ix_course_outcome_summary_group", "treatment", "instrument_id", "start_date",
+              "created_by"),
     )
 
 
@@ -102,6 +105,12 @@ class CourseOutcomeTimepoint(Base):
     # 1/0 (integers, summed by the dashboard); responded is None when the baseline is 0
     responded: Mapped[int | None] = mapped_column(Integer, nullable=True)
     remitted: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        # the outcome table's counts: a covering scan in GROUP BY order (no sort, no table)
+        Index("ix_course_outcome_timepoints_group", "treatment", "instrument_id", "timepoint",
+              "responded", "remitted", "start_date", "created_by"),
+    )
 
 
 class OutcomeSummaryState(Base):

@@ -11,9 +11,10 @@ Where the work happens (see docs/outcomes.md, "Dashboard: what runs where"):
 * **SQL per request** (``dashboard_sql.py``; a fixed number of statements whatever the cohort
   size): GROUP BY over the summary rows of the filtered courses — response/remission counts
   per treatment × instrument × timepoint, each responder's time to relapse or censoring
-  (event or score relapse, whichever came first) and Cox covariates, cumulative dose per patient with its screening flags (the rule of
-  :func:`ketaclinic.clinical.exposure.assess_screen`, checked against
-  ``summarise_exposure`` by tests/integration/test_outcomes_exposure_sql.py), cards.
+  (event or score relapse, whichever came first) and Cox covariates, cumulative dose per
+  patient with its screening flags (the rule of
+  :func:`ketaclinic.clinical.exposure.assess_screen`, checked against ``summarise_exposure``
+  by tests/integration/test_outcomes_exposure_sql.py), cards.
 * **Python, on aggregated rows**: Wilson intervals, age bands, lifelines KM/Cox, the
   exposure median and buckets.
 """

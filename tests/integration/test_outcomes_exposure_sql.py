@@ -86,3 +86,13 @@ def test_exposure_figures_match_the_pure_core_on_random_cohorts(services):
     assert got.due == due
     assert 0 < due["urinary"] < len(expected)  # the cohort exercises both outcomes
     assert 0 < due["cognition"] < len(expected)
+
+
+def test_the_median_of_grouped_totals_is_the_median_of_the_totals():
+    from ketaclinic.services.dashboard import median_of_counts
+
+    rng = random.Random(2)
+    for _ in range(200):
+        values = [rng.choice([56.0, 84.0, 112.5, 28.0, 300.25]) for _ in range(rng.randint(1, 9))]
+        counts = sorted((v, values.count(v)) for v in set(values))
+        assert median_of_counts(counts) == statistics.median(values)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -402,27 +401,42 @@ class DashboardService:
             params[f"mg_{r.kind}"] = float(r.exposure_mg_since_last.value)
             types.update({f"cutoff_{r.kind}": Date(), f"mg_{r.kind}": Float()})
         stmt = _stmt(q.exposure_sql(d, f.where(), kinds), params, types)
-        totals: list[float] = []
         due = {r.kind: 0 for r in rules}
-        # columns: total_mg, then one due flag per rule; fetched at once (row-by-row fetching
-        # costs more than the statement on ~10^5 rows)
+        # columns: total_mg, patients with that total, then per rule how many are due
+        counts: list[tuple[float, int]] = []
         for row in conn.execute(stmt, params).all():
-            totals.append(float(row[0] or 0))
-            for i, rule in enumerate(rules, 1):
-                due[rule.kind] += row[i]
+            counts.append((float(row[0] or 0), int(row[1])))
+            for i, rule in enumerate(rules, 2):
+                due[rule.kind] += int(row[i] or 0)
+        counts.sort()
         edges = ((0, 500), (500, 1000), (1000, 2000), (2000, float("inf")))
         buckets = tuple(
             (f"{lo:g}–{hi:g} mg" if hi != float("inf") else f"≥ {lo:g} mg",
-             sum(1 for t in totals if lo <= t < hi))
+             sum(n for t, n in counts if lo <= t < hi))
             for lo, hi in edges
         )
+        patients = sum(n for _t, n in counts)
         return ExposureSummary(
-            patients=len(totals),
-            median_mg=statistics.median(totals) if totals else None,
-            max_mg=max(totals) if totals else None,
+            patients=patients,
+            median_mg=median_of_counts(counts) if counts else None,
+            max_mg=counts[-1][0] if counts else None,
             buckets=buckets, due=due, rule_titles={r.kind: r.title for r in rules},
             needs_confirmation=any(r.interval_days.needs_confirmation for r in rules),
         )
+
+
+def median_of_counts(counts: list[tuple[float, int]]) -> float:
+    """``statistics.median`` of the values ``counts`` lists as sorted (value, how many) pairs."""
+    n = sum(k for _v, k in counts)
+
+    def at(i: int) -> float:  # the i-th value (0-based) of the expanded, sorted list
+        for v, k in counts:
+            if i < k:
+                return v
+            i -= k
+        raise IndexError(i)
+
+    return at(n // 2) if n % 2 else (at(n // 2 - 1) + at(n // 2)) / 2
 
 
 def relapse_subjects(conn: Connection, d: q.Dialect, f: DashboardFilters,

@@ -194,7 +194,9 @@ SELECT
 
 
 def exposure_sql(d: Dialect, where: str, screen_kinds: Sequence[tuple[str, str]]) -> str:
-    """Cumulative mg per patient (as float) and, per screening rule, whether it is due (1/0).
+    """Patients by cumulative mg (as float): per distinct total, how many patients and, per
+    screening rule, how many of them are due (doses are standard amounts, so there are far
+    fewer distinct totals than patients).
 
     ``screen_kinds`` are (rule kind, clinical_events.kind) pairs, e.g. ("urinary",
     "screen-urinary"). Doses of the filtered courses up to ``:as_of`` are summed. A screen is
@@ -229,10 +231,11 @@ def exposure_sql(d: Dialect, where: str, screen_kinds: Sequence[tuple[str, str]]
     out_cols = "".join(f", last_{k}, mg_since_{k}" for k, _ev in screen_kinds)
     group_cols = "".join(f", scr.last_{k}" for k, _ev in screen_kinds)
     due_cols = "".join(
-        f",\n       CASE WHEN COALESCE(last_{k}, first_dose) <= :cutoff_{k} "
-        f"OR mg_since_{k} >= :mg_{k} THEN 1 ELSE 0 END"
+        f",\n         CASE WHEN COALESCE(last_{k}, first_dose) <= :cutoff_{k} "
+        f"OR mg_since_{k} >= :mg_{k} THEN 1 ELSE 0 END AS due_{k}"
         for k, _ev in screen_kinds
     )
+    due_sums = "".join(f", SUM(due_{k}) AS due_{k}" for k, _ev in screen_kinds)
     return f"""
 WITH scr AS (
   SELECT e.patient_id,
@@ -264,7 +267,11 @@ per AS (
   SELECT dose.patient_id, SUM(dose.dose_mg), MIN(dose.d){dose_cols}
   FROM dose LEFT JOIN scr ON scr.patient_id = dose.patient_id
   GROUP BY dose.patient_id{group_cols}
+),
+flags AS (
+  SELECT total_mg{due_cols}
+  FROM per
 )
-SELECT CAST(total_mg AS DOUBLE PRECISION) AS total_mg{due_cols}
-FROM per
+SELECT CAST(total_mg AS DOUBLE PRECISION) AS total_mg, COUNT(*) AS patients{due_sums}
+FROM flags GROUP BY total_mg
 """

@@ -13,8 +13,7 @@ import typer
 
 from ketaclinic.cli import app
 
-outcomes = typer.Typer(help="Outcome statistics: Wilson intervals, rates, Kaplan-Meier; the "
-                       "dashboard's outcome summary.",
+outcomes = typer.Typer(help="Outcome statistics (Wilson, rates, Kaplan-Meier); outcome summary.",
                        no_args_is_help=True)
 app.add_typer(outcomes, name="outcomes")
 

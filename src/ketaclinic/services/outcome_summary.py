@@ -6,16 +6,19 @@ the response and the score picked at every timepoint with its response/remission
 the dashboard used to recompute from every assessment on every request
 (SQL in :mod:`ketaclinic.services.outcome_summary_sql`).
 
-**Maintained on write, in the same transaction.** :func:`install` registers two session events
+**Maintained on write, in the same transaction.** :func:`install` registers session events
 on the database's session factory: ``after_flush`` notes which courses a flushed row can affect
 (an assessment on an instrument with outcome criteria: its course, or without ``course_id``
 every course of its patient; a treatment session: its course; a course: every course of its
 patient, since the next course's start links unlinked scores), and ``before_commit``
 recomputes exactly those courses (delete + three ``INSERT … SELECT``, a fixed number of
 statements per commit). Every write that goes through a unit of work — the services, the demo
-seeders, the tests' direct inserts — is covered. Writes that bypass the ORM session (bulk loads
-with raw SQL, a restore from elsewhere) must be followed by :func:`rebuild`
-(``ketaclinic outcomes rebuild-summary``).
+seeders, the tests' direct inserts — is covered; so are ORM bulk statements run through the
+session (``do_orm_execute``: the rows an UPDATE or DELETE touches are read first). Raw SQL run
+through the session that writes ``assessments``, ``treatment_sessions`` or ``courses`` cannot
+be attributed and marks the summary stale instead. Writes that bypass the session altogether
+(bulk loads on a bare connection, a restore from elsewhere) must be followed by
+:func:`rebuild` (``ketaclinic outcomes rebuild-summary``).
 
 **Rules fingerprint.** The stored values depend on the outcome criteria, the timepoint windows
 and the baseline look-back. :func:`fingerprint` hashes them; :func:`rebuild` stores it in
@@ -30,11 +33,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, event, inspect, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, TextClause, bindparam, event, inspect, select, text
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from ketaclinic.clinical.cohort import load_timepoints
 from ketaclinic.clinical.outcomes import DEFAULT_CRITERIA
@@ -144,13 +148,42 @@ def ensure_current(db: Database, at: dt.datetime | None = None) -> dict[str, int
 # ---------------------------------------------------------------------------------------------
 
 
+MODELS = (Assessment, TreatmentSession, Course)
+# raw SQL through the unit of work that writes a source table: it cannot be attributed to
+# courses, so it marks the summary stale (the dashboard then asks for a rebuild)
+_RAW_WRITE = re.compile(r"\b(insert\s+into|update|delete\s+from)\s+(assessments|"
+                        r"treatment_sessions|courses)\b", re.IGNORECASE)
+
+
+def _pending(session: Session) -> dict[str, Any]:
+    return session.info.setdefault(_INFO_KEY, {"courses": set(), "patients": set(),
+                                               "rows": {m: set() for m in MODELS},
+                                               "stale": False})
+
+
 def _old(obj: Any, attr: str) -> list[Any]:
     """The attribute's current value and, when it changed in this flush, its previous one."""
     hist = inspect(obj).attrs[attr].history
     return [v for v in [getattr(obj, attr), *hist.deleted] if v is not None]
 
 
-def _note(pending: dict[str, set[int]], obj: Any) -> None:
+def _note_values(pending: dict[str, Any], model: type, values: dict[str, Any]) -> None:
+    """Courses a row with these column values can affect (see the module docstring)."""
+    if model is Assessment:
+        if values.get("instrument_id") not in INSTRUMENTS:
+            return
+        if values.get("course_id") is not None:
+            pending["courses"].add(values["course_id"])
+        else:
+            pending["patients"].add(values.get("patient_id"))
+    elif model is TreatmentSession:
+        if values.get("course_id") is not None:
+            pending["courses"].add(values["course_id"])
+    elif model is Course:
+        pending["patients"].add(values.get("patient_id"))
+
+
+def _note(pending: dict[str, Any], obj: Any) -> None:
     if isinstance(obj, Assessment):
         if not INSTRUMENTS.intersection(_old(obj, "instrument_id")):
             return
@@ -164,8 +197,47 @@ def _note(pending: dict[str, set[int]], obj: Any) -> None:
         pending["patients"].update(_old(obj, "patient_id"))
 
 
+_COLUMNS = {Assessment: ("course_id", "patient_id", "instrument_id"),
+            TreatmentSession: ("course_id", "patient_id"), Course: ("patient_id",)}
+
+
+def _rows(session: Session, model: type, where: Any) -> list[dict[str, Any]]:
+    cols = [model.id, *[getattr(model, c) for c in _COLUMNS[model]]]  # type: ignore[attr-defined]
+    stmt = select(*cols) if where is None else select(*cols).where(where)
+    return [dict(r._mapping) for r in session.execute(stmt)]
+
+
+def _on_execute(state: ORMExecuteState) -> None:
+    """Statements run through the session rather than object changes: ORM bulk inserts,
+    updates and deletes are attributed to courses; raw SQL writing a source table marks the
+    summary stale."""
+    if state.is_select:
+        return
+    stmt = state.statement
+    if isinstance(stmt, TextClause):
+        if _RAW_WRITE.search(stmt.text):
+            _pending(state.session)["stale"] = True
+        return
+    mapper = state.bind_mapper
+    model = mapper.class_ if mapper is not None else None
+    if model not in MODELS or not (state.is_insert or state.is_update or state.is_delete):
+        return
+    pending = _pending(state.session)
+    if state.is_insert:
+        params = state.parameters
+        rows = params if isinstance(params, list | tuple) else [params or {}]
+        if not rows or not all("patient_id" in r for r in rows):
+            pending["stale"] = True  # values inline in the statement: not attributable
+        for r in rows:
+            _note_values(pending, model, dict(r))
+        return
+    for r in _rows(state.session, model, stmt.whereclause):  # before: the rows' old values
+        _note_values(pending, model, r)
+        pending["rows"][model].add(r["id"])  # after the update: their new values (at commit)
+
+
 def _after_flush(session: Session, _flush_context: Any) -> None:
-    pending = session.info.setdefault(_INFO_KEY, {"courses": set(), "patients": set()})
+    pending = _pending(session)
     for obj in [*session.new, *session.deleted]:
         _note(pending, obj)
     for obj in session.dirty:
@@ -176,15 +248,30 @@ def _after_flush(session: Session, _flush_context: Any) -> None:
 def _before_commit(session: Session) -> None:
     session.flush()
     pending = session.info.pop(_INFO_KEY, None)
-    if not pending or not (pending["courses"] or pending["patients"]):
+    if not pending:
         return
+    for model, ids in pending["rows"].items():
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), CHUNK):
+            for r in _rows(session, model, model.id.in_(ordered[start:start + CHUNK])):
+                _note_values(pending, model, r)
+    if pending["stale"]:
+        mark_stale(session)
     courses = set(pending["courses"])
-    patients = sorted(pending["patients"])
+    patients = sorted(p for p in pending["patients"] if p is not None)
     for start in range(0, len(patients), CHUNK):
         courses.update(session.execute(
             select(Course.id).where(Course.patient_id.in_(patients[start:start + CHUNK]))
         ).scalars())
-    refresh_courses(session, courses)
+    if courses:
+        refresh_courses(session, courses)
+
+
+def mark_stale(conn: Connection | Session) -> None:
+    """Record that the summary no longer follows the data (until the next rebuild)."""
+    conn.execute(text("DELETE FROM outcome_summary_state"))
+    conn.execute(text("INSERT INTO outcome_summary_state (id, fingerprint) "
+                      "VALUES (1, 'stale')"))
 
 
 def _forget(session: Session, *_args: Any) -> None:
@@ -197,5 +284,6 @@ def install(db: Database) -> None:
     if event.contains(factory, "before_commit", _before_commit):
         return
     event.listen(factory, "after_flush", _after_flush)
+    event.listen(factory, "do_orm_execute", _on_execute)
     event.listen(factory, "before_commit", _before_commit)
     event.listen(factory, "after_rollback", _forget)

@@ -74,6 +74,9 @@ def _chain(d: Dialect, criteria: Sequence[OutcomeCriteria], scoped: bool,
              f",\n         {d.hours_between('a.administered_at', 'fc.eoi_at')} AS h_eoi"
              if with_hours else "")
     inst = ", ".join(_lit(c.instrument) for c in criteria) or "''"
+    # Scoped, the unlinked scores are reached through the few patients' index entries; the unary
+    # plus keeps SQLite from scanning every unlinked assessment through the course_id index.
+    unlinked = "+a.course_id IS NULL" if scoped else "a.course_id IS NULL"
     lookback = d.date_minus_days("fc.start_date", BASELINE_LOOKBACK_DAYS)
     mg_day = d.day_of("s.dose_started_at")
     return f"""
@@ -119,7 +122,7 @@ ca AS (
   SELECT fc.course_id, fc.treatment, fc.start_date, fc.created_by, a.instrument_id,
          a.administered_at, a.total, fc.first_dose_at, fc.eoi_at{hours}
   FROM fc JOIN assessments a ON a.patient_id = fc.patient_id
-  WHERE a.course_id IS NULL AND a.total IS NOT NULL AND a.instrument_id IN ({inst})
+  WHERE {unlinked} AND a.total IS NOT NULL AND a.instrument_id IN ({inst})
     AND a.administered_at >= {lookback}
     AND (fc.next_start IS NULL OR a.administered_at < fc.next_start)
 ),

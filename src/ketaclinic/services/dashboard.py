@@ -306,9 +306,9 @@ class DashboardService:
             if dialect.name == "postgresql":
                 # Aggregates over ~10^5 summary rows: JIT compilation costs more than it
                 # saves, and the default work_mem makes the hash aggregates spill to disk.
-                # SET LOCAL ends with this read-only transaction.
-                conn.execute(text("SET LOCAL jit = off"))
-                conn.execute(text("SET LOCAL work_mem = '64MB'"))
+                # Both are local to this read-only transaction (SET LOCAL, in one statement).
+                conn.execute(text("SELECT set_config('jit', 'off', true), "
+                                  "set_config('work_mem', '64MB', true)"))
             dash = self._compute(conn, dialect, filters, today)
         with self.ctx.db.transaction() as s:
             self.ctx.audit.record(s, actor, "dashboard.view", at=self.ctx.clock(),

@@ -6,14 +6,20 @@ Data set: 50,000 patients (one course each), 300,000 sessions (6 doses per cours
 bulk inserts (sqlite3 executemany; COPY on PostgreSQL) behind a rich progress bar and cached in
 ``bench-data/`` (SQLite file / PostgreSQL database named after DATA_VERSION) between runs.
 
+The bulk load bypasses the services, so the outcome summary the dashboard reads
+(services/outcome_summary.py) is rebuilt when it is not current (timed and printed).
+
 Timed in the same run:
 * the dashboard (``OutcomesService.dashboard``, unfiltered and with filters), best of 3;
-* a naive per-course reference that issues one query per course for its sessions and one for
-  its scores and evaluates in Python — run on a random sample of SAMPLE courses and scaled
-  linearly to the whole cohort (stated in the output).
+* a naive per-course reference that issues queries per course (its sessions, the patient's
+  scores, events and courses) and evaluates each course with the pure core
+  (``evaluate_course``, ``select_assessment_in_window``) — run on a random sample of SAMPLE
+  courses and scaled linearly to the whole cohort (stated in the output).
 
-Prints the ratio and the absolute dashboard time against the 2 s target (printed, never
-asserted). PostgreSQL runs when reachable at KETACLINIC_BENCH_POSTGRES_URL (default the local
+Prints the ratio, the load average and the absolute dashboard time against the 2 s target
+(printed, never asserted). Agreement: the sampled courses' timepoint outcomes and relapse
+subjects from the naive reference must equal those in the summary the dashboard aggregates
+(printed; the run exits non-zero otherwise). PostgreSQL runs when reachable at KETACLINIC_BENCH_POSTGRES_URL (default the local
 ``test`` server); the benchmark creates and keeps a dedicated database there
 (KETACLINIC_BENCH_PG_DATABASE overrides its name, e.g. for a copy made with
 ``CREATE DATABASE x TEMPLATE ketaclinic_bench_v1`` when a branch adds migrations).

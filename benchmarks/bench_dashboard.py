@@ -19,8 +19,10 @@ Timed in the same run:
 Prints the ratio, the load average and the absolute dashboard time against the 2 s target
 (printed, never asserted). Agreement: the sampled courses' timepoint outcomes and relapse
 subjects from the naive reference must equal those in the summary the dashboard aggregates
-(printed; the run exits non-zero otherwise). PostgreSQL runs when reachable at KETACLINIC_BENCH_POSTGRES_URL (default the local
-``test`` server); the benchmark creates and keeps a dedicated database there
+(printed; the run exits non-zero otherwise).
+
+PostgreSQL runs when reachable at KETACLINIC_BENCH_POSTGRES_URL (default the local ``test``
+server); the benchmark creates and keeps a dedicated database there
 (KETACLINIC_BENCH_PG_DATABASE overrides its name, e.g. for a copy made with
 ``CREATE DATABASE x TEMPLATE ketaclinic_bench_v1`` when a branch adds migrations).
 

@@ -10,6 +10,7 @@ import zipfile
 import pytest
 from kcbrowser import TABLET, log_in
 from kcoutcomes import build_hand_cohort
+
 from ketaclinic.services import outcome_summary
 from ketaclinic.store.db import Database, make_engine
 

@@ -312,3 +312,43 @@ def test_the_rebuild_command_repairs_a_summary_that_a_bulk_load_bypassed(service
     with services.db.transaction() as s:
         actions = list(s.execute(select(AuditEvent.action)).scalars())
     assert "outcome_summary.rebuild" in actions
+
+
+def test_two_writers_to_one_course_at_once_leave_a_consistent_summary(services):
+    """The first writer's refresh holds the course; the second waits and then recomputes with
+    the first writer's score committed (PostgreSQL locks the course rows; SQLite serialises
+    writers)."""
+    import threading
+
+    with services.db.transaction() as s:
+        ids = build_hand_cohort(s)
+    with services.db.transaction() as s:
+        course_id = s.execute(select(Course.id).where(Course.patient_id == ids["A"])).scalar()
+
+    def score(s, day: int, total: int) -> None:  # type: ignore[no-untyped-def]
+        s.add(Assessment(patient_id=ids["A"], course_id=course_id, instrument_id="phq9",
+                         total=Decimal(total), administered_at=T0 + dt.timedelta(days=day),
+                         created_at=T0))
+
+    first = services.db.session_factory()
+    score(first, 60, 19)
+    first.flush()
+    outcome_summary.refresh_courses(first, [course_id])  # holds the course until commit
+    errors: list[BaseException] = []
+
+    def second_writer() -> None:
+        try:
+            with services.db.transaction() as s:
+                score(s, 67, 20)  # with day 60: two relapse-level scores 7 days apart
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    thread.join(timeout=1.0)  # it cannot finish while the first writer holds the course
+    first.commit()
+    first.close()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and errors == []
+    maintained, rebuilt = maintained_and_rebuilt(services)
+    assert maintained == rebuilt

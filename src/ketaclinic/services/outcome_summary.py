@@ -102,10 +102,11 @@ def refresh_courses(session: Session, course_ids: Iterable[int]) -> int:
         chunk = ids[start:start + CHUNK]
         if dialect == "postgresql":
             # Serialise concurrent refreshes of the same course (READ COMMITTED): the second
-            # waits here and then recomputes from the committed rows of the first.
+            # waits here and then recomputes from the committed rows of the first. NO KEY
+            # UPDATE: writers that only reference the course (foreign keys) are not blocked.
             session.execute(text("SELECT id FROM courses WHERE id IN :ids ORDER BY id "
-                                 "FOR UPDATE").bindparams(bindparam("ids", expanding=True)),
-                            {"ids": chunk})
+                                 "FOR NO KEY UPDATE").bindparams(
+                bindparam("ids", expanding=True)), {"ids": chunk})
         for table in sq.SUMMARY_TABLES:
             session.execute(text(f"DELETE FROM {table} WHERE course_id IN :ids").bindparams(
                 bindparam("ids", expanding=True)), {"ids": chunk})

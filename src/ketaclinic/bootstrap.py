@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ketaclinic.config import Settings
 from ketaclinic.services import outcome_summary
+from ketaclinic.services.accounts import AccountService
 from ketaclinic.services.audit import AuditLog, AuditTrail
 from ketaclinic.services.auth import AuthService
 from ketaclinic.services.chair import ChairServices, build_chair_services
@@ -38,6 +39,7 @@ class Services:
     chair: ChairServices
     pk: PkService
     outcomes: OutcomesService
+    accounts: AccountService
 
     @property
     def db(self) -> Database:
@@ -66,7 +68,7 @@ def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
             "; ".join(problems) + " (set KETACLINIC_ALLOW_WEAK_DURABILITY=true to start anyway)"
         )
     if upgrade:
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, secret_key=settings.secret_key.get_secret_value())
     return Database(engine)
 
 
@@ -89,4 +91,5 @@ def build_services(
     return Services(ctx=ctx, auth=auth, patients=PatientService(ctx),
                     audit_log=AuditLog(ctx), dosing=DosingService(ctx),
                     mbc=MeasurementCare.build(ctx), chair=build_chair_services(ctx, auth),
-                    pk=PkService(ctx), outcomes=OutcomesService(ctx))
+                    pk=PkService(ctx), outcomes=OutcomesService(ctx),
+                    accounts=AccountService(ctx, auth))

@@ -8,11 +8,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me-not-a-secret"
+
+
+def zone_for(name: str) -> ZoneInfo:
+    """The IANA time zone called ``name``, or ValueError with a one-line reason."""
+    try:
+        if not name or name != name.strip():
+            raise ValueError(name)
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as "
+                         "America/New_York, Europe/Berlin or UTC") from None
 
 
 class SettingsError(RuntimeError):
@@ -65,7 +77,16 @@ class Settings(BaseSettings):
         description="Roles that must enrol in two-factor login (TOTP) before anything else; "
         "enforced when env is production (comma-separated; empty turns it off)",
     )
+    temporary_password_hours: int = Field(
+        72, ge=1, le=24 * 14,
+        description="Hours a temporary password set by an administrator's reset stays valid "
+        "(the user must replace it at the first login)",
+    )
     clinic_name: str = Field("ketaclinic demo clinic", description="Shown in page headers")
+    clinic_timezone: str = Field(
+        "UTC", description="IANA time zone of the clinic (e.g. America/New_York): pages, forms, "
+        "PDFs and 'today'/'this week' use it; stored times and the JSON API stay UTC"
+    )
     public_base_url: str = Field(
         "", description="Base URL patients use to reach self-report links (e.g. "
         "https://clinic.example.org); empty means http://HOST:PORT"
@@ -95,6 +116,12 @@ class Settings(BaseSettings):
     smtp_from: str = Field("", description="Sender address of e-mailed links")
     smtp_starttls: bool = Field(True, description="Use STARTTLS with the SMTP server")
 
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        zone_for(value)  # ValueError with a one-line reason for an unknown name
+        return value
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -118,9 +145,20 @@ class Settings(BaseSettings):
         if self.env == "production" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
             raise SettingsError(
                 "KETACLINIC_SECRET_KEY is a placeholder or shorter than 32 characters; set a "
-                "random secret (e.g. `python -c 'import secrets;print(secrets.token_urlsafe(48))'`) "
+                "random secret (e.g. "
+                "`python -c 'import secrets;print(secrets.token_urlsafe(48))'`) "
                 "or run with KETACLINIC_ENV=dev for a demo"
             )
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line per bad setting, named by its variable: "KETACLINIC_PORT: Input should be …"."""
+    parts = []
+    for err in exc.errors():
+        name = "KETACLINIC_" + "_".join(str(p) for p in err.get("loc", ())).upper()
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{name}: {msg}")
+    return "; ".join(parts)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

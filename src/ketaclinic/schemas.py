@@ -83,6 +83,15 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 UtcTimestamp = Annotated[dt.datetime, AfterValidator(_as_utc)]
 
 
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+# For input models: an instant sent with its offset ("2026-11-02T09:00-05:00" or "...Z"); one
+# without an offset is UTC. Services get naive UTC, the storage convention.
+Instant = Annotated[dt.datetime, AfterValidator(_naive_utc)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=5000)
 
@@ -138,7 +147,8 @@ class UserCreate(_Strict):
     username: str = Field(min_length=2, max_length=63)
     full_name: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "prescriber", "nurse", "analyst"]
-    password: str = Field(min_length=10, max_length=256)
+    password: str = Field(min_length=12, max_length=128,
+                          description="12–128 characters, not a common password")
 
 
 class LoginRequest(_Strict):
@@ -147,6 +157,27 @@ class LoginRequest(_Strict):
     totp_code: str | None = Field(
         None, pattern=r"^[0-9]{6}$",
         description="The 6-digit authenticator code, for accounts with two-factor login")
+    recovery_code: str | None = Field(
+        None, min_length=16, max_length=40, pattern=r"^[0-9A-Za-z -]+$",
+        description="A one-time recovery code in place of totp_code (lost phone)")
+
+
+class PasswordChange(_Strict):
+    current_password: str = Field(min_length=1, max_length=256,
+                                  description="The current (or temporary) password")
+    new_password: str = Field(min_length=12, max_length=128,
+                              description="12–128 characters, not a common password")
+
+
+class Reauthentication(_Strict):
+    password: str = Field(min_length=1, max_length=256, description="The current password")
+
+
+class PasswordResetCreate(_Strict):
+    temporary_password: str | None = Field(
+        None, min_length=12, max_length=128,
+        description="The temporary password to set; omit it to have one generated (returned "
+        "once)")
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from ketaclinic.schemas import Line, Notes, _line, _Strict
+from ketaclinic.schemas import Instant, Line, Notes, _line, _Strict
 
 Reason = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_line)]
 Short = Annotated[str, Field(max_length=120), AfterValidator(_line)]
@@ -49,7 +49,7 @@ class ChairCreate(_Strict):
 class BookingCreate(_Strict):
     version: Version
     chair_id: int
-    start: dt.datetime
+    start: Instant
     minutes: Annotated[int, Field(ge=15, le=600)] | None = None
     override_reason: Line = ""
 
@@ -57,7 +57,7 @@ class BookingCreate(_Strict):
 class BookingChange(_Strict):
     version: Version
     chair_id: int | None = None
-    start: dt.datetime
+    start: Instant
     reason_code: Annotated[str, Field(max_length=40)]
     reason: Reason
     override_reason: Line = ""
@@ -74,10 +74,10 @@ class PrecheckCreate(_Strict):
     consent_on_file: bool = False
     rems_enrolled: bool = False
     screening_valid: bool = False
-    last_food_at: dt.datetime | None = None
-    last_liquid_at: dt.datetime | None = None
+    last_food_at: Instant | None = None
+    last_liquid_at: Instant | None = None
     uses_nasal_steroid_or_decongestant: bool = False
-    nasal_steroid_or_decongestant_at: dt.datetime | None = None
+    nasal_steroid_or_decongestant_at: Instant | None = None
     ride_home_arranged: bool = False
     pregnancy_test_relevant: bool = False
     pregnancy_test_negative_on: dt.date | None = None
@@ -85,7 +85,7 @@ class PrecheckCreate(_Strict):
 
 
 class VitalsCreate(_Strict):
-    taken_at: dt.datetime | None = None
+    taken_at: Instant | None = None
     sbp_mmhg: Vital | None = None
     dbp_mmhg: Vital | None = None
     hr_bpm: Vital | None = None
@@ -105,9 +105,9 @@ class DoseCreate(_Strict):
     version: Version
     dose_mg: Mg
     lot: Lot
-    started_at: dt.datetime
-    ended_at: dt.datetime | None = None
-    device_times: list[dt.datetime] = Field(default_factory=list, max_length=6)
+    started_at: Instant
+    ended_at: Instant | None = None
+    device_times: list[Instant] = Field(default_factory=list, max_length=6)
     dose_order_id: int | None = None
     override_reason: Line = ""
 
@@ -119,13 +119,13 @@ class AlertAction(_Strict):
 class RatingCreate(_Strict):
     instrument: Instrument
     answers: list[int | None] = Field(min_length=1, max_length=40)
-    administered_at: dt.datetime | None = None
+    administered_at: Instant | None = None
 
 
 class AdverseEventCreate(_Strict):
     code: Annotated[str, Field(min_length=1, max_length=40)]
     severity: Annotated[str, Field(min_length=1, max_length=20)]
-    onset_at: dt.datetime | None = None
+    onset_at: Instant | None = None
     action_taken: Line = ""
     description: Line = ""
 
@@ -135,7 +135,7 @@ class DischargeCreate(_Strict):
     dissociation_resolved: bool = False
     respiratory_depression_resolved: bool = False
     responsible_adult_present: bool = False
-    ready_at: dt.datetime | None = None
+    ready_at: Instant | None = None
     override_reason: Line = ""
 
 

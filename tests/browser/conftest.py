@@ -42,12 +42,24 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    folder = tmp_path_factory.mktemp(f"live-{backend}")
+    yield from serve(backend, tmp_path_factory.mktemp(f"live-{backend}"))
+
+
+@pytest.fixture(scope="session")
+def live_server_new_york(backend: str,
+                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A second server whose clinic is in New York (KETACLINIC_CLINIC_TIMEZONE)."""
+    yield from serve(backend, tmp_path_factory.mktemp(f"live-ny-{backend}"),
+                     KETACLINIC_CLINIC_TIMEZONE="America/New_York")
+
+
+def serve(backend: str, folder: Path, **settings: str) -> Iterator[LiveServer]:
+    """Initialise a fresh database with the live users and serve it until the generator ends."""
     url, handle = fresh_database_url(backend, folder)
     port = _free_port()
     env = {**os.environ, "KETACLINIC_ENV": "test", "KETACLINIC_DATABASE_URL": url,
            "KETACLINIC_SECRET_KEY": TEST_SECRET, "KETACLINIC_DATA_DIR": str(folder),
-           "KETACLINIC_PORT": str(port)}
+           "KETACLINIC_PORT": str(port), **settings}
     admin = LIVE_USERS["admin"]
     _cli(env, "init", "--admin-username", admin[0], "--admin-name", admin[1],
          "--admin-password", admin[3])

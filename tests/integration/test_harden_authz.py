@@ -86,6 +86,15 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/users": Rule(only({"admin"}, 201), _user_body),
     "GET /api/audit": Rule(only({"admin"}, 200)),
     "GET /api/audit/verify": Rule(only({"admin"}, 200)),
+    # Account lifecycle. The bodies carry a wrong password, so nothing changes for anyone (a
+    # wrong current password is 422 and counts towards the login throttle: one per role here).
+    # The admin cells target user 1, the admin itself, which an admin may not reset: 422.
+    "POST /api/me/password": Rule(only(ANY_USER, 422), lambda c, p: {
+        "current_password": "not-the-current-password", "new_password": "a-long-new-password-9"}),
+    "POST /api/me/recovery-codes": Rule(only(ANY_USER, 422),
+                                        lambda c, p: {"password": "not-the-password"}),
+    "POST /api/users/{user_id}/reset-password": Rule(only({"admin"}, 422), lambda c, p: {}),
+    "POST /api/users/{user_id}/reset-two-factor": Rule(only({"admin"}, 422)),
     # A patient's self-report link needs no login: the link token is the credential. With a
     # made-up token every caller, logged in or not, gets 410 and learns nothing.
     "GET /api/self-report/{token}": Rule({r: 410 for r in ROLES}),
@@ -200,6 +209,7 @@ def world(app, services, users):  # type: ignore[no-untyped-def]
     """One logged-in client per role, an own patient per clinical role and another patient."""
     clients: dict[str, tuple[TestClient, dict[str, str]]] = {}
     own: dict[str, int] = {}
+    assert users["admin"].id == 1  # path ids other than patient_id are filled with 1
     for role in ROLES:
         c = TestClient(app, raise_server_exceptions=False)
         headers: dict[str, str] = {}

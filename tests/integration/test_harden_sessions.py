@@ -48,6 +48,9 @@ def test_every_api_state_change_without_the_csrf_token_is_refused_and_changes_no
     problems = []
     operations = [op for op in state_changing_operations(c.app) if op not in NO_SESSION]
     assert ("POST", "/api/patients") in operations
+    assert {("POST", "/api/me/password"), ("POST", "/api/me/recovery-codes"),
+            ("POST", "/api/users/{user_id}/reset-password"),
+            ("POST", "/api/users/{user_id}/reset-two-factor")} <= set(operations)
     for method, path in operations:
         url = fill_path(path, pid)
         for headers in ({}, {"X-CSRF-Token": "forged-" + csrf[:10]}):
@@ -67,6 +70,9 @@ def test_every_form_post_without_the_csrf_token_is_refused_and_changes_nothing(
     before = table_digests(services.db.engine)
     routes = [p for p in form_post_routes(c.app) if ("POST", p) not in NO_SESSION]
     assert "/patients/new" in routes and "/logout" in routes
+    assert {"/account/password", "/account/recovery-codes", "/account/totp",
+            "/admin/users/{user_id}/reset-password",
+            "/admin/users/{user_id}/reset-two-factor"} <= set(routes)
     problems = []
     for path in routes:
         url = fill_path(path, pid)

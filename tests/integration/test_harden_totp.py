@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from kctest import USERS, csrf_from, make_settings
+from kctotp import code_at, enrol_via_page
 from sqlalchemy import select
 
 from ketaclinic.bootstrap import build_services
 from ketaclinic.services.auth import match_totp_step
 from ketaclinic.store.tables import AuditEvent, User
-
-
-def code_at(secret: str, when: dt.datetime) -> str:
-    return pyotp.TOTP(secret).at(int(when.replace(tzinfo=dt.UTC).timestamp()))
-
-
-def enrol_via_page(c: TestClient, clock) -> str:  # type: ignore[no-untyped-def]
-    page = c.get("/account/totp")
-    assert page.status_code == 200
-    uri = re.search(r'otpauth://totp/[^<"]+', page.text).group(0)
-    secret = re.search(r'class="totp-secret">([A-Z2-7 ]+)<', page.text).group(1).replace(" ", "")
-    assert f"secret={secret}" in uri.replace("&amp;", "&")
-    r = c.post("/account/totp", data={"csrf_token": csrf_from(page.text),
-                                      "code": code_at(secret, clock.now)},
-               follow_redirects=False)
-    assert r.status_code == 303, r.text
-    return secret
 
 
 def api_login(c: TestClient, role: str, code: str | None = None):  # type: ignore[no-untyped-def]
@@ -47,7 +30,10 @@ def test_enrolment_shows_a_secret_and_uri_and_turns_on_after_a_valid_code(login,
     assert "Two-factor login is on" in c.get("/account/totp").text
     with services.db.transaction() as s:
         user = s.execute(select(User).where(User.username == "prescriber")).scalar_one()
-        assert user.totp_secret == secret and user.totp_pending_secret is None
+        assert user.totp_secret.startswith("v1.") and secret not in user.totp_secret
+        assert services.auth.box.decrypt(user.totp_secret, f"users.totp_secret|{user.id}") == (
+            secret)
+        assert user.totp_pending_secret is None
         assert [e.action for e in s.execute(select(AuditEvent)).scalars()][-1] == "totp.enrol"
 
 

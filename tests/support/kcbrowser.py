@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import uuid
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips with the reason
+    expect = None
 
 CHROMIUM = os.environ.get("KETACLINIC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -24,3 +30,104 @@ def log_in(page, role: str) -> None:  # type: ignore[no-untyped-def]
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_load_state()
+
+
+# --- steps of the chair pages (shared by the chair browser tests) -------------------------
+def field(page, label: str):  # type: ignore[no-untyped-def]
+    return page.get_by_label(label, exact=True)
+
+
+def new_tag() -> str:
+    return uuid.uuid4().hex[:6].upper()
+
+
+def log_out(page) -> None:  # type: ignore[no-untyped-def]
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_load_state()
+
+
+def add_chair(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    log_in(page, "admin")
+    page.goto("/admin/chairs")
+    field(page, "Name").fill(name)
+    page.locator("#chair-hours").fill("0-6 00:00-23:59")
+    page.get_by_role("button", name="Add chair").click()
+    expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
+    log_out(page)
+
+
+def receive_stock(page, drug: str, lot: str, containers: str, ml: str, conc: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/ledger")
+    page.locator("#r-drug").fill(drug)
+    page.locator("#r-lot").fill(lot)
+    page.locator("#r-exp").fill("2030-01-31")
+    page.locator("#r-cont").fill(containers)
+    page.locator("#r-vol").fill(ml)
+    page.locator("#r-conc").fill(conc)
+    page.locator("#r-sup").fill("Demo Wholesale")
+    page.locator("#r-addr").fill("1 Supply Way")
+    page.locator("#r-dea").fill("AB1234563")
+    page.get_by_role("button", name="Record receipt").click()
+    expect(page.get_by_role("link", name=lot)).to_be_visible()
+
+
+def patient_with_course(page, template_label: str, sex: str = "male") -> str:  # type: ignore[no-untyped-def]
+    """Register a patient (nurse), create a course (prescriber); returns the session URL."""
+    family = "Chair" + new_tag().capitalize()
+    log_in(page, "nurse")
+    page.goto("/patients/new")
+    field(page, "MRN").fill("CH-" + new_tag())
+    field(page, "Family name").fill(family)
+    field(page, "Given name").fill("Robin")
+    field(page, "Date of birth").fill("1975-03-14")
+    field(page, "Sex").select_option(sex)
+    field(page, 'Weight (kilograms only, e.g. "82 kg")').fill("80 kg")
+    page.get_by_role("button", name="Register").click()
+    patient_url = page.url
+    log_out(page)
+    log_in(page, "prescriber")
+    page.goto(patient_url)
+    field(page, "Course template").select_option(label=template_label)
+    page.get_by_role("button", name="Create course").click()
+    expect(page.locator("#course-status")).to_have_text("active")
+    page.get_by_role("link", name="Session 1", exact=True).click()
+    session_url = page.url
+    log_out(page)
+    return session_url
+
+
+def submit(page, section: str, button: str, expect_status: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    page.locator(f"#{section}").get_by_role("button", name=button).click()
+    if expect_status:
+        expect(page.locator("#session-status")).to_have_text(expect_status)
+
+
+def book_and_check_in(page, session_url: str, chair: str,  # type: ignore[no-untyped-def]
+                      start_time: str = "00:30", day: str = "") -> None:
+    """Book at ``start_time`` (on ``day``, else the planned date) and check in."""
+    log_in(page, "nurse")
+    page.goto(session_url)
+    value = page.locator("#b-chair option", has_text=chair).get_attribute("value")
+    field(page, "Chair").select_option(value)
+    if day:
+        field(page, "Date").fill(day)
+    field(page, "Start time").fill(start_time)
+    submit(page, "booking", "Book", "booked")
+    field(page, "Signed consent on file").check()
+    if field(page, "Enrolled in the Spravato REMS").count():
+        field(page, "Enrolled in the Spravato REMS").check()
+    field(page, "Screening still valid").check()
+    field(page, "Ride home arranged").check()
+    field(page, "Override reason (for warnings)").fill("fasting confirmed, times unknown")
+    submit(page, "checkin", "Record check-in", "checked-in")
+
+
+def record_vitals(page, sbp: str, dbp: str) -> None:  # type: ignore[no-untyped-def]
+    rows = page.locator("#vitals-table tbody tr").count()
+    field(page, "Systolic (mmHg)").fill(sbp)
+    field(page, "Diastolic (mmHg)").fill(dbp)
+    field(page, "Heart rate (/min)").fill("78")
+    field(page, "SpO2 (%)").fill("98")
+    field(page, "Resp. rate (/min)").fill("14")
+    submit(page, "vitals", "Record vitals")
+    expect(page.locator("#vitals-table tbody tr")).to_have_count(rows + 1)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 
 def api_routers() -> list[APIRouter]:
-    from ketaclinic.api import chair, dosing, mbc, outcomes, pk, routes
+    from ketaclinic.api import accounts, chair, dosing, mbc, outcomes, pk, routes
 
-    return [routes.router, dosing.router, mbc.router, chair.router, pk.router, outcomes.router]
+    return [routes.router, dosing.router, mbc.router, chair.router, pk.router, outcomes.router,
+            accounts.router]

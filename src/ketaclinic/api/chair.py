@@ -1,5 +1,10 @@
 """JSON API of the chair area: courses, sessions (vitals with Idempotency-Key), REMS, ledger.
 
+Times are UTC instants in ISO 8601: responses carry the offset ("2026-11-02T14:00:00Z"),
+requests may give any offset ("2026-11-02T09:00:00-05:00"); a request time without one is UTC.
+The clinic's time zone (KETACLINIC_CLINIC_TIMEZONE) changes only the pages, PDFs and iCalendar.
+Dates (``planned_date``, ``due_on``) are the clinic's calendar days.
+
 The ledger is append-only: entries can be read and appended (POST) but there is no PUT, PATCH
 or DELETE route; a correction is POSTed as a new entry that refers to the old one.
 """
@@ -7,10 +12,11 @@ or DELETE route; a correction is POSTed as a new entry that refers to the old on
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.encoders import jsonable_encoder
+from fastapi.encoders import jsonable_encoder as _encode
 
 from ketaclinic.clinical.rules import Finding
 from ketaclinic.schemas_chair import (
@@ -43,7 +49,17 @@ Key = Annotated[str | None, Header(max_length=100)]
 
 def _f(findings: list[Finding] | Finding) -> list[dict[str, Any]]:
     items = [findings] if isinstance(findings, Finding) else findings
-    return [f.as_dict() for f in items]
+    return jsonable_encoder([f.as_dict() for f in items])
+
+
+def _utc_text(value: dt.datetime) -> str:
+    aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return aware.isoformat().replace("+00:00", "Z")
+
+
+def jsonable_encoder(obj: Any) -> Any:
+    """FastAPI's encoder, with stored (naive UTC) times sent as UTC with their offset."""
+    return _encode(obj, custom_encoder={dt.datetime: _utc_text})
 
 
 def _plain(obj: Any) -> Any:
@@ -55,14 +71,15 @@ def _plain(obj: Any) -> Any:
 # --- courses ------------------------------------------------------------------------------
 @router.get("/patients/{patient_id}/courses", tags=["courses"])
 def api_courses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> list[dict]:
-    return [dataclasses.asdict(c) for c in svc.chair.courses.for_patient(viewer.actor,
-                                                                         patient_id)]
+    return jsonable_encoder([dataclasses.asdict(c) for c in svc.chair.courses.for_patient(
+        viewer.actor, patient_id)])
 
 
 @router.post("/patients/{patient_id}/courses", status_code=201, tags=["courses"])
 def api_create_course(patient_id: int, body: CourseCreate, svc: ServicesDep,
                       viewer: ApiViewerDep) -> dict:
-    return dataclasses.asdict(svc.chair.courses.create(viewer.actor, patient_id, body))
+    return jsonable_encoder(dataclasses.asdict(svc.chair.courses.create(viewer.actor, patient_id,
+                                                                        body)))
 
 
 @router.get("/courses/{course_id}", tags=["courses"])
@@ -77,7 +94,8 @@ def api_course(course_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> dict:
              responses={409: {"description": "The course changed since the given version"}})
 def api_end_course(course_id: int, body: CourseEnd, svc: ServicesDep,
                    viewer: ApiViewerDep) -> dict:
-    return dataclasses.asdict(svc.chair.courses.end(viewer.actor, course_id, body))
+    return jsonable_encoder(dataclasses.asdict(svc.chair.courses.end(viewer.actor, course_id,
+                                                                     body)))
 
 
 # --- sessions -----------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def _request(body: DoseBody):  # type: ignore[no-untyped-def]
 # --- screening and facts ------------------------------------------------------------------
 @router.get("/patients/{patient_id}/screenings", tags=["screening"])
 def api_screenings(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> list[dict]:
-    today = svc.ctx.clock().date()
+    today = svc.ctx.today()
     return [r.as_dict(today) for r in svc.dosing.list_screenings(viewer.actor, patient_id)]
 
 
@@ -68,7 +68,7 @@ def api_screenings(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> l
 def api_screen(patient_id: int, body: ScreeningRequest, svc: ServicesDep,
                viewer: ApiViewerDep) -> dict:
     record = svc.dosing.screen(viewer.actor, patient_id, body.treatment)
-    return record.as_dict(svc.ctx.clock().date())
+    return record.as_dict(svc.ctx.today())
 
 
 @router.get("/patients/{patient_id}/clinical-facts", tags=["screening"])

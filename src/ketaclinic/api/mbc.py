@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ketaclinic.clinical.outcomes import RELAPSE_EVENT_KINDS
+from ketaclinic.schemas import UtcTimestamp
 from ketaclinic.services.assessments import AssessmentRecord
 from ketaclinic.web.deps import ApiViewerDep, ServicesDep, client_address
 
@@ -25,7 +26,8 @@ class AssessmentCreate(_Strict):
     instrument: str = Field(min_length=1, max_length=40, description="e.g. phq9, madrs")
     answers: list[Answer] = Field(max_length=60, description="One answer per item in item "
                                   "order; null = missing")
-    administered_at: dt.datetime | None = Field(None, description="UTC; default now")
+    administered_at: dt.datetime | None = Field(
+        None, description="ISO 8601 with an offset; without one, UTC; default now")
     course_id: int | None = None
     session_id: int | None = None
 
@@ -37,7 +39,7 @@ class AssessmentPublic(BaseModel):
     session_id: int | None
     instrument_id: str
     instrument_version: str
-    administered_at: dt.datetime
+    administered_at: UtcTimestamp
     source: str
     total: float | None
     severity: str
@@ -57,8 +59,8 @@ class AlertPublic(BaseModel):
     message: str
     item: int | None
     value: int | None
-    raised_at: dt.datetime
-    acknowledged_at: dt.datetime | None
+    raised_at: UtcTimestamp
+    acknowledged_at: UtcTimestamp | None
     acknowledged_by: str
     ack_note: str
 
@@ -77,7 +79,7 @@ class LinkPublic(BaseModel):
     id: int
     instrument_id: str
     delivery: str
-    expires_at: dt.datetime
+    expires_at: UtcTimestamp
     url: str | None = Field(None, description="Shown once, only for delivery 'shown'")
 
 

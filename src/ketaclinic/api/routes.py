@@ -37,6 +37,8 @@ class UserPublic(BaseModel):
     full_name: str
     role: str
     active: bool
+    totp_enrolled: bool = False
+    must_change_password: bool = False
 
 
 class LoginResponse(BaseModel):
@@ -114,7 +116,8 @@ class AuditVerify(BaseModel):
 
 def _user(u) -> UserPublic:  # type: ignore[no-untyped-def]
     return UserPublic(id=u.id, username=u.username, full_name=u.full_name, role=u.role,
-                      active=u.active)
+                      active=u.active, totp_enrolled=u.totp_enrolled,
+                      must_change_password=u.must_change_password)
 
 
 def _detail(p) -> PatientDetailPublic:  # type: ignore[no-untyped-def]
@@ -126,7 +129,7 @@ def _detail(p) -> PatientDetailPublic:  # type: ignore[no-untyped-def]
 def api_login(body: LoginRequest, request: Request, response: Response,
               svc: ServicesDep) -> LoginResponse:
     result = svc.auth.login(body.username, body.password, client_address(request),
-                            totp_code=body.totp_code)
+                            totp_code=body.totp_code, recovery_code=body.recovery_code)
     set_session_cookie(response, request, result.token, svc.settings.secure_cookies)
     return LoginResponse(csrf_token=result.csrf_token, user=_user(result.user))
 

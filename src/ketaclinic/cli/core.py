@@ -6,12 +6,13 @@ import getpass
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 
 from ketaclinic.bootstrap import NotMigrated, Services, build_services
 from ketaclinic.cli import app, environ, fail
-from ketaclinic.config import Settings, SettingsError, load_settings
+from ketaclinic.config import Settings, SettingsError, describe_settings_error, load_settings
 from ketaclinic.services.audit import SYSTEM
 from ketaclinic.services.errors import ServiceError
 from ketaclinic.store.db import DurabilityError
@@ -28,6 +29,8 @@ app.add_typer(docs_app, name="docs")
 def settings() -> Settings:
     try:
         return load_settings(environ())
+    except ValidationError as exc:  # one line naming the variable: "KETACLINIC_PORT: …"
+        raise fail(f"invalid configuration: {describe_settings_error(exc)}") from exc
     except ValueError as exc:
         raise fail(f"invalid configuration: {str(exc).splitlines()[0]}") from exc
 
@@ -99,6 +102,59 @@ def user_list() -> None:
             console.print(f"{u.username}\t{u.role}\t{'active' if u.active else 'deactivated'}")
     finally:
         svc.close()
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    username: Annotated[str, typer.Argument(help="Login name")],
+) -> None:
+    """Give USERNAME a one-time temporary password (printed once); they must change it at the
+    next login. Ends their sessions. For a locked-out admin as well."""
+    svc = open_services()
+    try:
+        reset = svc.accounts.reset_password(SYSTEM, svc.accounts.user_id_for(SYSTEM, username))
+    except ServiceError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        svc.close()
+    console.print(f"temporary password for {reset.user.username!r} (shown once, valid until "
+                  f"{reset.expires_at:%Y-%m-%d %H:%M} UTC):")
+    typer.echo(reset.generated)
+
+
+@user_app.command("reset-2fa")
+def user_reset_2fa(
+    username: Annotated[str, typer.Argument(help="Login name")],
+) -> None:
+    """Turn two-factor login off for USERNAME (lost phone); they enrol again at the next login.
+    Ends their sessions and deletes their recovery codes."""
+    svc = open_services()
+    try:
+        user = svc.accounts.reset_two_factor(SYSTEM, svc.accounts.user_id_for(SYSTEM, username))
+    except ServiceError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        svc.close()
+    console.print(f"two-factor login of {user.username!r} was reset")
+
+
+@user_app.command("encrypt-secrets")
+def user_encrypt_secrets() -> None:
+    """Encrypt two-factor keys stored in plaintext (AES-256-GCM, key derived from
+    KETACLINIC_SECRET_KEY). After changing the secret key, set KETACLINIC_PREVIOUS_SECRET_KEY
+    to the old one to re-encrypt the keys under the new one. Exits 1 if a key stays unreadable.
+    """
+    svc = open_services()
+    try:
+        report = svc.accounts.encrypt_secrets(environ().get("KETACLINIC_PREVIOUS_SECRET_KEY"))
+    finally:
+        svc.close()
+    console.print(f"{report.encrypted} encrypted, {report.reencrypted} re-encrypted, "
+                  f"{report.current} already current")
+    if report.unreadable:
+        raise fail("unreadable two-factor keys (reset their two-factor login with "
+                   f"`ketaclinic user reset-2fa`): {', '.join(sorted(set(report.unreadable)))}",
+                   1)
 
 
 @app.command()

@@ -10,9 +10,10 @@ from ketaclinic.config import Settings
 
 def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
     out = [(path, cmd)]
-    if isinstance(cmd, click.Group):
-        for name in sorted(cmd.commands):
-            out.extend(_walk(cmd.commands[name], [*path, name]))
+    # Duck-typed: Typer >= 0.29 ships its own click, whose groups are not click.Group.
+    commands = getattr(cmd, "commands", None) or {}
+    for name in sorted(commands):
+        out.extend(_walk(commands[name], [*path, name]))
     return out
 
 

@@ -58,6 +58,9 @@ class RemsSessionRecord:
     sedation: bool | None = None
     dissociation: bool | None = None
     respiratory_depression: bool | None = None
+    #: the clinic's calendar day of the treatment; by default the date of ``first_device_at``,
+    #: which is only right when that is clinic-local time
+    treatment_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,8 @@ def build_rems_form(rec: RemsSessionRecord) -> RemsMonitoringForm:
         provider_name=rec.provider_name, provider_phone=rec.provider_phone,
         provider_email=rec.provider_email, setting_name=rec.setting_name,
         setting_address=rec.setting_address,
-        treatment_date=rec.first_device_at.date() if rec.first_device_at else None,
+        treatment_date=rec.treatment_date or (rec.first_device_at.date() if rec.first_device_at
+                                              else None),
         dose=dose, dose_other_mg=other,
         lot_numbers=", ".join(rec.lot_numbers) or None,
         minutes_first_device_to_end_of_monitoring=_minutes(rec.first_device_at,

@@ -3,13 +3,18 @@
 Bookings are plain frozen values. :func:`check_booking` returns only the problems it found
 (an empty list means the booking fits); each :class:`Finding` names the rule and its source.
 Reschedule and cancel return new :class:`Booking` values that keep the coded reason.
+
+Times: either all naive clinic-local wall times, or all aware instants together with the
+clinic's zone ``tz``. Opening hours are wall-clock times, so they (and the times in messages)
+are read in ``tz``; overlaps and intervals are measured in elapsed time, which stays right
+across a daylight-saving change only with aware instants.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from ketaclinic.clinical.chair_data import cited_from_dict, load_bundled_json
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Level
@@ -116,6 +121,11 @@ def session_length_for(treatment: str, rules: SchedulingRules) -> SessionLength:
         ) from None
 
 
+def _wall(t: datetime, tz: tzinfo | None) -> datetime:
+    """``t`` on the clinic's wall clock (naive times already are)."""
+    return t if tz is None or t.tzinfo is None else t.astimezone(tz)
+
+
 def _active_others(existing: Iterable[Booking], new: Booking) -> list[Booking]:
     return [b for b in existing if b.status == BOOKED and b.booking_id != new.booking_id]
 
@@ -124,22 +134,23 @@ def _overlaps(a: Booking, b: Booking) -> bool:
     return a.start < b.end and b.start < a.end
 
 
-def _check_overlaps(others: list[Booking], new: Booking) -> list[Finding]:
+def _check_overlaps(others: list[Booking], new: Booking, tz: tzinfo | None) -> list[Finding]:
     findings = []
     for other in others:
         if not _overlaps(other, new):
             continue
+        start, end = _wall(other.start, tz), _wall(other.end, tz)
         if other.chair_id == new.chair_id:
             findings.append(Finding(
                 "schedule.chair_double_booked", Level.HARD,
-                f"chair {new.chair_id} is already booked {other.start:%H:%M}-{other.end:%H:%M}",
+                f"chair {new.chair_id} is already booked {start:%H:%M}-{end:%H:%M}",
                 "chair capacity: one patient per chair",
                 {"other_booking_id": other.booking_id, "chair_id": new.chair_id},
             ))
         if other.patient_id == new.patient_id:
             findings.append(Finding(
                 "schedule.patient_double_booked", Level.HARD,
-                f"the patient already has a session {other.start:%Y-%m-%d %H:%M} "
+                f"the patient already has a session {start:%Y-%m-%d %H:%M} "
                 f"on chair {other.chair_id}",
                 "one session at a time per patient",
                 {"other_booking_id": other.booking_id},
@@ -157,21 +168,23 @@ def is_within_opening_hours(chair: Chair, start: datetime, end: datetime) -> boo
     )
 
 
-def _check_hours(chair: Chair, new: Booking) -> list[Finding]:
-    if is_within_opening_hours(chair, new.start, new.end):
+def _check_hours(chair: Chair, new: Booking, tz: tzinfo | None) -> list[Finding]:
+    start, end = _wall(new.start, tz), _wall(new.end, tz)
+    if is_within_opening_hours(chair, start, end):
         return []
     windows = [f"{w.opens:%H:%M}-{w.closes:%H:%M}" for w in chair.hours
-               if w.weekday == new.start.weekday()]
+               if w.weekday == start.weekday()]
     return [Finding(
         "schedule.outside_opening_hours", Level.SOFT,
-        f"{new.start:%a %H:%M}-{new.end:%H:%M} is outside chair {chair.chair_id} opening hours "
+        f"{start:%a %H:%M}-{end:%H:%M} is outside chair {chair.chair_id} opening hours "
         f"({', '.join(windows) or 'closed that day'})",
         "clinic opening hours (clinic configuration)",
         {"chair_id": chair.chair_id, "windows": windows},
     )]
 
 
-def _check_interval(others: list[Booking], new: Booking, rules: SchedulingRules) -> list[Finding]:
+def _check_interval(others: list[Booking], new: Booking, rules: SchedulingRules,
+                    tz: tzinfo | None) -> list[Finding]:
     gap = timedelta(hours=float(rules.min_interval_h.value))
     findings = []
     for other in others:
@@ -182,8 +195,8 @@ def _check_interval(others: list[Booking], new: Booking, rules: SchedulingRules)
             findings.append(Finding(
                 "schedule.min_interval", Level.SOFT,
                 f"only {distance.total_seconds() / 3600:.1f} h from the patient's session on "
-                f"{other.start:%Y-%m-%d %H:%M}; minimum is {rules.min_interval_h.value} h "
-                f"(grade {rules.min_interval_h.grade.value})",
+                f"{_wall(other.start, tz):%Y-%m-%d %H:%M}; minimum is "
+                f"{rules.min_interval_h.value} h (grade {rules.min_interval_h.grade.value})",
                 rules.min_interval_h.source,
                 {"other_booking_id": other.booking_id,
                  "min_interval_h": rules.min_interval_h.value},
@@ -210,8 +223,12 @@ def check_booking(
     new_booking: Booking,
     chairs: Sequence[Chair],
     rules: SchedulingRules,
+    tz: tzinfo | None = None,
 ) -> list[Finding]:
     """Explain every conflict of ``new_booking`` with the chairs, hours and other bookings.
+
+    ``tz`` is the clinic's zone when the bookings carry aware instants (see the module
+    docstring); opening hours are then checked on the clinic's wall clock.
 
     Returns an empty list when the booking fits. Hard findings (chair or patient double-booked,
     esketamine session shorter than dosing + 2 h observation, unknown chair) must block;
@@ -226,10 +243,10 @@ def check_booking(
         findings.append(Finding("schedule.unknown_chair", Level.HARD,
                                 f"no chair {new_booking.chair_id!r}", "clinic configuration"))
     else:
-        findings += _check_hours(chair, new_booking)
+        findings += _check_hours(chair, new_booking, tz)
     others = _active_others(existing_bookings, new_booking)
-    findings += _check_overlaps(others, new_booking)
-    findings += _check_interval(others, new_booking, rules)
+    findings += _check_overlaps(others, new_booking, tz)
+    findings += _check_interval(others, new_booking, rules, tz)
     findings += _check_length(new_booking, rules)
     return findings
 
@@ -243,19 +260,26 @@ def find_slots(
     rules: SchedulingRules,
     step_min: int = 15,
     duration_min: int | None = None,
+    tz: tzinfo | None = None,
 ) -> list[Slot]:
-    """Free start times on ``day`` where a booking would raise no finding at all."""
+    """Free start times on the clinic's ``day`` where a booking would raise no finding at all
+    (with ``tz``: aware UTC instants, the existing bookings aware too)."""
     if step_min <= 0:
         raise ClinicalInputError("slot step must be positive")
     minutes = duration_min or session_length_for(treatment, rules).total_min
+
+    def at(t: time) -> datetime:
+        wall = datetime.combine(day, t)
+        return wall if tz is None else wall.replace(tzinfo=tz).astimezone(UTC)
+
     slots = []
     for chair in chairs:
         for window in (w for w in chair.hours if w.weekday == day.weekday()):
-            start = datetime.combine(day, window.opens)
-            while start + timedelta(minutes=minutes) <= datetime.combine(day, window.closes):
+            start, closes = at(window.opens), at(window.closes)
+            while start + timedelta(minutes=minutes) <= closes:
                 probe = Booking("__probe__", patient_id, chair.chair_id, treatment, start,
                                 start + timedelta(minutes=minutes))
-                if not check_booking(existing_bookings, probe, chairs, rules):
+                if not check_booking(existing_bookings, probe, chairs, rules, tz):
                     slots.append(Slot(chair.chair_id, probe.start, probe.end))
                 start += timedelta(minutes=step_min)
     return sorted(slots, key=lambda s: (s.start, s.chair_id))

@@ -37,6 +37,9 @@ class PreCheckInput:
     pregnancy_test_negative_on: date | None = None
     screening_valid_until: date | None = None
     weight_measured_on: date | None = None
+    #: the clinic's calendar day of the dose (dates above are clinic days); by default the
+    #: date of ``planned_dose_at``, which is only right when that is clinic-local time
+    dose_day: date | None = None
 
 
 def _f(rule: str, level: Level, message: str, cited: Cited | None = None, **values) -> Finding:
@@ -68,7 +71,7 @@ def _check_nasal(inp: PreCheckInput, need: Cited) -> Finding:
 
 
 def _check_dates(inp: PreCheckInput, rules: SessionRules) -> list[Finding]:
-    today = inp.planned_dose_at.date()
+    today = inp.dose_day or inp.planned_dose_at.date()
     out = []
     if inp.screening_valid_until is None or inp.screening_valid_until < today:
         out.append(_f("precheck.screening_valid", Level.HARD,

@@ -201,7 +201,7 @@ class AssessmentService:
         if kind not in EVENT_KINDS:
             raise InvalidInput(f"kind: must be one of {', '.join(EVENT_KINDS)}")
         now = self.ctx.clock()
-        if occurred_on > now.date():
+        if occurred_on > self.ctx.clinic_time.local_date(now):
             raise InvalidInput("occurred_on: is in the future")
         if len(note) > 2000:
             raise InvalidInput("note: is longer than 2000 characters")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -12,26 +13,30 @@ from dataclasses import dataclass
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from ketaclinic.services import recovery_codes
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
+from ketaclinic.services.password_policy import password_problem
 from ketaclinic.services.permissions import Perm, Role
-from ketaclinic.store.tables import AuthSession, LoginAttempt, User
+from ketaclinic.services.secretbox import SecretBox, SecretUnreadable, totp_context
+from ketaclinic.store.tables import AuthSession, LoginAttempt, RecoveryCode, User
 
+log = logging.getLogger("ketaclinic.auth")
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 _DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-timing")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
-MIN_PASSWORD = 10
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def _verify(stored_hash: str, password: str) -> bool:
+def verify_password(stored_hash: str, password: str) -> bool:
+    """Constant-time check of a password against an argon2 hash (False for a bad hash)."""
     try:
         return _hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
@@ -51,6 +56,7 @@ class UserInfo:
     active: bool
     created_at: dt.datetime
     totp_enrolled: bool = False
+    must_change_password: bool = False
 
     @property
     def actor(self) -> Actor:
@@ -62,6 +68,7 @@ class LoginResult:
     token: str
     csrf_token: str
     user: UserInfo
+    recovery_codes_left: int | None = None  # set when a recovery code stood in for the TOTP
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,17 @@ class SessionInfo:
     created_at: dt.datetime
     must_enrol_totp: bool = False
 
+    @property
+    def must_change_password(self) -> bool:
+        return self.user.must_change_password
+
 
 class SecondFactorRequired(NotAuthenticated):
     """The password was right; an authenticator code is needed as well."""
+
+
+class TwoFactorUnavailable(NotAuthenticated):
+    """The password was right but the stored two-factor key cannot be decrypted: refused."""
 
 
 TOTP_STEP_S = 30
@@ -96,9 +111,16 @@ def match_totp_step(secret: str, code: str | None, now: dt.datetime,
     return None
 
 
-def _info(user: User) -> UserInfo:
+def user_info(user: User) -> UserInfo:
+    """The public view of a user row (no password hash, no two-factor key)."""
     return UserInfo(user.id, user.username, user.full_name, user.role, user.active, user.created_at,
-                    bool(user.totp_secret))
+                    bool(user.totp_secret), bool(user.must_change_password))
+
+
+def validate_password(password: str, username: str = "") -> None:
+    problem = password_problem(password, username)
+    if problem:
+        raise InvalidInput(problem)
 
 
 def validate_new_user(username: str, full_name: str, role: str, password: str) -> None:
@@ -110,13 +132,21 @@ def validate_new_user(username: str, full_name: str, role: str, password: str) -
         raise InvalidInput("full name is required (at most 200 characters)")
     if role not in {r.value for r in Role}:
         raise InvalidInput(f"role must be one of: {', '.join(r.value for r in Role)}")
-    if len(password or "") < MIN_PASSWORD or len(password) > 256:
-        raise InvalidInput(f"password must be {MIN_PASSWORD}–256 characters")
+    validate_password(password, username)
+
+
+_FAILURE_DETAIL = {"none": "", "missing": "authenticator code missing",
+                   "wrong": "authenticator code wrong or already used",
+                   "recovery": "recovery code wrong or already used",
+                   "unreadable": "two-factor key could not be decrypted",
+                   "expired": "temporary password expired"}
 
 
 class AuthService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        # Two-factor keys at rest: AES-256-GCM under a key derived from the instance secret.
+        self.box = SecretBox.for_secrets(ctx.settings.secret_key.get_secret_value())
 
     # --- users -------------------------------------------------------------------------
     def create_user(
@@ -141,13 +171,13 @@ class AuthService:
             self.ctx.audit.record(
                 s, actor, "user.create", at=self.ctx.clock(), detail=f"user {username} ({role})"
             )
-            return _info(user)
+            return user_info(user)
 
     def list_users(self, actor: Actor) -> list[UserInfo]:
         self.ctx.require(actor, Perm.USER_MANAGE, "user.list")
         with self.ctx.db.transaction() as s:
             users = s.execute(select(User).order_by(User.username)).scalars().all()
-            return [_info(u) for u in users]
+            return [user_info(u) for u in users]
 
     def set_active(self, actor: Actor, user_id: int, active: bool) -> UserInfo:
         self.ctx.require(actor, Perm.USER_MANAGE, "user.update")
@@ -164,56 +194,50 @@ class AuthService:
                 s, actor, "user.update", at=self.ctx.clock(),
                 detail=f"user {user.username} {'activated' if active else 'deactivated'}",
             )
-            return _info(user)
+            return user_info(user)
 
     def count_users(self) -> int:
         with self.ctx.db.transaction() as s:
             return int(s.execute(select(func.count(User.id))).scalar_one())
 
     def reauthenticate(self, username: str, password: str) -> UserInfo:
-        """Check a second person's credentials (witness) without creating a session."""
+        """Check a second person's credentials (witness) without creating a session.
+
+        A temporary password set by an administrator does not count: that person must choose
+        their own password first.
+        """
         with self.ctx.db.transaction() as s:
             user = s.execute(
                 select(User).where(User.username == (username or "").strip().lower())
             ).scalar_one_or_none()
-            ok = _verify(user.password_hash if user else _DUMMY_HASH, password or "")
-            if not (user and ok and user.active):
+            ok = verify_password(user.password_hash if user else _DUMMY_HASH, password or "")
+            if not (user and ok and user.active and not user.must_change_password):
                 raise NotAuthenticated("witness credentials were not accepted")
-            return _info(user)
+            return user_info(user)
 
     # --- login and sessions ------------------------------------------------------------
     def login(self, username: str, password: str, client: str = "unknown",
-              totp_code: str | None = None) -> LoginResult:
-        """Check the password and, for users enrolled in two-factor login, the TOTP code."""
+              totp_code: str | None = None, recovery_code: str | None = None) -> LoginResult:
+        """Check the password and, for users enrolled in two-factor login, the TOTP code (or
+        one unused recovery code in its place)."""
         username = (username or "").strip().lower()[:64]
         now = self.ctx.clock()
-        if self._throttled(username, client[:64], now):
-            self.ctx.record_failure(
-                Actor(None, username or "?", "anonymous"), "login", "throttled",
-                detail="too many failed logins",
-            )
-            raise Throttled(
-                f"too many failed logins; try again in {self.ctx.settings.login_window_minutes}"
-                " minutes"
-            )
-        second = "none"
+        self.refuse_if_throttled(username, client, now, "login")
         with self.ctx.db.transaction() as s:
             user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
-            ok = _verify(user.password_hash if user else _DUMMY_HASH, password or "")
+            ok = verify_password(user.password_hash if user else _DUMMY_HASH, password or "")
             password_ok = bool(ok and user and user.active)
-            if password_ok and user.totp_secret:
-                step = match_totp_step(user.totp_secret, totp_code, now, user.totp_last_step)
-                if step is None:
-                    second = "missing" if not totp_code else "wrong"
-                else:
-                    user.totp_last_step = step
+            second, left = "none", None
+            if password_ok and _temporary_expired(user, now):
+                second = "expired"
+            elif password_ok and user.totp_secret:
+                second, left = self._second_factor(s, user, totp_code, recovery_code, now)
             success = password_ok and second == "none"
             s.add(LoginAttempt(username=username, client=client[:64], at=now, success=success))
             if not success:
                 actor = Actor(user.id if user else None, username or "?", "anonymous")
-                detail = {"none": "", "missing": "authenticator code missing",
-                          "wrong": "authenticator code wrong or already used"}[second]
-                self.ctx.audit.record(s, actor, "login", at=now, outcome="failed", detail=detail)
+                self.ctx.audit.record(s, actor, "login", at=now, outcome="failed",
+                                      detail=_FAILURE_DETAIL[second])
             else:
                 if _hasher.check_needs_rehash(user.password_hash):
                     user.password_hash = hash_password(password)
@@ -221,15 +245,33 @@ class AuthService:
                 csrf = secrets.token_urlsafe(32)
                 s.add(AuthSession(id=_token_id(token), user_id=user.id, csrf_token=csrf,
                                   created_at=now, last_seen_at=now))
-                self.ctx.audit.record(s, _info(user).actor, "login", at=now)
-                result = LoginResult(token, csrf, _info(user))
-        if second == "missing":
-            raise SecondFactorRequired("enter the 6-digit code from your authenticator app")
-        if second == "wrong":
-            raise NotAuthenticated("the authenticator code was wrong or already used")
+                self.ctx.audit.record(s, user_info(user).actor, "login", at=now)
+                result = LoginResult(token, csrf, user_info(user), left)
         if not success:
-            raise NotAuthenticated("wrong username or password")
+            raise _login_error(second)
         return result
+
+    def _second_factor(self, s: Session, user: User, totp_code: str | None,
+                       recovery_code: str | None, now: dt.datetime) -> tuple[str, int | None]:
+        """("none" when passed, else why not; recovery codes left when one was used)."""
+        try:
+            secret = self.box.decrypt(user.totp_secret or "", totp_context(user.id))
+        except SecretUnreadable as exc:
+            # Fail closed. The message names the key id, never the secret.
+            log.error("two-factor key of user id %s is unreadable: %s", user.id, exc)
+            return "unreadable", None
+        if not totp_code and recovery_code:
+            left = use_recovery_code(s, user.id, recovery_code, now)
+            if left is None:
+                return "recovery", None
+            self.ctx.audit.record(s, user_info(user).actor, "totp.recovery_code.used", at=now,
+                                  detail=f"{left} unused recovery codes left")
+            return "none", left
+        step = match_totp_step(secret, totp_code, now, user.totp_last_step)
+        if step is None:
+            return ("missing" if not totp_code else "wrong"), None
+        user.totp_last_step = step
+        return "none", None
 
     # --- two-factor (TOTP) enrolment -----------------------------------------------------
     def totp_begin(self, actor: Actor) -> tuple[str, str]:
@@ -240,15 +282,28 @@ class AuthService:
                 raise NotFound("no such user")
             if user.totp_secret:
                 raise Conflict("two-factor login is already set up for this account")
-            if not user.totp_pending_secret:
-                user.totp_pending_secret = pyotp.random_base32()
-            secret = user.totp_pending_secret
+            secret = self._pending_secret(user)
             uri = pyotp.TOTP(secret, interval=TOTP_STEP_S).provisioning_uri(
                 name=user.username, issuer_name=self.ctx.settings.clinic_name)
             return secret, uri
 
-    def totp_confirm(self, actor: Actor, code: str) -> None:
-        """Turn two-factor login on once a code from the new secret is entered."""
+    def _pending_secret(self, user: User) -> str:
+        """The enrolment secret shown to the user, stored encrypted until it is confirmed."""
+        context = totp_context(user.id, "totp_pending_secret")
+        if user.totp_pending_secret:
+            try:
+                return self.box.decrypt(user.totp_pending_secret, context)
+            except SecretUnreadable:
+                pass  # not confirmed yet, so nothing is lost by starting again
+        secret = pyotp.random_base32()
+        user.totp_pending_secret = self.box.encrypt(secret, context)
+        return secret
+
+    def totp_confirm(self, actor: Actor, code: str) -> list[str]:
+        """Turn two-factor login on once a code from the new secret is entered.
+
+        Returns ten one-time recovery codes, to be shown once (only their hashes are kept).
+        """
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
             user = s.get(User, actor.user_id) if actor.user_id else None
@@ -258,13 +313,37 @@ class AuthService:
                 raise Conflict("two-factor login is already set up for this account")
             if not user.totp_pending_secret:
                 raise InvalidInput("open the two-factor set-up page first")
-            step = match_totp_step(user.totp_pending_secret, (code or "").strip(), now, None)
+            try:
+                secret = self.box.decrypt(user.totp_pending_secret,
+                                          totp_context(user.id, "totp_pending_secret"))
+            except SecretUnreadable as exc:
+                user.totp_pending_secret = None
+                raise InvalidInput("the set-up key expired; open the two-factor set-up page "
+                                   "again") from exc
+            step = match_totp_step(secret, (code or "").strip(), now, None)
             if step is None:
                 raise InvalidInput("the code did not match; check that the device's clock is "
                                    "right and enter the current 6-digit code")
-            user.totp_secret, user.totp_pending_secret = user.totp_pending_secret, None
+            user.totp_secret = self.box.encrypt(secret, totp_context(user.id))
+            user.totp_pending_secret = None
             user.totp_last_step = step
-            self.ctx.audit.record(s, actor, "totp.enrol", at=now)
+            codes = replace_recovery_codes(s, user.id, now)
+            self.ctx.audit.record(s, actor, "totp.enrol", at=now,
+                                  detail=f"{len(codes)} recovery codes issued")
+            return codes
+
+    # --- throttling (logins and every other check of a password) -------------------------
+    def refuse_if_throttled(self, username: str, client: str, now: dt.datetime,
+                            action: str) -> None:
+        if self._throttled(username, client[:64], now):
+            self.ctx.record_failure(
+                Actor(None, username or "?", "anonymous"), action, "throttled",
+                detail="too many failed logins",
+            )
+            raise Throttled(
+                f"too many failed logins; try again in {self.ctx.settings.login_window_minutes}"
+                " minutes"
+            )
 
     def _throttled(self, username: str, client: str, now: dt.datetime) -> bool:
         window_start = now - dt.timedelta(minutes=self.ctx.settings.login_window_minutes)
@@ -298,17 +377,20 @@ class AuthService:
                 raise NotAuthenticated("please log in")
             idle = now - row.last_seen_at > dt.timedelta(minutes=settings.idle_timeout_minutes)
             old = now - row.created_at > dt.timedelta(hours=settings.absolute_timeout_hours)
-            if idle or old:
-                row.ended_at, row.end_reason = now, "idle" if idle else "absolute"
-                expired = True
+            ending = ("idle" if idle else "absolute" if old
+                      else "temporary expired" if _temporary_expired(row.user, now) else None)
+            if ending:
+                row.ended_at, row.end_reason = now, ending
             else:
-                expired = False
                 if now - row.last_seen_at > dt.timedelta(seconds=10):
                     row.last_seen_at = now
                 must_enrol = (row.user.role in settings.totp_required_roles
                               and not row.user.totp_secret)
-                info = SessionInfo(_info(row.user), row.csrf_token, row.created_at, must_enrol)
-        if expired:
+                info = SessionInfo(user_info(row.user), row.csrf_token, row.created_at, must_enrol)
+        if ending == "temporary expired":
+            raise NotAuthenticated("your temporary password has expired; ask an administrator "
+                                   "to reset your password again")
+        if ending:
             raise NotAuthenticated("your session expired; please log in again")
         return info
 
@@ -321,11 +403,77 @@ class AuthService:
             if row is None or row.ended_at is not None:
                 return
             row.ended_at, row.end_reason = now, "logout"
-            self.ctx.audit.record(s, _info(row.user).actor, "logout", at=now)
+            self.ctx.audit.record(s, user_info(row.user).actor, "logout", at=now)
 
-    def _end_sessions(self, s: Session, user_id: int, reason: str) -> None:
+    def _end_sessions(self, s: Session, user_id: int, reason: str,
+                      keep_token: str | None = None) -> int:
+        """End the user's open sessions (but the one of ``keep_token``); how many ended."""
         now = self.ctx.clock()
-        for row in s.execute(
-            select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
-        ).scalars():
-            row.ended_at, row.end_reason = now, reason
+        keep = _token_id(keep_token) if keep_token else None
+        ended = 0
+        for row in s.execute(select(AuthSession).where(
+                AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))).scalars():
+            if row.id != keep:
+                row.ended_at, row.end_reason = now, reason
+                ended += 1
+        return ended
+
+
+def _temporary_expired(user: User, now: dt.datetime) -> bool:
+    return bool(user.must_change_password and user.password_expires_at
+                and now >= user.password_expires_at)
+
+
+def _login_error(reason: str) -> NotAuthenticated:
+    if reason == "missing":
+        return SecondFactorRequired("enter the 6-digit code from your authenticator app")
+    if reason == "wrong":
+        return NotAuthenticated("the authenticator code was wrong or already used")
+    if reason == "recovery":
+        return NotAuthenticated("the recovery code was wrong or already used")
+    if reason == "unreadable":
+        return TwoFactorUnavailable(
+            "two-factor login cannot be checked for this account: its key cannot be decrypted "
+            "with this server's secret. Ask an administrator to reset your two-factor login.")
+    if reason == "expired":
+        return NotAuthenticated("your temporary password has expired; ask an administrator to "
+                                "reset your password again")
+    return NotAuthenticated("wrong username or password")
+
+
+# --- recovery codes -----------------------------------------------------------------------
+def replace_recovery_codes(s: Session, user_id: int, now: dt.datetime) -> list[str]:
+    """A new set of recovery codes for the user; every earlier code stops working."""
+    s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    codes = recovery_codes.new_codes()
+    for code in codes:
+        salt, digest = recovery_codes.seal(code)
+        s.add(RecoveryCode(user_id=user_id, salt=salt, digest=digest, created_at=now))
+    return codes
+
+
+def recovery_codes_left(s: Session, user_id: int) -> int:
+    return int(s.execute(select(func.count(RecoveryCode.id)).where(
+        RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))).scalar_one())
+
+
+def use_recovery_code(s: Session, user_id: int, code: str, now: dt.datetime) -> int | None:
+    """Spend one unused recovery code; the number left, or None if the code is not valid.
+
+    The code is marked used by a conditional UPDATE, so two logins racing with the same code
+    cannot both succeed.
+    """
+    normalized = recovery_codes.normalize(code)
+    if normalized is None:
+        return None
+    unused = s.execute(select(RecoveryCode).where(
+        RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))).scalars().all()
+    hits = [row.id for row in unused
+            if recovery_codes.matches(row.salt, row.digest, normalized)]
+    if not hits:
+        return None
+    spent = s.execute(update(RecoveryCode).where(
+        RecoveryCode.id == hits[0], RecoveryCode.used_at.is_(None)).values(used_at=now))
+    if spent.rowcount != 1:
+        return None
+    return recovery_codes_left(s, user_id)

@@ -16,7 +16,10 @@ from ketaclinic.clinical.rules import ClinicalInputError, Finding
 from ketaclinic.clinical.scheduling import SchedulingRules, load_scheduling_rules
 from ketaclinic.clinical.session_rules import SessionRules, load_session_rules
 from ketaclinic.services.audit import Actor
+from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.services.permissions import Perm
+from ketaclinic.store.db import Database
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_care import Course, TreatmentSession
 from ketaclinic.store.tables_chair import ChairAmendment
@@ -63,6 +66,27 @@ def load_session(s: Session, session_id: int, *, lock: bool = False) -> Treatmen
     if row is None:
         raise NotFound("no such treatment session")
     return row
+
+
+def require_for_session(ctx: Context, actor: Actor, session_id: int, action: str,
+                        perm: Perm = Perm.CLINICAL_WRITE) -> int:
+    """Check that ``actor`` holds ``perm`` for the session's patient (a denial is audited as
+    ``action``); returns the patient id. A missing session is a 404."""
+    with ctx.db.transaction() as s:
+        patient_id = load_session(s, session_id).patient_id
+    ctx.require(actor, perm, action, patient_id=patient_id)
+    return patient_id
+
+
+@contextmanager
+def changing_session(db: Database, session_id: int,
+                     version: int) -> Iterator[tuple[Session, TreatmentSession]]:
+    """One transaction that changes a treatment session: the row is loaded and its version
+    checked (a stale one is a 409, never a merge); a concurrent write is a 409 as well."""
+    with stale_as_conflict(), db.transaction() as s:
+        row = load_session(s, session_id)
+        check_version("session", row, version)
+        yield s, row
 
 
 def load_course(s: Session, course_id: int) -> Course:

@@ -41,18 +41,17 @@ from ketaclinic.schemas_chair import (
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.chair_common import (
     age_on,
-    check_version,
+    changing_session,
     clinical,
     findings_json,
     load_patient,
     load_session,
+    require_for_session,
     session_rules,
-    stale_as_conflict,
 )
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from ketaclinic.services.ledger import LedgerService, drug_matches
-from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables import IdempotencyKey, PatientWeight
 from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_chair import (
@@ -106,12 +105,6 @@ class SessionService:
         self.ledger = ledger
 
     # --- plumbing -----------------------------------------------------------------------
-    def _begin(self, actor: Actor, session_id: int, action: str) -> int:
-        with self.ctx.db.transaction() as s:
-            patient_id = load_session(s, session_id).patient_id
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, action, patient_id=patient_id)
-        return patient_id
-
     def _touch(self, s: Session, row: TreatmentSession, status: str | None = None) -> None:
         row.updated_at = self.ctx.clock()
         if status:
@@ -131,11 +124,9 @@ class SessionService:
     def check_in(self, actor: Actor, session_id: int, data: PrecheckCreate) -> list[Finding]:
         """Record the pre-checks. HARD findings keep the patient from dosing; SOFT ones need
         an override reason. Returns the findings (OK ones included)."""
-        self._begin(actor, session_id, "session.checkin")
+        require_for_session(self.ctx, actor, session_id, "session.checkin")
         now = self.ctx.clock()
-        with stale_as_conflict(), self.ctx.db.transaction() as s:
-            row = load_session(s, session_id)
-            check_version("session", row, data.version)
+        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
             self._require_status(row, ("planned", "booked", "checked-in"), "check-in")
             inp = self._precheck_input(s, row, data, now)
             findings = clinical(lambda: check_pre_treatment(inp, session_rules()))
@@ -156,8 +147,10 @@ class SessionService:
         weight_on = s.execute(select(PatientWeight.measured_on).where(
             PatientWeight.patient_id == row.patient_id).order_by(
             PatientWeight.measured_on.desc()).limit(1)).scalar_one_or_none()
+        planned = max(now, row.scheduled_start or now)
         return PreCheckInput(
-            treatment=row.treatment, planned_dose_at=max(now, row.scheduled_start or now),
+            treatment=row.treatment, planned_dose_at=planned,
+            dose_day=self.ctx.clinic_time.local_date(planned),
             consent_on_file=data.consent_on_file,
             rems_enrolled=data.rems_enrolled if row.treatment == "esketamine" else None,
             last_food_at=data.last_food_at, last_liquid_at=data.last_liquid_at,
@@ -166,7 +159,8 @@ class SessionService:
             ride_home_arranged=data.ride_home_arranged,
             pregnancy_test_relevant=data.pregnancy_test_relevant,
             pregnancy_test_negative_on=data.pregnancy_test_negative_on,
-            screening_valid_until=now.date() if data.screening_valid else None,
+            screening_valid_until=self.ctx.clinic_time.local_date(now)
+            if data.screening_valid else None,
             weight_measured_on=weight_on,
         )
 
@@ -174,16 +168,14 @@ class SessionService:
     def predose(self, actor: Actor, session_id: int, data: PredoseVitals) -> Finding:
         """Pre-dose vitals and the BP gate: warn needs a reason to proceed (or stop), stop
         needs the reason/plan; nothing is saved without one."""
-        self._begin(actor, session_id, "session.predose")
+        require_for_session(self.ctx, actor, session_id, "session.predose")
         now = self.ctx.clock()
-        with stale_as_conflict(), self.ctx.db.transaction() as s:
-            row = load_session(s, session_id)
-            check_version("session", row, data.version)
+        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
             self._require_status(row, ("checked-in",), "pre-dose vitals")
             patient = load_patient(s, row.patient_id)
             finding = clinical(lambda: check_predose_bp(
                 data.sbp_mmhg, data.dbp_mmhg, row.treatment, jurisdiction_of(s, row),
-                age_on(patient.birth_date, now.date()), session_rules()))
+                age_on(patient.birth_date, self.ctx.clinic_time.local_date(now)), session_rules()))
             gate, reason = self._gate(finding, data)
             clinical(lambda: check_vitals(self._reading(data, now), row.treatment,
                                           session_rules()))
@@ -225,11 +217,9 @@ class SessionService:
     # --- dose ---------------------------------------------------------------------------
     def record_dose(self, actor: Actor, session_id: int, data: DoseCreate) -> list[Finding]:
         """Record the dose given; the ledger gets the administration in the same transaction."""
-        self._begin(actor, session_id, "session.dose")
+        require_for_session(self.ctx, actor, session_id, "session.dose")
         now = self.ctx.clock()
-        with stale_as_conflict(), self.ctx.db.transaction() as s:
-            row = load_session(s, session_id)
-            check_version("session", row, data.version)
+        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
             self._require_status(row, ("checked-in",), "recording the dose")
             self._ready_to_dose(s, row)
             findings = self._dose_findings(row, data)
@@ -305,10 +295,8 @@ class SessionService:
 
     def end_infusion(self, actor: Actor, session_id: int, version: int,
                      ended_at: dt.datetime) -> None:
-        self._begin(actor, session_id, "session.infusion_end")
-        with stale_as_conflict(), self.ctx.db.transaction() as s:
-            row = load_session(s, session_id)
-            check_version("session", row, version)
+        require_for_session(self.ctx, actor, session_id, "session.infusion_end")
+        with changing_session(self.ctx.db, session_id, version) as (s, row):
             self._require_status(row, ("monitoring",), "ending the infusion")
             if row.treatment == "esketamine" or row.dose_started_at is None:
                 raise InvalidInput("only an IV infusion has an end time")
@@ -325,7 +313,7 @@ class SessionService:
                       idempotency_key: str | None = None) -> tuple[int, list[Finding], bool]:
         """Record a vitals set; returns (vitals id, alert findings, created). A repeated
         idempotency key returns the first recording (nothing is recorded twice)."""
-        self._begin(actor, session_id, "session.vitals")
+        require_for_session(self.ctx, actor, session_id, "session.vitals")
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 100:
             raise InvalidInput("Idempotency-Key must be 1–100 characters")
         if all(getattr(data, f) is None for f in VITAL_FIELDS):
@@ -375,7 +363,7 @@ class SessionService:
 
     def record_alert_action(self, actor: Actor, session_id: int, alert_id: int,
                             data: AlertAction) -> None:
-        self._begin(actor, session_id, "session.alert_action")
+        require_for_session(self.ctx, actor, session_id, "session.alert_action")
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
             row = load_session(s, session_id)
@@ -405,7 +393,7 @@ class SessionService:
     def record_rating(self, actor: Actor, session_id: int, data: RatingCreate,
                       idempotency_key: str | None = None) -> dict:
         """Score and store an in-session rating (MOAA/S, RASS, CADSS) in ``assessments``."""
-        self._begin(actor, session_id, "session.rating")
+        require_for_session(self.ctx, actor, session_id, "session.rating")
         now = self.ctx.clock()
         definition = load_bundled(data.instrument)
         result = clinical(lambda: score_answers(definition, list(data.answers)))
@@ -433,7 +421,7 @@ class SessionService:
 
     def record_adverse_event(self, actor: Actor, session_id: int, data: AdverseEventCreate,
                              idempotency_key: str | None = None) -> list[Finding]:
-        self._begin(actor, session_id, "session.adverse_event")
+        require_for_session(self.ctx, actor, session_id, "session.adverse_event")
         now = self.ctx.clock()
         event = AdverseEvent(data.code, data.severity, data.onset_at or now, data.action_taken,
                              data.description)
@@ -460,12 +448,10 @@ class SessionService:
     def discharge(self, actor: Actor, session_id: int, data: DischargeCreate) -> list[Finding]:
         """Discharge when the checklist passes. Esketamine before 120 min after the first
         device needs an override reason (recorded). Refusals save nothing."""
-        patient_id = self._begin(actor, session_id, "session.discharge")
+        patient_id = require_for_session(self.ctx, actor, session_id, "session.discharge")
         now = self.ctx.clock()
         try:
-            with stale_as_conflict(), self.ctx.db.transaction() as s:
-                row = load_session(s, session_id)
-                check_version("session", row, data.version)
+            with changing_session(self.ctx.db, session_id, data.version) as (s, row):
                 self._require_status(row, ("monitoring",), "discharge")
                 decision = self._decide(s, row, data, now)
                 s.add(DischargeRecord(
@@ -477,7 +463,7 @@ class SessionService:
                 row.discharge_override_reason = data.override_reason if any(
                     f.rule.endswith("_overridden") for f in decision) else ""
                 if row.treatment == "esketamine" and row.first_device_at is not None:
-                    day = row.first_device_at.date()
+                    day = self.ctx.clinic_time.local_date(row.first_device_at)
                     s.add(RemsFormRow(session_id=row.id, patient_id=row.patient_id,
                                       treatment_date=day, due_on=form_due_date(day),
                                       status="due", created_at=now))

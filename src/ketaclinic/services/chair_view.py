@@ -16,6 +16,7 @@ from ketaclinic.services.chair_common import (
     findings_from_json,
     load_patient,
     load_session,
+    require_for_session,
     scheduling_rules,
     session_rules,
 )
@@ -58,9 +59,7 @@ class SessionViewService:
         self.ledger = ledger
 
     def view(self, actor: Actor, session_id: int) -> dict[str, Any]:
-        with self.ctx.db.transaction() as s:
-            patient_id = load_session(s, session_id).patient_id
-        self.ctx.require(actor, Perm.PATIENT_READ, "session.view", patient_id=patient_id)
+        require_for_session(self.ctx, actor, session_id, "session.view", Perm.PATIENT_READ)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
             row = load_session(s, session_id)
@@ -81,13 +80,14 @@ class SessionViewService:
         rems = _rows(s, RemsFormRow, row.id, RemsFormRow.id)
         chair = s.get(Chair, row.chair_id) if row.chair_id else None
         start = start_of(row)
+        age = age_on(p.birth_date, self.ctx.clinic_time.local_date(now))
         out: dict[str, Any] = {
             "session": session_dict(row),
             "chair_name": chair.name if chair else "",
             "patient": {"id": p.id, "name": f"{p.family_name}, {p.given_name}", "mrn": p.mrn,
                         "birth_date": p.birth_date, "sex": p.sex,
-                        "age": age_on(p.birth_date, now.date())},
-            "pregnancy_relevant": p.sex == "female" and age_on(p.birth_date, now.date()) < 55,
+                        "age": age},
+            "pregnancy_relevant": p.sex == "female" and age < 55,
             "precheck": self._precheck(pre[-1]) if pre else None,
             "predose": next(({"vitals": v, "gate": v.gate, "reason": v.gate_reason}
                              for v in reversed(vitals) if v.kind == "predose"), None),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 
 from ketaclinic.config import Settings
 from ketaclinic.services.audit import SYSTEM, Actor, AuditTrail
+from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.clock import Clock
 from ketaclinic.services.errors import PermissionDenied
 from ketaclinic.services.permissions import Perm, allowed
@@ -18,6 +20,14 @@ class Context:
     db: Database
     audit: AuditTrail
     clock: Clock
+    clinic_time: ClinicTime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.clinic_time = ClinicTime(self.settings.clinic_timezone)
+
+    def today(self) -> dt.date:
+        """Today on the clinic's calendar (KETACLINIC_CLINIC_TIMEZONE), not UTC's."""
+        return self.clinic_time.today(self.clock())
 
     def require(
         self, actor: Actor, perm: Perm, action: str, *, patient_id: int | None = None

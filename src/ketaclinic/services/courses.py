@@ -155,7 +155,7 @@ class CourseService:
             amend(s, actor, now, "course", course.id, patient_id, "status", course.status,
                   data.status, reason=data.reason)
             course.status, course.stop_reason = data.status, data.reason
-            course.end_date, course.updated_at = now.date(), now
+            course.end_date, course.updated_at = self.ctx.clinic_time.local_date(now), now
             open_rows = s.execute(select(TreatmentSession).where(
                 TreatmentSession.course_id == course_id,
                 TreatmentSession.status.in_(OPEN_SESSION))).scalars().all()

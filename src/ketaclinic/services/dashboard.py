@@ -296,7 +296,7 @@ class DashboardService:
     def compute(self, actor: Actor, filters: DashboardFilters) -> Dashboard:
         """Everything on the dashboard; aggregates only (no names, MRNs or patient ids)."""
         self.ctx.require(actor, Perm.DASHBOARD, "dashboard.view")
-        today = self.ctx.clock().date()
+        today = self.ctx.today()
         dialect = q.Dialect(self.ctx.db.dialect)
         with self.ctx.db.engine.connect() as conn:
             if not outcome_summary.is_current(conn):

@@ -60,7 +60,7 @@ def seed_demo(
     """Create demo users (if missing) and ``patients`` synthetic patients."""
     rng = random.Random(seed)
     users = _ensure_users(svc)
-    today = svc.ctx.clock().date()
+    today = svc.ctx.today()
     ids = []
     for i in range(patients):
         ids.append(_make_patient(svc, rng, i, today))

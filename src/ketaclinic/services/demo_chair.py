@@ -50,7 +50,8 @@ def _rise(t_min: float) -> float:
 class _Seed:
     def __init__(self, svc: Services, rng: random.Random, today: dt.date) -> None:
         self.svc, self.rng, self.today = svc, rng, today
-        self.now = dt.datetime.combine(today, dt.time(7, 0))
+        self.at = svc.ctx.clinic_time.at  # demo times are on the clinic's clock
+        self.now = self.at(today, dt.time(7, 0))
         self.rows: dict[type, list[dict[str, Any]]] = defaultdict(list)
         self.usage: list[tuple[dt.datetime, str, int, str, Decimal]] = []  # time, drug, sid...
         self.slots: dict[dt.date, int] = defaultdict(int)
@@ -66,7 +67,7 @@ class _Seed:
         self.slots[day] += 1
         if day.weekday() > 4 or n >= len(chairs) * len(SLOTS):
             return None, None
-        return chairs[n % len(chairs)], dt.datetime.combine(day, SLOTS[n // len(chairs)])
+        return chairs[n % len(chairs)], self.at(day, SLOTS[n // len(chairs)])
 
 
 def seed_chair(svc: Services, rng: random.Random, patient_ids: list[int],
@@ -101,7 +102,7 @@ def _course(seed: _Seed, s, pid: int, chairs: list[int], birth) -> None:  # type
     template = load_course_template(template_id)
     start = today - dt.timedelta(days=rng.randint(30, 180))
     plan = plan_course(template, start)
-    created = dt.datetime.combine(start - dt.timedelta(days=3), dt.time(16, 0))
+    created = seed.at(start - dt.timedelta(days=3), dt.time(16, 0))
     done = all(p.on < today for p in plan)
     stopped = rng.random() < 0.08
     course = Course(patient_id=pid, template_id=template.id, treatment=template.treatment,
@@ -141,7 +142,7 @@ def _course(seed: _Seed, s, pid: int, chairs: list[int], birth) -> None:  # type
 def _session(seed: _Seed, row: TreatmentSession, birth) -> None:  # type: ignore[no-untyped-def]
     rng = seed.rng
     esk = row.treatment == "esketamine"
-    t0 = row.scheduled_start or dt.datetime.combine(row.planned_date, dt.time(12, 0))
+    t0 = row.scheduled_start or seed.at(row.planned_date, dt.time(12, 0))
     start = t0 + dt.timedelta(minutes=rng.randint(10, 20))
     if esk:
         dose = Decimal(56 if row.number == 1 or rng.random() < 0.4 else 84)

@@ -188,8 +188,9 @@ class DosingService:
         with self.ctx.db.transaction() as s:
             patient = self._patient(s, patient_id)
             rs = self.rulesets.active_in(s, treatment)
-            doc = screening_input(s, patient, now.date())
-            result = screen_patient(patient_facts(doc), treatment, rs, now.date())
+            today = self.ctx.clinic_time.local_date(now)
+            doc = screening_input(s, patient, today)
+            result = screen_patient(patient_facts(doc), treatment, rs, today)
             row = Screening(
                 patient_id=patient_id, treatment=treatment, ruleset_ref=result.rule_set,
                 decision=result.decision,
@@ -245,7 +246,7 @@ class DosingService:
         ).scalar_one_or_none()
 
     def _plan(self, s: Session, patient: Patient, req: DoseRequest) -> DosePlan:
-        today = self.ctx.clock().date()
+        today = self.ctx.today()
         rs = self.rulesets.active_in(s, req.treatment)
         prev = self._previous(s, patient.id, req.route)
         screening = self._latest_screening(s, patient.id, req.treatment)
@@ -320,12 +321,13 @@ class DosingService:
     def _insert(self, s: Session, actor: Actor, patient: Patient, plan: DosePlan,
                 overrides: list[Override], now: dt.datetime) -> DoseRecord:
         if plan.record_weight_kg is not None:
-            s.add(PatientWeight(patient_id=patient.id, measured_on=now.date(),
+            today = self.ctx.clinic_time.local_date(now)
+            s.add(PatientWeight(patient_id=patient.id, measured_on=today,
                                 weight_kg=plan.record_weight_kg, recorded_by=actor.user_id,
                                 recorded_at=now))
             s.add(PatientAmendment(patient_id=patient.id, field="weight", old_value="",
                                    new_value=f"{plan.record_weight_kg} kg on "
-                                   f"{now.date().isoformat()} (re-entered for a dose)",
+                                   f"{today.isoformat()} (re-entered for a dose)",
                                    changed_by=actor.user_id, changed_at=now,
                                    version=patient.version))
             self.ctx.audit.record(s, actor, "patient.weight", at=now, patient_id=patient.id)
@@ -376,7 +378,7 @@ class DosingService:
     def panel(self, actor: Actor, patient_id: int) -> dict[str, Any]:
         """Latest screening per treatment (with expiry) and recent dose orders."""
         self.ctx.require(actor, Perm.PATIENT_READ, "dosing.panel", patient_id=patient_id)
-        today = self.ctx.clock().date()
+        today = self.ctx.today()
         with self.ctx.db.transaction() as s:
             self._patient(s, patient_id)
             latest = {}

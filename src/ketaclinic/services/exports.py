@@ -65,7 +65,7 @@ class ExportService:
         self.ctx.require(actor, Perm.DEID_EXPORT, "export.deidentified")
         if fmt not in FORMATS:
             raise InvalidInput(f"format: must be one of {', '.join(FORMATS)}")
-        today = self.ctx.clock().date()
+        today = self.ctx.today()
         with self.ctx.db.transaction() as s:
             tables = _research_tables(s, today)
         result = deidentify(tables, deid_secret(self.ctx), today, DEID_COLUMN_KINDS)

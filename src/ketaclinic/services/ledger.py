@@ -190,7 +190,7 @@ class LedgerService:
             counterparty=data.recipient, note=data.note))
 
     def record_loss(self, actor: Actor, data: LossCreate) -> int:
-        if data.discovered_on > self.ctx.clock().date():
+        if data.discovered_on > self.ctx.today():
             raise InvalidInput("discovered_on: is in the future")
         return self._write(actor, LedgerEntry(
             kind="loss", lot=data.lot, at=self.ctx.clock(), amount_mg=data.lost_mg,
@@ -237,7 +237,7 @@ class LedgerService:
     def overview(self, actor: Actor, limit: int = 100) -> dict:
         """Lots with balances, recent entries, discrepancies, inventory and loss deadlines."""
         self.ctx.require(actor, Perm.LEDGER_READ, "ledger.view")
-        today = self.ctx.clock().date()
+        today = self.ctx.today()
         with self.ctx.db.transaction() as s:
             rows, events = self._all_events(s)
             names = dict(s.execute(select(User.id, User.username)).all())

@@ -133,7 +133,8 @@ class PatientService:
                 s.add(patient)
                 s.flush()
                 if weight is not None:
-                    s.add(PatientWeight(patient_id=patient.id, measured_on=now.date(),
+                    s.add(PatientWeight(patient_id=patient.id,
+                                        measured_on=self.ctx.clinic_time.local_date(now),
                                         weight_kg=weight, recorded_by=actor.user_id,
                                         recorded_at=now))
                 if idempotency_key:
@@ -292,8 +293,9 @@ class PatientService:
     def add_weight(self, actor: Actor, patient_id: int, data: WeightCreate) -> Decimal:
         weight = _weight(data.weight)
         now = self.ctx.clock()
-        day = data.measured_on or now.date()
-        if day > now.date():
+        today = self.ctx.clinic_time.local_date(now)
+        day = data.measured_on or today
+        if day > today:
             raise InvalidInput("measured_on: is in the future")
         self._add_child(actor, patient_id, "patient.weight",
                         PatientWeight(patient_id=patient_id, measured_on=day, weight_kg=weight,

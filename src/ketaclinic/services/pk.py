@@ -28,6 +28,7 @@ from ketaclinic.clinical.pk import (
 )
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.services.audit import Actor
+from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.permissions import Perm
@@ -100,7 +101,7 @@ class PkService:
             self.ctx.audit.record(s, actor, "pk.view", at=self.ctx.clock(), patient_id=patient_id)
         if weight is None:
             raise InvalidInput("no weight is recorded for this patient; record a weight first")
-        today = self.ctx.clock().date()
+        today = self.ctx.today()
         age = today.year - patient.birth_date.year - (
             (today.month, today.day) < (patient.birth_date.month, patient.birth_date.day)
         )
@@ -145,7 +146,7 @@ class PkService:
     def course(self, actor: Actor, patient_id: int, model: str | None = None) -> PkResult | None:
         """The curve for the patient's treatment sessions (given and planned), or None if none."""
         cov, sessions = self._read(actor, patient_id, _sessions)
-        doses = course_doses(sessions, cov.weight_kg)
+        doses = course_doses(sessions, cov.weight_kg, self.ctx.clinic_time)
         if not doses:
             return None
         route = doses[0]["route"]
@@ -169,7 +170,7 @@ class PkService:
             cov, sessions = self._read(actor, patient_id, _sessions)
         except InvalidInput:
             return {"has_weight": False, "latest": None}
-        doses = course_doses(sessions, cov.weight_kg)
+        doses = course_doses(sessions, cov.weight_kg, self.ctx.clinic_time)
         given = [d for d in doses if not d["planned"]]
         latest = (given or doses)[-1] if doses else None
         return {"has_weight": True, "latest": latest, "weight_kg": cov.weight_kg}
@@ -234,8 +235,11 @@ def _route_of(row: dict) -> str | None:
     return None
 
 
-def course_doses(sessions: list[dict], weight_kg: float) -> list[dict]:
-    """Given doses at their recorded times; planned ones at PLANNED_HOUR with a typical dose."""
+def course_doses(sessions: list[dict], weight_kg: float,
+                 clinic: ClinicTime | None = None) -> list[dict]:
+    """Given doses at their recorded times; planned ones at PLANNED_HOUR on the clinic's clock
+    (UTC without ``clinic``) with a typical dose. Times are naive UTC."""
+    clinic = clinic or ClinicTime()
     out = []
     for row in sessions:
         route = _route_of(row)
@@ -247,7 +251,7 @@ def course_doses(sessions: list[dict], weight_kg: float) -> list[dict]:
             minutes = max(1.0, (row["ended"] - at).total_seconds() / 60.0)
         planned = at is None
         if planned:
-            at = dt.datetime.combine(row["planned_date"], dt.time(PLANNED_HOUR))
+            at = clinic.at(row["planned_date"], dt.time(PLANNED_HOUR))
         dose = row["dose_mg"]
         if dose is None or planned and dose <= 0:
             unit, value = TYPICAL_DOSE[route]

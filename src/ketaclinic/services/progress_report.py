@@ -15,6 +15,7 @@ from ketaclinic.clinical.outcomes import (
     evaluate_course,
 )
 from ketaclinic.services.audit import Actor
+from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.context import Context
 from ketaclinic.services.dashboard import event_kind
 from ketaclinic.services.errors import NotFound
@@ -60,14 +61,16 @@ class ProgressReportService:
             patient = s.get(Patient, patient_id)
             if patient is None:
                 raise NotFound("no such patient")
-            report = _report(s, patient, recipient, now, self.ctx.settings.clinic_name)
+            report = _report(s, patient, recipient, now, self.ctx.settings.clinic_name,
+                             self.ctx.clinic_time)
             self.ctx.audit.record(s, actor, "export.progress_report", at=now,
                                   patient_id=patient_id)
         return render_progress_report(report)
 
 
 def _report(s: Session, p: Patient, recipient: str, now: dt.datetime,
-            clinic: str) -> ProgressReport:
+            clinic: str, ct: ClinicTime) -> ProgressReport:
+    """Dates on the report are the clinic's calendar days (KETACLINIC_CLINIC_TIMEZONE)."""
     course = s.execute(select(Course).where(Course.patient_id == p.id)
                        .order_by(Course.start_date.desc(), Course.id.desc()).limit(1)).scalar()
     sessions = [] if course is None else list(s.execute(
@@ -101,21 +104,23 @@ def _report(s: Session, p: Patient, recipient: str, now: dt.datetime,
         summary.append(f"First response {outcome.time_to_response_days} days after the first "
                        "dose.")
     if outcome.relapse_at is not None:
-        summary.append(f"Relapse on {outcome.relapse_at:%Y-%m-%d} ({outcome.relapse_reason}).")
+        relapse_on = (ct.local_date(outcome.relapse_at)
+                      if isinstance(outcome.relapse_at, dt.datetime) else outcome.relapse_at)
+        summary.append(f"Relapse on {relapse_on:%Y-%m-%d} ({outcome.relapse_reason}).")
     baseline = outcome.baseline.total if outcome.baseline else None
     return ProgressReport(
         patient_label=f"{p.given_name} {p.family_name}, born {p.birth_date.year}, MRN {p.mrn}",
-        clinic=clinic, recipient=recipient, generated_on=now.date(),
+        clinic=clinic, recipient=recipient, generated_on=ct.local_date(now),
         treatment=course.treatment if course else "no course",
         course_status=course.status if course else "-",
-        course_start=course.start_date if course else now.date(),
+        course_start=course.start_date if course else ct.local_date(now),
         sessions_done=len(given), sessions_planned=len(sessions) or None,
         instrument=instrument, max_score=MAX_SCORE.get(instrument, 60),
-        scores=[ScorePoint(a.administered_at.date(), float(a.total)) for a in scores],
-        doses=[DoseLine(t.dose_started_at.date(), "esketamine" if t.treatment == "esketamine"
-                        else "ketamine", float(t.dose_mg or 0), t.route or "-")
-               for t in given],
-        adverse_events=_adverse_events(s, p.id),
+        scores=[ScorePoint(ct.local_date(a.administered_at), float(a.total)) for a in scores],
+        doses=[DoseLine(ct.local_date(t.dose_started_at),
+                        "esketamine" if t.treatment == "esketamine" else "ketamine",
+                        float(t.dose_mg or 0), t.route or "-") for t in given],
+        adverse_events=_adverse_events(s, p.id, ct),
         baseline=baseline,
         response_line=None if baseline is None else baseline * (
             1 - float(crit.response_fraction.value)),
@@ -125,13 +130,16 @@ def _report(s: Session, p: Patient, recipient: str, now: dt.datetime,
     )
 
 
-def _adverse_events(s: Session, patient_id: int) -> list[AdverseEventLine]:
-    """The patient's ``chair_adverse_events`` (via their sessions), oldest first."""
+def _adverse_events(s: Session, patient_id: int,
+                    ct: ClinicTime | None = None) -> list[AdverseEventLine]:
+    """The patient's ``chair_adverse_events`` (via their sessions), oldest first, dated on the
+    clinic's calendar (UTC when ``ct`` is not given)."""
+    ct = ct or ClinicTime()
     rows: list[Any] = s.execute(
         select(AdverseEventRow.onset_at, AdverseEventRow.code, AdverseEventRow.severity,
                AdverseEventRow.action_taken)
         .join(TreatmentSession, TreatmentSession.id == AdverseEventRow.session_id)
         .where(TreatmentSession.patient_id == patient_id)
         .order_by(AdverseEventRow.onset_at, AdverseEventRow.id)).all()
-    return [AdverseEventLine(r[0].date() if isinstance(r[0], dt.datetime) else r[0],
+    return [AdverseEventLine(ct.local_date(r[0]) if isinstance(r[0], dt.datetime) else r[0],
                              str(r[1]), str(r[2]), str(r[3] or "")) for r in rows]

@@ -21,7 +21,12 @@ from ketaclinic.clinical.rems import (
 from ketaclinic.clinical.rules import Finding
 from ketaclinic.schemas_chair import RemsDetails, RemsSubmit
 from ketaclinic.services.audit import Actor
-from ketaclinic.services.chair_common import clinical, findings_from_json, load_session
+from ketaclinic.services.chair_common import (
+    clinical,
+    findings_from_json,
+    load_session,
+    require_for_session,
+)
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.permissions import Perm
@@ -64,9 +69,7 @@ class RemsService:
 
     def build(self, actor: Actor, session_id: int, *, action: str = "rems.view"
               ) -> tuple[RemsMonitoringForm, list[str], list[Finding], RemsFormRow]:
-        with self.ctx.db.transaction() as s:
-            patient_id = load_session(s, session_id).patient_id
-        self.ctx.require(actor, Perm.PATIENT_READ, action, patient_id=patient_id)
+        patient_id = require_for_session(self.ctx, actor, session_id, action, Perm.PATIENT_READ)
         with self.ctx.db.transaction() as s:
             form_row = self._form_row(s, session_id)
             record = self._record(s, load_session(s, session_id), form_row)
@@ -115,6 +118,7 @@ class RemsService:
             dose_mg=int(row.dose_mg) if row.dose_mg is not None else None,
             lot_numbers=tuple(x.strip() for x in row.lot_numbers.split(",") if x.strip()),
             first_device_at=row.first_device_at, monitoring_end_at=row.discharged_at,
+            treatment_date=form_row.treatment_date,
             ready_without_2h_rule_at=(discharge.ready_at or discharge.discharged_at)
             if discharge else None,
             bp_readings=tuple(BpReading(v.taken_at, v.sbp_mmhg, v.dbp_mmhg) for v in vitals
@@ -149,9 +153,7 @@ class RemsService:
         return render_rems_pdf(form)
 
     def update_details(self, actor: Actor, session_id: int, data: RemsDetails) -> None:
-        with self.ctx.db.transaction() as s:
-            patient_id = load_session(s, session_id).patient_id
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "rems.details", patient_id=patient_id)
+        patient_id = require_for_session(self.ctx, actor, session_id, "rems.details")
         with self.ctx.db.transaction() as s:
             row = self._form_row(s, session_id)
             if row.status == "submitted":
@@ -173,9 +175,10 @@ class RemsService:
             assert row is not None
             if row.status == "submitted":
                 raise Conflict("this form is already marked submitted")
-            if now.date() < row.treatment_date:
+            today = self.ctx.clinic_time.local_date(now)
+            if today < row.treatment_date:
                 raise InvalidInput("a form cannot be submitted before the treatment")
-            row.status, row.submitted_on, row.submitted_by = "submitted", now.date(), actor.user_id
+            row.status, row.submitted_on, row.submitted_by = "submitted", today, actor.user_id
             row.confirmation = data.confirmation
             self.ctx.audit.record(s, actor, "rems.submitted", at=now, patient_id=patient_id,
                                   detail=f"form {form_id}")
@@ -183,7 +186,7 @@ class RemsService:
     def due(self, actor: Actor, within_days: int = 7) -> list[dict[str, Any]]:
         """Unsubmitted forms due within ``within_days`` (overdue ones first)."""
         self.ctx.require(actor, Perm.PATIENT_READ, "rems.tracker")
-        today = self.ctx.clock().date()
+        today = self.ctx.today()
         with self.ctx.db.transaction() as s:
             rows = s.execute(select(RemsFormRow, Patient).join(
                 Patient, Patient.id == RemsFormRow.patient_id).where(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,12 +17,11 @@ from ketaclinic.schemas_chair import BookingChange, BookingCreate, ChairCreate, 
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.chair_common import (
     amend,
-    check_version,
+    changing_session,
     clinical,
     load_patient,
-    load_session,
+    require_for_session,
     scheduling_rules,
-    stale_as_conflict,
 )
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
@@ -33,6 +32,7 @@ from ketaclinic.store.tables_care import Chair, TreatmentSession
 DEMO_HOURS = "0-4 08:00-18:00; 5 09:00-13:00"
 _WINDOW = re.compile(r"^\s*(\d)(?:-(\d))?\s+(\d{2}:\d{2})-(\d{2}:\d{2})\s*$")
 NOT_OCCUPYING = ("planned", "cancelled", "missed")
+PLANNED_AT = dt.time(8)  # an unbooked session's place on the calendar (clinic time)
 
 
 class BookingRefused(ServiceError):
@@ -111,13 +111,18 @@ def session_minutes(treatment: str) -> int:
 
 
 def booking_of(r: TreatmentSession) -> sched.Booking:
+    """The stored booking as the core's value, with aware UTC instants."""
     start = r.scheduled_start
     assert start is not None
     minutes = r.scheduled_minutes or session_minutes(r.treatment)
-    return sched.Booking(str(r.id), str(r.patient_id), str(r.chair_id), r.treatment, start,
-                         start + dt.timedelta(minutes=minutes),
+    return sched.Booking(str(r.id), str(r.patient_id), str(r.chair_id), r.treatment,
+                         _utc(start), _utc(start + dt.timedelta(minutes=minutes)),
                          sched.CANCELLED if r.status == "cancelled" else sched.BOOKED,
                          change_reason=r.cancel_reason)
+
+
+def _utc(stored: dt.datetime) -> dt.datetime:
+    return stored.replace(tzinfo=dt.UTC)
 
 
 class ScheduleService:
@@ -174,11 +179,12 @@ class ScheduleService:
     # --- calendar ---------------------------------------------------------------------
     def calendar(self, actor: Actor, first: dt.date, days: int) -> tuple[
             list[ChairInfo], list[CalendarEntry], list[CalendarEntry]]:
-        """Booked sessions on ``days`` days from ``first`` and planned sessions to book."""
+        """Booked sessions on ``days`` clinic days from ``first`` (local midnight to local
+        midnight, so a day across a daylight-saving change has 23 or 25 hours) and planned
+        sessions to book."""
         self.ctx.require(actor, Perm.PATIENT_READ, "schedule.view")
         days = max(1, min(days, 14))
-        start = dt.datetime.combine(first, dt.time())
-        end = start + dt.timedelta(days=days)
+        start, end = self.ctx.clinic_time.day_range(first, days)
         with self.ctx.db.transaction() as s:
             chairs = [ChairInfo(c.id, c.name, c.active, hours_text(c.opening_hours_json))
                       for c in s.execute(select(Chair).where(Chair.active.is_(True))
@@ -200,10 +206,18 @@ class ScheduleService:
                 self._entry(r, p) for r, p in planned]
 
     def _entry(self, r: TreatmentSession, p: Patient) -> CalendarEntry:
-        start = r.scheduled_start or dt.datetime.combine(r.planned_date, dt.time(8))
+        start = r.scheduled_start or self._planned_start(r.planned_date)
         minutes = r.scheduled_minutes or session_minutes(r.treatment)
         return CalendarEntry(r.id, p.id, f"{p.family_name}, {p.given_name}", r.chair_id,
                              r.treatment, r.status, start, start + dt.timedelta(minutes=minutes))
+
+    def _when(self, start: dt.datetime | None) -> str:
+        """A booking's start as amendments record it: clinic time with its zone."""
+        return self.ctx.clinic_time.format(start, "%Y-%m-%d %H:%M", zone=True)
+
+    def _planned_start(self, day: dt.date) -> dt.datetime:
+        """Where an unbooked session sits on the calendar: 08:00 clinic time on its day."""
+        return self.ctx.clinic_time.at(day, PLANNED_AT)
 
     # --- booking ----------------------------------------------------------------------
     def _check(self, s: Session, row: TreatmentSession, chair_id: int, start: dt.datetime,
@@ -216,9 +230,9 @@ class ScheduleService:
             TreatmentSession.status.notin_(NOT_OCCUPYING),
             TreatmentSession.id != row.id)).scalars().all()
         new = sched.Booking(str(row.id), str(row.patient_id), str(chair_id), row.treatment,
-                            start, start + dt.timedelta(minutes=minutes))
+                            _utc(start), _utc(start + dt.timedelta(minutes=minutes)))
         return clinical(lambda: sched.check_booking([booking_of(r) for r in near], new, chairs,
-                                                    scheduling_rules()))
+                                                    scheduling_rules(), self.ctx.clinic_time.zone))
 
     def _place(self, s: Session, actor: Actor, row: TreatmentSession, chair_id: int,
                start: dt.datetime, minutes: int | None, override: str) -> list[Finding]:
@@ -239,20 +253,17 @@ class ScheduleService:
 
     def book(self, actor: Actor, session_id: int, data: BookingCreate) -> list[Finding]:
         """Book a planned session into a chair slot; conflicts raise BookingRefused."""
-        patient_id = self._patient_of(session_id)
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "session.book", patient_id=patient_id)
+        patient_id = require_for_session(self.ctx, actor, session_id, "session.book")
         now = self.ctx.clock()
         try:
-            with stale_as_conflict(), self.ctx.db.transaction() as s:
-                row = load_session(s, session_id)
-                check_version("session", row, data.version)
+            with changing_session(self.ctx.db, session_id, data.version) as (s, row):
                 if row.status != "planned":
                     raise InvalidInput(f"only a planned session can be booked (this one is "
                                        f"{row.status}); reschedule it instead")
                 findings = self._place(s, actor, row, data.chair_id, data.start, data.minutes,
                                        data.override_reason)
                 amend(s, actor, now, "session", row.id, patient_id, "booking", "",
-                      f"chair {data.chair_id} {row.scheduled_start:%Y-%m-%d %H:%M}",
+                      f"chair {data.chair_id} {self._when(row.scheduled_start)}",
                       reason=data.override_reason)
                 row.status, row.updated_at = "booked", now
                 s.flush()
@@ -265,16 +276,13 @@ class ScheduleService:
             raise
 
     def reschedule(self, actor: Actor, session_id: int, data: BookingChange) -> list[Finding]:
-        patient_id = self._patient_of(session_id)
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "session.reschedule", patient_id=patient_id)
+        patient_id = require_for_session(self.ctx, actor, session_id, "session.reschedule")
         self._reason("reschedule", data.reason_code, data.reason)
         now = self.ctx.clock()
-        with stale_as_conflict(), self.ctx.db.transaction() as s:
-            row = load_session(s, session_id)
-            check_version("session", row, data.version)
+        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
             if row.status not in ("planned", "booked"):
                 raise InvalidInput(f"a {row.status} session cannot be rescheduled")
-            old = (f"chair {row.chair_id} {row.scheduled_start:%Y-%m-%d %H:%M}"
+            old = (f"chair {row.chair_id} {self._when(row.scheduled_start)}"
                    if row.scheduled_start else f"planned {row.planned_date}")
             chair_id = data.chair_id or row.chair_id
             if chair_id is None:
@@ -282,22 +290,20 @@ class ScheduleService:
             findings = self._place(s, actor, row, chair_id, data.start, row.scheduled_minutes,
                                    data.override_reason)
             amend(s, actor, now, "session", row.id, patient_id, "booking", old,
-                  f"chair {chair_id} {row.scheduled_start:%Y-%m-%d %H:%M}", data.reason_code,
+                  f"chair {chair_id} {self._when(row.scheduled_start)}", data.reason_code,
                   data.reason)
-            row.status, row.planned_date, row.updated_at = "booked", data.start.date(), now
+            row.status, row.updated_at = "booked", now
+            row.planned_date = self.ctx.clinic_time.local_date(data.start)
             s.flush()
             self.ctx.audit.record(s, actor, "session.reschedule", at=now, patient_id=patient_id,
                                   detail=f"session {session_id}: {data.reason_code}")
             return findings
 
     def cancel(self, actor: Actor, session_id: int, data: SessionCancel) -> None:
-        patient_id = self._patient_of(session_id)
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "session.cancel", patient_id=patient_id)
+        patient_id = require_for_session(self.ctx, actor, session_id, "session.cancel")
         self._reason("cancel", data.reason_code, data.reason)
         now = self.ctx.clock()
-        with stale_as_conflict(), self.ctx.db.transaction() as s:
-            row = load_session(s, session_id)
-            check_version("session", row, data.version)
+        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
             if row.status not in ("planned", "booked", "checked-in"):
                 raise InvalidInput(f"a {row.status} session cannot be cancelled")
             amend(s, actor, now, "session", row.id, patient_id, "status", row.status,
@@ -314,10 +320,6 @@ class ScheduleService:
         if problems:
             raise InvalidInput("; ".join(f.message for f in problems))
 
-    def _patient_of(self, session_id: int) -> int:
-        with self.ctx.db.transaction() as s:
-            return load_session(s, session_id).patient_id
-
     # --- iCalendar --------------------------------------------------------------------
     def patient_ics(self, actor: Actor, patient_id: int) -> str:
         self.ctx.require(actor, Perm.PATIENT_READ, "schedule.ics", patient_id=patient_id)
@@ -328,13 +330,8 @@ class ScheduleService:
                 TreatmentSession.patient_id == patient_id,
                 TreatmentSession.scheduled_start.is_not(None)).order_by(
                 TreatmentSession.scheduled_start)).scalars().all()
-            bookings = []
-            for r in rows:
-                b = booking_of(r)
-                bookings.append(sched.Booking(
-                    b.booking_id, b.patient_id, b.chair_id, b.treatment,
-                    b.start.replace(tzinfo=dt.UTC), b.end.replace(tzinfo=dt.UTC), b.status))
+            bookings = [replace(booking_of(r), change_reason="") for r in rows]
             self.ctx.audit.record(s, actor, "schedule.ics", at=now, patient_id=patient_id,
                                   detail=f"{len(bookings)} events")
-        return to_ics(bookings, now.replace(tzinfo=dt.UTC), uid_domain="ketaclinic.invalid",
+        return to_ics(bookings, _utc(now), uid_domain="ketaclinic.invalid",
                       location=self.ctx.settings.clinic_name)

@@ -13,16 +13,23 @@ from sqlalchemy import Engine
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine, secret_key: str | None = None) -> Config:
+    """``secret_key`` lets data migrations encrypt secrets at rest (0005_accounts)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = engine
+    cfg.attributes["secret_key"] = secret_key
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, secret_key: str | None = None) -> None:
     """Bring the schema up to ``revision`` (idempotent)."""
-    command.upgrade(alembic_config(engine), revision)
+    command.upgrade(alembic_config(engine, secret_key), revision)
+
+
+def downgrade(engine: Engine, revision: str, *, secret_key: str | None = None) -> None:
+    """Take the schema back to ``revision`` (for operators undoing an upgrade, and tests)."""
+    command.downgrade(alembic_config(engine, secret_key), revision)
 
 
 def current_revision(engine: Engine) -> str | None:

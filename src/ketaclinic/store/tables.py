@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -43,12 +44,30 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Two-factor keys are stored encrypted (services/secretbox.py: "v1.<key id>.<sealed>").
+    totp_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # Two-factor: the secret shown at enrolment until a code confirms it, and the last accepted
     # 30-second time step (a code is accepted once: replaying it, or an older one, is refused).
-    totp_pending_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
     totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # Set by an administrator's password reset: the next login may only change the password,
+    # and the temporary password stops working at password_expires_at.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
+    password_expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+class RecoveryCode(Base):
+    """A one-time two-factor recovery code: only a salted HMAC-SHA256 of it is stored."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    salt: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 class AuthSession(Base):
     """A server-side login session; the cookie holds a random token whose SHA-256 is the id."""

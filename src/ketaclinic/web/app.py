@@ -19,8 +19,14 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
+from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import NotAuthenticated, ServiceError
-from ketaclinic.web.deps import ENROLMENT_PAGE, EnrolmentRequired
+from ketaclinic.web.deps import (
+    CHANGE_PASSWORD_PAGE,
+    ENROLMENT_PAGE,
+    EnrolmentRequired,
+    PasswordChangeRequired,
+)
 
 log = logging.getLogger("ketaclinic.web")
 HERE = Path(__file__).parent
@@ -34,12 +40,17 @@ def format_number(value: object) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def make_templates(clinic_name: str) -> Jinja2Templates:
+def make_templates(clinic_name: str, clinic_time: ClinicTime | None = None) -> Jinja2Templates:
+    """Jinja templates; ``{{ t|local }}`` shows a stored (UTC) time on the clinic's clock:
+    ``t|local('%H:%M')``, ``t|local(zone=True)`` adds the abbreviation ("09:00 EST")."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     from ketaclinic.web.panels import nav_for
 
-    templates.env.globals.update(version=__version__, clinic_name=clinic_name, nav_for=nav_for)
+    clinic_time = clinic_time or ClinicTime()
+    templates.env.globals.update(version=__version__, clinic_name=clinic_name, nav_for=nav_for,
+                                 clinic_zone=clinic_time.zone_name)
     templates.env.filters["num"] = format_number
+    templates.env.filters["local"] = clinic_time.format
     return templates
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -101,6 +112,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": str(exc)}, status_code=403)
         return RedirectResponse(ENROLMENT_PAGE, status_code=303)
 
+    @app.exception_handler(PasswordChangeRequired)
+    async def _change_first(request: Request, exc: PasswordChangeRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc)}, status_code=403)
+        return RedirectResponse(CHANGE_PASSWORD_PAGE, status_code=303)
+
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
         return _error(request, exc.status, str(exc))
@@ -141,13 +158,16 @@ def create_app(services: Services) -> FastAPI:
         version=__version__,
         description="ketaclinic JSON API. Decision support for clinicians, not medical advice. "
         "Authenticate with POST /api/auth/login; send the returned csrf_token as the "
-        "X-CSRF-Token header on every state-changing request.",
+        "X-CSRF-Token header on every state-changing request. Times are ISO 8601 instants in "
+        "UTC (2026-11-02T14:00:00Z); requests may give any offset, and a time without one is "
+        "UTC. Dates are the clinic's calendar days. The clinic time zone "
+        "(KETACLINIC_CLINIC_TIMEZONE) applies to pages, PDFs and iCalendar only.",
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     app.state.services = services
-    app.state.templates = make_templates(settings.clinic_name)
+    app.state.templates = make_templates(settings.clinic_name, services.ctx.clinic_time)
     app.add_middleware(SecurityHeaders, max_body_bytes=settings.max_body_bytes,
                        secure_cookies=settings.secure_cookies)
     _install_error_handlers(app)

@@ -1,41 +1,66 @@
-"""Turning chair-area form posts into validated input models (times typed as HH:MM today)."""
+"""Turning chair-area form posts into validated input models.
+
+Times on these forms are typed on the clinic's wall clock ("14:05" today, or a full
+"YYYY-MM-DDTHH:MM"); :class:`LocalDay` reads them in KETACLINIC_CLINIC_TIMEZONE and hands the
+services the UTC instants they store (see ``services.clinic_time`` for daylight-saving rules).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ketaclinic.schemas import describe_validation_error
+from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
 SKIP = {"csrf_token", "idempotency_key"}
 
 
-def time_on(day: dt.date, text: str, name: str) -> dt.datetime:
-    """"14:05" on ``day`` (a full "YYYY-MM-DDTHH:MM" is accepted too)."""
-    text = text.strip()
-    try:
-        if "T" in text or " " in text:
-            return dt.datetime.fromisoformat(text).replace(second=0, microsecond=0)
-        return dt.datetime.combine(day, dt.time.fromisoformat(text))
-    except ValueError as exc:
-        raise InvalidInput(f"{name}: enter a time like 14:05") from exc
+@dataclass(frozen=True)
+class LocalDay:
+    """The clinic's day and zone in which the times typed on a form are read."""
+
+    day: dt.date
+    clinic: ClinicTime
+
+    def time(self, text: str, name: str) -> dt.datetime:
+        """"14:05" on this day (or a full "YYYY-MM-DDTHH:MM") on the clinic's clock, as the
+        naive UTC instant it names; a time skipped by a daylight-saving change is refused."""
+        text = text.strip()
+        try:
+            if "T" in text or " " in text:
+                local = dt.datetime.fromisoformat(text).replace(second=0, microsecond=0)
+            else:
+                local = dt.datetime.combine(self.day, dt.time.fromisoformat(text))
+        except ValueError as exc:
+            raise InvalidInput(f"{name}: enter a time like 14:05") from exc
+        return self.clinic.from_local(local, name)
+
+    def date_and_time(self, form: dict[str, str]) -> dt.datetime:
+        """The instant named by a form's ``date`` and ``time`` fields (a booking's start)."""
+        try:
+            day = dt.date.fromisoformat(form.get("date", ""))
+        except ValueError as exc:
+            raise InvalidInput("date: enter a date like 2026-11-02") from exc
+        return LocalDay(day, self.clinic).time(form.get("time", ""), "time")
 
 
-def parse(model: type[M], form: dict[str, str], *, day: dt.date | None = None,
+def parse(model: type[M], form: dict[str, str], *, local: LocalDay | None = None,
           times: tuple[str, ...] = (), checkboxes: tuple[str, ...] = (),
           extra: dict[str, Any] | None = None) -> M:
     """Validate a form: empty fields are left out, checkboxes become booleans, the named
-    ``times`` fields are HH:MM on ``day``."""
+    ``times`` fields are clinic-local times read by ``local``."""
     values: dict[str, Any] = {}
     for key, value in form.items():
         if key in SKIP or key not in model.model_fields or value == "":
             continue
-        if key in times and day is not None:
-            values[key] = time_on(day, value, key)
+        if key in times and local is not None:
+            values[key] = local.time(value, key)
         else:
             values[key] = value
     for key in checkboxes:

@@ -28,9 +28,19 @@ class EnrolmentRequired(PermissionDenied):
     """The account's role must set up two-factor login before doing anything else."""
 
 
+class PasswordChangeRequired(PermissionDenied):
+    """An administrator reset the password: the user must choose a new one before anything."""
+
+
 ENROLMENT_PAGE = "/account/totp"
+CHANGE_PASSWORD_PAGE = "/account/password"
+CHANGE_PASSWORD_API = "/api/me/password"
+# What a user who must change the password may reach: that page (or API call), logging out,
+# who am I. After the change, a user whose role requires two-factor login enrols next.
+_DURING_PASSWORD_CHANGE = {CHANGE_PASSWORD_PAGE, CHANGE_PASSWORD_API, "/logout",
+                           "/api/auth/logout", "/api/me"}
 # What a user who still has to enrol may reach: the enrolment page, logging out, who am I.
-_DURING_ENROLMENT = {ENROLMENT_PAGE, "/logout", "/api/auth/logout", "/api/me"}
+_DURING_ENROLMENT = _DURING_PASSWORD_CHANGE | {ENROLMENT_PAGE}
 
 
 def services(request: Request) -> Services:
@@ -66,7 +76,13 @@ def current_viewer(request: Request, svc: Annotated[Services, Depends(services)]
         return cached
     viewer = Viewer(svc.auth.resolve(request.cookies.get(SESSION_COOKIE)))
     request.state.viewer = viewer
-    if viewer.session.must_enrol_totp and request.url.path not in _DURING_ENROLMENT:
+    path = request.url.path
+    if viewer.session.must_change_password and path not in _DURING_PASSWORD_CHANGE:
+        raise PasswordChangeRequired(
+            "your password was reset by an administrator: choose a new one first (page "
+            f"{CHANGE_PASSWORD_PAGE}, or POST {CHANGE_PASSWORD_API} with current_password and "
+            "new_password)")
+    if viewer.session.must_enrol_totp and path not in _DURING_ENROLMENT:
         raise EnrolmentRequired(f"your role must set up two-factor login first: open "
                                 f"{ENROLMENT_PAGE}")
     return viewer

@@ -1,4 +1,4 @@
-"""The user's own account: setting up two-factor login (TOTP)."""
+"""The user's own account: password, two-factor login (TOTP) and its recovery codes."""
 
 from __future__ import annotations
 
@@ -6,16 +6,79 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.services.errors import Conflict, InvalidInput
-from ketaclinic.web.deps import ENROLMENT_PAGE, ServicesDep, ViewerDep, read_checked_form
+from ketaclinic.web.deps import (
+    CHANGE_PASSWORD_PAGE,
+    ENROLMENT_PAGE,
+    SESSION_COOKIE,
+    ServicesDep,
+    ViewerDep,
+    client_address,
+    read_checked_form,
+)
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
+ACCOUNT_PAGE = "/account"
 
 
 def _grouped(secret: str) -> str:
     return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
 
 
+@router.get(ACCOUNT_PAGE)
+def account_page(request: Request, svc: ServicesDep, viewer: ViewerDep, msg: str = "") -> Response:
+    return _account(request, svc, viewer, msg=msg)
+
+
+def _account(request: Request, svc: ServicesDep, viewer: ViewerDep, msg: str = "",
+             status: int = 200, error: str = "") -> Response:
+    user = viewer.session.user
+    left = svc.accounts.recovery_codes_left(viewer.actor) if user.totp_enrolled else 0
+    return render(request, "account.html", status_code=status, user=user, codes_left=left,
+                  message=msg[:200], error=error)
+
+
+# --- password -------------------------------------------------------------------------------
+@router.get(CHANGE_PASSWORD_PAGE)
+def password_page(request: Request, viewer: ViewerDep) -> Response:
+    return render(request, "account_password.html",
+                  forced=viewer.session.must_change_password)
+
+
+@router.post(CHANGE_PASSWORD_PAGE)
+async def password_change(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    forced = viewer.session.must_change_password
+    if form.get("new_password", "") != form.get("confirm_password", ""):
+        return render(request, "account_password.html", status_code=422, forced=forced,
+                      error="the two new passwords are not the same")
+    try:
+        svc.accounts.change_password(viewer.actor, form.get("current_password", ""),
+                                     form.get("new_password", ""),
+                                     keep_token=request.cookies.get(SESSION_COOKIE),
+                                     client=client_address(request))
+    except InvalidInput as exc:
+        return render(request, "account_password.html", status_code=422, forced=forced,
+                      error=str(exc))
+    if forced:
+        return redirect("/")
+    return redirect(f"{ACCOUNT_PAGE}?msg=Your+password+was+changed.+Other+sessions+were+"
+                    "logged+out.")
+
+
+# --- recovery codes -------------------------------------------------------------------------
+@router.post(f"{ACCOUNT_PAGE}/recovery-codes")
+async def recovery_codes_new(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        codes = svc.accounts.regenerate_recovery_codes(
+            viewer.actor, form.get("password", ""), client=client_address(request))
+    except (InvalidInput, Conflict) as exc:
+        return _account(request, svc, viewer, status=exc.status, error=str(exc))
+    return render(request, "recovery_codes.html", codes=codes, fresh_enrolment=False)
+
+
+# --- two-factor enrolment -------------------------------------------------------------------
 def _page(request: Request, svc: ServicesDep, viewer: ViewerDep, status: int = 200,
           error: str = "") -> Response:
     if viewer.session.user.totp_enrolled:
@@ -38,9 +101,10 @@ def totp_page(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response
 async def totp_confirm(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        svc.auth.totp_confirm(viewer.actor, form.get("code", ""))
+        codes = svc.auth.totp_confirm(viewer.actor, form.get("code", ""))
     except InvalidInput as exc:
         return _page(request, svc, viewer, status=422, error=str(exc))
     except Conflict:
-        pass
-    return redirect(ENROLMENT_PAGE)
+        return redirect(ENROLMENT_PAGE)
+    # Shown once, in this answer only (never cached: every page is Cache-Control: no-store).
+    return render(request, "recovery_codes.html", codes=codes, fresh_enrolment=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -13,9 +15,9 @@ router = APIRouter(prefix="/admin")
 
 
 @router.get("/users")
-def users_page(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+def users_page(request: Request, svc: ServicesDep, viewer: ViewerDep, msg: str = "") -> Response:
     users = svc.auth.list_users(viewer.actor)
-    return render(request, "admin_users.html", users=users, values={})
+    return render(request, "admin_users.html", users=users, values={}, message=msg[:200])
 
 
 @router.post("/users")
@@ -38,6 +40,52 @@ async def users_set_active(request: Request, user_id: int, svc: ServicesDep,
     form = await read_checked_form(request, viewer)
     svc.auth.set_active(viewer.actor, user_id, form.get("active") == "1")
     return redirect("/admin/users")
+
+
+# --- resets: a confirmation page (GET), then the change (POST, CSRF-checked) ----------------
+_RESETS = {"reset-password": "password", "reset-two-factor": "two-factor"}
+
+
+@router.get("/users/{user_id}/reset-password")
+@router.get("/users/{user_id}/reset-two-factor")
+def users_reset_confirm(request: Request, user_id: int, svc: ServicesDep,
+                        viewer: ViewerDep) -> Response:
+    kind = _RESETS[request.url.path.rsplit("/", 1)[1]]
+    user = svc.accounts.get_user(viewer.actor, user_id)
+    return render(request, "admin_user_reset.html", user=user, kind=kind,
+                  hours=svc.settings.temporary_password_hours)
+
+
+@router.post("/users/{user_id}/reset-password")
+async def users_reset_password(request: Request, user_id: int, svc: ServicesDep,
+                               viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    chosen = form.get("temporary_password", "") or None
+    try:
+        reset = svc.accounts.reset_password(viewer.actor, user_id, chosen)
+    except InvalidInput as exc:
+        user = svc.accounts.get_user(viewer.actor, user_id)
+        return render(request, "admin_user_reset.html", status_code=422, user=user,
+                      kind="password", hours=svc.settings.temporary_password_hours,
+                      error=str(exc))
+    # The generated password is shown in this answer only (no-store), never stored in clear.
+    return render(request, "admin_user_reset.html", user=reset.user, kind="password",
+                  done=reset, hours=svc.settings.temporary_password_hours)
+
+
+@router.post("/users/{user_id}/reset-two-factor")
+async def users_reset_two_factor(request: Request, user_id: int, svc: ServicesDep,
+                                 viewer: ViewerDep) -> Response:
+    await read_checked_form(request, viewer)
+    try:
+        user = svc.accounts.reset_two_factor(viewer.actor, user_id)
+    except (InvalidInput, Conflict) as exc:
+        user = svc.accounts.get_user(viewer.actor, user_id)
+        return render(request, "admin_user_reset.html", status_code=exc.status, user=user,
+                      kind="two-factor", error=str(exc))
+    return redirect("/admin/users?msg=" + quote(
+        f"Two-factor login of {user.username} was reset; they set it up again at their next "
+        "login."))
 
 
 @router.get("/audit")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ketaclinic.services.auth import LoginResult
 from ketaclinic.services.errors import NotAuthenticated, Throttled
 from ketaclinic.web.deps import (
+    CHANGE_PASSWORD_PAGE,
     PRELOGIN_COOKIE,
     SESSION_COOKIE,
     ServicesDep,
@@ -30,6 +33,18 @@ def _safe_next(target: str | None) -> str:
 def set_session_cookie(response: Response, request: Request, token: str, secure: bool) -> None:
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", path="/",
                         secure=secure or request.url.scheme == "https")
+
+
+def _landing(result: LoginResult, target: str | None) -> str:
+    """Where a successful login goes: a forced password change first, then the next page."""
+    if result.user.must_change_password:
+        return CHANGE_PASSWORD_PAGE
+    if result.recovery_codes_left is not None:
+        left = result.recovery_codes_left
+        return ("/account?msg=" + quote(f"You logged in with a recovery code; {left} left. "
+                                        "If you lost your phone, ask an administrator to "
+                                        "reset your two-factor login.") + "#recovery-codes")
+    return _safe_next(target)
 
 
 @router.get("/login")
@@ -53,13 +68,14 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
     try:
         result = svc.auth.login(form.get("username", ""), form.get("password", ""),
                                 client_address(request),
-                                totp_code=(form.get("totp_code") or "").strip() or None)
+                                totp_code=(form.get("totp_code") or "").strip() or None,
+                                recovery_code=(form.get("recovery_code") or "").strip() or None)
     except (NotAuthenticated, Throttled) as exc:
         status = 429 if isinstance(exc, Throttled) else 401
         return render(request, "login.html", status_code=status, viewer=None,
                       next=_safe_next(form.get("next")), prelogin=expected, error=str(exc),
                       username=form.get("username", "")[:64])
-    response = redirect(_safe_next(form.get("next")))
+    response = redirect(_landing(result, form.get("next")))
     set_session_cookie(response, request, result.token, svc.settings.secure_cookies)
     response.delete_cookie(PRELOGIN_COOKIE, path="/login")
     return response

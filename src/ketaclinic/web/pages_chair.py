@@ -7,6 +7,7 @@ so that ``web_routers()`` needs one line for the whole area.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,11 +16,11 @@ from fastapi.responses import Response
 from ketaclinic.bootstrap import Services
 from ketaclinic.schemas_chair import ChairCreate, CourseCreate, CourseEnd, CourseNotes
 from ketaclinic.services.courses import template_choices
-from ketaclinic.services.errors import Conflict, InvalidInput
+from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
 from ketaclinic.web import pages_ledger, pages_session
 from ketaclinic.web.chair_forms import parse
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
-from ketaclinic.web.render import redirect, render
+from ketaclinic.web.render import attachment, redirect, render
 
 router = APIRouter()
 router.include_router(pages_session.router)
@@ -64,28 +65,30 @@ def course_view(request: Request, course_id: int, svc: ServicesDep,
     return _course_page(request, svc, viewer, course_id)
 
 
-@router.post("/courses/{course_id}/end")
-async def course_end(request: Request, course_id: int, svc: ServicesDep,
-                     viewer: ViewerDep) -> Response:
+async def _course_change(request: Request, svc: Services, viewer: Viewer, course_id: int,
+                         change: Callable[[dict[str, str]], object]) -> Response:
+    """Apply one change to a course; a refusal shows the course page again with the reason."""
     form = await read_checked_form(request, viewer)
     try:
-        svc.chair.courses.end(viewer.actor, course_id, parse(CourseEnd, form))
+        change(form)
     except (InvalidInput, Conflict) as exc:
         return _course_page(request, svc, viewer, course_id, status_code=exc.status,
                             error=str(exc))
     return redirect(f"/courses/{course_id}")
+
+
+@router.post("/courses/{course_id}/end")
+async def course_end(request: Request, course_id: int, svc: ServicesDep,
+                     viewer: ViewerDep) -> Response:
+    return await _course_change(request, svc, viewer, course_id, lambda form: (
+        svc.chair.courses.end(viewer.actor, course_id, parse(CourseEnd, form))))
 
 
 @router.post("/courses/{course_id}/notes")
 async def course_notes(request: Request, course_id: int, svc: ServicesDep,
                        viewer: ViewerDep) -> Response:
-    form = await read_checked_form(request, viewer)
-    try:
-        svc.chair.courses.amend_notes(viewer.actor, course_id, parse(CourseNotes, form))
-    except (InvalidInput, Conflict) as exc:
-        return _course_page(request, svc, viewer, course_id, status_code=exc.status,
-                            error=str(exc))
-    return redirect(f"/courses/{course_id}")
+    return await _course_change(request, svc, viewer, course_id, lambda form: (
+        svc.chair.courses.amend_notes(viewer.actor, course_id, parse(CourseNotes, form))))
 
 
 # --- schedule -----------------------------------------------------------------------------
@@ -101,14 +104,15 @@ def _day(text: str, today: dt.date) -> dt.date:
 @router.get("/schedule")
 def schedule(request: Request, svc: ServicesDep, viewer: ViewerDep, day: str = "",
              view: str = "day") -> Response:
-    first = _day(day[:10], svc.ctx.clock().date())
+    clinic = svc.ctx.clinic_time
+    first = _day(day[:10], svc.ctx.today())
     days = 7 if view == "week" else 1
     if days == 7:
-        first -= dt.timedelta(days=first.weekday())
+        first = clinic.week_start(first)
     chairs, booked, planned = svc.chair.schedule.calendar(viewer.actor, first, days)
     dates = [first + dt.timedelta(days=i) for i in range(days)]
-    grid = {(d, c.id): [b for b in booked if b.start.date() == d and b.chair_id == c.id]
-            for d in dates for c in chairs}
+    grid = {(d, c.id): [b for b in booked if clinic.local_date(b.start) == d
+                        and b.chair_id == c.id] for d in dates for c in chairs}
     return render(request, "schedule.html", chairs=chairs, dates=dates, grid=grid,
                   planned=planned, view="week" if days == 7 else "day", first=first,
                   step=dt.timedelta(days=days))
@@ -116,9 +120,8 @@ def schedule(request: Request, svc: ServicesDep, viewer: ViewerDep, day: str = "
 
 @router.get("/patients/{patient_id}/calendar.ics")
 def patient_calendar(patient_id: int, svc: ServicesDep, viewer: ViewerDep) -> Response:
-    text = svc.chair.schedule.patient_ics(viewer.actor, patient_id)
-    return Response(text, media_type="text/calendar; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="sessions-{patient_id}.ics"'})
+    return attachment(svc.chair.schedule.patient_ics(viewer.actor, patient_id),
+                      "text/calendar; charset=utf-8", f"sessions-{patient_id}.ics")
 
 
 # --- chairs (admin) -----------------------------------------------------------------------
@@ -128,25 +131,29 @@ def chairs_admin(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Respo
                   chairs=svc.chair.schedule.chairs(viewer.actor, include_inactive=True))
 
 
-@router.post("/admin/chairs")
-async def chairs_create(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+async def _chair_change(request: Request, svc: Services, viewer: Viewer,
+                        change: Callable[[dict[str, str]], object],
+                        refused: tuple[type[ServiceError], ...]) -> Response:
+    """Apply one change to the chairs; a refusal shows the chairs page again with the reason."""
     form = await read_checked_form(request, viewer)
     try:
-        svc.chair.schedule.create_chair(viewer.actor, parse(ChairCreate, form))
-    except (InvalidInput, Conflict) as exc:
+        change(form)
+    except refused as exc:
         return render(request, "chairs_admin.html", status_code=exc.status, error=str(exc),
                       chairs=svc.chair.schedule.chairs(viewer.actor, include_inactive=True))
     return redirect("/admin/chairs")
+
+
+@router.post("/admin/chairs")
+async def chairs_create(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    return await _chair_change(request, svc, viewer, lambda form: (
+        svc.chair.schedule.create_chair(viewer.actor, parse(ChairCreate, form))),
+        (InvalidInput, Conflict))
 
 
 @router.post("/admin/chairs/{chair_id}")
 async def chairs_update(request: Request, chair_id: int, svc: ServicesDep,
                         viewer: ViewerDep) -> Response:
-    form = await read_checked_form(request, viewer)
-    try:
+    return await _chair_change(request, svc, viewer, lambda form: (
         svc.chair.schedule.update_chair(viewer.actor, chair_id, form.get("opening_hours", ""),
-                                        form.get("active") == "on")
-    except InvalidInput as exc:
-        return render(request, "chairs_admin.html", status_code=exc.status, error=str(exc),
-                      chairs=svc.chair.schedule.chairs(viewer.actor, include_inactive=True))
-    return redirect("/admin/chairs")
+                                        form.get("active") == "on")), (InvalidInput,))

@@ -165,7 +165,7 @@ def _screening_page(request: Request, svc: ServicesDep, viewer: Viewer, patient_
                   facts=facts, facts_version=version, history=history, trials=trials,
                   conditions=condition_choices(), responses=RESPONSES,
                   severities=SEVERITY_CHOICES, substance_choices=SUBSTANCE_CHOICES,
-                  today=svc.ctx.clock().date(), can_screen=_can(viewer, Perm.PRESCRIBE),
+                  today=svc.ctx.today(), can_screen=_can(viewer, Perm.PRESCRIBE),
                   can_edit=_can(viewer, Perm.PATIENT_WRITE), **extra)
 
 
@@ -215,7 +215,7 @@ def _dose_page(request: Request, svc: ServicesDep, viewer: Viewer, patient_id: i
                   doses=doses, bases=WEIGHT_BASES, phases=ESKETAMINE_PHASES,
                   can_prescribe=_can(viewer, Perm.PRESCRIBE), fmt=format_dose,
                   idempotency_key=values.get("idempotency_key") or secrets.token_urlsafe(16),
-                  today=svc.ctx.clock().date(), **extra)
+                  today=svc.ctx.today(), **extra)
 
 
 def _default_values(route: str) -> dict[str, str]:

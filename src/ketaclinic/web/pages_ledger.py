@@ -35,7 +35,7 @@ FORMS = {
 def _page(request: Request, svc: Services, viewer: Viewer, status_code: int = 200,
           **extra: object) -> Response:
     return render(request, "ledger.html", status_code=status_code,
-                  o=svc.chair.ledger.overview(viewer.actor), today=svc.ctx.clock().date(),
+                  o=svc.chair.ledger.overview(viewer.actor), today=svc.ctx.today(),
                   values=extra.pop("values", {}), **extra)
 
 

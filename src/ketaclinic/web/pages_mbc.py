@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.clinical.instruments import parse_answer_text
+from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import InvalidInput, ServiceError, Throttled
 from ketaclinic.services.self_report import LinkUnavailable
 from ketaclinic.web.deps import ServicesDep, ViewerDep, client_address, read_checked_form, read_form
@@ -25,14 +26,16 @@ def _int_or_none(text: str | None, name: str) -> int | None:
     return int(text)
 
 
-def _datetime_or_none(text: str | None) -> dt.datetime | None:
+def _datetime_or_none(text: str | None, clinic: ClinicTime) -> dt.datetime | None:
+    """A date and time typed on the clinic's clock, as the UTC instant it names."""
     if not text:
         return None
     try:
-        return dt.datetime.fromisoformat(text)
+        local = dt.datetime.fromisoformat(text)
     except ValueError as exc:
         raise InvalidInput(
             "administered_at: must be a date and time like 2026-11-02T09:30") from exc
+    return clinic.from_local(local, "administered_at")
 
 
 def _date(text: str | None, name: str) -> dt.date:
@@ -46,7 +49,7 @@ def _patient_error(request: Request, svc, viewer, patient_id: int,  # type: igno
                    exc: ServiceError, form: dict[str, str]) -> Response:
     patient = svc.patients.get(viewer.actor, patient_id)
     return render(request, "patient_detail.html", status_code=exc.status, patient=patient,
-                  today=svc.ctx.clock().date(), error=str(exc), error_section="mbc",
+                  today=svc.ctx.today(), error=str(exc), error_section="mbc",
                   values=form, panels=load_panels(svc, viewer, patient_id))
 
 
@@ -82,7 +85,8 @@ async def assessment_create(request: Request, patient_id: int, svc: ServicesDep,
         answers = parse_answer_text(form.get("answers", ""))
         svc.mbc.assessments.record(
             viewer.actor, patient_id, form.get("instrument", ""), answers,
-            administered_at=_datetime_or_none(form.get("administered_at")),
+            administered_at=_datetime_or_none(form.get("administered_at"),
+                                              svc.ctx.clinic_time),
             course_id=_int_or_none(form.get("course_id"), "course_id"),
             idempotency_key=form.get("idempotency_key") or None)
     except (InvalidInput, ServiceError) as exc:

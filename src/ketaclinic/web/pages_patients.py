@@ -88,7 +88,7 @@ async def patient_create(request: Request, svc: ServicesDep, viewer: ViewerDep) 
 def patient_detail(request: Request, patient_id: int, svc: ServicesDep,
                    viewer: ViewerDep) -> Response:
     patient = svc.patients.get(viewer.actor, patient_id)
-    return render(request, "patient_detail.html", patient=patient, today=svc.ctx.clock().date(),
+    return render(request, "patient_detail.html", patient=patient, today=svc.ctx.today(),
                   panels=load_panels(svc, viewer, patient_id))
 
 
@@ -147,7 +147,7 @@ async def patient_add_child(request: Request, patient_id: int, kind: str, svc: S
     except InvalidInput as exc:
         patient = svc.patients.get(viewer.actor, patient_id)
         return render(request, "patient_detail.html", status_code=422, patient=patient,
-                      today=svc.ctx.clock().date(), error=str(exc), error_section=kind,
+                      today=svc.ctx.today(), error=str(exc), error_section=kind,
                       values=form, panels=load_panels(svc, viewer, patient_id))
     return redirect(f"/patients/{patient_id}#{kind}")
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from ketaclinic.bootstrap import Services
 from ketaclinic.schemas_chair import (
@@ -27,14 +28,41 @@ from ketaclinic.schemas_chair import (
     VitalsCreate,
     WasteCreate,
 )
+from ketaclinic.services.audit import Actor
+from ketaclinic.services.chair import ChairServices
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
-from ketaclinic.web.chair_forms import answers, parse, time_on
+from ketaclinic.web.chair_forms import LocalDay, answers, parse
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
-from ketaclinic.web.render import redirect, render
+from ketaclinic.web.render import attachment, redirect, render
 
 router = APIRouter()
 PRIVATE = ("csrf_token", "witness_password", "idempotency_key")
-Action = Callable[[Services, Viewer, dict[str, str], dt.date], object]
+Run = Callable[[Services, Actor, int, dict[str, str], LocalDay], object]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One form on the tablet page: the section it answers to and what posting it does."""
+
+    section: str
+    run: Run
+
+
+def form_step(section: str, model: type[BaseModel],
+              call: Callable[[ChairServices], Callable[..., object]], *,
+              times: tuple[str, ...] = (), checkboxes: tuple[str, ...] = (),
+              extra: Callable[[dict[str, str], LocalDay], dict[str, Any]] | None = None,
+              keyed: bool = False) -> Step:
+    """A step that validates the form as ``model`` (``times`` typed on the clinic's clock) and
+    hands it to one chair service call, ``call(svc.chair)(actor, session_id, data[, key])``
+    (``keyed``: the form's idempotency key goes along)."""
+    def run(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
+            local: LocalDay) -> object:
+        more = extra(form, local) if extra else None
+        data = parse(model, form, local=local, times=times, checkboxes=checkboxes, extra=more)
+        key = (form.get("idempotency_key") or None,) if keyed else ()
+        return call(svc.chair)(actor, session_id, data, *key)
+    return Step(section, run)
 
 
 def session_page(request: Request, svc: Services, viewer: Viewer, session_id: int,
@@ -49,11 +77,11 @@ def session_page(request: Request, svc: Services, viewer: Viewer, session_id: in
 
 
 async def _act(request: Request, svc: Services, viewer: Viewer, session_id: int,
-               section: str, action: Action) -> Response:
+               step: Step) -> Response:
     form = await read_checked_form(request, viewer)
-    day = svc.ctx.clock().date()
+    local = LocalDay(svc.ctx.today(), svc.ctx.clinic_time)
     try:
-        action(svc, viewer, form, day)
+        step.run(svc, viewer.actor, session_id, form, local)
     except Conflict as exc:
         mine = {k: v for k, v in form.items() if k not in PRIVATE}
         return render(request, "session_conflict.html", status_code=409, error=str(exc),
@@ -62,9 +90,9 @@ async def _act(request: Request, svc: Services, viewer: Viewer, session_id: int,
         if exc.status >= 500 or exc.status in (401, 403, 404):
             raise
         return session_page(request, svc, viewer, session_id, status_code=exc.status,
-                            error=str(exc), error_section=section, values=form,
+                            error=str(exc), error_section=step.section, values=form,
                             findings=getattr(exc, "findings", None))
-    return redirect(f"/sessions/{session_id}#{section}")
+    return redirect(f"/sessions/{session_id}#{step.section}")
 
 
 @router.get("/sessions/{session_id}")
@@ -73,175 +101,102 @@ def session_view(request: Request, session_id: int, svc: ServicesDep,
     return session_page(request, svc, viewer, session_id)
 
 
-def _version(form: dict[str, str]) -> dict[str, Any]:
-    return {"version": form.get("version", "")}
+# --- the forms of the tablet page ---------------------------------------------------------
+def _start(form: dict[str, str], local: LocalDay) -> dict[str, Any]:
+    return {"start": local.date_and_time(form)}
 
 
-@router.post("/sessions/{session_id}/book")
-async def session_book(request: Request, session_id: int, svc: ServicesDep,
-                       viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        start = _start(form)
-        data = parse(BookingCreate, form, extra={"start": start})
-        return svc.chair.schedule.book(viewer.actor, session_id, data)
-    return await _act(request, svc, viewer, session_id, "booking", act)
+def _devices(form: dict[str, str], local: LocalDay) -> dict[str, Any]:
+    devices = [local.time(form[k], k) for k in ("device_1", "device_2", "device_3")
+               if form.get(k, "").strip()]
+    extra: dict[str, Any] = {"device_times": devices}
+    if devices and not form.get("started_at"):
+        extra["started_at"] = min(devices)
+    return extra
 
 
-def _start(form: dict[str, str]) -> dt.datetime:
+def _infusion_end(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
+                  local: LocalDay) -> object:
     try:
-        day = dt.date.fromisoformat(form.get("date", ""))
+        version = int(form.get("version", ""))
     except ValueError as exc:
-        raise InvalidInput("date: enter a date like 2026-11-02") from exc
-    return time_on(day, form.get("time", ""), "time")
+        raise InvalidInput("version: missing") from exc
+    ended = local.time(form.get("ended_at", ""), "ended_at")
+    return svc.chair.sessions.end_infusion(actor, session_id, version, ended)
 
 
-@router.post("/sessions/{session_id}/reschedule")
-async def session_reschedule(request: Request, session_id: int, svc: ServicesDep,
-                             viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        data = parse(BookingChange, form, extra={"start": _start(form)})
-        return svc.chair.schedule.reschedule(viewer.actor, session_id, data)
-    return await _act(request, svc, viewer, session_id, "booking", act)
+def _waste(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
+           local: LocalDay) -> object:
+    view = svc.chair.views.view(actor, session_id)
+    data = parse(WasteCreate, form, extra={"session_id": session_id})
+    return svc.chair.ledger.record_waste(actor, data, patient_id=view["patient"]["id"])
 
 
-@router.post("/sessions/{session_id}/cancel")
-async def session_cancel(request: Request, session_id: int, svc: ServicesDep,
-                         viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        return svc.chair.schedule.cancel(viewer.actor, session_id, parse(SessionCancel, form))
-    return await _act(request, svc, viewer, session_id, "booking", act)
+#: POST /sessions/{session_id}/{name} for each step; every one answers with the page again
+STEPS: dict[str, Step] = {
+    "book": form_step("booking", BookingCreate, lambda c: c.schedule.book, extra=_start),
+    "reschedule": form_step("booking", BookingChange, lambda c: c.schedule.reschedule,
+                            extra=_start),
+    "cancel": form_step("booking", SessionCancel, lambda c: c.schedule.cancel),
+    "checkin": form_step("checkin", PrecheckCreate, lambda c: c.sessions.check_in, times=(
+        "last_food_at", "last_liquid_at", "nasal_steroid_or_decongestant_at"), checkboxes=(
+        "consent_on_file", "rems_enrolled", "screening_valid",
+        "uses_nasal_steroid_or_decongestant", "ride_home_arranged", "pregnancy_test_relevant")),
+    "predose": form_step("predose", PredoseVitals, lambda c: c.sessions.predose,
+                         times=("taken_at",)),
+    "dose": form_step("dose", DoseCreate, lambda c: c.sessions.record_dose,
+                      times=("started_at", "ended_at"), extra=_devices),
+    "infusion-end": Step("dose", _infusion_end),
+    "vitals": form_step("vitals", VitalsCreate, lambda c: c.sessions.record_vitals,
+                        times=("taken_at",), keyed=True),
+    "ratings": form_step("ratings", RatingCreate, lambda c: c.sessions.record_rating,
+                         times=("administered_at",), keyed=True,
+                         extra=lambda form, _: {"answers": answers(form.get("answers", ""))}),
+    "adverse-events": form_step("ae", AdverseEventCreate,
+                                lambda c: c.sessions.record_adverse_event, times=("onset_at",),
+                                keyed=True),
+    "discharge": form_step("discharge", DischargeCreate, lambda c: c.sessions.discharge,
+                           times=("ready_at",), checkboxes=(
+                               "dissociation_resolved", "respiratory_depression_resolved",
+                               "responsible_adult_present")),
+    "waste": Step("waste", _waste),
+    "rems-details": form_step("rems", RemsDetails, lambda c: c.rems.update_details),
+}
 
 
-@router.post("/sessions/{session_id}/checkin")
-async def session_checkin(request: Request, session_id: int, svc: ServicesDep,
-                          viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        data = parse(PrecheckCreate, form, day=day, times=(
-            "last_food_at", "last_liquid_at", "nasal_steroid_or_decongestant_at"),
-            checkboxes=("consent_on_file", "rems_enrolled", "screening_valid",
-                        "uses_nasal_steroid_or_decongestant", "ride_home_arranged",
-                        "pregnancy_test_relevant"))
-        return svc.chair.sessions.check_in(viewer.actor, session_id, data)
-    return await _act(request, svc, viewer, session_id, "checkin", act)
-
-
-@router.post("/sessions/{session_id}/predose")
-async def session_predose(request: Request, session_id: int, svc: ServicesDep,
-                          viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        data = parse(PredoseVitals, form, day=day, times=("taken_at",))
-        return svc.chair.sessions.predose(viewer.actor, session_id, data)
-    return await _act(request, svc, viewer, session_id, "predose", act)
-
-
-@router.post("/sessions/{session_id}/dose")
-async def session_dose(request: Request, session_id: int, svc: ServicesDep,
+def _post_step(name: str, step: Step) -> None:
+    async def endpoint(request: Request, session_id: int, svc: ServicesDep,
                        viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        devices = [time_on(day, form[k], k) for k in ("device_1", "device_2", "device_3")
-                   if form.get(k, "").strip()]
-        extra: dict[str, Any] = {"device_times": devices}
-        if devices and not form.get("started_at"):
-            extra["started_at"] = min(devices)
-        data = parse(DoseCreate, form, day=day, times=("started_at", "ended_at"), extra=extra)
-        return svc.chair.sessions.record_dose(viewer.actor, session_id, data)
-    return await _act(request, svc, viewer, session_id, "dose", act)
+        return await _act(request, svc, viewer, session_id, step)
+
+    endpoint.__name__ = "session_" + name.replace("-", "_")
+    router.add_api_route(f"/sessions/{{session_id}}/{name}", endpoint, methods=["POST"])
 
 
-@router.post("/sessions/{session_id}/infusion-end")
-async def session_infusion_end(request: Request, session_id: int, svc: ServicesDep,
-                               viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        try:
-            version = int(form.get("version", ""))
-        except ValueError as exc:
-            raise InvalidInput("version: missing") from exc
-        ended = time_on(day, form.get("ended_at", ""), "ended_at")
-        return svc.chair.sessions.end_infusion(viewer.actor, session_id, version, ended)
-    return await _act(request, svc, viewer, session_id, "dose", act)
-
-
-@router.post("/sessions/{session_id}/vitals")
-async def session_vitals(request: Request, session_id: int, svc: ServicesDep,
-                         viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        data = parse(VitalsCreate, form, day=day, times=("taken_at",))
-        return svc.chair.sessions.record_vitals(viewer.actor, session_id, data,
-                                                form.get("idempotency_key") or None)
-    return await _act(request, svc, viewer, session_id, "vitals", act)
+for _name, _step in STEPS.items():
+    _post_step(_name, _step)
 
 
 @router.post("/sessions/{session_id}/alerts/{alert_id}")
 async def session_alert_action(request: Request, session_id: int, alert_id: int,
                                svc: ServicesDep, viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        return svc.chair.sessions.record_alert_action(viewer.actor, session_id, alert_id,
+    def run(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
+            local: LocalDay) -> object:
+        return svc.chair.sessions.record_alert_action(actor, session_id, alert_id,
                                                       parse(AlertAction, form))
-    return await _act(request, svc, viewer, session_id, "alerts", act)
-
-
-@router.post("/sessions/{session_id}/ratings")
-async def session_rating(request: Request, session_id: int, svc: ServicesDep,
-                         viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        data = parse(RatingCreate, form, day=day, times=("administered_at",),
-                     extra={"answers": answers(form.get("answers", ""))})
-        return svc.chair.sessions.record_rating(viewer.actor, session_id, data,
-                                                form.get("idempotency_key") or None)
-    return await _act(request, svc, viewer, session_id, "ratings", act)
-
-
-@router.post("/sessions/{session_id}/adverse-events")
-async def session_adverse_event(request: Request, session_id: int, svc: ServicesDep,
-                                viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        data = parse(AdverseEventCreate, form, day=day, times=("onset_at",))
-        return svc.chair.sessions.record_adverse_event(viewer.actor, session_id, data,
-                                                       form.get("idempotency_key") or None)
-    return await _act(request, svc, viewer, session_id, "ae", act)
-
-
-@router.post("/sessions/{session_id}/discharge")
-async def session_discharge(request: Request, session_id: int, svc: ServicesDep,
-                            viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        data = parse(DischargeCreate, form, day=day, times=("ready_at",), checkboxes=(
-            "dissociation_resolved", "respiratory_depression_resolved",
-            "responsible_adult_present"))
-        return svc.chair.sessions.discharge(viewer.actor, session_id, data)
-    return await _act(request, svc, viewer, session_id, "discharge", act)
-
-
-@router.post("/sessions/{session_id}/waste")
-async def session_waste(request: Request, session_id: int, svc: ServicesDep,
-                        viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        view = svc.chair.views.view(viewer.actor, session_id)
-        data = parse(WasteCreate, form, extra={"session_id": session_id})
-        return svc.chair.ledger.record_waste(viewer.actor, data,
-                                             patient_id=view["patient"]["id"])
-    return await _act(request, svc, viewer, session_id, "waste", act)
-
-
-@router.post("/sessions/{session_id}/rems-details")
-async def session_rems_details(request: Request, session_id: int, svc: ServicesDep,
-                               viewer: ViewerDep) -> Response:
-    def act(svc: Services, viewer: Viewer, form: dict[str, str], day: dt.date) -> object:
-        return svc.chair.rems.update_details(viewer.actor, session_id, parse(RemsDetails, form))
-    return await _act(request, svc, viewer, session_id, "rems", act)
+    return await _act(request, svc, viewer, session_id, Step("alerts", run))
 
 
 @router.get("/sessions/{session_id}/rems.pdf")
 def session_rems_pdf(session_id: int, svc: ServicesDep, viewer: ViewerDep) -> Response:
-    pdf = svc.chair.rems.pdf(viewer.actor, session_id)
-    return Response(pdf, media_type="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="rems-session-{session_id}.pdf"'})
+    return attachment(svc.chair.rems.pdf(viewer.actor, session_id), "application/pdf",
+                      f"rems-session-{session_id}.pdf")
 
 
 @router.get("/rems")
 def rems_tracker(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     return render(request, "rems_tracker.html", forms=svc.chair.rems.due(viewer.actor),
-                  today=svc.ctx.clock().date())
+                  today=svc.ctx.today())
 
 
 @router.post("/rems/{form_id}/submitted")
@@ -252,5 +207,5 @@ async def rems_submitted(request: Request, form_id: int, svc: ServicesDep,
         svc.chair.rems.mark_submitted(viewer.actor, form_id, parse(RemsSubmit, form))
     except (InvalidInput, Conflict) as exc:
         return render(request, "rems_tracker.html", status_code=exc.status, error=str(exc),
-                      forms=svc.chair.rems.due(viewer.actor), today=svc.ctx.clock().date())
+                      forms=svc.chair.rems.due(viewer.actor), today=svc.ctx.today())
     return redirect("/rems")

@@ -45,7 +45,7 @@ NAV: list[NavItem] = [
     NavItem("Dashboard", "/dashboard", frozenset({"prescriber", "admin", "analyst"})),
     NavItem("Exports", "/exports", frozenset({"prescriber", "admin", "analyst"})),
     NavItem("Rule sets", "/rulesets", frozenset({"admin", "prescriber"})),
-    NavItem("Two-factor login", "/account/totp", frozenset({"admin", "prescriber"})),
+    NavItem("My account", "/account", ALL),
 ]
 
 

@@ -285,7 +285,8 @@ def naive_dashboard(svc, course_ids: list[int]):  # type: ignore[no-untyped-def]
             next_start = min(later)[0] if later else None
             lookback = dt.datetime.combine(course.start_date - dt.timedelta(days=30), dt.time())
             scores = [a for a in s.execute(select(ARow).where(
-                ARow.patient_id == course.patient_id).order_by(ARow.administered_at)).scalars()
+                ARow.patient_id == course.patient_id).order_by(
+                    ARow.administered_at, ARow.id)).scalars()
                 if a.total is not None and (a.course_id == cid or (
                     a.course_id is None and a.administered_at >= lookback and (
                         next_start is None or a.administered_at.date() < next_start)))]

@@ -352,3 +352,30 @@ def test_two_writers_to_one_course_at_once_leave_a_consistent_summary(services):
     assert not thread.is_alive() and errors == []
     maintained, rebuilt = maintained_and_rebuilt(services)
     assert maintained == rebuilt
+
+
+def test_scores_recorded_at_the_same_instant_are_ordered_by_recording(services):
+    """Baseline: the last recorded of two simultaneous pre-dose scores; a timepoint: the first
+    recorded of two equally close ones — as the pure core picks them from scores in recording
+    order — whether the course is refreshed alone or rebuilt with all others."""
+    with services.db.transaction() as s:
+        ids = build_hand_cohort(s)
+    with services.db.transaction() as s:
+        course_id = s.execute(select(Course.id).where(Course.patient_id == ids["C"])).scalar()
+        for total in (11, 17):  # C's baseline was 18 at day -1, 09:00: now 17 wins
+            s.add(Assessment(patient_id=ids["C"], course_id=course_id, instrument_id="phq9",
+                             total=Decimal(total), administered_at=T0 - dt.timedelta(hours=2),
+                             created_at=T0))
+        for total in (2, 9):  # 3 months after the first dose: 2 was recorded first
+            s.add(Assessment(patient_id=ids["C"], course_id=course_id, instrument_id="phq9",
+                             total=Decimal(total), administered_at=T0 + dt.timedelta(days=91),
+                             created_at=T0))
+    maintained, rebuilt = maintained_and_rebuilt(services)
+    assert maintained == rebuilt
+    with services.db.engine.connect() as conn:
+        baseline = conn.execute(text("SELECT baseline FROM course_outcome_summary WHERE "
+                                     "course_id = :c"), {"c": course_id}).scalar()
+        at_3m = conn.execute(text("SELECT total FROM course_outcome_timepoints WHERE "
+                                  "course_id = :c AND timepoint = '3m'"),
+                             {"c": course_id}).scalar()
+    assert (float(baseline), float(at_3m)) == (17.0, 2.0)

@@ -23,6 +23,10 @@ hand cohort in tests/spec/test_outcomes_dashboard_cohort.py):
 * first response = the first post-dose score meeting the response criterion; relapse by scores =
   the later of the first pair of consecutive relapse-level scores after it that lie
   ``relapse_gap_min_days``–``relapse_gap_max_days`` calendar days apart (LAG).
+
+Scores recorded at the same instant are ordered by assessment id (the order they were
+recorded in), so that every ordering above is total: the pure core, given the scores in that
+order, picks the same ones, and a scoped refresh always agrees with a rebuild.
 """
 
 from __future__ import annotations
@@ -115,12 +119,12 @@ fc AS (
 ),
 ca AS (
   SELECT fc.course_id, fc.treatment, fc.start_date, fc.created_by, a.instrument_id,
-         a.administered_at, a.total, fc.first_dose_at, fc.eoi_at{hours}
+         a.id AS aid, a.administered_at, a.total, fc.first_dose_at, fc.eoi_at{hours}
   FROM fc JOIN assessments a ON a.course_id = fc.course_id
   WHERE a.total IS NOT NULL AND a.instrument_id IN ({inst})
   UNION ALL
   SELECT fc.course_id, fc.treatment, fc.start_date, fc.created_by, a.instrument_id,
-         a.administered_at, a.total, fc.first_dose_at, fc.eoi_at{hours}
+         a.id AS aid, a.administered_at, a.total, fc.first_dose_at, fc.eoi_at{hours}
   FROM fc JOIN assessments a ON a.patient_id = fc.patient_id
   WHERE {unlinked} AND a.total IS NOT NULL AND a.instrument_id IN ({inst})
     AND a.administered_at >= {lookback}
@@ -130,7 +134,7 @@ base AS (
   SELECT course_id, treatment, start_date, created_by, instrument_id, total AS baseline FROM (
     SELECT course_id, treatment, start_date, created_by, instrument_id, total,
            ROW_NUMBER() OVER (PARTITION BY course_id, instrument_id
-                              ORDER BY administered_at DESC) AS rn
+                              ORDER BY administered_at DESC, aid DESC) AS rn
     FROM ca WHERE administered_at <= first_dose_at
   ) b0 WHERE rn = 1
 )"""
@@ -172,17 +176,17 @@ resp AS (
   GROUP BY ca.course_id, ca.instrument_id
 ),
 later AS (
-  SELECT ca.course_id, ca.instrument_id, ca.administered_at, {level} AS lvl
+  SELECT ca.course_id, ca.instrument_id, ca.aid, ca.administered_at, {level} AS lvl
   FROM ca JOIN resp r ON r.course_id = ca.course_id AND r.instrument_id = ca.instrument_id
   JOIN cr ON cr.instrument_id = ca.instrument_id
   WHERE ca.administered_at > r.first_resp_at
 ),
 pr AS (
   SELECT course_id, instrument_id, administered_at, lvl,
-         LAG(lvl) OVER (PARTITION BY course_id, instrument_id ORDER BY administered_at)
+         LAG(lvl) OVER (PARTITION BY course_id, instrument_id ORDER BY administered_at, aid)
            AS prev_lvl,
          LAG(administered_at) OVER (PARTITION BY course_id, instrument_id
-                                    ORDER BY administered_at) AS prev_at
+                                    ORDER BY administered_at, aid) AS prev_at
   FROM later
 ),
 srel AS (
@@ -218,7 +222,8 @@ tpa AS (
   SELECT course_id, instrument_id, label, total FROM (
     SELECT ca.course_id, ca.instrument_id, tp.label, ca.total,
            ROW_NUMBER() OVER (PARTITION BY ca.course_id, ca.instrument_id, tp.label
-                              ORDER BY ABS({hours} - tp.target_h), ca.administered_at) AS rn
+                              ORDER BY ABS({hours} - tp.target_h), ca.administered_at,
+                                       ca.aid) AS rn
     FROM ca JOIN tp ON ({hours}) BETWEEN tp.lo_h AND tp.hi_h
     WHERE ca.administered_at > ca.first_dose_at
   ) t0 WHERE rn = 1

@@ -59,8 +59,8 @@ def _arrow_det(d: np.ndarray, b: np.ndarray, lam: np.ndarray) -> tuple[np.ndarra
                 q = b[:, j - 1] ** 2 / per
                 sec = sec - q
                 dsec = dsec - q / per
-        f[:, r] = prod * sec
-        df[:, r] = prod * dlog * sec + prod * dsec
+            f[:, r] = prod * sec
+            df[:, r] = prod * dlog * sec + prod * dsec
     return f, df
 
 

@@ -55,9 +55,9 @@ from ketaclinic.clinical.rules import ClinicalInputError
 SUBDIVISIONS = 64
 MAX_ITERATIONS = 60
 FULL_ITERATIONS = 4
-FAST_STEPS = 6
-FAST_TOLERANCE_MIN = 1e-7
+FAST_STEPS = 8
 TOLERANCE_MIN = 1e-8
+CHUNK = 65536
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class _Terms:
     def take(self, idx: np.ndarray) -> _Terms:
         if idx.size == self.h.size and (idx.size == 0 or idx[-1] == idx.size - 1):
             return self  # every item, in order (indices are sorted and unique)
-        return _Terms(self.g[:, idx], self.lam[:, idx], self.h[idx])
+        return _Terms(np.take(self.g, idx, axis=1), np.take(self.lam, idx, axis=1), self.h[idx])
 
     def repeat(self, times: int) -> _Terms:
         return _Terms(
@@ -105,11 +105,14 @@ class _Terms:
         )
 
     def at(self, tau: np.ndarray, curvature: bool = True) -> tuple[np.ndarray, ...]:
-        """Value, slope (and curvature); explicit loop over the few modes on 1-D arrays."""
+        """Value, slope (and curvature); an explicit loop over the few modes, on 1-D arrays."""
         c, d1 = self.h.copy(), np.zeros_like(tau)
         d2 = np.zeros_like(tau) if curvature else d1
+        term = np.empty_like(tau)
         for g, lam in zip(self.g, self.lam, strict=True):
-            term = exp_clamped(lam * tau)
+            np.multiply(lam, tau, out=term)
+            np.maximum(term, -700.0, out=term)  # see exp_clamped
+            np.exp(term, out=term)
             term *= g
             c += term
             term *= lam
@@ -118,6 +121,16 @@ class _Terms:
                 term *= lam
                 d2 += term
         return c, d1, d2
+
+
+class _Pieces:
+    """Every (segment, patient) piece of one analyte, flat: G and λ (K, P·N), H (P·N)."""
+
+    def __init__(self, g: np.ndarray, lam: np.ndarray, h: np.ndarray) -> None:
+        self.g, self.lam, self.h = g, lam, h
+
+    def terms(self, idx: np.ndarray) -> _Terms:
+        return _Terms(np.take(self.g, idx, axis=1), np.take(self.lam, idx, axis=1), self.h[idx])
 
 
 def _newton(fun, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray) -> np.ndarray:
@@ -158,12 +171,13 @@ def _newton(fun, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray) -> np.ndarr
 
 def _sign_changes(g: np.ndarray) -> np.ndarray:
     """Sign changes of the weights along axis 0, zeros ignored."""
-    last = np.sign(g[0])
+    sign = np.sign(g)  # products of signs cannot underflow
+    last = sign[0]
     changes = np.zeros(g.shape[1:], dtype=np.int8)
     for k in range(1, g.shape[0]):
-        sk = np.sign(g[k])
-        changes += (sk * last) < 0
-        last = np.where(sk != 0, sk, last)
+        changes += (sign[k] * last) < 0
+        if k + 1 < g.shape[0]:
+            last = np.where(sign[k] != 0, sign[k], last)
     return changes
 
 
@@ -202,66 +216,156 @@ def _analyse(terms: _Terms, lo: np.ndarray, hi: np.ndarray, thr: float):
     return cmax, tmax, above
 
 
-def _fast_crossings(
-    terms: _Terms, lo: np.ndarray, hi: np.ndarray, c_lo, s_lo, rising: np.ndarray, thr: float
+def _value_slope_curvature(terms: _Terms, tau: np.ndarray) -> tuple[np.ndarray, ...]:
+    """c, c', c'' near a crossing (no clamping: the exponents there are moderate)."""
+    term = np.empty_like(tau)
+    c = d1 = d2 = None
+    for g, lam in zip(terms.g, terms.lam, strict=True):
+        np.multiply(lam, tau, out=term)
+        np.exp(term, out=term)
+        term *= g
+        if c is None:
+            c = terms.h + term
+            d1 = np.multiply(term, lam)
+            d2 = d1 * lam
+            continue
+        c += term
+        term *= lam
+        d1 += term
+        term *= lam
+        d2 += term
+    return c, d1, d2
+
+
+def _halley_step(
+    c: np.ndarray, d1: np.ndarray, d2: np.ndarray, log: bool, thr: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Unguarded Newton from the left end (log c on decays), FAST_STEPS steps; (root, ok).
+    """A Halley step towards c = thr (on log c when ``log``) and whether the result is final.
 
-    From the left end Newton approaches the root monotonically whenever the piece is concave
-    (rising) or log-convex (falling: a non-negative sum of exponentials), which covers the
-    usual infusion and decay segments; the first step uses the known value and slope at lo.
-    ``ok`` is False where a step left the bracket or did not converge: those items take the
-    guarded solver. A crossing of a monotone piece is unique, so an accepted root is the root.
+    Halley's correction to the Newton step is kept within a factor of two (damping far from
+    the root). The result is final when the step is at most FAST_STEP_MIN and Newton's error
+    estimate |f''/(2f')|·step² (Halley converges faster still) is at most TOLERANCE_MIN:
+    step² · max(1, |f''/(2f')|) ≤ TOLERANCE_MIN, as FAST_STEP_MIN² = TOLERANCE_MIN.
     """
-    use_log = ~rising & (c_lo > 0) & (thr > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.where(use_log, np.log(c_lo / thr), c_lo - thr)
-        df = np.where(use_log, s_lo / c_lo, s_lo)
-        t = lo - f / df
-    step = np.full(lo.shape, np.inf)
-    for _ in range(FAST_STEPS):
-        c, d1 = terms.at(t, curvature=False)[:2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(use_log, np.log(c / thr) * c / d1, (c - thr) / d1)
-        t = t - step
-    ok = np.isfinite(t) & (t >= lo) & (t <= hi)
-    # the last step bounds the error before it; Newton's error after it is ~ step² / time scale
-    ok &= np.abs(step) <= FAST_TOLERANCE_MIN * (1.0 + np.abs(t))
-    return t, ok
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if log:
+            f = np.log(c)
+            f -= np.log(thr)
+            df = np.divide(d1, c)
+            d2f = np.divide(d2, c)
+            d2f -= df * df
+        else:
+            f, df, d2f = c - thr, d1, d2
+        newton = np.divide(f, df, out=f)
+        half_ratio = np.divide(d2f, df, out=d2f)
+        half_ratio *= 0.5
+        den = newton * half_ratio
+        np.subtract(1.0, den, out=den)
+        np.maximum(den, 0.5, out=den)
+        np.minimum(den, 2.0, out=den)
+        step = np.divide(newton, den, out=newton)
+        size = np.abs(half_ratio, out=half_ratio)
+        np.maximum(size, 1.0, out=size)
+        size *= step
+        size *= step
+        final = np.abs(size, out=size) <= TOLERANCE_MIN
+    return step, final
 
 
-def _time_above(
-    terms: _Terms, lo, hi, c_lo, c_hi, thr: float, s_lo: np.ndarray | None = None
+def _halley_crossings(
+    pieces: _Pieces, idx: np.ndarray, t: np.ndarray, at_lo: tuple[np.ndarray, ...], log: bool,
+    thr: float,
 ) -> np.ndarray:
+    """Crossing τ of thr on pieces idx (all rising or all falling) from their left ends t.
+
+    ``at_lo`` is the value, slope and curvature at t, so the first step costs no evaluation.
+    Converged items leave the active set once it has halved; the rest iterate on (harmless).
+    NaN where FAST_STEPS did not suffice.
+    """
+    root = np.full(idx.size, np.nan)
+    rows = np.arange(idx.size)
+    c, d1, d2 = at_lo
+    terms = None
+    for i in range(FAST_STEPS):
+        if i:
+            terms = pieces.terms(idx) if terms is None else terms
+            c, d1, d2 = _value_slope_curvature(terms, t)
+        step, final = _halley_step(c, d1, d2, log, thr)
+        t = t - step
+        root[rows[final]] = t[final]
+        active = ~final
+        n_active = int(np.count_nonzero(active))
+        if n_active == 0:
+            break
+        if n_active < 0.5 * rows.size:
+            rows, t = rows[active], t[active]
+            terms = None if terms is None else terms.take(np.nonzero(active)[0])
+            idx = idx[active]
+    return root
+
+
+def _crossing_time_above(
+    pieces: _Pieces, idx: np.ndarray, lo, hi, c_lo, c_hi, s_lo, k_lo, thr: float
+) -> np.ndarray:
+    """Minutes at or above thr on monotone pieces idx that cross it once.
+
+    Halley steps from the left end (on log c for decays, on c for rises), CHUNK items at a
+    time so that the work stays in cache. From the left end the iteration approaches the
+    root monotonically when the piece is concave (rising) or log-convex (falling: a positive
+    sum of exponentials), which covers the usual infusion and decay segments. A crossing of
+    a monotone piece is unique, so a converged root inside the piece is the root; the items
+    without one (rare) take the guarded solver.
+    """
+    result = np.empty(idx.size)
+    for start in range(0, idx.size, CHUNK):
+        part = np.arange(start, min(start + CHUNK, idx.size))
+        rising = c_lo[idx[part]] < thr
+        for rows, log in ((part[rising], False), (part[~rising], True)):
+            if not rows.size:
+                continue
+            items = idx[rows]
+            t_lo, t_hi = lo[items], hi[items]
+            at_lo = (c_lo[items], s_lo[items], k_lo[items])
+            root = _halley_crossings(pieces, items, t_lo, at_lo, log, thr)
+            miss = ~((root >= t_lo) & (root <= t_hi))  # also NaN
+            if np.any(miss):
+                m = items[miss]
+                root[miss] = _guarded_crossings(
+                    pieces.terms(m), lo[m], hi[m], c_lo[m], c_hi[m], thr
+                )
+            result[rows] = root - t_lo if log else t_hi - root
+    return result
+
+
+def _guarded_crossings(terms: _Terms, lo, hi, c_lo, c_hi, thr: float) -> np.ndarray:
+    """The crossing of thr on monotone pieces that cross it once: bracketed Halley/Newton."""
+    rising = c_lo < thr
+    use_log = (~rising) & (c_hi > 0)  # falling: log c is near-linear (and convex
+    # for a positive sum of decaying exponentials); rising pieces may start at c = 0
+
+    def level(t, idx):
+        c, d1, d2 = (terms if idx is None else terms.take(idx)).at(t)
+        logs = use_log if idx is None else use_log[idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g1 = d1 / c
+            return (
+                np.where(logs, np.log(c / thr), c - thr),
+                np.where(logs, g1, d1),
+                np.where(logs, d2 / c - g1 * g1, d2),
+            )
+
+    return _newton(level, lo, hi, rising)
+
+
+def _time_above(terms: _Terms, lo, hi, c_lo, c_hi, thr: float) -> np.ndarray:
     """Minutes at or above thr on monotone pieces [lo, hi]."""
     result = np.where((c_lo >= thr) & (c_hi >= thr), hi - lo, 0.0)
     cross = np.nonzero((c_lo >= thr) != (c_hi >= thr))[0]
-    if cross.size and s_lo is not None:
-        rising = c_lo[cross] < thr
-        root, ok = _fast_crossings(
-            terms.take(cross), lo[cross], hi[cross], c_lo[cross], s_lo[cross], rising, thr
-        )
-        done = cross[ok]
-        result[done] = np.where(rising[ok], hi[done] - root[ok], root[ok] - lo[done])
-        cross = cross[~ok]
     if cross.size:
-        sub = terms.take(cross)
         rising = c_lo[cross] < thr
-        use_log = (~rising) & (c_hi[cross] > 0)  # falling: log c is near-linear (and convex
-        # for a positive sum of decaying exponentials); rising pieces may start at c = 0
-
-        def level(t, idx):
-            c, d1, d2 = (sub if idx is None else sub.take(idx)).at(t)
-            logs = use_log if idx is None else use_log[idx]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g1 = d1 / c
-                return (
-                    np.where(logs, np.log(c / thr), c - thr),
-                    np.where(logs, g1, d1),
-                    np.where(logs, d2 / c - g1 * g1, d2),
-                )
-
-        root = _newton(level, lo[cross], hi[cross], rising)
+        root = _guarded_crossings(
+            terms.take(cross), lo[cross], hi[cross], c_lo[cross], c_hi[cross], thr
+        )
         result[cross] = np.where(rising, hi[cross] - root, root - lo[cross])
     return result
 
@@ -275,69 +379,82 @@ def _segment_bounds(sol: ModalSolution, window: tuple[float, float]) -> tuple[np
     return keep, lo[keep] - starts[keep], hi[keep] - starts[keep]
 
 
-def _ends(sol: ModalSolution, a: int, segs, tau_lo, tau_hi):
-    """Value and slope at both ends of every (segment, patient), AUC, and the mode weights."""
-    p, n = segs.size, sol.lam.shape[0]
+@dataclass(frozen=True)
+class _Ends:
+    """Per (segment, patient) piece (P, N): value and slope at both ends, curvature at the left."""
+
+    c_lo: np.ndarray
+    c_hi: np.ndarray
+    s_lo: np.ndarray
+    s_hi: np.ndarray
+    k_lo: np.ndarray
+    auc: np.ndarray  # (N,) integral over the window
+    g: np.ndarray  # (K, P, N) mode weights
+
+
+def _ends(sol: ModalSolution, a: int, segs: np.ndarray, tau_lo: np.ndarray, tau_hi: np.ndarray):
+    """Value, slope (and curvature) at the ends of every (segment, patient), the AUC, weights."""
+    p, (n, k_count) = segs.size, sol.lam.shape
     h = np.ascontiguousarray(sol.h[segs, :, a])
     c_lo, c_hi = h.copy(), h.copy()
-    s_lo, s_hi = np.zeros((p, n)), np.zeros((p, n))
+    s_lo, s_hi, k_lo = np.zeros((p, n)), np.zeros((p, n)), np.zeros((p, n))
     auc = (h * (tau_hi - tau_lo)[:, None]).sum(axis=0)
-    weights = []
-    for k in range(sol.lam.shape[1]):
-        g, lam = np.ascontiguousarray(sol.g[segs, :, a, k]), sol.lam[:, k]
-        weights.append(g)
-        e = []
-        for tau in (tau_lo, tau_hi):
-            ek = np.ones((p, n))
-            rows = np.nonzero(tau != 0)[0]
-            if rows.size:
-                ek[rows] = exp_clamped(lam[None, :] * tau[rows, None])
-            e.append(ek)
-        for ek, c, sl in ((e[0], c_lo, s_lo), (e[1], c_hi, s_hi)):
-            term = g * ek
-            c += term
-            term *= lam
-            sl += term
-        auc += (g * (e[1] - e[0])).sum(axis=0) / lam
-    return c_lo, c_hi, s_lo, s_hi, auc, np.stack(weights)
+    weights = np.empty((k_count, p, n))
+    shifted = bool(np.any(tau_lo != 0))  # pieces cut by the window start
+    for k in range(k_count):
+        g, lam = weights[k], sol.lam[:, k]
+        g[...] = sol.g[segs, :, a, k]
+        t_hi = exp_clamped(lam[None, :] * tau_hi[:, None])
+        t_hi *= g
+        t_lo = g * exp_clamped(lam[None, :] * tau_lo[:, None]) if shifted else g.copy()
+        c_lo += t_lo
+        c_hi += t_hi
+        auc += np.subtract(t_hi, t_lo).sum(axis=0) / lam
+        t_lo *= lam
+        s_lo += t_lo
+        t_lo *= lam
+        k_lo += t_lo
+        t_hi *= lam
+        s_hi += t_hi
+    return _Ends(c_lo, c_hi, s_lo, s_hi, k_lo, auc, weights)
 
 
 def summarize_modal(sol: ModalSolution, a: int, window: tuple[float, float], thr: float):
     """(cmax, tmax, auc, minutes above) per patient (N,) for analyte a, in mg/L and minutes."""
     segs, tau_lo, tau_hi = _segment_bounds(sol, window)
     n, p = sol.lam.shape[0], segs.size
-    c_lo, c_hi, s_lo, s_hi, auc, g = _ends(sol, a, segs, tau_lo, tau_hi)
-    lo = np.broadcast_to(tau_lo[:, None], (p, n)).ravel()
-    hi = np.broadcast_to(tau_hi[:, None], (p, n)).ravel()
-    c_lo, c_hi, s_lo, s_hi = c_lo.ravel(), c_hi.ravel(), s_lo.ravel(), s_hi.ravel()
-    g = g.reshape(g.shape[0], -1)
-    hard = _sign_changes(g) > 1
+    ends = _ends(sol, a, segs, tau_lo, tau_hi)
+    lo = np.repeat(tau_lo, n)
+    hi = np.repeat(tau_hi, n)
+    c_lo, c_hi = ends.c_lo.ravel(), ends.c_hi.ravel()
+    s_lo, s_hi, k_lo = ends.s_lo.ravel(), ends.s_hi.ravel(), ends.k_lo.ravel()
+    pieces = _Pieces(
+        ends.g.reshape(ends.g.shape[0], -1),
+        np.tile(sol.lam.T, (1, p)),
+        sol.h[segs, :, a].ravel(),
+    )
+    hard = _sign_changes(pieces.g) > 1
     turn = ~hard & (((s_lo > 0) & (s_hi < 0)) | ((s_lo < 0) & (s_hi > 0)))
     first = c_lo >= c_hi
     cmax = np.where(first, c_lo, c_hi)
     tmax = np.where(first, lo, hi)
-    lam_t, h = np.ascontiguousarray(sol.lam.T), sol.h[segs, :, a].ravel()
-
-    def gather(idx: np.ndarray) -> _Terms:
-        return _Terms(g[:, idx], lam_t[:, idx % n], h[idx])
-
     # monotone on the whole segment (the peak is an end): time above needs crossings only
-    above = np.where(~hard & ~turn & (c_lo >= thr) & (c_hi >= thr), hi - lo, 0.0)
+    monotone_above = c_lo >= thr
+    monotone_above &= c_hi >= thr
+    above = np.where(~hard & ~turn & monotone_above, hi - lo, 0.0)
     idx = np.nonzero(~hard & ~turn & ((c_lo >= thr) != (c_hi >= thr)))[0]
     if idx.size:
-        above[idx] = _time_above(
-            gather(idx), lo[idx], hi[idx], c_lo[idx], c_hi[idx], thr, s_lo[idx]
-        )
+        above[idx] = _crossing_time_above(pieces, idx, lo, hi, c_lo, c_hi, s_lo, k_lo, thr)
     idx = np.nonzero(turn)[0]
     if idx.size:
-        cmax[idx], tmax[idx], above[idx] = _analyse(gather(idx), lo[idx], hi[idx], thr)
+        cmax[idx], tmax[idx], above[idx] = _analyse(pieces.terms(idx), lo[idx], hi[idx], thr)
     idx = np.nonzero(hard)[0]
     if idx.size:
-        cmax[idx], tmax[idx], above[idx] = _subdivided(gather(idx), lo[idx], hi[idx], thr)
+        cmax[idx], tmax[idx], above[idx] = _subdivided(pieces.terms(idx), lo[idx], hi[idx], thr)
     cmax, tmax = cmax.reshape(p, n), tmax.reshape(p, n) + sol.t_min[segs][:, None]
     best = np.argmax(cmax, axis=0)
     cols = np.arange(n)
-    return cmax[best, cols], tmax[best, cols], auc, above.reshape(p, n).sum(axis=0)
+    return cmax[best, cols], tmax[best, cols], ends.auc, above.reshape(p, n).sum(axis=0)
 
 
 def _subdivided(terms: _Terms, lo: np.ndarray, hi: np.ndarray, thr: float):

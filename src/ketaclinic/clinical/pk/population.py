@@ -92,8 +92,14 @@ def sample_parameters(model: PkModel, n: int, seed: int | None = None, variabili
     names, scales, cov = omega_matrix(model, variability)
     if not names or not np.any(cov):
         return params
-    rng = np.random.default_rng(seed)
-    eta = rng.multivariate_normal(np.zeros(len(names)), cov, size=n, method="cholesky")
+    # the draws of rng.multivariate_normal(0, cov, n, method="cholesky"), without its matrix
+    # product when cov is diagonal (the usual case): a BLAS call over 100,000 rows wakes
+    # threads that then spin on a shared machine
+    eta = np.random.default_rng(seed).standard_normal((n, len(names)))
+    if np.count_nonzero(cov - np.diag(np.diagonal(cov))):
+        eta = eta @ np.linalg.cholesky(cov).T
+    else:
+        eta *= np.sqrt(np.diagonal(cov))
     for i, (name, scale) in enumerate(zip(names, scales, strict=True)):
         if scale == "logit":
             x = np.clip(params[name], 1e-12, 1 - 1e-12)

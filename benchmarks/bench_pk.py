@@ -116,9 +116,7 @@ def opentiva_reference(ours: float, exact: np.ndarray) -> None:
     try:
         import opentiva  # noqa: F401
     except ImportError:
-        print(
-            "    opentiva not installed: comparison skipped (target >= 1,000x; see docs/pk.md)"
-        )
+        print("    opentiva not installed: comparison skipped (target >= 1,000x; see docs/pk.md)")
         return
     # same parameters: the four racemic models opentiva codes, one day, minute by minute
     diffs = []

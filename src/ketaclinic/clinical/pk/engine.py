@@ -15,19 +15,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import overload
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import expm
 
-from ketaclinic.clinical.pk.eigen import Eigen, cached_decompose
-from ketaclinic.clinical.pk.model import LinearSystem, Pulse
+from ketaclinic.clinical.pk.eigen import Eigen, ModalArray, cached_decompose
+from ketaclinic.clinical.pk.model import FloatArray, LinearSystem, Pulse
 
 BLOCK = 128
-FloatArray = NDArray[np.float64]
 
 
-def exp_clamped(x: np.ndarray) -> np.ndarray:
+@overload
+def exp_clamped(x: FloatArray) -> FloatArray: ...
+@overload
+def exp_clamped(x: ModalArray) -> ModalArray: ...
+def exp_clamped(x: ModalArray) -> ModalArray:
     """exp(x) with real arguments below -700 clamped: e^-700 ≈ 1e-304 instead of a subnormal or 0.
 
     numpy's exp takes a slow path for results that underflow; far-decayed modes are common
@@ -78,7 +82,7 @@ class Schedule:
                 bolus[i] += p.amounts_mg
         return bolus
 
-    def modal_inputs(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def modal_inputs(self, w: ModalArray) -> tuple[ModalArray, ModalArray]:
         """Boluses and rates projected on the modes, W·u: two (S, N, K) arrays.
 
         One small product per pulse (only over the states it doses), never over all segments
@@ -112,10 +116,10 @@ def build_schedule(pulses: list[Pulse], n_patients: int, n_states: int, t_first:
 class ModalSolution:
     """Per segment: y(t) = H + Σ_k G_k e^{λ_k (t − T)} for every patient and analyte."""
 
-    t_min: np.ndarray  # (S,)
-    lam: np.ndarray  # (N, K)
-    g: np.ndarray  # (S, N, A, K)
-    h: np.ndarray  # (S, N, A)
+    t_min: FloatArray  # (S,)
+    lam: ModalArray  # (N, K)
+    g: ModalArray  # (S, N, A, K)
+    h: ModalArray  # (S, N, A)
 
 
 def eigen_system(system: LinearSystem) -> Eigen | None:
@@ -134,7 +138,7 @@ def solve_modal(
     lam, v, w = eig
     cm = np.matmul(system.c_per_l * scale, v)  # (N, A, K)
     wb, offset = schedule.modal_inputs(w)
-    offset /= -lam
+    np.divide(offset, -lam, out=offset)
     decay = exp_clamped(lam[None] * np.diff(schedule.t_min)[:, None, None])  # (S-1, N, K)
     amp = np.empty_like(offset)
     z = wb[0]
@@ -149,7 +153,7 @@ def solve_modal(
     return ModalSolution(schedule.t_min, lam, g, h)
 
 
-def evaluate_modal(sol: ModalSolution, times_min: np.ndarray, chunk: int = 2048) -> np.ndarray:
+def evaluate_modal(sol: ModalSolution, times_min: FloatArray, chunk: int = 2048) -> FloatArray:
     """Concentrations (N, A, m) in mg/L at arbitrary sorted times."""
     n, a = sol.g.shape[1], sol.g.shape[2]
     out = np.empty((n, a, times_min.size))
@@ -165,7 +169,7 @@ def evaluate_modal(sol: ModalSolution, times_min: np.ndarray, chunk: int = 2048)
     return out
 
 
-def uniform_step(times_min: np.ndarray) -> float | None:
+def uniform_step(times_min: FloatArray) -> float | None:
     """The step of an (exactly, to 1e-13 relative) uniform grid long enough to block, else None."""
     m = times_min.size
     if m < 4 * BLOCK:
@@ -182,9 +186,7 @@ def uniform_step(times_min: np.ndarray) -> float | None:
     return float(step) if float(buf.max()) <= 1e-13 * scale else None
 
 
-def _anchored_terms(
-    sol: ModalSolution, seg: np.ndarray, tau: np.ndarray
-) -> NDArray[np.float64] | NDArray[np.complex128]:
+def _anchored_terms(sol: ModalSolution, seg: NDArray[np.intp], tau: FloatArray) -> ModalArray:
     """P (N, A, rows, K + 1): G_seg·e^{λτ} per row, then H_seg, for rows anchored at (seg, τ)."""
     n, a, k = sol.g.shape[1], sol.g.shape[2], sol.g.shape[3]
     e = exp_clamped(sol.lam[:, None, :] * tau[None, :, None])  # (N, rows, K)
@@ -194,9 +196,7 @@ def _anchored_terms(
     return p
 
 
-def evaluate_modal_grid(
-    sol: ModalSolution, times_min: NDArray[np.float64], step: float
-) -> NDArray[np.float64]:
+def evaluate_modal_grid(sol: ModalSolution, times_min: FloatArray, step: float) -> FloatArray:
     """Concentrations (N, A, m) on a uniform grid: one batched matmul of block exponentials.
 
     e^{λ(τ_b + rΔ)} = e^{λτ_b}·e^{λrΔ}: blocks of BLOCK points share one row of e^{λrΔ}, so
@@ -240,7 +240,7 @@ def evaluate_modal_grid(
     return out
 
 
-def solve_expm(system: LinearSystem, schedule: Schedule, times_min: np.ndarray) -> np.ndarray:
+def solve_expm(system: LinearSystem, schedule: Schedule, times_min: FloatArray) -> FloatArray:
     """Fallback: augmented matrix exponential per patient and segment, at the requested times."""
     n, s_count = system.n_patients, schedule.t_min.size
     n_states = system.a_per_min.shape[1]
@@ -270,10 +270,10 @@ def solve_expm(system: LinearSystem, schedule: Schedule, times_min: np.ndarray) 
 def simulate_system(
     system: LinearSystem,
     pulses: list[Pulse],
-    times_min: np.ndarray,
+    times_min: FloatArray,
     method: str = "auto",
     scale: float = 1.0,
-) -> tuple[np.ndarray, str]:
+) -> tuple[FloatArray, str]:
     """Concentrations (N, A, m) in mg/L × scale and the method used ('modal' or 'expm').
 
     ``scale`` (e.g. 1000 for ng/mL) is folded into the output coefficients, which saves a

@@ -9,19 +9,22 @@ from __future__ import annotations
 import numpy as np
 
 from ketaclinic.clinical.pk.model import (
+    CitedFrom,
     Compartments,
     LinearSystem,
     Omega,
     Params,
     PkModel,
     Pulse,
-    ValidityRange,
+    age_weight_validity,
     cited,
     minutes,
     omega_from_cv,
     per_min,
+    scale_by_weight,
 )
-from ketaclinic.clinical.pk.racemic import MW_KETAMINE, iv_dose
+from ketaclinic.clinical.pk.racemic import MW_KETAMINE
+from ketaclinic.clinical.pk.regimen import Covariates
 from ketaclinic.clinical.rules import Grade
 
 # --------------------------------------------------------------------------- Fanta 2015 / Otto 2021
@@ -30,14 +33,8 @@ OTTO = "Otto ME et al. Eur J Clin Pharmacol 2021;77:1181 (nlmixr2lib Otto_2021_s
 FANTA_STATES = ("gut", "central", "peripheral1", "peripheral2", "central_snk", "peripheral_snk")
 
 
-def _fanta_covariates(p: Params, cov) -> Params:
-    out = dict(p)
-    w = cov.weight_kg / 70.0
-    for v in ("V1", "V_snk"):
-        out[v] = p[v] * w
-    for cl in ("CL", "CL_snk"):
-        out[cl] = p[cl] * w**0.75
-    return out
+def _fanta_covariates(p: Params, cov: Covariates) -> Params:
+    return scale_by_weight(p, cov, linear=("V1", "V_snk"), three_quarter=("CL", "CL_snk"))
 
 
 def _fanta_build(p: Params) -> LinearSystem:
@@ -63,7 +60,7 @@ def _fanta_build(p: Params) -> LinearSystem:
     ) -> list[Pulse]:
         if route == "oral":
             return [Pulse(start_min, 0.0, comp.amounts(n, gut=dose_mg))]
-        return iv_dose(route, dose_mg, start_min, duration_min, comp, n)
+        return comp.iv_dose(n, route, dose_mg, start_min, duration_min)
 
     analytes = ("s-ketamine", "s-norketamine")
     return LinearSystem(
@@ -133,18 +130,12 @@ FANTA2015 = PkModel(
         ("V1", "CL", cited(0.02261, "covariance (log)", OTTO, "S")),
         ("V_snk", "CL_snk", cited(0.04456, "covariance (log)", OTTO, "S")),
     ),
-    validity=(
-        ValidityRange(
-            "age_years",
-            18,
-            45,
-            "years",
-            "healthy young volunteers (Fanta, Otto)",
-            Grade.UNCONFIRMED,
-        ),
-        ValidityRange(
-            "weight_kg", 50, 100, "kg", "Otto 2021 volunteers ~68-71 kg mean", Grade.UNCONFIRMED
-        ),
+    validity=age_weight_validity(
+        (18, 45),
+        (50, 100),
+        "healthy young volunteers (Fanta, Otto)",
+        Grade.UNCONFIRMED,
+        weight_source="Otto 2021 volunteers ~68-71 kg mean",
     ),
     covariate_note="V1 and V_snk × WT/70; CL and CL_snk × (WT/70)^0.75; peripheral parameters "
     "unscaled (Otto as-run code, which pk.md summarises as all volumes/clearances). No sex effect.",
@@ -172,8 +163,10 @@ FANTA2015 = PkModel(
 )
 
 # ------------------------------------------------------------------------- Perez-Ruixo 2021
-PR = "Perez-Ruixo C et al. Clin Pharmacokinet 2021;60:501, Table 3 via nlmixr2lib PerezRuixo_2020_esketamine"
-PR_ABSTRACT = "Perez-Ruixo 2021 abstract"
+PR = (
+    "Perez-Ruixo C et al. Clin Pharmacokinet 2021;60:501, Table 3 "
+    "via nlmixr2lib PerezRuixo_2020_esketamine"
+)
 PR_STATES = (
     "nasal",
     "gut_swallowed",
@@ -187,11 +180,7 @@ PR_STATES = (
 )
 
 
-def _logistic(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _pr_covariates(p: Params, cov) -> Params:
+def _pr_covariates(p: Params, cov: Covariates) -> Params:
     out = dict(p)
     asian = cov.population in ("asian", "japanese")
     if asian:
@@ -239,7 +228,7 @@ def _pr_build(p: Params) -> LinearSystem:
             ]
         if route == "oral":
             return [Pulse(start_min, dpo, comp.amounts(n, gut_oral=fgut * dose_mg))]
-        return iv_dose(route, dose_mg, start_min, duration_min, comp, n)
+        return comp.iv_dose(n, route, dose_mg, start_min, duration_min)
 
     analytes = ("esketamine", "noresketamine")
     return LinearSystem(
@@ -254,14 +243,13 @@ def _pr_build(p: Params) -> LinearSystem:
     )
 
 
-def _pr(value: float, unit: str, note: str = "", grade: str = "S") -> object:
-    return cited(value, unit, PR, grade, note)
-
+_pr = CitedFrom(PR)
 
 PEREZ_RUIXO2021 = PkModel(
     model_id="perez-ruixo2021",
     title="Perez-Ruixo 2021 intranasal esketamine + noresketamine (venous)",
-    reference="Perez-Ruixo C et al. Clin Pharmacokinet 2021;60(4):501-516, doi 10.1007/s40262-020-00953-4",
+    reference="Perez-Ruixo C et al. Clin Pharmacokinet 2021;60(4):501-516, "
+    "doi 10.1007/s40262-020-00953-4",
     drug="esketamine",
     analytes=("esketamine", "noresketamine"),
     routes=("nasal", "oral", "iv-infusion", "iv-bolus"),
@@ -309,10 +297,7 @@ PEREZ_RUIXO2021 = PkModel(
         Omega("CLn", _pr(omega_from_cv(0.254), "variance (log)")),
     ),
     covariances=(),
-    validity=(
-        ValidityRange("age_years", 18, 86, "years", PR + " Table 2", Grade.SECONDARY),
-        ValidityRange("weight_kg", 39, 170, "kg", PR + " Table 2", Grade.SECONDARY),
-    ),
+    validity=age_weight_validity((18, 86), (39, 170), PR + " Table 2", Grade.SECONDARY),
     covariate_note="Asian: kel × 0.36, CLn/F × 0.81; Japanese (also Asian): FRn × 1.34; "
     "age > 60: Qh − 2.19 L/h per year. Weight and sex had no effect.",
     molar_mass_g_per_mol=MW_KETAMINE,
@@ -365,14 +350,13 @@ SIM_STATES = (
 )
 
 
-def _simons_covariates(p: Params, cov) -> Params:
-    out = dict(p)
-    w = cov.weight_kg / 70.0
-    for name in ("VK1", "VK2", "VK3", "VN2", "VH1", "VH2"):
-        out[name] = p[name] * w
-    for name in ("CLK1", "CLK2", "CLK3", "CLN1", "CLN2", "CLH1", "CLH2"):
-        out[name] = p[name] * w**0.75
-    return out
+def _simons_covariates(p: Params, cov: Covariates) -> Params:
+    return scale_by_weight(
+        p,
+        cov,
+        linear=("VK1", "VK2", "VK3", "VN2", "VH1", "VH2"),
+        three_quarter=("CLK1", "CLK2", "CLK3", "CLN1", "CLN2", "CLH1", "CLH2"),
+    )
 
 
 def _simons_build(p: Params) -> LinearSystem:
@@ -409,7 +393,7 @@ def _simons_build(p: Params) -> LinearSystem:
                 Pulse(start_min, d1, comp.amounts(n, mucosal=p["F1"] * dose_mg)),
                 Pulse(start_min, d2, comp.amounts(n, gut=p["F2"] * dose_mg)),
             ]
-        return iv_dose(route, dose_mg, start_min, duration_min, comp, n)
+        return comp.iv_dose(n, route, dose_mg, start_min, duration_min)
 
     analytes = ("s-ketamine", "s-norketamine", "s-hydroxynorketamine")
     return LinearSystem(
@@ -429,9 +413,7 @@ def _simons_build(p: Params) -> LinearSystem:
     )
 
 
-def _sim(value: float, unit: str, note: str = "", grade: str = "S") -> object:
-    return cited(value, unit, SIM, grade, note)
-
+_sim = CitedFrom(SIM)
 
 SIMONS2022 = PkModel(
     model_id="simons2022",
@@ -478,13 +460,8 @@ SIMONS2022 = PkModel(
         Omega("CLH2", _sim(0.287, "variance (log)")),
     ),
     covariances=(),
-    validity=(
-        ValidityRange(
-            "age_years", 19, 32, "years", "Simons 2022 Table 1 via nlmixr2lib", Grade.SECONDARY
-        ),
-        ValidityRange(
-            "weight_kg", 53, 93, "kg", "Simons 2022 Table 1 via nlmixr2lib", Grade.SECONDARY
-        ),
+    validity=age_weight_validity(
+        (19, 32), (53, 93), "Simons 2022 Table 1 via nlmixr2lib", Grade.SECONDARY
     ),
     covariate_note="Volumes × WT/70 and clearances × (WT/70)^0.75 (exponents not printed; S).",
     molar_mass_g_per_mol=MW_KETAMINE,

@@ -30,10 +30,11 @@ Models without a real modal solution (defective transit chains) fall back to a 1
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ketaclinic.clinical.pk.engine import (
     ModalSolution,
@@ -41,7 +42,8 @@ from ketaclinic.clinical.pk.engine import (
     modal_solution,
     simulate_system,
 )
-from ketaclinic.clinical.pk.population import sample_parameters
+from ketaclinic.clinical.pk.model import FloatArray
+from ketaclinic.clinical.pk.population import Variability, sample_parameters
 from ketaclinic.clinical.pk.regimen import Covariates, Regimen
 from ketaclinic.clinical.pk.simulate import (
     NG_PER_ML_PER_MG_PER_L,
@@ -59,17 +61,26 @@ FAST_STEPS = 8
 TOLERANCE_MIN = 1e-8
 CHUNK = 65536
 
+IntArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
+# value, slope and curvature of the pieces at the given τ
+Derivatives = tuple[FloatArray, FloatArray, FloatArray]
+# per piece (or patient): peak value, its time, minutes above the threshold
+Peaks = tuple[FloatArray, FloatArray, FloatArray]
+# per patient: cmax, tmax, AUC, minutes above the threshold
+Stats = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+
 
 @dataclass(frozen=True)
 class AnalyteSummary:
     """Per-patient arrays (N,): peak ng/mL, its time (min), AUC (ng·h/mL), minutes above."""
 
-    cmax_ng_per_ml: np.ndarray
-    tmax_min: np.ndarray
-    auc_ng_h_per_ml: np.ndarray
-    time_above_min: np.ndarray
+    cmax_ng_per_ml: FloatArray
+    tmax_min: FloatArray
+    auc_ng_h_per_ml: FloatArray
+    time_above_min: FloatArray
 
-    def percentiles(self, q=(5.0, 50.0, 95.0)) -> dict[str, list[float]]:
+    def percentiles(self, q: Sequence[float] = (5.0, 50.0, 95.0)) -> dict[str, list[float]]:
         return {
             name: np.percentile(getattr(self, name), q).tolist()
             for name in ("cmax_ng_per_ml", "tmax_min", "auc_ng_h_per_ml", "time_above_min")
@@ -86,13 +97,30 @@ class PopulationSummary:
     warnings: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RealModal:
+    """A :class:`ModalSolution` whose modes are all real (every model here but defective ones)."""
+
+    t_min: FloatArray  # (S,)
+    lam: FloatArray  # (N, K), all < 0
+    g: FloatArray  # (S, N, A, K)
+    h: FloatArray  # (S, N, A)
+
+    @classmethod
+    def of(cls, sol: ModalSolution | None) -> RealModal | None:
+        if sol is None or np.iscomplexobj(sol.lam) or np.iscomplexobj(sol.g):
+            return None
+        lam, g, h = (np.asarray(x, dtype=np.float64) for x in (sol.lam, sol.g, sol.h))
+        return cls(sol.t_min, lam, g, h)  # views: no copies of real arrays
+
+
 class _Terms:
     """c(τ), c'(τ), c''(τ) for a flat list of segment pieces: H (M,), G and λ (K, M)."""
 
-    def __init__(self, g: np.ndarray, lam: np.ndarray, h: np.ndarray) -> None:
+    def __init__(self, g: FloatArray, lam: FloatArray, h: FloatArray) -> None:
         self.g, self.lam, self.h = g, lam, h
 
-    def take(self, idx: np.ndarray) -> _Terms:
+    def take(self, idx: IntArray) -> _Terms:
         if idx.size == self.h.size and (idx.size == 0 or idx[-1] == idx.size - 1):
             return self  # every item, in order (indices are sorted and unique)
         return _Terms(np.take(self.g, idx, axis=1), np.take(self.lam, idx, axis=1), self.h[idx])
@@ -104,7 +132,7 @@ class _Terms:
             np.repeat(self.h, times),
         )
 
-    def at(self, tau: np.ndarray, curvature: bool = True) -> tuple[np.ndarray, ...]:
+    def at(self, tau: FloatArray, curvature: bool = True) -> Derivatives:
         """Value, slope (and curvature); an explicit loop over the few modes, on 1-D arrays."""
         c, d1 = self.h.copy(), np.zeros_like(tau)
         d2 = np.zeros_like(tau) if curvature else d1
@@ -123,24 +151,19 @@ class _Terms:
         return c, d1, d2
 
 
-class _Pieces:
-    """Every (segment, patient) piece of one analyte, flat: G and λ (K, P·N), H (P·N)."""
-
-    def __init__(self, g: np.ndarray, lam: np.ndarray, h: np.ndarray) -> None:
-        self.g, self.lam, self.h = g, lam, h
-
-    def terms(self, idx: np.ndarray) -> _Terms:
-        return _Terms(np.take(self.g, idx, axis=1), np.take(self.lam, idx, axis=1), self.h[idx])
-
-
-def _newton(fun, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray) -> np.ndarray:
+def _newton(
+    fun: Callable[[FloatArray, IntArray | None], Derivatives],
+    lo: FloatArray,
+    hi: FloatArray,
+    rising: BoolArray,
+) -> FloatArray:
     """Root of monotone f on [lo, hi] (f < 0 at lo iff rising): Halley steps from lo, in bracket.
 
     ``fun(t, idx) -> (f, f', f'')`` for the items idx (None = all). The first FULL_ITERATIONS
     run on every item without re-gathering; then only the unconverged items iterate.
     """
     t, lo, hi = lo.copy(), lo.copy(), hi.copy()
-    active = None
+    active: IntArray | None = None
     for i in range(MAX_ITERATIONS):
         sel = slice(None) if active is None else active
         ta = t[sel]
@@ -169,7 +192,7 @@ def _newton(fun, lo: np.ndarray, hi: np.ndarray, rising: np.ndarray) -> np.ndarr
     return t
 
 
-def _sign_changes(g: np.ndarray) -> np.ndarray:
+def _sign_changes(g: FloatArray) -> NDArray[np.int8]:
     """Sign changes of the weights along axis 0, zeros ignored."""
     sign = np.sign(g)  # products of signs cannot underflow
     last = sign[0]
@@ -181,7 +204,7 @@ def _sign_changes(g: np.ndarray) -> np.ndarray:
     return changes
 
 
-def _analyse(terms: _Terms, lo: np.ndarray, hi: np.ndarray, thr: float):
+def _analyse(terms: _Terms, lo: FloatArray, hi: FloatArray, thr: float) -> Peaks:
     """Peak value, its τ and minutes above thr on each piece [lo, hi] having ≤ 1 slope zero."""
     c_lo, s_lo, _ = terms.at(lo)
     c_hi, s_hi, _ = terms.at(hi)
@@ -191,7 +214,7 @@ def _analyse(terms: _Terms, lo: np.ndarray, hi: np.ndarray, thr: float):
     if turn.size:
         sub = terms.take(turn)
 
-        def slope(t, idx):
+        def slope(t: FloatArray, idx: IntArray | None) -> Derivatives:
             _, d1, d2 = (sub if idx is None else sub.take(idx)).at(t)
             return d1, d2, np.zeros_like(d1)  # plain Newton on the slope
 
@@ -216,19 +239,14 @@ def _analyse(terms: _Terms, lo: np.ndarray, hi: np.ndarray, thr: float):
     return cmax, tmax, above
 
 
-def _value_slope_curvature(terms: _Terms, tau: np.ndarray) -> tuple[np.ndarray, ...]:
+def _value_slope_curvature(terms: _Terms, tau: FloatArray) -> Derivatives:
     """c, c', c'' near a crossing (no clamping: the exponents there are moderate)."""
     term = np.empty_like(tau)
-    c = d1 = d2 = None
+    c, d1, d2 = terms.h.copy(), np.zeros_like(tau), np.zeros_like(tau)
     for g, lam in zip(terms.g, terms.lam, strict=True):
         np.multiply(lam, tau, out=term)
         np.exp(term, out=term)
         term *= g
-        if c is None:
-            c = terms.h + term
-            d1 = np.multiply(term, lam)
-            d2 = d1 * lam
-            continue
         c += term
         term *= lam
         d1 += term
@@ -238,8 +256,8 @@ def _value_slope_curvature(terms: _Terms, tau: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _halley_step(
-    c: np.ndarray, d1: np.ndarray, d2: np.ndarray, log: bool, thr: float
-) -> tuple[np.ndarray, np.ndarray]:
+    c: FloatArray, d1: FloatArray, d2: FloatArray, log: bool, thr: float
+) -> tuple[FloatArray, BoolArray]:
     """A Halley step towards c = thr (on log c when ``log``) and whether the result is final.
 
     Halley's correction to the Newton step is kept within a factor of two (damping far from
@@ -273,9 +291,8 @@ def _halley_step(
 
 
 def _halley_crossings(
-    pieces: _Pieces, idx: np.ndarray, t: np.ndarray, at_lo: tuple[np.ndarray, ...], log: bool,
-    thr: float,
-) -> np.ndarray:
+    pieces: _Terms, idx: IntArray, t: FloatArray, at_lo: Derivatives, log: bool, thr: float
+) -> FloatArray:
     """Crossing τ of thr on pieces idx (all rising or all falling) from their left ends t.
 
     ``at_lo`` is the value, slope and curvature at t, so the first step costs no evaluation.
@@ -285,10 +302,10 @@ def _halley_crossings(
     root = np.full(idx.size, np.nan)
     rows = np.arange(idx.size)
     c, d1, d2 = at_lo
-    terms = None
+    terms: _Terms | None = None
     for i in range(FAST_STEPS):
         if i:
-            terms = pieces.terms(idx) if terms is None else terms
+            terms = pieces.take(idx) if terms is None else terms
             c, d1, d2 = _value_slope_curvature(terms, t)
         step, final = _halley_step(c, d1, d2, log, thr)
         t = t - step
@@ -305,8 +322,14 @@ def _halley_crossings(
 
 
 def _crossing_time_above(
-    pieces: _Pieces, idx: np.ndarray, lo, hi, c_lo, c_hi, s_lo, k_lo, thr: float
-) -> np.ndarray:
+    pieces: _Terms,
+    idx: IntArray,
+    lo: FloatArray,
+    hi: FloatArray,
+    ends: Derivatives,
+    c_hi: FloatArray,
+    thr: float,
+) -> FloatArray:
     """Minutes at or above thr on monotone pieces idx that cross it once.
 
     Halley steps from the left end (on log c for decays, on c for rises), CHUNK items at a
@@ -316,6 +339,7 @@ def _crossing_time_above(
     a monotone piece is unique, so a converged root inside the piece is the root; the items
     without one (rare) take the guarded solver.
     """
+    c_lo, s_lo, k_lo = ends
     result = np.empty(idx.size)
     for start in range(0, idx.size, CHUNK):
         part = np.arange(start, min(start + CHUNK, idx.size))
@@ -330,20 +354,20 @@ def _crossing_time_above(
             miss = ~((root >= t_lo) & (root <= t_hi))  # also NaN
             if np.any(miss):
                 m = items[miss]
-                root[miss] = _guarded_crossings(
-                    pieces.terms(m), lo[m], hi[m], c_lo[m], c_hi[m], thr
-                )
+                root[miss] = _guarded_crossings(pieces.take(m), lo[m], hi[m], c_lo[m], c_hi[m], thr)
             result[rows] = root - t_lo if log else t_hi - root
     return result
 
 
-def _guarded_crossings(terms: _Terms, lo, hi, c_lo, c_hi, thr: float) -> np.ndarray:
+def _guarded_crossings(
+    terms: _Terms, lo: FloatArray, hi: FloatArray, c_lo: FloatArray, c_hi: FloatArray, thr: float
+) -> FloatArray:
     """The crossing of thr on monotone pieces that cross it once: bracketed Halley/Newton."""
     rising = c_lo < thr
     use_log = (~rising) & (c_hi > 0)  # falling: log c is near-linear (and convex
     # for a positive sum of decaying exponentials); rising pieces may start at c = 0
 
-    def level(t, idx):
+    def level(t: FloatArray, idx: IntArray | None) -> Derivatives:
         c, d1, d2 = (terms if idx is None else terms.take(idx)).at(t)
         logs = use_log if idx is None else use_log[idx]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -357,7 +381,9 @@ def _guarded_crossings(terms: _Terms, lo, hi, c_lo, c_hi, thr: float) -> np.ndar
     return _newton(level, lo, hi, rising)
 
 
-def _time_above(terms: _Terms, lo, hi, c_lo, c_hi, thr: float) -> np.ndarray:
+def _time_above(
+    terms: _Terms, lo: FloatArray, hi: FloatArray, c_lo: FloatArray, c_hi: FloatArray, thr: float
+) -> FloatArray:
     """Minutes at or above thr on monotone pieces [lo, hi]."""
     result = np.where((c_lo >= thr) & (c_hi >= thr), hi - lo, 0.0)
     cross = np.nonzero((c_lo >= thr) != (c_hi >= thr))[0]
@@ -370,7 +396,9 @@ def _time_above(terms: _Terms, lo, hi, c_lo, c_hi, thr: float) -> np.ndarray:
     return result
 
 
-def _segment_bounds(sol: ModalSolution, window: tuple[float, float]) -> tuple[np.ndarray, ...]:
+def _segment_bounds(
+    sol: RealModal, window: tuple[float, float]
+) -> tuple[IntArray, FloatArray, FloatArray]:
     t0, t1 = window
     starts = sol.t_min
     ends = np.append(starts[1:], np.inf)
@@ -383,16 +411,16 @@ def _segment_bounds(sol: ModalSolution, window: tuple[float, float]) -> tuple[np
 class _Ends:
     """Per (segment, patient) piece (P, N): value and slope at both ends, curvature at the left."""
 
-    c_lo: np.ndarray
-    c_hi: np.ndarray
-    s_lo: np.ndarray
-    s_hi: np.ndarray
-    k_lo: np.ndarray
-    auc: np.ndarray  # (N,) integral over the window
-    g: np.ndarray  # (K, P, N) mode weights
+    c_lo: FloatArray
+    c_hi: FloatArray
+    s_lo: FloatArray
+    s_hi: FloatArray
+    k_lo: FloatArray
+    auc: FloatArray  # (N,) integral over the window
+    g: FloatArray  # (K, P, N) mode weights
 
 
-def _ends(sol: ModalSolution, a: int, segs: np.ndarray, tau_lo: np.ndarray, tau_hi: np.ndarray):
+def _ends(sol: RealModal, a: int, segs: IntArray, tau_lo: FloatArray, tau_hi: FloatArray) -> _Ends:
     """Value, slope (and curvature) at the ends of every (segment, patient), the AUC, weights."""
     p, (n, k_count) = segs.size, sol.lam.shape
     h = np.ascontiguousarray(sol.h[segs, :, a])
@@ -419,7 +447,7 @@ def _ends(sol: ModalSolution, a: int, segs: np.ndarray, tau_lo: np.ndarray, tau_
     return _Ends(c_lo, c_hi, s_lo, s_hi, k_lo, auc, weights)
 
 
-def summarize_modal(sol: ModalSolution, a: int, window: tuple[float, float], thr: float):
+def summarize_modal(sol: RealModal, a: int, window: tuple[float, float], thr: float) -> Stats:
     """(cmax, tmax, auc, minutes above) per patient (N,) for analyte a, in mg/L and minutes."""
     segs, tau_lo, tau_hi = _segment_bounds(sol, window)
     n, p = sol.lam.shape[0], segs.size
@@ -428,7 +456,7 @@ def summarize_modal(sol: ModalSolution, a: int, window: tuple[float, float], thr
     hi = np.repeat(tau_hi, n)
     c_lo, c_hi = ends.c_lo.ravel(), ends.c_hi.ravel()
     s_lo, s_hi, k_lo = ends.s_lo.ravel(), ends.s_hi.ravel(), ends.k_lo.ravel()
-    pieces = _Pieces(
+    pieces = _Terms(
         ends.g.reshape(ends.g.shape[0], -1),
         np.tile(sol.lam.T, (1, p)),
         sol.h[segs, :, a].ravel(),
@@ -444,20 +472,20 @@ def summarize_modal(sol: ModalSolution, a: int, window: tuple[float, float], thr
     above = np.where(~hard & ~turn & monotone_above, hi - lo, 0.0)
     idx = np.nonzero(~hard & ~turn & ((c_lo >= thr) != (c_hi >= thr)))[0]
     if idx.size:
-        above[idx] = _crossing_time_above(pieces, idx, lo, hi, c_lo, c_hi, s_lo, k_lo, thr)
+        above[idx] = _crossing_time_above(pieces, idx, lo, hi, (c_lo, s_lo, k_lo), c_hi, thr)
     idx = np.nonzero(turn)[0]
     if idx.size:
-        cmax[idx], tmax[idx], above[idx] = _analyse(pieces.terms(idx), lo[idx], hi[idx], thr)
+        cmax[idx], tmax[idx], above[idx] = _analyse(pieces.take(idx), lo[idx], hi[idx], thr)
     idx = np.nonzero(hard)[0]
     if idx.size:
-        cmax[idx], tmax[idx], above[idx] = _subdivided(pieces.terms(idx), lo[idx], hi[idx], thr)
+        cmax[idx], tmax[idx], above[idx] = _subdivided(pieces.take(idx), lo[idx], hi[idx], thr)
     cmax, tmax = cmax.reshape(p, n), tmax.reshape(p, n) + sol.t_min[segs][:, None]
     best = np.argmax(cmax, axis=0)
     cols = np.arange(n)
     return cmax[best, cols], tmax[best, cols], ends.auc, above.reshape(p, n).sum(axis=0)
 
 
-def _subdivided(terms: _Terms, lo: np.ndarray, hi: np.ndarray, thr: float):
+def _subdivided(terms: _Terms, lo: FloatArray, hi: FloatArray, thr: float) -> Peaks:
     """Pieces whose slope may vanish more than once: cut each into SUBDIVISIONS parts first."""
     frac = np.linspace(0.0, 1.0, SUBDIVISIONS + 1)
     width = (hi - lo)[:, None]
@@ -470,7 +498,7 @@ def _subdivided(terms: _Terms, lo: np.ndarray, hi: np.ndarray, thr: float):
     return c[rows, best], t[rows, best], above.reshape(-1, SUBDIVISIONS).sum(axis=1)
 
 
-def _summarize_grid(conc: np.ndarray, times: np.ndarray, thr: float):
+def _summarize_grid(conc: FloatArray, times: FloatArray, thr: float) -> Stats:
     best = np.argmax(conc, axis=1)
     step = np.diff(times)
     auc = np.sum(0.5 * (conc[:, 1:] + conc[:, :-1]) * step, axis=1)
@@ -486,7 +514,7 @@ def summarize_population(
     n: int = 1,
     seed: int | None = None,
     threshold_ng_per_ml: float = 100.0,
-    variability: float | Mapping[str, float] | None = None,
+    variability: Variability = None,
 ) -> PopulationSummary:
     """Cmax, Tmax, AUC and time above a threshold for each of N virtual patients over a window."""
     t0, t1 = (float(w) for w in window_min)
@@ -502,9 +530,7 @@ def summarize_population(
     system = individual_system(model, covariates, sample_parameters(model, n, seed, variability))
     pulses = regimen_pulses(system, regimen)
     thr = threshold_ng_per_ml / NG_PER_ML_PER_MG_PER_L
-    sol = modal_solution(system, pulses, t0)
-    if sol is not None and np.iscomplexobj(sol.lam):
-        sol = None
+    sol = RealModal.of(modal_solution(system, pulses, t0))
     out = {}
     if sol is not None:
         for j, analyte in enumerate(system.analytes):

@@ -18,6 +18,7 @@ from ketaclinic.clinical.pk.model import (
     Pulse,
     age_weight_validity,
     cited,
+    dose_function,
     minutes,
     omega_from_cv,
     per_min,
@@ -51,16 +52,8 @@ def _fanta_build(p: Params) -> LinearSystem:
     comp.flow("gut", "central", ka * f_oral)
     comp.flow("gut", "central_snk", ka * (1.0 - f_oral), p["fm_presystemic"])
 
-    def dose(
-        route: str,
-        dose_mg: float,
-        start_min: float,
-        duration_min: float = 0.0,
-        device_index: int = 0,
-    ) -> list[Pulse]:
-        if route == "oral":
-            return [Pulse(start_min, 0.0, comp.amounts(n, gut=dose_mg))]
-        return comp.iv_dose(n, route, dose_mg, start_min, duration_min)
+    def oral(dose_mg: float, start_min: float, device_index: int) -> list[Pulse]:
+        return [Pulse(start_min, 0.0, comp.amounts(n, gut=dose_mg))]
 
     analytes = ("s-ketamine", "s-norketamine")
     return LinearSystem(
@@ -70,7 +63,7 @@ def _fanta_build(p: Params) -> LinearSystem:
         comp.outputs(
             analytes, {"s-ketamine": ("central", v1), "s-norketamine": ("central_snk", vn)}
         ),
-        dose,
+        dose_function(comp, n, {"oral": oral}),
         {"s-ketamine": cl, "s-norketamine": cln},
     )
 
@@ -212,23 +205,16 @@ def _pr_build(p: Params) -> LinearSystem:
     comp.exchange("central_nor", "peripheral_nor", q3, vcn, vpn)
     fgut, dsw, dpo = p["Fgut"], float(minutes(p["Dsw"][0], "h")), float(minutes(p["Dpo"][0], "h"))
 
-    def dose(
-        route: str,
-        dose_mg: float,
-        start_min: float,
-        duration_min: float = 0.0,
-        device_index: int = 0,
-    ) -> list[Pulse]:
-        if route == "nasal":
-            frn = p["FRn"] * (p["later_device_factor"] if device_index > 0 else 1.0)
-            frn = np.clip(frn, 0.0, 1.0)
-            return [
-                Pulse(start_min, 0.0, comp.amounts(n, nasal=frn * dose_mg)),
-                Pulse(start_min, dsw, comp.amounts(n, gut_swallowed=(1.0 - frn) * fgut * dose_mg)),
-            ]
-        if route == "oral":
-            return [Pulse(start_min, dpo, comp.amounts(n, gut_oral=fgut * dose_mg))]
-        return comp.iv_dose(n, route, dose_mg, start_min, duration_min)
+    def nasal(dose_mg: float, start_min: float, device_index: int) -> list[Pulse]:
+        frn = p["FRn"] * (p["later_device_factor"] if device_index > 0 else 1.0)
+        frn = np.clip(frn, 0.0, 1.0)
+        return [
+            Pulse(start_min, 0.0, comp.amounts(n, nasal=frn * dose_mg)),
+            Pulse(start_min, dsw, comp.amounts(n, gut_swallowed=(1.0 - frn) * fgut * dose_mg)),
+        ]
+
+    def oral(dose_mg: float, start_min: float, device_index: int) -> list[Pulse]:
+        return [Pulse(start_min, dpo, comp.amounts(n, gut_oral=fgut * dose_mg))]
 
     analytes = ("esketamine", "noresketamine")
     return LinearSystem(
@@ -238,7 +224,7 @@ def _pr_build(p: Params) -> LinearSystem:
         comp.outputs(
             analytes, {"esketamine": ("central", vc), "noresketamine": ("central_nor", vcn)}
         ),
-        dose,
+        dose_function(comp, n, {"nasal": nasal, "oral": oral}),
         {"noresketamine": cln},
     )
 
@@ -381,19 +367,11 @@ def _simons_build(p: Params) -> LinearSystem:
     comp.exchange("central_hnk", "peripheral_hnk", p["CLH2"], p["VH1"], p["VH2"])
     d1, d2 = float(p["D1"][0]), float(p["D2"][0])
 
-    def dose(
-        route: str,
-        dose_mg: float,
-        start_min: float,
-        duration_min: float = 0.0,
-        device_index: int = 0,
-    ) -> list[Pulse]:
-        if route == "oral":
-            return [
-                Pulse(start_min, d1, comp.amounts(n, mucosal=p["F1"] * dose_mg)),
-                Pulse(start_min, d2, comp.amounts(n, gut=p["F2"] * dose_mg)),
-            ]
-        return comp.iv_dose(n, route, dose_mg, start_min, duration_min)
+    def oral(dose_mg: float, start_min: float, device_index: int) -> list[Pulse]:
+        return [
+            Pulse(start_min, d1, comp.amounts(n, mucosal=p["F1"] * dose_mg)),
+            Pulse(start_min, d2, comp.amounts(n, gut=p["F2"] * dose_mg)),
+        ]
 
     analytes = ("s-ketamine", "s-norketamine", "s-hydroxynorketamine")
     return LinearSystem(
@@ -408,7 +386,7 @@ def _simons_build(p: Params) -> LinearSystem:
                 "s-hydroxynorketamine": ("central_hnk", p["VH1"]),
             },
         ),
-        dose,
+        dose_function(comp, n, {"oral": oral}),
         {},
     )
 

@@ -166,12 +166,30 @@ class Compartments:
             out[:, self.index[name]] = value
         return out
 
-    def iv_dose(
-        self, n: int, route: str, dose_mg: float, start_min: float, duration_min: float
+
+# one extravascular route of a model: (dose_mg, start_min, device_index) -> input pulses
+RouteDose = Callable[[float, float, int], list[Pulse]]
+
+
+def dose_function(
+    comp: Compartments, n: int, routes: Mapping[str, RouteDose] | None = None
+) -> DoseFunction:
+    """IV bolus or infusion (the whole dose into "central") plus the model's own routes."""
+    own = dict(routes or {})
+
+    def dose(
+        route: str,
+        dose_mg: float,
+        start_min: float,
+        duration_min: float = 0.0,
+        device_index: int = 0,
     ) -> list[Pulse]:
-        """IV bolus or infusion: the whole dose into the central state."""
+        if route in own:
+            return own[route](dose_mg, start_min, device_index)
         duration = duration_min if route == "iv-infusion" else 0.0
-        return [Pulse(start_min, duration, self.amounts(n, central=dose_mg))]
+        return [Pulse(start_min, duration, comp.amounts(n, central=dose_mg))]
+
+    return dose
 
 
 def cited(value: float | str, unit: str, source: str, grade: str = "S", note: str = "") -> Cited:

@@ -14,10 +14,10 @@ from ketaclinic.clinical.pk.model import (
     LinearSystem,
     Params,
     PkModel,
-    Pulse,
     ValidityRange,
     age_weight_validity,
     cited,
+    dose_function,
     per_min,
     scale_by_weight,
 )
@@ -52,21 +52,12 @@ def mammillary(
         comp.flow("central", "peripheral3", k13)
         comp.flow("peripheral3", "central", k31)
 
-    def dose(
-        route: str,
-        dose_mg: float,
-        start_min: float,
-        duration_min: float = 0.0,
-        device_index: int = 0,
-    ) -> list[Pulse]:
-        return comp.iv_dose(n, route, dose_mg, start_min, duration_min)
-
     return LinearSystem(
         state_names=names,
         analytes=(analyte,),
         a_per_min=comp.a,
         c_per_l=comp.outputs((analyte,), {analyte: ("central", v1_l)}),
-        dose=dose,
+        dose=dose_function(comp, n),
         eliminated_analyte_clearance_l_per_min={analyte: k10 * v1_l},
     )
 

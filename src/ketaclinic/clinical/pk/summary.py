@@ -132,10 +132,9 @@ class _Terms:
             np.repeat(self.h, times),
         )
 
-    def at(self, tau: FloatArray, curvature: bool = True) -> Derivatives:
-        """Value, slope (and curvature); an explicit loop over the few modes, on 1-D arrays."""
-        c, d1 = self.h.copy(), np.zeros_like(tau)
-        d2 = np.zeros_like(tau) if curvature else d1
+    def at(self, tau: FloatArray) -> Derivatives:
+        """Value, slope and curvature; an explicit loop over the few modes, on 1-D arrays."""
+        c, d1, d2 = self.h.copy(), np.zeros_like(tau), np.zeros_like(tau)
         term = np.empty_like(tau)
         for g, lam in zip(self.g, self.lam, strict=True):
             np.multiply(lam, tau, out=term)
@@ -145,9 +144,8 @@ class _Terms:
             c += term
             term *= lam
             d1 += term
-            if curvature:
-                term *= lam
-                d2 += term
+            term *= lam
+            d2 += term
         return c, d1, d2
 
 
@@ -239,22 +237,6 @@ def _analyse(terms: _Terms, lo: FloatArray, hi: FloatArray, thr: float) -> Peaks
     return cmax, tmax, above
 
 
-def _value_slope_curvature(terms: _Terms, tau: FloatArray) -> Derivatives:
-    """c, c', c'' near a crossing (no clamping: the exponents there are moderate)."""
-    term = np.empty_like(tau)
-    c, d1, d2 = terms.h.copy(), np.zeros_like(tau), np.zeros_like(tau)
-    for g, lam in zip(terms.g, terms.lam, strict=True):
-        np.multiply(lam, tau, out=term)
-        np.exp(term, out=term)
-        term *= g
-        c += term
-        term *= lam
-        d1 += term
-        term *= lam
-        d2 += term
-    return c, d1, d2
-
-
 def _halley_step(
     c: FloatArray, d1: FloatArray, d2: FloatArray, log: bool, thr: float
 ) -> tuple[FloatArray, BoolArray]:
@@ -306,7 +288,7 @@ def _halley_crossings(
     for i in range(FAST_STEPS):
         if i:
             terms = pieces.take(idx) if terms is None else terms
-            c, d1, d2 = _value_slope_curvature(terms, t)
+            c, d1, d2 = terms.at(t)
         step, final = _halley_step(c, d1, d2, log, thr)
         t = t - step
         root[rows[final]] = t[final]

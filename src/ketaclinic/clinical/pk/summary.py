@@ -30,7 +30,7 @@ Models without a real modal solution (defective transit chains) fall back to a 1
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +42,7 @@ from ketaclinic.clinical.pk.engine import (
     modal_solution,
     simulate_system,
 )
-from ketaclinic.clinical.pk.model import FloatArray
+from ketaclinic.clinical.pk.model import FloatArray, Params, PkModel
 from ketaclinic.clinical.pk.population import Variability, sample_parameters
 from ketaclinic.clinical.pk.regimen import Covariates, Regimen
 from ketaclinic.clinical.pk.simulate import (
@@ -60,6 +60,8 @@ FULL_ITERATIONS = 4
 FAST_STEPS = 8
 TOLERANCE_MIN = 1e-8
 CHUNK = 65536
+PATIENT_CHUNK = 8192
+GRID_VALUES = 4_000_000
 
 IntArray = NDArray[np.intp]
 BoolArray = NDArray[np.bool_]
@@ -285,21 +287,22 @@ def _halley_crossings(
     rows = np.arange(idx.size)
     c, d1, d2 = at_lo
     terms: _Terms | None = None
-    for i in range(FAST_STEPS):
-        if i:
-            terms = pieces.take(idx) if terms is None else terms
-            c, d1, d2 = terms.at(t)
-        step, final = _halley_step(c, d1, d2, log, thr)
-        t = t - step
-        root[rows[final]] = t[final]
-        active = ~final
-        n_active = int(np.count_nonzero(active))
-        if n_active == 0:
-            break
-        if n_active < 0.5 * rows.size:
-            rows, t = rows[active], t[active]
-            terms = None if terms is None else terms.take(np.nonzero(active)[0])
-            idx = idx[active]
+    with np.errstate(invalid="ignore", over="ignore"):  # a diverging item turns NaN: guarded
+        for i in range(FAST_STEPS):
+            if i:
+                terms = pieces.take(idx) if terms is None else terms
+                c, d1, d2 = terms.at(t)
+            step, final = _halley_step(c, d1, d2, log, thr)
+            t = t - step
+            root[rows[final]] = t[final]
+            active = ~final
+            n_active = int(np.count_nonzero(active))
+            if n_active == 0:
+                break
+            if n_active < 0.5 * rows.size:
+                rows, t = rows[active], t[active]
+                terms = None if terms is None else terms.take(np.nonzero(active)[0])
+                idx = idx[active]
     return root
 
 
@@ -488,6 +491,58 @@ def _summarize_grid(conc: FloatArray, times: FloatArray, thr: float) -> Stats:
     return conc.max(axis=1), times[best], auc, above
 
 
+def _chunks(params: Params, size: int) -> Iterator[Params]:
+    """The sampled parameters, ``size`` patients at a time."""
+    n = next(iter(params.values())).size
+    for start in range(0, n, size):
+        yield {name: value[start : start + size] for name, value in params.items()}
+
+
+def _closed_form_parts(
+    model: PkModel,
+    covariates: Covariates,
+    regimen: Regimen,
+    params: Params,
+    window: tuple[float, float],
+    thr: float,
+) -> dict[str, list[Stats]] | None:
+    """Per analyte, the stats of each chunk of PATIENT_CHUNK patients; None without real modes.
+
+    Chunks keep the working set (modal coefficients, segment ends, crossings) in cache; every
+    patient is independent, so the result does not depend on the chunk size.
+    """
+    parts: dict[str, list[Stats]] = {}
+    for chunk in _chunks(params, PATIENT_CHUNK):
+        system = individual_system(model, covariates, chunk)
+        sol = RealModal.of(modal_solution(system, regimen_pulses(system, regimen), window[0]))
+        if sol is None:
+            return None
+        for j, analyte in enumerate(system.analytes):
+            parts.setdefault(analyte, []).append(summarize_modal(sol, j, window, thr))
+    return parts
+
+
+def _grid_parts(
+    model: PkModel,
+    covariates: Covariates,
+    regimen: Regimen,
+    params: Params,
+    window: tuple[float, float],
+    thr: float,
+) -> dict[str, list[Stats]]:
+    """The same from a 1-minute grid, GRID_VALUES concentrations at a time."""
+    t0, t1 = window
+    times = np.linspace(t0, t1, int(round(t1 - t0)) + 1)
+    size = max(1, GRID_VALUES // (times.size * len(model.analytes)))
+    parts: dict[str, list[Stats]] = {}
+    for chunk in _chunks(params, size):
+        system = individual_system(model, covariates, chunk)
+        conc, _ = simulate_system(system, regimen_pulses(system, regimen), times)
+        for j, analyte in enumerate(system.analytes):
+            parts.setdefault(analyte, []).append(_summarize_grid(conc[:, j], times, thr))
+    return parts
+
+
 def summarize_population(
     model_id: str,
     covariates: Covariates,
@@ -509,23 +564,16 @@ def summarize_population(
             f"threshold must be a finite ng/mL >= 0, got {threshold_ng_per_ml}"
         )
     model, _ = prepare(model_id, covariates, regimen, [t0, t1])
-    system = individual_system(model, covariates, sample_parameters(model, n, seed, variability))
-    pulses = regimen_pulses(system, regimen)
+    params = sample_parameters(model, n, seed, variability)
     thr = threshold_ng_per_ml / NG_PER_ML_PER_MG_PER_L
-    sol = RealModal.of(modal_solution(system, pulses, t0))
+    inputs = (model, covariates, regimen, params, (t0, t1), thr)
+    method, parts = "closed form", _closed_form_parts(*inputs)
+    if parts is None:  # a chunk without real modes (defective transit chains): all on a grid
+        method, parts = "1-minute grid", _grid_parts(*inputs)
     out = {}
-    if sol is not None:
-        for j, analyte in enumerate(system.analytes):
-            cmax, tmax, auc, above = summarize_modal(sol, j, (t0, t1), thr)
-            out[analyte] = AnalyteSummary(cmax * 1000.0, tmax, auc * 1000.0 / 60.0, above)
-        method = "closed form"
-    else:
-        times = np.linspace(t0, t1, int(round(t1 - t0)) + 1)
-        conc, _ = simulate_system(system, pulses, times)
-        for j, analyte in enumerate(system.analytes):
-            cmax, tmax, auc, above = _summarize_grid(conc[:, j], times, thr)
-            out[analyte] = AnalyteSummary(cmax * 1000.0, tmax, auc * 1000.0 / 60.0, above)
-        method = "1-minute grid"
+    for analyte, stats in parts.items():
+        cmax, tmax, auc, above = (np.concatenate(x) for x in zip(*stats, strict=True))
+        out[analyte] = AnalyteSummary(cmax * 1000.0, tmax, auc * 1000.0 / 60.0, above)
     return PopulationSummary(
         model.model_id,
         (t0, t1),

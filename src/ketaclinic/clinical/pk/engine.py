@@ -241,29 +241,38 @@ def evaluate_modal_grid(sol: ModalSolution, times_min: FloatArray, step: float) 
 
 
 def solve_expm(system: LinearSystem, schedule: Schedule, times_min: FloatArray) -> FloatArray:
-    """Fallback: augmented matrix exponential per patient and segment, at the requested times."""
+    """Fallback: exact discretisation with the augmented matrix exponential, all patients at once.
+
+    Within a segment the augmented state y = (x, 1) moves from one requested time to the next
+    by y ← expm([[A, u], [0, 0]]·δ) y. The exponentials are computed once per distinct step δ
+    (one or two on a uniform grid; steps are compared exactly, never rounded), batched over
+    patients, instead of once per patient and requested time.
+    """
     n, s_count = system.n_patients, schedule.t_min.size
     n_states = system.a_per_min.shape[1]
     out = np.zeros((n, system.c_per_l.shape[1], times_min.size))
     seg = np.searchsorted(schedule.t_min, times_min, side="right") - 1
-    for i in range(n):
-        x = np.zeros(n_states)
-        for s in range(s_count):
-            x = x + schedule.bolus_mg[s, i]
-            aug = np.zeros((n_states + 1, n_states + 1))
-            aug[:n_states, :n_states] = system.a_per_min[i]
-            aug[:n_states, n_states] = schedule.rate_mg_per_min[s, i]
-            idx = np.nonzero(seg == s)[0]
-            end = [schedule.t_min[s + 1] - schedule.t_min[s]] if s + 1 < s_count else []
-            taus = np.concatenate([times_min[idx] - schedule.t_min[s], end])
-            if taus.size == 0:
-                continue
-            uniq, inverse = np.unique(taus, return_inverse=True)
-            mats = expm(aug[None] * uniq[:, None, None])[inverse]
-            states = mats[:, :n_states, :n_states] @ x + mats[:, :n_states, n_states]
-            out[i][:, idx] = system.c_per_l[i] @ states[: idx.size].T
-            if end:
-                x = states[-1]
+    aug = np.zeros((n, n_states + 1, n_states + 1))
+    aug[:, :n_states, :n_states] = system.a_per_min
+    y = np.zeros((n, n_states + 1))
+    y[:, n_states] = 1.0
+    for s in range(s_count):
+        y[:, :n_states] += schedule.bolus_mg[s]
+        aug[:, :n_states, n_states] = schedule.rate_mg_per_min[s]
+        idx = np.nonzero(seg == s)[0]
+        points = times_min[idx]
+        if s + 1 < s_count:
+            points = np.append(points, schedule.t_min[s + 1])
+        if points.size == 0:
+            continue
+        steps = np.diff(points, prepend=schedule.t_min[s])
+        uniq, inverse = np.unique(steps, return_inverse=True)
+        mats = expm(aug[:, None] * uniq[None, :, None, None])  # (N, U, n + 1, n + 1)
+        states = np.empty((n, points.size, n_states))
+        for k, u in enumerate(inverse):
+            y = np.einsum("nij,nj->ni", mats[:, u], y)
+            states[:, k] = y[:, :n_states]
+        out[:, :, idx] = np.einsum("nai,nki->nak", system.c_per_l, states[:, : idx.size])
     return out
 
 

@@ -134,6 +134,16 @@ class _Terms:
             np.repeat(self.h, times),
         )
 
+    def integral(self, lo: FloatArray, hi: FloatArray) -> FloatArray:
+        """∫ c dτ over [lo, hi] per piece, closed form: H·Δτ + Σ G (e^{λ hi} − e^{λ lo})/λ."""
+        total = self.h * (hi - lo)
+        from_zero = not np.any(lo)  # pieces that start at their segment start (the usual case)
+        for g, lam in zip(self.g, self.lam, strict=True):
+            change = exp_clamped(lam * hi)
+            change -= 1.0 if from_zero else exp_clamped(lam * lo)
+            total += g * change / lam
+        return total
+
     def at(self, tau: FloatArray) -> Derivatives:
         """Value, slope and curvature; an explicit loop over the few modes, on 1-D arrays."""
         c, d1, d2 = self.h.copy(), np.zeros_like(tau), np.zeros_like(tau)
@@ -392,60 +402,20 @@ def _segment_bounds(
     return keep, lo[keep] - starts[keep], hi[keep] - starts[keep]
 
 
-@dataclass(frozen=True)
-class _Ends:
-    """Per (segment, patient) piece (P, N): value and slope at both ends, curvature at the left."""
-
-    c_lo: FloatArray
-    c_hi: FloatArray
-    s_lo: FloatArray
-    s_hi: FloatArray
-    k_lo: FloatArray
-    auc: FloatArray  # (N,) integral over the window
-    g: FloatArray  # (K, P, N) mode weights
-
-
-def _ends(sol: RealModal, a: int, segs: IntArray, tau_lo: FloatArray, tau_hi: FloatArray) -> _Ends:
-    """Value, slope (and curvature) at the ends of every (segment, patient), the AUC, weights."""
-    p, (n, k_count) = segs.size, sol.lam.shape
-    h = np.ascontiguousarray(sol.h[segs, :, a])
-    c_lo, c_hi = h.copy(), h.copy()
-    s_lo, s_hi, k_lo = np.zeros((p, n)), np.zeros((p, n)), np.zeros((p, n))
-    auc = (h * (tau_hi - tau_lo)[:, None]).sum(axis=0)
-    weights = np.empty((k_count, p, n))
-    shifted = bool(np.any(tau_lo != 0))  # pieces cut by the window start
-    for k in range(k_count):
-        g, lam = weights[k], sol.lam[:, k]
-        g[...] = sol.g[segs, :, a, k]
-        t_hi = exp_clamped(lam[None, :] * tau_hi[:, None])
-        t_hi *= g
-        t_lo = g * exp_clamped(lam[None, :] * tau_lo[:, None]) if shifted else g.copy()
-        c_lo += t_lo
-        c_hi += t_hi
-        auc += np.subtract(t_hi, t_lo).sum(axis=0) / lam
-        t_lo *= lam
-        s_lo += t_lo
-        t_lo *= lam
-        k_lo += t_lo
-        t_hi *= lam
-        s_hi += t_hi
-    return _Ends(c_lo, c_hi, s_lo, s_hi, k_lo, auc, weights)
-
-
 def summarize_modal(sol: RealModal, a: int, window: tuple[float, float], thr: float) -> Stats:
     """(cmax, tmax, auc, minutes above) per patient (N,) for analyte a, in mg/L and minutes."""
     segs, tau_lo, tau_hi = _segment_bounds(sol, window)
     n, p = sol.lam.shape[0], segs.size
-    ends = _ends(sol, a, segs, tau_lo, tau_hi)
     lo = np.repeat(tau_lo, n)
     hi = np.repeat(tau_hi, n)
-    c_lo, c_hi = ends.c_lo.ravel(), ends.c_hi.ravel()
-    s_lo, s_hi, k_lo = ends.s_lo.ravel(), ends.s_hi.ravel(), ends.k_lo.ravel()
     pieces = _Terms(
-        ends.g.reshape(ends.g.shape[0], -1),
+        np.moveaxis(sol.g[segs, :, a], -1, 0).reshape(sol.lam.shape[1], -1),
         np.tile(sol.lam.T, (1, p)),
         sol.h[segs, :, a].ravel(),
     )
+    c_lo, s_lo, k_lo = pieces.at(lo)
+    c_hi, s_hi, _ = pieces.at(hi)
+    auc = pieces.integral(lo, hi).reshape(p, n).sum(axis=0)
     hard = _sign_changes(pieces.g) > 1
     turn = ~hard & (((s_lo > 0) & (s_hi < 0)) | ((s_lo < 0) & (s_hi > 0)))
     first = c_lo >= c_hi
@@ -467,7 +437,7 @@ def summarize_modal(sol: RealModal, a: int, window: tuple[float, float], thr: fl
     cmax, tmax = cmax.reshape(p, n), tmax.reshape(p, n) + sol.t_min[segs][:, None]
     best = np.argmax(cmax, axis=0)
     cols = np.arange(n)
-    return cmax[best, cols], tmax[best, cols], ends.auc, above.reshape(p, n).sum(axis=0)
+    return cmax[best, cols], tmax[best, cols], auc, above.reshape(p, n).sum(axis=0)
 
 
 def _subdivided(terms: _Terms, lo: FloatArray, hi: FloatArray, thr: float) -> Peaks:

@@ -468,48 +468,42 @@ def _chunks(params: Params, size: int) -> Iterator[Params]:
         yield {name: value[start : start + size] for name, value in params.items()}
 
 
-def _closed_form_parts(
+class _NoRealModes(Exception):
+    """A chunk's system is defective or has complex modes: no closed-form summary."""
+
+
+def _chunk_summaries(
     model: PkModel,
     covariates: Covariates,
     regimen: Regimen,
     params: Params,
     window: tuple[float, float],
     thr: float,
-) -> dict[str, list[Stats]] | None:
-    """Per analyte, the stats of each chunk of PATIENT_CHUNK patients; None without real modes.
-
-    Chunks keep the working set (modal coefficients, segment ends, crossings) in cache; every
-    patient is independent, so the result does not depend on the chunk size.
-    """
-    parts: dict[str, list[Stats]] = {}
-    for chunk in _chunks(params, PATIENT_CHUNK):
-        system = individual_system(model, covariates, chunk)
-        sol = RealModal.of(modal_solution(system, regimen_pulses(system, regimen), window[0]))
-        if sol is None:
-            return None
-        for j, analyte in enumerate(system.analytes):
-            parts.setdefault(analyte, []).append(summarize_modal(sol, j, window, thr))
-    return parts
-
-
-def _grid_parts(
-    model: PkModel,
-    covariates: Covariates,
-    regimen: Regimen,
-    params: Params,
-    window: tuple[float, float],
-    thr: float,
+    grid: bool,
 ) -> dict[str, list[Stats]]:
-    """The same from a 1-minute grid, GRID_VALUES concentrations at a time."""
+    """Per analyte, the stats of each chunk of patients (_NoRealModes if the closed form fails).
+
+    In closed form, chunks of PATIENT_CHUNK patients keep the working set (modal coefficients,
+    piece ends, crossings) in cache; on the 1-minute grid (``grid``), a chunk holds about
+    GRID_VALUES concentrations. Every patient is independent: the chunking changes no result.
+    """
     t0, t1 = window
     times = np.linspace(t0, t1, int(round(t1 - t0)) + 1)
-    size = max(1, GRID_VALUES // (times.size * len(model.analytes)))
+    size = max(1, GRID_VALUES // (times.size * len(model.analytes))) if grid else PATIENT_CHUNK
     parts: dict[str, list[Stats]] = {}
     for chunk in _chunks(params, size):
         system = individual_system(model, covariates, chunk)
-        conc, _ = simulate_system(system, regimen_pulses(system, regimen), times)
-        for j, analyte in enumerate(system.analytes):
-            parts.setdefault(analyte, []).append(_summarize_grid(conc[:, j], times, thr))
+        pulses = regimen_pulses(system, regimen)
+        if grid:
+            conc, _ = simulate_system(system, pulses, times)
+            stats = [_summarize_grid(conc[:, j], times, thr) for j in range(conc.shape[1])]
+        else:
+            sol = RealModal.of(modal_solution(system, pulses, t0))
+            if sol is None:
+                raise _NoRealModes
+            stats = [summarize_modal(sol, j, window, thr) for j in range(sol.h.shape[2])]
+        for analyte, st in zip(system.analytes, stats, strict=True):
+            parts.setdefault(analyte, []).append(st)
     return parts
 
 
@@ -537,9 +531,10 @@ def summarize_population(
     params = sample_parameters(model, n, seed, variability)
     thr = threshold_ng_per_ml / NG_PER_ML_PER_MG_PER_L
     inputs = (model, covariates, regimen, params, (t0, t1), thr)
-    method, parts = "closed form", _closed_form_parts(*inputs)
-    if parts is None:  # a chunk without real modes (defective transit chains): all on a grid
-        method, parts = "1-minute grid", _grid_parts(*inputs)
+    try:
+        method, parts = "closed form", _chunk_summaries(*inputs, grid=False)
+    except _NoRealModes:  # e.g. defective transit chains: every chunk on the grid
+        method, parts = "1-minute grid", _chunk_summaries(*inputs, grid=True)
     out = {}
     for analyte, stats in parts.items():
         cmax, tmax, auc, above = (np.concatenate(x) for x in zip(*stats, strict=True))

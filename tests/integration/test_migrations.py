@@ -62,3 +62,41 @@ def test_the_outcome_summary_migration_downgrades_and_upgrades_with_data(backend
         engine.dispose()
         if handle is not None:
             drop_pg_database(handle)
+
+
+def test_upgrading_a_populated_database_keeps_rows_that_reference_rebuilt_tables(backend,
+                                                                                 tmp_path):
+    """0005_accounts rebuilds ``users`` on SQLite (batch mode). With foreign keys on, dropping
+    the old table failed on a database with sessions, or would cascade-delete them; the
+    migration environment turns the check off around the rebuild and verifies it afterwards."""
+    import datetime as dt
+
+    from kctest import drop_pg_database, fresh_database_url
+    from sqlalchemy import text
+
+    url, handle = fresh_database_url(backend, tmp_path)
+    engine = make_engine(url)
+    now = dt.datetime(2026, 1, 5, 9, 0)
+    try:
+        migrate.upgrade(engine, "0004_merge")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO users (id, username, full_name, role, password_hash, active, "
+                "created_at) VALUES (7, 'nina', 'Nina Nurse', 'nurse', 'x', :t, :now)"),
+                {"t": True, "now": now})
+            conn.execute(text(
+                "INSERT INTO auth_sessions (id, user_id, csrf_token, created_at, last_seen_at) "
+                "VALUES ('s1', 7, 'c', :now, :now)"), {"now": now})
+        migrate.upgrade(engine)
+        assert migrate.is_up_to_date(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT user_id FROM auth_sessions")).scalars().all() == [7]
+            row = conn.execute(text(
+                "SELECT username, must_change_password FROM users WHERE id = 7")).one()
+            assert row[0] == "nina" and not row[1]
+            if backend == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+        if handle is not None:
+            drop_pg_database(handle)

@@ -23,7 +23,7 @@ from kctest import (
 from sqlalchemy import text
 
 from ketaclinic.bootstrap import Services, build_services
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit import SYSTEM, initial_heads
 from ketaclinic.services.clock import SteppingClock
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
@@ -68,7 +68,7 @@ def _wipe(url: str) -> None:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
         conn.execute(text("INSERT INTO audit_head (id, last_event_id, last_hash, count) "
-                          "VALUES (1, 0, :h, 0)"), {"h": "0" * 64})
+                          "VALUES (:id, :last_event_id, :last_hash, :count)"), initial_heads())
     engine.dispose()
 
 

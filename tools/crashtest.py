@@ -108,7 +108,8 @@ def _check_database(inst: Instance, ledger: Ledger) -> dict[str, object]:
                 problems.append(f"{orphans} orphan weights")
         count, top = conn.execute(select(func.count(AuditEvent.id), func.max(AuditEvent.id))
                                   ).one()
-        head = conn.execute(select(AuditHead.count, AuditHead.last_event_id)).first()
+        head = conn.execute(select(func.sum(AuditHead.count), func.max(AuditHead.last_event_id))
+                            ).first()
         if head is None or (head[0], head[1]) != (count, top or 0):
             problems.append("audit head does not match the audit rows")
         stored = {m: i for m, i in conn.execute(select(Patient.mrn, Patient.id))}

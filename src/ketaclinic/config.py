@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the server listens on")
     port: int = Field(8000, ge=1, le=65535, description="Port the server listens on")
     workers: int = Field(1, ge=1, le=64, description="Server worker processes")
+    keep_alive_seconds: int = Field(
+        65, ge=1, le=3600, description="Idle seconds before the server closes a kept-alive "
+        "connection (longer than clients and proxies keep theirs, so none sends on a closing one)"
+    )
     idle_timeout_minutes: int = Field(15, ge=1, le=24 * 60, description="Idle session timeout")
     absolute_timeout_hours: int = Field(12, ge=1, le=72, description="Absolute session lifetime")
     login_max_failures: int = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from kctest import make_settings
 from sqlalchemy import text
 
@@ -94,3 +95,57 @@ def test_an_admin_sees_the_audit_log_and_its_verification(login, services):
 def test_a_nurse_may_not_read_the_audit_log(login):
     c, _ = login("nurse")
     assert c.get("/api/audit").status_code == 403
+
+
+# --- several chains (stripes): concurrent appends take the first free tip -----------------
+
+def _striped(services, backend):
+    """Rows 1, 3 in chain 1 and row 2 in chain 2: a second transaction appends while the first
+    holds chain 1's tip (PostgreSQL; SQLite has one writer at a time, so one chain)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite holds one database write lock: every append lands in chain 1")
+    trail, at = services.ctx.audit, services.ctx.clock()
+    with services.db.transaction() as first:
+        trail.record(first, SYSTEM, "test.first", at=at)
+        with services.db.transaction() as second:
+            trail.record(second, SYSTEM, "test.second", at=at)
+        trail.record(first, SYSTEM, "test.first.again", at=at)
+    with services.db.transaction() as third:
+        trail.record(third, SYSTEM, "test.third", at=at)
+    with services.db.engine.connect() as conn:
+        return dict(conn.execute(text("SELECT id, chain FROM audit_events")).all())
+
+
+def test_an_appender_takes_a_free_chain_instead_of_waiting_for_a_busy_one(services, backend):
+    chains = _striped(services, backend)
+    assert chains == {1: 1, 2: 2, 3: 1, 4: 1}
+    result = services.audit_log.verify()
+    assert result.ok and result.checked == 4
+
+
+def test_deleting_the_only_row_of_the_second_chain_is_detected(services, backend):
+    _striped(services, backend)
+    _sql(services, "DELETE FROM audit_events WHERE id = 2")
+    result = services.audit_log.verify()
+    assert not result.ok and "chain 2" in result.reason
+
+
+def test_a_row_moved_to_another_chain_is_detected(services, backend):
+    _striped(services, backend)
+    _sql(services, "UPDATE audit_events SET chain = 2 WHERE id = 3")
+    result = services.audit_log.verify()
+    assert not result.ok and result.first_bad_id == 3
+
+
+def test_a_removed_chain_tip_is_detected_even_for_an_empty_chain(services):
+    _seed(services, 2)
+    _sql(services, "DELETE FROM audit_head WHERE id = 7")
+    result = services.audit_log.verify()
+    assert not result.ok and "chain 7" in result.reason
+
+
+def test_a_row_claiming_a_chain_without_a_tip_is_detected(services):
+    _seed(services, 3)
+    _sql(services, "UPDATE audit_events SET chain = 999 WHERE id = 2")
+    result = services.audit_log.verify()
+    assert not result.ok and result.first_bad_id == 2

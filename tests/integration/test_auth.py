@@ -36,6 +36,26 @@ def test_login_with_the_right_password_opens_a_session_and_is_audited(client, se
     assert [e.outcome for e in audit_rows(services, action="login")] == ["ok"]
 
 
+def test_the_slow_password_check_holds_no_database_connection(client, services, monkeypatch):
+    # argon2id takes tens of milliseconds on purpose; inside a transaction it held a pooled
+    # connection (and on SQLite the write lock) and every other request waited behind logins.
+    from ketaclinic.services import auth
+
+    held: list[int] = []
+    real_verify = auth.verify_password
+
+    def observed(stored_hash: str, password: str) -> bool:
+        held.append(services.db.engine.pool.checkedout())
+        return real_verify(stored_hash, password)
+
+    monkeypatch.setattr(auth, "verify_password", observed)
+    assert client.post("/api/auth/login", json={"username": "nurse", "password": "nope-nope-1"}
+                       ).status_code == 401
+    assert client.post("/api/auth/login", json={"username": "nurse",
+                                                "password": "nurse-password-1"}).status_code == 200
+    assert held == [0, 0]
+
+
 def test_wrong_password_is_refused_and_audited_as_failed_login(client, services):
     r = client.post("/api/auth/login", json={"username": "nurse", "password": "wrong-password"})
     assert r.status_code == 401

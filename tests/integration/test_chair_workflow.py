@@ -156,6 +156,30 @@ def test_a_retried_vitals_submission_records_once(services, users, login, clock)
     assert _count(services, VitalSignRow) == 3  # predose + one API + one form
 
 
+def test_times_with_an_offset_are_taken_as_utc_at_check_in_and_for_vitals(services, users,
+                                                                          login, clock):
+    # An RFC 3339 time with an offset (what a tablet's clock sends) was compared with the
+    # stored naive UTC times and raised TypeError: a 500 instead of a recorded reading.
+    _, sid = _setup(services, users, template="iv_ketamine_induction")
+    c, csrf = login("nurse")
+    cet = dt.timezone(dt.timedelta(hours=1))
+    food = (clock.now - dt.timedelta(hours=8)).replace(tzinfo=dt.UTC).astimezone(cet)
+    r = c.post(f"/api/sessions/{sid}/checkin", headers={"X-CSRF-Token": csrf}, json={
+        "version": _version(services, sid), "consent_on_file": True, "screening_valid": True,
+        "ride_home_arranged": True, "last_food_at": food.isoformat(),
+        "last_liquid_at": food.isoformat()})
+    assert r.status_code == 200, r.text
+    gap = next(f for f in r.json()["findings"] if f["rule"] == "precheck.no_food")
+    assert round(gap["values"]["gap_min"]) == 480  # the offset was applied, not dropped
+    taken = clock.now.replace(tzinfo=dt.UTC).astimezone(cet)
+    r = c.post(f"/api/sessions/{sid}/vitals", headers={"X-CSRF-Token": csrf},
+               json={"taken_at": taken.isoformat(), "sbp_mmhg": 120, "dbp_mmhg": 80})
+    assert r.status_code == 201, r.text
+    with services.db.transaction() as s:
+        row = s.execute(select(VitalSignRow).where(VitalSignRow.kind == "timed")).scalar_one()
+        assert row.taken_at == clock.now
+
+
 def test_esketamine_discharge_before_120_minutes_needs_an_override_reason(
         services, users, login, clock):
     pid, sid = _dosed(services, users, clock)

@@ -45,3 +45,30 @@ def test_a_short_clinic_day_has_no_server_errors_and_no_locked_database(backend)
     # correct refusals, reported in the table; the invariants here are no 5xx and no lock.
     assert summary["client_errors"] <= summary["requests"] // 5, table
     assert summary["locked"] == 0 and log_locked == 0, table
+
+
+def _get_healthz(sock) -> bytes:
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_an_idle_kept_alive_connection_outlives_uvicorns_five_second_default():
+    # uvicorn closes idle connections after 5 s by default; a client (a browser keeps them for
+    # minutes) sending just then got no answer. KETACLINIC_KEEP_ALIVE_SECONDS (65) is passed on.
+    import socket
+    import time
+
+    from kcharness import Instance
+
+    with Instance("sqlite", workers=1) as inst:
+        inst.setup()
+        with socket.create_connection(("127.0.0.1", inst.port), timeout=10) as sock:
+            assert b" 200 " in _get_healthz(sock)
+            time.sleep(6.5)
+            assert b" 200 " in _get_healthz(sock)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
 from ketaclinic.clinical.chair_data import cited_from_dict, list_bundled, load_bundled_json
@@ -112,13 +113,25 @@ def template_from_dict(raw: dict[str, Any]) -> CourseTemplate:
 
 def list_course_templates() -> list[str]:
     """Ids of the bundled course templates."""
-    return list_bundled("courses")
+    return list(_template_ids())
+
+
+@cache
+def _template_ids() -> tuple[str, ...]:
+    return tuple(list_bundled("courses"))  # package data: fixed while the process runs
 
 
 def load_course_template(template_id: str) -> CourseTemplate:
     """Load one bundled course template by id (e.g. ``"esketamine_trd"``)."""
-    if template_id not in list_course_templates():
+    if template_id not in _template_ids():
         raise ClinicalInputError(f"unknown course template {template_id!r}")
+    return _bundled_template(template_id)
+
+
+@cache
+def _bundled_template(template_id: str) -> CourseTemplate:
+    # Parsed once per process (the patient page lists every template on each view); the
+    # template is frozen, so sharing it is safe.
     return template_from_dict(load_bundled_json(f"courses/{template_id}.json"))
 
 

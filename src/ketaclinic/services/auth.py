@@ -210,10 +210,12 @@ class AuthService:
             user = s.execute(
                 select(User).where(User.username == (username or "").strip().lower())
             ).scalar_one_or_none()
-            ok = verify_password(user.password_hash if user else _DUMMY_HASH, password or "")
-            if not (user and ok and user.active and not user.must_change_password):
-                raise NotAuthenticated("witness credentials were not accepted")
-            return user_info(user)
+            usable = bool(user and user.active and not user.must_change_password)
+            info, stored = (user_info(user), user.password_hash) if user else (None, _DUMMY_HASH)
+        ok = verify_password(stored, password or "")  # outside the transaction (see login)
+        if not (info and ok and usable):
+            raise NotAuthenticated("witness credentials were not accepted")
+        return info
 
     # --- login and sessions ------------------------------------------------------------
     def login(self, username: str, password: str, client: str = "unknown",
@@ -223,10 +225,19 @@ class AuthService:
         username = (username or "").strip().lower()[:64]
         now = self.ctx.clock()
         self.refuse_if_throttled(username, client, now, "login")
+        # argon2id is deliberately slow: check the password outside any transaction, so no
+        # database connection (and on SQLite no write lock) is held while it runs.
         with self.ctx.db.transaction() as s:
-            user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
-            ok = verify_password(user.password_hash if user else _DUMMY_HASH, password or "")
-            password_ok = bool(ok and user and user.active)
+            stored = s.execute(select(User.id, User.password_hash).where(
+                User.username == username)).first()
+        ok = verify_password(stored.password_hash if stored else _DUMMY_HASH, password or "")
+        new_hash = (hash_password(password) if ok and stored
+                    and _hasher.check_needs_rehash(stored.password_hash) else None)
+        with self.ctx.db.transaction() as s:
+            user = s.get(User, stored.id) if stored else None
+            # The hash must still be the one checked (a password changed meanwhile: refused).
+            password_ok = bool(ok and user and user.active
+                               and user.password_hash == stored.password_hash)
             second, left = "none", None
             if password_ok and _temporary_expired(user, now):
                 second = "expired"
@@ -239,8 +250,8 @@ class AuthService:
                 self.ctx.audit.record(s, actor, "login", at=now, outcome="failed",
                                       detail=_FAILURE_DETAIL[second])
             else:
-                if _hasher.check_needs_rehash(user.password_hash):
-                    user.password_hash = hash_password(password)
+                if new_hash is not None:
+                    user.password_hash = new_hash
                 token = secrets.token_urlsafe(32)
                 csrf = secrets.token_urlsafe(32)
                 s.add(AuthSession(id=_token_id(token), user_id=user.id, csrf_token=csrf,

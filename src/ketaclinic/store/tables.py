@@ -104,6 +104,8 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Which chain (stripe) the row extends; its tip is audit_head.id == chain.
+    chain: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     username: Mapped[str] = mapped_column(String(64))
@@ -115,7 +117,8 @@ class AuditEvent(Base):
     row_hash: Mapped[str] = mapped_column(String(64))
 
 class AuditHead(Base):
-    """The chain's tip, updated in the same transaction as each append (detects tail deletion)."""
+    """One chain's tip (id = chain number), updated in the same transaction as each append
+    to that chain (detects tail deletion). Every chain 1..CHAINS has one (services.audit)."""
 
     __tablename__ = "audit_head"
 

@@ -14,8 +14,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import DataError
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
@@ -59,31 +60,45 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
-class SecurityHeaders(BaseHTTPMiddleware):
-    """Security headers on every response; nothing authenticated is cached."""
+class SecurityHeaders:
+    """Security headers on every response; nothing authenticated is cached.
 
-    def __init__(self, app, max_body_bytes: int, secure_cookies: bool) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(app)
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware runs every request through an
+    extra task group and body stream, a measurable share of a small request's CPU.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, secure_cookies: bool) -> None:
+        self.app = app
         self.max_body_bytes = max_body_bytes
         self.secure_cookies = secure_cookies
 
-    async def dispatch(self, request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        hsts = scope.get("scheme") == "https" or self.secure_cookies
+        cache = not scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", CSP)
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["X-Frame-Options"] = "DENY"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+                if cache:
+                    headers["Cache-Control"] = "no-store"
+                if hsts:
+                    headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+            await send(message)
+
+        length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            response: Response = _error(request, 413, "the request is too large")
-        else:
-            response = await call_next(request)
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["X-Frame-Options"] = "DENY"
-        headers["Referrer-Policy"] = "no-referrer"
-        headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-        if not request.url.path.startswith("/static/"):
-            headers["Cache-Control"] = "no-store"
-        if request.url.scheme == "https" or self.secure_cookies:
-            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        return response
+            response = _error(Request(scope, receive), 413, "the request is too large")
+            await response(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
 
 
 def _wants_json(request: Request) -> bool:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint docs bench clean load crashtest fuzz
+.PHONY: install run test test-fast lint docs bench bench-deps clean load crashtest fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,18 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/ketaclinic docs cli > docs/cli.md
 
-bench: $(STAMP)
+## Benchmarks print ratios against references timed in the same run. The PK one compares with
+## opentiva (MIT), which is no dependency and builds only with Cython and without build
+## isolation: bench-deps tries that install and carries on without it (never part of `make test`).
+OPENTIVA ?= opentiva==1.1.2
+bench-deps: $(STAMP)
+	@$(BIN)/python -c "import opentiva" 2>/dev/null || { \
+	  echo "== installing the optional PK reference $(OPENTIVA) (Cython build, no build isolation)"; \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check cython wheel && \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation $(OPENTIVA) \
+	  || echo "note: $(OPENTIVA) did not install; bench_pk.py skips that comparison"; }
+
+bench: $(STAMP) bench-deps
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

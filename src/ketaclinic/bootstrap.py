@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 from ketaclinic.config import Settings
+from ketaclinic.services import outcome_summary
 from ketaclinic.services.accounts import AccountService
 from ketaclinic.services.audit import AuditLog, AuditTrail
 from ketaclinic.services.auth import AuthService
@@ -82,6 +83,9 @@ def build_services(
         db.dispose()
         raise NotMigrated("the database schema is not up to date; run `ketaclinic init` "
                           "(or `ketaclinic migrate`)")
+    outcome_summary.install(db)  # derived outcome rows follow every write, same transaction
+    if upgrade:
+        outcome_summary.ensure_current(db, clock())
     ctx = Context(settings=settings, db=db, audit=AuditTrail(audit_key(settings)), clock=clock)
     auth = AuthService(ctx)
     return Services(ctx=ctx, auth=auth, patients=PatientService(ctx),

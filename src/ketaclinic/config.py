@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         "1,3,7", pattern=r"^\d{1,3}(,\d{1,3}){0,19}$",
         description="Default days after each dose on which a self-report reminder is sent",
     )
+    pk_assumed_cv: float = Field(
+        0.30, ge=0, le=1.5,
+        description="Variability (CV) assumed on every parameter for the predicted-exposure "
+        "band when a model publishes none (racemic IV models); 0 shows no band. Project "
+        "default (grade U), labelled on the chart",
+    )
     smtp_host: str = Field("", description="SMTP server for e-mailed links; empty disables e-mail")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port")
     smtp_username: str = Field("", description="SMTP login name (empty: no login)")

@@ -10,9 +10,9 @@ import zipfile
 import pytest
 from kcbrowser import TABLET, log_in
 from kcoutcomes import build_hand_cohort
-from sqlalchemy.orm import Session
 
-from ketaclinic.store.db import make_engine
+from ketaclinic.services import outcome_summary
+from ketaclinic.store.db import Database, make_engine
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,10 @@ def _seed(live_server) -> tuple[dict[str, int], str]:
     prefix = "Outc" + uuid.uuid4().hex[:6].capitalize()
     engine = make_engine(live_server.env["KETACLINIC_DATABASE_URL"])
     try:
-        with Session(engine) as s, s.begin():
+        # through a unit of work as the app makes them, so the outcome summary follows
+        db = Database(engine)
+        outcome_summary.install(db)
+        with db.transaction() as s:
             ids = build_hand_cohort(s, family_prefix=prefix)
     finally:
         engine.dispose()

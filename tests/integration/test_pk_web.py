@@ -139,3 +139,33 @@ def test_the_patient_page_shows_the_pk_panel_with_the_latest_dose(login, service
     assert r.status_code == 200
     assert "Predicted exposure" in r.text
     assert f"/patients/{pid}/pk.svg?route=nasal&amp;dose_mg=84.0" in r.text
+
+
+def test_an_iv_model_without_published_variability_gets_a_labelled_assumed_band(login,
+                                                                               services):
+    """Racemic IV models publish no IIV: the band comes from the configured assumed CV, says
+    so on the chart and in the JSON, and is a real spread around the typical curve."""
+    c, csrf = login("prescriber")
+    pid = _patient(c, csrf)
+    data = c.get(f"/api/patients/{pid}/pk?route=iv&dose_mg=35&minutes=40").json()
+    assert data["band_variability"].startswith("assumed CV 0.3 on every parameter")
+    p5, p95 = data["percentiles"]["ketamine"]["p5"], data["percentiles"]["ketamine"]["p95"]
+    typical = data["concentration_ng_per_ml"]["ketamine"]
+    at_end = data["times_min"].index(40.0) if 40.0 in data["times_min"] else len(typical) // 4
+    assert p5[at_end] < typical[at_end] < p95[at_end]
+    assert p95[at_end] / p5[at_end] > 1.5
+    svg = c.get(f"/patients/{pid}/pk.svg?route=iv&dose_mg=35&minutes=40").text
+    assert "ASSUMED 30% variability (none published)" in svg
+
+
+def test_the_assumed_band_can_be_switched_off_by_the_clinic(login, services):
+    c, csrf = login("prescriber")
+    pid = _patient(c, csrf)
+    services.ctx.settings.__dict__["pk_assumed_cv"] = 0.0  # the clinic's setting, per instance
+    try:
+        data = c.get(f"/api/patients/{pid}/pk?route=iv&dose_mg=35&minutes=40").json()
+    finally:
+        services.ctx.settings.__dict__["pk_assumed_cv"] = 0.30
+    assert data["band_variability"] == "none"
+    assert data["percentiles"]["ketamine"]["p5"] == data["percentiles"]["ketamine"]["p95"]
+    assert "publishes no inter-individual variability" in " ".join(data["warnings"])

@@ -84,3 +84,24 @@ def test_the_uniform_grid_path_equals_the_pointwise_path_across_events():
     jitter[1] += 1e-3  # not uniform: the pointwise path
     point = simulate_regimen("kamp2020", COV, r, jitter).concentration_ng_per_ml["ketamine"]
     np.testing.assert_allclose(np.delete(grid, 1), np.delete(point, 1), rtol=1e-10, atol=1e-12)
+
+
+def test_the_matrix_exponential_fallback_matches_the_modal_solution_for_a_population():
+    from ketaclinic.clinical.pk import NasalDose, OralDose
+    from ketaclinic.clinical.pk.engine import simulate_system
+    from ketaclinic.clinical.pk.population import sample_parameters
+    from ketaclinic.clinical.pk.registry import get_model
+    from ketaclinic.clinical.pk.simulate import individual_system, regimen_pulses
+
+    model = get_model("perez-ruixo2021")
+    system = individual_system(model, COV, sample_parameters(model, 5, seed=2))
+    pulses = regimen_pulses(
+        system, Regimen(nasal=(NasalDose(56, 10.25),), oral=(OralDose(50, 700),))
+    )
+    # a point before the first dose, an irregular one, then a grid whose steps are not exact
+    times = np.concatenate([[0.0, 3.3], np.linspace(5.0, 1500.0, 997)])
+    modal, how_modal = simulate_system(system, pulses, times, "modal")
+    expo, how_expm = simulate_system(system, pulses, times, "expm")
+    assert (how_modal, how_expm) == ("modal", "expm")
+    assert np.all(expo[:, :, :2] == 0.0)
+    np.testing.assert_allclose(expo, modal, rtol=1e-8, atol=1e-12 * modal.max())

@@ -1,4 +1,5 @@
-"""`ketaclinic outcomes ...`: cohort statistics from the command line (no database needed)."""
+"""`ketaclinic outcomes ...`: cohort statistics from the command line (no database needed), and
+the outcome summary's rebuild (needs the database)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import typer
 
 from ketaclinic.cli import app
 
-outcomes = typer.Typer(help="Outcome statistics: Wilson intervals, rates, Kaplan-Meier.",
+outcomes = typer.Typer(help="Outcome statistics (Wilson, rates, Kaplan-Meier); outcome summary.",
                        no_args_is_help=True)
 app.add_typer(outcomes, name="outcomes")
 
@@ -20,6 +21,32 @@ app.add_typer(outcomes, name="outcomes")
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
+
+
+@outcomes.command("rebuild-summary")
+def rebuild_summary_command(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Recompute the dashboard's outcome summary from all courses (after bulk loads or a change
+    of outcome rules; writes keep it up to date otherwise)."""
+    import time
+
+    from ketaclinic.cli.core import open_services
+    from ketaclinic.services.audit import SYSTEM
+    from ketaclinic.services.errors import ServiceError
+
+    svc = open_services()
+    try:
+        t = time.perf_counter()
+        counts = svc.outcomes.rebuild_summary(SYSTEM)
+        seconds = time.perf_counter() - t
+    except ServiceError as exc:
+        _fail(str(exc))
+    finally:
+        svc.close()
+    if as_json:
+        typer.echo(json.dumps({"rows": counts, "seconds": round(seconds, 3)}))
+    else:
+        typer.echo(f"outcome summary rebuilt in {seconds:.1f} s: " + ", ".join(
+            f"{k} {v}" for k, v in counts.items()))
 
 
 @outcomes.command("ci")

@@ -49,9 +49,8 @@ def models_command(
         print(json.dumps(rows))
         return
     for r in rows:
-        print(
-            f"{r['model']:<16} {r['sampling_site']:<9} {','.join(r['routes']):<34} {','.join(r['analytes'])}"
-        )
+        routes, analytes = ",".join(r["routes"]), ",".join(r["analytes"])
+        print(f"{r['model']:<16} {r['sampling_site']:<9} {routes:<34} {analytes}")
 
 
 @pk_app.command("simulate")

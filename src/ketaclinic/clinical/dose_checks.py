@@ -189,8 +189,9 @@ def _ratio(r: float) -> str:
 
 
 def _check_magnitude(order: DoseOrder, rs: RuleSet) -> list[Finding]:
-    refs = {"previous": order.previous_dose_mg, "typical": _typical_dose_mg(order, rs)}
-    ratios = {k: order.dose_mg / v for k, v in refs.items() if v}
+    candidates = (("previous", order.previous_dose_mg), ("typical", _typical_dose_mg(order, rs)))
+    refs = {k: v for k, v in candidates if v}
+    ratios = {k: order.dose_mg / v for k, v in refs.items()}
     swap, tenfold = rs.param("unit-swap-factor"), rs.param("tenfold-factor")
     for rule, factor, what in (
         ("unit-swap-mg-mcg", swap, "mg/mcg swap"),
@@ -300,7 +301,7 @@ def _check_rate(order: DoseOrder, rs: RuleSet, mg_per_kg: float) -> list[Finding
 def _check_label(order: DoseOrder, rs: RuleSet) -> list[Finding]:
     if order.route != "intranasal":
         return []
-    device = rs.limit("intranasal", "device-mg")
+    device = rs.require_limit("intranasal", "device-mg")
     if order.dose_mg % device.value:
         return [
             _finding(
@@ -320,11 +321,11 @@ def _check_label(order: DoseOrder, rs: RuleSet) -> list[Finding]:
                 FAIL_CLOSED_SOURCE,
             )
         ]
-    return _check_phase(order, rs)
+    return _check_phase(order, rs, order.phase, order.age_years)
 
 
-def _check_phase(order: DoseOrder, rs: RuleSet) -> list[Finding]:
-    entry = select_phase(rs, order.phase, order.age_years)
+def _check_phase(order: DoseOrder, rs: RuleSet, phase: str, age_years: float) -> list[Finding]:
+    entry = select_phase(rs, phase, age_years)
     dose, out = order.dose_mg, []
     first = entry.first_session_dose_mg
     if order.session_number == 1 and first and dose != first:

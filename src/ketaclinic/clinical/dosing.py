@@ -47,7 +47,7 @@ class IvDose:
 
 @dataclass(frozen=True)
 class EsketamineDose:
-    dose_mg: int
+    dose_mg: float  # an int for the label's whole-mg doses
     devices: int | None
     device_times_min: tuple[int, ...]
     phase: str
@@ -216,8 +216,8 @@ def calculate_esketamine_dose(
         dose = entry.first_session_dose_mg
     else:
         dose = entry.default_dose_mg
-    device_mg = ruleset.limit("intranasal", "device-mg").value
-    interval = ruleset.limit("intranasal", "device-interval-min").value
+    device_mg = ruleset.require_limit("intranasal", "device-mg").value
+    interval = ruleset.require_limit("intranasal", "device-interval-min").value
     devices = int(dose // device_mg) if float(dose) % device_mg == 0 else None
     times = tuple(int(i * interval) for i in range(devices or 0))
     return EsketamineDose(

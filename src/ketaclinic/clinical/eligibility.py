@@ -345,15 +345,13 @@ def _check_trd(count: int, rs: RuleSet, treatment: str) -> list[Finding]:
 
 def _maudsley(p: PatientFacts, count: int) -> tuple[MaudsleyScore | None, list[Finding]]:
     table = load_bundled_maudsley()
+    duration, severity = p.episode_duration_months, p.symptom_severity
     missing = [
         n
-        for n, v in (
-            ("episode_duration_months", p.episode_duration_months),
-            ("symptom_severity", p.symptom_severity),
-        )
+        for n, v in (("episode_duration_months", duration), ("symptom_severity", severity))
         if v is None
     ]
-    if missing or count < 1:
+    if duration is None or severity is None or count < 1:
         why = f"missing {', '.join(missing)}" if missing else "no failed antidepressant recorded"
         return None, [
             Finding(
@@ -365,7 +363,7 @@ def _maudsley(p: PatientFacts, count: int) -> tuple[MaudsleyScore | None, list[F
         ]
     augmentation = any(t.augmentation and t.current_episode for t in p.antidepressant_trials)
     score = score_maudsley(
-        p.episode_duration_months, p.symptom_severity, count, augmentation, p.ect_used, table
+        duration, severity, count, augmentation, p.ect_used, table
     )
     return score, [
         Finding(
@@ -408,11 +406,11 @@ def screen_patient(
         + _check_trd(count, ruleset, treatment)
     )
     maudsley, staging = _maudsley(patient, count)
-    findings = tuple(findings + staging)
+    all_findings = tuple(findings + staging)
     validity = ruleset.param("screening-validity-days")
     return ScreeningResult(
-        decide(findings),
-        findings,
+        decide(all_findings),
+        all_findings,
         ruleset.ref,
         treatment,
         count,

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Grade
 
@@ -180,6 +180,13 @@ class RuleSet:
 
     def limit(self, route: str, rule_id: str) -> Rule | None:
         return self.dose_limits.get(route, {}).get(rule_id)
+
+    def require_limit(self, route: str, rule_id: str) -> Rule:
+        """Return a dose limit that a check cannot do without; missing is a rule-set error."""
+        rule = self.limit(route, rule_id)
+        if rule is None:
+            raise RuleSetError(f"rule set {self.ref} has no {route} limit {rule_id!r}")
+        return rule
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(self.document)
@@ -355,17 +362,17 @@ def _check_limit_order(doc: dict, err: _Errors) -> None:
         values = {k: v.get("value") for k, v in entries.items() if isinstance(v, dict)}
         for stem in ("mg-per-kg", "total-mg", "rate-mg-per-kg-per-h", "change-pct"):
             soft, hard = values.get(f"{stem}-soft-max"), values.get(f"{stem}-hard-max")
-            if _numbers(soft, hard) and soft > hard:
+            if _number(soft) and _number(hard) and soft > hard:
                 err.add(f"dose_limits.{route}.{stem}-soft-max", "must not exceed the hard maximum")
             soft, hard = values.get(f"{stem}-soft-min"), values.get(f"{stem}-hard-min")
-            if _numbers(soft, hard) and soft < hard:
+            if _number(soft) and _number(hard) and soft < hard:
                 err.add(
                     f"dose_limits.{route}.{stem}-soft-min", "must not be below the hard minimum"
                 )
 
 
-def _numbers(*values: Any) -> bool:
-    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+def _number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------- building

@@ -2,30 +2,33 @@
 
 Where the work happens (see docs/outcomes.md, "Dashboard: what runs where"):
 
-* **SQL** (``dashboard_sql.py``; a fixed number of statements whatever the cohort size):
-  filtered courses with their first dose and end-of-induction anchor, the baseline (last score
-  at or before the first dose, ROW_NUMBER window), the score picked at every timepoint (closest
-  to target inside the window, ROW_NUMBER), response/remission counts per treatment ×
-  instrument × timepoint (GROUP BY), each responder's first response (MIN), cumulative dose and
-  last screens per patient (GROUP BY), cards.
-* **Python, linear and bulk**: relapse needs the sequential rule of
-  :func:`ketaclinic.clinical.outcomes.evaluate_course` (two consecutive relapse-level scores
-  5–15 days apart, or an event). The responders' scores from their first response on come back
-  from ONE ordered query; they are grouped in a single pass and the pure core runs once per
-  responder course. Wilson intervals, lifelines KM/Cox and the screening flags
-  (:func:`ketaclinic.clinical.exposure.assess_screen`) run on the aggregated rows.
+* **On write** (``outcome_summary.py``, SQL in ``outcome_summary_sql.py``): every commit that
+  adds or changes an assessment, a treatment session or a course recomputes the summary rows of
+  the courses it affects, in the same transaction: dose anchors and totals, baseline (last score
+  at or before the first dose, ROW_NUMBER), the score picked at every timepoint (closest to
+  target inside the window, ROW_NUMBER) with its response/remission flags, first response (MIN)
+  and relapse by scores (LAG). ``ketaclinic outcomes rebuild-summary`` recomputes it all.
+* **SQL per request** (``dashboard_sql.py``; a fixed number of statements whatever the cohort
+  size): GROUP BY over the summary rows of the filtered courses — response/remission counts
+  per treatment × instrument × timepoint, each responder's time to relapse or censoring
+  (event or score relapse, whichever came first) and Cox covariates, cumulative dose per
+  patient with its screening flags (the rule of
+  :func:`ketaclinic.clinical.exposure.assess_screen`, checked against ``summarise_exposure``
+  by tests/integration/test_outcomes_exposure_sql.py), cards.
+* **Python, on aggregated rows**: Wilson intervals, age bands, lifelines KM/Cox, the
+  exposure median and buckets.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import statistics
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Date, Integer, String, bindparam, text
+from sqlalchemy import Connection, Date, Float, Integer, String, bindparam, text
 
 from ketaclinic.clinical.cohort import (
     OutcomeRow,
@@ -34,15 +37,16 @@ from ketaclinic.clinical.cohort import (
     proportion_ci,
     rate_per_100_sessions,
 )
-from ketaclinic.clinical.exposure import assess_screen, load_screening_rules
+from ketaclinic.clinical.exposure import load_screening_rules
 from ketaclinic.clinical.outcomes import (
     DEFAULT_CRITERIA,
     OutcomeCriteria,
 )
 from ketaclinic.services import dashboard_sql as q
+from ketaclinic.services import outcome_summary
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
-from ketaclinic.services.errors import InvalidInput
+from ketaclinic.services.errors import InvalidInput, Unavailable
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.survival import (
     CoxResult,
@@ -51,7 +55,6 @@ from ketaclinic.services.survival import (
     fit_cox_relapse,
     fit_kaplan_meier,
 )
-from ketaclinic.store.tables import UtcDateTime
 
 INSTRUMENTS = tuple(DEFAULT_CRITERIA)  # instruments with response/remission criteria
 KM_AT_DAYS = (0, 30, 60, 90, 180, 365)
@@ -184,8 +187,10 @@ _PARAM_TYPES = {"date_from": Date(), "date_to": Date(), "treatment": String(),
                 "as_of": Date(), "rems_until": Date()}
 
 
-def _stmt(sql: str, params: Mapping[str, Any], **columns: Any):  # type: ignore[no-untyped-def]
-    t = text(sql).bindparams(*[bindparam(k, type_=_PARAM_TYPES[k]) for k in params])
+def _stmt(sql: str, params: Mapping[str, Any], types: Mapping[str, Any] | None = None,
+          **columns: Any):  # type: ignore[no-untyped-def]
+    known = {**_PARAM_TYPES, **(types or {})}
+    t = text(sql).bindparams(*[bindparam(k, type_=known[k]) for k in params])
     return t.columns(**columns) if columns else t
 
 
@@ -237,8 +242,10 @@ def _per_100(key: str, label: str, events: int, doses: int) -> Metric:
 
 def _count_by_session(conn: Connection, f: DashboardFilters, table: str,
                       extra: str = "") -> int:
-    sql = (f"SELECT COUNT(*) FROM {table} x JOIN treatment_sessions s ON s.id = x.session_id "
-           f"JOIN courses c ON c.id = s.course_id WHERE {f.where()}{extra}")
+    # Driven from the (smaller) event table: one session lookup per event.
+    sql = (f"SELECT COUNT(*) FROM {table} x WHERE EXISTS (SELECT 1 FROM treatment_sessions s "
+           f"JOIN courses c ON c.id = s.course_id WHERE s.id = x.session_id AND "
+           f"{f.where()}){extra}")
     return int(conn.execute(_stmt(sql, f.params()), f.params()).scalar() or 0)
 
 
@@ -265,9 +272,9 @@ def metric_soft_overrides(conn: Connection, f: DashboardFilters, doses: int,
     courses (``treatment_sessions.dose_order_id``), those saved with at least one
     ``dose_overrides`` row (only soft findings can be overridden; hard findings block)."""
     sql = ("SELECT COUNT(*) AS n, SUM(CASE WHEN EXISTS (SELECT 1 FROM dose_overrides o WHERE "
-           "o.dose_order_id = d.id) THEN 1 ELSE 0 END) AS k FROM dose_orders d WHERE d.id IN "
-           "(SELECT s.dose_order_id FROM treatment_sessions s JOIN courses c ON c.id = "
-           "s.course_id WHERE s.dose_order_id IS NOT NULL AND " + f.where() + ")")
+           "o.dose_order_id = d.id) THEN 1 ELSE 0 END) AS k FROM dose_orders d WHERE EXISTS "
+           "(SELECT 1 FROM treatment_sessions s JOIN courses c ON c.id = s.course_id "
+           "WHERE s.dose_order_id = d.id AND " + f.where() + ")")
     row = conn.execute(_stmt(sql, f.params()), f.params()).one()
     p = proportion_ci(int(row.k or 0), int(row.n or 0))
     return Metric("soft_overrides", "Soft-limit overrides", True,
@@ -292,12 +299,16 @@ class DashboardService:
         today = self.ctx.today()
         dialect = q.Dialect(self.ctx.db.dialect)
         with self.ctx.db.engine.connect() as conn:
+            if not outcome_summary.is_current(conn):
+                raise Unavailable("the outcome summary was built with other outcome rules; "
+                                  "run `ketaclinic outcomes rebuild-summary` (or `ketaclinic "
+                                  "migrate`)")
             if dialect.name == "postgresql":
-                # The CTE row estimates are far off (filters on CTE scans), and the planner
-                # then picks nested loops over 10^4 × 10^5 rows (minutes on the benchmark).
-                # Hash and merge joins are always right for these aggregate statements.
-                # SET LOCAL ends with this read-only transaction.
-                conn.execute(text("SET LOCAL enable_nestloop = off"))
+                # Aggregates over ~10^5 summary rows: JIT compilation costs more than it
+                # saves, and the default work_mem makes the hash aggregates spill to disk.
+                # Both are local to this read-only transaction (SET LOCAL, in one statement).
+                conn.execute(text("SELECT set_config('jit', 'off', true), "
+                                  "set_config('work_mem', '64MB', true)"))
             dash = self._compute(conn, dialect, filters, today)
         with self.ctx.db.transaction() as s:
             self.ctx.audit.record(s, actor, "dashboard.view", at=self.ctx.clock(),
@@ -342,16 +353,23 @@ class DashboardService:
             exposure=exposure, safety=safety, treatments=treatments, clinicians=clinicians,
         )
 
-    # --- outcome table (all in SQL) -------------------------------------------------------
+    # --- outcome table (SQL over the summary) ---------------------------------------------
     def _outcome_rows(self, conn, d, f, criteria, timepoints) -> list[OutcomeRow]:  # type: ignore[no-untyped-def]
-        sql = q.outcome_table_sql(d, f.where(), criteria, timepoints)
-        out = []
+        sql = q.outcome_table_sql(f.where(), [c.instrument for c in criteria])
+        courses: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[str, str, str], tuple[int, int, int, int]] = {}
         for r in conn.execute(_stmt(sql, f.params()), f.params()):
-            out.append(OutcomeRow(
-                r.treatment, r.instrument, r.timepoint, int(r.courses),
-                proportion_ci(int(r.resp_k or 0), int(r.resp_n or 0)),
-                proportion_ci(int(r.rem_k or 0), int(r.rem_n or 0)),
-            ))
+            if r.timepoint is None:
+                courses[(r.treatment, r.instrument)] = int(r.courses)
+            else:
+                counts[(r.treatment, r.instrument, r.timepoint)] = (
+                    int(r.resp_k or 0), int(r.resp_n or 0), int(r.rem_k or 0), int(r.rem_n or 0))
+        out = []
+        for (treatment, instrument), n in sorted(courses.items()):
+            for tp in timepoints:
+                rk, rn, mk, mn = counts.get((treatment, instrument, tp.label), (0, 0, 0, 0))
+                out.append(OutcomeRow(treatment, instrument, tp.label, n, proportion_ci(rk, rn),
+                                      proportion_ci(mk, mn)))
         return out
 
     # --- time to relapse (SQL rows, one linear pass through the pure core) ------------------
@@ -370,38 +388,55 @@ class DashboardService:
             cox = fit_cox_relapse(subjects)
         return km, cox, len(subjects)
 
-    # --- exposure (SQL aggregates, pure flags) ---------------------------------------------
+    # --- exposure (SQL aggregates and flags) -----------------------------------------------
     def _exposure(self, conn: Connection, d: q.Dialect, f: DashboardFilters,
                   today: dt.date) -> ExposureSummary:
         rules = load_screening_rules()
         kinds = [(r.kind, SCREEN_EVENT_KIND.get(r.kind, f"screen-{r.kind}")) for r in rules]
-        params = {**f.params(), "as_of": today}
-        cols: dict[str, Any] = {"first_dose": Date, "last_dose": Date}
-        cols.update({f"last_{k}": Date for k, _ in kinds})
-        stmt = _stmt(q.exposure_sql(d, f.where(), kinds), params, **cols)
-        totals: list[float] = []
+        params: dict[str, Any] = {**f.params(), "as_of": today}
+        types: dict[str, Any] = {}
+        for r in rules:  # assess_screen's "due": days since ≥ interval, or mg since ≥ trigger
+            params[f"cutoff_{r.kind}"] = today - dt.timedelta(
+                days=math.ceil(float(r.interval_days.value)))
+            params[f"mg_{r.kind}"] = float(r.exposure_mg_since_last.value)
+            types.update({f"cutoff_{r.kind}": Date(), f"mg_{r.kind}": Float()})
+        stmt = _stmt(q.exposure_sql(d, f.where(), kinds), params, types)
         due = {r.kind: 0 for r in rules}
-        for row in conn.execute(stmt, params):
-            totals.append(float(row.total_mg or 0))
-            m = row._mapping
-            for rule in rules:
-                finding = assess_screen(rule, row.first_dose, m[f"last_{rule.kind}"],
-                                        float(m[f"mg_since_{rule.kind}"] or 0), today)
-                if finding.values and finding.level.value != "ok":
-                    due[rule.kind] += 1
+        # columns: total_mg, patients with that total, then per rule how many are due
+        counts: list[tuple[float, int]] = []
+        for row in conn.execute(stmt, params).all():
+            counts.append((float(row[0] or 0), int(row[1])))
+            for i, rule in enumerate(rules, 2):
+                due[rule.kind] += int(row[i] or 0)
+        counts.sort()
         edges = ((0, 500), (500, 1000), (1000, 2000), (2000, float("inf")))
         buckets = tuple(
             (f"{lo:g}–{hi:g} mg" if hi != float("inf") else f"≥ {lo:g} mg",
-             sum(1 for t in totals if lo <= t < hi))
+             sum(n for t, n in counts if lo <= t < hi))
             for lo, hi in edges
         )
+        patients = sum(n for _t, n in counts)
         return ExposureSummary(
-            patients=len(totals),
-            median_mg=statistics.median(totals) if totals else None,
-            max_mg=max(totals) if totals else None,
+            patients=patients,
+            median_mg=median_of_counts(counts) if counts else None,
+            max_mg=counts[-1][0] if counts else None,
             buckets=buckets, due=due, rule_titles={r.kind: r.title for r in rules},
             needs_confirmation=any(r.interval_days.needs_confirmation for r in rules),
         )
+
+
+def median_of_counts(counts: list[tuple[float, int]]) -> float:
+    """``statistics.median`` of the values ``counts`` lists as sorted (value, how many) pairs."""
+    n = sum(k for _v, k in counts)
+
+    def at(i: int) -> float:  # the i-th value (0-based) of the expanded, sorted list
+        for v, k in counts:
+            if i < k:
+                return v
+            i -= k
+        raise IndexError(i)
+
+    return at(n // 2) if n % 2 else (at(n // 2 - 1) + at(n // 2)) / 2
 
 
 def relapse_subjects(conn: Connection, d: q.Dialect, f: DashboardFilters,
@@ -409,31 +444,20 @@ def relapse_subjects(conn: Connection, d: q.Dialect, f: DashboardFilters,
     """(course id, survival subject) for every responder course: one SQL statement."""
     kinds = sorted(set(crit.relapse_events) | {k for k, v in EVENT_KIND_MAP.items()
                                                if v in crit.relapse_events})
-    stmt = _stmt(q.relapse_sql(d, f.where(), crit, kinds), f.params(), course_id=Integer,
-                 first_resp_at=UtcDateTime, score_relapse_at=UtcDateTime, event_on=Date,
-                 last_at=UtcDateTime, first_dose_at=UtcDateTime, birth_date=Date,
-                 treatment=String)
-    out = []
-    for r in conn.execute(stmt, f.params()):
-        start = r.first_resp_at.date()
-        relapse: dt.date | None = None
-        if r.event_on is not None and (r.score_relapse_at is None or dt.datetime.combine(
-                r.event_on, dt.time()) <= r.score_relapse_at):
-            relapse = r.event_on
-        elif r.score_relapse_at is not None:
-            relapse = r.score_relapse_at.date()
-        end = relapse if relapse is not None else r.last_at.date()
-        out.append((int(r.course_id), SurvivalSubject(
-            duration_days=float(max((end - start).days, 0)),
-            relapsed=relapse is not None,
-            psychotherapy=bool(r.psychotherapy),
-            antidepressant=bool(r.antidepressant),
-            comorbid_anxiety=bool(r.comorbid_anxiety),
-            baseline_severity=float(r.baseline),
-            age_band=age_band(r.birth_date, r.first_dose_at.date()),
-            treatment=r.treatment,
-        )))
-    return out
+    stmt = _stmt(q.relapse_sql(d, f.where(), crit.instrument, kinds), f.params(),
+                 first_dose_day=Date, birth_date=Date, treatment=String)
+    return [(int(course_id), SurvivalSubject(
+        duration_days=float(max(round(duration), 0)),
+        relapsed=bool(relapsed),
+        psychotherapy=bool(psychotherapy),
+        antidepressant=bool(antidepressant),
+        comorbid_anxiety=bool(comorbid_anxiety),
+        baseline_severity=float(baseline),
+        age_band=age_band(birth_date, first_dose_day),
+        treatment=treatment,
+    )) for (course_id, duration, relapsed, baseline, first_dose_day, birth_date, treatment,
+            psychotherapy, antidepressant, comorbid_anxiety
+            ) in conn.execute(stmt, f.params()).all()]
 
 
 def event_kind(kind: str) -> str:

@@ -1,8 +1,13 @@
 """SQL for the clinic dashboard (SQLite and PostgreSQL).
 
-Every statement here is a fixed number of round trips whatever the cohort size: CTEs, window
-functions and GROUP BY do the per-course work where the data lives. The few dialect differences
-(hours between two timestamps, a date minus N days) are isolated in :class:`Dialect`.
+Every statement here is a fixed number of round trips whatever the cohort size. The per-course
+work (anchors, baselines, the score at each timepoint, first response, relapse by scores) is
+not redone per request: the statements below read the outcome summary tables, which
+:mod:`ketaclinic.services.outcome_summary` keeps in step with every write (its SQL, with the
+window functions, is in :mod:`ketaclinic.services.outcome_summary_sql`). What is left here is
+GROUP BY over one row per course, joins to the filters' columns and the small event tables.
+The few dialect differences (hours between two timestamps, a date minus N days) are isolated in
+:class:`Dialect`.
 
 Course ↔ assessment linkage: an assessment belongs to a course when its ``course_id`` says so,
 or, when it has no ``course_id``, when it is the same patient's and lies between
@@ -15,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ketaclinic.clinical.cohort import Timepoint
-from ketaclinic.clinical.outcomes import OutcomeCriteria
 
 BASELINE_LOOKBACK_DAYS = 30  # grade U project default: a baseline older than this is not used
 DONE_SESSION = "s.dose_started_at IS NOT NULL AND s.status NOT IN ('cancelled', 'missed')"
@@ -70,81 +74,6 @@ def course_filter_sql(has_from: bool, has_to: bool, has_treatment: bool,
     return " AND ".join(parts)
 
 
-def course_ctes(d: Dialect, where: str, instruments: Sequence[str],
-                with_hours: bool = False) -> str:
-    """CTEs ``fc`` (filtered courses with dose anchors) and ``ca`` (their assessments).
-
-    ``fc``: one row per filtered course that has at least one given dose, with its first dose,
-    the end-of-induction anchor (the last induction dose once no induction session is still
-    pending) and the start of the patient's next course (window function LEAD).
-    ``ca``: the course's scores on ``instruments``, with the anchors repeated (and, with
-    ``with_hours``, hours since the first dose ``h_first`` and since the end of induction
-    ``h_eoi``, computed once per row).
-    """
-    hours = (f",\n         {d.hours_between('a.administered_at', 'fc.first_dose_at')} AS h_first"
-             f",\n         {d.hours_between('a.administered_at', 'fc.eoi_at')} AS h_eoi"
-             if with_hours else "")
-    inst = ", ".join(_lit(i) for i in instruments) or "''"
-    lookback = d.date_minus_days("fc.start_date", BASELINE_LOOKBACK_DAYS)
-    return f"""
-allc AS (
-  SELECT c.id, c.patient_id, c.treatment, c.status, c.start_date, c.created_by,
-         c.psychotherapy, c.concurrent_antidepressant,
-         LEAD(c.start_date) OVER (PARTITION BY c.patient_id ORDER BY c.start_date, c.id)
-           AS next_start
-  FROM courses c
-),
-sd AS (
-  SELECT s.course_id,
-         MIN(CASE WHEN {DONE_SESSION} THEN s.dose_started_at END) AS first_dose_at,
-         MAX(CASE WHEN {DONE_SESSION} AND s.phase = 'induction' THEN s.dose_started_at END)
-           AS last_induction_at,
-         SUM(CASE WHEN s.phase = 'induction' AND s.dose_started_at IS NULL
-                   AND s.status NOT IN ('cancelled', 'missed') THEN 1 ELSE 0 END)
-           AS induction_pending
-  FROM treatment_sessions s
-  WHERE s.course_id IS NOT NULL
-  GROUP BY s.course_id
-),
-fc AS (
-  SELECT c.id AS course_id, c.patient_id, c.treatment, c.start_date, c.next_start,
-         c.psychotherapy, c.concurrent_antidepressant, sd.first_dose_at,
-         CASE WHEN sd.induction_pending = 0 THEN sd.last_induction_at END AS eoi_at
-  FROM allc c JOIN sd ON sd.course_id = c.id
-  WHERE sd.first_dose_at IS NOT NULL AND {where}
-),
-ca AS (
-  SELECT fc.course_id, fc.treatment, a.instrument_id, a.administered_at, a.total,
-         fc.first_dose_at, fc.eoi_at{hours}
-  FROM fc JOIN assessments a ON a.course_id = fc.course_id
-  WHERE a.total IS NOT NULL AND a.instrument_id IN ({inst})
-  UNION ALL
-  SELECT fc.course_id, fc.treatment, a.instrument_id, a.administered_at, a.total,
-         fc.first_dose_at, fc.eoi_at{hours}
-  FROM fc JOIN assessments a ON a.patient_id = fc.patient_id
-  WHERE a.course_id IS NULL AND a.total IS NOT NULL AND a.instrument_id IN ({inst})
-    AND a.administered_at >= {lookback}
-    AND (fc.next_start IS NULL OR a.administered_at < fc.next_start)
-),
-base AS (
-  SELECT course_id, instrument_id, total AS baseline FROM (
-    SELECT course_id, instrument_id, total,
-           ROW_NUMBER() OVER (PARTITION BY course_id, instrument_id
-                              ORDER BY administered_at DESC) AS rn
-    FROM ca WHERE administered_at <= first_dose_at
-  ) b0 WHERE rn = 1
-)"""
-
-
-def criteria_cte(criteria: Sequence[OutcomeCriteria]) -> str:
-    rows = " UNION ALL ".join(
-        f"SELECT {_lit(c.instrument)} AS instrument_id, {_num(c.remission_max.value)} AS "
-        f"remission_max, {_num(c.response_fraction.value)} AS response_fraction"
-        for c in criteria
-    )
-    return f"cr AS ({rows})"
-
-
 def timepoint_cte(timepoints: Sequence[Timepoint]) -> str:
     rows = " UNION ALL ".join(
         f"SELECT {_lit(t.label)} AS label, {i} AS ord, {_lit(t.anchor)} AS anchor, "
@@ -155,131 +84,88 @@ def timepoint_cte(timepoints: Sequence[Timepoint]) -> str:
     return f"tp AS ({rows})"
 
 
-def outcome_table_sql(d: Dialect, where: str, criteria: Sequence[OutcomeCriteria],
-                      timepoints: Sequence[Timepoint]) -> str:
-    """Response/remission counts by treatment × instrument × timepoint (one statement).
+def outcome_table_sql(where: str, instruments: Sequence[str]) -> str:
+    """Response/remission counts by treatment × instrument × timepoint, from the summary.
 
-    For each course with a baseline, the score closest to each timepoint's target inside its
-    window (ties: the earlier) is picked by ROW_NUMBER; response = fall ≥ fraction × baseline
-    (baseline > 0), remission = total ≤ remission_max.
+    Two GROUP BYs in one statement: rows with ``timepoint`` set count the picked scores and
+    their flags (``course_outcome_timepoints``); rows with ``timepoint`` NULL count the courses
+    with a baseline per treatment × instrument (``course_outcome_summary``), which the caller
+    repeats for every timepoint (a course without a score in a window is not assessable). The
+    summary rows carry their course's filter columns, so the filters apply to them as ``c``.
     """
-    hours = "CASE WHEN tp.anchor = 'first_dose' THEN ca.h_first ELSE ca.h_eoi END"
+    inst = ", ".join(_lit(i) for i in instruments) or "''"
     return f"""
-WITH {course_ctes(d, where, [c.instrument for c in criteria], with_hours=True)},
-{criteria_cte(criteria)},
-{timepoint_cte(timepoints)},
-tpa AS (
-  SELECT course_id, instrument_id, label, total FROM (
-    SELECT ca.course_id, ca.instrument_id, tp.label, ca.total,
-           ROW_NUMBER() OVER (PARTITION BY ca.course_id, ca.instrument_id, tp.label
-                              ORDER BY ABS({hours} - tp.target_h), ca.administered_at) AS rn
-    FROM ca JOIN tp ON ({hours}) BETWEEN tp.lo_h AND tp.hi_h
-    WHERE ca.administered_at > ca.first_dose_at
-  ) t0 WHERE rn = 1
-)
-SELECT fc.treatment AS treatment, b.instrument_id AS instrument, tp.label AS timepoint,
-       MIN(tp.ord) AS ord,
-       COUNT(*) AS courses,
-       SUM(CASE WHEN t.total IS NOT NULL AND b.baseline > 0 THEN 1 ELSE 0 END) AS resp_n,
-       SUM(CASE WHEN t.total IS NOT NULL AND b.baseline > 0
-                 AND (b.baseline - t.total) >= cr.response_fraction * b.baseline
-                THEN 1 ELSE 0 END) AS resp_k,
-       SUM(CASE WHEN t.total IS NOT NULL THEN 1 ELSE 0 END) AS rem_n,
-       SUM(CASE WHEN t.total IS NOT NULL AND t.total <= cr.remission_max
-                THEN 1 ELSE 0 END) AS rem_k
-FROM base b
-JOIN fc ON fc.course_id = b.course_id
-JOIN cr ON cr.instrument_id = b.instrument_id
-CROSS JOIN tp
-LEFT JOIN tpa t ON t.course_id = b.course_id AND t.instrument_id = b.instrument_id
-                AND t.label = tp.label
-GROUP BY fc.treatment, b.instrument_id, tp.label
-ORDER BY fc.treatment, b.instrument_id, MIN(tp.ord)
+SELECT c.treatment AS treatment, c.instrument_id AS instrument, c.timepoint AS timepoint,
+       0 AS courses,
+       SUM(CASE WHEN c.responded IS NOT NULL THEN 1 ELSE 0 END) AS resp_n,
+       SUM(COALESCE(c.responded, 0)) AS resp_k,
+       COUNT(*) AS rem_n,
+       SUM(c.remitted) AS rem_k
+FROM course_outcome_timepoints c
+WHERE c.instrument_id IN ({inst}) AND {where}
+GROUP BY c.treatment, c.instrument_id, c.timepoint
+UNION ALL
+SELECT c.treatment, c.instrument_id, NULL, COUNT(*), 0, 0, 0, 0
+FROM course_outcome_summary c
+WHERE c.instrument_id IN ({inst}) AND {where}
+GROUP BY c.treatment, c.instrument_id
 """
 
 
-def relapse_sql(d: Dialect, where: str, criteria: OutcomeCriteria,
-                event_kinds: Sequence[str]) -> str:
-    """One row per responder course: first response, first relapse by scores, first relapse
-    event, last score, baseline and the Cox covariates.
+def relapse_sql(d: Dialect, where: str, instrument: str, event_kinds: Sequence[str]) -> str:
+    """One row per responder course on ``instrument``: time from the first response to
+    relapse or censoring (calendar days), relapsed or not, baseline and the Cox covariates.
 
-    Mirrors :func:`ketaclinic.clinical.outcomes.evaluate_course` (checked against it on random
-    cohorts by tests/integration/test_outcomes_relapse_sql.py):
-
-    * first response: the first post-dose score whose fall from baseline ≥ fraction × baseline;
-    * relapse by scores: among the scores strictly after the first response, the later of the
-      first pair of consecutive scores (LAG) that are both relapse-level and lie
-      ``relapse_gap_min_days``–``relapse_gap_max_days`` calendar days apart;
-    * relapse by event: the first relapse event on a day after the first response's day;
-    * the caller takes whichever came first (an event on the same instant wins).
+    The first response, relapse by scores and the last score come from the summary. Relapse
+    events link to a course like unlinked scores do (``course_id``, or the patient's event
+    between the course start and the next course's start) and count from the day after the
+    first response's day. Whichever relapse comes first is taken, an event on the day of the
+    score relapse included (an event is dated midnight, as in
+    :func:`ketaclinic.clinical.outcomes.evaluate_course`); without one the course is censored
+    at its last score. The caller unpacks the columns in this order.
     """
-    if criteria.relapse_score_min is not None:
-        level = f"ca.total >= {_num(criteria.relapse_score_min.value)}"
-    else:
-        level = (f"(r.baseline - ca.total) < {_num(criteria.response_fraction.value)} "
-                 "* r.baseline")
-    lo, hi = _num(criteria.relapse_gap_min_days.value), _num(criteria.relapse_gap_max_days.value)
-    gap = d.days_between("pr.administered_at", "pr.prev_at")
     kinds = ", ".join(_lit(k) for k in event_kinds) or "''"
-    resp_day = d.day_of("r.first_resp_at")
+    resp_day = d.day_of("b.first_response_at")
+    inst = _lit(instrument)
     return f"""
-WITH {course_ctes(d, where, [criteria.instrument])},
-{criteria_cte([criteria])},
-resp AS (
-  SELECT ca.course_id, MIN(ca.administered_at) AS first_resp_at,
-         MIN(b.baseline) AS baseline
-  FROM ca JOIN base b ON b.course_id = ca.course_id AND b.instrument_id = ca.instrument_id
-  JOIN cr ON cr.instrument_id = ca.instrument_id
-  WHERE ca.administered_at > ca.first_dose_at AND b.baseline > 0
-    AND (b.baseline - ca.total) >= cr.response_fraction * b.baseline
-  GROUP BY ca.course_id
+WITH erel AS (
+  SELECT b.course_id, MIN(e.occurred_on) AS event_on
+  FROM course_outcome_summary b
+  JOIN course_dose_summary ds ON ds.course_id = b.course_id
+  JOIN courses c ON c.id = b.course_id
+  JOIN clinical_events e ON e.patient_id = ds.patient_id
+  WHERE b.instrument_id = {inst} AND b.first_response_at IS NOT NULL AND {where}
+    AND REPLACE(e.kind, '-', '_') IN ({kinds}) AND e.occurred_on > {resp_day}
+    AND (e.course_id = b.course_id
+         OR (e.course_id IS NULL AND e.occurred_on >= c.start_date
+             AND (ds.next_start IS NULL OR e.occurred_on < ds.next_start)))
+  GROUP BY b.course_id
 ),
-later AS (
-  SELECT ca.course_id, ca.administered_at,
-         CASE WHEN {level} THEN 1 ELSE 0 END AS lvl
-  FROM ca JOIN resp r ON r.course_id = ca.course_id
-  WHERE ca.administered_at > r.first_resp_at
-),
-pr AS (
-  SELECT course_id, administered_at, lvl,
-         LAG(lvl) OVER (PARTITION BY course_id ORDER BY administered_at) AS prev_lvl,
-         LAG(administered_at) OVER (PARTITION BY course_id ORDER BY administered_at)
-           AS prev_at
-  FROM later
-),
-srel AS (
-  SELECT pr.course_id, MIN(pr.administered_at) AS score_relapse_at
-  FROM pr WHERE pr.lvl = 1 AND pr.prev_lvl = 1 AND {gap} BETWEEN {lo} AND {hi}
-  GROUP BY pr.course_id
-),
-lastsc AS (
-  SELECT course_id, MAX(administered_at) AS last_at FROM later GROUP BY course_id
-),
-erel AS (
-  SELECT r.course_id, MIN(e.occurred_on) AS event_on
-  FROM resp r JOIN fc ON fc.course_id = r.course_id
-  JOIN clinical_events e ON e.patient_id = fc.patient_id
-  WHERE REPLACE(e.kind, '-', '_') IN ({kinds}) AND e.occurred_on > {resp_day}
-    AND (e.course_id = fc.course_id
-         OR (e.course_id IS NULL AND e.occurred_on >= fc.start_date
-             AND (fc.next_start IS NULL OR e.occurred_on < fc.next_start)))
-  GROUP BY r.course_id
+r AS (
+  SELECT b.course_id, b.baseline, {resp_day} AS resp_day,
+         {d.day_of("COALESCE(b.last_after_response_at, b.first_response_at)")} AS last_day,
+         CASE WHEN erel.event_on IS NOT NULL AND (b.score_relapse_at IS NULL
+                   OR erel.event_on <= {d.day_of("b.score_relapse_at")}) THEN erel.event_on
+              WHEN b.score_relapse_at IS NOT NULL THEN {d.day_of("b.score_relapse_at")}
+         END AS relapse_day,
+         {d.day_of("ds.first_dose_at")} AS first_dose_day, ds.patient_id,
+         c.treatment, c.psychotherapy, c.concurrent_antidepressant
+  FROM course_outcome_summary b
+  JOIN course_dose_summary ds ON ds.course_id = b.course_id
+  JOIN courses c ON c.id = b.course_id
+  LEFT JOIN erel ON erel.course_id = b.course_id
+  WHERE b.instrument_id = {inst} AND b.first_response_at IS NOT NULL AND {where}
 )
-SELECT r.course_id AS course_id, r.first_resp_at AS first_resp_at, r.baseline AS baseline,
-       srel.score_relapse_at AS score_relapse_at, erel.event_on AS event_on,
-       COALESCE(lastsc.last_at, r.first_resp_at) AS last_at,
-       fc.first_dose_at AS first_dose_at, fc.treatment AS treatment,
-       fc.psychotherapy AS psychotherapy, fc.concurrent_antidepressant AS antidepressant,
-       p.birth_date AS birth_date,
+SELECT r.course_id AS course_id,
+       {d.days_between("COALESCE(r.relapse_day, r.last_day)", "r.resp_day")} AS duration_days,
+       CASE WHEN r.relapse_day IS NULL THEN 0 ELSE 1 END AS relapsed,
+       r.baseline AS baseline, r.first_dose_day AS first_dose_day, p.birth_date AS birth_date,
+       r.treatment AS treatment, r.psychotherapy AS psychotherapy,
+       r.concurrent_antidepressant AS antidepressant,
        CASE WHEN EXISTS (SELECT 1 FROM patient_diagnoses dx
-                         WHERE dx.patient_id = fc.patient_id AND dx.active = {d_true(d)}
+                         WHERE dx.patient_id = r.patient_id AND dx.active = {d_true(d)}
                            AND dx.code LIKE 'F41%') THEN 1 ELSE 0 END AS comorbid_anxiety
-FROM resp r
-JOIN fc ON fc.course_id = r.course_id
-JOIN patients p ON p.id = fc.patient_id
-LEFT JOIN srel ON srel.course_id = r.course_id
-LEFT JOIN erel ON erel.course_id = r.course_id
-LEFT JOIN lastsc ON lastsc.course_id = r.course_id
+FROM r JOIN patients p ON p.id = r.patient_id
 ORDER BY r.course_id
 """
 
@@ -298,8 +184,8 @@ SELECT
   (SELECT COUNT(*) FROM treatment_sessions s JOIN courses c ON c.id = s.course_id
     WHERE s.planned_date >= :week_start AND s.planned_date <= :week_end
       AND s.status NOT IN ('cancelled', 'missed') AND {where}) AS sessions_week,
-  (SELECT COUNT(*) FROM treatment_sessions s JOIN courses c ON c.id = s.course_id
-    WHERE {DONE_SESSION} AND {where}) AS doses_given,
+  (SELECT COALESCE(SUM(c.doses_given), 0) FROM course_dose_summary c
+    WHERE {where}) AS doses_given,
   (SELECT COUNT(*) FROM clinical_alerts WHERE acknowledged_at IS NULL) AS open_mbc_alerts,
   (SELECT COUNT(*) FROM chair_alerts WHERE action_at IS NULL) AS open_chair_alerts,
   (SELECT COUNT(*) FROM chair_rems_forms WHERE status <> 'submitted'
@@ -308,37 +194,84 @@ SELECT
 
 
 def exposure_sql(d: Dialect, where: str, screen_kinds: Sequence[tuple[str, str]]) -> str:
-    """Cumulative mg per patient and, per screening rule, last screen and mg since it.
+    """Patients by cumulative mg (as float): per distinct total, how many patients and, per
+    screening rule, how many of them are due (doses are standard amounts, so there are far
+    fewer distinct totals than patients).
 
     ``screen_kinds`` are (rule kind, clinical_events.kind) pairs, e.g. ("urinary",
-    "screen-urinary"). Doses of the filtered courses up to ``:as_of`` are summed.
+    "screen-urinary"). Doses of the filtered courses up to ``:as_of`` are summed. A screen is
+    due, as in :func:`ketaclinic.clinical.exposure.assess_screen`, when the last screen (or,
+    without one, the first dose) lies on or before ``:cutoff_<kind>`` (``:as_of`` minus the
+    interval) or the mg given after it reach ``:mg_<kind>``.
+
+    Most patients are answered from the per-course dose totals (``course_dose_summary``): when
+    every dose lies on or before ``:as_of`` and each last screen is before the first dose (all
+    mg count) or on/after the last dose (none do). The others — a screen between two doses, or
+    a dose after ``:as_of`` — are summed dose by dose from ``treatment_sessions``.
     """
     day = d.day_of("s.dose_started_at")
     last_cols = ",\n    ".join(
         f"MAX(CASE WHEN e.kind = {_lit(ev)} THEN e.occurred_on END) AS last_{k}"
         for k, ev in screen_kinds
     ) or "NULL AS none_"
-    select_cols = ",\n  ".join(
-        f"scr.last_{k} AS last_{k}, SUM(CASE WHEN scr.last_{k} IS NULL OR dose.d > scr.last_{k} "
-        f"THEN dose.dose_mg ELSE 0 END) AS mg_since_{k}"
-        for k, _ in screen_kinds
+    straddles = "".join(
+        f" OR (scr.last_{k} >= pe.first_dose AND scr.last_{k} < pe.last_dose)"
+        for k, _ev in screen_kinds
     )
-    group_cols = ", ".join(f"scr.last_{k}" for k, _ in screen_kinds)
+    agg_cols = "".join(
+        f", scr.last_{k} AS last_{k}, CASE WHEN scr.last_{k} IS NULL OR scr.last_{k} < "
+        f"pe.first_dose THEN pe.total_mg ELSE 0 END AS mg_since_{k}"
+        for k, _ev in screen_kinds
+    )
+    dose_cols = "".join(
+        f", scr.last_{k}, SUM(CASE WHEN scr.last_{k} IS NULL OR dose.d > scr.last_{k} "
+        f"THEN dose.dose_mg ELSE 0 END)"
+        for k, _ev in screen_kinds
+    )
+    out_cols = "".join(f", last_{k}, mg_since_{k}" for k, _ev in screen_kinds)
+    group_cols = "".join(f", scr.last_{k}" for k, _ev in screen_kinds)
+    due_cols = "".join(
+        f",\n         CASE WHEN COALESCE(last_{k}, first_dose) <= :cutoff_{k} "
+        f"OR mg_since_{k} >= :mg_{k} THEN 1 ELSE 0 END AS due_{k}"
+        for k, _ev in screen_kinds
+    )
+    due_sums = "".join(f", SUM(due_{k}) AS due_{k}" for k, _ev in screen_kinds)
     return f"""
-WITH dose AS (
-  SELECT s.patient_id, s.treatment, s.dose_mg, {day} AS d
-  FROM treatment_sessions s JOIN courses c ON c.id = s.course_id
-  WHERE {DONE_SESSION} AND s.dose_mg IS NOT NULL AND {day} <= :as_of AND {where}
-),
-scr AS (
+WITH scr AS (
   SELECT e.patient_id,
     {last_cols}
   FROM clinical_events e WHERE e.occurred_on <= :as_of GROUP BY e.patient_id
+),
+pe AS (
+  SELECT c.patient_id, SUM(c.dose_mg_total) AS total_mg, MIN(c.mg_first_day) AS first_dose,
+         MAX(c.mg_last_day) AS last_dose
+  FROM course_dose_summary c
+  WHERE c.mg_first_day IS NOT NULL AND {where}
+  GROUP BY c.patient_id
+),
+pes AS (
+  SELECT pe.patient_id, pe.total_mg, pe.first_dose{agg_cols},
+         CASE WHEN pe.last_dose > :as_of{straddles} THEN 1 ELSE 0 END AS by_dose
+  FROM pe LEFT JOIN scr ON scr.patient_id = pe.patient_id
+),
+dose AS (
+  SELECT s.patient_id, s.dose_mg, {day} AS d
+  FROM treatment_sessions s JOIN courses c ON c.id = s.course_id
+  WHERE s.patient_id IN (SELECT pes.patient_id FROM pes WHERE pes.by_dose = 1)
+    AND {DONE_SESSION} AND s.dose_mg IS NOT NULL AND {day} <= :as_of AND {where}
+),
+per AS (
+  SELECT patient_id, total_mg, first_dose{out_cols}
+  FROM pes WHERE by_dose = 0
+  UNION ALL
+  SELECT dose.patient_id, SUM(dose.dose_mg), MIN(dose.d){dose_cols}
+  FROM dose LEFT JOIN scr ON scr.patient_id = dose.patient_id
+  GROUP BY dose.patient_id{group_cols}
+),
+flags AS (
+  SELECT total_mg{due_cols}
+  FROM per
 )
-SELECT dose.patient_id AS patient_id, COUNT(*) AS sessions, SUM(dose.dose_mg) AS total_mg,
-  SUM(CASE WHEN dose.treatment = 'esketamine' THEN dose.dose_mg ELSE 0 END) AS esketamine_mg,
-  MIN(dose.d) AS first_dose, MAX(dose.d) AS last_dose{"," if select_cols else ""}
-  {select_cols}
-FROM dose LEFT JOIN scr ON scr.patient_id = dose.patient_id
-GROUP BY dose.patient_id{", " + group_cols if group_cols else ""}
+SELECT CAST(total_mg AS DOUBLE PRECISION) AS total_mg, COUNT(*) AS patients{due_sums}
+FROM flags GROUP BY total_mg
 """

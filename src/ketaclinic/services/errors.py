@@ -33,3 +33,9 @@ class Conflict(ServiceError):
 
 class Throttled(ServiceError):
     status = 429
+
+
+class Unavailable(ServiceError):
+    """The service cannot answer until an operator acts (the message says how)."""
+
+    status = 503

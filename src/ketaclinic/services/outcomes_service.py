@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ketaclinic.services import outcome_summary
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.dashboard import Dashboard, DashboardFilters, DashboardService
 from ketaclinic.services.exports import ExportService
+from ketaclinic.services.permissions import Perm
 from ketaclinic.services.progress_report import ProgressReportService
 
 
@@ -22,6 +24,20 @@ class OutcomesService:
     def dashboard(self, actor: Actor, filters: DashboardFilters | None = None) -> Dashboard:
         """Aggregates only; requires dashboard.read; one audit row ``dashboard.view``."""
         return self._dashboard.compute(actor, filters or DashboardFilters())
+
+    def rebuild_summary(self, actor: Actor) -> dict[str, int]:
+        """Recompute the outcome summary from scratch (rules.manage; audited); row counts.
+
+        For after bulk loads that bypassed the services, or when a release changed an outcome
+        rule (the dashboard refuses a stale summary until then). One transaction.
+        """
+        self.ctx.require(actor, Perm.RULES_MANAGE, "outcome_summary.rebuild")
+        now = self.ctx.clock()
+        with self.ctx.db.transaction() as s:
+            counts = outcome_summary.rebuild(s, now)
+            self.ctx.audit.record(s, actor, "outcome_summary.rebuild", at=now, detail=", ".join(
+                f"{k} {v}" for k, v in counts.items()))
+        return counts
 
     def deidentified_export(self, actor: Actor, fmt: str) -> tuple[str, bytes]:
         """(file name, zip bytes) of the de-identified research export (csv or parquet)."""

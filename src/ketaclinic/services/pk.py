@@ -178,19 +178,24 @@ class PkService:
     def _compute(self, model_id, cov, regimen, times, label) -> PkResult:  # type: ignore[no-untyped-def]
         model = get_model(model_id)
         sim = simulate_regimen(model_id, cov, regimen, times)
+        assumed = self.ctx.settings.pk_assumed_cv if not model.omegas else 0.0
         pop = simulate_population(model_id, cov, regimen, times, n=POPULATION_N,
-                                  seed=POPULATION_SEED)
+                                  seed=POPULATION_SEED, variability=assumed or None)
         pct = pop.percentiles()
         data = sim.as_dict() | {
             "percentiles": {a: {k: v.tolist() for k, v in d.items()} for a, d in pct.items()},
             "warnings": sorted(set(sim.warnings) | set(pop.warnings)),
             "caution": CAPTION,
+            "band_variability": "published" if model.omegas else (
+                f"assumed CV {assumed:g} on every parameter (KETACLINIC_PK_ASSUMED_CV; "
+                "the model publishes none)" if assumed else "none"),
             "covariates": {"weight_kg": cov.weight_kg, "age_years": cov.age_years,
                            "sex": cov.sex, "height_cm": cov.height_cm},
         }
         analyte = model.analytes[0]
         band = f"5–95 % of {POPULATION_N} virtual patients" if model.omegas else (
-            "no published variability: band = typical")
+            f"5–95 %, ASSUMED {assumed:.0%} variability (none published)" if assumed
+            else "no published variability: band = typical")
         chart = PkChart(
             title=f"Predicted {analyte}: {label} ({cov.weight_kg:g} kg)",
             analyte=analyte,

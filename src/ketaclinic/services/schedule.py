@@ -99,6 +99,23 @@ def hours_text(raw: str) -> str:
                      for o, c in w)
 
 
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def hours_label(compact: str) -> str:
+    """Opening hours for people: "0-4 08:00-18:00; 5 09:00-13:00" → "Mon–Fri 08:00–18:00;
+    Sat 09:00–13:00" (the compact form stays what the admin form reads and writes)."""
+    parts = []
+    for part in (p.strip() for p in (compact or "").split(";") if p.strip()):
+        days, _, window = part.partition(" ")
+        first, _, last = days.partition("-")
+        if not (first.isdigit() and (not last or last.isdigit())):
+            return compact  # not the compact form: show it as it is
+        name = WEEKDAYS[int(first) % 7] + (f"–{WEEKDAYS[int(last) % 7]}" if last else "")
+        parts.append(f"{name} {window.replace('-', '–')}")
+    return "; ".join(parts)
+
+
 def chair_domain(c: Chair) -> sched.Chair:
     data = json.loads(c.opening_hours_json or "{}")
     hours = tuple(sched.OpeningHours(int(d), dt.time.fromisoformat(o), dt.time.fromisoformat(cl))

@@ -82,6 +82,11 @@ class Database:
         self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
     @property
+    def session_factory(self) -> sessionmaker[Session]:
+        """The factory behind ``transaction()`` (services register session events on it)."""
+        return self._sessions
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 

@@ -22,6 +22,7 @@ from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import NotAuthenticated, ServiceError
+from ketaclinic.services.schedule import hours_label
 from ketaclinic.web.deps import (
     CHANGE_PASSWORD_PAGE,
     ENROLMENT_PAGE,
@@ -52,6 +53,7 @@ def make_templates(clinic_name: str, clinic_time: ClinicTime | None = None) -> J
                                  clinic_zone=clinic_time.zone_name)
     templates.env.filters["num"] = format_number
     templates.env.filters["local"] = clinic_time.format
+    templates.env.filters["hours_label"] = hours_label
     return templates
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

@@ -14,17 +14,24 @@ simulations of the same typical patient skip the decomposition.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 CONDITION_LIMIT = 1e8
 CACHE_MAX_PATIENTS = 64
 CACHE_SIZE = 256
-_CACHE: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
 
-Eigen = tuple[np.ndarray, np.ndarray, np.ndarray]
+FloatArray = NDArray[np.float64]
+# real for every model here; complex only if LAPACK's eig finds complex modes
+ModalArray = NDArray[np.inexact[Any]]
+# λ (N, K), V (N, n, K) and V⁻¹ (N, K, n)
+Eigen = tuple[ModalArray, ModalArray, ModalArray]
+_CACHE: dict[bytes, Eigen | None] = {}
 
 
-def arrow_parts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def arrow_parts(a: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray] | None:
     """(diagonal d, couplings b, scales) of mammillary matrices (N, n, n), else None."""
     if a.shape[1] < 2:
         return None
@@ -41,7 +48,7 @@ def arrow_parts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | No
     return d, b, scale
 
 
-def _arrow_det(d: np.ndarray, b: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _arrow_det(d: FloatArray, b: FloatArray, lam: FloatArray) -> tuple[FloatArray, FloatArray]:
     """det(S − λI) and its derivative for arrow matrices, in product form (accurate near roots).
 
     det = Π_j (d_j − λ) · [(d_0 − λ) − Σ_j b_j² / (d_j − λ)], evaluated with 1-D arrays per
@@ -50,7 +57,8 @@ def _arrow_det(d: np.ndarray, b: np.ndarray, lam: np.ndarray) -> tuple[np.ndarra
     f, df = np.empty_like(lam), np.empty_like(lam)
     for r in range(lam.shape[1]):
         x = lam[:, r]
-        prod, dlog, sec, dsec = 1.0, 0.0, d[:, 0] - x, -1.0
+        prod, dlog = np.ones_like(x), np.zeros_like(x)
+        sec, dsec = d[:, 0] - x, np.full_like(x, -1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             for j in range(1, d.shape[1]):
                 per = d[:, j] - x
@@ -59,12 +67,12 @@ def _arrow_det(d: np.ndarray, b: np.ndarray, lam: np.ndarray) -> tuple[np.ndarra
                 q = b[:, j - 1] ** 2 / per
                 sec = sec - q
                 dsec = dsec - q / per
-        f[:, r] = prod * sec
-        df[:, r] = prod * dlog * sec + prod * dsec
+            f[:, r] = prod * sec
+            df[:, r] = prod * dlog * sec + prod * dsec
     return f, df
 
 
-def arrow_eigenvalues(d: np.ndarray, b: np.ndarray) -> np.ndarray:
+def arrow_eigenvalues(d: FloatArray, b: FloatArray) -> FloatArray:
     """Ascending eigenvalues (N, n) of arrow matrices with n = 2 or 3, in closed form."""
     if d.shape[1] == 2:
         mean, half = 0.5 * (d[:, 0] + d[:, 1]), np.hypot(0.5 * (d[:, 0] - d[:, 1]), b[:, 0])
@@ -90,7 +98,7 @@ def arrow_eigenvalues(d: np.ndarray, b: np.ndarray) -> np.ndarray:
     return lam
 
 
-def arrow_eigen(a: np.ndarray) -> Eigen | None:
+def arrow_eigen(a: FloatArray) -> Eigen | None:
     """Closed-form (λ, V, V⁻¹) of mammillary matrices; None when not applicable or not safe."""
     parts = arrow_parts(a)
     if parts is None:
@@ -112,7 +120,7 @@ def arrow_eigen(a: np.ndarray) -> Eigen | None:
     return lam, u / scale[:, :, None], np.swapaxes(u, 1, 2) * scale[:, None, :]
 
 
-def lapack_eigen(a: np.ndarray) -> Eigen | None:
+def lapack_eigen(a: FloatArray) -> Eigen | None:
     """``eigh`` on the symmetrised mammillary matrix, or ``eig`` with a conditioning check."""
     parts = arrow_parts(a)
     if parts is not None:
@@ -138,12 +146,12 @@ def lapack_eigen(a: np.ndarray) -> Eigen | None:
     return lam, v, w
 
 
-def decompose(a: np.ndarray) -> Eigen | None:
+def decompose(a: FloatArray) -> Eigen | None:
     """λ (N, K), V (N, n, K) and V⁻¹ (N, K, n); None when not safely diagonalisable."""
     return arrow_eigen(a) or lapack_eigen(a)
 
 
-def cached_decompose(a: np.ndarray) -> Eigen | None:
+def cached_decompose(a: FloatArray) -> Eigen | None:
     """:func:`decompose`, memoised for small batches (the typical patient of a model)."""
     if a.shape[0] > CACHE_MAX_PATIENTS:
         return decompose(a)

@@ -14,17 +14,24 @@ Two exact methods share one event schedule:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import overload
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.linalg import expm
 
-from ketaclinic.clinical.pk.eigen import Eigen, cached_decompose
-from ketaclinic.clinical.pk.model import LinearSystem, Pulse
+from ketaclinic.clinical.pk.eigen import Eigen, ModalArray, cached_decompose
+from ketaclinic.clinical.pk.model import FloatArray, LinearSystem, Pulse
 
 BLOCK = 128
 
 
-def exp_clamped(x: np.ndarray) -> np.ndarray:
+@overload
+def exp_clamped(x: FloatArray) -> FloatArray: ...
+@overload
+def exp_clamped(x: ModalArray) -> ModalArray: ...
+def exp_clamped(x: ModalArray) -> ModalArray:
     """exp(x) with real arguments below -700 clamped: e^-700 ≈ 1e-304 instead of a subnormal or 0.
 
     numpy's exp takes a slow path for results that underflow; far-decayed modes are common
@@ -38,11 +45,61 @@ def exp_clamped(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Segment start times T (S,), input rate per segment (S, N, n) and bolus at each start."""
+    """Segment start times T (S,) between which every input rate is constant, and the pulses.
 
-    t_min: np.ndarray
-    rate_mg_per_min: np.ndarray
-    bolus_mg: np.ndarray
+    The dense state-space inputs (rate per segment and bolus at each start, (S, N, n)) are
+    built only when asked for (matrix-exponential fallback, ODE references); the modal method
+    projects each pulse on the modes instead.
+    """
+
+    t_min: FloatArray
+    pulses: tuple[Pulse, ...]
+    n_patients: int
+    n_states: int
+
+    def _span(self, p: Pulse) -> tuple[int, int]:
+        """Segments [i, j) that a pulse covers (j = i for a bolus)."""
+        i = int(np.searchsorted(self.t_min, p.start_min))
+        if p.duration_min > 0:
+            return i, int(np.searchsorted(self.t_min, p.start_min + p.duration_min))
+        return i, i
+
+    @cached_property
+    def rate_mg_per_min(self) -> FloatArray:
+        rate = np.zeros((self.t_min.size, self.n_patients, self.n_states))
+        for p in self.pulses:
+            i, j = self._span(p)
+            if j > i:
+                rate[i:j] += p.amounts_mg / p.duration_min
+        return rate
+
+    @cached_property
+    def bolus_mg(self) -> FloatArray:
+        bolus = np.zeros((self.t_min.size, self.n_patients, self.n_states))
+        for p in self.pulses:
+            i, j = self._span(p)
+            if j == i:
+                bolus[i] += p.amounts_mg
+        return bolus
+
+    def modal_inputs(self, w: ModalArray) -> tuple[ModalArray, ModalArray]:
+        """Boluses and rates projected on the modes, W·u: two (S, N, K) arrays.
+
+        One small product per pulse (only over the states it doses), never over all segments
+        and states: the dense (S, N, n) inputs are mostly zeros.
+        """
+        shape = (self.t_min.size, self.n_patients, w.shape[1])
+        bolus, rate = np.zeros(shape, dtype=w.dtype), np.zeros(shape, dtype=w.dtype)
+        for p in self.pulses:
+            proj = np.zeros(shape[1:], dtype=w.dtype)
+            for state in np.nonzero(np.any(p.amounts_mg != 0, axis=0))[0]:
+                proj += w[:, :, state] * p.amounts_mg[:, state, None]
+            i, j = self._span(p)
+            if j > i:
+                rate[i:j] += proj / p.duration_min
+            else:
+                bolus[i] += proj
+        return bolus, rate
 
 
 def build_schedule(pulses: list[Pulse], n_patients: int, n_states: int, t_first: float) -> Schedule:
@@ -52,27 +109,17 @@ def build_schedule(pulses: list[Pulse], n_patients: int, n_states: int, t_first:
         edges.add(p.start_min)
         if p.duration_min > 0:
             edges.add(p.start_min + p.duration_min)
-    t = np.array(sorted(edges))
-    rate = np.zeros((t.size, n_patients, n_states))
-    bolus = np.zeros((t.size, n_patients, n_states))
-    for p in pulses:
-        i = int(np.searchsorted(t, p.start_min))
-        if p.duration_min > 0:
-            j = int(np.searchsorted(t, p.start_min + p.duration_min))
-            rate[i:j] += p.amounts_mg / p.duration_min
-        else:
-            bolus[i] += p.amounts_mg
-    return Schedule(t, rate, bolus)
+    return Schedule(np.array(sorted(edges)), tuple(pulses), n_patients, n_states)
 
 
 @dataclass(frozen=True)
 class ModalSolution:
     """Per segment: y(t) = H + Σ_k G_k e^{λ_k (t − T)} for every patient and analyte."""
 
-    t_min: np.ndarray  # (S,)
-    lam: np.ndarray  # (N, K)
-    g: np.ndarray  # (S, N, A, K)
-    h: np.ndarray  # (S, N, A)
+    t_min: FloatArray  # (S,)
+    lam: ModalArray  # (N, K)
+    g: ModalArray  # (S, N, A, K)
+    h: ModalArray  # (S, N, A)
 
 
 def eigen_system(system: LinearSystem) -> Eigen | None:
@@ -80,38 +127,33 @@ def eigen_system(system: LinearSystem) -> Eigen | None:
     return cached_decompose(system.a_per_min)
 
 
-def _project(w: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-    """W·u for inputs (S, N, n) → (S, N, K), looping only over states that receive input."""
-    out = np.zeros(inputs.shape[:2] + (w.shape[1],), dtype=w.dtype)
-    for i in np.nonzero(np.any(inputs != 0, axis=(0, 1)))[0]:
-        out += w[None, :, :, i] * inputs[:, :, i, None]
-    return out
-
-
 def solve_modal(
     system: LinearSystem, schedule: Schedule, eig: Eigen, scale: float = 1.0
 ) -> ModalSolution:
     """Propagate modal amplitudes through the segments (a loop over events, not over time).
 
-    Inputs are projected on the modes for all segments at once; the loop only carries the
-    amplitudes z across segment ends: z ← (z + Wb_s − o_s) e^{λ Δ_s} + o_s.
+    Inputs are projected on the modes once per pulse; the loop only carries the amplitudes z
+    across segment ends: z ← (z + Wb_s − o_s) e^{λ Δ_s} + o_s, with o_s = −W·rate_s / λ.
     """
     lam, v, w = eig
     cm = np.matmul(system.c_per_l * scale, v)  # (N, A, K)
-    wb, offset = _project(w, schedule.bolus_mg), -_project(w, schedule.rate_mg_per_min) / lam
+    wb, offset = schedule.modal_inputs(w)
+    np.divide(offset, -lam, out=offset)
     decay = exp_clamped(lam[None] * np.diff(schedule.t_min)[:, None, None])  # (S-1, N, K)
     amp = np.empty_like(offset)
     z = wb[0]
     for s in range(schedule.t_min.size):
-        amp[s] = z - offset[s]
+        np.subtract(z, offset[s], out=amp[s])
         if s + 1 < schedule.t_min.size:
-            z = amp[s] * decay[s] + offset[s] + wb[s + 1]
+            z = amp[s] * decay[s]
+            z += offset[s]
+            z += wb[s + 1]
     g = cm[None] * amp[:, :, None, :]
     h = np.einsum("nak,snk->sna", cm, offset)
     return ModalSolution(schedule.t_min, lam, g, h)
 
 
-def evaluate_modal(sol: ModalSolution, times_min: np.ndarray, chunk: int = 2048) -> np.ndarray:
+def evaluate_modal(sol: ModalSolution, times_min: FloatArray, chunk: int = 2048) -> FloatArray:
     """Concentrations (N, A, m) in mg/L at arbitrary sorted times."""
     n, a = sol.g.shape[1], sol.g.shape[2]
     out = np.empty((n, a, times_min.size))
@@ -127,7 +169,7 @@ def evaluate_modal(sol: ModalSolution, times_min: np.ndarray, chunk: int = 2048)
     return out
 
 
-def uniform_step(times_min: np.ndarray) -> float | None:
+def uniform_step(times_min: FloatArray) -> float | None:
     """The step of an (exactly, to 1e-13 relative) uniform grid long enough to block, else None."""
     m = times_min.size
     if m < 4 * BLOCK:
@@ -144,85 +186,103 @@ def uniform_step(times_min: np.ndarray) -> float | None:
     return float(step) if float(buf.max()) <= 1e-13 * scale else None
 
 
-def _block_rows(sol: ModalSolution, seg: np.ndarray, tau: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Rows of BLOCK values y(T_seg + tau + rΔ) for each (seg, tau): (N, A, rows, BLOCK)."""
+def _anchored_terms(sol: ModalSolution, seg: NDArray[np.intp], tau: FloatArray) -> ModalArray:
+    """P (N, A, rows, K + 1): G_seg·e^{λτ} per row, then H_seg, for rows anchored at (seg, τ)."""
     n, a, k = sol.g.shape[1], sol.g.shape[2], sol.g.shape[3]
     e = exp_clamped(sol.lam[:, None, :] * tau[None, :, None])  # (N, rows, K)
     p = np.empty((n, a, seg.size, k + 1), dtype=np.result_type(sol.g, e))
-    p[..., :k] = np.moveaxis(sol.g[seg], 0, 2) * e[:, None]
+    np.multiply(np.moveaxis(sol.g[seg], 0, 2), e[:, None], out=p[..., :k])
     p[..., k] = np.moveaxis(sol.h[seg], 0, -1)
-    y = np.matmul(p.reshape(n, a * seg.size, k + 1), r)  # one BLAS product per patient
-    if np.iscomplexobj(y):
-        y = np.ascontiguousarray(y.real)
-    return y.reshape(n, a, seg.size, BLOCK)
+    return p
 
 
-def evaluate_modal_grid(sol: ModalSolution, times_min: np.ndarray, step: float) -> np.ndarray:
-    """Concentrations on a uniform grid: one batched matmul of block exponentials.
+def evaluate_modal_grid(sol: ModalSolution, times_min: FloatArray, step: float) -> FloatArray:
+    """Concentrations (N, A, m) on a uniform grid: one batched matmul of block exponentials.
 
-    e^{λ(τ_b + rΔ)} = e^{λτ_b}·e^{λrΔ}: blocks of BLOCK points share one row of e^{λrΔ}. Where a
-    segment starts inside a block, one extra row anchored at the segment's first point
-    overwrites the points of that segment up to the block's end, so every point is computed
-    with its own segment's coefficients and τ ≥ 0 (no growing exponentials).
+    e^{λ(τ_b + rΔ)} = e^{λτ_b}·e^{λrΔ}: blocks of BLOCK points share one row of e^{λrΔ}, so
+    the grid costs one product P·R per patient written straight into the (contiguous) result:
+    one pass over the output, like a single ``np.exp``. Each block uses the segment of its
+    first point. Where a segment starts inside a block, one extra row anchored at the
+    segment's first point overwrites the points of that segment up to the block's end (a few
+    slices per event), so every point is computed with its own segment's coefficients and
+    τ ≥ 0 (no growing exponentials).
     """
     m = times_min.size
-    nb = -(-m // BLOCK)
+    n, a = sol.g.shape[1], sol.g.shape[2]
     r = exp_clamped(sol.lam[:, :, None] * (step * np.arange(BLOCK))[None, None, :])  # (N, K, L)
-    r = np.concatenate([r, np.ones((r.shape[0], 1, BLOCK), dtype=r.dtype)], axis=1)
+    r = np.concatenate([r, np.ones((n, 1, BLOCK), dtype=r.dtype)], axis=1)[:, None]
     block_t = times_min[::BLOCK]
     block_seg = np.clip(np.searchsorted(sol.t_min, block_t, side="right") - 1, 0, None)
-    y = _block_rows(sol, block_seg, block_t - sol.t_min[block_seg], r)
-    y = y.reshape(y.shape[0], y.shape[1], nb * BLOCK)
+    p = _anchored_terms(sol, block_seg, block_t - sol.t_min[block_seg])
+    full = m // BLOCK
+    out = np.empty((n, a, m))
+    if np.iscomplexobj(p) or np.iscomplexobj(r):
+        y = np.matmul(p, r).real  # complex modes: the real part is the solution
+        out[...] = y.reshape(n, a, -1)[:, :, :m]
+    else:
+        body = out[:, :, : full * BLOCK].reshape(n, a, full, BLOCK)  # a view, no copy
+        np.matmul(p[:, :, :full], r, out=body)
+        if full * BLOCK < m:
+            tail = np.matmul(p[:, :, full:], r)[:, :, 0, : m - full * BLOCK]
+            out[:, :, full * BLOCK :] = tail
     first = np.searchsorted(times_min, sol.t_min, side="left")  # first point of each segment
     inner = np.nonzero((first < m) & (first % BLOCK != 0))[0]
     if inner.size:
-        f = first[inner]
-        stop = np.minimum(np.append(first[1:], m)[inner], (f // BLOCK + 1) * BLOCK)
-        anchored = _block_rows(sol, inner, times_min[f] - sol.t_min[inner], r)
-        count = stop - f
-        rows = np.repeat(np.arange(inner.size), count)
-        cols = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-        y[:, :, f[rows] + cols] = anchored[:, :, rows, cols]
-    y = y[:, :, :m]
+        tau = times_min[first[inner]] - sol.t_min[inner]
+        anchored = np.matmul(_anchored_terms(sol, inner, tau), r)
+        stops = np.append(first[1:], m)
+        for row, s in enumerate(inner):
+            f = int(first[s])
+            stop = min(int(stops[s]), (f // BLOCK + 1) * BLOCK)
+            out[:, :, f:stop] = anchored[:, :, row, : stop - f].real
     if first[0] > 0:
-        y[:, :, : first[0]] = 0.0
-    return y
+        out[:, :, : first[0]] = 0.0
+    return out
 
 
-def solve_expm(system: LinearSystem, schedule: Schedule, times_min: np.ndarray) -> np.ndarray:
-    """Fallback: augmented matrix exponential per patient and segment, at the requested times."""
+def solve_expm(system: LinearSystem, schedule: Schedule, times_min: FloatArray) -> FloatArray:
+    """Fallback: exact discretisation with the augmented matrix exponential, all patients at once.
+
+    Within a segment the augmented state y = (x, 1) moves from one requested time to the next
+    by y ← expm([[A, u], [0, 0]]·δ) y. The exponentials are computed once per distinct step δ
+    (one or two on a uniform grid; steps are compared exactly, never rounded), batched over
+    patients, instead of once per patient and requested time.
+    """
     n, s_count = system.n_patients, schedule.t_min.size
     n_states = system.a_per_min.shape[1]
     out = np.zeros((n, system.c_per_l.shape[1], times_min.size))
     seg = np.searchsorted(schedule.t_min, times_min, side="right") - 1
-    for i in range(n):
-        x = np.zeros(n_states)
-        for s in range(s_count):
-            x = x + schedule.bolus_mg[s, i]
-            aug = np.zeros((n_states + 1, n_states + 1))
-            aug[:n_states, :n_states] = system.a_per_min[i]
-            aug[:n_states, n_states] = schedule.rate_mg_per_min[s, i]
-            idx = np.nonzero(seg == s)[0]
-            end = [schedule.t_min[s + 1] - schedule.t_min[s]] if s + 1 < s_count else []
-            taus = np.concatenate([times_min[idx] - schedule.t_min[s], end])
-            if taus.size == 0:
-                continue
-            uniq, inverse = np.unique(taus, return_inverse=True)
-            mats = expm(aug[None] * uniq[:, None, None])[inverse]
-            states = mats[:, :n_states, :n_states] @ x + mats[:, :n_states, n_states]
-            out[i][:, idx] = system.c_per_l[i] @ states[: idx.size].T
-            if end:
-                x = states[-1]
+    aug = np.zeros((n, n_states + 1, n_states + 1))
+    aug[:, :n_states, :n_states] = system.a_per_min
+    y = np.zeros((n, n_states + 1))
+    y[:, n_states] = 1.0
+    for s in range(s_count):
+        y[:, :n_states] += schedule.bolus_mg[s]
+        aug[:, :n_states, n_states] = schedule.rate_mg_per_min[s]
+        idx = np.nonzero(seg == s)[0]
+        points = times_min[idx]
+        if s + 1 < s_count:
+            points = np.append(points, schedule.t_min[s + 1])
+        if points.size == 0:
+            continue
+        steps = np.diff(points, prepend=schedule.t_min[s])
+        uniq, inverse = np.unique(steps, return_inverse=True)
+        mats = expm(aug[:, None] * uniq[None, :, None, None])  # (N, U, n + 1, n + 1)
+        states = np.empty((n, points.size, n_states))
+        for k, u in enumerate(inverse):
+            y = np.einsum("nij,nj->ni", mats[:, u], y)
+            states[:, k] = y[:, :n_states]
+        out[:, :, idx] = np.einsum("nai,nki->nak", system.c_per_l, states[:, : idx.size])
     return out
 
 
 def simulate_system(
     system: LinearSystem,
     pulses: list[Pulse],
-    times_min: np.ndarray,
+    times_min: FloatArray,
     method: str = "auto",
     scale: float = 1.0,
-) -> tuple[np.ndarray, str]:
+) -> tuple[FloatArray, str]:
     """Concentrations (N, A, m) in mg/L × scale and the method used ('modal' or 'expm').
 
     ``scale`` (e.g. 1000 for ng/mL) is folded into the output coefficients, which saves a

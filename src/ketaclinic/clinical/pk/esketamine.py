@@ -9,19 +9,23 @@ from __future__ import annotations
 import numpy as np
 
 from ketaclinic.clinical.pk.model import (
+    CitedFrom,
     Compartments,
     LinearSystem,
     Omega,
     Params,
     PkModel,
     Pulse,
-    ValidityRange,
+    age_weight_validity,
     cited,
+    dose_function,
     minutes,
     omega_from_cv,
     per_min,
+    scale_by_weight,
 )
-from ketaclinic.clinical.pk.racemic import MW_KETAMINE, iv_dose
+from ketaclinic.clinical.pk.racemic import MW_KETAMINE
+from ketaclinic.clinical.pk.regimen import Covariates
 from ketaclinic.clinical.rules import Grade
 
 # --------------------------------------------------------------------------- Fanta 2015 / Otto 2021
@@ -30,14 +34,8 @@ OTTO = "Otto ME et al. Eur J Clin Pharmacol 2021;77:1181 (nlmixr2lib Otto_2021_s
 FANTA_STATES = ("gut", "central", "peripheral1", "peripheral2", "central_snk", "peripheral_snk")
 
 
-def _fanta_covariates(p: Params, cov) -> Params:
-    out = dict(p)
-    w = cov.weight_kg / 70.0
-    for v in ("V1", "V_snk"):
-        out[v] = p[v] * w
-    for cl in ("CL", "CL_snk"):
-        out[cl] = p[cl] * w**0.75
-    return out
+def _fanta_covariates(p: Params, cov: Covariates) -> Params:
+    return scale_by_weight(p, cov, linear=("V1", "V_snk"), three_quarter=("CL", "CL_snk"))
 
 
 def _fanta_build(p: Params) -> LinearSystem:
@@ -54,16 +52,8 @@ def _fanta_build(p: Params) -> LinearSystem:
     comp.flow("gut", "central", ka * f_oral)
     comp.flow("gut", "central_snk", ka * (1.0 - f_oral), p["fm_presystemic"])
 
-    def dose(
-        route: str,
-        dose_mg: float,
-        start_min: float,
-        duration_min: float = 0.0,
-        device_index: int = 0,
-    ) -> list[Pulse]:
-        if route == "oral":
-            return [Pulse(start_min, 0.0, comp.amounts(n, gut=dose_mg))]
-        return iv_dose(route, dose_mg, start_min, duration_min, comp, n)
+    def oral(dose_mg: float, start_min: float, device_index: int) -> list[Pulse]:
+        return [Pulse(start_min, 0.0, comp.amounts(n, gut=dose_mg))]
 
     analytes = ("s-ketamine", "s-norketamine")
     return LinearSystem(
@@ -73,7 +63,7 @@ def _fanta_build(p: Params) -> LinearSystem:
         comp.outputs(
             analytes, {"s-ketamine": ("central", v1), "s-norketamine": ("central_snk", vn)}
         ),
-        dose,
+        dose_function(comp, n, {"oral": oral}),
         {"s-ketamine": cl, "s-norketamine": cln},
     )
 
@@ -133,18 +123,12 @@ FANTA2015 = PkModel(
         ("V1", "CL", cited(0.02261, "covariance (log)", OTTO, "S")),
         ("V_snk", "CL_snk", cited(0.04456, "covariance (log)", OTTO, "S")),
     ),
-    validity=(
-        ValidityRange(
-            "age_years",
-            18,
-            45,
-            "years",
-            "healthy young volunteers (Fanta, Otto)",
-            Grade.UNCONFIRMED,
-        ),
-        ValidityRange(
-            "weight_kg", 50, 100, "kg", "Otto 2021 volunteers ~68-71 kg mean", Grade.UNCONFIRMED
-        ),
+    validity=age_weight_validity(
+        (18, 45),
+        (50, 100),
+        "healthy young volunteers (Fanta, Otto)",
+        Grade.UNCONFIRMED,
+        weight_source="Otto 2021 volunteers ~68-71 kg mean",
     ),
     covariate_note="V1 and V_snk × WT/70; CL and CL_snk × (WT/70)^0.75; peripheral parameters "
     "unscaled (Otto as-run code, which pk.md summarises as all volumes/clearances). No sex effect.",
@@ -172,8 +156,10 @@ FANTA2015 = PkModel(
 )
 
 # ------------------------------------------------------------------------- Perez-Ruixo 2021
-PR = "Perez-Ruixo C et al. Clin Pharmacokinet 2021;60:501, Table 3 via nlmixr2lib PerezRuixo_2020_esketamine"
-PR_ABSTRACT = "Perez-Ruixo 2021 abstract"
+PR = (
+    "Perez-Ruixo C et al. Clin Pharmacokinet 2021;60:501, Table 3 "
+    "via nlmixr2lib PerezRuixo_2020_esketamine"
+)
 PR_STATES = (
     "nasal",
     "gut_swallowed",
@@ -187,11 +173,7 @@ PR_STATES = (
 )
 
 
-def _logistic(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _pr_covariates(p: Params, cov) -> Params:
+def _pr_covariates(p: Params, cov: Covariates) -> Params:
     out = dict(p)
     asian = cov.population in ("asian", "japanese")
     if asian:
@@ -223,23 +205,16 @@ def _pr_build(p: Params) -> LinearSystem:
     comp.exchange("central_nor", "peripheral_nor", q3, vcn, vpn)
     fgut, dsw, dpo = p["Fgut"], float(minutes(p["Dsw"][0], "h")), float(minutes(p["Dpo"][0], "h"))
 
-    def dose(
-        route: str,
-        dose_mg: float,
-        start_min: float,
-        duration_min: float = 0.0,
-        device_index: int = 0,
-    ) -> list[Pulse]:
-        if route == "nasal":
-            frn = p["FRn"] * (p["later_device_factor"] if device_index > 0 else 1.0)
-            frn = np.clip(frn, 0.0, 1.0)
-            return [
-                Pulse(start_min, 0.0, comp.amounts(n, nasal=frn * dose_mg)),
-                Pulse(start_min, dsw, comp.amounts(n, gut_swallowed=(1.0 - frn) * fgut * dose_mg)),
-            ]
-        if route == "oral":
-            return [Pulse(start_min, dpo, comp.amounts(n, gut_oral=fgut * dose_mg))]
-        return iv_dose(route, dose_mg, start_min, duration_min, comp, n)
+    def nasal(dose_mg: float, start_min: float, device_index: int) -> list[Pulse]:
+        frn = p["FRn"] * (p["later_device_factor"] if device_index > 0 else 1.0)
+        frn = np.clip(frn, 0.0, 1.0)
+        return [
+            Pulse(start_min, 0.0, comp.amounts(n, nasal=frn * dose_mg)),
+            Pulse(start_min, dsw, comp.amounts(n, gut_swallowed=(1.0 - frn) * fgut * dose_mg)),
+        ]
+
+    def oral(dose_mg: float, start_min: float, device_index: int) -> list[Pulse]:
+        return [Pulse(start_min, dpo, comp.amounts(n, gut_oral=fgut * dose_mg))]
 
     analytes = ("esketamine", "noresketamine")
     return LinearSystem(
@@ -249,19 +224,18 @@ def _pr_build(p: Params) -> LinearSystem:
         comp.outputs(
             analytes, {"esketamine": ("central", vc), "noresketamine": ("central_nor", vcn)}
         ),
-        dose,
+        dose_function(comp, n, {"nasal": nasal, "oral": oral}),
         {"noresketamine": cln},
     )
 
 
-def _pr(value: float, unit: str, note: str = "", grade: str = "S") -> object:
-    return cited(value, unit, PR, grade, note)
-
+_pr = CitedFrom(PR)
 
 PEREZ_RUIXO2021 = PkModel(
     model_id="perez-ruixo2021",
     title="Perez-Ruixo 2021 intranasal esketamine + noresketamine (venous)",
-    reference="Perez-Ruixo C et al. Clin Pharmacokinet 2021;60(4):501-516, doi 10.1007/s40262-020-00953-4",
+    reference="Perez-Ruixo C et al. Clin Pharmacokinet 2021;60(4):501-516, "
+    "doi 10.1007/s40262-020-00953-4",
     drug="esketamine",
     analytes=("esketamine", "noresketamine"),
     routes=("nasal", "oral", "iv-infusion", "iv-bolus"),
@@ -309,10 +283,7 @@ PEREZ_RUIXO2021 = PkModel(
         Omega("CLn", _pr(omega_from_cv(0.254), "variance (log)")),
     ),
     covariances=(),
-    validity=(
-        ValidityRange("age_years", 18, 86, "years", PR + " Table 2", Grade.SECONDARY),
-        ValidityRange("weight_kg", 39, 170, "kg", PR + " Table 2", Grade.SECONDARY),
-    ),
+    validity=age_weight_validity((18, 86), (39, 170), PR + " Table 2", Grade.SECONDARY),
     covariate_note="Asian: kel × 0.36, CLn/F × 0.81; Japanese (also Asian): FRn × 1.34; "
     "age > 60: Qh − 2.19 L/h per year. Weight and sex had no effect.",
     molar_mass_g_per_mol=MW_KETAMINE,
@@ -365,14 +336,13 @@ SIM_STATES = (
 )
 
 
-def _simons_covariates(p: Params, cov) -> Params:
-    out = dict(p)
-    w = cov.weight_kg / 70.0
-    for name in ("VK1", "VK2", "VK3", "VN2", "VH1", "VH2"):
-        out[name] = p[name] * w
-    for name in ("CLK1", "CLK2", "CLK3", "CLN1", "CLN2", "CLH1", "CLH2"):
-        out[name] = p[name] * w**0.75
-    return out
+def _simons_covariates(p: Params, cov: Covariates) -> Params:
+    return scale_by_weight(
+        p,
+        cov,
+        linear=("VK1", "VK2", "VK3", "VN2", "VH1", "VH2"),
+        three_quarter=("CLK1", "CLK2", "CLK3", "CLN1", "CLN2", "CLH1", "CLH2"),
+    )
 
 
 def _simons_build(p: Params) -> LinearSystem:
@@ -397,19 +367,11 @@ def _simons_build(p: Params) -> LinearSystem:
     comp.exchange("central_hnk", "peripheral_hnk", p["CLH2"], p["VH1"], p["VH2"])
     d1, d2 = float(p["D1"][0]), float(p["D2"][0])
 
-    def dose(
-        route: str,
-        dose_mg: float,
-        start_min: float,
-        duration_min: float = 0.0,
-        device_index: int = 0,
-    ) -> list[Pulse]:
-        if route == "oral":
-            return [
-                Pulse(start_min, d1, comp.amounts(n, mucosal=p["F1"] * dose_mg)),
-                Pulse(start_min, d2, comp.amounts(n, gut=p["F2"] * dose_mg)),
-            ]
-        return iv_dose(route, dose_mg, start_min, duration_min, comp, n)
+    def oral(dose_mg: float, start_min: float, device_index: int) -> list[Pulse]:
+        return [
+            Pulse(start_min, d1, comp.amounts(n, mucosal=p["F1"] * dose_mg)),
+            Pulse(start_min, d2, comp.amounts(n, gut=p["F2"] * dose_mg)),
+        ]
 
     analytes = ("s-ketamine", "s-norketamine", "s-hydroxynorketamine")
     return LinearSystem(
@@ -424,14 +386,12 @@ def _simons_build(p: Params) -> LinearSystem:
                 "s-hydroxynorketamine": ("central_hnk", p["VH1"]),
             },
         ),
-        dose,
+        dose_function(comp, n, {"oral": oral}),
         {},
     )
 
 
-def _sim(value: float, unit: str, note: str = "", grade: str = "S") -> object:
-    return cited(value, unit, SIM, grade, note)
-
+_sim = CitedFrom(SIM)
 
 SIMONS2022 = PkModel(
     model_id="simons2022",
@@ -478,13 +438,8 @@ SIMONS2022 = PkModel(
         Omega("CLH2", _sim(0.287, "variance (log)")),
     ),
     covariances=(),
-    validity=(
-        ValidityRange(
-            "age_years", 19, 32, "years", "Simons 2022 Table 1 via nlmixr2lib", Grade.SECONDARY
-        ),
-        ValidityRange(
-            "weight_kg", 53, 93, "kg", "Simons 2022 Table 1 via nlmixr2lib", Grade.SECONDARY
-        ),
+    validity=age_weight_validity(
+        (19, 32), (53, 93), "Simons 2022 Table 1 via nlmixr2lib", Grade.SECONDARY
     ),
     covariate_note="Volumes × WT/70 and clearances × (WT/70)^0.75 (exponents not printed; S).",
     molar_mass_g_per_mol=MW_KETAMINE,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ketaclinic.clinical.pk.engine import simulate_system
-from ketaclinic.clinical.pk.model import Params, PkModel
+from ketaclinic.clinical.pk.model import FloatArray, Params, PkModel
 from ketaclinic.clinical.pk.regimen import Covariates, Regimen
 from ketaclinic.clinical.pk.simulate import (
     NG_PER_ML_PER_MG_PER_L,
@@ -28,13 +28,13 @@ class PopulationSimulation:
     """Concentrations (ng/mL) of N virtual patients: analyte -> (N, m); percentiles (5/50/95)."""
 
     model_id: str
-    times_min: np.ndarray
-    concentration_ng_per_ml: Mapping[str, np.ndarray]
+    times_min: FloatArray
+    concentration_ng_per_ml: Mapping[str, FloatArray]
     sampling_site: str
     warnings: tuple[str, ...]
     variability: str
 
-    def percentiles(self, q: Iterable[float] = PERCENTILES) -> dict[str, dict[str, np.ndarray]]:
+    def percentiles(self, q: Iterable[float] = PERCENTILES) -> dict[str, dict[str, FloatArray]]:
         """For each analyte, {"p5": ..., "p50": ..., "p95": ...} over patients at every time."""
         q = tuple(q)
         out = {}
@@ -44,7 +44,10 @@ class PopulationSimulation:
         return out
 
 
-def _validate_population(n: int, variability) -> None:
+Variability = float | Mapping[str, float] | None
+
+
+def _validate_population(n: int, variability: Variability) -> None:
     if not isinstance(n, (int, np.integer)) or n < 1 or n > MAX_PATIENTS:
         raise ClinicalInputError(
             f"population size must be an integer from 1 to {MAX_PATIENTS}, got {n}"
@@ -59,7 +62,9 @@ def _validate_population(n: int, variability) -> None:
             )
 
 
-def omega_matrix(model: PkModel, variability=None) -> tuple[list[str], list[str], np.ndarray]:
+def omega_matrix(
+    model: PkModel, variability: Variability = None
+) -> tuple[list[str], list[str], FloatArray]:
     """Parameter names, their scales ('log'/'logit') and the covariance matrix of the etas.
 
     ``variability=None`` uses the published omegas (and covariances); a float CV applies
@@ -85,15 +90,23 @@ def omega_matrix(model: PkModel, variability=None) -> tuple[list[str], list[str]
     return names, ["log"] * len(names), np.diag([np.log1p(float(cvs[k]) ** 2) for k in names])
 
 
-def sample_parameters(model: PkModel, n: int, seed: int | None = None, variability=None) -> Params:
+def sample_parameters(
+    model: PkModel, n: int, seed: int | None = None, variability: Variability = None
+) -> Params:
     """Typical parameters with log-normal (or logit-normal) inter-individual variability."""
     _validate_population(n, variability)
     params = model.typical_params(n)
     names, scales, cov = omega_matrix(model, variability)
     if not names or not np.any(cov):
         return params
-    rng = np.random.default_rng(seed)
-    eta = rng.multivariate_normal(np.zeros(len(names)), cov, size=n, method="cholesky")
+    # the draws of rng.multivariate_normal(0, cov, n, method="cholesky"), without its matrix
+    # product when cov is diagonal (the usual case): a BLAS call over 100,000 rows wakes
+    # threads that then spin on a shared machine
+    eta = np.random.default_rng(seed).standard_normal((n, len(names)))
+    if np.count_nonzero(cov - np.diag(np.diagonal(cov))):
+        eta = eta @ np.linalg.cholesky(cov).T
+    else:
+        eta *= np.sqrt(np.diagonal(cov))
     for i, (name, scale) in enumerate(zip(names, scales, strict=True)):
         if scale == "logit":
             x = np.clip(params[name], 1e-12, 1 - 1e-12)
@@ -103,7 +116,7 @@ def sample_parameters(model: PkModel, n: int, seed: int | None = None, variabili
     return params
 
 
-def describe_variability(model: PkModel, variability) -> str:
+def describe_variability(model: PkModel, variability: Variability) -> str:
     if variability is None:
         return "published omegas" if model.omegas else "none published (all patients identical)"
     return f"user-set CV {variability}" if not isinstance(variability, Mapping) else "user-set CVs"
@@ -116,7 +129,7 @@ def simulate_population(
     times_min: Iterable[float],
     n: int,
     seed: int | None = None,
-    variability: float | Mapping[str, float] | None = None,
+    variability: Variability = None,
 ) -> PopulationSimulation:
     """N virtual patients sharing the covariates, with IIV; all patients solved in one batch."""
     model, times = prepare(model_id, covariates, regimen, times_min)

@@ -10,13 +10,18 @@ import numpy as np
 
 from ketaclinic.clinical.pk.model import (
     Compartments,
+    FloatArray,
     LinearSystem,
     Params,
     PkModel,
-    Pulse,
     ValidityRange,
+    age_weight_validity,
     cited,
+    dose_function,
+    per_min,
+    scale_by_weight,
 )
+from ketaclinic.clinical.pk.regimen import Covariates
 from ketaclinic.clinical.rules import Grade
 
 OPENTIVA = "opentiva/ketamine.py (MIT), via shared/clinical/pk.md §2.2"
@@ -25,60 +30,39 @@ MW_KETAMINE = cited(237.7, "g/mol", "nlmixr2lib Simons_2022_s_ketamine (ketamine
 STATES3 = ("central", "peripheral2", "peripheral3")
 
 
-def iv_dose(
-    route: str,
-    dose_mg: float,
-    start_min: float,
-    duration_min: float,
-    comp: Compartments,
-    n: int,
-    state: str = "central",
-) -> list[Pulse]:
-    """IV bolus or infusion: the whole dose into the given state."""
-    duration = duration_min if route == "iv-infusion" else 0.0
-    return [Pulse(start_min, duration, comp.amounts(n, **{state: dose_mg}))]
-
-
 def mammillary(
-    v1_l: np.ndarray,
-    k10: np.ndarray,
-    k12: np.ndarray,
-    k21: np.ndarray,
-    k13: np.ndarray | None = None,
-    k31: np.ndarray | None = None,
+    v1_l: FloatArray,
+    k10: FloatArray,
+    k12: FloatArray,
+    k21: FloatArray,
+    k13: FloatArray | None = None,
+    k31: FloatArray | None = None,
     analyte: str = "ketamine",
 ) -> LinearSystem:
     """A 2- or 3-compartment mammillary system from micro-constants (1/min)."""
+    if (k13 is None) != (k31 is None):
+        raise ValueError("a third compartment needs both k13 and k31")
     names = STATES3 if k13 is not None else STATES3[:2]
     n = v1_l.shape[0]
     comp = Compartments(names, n)
     comp.flow("central", None, k10)
     comp.flow("central", "peripheral2", k12)
     comp.flow("peripheral2", "central", k21)
-    if k13 is not None:
+    if k13 is not None and k31 is not None:
         comp.flow("central", "peripheral3", k13)
         comp.flow("peripheral3", "central", k31)
-
-    def dose(
-        route: str,
-        dose_mg: float,
-        start_min: float,
-        duration_min: float = 0.0,
-        device_index: int = 0,
-    ) -> list[Pulse]:
-        return iv_dose(route, dose_mg, start_min, duration_min, comp, n)
 
     return LinearSystem(
         state_names=names,
         analytes=(analyte,),
         a_per_min=comp.a,
         c_per_l=comp.outputs((analyte,), {analyte: ("central", v1_l)}),
-        dose=dose,
+        dose=dose_function(comp, n),
         eliminated_analyte_clearance_l_per_min={analyte: k10 * v1_l},
     )
 
 
-def _weight_linear(p: Params, cov) -> Params:
+def _weight_linear(p: Params, cov: Covariates) -> Params:
     out = dict(p)
     out["weight_kg"] = np.full_like(next(iter(p.values())), cov.weight_kg)
     return out
@@ -113,7 +97,8 @@ def _rate_constant_model(
         omegas=(),
         covariances=(),
         validity=validity,
-        covariate_note="V1 scales linearly with weight (L/kg); rate constants fixed. No IIV published.",
+        covariate_note="V1 scales linearly with weight (L/kg); rate constants fixed. "
+        "No IIV published.",
         molar_mass_g_per_mol=MW_KETAMINE,
         covariates=_weight_linear,
         build=_build_rate_constant_model,
@@ -123,11 +108,8 @@ def _rate_constant_model(
     )
 
 
-def _adult_range(source: str, grade: Grade = Grade.UNCONFIRMED) -> tuple[ValidityRange, ...]:
-    return (
-        ValidityRange("age_years", 18, 65, "years", source, grade),
-        ValidityRange("weight_kg", 40, 120, "kg", source, grade),
-    )
+def _adult_range(source: str) -> tuple[ValidityRange, ...]:
+    return age_weight_validity((18, 65), (40, 120), source, Grade.UNCONFIRMED)
 
 
 DOMINO = _rate_constant_model(
@@ -159,25 +141,24 @@ HIJAZI = _rate_constant_model(
 )
 
 
-def _kamp_covariates(p: Params, cov) -> Params:
-    scale = cov.weight_kg / 70.0
-    return {name: value * scale for name, value in p.items()}
+KAMP_SCALED = ("V1", "V2", "V3", "CL", "Q2", "Q3")
+
+
+def _kamp_covariates(p: Params, cov: Covariates) -> Params:
+    return scale_by_weight(p, cov, linear=KAMP_SCALED)
 
 
 def _kamp_build(p: Params) -> LinearSystem:
     v1, v2, v3 = p["V1"], p["V2"], p["V3"]
-    cl, q2, q3 = (per_min_lh(p[k]) for k in ("CL", "Q2", "Q3"))
+    cl, q2, q3 = (per_min(p[k], "L/h") for k in ("CL", "Q2", "Q3"))
     return mammillary(v1, cl / v1, q2 / v1, q2 / v2, q3 / v1, q3 / v3)
-
-
-def per_min_lh(value: np.ndarray) -> np.ndarray:
-    return value / 60.0
 
 
 KAMP2020 = PkModel(
     model_id="kamp2020",
     title="Kamp 2020 raw-data model, racemic ketamine IV, 3 compartments (arterial)",
-    reference="Kamp J et al. Anesthesiology 2020;133:1192 (PMID 32997732, doi 10.1097/ALN.0000000000003577)",
+    reference="Kamp J et al. Anesthesiology 2020;133:1192 "
+    "(PMID 32997732, doi 10.1097/ALN.0000000000003577)",
     drug="racemic ketamine",
     analytes=("ketamine",),
     routes=("iv-infusion", "iv-bolus"),
@@ -198,24 +179,18 @@ KAMP2020 = PkModel(
     },
     omegas=(),
     covariances=(),
-    validity=(
-        ValidityRange(
-            "age_years",
-            18,
-            90,
-            "years",
-            "meta-analysis of adults and children; adult range assumed for this app",
-            Grade.UNCONFIRMED,
-        ),
-        ValidityRange(
-            "weight_kg", 40, 150, "kg", "not enforced by opentiva; assumed", Grade.UNCONFIRMED
-        ),
+    validity=age_weight_validity(
+        (18, 90),
+        (40, 150),
+        "meta-analysis of adults and children; adult range assumed for this app",
+        Grade.UNCONFIRMED,
+        weight_source="not enforced by opentiva; assumed",
     ),
     covariate_note="All volumes and clearances × WT/70 (linear). No other covariate effects found.",
     molar_mass_g_per_mol=MW_KETAMINE,
     covariates=_kamp_covariates,
     build=_kamp_build,
-    variable_parameters=("V1", "V2", "V3", "CL", "Q2", "Q3"),
+    variable_parameters=KAMP_SCALED,
     caveats=(
         "Values as coded in opentiva (S), not checked against the paper's tables.",
         "Predicts arterial concentrations (venous delay compartments omitted).",

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ketaclinic.clinical.rules import ClinicalInputError
 
@@ -66,8 +67,8 @@ class Infusion:
 
 
 @dataclass(frozen=True)
-class Bolus:
-    """An IV bolus of dose_mg at start_min."""
+class _Dose:
+    """dose_mg given at start_min, both validated."""
 
     dose_mg: float
     start_min: float = 0.0
@@ -78,19 +79,21 @@ class Bolus:
 
 
 @dataclass(frozen=True)
-class NasalDose:
+class Bolus(_Dose):
+    """An IV bolus of dose_mg at start_min."""
+
+
+@dataclass(frozen=True)
+class NasalDose(_Dose):
     """An intranasal administration of 28 mg devices, 5 minutes apart, from start_min."""
 
-    dose_mg: float
-    start_min: float = 0.0
-
     def __post_init__(self) -> None:
-        _require_dose(self.dose_mg)
-        _require_start(self.start_min)
+        super().__post_init__()
         n = self.dose_mg / NASAL_DEVICE_MG
         if abs(n - round(n)) > 1e-9:
             raise ClinicalInputError(
-                f"nasal dose must be a multiple of {NASAL_DEVICE_MG:g} mg devices, got {self.dose_mg:g} mg"
+                f"nasal dose must be a multiple of {NASAL_DEVICE_MG:g} mg devices, "
+                f"got {self.dose_mg:g} mg"
             )
 
     @property
@@ -102,15 +105,8 @@ class NasalDose:
 
 
 @dataclass(frozen=True)
-class OralDose:
+class OralDose(_Dose):
     """An oral dose (solution, tablet or thin film, as the model defines it) at start_min."""
-
-    dose_mg: float
-    start_min: float = 0.0
-
-    def __post_init__(self) -> None:
-        _require_dose(self.dose_mg)
-        _require_start(self.start_min)
 
 
 @dataclass(frozen=True)
@@ -186,7 +182,7 @@ def _refuse_overlaps(infusions: Sequence[Infusion]) -> None:
             )
 
 
-def validate_times(times_min: Iterable[float]) -> np.ndarray:
+def validate_times(times_min: Iterable[float]) -> NDArray[np.float64]:
     """Return the requested output times as a float array, refusing NaN, empty or unsorted input."""
     t = np.asarray(
         list(times_min) if not isinstance(times_min, np.ndarray) else times_min, dtype=float
@@ -255,7 +251,7 @@ def parse_regimen_args(
     )
 
 
-def parse_times(text: str) -> np.ndarray:
+def parse_times(text: str) -> NDArray[np.float64]:
     """Parse ``10,20,40`` or a grid ``A:B:S`` (A to B inclusive, step S minutes)."""
     text = text.strip()
     try:

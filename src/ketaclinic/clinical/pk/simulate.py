@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Any
 
 from ketaclinic.clinical.pk.engine import simulate_system
-from ketaclinic.clinical.pk.model import LinearSystem, Params, PkModel, Pulse
+from ketaclinic.clinical.pk.model import FloatArray, LinearSystem, Params, PkModel, Pulse
 from ketaclinic.clinical.pk.regimen import Covariates, Regimen, validate_times
 from ketaclinic.clinical.pk.registry import get_model
 from ketaclinic.clinical.rules import ClinicalInputError
@@ -21,18 +20,18 @@ class Simulation:
     """Predicted concentrations (ng/mL) per analyte at times_min, with the model's caveats."""
 
     model_id: str
-    times_min: np.ndarray
-    concentration_ng_per_ml: Mapping[str, np.ndarray]
+    times_min: FloatArray
+    concentration_ng_per_ml: Mapping[str, FloatArray]
     sampling_site: str
     warnings: tuple[str, ...]
     method: str
     molar_mass_g_per_mol: float
 
-    def concentration_umol_per_l(self) -> dict[str, np.ndarray]:
+    def concentration_umol_per_l(self) -> dict[str, FloatArray]:
         """µmol/L via the parent molar mass (metabolites are carried in parent-mass equivalents)."""
         return {a: c / self.molar_mass_g_per_mol for a, c in self.concentration_ng_per_ml.items()}
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model_id,
             "times_min": self.times_min.tolist(),
@@ -49,7 +48,8 @@ def check_route_support(model: PkModel, regimen: Regimen) -> None:
     for route in regimen.routes:
         if route not in model.routes:
             raise ClinicalInputError(
-                f"model {model.model_id} does not support route {route}; it supports {', '.join(model.routes)}"
+                f"model {model.model_id} does not support route {route}; "
+                f"it supports {', '.join(model.routes)}"
             )
 
 
@@ -60,8 +60,9 @@ def validity_warnings(model: PkModel, covariates: Covariates) -> tuple[str, ...]
         value = getattr(covariates, r.covariate)
         if not r.low <= value <= r.high:
             out.append(
-                f"{r.covariate} {value:g} {r.unit} is outside the range {r.low:g}-{r.high:g} {r.unit} "
-                f"of model {model.model_id} ({r.source}; grade {r.grade.value}); extrapolating"
+                f"{r.covariate} {value:g} {r.unit} is outside the range "
+                f"{r.low:g}-{r.high:g} {r.unit} of model {model.model_id} "
+                f"({r.source}; grade {r.grade.value}); extrapolating"
             )
     if (
         model.drug != "racemic ketamine"
@@ -92,7 +93,9 @@ def individual_system(model: PkModel, covariates: Covariates, params: Params) ->
     return model.build(model.covariates(params, covariates))
 
 
-def prepare(model_id: str, covariates: Covariates, regimen: Regimen, times_min: Iterable[float]):
+def prepare(
+    model_id: str, covariates: Covariates, regimen: Regimen, times_min: Iterable[float]
+) -> tuple[PkModel, FloatArray]:
     """Validate inputs shared by single-patient and population simulation."""
     model = get_model(model_id)
     if not isinstance(covariates, Covariates):
@@ -115,7 +118,8 @@ def simulate_regimen(
     Examples
     --------
     >>> from ketaclinic.clinical.pk import Covariates, Regimen, Infusion, simulate_regimen
-    >>> sim = simulate_regimen("kamp2020", Covariates(weight_kg=70), Regimen(infusions=(Infusion(35, 40, 0),)), [40])
+    >>> regimen = Regimen(infusions=(Infusion(35, 40, 0),))
+    >>> sim = simulate_regimen("kamp2020", Covariates(weight_kg=70), regimen, [40])
     >>> round(float(sim.concentration_ng_per_ml["ketamine"][0]))
     253
     """
@@ -127,9 +131,7 @@ def simulate_regimen(
     return Simulation(
         model_id=model.model_id,
         times_min=times,
-        concentration_ng_per_ml={
-            a: conc[0, j] for j, a in enumerate(system.analytes)
-        },
+        concentration_ng_per_ml={a: conc[0, j] for j, a in enumerate(system.analytes)},
         sampling_site=str(model.sampling_site.value),
         warnings=validity_warnings(model, covariates),
         method=used,

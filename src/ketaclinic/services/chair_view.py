@@ -140,4 +140,6 @@ class SessionViewService:
             rows = s.execute(select(TreatmentSession).where(
                 TreatmentSession.patient_id == patient_id).order_by(
                 TreatmentSession.planned_date, TreatmentSession.id)).scalars().all()
+            self.ctx.audit.record(s, actor, "session.list", at=self.ctx.clock(),
+                                  patient_id=patient_id, detail=f"{len(rows)} sessions")
             return [session_dict(r) for r in rows]

@@ -139,6 +139,8 @@ class CourseService:
         with self.ctx.db.transaction() as s:
             rows = s.execute(select(Course).where(Course.patient_id == patient_id).order_by(
                 Course.start_date.desc(), Course.id.desc())).scalars().all()
+            self.ctx.audit.record(s, actor, "course.list", at=self.ctx.clock(),
+                                  patient_id=patient_id, detail=f"{len(rows)} courses")
             return [self._summary(s, c) for c in rows]
 
     def end(self, actor: Actor, course_id: int, data: CourseEnd) -> CourseSummary:

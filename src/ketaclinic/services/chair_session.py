@@ -38,6 +38,7 @@ from ketaclinic.schemas_chair import (
     RatingCreate,
     VitalsCreate,
 )
+from ketaclinic.services.alert_links import close_worklist_twins, raise_rating_alerts
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.chair_common import (
     age_on,
@@ -66,7 +67,9 @@ from ketaclinic.store.tables_chair import (
 )
 
 ACTIVE = ("checked-in", "monitoring")
-RATING_LABEL = {"moaas": "MOAA/S", "rass": "MOAA/S", "cadss": "CADSS", "cadss6": "CADSS"}
+# the label of each rating in the session's assessment schedule: a scale's schedule is filled
+# only by its own ratings (issue 13: a RASS rating never fills the MOAA/S schedule)
+RATING_LABEL = {"moaas": "MOAA/S", "rass": "RASS", "cadss": "CADSS", "cadss6": "CADSS"}
 VITAL_FIELDS = ("sbp_mmhg", "dbp_mmhg", "hr_bpm", "spo2_pct", "rr_per_min")
 
 
@@ -374,6 +377,7 @@ class SessionService:
                 raise Conflict("the action for this alert is already recorded")
             alert.action_taken, alert.action_by, alert.action_at = (
                 data.action_taken, actor.user_id, now)
+            close_worklist_twins(s, alert, data.action_taken, actor.user_id, now)
             self._audit(s, actor, "session.alert_action", row, f"alert {alert_id}")
 
     # --- ratings and adverse events -----------------------------------------------------
@@ -392,10 +396,15 @@ class SessionService:
 
     def record_rating(self, actor: Actor, session_id: int, data: RatingCreate,
                       idempotency_key: str | None = None) -> dict:
-        """Score and store an in-session rating (MOAA/S, RASS, CADSS) in ``assessments``."""
+        """Score and store an in-session rating (MOAA/S, RASS, CADSS) in ``assessments``.
+
+        Every alert the rating fires (deep sedation: MOAA/S ≤ 2, RASS ≤ −4) becomes a session
+        alert that must be actioned before discharge and an item on the Alerts worklist."""
         require_for_session(self.ctx, actor, session_id, "session.rating")
         now = self.ctx.clock()
         definition = load_bundled(data.instrument)
+        if all(a is None for a in data.answers):
+            raise InvalidInput("answers: enter the rating (an empty rating is not recorded)")
         result = clinical(lambda: score_answers(definition, list(data.answers)))
         with self.ctx.db.transaction() as s:
             row = load_session(s, session_id)
@@ -414,10 +423,14 @@ class SessionService:
                 entered_by=actor.user_id, created_at=now)
             s.add(rating)
             s.flush()
+            raised = raise_rating_alerts(s, rating, result, now)
             self._once(s, actor, "session.rating", idempotency_key, rating.id)
-            self._audit(s, actor, "session.rating", row, data.instrument)
+            self._audit(s, actor, "session.rating", row, data.instrument + (
+                f"; {len(raised)} alert(s) raised" if raised else ""))
             return {"instrument": data.instrument, "total": result.total,
-                    "severity": result.severity}
+                    "severity": result.severity,
+                    "alerts": [{"id": a.id, "rule": a.rule, "message": a.message,
+                                "action": a.suggested_action} for a in raised]}
 
     def record_adverse_event(self, actor: Actor, session_id: int, data: AdverseEventCreate,
                              idempotency_key: str | None = None) -> list[Finding]:

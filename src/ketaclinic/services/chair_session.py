@@ -37,6 +37,11 @@ from ketaclinic.schemas_chair import (
     RatingCreate,
     VitalsCreate,
 )
+from ketaclinic.services.alert_links import (
+    close_worklist_twins,
+    raise_rating_alerts,
+    rating_alerts,
+)
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.chair_common import (
     age_on,
@@ -66,7 +71,9 @@ from ketaclinic.store.tables_chair import (
 )
 
 ACTIVE = ("checked-in", "monitoring")
-RATING_LABEL = {"moaas": "MOAA/S", "rass": "MOAA/S", "cadss": "CADSS", "cadss6": "CADSS"}
+# the label of each rating in the session's assessment schedule: a scale's schedule is filled
+# only by its own ratings (issue 13: a RASS rating never fills the MOAA/S schedule)
+RATING_LABEL = {"moaas": "MOAA/S", "rass": "RASS", "cadss": "CADSS", "cadss6": "CADSS"}
 VITAL_FIELDS = ("sbp_mmhg", "dbp_mmhg", "hr_bpm", "spo2_pct", "rr_per_min")
 
 
@@ -365,16 +372,22 @@ class SessionService:
                 raise Conflict("the action for this alert is already recorded")
             alert.action_taken, alert.action_by, alert.action_at = (
                 data.action_taken, actor.user_id, now)
+            close_worklist_twins(s, alert, data.action_taken, actor.user_id, now)
             self._audit(s, actor, "session.alert_action", row, f"alert {alert_id}")
 
     # --- ratings and adverse events -----------------------------------------------------
     def record_rating(self, actor: Actor, session_id: int, data: RatingCreate,
                       idempotency_key: str | None = None) -> dict:
-        """Score and store an in-session rating (MOAA/S, RASS, CADSS) in ``assessments``."""
+        """Score and store an in-session rating (MOAA/S, RASS, CADSS) in ``assessments``.
+
+        Every alert the rating fires (deep sedation: MOAA/S ≤ 2, RASS ≤ −4) becomes a session
+        alert that must be actioned before discharge and an item on the Alerts worklist."""
         require_for_session(self.ctx, actor, session_id, "session.rating")
         req = IdempotentRequest.of(actor, "session.rating", idempotency_key, session_id, data)
         now = self.ctx.clock()
         definition = load_bundled(data.instrument)
+        if all(a is None for a in data.answers):
+            raise InvalidInput("answers: enter the rating (an empty rating is not recorded)")
         result = clinical(lambda: score_answers(definition, list(data.answers)))
         answer = {"instrument": data.instrument, "total": result.total,
                   "severity": result.severity}
@@ -393,12 +406,17 @@ class SessionService:
                 entered_by=actor.user_id, created_at=now)
             s.add(rating)
             s.flush()
-            self._audit(s, actor, "session.rating", row, data.instrument)
-            return answer, rating.id
+            raised = raise_rating_alerts(s, rating, result, now)
+            self._audit(s, actor, "session.rating", row, data.instrument + (
+                f"; {len(raised)} alert(s) raised" if raised else ""))
+            return answer | {"alerts": _alert_dicts(raised)}, rating.id
 
         def replay(s: Session, rating_id: int) -> tuple[dict, int | None]:
             rating = s.get(Assessment, rating_id)
-            return answer | {"replayed": True}, rating.patient_id if rating else None
+            if rating is None:
+                raise NotFound("the rating this request recorded no longer exists")
+            return answer | {"replayed": True,
+                             "alerts": _alert_dicts(rating_alerts(s, rating))}, rating.patient_id
 
         return run_once(self.ctx, actor, req, create=create, replay=replay,
                         conflict="this rating was recorded concurrently")[0]
@@ -501,3 +519,8 @@ class SessionService:
 
 def due_dicts(items: list) -> list[dict]:
     return [asdict(d) for d in items]
+
+
+def _alert_dicts(alerts: list[SessionAlert]) -> list[dict]:
+    return [{"id": a.id, "rule": a.rule, "message": a.message, "action": a.suggested_action}
+            for a in alerts]

@@ -24,6 +24,7 @@ from ketaclinic.clinical.monitoring import is_respiratory
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import NotAuthenticated, ServiceError
 from ketaclinic.services.schedule import hours_label
+from ketaclinic.web.audit_checkpoints import PeriodicAuditCheckpoint
 from ketaclinic.web.deps import (
     CHANGE_PASSWORD_PAGE,
     ENROLMENT_PAGE,
@@ -192,6 +193,8 @@ def create_app(services: Services) -> FastAPI:
     app.state.templates = make_templates(settings.clinic_name, services.ctx.clinic_time)
     app.add_middleware(SecurityHeaders, max_body_bytes=settings.max_body_bytes,
                        secure_cookies=settings.secure_cookies)
+    app.add_middleware(PeriodicAuditCheckpoint, services=services,
+                       minutes=settings.audit_checkpoint_minutes)
     _install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 

@@ -239,3 +239,29 @@ def test_rulesets_validate_reports_path_and_reason(capsys, tmp_path):
     path.write_text('{"schema": "ketaclinic.ruleset/1"}')
     code, _, err = _run(capsys, ["rulesets", "validate", str(path)])
     assert code == 2 and "$.id: is required" in err and err.count("\n") == 1
+
+
+def _iv_at(conc, *extra):
+    args = [a if a != "10" else conc for a in IV] + list(extra) + ["--json"]
+    return args
+
+
+def test_iv_at_0_01_mg_per_ml_is_a_pump_library_hard_stop_exit_3(capsys):
+    code, out, _ = _run(capsys, _iv_at("0.01"))
+    data = json.loads(out)
+    assert code == 3 and data["rate_ml_per_h"] == 6150
+    hard = {c["rule"] for c in data["checks"] if c["level"] == "hard"}
+    assert {"concentration-library", "rate-ml-per-h"} <= hard
+
+
+def test_the_undiluted_100_mg_per_ml_vial_iv_exits_3(capsys):
+    code, out, _ = _run(capsys, _iv_at("100"))
+    assert code == 3 and any(c["rule"] == "concentration" and c["level"] == "hard"
+                             for c in json.loads(out)["checks"])
+
+
+def test_the_programmed_rate_is_checked_when_given(capsys):
+    code, out, _ = _run(capsys, _iv_at("10", "--rate-ml-per-h", "600"))
+    assert code == 3 and any(c["rule"] == "programmed-rate" for c in json.loads(out)["checks"])
+    code, _, _ = _run(capsys, _iv_at("10", "--rate-ml-per-h", "6.15"))
+    assert code == 0

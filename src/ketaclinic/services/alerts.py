@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ketaclinic.services.alert_links import close_session_twins
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
@@ -112,6 +113,7 @@ class AlertService:
             alert.acknowledged_at = now
             alert.acknowledged_by = actor.user_id
             alert.ack_note = note
+            close_session_twins(s, alert, note, actor.user_id, now)
             s.flush()
             self.ctx.audit.record(s, actor, "alert.acknowledge", at=now,
                                   patient_id=alert.patient_id,

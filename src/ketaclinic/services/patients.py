@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -24,10 +23,10 @@ from ketaclinic.schemas import (
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.services.medication_vocab import MedicationLookup, is_recognised, normalised
 from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables import (
-    IdempotencyKey,
     Patient,
     PatientAllergy,
     PatientAmendment,
@@ -112,52 +111,39 @@ class PatientService:
     def create(
         self, actor: Actor, data: PatientCreate, idempotency_key: str | None = None
     ) -> tuple[PatientSummary, bool]:
-        """Register a patient. Returns (patient, created); a repeated key returns the first."""
+        """Register a patient. Returns (patient, created); the same user repeating a key with
+        the same request gets the first patient back (services.idempotency)."""
         self.ctx.require(actor, Perm.PATIENT_WRITE, "patient.create")
         weight = _weight(data.weight) if data.weight else None
-        if idempotency_key is not None and not (1 <= len(idempotency_key) <= 100):
-            raise InvalidInput("Idempotency-Key must be 1–100 characters")
+        req = IdempotentRequest.of(actor, "patient.create", idempotency_key, data)
         now = self.ctx.clock()
-        try:
-            with self.ctx.db.transaction() as s:
-                if idempotency_key:
-                    existing = self._replayed(s, "patient.create", idempotency_key)
-                    if existing is not None:
-                        return _summary(existing), False
-                if s.execute(select(Patient.id).where(Patient.mrn == data.mrn)).first():
-                    raise Conflict(f"MRN {data.mrn} is already registered")
-                patient = Patient(
-                    **data.model_dump(exclude={"weight"}),
-                    search_name=_search_name(data.given_name, data.family_name),
-                    created_at=now, updated_at=now, created_by=actor.user_id,
-                )
-                s.add(patient)
-                s.flush()
-                if weight is not None:
-                    s.add(PatientWeight(patient_id=patient.id,
-                                        measured_on=self.ctx.clinic_time.local_date(now),
-                                        weight_kg=weight, recorded_by=actor.user_id,
-                                        recorded_at=now))
-                if idempotency_key:
-                    s.add(IdempotencyKey(scope="patient.create", key=idempotency_key,
-                                         user_id=actor.user_id or 0, resource_id=patient.id,
-                                         created_at=now))
-                self.ctx.audit.record(s, actor, "patient.create", at=now, patient_id=patient.id)
-                return _summary(patient), True
-        except IntegrityError as exc:
-            # A concurrent create with the same key or MRN won the race.
-            if idempotency_key:
-                with self.ctx.db.transaction() as s:
-                    existing = self._replayed(s, "patient.create", idempotency_key)
-                    if existing is not None:
-                        return _summary(existing), False
-            raise Conflict("this MRN or request was registered concurrently") from exc
 
-    def _replayed(self, s: Session, scope: str, key: str) -> Patient | None:
-        row = s.execute(
-            select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-        ).scalar_one_or_none()
-        return s.get(Patient, row.resource_id) if row else None
+        def create(s: Session) -> tuple[PatientSummary, int]:
+            if s.execute(select(Patient.id).where(Patient.mrn == data.mrn)).first():
+                raise Conflict(f"MRN {data.mrn} is already registered")
+            patient = Patient(
+                **data.model_dump(exclude={"weight"}),
+                search_name=_search_name(data.given_name, data.family_name),
+                created_at=now, updated_at=now, created_by=actor.user_id,
+            )
+            s.add(patient)
+            s.flush()
+            if weight is not None:
+                s.add(PatientWeight(patient_id=patient.id,
+                                    measured_on=self.ctx.clinic_time.local_date(now),
+                                    weight_kg=weight, recorded_by=actor.user_id,
+                                    recorded_at=now))
+            self.ctx.audit.record(s, actor, "patient.create", at=now, patient_id=patient.id)
+            return _summary(patient), patient.id
+
+        def replay(s: Session, patient_id: int) -> tuple[PatientSummary, int]:
+            patient = s.get(Patient, patient_id)
+            if patient is None:
+                raise NotFound("the patient this request created no longer exists")
+            return _summary(patient), patient_id
+
+        return run_once(self.ctx, actor, req, create=create, replay=replay,
+                        conflict="this MRN or request was registered concurrently")
 
     # --- read --------------------------------------------------------------------------
     def search(

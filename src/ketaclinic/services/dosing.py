@@ -101,6 +101,7 @@ class DoseRecord:
     overrides: list[dict[str, Any]] = field(default_factory=list)
     ordered_by: int | None = None
     created_at: dt.datetime | None = None
+    concentration_mg_per_ml: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, dt.datetime) else v)
@@ -346,7 +347,8 @@ class DosingService:
         return DoseRecord(row.id, row.treatment, row.route, row.ruleset_ref, float(row.dose_mg),
                           _f(row.mg_per_kg), _f(row.weight_kg), _f(row.infusion_min),
                           _f(row.rate_ml_per_h), row.phase, row.session_number, row.devices,
-                          json.loads(row.checks_json), overrides, row.ordered_by, row.created_at)
+                          json.loads(row.checks_json), overrides, row.ordered_by, row.created_at,
+                          _f(row.concentration_mg_per_ml))
 
     def list_doses(self, actor: Actor, patient_id: int, limit: int = 50) -> list[DoseRecord]:
         self.ctx.require(actor, Perm.PATIENT_READ, "dose.list", patient_id=patient_id)

@@ -91,6 +91,14 @@ async def course_notes(request: Request, course_id: int, svc: ServicesDep,
         svc.chair.courses.amend_notes(viewer.actor, course_id, parse(CourseNotes, form))))
 
 
+# --- the nurse's start page -------------------------------------------------------------
+@router.get("/today")
+def today(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """Today's chairs (tomorrow's once the clinic has closed): who is where, what is due."""
+    return render(request, "today.html", board=svc.chair.board.board(viewer.actor),
+                  now=svc.ctx.clock())
+
+
 # --- schedule -----------------------------------------------------------------------------
 def _day(text: str, today: dt.date) -> dt.date:
     if not text:

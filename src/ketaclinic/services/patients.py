@@ -24,6 +24,8 @@ from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
+from ketaclinic.services.medication_vocab import MedicationLookup, is_recognised, normalised
+from ketaclinic.services.patient_banner import PatientBanner, PatientBannerService
 from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables import (
     Patient,
@@ -180,6 +182,10 @@ class PatientService:
             self.ctx.audit.record(s, actor, action, at=self.ctx.clock(), patient_id=patient_id)
             return detail
 
+    def banner(self, actor: Actor, patient_id: int) -> PatientBanner:
+        """Who a page is about: the banner's facts in one audited read."""
+        return PatientBannerService(self.ctx).banner(actor, patient_id)
+
     def _load(self, s: Session, patient_id: int) -> Patient:
         patient = s.get(Patient, patient_id)
         if patient is None:
@@ -198,7 +204,8 @@ class PatientService:
                       "onset_on": d.onset_on, "active": d.active}
                      for d in rows(PatientDiagnosis, (PatientDiagnosis.id,))]
         meds = [{"id": m.id, "name": m.name, "drug_class": m.drug_class,
-                 "daily_dose_mg": m.daily_dose_mg, "started_on": m.started_on, "active": m.active}
+                 "daily_dose_mg": m.daily_dose_mg, "started_on": m.started_on, "active": m.active,
+                 "recognised": is_recognised(m.name)}
                 for m in rows(PatientMedication, (PatientMedication.id,))]
         allergies = [{"id": a.id, "substance": a.substance, "reaction": a.reaction,
                       "active": a.active} for a in rows(PatientAllergy, (PatientAllergy.id,))]
@@ -295,11 +302,15 @@ class PatientService:
                                          recorded_at=self.ctx.clock()),
                         f"{data.system} {data.code} {data.display}")
 
-    def add_medication(self, actor: Actor, patient_id: int, data: MedicationCreate) -> None:
+    def add_medication(self, actor: Actor, patient_id: int,
+                       data: MedicationCreate) -> MedicationLookup:
+        """Store the medicine as its vocabulary ingredient; say whether it was recognised."""
+        data, found = normalised(data)
         self._add_child(actor, patient_id, "patient.medication",
                         PatientMedication(patient_id=patient_id, **data.model_dump(),
                                           recorded_at=self.ctx.clock()),
                         f"{data.name} {data.daily_dose_mg or ''} mg/day".strip())
+        return found
 
     def add_allergy(self, actor: Actor, patient_id: int, data: AllergyCreate) -> None:
         self._add_child(actor, patient_id, "patient.allergy",

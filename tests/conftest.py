@@ -100,9 +100,9 @@ def _cheaper_password_hashing() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _own_working_directory(request, tmp_path_factory, monkeypatch):  # type: ignore[no-untyped-def]
     """Settings without KETACLINIC_DATA_DIR use ./data (audit checkpoints are written there):
-    every integration and unit test gets its own working directory, so no test reads another
+    every integration test gets its own working directory, so no test reads another
     test's checkpoints and nothing is written into the source tree."""
-    if request.node.path.parent.name in ("integration", "unit"):
+    if request.node.path.parent.name == "integration":
         monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 

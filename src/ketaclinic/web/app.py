@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
+from ketaclinic.clinical.monitoring import is_respiratory
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import NotAuthenticated, ServiceError, Throttled
 from ketaclinic.services.schedule import hours_label
@@ -56,6 +57,10 @@ def make_templates(clinic_name: str, clinic_time: ClinicTime | None = None) -> J
     templates.env.filters["num"] = format_number
     templates.env.filters["local"] = clinic_time.format
     templates.env.filters["hours_label"] = hours_label
+    from ketaclinic.web.filters import FILTERS
+
+    templates.env.filters.update(FILTERS)
+    templates.env.tests["respiratory"] = is_respiratory
     return templates
 
 DEFAULT_RETRY_AFTER_S = 60  # a 429 whose cause did not say when to come back

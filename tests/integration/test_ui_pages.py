@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from ketaclinic.schemas import PatientCreate
+from ketaclinic.schemas import AllergyCreate, PatientCreate
 from ketaclinic.schemas_chair import (
     BookingCreate,
     ChairCreate,
@@ -149,3 +149,56 @@ def test_saved_dose_orders_show_concentration_and_pump_rate(services, users, log
 def test_favicon_and_icon_link_are_served(client):
     assert client.get("/static/favicon.svg").headers["content-type"].startswith("image/svg")
     assert client.get("/favicon.ico", follow_redirects=True).status_code == 200
+
+
+def _banner(html: str) -> str:
+    assert 'id="patient-banner"' in html, "no patient banner on the page"
+    return re.sub(r"\s+", " ", html.split('id="patient-banner"')[1].split("</section>")[0])
+
+
+def test_every_page_about_one_patient_carries_the_banner_in_a_constant_number_of_queries(
+        services, users, login, clock):
+    from sqlalchemy import event
+
+    pid, sid = _monitoring_session(services, users, clock)
+    with services.db.transaction() as s:
+        course_id = s.get(TreatmentSession, sid).course_id
+    c, _ = login("admin")
+    pages = [f"/patients/{pid}", f"/patients/{pid}/edit", f"/patients/{pid}/history",
+             f"/courses/{course_id}", f"/sessions/{sid}", f"/patients/{pid}/screening",
+             f"/patients/{pid}/dose", f"/patients/{pid}/pk", f"/admin/audit?patient_id={pid}"]
+    for url in pages:
+        r = c.get(url)
+        assert r.status_code in (200, 422), url
+        banner = _banner(r.text)
+        assert "Boardperson, Robin" in banner and "BRD-1" in banner, url
+        assert "70 kg" in banner and "allergies not yet asked" in banner, url
+        assert "IV ketamine" in banner or "ketamine" in banner.lower(), url
+    # Unknown is not negative: the banner never says "no known allergies".
+    assert "no known" not in c.get(f"/patients/{pid}").text.lower()
+    # The course page names the patient; the audit page names every listed patient.
+    assert "Boardperson, Robin (BRD-1)" in c.get(f"/courses/{course_id}").text
+    assert "Boardperson, Robin (BRD-1)" in c.get("/admin/audit").text
+    # The banner read is audited and does not grow with the patient's record.
+    counted = []
+    engine = services.db.engine
+
+    def count(*_a):  # type: ignore[no-untyped-def]
+        counted.append(1)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        services.patients.banner(users["nurse"].actor, pid)
+        first = len(counted)
+        for n in range(5):
+            services.patients.add_allergy(users["nurse"].actor, pid,
+                                          AllergyCreate(substance=f"drug {n}"))
+        counted.clear()
+        banner = services.patients.banner(users["nurse"].actor, pid)
+        assert len(counted) == first
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert banner.allergies_text.startswith("drug 0; drug 1")
+    with services.db.transaction() as s:
+        assert s.execute(select(AuditEvent.id).where(
+            AuditEvent.action == "patient.banner", AuditEvent.patient_id == pid)).first()

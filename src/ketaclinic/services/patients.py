@@ -25,6 +25,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.services.medication_vocab import MedicationLookup, is_recognised, normalised
+from ketaclinic.services.patient_banner import PatientBanner, PatientBannerService
 from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables import (
     Patient,
@@ -180,6 +181,10 @@ class PatientService:
             detail = self._detail(s, patient)
             self.ctx.audit.record(s, actor, action, at=self.ctx.clock(), patient_id=patient_id)
             return detail
+
+    def banner(self, actor: Actor, patient_id: int) -> PatientBanner:
+        """Who a page is about: the banner's facts in one audited read."""
+        return PatientBannerService(self.ctx).banner(actor, patient_id)
 
     def _load(self, s: Session, patient_id: int) -> Patient:
         patient = s.get(Patient, patient_id)

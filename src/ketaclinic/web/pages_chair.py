@@ -56,7 +56,7 @@ def _course_page(request: Request, svc: Services, viewer: Viewer, course_id: int
                  status_code: int = 200, **extra: Any) -> Response:
     course, sessions, history = svc.chair.courses.get(viewer.actor, course_id)
     return render(request, "course.html", status_code=status_code, course=course,
-                  sessions=sessions, history=history, **extra)
+                  sessions=sessions, history=history, banner_for=course.patient_id, **extra)
 
 
 @router.get("/courses/{course_id}")

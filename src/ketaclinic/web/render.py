@@ -24,7 +24,16 @@ def urgent_alert_count(request: Request, viewer: Any) -> int:
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page; ``banner_for=patient_id`` puts the patient banner on top (an audited
+    read, see ``PatientService.banner``)."""
     context.setdefault("viewer", getattr(request.state, "viewer", None))
+    banner_for = context.pop("banner_for", None)
+    patient = context.get("patient")
+    if banner_for is None and patient is not None and hasattr(patient, "mrn"):
+        banner_for = patient.id  # a page about one patient
+    if banner_for is not None and context["viewer"] is not None:
+        context["banner"] = request.app.state.services.patients.banner(
+            context["viewer"].actor, banner_for)
     context.setdefault("urgent_alerts", urgent_alert_count(request, context["viewer"]))
     context.setdefault("current_path", request.url.path)
     return request.app.state.templates.TemplateResponse(

@@ -189,7 +189,7 @@ def test_screen_json_shape(capsys, treatment):
     data = json.loads(out)
     assert code == 0 and data["decision"] in ("eligible", "review", "ineligible")
     assert {"decision", "findings", "rule_set", "maudsley_score"} <= set(data)
-    assert data["maudsley_score"] == 9 and data["expires_on"] == "2026-04-05"
+    assert data["maudsley_score"] == 8 and data["expires_on"] == "2026-04-05"
     assert all({"rule", "level", "message", "source"} <= set(f) for f in data["findings"])
 
 

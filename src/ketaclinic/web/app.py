@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
+from ketaclinic.clinical.monitoring import is_respiratory
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import NotAuthenticated, ServiceError
 from ketaclinic.services.schedule import hours_label
@@ -54,6 +55,10 @@ def make_templates(clinic_name: str, clinic_time: ClinicTime | None = None) -> J
     templates.env.filters["num"] = format_number
     templates.env.filters["local"] = clinic_time.format
     templates.env.filters["hours_label"] = hours_label
+    from ketaclinic.web.filters import FILTERS
+
+    templates.env.filters.update(FILTERS)
+    templates.env.tests["respiratory"] = is_respiratory
     return templates
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

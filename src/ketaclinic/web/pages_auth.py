@@ -27,7 +27,7 @@ router = APIRouter()
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//"):
         return target
-    return "/patients"
+    return "/"
 
 
 def set_session_cookie(response: Response, request: Request, token: str, secure: bool) -> None:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter
+from fastapi.responses import FileResponse, Response
 
 router = APIRouter(include_in_schema=False)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico by themselves; the page icon is the SVG."""
+    return FileResponse(Path(__file__).parent / "static" / "favicon.svg",
+                        media_type="image/svg+xml")
 
 
 @router.get("/healthz")

@@ -7,8 +7,8 @@
 - auth_sessions.locked_at / unlock_failures (an idle session is locked, not ended);
 - ruleset_approvals (the medical director's co-signatures, shown on the rule-set history).
 
-Revision ID: 0008_discharge_governance
-Revises: 0007_merge
+Revision ID: 0009_discharge_governance
+Revises: 0008_idempotency_scope
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_discharge_governance"
-down_revision = "0007_merge"
+revision = "0009_discharge_governance"
+down_revision = "0008_idempotency_scope"
 branch_labels = None
 depends_on = None
 

@@ -8,8 +8,8 @@ the question is asked again. The row's version is bumped so a form opened before
 conflicts instead of silently writing the old value back. Patient-visible history is unchanged
 (screening results keep the inputs they saw). Downgrade restores false / "none".
 
-Revision ID: 0009_unasked_facts
-Revises: 0008_idempotency_scope
+Revision ID: 0010_unasked_facts
+Revises: 0009_discharge_governance
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_unasked_facts"
-down_revision = "0008_idempotency_scope"
+revision = "0010_unasked_facts"
+down_revision = "0009_discharge_governance"
 branch_labels = None
 depends_on = None
 

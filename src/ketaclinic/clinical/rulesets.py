@@ -145,7 +145,6 @@ class Phase:
     source: str
     grade: Grade
     version: str
-    continues_previous: bool = False  # default dose: the previous dose when it is allowed
 
 
 @dataclass(frozen=True)
@@ -320,11 +319,8 @@ def _check_phases(doc: Any, err: _Errors) -> None:
         "max_sessions",
         "frequency",
     }
-    opt = {"default_continues_previous"}
-    for i, entry in enumerate(_check_list(doc, "phase_schedule", req, opt, err)):
+    for i, entry in enumerate(_check_list(doc, "phase_schedule", req, set(), err)):
         path = f"phase_schedule[{i}]"
-        if not isinstance(entry.get("default_continues_previous", False), bool):
-            err.add(f"{path}.default_continues_previous", "must be true or false")
         if entry.get("population") not in POPULATIONS:
             err.add(f"{path}.population", f"must be one of {', '.join(POPULATIONS)}")
         allowed = entry.get("allowed_doses_mg")
@@ -452,7 +448,6 @@ def _phase(doc: dict) -> Phase:
         doc["source"],
         Grade(doc["grade"]),
         doc["version"],
-        bool(doc.get("default_continues_previous", False)),
     )
 
 

@@ -281,13 +281,10 @@ class SelfReportService:
         now = self.ctx.clock()
         since = now - dt.timedelta(minutes=cfg.self_report_ip_window_minutes)
         client = (client or "unknown")[:64]
-        count, oldest = s.execute(
-            select(func.count(SelfReportAttempt.id), func.min(SelfReportAttempt.at)).where(
-                SelfReportAttempt.client == client, SelfReportAttempt.at >= since)).one()
+        count = s.execute(select(func.count(SelfReportAttempt.id)).where(
+            SelfReportAttempt.client == client, SelfReportAttempt.at >= since)).scalar_one()
         if count >= cfg.self_report_ip_limit:
-            wait = (oldest - since).total_seconds() if oldest else 60
-            raise Throttled("Too many requests from this address; please wait a few minutes.",
-                            retry_after_s=int(-(-wait // 1)))
+            raise Throttled("Too many requests from this address; please wait a few minutes.")
         s.add(SelfReportAttempt(client=client, at=now, ok=True))
         s.execute(delete(SelfReportAttempt).where(
             SelfReportAttempt.at < now - dt.timedelta(days=1)))

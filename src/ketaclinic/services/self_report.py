@@ -281,10 +281,13 @@ class SelfReportService:
         now = self.ctx.clock()
         since = now - dt.timedelta(minutes=cfg.self_report_ip_window_minutes)
         client = (client or "unknown")[:64]
-        count = s.execute(select(func.count(SelfReportAttempt.id)).where(
-            SelfReportAttempt.client == client, SelfReportAttempt.at >= since)).scalar_one()
+        count, oldest = s.execute(
+            select(func.count(SelfReportAttempt.id), func.min(SelfReportAttempt.at)).where(
+                SelfReportAttempt.client == client, SelfReportAttempt.at >= since)).one()
         if count >= cfg.self_report_ip_limit:
-            raise Throttled("Too many requests from this address; please wait a few minutes.")
+            wait = (oldest - since).total_seconds() if oldest else 60
+            raise Throttled("Too many requests from this address; please wait a few minutes.",
+                            retry_after_s=int(-(-wait // 1)))
         s.add(SelfReportAttempt(client=client, at=now, ok=True))
         s.execute(delete(SelfReportAttempt).where(
             SelfReportAttempt.at < now - dt.timedelta(days=1)))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from ketaclinic.store.health import readiness, storage_folder
 
 router = APIRouter(include_in_schema=False)
 
@@ -19,7 +21,22 @@ def favicon() -> Response:
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
+    """Liveness: the process answers (cheap, touches nothing)."""
     return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> Response:
+    """Readiness: the database takes a write (rolled back) and the disk has room; 503 with
+    the reasons otherwise. No patient data and no login needed."""
+    svc = request.app.state.services
+    cfg = svc.settings
+    problems = readiness(svc.ctx.db, storage_folder(cfg.effective_database_url, cfg.data_dir),
+                         cfg.min_free_disk_mb)
+    if problems:
+        return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503,
+                            headers={"Retry-After": "30"})
+    return JSONResponse({"status": "ok"})
 
 
 def web_routers() -> list[APIRouter]:

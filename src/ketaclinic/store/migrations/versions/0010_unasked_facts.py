@@ -9,7 +9,7 @@ conflicts instead of silently writing the old value back. Patient-visible histor
 (screening results keep the inputs they saw). Downgrade restores false / "none".
 
 Revision ID: 0010_unasked_facts
-Revises: 0009_discharge_governance
+Revises: 0009_discharge_governance, 0009_outcome_relapse (also merges the two 0009 heads)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_unasked_facts"
-down_revision = "0009_discharge_governance"
+down_revision = ("0009_discharge_governance", "0009_outcome_relapse")
 branch_labels = None
 depends_on = None
 

@@ -6,8 +6,8 @@ marked stale (fingerprint "pending"), so `ketaclinic migrate` / `init` rebuild i
 definitions (baseline window and minimum, relapse origin and syndromal threshold, remission per
 treatment, 24-hour recall) and the dashboard refuses it until then.
 
-Revision ID: 0009_outcome_relapse
-Revises: 0008_idempotency_scope
+Revision ID: 0010_outcome_relapse
+Revises: 0009_discharge_governance
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_outcome_relapse"
-down_revision = "0008_idempotency_scope"
+revision = "0010_outcome_relapse"
+down_revision = "0009_discharge_governance"
 branch_labels = None
 depends_on = None
 

@@ -1,5 +1,4 @@
-"""0010_unasked_facts (merges the two 0009 heads), every backend: legacy false / "none"
-answers become "not asked"."""
+"""0011_unasked_facts on every backend: legacy false / "none" answers become "not asked"."""
 
 from __future__ import annotations
 
@@ -39,8 +38,7 @@ def test_legacy_unasked_answers_become_null_and_real_answers_stay(backend, tmp_p
     url, handle = fresh_database_url(backend, tmp_path)
     engine = make_engine(url)
     try:
-        migrate.upgrade(engine, "0009_discharge_governance")
-        migrate.upgrade(engine, "0009_outcome_relapse")
+        migrate.upgrade(engine, "0010_outcome_relapse")
         with engine.begin() as conn:
             _insert(conn, 1, LEGACY | {"pregnant": False, "breastfeeding": False,
                                        "substance_use_disorder": "none"})
@@ -53,7 +51,7 @@ def test_legacy_unasked_answers_become_null_and_real_answers_stay(backend, tmp_p
         assert after[1][0]["substance_use_disorder"] is None and after[1][1] == 4
         assert after[2][0]["pregnant"] is True and after[2][0]["breastfeeding"] is None
         assert after[2][0]["substance_use_disorder"] == "history"
-        command.downgrade(migrate.alembic_config(engine), "0009_outcome_relapse")
+        command.downgrade(migrate.alembic_config(engine), "0010_outcome_relapse")
         with engine.connect() as conn:
             back = _facts(conn)
         assert back[1][0]["pregnant"] is False and back[1][0]["substance_use_disorder"] == "none"

@@ -8,8 +8,8 @@ the question is asked again. The row's version is bumped so a form opened before
 conflicts instead of silently writing the old value back. Patient-visible history is unchanged
 (screening results keep the inputs they saw). Downgrade restores false / "none".
 
-Revision ID: 0010_unasked_facts
-Revises: 0009_discharge_governance, 0009_outcome_relapse (also merges the two 0009 heads)
+Revision ID: 0011_unasked_facts
+Revises: 0010_outcome_relapse
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_unasked_facts"
-down_revision = ("0009_discharge_governance", "0009_outcome_relapse")
+revision = "0011_unasked_facts"
+down_revision = "0010_outcome_relapse"
 branch_labels = None
 depends_on = None
 

@@ -27,6 +27,7 @@ from ketaclinic.services.errors import NotAuthenticated, ServiceError, Throttled
 from ketaclinic.services.icd10 import icd10_choices
 from ketaclinic.services.schedule import hours_label
 from ketaclinic.store.health import storage_problem
+from ketaclinic.web.audit_checkpoints import PeriodicAuditCheckpoint
 from ketaclinic.web.deps import (
     CHANGE_PASSWORD_PAGE,
     ENROLMENT_PAGE,
@@ -268,6 +269,8 @@ def create_app(services: Services) -> FastAPI:
     app.state.templates = make_templates(settings.clinic_name, services.ctx.clinic_time)
     app.add_middleware(SecurityHeaders, max_body_bytes=settings.max_body_bytes,
                        secure_cookies=settings.secure_cookies)
+    app.add_middleware(PeriodicAuditCheckpoint, services=services,
+                       minutes=settings.audit_checkpoint_minutes)
     if settings.trusted_proxy_list:
         # Outermost, so every later step sees the real client address and scheme. Only these
         # proxies' forwarded headers count (the server itself never believes them: see serve).

@@ -91,7 +91,7 @@ def test_every_list_read_audits_each_patient_it_shows(services, users, login, cl
         version=_version(services, later), chair_id=chair.id,
         start=clock.now + dt.timedelta(hours=3), override_reason="test"))
     services.mbc.assessments.record(nurse, pid, "phq9", [0] * 8 + [3])  # item 9: worklist
-    clock.advance(minutes=60)
+    clock.advance(minutes=125)
     c, csrf = login("nurse")
     h = {"X-CSRF-Token": csrf}
     c.post(f"/api/sessions/{sid}/vitals", json={"sbp_mmhg": 130, "dbp_mmhg": 82, "hr_bpm": 70,
@@ -100,8 +100,7 @@ def test_every_list_read_audits_each_patient_it_shows(services, users, login, cl
            headers=h)
     r = c.post(f"/api/sessions/{sid}/discharge", headers=h, json={
         "version": _version(services, sid), "dissociation_resolved": True,
-        "respiratory_depression_resolved": True, "responsible_adult_present": True,
-        "override_reason": "transfer to ED for unrelated injury"})
+        "respiratory_depression_resolved": True, "responsible_adult_present": True})
     assert r.status_code == 200, r.text  # a REMS form is now due for this patient
     lists = ["/api/patients?q=C-1", "/patients?q=C-1", "/api/alerts", "/alerts",
              "/api/rems/due", "/rems", "/today", f"/schedule?day={MONDAY.isoformat()}",

@@ -212,7 +212,13 @@ def check_rems_form(form: RemsMonitoringForm) -> list[Finding]:
 
 
 def form_due_date(treatment_date: date) -> date:
-    """Last day to submit the form: treatment date + 7 days."""
+    """Last day to submit the form: treatment date + 7 days.
+
+    Examples
+    --------
+    >>> form_due_date(date(2026, 11, 2))
+    datetime.date(2026, 11, 9)
+    """
     return treatment_date + timedelta(days=int(SUBMIT_WITHIN_DAYS.value))
 
 

@@ -52,9 +52,12 @@ test: $(DEV_STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-## Without the browser tests and on SQLite only: the quick loop while coding.
+## The quick loop while coding: SQLite only, two workers, no browser and no slow tests (fuzz,
+## load, crash and long property runs stay in `make test`). FAST_ARGS="-k dosing" to narrow it.
+FAST_ARGS ?=
 test-fast: $(DEV_STAMP)
-	KETACLINIC_TEST_DATABASES=sqlite $(BIN)/python -m pytest -m "not browser" -q
+	KETACLINIC_TEST_DATABASES=sqlite $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 \
+	  -m "not browser and not slow" --ignore=tests/browser $(FAST_ARGS)
 
 ## Ruff on src, tests and benchmarks; mypy on the clinical core.
 lint: $(DEV_STAMP)

@@ -108,6 +108,15 @@ def _cheaper_password_hashing() -> Iterator[None]:
     auth._hasher = original
 
 
+@pytest.fixture(autouse=True)
+def _own_working_directory(request, tmp_path_factory, monkeypatch):  # type: ignore[no-untyped-def]
+    """Settings without KETACLINIC_DATA_DIR use ./data (audit checkpoints are written there):
+    every integration test gets its own working directory, so no test reads another
+    test's checkpoints and nothing is written into the source tree."""
+    if request.node.path.parent.name == "integration":
+        monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture
 def clock() -> SteppingClock:
     return SteppingClock(START)

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         65, ge=1, le=3600, description="Idle seconds before the server closes a kept-alive "
         "connection (longer than clients and proxies keep theirs, so none sends on a closing one)"
     )
+    audit_checkpoint_minutes: int = Field(
+        60, ge=0, le=24 * 60, description="Minutes between the signed checkpoints of the audit "
+        "chain that the running app writes to data_dir (audit-checkpoints.jsonl; also written "
+        "by `ketaclinic backup` and `ketaclinic audit checkpoint`); 0 turns the app's off"
+    )
     idle_timeout_minutes: int = Field(15, ge=1, le=24 * 60, description="Idle session timeout")
     absolute_timeout_hours: int = Field(12, ge=1, le=72, description="Absolute session lifetime")
     login_max_failures: int = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -214,16 +215,41 @@ def demo(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Verify the hash chain; exits 1 and names the first bad row if it was tampered with."""
+def audit_verify(
+    checkpoint: Annotated[list[Path] | None, typer.Option(
+        "--checkpoint", help="Also compare with this checkpoint file (e.g. an off-site copy); "
+        "repeatable")] = None,
+) -> None:
+    """Verify the hash chain against the latest checkpoint of the data dir (and any given);
+    exits 1 and names the first bad row, or the truncated or rewritten chain."""
     svc = open_services()
     try:
-        result = svc.audit_log.verify()
+        result = svc.audit_log.verify(checkpoint_files=checkpoint or [])
     finally:
         svc.close()
     if not result.ok:
         raise fail(result.describe(), 1)
     console.print(result.describe())
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Also write the checkpoint to this file (for an off-site copy)")] = None,
+) -> None:
+    """Sign the chain tips into the data dir's checkpoint file (run it from cron; `verify`
+    then detects rows removed or rewritten before it)."""
+    svc = open_services()
+    try:
+        cp = svc.audit_log.checkpoint(out)
+        where = svc.audit_log.checkpoint_file()
+    except OSError as exc:
+        raise fail(f"cannot write the checkpoint: {exc.strerror}", 1) from exc
+    finally:
+        svc.close()
+    extra = f" and {out}" if out else ""
+    console.print(f"checkpoint of {cp.rows} audit rows in {len(cp.marks)} chain(s) written to "
+                  f"{where}{extra}")
 
 
 @docs_app.command("cli")

@@ -206,9 +206,19 @@ class Timepoint:
     target_h: Cited
     window_lo_h: Cited
     window_hi_h: Cited
+    # only instruments whose recall window is at most this many hours feed the timepoint
+    # (a 24-hour outcome needs a 24-hour recall); None = any instrument
+    max_recall_h: Cited | None = None
 
     def contains(self, t_h: float) -> bool:
         return float(self.window_lo_h.value) <= t_h <= float(self.window_hi_h.value)
+
+    def accepts_recall(self, recall_h: float | None) -> bool:
+        """Whether an instrument with this recall window (hours; None = unknown) may feed the
+        timepoint. An unknown recall window never feeds a timepoint that limits it."""
+        if self.max_recall_h is None:
+            return True
+        return recall_h is not None and recall_h <= float(self.max_recall_h.value)
 
 
 def load_outcome_config() -> dict[str, Any]:
@@ -228,9 +238,12 @@ def _timepoint_from_dict(d: dict[str, Any]) -> Timepoint:
         raise ClinicalInputError(f"unknown timepoint anchor {d['anchor']!r}")
     if float(d["window_lo_h"]) > float(d["window_hi_h"]):
         raise ClinicalInputError(f"timepoint {d['label']!r}: window_lo_h > window_hi_h")
+    recall = None
+    if d.get("max_recall_h") is not None:
+        recall = Cited(float(d["max_recall_h"]), "h", d.get("recall_source", src), grade)
     return Timepoint(
         d["label"], d.get("title", d["label"]), d["anchor"],
-        cited("target_h"), cited("window_lo_h"), cited("window_hi_h"),
+        cited("target_h"), cited("window_lo_h"), cited("window_hi_h"), recall,
     )
 
 
@@ -238,6 +251,23 @@ def load_timepoints(config: dict[str, Any] | None = None) -> tuple[Timepoint, ..
     """Timepoints in reporting order from ``config`` (default: the bundled configuration)."""
     cfg = config if config is not None else load_outcome_config()
     return tuple(_timepoint_from_dict(d) for d in cfg["timepoints"])
+
+
+def recall_hours(instrument: str) -> float | None:
+    """The bundled instrument's recall window in hours (None when it has none)."""
+    from ketaclinic.clinical.instruments import load_bundled
+
+    window = load_bundled(instrument).recall_window
+    return None if window is None else float(window.hours)
+
+
+def timepoint_instruments(
+    timepoints: Sequence[Timepoint], instruments: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(timepoint label, instrument) pairs whose recall window fits the timepoint: PHQ-9
+    (2 weeks) and QIDS-SR16 (7 days) never feed a 24-hour outcome."""
+    return [(t.label, i) for t in timepoints for i in instruments
+            if t.accepts_recall(recall_hours(i))]
 
 
 def select_assessment_in_window(

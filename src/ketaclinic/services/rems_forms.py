@@ -97,7 +97,8 @@ class RemsService:
                         .order_by(SessionPrecheck.id.desc()).limit(1)).scalar_one_or_none()
         earlier = s.execute(select(TreatmentSession.id).where(
             TreatmentSession.patient_id == row.patient_id,
-            TreatmentSession.treatment == "esketamine", TreatmentSession.status == "discharged",
+            TreatmentSession.treatment == "esketamine",
+            TreatmentSession.status.in_(("discharged", "left-against-advice")),
             TreatmentSession.first_device_at < row.first_device_at).limit(1)).first()
         meds = [(m.name, m.drug_class) for m in s.execute(select(PatientMedication).where(
             PatientMedication.patient_id == row.patient_id,
@@ -131,6 +132,9 @@ class RemsService:
             sedation=self._sedation(ratings, aes),
             dissociation=any(a.instrument_id.startswith("cadss") and (a.total or 0) > 0
                              for a in ratings) or "dissociation" in aes,
+            left_against_advice=(discharge.outcome == "left-against-advice") if discharge
+            else None,
+            left_against_advice_note=_left_note(discharge, provider),
             respiratory_depression="respiratory_depression" in aes or any(
                 (v.spo2_pct is not None and v.spo2_pct < 92)
                 or (v.rr_per_min is not None and v.rr_per_min < 10) for v in vitals),
@@ -200,3 +204,12 @@ class RemsService:
                      "treatment_date": f.treatment_date, "due_on": f.due_on,
                      "days_left": (f.due_on - today).days,
                      "overdue": f.due_on < today} for f, p in rows]
+
+
+def _left_note(discharge: DischargeRecord | None, provider: User | None) -> str | None:
+    """Who recorded the patient leaving against advice, when (UTC) and what was said."""
+    if discharge is None or discharge.outcome != "left-against-advice":
+        return None
+    who = provider.full_name if provider else "unknown"
+    return (f"{who}, {discharge.discharged_at:%Y-%m-%d %H:%M} UTC: "
+            f"{discharge.statement}")[:1000]

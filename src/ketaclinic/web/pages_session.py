@@ -19,6 +19,7 @@ from ketaclinic.schemas_chair import (
     BookingCreate,
     DischargeCreate,
     DoseCreate,
+    LeftAgainstAdviceCreate,
     PrecheckCreate,
     PredoseVitals,
     RatingCreate,
@@ -159,6 +160,11 @@ STEPS: dict[str, Step] = {
                            times=("ready_at",), checkboxes=(
                                "dissociation_resolved", "respiratory_depression_resolved",
                                "responsible_adult_present")),
+    "left-against-advice": form_step("discharge", LeftAgainstAdviceCreate,
+                                     lambda c: c.sessions.leave_against_advice, checkboxes=(
+                                         "dissociation_resolved",
+                                         "respiratory_depression_resolved",
+                                         "responsible_adult_present")),
     "waste": Step("waste", _waste),
     "rems-details": form_step("rems", RemsDetails, lambda c: c.rems.update_details),
 }

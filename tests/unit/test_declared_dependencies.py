@@ -10,6 +10,7 @@ import ast
 import re
 import sys
 import tomllib
+from functools import cache
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def _top_level_imports(path: Path) -> set[str]:
     return found
 
 
+@cache
 def third_party_imports() -> dict[str, list[str]]:
     """Top-level module name -> the src files that import it (stdlib and ketaclinic left out)."""
     where: dict[str, list[str]] = {}

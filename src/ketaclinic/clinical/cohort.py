@@ -36,6 +36,8 @@ __all__ = [
     "rate_per_100_sessions",
     "load_outcome_config",
     "load_timepoints",
+    "recall_hours",
+    "timepoint_instruments",
     "select_assessment_in_window",
     "tabulate_outcomes",
 ]

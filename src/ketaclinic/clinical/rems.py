@@ -58,7 +58,7 @@ class RemsSessionRecord:
     sedation: bool | None = None
     dissociation: bool | None = None
     respiratory_depression: bool | None = None
-    #: the patient left before the discharge criteria were met (issue 12): never "ready"
+    #: the patient left before the discharge criteria were met: never "ready"
     left_against_advice: bool | None = None
     left_against_advice_note: str | None = None  # who, when, what was said
     #: the clinic's calendar day of the treatment; by default the date of ``first_device_at``,

@@ -17,6 +17,7 @@ from kcbrowser import (
     log_out,
     new_tag,
     patient_with_course,
+    rate,
     receive_stock,
     record_vitals,
     submit,
@@ -76,9 +77,7 @@ def test_a_whole_esketamine_session_on_a_tablet(new_page, tmp_path):
     page.context.set_offline(False)
     expect(page.locator("#vitals-table tbody tr")).to_have_count(3)
 
-    field(page, "Scale").select_option("moaas")
-    field(page, "Score(s), comma-separated").fill("5")
-    submit(page, "ratings", "Record rating")
+    rate(page, "moaas", "MOAA/S", 5)
     expect(page.locator("#ratings-log")).to_contain_text("moaas")
 
     # Discharge before 120 min after the first device: refused, no override (issue 12); the
@@ -124,9 +123,7 @@ def test_a_whole_iv_ketamine_session_with_a_witnessed_waste(new_page):
     field(page, "Lot").select_option(lot)
     submit(page, "dose", "Record dose", "monitoring")
     record_vitals(page, "138", "86")
-    field(page, "Scale").select_option("rass")
-    field(page, "Score(s), comma-separated").fill("0")
-    submit(page, "ratings", "Record rating")
+    rate(page, "rass", "RASS", 0)
     submit(page, "dose-given", "Record infusion end")
     expect(page.locator("#dose-summary")).not_to_contain_text("ended —")
 

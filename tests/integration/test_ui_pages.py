@@ -268,3 +268,50 @@ def test_course_weekdays_are_ticked_boxes_and_a_refused_form_says_it_goes_back(
     # A refused form post: the error page is marked so app.js returns to the form.
     r = c.post(f"/patients/{pid}/courses", data={**form, "start_date": "not a date"})
     assert r.status_code == 422 and 'data-form="refused"' in r.text
+
+
+def test_staff_enter_every_instrument_item_by_item_with_radio_rows(login, services, users,
+                                                                   clock):
+    from kctest import csrf_from
+
+    pid, sid = _monitoring_session(services, users, clock)
+    c, _ = login("nurse")
+    page = c.get(f"/patients/{pid}").text
+    assert "comma-separated" not in page
+    assert 'id="assess-phq9"' in page and page.count('name="item_') >= 9
+    form = {"csrf_token": csrf_from(page), "instrument": "phq9",
+            **{f"item_{n}": "1" for n in range(1, 10)}}
+    r = c.post(f"/patients/{pid}/assessments", data=form, follow_redirects=False)
+    assert r.status_code == 303
+    latest = services.mbc.panel(users["nurse"].actor, pid)["assessments"][0]
+    assert latest.instrument_id == "phq9" and latest.total == 9
+    # A tampered item is refused naming it; nothing is stored.
+    r = c.post(f"/patients/{pid}/assessments", data={**form, "item_3": "lots"})
+    assert r.status_code == 422 and "item_3" in r.text
+    # The chair's ratings are radio rows too.
+    session_page = c.get(f"/sessions/{sid}").text
+    assert 'id="rating-moaas"' in session_page and "comma-separated" not in session_page
+    r = c.post(f"/sessions/{sid}/ratings", data={
+        "csrf_token": csrf_from(session_page), "instrument": "cadss6", "idempotency_key": "k1",
+        **{f"item_{n}": "0" for n in range(1, 7)}}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "cadss6" in c.get(f"/sessions/{sid}").text.split('id="ratings-log"')[1]
+
+
+def test_one_button_saves_the_screening_facts_and_screens_on_them(login, services):
+    from kctest import csrf_from
+
+    pid = _patient(services, "SCR-1")
+    c, _ = login("prescriber")
+    page = c.get(f"/patients/{pid}/screening").text
+    assert "data-warn-unsaved" in page and 'name="then_screen"' in page
+    form = {"csrf_token": csrf_from(page), "facts_version": "", "trial_rows": "0",
+            "episode_duration_months": "14", "symptom_severity": "severe",
+            "substance_use_disorder": "none", "cond-aneurysmal_vascular_disease_or_avm": "on",
+            "bp_systolic": "130", "bp_diastolic": "85", "then_screen": "ketamine-iv"}
+    r = c.post(f"/patients/{pid}/screening/facts", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("#result")
+    latest = services.dosing.list_screenings(SYSTEM, pid)[0]
+    # The screening saw the edit made in the same submission (aneurysm: ineligible).
+    assert latest.decision == "ineligible"
+    assert services.dosing.get_facts(SYSTEM, pid)[1] is not None

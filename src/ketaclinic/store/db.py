@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ketaclinic.store.private import private_file
+
 
 class DurabilityError(RuntimeError):
     """The database would not keep acknowledged writes across a crash."""
@@ -28,8 +30,10 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10)
 
 def _make_sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
     parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith(
+            "file:"):
+        # Created private before SQLite opens it; its -wal and -shm files copy its mode.
+        private_file(Path(parsed.database))
     engine = create_engine(
         url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
         hide_parameters=True,

@@ -186,6 +186,9 @@ async def screening_facts(request: Request, patient_id: int, svc: ServicesDep,
         version = form.get("facts_version", "")
         svc.dosing.save_facts(viewer.actor, patient_id, facts,
                               int(version) if version.isdigit() else None)
+        if form.get("then_screen"):  # one button: save the edits, then screen on them
+            svc.dosing.screen(viewer.actor, patient_id, form["then_screen"])
+            return redirect(f"/patients/{patient_id}/screening#result")
     except (InvalidInput, Conflict) as exc:
         return _screening_page(request, svc, viewer, patient_id, exc.status, error=str(exc))
     return redirect(f"/patients/{patient_id}/screening#facts")

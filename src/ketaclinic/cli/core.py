@@ -16,7 +16,7 @@ from ketaclinic.cli import app, environ, fail
 from ketaclinic.config import Settings, SettingsError, describe_settings_error, load_settings
 from ketaclinic.services.audit import SYSTEM
 from ketaclinic.services.errors import ServiceError
-from ketaclinic.store.db import DurabilityError
+from ketaclinic.store.db import DurabilityError, relax_sqlite_sync_for_bulk_seeding
 
 console = Console()
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
@@ -227,6 +227,7 @@ def demo(
         if if_empty and svc.auth.count_users() > 0:
             console.print("demo data already present; not seeding again")
         else:
+            relax_sqlite_sync_for_bulk_seeding(svc.db.engine)
             with Progress(console=console, transient=False) as bar:
                 task = bar.add_task("seeding synthetic patients", total=patients)
                 seed_demo(svc, patients=patients, seed=seed,

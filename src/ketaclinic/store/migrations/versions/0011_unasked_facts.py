@@ -1,6 +1,6 @@
-"""clinical facts: legacy "no" answers that were never asked become "not asked" (issue 13)
+"""clinical facts: legacy "no" answers that were never asked become "not asked"
 
-Before issue 13 the screening form had a pregnancy and a breast-feeding checkbox (unticked was
+Before this migration the screening form had a pregnancy and a breast-feeding checkbox (unticked was
 stored as false) and a substance-use select whose first option was "none", so a stored false or
 "none" cannot be told from a question nobody asked. Screening now treats an unanswered question
 as unknown (review, never eligible); this data migration turns those legacy values into null so

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint docs bench bench-deps clean load crashtest fuzz
+.PHONY: install browser-deps run test test-fast lint docs bench bench-deps clean load crashtest fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,17 @@ run: $(STAMP)
 
 ## The whole suite on SQLite and PostgreSQL (PostgreSQL and browser tests skip with a reason
 ## where the machine lacks them; under CI=true a skip fails). Exit code 5 (no tests) fails.
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+## axe-core for the browser tests' accessibility checks (npm, from tests/browser's lockfile),
+## installed when missing; without npm the accessibility test skips with the reason.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+browser-deps:
+	@if [ ! -f $(AXE) ] && command -v npm >/dev/null 2>&1; then \
+	  echo "== installing axe-core for the browser tests (npm ci in tests/browser)"; \
+	  npm ci --prefix tests/browser --no-audit --no-fund --silent || echo "note: npm ci failed"; fi
 
 ## Without the browser tests and on SQLite only: the quick loop while coding.
 test-fast: $(STAMP)

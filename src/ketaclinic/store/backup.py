@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 
 from ketaclinic.store import migrate
 from ketaclinic.store.models import Base
+from ketaclinic.store.private import private_file
 
 Format = Literal["sqlite", "pgdump", "jsonl"]
 JSONL_MAGIC = "ketaclinic-backup"
@@ -128,9 +129,9 @@ def backup(engine: Engine, out: Path, fmt: Format | Literal["auto"] = "auto") ->
     if fmt == "auto":
         fmt = "sqlite" if dialect == "sqlite" else ("pgdump" if shutil.which("pg_dump")
                                                     else "jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)
+    private_file(tmp)  # 0600 in a 0700 folder (if created here) before any row is written
     if fmt == "sqlite":
         if dialect != "sqlite":
             raise BackupError("the sqlite format backs up a SQLite database only")

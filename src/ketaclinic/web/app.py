@@ -28,6 +28,7 @@ from ketaclinic.services.icd10 import icd10_choices
 from ketaclinic.services.schedule import hours_label
 from ketaclinic.store.health import storage_problem
 from ketaclinic.web.audit_checkpoints import PeriodicAuditCheckpoint
+from ketaclinic.web.audit_probes import audit_not_found
 from ketaclinic.web.deps import (
     CHANGE_PASSWORD_PAGE,
     ENROLMENT_PAGE,
@@ -213,6 +214,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
+        await audit_not_found(request, exc)
         response = _error(request, exc.status, str(exc))
         if isinstance(exc, Throttled):
             response.headers["Retry-After"] = str(exc.retry_after_s)

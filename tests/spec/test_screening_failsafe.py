@@ -354,3 +354,30 @@ def test_adding_an_unknown_medicine_never_yields_eligible(patient, name, which):
         name = name + " qqq-unknown"
     patient = replace(patient, medications=patient.medications + (Medication(name),))
     assert _screen(patient, rs, treatment).decision != "eligible"
+
+
+@pytest.mark.parametrize(
+    ("code", "label", "rule", "fires"),
+    [
+        ("35481005", "Bipolar disorder, most recent episode depressed", "ci-bipolar", True),
+        ("191618007", "Manic episode, severe", "ci-bipolar", True),
+        ("68019004", "Schizoaffective disorder", "ci-psychosis", True),
+        ("191613003", "Severe major depression with psychotic features", "ci-psychosis", True),
+        ("36923009", "Severe major depression without psychotic features", "ci-psychosis",
+         False),
+        ("36923009", "Major depression, non-psychotic", "ci-psychosis", False),
+        ("F32.2", "Severe depressive episode without psychotic symptoms", "ci-psychosis", False),
+        ("F32.2", "said bipolar once", "ci-bipolar", False),  # ICD-10 codes decide by code
+    ],
+)
+def test_non_icd_diagnoses_set_flags_from_their_label_unless_negated(code, label, rule, fires):
+    diagnoses = (Diagnosis("F32.2", "", True), Diagnosis(code, label, False))
+    result = _screen(replace(BASE, diagnoses=diagnoses))
+    assert any(f.rule == rule for f in result.findings) is fires
+    assert (result.decision == "review") is fires
+
+
+def test_several_typed_classes_each_count():
+    patient = replace(BASE, medications=(Medication("Frobnazol", "Opioids, benzodiazepines", 1),))
+    rules = {f.rule for f in _screen(patient, IV, "ketamine-iv").findings}
+    assert {"ix-opioid", "ix-benzodiazepine", "medication-unrecognised"} <= rules

@@ -265,7 +265,7 @@ def create_app(services: Services) -> FastAPI:
         "UTC (2026-11-02T14:00:00Z); requests may give any offset, and a time without one is "
         "UTC. Dates are the clinic's calendar days. The clinic time zone "
         "(KETACLINIC_CLINIC_TIMEZONE) applies to pages, PDFs and iCalendar only.",
-        docs_url="/api/docs",
+        docs_url=None,  # our own page below: the vendored Swagger UI under the app's CSP
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -289,7 +289,9 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(router)
     for router in web_routers():
         app.include_router(router)
-    from ketaclinic.web.openapi import install_error_responses
+    from ketaclinic.web.openapi import install_api_docs, install_error_responses
+
+    install_api_docs(app)
 
     install_error_responses(app)
     return app

@@ -78,6 +78,7 @@ class Instance:
     pg_name: str | None = None
     proc: subprocess.Popen | None = None
     starts: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.backend == "sqlite":
@@ -108,6 +109,7 @@ class Instance:
             # Scripted clients have no authenticator app; two-factor is tested in-process.
             "KETACLINIC_REQUIRE_TOTP_FOR": "",
         })
+        env.update(self.extra_env)
         return env
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -5,6 +5,7 @@ Every setting is documented in README.md under "Configuration" (a test checks th
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -59,7 +60,9 @@ class Settings(BaseSettings):
     idle_timeout_minutes: int = Field(15, ge=1, le=24 * 60, description="Idle session timeout")
     absolute_timeout_hours: int = Field(12, ge=1, le=72, description="Absolute session lifetime")
     login_max_failures: int = Field(
-        5, ge=1, le=100, description="Failed logins per user or address before throttling"
+        5, ge=1, le=100, description="Failed logins of one user from one address before "
+        "that pair is throttled (one address: 4 times as many, any users; one user from several "
+        "addresses: past 4 times as many, a growing back-off)"
     )
     login_window_minutes: int = Field(
         15, ge=1, le=24 * 60, description="Window in which failed logins are counted"
@@ -67,8 +70,17 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(
         False, description="Always mark cookies Secure (set behind an HTTPS proxy)"
     )
+    trusted_proxies: str = Field(
+        "", description="Comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto headers are believed (e.g. 127.0.0.1 or "
+        "10.0.0.0/24); empty (the default) ignores those headers from everyone"
+    )
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Largest request body accepted (413 above)"
+    )
+    min_free_disk_mb: int = Field(
+        100, ge=0, description="Free space (MB) the database's disk must keep for /readyz to "
+        "answer ready"
     )
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=100, description="How long SQLite waits for a write lock"
@@ -131,6 +143,21 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str) -> str:
         zone_for(value)  # ValueError with a one-line reason for an unknown name
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for item in (v.strip() for v in value.split(",") if v.strip()):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.5 "
+                                 "or 10.0.0.0/24)") from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [v.strip() for v in self.trusted_proxies.split(",") if v.strip()]
 
     @property
     def effective_database_url(self) -> str:

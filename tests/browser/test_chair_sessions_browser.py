@@ -66,7 +66,7 @@ def test_a_whole_esketamine_session_on_a_tablet(new_page, tmp_path):
 
     # A BP alert needs the action taken before discharge.
     record_vitals(page, "186", "104")
-    expect(page.locator("#alerts")).to_contain_text("sbp_mmhg 186 > 180")
+    expect(page.locator("#alerts")).to_contain_text("Systolic BP 186 mmHg — above 180 mmHg")
     field(page, "Action taken for alert 1").fill("Rechecked in 5 min; prescriber told")
     page.locator("#alerts").get_by_role("button", name="Record action").click()
     expect(page.locator("#alerts")).to_contain_text("Action taken: Rechecked in 5 min")

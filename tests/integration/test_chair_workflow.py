@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal
 
 from kcchain import order_for, ready_course
+from kcpdf import pdf_text
 from kctest import csrf_from
 from sqlalchemy import func, select
 
@@ -19,7 +20,7 @@ from ketaclinic.schemas_chair import (
     PredoseVitals,
     ReceiptCreate,
 )
-from ketaclinic.store.tables import AuditEvent
+from ketaclinic.store.tables import AuditEvent, Patient
 from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import (
     DischargeRecord,
@@ -212,6 +213,11 @@ def test_esketamine_discharge_before_120_minutes_needs_an_override_reason(
         assert row.discharge_override_reason.startswith("transfer to ED")
     pdf = c.get(f"/sessions/{sid}/rems.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    with services.db.transaction() as s:  # the worksheet prints any name, never "?"
+        patient = s.get(Patient, pid)
+        patient.family_name, patient.given_name = "Ńowak", "Zoë 张伟"
+    text = pdf_text(c.get(f"/sessions/{sid}/rems.pdf").content)
+    assert "Zoë" in text and "Ńowak" in text and "Zhang Wei (transliterated)" in text
     assert any(f["session_id"] == sid for f in c.get("/api/rems/due").json())
 
 

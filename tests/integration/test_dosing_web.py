@@ -142,6 +142,26 @@ def test_the_api_checks_saves_and_lists_doses(services, users, login):
     assert r.json()["dose_mg"] == 56 and r.json()["devices"] == 2
 
 
+def test_the_pump_library_refuses_a_bag_off_the_library_on_the_api_and_the_page(services, login):
+    pid = make_patient(services)
+    c, csrf = login("prescriber")
+    h = {"X-CSRF-Token": csrf}
+    r = c.post(f"/api/patients/{pid}/dose/check",
+               json={**IV, "infusion_min": "40", "concentration_mg_per_ml": "0.01"}, headers=h)
+    assert r.status_code == 200 and r.json()["blocked"]
+    assert r.json()["rate_ml_per_h"] == 6000
+    hard = {ch["rule"] for ch in r.json()["checks"] if ch["level"] == "hard"}
+    assert {"concentration-library", "rate-ml-per-h", "volume-ml"} <= hard
+    r = c.post(f"/api/patients/{pid}/doses", json={**IV, "concentration_mg_per_ml": 100},
+               headers=h)
+    assert r.status_code == 422 and any(
+        ch["rule"] == "concentration" and ch["level"] == "hard" for ch in r.json()["checks"])
+    r = c.post(f"/patients/{pid}/dose", data={**IV, "csrf_token": csrf,
+                                              "concentration_mg_per_ml": "100", "action": "save"})
+    assert r.status_code == 422 and "undiluted" in r.text
+    assert count(services, DoseOrder) == 0
+
+
 def test_bad_dose_input_is_a_4xx_with_a_reason(services, login):
     pid = make_patient(services)
     c, csrf = login("prescriber")

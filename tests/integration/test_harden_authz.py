@@ -314,7 +314,7 @@ def _page_paths(app) -> list[str]:  # type: ignore[no-untyped-def]
     paths = []
     for path, methods in all_routes(app.routes):
         if "GET" not in methods or path.startswith(("/api", "/static", "/docs")) or path in (
-                "/login", "/healthz", "/"):
+                "/login", "/healthz", "/readyz", "/", "/favicon.ico"):  # public, no patient data
             continue
         if set(re.findall(r"{(\w+)}", path)) <= {"patient_id"}:
             paths.append(path)

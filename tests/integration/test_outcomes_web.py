@@ -7,6 +7,7 @@ import zipfile
 
 import pyarrow.parquet as pq
 from kcoutcomes import build_hand_cohort
+from kcpdf import pdf_text
 from sqlalchemy import select
 
 from ketaclinic.services.fhir_export import validate_bundle
@@ -104,3 +105,14 @@ def test_the_progress_report_is_a_pdf_for_clinicians_only(services, users, login
     assert analyst.get(f"/patients/{ids['A']}/report.pdf").status_code == 403
     page = c.get(f"/patients/{ids['A']}")
     assert f"/patients/{ids['A']}/report.pdf" in page.text
+
+
+def test_the_progress_report_prints_any_name(services, users, login):
+    ids, _ = _seed(services, users)
+    with services.db.transaction() as s:
+        patient = s.get(Patient, ids["A"])
+        patient.family_name, patient.given_name = "Ńowak", "Zoë 张伟"
+    c, _ = login("nurse")
+    text = pdf_text(c.get(f"/patients/{ids['A']}/report.pdf").content)
+    assert "Zoë" in text and "Ńowak" in text and "Zhang Wei (transliterated)" in text
+    assert "?" not in "".join(line for line in text.splitlines() if "Patient" in line)

@@ -168,6 +168,7 @@ def test_eu_older_adults_step_up_28_mg_at_a_time():
 
 
 def _iv(mg_per_kg, weight=80.0, minutes=40.0, **kw):
+    kw.setdefault("concentration_mg_per_ml", 1.0)
     return check_dose(DoseOrder("iv", mg_per_kg * weight, weight, weight, minutes, **kw), IV)
 
 

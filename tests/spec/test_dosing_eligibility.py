@@ -27,6 +27,9 @@ FAILED = (
 BASE = PatientFacts(
     age_years=40,
     sex="female",
+    pregnant=False,
+    breastfeeding=False,
+    substance_use_disorder="none",
     diagnoses=(Diagnosis("F32.2", "MDD", True),),
     antidepressant_trials=FAILED,
     episode_duration_months=10,
@@ -133,16 +136,6 @@ def test_unstable_cardiorespiratory_disease_is_not_a_us_rule_so_it_is_flagged_fo
             Level.SOFT,
         ),  # 10 mg eq
         (
-            (Medication("lorazepam", "benzodiazepine", 0.5),),
-            "ix-benzodiazepine",
-            Level.INFO,
-        ),  # 5 mg eq
-        (
-            (Medication("diazepam", "benzodiazepine", 8),),
-            "ix-benzodiazepine",
-            Level.INFO,
-        ),  # at threshold
-        (
             (Medication("oddazepam", "benzodiazepine", 1),),
             "ix-benzodiazepine",
             Level.SOFT,
@@ -159,6 +152,28 @@ def test_interacting_medicines_name_the_expected_effect(rs, treatment, meds, rul
     result = _screen(replace(BASE, medications=meds), rs, treatment)
     found = [f for f in result.findings if f.rule == rule]
     assert [f.level for f in found] == [level] and found[0].source
+
+
+@pytest.mark.parametrize(
+    ("meds", "level"),
+    [
+        ((Medication("lorazepam", "benzodiazepine", 0.5),), Level.INFO),  # 5 mg eq
+        ((Medication("diazepam", "benzodiazepine", 8),), Level.INFO),  # at threshold
+    ],
+)
+def test_a_low_benzodiazepine_dose_is_information_under_iv_ketamine(meds, level):
+    result = _screen(replace(BASE, medications=meds), IV, "ketamine-iv")
+    assert _levels(result, "ix-benzodiazepine") == [level]
+
+
+@pytest.mark.parametrize("rs", [US, EU])
+@pytest.mark.parametrize("dose", [0.5, 1, 4])
+def test_any_benzodiazepine_under_esketamine_is_a_sedation_warning_at_any_dose(rs, dose):
+    result = _screen(replace(BASE, medications=(Medication("lorazepam", "", dose),)), rs,
+                     "esketamine")
+    finding = next(f for f in result.findings if f.rule == "ix-benzodiazepine")
+    assert finding.level is Level.SOFT and "sedation" in finding.message.lower()
+    assert "response to ketamine" not in finding.message
 
 
 def test_two_benzodiazepines_add_up_in_diazepam_equivalents():
@@ -202,14 +217,15 @@ def test_pre_dose_bp_gate_by_jurisdiction_and_age(rs, age, bp, level):
 @pytest.mark.parametrize(
     ("trial", "counted"),
     [
-        (AntidepressantTrial("a", 6, improvement_pct=25), True),
-        (AntidepressantTrial("a", 6, improvement_pct=26), False),
-        (AntidepressantTrial("a", 5.9, improvement_pct=0), False),
-        (AntidepressantTrial("a", 8, improvement_pct=0, current_episode=False), False),
-        (AntidepressantTrial("a", 8, improvement_pct=0, adequate_dose=False), False),
-        (AntidepressantTrial("a", 8, response="minimal"), True),
-        (AntidepressantTrial("a", 8, response="partial"), False),
-        (AntidepressantTrial("a", 8), False),
+        (AntidepressantTrial("sertraline", 6, 100, improvement_pct=25), True),
+        (AntidepressantTrial("sertraline", 6, 100, improvement_pct=26), False),
+        (AntidepressantTrial("sertraline", 5.9, 100, improvement_pct=0), False),
+        (AntidepressantTrial("sertraline", 8, 100, improvement_pct=0, current_episode=False),
+         False),
+        (AntidepressantTrial("sertraline", 8, improvement_pct=0, adequate_dose=False), False),
+        (AntidepressantTrial("sertraline", 8, 100, response="minimal"), True),
+        (AntidepressantTrial("sertraline", 8, 100, response="partial"), False),
+        (AntidepressantTrial("sertraline", 8, 100), False),
     ],
 )
 def test_adequate_failed_trial_definition(trial, counted):
@@ -259,8 +275,10 @@ def test_screening_reports_maudsley_with_augmentation_and_ect():
         symptom_severity="severe",
     )
     result = _screen(patient, US, "esketamine")
-    assert result.maudsley.total == 3 + 4 + 2 + 1 + 1
-    assert result.as_dict()["maudsley_score"] == 11
+    # aripiprazole is augmentation, scored once and never as a failed antidepressant
+    assert result.adequate_failed_trials == 2
+    assert result.maudsley.total == 3 + 4 + 1 + 1 + 1
+    assert result.as_dict()["maudsley_score"] == 10
 
 
 def test_maudsley_is_not_computable_without_a_failed_trial():
@@ -286,7 +304,7 @@ def test_example_patient_file_parses_and_screens_eligible():
 
     doc = json.loads(Path("docs/examples/screen-patient.json").read_text())
     result = _screen(patient_from_dict(doc), US, "esketamine")
-    assert result.decision == "eligible" and result.maudsley.total == 9
+    assert result.decision == "eligible" and result.maudsley.total == 8
 
 
 @pytest.mark.parametrize(

@@ -187,16 +187,16 @@ def test_phq9_with_two_missing_items_is_prorated_and_half_rounds_up():
     result = score("phq9", [1, 1, 1, 0, None, None, 1, 1, 0])
     # 5 over 7 items -> 5 * 9 / 7 = 6.43 -> 6
     assert result.total == 6 and result.prorated
-    result = score("phq9", [1, 1, 1, 1, 1, 1, 1, None, ""])
+    result = score("phq9", [1, 1, 1, 1, 1, 1, None, "", 1])
     assert result.total == 9  # 7 over 7 items, exactly 9
-    result = score("phq9", [2, 1, 0, 0, 0, 0, 0, None, None])
+    result = score("phq9", [2, 1, 0, 0, 0, 0, None, None, 0])
     # 3 over 7 items -> 3.857 -> 4
     assert result.total == 4
 
 
 def test_phq9_half_up_rounding_of_an_exact_half():
     # 8 answered items summing to 4: 4 * 9 / 8 = 4.5, rounded half up to 5
-    result = score("phq9", [1, 1, 1, 1, 0, 0, 0, 0, None])
+    result = score("phq9", [1, 1, 1, 1, 0, 0, 0, None, 0])
     assert result.prorated_total_exact == pytest.approx(4.5)
     assert (result.total, result.severity) == (5, "mild")
 
@@ -281,10 +281,14 @@ def test_qids_domain_with_all_items_missing_makes_the_total_not_computable():
     assert result.total is None and result.domains[0].score is None and not result.complete
 
 
-def test_qids_partly_missing_domain_uses_answered_items_but_is_incomplete():
+def test_qids_partly_missing_domain_gives_no_total():
+    # issue 13: a domain is never scored from a fraction of its items (Rush 2003 scores each
+    # domain as the highest of ALL its items); the total is not computable, not a lower bound
     answers = [None, 2, 0, 0] + [0] * 12
     result = score("qids-sr16", answers)
-    assert result.total == 2 and not result.complete
+    assert result.total is None and not result.complete and result.severity is None
+    assert result.domains[0].score is None
+    assert any("never from a fraction" in n for n in result.notes)
 
 
 # --- HAM-D17 item 16 ------------------------------------------------------------------------
@@ -318,8 +322,12 @@ ALERTS = [
     ("qids-sr16", [0] * 16, "qids-sr16.item12", False),
     ("madrs", [0] * 9 + [4], "madrs.item10", True),
     ("madrs", [0] * 9 + [3], "madrs.item10", False),
-    ("moaas", [0], "moaas.zero", True),
-    ("moaas", [1], "moaas.zero", False),
+    ("moaas", [0], "moaas.deep_sedation", True),
+    ("moaas", [2], "moaas.deep_sedation", True),
+    ("moaas", [3], "moaas.deep_sedation", False),
+    ("rass", [-4], "rass.deep_sedation", True),
+    ("rass", [-5], "rass.deep_sedation", True),
+    ("rass", [-3], "rass.deep_sedation", False),
     ("hamd17", [0, 0, 1] + [0] * 14, "hamd17.item3", True),
 ]
 

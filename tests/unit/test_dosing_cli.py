@@ -189,7 +189,7 @@ def test_screen_json_shape(capsys, treatment):
     data = json.loads(out)
     assert code == 0 and data["decision"] in ("eligible", "review", "ineligible")
     assert {"decision", "findings", "rule_set", "maudsley_score"} <= set(data)
-    assert data["maudsley_score"] == 9 and data["expires_on"] == "2026-04-05"
+    assert data["maudsley_score"] == 8 and data["expires_on"] == "2026-04-05"
     assert all({"rule", "level", "message", "source"} <= set(f) for f in data["findings"])
 
 
@@ -239,3 +239,29 @@ def test_rulesets_validate_reports_path_and_reason(capsys, tmp_path):
     path.write_text('{"schema": "ketaclinic.ruleset/1"}')
     code, _, err = _run(capsys, ["rulesets", "validate", str(path)])
     assert code == 2 and "$.id: is required" in err and err.count("\n") == 1
+
+
+def _iv_at(conc, *extra):
+    args = [a if a != "10" else conc for a in IV] + list(extra) + ["--json"]
+    return args
+
+
+def test_iv_at_0_01_mg_per_ml_is_a_pump_library_hard_stop_exit_3(capsys):
+    code, out, _ = _run(capsys, _iv_at("0.01"))
+    data = json.loads(out)
+    assert code == 3 and data["rate_ml_per_h"] == 6150
+    hard = {c["rule"] for c in data["checks"] if c["level"] == "hard"}
+    assert {"concentration-library", "rate-ml-per-h"} <= hard
+
+
+def test_the_undiluted_100_mg_per_ml_vial_iv_exits_3(capsys):
+    code, out, _ = _run(capsys, _iv_at("100"))
+    assert code == 3 and any(c["rule"] == "concentration" and c["level"] == "hard"
+                             for c in json.loads(out)["checks"])
+
+
+def test_the_programmed_rate_is_checked_when_given(capsys):
+    code, out, _ = _run(capsys, _iv_at("10", "--rate-ml-per-h", "600"))
+    assert code == 3 and any(c["rule"] == "programmed-rate" for c in json.loads(out)["checks"])
+    code, _, _ = _run(capsys, _iv_at("10", "--rate-ml-per-h", "6.15"))
+    assert code == 0

@@ -28,7 +28,8 @@ previous = st.one_of(st.none(), st.floats(min_value=0.5, max_value=500))
 
 def _orders():
     iv = st.builds(
-        lambda r, d, w, m, p: DoseOrder(r, d, w, w, m, p), routes, doses, weights, minutes, previous
+        lambda r, d, w, m, p: DoseOrder(r, d, w, w, m, p, concentration_mg_per_ml=1.0),
+        routes, doses, weights, minutes, previous,
     )
     nasal = st.builds(
         lambda d, s, a, ph, p: DoseOrder(
@@ -121,6 +122,9 @@ def test_every_check_names_a_rule_a_level_and_a_source(case):
 @given(st.floats(min_value=30, max_value=300), st.floats(min_value=0.05, max_value=1.0))
 def test_weight_change_over_ten_percent_always_forces_re_entry(weight, ratio):
     previous_weight = weight * (1 + 0.1 + ratio)
-    order = DoseOrder("iv", 0.5 * weight, weight, weight, 40, previous_weight_kg=previous_weight)
+    order = DoseOrder(
+        "iv", 0.5 * weight, weight, weight, 40, previous_weight_kg=previous_weight,
+        concentration_mg_per_ml=1.0,
+    )
     result = check_dose_safely(order, IV)
     assert result.reentry_required and not can_save(result)

@@ -209,9 +209,10 @@ def api_add_diagnosis(patient_id: int, body: DiagnosisCreate, svc: ServicesDep,
 
 @router.post("/patients/{patient_id}/medications", status_code=201, tags=["patients"])
 def api_add_medication(patient_id: int, body: MedicationCreate, svc: ServicesDep,
-                       viewer: ApiViewerDep) -> dict[str, str]:
-    svc.patients.add_medication(viewer.actor, patient_id, body)
-    return {"status": "created"}
+                       viewer: ApiViewerDep) -> dict:
+    """Stored as the vocabulary's ingredient; ``recognised: false`` means screening will review."""
+    found = svc.patients.add_medication(viewer.actor, patient_id, body)
+    return {"status": "created", "medication": found.as_dict()}
 
 
 @router.post("/patients/{patient_id}/allergies", status_code=201, tags=["patients"])

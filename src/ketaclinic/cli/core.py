@@ -175,7 +175,10 @@ def serve(
     console.print(f"ketaclinic listening on {url}  (Ctrl+C stops)")
     uvicorn.run("ketaclinic.web.asgi:app_factory", factory=True, host=host or cfg.host,
                 port=port or cfg.port, workers=workers or cfg.workers, log_level="warning",
-                access_log=False, timeout_keep_alive=cfg.keep_alive_seconds)
+                access_log=False, timeout_keep_alive=cfg.keep_alive_seconds,
+                # Forwarded headers are read by the app, from KETACLINIC_TRUSTED_PROXIES only
+                # (uvicorn would otherwise believe them from any local client).
+                proxy_headers=False, forwarded_allow_ips="")
 
 
 @app.command()

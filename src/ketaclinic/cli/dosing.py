@@ -126,6 +126,9 @@ def dose_ketamine_iv(
     mg_per_kg: str = typer.Option(None, "--mg-per-kg", help="Dose in mg/kg of dose weight."),
     minutes: str = typer.Option(None, "--minutes", help="Infusion time in minutes."),
     concentration: str = typer.Option(None, "--concentration-mg-per-ml", help="Bag mg/mL."),
+    rate_ml_per_h: str = typer.Option(
+        None, "--rate-ml-per-h", help="mL/h as programmed on the pump (checked; default: derived)."
+    ),
     previous_dose_mg: str = typer.Option(None, "--previous-dose-mg"),
     previous_weight_kg: str = typer.Option(None, "--previous-weight-kg"),
     weight_age_days: str = typer.Option(None, "--weight-age-days", help="Days since weighed."),
@@ -157,6 +160,8 @@ def dose_ketamine_iv(
         _optional("--previous-dose-mg", previous_dose_mg),
         _optional("--previous-weight-kg", previous_weight_kg),
         _optional("--weight-age-days", weight_age_days),
+        concentration_mg_per_ml=dose.concentration_mg_per_ml,
+        rate_ml_per_h=_optional("--rate-ml-per-h", rate_ml_per_h),
     )
     result = check_dose_safely(order, rs)
     payload = {

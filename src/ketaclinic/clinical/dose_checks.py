@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ketaclinic.clinical import pump_library
 from ketaclinic.clinical.dosing import select_phase
 from ketaclinic.clinical.inputs import require_finite, require_positive
 from ketaclinic.clinical.rules import ClinicalInputError, Finding, Level
@@ -40,6 +41,9 @@ class DoseOrder:
     phase: str | None = None
     session_number: int | None = None
     age_years: float | None = None
+    concentration_mg_per_ml: float | None = None  # the bag or syringe on the pump
+    rate_ml_per_h: float | None = None  # as programmed on the pump (None: dose/conc/minutes)
+    volume_ml: float | None = None  # volume to be infused as programmed (None: dose/conc)
 
 
 @dataclass(frozen=True)
@@ -393,6 +397,9 @@ def _validate(order: DoseOrder, rs: RuleSet) -> None:
         "infusion_min",
         "previous_dose_mg",
         "previous_weight_kg",
+        "concentration_mg_per_ml",
+        "rate_ml_per_h",
+        "volume_ml",
     ):
         if getattr(order, name) is not None:
             require_positive(name, getattr(order, name))
@@ -411,6 +418,7 @@ def check_dose(order: DoseOrder, ruleset: RuleSet) -> DoseCheckResult:
         + _check_magnitude(order, ruleset)
         + _check_limits(order, ruleset)
         + _check_label(order, ruleset)
+        + pump_library.check_infusion(order, ruleset)
     )
     return DoseCheckResult(tuple(checks), ruleset.ref, ruleset.override_reason_codes)
 

@@ -3,8 +3,13 @@
 Decision: any hard finding -> ``ineligible``; any soft finding -> ``review``; else ``eligible``.
 Absolute contraindications, age under the minimum and no depressive-episode diagnosis are hard;
 relative contraindications, interacting medicines, BP above the pre-dose gate, fewer adequate
-failed trials than the TRD definition and unrecognised condition flags are soft. Every finding
-names its rule, the values seen and the source; the result records the rule set id@version.
+failed trials than the TRD definition and unrecognised condition flags are soft.
+
+Unknown is never negative: a medicine the vocabulary does not know (clinical/medications.py), a
+missing pregnancy, breast-feeding or substance-use answer, a missing BP and a trial whose dose
+cannot be judged are soft findings that list what is missing. ICD-10 codes set the bipolar and
+psychosis findings (data/screening/diagnoses.json). Every finding names its rule, the values
+seen and the source; the result records the rule set id@version.
 """
 
 from __future__ import annotations
@@ -14,19 +19,30 @@ from datetime import date, timedelta
 from typing import Any
 
 from ketaclinic.clinical.inputs import require_finite, require_non_negative, require_positive
+from ketaclinic.clinical.medications import Vocabulary, load_bundled_vocabulary
 from ketaclinic.clinical.rules import ClinicalInputError, Finding, Level
 from ketaclinic.clinical.rulesets import RuleSet, load_bundled_maudsley
+from ketaclinic.clinical.screening_checks import (  # noqa: F401 (re-exported)
+    check_interactions,
+    check_missing,
+    could_be_pregnant,
+    diagnosis_conditions,
+    is_depressive_icd10,
+    load_bundled_doses_ref,
+    missing_facts,
+)
 from ketaclinic.clinical.staging import (
     RESPONSE_CATEGORIES,
     SEVERITIES,
     AntidepressantTrial,
     MaudsleyScore,
+    TrialAssessment,
     count_adequate_failed_trials,
     score_maudsley,
 )
 
 DECISIONS = ("eligible", "review", "ineligible")
-SUBSTANCE_USE = ("none", "history", "current")
+SUBSTANCE_USE = ("none", "history", "current")  # None: not asked (review)
 SEXES = ("female", "male", "other", "unknown")
 
 
@@ -56,12 +72,12 @@ class PatientFacts:
 
     age_years: float
     sex: str = "unknown"
-    pregnant: bool = False
-    breastfeeding: bool = False
+    pregnant: bool | None = None  # None: not asked (review when the person could be pregnant)
+    breastfeeding: bool | None = None
     diagnoses: tuple[Diagnosis, ...] = ()
     conditions: frozenset[str] = frozenset()
     medications: tuple[Medication, ...] = ()
-    substance_use_disorder: str = "none"  # none | history | current
+    substance_use_disorder: str | None = None  # none | history | current; None: not asked
     antidepressant_trials: tuple[AntidepressantTrial, ...] = ()
     ect_used: bool = False
     episode_duration_months: float | None = None
@@ -114,7 +130,7 @@ def _check_age(p: PatientFacts, rs: RuleSet) -> list[Finding]:
 
 
 def _check_diagnosis(p: PatientFacts) -> list[Finding]:
-    codes = [d.code for d in p.diagnoses if d.depressive_episode]
+    codes = [d.code for d in p.diagnoses if d.depressive_episode or is_depressive_icd10(d.code)]
     if codes:
         return [
             Finding(
@@ -146,11 +162,12 @@ def _patient_conditions(p: PatientFacts) -> set[str]:
         flags.add("substance_use_disorder")
     if p.symptom_severity == "severe-psychotic":
         flags.add("psychosis_history")
-    return flags
+    return flags | set(diagnosis_conditions(p))
 
 
 def _check_contraindications(p: PatientFacts, rs: RuleSet) -> list[Finding]:
     flags = _patient_conditions(p)
+    from_dx = diagnosis_conditions(p)
     findings = []
     for ci in rs.contraindications:
         if ci.condition in flags:
@@ -162,6 +179,8 @@ def _check_contraindications(p: PatientFacts, rs: RuleSet) -> list[Finding]:
             }
             if ci.condition == "substance_use_disorder":
                 values["substance_use_disorder"] = p.substance_use_disorder
+            if ci.condition in from_dx:
+                values["diagnoses"] = from_dx[ci.condition]
             findings.append(
                 Finding(
                     ci.id,
@@ -195,80 +214,6 @@ def _check_contraindications(p: PatientFacts, rs: RuleSet) -> list[Finding]:
     return findings
 
 
-def _diazepam_eq_mg(med: Medication, rs: RuleSet) -> float | None:
-    eq = rs.diazepam_equivalents.get(med.name.strip().lower())
-    if eq is None or med.daily_dose_mg is None:
-        return None
-    return med.daily_dose_mg * 10.0 / eq.value
-
-
-def _benzodiazepine_findings(meds: list[Medication], rs: RuleSet, ix) -> list[Finding]:
-    limit = rs.param("benzodiazepine-diazepam-eq-max-mg")
-    total, unknown = 0.0, []
-    for med in meds:
-        eq = _diazepam_eq_mg(med, rs)
-        if eq is None:
-            unknown.append(med.name)
-        else:
-            total += eq
-    values = {
-        "medications": [m.name for m in meds],
-        "diazepam_eq_mg_per_day": round(total, 2),
-        "threshold_mg": limit.value,
-    }
-    if unknown:
-        return [
-            Finding(
-                ix.id,
-                Level.SOFT,
-                f"Benzodiazepine dose not convertible to diazepam-equivalent "
-                f"({', '.join(unknown)}): "
-                f"{ix.effect}",
-                ix.source,
-                values | {"unconverted": unknown},
-            )
-        ]
-    level = Level.SOFT if total > limit.value else Level.INFO
-    rel = "above" if level is Level.SOFT else "at or below"
-    return [
-        Finding(
-            ix.id,
-            level,
-            f"Benzodiazepines {total:g} mg/d diazepam-equivalent, {rel} "
-            f"{limit.value} mg: {ix.effect}",
-            ix.source,
-            values,
-        )
-    ]
-
-
-def _matches(med: Medication, ix) -> bool:
-    return med.drug_class.strip().lower() in ix.classes or med.name.strip().lower() in ix.names
-
-
-def _check_interactions(p: PatientFacts, rs: RuleSet) -> list[Finding]:
-    findings = []
-    for ix in rs.interactions:
-        meds = [m for m in p.medications if _matches(m, ix)]
-        if not meds:
-            continue
-        if "benzodiazepine" in ix.classes:
-            findings += _benzodiazepine_findings(meds, rs, ix)
-            continue
-        level = Level.SOFT if ix.level == "soft" else Level.INFO
-        names = ", ".join(m.name for m in meds)
-        findings.append(
-            Finding(
-                ix.id,
-                level,
-                f"Interacting medicine ({names}): {ix.effect}",
-                ix.source,
-                {"medications": [m.name for m in meds]},
-            )
-        )
-    return findings
-
-
 def _bp_limits(p: PatientFacts, rs: RuleSet) -> tuple[float, float, str]:
     older = rs.parameters.get("bp-pre-dose-older-systolic-max-mmhg")
     if older is not None and p.age_years >= rs.param("older-adult-age-years").value:
@@ -283,7 +228,7 @@ def _check_bp(p: PatientFacts, rs: RuleSet) -> list[Finding]:
         return [
             Finding(
                 "bp-pre-dose",
-                Level.INFO,
+                Level.SOFT,
                 "No blood pressure recorded: measure before dosing",
                 rs.param("bp-pre-dose-systolic-max-mmhg").source,
             )
@@ -343,7 +288,25 @@ def _check_trd(count: int, rs: RuleSet, treatment: str) -> list[Finding]:
     ]
 
 
-def _maudsley(p: PatientFacts, count: int) -> tuple[MaudsleyScore | None, list[Finding]]:
+def _check_trials(assessed: tuple[TrialAssessment, ...], rs: RuleSet) -> list[Finding]:
+    unjudged = [a for a in assessed if not a.judged]
+    if not unjudged:
+        return []
+    return [
+        Finding(
+            "trd-trial-unjudged",
+            Level.SOFT,
+            "Trial(s) whose dose cannot be judged, not counted as adequate: "
+            + "; ".join(f"{a.drug}: {a.reason}" for a in unjudged),
+            load_bundled_doses_ref(),
+            {"trials": [{"drug": a.drug, "reason": a.reason} for a in unjudged]},
+        )
+    ]
+
+
+def _maudsley(
+    p: PatientFacts, count: int, augmentation: bool
+) -> tuple[MaudsleyScore | None, list[Finding]]:
     table = load_bundled_maudsley()
     duration, severity = p.episode_duration_months, p.symptom_severity
     missing = [
@@ -361,10 +324,7 @@ def _maudsley(p: PatientFacts, count: int) -> tuple[MaudsleyScore | None, list[F
                 table["source"],
             )
         ]
-    augmentation = any(t.augmentation and t.current_episode for t in p.antidepressant_trials)
-    score = score_maudsley(
-        duration, severity, count, augmentation, p.ect_used, table
-    )
+    score = score_maudsley(duration, severity, count, augmentation, p.ect_used, table)
     return score, [
         Finding(
             "maudsley-staging",
@@ -385,7 +345,11 @@ def decide(findings: tuple[Finding, ...] | list[Finding]) -> str:
 
 
 def screen_patient(
-    patient: PatientFacts, treatment: str, ruleset: RuleSet, screened_on: date
+    patient: PatientFacts,
+    treatment: str,
+    ruleset: RuleSet,
+    screened_on: date,
+    vocabulary: Vocabulary | None = None,
 ) -> ScreeningResult:
     """Screen ``patient`` for ``treatment`` (``ketamine-iv`` or ``esketamine``) under ``ruleset``.
 
@@ -396,16 +360,23 @@ def screen_patient(
         raise ClinicalInputError(
             f"rule set {ruleset.ref} is for {ruleset.treatment}, not {treatment}"
         )
-    count, _ = count_adequate_failed_trials(patient.antidepressant_trials, ruleset)
+    vocab = vocabulary or load_bundled_vocabulary()
+    count, assessed = count_adequate_failed_trials(patient.antidepressant_trials, ruleset)
+    augmentation = any(
+        a.role == "augmentation" and t.current_episode
+        for a, t in zip(assessed, patient.antidepressant_trials, strict=True)
+    )
     findings = (
         _check_age(patient, ruleset)
         + _check_diagnosis(patient)
+        + check_missing(patient, ruleset)
         + _check_contraindications(patient, ruleset)
-        + _check_interactions(patient, ruleset)
+        + check_interactions(patient, ruleset, vocab)
         + _check_bp(patient, ruleset)
         + _check_trd(count, ruleset, treatment)
+        + _check_trials(assessed, ruleset)
     )
-    maudsley, staging = _maudsley(patient, count)
+    maudsley, staging = _maudsley(patient, count, augmentation)
     all_findings = tuple(findings + staging)
     validity = ruleset.param("screening-validity-days")
     return ScreeningResult(
@@ -458,6 +429,14 @@ def _flag(doc: dict, key: str, where: str) -> bool:
     value = doc.get(key, False)
     if not isinstance(value, bool):
         raise ClinicalInputError(f"{where}.{key} must be true or false, got {value!r}")
+    return value
+
+
+def _answer(doc: dict, key: str) -> bool | None:
+    """A yes/no question that may be unanswered (absent or null: not asked)."""
+    value = doc.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ClinicalInputError(f"{key} must be true, false or null (not asked), got {value!r}")
     return value
 
 
@@ -545,14 +524,14 @@ def patient_from_dict(doc: Any) -> PatientFacts:
     return PatientFacts(
         age_years=require_positive("age_years", d.get("age_years")),
         sex=_choice(d.get("sex", "unknown"), SEXES, "sex"),
-        pregnant=_flag(d, "pregnant", "patient"),
-        breastfeeding=_flag(d, "breastfeeding", "patient"),
+        pregnant=_answer(d, "pregnant"),
+        breastfeeding=_answer(d, "breastfeeding"),
         diagnoses=tuple(_diagnosis(x, i) for i, x in enumerate(_list(d, "diagnoses"))),
         conditions=frozenset(str(c) for c in _list(d, "conditions")),
         medications=tuple(_medication(x, i) for i, x in enumerate(_list(d, "medications"))),
-        substance_use_disorder=_choice(
-            d.get("substance_use_disorder", "none"), SUBSTANCE_USE, "substance_use_disorder"
-        ),
+        substance_use_disorder=None
+        if d.get("substance_use_disorder") is None
+        else _choice(d["substance_use_disorder"], SUBSTANCE_USE, "substance_use_disorder"),
         antidepressant_trials=tuple(
             _trial(x, i) for i, x in enumerate(_list(d, "antidepressant_trials"))
         ),

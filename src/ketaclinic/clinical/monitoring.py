@@ -26,6 +26,39 @@ PLAUSIBLE = {
     "rr_per_min": (2, 60),
 }
 
+#: how a clinician reads each vital sign: its name and unit ("SpO₂ 89 %")
+VITAL_WORDS = {
+    "sbp_mmhg": ("Systolic BP", "mmHg"),
+    "dbp_mmhg": ("Diastolic BP", "mmHg"),
+    "hr_bpm": ("Heart rate", "/min"),
+    "spo2_pct": ("SpO₂", "%"),
+    "rr_per_min": ("Respiratory rate", "/min"),
+}
+
+
+#: vital signs whose alerts are shown red like urgent ones: breathing is at stake
+RESPIRATORY = ("spo2_pct", "rr_per_min")
+
+
+def is_respiratory(rule: str) -> bool:
+    """Whether a vitals alert rule ("vitals.spo2_pct_low") concerns breathing.
+
+    >>> is_respiratory("vitals.spo2_pct_low"), is_respiratory("vitals.sbp_mmhg_high")
+    (True, False)
+    """
+    return any(rule.startswith(f"vitals.{param}") for param in RESPIRATORY)
+
+
+def describe_vital(param: str, value: float, op: str, threshold: float) -> str:
+    """A threshold crossing in words with units: "SpO₂ 89 % — below 92 %".
+
+    >>> describe_vital("rr_per_min", 8, "<", 10)
+    'Respiratory rate 8 /min — below 10 /min'
+    """
+    name, unit = VITAL_WORDS.get(param, (param, ""))
+    side = {"<": "below", "<=": "at or below", ">": "above", ">=": "at or above"}.get(op, op)
+    return f"{name} {value:g} {unit} — {side} {threshold:g} {unit}".replace("  ", " ")
+
 
 @dataclass(frozen=True)
 class VitalSigns:
@@ -215,7 +248,8 @@ def check_vitals(reading: VitalSigns, treatment: str, rules: SessionRules) -> li
             continue
         findings.append(Finding(
             f"vitals.{th.param}{'_high' if th.op == '>' else '_low'}", Level.SOFT,
-            f"{th.param} {value:g} {th.op} {th.value:g}: {th.action} (grade {src.grade.value})",
+            f"{describe_vital(th.param, value, th.op, th.value)}: {th.action} "
+            f"(grade {src.grade.value})",
             src.source,
             {th.param: value, "threshold": th.value, "action": th.action,
              "action_required": True, "taken_at": reading.taken_at.isoformat()},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, TypeGuard
@@ -44,6 +44,7 @@ _TOP_KEYS = {
     "bioavailability",
     "override_reasons",
 }
+_OPTIONAL_TOP_KEYS = {"infusion_concentrations"}
 _CITE_KEYS = {"source", "grade", "version", "confirmed_by", "confirmed_at"}
 _VALUE_KEYS = _CITE_KEYS | {"value", "unit"}
 _REQUIRED_PARAMETERS = (
@@ -63,7 +64,17 @@ _REQUIRED_PARAMETERS = (
     "unit-swap-factor",
     "older-adult-age-years",
 )
-_NUMERIC_LIMIT_UNITS = {"mg/kg", "mg", "mg/kg/h", "%", "min"}
+_NUMERIC_LIMIT_UNITS = {"mg/kg", "mg", "mg/kg/h", "%", "min", "mg/mL", "mL/h", "mL"}
+_LIMIT_STEMS = (
+    "mg-per-kg",
+    "total-mg",
+    "rate-mg-per-kg-per-h",
+    "change-pct",
+    "rate-ml-per-h",
+    "volume-ml",
+    "infusion-min",
+    "concentration-mg-per-ml",
+)
 
 
 class RuleSetError(ClinicalInputError):
@@ -137,6 +148,18 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Concentration:
+    """One concentration a pump's drug library allows for a route (e.g. ketamine 1 mg/mL bag)."""
+
+    id: str
+    label: str
+    mg_per_ml: float
+    source: str
+    grade: Grade
+    version: str
+
+
+@dataclass(frozen=True)
 class UnconfirmedRule:
     """A grade-U entry awaiting medical-director confirmation (for the admin report)."""
 
@@ -166,6 +189,9 @@ class RuleSet:
     bioavailability: Mapping[str, Rule]
     override_reason_codes: tuple[str, ...]
     document: str  # canonical JSON text of the validated document
+    infusion_concentrations: Mapping[str, tuple[Concentration, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def ref(self) -> str:
@@ -316,7 +342,7 @@ def _check_reasons(doc: Any, err: _Errors) -> None:
 
 def _check_document(doc: Any) -> None:
     err = _Errors()
-    if not _check_keys(doc, "$", _TOP_KEYS, set(), err):
+    if not _check_keys(doc, "$", _TOP_KEYS, _OPTIONAL_TOP_KEYS, err):
         raise RuleSetError("; ".join(err.items))
     if doc.get("schema") != SCHEMA:
         err.add("$.schema", f"must be {SCHEMA!r}")
@@ -346,6 +372,7 @@ def _check_document(doc: Any) -> None:
         err.add("phase_schedule", "is required for esketamine")
     _check_value_map(doc.get("bioavailability"), "bioavailability", err, numeric=True)
     _check_reasons(doc.get("override_reasons"), err)
+    _check_concentrations(doc.get("infusion_concentrations", {}), err)
     _check_limit_order(doc, err)
     if err.items:
         raise RuleSetError("; ".join(err.items))
@@ -360,7 +387,7 @@ def _check_limit_order(doc: dict, err: _Errors) -> None:
         if not isinstance(entries, dict):
             continue
         values = {k: v.get("value") for k, v in entries.items() if isinstance(v, dict)}
-        for stem in ("mg-per-kg", "total-mg", "rate-mg-per-kg-per-h", "change-pct"):
+        for stem in _LIMIT_STEMS:
             soft, hard = values.get(f"{stem}-soft-max"), values.get(f"{stem}-hard-max")
             if _number(soft) and _number(hard) and soft > hard:
                 err.add(f"dose_limits.{route}.{stem}-soft-max", "must not exceed the hard maximum")
@@ -369,6 +396,24 @@ def _check_limit_order(doc: dict, err: _Errors) -> None:
                 err.add(
                     f"dose_limits.{route}.{stem}-soft-min", "must not be below the hard minimum"
                 )
+
+
+def _check_concentrations(doc: Any, err: _Errors) -> None:
+    """``infusion_concentrations``: per route, the pump library's allowed mg/mL entries."""
+    if not isinstance(doc, dict):
+        err.add("infusion_concentrations", "must be an object of routes")
+        return
+    for route, entries in doc.items():
+        path = f"infusion_concentrations.{route}"
+        if route not in ROUTES:
+            err.add(path, f"route must be one of {', '.join(ROUTES)}")
+        req = {"id", "label", "value", "unit"}
+        for i, entry in enumerate(_check_list(entries, path, req, set(), err)):
+            if entry.get("unit") != "mg/mL":
+                err.add(f"{path}[{i}].unit", "must be mg/mL")
+            value = entry.get("value")
+            if not _number(value) or not value > 0:
+                err.add(f"{path}[{i}].value", "must be a positive number")
 
 
 def _number(value: Any) -> TypeGuard[float]:
@@ -448,6 +493,22 @@ def _build(doc: dict) -> RuleSet:
         bioavailability=_rules(doc["bioavailability"]),
         override_reason_codes=tuple(r["code"] for r in doc["override_reasons"]),
         document=json.dumps(doc, sort_keys=True, ensure_ascii=False),
+        infusion_concentrations=MappingProxyType(
+            {
+                route: tuple(
+                    Concentration(
+                        c["id"],
+                        c["label"],
+                        float(c["value"]),
+                        c["source"],
+                        Grade(c["grade"]),
+                        c["version"],
+                    )
+                    for c in entries
+                )
+                for route, entries in doc.get("infusion_concentrations", {}).items()
+            }
+        ),
     )
 
 
@@ -505,6 +566,9 @@ def _cited_entries(doc: dict) -> Iterator[tuple[str, dict]]:
         for i, entry in enumerate(doc[section]):
             name = entry.get("id") or entry.get("code") or str(i)
             yield f"{section}[{name}]", entry
+    for route, entries in doc.get("infusion_concentrations", {}).items():
+        for entry in entries:
+            yield f"infusion_concentrations.{route}[{entry['id']}]", entry
 
 
 def list_unconfirmed(ruleset: RuleSet) -> tuple[UnconfirmedRule, ...]:

@@ -1,12 +1,18 @@
 """Treatment-resistance staging: adequate failed trials and the Maudsley Staging Method.
 
 Adequacy and failure follow the esketamine phase 3 definition (protocols.md §6): a trial in the
-current episode lasting >= 6 weeks with <= 25 % improvement (values come from the rule set).
+current episode lasting >= 6 weeks with <= 25 % improvement (values come from the rule set), of an
+*antidepressant* at or above its minimum daily dose (data/staging/antidepressant_doses.json).
+Augmentation agents (lithium, antipsychotics, T3, lamotrigine, or a trial marked augmentation) are
+counted apart, never as failed antidepressants (the Maudsley method scores them separately). A
+trial whose dose cannot be judged (drug not in the table, or no dose, and no clinician judgement)
+is *unjudged*: never counted as adequate, and screening sends it to review.
 The Maudsley Staging Method follows protocols.md §6 exactly (table in data/staging/maudsley.json).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +35,7 @@ class AntidepressantTrial:
     response: str | None = None  # none | minimal | partial | response | remission
     current_episode: bool = True
     augmentation: bool = False
-    adequate_dose: bool | None = None  # None: not judged (no bundled minimum-dose table)
+    adequate_dose: bool | None = None  # None: judged from the minimum-dose table, else unjudged
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class TrialAssessment:
     adequate: bool
     failed: bool
     reason: str
+    role: str = "antidepressant"  # antidepressant | augmentation
+    judged: bool = True  # False: the dose (or the drug) could not be judged -> review
 
 
 @dataclass(frozen=True)
@@ -68,34 +76,93 @@ class MaudsleyScore:
         }
 
 
-def assess_trial(trial: AntidepressantTrial, ruleset: RuleSet) -> TrialAssessment:
-    """Decide whether one trial is an adequate failed trial in the current episode."""
+def _dose_judgement(
+    trial: AntidepressantTrial, ingredient: str, doses: dict[str, Any]
+) -> tuple[bool | None, str]:
+    """True/False when the dose can be judged, None (with why) when it cannot."""
+    entry = doses["antidepressants"].get(ingredient)
+    if entry is None:
+        if trial.adequate_dose is not None:
+            return trial.adequate_dose, "dose judged by the clinician (drug not in the table)"
+        return None, f"{trial.drug!r} is not in the minimum-dose table: judge the dose by hand"
+    minimum = entry["min_daily_mg"]
+    if trial.dose_mg is None:
+        if trial.adequate_dose is not None:
+            return trial.adequate_dose, "dose judged by the clinician (no dose recorded)"
+        return None, f"no dose recorded (minimum {minimum:g} mg/d)"
+    by_table = trial.dose_mg >= minimum
+    if trial.adequate_dose is not None and trial.adequate_dose != by_table:
+        return None, (
+            f"{trial.dose_mg:g} mg/d vs minimum {minimum:g} mg/d disagrees with the "
+            "clinician's adequate_dose: judge by hand"
+        )
+    rel = ">=" if by_table else "<"
+    return by_table, f"{trial.dose_mg:g} mg/d {rel} minimum {minimum:g} mg/d"
+
+
+def _ingredient(drug: str) -> str:
+    from ketaclinic.clinical.medications import load_bundled_vocabulary, normalise
+
+    entry = load_bundled_vocabulary().lookup(drug)
+    return entry.ingredient if entry else normalise(drug)
+
+
+def assess_trial(
+    trial: AntidepressantTrial, ruleset: RuleSet, doses: dict[str, Any] | None = None
+) -> TrialAssessment:
+    """Decide whether one trial is an adequate failed antidepressant trial in this episode."""
+    doses = doses or load_bundled_doses()
     min_weeks = ruleset.param("trd-min-trial-weeks").value
     max_improvement = ruleset.param("trd-max-improvement-pct").value
+    ingredient = _ingredient(trial.drug)
+    if trial.augmentation or ingredient in doses["augmentation_agents"]:
+        why = "augmentation agent: counted apart from failed antidepressants"
+        return TrialAssessment(trial.drug, False, False, why, "augmentation")
     if not trial.current_episode:
         return TrialAssessment(trial.drug, False, False, "not in the current episode")
     if trial.weeks < min_weeks:
         return TrialAssessment(trial.drug, False, False, f"{trial.weeks:g} wk < {min_weeks} wk")
-    if trial.adequate_dose is False:
-        return TrialAssessment(trial.drug, False, False, "dose recorded as inadequate")
+    adequate, dose_why = _dose_judgement(trial, ingredient, doses)
+    if adequate is None:
+        return TrialAssessment(trial.drug, False, False, dose_why, judged=False)
+    if not adequate:
+        return TrialAssessment(trial.drug, False, False, f"inadequate dose: {dose_why}")
     if trial.improvement_pct is not None:
         failed = trial.improvement_pct <= max_improvement
         why = (
             f"improvement {trial.improvement_pct:g} % {'<=' if failed else '>'} {max_improvement} %"
         )
-        return TrialAssessment(trial.drug, True, failed, why)
+        return TrialAssessment(trial.drug, True, failed, f"{dose_why}; {why}")
     if trial.response is not None:
         failed = trial.response in FAILED_CATEGORIES
-        return TrialAssessment(trial.drug, True, failed, f"response category {trial.response!r}")
-    return TrialAssessment(trial.drug, True, False, "response not recorded")
+        why = f"{dose_why}; response category {trial.response!r}"
+        return TrialAssessment(trial.drug, True, failed, why)
+    return TrialAssessment(trial.drug, True, False, f"{dose_why}; response not recorded")
 
 
 def count_adequate_failed_trials(
     trials: tuple[AntidepressantTrial, ...], ruleset: RuleSet
 ) -> tuple[int, tuple[TrialAssessment, ...]]:
-    """Count adequate failed trials in the current episode; also return each assessment."""
-    assessed = tuple(assess_trial(t, ruleset) for t in trials)
-    return sum(1 for a in assessed if a.adequate and a.failed), assessed
+    """Count adequate failed antidepressant trials in the current episode; also each assessment.
+
+    Augmentation trials and unjudged trials are never counted.
+    """
+    doses = load_bundled_doses()
+    assessed = tuple(assess_trial(t, ruleset, doses) for t in trials)
+    count = sum(1 for a in assessed if a.adequate and a.failed and a.role == "antidepressant")
+    return count, assessed
+
+
+def load_bundled_doses() -> dict[str, Any]:
+    """The bundled antidepressant minimum-dose and augmentation table (cited, graded)."""
+    from ketaclinic.clinical.rulesets import _read_bundled
+
+    return _DOSES_CACHE.setdefault(
+        "doc", json.loads(_read_bundled("staging", "antidepressant_doses.json"))
+    )
+
+
+_DOSES_CACHE: dict[str, dict[str, Any]] = {}
 
 
 def _band_score(bands: list[dict], key: str, value: float) -> int:

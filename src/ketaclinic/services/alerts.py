@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ketaclinic.services.alert_links import close_session_twins
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
@@ -53,7 +54,8 @@ class AlertService:
 
     def worklist(self, actor: Actor, *, include_acknowledged: bool = False,
                  limit: int = 200) -> list[AlertView]:
-        """Open alerts across the clinic, most urgent and oldest first."""
+        """Open alerts across the clinic: urgent first, then the newest first within a
+        priority (acknowledged ones, when asked for, after all open ones)."""
         self.ctx.require(actor, Perm.PATIENT_READ, "alert.worklist")
         with self.ctx.db.transaction() as s:
             out = self._query(s, None, include_acknowledged, max(1, min(limit, 1000)))
@@ -64,6 +66,15 @@ class AlertService:
     def for_patient(self, s: Session, patient_id: int) -> list[AlertView]:
         """All alerts of one patient, open first (used inside an audited panel read)."""
         return self._query(s, patient_id, True, 100)
+
+    def urgent_open_count(self, actor: Actor) -> int:
+        """Open urgent alerts across the clinic (the number in the navigation; no patient
+        data, so no audit row)."""
+        self.ctx.require(actor, Perm.PATIENT_READ, "alert.count")
+        with self.ctx.db.transaction() as s:
+            return int(s.execute(select(func.count(ClinicalAlert.id)).where(
+                ClinicalAlert.acknowledged_at.is_(None),
+                ClinicalAlert.priority == "urgent")).scalar_one())
 
     def open_count(self, actor: Actor) -> int:
         self.ctx.require(actor, Perm.PATIENT_READ, "alert.count")
@@ -83,7 +94,10 @@ class AlertService:
             stmt = stmt.where(ClinicalAlert.id == alert_id)
         if not include_acknowledged:
             stmt = stmt.where(ClinicalAlert.acknowledged_at.is_(None))
-        rows = s.execute(stmt.order_by(ClinicalAlert.raised_at, ClinicalAlert.id)
+        # Open before acknowledged in SQL, so the limit never drops an open alert for an
+        # old acknowledged one; then urgent first and the newest first within a priority.
+        rows = s.execute(stmt.order_by(ClinicalAlert.acknowledged_at.is_not(None),
+                                       ClinicalAlert.raised_at.desc(), ClinicalAlert.id.desc())
                          .limit(limit)).all()
         views = [_view(a, p, asm, who) for a, p, asm, who in rows]
         views.sort(key=lambda v: (not v.open, PRIORITY_ORDER.get(v.priority, 9)))
@@ -112,6 +126,7 @@ class AlertService:
             alert.acknowledged_at = now
             alert.acknowledged_by = actor.user_id
             alert.ack_note = note
+            close_session_twins(s, alert, note, actor.user_id, now)
             s.flush()
             self.ctx.audit.record(s, actor, "alert.acknowledge", at=now,
                                   patient_id=alert.patient_id,

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.instruments import ScoreResult, score_answers
@@ -18,10 +17,11 @@ from ketaclinic.clinical.outcomes import RELAPSE_EVENT_KINDS
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
-from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.services.errors import InvalidInput, NotFound
+from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.services.mbc_instruments import InstrumentCatalogue
 from ketaclinic.services.permissions import Perm
-from ketaclinic.store.tables import IdempotencyKey, Patient
+from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_care import Assessment, ClinicalEvent, Course, TreatmentSession
 from ketaclinic.store.tables_mbc import ClinicalAlert
 
@@ -103,35 +103,31 @@ class AssessmentService:
         administered_at: dt.datetime | None = None, course_id: int | None = None,
         session_id: int | None = None, idempotency_key: str | None = None,
     ) -> tuple[AssessmentRecord, bool]:
-        """Score and store one form. Returns (assessment, created); a repeated key replays."""
+        """Score and store one form. Returns (assessment, created); the same user repeating
+        a key with the same request gets the first assessment back."""
         self.ctx.require(actor, Perm.CLINICAL_WRITE, "assessment.create", patient_id=patient_id)
-        if idempotency_key is not None and not (1 <= len(idempotency_key) <= 100):
-            raise InvalidInput("Idempotency-Key must be 1–100 characters")
+        req = IdempotentRequest.of(
+            actor, "assessment.create", idempotency_key, patient_id, instrument_id,
+            dict(answers) if isinstance(answers, Mapping) else list(answers),
+            administered_at, course_id, session_id)
         now = self.ctx.clock()
         when = self._check_time(administered_at or now, now)
-        try:
-            with self.ctx.db.transaction() as s:
-                if idempotency_key:
-                    replay = self._replayed(s, patient_id, idempotency_key)
-                    if replay is not None:
-                        return replay, False
-                load_patient(s, patient_id)
-                course_id = check_course(s, patient_id, course_id, session_id)
-                row = self.store_scored(s, actor, patient_id, instrument_id, answers, when,
-                                        course_id=course_id, session_id=session_id,
-                                        source="clinic")
-                if idempotency_key:
-                    s.add(IdempotencyKey(scope="assessment.create", key=idempotency_key,
-                                         user_id=actor.user_id or 0, resource_id=row.id,
-                                         created_at=now))
-                return record_of(row), True
-        except IntegrityError as exc:
-            if idempotency_key:
-                with self.ctx.db.transaction() as s:
-                    replay = self._replayed(s, patient_id, idempotency_key)
-                    if replay is not None:
-                        return replay, False
-            raise Conflict("this assessment was recorded concurrently") from exc
+
+        def create(s: Session) -> tuple[AssessmentRecord, int]:
+            load_patient(s, patient_id)
+            course = check_course(s, patient_id, course_id, session_id)
+            row = self.store_scored(s, actor, patient_id, instrument_id, answers, when,
+                                    course_id=course, session_id=session_id, source="clinic")
+            return record_of(row), row.id
+
+        def replay(s: Session, assessment_id: int) -> tuple[AssessmentRecord, int]:
+            a = s.get(Assessment, assessment_id)
+            if a is None:
+                raise NotFound("the assessment this request recorded no longer exists")
+            return record_of(a), a.patient_id
+
+        return run_once(self.ctx, actor, req, create=create, replay=replay,
+                        conflict="this assessment was recorded concurrently")
 
     def _check_time(self, when: dt.datetime, now: dt.datetime) -> dt.datetime:
         if when.tzinfo is not None:
@@ -141,17 +137,6 @@ class AssessmentService:
         if when.year < 1990:
             raise InvalidInput("administered_at: is before 1990")
         return when
-
-    def _replayed(self, s: Session, patient_id: int, key: str) -> AssessmentRecord | None:
-        row = s.execute(select(IdempotencyKey).where(
-            IdempotencyKey.scope == "assessment.create", IdempotencyKey.key == key)
-        ).scalar_one_or_none()
-        if row is None:
-            return None
-        a = s.get(Assessment, row.resource_id)
-        if a is None or a.patient_id != patient_id:
-            raise Conflict("this Idempotency-Key was already used for another request")
-        return record_of(a)
 
     def store_scored(
         self, s: Session, actor: Actor, patient_id: int, instrument_id: str,

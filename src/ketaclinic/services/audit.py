@@ -256,6 +256,23 @@ class AuditLog:
             self.ctx.audit.record(s, actor, "audit.view", at=self.ctx.clock())
             return list(rows), int(total)
 
+    def patient_names(self, actor: Actor, patient_ids: set[int]) -> dict[int, str]:
+        """"Family, Given (MRN)" of the patients an audit page lists, in one query; the read
+        is audited like the page."""
+        from ketaclinic.services.permissions import Perm
+        from ketaclinic.store.tables import Patient
+
+        self.ctx.require(actor, Perm.AUDIT_READ, "audit.view")
+        ids = sorted(i for i in patient_ids if i is not None)[:500]
+        if not ids:
+            return {}
+        with self.ctx.db.transaction() as s:
+            rows = s.execute(select(Patient.id, Patient.family_name, Patient.given_name,
+                                    Patient.mrn).where(Patient.id.in_(ids))).all()
+            self.ctx.audit.record(s, actor, "audit.patient_names", at=self.ctx.clock(),
+                                  detail=f"{len(rows)} patients")
+            return {r[0]: f"{r[1]}, {r[2]} ({r[3]})" for r in rows}
+
     def verify(self, actor: Actor | None = None) -> VerifyResult:
         """Verify the whole chain (``actor`` None means the operator, from the CLI)."""
         from ketaclinic.services.permissions import Perm

@@ -91,6 +91,14 @@ class TwoFactorUnavailable(NotAuthenticated):
     """The password was right but the stored two-factor key cannot be decrypted: refused."""
 
 
+class SessionExpired(NotAuthenticated):
+    login_message = "expired"
+
+
+class TemporaryPasswordExpired(NotAuthenticated):
+    login_message = "temporary-expired"
+
+
 TOTP_STEP_S = 30
 _CODE_RE = re.compile(r"^[0-9]{6}$")
 
@@ -346,35 +354,44 @@ class AuthService:
     # --- throttling (logins and every other check of a password) -------------------------
     def refuse_if_throttled(self, username: str, client: str, now: dt.datetime,
                             action: str) -> None:
-        if self._throttled(username, client[:64], now):
+        wait = self._throttle_wait(username, client[:64], now)
+        if wait > 0:
             self.ctx.record_failure(
                 Actor(None, username or "?", "anonymous"), action, "throttled",
                 detail="too many failed logins",
             )
-            raise Throttled(
-                f"too many failed logins; try again in {self.ctx.settings.login_window_minutes}"
-                " minutes"
-            )
+            minutes = max(1, -(-wait // 60))
+            raise Throttled(f"too many failed logins; try again in {minutes} minute"
+                            f"{'s' if minutes != 1 else ''}", retry_after_s=wait)
 
-    def _throttled(self, username: str, client: str, now: dt.datetime) -> bool:
-        window_start = now - dt.timedelta(minutes=self.ctx.settings.login_window_minutes)
-        limit = self.ctx.settings.login_max_failures
+    def _throttle_wait(self, username: str, client: str, now: dt.datetime) -> int:
+        """Seconds to wait before the next attempt for this user from this address (0: go).
+
+        Counted so that nobody can lock a real user out from elsewhere: failures of one
+        user from one address (the pair) throttle that pair; many failures from one address
+        throttle that address; only failures of one user from several addresses (more than
+        one address may cause) start a slower, growing per-user back-off.
+        """
+        cfg = self.ctx.settings
+        window = dt.timedelta(minutes=cfg.login_window_minutes)
+        limit = cfg.login_max_failures
+        failed = (LoginAttempt.at >= now - window, LoginAttempt.success.is_(False))
         with self.ctx.db.transaction() as s:
-            by_user = s.execute(
-                select(func.count(LoginAttempt.id)).where(
-                    LoginAttempt.username == username,
-                    LoginAttempt.at >= window_start,
-                    LoginAttempt.success.is_(False),
-                )
-            ).scalar_one()
-            by_client = s.execute(
-                select(func.count(LoginAttempt.id)).where(
-                    LoginAttempt.client == client,
-                    LoginAttempt.at >= window_start,
-                    LoginAttempt.success.is_(False),
-                )
-            ).scalar_one()
-        return by_user >= limit or by_client >= limit * 4
+            by_user = s.execute(select(LoginAttempt.client, LoginAttempt.at).where(
+                LoginAttempt.username == username, *failed)
+                .order_by(LoginAttempt.at.desc()).limit(limit * 40)).all()
+            by_client = s.execute(select(LoginAttempt.at).where(
+                LoginAttempt.client == client, *failed)
+                .order_by(LoginAttempt.at.desc()).limit(limit * 4)).scalars().all()
+        pair = [at for c, at in by_user if c == client]
+        waits = [_until_below(pair, limit, window, now),
+                 _until_below(by_client, limit * 4, window, now)]
+        if len(by_user) >= limit * 4:
+            # Exponential per-user back-off: 2 s, 4 s, … up to the window, after each failure.
+            backoff = dt.timedelta(seconds=min(window.total_seconds(),
+                                               2 ** min(len(by_user) - limit * 4 + 1, 20)))
+            waits.append(_seconds(by_user[0].at + backoff - now))
+        return max(waits)
 
     def resolve(self, token: str | None) -> SessionInfo:
         """The session for a cookie token, enforcing idle and absolute timeouts."""
@@ -399,10 +416,10 @@ class AuthService:
                               and not row.user.totp_secret)
                 info = SessionInfo(user_info(row.user), row.csrf_token, row.created_at, must_enrol)
         if ending == "temporary expired":
-            raise NotAuthenticated("your temporary password has expired; ask an administrator "
-                                   "to reset your password again")
+            raise TemporaryPasswordExpired("your temporary password has expired; ask an "
+                                           "administrator to reset your password again")
         if ending:
-            raise NotAuthenticated("your session expired; please log in again")
+            raise SessionExpired("your session expired; please log in again")
         return info
 
     def logout(self, token: str | None) -> None:
@@ -428,6 +445,18 @@ class AuthService:
                 row.ended_at, row.end_reason = now, reason
                 ended += 1
         return ended
+
+
+def _seconds(delta: dt.timedelta) -> int:
+    return max(0, int(-(-delta.total_seconds() // 1)))
+
+
+def _until_below(newest_first: list[dt.datetime], limit: int, window: dt.timedelta,
+                 now: dt.datetime) -> int:
+    """Seconds until fewer than ``limit`` of these failures remain in the window."""
+    if len(newest_first) < limit:
+        return 0
+    return _seconds(newest_first[limit - 1] + window - now)
 
 
 def _temporary_expired(user: User, now: dt.datetime) -> bool:

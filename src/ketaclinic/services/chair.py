@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ketaclinic.services.auth import AuthService
+from ketaclinic.services.chair_board import ChairBoardService
 from ketaclinic.services.chair_session import SessionService
 from ketaclinic.services.chair_view import SessionViewService
 from ketaclinic.services.context import Context
@@ -22,6 +23,7 @@ class ChairServices:
     views: SessionViewService
     rems: RemsService
     ledger: LedgerService
+    board: ChairBoardService
 
 
 def build_chair_services(ctx: Context, auth: AuthService) -> ChairServices:
@@ -29,4 +31,4 @@ def build_chair_services(ctx: Context, auth: AuthService) -> ChairServices:
     return ChairServices(courses=CourseService(ctx), schedule=ScheduleService(ctx),
                          sessions=SessionService(ctx, ledger),
                          views=SessionViewService(ctx, ledger), rems=RemsService(ctx),
-                         ledger=ledger)
+                         ledger=ledger, board=ChairBoardService(ctx))

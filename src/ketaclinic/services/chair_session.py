@@ -11,7 +11,6 @@ from dataclasses import asdict
 from decimal import Decimal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.courses import load_course_template
@@ -47,6 +46,11 @@ from ketaclinic.schemas_chair import (
     RatingCreate,
     VitalsCreate,
 )
+from ketaclinic.services.alert_links import (
+    close_worklist_twins,
+    raise_rating_alerts,
+    rating_alerts,
+)
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.chair_common import (
     age_on,
@@ -61,6 +65,7 @@ from ketaclinic.services.chair_common import (
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing_rulesets import RuleSetService
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.services.ledger import LedgerService, drug_matches
 from ketaclinic.services.treatment_chain import (
     administered_order,
@@ -71,7 +76,7 @@ from ketaclinic.services.treatment_chain import (
     session_facts,
     timeline,
 )
-from ketaclinic.store.tables import IdempotencyKey, PatientWeight
+from ketaclinic.store.tables import PatientWeight
 from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
@@ -85,7 +90,9 @@ from ketaclinic.store.tables_chair import (
 )
 
 ACTIVE = ("checked-in", "monitoring")
-RATING_LABEL = {"moaas": "MOAA/S", "rass": "MOAA/S", "cadss": "CADSS", "cadss6": "CADSS"}
+# the label of each rating in the session's assessment schedule: a scale's schedule is filled
+# only by its own ratings (issue 13: a RASS rating never fills the MOAA/S schedule)
+RATING_LABEL = {"moaas": "MOAA/S", "rass": "RASS", "cadss": "CADSS", "cadss6": "CADSS"}
 VITAL_FIELDS = ("sbp_mmhg", "dbp_mmhg", "hr_bpm", "spo2_pct", "rr_per_min")
 
 
@@ -354,55 +361,46 @@ class SessionService:
     # --- timed vitals and alerts --------------------------------------------------------
     def record_vitals(self, actor: Actor, session_id: int, data: VitalsCreate,
                       idempotency_key: str | None = None) -> tuple[int, list[Finding], bool]:
-        """Record a vitals set; returns (vitals id, alert findings, created). A repeated
-        idempotency key returns the first recording (nothing is recorded twice)."""
+        """Record a vitals set; returns (vitals id, alert findings, created). The same user
+        repeating a key with the same request gets the first recording back."""
         require_for_session(self.ctx, actor, session_id, "session.vitals")
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 100:
-            raise InvalidInput("Idempotency-Key must be 1–100 characters")
+        req = IdempotentRequest.of(actor, "session.vitals", idempotency_key, session_id, data)
         if all(getattr(data, f) is None for f in VITAL_FIELDS):
             raise InvalidInput("enter at least one vital sign")
         now = self.ctx.clock()
-        try:
-            with self.ctx.db.transaction() as s:
-                if idempotency_key:
-                    replay = self._replay(s, session_id, idempotency_key)
-                    if replay is not None:
-                        return replay
-                row = load_session(s, session_id)
-                self._require_status(row, ACTIVE, "recording vital signs")
-                reading = self._reading(data, now)
-                refuse_on_hard(check_event_time("vital signs", reading.taken_at,
-                                                timeline(s, row), now, chain_rules()))
-                alerts = clinical(lambda: check_vitals(reading, row.treatment, session_rules()))
-                vitals = self._vitals_row(row, data, now, actor, kind="timed",
-                                          idempotency_key=idempotency_key or None)
-                s.add(vitals)
-                s.flush()
-                for a in alerts:
-                    s.add(SessionAlert(session_id=row.id, vitals_id=vitals.id, rule=a.rule,
-                                       message=a.message,
-                                       suggested_action=str(a.values.get("action", "")),
-                                       created_at=now))
-                self._audit(s, actor, "session.vitals", row, f"{len(alerts)} alerts")
-                return vitals.id, alerts, True
-        except IntegrityError as exc:
-            with self.ctx.db.transaction() as s:
-                replay = self._replay(s, session_id, idempotency_key or "")
-            if replay is None:
-                raise Conflict("these vital signs were recorded concurrently") from exc
-            return replay
 
-    def _replay(self, s: Session, session_id: int,
-                key: str) -> tuple[int, list[Finding], bool] | None:
-        v = s.execute(select(VitalSignRow).where(VitalSignRow.idempotency_key == key)
-                      ).scalar_one_or_none()
+        def create(s: Session) -> tuple[tuple[int, list[Finding]], int]:
+            row = load_session(s, session_id)
+            self._require_status(row, ACTIVE, "recording vital signs")
+            reading = self._reading(data, now)
+            refuse_on_hard(check_event_time("vital signs", reading.taken_at, timeline(s, row),
+                                            now, chain_rules()))
+            alerts = clinical(lambda: check_vitals(reading, row.treatment, session_rules()))
+            vitals = self._vitals_row(row, data, now, actor, kind="timed")
+            s.add(vitals)
+            s.flush()
+            for a in alerts:
+                s.add(SessionAlert(session_id=row.id, vitals_id=vitals.id, rule=a.rule,
+                                   message=a.message,
+                                   suggested_action=str(a.values.get("action", "")),
+                                   created_at=now))
+            self._audit(s, actor, "session.vitals", row, f"{len(alerts)} alerts")
+            return (vitals.id, alerts), vitals.id
+
+        (vitals_id, alerts), created = run_once(
+            self.ctx, actor, req, create=create, replay=self._replay_vitals,
+            conflict="these vital signs were recorded concurrently")
+        return vitals_id, alerts, created
+
+    @staticmethod
+    def _replay_vitals(s: Session, vitals_id: int
+                       ) -> tuple[tuple[int, list[Finding]], int | None]:
+        v = s.get(VitalSignRow, vitals_id)
         if v is None:
-            return None
-        if v.session_id != session_id:
-            raise Conflict("this Idempotency-Key was used for another session")
+            raise NotFound("the vital signs this request recorded no longer exist")
         alerts = s.execute(select(SessionAlert).where(SessionAlert.vitals_id == v.id)).scalars()
-        return v.id, [Finding(a.rule, Level.SOFT, a.message, "", {"action": a.suggested_action})
-                      for a in alerts], False
+        return (v.id, [Finding(a.rule, Level.SOFT, a.message, "", {"action": a.suggested_action})
+                       for a in alerts]), load_session(s, v.session_id).patient_id
 
     def record_alert_action(self, actor: Actor, session_id: int, alert_id: int,
                             data: AlertAction) -> None:
@@ -417,34 +415,28 @@ class SessionService:
                 raise Conflict("the action for this alert is already recorded")
             alert.action_taken, alert.action_by, alert.action_at = (
                 data.action_taken, actor.user_id, now)
+            close_worklist_twins(s, alert, data.action_taken, actor.user_id, now)
             self._audit(s, actor, "session.alert_action", row, f"alert {alert_id}")
 
     # --- ratings and adverse events -----------------------------------------------------
-    def _once(self, s: Session, actor: Actor, scope: str, key: str | None,
-              resource_id: int) -> None:
-        if key:
-            s.add(IdempotencyKey(scope=scope, key=key, user_id=actor.user_id or 0,
-                                 resource_id=resource_id, created_at=self.ctx.clock()))
-            s.flush()
-
-    def _seen(self, s: Session, scope: str, key: str | None) -> bool:
-        if key is not None and not 1 <= len(key) <= 100:
-            raise InvalidInput("idempotency key must be 1–100 characters")
-        return bool(key) and s.execute(select(IdempotencyKey.id).where(
-            IdempotencyKey.scope == scope, IdempotencyKey.key == key)).first() is not None
-
     def record_rating(self, actor: Actor, session_id: int, data: RatingCreate,
                       idempotency_key: str | None = None) -> dict:
-        """Score and store an in-session rating (MOAA/S, RASS, CADSS) in ``assessments``."""
+        """Score and store an in-session rating (MOAA/S, RASS, CADSS) in ``assessments``.
+
+        Every alert the rating fires (deep sedation: MOAA/S ≤ 2, RASS ≤ −4) becomes a session
+        alert that must be actioned before discharge and an item on the Alerts worklist."""
         require_for_session(self.ctx, actor, session_id, "session.rating")
+        req = IdempotentRequest.of(actor, "session.rating", idempotency_key, session_id, data)
         now = self.ctx.clock()
         definition = load_bundled(data.instrument)
+        if all(a is None for a in data.answers):
+            raise InvalidInput("answers: enter the rating (an empty rating is not recorded)")
         result = clinical(lambda: score_answers(definition, list(data.answers)))
-        with self.ctx.db.transaction() as s:
+        answer = {"instrument": data.instrument, "total": result.total,
+                  "severity": result.severity}
+
+        def create(s: Session) -> tuple[dict, int]:
             row = load_session(s, session_id)
-            if self._seen(s, "session.rating", idempotency_key):
-                return {"instrument": data.instrument, "total": result.total,
-                        "severity": result.severity, "replayed": True}
             self._require_status(row, ACTIVE, "a rating")
             refuse_on_hard(check_event_time("the rating", data.administered_at or now,
                                             timeline(s, row), now, chain_rules()))
@@ -459,14 +451,25 @@ class SessionService:
                 entered_by=actor.user_id, created_at=now)
             s.add(rating)
             s.flush()
-            self._once(s, actor, "session.rating", idempotency_key, rating.id)
-            self._audit(s, actor, "session.rating", row, data.instrument)
-            return {"instrument": data.instrument, "total": result.total,
-                    "severity": result.severity}
+            raised = raise_rating_alerts(s, rating, result, now)
+            self._audit(s, actor, "session.rating", row, data.instrument + (
+                f"; {len(raised)} alert(s) raised" if raised else ""))
+            return answer | {"alerts": _alert_dicts(raised)}, rating.id
+
+        def replay(s: Session, rating_id: int) -> tuple[dict, int | None]:
+            rating = s.get(Assessment, rating_id)
+            if rating is None:
+                raise NotFound("the rating this request recorded no longer exists")
+            return answer | {"replayed": True,
+                             "alerts": _alert_dicts(rating_alerts(s, rating))}, rating.patient_id
+
+        return run_once(self.ctx, actor, req, create=create, replay=replay,
+                        conflict="this rating was recorded concurrently")[0]
 
     def record_adverse_event(self, actor: Actor, session_id: int, data: AdverseEventCreate,
                              idempotency_key: str | None = None) -> list[Finding]:
         require_for_session(self.ctx, actor, session_id, "session.adverse_event")
+        req = IdempotentRequest.of(actor, "session.ae", idempotency_key, session_id, data)
         now = self.ctx.clock()
         event = AdverseEvent(data.code, data.severity, data.onset_at or now, data.action_taken,
                              data.description)
@@ -474,10 +477,9 @@ class SessionService:
         hard = [f for f in findings if f.level is Level.HARD]
         if hard:
             raise InvalidInput("; ".join(f.message for f in hard))
-        with self.ctx.db.transaction() as s:
+
+        def create(s: Session) -> tuple[list[Finding], int]:
             row = load_session(s, session_id)
-            if self._seen(s, "session.ae", idempotency_key):
-                return findings
             self._require_status(row, ACTIVE, "an adverse event")
             ae = AdverseEventRow(session_id=row.id, code=data.code, severity=data.severity,
                                  onset_at=event.onset_at, action_taken=data.action_taken,
@@ -485,9 +487,15 @@ class SessionService:
                                  created_at=now)
             s.add(ae)
             s.flush()
-            self._once(s, actor, "session.ae", idempotency_key, ae.id)
             self._audit(s, actor, "session.adverse_event", row, f"{data.code} {data.severity}")
-            return findings
+            return findings, ae.id
+
+        def replay(s: Session, ae_id: int) -> tuple[list[Finding], int | None]:
+            ae = s.get(AdverseEventRow, ae_id)
+            return findings, load_session(s, ae.session_id).patient_id if ae else None
+
+        return run_once(self.ctx, actor, req, create=create, replay=replay,
+                        conflict="this adverse event was recorded concurrently")[0]
 
     # --- discharge ----------------------------------------------------------------------
     def discharge(self, actor: Actor, session_id: int, data: DischargeCreate) -> list[Finding]:
@@ -556,3 +564,8 @@ class SessionService:
 
 def due_dicts(items: list) -> list[dict]:
     return [asdict(d) for d in items]
+
+
+def _alert_dicts(alerts: list[SessionAlert]) -> list[dict]:
+    return [{"id": a.id, "rule": a.rule, "message": a.message, "action": a.suggested_action}
+            for a in alerts]

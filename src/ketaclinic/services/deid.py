@@ -2,7 +2,8 @@
 
 Input: plain records, ``{table_name: [row_dict, ...]}``, every row that concerns a patient
 carrying ``patient_id``. Output: the same tables with every column classified and transformed,
-plus a data dictionary. Writers produce CSV, Parquet (pyarrow) and the dictionary as CSV and
+plus a data dictionary. Writers produce CSV (cells neutralised against formula injection by
+:mod:`ketaclinic.services.csv_safe`), Parquet (pyarrow) and the dictionary as CSV and
 Markdown.
 
 Rules (see docs/outcomes.md for the list of 18 identifiers and what happens to each):
@@ -27,7 +28,6 @@ except the year); a clinic can choose ``date_mode="year"`` for strict Safe Harbo
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import re
@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from ketaclinic.services.csv_safe import SafeWriter, write_table
 
 SHIFT_MAX_DAYS = 182
 AGE_TOP_CODE = 90  # ages >= 90 are reported as "90+"
@@ -262,16 +264,13 @@ def write_deid_export(result: DeidResult, out_dir: Path | str) -> list[Path]:
         cols = [i.column for i in result.dictionary if i.table == table]
         csv_path = out / f"{table}.csv"
         with csv_path.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: ("" if r.get(k) is None else _csv_value(r.get(k))) for k in cols})
+            write_table(fh, cols, rows)
         pq_path = out / f"{table}.parquet"
         pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in cols} for r in rows]), pq_path)
         written += [csv_path, pq_path]
     dd_csv = out / "data_dictionary.csv"
     with dd_csv.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
+        w = SafeWriter(fh)
         w.writerow(["table", "column", "kind", "type", "description"])
         for i in result.dictionary:
             w.writerow([i.table, i.column, i.kind, i.dtype, i.description])
@@ -289,8 +288,3 @@ def write_deid_export(result: DeidResult, out_dir: Path | str) -> list[Path]:
     dd_md.write_text("\n".join(lines), encoding="utf-8")
     return written + [dd_csv, dd_md]
 
-
-def _csv_value(v: Any) -> Any:
-    if isinstance(v, (date, datetime)):
-        return v.isoformat()
-    return v

@@ -40,9 +40,10 @@ from ketaclinic.services.dosing_facts import (
 from ketaclinic.services.dosing_plan import DosePlan, DoseRequest, WeightFacts, plan_dose
 from ketaclinic.services.dosing_rulesets import RuleSetService
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.treatment_chain import refuse_on_hard, screening_finding, screening_state
-from ketaclinic.store.tables import IdempotencyKey, Patient, PatientAmendment, PatientWeight
+from ketaclinic.store.tables import Patient, PatientAmendment, PatientWeight
 from ketaclinic.store.tables_care import Course
 from ketaclinic.store.tables_dosing import DoseOrder as DoseOrderRow
 from ketaclinic.store.tables_dosing import (
@@ -108,6 +109,7 @@ class DoseRecord:
     overrides: list[dict[str, Any]] = field(default_factory=list)
     ordered_by: int | None = None
     created_at: dt.datetime | None = None
+    concentration_mg_per_ml: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, dt.datetime) else v)
@@ -315,52 +317,36 @@ class DosingService:
 
     def save(self, actor: Actor, patient_id: int, req: DoseRequest,
              idempotency_key: str | None = None) -> tuple[DoseRecord, bool]:
-        """Save a dose order; :class:`DoseBlocked` (422) when a finding stops it."""
+        """Save a dose order; :class:`DoseBlocked` (422) when a finding stops it. The same
+        user repeating a key with the same request gets the first order back."""
         self.ctx.require(actor, Perm.PRESCRIBE, "dose.create", patient_id=patient_id)
-        if idempotency_key is not None and not (1 <= len(idempotency_key) <= 100):
-            raise InvalidInput("Idempotency-Key must be 1–100 characters")
+        req_key = IdempotentRequest.of(actor, "dose.create", idempotency_key, patient_id, req)
         now = self.ctx.clock()
+
+        def create(s: Session) -> tuple[DoseRecord, int]:
+            patient = self._patient(s, patient_id)
+            plan = self._plan(s, patient, req)
+            overrides = [Override(o.rule, o.reason_code, o.free_text, actor.username,
+                                  now.isoformat()) for o in req.overrides]
+            missing = missing_overrides(plan.result, overrides)
+            if plan.result.blocked or missing:
+                raise DoseBlocked(_blocked_message(plan.result, missing), plan, missing)
+            record = self._insert(s, actor, patient, plan, overrides, now)
+            return record, record.id
+
+        def replay(s: Session, order_id: int) -> tuple[DoseRecord, int]:
+            order = s.get(DoseOrderRow, order_id)
+            if order is None:
+                raise NotFound("the dose order this request saved no longer exists")
+            return self._record(s, order), order.patient_id
+
         try:
-            with self.ctx.db.transaction() as s:
-                if idempotency_key:
-                    replay = self._replayed(s, idempotency_key, patient_id)
-                    if replay is not None:
-                        return replay, False
-                patient = self._patient(s, patient_id)
-                plan = self._plan(s, patient, req)
-                overrides = [Override(o.rule, o.reason_code, o.free_text, actor.username,
-                                      now.isoformat()) for o in req.overrides]
-                missing = missing_overrides(plan.result, overrides)
-                if plan.result.blocked or missing:
-                    raise DoseBlocked(_blocked_message(plan.result, missing), plan, missing)
-                record = self._insert(s, actor, patient, plan, overrides, now)
-                if idempotency_key:
-                    s.add(IdempotencyKey(scope="dose.create", key=idempotency_key,
-                                         user_id=actor.user_id or 0, resource_id=record.id,
-                                         created_at=now))
-                return record, True
+            return run_once(self.ctx, actor, req_key, create=create, replay=replay,
+                            conflict="this dose was saved concurrently; reload")
         except DoseBlocked as exc:
             self.ctx.record_failure(actor, "dose.create", "blocked", patient_id=patient_id,
                                     detail=str(exc)[:500])
             raise
-        except IntegrityError as exc:
-            if idempotency_key:
-                with self.ctx.db.transaction() as s:
-                    replay = self._replayed(s, idempotency_key, patient_id)
-                    if replay is not None:
-                        return replay, False
-            raise Conflict("this dose was saved concurrently; reload") from exc
-
-    def _replayed(self, s: Session, key: str, patient_id: int) -> DoseRecord | None:
-        row = s.execute(select(IdempotencyKey).where(
-            IdempotencyKey.scope == "dose.create", IdempotencyKey.key == key)
-        ).scalar_one_or_none()
-        if row is None:
-            return None
-        order = s.get(DoseOrderRow, row.resource_id)
-        if order is None or order.patient_id != patient_id:
-            raise Conflict("this Idempotency-Key was already used for another request")
-        return self._record(s, order)
 
     def _insert(self, s: Session, actor: Actor, patient: Patient, plan: DosePlan,
                 overrides: list[Override], now: dt.datetime) -> DoseRecord:
@@ -406,7 +392,8 @@ class DosingService:
         return DoseRecord(row.id, row.treatment, row.route, row.ruleset_ref, float(row.dose_mg),
                           _f(row.mg_per_kg), _f(row.weight_kg), _f(row.infusion_min),
                           _f(row.rate_ml_per_h), row.phase, row.session_number, row.devices,
-                          json.loads(row.checks_json), overrides, row.ordered_by, row.created_at)
+                          json.loads(row.checks_json), overrides, row.ordered_by, row.created_at,
+                          _f(row.concentration_mg_per_ml))
 
     def list_doses(self, actor: Actor, patient_id: int, limit: int = 50) -> list[DoseRecord]:
         self.ctx.require(actor, Perm.PATIENT_READ, "dose.list", patient_id=patient_id)

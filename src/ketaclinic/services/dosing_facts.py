@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ketaclinic.clinical.eligibility import PatientFacts, patient_from_dict
+from ketaclinic.clinical.eligibility import PatientFacts, is_depressive_icd10, patient_from_dict
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.rulesets import BUNDLED_IDS, load_bundled_ruleset
 from ketaclinic.services.errors import InvalidInput
@@ -27,13 +27,15 @@ FACT_KEYS = ("antidepressant_trials", "conditions", "substance_use_disorder",
              "breastfeeding", "bp")
 # Flags with their own form fields, not condition checkboxes.
 _SPECIAL_FLAGS = {"pregnancy", "breastfeeding", "substance_use_disorder"}
-DEPRESSIVE_ICD10 = ("F32", "F33")
+# Form answers for a yes/no question that may not have been asked (unknown is not negative).
+ANSWERS = {"": None, "yes": True, "no": False}
 
 
 def empty_facts() -> dict[str, Any]:
-    return {"antidepressant_trials": [], "conditions": [], "substance_use_disorder": "none",
+    """Nothing asked yet: pregnancy, breast-feeding, substance use and BP are unknown (review)."""
+    return {"antidepressant_trials": [], "conditions": [], "substance_use_disorder": None,
             "episode_duration_months": None, "symptom_severity": None, "ect_used": False,
-            "pregnant": False, "breastfeeding": False, "bp": None}
+            "pregnant": None, "breastfeeding": None, "bp": None}
 
 
 def condition_choices() -> list[tuple[str, str]]:
@@ -77,7 +79,7 @@ def age_on(birth: dt.date, day: dt.date) -> int:
 
 def is_depressive(system: str, code: str, display: str) -> bool:
     if system == "icd10":
-        return code.upper().startswith(DEPRESSIVE_ICD10)
+        return is_depressive_icd10(code)
     return "depress" in display.lower()
 
 
@@ -132,6 +134,13 @@ def _num(form: dict[str, str], key: str, label: str) -> float | None:
         raise InvalidInput(str(exc)) from exc
 
 
+def _answer(form: dict[str, str], key: str) -> bool | None:
+    value = form.get(key) or ""
+    if value not in ANSWERS:
+        raise InvalidInput(f"{key} must be yes, no or not asked")
+    return ANSWERS[value]
+
+
 def facts_from_form(form: dict[str, str], trial_rows: int) -> dict[str, Any]:
     """Build a facts document from the screening page's form fields."""
     trials = []
@@ -165,13 +174,13 @@ def facts_from_form(form: dict[str, str], trial_rows: int) -> dict[str, Any]:
     return validate_facts({
         "antidepressant_trials": trials,
         "conditions": [c for c in known if form.get(f"cond-{c}") == "on"],
-        "substance_use_disorder": form.get("substance_use_disorder") or "none",
+        "substance_use_disorder": form.get("substance_use_disorder") or None,
         "episode_duration_months": _num(form, "episode_duration_months",
                                         "episode duration (months)"),
         "symptom_severity": form.get("symptom_severity") or None,
         "ect_used": form.get("ect_used") == "on",
-        "pregnant": form.get("pregnant") == "on",
-        "breastfeeding": form.get("breastfeeding") == "on",
+        "pregnant": _answer(form, "pregnant"),
+        "breastfeeding": _answer(form, "breastfeeding"),
         "bp": None if systolic is None else {"systolic_mmhg": systolic,
                                              "diastolic_mmhg": diastolic},
     })

@@ -358,7 +358,9 @@ def _plan_weight_based(req: DoseRequest, rs: RuleSet, age: float, sex: str, weig
     order = DoseOrder(route=req.route, dose_mg=dose_mg, dose_weight_kg=dose_weight.dose_weight_kg,
                       weight_kg=weight, infusion_min=req.infusion_min if req.route == "iv"
                       else None, previous_dose_mg=previous_dose_mg,
-                      previous_weight_kg=prev_weight, weight_age_days=age_days, age_years=age)
+                      previous_weight_kg=prev_weight, weight_age_days=age_days, age_years=age,
+                      concentration_mg_per_ml=req.concentration_mg_per_ml if req.route == "iv"
+                      else None)
     result = _finish(check(order, rs), screening, today)
     titration: list[tuple[str, float]] = []
     if previous_mg_per_kg:

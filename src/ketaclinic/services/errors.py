@@ -23,6 +23,8 @@ class PermissionDenied(ServiceError):
 
 class NotAuthenticated(ServiceError):
     status = 401
+    # Which message the login page shows after a redirect (web/pages_auth.py LOGIN_MESSAGES).
+    login_message = "login"
 
 
 class Conflict(ServiceError):
@@ -32,7 +34,13 @@ class Conflict(ServiceError):
 
 
 class Throttled(ServiceError):
+    """Too many attempts; ``retry_after_s`` says when to try again (the Retry-After header)."""
+
     status = 429
+
+    def __init__(self, message: str, retry_after_s: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, int(retry_after_s))
 
 
 class Unavailable(ServiceError):

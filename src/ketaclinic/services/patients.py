@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -24,9 +23,11 @@ from ketaclinic.schemas import (
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.services.idempotency import IdempotentRequest, run_once
+from ketaclinic.services.medication_vocab import MedicationLookup, is_recognised, normalised
+from ketaclinic.services.patient_banner import PatientBanner, PatientBannerService
 from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables import (
-    IdempotencyKey,
     Patient,
     PatientAllergy,
     PatientAmendment,
@@ -111,52 +112,39 @@ class PatientService:
     def create(
         self, actor: Actor, data: PatientCreate, idempotency_key: str | None = None
     ) -> tuple[PatientSummary, bool]:
-        """Register a patient. Returns (patient, created); a repeated key returns the first."""
+        """Register a patient. Returns (patient, created); the same user repeating a key with
+        the same request gets the first patient back (services.idempotency)."""
         self.ctx.require(actor, Perm.PATIENT_WRITE, "patient.create")
         weight = _weight(data.weight) if data.weight else None
-        if idempotency_key is not None and not (1 <= len(idempotency_key) <= 100):
-            raise InvalidInput("Idempotency-Key must be 1–100 characters")
+        req = IdempotentRequest.of(actor, "patient.create", idempotency_key, data)
         now = self.ctx.clock()
-        try:
-            with self.ctx.db.transaction() as s:
-                if idempotency_key:
-                    existing = self._replayed(s, "patient.create", idempotency_key)
-                    if existing is not None:
-                        return _summary(existing), False
-                if s.execute(select(Patient.id).where(Patient.mrn == data.mrn)).first():
-                    raise Conflict(f"MRN {data.mrn} is already registered")
-                patient = Patient(
-                    **data.model_dump(exclude={"weight"}),
-                    search_name=_search_name(data.given_name, data.family_name),
-                    created_at=now, updated_at=now, created_by=actor.user_id,
-                )
-                s.add(patient)
-                s.flush()
-                if weight is not None:
-                    s.add(PatientWeight(patient_id=patient.id,
-                                        measured_on=self.ctx.clinic_time.local_date(now),
-                                        weight_kg=weight, recorded_by=actor.user_id,
-                                        recorded_at=now))
-                if idempotency_key:
-                    s.add(IdempotencyKey(scope="patient.create", key=idempotency_key,
-                                         user_id=actor.user_id or 0, resource_id=patient.id,
-                                         created_at=now))
-                self.ctx.audit.record(s, actor, "patient.create", at=now, patient_id=patient.id)
-                return _summary(patient), True
-        except IntegrityError as exc:
-            # A concurrent create with the same key or MRN won the race.
-            if idempotency_key:
-                with self.ctx.db.transaction() as s:
-                    existing = self._replayed(s, "patient.create", idempotency_key)
-                    if existing is not None:
-                        return _summary(existing), False
-            raise Conflict("this MRN or request was registered concurrently") from exc
 
-    def _replayed(self, s: Session, scope: str, key: str) -> Patient | None:
-        row = s.execute(
-            select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-        ).scalar_one_or_none()
-        return s.get(Patient, row.resource_id) if row else None
+        def create(s: Session) -> tuple[PatientSummary, int]:
+            if s.execute(select(Patient.id).where(Patient.mrn == data.mrn)).first():
+                raise Conflict(f"MRN {data.mrn} is already registered")
+            patient = Patient(
+                **data.model_dump(exclude={"weight"}),
+                search_name=_search_name(data.given_name, data.family_name),
+                created_at=now, updated_at=now, created_by=actor.user_id,
+            )
+            s.add(patient)
+            s.flush()
+            if weight is not None:
+                s.add(PatientWeight(patient_id=patient.id,
+                                    measured_on=self.ctx.clinic_time.local_date(now),
+                                    weight_kg=weight, recorded_by=actor.user_id,
+                                    recorded_at=now))
+            self.ctx.audit.record(s, actor, "patient.create", at=now, patient_id=patient.id)
+            return _summary(patient), patient.id
+
+        def replay(s: Session, patient_id: int) -> tuple[PatientSummary, int]:
+            patient = s.get(Patient, patient_id)
+            if patient is None:
+                raise NotFound("the patient this request created no longer exists")
+            return _summary(patient), patient_id
+
+        return run_once(self.ctx, actor, req, create=create, replay=replay,
+                        conflict="this MRN or request was registered concurrently")
 
     # --- read --------------------------------------------------------------------------
     def search(
@@ -194,6 +182,10 @@ class PatientService:
             self.ctx.audit.record(s, actor, action, at=self.ctx.clock(), patient_id=patient_id)
             return detail
 
+    def banner(self, actor: Actor, patient_id: int) -> PatientBanner:
+        """Who a page is about: the banner's facts in one audited read."""
+        return PatientBannerService(self.ctx).banner(actor, patient_id)
+
     def _load(self, s: Session, patient_id: int) -> Patient:
         patient = s.get(Patient, patient_id)
         if patient is None:
@@ -212,7 +204,8 @@ class PatientService:
                       "onset_on": d.onset_on, "active": d.active}
                      for d in rows(PatientDiagnosis, (PatientDiagnosis.id,))]
         meds = [{"id": m.id, "name": m.name, "drug_class": m.drug_class,
-                 "daily_dose_mg": m.daily_dose_mg, "started_on": m.started_on, "active": m.active}
+                 "daily_dose_mg": m.daily_dose_mg, "started_on": m.started_on, "active": m.active,
+                 "recognised": is_recognised(m.name)}
                 for m in rows(PatientMedication, (PatientMedication.id,))]
         allergies = [{"id": a.id, "substance": a.substance, "reaction": a.reaction,
                       "active": a.active} for a in rows(PatientAllergy, (PatientAllergy.id,))]
@@ -309,11 +302,15 @@ class PatientService:
                                          recorded_at=self.ctx.clock()),
                         f"{data.system} {data.code} {data.display}")
 
-    def add_medication(self, actor: Actor, patient_id: int, data: MedicationCreate) -> None:
+    def add_medication(self, actor: Actor, patient_id: int,
+                       data: MedicationCreate) -> MedicationLookup:
+        """Store the medicine as its vocabulary ingredient; say whether it was recognised."""
+        data, found = normalised(data)
         self._add_child(actor, patient_id, "patient.medication",
                         PatientMedication(patient_id=patient_id, **data.model_dump(),
                                           recorded_at=self.ctx.clock()),
                         f"{data.name} {data.daily_dose_mg or ''} mg/day".strip())
+        return found
 
     def add_allergy(self, actor: Actor, patient_id: int, data: AllergyCreate) -> None:
         self._add_child(actor, patient_id, "patient.allergy",

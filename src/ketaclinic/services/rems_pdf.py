@@ -12,6 +12,7 @@ from datetime import date
 from fpdf import FPDF
 
 from ketaclinic.clinical.rems import FIELD_LABELS, RemsMonitoringForm, form_due_date
+from ketaclinic.services.pdf_fonts import FAMILY, printable, use_unicode_font
 
 GROUPS = (
     ("Patient", ("patient_name", "patient_dob", "patient_sex", "first_treatment", "rems_enrolled")),
@@ -34,7 +35,7 @@ def _text(value: object) -> str:
         return "Yes" if value else "No"
     if isinstance(value, date):
         return value.isoformat()
-    return str(value).encode("latin-1", "replace").decode("latin-1")
+    return printable(value)
 
 
 def render_rems_pdf(form: RemsMonitoringForm, compress: bool = True) -> bytes:
@@ -42,27 +43,28 @@ def render_rems_pdf(form: RemsMonitoringForm, compress: bool = True) -> bytes:
     assert {n for _, names in GROUPS for n in names} == {f.name for f in fields(form)}
     pdf = FPDF(format="Letter")
     pdf.set_compression(compress)
+    use_unicode_font(pdf)
     pdf.set_creator("ketaclinic")
     pdf.set_title("Spravato REMS Patient Monitoring Form worksheet")
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 14)
+    pdf.set_font(FAMILY, "B", 14)
     pdf.cell(0, 9, "SPRAVATO REMS Patient Monitoring Form - worksheet", new_x="LMARGIN",
              new_y="NEXT")
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font(FAMILY, "", 9)
     due = form_due_date(form.treatment_date).isoformat() if form.treatment_date else "MISSING"
     pdf.multi_cell(0, 5, "Submit within 7 days of treatment (due " + due + ") at "
                    "spravatorems.com or by fax 1-877-778-0091. Clinic copy; not the official form.",
                    new_x="LMARGIN", new_y="NEXT")
     for title, names in GROUPS:
         pdf.ln(2)
-        pdf.set_font("Helvetica", "B", 11)
+        pdf.set_font(FAMILY, "B", 11)
         pdf.cell(0, 7, title, new_x="LMARGIN", new_y="NEXT")
         for name in names:
             if name == "dose_other_mg" and form.dose != "other":
                 continue
             value = _text(getattr(form, name))
-            pdf.set_font("Helvetica", "", 10)
+            pdf.set_font(FAMILY, "", 10)
             pdf.cell(95, 6, FIELD_LABELS[name])
-            pdf.set_font("Helvetica", "B" if value == "MISSING" else "", 10)
+            pdf.set_font(FAMILY, "B" if value == "MISSING" else "", 10)
             pdf.multi_cell(0, 6, value, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

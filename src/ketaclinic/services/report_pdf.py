@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from ketaclinic.services.charts import Band
+from ketaclinic.services.pdf_fonts import FAMILY, printable, use_unicode_font
 
 FOOTER = (
     "Decision support, not medical advice. "
     "Clinical decisions remain with the treating clinicians."
 )
-_TRANSLIT = {"≥": ">=", "≤": "<=", "–": "-", "—": "-", "−": "-", "×": "x", "’": "'", "‘": "'",
-             "“": '"', "”": '"', "…": "...", "·": "-", "→": "->", "µ": "u"}
-
 
 @dataclass(frozen=True)
 class ScorePoint:
@@ -70,10 +68,8 @@ class ProgressReport:
 
 
 def _t(text: object) -> str:
-    s = str(text)
-    for k, v in _TRANSLIT.items():
-        s = s.replace(k, v)
-    return s.encode("latin-1", "replace").decode("latin-1")
+    """Text the embedded Unicode font prints (services.pdf_fonts): never a "?"."""
+    return printable(text)
 
 
 def trajectory_png(report: ProgressReport, dpi: int = 150) -> bytes:
@@ -120,12 +116,13 @@ def render_progress_report(report: ProgressReport) -> bytes:
     class _PDF(FPDF):
         def footer(self) -> None:
             self.set_y(-14)
-            self.set_font("Helvetica", "I", 8)
+            self.set_font(FAMILY, "I", 8)
             self.cell(0, 5, _t(FOOTER), align="C")
             self.ln(4)
             self.cell(0, 5, f"Page {self.page_no()}/{{nb}}", align="C")
 
     pdf = _PDF(format="A4")
+    use_unicode_font(pdf)
     pdf.set_title(_t(f"Progress report - {report.treatment}"))
     pdf.set_creator("ketaclinic")
     pdf.set_creation_date(datetime(report.generated_on.year, report.generated_on.month,
@@ -134,9 +131,9 @@ def render_progress_report(report: ProgressReport) -> bytes:
     pdf.set_auto_page_break(auto=True, margin=20)
     pdf.add_page()
 
-    pdf.set_font("Helvetica", "B", 15)
+    pdf.set_font(FAMILY, "B", 15)
     pdf.cell(0, 9, _t("Patient progress report"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 10)
+    pdf.set_font(FAMILY, "", 10)
     for line in (f"Patient: {report.patient_label}", f"For: {report.recipient}",
                  f"From: {report.clinic}", f"Date: {report.generated_on.isoformat()}"):
         pdf.cell(0, 5.5, _t(line), new_x="LMARGIN", new_y="NEXT")
@@ -175,9 +172,9 @@ def render_progress_report(report: ProgressReport) -> bytes:
 
 def _heading(pdf: object, text: str) -> None:
     pdf.ln(3)  # type: ignore[attr-defined]
-    pdf.set_font("Helvetica", "B", 12)  # type: ignore[attr-defined]
+    pdf.set_font(FAMILY, "B", 12)  # type: ignore[attr-defined]
     pdf.cell(0, 7, _t(text), new_x="LMARGIN", new_y="NEXT")  # type: ignore[attr-defined]
-    pdf.set_font("Helvetica", "", 10)  # type: ignore[attr-defined]
+    pdf.set_font(FAMILY, "", 10)  # type: ignore[attr-defined]
 
 
 def _table(pdf: object, header: list[str], rows: list[list[str]],

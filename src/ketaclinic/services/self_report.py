@@ -227,6 +227,9 @@ class SelfReportService:
                 link = self._usable(s, token, lock=True)
                 if not hmac.compare_digest(form_key or "", self.form_key(link.token_hash)):
                     raise InvalidInput("the form is out of date; open the link again")
+                if not _any_answer(answers):
+                    raise EmptySubmission("Please answer the questions before sending: no "
+                                          "answer was given, so nothing was sent.")
                 row = self.assessments.store_scored(
                     s, PATIENT_LINK, link.patient_id, link.instrument_id, answers,
                     self.ctx.clock(), course_id=link.course_id, session_id=None,
@@ -234,6 +237,8 @@ class SelfReportService:
                 link.used_at = self.ctx.clock()
                 link.assessment_id = row.id
                 return record_of(row)
+        except EmptySubmission:
+            raise  # a slip, not a guess at the link: the link stays usable and unlocked
         except InvalidInput:
             self._count_failure(token)
             raise
@@ -276,10 +281,25 @@ class SelfReportService:
         now = self.ctx.clock()
         since = now - dt.timedelta(minutes=cfg.self_report_ip_window_minutes)
         client = (client or "unknown")[:64]
-        count = s.execute(select(func.count(SelfReportAttempt.id)).where(
-            SelfReportAttempt.client == client, SelfReportAttempt.at >= since)).scalar_one()
+        count, oldest = s.execute(
+            select(func.count(SelfReportAttempt.id), func.min(SelfReportAttempt.at)).where(
+                SelfReportAttempt.client == client, SelfReportAttempt.at >= since)).one()
         if count >= cfg.self_report_ip_limit:
-            raise Throttled("Too many requests from this address; please wait a few minutes.")
+            wait = (oldest - since).total_seconds() if oldest else 60
+            raise Throttled("Too many requests from this address; please wait a few minutes.",
+                            retry_after_s=int(-(-wait // 1)))
         s.add(SelfReportAttempt(client=client, at=now, ok=True))
         s.execute(delete(SelfReportAttempt).where(
             SelfReportAttempt.at < now - dt.timedelta(days=1)))
+
+
+class EmptySubmission(InvalidInput):
+    """A self-report with no answer at all: refused (422), the link is not consumed."""
+
+
+def _any_answer(answers: Mapping[int, Any] | list[Any] | Any) -> bool:
+    """True when at least one answer is given (not None, not blank)."""
+    values = answers.values() if isinstance(answers, Mapping) else answers
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        return True  # malformed input: the scorer refuses it with its own message
+    return any(v is not None and str(v).strip() != "" for v in values)

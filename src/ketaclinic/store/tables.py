@@ -128,7 +128,9 @@ class AuditHead(Base):
     count: Mapped[int] = mapped_column(Integer)
 
 class IdempotencyKey(Base):
-    """A client-chosen key that makes a resubmitted create or form record once."""
+    """A client-chosen key that makes a resubmitted create or form record once: one per
+    (operation, user, key), with the hash of the request it answered
+    (services.idempotency)."""
 
     __tablename__ = "idempotency_keys"
 
@@ -137,9 +139,11 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(100))
     user_id: Mapped[int] = mapped_column(Integer)
     resource_id: Mapped[int] = mapped_column(Integer)
+    request_hash: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
-    __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),)
+    __table_args__ = (UniqueConstraint("scope", "user_id", "key",
+                                       name="uq_idempotency_keys_scope_user_key"),)
 
 class Patient(Base):
     __tablename__ = "patients"

@@ -67,6 +67,7 @@ class VitalSignRow(Base):
     rr_per_min: Mapped[int | None] = mapped_column(Integer, nullable=True)
     gate: Mapped[str] = mapped_column(String(12), default="")  # predose: ok | warn | stop
     gate_reason: Mapped[str] = mapped_column(Text, default="")
+    # Unused since 0008 (keys live in idempotency_keys, per user); kept for old rows.
     idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
     entered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

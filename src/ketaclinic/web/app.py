@@ -13,16 +13,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
+from ketaclinic.clinical.monitoring import is_respiratory
 from ketaclinic.services.clinic_time import ClinicTime
-from ketaclinic.services.errors import NotAuthenticated, ServiceError
+from ketaclinic.services.errors import NotAuthenticated, ServiceError, Throttled
 from ketaclinic.services.schedule import hours_label
+from ketaclinic.store.health import storage_problem
 from ketaclinic.web.deps import (
     CHANGE_PASSWORD_PAGE,
     ENROLMENT_PAGE,
@@ -54,8 +57,13 @@ def make_templates(clinic_name: str, clinic_time: ClinicTime | None = None) -> J
     templates.env.filters["num"] = format_number
     templates.env.filters["local"] = clinic_time.format
     templates.env.filters["hours_label"] = hours_label
+    from ketaclinic.web.filters import FILTERS
+
+    templates.env.filters.update(FILTERS)
+    templates.env.tests["respiratory"] = is_respiratory
     return templates
 
+DEFAULT_RETRY_AFTER_S = 60  # a 429 whose cause did not say when to come back
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
@@ -91,14 +99,72 @@ class SecurityHeaders:
                     headers["Cache-Control"] = "no-store"
                 if hsts:
                     headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+                if message["status"] == 429 and "retry-after" not in headers:
+                    headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_S)
             await send(message)
 
         length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+        if length is not None and (not length.isascii() or not length.isdigit()
+                                   or int(length) > self.max_body_bytes):
             response = _error(Request(scope, receive), 413, "the request is too large")
             await response(scope, receive, send_with_headers)
             return
-        await self.app(scope, receive, send_with_headers)
+        await self._call_limited(scope, receive, send_with_headers)
+
+    async def _call_limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count the body as it streams in (chunked bodies carry no Content-Length): past the
+        limit, answer 413 at once, read nothing more, and drop whatever the app still sends."""
+        state = {"read": 0, "started": False, "refused": False}
+
+        async def guarded_send(message: Message) -> None:
+            if state["refused"]:
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        async def limited_receive() -> Message:
+            if state["refused"]:
+                raise BodyTooLarge()
+            message = await receive()
+            if message["type"] == "http.request":
+                state["read"] += len(message.get("body", b""))
+                if state["read"] > self.max_body_bytes:
+                    if not state["started"]:
+                        response = _error(Request(scope), 413, "the request is too large")
+                        await response(scope, receive, send)
+                    state["refused"] = True
+                    raise BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception as exc:  # noqa: BLE001 - every failure ends here, logged without data
+            if state["refused"]:
+                return
+            ref = _log_crash(scope, exc)
+            if not state["started"]:
+                response = _error(Request(scope), 500,
+                                  f"something went wrong on our side (reference {ref})")
+                await response(scope, receive, send)
+
+
+def _log_crash(scope: Scope, exc: Exception) -> str:
+    """Log an unhandled error by type and route only, never its message (which may carry
+    patient data, e.g. a database error's parameters), and do not re-raise it: the server
+    would print the whole traceback. Returns the reference shown to the user."""
+    ref = uuid.uuid4().hex[:12]
+    log.error("unhandled %s on %s %s (ref %s)", type(exc).__name__, scope.get("method", "?"),
+              _route_path(scope), ref)
+    return ref
+
+
+def _route_path(scope: Scope) -> str:
+    return str(getattr(scope.get("route"), "path", "?"))
+
+
+class BodyTooLarge(Exception):
+    """The request body passed KETACLINIC_MAX_BODY_BYTES while it was being read."""
 
 
 def _wants_json(request: Request) -> bool:
@@ -121,7 +187,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _wants_json(request):
             return JSONResponse({"detail": str(exc)}, status_code=401)
         target = quote(request.url.path)
-        return RedirectResponse(f"/login?next={target}&msg={quote(str(exc))}", status_code=303)
+        # A message code, never text: the login page shows only what the app wrote.
+        return RedirectResponse(f"/login?next={target}&msg={quote(exc.login_message)}",
+                                status_code=303)
 
     @app.exception_handler(EnrolmentRequired)
     async def _enrol_first(request: Request, exc: EnrolmentRequired) -> Response:
@@ -137,7 +205,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
-        return _error(request, exc.status, str(exc))
+        response = _error(request, exc.status, str(exc))
+        if isinstance(exc, Throttled):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -151,20 +222,23 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         return _error(request, exc.status_code, str(exc.detail))
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(OSError)
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        problem = storage_problem(exc)
+        if problem is None:
+            raise exc  # not a storage problem: the crash path logs it without its message
+        log.error("%s: %s on %s %s", problem.code, type(exc).__name__, request.method,
+                  _route_path(request.scope))
+        response = _error(request, 503, problem.message)
+        response.headers["Retry-After"] = "60"
+        return response
+
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)
     async def _out_of_range(request: Request, exc: Exception) -> Response:
         # A number too large for the database column (e.g. an id of 2**70): the input is wrong.
         return _error(request, 422, "a number in the request is out of range")
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> Response:
-        ref = uuid.uuid4().hex[:12]
-        # Type and route only: exception messages may carry patient data.
-        log.error("unhandled %s on %s %s (ref %s)", type(exc).__name__, request.method,
-                  request.scope.get("route").path if request.scope.get("route") else "?", ref)
-        return _error(request, 500, f"something went wrong on our side (reference {ref})")
-
 
 
 def create_app(services: Services) -> FastAPI:
@@ -187,6 +261,10 @@ def create_app(services: Services) -> FastAPI:
     app.state.templates = make_templates(settings.clinic_name, services.ctx.clinic_time)
     app.add_middleware(SecurityHeaders, max_body_bytes=settings.max_body_bytes,
                        secure_cookies=settings.secure_cookies)
+    if settings.trusted_proxy_list:
+        # Outermost, so every later step sees the real client address and scheme. Only these
+        # proxies' forwarded headers count (the server itself never believes them: see serve).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     _install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 

@@ -98,6 +98,9 @@ def audit_page(request: Request, svc: ServicesDep, viewer: ViewerDep, page: int 
                                      patient_id=int(patient_id) if patient_id else None,
                                      action=action)
     check = svc.audit_log.verify(viewer.actor) if verify else None
+    names = svc.audit_log.patient_names(viewer.actor, {r.patient_id for r in rows})
     return render(request, "audit.html", rows=rows, total=total, page=page,
                   pages=max(1, -(-total // 50)), patient_id=patient_id, action=action,
-                  check=check)
+                  check=check, names=names,
+                  banner_for=int(patient_id) if patient_id and int(patient_id) in names
+                  else None)

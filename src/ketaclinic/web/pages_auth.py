@@ -27,7 +27,7 @@ router = APIRouter()
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//"):
         return target
-    return "/patients"
+    return "/"
 
 
 def set_session_cookie(response: Response, request: Request, token: str, secure: bool) -> None:
@@ -47,10 +47,22 @@ def _landing(result: LoginResult, target: str | None) -> str:
     return _safe_next(target)
 
 
+# The only messages the login page shows: ``?msg=`` is a code, an unknown code shows nothing
+# (a link must not be able to put words on the clinic's login page).
+LOGIN_MESSAGES = {
+    "login": "Please log in.",
+    "expired": "Your session expired; please log in again.",
+    "temporary-expired": "Your temporary password has expired; ask an administrator to reset "
+                         "your password again.",
+    "logged-out": "You are logged out.",
+}
+
+
 @router.get("/login")
 def login_page(request: Request, next: str = "", msg: str = "") -> Response:
     token = secrets.token_urlsafe(24)
-    response = render(request, "login.html", next=_safe_next(next), message=msg[:200],
+    response = render(request, "login.html", next=_safe_next(next),
+                      message=LOGIN_MESSAGES.get(msg, ""),
                       prelogin=token, viewer=None)
     response.set_cookie(PRELOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login",
                         secure=request.url.scheme == "https")
@@ -72,9 +84,12 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
                                 recovery_code=(form.get("recovery_code") or "").strip() or None)
     except (NotAuthenticated, Throttled) as exc:
         status = 429 if isinstance(exc, Throttled) else 401
-        return render(request, "login.html", status_code=status, viewer=None,
+        page = render(request, "login.html", status_code=status, viewer=None,
                       next=_safe_next(form.get("next")), prelogin=expected, error=str(exc),
                       username=form.get("username", "")[:64])
+        if isinstance(exc, Throttled):
+            page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
     response = redirect(_landing(result, form.get("next")))
     set_session_cookie(response, request, result.token, svc.settings.secure_cookies)
     response.delete_cookie(PRELOGIN_COOKIE, path="/login")
@@ -91,6 +106,6 @@ async def logout(request: Request, svc: ServicesDep) -> Response:
     except NotAuthenticated:
         return redirect("/login")
     svc.auth.logout(request.cookies.get(SESSION_COOKIE))
-    response = redirect("/login?msg=You+are+logged+out.")
+    response = redirect("/login?msg=logged-out")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -56,7 +56,7 @@ def _course_page(request: Request, svc: Services, viewer: Viewer, course_id: int
                  status_code: int = 200, **extra: Any) -> Response:
     course, sessions, history = svc.chair.courses.get(viewer.actor, course_id)
     return render(request, "course.html", status_code=status_code, course=course,
-                  sessions=sessions, history=history, **extra)
+                  sessions=sessions, history=history, banner_for=course.patient_id, **extra)
 
 
 @router.get("/courses/{course_id}")
@@ -89,6 +89,14 @@ async def course_notes(request: Request, course_id: int, svc: ServicesDep,
                        viewer: ViewerDep) -> Response:
     return await _course_change(request, svc, viewer, course_id, lambda form: (
         svc.chair.courses.amend_notes(viewer.actor, course_id, parse(CourseNotes, form))))
+
+
+# --- the nurse's start page -------------------------------------------------------------
+@router.get("/today")
+def today(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """Today's chairs (tomorrow's once the clinic has closed): who is where, what is due."""
+    return render(request, "today.html", board=svc.chair.board.board(viewer.actor),
+                  now=svc.ctx.clock())
 
 
 # --- schedule -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from ketaclinic.web.render import redirect, render
 router = APIRouter()
 EXTRA_TRIAL_ROWS = 2
 SEVERITY_CHOICES = ("subsyndromal", "mild", "moderate", "severe", "severe-psychotic")
-SUBSTANCE_CHOICES = ("none", "history", "current")
+SUBSTANCE_CHOICES = ("", "none", "history", "current")  # "": not asked (review)
 
 
 def _can(viewer: Viewer, perm: Perm) -> bool:

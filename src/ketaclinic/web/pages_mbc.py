@@ -143,8 +143,11 @@ async def reminder_schedule(request: Request, patient_id: int, svc: ServicesDep,
 
 # --- the public self-report form (no login) ------------------------------------------------
 def _link_message(request: Request, exc: ServiceError) -> Response:
-    return render(request, "selfreport_message.html", status_code=exc.status,
+    page = render(request, "selfreport_message.html", status_code=exc.status,
                   message=str(exc), viewer=None)
+    if isinstance(exc, Throttled):
+        page.headers["Retry-After"] = str(exc.retry_after_s)
+    return page
 
 
 @router.get("/r/{token}")

@@ -21,7 +21,7 @@ from ketaclinic.schemas import (
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.permissions import Perm
 from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
-from ketaclinic.web.panels import load_panels
+from ketaclinic.web.panels import home_for, load_panels
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
@@ -48,8 +48,9 @@ def _date_or_none(text: str) -> dt.date | None:
 
 
 @router.get("/")
-def home() -> Response:
-    return redirect("/patients")
+def home(viewer: ViewerDep) -> Response:
+    """Each role's own start page: the nurse's chairs today, the analyst's dashboard."""
+    return redirect(home_for(viewer.role))
 
 
 @router.get("/patients")

@@ -73,7 +73,7 @@ def session_page(request: Request, svc: Services, viewer: Viewer, session_id: in
     return render(request, "session.html", status_code=status_code, v=view, now=now,
                   chairs=svc.chair.schedule.chairs(viewer.actor), values=values,
                   vitals_key=values.get("idempotency_key") or secrets.token_urlsafe(16),
-                  **extra)
+                  banner_for=view["patient"]["id"], **extra)
 
 
 async def _act(request: Request, svc: Services, viewer: Viewer, session_id: int,

@@ -37,6 +37,7 @@ CLINICAL = frozenset({"admin", "prescriber", "nurse"})
 
 # Main menu, in order (Users and Audit log for admins are added by the base template).
 NAV: list[NavItem] = [
+    NavItem("Today", "/today", CLINICAL),
     NavItem("Patients", "/patients", CLINICAL),
     NavItem("Schedule", "/schedule", CLINICAL),
     NavItem("Alerts", "/alerts", CLINICAL),
@@ -51,6 +52,14 @@ NAV: list[NavItem] = [
 
 def nav_for(role: str) -> list[NavItem]:
     return [item for item in NAV if role in item.roles]
+
+
+#: where "/" (and a login without a target) leads each role
+HOME = {"nurse": "/today", "analyst": "/dashboard"}
+
+
+def home_for(role: str) -> str:
+    return HOME.get(role, "/patients")
 
 
 def patient_panels() -> list[Panel]:

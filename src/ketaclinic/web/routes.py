@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from ketaclinic.store.health import readiness, storage_folder
 
 router = APIRouter(include_in_schema=False)
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico by themselves; the page icon is the SVG."""
+    return FileResponse(Path(__file__).parent / "static" / "favicon.svg",
+                        media_type="image/svg+xml")
+
+
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
+    """Liveness: the process answers (cheap, touches nothing)."""
     return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> Response:
+    """Readiness: the database takes a write (rolled back) and the disk has room; 503 with
+    the reasons otherwise. No patient data and no login needed."""
+    svc = request.app.state.services
+    cfg = svc.settings
+    problems = readiness(svc.ctx.db, storage_folder(cfg.effective_database_url, cfg.data_dir),
+                         cfg.min_free_disk_mb)
+    if problems:
+        return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503,
+                            headers={"Retry-After": "30"})
+    return JSONResponse({"status": "ok"})
 
 
 def web_routers() -> list[APIRouter]:

@@ -156,6 +156,32 @@ class AlertRule:
     message: str
     source: str
     grade: Grade
+    action: str = ""  # the action the alert requires (recorded with a note when actioned)
+
+
+@dataclass(frozen=True)
+class SuicideItem:
+    """The item that asks about suicide or self-harm (PHQ-9 item 9, QIDS-SR16 item 12 …).
+
+    When it is unanswered the form raises an urgent "ask in person" alert and is never prorated
+    over it. A clinic-supplied licensed definition marks its own item the same way.
+    """
+
+    item: int
+    source: str
+    grade: Grade
+    priority: str = "urgent"
+    message: str = ""
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class RecallWindow:
+    """The period the respondent is asked about, in hours (PHQ-9: 2 weeks = 336 h)."""
+
+    hours: int
+    source: str
+    grade: Grade
 
 
 @dataclass(frozen=True)
@@ -184,6 +210,8 @@ class InstrumentDefinition:
     codes: Codes
     sources: tuple[Source, ...]
     instructions: str = ""
+    suicide_item: SuicideItem | None = None
+    recall_window: RecallWindow | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -33,9 +33,11 @@ from ketaclinic.clinical.instruments.definitions import (
     InstrumentDefinition,
     ItemDef,
     Licence,
+    RecallWindow,
     ScoringRule,
     Source,
     SpecialAnswer,
+    SuicideItem,
     Tier,
     check_loinc,
 )
@@ -203,8 +205,40 @@ def _parse(data: Mapping[str, Any], r: _Reader) -> InstrumentDefinition:
             for i, s in enumerate(r.get(data, "sources", list, "$", []))
         ),
         instructions=r.get(data, "instructions", str, "$", ""),
+        suicide_item=_parse_suicide_item(r.get(data, "suicide_item", dict, "$", None), r),
+        recall_window=_parse_recall_window(r.get(data, "recall_window", dict, "$", None), r),
         raw=dict(data),
     )
+
+
+def _parse_suicide_item(raw: Mapping[str, Any] | None, r: _Reader) -> SuicideItem | None:
+    if raw is None:
+        return None
+    path = "suicide_item"
+    priority = r.get(raw, "priority", str, path, "urgent")
+    if priority not in PRIORITIES:
+        r.errors.append(f"{path}.priority: must be one of {', '.join(PRIORITIES)}")
+    source = r.get(raw, "source", str, path) or ""
+    if raw.get("source") is not None and not source.strip():
+        r.errors.append(f"{path}.source: must cite where the item is the suicide item")
+    return SuicideItem(
+        item=r.get(raw, "item", int, path) or 0,
+        source=source,
+        grade=r.grade(raw, path),
+        priority=priority,
+        message=r.get(raw, "message", str, path, ""),
+        action=r.get(raw, "action", str, path, ""),
+    )
+
+
+def _parse_recall_window(raw: Mapping[str, Any] | None, r: _Reader) -> RecallWindow | None:
+    if raw is None:
+        return None
+    hours = r.get(raw, "hours", int, "recall_window") or 0
+    if hours < 0:
+        r.errors.append("recall_window.hours: must be 0 or more")
+    return RecallWindow(hours, r.get(raw, "source", str, "recall_window") or "",
+                        r.grade(raw, "recall_window"))
 
 
 def _parse_licence(raw: Mapping[str, Any], r: _Reader) -> Licence:
@@ -358,6 +392,7 @@ def _parse_alert(raw: Any, path: str, r: _Reader) -> AlertRule:
         message=r.get(raw, "message", str, path) or "",
         source=r.get(raw, "source", str, path) or "",
         grade=r.grade(raw, path),
+        action=r.get(raw, "action", str, path, ""),
     )
 
 
@@ -390,6 +425,10 @@ def _check_consistency(d: InstrumentDefinition, errors: list[str]) -> None:
             item = d.item(alert.item)
             if not item.min_score <= alert.threshold <= item.max_score:
                 errors.append(f"alerts[{i}].threshold: outside item {alert.item} range")
+    if d.suicide_item is not None and d.suicide_item.item not in numbers:
+        errors.append(f"suicide_item.item: no item {d.suicide_item.item}")
+    elif d.suicide_item is not None and not d.item(d.suicide_item.item).scored:
+        errors.append("suicide_item.item: must be a scored item")
     for key in ("panel", "total"):
         code = getattr(d.codes, key)
         if code and d.codes.system == LOINC_SYSTEM and not check_loinc(code):

@@ -34,6 +34,7 @@ _DECIMAL_RE = re.compile(r"^[+-]?(\d+[.,]\d*|[.,]\d+)$")
 ANSWERED = "answered"
 MISSING = "missing"
 NOT_APPLICABLE = "not_applicable"  # QIDS-SR16 unanswered alternative of an either/or pair
+_PRIORITY_RANK = {"urgent": 0, "high": 1, "routine": 2}
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Alert:
     item: int | None = None
     value: int | None = None
     threshold: int | None = None
+    action: str = ""  # the action the alert requires (empty: follow the message)
 
     @property
     def needs_confirmation(self) -> bool:
@@ -78,6 +80,7 @@ class Alert:
             "threshold": self.threshold,
             "source": self.source,
             "grade": self.grade.value,
+            "action": self.action,
         }
 
 
@@ -178,7 +181,8 @@ def score_answers(
         rule_version=definition.rule_version,
         total=total,
         severity=severity,
-        alerts=tuple(_fire_alerts(definition.alerts, items)),
+        alerts=tuple(_suicide_item_alerts(definition, items))
+        + tuple(_fire_alerts(definition.alerts, items)),
         complete=complete,
         prorated=prorated,
         items=tuple(items),
@@ -343,6 +347,13 @@ def _score_sum(
     if not missing:
         return sum(answered), None, True, False  # type: ignore[arg-type]
     listed = ", ".join(str(n) for n in missing)
+    suicide = d.suicide_item.item if d.suicide_item else None
+    if suicide in missing:
+        notes.append(
+            f"not scorable: item {suicide} (the suicide item) is unanswered; it is never "
+            "prorated over: ask the patient in person and record the answer"
+        )
+        return None, None, False, False
     if len(missing) > rule.max_missing or not answered or not rule.impute:
         allowed = (
             f"at most {rule.max_missing} allowed"
@@ -389,16 +400,18 @@ def _score_domains(
     by_number = {i.number: i for i in items}
     domains = []
     for dom in d.scoring.domains:
+        gaps = [n for n in dom.items if by_number[n].status not in (ANSWERED, NOT_APPLICABLE)]
         values = [by_number[n].value for n in dom.items if by_number[n].status == ANSWERED]
-        combined = (max(values) if dom.combine == "max" else sum(values)) if values else None  # type: ignore[type-var, arg-type]
-        if combined is None:
-            notes.append(f"domain {dom.name!r} not computable: all its items are missing")
-        domains.append(DomainScore(dom.name, dom.items, combined))
+        combined = None
+        if gaps:
+            notes.append(
+                f"domain {dom.name!r} not computable: item(s) {', '.join(map(str, gaps))} "
+                "missing (a domain is scored from all its items, never from a fraction)"
+            )
+        elif values:
+            combined = max(values) if dom.combine == "max" else sum(values)  # type: ignore[type-var, arg-type]
+        domains.append(DomainScore(dom.name, dom.items, combined))  # type: ignore[arg-type]
     missing = [i.number for i in _scored(d, items) if i.status == MISSING]
-    if missing and all(x.score is not None for x in domains):
-        notes.append(
-            f"item(s) {', '.join(map(str, missing))} missing; their domains use the answered items"
-        )
     scores = [x.score for x in domains if x.score is not None]
     total = sum(scores) if len(scores) == len(domains) else None
     if total is None:
@@ -439,11 +452,16 @@ def _score_cssrs(d: InstrumentDefinition, items: list[ItemScore]) -> ScoreResult
         )
     if missing:
         notes.append(f"incomplete: question(s) {', '.join(map(str, missing))} unanswered")
+        # as urgent as the highest tier an unanswered question could reach (issue 13:
+        # removing an answer never lowers urgency)
+        reachable = [t.priority for t in d.scoring.tiers
+                     if any(c.item in missing for c in t.any_of)] + ["high"]
         alerts.append(
             Alert(
                 f"{d.id}.incomplete",
-                "high",
-                "C-SSRS screener incomplete: unanswered questions could raise the risk tier",
+                min(reachable, key=lambda p: _PRIORITY_RANK.get(p, 9)),
+                "C-SSRS screener incomplete: unanswered questions could raise the risk tier; "
+                "ask them in person",
                 d.scoring.source,
                 d.scoring.grade,
             )
@@ -489,6 +507,35 @@ def _fire_alerts(rules: Sequence[AlertRule], items: list[ItemScore]) -> list[Ale
                     item=rule.item,
                     value=value,
                     threshold=rule.threshold,
+                    action=rule.action,
                 )
             )
     return fired
+
+
+def _suicide_item_alerts(d: InstrumentDefinition, items: list[ItemScore]) -> list[Alert]:
+    """An urgent "ask in person" alert when the instrument's suicide item is unanswered."""
+    marked = d.suicide_item
+    if marked is None:
+        return []
+    score = next(i for i in items if i.number == marked.item)
+    if score.status == ANSWERED:
+        return []
+    label = d.item(marked.item).label
+    return [
+        Alert(
+            f"{d.id}.suicide_item_unanswered",
+            marked.priority,
+            marked.message
+            or f"{d.short_name} item {marked.item} ({label}) is unanswered: ask about thoughts "
+            "of death, suicide and self-harm in person today",
+            marked.source,
+            marked.grade,
+            item=marked.item,
+            value=None,
+            threshold=None,
+            action=marked.action
+            or "Ask the suicide item in person, record the answer, and follow the clinic's "
+            "suicide-risk pathway (C-SSRS screener) if it is positive",
+        )
+    ]

@@ -1,0 +1,175 @@
+"""Issue 13, Measurement, through the real services, API and pages on every backend.
+
+* an all-empty self-report is refused with a clear message and the link stays usable;
+* a deep-sedation rating at the chair raises a session alert and a worklist alert; actioning
+  either closes both, and discharge waits for it;
+* a RASS rating does not fill the MOAA/S schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from ketaclinic.schemas import PatientCreate
+from ketaclinic.schemas_chair import (
+    ChairCreate,
+    CourseCreate,
+    DoseCreate,
+    PrecheckCreate,
+    PredoseVitals,
+    ReceiptCreate,
+)
+from ketaclinic.store.tables_care import Assessment, TreatmentSession
+from ketaclinic.store.tables_chair import SessionAlert
+from ketaclinic.store.tables_mbc import ClinicalAlert, SelfReportLink
+
+MONDAY = dt.date(2026, 11, 2)
+PAT = {"mrn": "F-1", "family_name": "Failsafe", "given_name": "Sam",
+       "birth_date": "1980-04-30", "sex": "female"}
+
+
+def _version(services, session_id) -> int:  # type: ignore[no-untyped-def]
+    with services.db.transaction() as s:
+        return s.get(TreatmentSession, session_id).version
+
+
+def _dosed_esketamine(services, users, clock) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    nurse, pres, admin = (users[k].actor for k in ("nurse", "prescriber", "admin"))
+    patient, _ = services.patients.create(nurse, PatientCreate(
+        mrn="F-2", family_name="Sedation", given_name="Alex", birth_date=dt.date(1980, 5, 1),
+        sex="male", weight="80 kg"))
+    course = services.chair.courses.create(pres, patient.id, CourseCreate(
+        template_id="esketamine_trd", start_date=MONDAY))
+    services.chair.schedule.create_chair(admin, ChairCreate(name="Chair A",
+                                                            opening_hours="0-4 08:00-18:00"))
+    services.chair.ledger.record_receipt(nurse, ReceiptCreate(
+        drug="esketamine nasal spray 28 mg device", lot="LOT-1", supplier_name="Supplier",
+        supplier_address="1 Road", supplier_dea_number="AB1234563",
+        expiry=dt.date(2027, 12, 31), containers=20, volume_ml_per_container=Decimal("0.2"),
+        concentration_mg_per_ml=Decimal("140")))
+    _, sessions, _ = services.chair.courses.get(pres, course.id)
+    sid = sessions[0].id
+    services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
+        version=_version(services, sid), consent_on_file=True, rems_enrolled=True,
+        screening_valid=True, last_food_at=clock.now - dt.timedelta(hours=3),
+        last_liquid_at=clock.now - dt.timedelta(hours=1), ride_home_arranged=True))
+    services.chair.sessions.predose(nurse, sid, PredoseVitals(
+        version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
+        rr_per_min=14))
+    services.chair.sessions.record_dose(nurse, sid, DoseCreate(
+        version=_version(services, sid), dose_mg=Decimal(56), lot="LOT-1",
+        started_at=clock.now, device_times=[clock.now, clock.now + dt.timedelta(minutes=5)]))
+    return patient.id, sid
+
+
+def _link(c, csrf) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
+    pid = c.post("/api/patients", json=PAT, headers={"X-CSRF-Token": csrf}).json()["id"]
+    link = c.post(f"/api/patients/{pid}/self-report-links", json={"instrument": "phq9"},
+                  headers={"X-CSRF-Token": csrf})
+    assert link.status_code == 201, link.text
+    return link.json()["url"].split("/r/")[1], {"pid": pid}
+
+
+def test_an_all_empty_self_report_is_refused_on_the_api_and_the_link_is_not_consumed(
+        login, client, services):
+    c, csrf = login("nurse")
+    token, _ = _link(c, csrf)
+    form = client.get(f"/api/self-report/{token}").json()
+    for _ in range(11):  # more than the failure limit (10): an empty form never locks the link
+        r = client.post(f"/api/self-report/{token}",
+                        json={"form_key": form["form_key"], "answers": [None] * 10})
+        assert r.status_code == 422 and "no answer was given" in r.json()["detail"]
+    with services.db.transaction() as s:
+        assert s.execute(select(func.count(Assessment.id))).scalar_one() == 0
+        link = s.execute(select(SelfReportLink)).scalar_one()
+        assert link.used_at is None and link.failed_attempts == 0
+    r = client.post(f"/api/self-report/{token}",
+                    json={"form_key": form["form_key"], "answers": [0] * 9 + [None]})
+    assert r.status_code == 201, r.text
+
+
+def test_an_all_empty_self_report_page_is_refused_with_the_form_shown_again(
+        login, client, services):
+    from bs4 import BeautifulSoup
+
+    c, csrf = login("nurse")
+    token, _ = _link(c, csrf)
+    page = client.get(f"/r/{token}")
+    key = BeautifulSoup(page.text, "html.parser").find("input",
+                                                        attrs={"name": "form_key"})["value"]
+    r = client.post(f"/r/{token}", data={"form_key": key})
+    assert r.status_code == 422 and "no answer was given" in r.text
+    assert "form_key" in r.text  # the form is shown again, the link still works
+    with services.db.transaction() as s:
+        assert s.execute(select(SelfReportLink.used_at)).scalar_one() is None
+
+
+def test_deep_sedation_at_the_chair_is_an_alert_in_the_session_and_on_the_worklist(
+        services, users, login, clock):
+    pid, sid = _dosed_esketamine(services, users, clock)
+    clock.advance(minutes=20)
+    c, csrf = login("nurse")
+    h = {"X-CSRF-Token": csrf}
+    r = c.post(f"/api/sessions/{sid}/ratings", json={"instrument": "moaas", "answers": [2]},
+               headers=h)
+    assert r.status_code == 201, r.text
+    assert [a["rule"] for a in r.json()["alerts"]] == ["moaas.deep_sedation"]
+    assert r.json()["alerts"][0]["action"].startswith("Stop further dosing")
+    session = c.get(f"/api/sessions/{sid}").json()
+    open_alerts = [a for a in session["alerts"] if not a["action_taken"]]
+    assert [a["rule"] for a in open_alerts] == ["moaas.deep_sedation"]
+    worklist = c.get("/api/alerts").json()
+    assert [(a["rule"], a["priority"]) for a in worklist] == [("moaas.deep_sedation", "urgent")]
+    page = c.get("/alerts").text
+    assert "Sedation, Alex" in page and "deep sedation" in page
+    # actioned on the worklist with a note: the session alert is closed with the same note
+    r = c.post(f"/api/alerts/{worklist[0]['id']}/acknowledge",
+               json={"note": "Airway supported, O2 given, MOAA/S 4 at 5 min"}, headers=h)
+    assert r.status_code == 200, r.text
+    session = c.get(f"/api/sessions/{sid}").json()
+    assert [a["action_taken"] for a in session["alerts"]] == [
+        "Airway supported, O2 given, MOAA/S 4 at 5 min"]
+    assert c.get("/api/alerts").json() == []
+
+
+def test_a_rass_deep_sedation_alert_actioned_in_the_session_leaves_the_worklist(
+        services, users, login, clock):
+    _, sid = _dosed_esketamine(services, users, clock)
+    c, csrf = login("nurse")
+    h = {"X-CSRF-Token": csrf}
+    r = c.post(f"/api/sessions/{sid}/ratings", json={"instrument": "rass", "answers": [-4]},
+               headers=h)
+    assert r.status_code == 201, r.text
+    alert_id = r.json()["alerts"][0]["id"]
+    assert len(c.get("/api/alerts").json()) == 1
+    r = c.post(f"/api/sessions/{sid}/alerts/{alert_id}",
+               json={"action_taken": "Stimulated, oxygen, prescriber called"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert c.get("/api/alerts").json() == []
+    with services.db.transaction() as s:
+        ack = s.execute(select(ClinicalAlert.ack_note)).scalar_one()
+        open_session = s.execute(select(func.count(SessionAlert.id)).where(
+            SessionAlert.action_taken == "")).scalar_one()
+    assert ack == "Stimulated, oxygen, prescriber called" and open_session == 0
+
+
+def test_a_rass_rating_does_not_fill_the_moaas_schedule_and_an_empty_rating_is_refused(
+        services, users, login, clock):
+    _, sid = _dosed_esketamine(services, users, clock)
+    c, csrf = login("nurse")
+    h = {"X-CSRF-Token": csrf}
+    r = c.post(f"/api/sessions/{sid}/ratings", json={"instrument": "rass", "answers": [0]},
+               headers=h)
+    assert r.status_code == 201 and r.json()["alerts"] == []
+    due = {(d["label"], d["t_min"]) for d in c.get(f"/api/sessions/{sid}").json()["due"]}
+    assert ("MOAA/S", 0) in due
+    r = c.post(f"/api/sessions/{sid}/ratings", json={"instrument": "moaas", "answers": [5]},
+               headers=h)
+    due = {(d["label"], d["t_min"]) for d in c.get(f"/api/sessions/{sid}").json()["due"]}
+    assert ("MOAA/S", 0) not in due
+    r = c.post(f"/api/sessions/{sid}/ratings", json={"instrument": "moaas",
+                                                      "answers": [None]}, headers=h)
+    assert r.status_code == 422 and "enter the rating" in r.json()["detail"]

@@ -1,0 +1,204 @@
+"""The pages as clinicians use them: each role's start page, the chairs today, alerts that are
+noticed (urgent first, a count in the navigation), numbers and alert texts in words."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from ketaclinic.schemas import AllergyCreate, PatientCreate
+from ketaclinic.schemas_chair import (
+    BookingCreate,
+    ChairCreate,
+    CourseCreate,
+    DoseCreate,
+    PrecheckCreate,
+    PredoseVitals,
+    ReceiptCreate,
+    VitalsCreate,
+)
+from ketaclinic.services.audit import SYSTEM
+from ketaclinic.store.tables import AuditEvent
+from ketaclinic.store.tables_care import TreatmentSession
+
+PHQ9_ITEM9 = [1, 1, 1, 1, 1, 1, 1, 1, 1]
+CSSRS_LOW = [1, 0, None, None, None, 0, None]
+
+
+def _patient(services, mrn: str, family: str = "Boardperson") -> int:
+    p, _ = services.patients.create(SYSTEM, PatientCreate(
+        mrn=mrn, family_name=family, given_name="Robin", birth_date=dt.date(1980, 5, 1),
+        sex="female", weight="70 kg"))
+    return p.id
+
+
+def _version(services, session_id: int) -> int:
+    with services.db.transaction() as s:
+        return s.get(TreatmentSession, session_id).version
+
+
+def _monitoring_session(services, users, clock, *, spo2: int = 98) -> tuple[int, int]:
+    """IV ketamine session booked today, checked in and dosed 20 minutes ago."""
+    nurse, pres, admin = (users[k].actor for k in ("nurse", "prescriber", "admin"))
+    pid = _patient(services, "BRD-1")
+    course = services.chair.courses.create(pres, pid, CourseCreate(
+        template_id="iv_ketamine_induction", start_date=clock.now.date()))
+    chair = services.chair.schedule.create_chair(admin, ChairCreate(
+        name="Window chair", opening_hours="0-6 07:00-23:00"))
+    services.chair.ledger.record_receipt(nurse, ReceiptCreate(
+        drug="ketamine hydrochloride injection 50 mg/mL", lot="LOT-B", supplier_name="Supplier",
+        supplier_address="1 Road", supplier_dea_number="AB1234563",
+        expiry=dt.date(2027, 12, 31), containers=20, volume_ml_per_container=Decimal("10"),
+        concentration_mg_per_ml=Decimal("50")))
+    _, sessions, _ = services.chair.courses.get(pres, course.id)
+    sid = sessions[0].id
+    services.chair.schedule.book(nurse, sid, BookingCreate(
+        version=_version(services, sid), chair_id=chair.id, start=clock.now,
+        override_reason="test"))
+    services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
+        version=_version(services, sid), consent_on_file=True, screening_valid=True,
+        last_food_at=clock.now - dt.timedelta(hours=8),
+        last_liquid_at=clock.now - dt.timedelta(hours=3), ride_home_arranged=True,
+        override_reason="test"))
+    services.chair.sessions.predose(nurse, sid, PredoseVitals(
+        version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
+        rr_per_min=14))
+    services.chair.sessions.record_dose(nurse, sid, DoseCreate(
+        version=_version(services, sid), dose_mg=Decimal(35), lot="LOT-B",
+        started_at=clock.now))
+    services.chair.sessions.record_vitals(nurse, sid, VitalsCreate(
+        taken_at=clock.now, sbp_mmhg=130, dbp_mmhg=80, hr_bpm=75, spo2_pct=spo2,
+        rr_per_min=14), "v-0")
+    clock.advance(minutes=20)
+    return pid, sid
+
+
+def test_the_nurse_lands_on_todays_chairs_showing_who_is_where_and_what_is_due(
+        services, users, login, clock):
+    pid, sid = _monitoring_session(services, users, clock, spo2=89)
+    c, _ = login("nurse")
+    r = c.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/today"
+    page = c.get("/today")
+    assert page.status_code == 200
+    text = re.sub(r"\s+", " ", page.text)
+    assert "Window chair" in text and "Boardperson, Robin" in text
+    assert f'href="/sessions/{sid}"' in text
+    assert "dosed, in monitoring" in text and "20 min since infusion start" in text
+    assert re.search(r'class="due_now">vitals 15 min|class="overdue">vitals 15 min', text)
+    # The SpO2 alert is red, in words with units.
+    assert '<li class="alert error">SpO₂ 89 % — below' in text
+    with services.db.transaction() as s:
+        assert s.execute(select(AuditEvent.id).where(
+            AuditEvent.action == "chair.board")).first() is not None
+
+
+def test_after_closing_time_the_nurse_sees_tomorrows_chairs(services, users, login, clock):
+    services.chair.schedule.create_chair(users["admin"].actor, ChairCreate(
+        name="Day chair", opening_hours="0-6 08:00-10:00"))
+    clock.advance(hours=3)  # 12:00, after the 10:00 closing
+    c, _ = login("nurse")
+    text = c.get("/today").text
+    assert "closed for the rest of today" in text and "Tomorrow at the chairs" in text
+
+
+def test_each_role_starts_on_its_own_page(login):
+    for role, home in (("analyst", "/dashboard"), ("prescriber", "/patients"),
+                       ("nurse", "/today")):
+        c, _ = login(role)
+        assert c.get("/", follow_redirects=False).headers["location"] == home
+        assert c.get("/").status_code == 200
+
+
+def test_alerts_are_urgent_first_then_newest_first_and_counted_in_the_navigation(
+        services, users, login, clock):
+    nurse = users["nurse"].actor
+    older, low, newer = (_patient(services, f"AL-{n}", f"Alertperson{n}") for n in "ABC")
+    services.mbc.assessments.record(nurse, older, "phq9", PHQ9_ITEM9)
+    clock.advance(minutes=5)
+    services.mbc.assessments.record(nurse, low, "cssrs-screener", CSSRS_LOW)
+    clock.advance(minutes=5)
+    services.mbc.assessments.record(nurse, newer, "phq9", PHQ9_ITEM9)
+    order = [(a.patient_id, a.priority) for a in services.mbc.alerts.worklist(nurse)]
+    assert order == [(newer, "urgent"), (older, "urgent"), (low, "routine")]
+    assert services.mbc.alerts.urgent_open_count(nurse) == 2
+    c, _ = login("nurse")
+    page = c.get("/patients").text
+    assert re.search(r'id="nav-urgent">2<', page)
+    first = services.mbc.alerts.worklist(nurse)[0]
+    services.mbc.alerts.acknowledge(nurse, first.id, "called the patient; safe")
+    assert re.search(r'id="nav-urgent">1<', c.get("/patients").text)
+    assert "nav-urgent" not in login("analyst")[0].get("/dashboard").text
+
+
+def test_saved_dose_orders_show_concentration_and_pump_rate(services, users, login):
+    from kctest import csrf_from
+
+    pid = _patient(services, "DOSE-1")
+    c, _ = login("prescriber")
+    page = c.get(f"/patients/{pid}/dose")
+    assert page.status_code == 200
+    head = page.text.split('id="orders"')[1]
+    assert "Concentration" in head and "Pump rate" in head
+    assert csrf_from(page.text)
+
+
+def test_favicon_and_icon_link_are_served(client):
+    assert client.get("/static/favicon.svg").headers["content-type"].startswith("image/svg")
+    assert client.get("/favicon.ico", follow_redirects=True).status_code == 200
+
+
+def _banner(html: str) -> str:
+    assert 'id="patient-banner"' in html, "no patient banner on the page"
+    return re.sub(r"\s+", " ", html.split('id="patient-banner"')[1].split("</section>")[0])
+
+
+def test_every_page_about_one_patient_carries_the_banner_in_a_constant_number_of_queries(
+        services, users, login, clock):
+    from sqlalchemy import event
+
+    pid, sid = _monitoring_session(services, users, clock)
+    with services.db.transaction() as s:
+        course_id = s.get(TreatmentSession, sid).course_id
+    c, _ = login("admin")
+    pages = [f"/patients/{pid}", f"/patients/{pid}/edit", f"/patients/{pid}/history",
+             f"/courses/{course_id}", f"/sessions/{sid}", f"/patients/{pid}/screening",
+             f"/patients/{pid}/dose", f"/patients/{pid}/pk", f"/admin/audit?patient_id={pid}"]
+    for url in pages:
+        r = c.get(url)
+        assert r.status_code in (200, 422), url
+        banner = _banner(r.text)
+        assert "Boardperson, Robin" in banner and "BRD-1" in banner, url
+        assert "70 kg" in banner and "allergies not yet asked" in banner, url
+        assert "IV ketamine" in banner or "ketamine" in banner.lower(), url
+    # Unknown is not negative: the banner never says "no known allergies".
+    assert "no known" not in c.get(f"/patients/{pid}").text.lower()
+    # The course page names the patient; the audit page names every listed patient.
+    assert "Boardperson, Robin (BRD-1)" in c.get(f"/courses/{course_id}").text
+    assert "Boardperson, Robin (BRD-1)" in c.get("/admin/audit").text
+    # The banner read is audited and does not grow with the patient's record.
+    counted = []
+    engine = services.db.engine
+
+    def count(*_a):  # type: ignore[no-untyped-def]
+        counted.append(1)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        services.patients.banner(users["nurse"].actor, pid)
+        first = len(counted)
+        for n in range(5):
+            services.patients.add_allergy(users["nurse"].actor, pid,
+                                          AllergyCreate(substance=f"drug {n}"))
+        counted.clear()
+        banner = services.patients.banner(users["nurse"].actor, pid)
+        assert len(counted) == first
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert banner.allergies_text.startswith("drug 0; drug 1")
+    with services.db.transaction() as s:
+        assert s.execute(select(AuditEvent.id).where(
+            AuditEvent.action == "patient.banner", AuditEvent.patient_id == pid)).first()

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from kcchain import TRIALS
+from kcchain import FACTS
 from sqlalchemy import func, select
 
 from ketaclinic.clinical.treatment_chain import load_chain_rules
@@ -125,9 +125,7 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
             r = self.call("nurse", "POST", f"/api/patients/{pid}/diagnoses", {
                 "code": "F33.2", "display": "Recurrent depressive disorder, severe"})
             assert r.status_code == 201, r.text
-            r = self.call("nurse", "PUT", f"/api/patients/{pid}/clinical-facts", {"facts": {
-                "antidepressant_trials": TRIALS, "episode_duration_months": 18,
-                "symptom_severity": "severe"}})
+            r = self.call("nurse", "PUT", f"/api/patients/{pid}/clinical-facts", {"facts": FACTS})
             assert r.status_code == 200, r.text
             return {"pid": pid, "cid": cid, "sid": sid, "esk": esk}
 

@@ -15,6 +15,11 @@ TRIALS = [
     {"drug": "venlafaxine", "dose_mg": 225, "weeks": 10, "response": "minimal",
      "current_episode": True},
 ]
+#: every screening question answered (unknown is not negative: an unanswered one is review)
+FACTS = {"antidepressant_trials": TRIALS, "episode_duration_months": 18,
+         "symptom_severity": "severe", "substance_use_disorder": "none",
+         "bp": {"systolic_mmhg": 128, "diastolic_mmhg": 80}, "pregnant": False,
+         "breastfeeding": False}
 SCREENING_OF = {"esketamine": "esketamine", "esketamine_trd": "esketamine",
                 "iv_ketamine": "ketamine-iv", "ketamine-iv": "ketamine-iv"}
 
@@ -28,9 +33,7 @@ def screen_eligible(services, users, patient_id: int, treatment: str):  # type: 
 
 def screen_ok(services, users, patient_id: int, treatment: str):  # type: ignore[no-untyped-def]
     """Record the facts of a TRD patient (diagnosis already on file) and screen."""
-    services.dosing.save_facts(users["nurse"].actor, patient_id, {
-        "antidepressant_trials": TRIALS, "episode_duration_months": 18,
-        "symptom_severity": "severe"}, None)
+    services.dosing.save_facts(users["nurse"].actor, patient_id, FACTS, None)
     return services.dosing.screen(users["prescriber"].actor, patient_id,
                                   SCREENING_OF[treatment])
 

@@ -132,7 +132,11 @@ def administered_order(s: Session, order_id: int, given: GivenDose,
         route=row.route, dose_mg=float(given.dose_mg), dose_weight_kg=_f(row.dose_weight_kg),
         weight_kg=_f(row.weight_kg), infusion_min=minutes,
         previous_dose_mg=_f(row.previous_dose_mg), phase=row.phase or None,
-        session_number=row.session_number, age_years=age_years)
+        session_number=row.session_number, age_years=age_years,
+        concentration_mg_per_ml=_f(given.concentration_mg_per_ml),
+        rate_ml_per_h=_f(given.rate_ml_per_h),
+        volume_ml=float(given.dose_mg / given.concentration_mg_per_ml)
+        if given.concentration_mg_per_ml else None)
     overrides = [Override(o.rule, o.reason_code, o.free_text, o.username, o.at.isoformat())
                  for o in s.execute(select(DoseOverride).where(
                      DoseOverride.dose_order_id == order_id)).scalars()]

@@ -103,6 +103,18 @@ def patient_with_course(page, template_label: str, sex: str = "male",  # type: i
 def screen_and_order(page, patient_url: str, esketamine: bool) -> None:  # type: ignore[no-untyped-def]
     """As the prescriber: diagnosis, screening facts, an eligible screening and the signed
     order for the patient's course (issue 12: no dose without them)."""
+    screen_patient(page, patient_url, esketamine)
+    page.goto(patient_url + "/dose?route=" + ("intranasal" if esketamine else "iv"))
+    if not esketamine:
+        page.locator("#concentration_mg_per_ml").fill("1")
+    page.locator("#save-dose").click()
+    expect(page.locator("#course_id")).to_be_visible()
+    assert "saved=" in page.url, page.url
+
+
+def screen_patient(page, patient_url: str, esketamine: bool) -> None:  # type: ignore[no-untyped-def]
+    """As the prescriber: diagnosis, every screening question answered, an eligible
+    screening for the treatment."""
     page.goto(patient_url)
     page.locator("#dx_code").fill("F33.2")
     page.locator("#dx_display").fill("Recurrent depressive disorder, severe")
@@ -125,12 +137,6 @@ def screen_and_order(page, patient_url: str, esketamine: bool) -> None:  # type:
     page.locator("#treatment").select_option("esketamine" if esketamine else "ketamine-iv")
     page.get_by_role("button", name="Run screening").click()
     expect(page.locator("#result .decision").first).to_have_text("Eligible")
-    page.goto(patient_url + "/dose?route=" + ("intranasal" if esketamine else "iv"))
-    if not esketamine:
-        page.locator("#concentration_mg_per_ml").fill("1")
-    page.locator("#save-dose").click()
-    expect(page.locator("#course_id")).to_be_visible()
-    assert "saved=" in page.url, page.url
 
 
 def submit(page, section: str, button: str, expect_status: str | None = None) -> None:  # type: ignore[no-untyped-def]

@@ -44,8 +44,17 @@ from sqlalchemy import bindparam, create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from ketaclinic.bootstrap import build_services
-from ketaclinic.clinical.cohort import load_timepoints, select_assessment_in_window
-from ketaclinic.clinical.outcomes import DEFAULT_CRITERIA, Assessment, evaluate_course
+from ketaclinic.clinical.cohort import (
+    load_timepoints,
+    recall_hours,
+    select_assessment_in_window,
+)
+from ketaclinic.clinical.outcomes import (
+    DEFAULT_CRITERIA,
+    Assessment,
+    default_criteria,
+    evaluate_course,
+)
 from ketaclinic.clinical.outcomes import ClinicalEvent as CoreEvent
 from ketaclinic.config import load_settings
 from ketaclinic.services import outcome_summary
@@ -295,17 +304,18 @@ def naive_dashboard(svc, course_ids: list[int]):  # type: ignore[no-untyped-def]
                 if e.course_id == cid or (e.course_id is None
                                           and e.occurred_on >= course.start_date
                                           and (next_start is None or e.occurred_on < next_start))]
-            for instrument, crit in DEFAULT_CRITERIA.items():
+            for instrument in DEFAULT_CRITERIA:
+                crit = default_criteria(instrument, course.treatment)
                 mine = [Assessment(a.administered_at, instrument, float(a.total))
                         for a in scores if a.instrument_id == instrument]
-                out = evaluate_course(mine, doses, crit, events)
+                out = evaluate_course(mine, doses, crit, events, end_of_induction=eoi)
                 if out.baseline is None:
                     continue
                 b = out.baseline.total
                 after = [a for a in mine if a.at > doses[0]]
                 for tp in timepoints:
                     anchor = doses[0] if tp.anchor == "first_dose" else eoi
-                    if anchor is None:
+                    if anchor is None or not tp.accepts_recall(recall_hours(instrument)):
                         continue
                     i = select_assessment_in_window(
                         [(a.at - anchor).total_seconds() / 3600 for a in after], tp)
@@ -315,10 +325,10 @@ def naive_dashboard(svc, course_ids: list[int]):  # type: ignore[no-untyped-def]
                     resp = None if b <= 0 else int((b - t) >= crit.response_fraction.value * b)
                     records.append((cid, instrument, tp.label, resp,
                                     int(t <= crit.remission_max.value)))
-                if out.first_response is not None:
+                if out.relapse_origin is not None:
                     end = out.relapse_at if out.relapse_at is not None else out.latest.at
                     relapse[(cid, instrument)] = (
-                        (_day(end) - _day(out.first_response.at)).days,
+                        (_day(end) - _day(out.relapse_origin.at)).days,
                         out.relapse_at is not None)
     return records, relapse
 

@@ -6,6 +6,10 @@ Every setting is documented in README.md under "Configuration" (a test checks th
 from __future__ import annotations
 
 import ipaddress
+import math
+import string
+import zlib
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -48,7 +52,8 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr = Field(
         SecretStr(PLACEHOLDER_SECRET),
-        description="Signs the audit chain and tokens; a placeholder refuses to start outside dev",
+        description="Signs the audit chain and tokens; outside dev, a placeholder or a guessable "
+        "secret (under about 128 bits estimated) refuses to start",
     )
     host: str = Field("127.0.0.1", description="Address the server listens on")
     port: int = Field(8000, ge=1, le=65535, description="Port the server listens on")
@@ -56,6 +61,11 @@ class Settings(BaseSettings):
     keep_alive_seconds: int = Field(
         65, ge=1, le=3600, description="Idle seconds before the server closes a kept-alive "
         "connection (longer than clients and proxies keep theirs, so none sends on a closing one)"
+    )
+    audit_checkpoint_minutes: int = Field(
+        60, ge=0, le=24 * 60, description="Minutes between the signed checkpoints of the audit "
+        "chain that the running app writes to data_dir (audit-checkpoints.jsonl; also written "
+        "by `ketaclinic backup` and `ketaclinic audit checkpoint`); 0 turns the app's off"
     )
     idle_timeout_minutes: int = Field(15, ge=1, le=24 * 60, description="Idle session timeout")
     absolute_timeout_hours: int = Field(12, ge=1, le=72, description="Absolute session lifetime")
@@ -177,15 +187,57 @@ class Settings(BaseSettings):
         return self.effective_database_url.startswith("sqlite")
 
     def check_startup(self) -> None:
-        """Refuse unsafe settings: a placeholder secret outside dev and test."""
+        """Refuse unsafe settings: outside dev, a secret that is the placeholder or guessable.
+
+        Tests run with ``env=test`` and a real random secret: a test setting must not be a
+        way to start with a weak one.
+        """
         secret = self.secret_key.get_secret_value()
-        if self.env == "production" and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
+        if self.env == "dev":
+            return
+        bits = estimated_entropy_bits(secret)
+        if secret == PLACEHOLDER_SECRET or bits < MIN_SECRET_BITS:
             raise SettingsError(
-                "KETACLINIC_SECRET_KEY is a placeholder or shorter than 32 characters; set a "
-                "random secret (e.g. "
+                f"KETACLINIC_SECRET_KEY is a placeholder or too guessable (about {bits:.0f} "
+                f"bits estimated, {MIN_SECRET_BITS} needed); set a random secret (e.g. "
                 "`python -c 'import secrets;print(secrets.token_urlsafe(48))'`) "
                 "or run with KETACLINIC_ENV=dev for a demo"
             )
+
+
+MIN_SECRET_BITS = 128
+
+
+def estimated_entropy_bits(secret: str) -> float:
+    """A conservative estimate of the secret's randomness: its length times the Shannon
+    entropy of its own character frequencies, each character counted at most at the entropy
+    of its alphabet (digits, hex, letters, URL-safe, printable), and at most what compression
+    leaves. Repeats and padding score low ("x" * 40 scores 0, "abcd" * 16 about 50); 48 random
+    URL-safe bytes score about 300 bits. An estimate: it cannot tell a quoted phrase from a
+    random one of the same letters."""
+    if not secret:
+        return 0.0
+    counts = Counter(secret)
+    n = len(secret)
+    per_char = -sum(c / n * math.log2(c / n) for c in counts.values())
+    by_frequency = n * min(per_char, math.log2(_alphabet_size(secret)))
+    # Repeated runs ("abcd" * 16) have even character frequencies: count what compression
+    # leaves of them (raw deflate, two bytes of framing).
+    squeezer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    squeezed = squeezer.compress(secret.encode()) + squeezer.flush()
+    return min(by_frequency, max(0, len(squeezed) - 2) * 8.0)
+
+
+def _alphabet_size(secret: str) -> int:
+    chars = set(secret)
+    if chars <= set(string.digits):
+        return 10
+    if chars <= set(string.hexdigits.lower()) or chars <= set(string.hexdigits.upper()
+                                                                 + string.digits):
+        return 16
+    if chars <= set(string.ascii_letters + string.digits + "-_"):
+        return 64
+    return 95 if all(c.isascii() for c in chars) else 1024
 
 
 def describe_settings_error(exc: ValidationError) -> str:

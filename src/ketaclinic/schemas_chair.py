@@ -137,12 +137,24 @@ class AdverseEventCreate(_Strict):
 
 
 class DischargeCreate(_Strict):
+    """The discharge checklist. There is no override: a patient who leaves before it
+    passes is recorded with :class:`LeftAgainstAdviceCreate`."""
+
     version: Version
     dissociation_resolved: bool = False
     respiratory_depression_resolved: bool = False
     responsible_adult_present: bool = False
     ready_at: Instant | None = None
-    override_reason: Line = ""
+
+
+class LeftAgainstAdviceCreate(_Strict):
+    """A patient leaving before the discharge criteria are met: what they were told and said."""
+
+    version: Version
+    statement: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_line)]
+    dissociation_resolved: bool = False
+    respiratory_depression_resolved: bool = False
+    responsible_adult_present: bool = False
 
 
 class RemsDetails(_Strict):

@@ -1,6 +1,6 @@
 """Whole sessions at the chair on a tablet: esketamine (BP gate, devices, a BP alert with the
-action taken, MOAA/S, discharge refused before 120 min, REMS PDF) and IV ketamine (with a
-witnessed waste in the ledger)."""
+action taken, MOAA/S, discharge refused before 120 min, left against advice, REMS PDF) and IV
+ketamine (with a witnessed waste in the ledger)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from kcbrowser import (
     log_out,
     new_tag,
     patient_with_course,
+    rate,
     receive_stock,
     record_vitals,
     submit,
@@ -36,7 +37,7 @@ def test_a_whole_esketamine_session_on_a_tablet(new_page, tmp_path):
     log_in(page, "nurse")
     receive_stock(page, "esketamine nasal spray 28 mg device", lot, "30", "0.2", "140")
     log_out(page)
-    book_and_check_in(page, session_url, chair)
+    book_and_check_in(page, session_url, chair, day=dt.date.today().isoformat())
 
     # Pre-dose BP above the guide value: refused without a reason, accepted with one. The BP
     # was taken 6 minutes ago, so both devices (5 minutes apart) lie after it and not in the
@@ -81,12 +82,11 @@ def test_a_whole_esketamine_session_on_a_tablet(new_page, tmp_path):
     page.context.set_offline(False)
     expect(page.locator("#vitals-table tbody tr")).to_have_count(3)
 
-    field(page, "Scale").select_option("moaas")
-    field(page, "Score(s), comma-separated").fill("5")
-    submit(page, "ratings", "Record rating")
+    rate(page, "moaas", "MOAA/S", 5)
     expect(page.locator("#ratings-log")).to_contain_text("moaas")
 
-    # Discharge before 120 min after the first device: refused, then overridden with reason.
+    # Discharge before 120 min after the first device: refused, no override (issue 12); the
+    # patient who leaves anyway is recorded as left against advice.
     field(page, "Dissociation resolved").check()
     field(page, "No respiratory depression").check()
     field(page, "Responsible adult present / transport arranged").check()
@@ -94,9 +94,11 @@ def test_a_whole_esketamine_session_on_a_tablet(new_page, tmp_path):
     expect(page.locator("#discharge .save-status")).to_contain_text("of 120 min since first "
                                                                     "device")
     expect(page.locator("#session-status")).to_have_text("monitoring")
-    field(page, "Override reason (early discharge)").fill("transferred to hospital ED")
-    submit(page, "discharge", "Discharge", "discharged")
-    expect(page.locator("#discharged")).to_contain_text("overridden: transferred to hospital")
+    expect(page.get_by_label("Override reason (early discharge)")).to_have_count(0)
+    field(page, "What the patient was told and said").fill("transferred to hospital ED")
+    page.get_by_role("button", name="Record: left against advice").click()
+    expect(page.locator("#session-status")).to_have_text("left-against-advice")
+    expect(page.locator("#discharged")).to_contain_text("transferred to hospital ED")
 
     with page.expect_download() as info:
         page.get_by_role("link", name="Download REMS form (PDF)").click()
@@ -116,7 +118,7 @@ def test_a_whole_iv_ketamine_session_with_a_witnessed_waste(new_page):
     log_in(page, "nurse")
     receive_stock(page, "ketamine hydrochloride injection 50 mg/mL", lot, "20", "1", "50")
     log_out(page)
-    book_and_check_in(page, session_url, chair)
+    book_and_check_in(page, session_url, chair, day=dt.date.today().isoformat())
 
     field(page, "Systolic (mmHg)").fill("126")
     field(page, "Diastolic (mmHg)").fill("78")
@@ -129,9 +131,7 @@ def test_a_whole_iv_ketamine_session_with_a_witnessed_waste(new_page):
     page.locator("#d-confirm").check()
     submit(page, "dose", "Record dose", "monitoring")
     record_vitals(page, "138", "86")
-    field(page, "Scale").select_option("rass")
-    field(page, "Score(s), comma-separated").fill("0")
-    submit(page, "ratings", "Record rating")
+    rate(page, "rass", "RASS", 0)
     submit(page, "dose-given", "Record infusion end")
     expect(page.locator("#dose-summary")).not_to_contain_text("ended —")
 
@@ -151,8 +151,9 @@ def test_a_whole_iv_ketamine_session_with_a_witnessed_waste(new_page):
     field(page, "Responsible adult present / transport arranged").check()
     submit(page, "discharge", "Discharge")
     expect(page.locator("#discharge .save-status")).to_contain_text("since infusion end")
-    field(page, "Override reason (early discharge)").fill("prescriber reviewed: fit")
-    submit(page, "discharge", "Discharge", "discharged")
+    field(page, "What the patient was told and said").fill("told to stay 60 min; declined")
+    page.get_by_role("button", name="Record: left against advice").click()
+    expect(page.locator("#session-status")).to_have_text("left-against-advice")
 
     page.get_by_role("link", name="Ledger", exact=True).click()
     row = page.locator("#lot-table tr", has_text=lot)

@@ -188,7 +188,7 @@ def test_times_with_an_offset_are_taken_as_utc_at_check_in_and_for_vitals(servic
         assert row.taken_at == clock.now
 
 
-def test_esketamine_discharge_before_120_minutes_needs_an_override_reason(
+def test_esketamine_discharge_before_120_minutes_has_no_override_only_left_against_advice(
         services, users, login, clock):
     pid, sid = _dosed(services, users, clock)
     clock.advance(minutes=60)
@@ -204,13 +204,17 @@ def test_esketamine_discharge_before_120_minutes_needs_an_override_reason(
     assert r.status_code == 422 and "only 65 of 120 min since first device" in r.json()["detail"]
     assert _count(services, DischargeRecord) == 0
     assert ("session.discharge", "refused") in _actions(services, pid)
+    # Issue 12: the free-text override is gone (it made an early discharge "ready").
     r = c.post(f"/api/sessions/{sid}/discharge", json={**body, "override_reason": "transfer "
                                                         "to ED for unrelated injury"}, headers=h)
+    assert r.status_code == 422 and _count(services, DischargeRecord) == 0
+    r = c.post(f"/api/sessions/{sid}/left-against-advice", headers=h, json={
+        "version": _version(services, sid), "statement": "transfer to ED for unrelated injury"})
     assert r.status_code == 200, r.text
     with services.db.transaction() as s:
         row = s.get(TreatmentSession, sid)
-        assert row.status == "discharged"
-        assert row.discharge_override_reason.startswith("transfer to ED")
+        assert row.status == "left-against-advice"
+        assert row.discharge_override_reason == ""
     pdf = c.get(f"/sessions/{sid}/rems.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     with services.db.transaction() as s:  # the worksheet prints any name, never "?"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 
 import pytest
@@ -99,7 +100,7 @@ def test_a_restore_with_a_different_secret_reports_a_broken_chain(
     _populate(services, users)
     out = tmp_path / "clinic.jsonl"
     backup(make_engine(database_url), out, "jsonl")
-    env = {**_env(target_url), "KETACLINIC_SECRET_KEY": "another-secret-" + "y" * 40}
+    env = {**_env(target_url), "KETACLINIC_SECRET_KEY": secrets.token_urlsafe(48)}
     assert main(["restore", str(out)], environ=env) == 1
     assert "KETACLINIC_SECRET_KEY" in capsys.readouterr().err
 

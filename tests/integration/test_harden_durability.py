@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kctest import make_settings
+from kctest import TEST_SECRET, make_settings
 from sqlalchemy import create_engine, event
 
 from ketaclinic import bootstrap
@@ -80,6 +80,6 @@ def test_the_cli_refuses_weak_durability_with_exit_code_1(backend, database_url,
                                                           capsys):
     _weakening(monkeypatch, _weak_statements(backend))
     env = {"KETACLINIC_ENV": "test", "KETACLINIC_DATABASE_URL": database_url,
-           "KETACLINIC_SECRET_KEY": "test-secret-" + "x" * 40}
+           "KETACLINIC_SECRET_KEY": TEST_SECRET}
     assert main(["audit", "verify"], environ=env) == 1
     assert "durab" in capsys.readouterr().err.lower()

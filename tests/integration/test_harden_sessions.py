@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from kcharden import fill_path, form_post_routes, state_changing_operations
+from kcroutes import fill_path, form_post_routes, state_changing_operations
 from kctest import USERS, csrf_from
 from sqlalchemy import select
 

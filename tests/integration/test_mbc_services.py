@@ -49,7 +49,7 @@ def add_course(services, pid, doses: list[dt.datetime], treatment="ketamine-iv")
         s.flush()
         for n, at in enumerate(doses, 1):
             s.add(TreatmentSession(patient_id=pid, course_id=c.id, number=n, treatment=treatment,
-                                   status="discharged", planned_date=at.date(),
+                                   status="discharged", planned_date=at.date(), phase="induction",
                                    dose_started_at=at, created_at=now, updated_at=now))
         return c.id
 

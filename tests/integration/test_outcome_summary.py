@@ -32,7 +32,7 @@ COLUMNS = {
     "course_dose_summary": "course_id, patient_id, first_dose_at, eoi_at, next_start, "
                            "doses_given, dose_mg_total, mg_first_day, mg_last_day",
     "course_outcome_summary": "course_id, instrument_id, baseline, first_response_at, "
-                              "score_relapse_at, last_after_response_at",
+                              "relapse_origin_at, score_relapse_at, last_after_response_at",
     "course_outcome_timepoints": "course_id, instrument_id, timepoint, total, responded, "
                                  "remitted",
 }
@@ -113,13 +113,36 @@ class World:
         if not cids:
             return
         c = s.get(Course, rng.choice(cids))
-        when = dt.datetime.combine(c.start_date, dt.time(9)) + dt.timedelta(
-            hours=rng.randrange(-24 * 35, 24 * 200))
+        # baselines need a syndromal score in the 14 days before the first dose (issue 13):
+        # some scores fall there, some in the first weeks of the course, the rest anywhere
+        r = rng.random()
+        hours = (rng.randrange(-24 * 12, 12) if r < 0.3 else
+                 rng.randrange(24, 24 * 40) if r < 0.55 else
+                 rng.randrange(-24 * 35, 24 * 200))
+        when = dt.datetime.combine(c.start_date, dt.time(9)) + dt.timedelta(hours=hours)
         instrument = rng.choice(["phq9", "phq9", "madrs", "gad7"])
+        total = rng.randint(20, 34) if r < 0.3 else rng.randint(0, 27)
         s.add(Assessment(patient_id=c.patient_id, course_id=c.id if rng.random() < 0.7 else None,
                          instrument_id=instrument, administered_at=when,
-                         total=Decimal(rng.randint(0, 27)) if rng.random() < 0.95 else None,
+                         total=Decimal(total) if rng.random() < 0.95 else None,
                          created_at=T0))
+
+    def followed_course(self, s) -> None:  # type: ignore[no-untyped-def]
+        """A syndromal score shortly before the course starts and a few after it, on one
+        instrument: the shape that gives a baseline and timepoint rows (issue 13 rules)."""
+        rng = self.rng
+        cids = self._ids(s, Course)
+        if not cids:
+            return
+        c = s.get(Course, rng.choice(cids))
+        start = dt.datetime.combine(c.start_date, dt.time(9))
+        instrument = rng.choice(["phq9", "madrs"])
+        points = [(-rng.randrange(1, 24 * 13), rng.randint(20, 34))] + [
+            (rng.randrange(24, 24 * 100), rng.randint(0, 27)) for _ in range(rng.randint(1, 4))]
+        for hours, total in points:
+            s.add(Assessment(patient_id=c.patient_id, course_id=c.id, instrument_id=instrument,
+                             administered_at=start + dt.timedelta(hours=hours),
+                             total=Decimal(total), created_at=T0))
 
     def amend_score(self, s) -> None:  # type: ignore[no-untyped-def]
         aids = self._ids(s, Assessment)
@@ -178,8 +201,8 @@ class World:
 
     def step(self) -> str:
         actions = [self.new_patient_course, self.second_course, self.score, self.score,
-                   self.score, self.score, self.amend_score, self.void_score, self.bulk_amend,
-                   self.bulk_void, self.dose_change, self.move_course]
+                   self.score, self.followed_course, self.amend_score, self.void_score,
+                   self.bulk_amend, self.bulk_void, self.dose_change, self.move_course]
         n = self.rng.randint(1, 4)
         picked = [self.rng.choice(actions) for _ in range(n)]
         rollback = self.rng.random() < 0.1
@@ -246,7 +269,7 @@ def test_a_stale_summary_is_refused_until_it_is_rebuilt(services):
     assert counts is not None and counts["course_outcome_timepoints"] > 0
     assert outcome_summary.ensure_current(services.db, T0) is None
     dash = services.outcomes.dashboard(SYSTEM, DashboardFilters(instrument="phq9"))
-    assert dash.relapse_subjects == 3
+    assert dash.relapse_subjects == 2  # A and B (C's induction has not ended)
 
 
 def test_raw_sql_through_the_session_marks_the_summary_stale(services):
@@ -306,7 +329,8 @@ def test_the_rebuild_command_repairs_a_summary_that_a_bulk_load_bypassed(service
            "KETACLINIC_DATABASE_URL": services.db.engine.url.render_as_string(
                hide_password=False)}
     assert main(["outcomes", "rebuild-summary", "--json"], environ=env) == 0
-    assert '"course_outcome_timepoints": 9' in capsys.readouterr().out
+    # A: eoi, 1m, 3m; B: eoi, 1m; C: 1m (PHQ-9 never feeds the 24-hour timepoint)
+    assert '"course_outcome_timepoints": 6' in capsys.readouterr().out
     maintained, rebuilt = maintained_and_rebuilt(services)
     assert maintained == rebuilt
     with services.db.transaction() as s:

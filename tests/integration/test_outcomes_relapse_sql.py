@@ -1,5 +1,8 @@
 """The SQL relapse pass agrees with the pure core (clinical/outcomes.evaluate_course).
 
+Relapse is counted from the response assessment at the end of induction (issue 13): the SQL's
+relapse origin, relapse flags and durations must equal the core's on every course.
+
 Random cohorts (seeded) of courses with random PHQ-9 trajectories, visit spacing of 1-20 days
 and occasional hospitalisations are written to the database; for every course the pure core is
 run on the same values, and the dashboard's responders, relapse flags and durations must match.
@@ -69,11 +72,12 @@ def _insert_random_cohort(s, rng, n_courses):
             events.append(ClinicalEvent(day, {"hospitalisation": "hospitalisation_for_depression",
                                               "suicide-attempt": "suicide_attempt"}.get(kind,
                                                                                          kind)))
+        # one induction dose, none pending: the end of induction is the first dose
         out = evaluate_course([Assessment(w, "phq9", float(v)) for w, v in zip(
-            times, scores, strict=True)], [start], crit, events)
-        if out.first_response is not None:
+            times, scores, strict=True)], [start], crit, events, end_of_induction=start)
+        if out.relapse_origin is not None:
             end = out.relapse_at if out.relapse_at is not None else out.latest.at
-            expected[c.id] = ((_day(end) - _day(out.first_response.at)).days,
+            expected[c.id] = ((_day(end) - _day(out.relapse_origin.at)).days,
                               out.relapse_at is not None)
     return expected
 

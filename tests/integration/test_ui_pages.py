@@ -202,3 +202,116 @@ def test_every_page_about_one_patient_carries_the_banner_in_a_constant_number_of
     with services.db.transaction() as s:
         assert s.execute(select(AuditEvent.id).where(
             AuditEvent.action == "patient.banner", AuditEvent.patient_id == pid)).first()
+
+
+def _registration(c, **fields):  # type: ignore[no-untyped-def]
+    from kctest import csrf_from
+
+    page = c.get("/patients/new").text
+    key = page.split('name="idempotency_key" value="')[1].split('"')[0]
+    form = {"csrf_token": csrf_from(page), "idempotency_key": key, "mrn": "DUP-1",
+            "family_name": "Twin", "given_name": "Alex", "birth_date": "1985-02-03",
+            "sex": "female", "weight": "70 kg", **fields}
+    return c.post("/patients/new", data=form, follow_redirects=False)
+
+
+def test_registration_asks_for_sex_explicitly_and_warns_on_a_likely_duplicate(login, services):
+    c, _ = login("nurse")
+    page = c.get("/patients/new").text
+    assert '<option value="" selected>— choose —</option>' in page
+    r = _registration(c, sex="")
+    assert r.status_code == 422 and "sex" in r.text
+    assert _registration(c).status_code == 303
+    # Same name (other case and spacing) and birth date, another MRN: asked first, not saved.
+    r = _registration(c, mrn="DUP-2", family_name="twin ", given_name=" ALEX")
+    assert r.status_code == 409 and 'id="duplicates"' in r.text and "DUP-1" in r.text
+    assert services.patients.search(SYSTEM, query="twin").total == 1
+    r = _registration(c, mrn="DUP-2", not_duplicate="on")
+    assert r.status_code == 303
+    assert services.patients.search(SYSTEM, query="twin").total == 2
+
+
+def test_a_listed_icd10_code_fills_its_description_and_an_unlisted_one_needs_one(
+        login, services):
+    from kctest import csrf_from
+
+    pid = _patient(services, "ICD-1")
+    c, _ = login("prescriber")
+    page = c.get(f"/patients/{pid}").text
+    assert 'list="icd10-codes"' in page and '<option value="F33.2">' in page
+    form = {"csrf_token": csrf_from(page), "system": "icd10", "code": "F33.2", "display": ""}
+    assert c.post(f"/patients/{pid}/diagnoses", data=form,
+                  follow_redirects=False).status_code == 303
+    detail = services.patients.get(SYSTEM, pid)
+    assert detail.diagnoses[0]["display"].startswith("Major depressive disorder, recurrent")
+    r = c.post(f"/patients/{pid}/diagnoses", data={**form, "code": "X99.9"})
+    assert r.status_code == 422 and "display" in r.text
+    assert len(services.patients.get(SYSTEM, pid).diagnoses) == 1
+
+
+def test_course_weekdays_are_ticked_boxes_and_a_refused_form_says_it_goes_back(
+        login, services, clock):
+    from kctest import csrf_from
+
+    pid = _patient(services, "WD-1")
+    c, _ = login("prescriber")
+    page = c.get(f"/patients/{pid}").text
+    assert 'name="weekday_0"' in page and 'name="weekdays"' not in page
+    form = {"csrf_token": csrf_from(page), "template_id": "iv_ketamine_induction",
+            "start_date": clock.now.date().isoformat(), "weekday_0": "on", "weekday_3": "on",
+            "concurrent_antidepressant": "on"}
+    r = c.post(f"/patients/{pid}/courses", data=form, follow_redirects=False)
+    assert r.status_code == 303
+    course_id = services.chair.courses.for_patient(SYSTEM, pid)[0].id
+    _, sessions, _ = services.chair.courses.get(SYSTEM, course_id)
+    assert {s.planned_date.weekday() for s in sessions} <= {0, 3}
+    # A refused form post: the error page is marked so app.js returns to the form.
+    r = c.post(f"/patients/{pid}/courses", data={**form, "start_date": "not a date"})
+    assert r.status_code == 422 and 'data-form="refused"' in r.text
+
+
+def test_staff_enter_every_instrument_item_by_item_with_radio_rows(login, services, users,
+                                                                   clock):
+    from kctest import csrf_from
+
+    pid, sid = _monitoring_session(services, users, clock)
+    c, _ = login("nurse")
+    page = c.get(f"/patients/{pid}").text
+    assert "comma-separated" not in page
+    assert 'id="assess-phq9"' in page and page.count('name="item_') >= 9
+    form = {"csrf_token": csrf_from(page), "instrument": "phq9",
+            **{f"item_{n}": "1" for n in range(1, 10)}}
+    r = c.post(f"/patients/{pid}/assessments", data=form, follow_redirects=False)
+    assert r.status_code == 303
+    latest = services.mbc.panel(users["nurse"].actor, pid)["assessments"][0]
+    assert latest.instrument_id == "phq9" and latest.total == 9
+    # A tampered item is refused naming it; nothing is stored.
+    r = c.post(f"/patients/{pid}/assessments", data={**form, "item_3": "lots"})
+    assert r.status_code == 422 and "item_3" in r.text
+    # The chair's ratings are radio rows too.
+    session_page = c.get(f"/sessions/{sid}").text
+    assert 'id="rating-moaas"' in session_page and "comma-separated" not in session_page
+    r = c.post(f"/sessions/{sid}/ratings", data={
+        "csrf_token": csrf_from(session_page), "instrument": "cadss6", "idempotency_key": "k1",
+        **{f"item_{n}": "0" for n in range(1, 7)}}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "cadss6" in c.get(f"/sessions/{sid}").text.split('id="ratings-log"')[1]
+
+
+def test_one_button_saves_the_screening_facts_and_screens_on_them(login, services):
+    from kctest import csrf_from
+
+    pid = _patient(services, "SCR-1")
+    c, _ = login("prescriber")
+    page = c.get(f"/patients/{pid}/screening").text
+    assert "data-warn-unsaved" in page and 'name="then_screen"' in page
+    form = {"csrf_token": csrf_from(page), "facts_version": "", "trial_rows": "0",
+            "episode_duration_months": "14", "symptom_severity": "severe",
+            "substance_use_disorder": "none", "cond-aneurysmal_vascular_disease_or_avm": "on",
+            "bp_systolic": "130", "bp_diastolic": "85", "then_screen": "ketamine-iv"}
+    r = c.post(f"/patients/{pid}/screening/facts", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("#result")
+    latest = services.dosing.list_screenings(SYSTEM, pid)[0]
+    # The screening saw the edit made in the same submission (aneurysm: ineligible).
+    assert latest.decision == "ineligible"
+    assert services.dosing.get_facts(SYSTEM, pid)[1] is not None

@@ -90,65 +90,76 @@ def test_default_remission_thresholds_are_cited(instrument, limit):
     assert criteria.response_fraction.value == 0.5
 
 
+EOI = DOSES[-1]  # the last induction dose (day 11)
+
+
 @pytest.mark.parametrize(
     ("gap_days", "relapsed"), [(4, False), (5, True), (10, True), (15, True), (16, False)]
 )
-def test_relapse_needs_two_consecutive_scores_above_the_response_threshold_5_to_15_days_apart(
-    gap_days, relapsed
-):
-    scores = [phq(-1, 20), phq(7, 8), phq(30, 14), phq(30 + gap_days, 15)]
-    out = evaluate_course(scores, DOSES, default_criteria("phq9"))
+def test_relapse_needs_two_consecutive_syndromal_scores_5_to_15_days_apart(gap_days, relapsed):
+    # response at the end of induction (day 12), then PHQ-9 >= 10 twice
+    scores = [phq(-1, 20), phq(12, 8), phq(30, 14), phq(30 + gap_days, 15)]
+    out = evaluate_course(scores, DOSES, default_criteria("phq9"), end_of_induction=EOI)
     assert (out.status == "relapsed") is relapsed
+    assert out.relapse_origin == phq(12, 8)
     if relapsed:
         assert out.relapse_at == day(30 + gap_days) and "5–15 days" in out.relapse_reason
+        assert "≥ 10" in out.relapse_reason
     else:
         assert out.status == "response_lost"
 
 
 def test_relapse_pairs_must_be_consecutive():
-    # 14 (high), 9 (responding), 15 (high): the two high scores are not consecutive
-    scores = [phq(-1, 20), phq(7, 8), phq(30, 14), phq(36, 9), phq(42, 15)]
-    out = evaluate_course(scores, DOSES, default_criteria("phq9"))
-    assert out.status == "response_lost" and out.relapse_at is None
+    # 14 (syndromal), 9 (not), 15 (syndromal): the two syndromal scores are not consecutive
+    scores = [phq(-1, 20), phq(12, 8), phq(30, 14), phq(36, 9), phq(42, 15)]
+    out = evaluate_course(scores, DOSES, default_criteria("phq9"), end_of_induction=EOI)
+    assert out.relapse_at is None and out.status == "response_lost"
 
 
-def test_score_at_exactly_the_response_threshold_is_not_relapse_level():
-    scores = [phq(-1, 20), phq(7, 8), phq(30, 10), phq(37, 10)]
-    assert evaluate_course(scores, DOSES, default_criteria("phq9")).status == "response"
+def test_scores_below_syndromal_severity_are_not_relapse_even_without_response():
+    # 9 and 9: no longer a 50 % response, but below syndromal severity: not a relapse
+    scores = [phq(-1, 20), phq(12, 8), phq(30, 9), phq(37, 9)]
+    out = evaluate_course(scores, DOSES, default_criteria("phq9"), end_of_induction=EOI)
+    assert out.relapse_at is None
 
 
-def test_no_relapse_without_a_prior_response():
-    scores = [phq(-1, 20), phq(7, 16), phq(14, 18), phq(21, 19)]
+def test_no_relapse_without_a_response_at_the_end_of_induction():
+    scores = [phq(-1, 20), phq(12, 16), phq(14, 18), phq(21, 19)]
     out = evaluate_course(
         scores,
         DOSES,
         default_criteria("phq9"),
         events=[ClinicalEvent(day(15), "hospitalisation_for_depression")],
+        end_of_induction=EOI,
     )
     assert out.status == "non_response" and out.relapse_at is None
+    assert "no response at the end of induction" in " ".join(out.notes)
 
 
 def test_hospitalisation_after_response_is_relapse():
-    scores = [phq(-1, 20), phq(7, 6), phq(28, 7)]
+    scores = [phq(-1, 20), phq(12, 6), phq(28, 7)]
     events = [ClinicalEvent(day(20), "hospitalisation_for_depression")]
-    out = evaluate_course(scores, DOSES, default_criteria("phq9"), events=events)
+    out = evaluate_course(scores, DOSES, default_criteria("phq9"), events=events,
+                          end_of_induction=EOI)
     assert out.status == "relapsed" and out.relapse_at == day(20)
     assert out.relapse_reason == "event: hospitalisation_for_depression"
 
 
 def test_suicide_attempt_after_response_is_relapse_even_before_score_criteria():
-    scores = [madrs(-1, 30), madrs(7, 12), madrs(40, 25), madrs(47, 26)]
+    scores = [madrs(-1, 30), madrs(12, 12), madrs(40, 25), madrs(47, 26)]
     events = [ClinicalEvent(datetime(2026, 4, 8, 22, 0), "suicide_attempt")]
-    out = evaluate_course(scores, DOSES, default_criteria("madrs"), events=events)
+    out = evaluate_course(scores, DOSES, default_criteria("madrs"), events=events,
+                          end_of_induction=EOI)
     assert out.relapse_reason == "event: suicide_attempt"
 
 
-def test_madrs_relapse_can_use_the_sustain1_threshold_of_22():
-    criteria = replace(default_criteria("madrs"), relapse_score_min=MADRS_RELAPSE_SUSTAIN1)
-    scores = [madrs(-1, 30), madrs(7, 10), madrs(30, 20), madrs(37, 21)]
-    assert evaluate_course(scores, DOSES, criteria).status == "response_lost"
-    scores = [madrs(-1, 30), madrs(7, 10), madrs(30, 22), madrs(37, 23)]
-    out = evaluate_course(scores, DOSES, criteria)
+def test_madrs_relapse_is_the_sustain1_threshold_of_22_by_default():
+    assert default_criteria("madrs").relapse_score_min.value == MADRS_RELAPSE_SUSTAIN1.value
+    scores = [madrs(-1, 30), madrs(12, 10), madrs(30, 20), madrs(37, 21)]
+    out = evaluate_course(scores, DOSES, default_criteria("madrs"), end_of_induction=EOI)
+    assert out.status == "response_lost" and out.relapse_at is None
+    scores = [madrs(-1, 30), madrs(12, 10), madrs(30, 22), madrs(37, 23)]
+    out = evaluate_course(scores, DOSES, default_criteria("madrs"), end_of_induction=EOI)
     assert out.status == "relapsed" and "≥ 22" in out.relapse_reason
 
 
@@ -169,9 +180,9 @@ def test_courses_without_enough_data_say_so(scores, doses, status):
     assert evaluate_course(scores, doses, default_criteria("phq9")).status == status
 
 
-def test_zero_baseline_cannot_show_response():
+def test_zero_baseline_is_no_baseline():
     out = evaluate_course([phq(-1, 0), phq(7, 0)], DOSES, default_criteria("phq9"))
-    assert out.first_response is None and out.status == "remission" and out.notes
+    assert out.first_response is None and out.status == "no_baseline" and out.notes
 
 
 def test_unknown_instrument_and_bad_times_are_refused():

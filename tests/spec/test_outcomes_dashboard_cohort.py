@@ -1,24 +1,28 @@
 """The dashboard on a small hand-computed cohort (see tests/support/kcoutcomes.py), both backends.
 
-Hand calculation (PHQ-9; response = fall ≥ 50 % from baseline; remission = total ≤ 4):
+Hand calculation (PHQ-9; response = fall ≥ 50 % from baseline; remission = total ≤ 4; issue 13
+definitions: baseline = last score in the 14 days before the first dose and ≥ 10; relapse from
+the response at the end of induction, at PHQ-9 ≥ 10 twice 5–15 days apart, or an event):
 
 ketamine-iv — courses with a baseline: A (20), C (18); D has none and is left out.
-  24h  (12–48 h):  A 12 (40 % fall: no, no); C 9 (50 %: response, no) → resp 1/2, rem 0/2
+  24h  (12–48 h):  PHQ-9 rates 2 weeks, so it never feeds a 24-hour outcome → 0/0, 0/0
   end of induction (0–14 d after the last induction dose): A d12 = 8 (60 %: resp; 8 > 4: no);
        C has induction sessions pending → not assessable → resp 1/1, rem 0/1
   1m   (21–45 d, target 30): A d30 4 (resp, rem); C d30 17 (no, no) → resp 1/2, rem 1/2
   3m   (70–120 d): A d91 14 (30 %: no, no) → resp 0/1, rem 0/1
   6m:  none → 0/0
 esketamine — B (baseline 28, the last score before the first dose, an unlinked one):
-  24h: 13 (53.6 %: resp; no) → 1/1, 0/1;  end of induction: d11 3 → 1/1, 1/1;
+  24h: 0/0 (recall);  end of induction: d11 3 → 1/1, 1/1;
   1m: d30 5 → resp 1/1, rem 0/1 (5 > 4);  3m, 6m: 0/0
 
-Relapse after response (evaluate_course semantics):
-  A: first response d12; d40 15 and d47 16 are both above the response threshold (> 10) and
-     7 days apart → relapse d47; duration 35 d, event.
-  B: first response d1; no relapse; censored at the last score d30 → 29 d.
-  C: first response d1; hospitalisation on d20 → relapse; 19 d, event.
-  KM: t=19 S=2/3; t=29 censored; t=35 S=0 → median 35 d.
+Relapse, counted from the response assessment at the end of induction:
+  A: end of induction d11; d12 = 8 is a response → origin d12; d40 15 and d47 16 are both ≥ 10
+     and 7 days apart → relapse d47; duration 35 d, event.
+  B: end of induction d10; d11 = 3 is a response → origin d11; no relapse; censored at the
+     last score d30 → 19 d.
+  C: induction not ended (sessions pending) → relapse not assessed (its hospitalisation on d20
+     falls inside induction): not a subject.
+  KM: t=19 censored; t=35 S=0 → median 35 d.
 """
 
 from __future__ import annotations
@@ -34,12 +38,12 @@ from ketaclinic.services.dashboard import DashboardFilters
 
 EXPECTED = {
     # (treatment, timepoint): (resp_k, resp_n, rem_k, rem_n)
-    ("ketamine-iv", "24h"): (1, 2, 0, 2),
+    ("ketamine-iv", "24h"): (0, 0, 0, 0),
     ("ketamine-iv", "end_of_induction"): (1, 1, 0, 1),
     ("ketamine-iv", "1m"): (1, 2, 1, 2),
     ("ketamine-iv", "3m"): (0, 1, 0, 1),
     ("ketamine-iv", "6m"): (0, 0, 0, 0),
-    ("esketamine", "24h"): (1, 1, 0, 1),
+    ("esketamine", "24h"): (0, 0, 0, 0),
     ("esketamine", "end_of_induction"): (1, 1, 1, 1),
     ("esketamine", "1m"): (1, 1, 0, 1),
     ("esketamine", "3m"): (0, 0, 0, 0),
@@ -65,14 +69,14 @@ def test_response_and_remission_counts_match_the_hand_calculation(services):
 def test_relapse_counts_and_the_km_median_match_the_hand_calculation_and_lifelines(services):
     _seed(services)
     dash = services.outcomes.dashboard(SYSTEM, DashboardFilters(instrument="phq9"))
-    assert dash.relapse_subjects == 3
-    assert dash.km.n == 3 and dash.km.events == 2
+    assert dash.relapse_subjects == 2
+    assert dash.km.n == 2 and dash.km.events == 1
     assert dash.km.median == 35.0
-    reference = kaplan_meier([35, 29, 19], [1, 0, 1])
+    reference = kaplan_meier([35, 19], [1, 0])
     assert reference.median == dash.km.median
     for t, s in zip(dash.km.timeline, dash.km.survival, strict=True):
         assert math.isclose(reference.survival_at(t), s, abs_tol=1e-9)
-    assert dash.km.at_risk[0.0] == 3 and dash.km.at_risk[30.0] == 1
+    assert dash.km.at_risk[0.0] == 2 and dash.km.at_risk[30.0] == 1
 
 
 def test_filters_narrow_the_cohort(services):
@@ -117,6 +121,6 @@ def test_the_dashboard_issues_a_constant_number_of_statements(services):
 
     small, d1 = count_for(1)
     large, d2 = count_for(6)
-    assert d1.relapse_subjects == 3 and d2.relapse_subjects == 21
+    assert d1.relapse_subjects == 2 and d2.relapse_subjects == 14
     assert small == large
     assert small <= 15

@@ -173,3 +173,12 @@ def record_vitals(page, sbp: str, dbp: str) -> None:  # type: ignore[no-untyped-
     field(page, "Resp. rate (/min)").fill("14")
     submit(page, "vitals", "Record vitals")
     expect(page.locator("#vitals-table tbody tr")).to_have_count(rows + 1)
+
+
+def rate(page, instrument: str, title: str, score: int) -> None:  # type: ignore[no-untyped-def]
+    """Record a one-item rating item by item: open the scale, tick the score, record."""
+    form = page.locator(f"#rating-{instrument}")
+    page.locator("#ratings summary", has_text=title).first.click()
+    form.locator(f"input[name=item_1][value='{score}']").check()
+    form.get_by_role("button", name=f"Record {title}").click()
+    expect(page.locator("#ratings-log")).to_contain_text(instrument)

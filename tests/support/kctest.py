@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import secrets
 import uuid
 from pathlib import Path
 
@@ -18,7 +19,8 @@ BACKENDS = [b.strip() for b in os.environ.get(
     "KETACLINIC_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
 PG_URL = os.environ.get("KETACLINIC_TEST_POSTGRES_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TEST_SECRET = "test-secret-" + "x" * 40
+# A real random secret: env=test refuses a guessable one like production does.
+TEST_SECRET = secrets.token_urlsafe(48)
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

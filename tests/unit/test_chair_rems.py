@@ -41,6 +41,7 @@ def full_record(**changes) -> RemsSessionRecord:
                      BpReading(T0 + timedelta(minutes=118), 130, 84)),
         vitals_acceptable_before_dosing=True, vitals_acceptable_before_completion=True,
         sedation=True, dissociation=True, respiratory_depression=False,
+        left_against_advice=False,
     )
     base.update(changes)
     return RemsSessionRecord(**base)
@@ -125,3 +126,18 @@ def test_the_pdf_is_a_pdf_with_the_patient_and_fields_in_it():
 def test_the_pdf_marks_missing_fields():
     pdf = render_rems_pdf(build_rems_form(full_record(provider_phone=None)), compress=False)
     assert b"MISSING" in _pdf_text(pdf)
+
+
+def test_a_patient_who_left_against_advice_is_on_the_form_never_as_ready():
+    record = full_record(monitoring_end_at=T0 + timedelta(minutes=70), left_against_advice=True,
+                         left_against_advice_note="Nurse Demo, 11:10: told to stay; said taxi")
+    form = build_rems_form(record)
+    assert form.left_against_advice is True and form.minutes_until_ready_without_2h_rule is None
+    assert missing_fields(form) == []
+    rules = [f.rule for f in check_rems_form(form)]
+    assert rules == ["rems.left_against_advice", "rems.monitoring_short"]
+    assert missing_fields(replace(form, left_against_advice_note=None)) == [
+        "left_against_advice_note"]
+    text = render_rems_pdf(form, compress=False)
+    text = _pdf_text(text)
+    assert b"LEFT AGAINST ADVICE" in text and b"said taxi" in text

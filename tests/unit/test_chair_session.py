@@ -1,4 +1,4 @@
-"""Check-in pre-checks, adverse events and the discharge checklist."""
+"""Check-in pre-checks and adverse events (the discharge checklist: test_discharge_gate.py)."""
 
 from datetime import date, datetime, timedelta
 
@@ -8,13 +8,11 @@ from ketaclinic.clinical.monitoring import VitalSigns
 from ketaclinic.clinical.rules import ClinicalInputError, Level
 from ketaclinic.clinical.session import (
     AdverseEvent,
-    DischargeInput,
     PreCheckInput,
     blocking,
     check_adverse_event,
     check_esketamine_devices,
     check_pre_treatment,
-    evaluate_discharge,
 )
 from ketaclinic.clinical.session_rules import load_session_rules
 from ketaclinic.clinical.treatment_chain import ScreeningState, check_screening
@@ -95,60 +93,6 @@ def test_unknown_adverse_event_term_or_severity_is_refused():
         check_adverse_event(AdverseEvent("hiccups", "mild", DOSE_AT, ""), RULES)
     with pytest.raises(ClinicalInputError):
         check_adverse_event(AdverseEvent("nausea", "awful", DOSE_AT, ""), RULES)
-
-
-def discharge(minutes_after_first_device: int, **changes) -> DischargeInput:
-    base = dict(treatment="esketamine", now=DOSE_AT + timedelta(minutes=minutes_after_first_device),
-                first_device_at=DOSE_AT, moaas=5, dissociation_resolved=True,
-                last_vitals=GOOD_VITALS, responsible_adult_present=True)
-    base.update(changes)
-    return DischargeInput(**base)
-
-
-def test_esketamine_discharge_at_120_minutes_is_ready():
-    decision = evaluate_discharge(discharge(120), RULES)
-    assert decision.ready and all(f.level is Level.OK for f in decision.findings)
-
-
-def test_esketamine_discharge_at_119_minutes_is_blocked_without_override():
-    decision = evaluate_discharge(discharge(119), RULES)
-    assert not decision.ready
-    assert [f.rule for f in blocking(decision.findings)] == ["discharge.observation_time"]
-    assert "override" in decision.findings[0].message
-
-
-def test_esketamine_early_discharge_with_override_reason_is_allowed_and_recorded():
-    decision = evaluate_discharge(discharge(100, override_reason="transfer to ED by ambulance"),
-                                  RULES)
-    assert decision.ready
-    assert decision.findings[0].rule == "discharge.observation_time_overridden"
-    assert "ambulance" in decision.findings[0].message
-
-
-def test_a_blank_override_reason_does_not_count():
-    assert not evaluate_discharge(discharge(100, override_reason="   "), RULES).ready
-
-
-@pytest.mark.parametrize(
-    ("changes", "rule"),
-    [
-        ({"moaas": 4}, "discharge.sedation"),
-        ({"moaas": None}, "discharge.sedation"),
-        ({"dissociation_resolved": False}, "discharge.dissociation"),
-        ({"responsible_adult_present": None}, "discharge.responsible_adult"),
-        ({"last_vitals": VitalSigns(DOSE_AT, 185, 95, 80, 97, 14)}, "discharge.vitals"),
-        ({"last_vitals": None}, "discharge.vitals"),
-    ],
-)
-def test_discharge_waits_for_sedation_dissociation_vitals_and_an_adult(changes, rule):
-    decision = evaluate_discharge(discharge(150, **changes), RULES)
-    assert not decision.ready and [f.rule for f in blocking(decision.findings)] == [rule]
-
-
-def test_iv_discharge_counts_from_infusion_end_and_accepts_rass():
-    inp = discharge(0, treatment="iv_ketamine", first_device_at=None,
-                    infusion_end_at=DOSE_AT - timedelta(minutes=60), moaas=None, rass=0)
-    assert evaluate_discharge(inp, RULES).ready
 
 
 def test_iv_ketamine_does_not_need_rems_enrolment():

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.encoders import jsonable_encoder as _encode
+from fastapi.responses import JSONResponse
 
 from ketaclinic.clinical.rules import Finding
 from ketaclinic.schemas_chair import (
@@ -30,6 +31,7 @@ from ketaclinic.schemas_chair import (
     CourseEnd,
     DischargeCreate,
     DoseCreate,
+    LeftAgainstAdviceCreate,
     LossCreate,
     PrecheckCreate,
     PredoseVitals,
@@ -41,6 +43,7 @@ from ketaclinic.schemas_chair import (
     VitalsCreate,
     WasteCreate,
 )
+from ketaclinic.services.chair_session import DischargeRefused
 from ketaclinic.web.deps import ApiViewerDep, ServicesDep
 
 router = APIRouter(prefix="/api")
@@ -182,8 +185,23 @@ def api_adverse_event(session_id: int, body: AdverseEventCreate, svc: ServicesDe
 
 @router.post("/sessions/{session_id}/discharge", tags=["sessions"])
 def api_discharge(session_id: int, body: DischargeCreate, svc: ServicesDep,
-                  viewer: ApiViewerDep) -> dict:
-    return {"findings": _f(svc.chair.sessions.discharge(viewer.actor, session_id, body))}
+                  viewer: ApiViewerDep) -> Any:
+    """Discharge when the clinical core's checklist passes; a refusal is a 422 with the
+    ``findings`` that say what is missing (nothing saved). There is no override."""
+    try:
+        return {"findings": _f(svc.chair.sessions.discharge(viewer.actor, session_id, body))}
+    except DischargeRefused as exc:
+        return JSONResponse({"detail": str(exc), "findings": _f(exc.findings)},
+                            status_code=422)
+
+
+@router.post("/sessions/{session_id}/left-against-advice", tags=["sessions"])
+def api_left_against_advice(session_id: int, body: LeftAgainstAdviceCreate,
+                            svc: ServicesDep, viewer: ApiViewerDep) -> dict:
+    """The patient leaves before the checklist passes: recorded as left against advice (who,
+    when, ``statement``: what they were told and said), never as discharged."""
+    return {"status": "left-against-advice", "findings": _f(
+        svc.chair.sessions.leave_against_advice(viewer.actor, session_id, body))}
 
 
 @router.get("/patients/{patient_id}/sessions", tags=["sessions"])

@@ -1,4 +1,4 @@
-"""GET /api/patients/{id}/pk: predicted exposure in the CLI's JSON shape (issue 6)."""
+"""GET /api/patients/{id}/pk: predicted exposure in the CLI's JSON shape."""
 
 from __future__ import annotations
 

@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """Run the CLI; returns the exit code (used by the console script and the tests)."""
     global _environ
     _register()
+    # Everything the command line (and the server it starts) creates is private to its user:
+    # the database, backups, exports, checkpoints.
+    previous_umask = os.umask(0o077)
     _environ = environ
     try:
         app(args=list(argv) if argv is not None else sys.argv[1:], standalone_mode=True,
@@ -57,6 +60,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return code if isinstance(code, int) else (0 if code is None else 1)
     finally:
         _environ = None
+        os.umask(previous_umask)
     return 0
 
 

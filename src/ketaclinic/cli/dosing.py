@@ -171,12 +171,16 @@ def dose_ketamine_iv(
         "volume_ml": dose.volume_ml,
         "dose_weight_kg": round(dose.dose_weight.dose_weight_kg, 2),
         "weight_basis": dose.dose_weight.basis,
+        "mg_per_kg_actual": dose.dose_weight.mg_per_kg_actual(dose.dose_mg),
         "rule_set": rs.ref,
         "checks": result.as_dicts(),
     }
+    actual = dose.dose_weight.mg_per_kg_actual(dose.dose_mg)
     lines = [
         f"Dose {format_dose(dose.dose_mg, 'mg')} ({format_dose(dose.mg_per_kg, 'mg/kg')} x "
-        f"{format_dose(round(dose.dose_weight.dose_weight_kg, 2), 'kg')} {dose.dose_weight.basis})",
+        f"{format_dose(round(dose.dose_weight.dose_weight_kg, 2), 'kg')} {dose.dose_weight.basis}"
+        + ("" if dose.dose_weight.basis == "actual"
+           else f"; {format_dose(actual, 'mg/kg')} of actual weight") + ")",
         f"Over {format_dose(dose.infusion_min, 'min')}: {format_dose(dose.rate_mg_per_h, 'mg/h')}"
         f" = {format_dose(dose.rate_ml_per_h, 'mL/h')}"
         f" at {format_dose(dose.concentration_mg_per_ml, 'mg/mL')}",
@@ -206,7 +210,8 @@ def dose_esketamine(
         raise ClinicalInputError(f"--session-number must be a whole number, got {session_number!r}")
     age_years = _required("--age", age)
     requested = _optional("--dose-mg", dose_mg)
-    dose = calculate_esketamine_dose(rs, phase, int(session), age_years, requested)
+    previous = _optional("--previous-dose-mg", previous_dose_mg)
+    dose = calculate_esketamine_dose(rs, phase, int(session), age_years, requested, previous)
     order = DoseOrder(
         "intranasal",
         dose.dose_mg,
@@ -223,13 +228,15 @@ def dose_esketamine(
         "phase": phase,
         "population": dose.population,
         "allowed_doses_mg": list(dose.allowed_doses_mg),
+        "frequency": dose.frequency,
+        "source": dose.source,
         "rule_set": rs.ref,
         "checks": result.as_dicts(),
     }
     times = ", ".join(f"{t} min" for t in dose.device_times_min)
     lines = [
         f"Dose {format_dose(dose.dose_mg, 'mg')}: {dose.devices} device(s) at {times}",
-        f"{phase} ({dose.population}): {dose.frequency}",
+        f"{phase} ({dose.population}): {dose.frequency} ({dose.source})",
     ]
     _emit(payload, result, as_json, lines)
 

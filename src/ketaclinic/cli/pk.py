@@ -69,6 +69,9 @@ def simulate_command(
         [], "--nasal", help="Nasal dose in 28 mg devices 5 min apart, e.g. 56mg@0."
     ),
     oral: list[str] = typer.Option([], "--oral", help="Oral dose, e.g. 50mg@0."),
+    oral_drug: str = typer.Option(
+        "racemic", "--oral-drug", help="What the oral doses are: racemic (default) or esketamine."
+    ),
     times: str = typer.Option(..., "--times", help="Minutes: 10,20,40 or a grid A:B:S."),
     n_population: int = typer.Option(
         0, "--population", help="Add 5/50/95 percentiles of N virtual patients."
@@ -81,7 +84,7 @@ def simulate_command(
         cov = Covariates(
             weight_kg=weight_kg, age_years=age, sex=sex, height_cm=height_cm, population=population
         )
-        regimen = parse_regimen_args(infusion, bolus, nasal, oral)
+        regimen = parse_regimen_args(infusion, bolus, nasal, oral, oral_drug)
         t = parse_times(times)
         sim = simulate_regimen(model, cov, regimen, t)
         out = sim.as_dict()

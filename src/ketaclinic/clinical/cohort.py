@@ -17,17 +17,16 @@ Kaplan–Meier lives in :mod:`ketaclinic.clinical.km` and cumulative exposure in
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from scipy.stats import chi2, norm
-
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Grade
 
 __all__ = [
+    "POISSON_SOURCE",
+    "WILSON_SOURCE",
     "Proportion",
     "Rate",
     "Timepoint",
@@ -37,6 +36,8 @@ __all__ = [
     "rate_per_100_sessions",
     "load_outcome_config",
     "load_timepoints",
+    "recall_hours",
+    "timepoint_instruments",
     "select_assessment_in_window",
     "tabulate_outcomes",
 ]
@@ -84,10 +85,9 @@ class Proportion:
         )
 
 
-def _z(confidence: float) -> float:
+def _check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ClinicalInputError(f"confidence must be between 0 and 1, got {confidence}")
-    return float(norm.ppf(1.0 - (1.0 - confidence) / 2.0))
 
 
 def proportion_ci(k: int, n: int, confidence: float = 0.95) -> Proportion:
@@ -105,24 +105,29 @@ def proportion_ci(k: int, n: int, confidence: float = 0.95) -> Proportion:
     Returns
     -------
     Proportion
-        ``p = k/n``; ``lo``/``hi`` = (p + z²/2n ± z·√(p(1−p)/n + z²/4n²)) / (1 + z²/n).
+        ``p = k/n``; ``lo``/``hi`` = (p + z²/2n ± z·√(p(1−p)/n + z²/4n²)) / (1 + z²/n), computed
+        by ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
+
+    Examples
+    --------
+    >>> proportion_ci(8, 10).label()
+    '8/10 (80 %, 49–94 %)'
+    >>> proportion_ci(0, 0).p is None
+    True
     """
     if isinstance(k, bool) or isinstance(n, bool) or int(k) != k or int(n) != n:
         raise ClinicalInputError(f"k and n must be whole numbers, got k={k!r}, n={n!r}")
     k, n = int(k), int(n)
     if n < 0 or k < 0 or k > n:
         raise ClinicalInputError(f"need 0 <= k <= n, got k={k}, n={n}")
-    z = _z(confidence)
+    _check_confidence(confidence)
     if n == 0:
         return Proportion(k, n, None, None, None, confidence)
-    p = k / n
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = (z / denom) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    lo = 0.0 if k == 0 else max(0.0, centre - half)
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return Proportion(k, n, p, lo, hi, confidence)
+    # Imported here: scipy.stats takes seconds to import and the app starts without it.
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return Proportion(k, n, k / n, max(0.0, float(ci.low)), min(1.0, float(ci.high)), confidence)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +164,14 @@ def rate_per_100_sessions(events: int, sessions: int, confidence: float = 0.95) 
 
     Lower bound = χ²(α/2; 2k)/2, upper = χ²(1−α/2; 2k+2)/2 events, each scaled by 100/sessions.
     With zero events the lower bound is 0.
+
+    Examples
+    --------
+    Three adverse events in 120 sessions:
+
+    >>> r = rate_per_100_sessions(3, 120)
+    >>> r.per_100, round(r.lo, 2), round(r.hi, 2)
+    (2.5, 0.52, 7.31)
     """
     if int(events) != events or int(sessions) != sessions or events < 0 or sessions < 0:
         raise ClinicalInputError(
@@ -166,9 +179,11 @@ def rate_per_100_sessions(events: int, sessions: int, confidence: float = 0.95) 
         )
     events, sessions = int(events), int(sessions)
     alpha = 1.0 - confidence
-    _z(confidence)  # validates the level
+    _check_confidence(confidence)
     if sessions == 0:
         return Rate(events, sessions, None, None, None, confidence)
+    from scipy.stats import chi2  # imported here for the same reason as binomtest above
+
     scale = 100.0 / sessions
     lo = 0.0 if events == 0 else float(chi2.ppf(alpha / 2, 2 * events)) / 2.0
     hi = float(chi2.ppf(1 - alpha / 2, 2 * events + 2)) / 2.0
@@ -193,9 +208,19 @@ class Timepoint:
     target_h: Cited
     window_lo_h: Cited
     window_hi_h: Cited
+    # only instruments whose recall window is at most this many hours feed the timepoint
+    # (a 24-hour outcome needs a 24-hour recall); None = any instrument
+    max_recall_h: Cited | None = None
 
     def contains(self, t_h: float) -> bool:
         return float(self.window_lo_h.value) <= t_h <= float(self.window_hi_h.value)
+
+    def accepts_recall(self, recall_h: float | None) -> bool:
+        """Whether an instrument with this recall window (hours; None = unknown) may feed the
+        timepoint. An unknown recall window never feeds a timepoint that limits it."""
+        if self.max_recall_h is None:
+            return True
+        return recall_h is not None and recall_h <= float(self.max_recall_h.value)
 
 
 def load_outcome_config() -> dict[str, Any]:
@@ -215,9 +240,12 @@ def _timepoint_from_dict(d: dict[str, Any]) -> Timepoint:
         raise ClinicalInputError(f"unknown timepoint anchor {d['anchor']!r}")
     if float(d["window_lo_h"]) > float(d["window_hi_h"]):
         raise ClinicalInputError(f"timepoint {d['label']!r}: window_lo_h > window_hi_h")
+    recall = None
+    if d.get("max_recall_h") is not None:
+        recall = Cited(float(d["max_recall_h"]), "h", d.get("recall_source", src), grade)
     return Timepoint(
         d["label"], d.get("title", d["label"]), d["anchor"],
-        cited("target_h"), cited("window_lo_h"), cited("window_hi_h"),
+        cited("target_h"), cited("window_lo_h"), cited("window_hi_h"), recall,
     )
 
 
@@ -225,6 +253,23 @@ def load_timepoints(config: dict[str, Any] | None = None) -> tuple[Timepoint, ..
     """Timepoints in reporting order from ``config`` (default: the bundled configuration)."""
     cfg = config if config is not None else load_outcome_config()
     return tuple(_timepoint_from_dict(d) for d in cfg["timepoints"])
+
+
+def recall_hours(instrument: str) -> float | None:
+    """The bundled instrument's recall window in hours (None when it has none)."""
+    from ketaclinic.clinical.instruments import load_bundled
+
+    window = load_bundled(instrument).recall_window
+    return None if window is None else float(window.hours)
+
+
+def timepoint_instruments(
+    timepoints: Sequence[Timepoint], instruments: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(timepoint label, instrument) pairs whose recall window fits the timepoint: PHQ-9
+    (2 weeks) and QIDS-SR16 (7 days) never feed a 24-hour outcome."""
+    return [(t.label, i) for t in timepoints for i in instruments
+            if t.accepts_recall(recall_hours(i))]
 
 
 def select_assessment_in_window(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ketaclinic.clinical.inputs import require_positive
 from ketaclinic.clinical.rules import Cited, ClinicalInputError
 from ketaclinic.clinical.rulesets import Phase, RuleSet
+from ketaclinic.clinical.units import check_height_cm
 
 WEIGHT_BASES = ("actual", "ideal", "adjusted")
 CM_PER_INCH = 2.54
@@ -29,6 +30,10 @@ class DoseWeight:
     ideal_weight_kg: float | None
     evidence: str
     source: str
+
+    def mg_per_kg_actual(self, dose_mg: float) -> float:
+        """The dose per kg of *actual* weight: shown beside an ideal/adjusted-weight dose."""
+        return round(dose_mg / self.weight_kg, 3)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ def calculate_ideal_body_weight_kg(height_cm: float, sex: str, ruleset: RuleSet)
     >>> round(calculate_ideal_body_weight_kg(177.8, "male", load_bundled_ruleset("ketamine-iv")), 1)
     73.0
     """
-    height_cm = require_positive("height_cm", height_cm)
+    height_cm = check_height_cm(require_positive("height_cm", height_cm))
     if sex not in ("male", "female"):
         raise ClinicalInputError(f"ideal body weight needs sex male or female, got {sex!r}")
     base = ruleset.param(f"ibw-devine-{sex}-base-kg").value
@@ -193,12 +198,15 @@ def calculate_esketamine_dose(
     session_number: int,
     age_years: float,
     requested_dose_mg: int | None = None,
+    previous_dose_mg: float | None = None,
 ) -> EsketamineDose:
     """Esketamine dose by label phase and population, with devices 5 minutes apart.
 
     Session 1 of a phase with a fixed first dose (induction 56 mg; EU 65+ 28 mg; suicidal
     ideation 84 mg) uses it unless a dose is requested; later sessions default to the phase's
-    default dose. A requested dose is returned as asked: the dose checks judge it.
+    default dose, or, where the phase continues the previous dose (EU 65+ maintenance and
+    continuation: the dose reached at the end of induction), to the previous dose when it is one
+    the phase allows. A requested dose is returned as asked: the dose checks judge it.
     """
     if (
         isinstance(session_number, bool)
@@ -214,6 +222,8 @@ def calculate_esketamine_dose(
         dose = require_positive("dose_mg", requested_dose_mg)
     elif session_number == 1 and entry.first_session_dose_mg:
         dose = entry.first_session_dose_mg
+    elif entry.continues_previous and previous_dose_mg in entry.allowed_doses_mg:
+        dose = int(previous_dose_mg)  # type: ignore[arg-type]
     else:
         dose = entry.default_dose_mg
     device_mg = ruleset.require_limit("intranasal", "device-mg").value

@@ -58,6 +58,9 @@ class RemsSessionRecord:
     sedation: bool | None = None
     dissociation: bool | None = None
     respiratory_depression: bool | None = None
+    #: the patient left before the discharge criteria were met: never "ready"
+    left_against_advice: bool | None = None
+    left_against_advice_note: str | None = None  # who, when, what was said
     #: the clinic's calendar day of the treatment; by default the date of ``first_device_at``,
     #: which is only right when that is clinic-local time
     treatment_date: date | None = None
@@ -96,6 +99,8 @@ class RemsMonitoringForm:
     sedation: bool | None
     dissociation: bool | None
     respiratory_depression: bool | None
+    left_against_advice: bool | None
+    left_against_advice_note: str | None
 
 
 FIELD_LABELS: dict[str, str] = {
@@ -118,6 +123,8 @@ FIELD_LABELS: dict[str, str] = {
     "bp_before_completion": "BP before completion (mmHg)",
     "sedation": "Sedation observed?", "dissociation": "Dissociation observed?",
     "respiratory_depression": "Respiratory depression observed?",
+    "left_against_advice": "Left before monitoring was complete (against advice)?",
+    "left_against_advice_note": "Left against advice: who recorded it, when, what was said",
 }
 
 
@@ -177,14 +184,17 @@ def build_rems_form(rec: RemsSessionRecord) -> RemsMonitoringForm:
         lot_numbers=", ".join(rec.lot_numbers) or None,
         minutes_first_device_to_end_of_monitoring=_minutes(rec.first_device_at,
                                                            rec.monitoring_end_at),
-        minutes_until_ready_without_2h_rule=_minutes(rec.first_device_at,
-                                                     rec.ready_without_2h_rule_at),
+        minutes_until_ready_without_2h_rule=None if rec.left_against_advice else _minutes(
+            rec.first_device_at, rec.ready_without_2h_rule_at),
         vitals_acceptable_before_dosing=rec.vitals_acceptable_before_dosing,
         vitals_acceptable_before_completion=rec.vitals_acceptable_before_completion,
         bp_before_dosing=_fmt(before), bp_at_40_min=_fmt(at40),
         bp_before_completion=_fmt(completion),
         sedation=rec.sedation, dissociation=rec.dissociation,
         respiratory_depression=rec.respiratory_depression,
+        left_against_advice=rec.left_against_advice,
+        left_against_advice_note=(rec.left_against_advice_note or None)
+        if rec.left_against_advice else None,
     )
 
 
@@ -194,6 +204,10 @@ def missing_fields(form: RemsMonitoringForm) -> list[str]:
     for f in fields(form):
         if f.name == "dose_other_mg" and form.dose != "other":
             continue
+        if f.name == "left_against_advice_note" and not form.left_against_advice:
+            continue
+        if f.name == "minutes_until_ready_without_2h_rule" and form.left_against_advice:
+            continue  # never ready: the patient left against advice
         if getattr(form, f.name) in (None, ""):
             out.append(f.name)
     return out
@@ -204,6 +218,10 @@ def check_rems_form(form: RemsMonitoringForm) -> list[Finding]:
     out = [Finding("rems.missing_field", Level.HARD, f"REMS form field missing: {FIELD_LABELS[n]}",
                    SOURCE, {"field": n}) for n in missing_fields(form)]
     minutes = form.minutes_first_device_to_end_of_monitoring
+    if form.left_against_advice:
+        out.append(Finding("rems.left_against_advice", Level.SOFT,
+                           f"the patient left against advice after {minutes} min: report it "
+                           "on the form", MIN_MONITORING_MIN.source, {"minutes": minutes}))
     if minutes is not None and minutes < MIN_MONITORING_MIN.value:
         out.append(Finding("rems.monitoring_short", Level.SOFT,
                            f"monitoring lasted {minutes} min, less than {MIN_MONITORING_MIN.value}",
@@ -212,7 +230,13 @@ def check_rems_form(form: RemsMonitoringForm) -> list[Finding]:
 
 
 def form_due_date(treatment_date: date) -> date:
-    """Last day to submit the form: treatment date + 7 days."""
+    """Last day to submit the form: treatment date + 7 days.
+
+    Examples
+    --------
+    >>> form_due_date(date(2026, 11, 2))
+    datetime.date(2026, 11, 9)
+    """
     return treatment_date + timedelta(days=int(SUBMIT_WITHIN_DAYS.value))
 
 

@@ -145,6 +145,7 @@ class Phase:
     source: str
     grade: Grade
     version: str
+    continues_previous: bool = False  # default dose: the previous dose when it is allowed
 
 
 @dataclass(frozen=True)
@@ -319,8 +320,11 @@ def _check_phases(doc: Any, err: _Errors) -> None:
         "max_sessions",
         "frequency",
     }
-    for i, entry in enumerate(_check_list(doc, "phase_schedule", req, set(), err)):
+    opt = {"default_continues_previous"}
+    for i, entry in enumerate(_check_list(doc, "phase_schedule", req, opt, err)):
         path = f"phase_schedule[{i}]"
+        if not isinstance(entry.get("default_continues_previous", False), bool):
+            err.add(f"{path}.default_continues_previous", "must be true or false")
         if entry.get("population") not in POPULATIONS:
             err.add(f"{path}.population", f"must be one of {', '.join(POPULATIONS)}")
         allowed = entry.get("allowed_doses_mg")
@@ -448,6 +452,7 @@ def _phase(doc: dict) -> Phase:
         doc["source"],
         Grade(doc["grade"]),
         doc["version"],
+        bool(doc.get("default_continues_previous", False)),
     )
 
 

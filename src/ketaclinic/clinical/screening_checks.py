@@ -1,4 +1,4 @@
-"""Screening checks that issue 13 added: missing facts, ICD-10 flags, medicine interactions.
+"""Screening checks for missing facts, ICD-10 flags, medicine interactions.
 
 Unknown is never negative. A missing pregnancy, breast-feeding, substance-use or BP answer is a
 soft ``facts-missing`` finding listing what is missing; ICD-10 codes set the bipolar and psychosis

@@ -6,10 +6,15 @@ Pure functions over plain values; times are passed in. Findings explain every de
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime
 
-from ketaclinic.clinical.monitoring import VitalSigns, check_vitals
+from ketaclinic.clinical.discharge import (  # noqa: F401 - the discharge gate lives there
+    DischargeDecision,
+    DischargeInput,
+    evaluate_discharge,
+    left_against_advice,
+)
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Grade, Level
 from ketaclinic.clinical.session_rules import SessionRules, require_treatment
 
@@ -157,103 +162,6 @@ def check_adverse_event(event: AdverseEvent, rules: SessionRules) -> list[Findin
                       "/ REMS 1-855-382-6022)", rules.ae_source))
     return out or [_f("ae.ok", Level.OK, f"{term['label']} recorded", rules.ae_source,
                       suggested_action=term["action"])]
-
-
-@dataclass(frozen=True)
-class DischargeInput:
-    """The state of the patient at the time of the discharge request."""
-
-    treatment: str
-    now: datetime
-    first_device_at: datetime | None = None  # esketamine
-    infusion_end_at: datetime | None = None  # IV ketamine
-    moaas: int | None = None
-    rass: int | None = None
-    dissociation_resolved: bool | None = None
-    respiratory_depression_resolved: bool | None = True
-    last_vitals: VitalSigns | None = None
-    responsible_adult_present: bool | None = None
-    override_reason: str = ""
-
-
-@dataclass(frozen=True)
-class DischargeDecision:
-    """Ready to leave, and the findings that explain why or why not."""
-
-    ready: bool
-    findings: tuple[Finding, ...] = field(default=())
-
-
-def _check_time(inp: DischargeInput, rules: SessionRules) -> Finding:
-    if inp.treatment == "esketamine":
-        need, since, what = (rules.discharge["esketamine_min_after_first_device_min"],
-                             inp.first_device_at, "first device")
-    else:
-        need, since, what = (rules.discharge["iv_min_after_infusion_end_min"],
-                             inp.infusion_end_at, "infusion end")
-    if since is None:
-        return _f("discharge.observation_time", Level.HARD, f"time of {what} not recorded", need)
-    elapsed = (inp.now - since).total_seconds() / 60
-    if elapsed >= need.value:
-        return _f("discharge.observation_time", Level.OK,
-                  f"{elapsed:.0f} min since {what}", need, elapsed_min=elapsed)
-    if inp.override_reason.strip():
-        return _f("discharge.observation_time_overridden", Level.INFO,
-                  f"only {elapsed:.0f} of {need.value} min since {what}; overridden: "
-                  f"{inp.override_reason.strip()}", need, elapsed_min=elapsed)
-    return _f("discharge.observation_time", Level.SOFT,
-              f"only {elapsed:.0f} of {need.value} min since {what}: discharge needs an override "
-              f"with a reason", need, elapsed_min=elapsed, earliest=str(
-                  since + timedelta(minutes=need.value)))
-
-
-def _check_state(inp: DischargeInput, rules: SessionRules) -> list[Finding]:
-    out = []
-    moaas_need, rass_need = rules.discharge["moaas_required"], rules.discharge["rass_required"]
-    if inp.moaas is not None:
-        ok = inp.moaas >= moaas_need.value
-        out.append(_f("discharge.sedation", Level.OK if ok else Level.HARD,
-                      f"MOAA/S {inp.moaas} (needs {moaas_need.value})", moaas_need))
-    elif inp.rass is not None:
-        ok = inp.rass == rass_need.value
-        out.append(_f("discharge.sedation", Level.OK if ok else Level.HARD,
-                      f"RASS {inp.rass} (needs {rass_need.value})", rass_need))
-    else:
-        out.append(_f("discharge.sedation", Level.HARD, "no sedation rating (MOAA/S or RASS)"))
-    for rule, value, what in (
-        ("discharge.dissociation", inp.dissociation_resolved, "dissociation resolved"),
-        ("discharge.respiratory", inp.respiratory_depression_resolved,
-         "respiratory depression resolved"),
-        ("discharge.responsible_adult", inp.responsible_adult_present,
-         "responsible adult present / transport arranged"),
-    ):
-        out.append(_f(rule, Level.OK if value else Level.HARD,
-                      what if value else f"not confirmed: {what}"))
-    return out
-
-
-def _check_last_vitals(inp: DischargeInput, rules: SessionRules) -> list[Finding]:
-    if inp.last_vitals is None:
-        return [_f("discharge.vitals", Level.HARD, "no vitals before discharge")]
-    alerts = check_vitals(inp.last_vitals, inp.treatment, rules)
-    if alerts:
-        return [Finding("discharge.vitals", Level.HARD,
-                        "last vitals not acceptable: " + "; ".join(a.message for a in alerts),
-                        rules.vital_thresholds_source.source)]
-    return [_f("discharge.vitals", Level.OK, "last vitals acceptable")]
-
-
-def evaluate_discharge(inp: DischargeInput, rules: SessionRules) -> DischargeDecision:
-    """Discharge checklist. Ready only when no finding is HARD or SOFT.
-
-    For esketamine, discharge before 120 min after the first device is blocked unless
-    ``override_reason`` is given (label and REMS, C); sedation and dissociation must have
-    resolved, vitals must be acceptable and a responsible adult present.
-    """
-    require_treatment(inp.treatment)
-    findings = [_check_time(inp, rules), *_check_state(inp, rules), *_check_last_vitals(inp, rules)]
-    ready = not any(f.level in (Level.HARD, Level.SOFT) for f in findings)
-    return DischargeDecision(ready, tuple(findings))
 
 
 def blocking(findings: Sequence[Finding]) -> list[Finding]:

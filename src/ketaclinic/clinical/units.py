@@ -10,8 +10,12 @@ Decimal('82.5')
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
 
 from ketaclinic.clinical.rules import ClinicalInputError
 
@@ -62,3 +66,37 @@ def check_weight_kg(value: Decimal | float) -> Decimal:
     return weight.quantize(Decimal("0.01")).normalize() if weight != weight.to_integral() else (
         weight.to_integral()
     )
+
+
+@lru_cache(maxsize=1)
+def height_limits() -> dict[str, Any]:
+    """Plausible adult height range in cm, with source and grade (data/measurements.json)."""
+    from ketaclinic.clinical.rulesets import _read_bundled
+
+    return dict(json.loads(_read_bundled("measurements.json"))["height_cm"])
+
+
+def check_height_cm(value: Any, name: str = "height_cm") -> float:
+    """Refuse a height that is not a plausible adult height in centimetres.
+
+    1780 (millimetres) and 5.9 (feet) are refused with a one-line reason, never reinterpreted.
+
+    Examples
+    --------
+    >>> check_height_cm(172.5)
+    172.5
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ClinicalInputError(f"{name} must be a number of centimetres, got {value!r}")
+    height = float(value)
+    limits = height_limits()
+    if not math.isfinite(height):
+        raise ClinicalInputError(f"{name} must be a finite number of centimetres")
+    if height < limits["min"] or height > limits["max"]:
+        hint = " (metres or feet?)" if 0 < height < 10 else (
+            " (millimetres?)" if height > 1000 else "")
+        raise ClinicalInputError(
+            f"{name} {height:g} is outside the plausible adult range "
+            f"{limits['min']}–{limits['max']} cm{hint}: enter the height in centimetres"
+        )
+    return height

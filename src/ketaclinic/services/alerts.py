@@ -59,8 +59,8 @@ class AlertService:
         self.ctx.require(actor, Perm.PATIENT_READ, "alert.worklist")
         with self.ctx.db.transaction() as s:
             out = self._query(s, None, include_acknowledged, max(1, min(limit, 1000)))
-            self.ctx.audit.record(s, actor, "alert.worklist", at=self.ctx.clock(),
-                                  detail=f"{len(out)} alerts")
+            self.ctx.audit.record_list(s, actor, "alert.worklist", [a.patient_id for a in out],
+                                       at=self.ctx.clock(), detail=f"{len(out)} alerts")
             return out
 
     def for_patient(self, s: Session, patient_id: int) -> list[AlertView]:

@@ -23,8 +23,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, func, insert, select, text, update
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session
 from ketaclinic.store.tables import AuditEvent, AuditHead
 
 if TYPE_CHECKING:
+    from ketaclinic.services.audit_checkpoint import Checkpoint
     from ketaclinic.services.context import Context
 
 GENESIS = "0" * 64
@@ -152,6 +154,50 @@ class AuditTrail:
         tip.last_hash = event.row_hash
         return event
 
+    def record_list(
+        self,
+        session: Session,
+        actor: Actor,
+        action: str,
+        patient_ids: Iterable[int | None],
+        *,
+        at: dt.datetime,
+        detail: str = "",
+    ) -> int:
+        """Audit a list read: one row per distinct patient the list shows (``patient_id`` set,
+        so "who saw this patient" finds search results, worklists and day views too), or one
+        row without a patient when it shows none. Rows are appended to one chain in a single
+        multi-row insert and one tip update. Returns the number of rows written."""
+        ids = list(dict.fromkeys(p for p in patient_ids if p is not None))
+        if not ids:
+            self.record(session, actor, action, at=at, detail=detail)
+            return 1
+        tip, first_id = self._take_tip(session)
+        event_ids = [first_id, *self._more_ids(session, first_id, len(ids) - 1)]
+        rows, prev = [], tip.last_hash
+        for event_id, patient_id in zip(event_ids, ids, strict=True):
+            event = AuditEvent(id=event_id, chain=tip.chain, occurred_at=at.replace(tzinfo=None),
+                               user_id=actor.user_id, username=actor.username[:64],
+                               action=action[:64], patient_id=patient_id, outcome="ok",
+                               detail=detail[:500], prev_hash=prev, row_hash="")
+            event.row_hash = prev = row_digest(self._key, prev, _fields(event))
+            rows.append({c: getattr(event, c) for c in _EVENT_COLUMNS})
+        session.execute(_INSERT_EVENT, rows)
+        session.execute(update(_HEADS).where(_HEADS.c.id == tip.chain).values(
+            last_event_id=event_ids[-1], last_hash=prev, count=_HEADS.c.count + len(rows)))
+        tip.last_hash = prev
+        return len(rows)
+
+    @staticmethod
+    def _more_ids(session: Session, first_id: int, n: int) -> list[int]:
+        """``n`` more row ids after ``first_id``, drawn while the tip is locked."""
+        if n <= 0:
+            return []
+        if session.get_bind().dialect.name == "postgresql":
+            return sorted(int(i) for i in session.execute(text(
+                f"SELECT {_NEXTVAL} FROM generate_series(1, :n)"), {"n": n}).scalars())
+        return list(range(first_id + 1, first_id + 1 + n))  # SQLite: the write lock is held
+
     def _take_tip(self, session: Session) -> tuple[_Tip, int]:
         """The tip this transaction appends to (the one it holds, else a free one) and a new
         row id, taken while the tip is locked.
@@ -174,10 +220,15 @@ class AuditTrail:
         session.info[_HELD] = (session.get_transaction(), tip)
         return tip, int(row[2])
 
-    def verify(self, session: Session) -> VerifyResult:
+    def verify(self, session: Session, checkpoints: Sequence[Checkpoint] = ()) -> VerifyResult:
         heads = session.execute(select(AuditHead)).scalars().all()
         events = session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars()
-        return verify_chain(self._key, events, heads)
+        return verify_chain(self._key, events, heads, checkpoints)
+
+    @property
+    def key(self) -> bytes:
+        """The chain's HMAC key (signs the checkpoints too, see services.audit_checkpoint)."""
+        return self._key
 
 
 @dataclass(frozen=True)
@@ -186,24 +237,32 @@ class VerifyResult:
     checked: int
     first_bad_id: int | None = None
     reason: str = ""
+    compared: tuple[str, ...] = ()  # the checkpoints the chains were compared with
 
     def describe(self) -> str:
         if self.ok:
-            return f"audit trail intact: {self.checked} rows verified"
+            against = ("; matches " + ", ".join(self.compared) if self.compared else
+                       "; no checkpoint to compare with (run `ketaclinic audit checkpoint`)")
+            return f"audit trail intact: {self.checked} rows verified{against}"
         where = f"row {self.first_bad_id}" if self.first_bad_id is not None else "a chain tip"
         return f"audit trail BROKEN at {where}: {self.reason} ({self.checked} rows checked)"
 
 
 def verify_chain(
-    key: bytes, events: Iterable[AuditEvent], heads: Iterable[AuditHead]
+    key: bytes, events: Iterable[AuditEvent], heads: Iterable[AuditHead],
+    checkpoints: Sequence[Checkpoint] = (),
 ) -> VerifyResult:
     """Walk the rows in id order, each against the previous row of its own chain, then check
-    every chain's tip; the first row that does not link or hash is named.
+    every chain's tip; the first row that does not link or hash is named. Then every chain
+    must still reach each checkpoint's mark (count and hash): truncation or a rewrite before
+    the checkpoint is named with the chain and the checkpoint.
 
     Every chain 1..CHAINS must have its tip (a whole chain removed with its tip is found too).
     """
     tips = {h.id: h for h in heads}
     state: dict[int, tuple[str, int]] = {}  # chain -> (hash of its last row, rows so far)
+    wanted = {(m.chain, m.count) for cp in checkpoints for m in cp.marks}
+    seen: dict[tuple[int, int], str] = {}  # (chain, position) -> hash, for the marks only
     checked = 0
     for event in events:
         if event.chain not in tips:
@@ -217,6 +276,8 @@ def verify_chain(
         if not hmac.compare_digest(event.row_hash, row_digest(key, prev_hash, _fields(event))):
             return VerifyResult(False, checked, event.id, "contents do not match its hash")
         state[event.chain] = (event.row_hash, count + 1)
+        if (event.chain, count + 1) in wanted:
+            seen[(event.chain, count + 1)] = event.row_hash
         checked += 1
     missing = sorted(set(range(1, CHAINS + 1)) - set(tips))
     if missing:
@@ -227,7 +288,26 @@ def verify_chain(
         if head.count != count or head.last_hash != last_hash:
             return VerifyResult(False, checked, head.last_event_id or None,
                                 f"rows after the last intact row of chain {chain} were removed")
-    return VerifyResult(True, checked)
+    broken = _against_checkpoints(checkpoints, state, seen, checked)
+    return broken or VerifyResult(True, checked, compared=tuple(
+        f"{cp.label()}: {cp.rows} rows" for cp in checkpoints))
+
+
+def _against_checkpoints(checkpoints: Sequence[Checkpoint], state: dict[int, tuple[str, int]],
+                         seen: dict[tuple[int, int], str], checked: int) -> VerifyResult | None:
+    for cp in checkpoints:
+        for m in cp.marks:
+            count = state.get(m.chain, (GENESIS, 0))[1]
+            if count < m.count:
+                return VerifyResult(False, checked, m.last_event_id, (
+                    f"chain {m.chain} holds {count} rows but {cp.label()} recorded {m.count} "
+                    f"(up to row {m.last_event_id}): rows were removed (truncated)"))
+            if seen.get((m.chain, m.count)) != m.last_hash:
+                return VerifyResult(False, checked, m.last_event_id, (
+                    f"chain {m.chain} differs from {cp.label()}: its row {m.count} no longer "
+                    f"carries the recorded hash (row {m.last_event_id}); the chain was "
+                    "rewritten"))
+    return None
 
 
 class AuditLog:
@@ -269,15 +349,43 @@ class AuditLog:
         with self.ctx.db.transaction() as s:
             rows = s.execute(select(Patient.id, Patient.family_name, Patient.given_name,
                                     Patient.mrn).where(Patient.id.in_(ids))).all()
-            self.ctx.audit.record(s, actor, "audit.patient_names", at=self.ctx.clock(),
-                                  detail=f"{len(rows)} patients")
+            self.ctx.audit.record_list(s, actor, "audit.patient_names", [r[0] for r in rows],
+                                       at=self.ctx.clock(), detail=f"{len(rows)} patients")
             return {r[0]: f"{r[1]}, {r[2]} ({r[3]})" for r in rows}
 
-    def verify(self, actor: Actor | None = None) -> VerifyResult:
-        """Verify the whole chain (``actor`` None means the operator, from the CLI)."""
+    def verify(self, actor: Actor | None = None,
+               checkpoint_files: Sequence[Path] = ()) -> VerifyResult:
+        """Verify the whole chain (``actor`` None means the operator, from the CLI) against
+        the latest checkpoint of the data dir and every checkpoint file given."""
+        from ketaclinic.services import audit_checkpoint as acp
         from ketaclinic.services.permissions import Perm
 
         if actor is not None:
             self.ctx.require(actor, Perm.AUDIT_READ, "audit.verify")
+        key = self.ctx.audit.key
+        try:
+            found = [acp.read_latest(p, key) for p in (self.checkpoint_file(), *checkpoint_files)]
+            missing = [str(p) for p in checkpoint_files if not p.is_file()]
+            if missing:
+                raise acp.CheckpointError(f"{missing[0]} does not exist")
+        except acp.CheckpointError as exc:
+            return VerifyResult(False, 0, None, str(exc))
         with self.ctx.db.transaction() as s:
-            return self.ctx.audit.verify(s)
+            return self.ctx.audit.verify(s, [cp for cp in found if cp is not None])
+
+    def checkpoint_file(self) -> Path:
+        from ketaclinic.services.audit_checkpoint import FILE_NAME
+
+        return self.ctx.settings.data_dir / FILE_NAME
+
+    def checkpoint(self, out: Path | None = None) -> Checkpoint:
+        """Take a signed checkpoint of the committed tips; append it to the data dir's file
+        and, with ``out``, write one more copy there (for an off-site copy)."""
+        from ketaclinic.services import audit_checkpoint as acp
+
+        with self.ctx.db.transaction() as s:
+            cp = acp.take(s, self.ctx.clock())
+        acp.append(self.checkpoint_file(), self.ctx.audit.key, cp)
+        if out is not None:
+            acp.write(out, self.ctx.audit.key, cp)
+        return cp

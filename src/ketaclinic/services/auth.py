@@ -57,6 +57,7 @@ class UserInfo:
     created_at: dt.datetime
     totp_enrolled: bool = False
     must_change_password: bool = False
+    medical_director: bool = False
 
     @property
     def actor(self) -> Actor:
@@ -122,7 +123,8 @@ def match_totp_step(secret: str, code: str | None, now: dt.datetime,
 def user_info(user: User) -> UserInfo:
     """The public view of a user row (no password hash, no two-factor key)."""
     return UserInfo(user.id, user.username, user.full_name, user.role, user.active, user.created_at,
-                    bool(user.totp_secret), bool(user.must_change_password))
+                    bool(user.totp_secret), bool(user.must_change_password),
+                    bool(user.medical_director))
 
 
 def validate_password(password: str, username: str = "") -> None:
@@ -158,11 +160,14 @@ class AuthService:
 
     # --- users -------------------------------------------------------------------------
     def create_user(
-        self, actor: Actor, username: str, full_name: str, role: str, password: str
+        self, actor: Actor, username: str, full_name: str, role: str, password: str,
+        medical_director: bool = False,
     ) -> UserInfo:
         self.ctx.require(actor, Perm.USER_MANAGE, "user.create")
         username = (username or "").strip().lower()
         validate_new_user(username, full_name, role, password)
+        if medical_director and role != "prescriber":
+            raise InvalidInput("only a prescriber can have the medical-director flag")
         with self.ctx.db.transaction() as s:
             if s.execute(select(User.id).where(User.username == username)).first():
                 raise Conflict(f"a user named {username!r} already exists")
@@ -173,11 +178,13 @@ class AuthService:
                 password_hash=hash_password(password),
                 active=True,
                 created_at=self.ctx.clock(),
+                medical_director=medical_director,
             )
             s.add(user)
             s.flush()
             self.ctx.audit.record(
                 s, actor, "user.create", at=self.ctx.clock(), detail=f"user {username} ({role})"
+                + (", medical director" if medical_director else "")
             )
             return user_info(user)
 
@@ -201,6 +208,22 @@ class AuthService:
             self.ctx.audit.record(
                 s, actor, "user.update", at=self.ctx.clock(),
                 detail=f"user {user.username} {'activated' if active else 'deactivated'}",
+            )
+            return user_info(user)
+
+    def set_medical_director(self, actor: Actor, user_id: int, flag: bool) -> UserInfo:
+        """An administrator sets or clears the medical-director flag (audited)."""
+        self.ctx.require(actor, Perm.USER_MANAGE, "user.update")
+        with self.ctx.db.transaction() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                raise NotFound("no such user")
+            if flag and user.role != "prescriber":
+                raise InvalidInput("only a prescriber can have the medical-director flag")
+            user.medical_director = flag
+            self.ctx.audit.record(
+                s, actor, "user.update", at=self.ctx.clock(),
+                detail=f"user {user.username} medical director {'set' if flag else 'cleared'}",
             )
             return user_info(user)
 

@@ -14,6 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.courses import load_course_template
+from ketaclinic.clinical.discharge import (
+    LEFT_AGAINST_ADVICE,
+    DischargeInput,
+    evaluate_discharge,
+    left_against_advice,
+)
 from ketaclinic.clinical.dose_checks import blocking_findings, can_save, check_dose_safely
 from ketaclinic.clinical.instruments import load_bundled, score_answers
 from ketaclinic.clinical.monitoring import VitalSigns, check_predose_bp, check_vitals
@@ -21,12 +27,10 @@ from ketaclinic.clinical.rems import form_due_date
 from ketaclinic.clinical.rules import ClinicalInputError, Finding, Level
 from ketaclinic.clinical.session import (
     AdverseEvent,
-    DischargeInput,
     PreCheckInput,
     check_adverse_event,
     check_esketamine_devices,
     check_pre_treatment,
-    evaluate_discharge,
 )
 from ketaclinic.clinical.treatment_chain import (
     SCREENING_TREATMENT,
@@ -41,6 +45,7 @@ from ketaclinic.schemas_chair import (
     AlertAction,
     DischargeCreate,
     DoseCreate,
+    LeftAgainstAdviceCreate,
     PrecheckCreate,
     PredoseVitals,
     RatingCreate,
@@ -91,7 +96,7 @@ from ketaclinic.store.tables_chair import (
 
 ACTIVE = ("checked-in", "monitoring")
 # the label of each rating in the session's assessment schedule: a scale's schedule is filled
-# only by its own ratings (issue 13: a RASS rating never fills the MOAA/S schedule)
+# only by its own ratings (a RASS rating never fills the MOAA/S schedule)
 RATING_LABEL = {"moaas": "MOAA/S", "rass": "RASS", "cadss": "CADSS", "cadss6": "CADSS"}
 VITAL_FIELDS = ("sbp_mmhg", "dbp_mmhg", "hr_bpm", "spo2_pct", "rr_per_min")
 
@@ -499,31 +504,24 @@ class SessionService:
 
     # --- discharge ----------------------------------------------------------------------
     def discharge(self, actor: Actor, session_id: int, data: DischargeCreate) -> list[Finding]:
-        """Discharge when the checklist passes. Esketamine before 120 min after the first
-        device needs an override reason (recorded). Refusals save nothing."""
+        """Discharge when the core's checklist passes (no override: esketamine before 120 min
+        after the first device is refused; a patient who leaves anyway is recorded with
+        :meth:`leave_against_advice`). Refusals save nothing and are audited."""
         patient_id = require_for_session(self.ctx, actor, session_id, "session.discharge")
         now = self.ctx.clock()
         try:
             with changing_session(self.ctx.db, session_id, data.version) as (s, row):
                 self._require_status(row, ("monitoring",), "discharge")
                 decision = self._decide(s, row, data, now)
-                s.add(DischargeRecord(
-                    session_id=row.id, discharged_at=now, ready_at=data.ready_at,
-                    checklist_json=data.model_dump_json(exclude={"version"}),
-                    findings_json=findings_json(decision), override_reason=data.override_reason,
-                    recorded_by=actor.user_id))
-                row.discharged_at = now
-                row.discharge_override_reason = data.override_reason if any(
-                    f.rule.endswith("_overridden") for f in decision) else ""
-                if row.treatment == "esketamine" and row.first_device_at is not None:
-                    day = self.ctx.clinic_time.local_date(row.first_device_at)
-                    s.add(RemsFormRow(session_id=row.id, patient_id=row.patient_id,
-                                      treatment_date=day, due_on=form_due_date(day),
-                                      status="due", created_at=now))
-                self._touch(s, row, "discharged")
-                self._audit(s, actor, "session.discharge", row,
-                            "override" if row.discharge_override_reason else "")
-                return decision
+                if not decision.ready:
+                    blocking = [f for f in decision.findings if f.level in (Level.HARD,
+                                                                            Level.SOFT)]
+                    raise DischargeRefused("not ready for discharge: " + "; ".join(
+                        f.message for f in blocking) + ". Nothing was saved.",
+                        list(decision.findings))
+                findings = list(decision.findings)
+                self._leave(s, actor, row, now, data, findings, "discharged", "")
+                return findings
         except DischargeRefused as exc:
             self.ctx.record_failure(actor, "session.discharge", "refused", patient_id=patient_id,
                                     detail=f"session {session_id}: " + ", ".join(
@@ -531,35 +529,67 @@ class SessionService:
                                             Level.HARD, Level.SOFT))[:300])
             raise
 
-    def _decide(self, s: Session, row: TreatmentSession, data: DischargeCreate,
-                now: dt.datetime) -> list[Finding]:
-        open_alerts = s.execute(select(SessionAlert.id).where(
-            SessionAlert.session_id == row.id, SessionAlert.action_taken == "")).all()
-        if open_alerts:
-            raise DischargeRefused("record the action taken for every alert before discharge",
-                                   [])
-        last = s.execute(select(VitalSignRow).where(VitalSignRow.session_id == row.id).order_by(
-            VitalSignRow.taken_at.desc(), VitalSignRow.id.desc()).limit(1)).scalar_one_or_none()
-        sedation = {r.instrument_id: int(r.total) for r in s.execute(
-            select(Assessment).where(Assessment.session_id == row.id,
-                                     Assessment.instrument_id.in_(("moaas", "rass")),
-                                     Assessment.total.is_not(None)).order_by(
-                Assessment.administered_at, Assessment.id)).scalars()}
+    def leave_against_advice(self, actor: Actor, session_id: int,
+                             data: LeftAgainstAdviceCreate) -> list[Finding]:
+        """The patient leaves before the checklist passes: record who, when and what was said
+        (status ``left-against-advice``, never "discharged"/ready; the REMS form says so)."""
+        require_for_session(self.ctx, actor, session_id, "session.left_against_advice")
+        now = self.ctx.clock()
+        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
+            self._require_status(row, ("monitoring",), "recording a patient leaving")
+            decision = self._decide(s, row, data, now)
+            findings = clinical(lambda: left_against_advice(decision, data.statement))
+            self._leave(s, actor, row, now, data, findings, LEFT_AGAINST_ADVICE, data.statement)
+            return findings
+
+    def _leave(self, s: Session, actor: Actor, row: TreatmentSession, now: dt.datetime,
+               data: DischargeCreate | LeftAgainstAdviceCreate, findings: list[Finding],
+               outcome: str, statement: str) -> None:
+        s.add(DischargeRecord(
+            session_id=row.id, discharged_at=now, ready_at=getattr(data, "ready_at", None),
+            checklist_json=data.model_dump_json(exclude={"version"}),
+            findings_json=findings_json(findings), override_reason="", outcome=outcome,
+            statement=statement.strip(), recorded_by=actor.user_id))
+        row.discharged_at = now
+        row.discharge_override_reason = ""
+        if row.treatment == "esketamine" and row.first_device_at is not None:
+            day = self.ctx.clinic_time.local_date(row.first_device_at)
+            s.add(RemsFormRow(session_id=row.id, patient_id=row.patient_id,
+                              treatment_date=day, due_on=form_due_date(day),
+                              status="due", created_at=now))
+        self._touch(s, row, outcome)
+        action = "session.discharge" if outcome == "discharged" else "session.left_against_advice"
+        self._audit(s, actor, action, row, outcome)
+
+    def _decide(self, s: Session, row: TreatmentSession,
+                data: DischargeCreate | LeftAgainstAdviceCreate, now: dt.datetime):  # type: ignore[no-untyped-def]
+        """Gather the session's facts and ask the clinical core (the only gate)."""
+        open_alerts = len(s.execute(select(SessionAlert.id).where(
+            SessionAlert.session_id == row.id, SessionAlert.action_taken == "")).all())
+        vitals = s.execute(select(VitalSignRow).where(VitalSignRow.session_id == row.id)
+                           ).scalars().all()
+        moaas = s.execute(select(Assessment).where(
+            Assessment.session_id == row.id, Assessment.instrument_id == "moaas",
+            Assessment.total.is_not(None)).order_by(
+            Assessment.administered_at.desc(), Assessment.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        limits = RuleSetService(self.ctx).active_in(s, rule_set_treatment(row.treatment))
         inp = DischargeInput(
             treatment=row.treatment, now=now, first_device_at=row.first_device_at,
-            infusion_end_at=row.dose_ended_at, moaas=sedation.get("moaas"),
-            rass=sedation.get("rass") if "moaas" not in sedation else None,
-            dissociation_resolved=data.dissociation_resolved,
-            respiratory_depression_resolved=data.respiratory_depression_resolved,
-            last_vitals=vital_signs(last) if last else None,
-            responsible_adult_present=data.responsible_adult_present,
-            override_reason=data.override_reason)
-        decision = clinical(lambda: evaluate_discharge(inp, session_rules()))
-        if not decision.ready:
-            blocking = [f for f in decision.findings if f.level in (Level.HARD, Level.SOFT)]
-            raise DischargeRefused("not ready for discharge: " + "; ".join(
-                f.message for f in blocking) + ". Nothing was saved.", list(decision.findings))
-        return list(decision.findings)
+            infusion_end_at=row.dose_ended_at,
+            moaas=int(moaas.total) if moaas is not None else None,
+            moaas_at=moaas.administered_at if moaas is not None else None,
+            dissociation_resolved=getattr(data, "dissociation_resolved", None),
+            respiratory_depression_resolved=getattr(data, "respiratory_depression_resolved",
+                                                    None),
+            responsible_adult_present=getattr(data, "responsible_adult_present", None),
+            vitals=tuple(vital_signs(v) for v in vitals), open_alerts=open_alerts)
+        return clinical(lambda: evaluate_discharge(inp, session_rules(), limits))
+
+
+def rule_set_treatment(session_treatment: str) -> str:
+    """The rule-set treatment of a chair session (``iv_ketamine`` → ``ketamine-iv``)."""
+    return "esketamine" if session_treatment == "esketamine" else "ketamine-iv"
 
 
 def due_dicts(items: list) -> list[dict]:

@@ -18,7 +18,12 @@ from sqlalchemy.orm import Session
 from ketaclinic.clinical.instruments import load_bundled
 from ketaclinic.clinical.outcomes import Assessment as CoreAssessment
 from ketaclinic.clinical.outcomes import ClinicalEvent as CoreEvent
-from ketaclinic.clinical.outcomes import CourseOutcome, default_criteria, evaluate_course
+from ketaclinic.clinical.outcomes import (
+    CourseOutcome,
+    default_criteria,
+    end_of_induction_time,
+    evaluate_course,
+)
 from ketaclinic.services.charts import Band, svg_trajectory_chart
 from ketaclinic.store.tables_care import Assessment, ClinicalEvent, Course, TreatmentSession
 
@@ -68,6 +73,14 @@ def dose_times(sessions: list[TreatmentSession], today: dt.date) -> list[dt.date
                   else dt.datetime(v.year, v.month, v.day))
 
 
+def end_of_induction(sessions: list[TreatmentSession]) -> dt.datetime | None:
+    """The last given induction dose once no induction session is pending (as the outcome
+    summary's ``eoi_at``)."""
+    induction = [t for t in sessions if t.phase == "induction" and t.status not in NOT_DOSED]
+    given = [t.dose_started_at for t in induction if t.dose_started_at is not None]
+    return end_of_induction_time(given, sum(1 for t in induction if t.dose_started_at is None))
+
+
 def _as_dt(v: dt.datetime | dt.date) -> dt.datetime:
     return v if isinstance(v, dt.datetime) else dt.datetime(v.year, v.month, v.day)
 
@@ -98,16 +111,19 @@ def course_summaries(s: Session, patient_id: int, now: dt.datetime) -> list[Cour
         ClinicalEvent.patient_id == patient_id)).scalars())
     doses = {c.id: dose_times([t for t in sessions if t.course_id == c.id], now.date())
              for c in courses}
+    eoi = {c.id: end_of_induction([t for t in sessions if t.course_id == c.id])
+           for c in courses}
     out = []
     for i, course in enumerate(courses):
         later = [doses[c.id][0] for c in courses[i + 1:] if doses[c.id]]
         until = _as_dt(later[0]) if later else None
-        out.append(_summary(course, doses[course.id], rows, events, until, now))
+        out.append(_summary(course, doses[course.id], rows, events, until, now, eoi[course.id]))
     return list(reversed(out))
 
 
 def _summary(course: Course, times: list, rows: list, events: list[ClinicalEvent],
-             until: dt.datetime | None, now: dt.datetime) -> CourseSummary:
+             until: dt.datetime | None, now: dt.datetime,
+             eoi: dt.datetime | None = None) -> CourseSummary:
     scores: dict[str, list[tuple[dt.datetime, float]]] = {}
     for instrument, at, total in rows:
         if until is None or at < until:
@@ -120,7 +136,8 @@ def _summary(course: Course, times: list, rows: list, events: list[ClinicalEvent
                    and (first is None or _as_dt(e.occurred_on) >= first)
                    and (until is None or _as_dt(e.occurred_on) < until)]
     outcome = evaluate_course([CoreAssessment(at, instrument, total) for at, total in mine],
-                              times, default_criteria(instrument), core_events, as_of=now)
+                              times, default_criteria(instrument, course.treatment),
+                              core_events, as_of=now, end_of_induction=eoi)
     shown = [(at, v) for at, v in mine if first is None or at >= first - dt.timedelta(days=60)]
     return CourseSummary(course.id, course.template_id, course.treatment, course.status,
                          course.start_date, instrument, times, outcome, shown)
@@ -157,6 +174,8 @@ def outcome_dict(summary: CourseSummary) -> dict[str, Any]:
         "time_to_response_days": o.time_to_response_days,
         "relapse_at": _iso(o.relapse_at) if o.relapse_at else None,
         "relapse_reason": o.relapse_reason,
+        "relapse_origin_at": _iso(o.relapse_origin.at) if o.relapse_origin else None,
+        "notes": list(o.notes),
         "days_since_last_dose": o.days_since_last_dose,
         "doses": len(summary.dose_times),
         "remission_max": o.criteria.remission_max.value,

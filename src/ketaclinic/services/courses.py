@@ -194,4 +194,5 @@ class CourseService:
         return CourseSummary(c.id, c.patient_id, c.template_id, _template_name(c.template_id),
                              c.treatment, c.status, c.start_date, c.end_date, c.stop_reason,
                              c.notes, c.version, len(statuses),
-                             sum(1 for st in statuses if st == "discharged"))
+                             sum(1 for st in statuses
+                                 if st in ("discharged", "left-against-advice")))

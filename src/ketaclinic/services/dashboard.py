@@ -178,6 +178,8 @@ class Dashboard:
     safety: list[Metric]
     treatments: list[str] = field(default_factory=list)
     clinicians: list[tuple[int, str]] = field(default_factory=list)
+    # dosed courses without a qualifying baseline, per treatment (not in the outcome table)
+    no_baseline: dict[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,7 +334,7 @@ class DashboardService:
 
         criteria = [DEFAULT_CRITERIA[i] for i in ([f.instrument] if f.instrument else INSTRUMENTS)]
         timepoints = load_timepoints()
-        rows = self._outcome_rows(conn, d, f, criteria, timepoints)
+        rows, no_baseline = self._outcome_rows(conn, d, f, criteria, timepoints)
         km_instrument = f.instrument or _busiest_instrument(rows)
         if km_instrument:
             km, cox, n_subjects = self._relapse(conn, d, f, DEFAULT_CRITERIA[km_instrument])
@@ -351,15 +353,22 @@ class DashboardService:
             timepoint_titles={t.label: t.title for t in timepoints},
             km_instrument=km_instrument, km=km, cox=cox, relapse_subjects=n_subjects,
             exposure=exposure, safety=safety, treatments=treatments, clinicians=clinicians,
+            no_baseline=no_baseline,
         )
 
     # --- outcome table (SQL over the summary) ---------------------------------------------
-    def _outcome_rows(self, conn, d, f, criteria, timepoints) -> list[OutcomeRow]:  # type: ignore[no-untyped-def]
+    def _outcome_rows(self, conn, d, f, criteria,  # type: ignore[no-untyped-def]
+                      timepoints) -> tuple[list[OutcomeRow], dict[str, int]]:
+        """The outcome table's rows and, per treatment, the dosed courses without a qualifying
+        baseline (reported as "no baseline", not counted)."""
         sql = q.outcome_table_sql(f.where(), [c.instrument for c in criteria])
         courses: dict[tuple[str, str], int] = {}
         counts: dict[tuple[str, str, str], tuple[int, int, int, int]] = {}
+        no_baseline: dict[str, int] = {}
         for r in conn.execute(_stmt(sql, f.params()), f.params()):
-            if r.timepoint is None:
+            if r.instrument is None:
+                no_baseline[str(r.treatment)] = int(r.courses)
+            elif r.timepoint is None:
                 courses[(r.treatment, r.instrument)] = int(r.courses)
             else:
                 counts[(r.treatment, r.instrument, r.timepoint)] = (
@@ -370,7 +379,7 @@ class DashboardService:
                 rk, rn, mk, mn = counts.get((treatment, instrument, tp.label), (0, 0, 0, 0))
                 out.append(OutcomeRow(treatment, instrument, tp.label, n, proportion_ci(rk, rn),
                                       proportion_ci(mk, mn)))
-        return out
+        return out, dict(sorted(no_baseline.items()))
 
     # --- time to relapse (SQL rows, one linear pass through the pure core) ------------------
     def _relapse(self, conn: Connection, d: q.Dialect, f: DashboardFilters,

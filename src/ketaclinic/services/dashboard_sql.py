@@ -21,7 +21,10 @@ from dataclasses import dataclass
 
 from ketaclinic.clinical.cohort import Timepoint
 
-BASELINE_LOOKBACK_DAYS = 30  # grade U project default: a baseline older than this is not used
+# grade U project default: how far before a course's start an unlinked score is still linked to
+# it; the baseline itself must lie in the criteria's baseline window (14 days before the first
+# dose, clinical/outcomes.py and data/outcomes/outcome_config.json)
+BASELINE_LOOKBACK_DAYS = 30
 DONE_SESSION = "s.dose_started_at IS NOT NULL AND s.status NOT IN ('cancelled', 'missed')"
 
 
@@ -90,7 +93,9 @@ def outcome_table_sql(where: str, instruments: Sequence[str]) -> str:
     Two GROUP BYs in one statement: rows with ``timepoint`` set count the picked scores and
     their flags (``course_outcome_timepoints``); rows with ``timepoint`` NULL count the courses
     with a baseline per treatment × instrument (``course_outcome_summary``), which the caller
-    repeats for every timepoint (a course without a score in a window is not assessable). The
+    repeats for every timepoint (a course without a score in a window is not assessable); rows
+    with ``instrument`` NULL count, per treatment, the dosed courses without a qualifying
+    baseline on any outcome instrument ("no baseline": reported, never counted). The
     summary rows carry their course's filter columns, so the filters apply to them as ``c``.
     """
     inst = ", ".join(_lit(i) for i in instruments) or "''"
@@ -109,23 +114,30 @@ SELECT c.treatment, c.instrument_id, NULL, COUNT(*), 0, 0, 0, 0
 FROM course_outcome_summary c
 WHERE c.instrument_id IN ({inst}) AND {where}
 GROUP BY c.treatment, c.instrument_id
+UNION ALL
+SELECT c.treatment, NULL, NULL, COUNT(*), 0, 0, 0, 0
+FROM course_dose_summary c
+WHERE {where} AND NOT EXISTS (SELECT 1 FROM course_outcome_summary o
+                              WHERE o.course_id = c.course_id)
+GROUP BY c.treatment
 """
 
 
 def relapse_sql(d: Dialect, where: str, instrument: str, event_kinds: Sequence[str]) -> str:
-    """One row per responder course on ``instrument``: time from the first response to
-    relapse or censoring (calendar days), relapsed or not, baseline and the Cox covariates.
+    """One row per course that responded at the end of induction on ``instrument``: time from
+    that response assessment (the relapse origin) to relapse or censoring (calendar
+    days), relapsed or not, baseline and the Cox covariates.
 
-    The first response, relapse by scores and the last score come from the summary. Relapse
-    events link to a course like unlinked scores do (``course_id``, or the patient's event
-    between the course start and the next course's start) and count from the day after the
-    first response's day. Whichever relapse comes first is taken, an event on the day of the
+    The relapse origin, relapse by scores and the last score after the origin come from the
+    summary. Relapse events link to a course like unlinked scores do (``course_id``, or the
+    patient's event between the course start and the next course's start) and count from the
+    day after the origin's day. Whichever relapse comes first is taken, an event on the day of the
     score relapse included (an event is dated midnight, as in
     :func:`ketaclinic.clinical.outcomes.evaluate_course`); without one the course is censored
     at its last score. The caller unpacks the columns in this order.
     """
     kinds = ", ".join(_lit(k) for k in event_kinds) or "''"
-    resp_day = d.day_of("b.first_response_at")
+    resp_day = d.day_of("b.relapse_origin_at")
     inst = _lit(instrument)
     return f"""
 WITH erel AS (
@@ -134,7 +146,7 @@ WITH erel AS (
   JOIN course_dose_summary ds ON ds.course_id = b.course_id
   JOIN courses c ON c.id = b.course_id
   JOIN clinical_events e ON e.patient_id = ds.patient_id
-  WHERE b.instrument_id = {inst} AND b.first_response_at IS NOT NULL AND {where}
+  WHERE b.instrument_id = {inst} AND b.relapse_origin_at IS NOT NULL AND {where}
     AND REPLACE(e.kind, '-', '_') IN ({kinds}) AND e.occurred_on > {resp_day}
     AND (e.course_id = b.course_id
          OR (e.course_id IS NULL AND e.occurred_on >= c.start_date
@@ -143,7 +155,7 @@ WITH erel AS (
 ),
 r AS (
   SELECT b.course_id, b.baseline, {resp_day} AS resp_day,
-         {d.day_of("COALESCE(b.last_after_response_at, b.first_response_at)")} AS last_day,
+         {d.day_of("COALESCE(b.last_after_response_at, b.relapse_origin_at)")} AS last_day,
          CASE WHEN erel.event_on IS NOT NULL AND (b.score_relapse_at IS NULL
                    OR erel.event_on <= {d.day_of("b.score_relapse_at")}) THEN erel.event_on
               WHEN b.score_relapse_at IS NOT NULL THEN {d.day_of("b.score_relapse_at")}
@@ -154,7 +166,7 @@ r AS (
   JOIN course_dose_summary ds ON ds.course_id = b.course_id
   JOIN courses c ON c.id = b.course_id
   LEFT JOIN erel ON erel.course_id = b.course_id
-  WHERE b.instrument_id = {inst} AND b.first_response_at IS NOT NULL AND {where}
+  WHERE b.instrument_id = {inst} AND b.relapse_origin_at IS NOT NULL AND {where}
 )
 SELECT r.course_id AS course_id,
        {d.days_between("COALESCE(r.relapse_day, r.last_day)", "r.resp_day")} AS duration_days,

@@ -125,6 +125,9 @@ class DosePlan:
                 out[key] = format_dose(value, unit)
         if self.dose_weight is not None:
             out["dose_weight"] = format_dose(round(self.dose_weight.dose_weight_kg, 2), "kg")
+            if self.dose_weight.basis != "actual":
+                out["mg_per_kg_actual"] = format_dose(
+                    self.dose_weight.mg_per_kg_actual(self.dose_mg), "mg/kg")
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -142,6 +145,8 @@ class DosePlan:
             "dose_weight": None if self.dose_weight is None else {
                 "basis": self.dose_weight.basis, "dose_weight_kg": self.dose_weight.dose_weight_kg,
                 "ideal_weight_kg": self.dose_weight.ideal_weight_kg,
+                "actual_weight_kg": self.dose_weight.weight_kg,
+                "mg_per_kg_actual": self.dose_weight.mg_per_kg_actual(self.dose_mg),
                 "evidence": self.dose_weight.evidence, "source": self.dose_weight.source},
             "display": self.display(), "notes": list(self.notes),
             "titration": [{"label": k, "mg_per_kg": v} for k, v in self.titration],
@@ -315,7 +320,8 @@ def _plan_esketamine(req: DoseRequest, rs: RuleSet, age: float, previous_dose_mg
     requested = None
     if req.dose_mg is not None:
         requested = int(req.dose_mg) if float(req.dose_mg).is_integer() else req.dose_mg
-    calc = calculate_esketamine_dose(rs, req.phase, req.session_number, age, requested)
+    calc = calculate_esketamine_dose(rs, req.phase, req.session_number, age, requested,
+                                     previous_dose_mg)
     order = DoseOrder(route="intranasal", dose_mg=float(calc.dose_mg),
                       previous_dose_mg=previous_dose_mg, phase=req.phase,
                       session_number=req.session_number, age_years=age)

@@ -291,7 +291,8 @@ def _sessions(rows: list[TreatmentSession]) -> tuple[list[fx.ProcedureRecord],
         if kind:
             procedures.append(fx.ProcedureRecord(
                 id=f"s{t.id}", kind=kind, start=start, end=end,
-                status="completed" if t.status == "discharged" else "in-progress",
+                status="completed" if t.status in ("discharged", "left-against-advice")
+                else "in-progress",
                 course_id=f"course-{t.course_id}" if t.course_id else None))
         if t.dose_mg is None or t.route not in FHIR_ROUTES:
             continue

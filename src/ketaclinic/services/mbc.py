@@ -12,6 +12,7 @@ from ketaclinic.services.assessments import AssessmentService
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.course_outcomes import chart_for, course_summaries, outcome_dict
+from ketaclinic.services.instrument_forms import entry_form
 from ketaclinic.services.mbc_instruments import InstrumentCatalogue
 from ketaclinic.services.outbox import OutboxService
 from ketaclinic.services.permissions import Perm
@@ -69,6 +70,8 @@ class MeasurementCare:
                 "links": self.self_report.links_for_patient(s, patient_id),
                 "schedules": self.self_report.schedules_for_patient(s, patient_id),
                 "instruments": self.instruments.known_ids(s),
+                "entry_forms": [entry_form(self.instruments.for_display(s, i))
+                                for i in self.instruments.known_ids(s)],
                 "self_report_instruments": self.instruments.self_report_ids(s),
                 "email_enabled": bool(self.ctx.settings.smtp_host),
                 "default_days": self.ctx.settings.reminder_days,

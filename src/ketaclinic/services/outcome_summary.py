@@ -40,15 +40,15 @@ from typing import Any
 from sqlalchemy import Connection, TextClause, bindparam, event, inspect, select, text
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from ketaclinic.clinical.cohort import load_timepoints
-from ketaclinic.clinical.outcomes import DEFAULT_CRITERIA
+from ketaclinic.clinical.cohort import load_timepoints, timepoint_instruments
+from ketaclinic.clinical.outcomes import DEFAULT_CRITERIA, remission_overrides
 from ketaclinic.services import outcome_summary_sql as sq
 from ketaclinic.services.dashboard_sql import BASELINE_LOOKBACK_DAYS, Dialect
 from ketaclinic.store.db import Database
 from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_outcomes import OutcomeSummaryState
 
-SUMMARY_VERSION = 1  # bump when the summary SQL changes meaning
+SUMMARY_VERSION = 2  # bump when the summary SQL changes meaning (2: revised baseline and relapse)
 CHUNK = 400  # course ids per scoped statement (well under SQLite's bound-parameter limit)
 _INFO_KEY = "outcome_summary_pending"
 INSTRUMENTS = frozenset(DEFAULT_CRITERIA)
@@ -63,8 +63,13 @@ def fingerprint() -> str:
                         t.window_hi_h.value] for t in load_timepoints()],
         "criteria": {k: [c.remission_max.value, c.response_fraction.value,
                          None if c.relapse_score_min is None else c.relapse_score_min.value,
-                         c.relapse_gap_min_days.value, c.relapse_gap_max_days.value]
+                         c.relapse_gap_min_days.value, c.relapse_gap_max_days.value,
+                         c.baseline_window_days.value,
+                         None if c.baseline_min is None else c.baseline_min.value,
+                         c.relapse_origin_window_days.value]
                      for k, c in sorted(DEFAULT_CRITERIA.items())},
+        "remission_by_treatment": sorted([*k, v] for k, v in remission_overrides().items()),
+        "timepoint_instruments": sorted(_recall_pairs()),
     }
     return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()
 
@@ -85,12 +90,17 @@ def is_current(conn: Connection | Session) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def _recall_pairs() -> list[tuple[str, str]]:
+    return timepoint_instruments(load_timepoints(), sorted(DEFAULT_CRITERIA))
+
+
 def _statements(dialect: str, scoped: bool) -> list[str]:
     d = Dialect(dialect)
     criteria = list(DEFAULT_CRITERIA.values())
     return [sq.dose_summary_sql(d, criteria, scoped),
             sq.outcome_summary_sql(d, criteria, scoped),
-            sq.timepoint_summary_sql(d, criteria, load_timepoints(), scoped)]
+            sq.timepoint_summary_sql(d, criteria, load_timepoints(), scoped,
+                                     remission_overrides(), _recall_pairs())]
 
 
 def refresh_courses(session: Session, course_ids: Iterable[int]) -> int:

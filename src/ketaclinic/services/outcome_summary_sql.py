@@ -31,7 +31,7 @@ order, picks the same ones, and a scoped refresh always agrees with a rebuild.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ketaclinic.clinical.cohort import Timepoint
 from ketaclinic.clinical.outcomes import OutcomeCriteria
@@ -57,14 +57,40 @@ def _criteria_cte(criteria: Sequence[OutcomeCriteria]) -> str:
         v = c.relapse_score_min
         return "CAST(NULL AS NUMERIC)" if v is None else f"CAST({_num(v.value)} AS NUMERIC)"
 
+    def base_min(c: OutcomeCriteria) -> str:
+        v = c.baseline_min
+        return "CAST(NULL AS NUMERIC)" if v is None else f"CAST({_num(v.value)} AS NUMERIC)"
+
     rows = " UNION ALL ".join(
         f"SELECT {_lit(c.instrument)} AS instrument_id, {_num(c.remission_max.value)} AS "
         f"remission_max, {_num(c.response_fraction.value)} AS response_fraction, "
         f"{relapse_min(c)} AS relapse_min, {_num(c.relapse_gap_min_days.value)} AS gap_lo, "
-        f"{_num(c.relapse_gap_max_days.value)} AS gap_hi"
+        f"{_num(c.relapse_gap_max_days.value)} AS gap_hi, {base_min(c)} AS base_min, "
+        f"{_num(24 * float(c.baseline_window_days.value))} AS base_window_h, "
+        f"{_num(24 * float(c.relapse_origin_window_days.value))} AS origin_window_h"
         for c in criteria
     )
     return f"cr AS ({rows})"
+
+
+def remission_cte(overrides: Mapping[tuple[str, str], float]) -> str:
+    """``crt``: the remission threshold of a treatment where it differs from the instrument's
+    default (treatment, instrument_id, remission_max); a row that matches nothing when none."""
+    rows = " UNION ALL ".join(
+        f"SELECT {_lit(t)} AS treatment, {_lit(i)} AS instrument_id, {_num(v)} AS remission_max"
+        for (t, i), v in sorted(overrides.items())
+    ) or ("SELECT CAST(NULL AS VARCHAR(20)) AS treatment, CAST(NULL AS VARCHAR(40)) AS "
+          "instrument_id, 0.0 AS remission_max")
+    return f"crt AS ({rows})"
+
+
+def timepoint_instruments_cte(pairs: Sequence[tuple[str, str]]) -> str:
+    """``tpi``: the (timepoint label, instrument) pairs whose recall window fits the timepoint
+    (a 24-hour outcome only from a 24-hour-recall instrument)."""
+    rows = " UNION ALL ".join(
+        f"SELECT {_lit(label)} AS label, {_lit(i)} AS instrument_id" for label, i in pairs
+    ) or "SELECT CAST(NULL AS VARCHAR(40)) AS label, CAST(NULL AS VARCHAR(40)) AS instrument_id"
+    return f"tpi AS ({rows})"
 
 
 def _chain(d: Dialect, criteria: Sequence[OutcomeCriteria], scoped: bool,
@@ -83,6 +109,7 @@ def _chain(d: Dialect, criteria: Sequence[OutcomeCriteria], scoped: bool,
     unlinked = "+a.course_id IS NULL" if scoped else "a.course_id IS NULL"
     lookback = d.date_minus_days("fc.start_date", BASELINE_LOOKBACK_DAYS)
     mg_day = d.day_of("s.dose_started_at")
+    base_age_h = d.hours_between("ca.first_dose_at", "ca.administered_at")
     return f"""
 {_criteria_cte(criteria)},
 allc AS (
@@ -131,12 +158,17 @@ ca AS (
     AND (fc.next_start IS NULL OR a.administered_at < fc.next_start)
 ),
 base AS (
-  SELECT course_id, treatment, start_date, created_by, instrument_id, total AS baseline FROM (
-    SELECT course_id, treatment, start_date, created_by, instrument_id, total,
-           ROW_NUMBER() OVER (PARTITION BY course_id, instrument_id
-                              ORDER BY administered_at DESC, aid DESC) AS rn
-    FROM ca WHERE administered_at <= first_dose_at
-  ) b0 WHERE rn = 1
+  SELECT b0.course_id, b0.treatment, b0.start_date, b0.created_by, b0.instrument_id,
+         b0.total AS baseline FROM (
+    SELECT ca.course_id, ca.treatment, ca.start_date, ca.created_by, ca.instrument_id,
+           ca.total,
+           ROW_NUMBER() OVER (PARTITION BY ca.course_id, ca.instrument_id
+                              ORDER BY ca.administered_at DESC, ca.aid DESC) AS rn
+    FROM ca JOIN cr ON cr.instrument_id = ca.instrument_id
+    WHERE ca.administered_at <= ca.first_dose_at
+      AND {base_age_h} <= cr.base_window_h
+  ) b0 JOIN cr ON cr.instrument_id = b0.instrument_id
+  WHERE b0.rn = 1 AND (cr.base_min IS NULL OR b0.total >= cr.base_min)
 )"""
 
 
@@ -161,11 +193,28 @@ def outcome_summary_sql(d: Dialect, criteria: Sequence[OutcomeCriteria], scoped:
              "OR (cr.relapse_min IS NULL AND (r.baseline - ca.total) < "
              "cr.response_fraction * r.baseline) THEN 1 ELSE 0 END")
     gap = d.days_between("pr.administered_at", "pr.prev_at")
+    after_eoi_h = d.hours_between("ca.administered_at", "ca.eoi_at")
     return f"""
 INSERT INTO course_outcome_summary ({FILTER_COLUMNS}, instrument_id, baseline,
-                                    first_response_at, score_relapse_at,
+                                    first_response_at, relapse_origin_at, score_relapse_at,
                                     last_after_response_at)
 WITH {_chain(d, criteria, scoped, with_hours=False)},
+org AS (
+  SELECT course_id, instrument_id, administered_at AS origin_at, total FROM (
+    SELECT ca.course_id, ca.instrument_id, ca.administered_at, ca.total,
+           ROW_NUMBER() OVER (PARTITION BY ca.course_id, ca.instrument_id
+                              ORDER BY ca.administered_at, ca.aid) AS rn
+    FROM ca JOIN cr ON cr.instrument_id = ca.instrument_id
+    WHERE ca.eoi_at IS NOT NULL AND ca.administered_at > ca.eoi_at
+      AND {after_eoi_h} <= cr.origin_window_h
+  ) o0 WHERE rn = 1
+),
+rorg AS (
+  SELECT org.course_id, org.instrument_id, org.origin_at, b.baseline
+  FROM org JOIN base b ON b.course_id = org.course_id AND b.instrument_id = org.instrument_id
+  JOIN cr ON cr.instrument_id = org.instrument_id
+  WHERE b.baseline > 0 AND (b.baseline - org.total) >= cr.response_fraction * b.baseline
+),
 resp AS (
   SELECT ca.course_id, ca.instrument_id, MIN(ca.administered_at) AS first_resp_at,
          MIN(b.baseline) AS baseline
@@ -177,9 +226,9 @@ resp AS (
 ),
 later AS (
   SELECT ca.course_id, ca.instrument_id, ca.aid, ca.administered_at, {level} AS lvl
-  FROM ca JOIN resp r ON r.course_id = ca.course_id AND r.instrument_id = ca.instrument_id
+  FROM ca JOIN rorg r ON r.course_id = ca.course_id AND r.instrument_id = ca.instrument_id
   JOIN cr ON cr.instrument_id = ca.instrument_id
-  WHERE ca.administered_at > r.first_resp_at
+  WHERE ca.administered_at > r.origin_at
 ),
 pr AS (
   SELECT course_id, instrument_id, administered_at, lvl,
@@ -200,24 +249,34 @@ lastsc AS (
   FROM later GROUP BY course_id, instrument_id
 )
 SELECT b.course_id, b.treatment, b.start_date, b.created_by, b.instrument_id, b.baseline,
-       r.first_resp_at, srel.score_relapse_at, lastsc.last_at
+       r.first_resp_at, ro.origin_at, srel.score_relapse_at, lastsc.last_at
 FROM base b
 LEFT JOIN resp r ON r.course_id = b.course_id AND r.instrument_id = b.instrument_id
+LEFT JOIN rorg ro ON ro.course_id = b.course_id AND ro.instrument_id = b.instrument_id
 LEFT JOIN srel ON srel.course_id = b.course_id AND srel.instrument_id = b.instrument_id
 LEFT JOIN lastsc ON lastsc.course_id = b.course_id AND lastsc.instrument_id = b.instrument_id
 """
 
 
 def timepoint_summary_sql(d: Dialect, criteria: Sequence[OutcomeCriteria],
-                          timepoints: Sequence[Timepoint], scoped: bool) -> str:
+                          timepoints: Sequence[Timepoint], scoped: bool,
+                          remission_overrides: Mapping[tuple[str, str], float] | None = None,
+                          recall_pairs: Sequence[tuple[str, str]] | None = None) -> str:
     """Fill ``course_outcome_timepoints``: per course × instrument with a baseline, the score
-    picked at each timepoint that has one, with its response and remission flags."""
+    picked at each timepoint that has one, with its response and remission flags.
+
+    Only the (timepoint, instrument) pairs of ``recall_pairs`` are filled (default: all);
+    remission uses the treatment's threshold from ``remission_overrides`` where it has one."""
     hours = "CASE WHEN tp.anchor = 'first_dose' THEN ca.h_first ELSE ca.h_eoi END"
+    pairs = recall_pairs if recall_pairs is not None else [
+        (t.label, c.instrument) for t in timepoints for c in criteria]
     return f"""
 INSERT INTO course_outcome_timepoints ({FILTER_COLUMNS}, instrument_id, timepoint, total,
                                        responded, remitted)
 WITH {_chain(d, criteria, scoped, with_hours=True)},
 {timepoint_cte(timepoints)},
+{timepoint_instruments_cte(pairs)},
+{remission_cte(remission_overrides or {})},
 tpa AS (
   SELECT course_id, instrument_id, label, total FROM (
     SELECT ca.course_id, ca.instrument_id, tp.label, ca.total,
@@ -225,6 +284,7 @@ tpa AS (
                               ORDER BY ABS({hours} - tp.target_h), ca.administered_at,
                                        ca.aid) AS rn
     FROM ca JOIN tp ON ({hours}) BETWEEN tp.lo_h AND tp.hi_h
+    JOIN tpi ON tpi.label = tp.label AND tpi.instrument_id = ca.instrument_id
     WHERE ca.administered_at > ca.first_dose_at
   ) t0 WHERE rn = 1
 )
@@ -232,8 +292,9 @@ SELECT t.course_id, b.treatment, b.start_date, b.created_by, t.instrument_id, t.
        CASE WHEN b.baseline > 0 THEN
          CASE WHEN (b.baseline - t.total) >= cr.response_fraction * b.baseline THEN 1 ELSE 0 END
        END,
-       CASE WHEN t.total <= cr.remission_max THEN 1 ELSE 0 END
+       CASE WHEN t.total <= COALESCE(crt.remission_max, cr.remission_max) THEN 1 ELSE 0 END
 FROM tpa t
 JOIN base b ON b.course_id = t.course_id AND b.instrument_id = t.instrument_id
 JOIN cr ON cr.instrument_id = t.instrument_id
+LEFT JOIN crt ON crt.treatment = b.treatment AND crt.instrument_id = t.instrument_id
 """

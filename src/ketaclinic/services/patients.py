@@ -85,6 +85,15 @@ class SearchPage:
     offset: int
 
 
+class PossibleDuplicate(Conflict):
+    """Same name and birth date as registered patients; nothing was saved."""
+
+    def __init__(self, matches: list[PatientSummary]) -> None:
+        super().__init__(f"{len(matches)} patient(s) with this name and date of birth are "
+                         "already registered; check them, or confirm a different person")
+        self.matches = matches
+
+
 def _summary(p: Patient) -> PatientSummary:
     return PatientSummary(p.id, p.mrn, p.family_name, p.given_name, p.birth_date, p.sex)
 
@@ -110,10 +119,13 @@ class PatientService:
 
     # --- create ------------------------------------------------------------------------
     def create(
-        self, actor: Actor, data: PatientCreate, idempotency_key: str | None = None
+        self, actor: Actor, data: PatientCreate, idempotency_key: str | None = None, *,
+        refuse_duplicates: bool = False,
     ) -> tuple[PatientSummary, bool]:
         """Register a patient. Returns (patient, created); the same user repeating a key with
-        the same request gets the first patient back (services.idempotency)."""
+        the same request gets the first patient back (services.idempotency).
+        ``refuse_duplicates``: a patient with the same name and birth date raises
+        :class:`PossibleDuplicate` (the form asks the user to confirm a different person)."""
         self.ctx.require(actor, Perm.PATIENT_WRITE, "patient.create")
         weight = _weight(data.weight) if data.weight else None
         req = IdempotentRequest.of(actor, "patient.create", idempotency_key, data)
@@ -122,6 +134,13 @@ class PatientService:
         def create(s: Session) -> tuple[PatientSummary, int]:
             if s.execute(select(Patient.id).where(Patient.mrn == data.mrn)).first():
                 raise Conflict(f"MRN {data.mrn} is already registered")
+            if refuse_duplicates:
+                same = s.execute(select(Patient).where(
+                    Patient.search_name == _search_name(data.given_name, data.family_name),
+                    Patient.birth_date == data.birth_date).order_by(Patient.id).limit(10)
+                ).scalars().all()
+                if same:
+                    raise PossibleDuplicate([_summary(p) for p in same])
             patient = Patient(
                 **data.model_dump(exclude={"weight"}),
                 search_name=_search_name(data.given_name, data.family_name),
@@ -170,8 +189,8 @@ class PatientService:
                 stmt.order_by(Patient.family_name, Patient.given_name, Patient.id)
                 .limit(limit).offset(offset)
             ).scalars().all()
-            self.ctx.audit.record(s, actor, "patient.search", at=self.ctx.clock(),
-                                  detail=f"{total} matches")
+            self.ctx.audit.record_list(s, actor, "patient.search", [p.id for p in rows],
+                                       at=self.ctx.clock(), detail=f"{total} matches")
             return SearchPage([_summary(p) for p in rows], int(total), limit, offset)
 
     def get(self, actor: Actor, patient_id: int, *, action: str = "patient.view") -> PatientDetail:

@@ -12,11 +12,13 @@ from ketaclinic.clinical.outcomes import (
     DEFAULT_CRITERIA,
     Assessment,
     ClinicalEvent,
+    default_criteria,
     evaluate_course,
 )
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.context import Context
+from ketaclinic.services.course_outcomes import end_of_induction
 from ketaclinic.services.dashboard import event_kind
 from ketaclinic.services.errors import NotFound
 from ketaclinic.services.permissions import Perm
@@ -90,10 +92,11 @@ def _report(s: Session, p: Patient, recipient: str, now: dt.datetime,
     events = [] if course is None else [ClinicalEvent(e.occurred_on, event_kind(e.kind))
                                         for e in s.execute(select(EventRow).where(
                                             EventRow.patient_id == p.id)).scalars()]
-    crit = DEFAULT_CRITERIA[instrument]
+    crit = default_criteria(instrument, course.treatment if course else "")
     outcome = evaluate_course(
         [Assessment(a.administered_at, instrument, float(a.total)) for a in scores],
-        [t.dose_started_at for t in given], crit, events, as_of=now)
+        [t.dose_started_at for t in given], crit, events, as_of=now,
+        end_of_induction=end_of_induction(sessions))
     summary = []
     if outcome.baseline is not None:
         summary.append(f"Baseline {instrument} {outcome.baseline.total:g}; latest "

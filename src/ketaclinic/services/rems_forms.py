@@ -104,7 +104,8 @@ class RemsService:
                         .order_by(SessionPrecheck.id.desc()).limit(1)).scalar_one_or_none()
         earlier = s.execute(select(TreatmentSession.id).where(
             TreatmentSession.patient_id == row.patient_id,
-            TreatmentSession.treatment == "esketamine", TreatmentSession.status == "discharged",
+            TreatmentSession.treatment == "esketamine",
+            TreatmentSession.status.in_(("discharged", "left-against-advice")),
             TreatmentSession.first_device_at < row.first_device_at).limit(1)).first()
         meds = [(m.name, m.drug_class) for m in s.execute(select(PatientMedication).where(
             PatientMedication.patient_id == row.patient_id,
@@ -140,6 +141,9 @@ class RemsService:
                 session_rules().discharge["rass_required"].value),
             dissociation=any(a.instrument_id.startswith("cadss") and (a.total or 0) > 0
                              for a in ratings) or "dissociation" in aes,
+            left_against_advice=(discharge.outcome == "left-against-advice") if discharge
+            else None,
+            left_against_advice_note=_left_note(discharge, provider),
             respiratory_depression=observed_respiratory_depression(
                 [f for v in vitals for f in check_vitals(vital_signs(v), row.treatment,
                                                          session_rules())], aes),
@@ -192,10 +196,19 @@ class RemsService:
                 RemsFormRow.status == "due",
                 RemsFormRow.due_on <= today + dt.timedelta(days=within_days)).order_by(
                 RemsFormRow.due_on, RemsFormRow.id)).all()
-            self.ctx.audit.record(s, actor, "rems.tracker", at=self.ctx.clock(),
-                                  detail=f"{len(rows)} forms due")
+            self.ctx.audit.record_list(s, actor, "rems.tracker", [p.id for _f, p in rows],
+                                       at=self.ctx.clock(), detail=f"{len(rows)} forms due")
             return [{"id": f.id, "session_id": f.session_id, "patient_id": p.id,
                      "patient_name": f"{p.family_name}, {p.given_name}",
                      "treatment_date": f.treatment_date, "due_on": f.due_on,
                      "days_left": (f.due_on - today).days,
                      "overdue": f.due_on < today} for f, p in rows]
+
+
+def _left_note(discharge: DischargeRecord | None, provider: User | None) -> str | None:
+    """Who recorded the patient leaving against advice, when (UTC) and what was said."""
+    if discharge is None or discharge.outcome != "left-against-advice":
+        return None
+    who = provider.full_name if provider else "unknown"
+    return (f"{who}, {discharge.discharged_at:%Y-%m-%d %H:%M} UTC: "
+            f"{discharge.statement}")[:1000]

@@ -25,6 +25,7 @@ GROUPS = (
     ("Vital signs", ("vitals_acceptable_before_dosing", "vitals_acceptable_before_completion",
                      "bp_before_dosing", "bp_at_40_min", "bp_before_completion")),
     ("Events during monitoring", ("sedation", "dissociation", "respiratory_depression")),
+    ("Leaving", ("left_against_advice", "left_against_advice_note")),
 )
 
 
@@ -62,7 +63,11 @@ def render_rems_pdf(form: RemsMonitoringForm, compress: bool = True) -> bytes:
         for name in names:
             if name == "dose_other_mg" and form.dose != "other":
                 continue
+            if name == "left_against_advice_note" and not form.left_against_advice:
+                continue
             value = _text(getattr(form, name))
+            if name == "minutes_until_ready_without_2h_rule" and form.left_against_advice:
+                value = "Never ready: LEFT AGAINST ADVICE"
             pdf.set_font(FAMILY, "", 10)
             pdf.cell(95, 6, FIELD_LABELS[name])
             pdf.set_font(FAMILY, "B" if value == "MISSING" else "", 10)

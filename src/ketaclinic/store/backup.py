@@ -24,16 +24,18 @@ import os
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Table, func, inspect, select, text
+from sqlalchemy import Connection, Engine, Table, create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from ketaclinic.store import migrate
 from ketaclinic.store.models import Base
+from ketaclinic.store.private import private_file
 
 Format = Literal["sqlite", "pgdump", "jsonl"]
 JSONL_MAGIC = "ketaclinic-backup"
@@ -127,9 +129,9 @@ def backup(engine: Engine, out: Path, fmt: Format | Literal["auto"] = "auto") ->
     if fmt == "auto":
         fmt = "sqlite" if dialect == "sqlite" else ("pgdump" if shutil.which("pg_dump")
                                                     else "jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)
+    private_file(tmp)  # 0600 in a 0700 folder (if created here) before any row is written
     if fmt == "sqlite":
         if dialect != "sqlite":
             raise BackupError("the sqlite format backs up a SQLite database only")
@@ -186,8 +188,20 @@ def _run(cmd: list[str], what: str) -> None:
 
 
 # --- restore ------------------------------------------------------------------------------
-def restore(engine: Engine, source: Path, *, force: bool = False) -> Format:
-    """Restore ``source`` into the (fresh) database behind ``engine``."""
+Check = Callable[[Connection], "str | None"]
+
+
+def restore(engine: Engine, source: Path, *, force: bool = False,
+            check: Check | None = None) -> Format:
+    """Restore ``source`` into the database behind ``engine``.
+
+    ``check(connection)`` runs on the restored data BEFORE it replaces the target and returns a
+    reason to refuse it (e.g. the audit chain does not verify) or None. A refused restore
+    leaves the target exactly as it was: a SQLite backup is restored into a new file beside
+    the target and swapped in only after the check; a pg_dump backup is restored into a
+    scratch database first; a JSON-lines backup is loaded and checked in one transaction that
+    rolls back.
+    """
     if not source.is_file():
         raise BackupError(f"{source} does not exist")
     fmt = detect_format(source)
@@ -198,26 +212,80 @@ def restore(engine: Engine, source: Path, *, force: bool = False) -> Format:
         if engine.dialect.name != "sqlite":
             raise BackupError("a SQLite backup restores into SQLite; use --format jsonl to move "
                               "between backends")
-        engine.dispose()
-        src = sqlite3.connect(str(source))
-        dst = sqlite3.connect(_sqlite_path(engine))
-        try:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode=WAL")
-        finally:
-            dst.close()
-            src.close()
+        _restore_sqlite(engine, source, check)
     elif fmt == "pgdump":
         if engine.dialect.name != "postgresql":
             raise BackupError("a pg_dump backup restores into PostgreSQL only")
+        if check is not None:
+            _check_pgdump_in_scratch(engine, source, check)
         engine.dispose()
         _drop_all_pg(engine)
         _run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",
-              f"--dbname={_libpq_url(engine)}", str(source)], "pg_restore")
+              "--single-transaction", f"--dbname={_libpq_url(engine)}", str(source)],
+             "pg_restore")
     else:
-        _restore_jsonl(engine, source)
+        _restore_jsonl(engine, source, check)
     engine.dispose()
     return fmt
+
+
+def _refuse_unless_ok(check: Check | None, conn: Connection) -> None:
+    reason = check(conn) if check is not None else None
+    if reason:
+        raise BackupError(f"the backup was not restored, the target is unchanged: {reason}")
+
+
+def _restore_sqlite(engine: Engine, source: Path, check: Check | None) -> None:
+    target = Path(_sqlite_path(engine))
+    staging = target.with_name(target.name + ".restoring")
+    staging.unlink(missing_ok=True)
+    src, dst = sqlite3.connect(str(source)), sqlite3.connect(str(staging))
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        dst.close()
+        src.close()
+    scratch = create_engine(f"sqlite:///{staging.as_posix()}")
+    try:
+        with scratch.connect() as conn:
+            _refuse_unless_ok(check, conn)
+    except BaseException:
+        scratch.dispose()
+        staging.unlink(missing_ok=True)
+        raise
+    scratch.dispose()
+    engine.dispose()
+    old = sqlite3.connect(str(target))
+    try:  # fold the target's write-ahead log in, so no stale log meets the new file
+        old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        old.close()
+    for suffix in ("-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    staging.replace(target)
+    new = sqlite3.connect(str(target))
+    try:
+        new.execute("PRAGMA journal_mode=WAL")
+    finally:
+        new.close()
+
+
+def _check_pgdump_in_scratch(engine: Engine, source: Path, check: Check) -> None:
+    name = f"{engine.url.database}_restore_{os.getpid()}_{int(time.time())}"[:63]
+    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    scratch = create_engine(engine.url.set(database=name))
+    try:
+        _run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",
+              f"--dbname={_libpq_url(scratch)}", str(source)], "pg_restore")
+        with scratch.connect() as conn:
+            _refuse_unless_ok(check, conn)
+    finally:
+        scratch.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _drop_all_pg(engine: Engine) -> None:
@@ -242,7 +310,7 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _restore_jsonl(engine: Engine, source: Path) -> None:
+def _restore_jsonl(engine: Engine, source: Path, check: Check | None = None) -> None:
     with source.open(encoding="utf-8") as f:
         header = json.loads(f.readline())
         if header.get("format") != JSONL_MAGIC or header.get("version") != 1:
@@ -270,6 +338,7 @@ def _restore_jsonl(engine: Engine, source: Path) -> None:
                 conn.execute(tables[current].insert(), batch)
             if engine.dialect.name == "postgresql":
                 _reset_sequences(conn)
+            _refuse_unless_ok(check, conn)  # raising rolls the whole load back
 
 
 def _reset_sequences(conn: Any) -> None:

@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ketaclinic.store.private import private_file
+
 
 class DurabilityError(RuntimeError):
     """The database would not keep acknowledged writes across a crash."""
@@ -28,8 +30,10 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10)
 
 def _make_sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
     parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith(
+            "file:"):
+        # Created private before SQLite opens it; its -wal and -shm files copy its mode.
+        private_file(Path(parsed.database))
     engine = create_engine(
         url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
         hide_parameters=True,
@@ -53,6 +57,26 @@ def _make_sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def relax_sqlite_sync_for_bulk_seeding(engine: Engine) -> None:
+    """Commit without an fsync each (``synchronous=NORMAL``) on this engine's SQLite connections.
+
+    For writing synthetic demo data only: thousands of small transactions, each waiting for the
+    disk under ``synchronous=FULL``, made the first ``make run`` slow. In WAL mode NORMAL keeps
+    the database consistent after a crash of the process; a power cut may lose the last
+    transactions of the seeding, which is synthetic data that ``ketaclinic demo`` writes again.
+    The setting belongs to the connection: the server opens its own with ``synchronous=FULL``
+    and :func:`check_durability` still holds it to that. PostgreSQL is left as it is.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "checkout")
+    def _normal_sync(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
 
 
 def check_durability(engine: Engine) -> list[str]:

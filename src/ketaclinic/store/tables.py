@@ -56,6 +56,12 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
                                                        server_default=false())
     password_expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # A second person with this flag must confirm loosening or removing a hard limit of a rule
+    # set that is in effect; set by an administrator.
+    medical_director: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                   server_default=false())
+    # The lock-screen PIN (hashed like a password; None: unlock with the password only).
+    pin_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 class RecoveryCode(Base):
     """A one-time two-factor recovery code: only a salted HMAC-SHA256 of it is stored."""
@@ -81,6 +87,10 @@ class AuthSession(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # Idle past the timeout: locked (no data) until the user re-authenticates with a PIN or
+    # the password; too many failed unlocks end the session.
+    locked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    unlock_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     user: Mapped[User] = relationship(lazy="joined")
 

@@ -138,6 +138,11 @@ class DischargeRecord(Base):
     findings_json: Mapped[str] = mapped_column(Text, default="[]")
     override_reason: Mapped[str] = mapped_column(Text, default="")
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    # discharged | left-against-advice (then: recorded_by is who, discharged_at is when the
+    # patient left, statement is what the patient was told and said)
+    outcome: Mapped[str] = mapped_column(String(24), default="discharged",
+                                         server_default="discharged")
+    statement: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class RemsFormRow(Base):

@@ -64,6 +64,23 @@ class RuleConfirmation(Base):
     confirmed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
+class RuleSetApproval(Base):
+    """A medical director's co-signature on a change that loosens or removes a hard limit of a
+    rule set in effect: a new version of the active set, or activating another set."""
+
+    __tablename__ = "ruleset_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ruleset_id: Mapped[str] = mapped_column(String(60), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(20))  # version | activate
+    loosened_json: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    approved_by_name: Mapped[str] = mapped_column(String(200))
+    approved_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
 class ActiveRuleSet(Base):
     """The clinic's rule set for one treatment (latest version of ``ruleset_id`` is used)."""
 

@@ -74,6 +74,10 @@ class CourseOutcomeSummary(Base):
     created_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     baseline: Mapped[Decimal] = mapped_column(Numeric(8, 2))
     first_response_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # the response assessment at the end of induction (first score 0-14 days after the last
+    # induction dose, a response): relapse and the time to relapse are counted from it
+    # (migration 0010_outcome_relapse); None when the course did not respond at that point
+    relapse_origin_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # relapse by scores (the later of the first qualifying pair), and the last score after the
     # first response (censoring); relapse events are joined when the dashboard reads
     score_relapse_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -24,8 +24,11 @@ from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.monitoring import is_respiratory
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import NotAuthenticated, ServiceError, Throttled
+from ketaclinic.services.icd10 import icd10_choices
 from ketaclinic.services.schedule import hours_label
 from ketaclinic.store.health import storage_problem
+from ketaclinic.web.audit_checkpoints import PeriodicAuditCheckpoint
+from ketaclinic.web.audit_probes import audit_not_found
 from ketaclinic.web.deps import (
     CHANGE_PASSWORD_PAGE,
     ENROLMENT_PAGE,
@@ -61,6 +64,7 @@ def make_templates(clinic_name: str, clinic_time: ClinicTime | None = None) -> J
 
     templates.env.filters.update(FILTERS)
     templates.env.tests["respiratory"] = is_respiratory
+    templates.env.globals["icd10_choices"] = icd10_choices
     return templates
 
 DEFAULT_RETRY_AFTER_S = 60  # a 429 whose cause did not say when to come back
@@ -175,8 +179,13 @@ def _error(request: Request, status: int, message: str) -> Response:
     if _wants_json(request):
         return JSONResponse({"detail": message}, status_code=status)
     viewer = getattr(request.state, "viewer", None)
+    # A refused page form (bad input, conflict): app.js takes the user back to the form with
+    # the input kept and the reason beside the field, instead of leaving a bare error page.
+    refused_form = (request.method == "POST" and status in (400, 409, 413, 422)
+                    and viewer is not None)
     return request.app.state.templates.TemplateResponse(
-        request, "error.html", {"status": status, "message": message, "viewer": viewer},
+        request, "error.html", {"status": status, "message": message, "viewer": viewer,
+                                "refused_form": refused_form},
         status_code=status,
     )
 
@@ -205,6 +214,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
+        await audit_not_found(request, exc)
         response = _error(request, exc.status, str(exc))
         if isinstance(exc, Throttled):
             response.headers["Retry-After"] = str(exc.retry_after_s)
@@ -261,6 +271,8 @@ def create_app(services: Services) -> FastAPI:
     app.state.templates = make_templates(settings.clinic_name, services.ctx.clinic_time)
     app.add_middleware(SecurityHeaders, max_body_bytes=settings.max_body_bytes,
                        secure_cookies=settings.secure_cookies)
+    app.add_middleware(PeriodicAuditCheckpoint, services=services,
+                       minutes=settings.audit_checkpoint_minutes)
     if settings.trusted_proxy_list:
         # Outermost, so every later step sees the real client address and scheme. Only these
         # proxies' forwarded headers count (the server itself never believes them: see serve).

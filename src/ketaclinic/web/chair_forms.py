@@ -87,3 +87,16 @@ def answers(text: str) -> list[int | None]:
     if not any(a is not None for a in out):
         raise InvalidInput("scores: enter at least one score")
     return out
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def weekday_boxes(form: dict[str, str]) -> dict[str, str]:
+    """Weekday check boxes (``weekday_0`` = Monday … ``weekday_6``) as the "0,3" the course
+    template reads; a form that still sends ``weekdays`` as text keeps it."""
+    ticked = [str(i) for i in range(7) if form.get(f"weekday_{i}") in ("on", "1", "true")]
+    if not ticked:
+        return form
+    return {**{k: v for k, v in form.items() if not k.startswith("weekday_")},
+            "weekdays": ",".join(ticked)}

@@ -18,7 +18,7 @@ from ketaclinic.schemas_chair import ChairCreate, CourseCreate, CourseEnd, Cours
 from ketaclinic.services.courses import template_choices
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
 from ketaclinic.web import pages_ledger, pages_session
-from ketaclinic.web.chair_forms import parse
+from ketaclinic.web.chair_forms import parse, weekday_boxes
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import attachment, redirect, render
 
@@ -42,13 +42,14 @@ def load_panel(svc: Services, viewer: Viewer, patient_id: int) -> dict[str, Any]
 async def course_create(request: Request, patient_id: int, svc: ServicesDep,
                         viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
+    form = weekday_boxes(form)
     try:
         data = parse(CourseCreate, form, checkboxes=("psychotherapy",
                                                      "concurrent_antidepressant"))
         course = svc.chair.courses.create(viewer.actor, patient_id, data)
     except InvalidInput as exc:
         return render(request, "error.html", status_code=exc.status, status=exc.status,
-                      message=f"The course was not created: {exc}")
+                      message=f"The course was not created: {exc}", refused_form=True)
     return redirect(f"/courses/{course.id}")
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from ketaclinic.clinical.instruments import parse_answer_text
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import InvalidInput, ServiceError, Throttled
+from ketaclinic.services.instrument_forms import answers_from_items, has_items
 from ketaclinic.services.self_report import LinkUnavailable
 from ketaclinic.web.deps import ServicesDep, ViewerDep, client_address, read_checked_form, read_form
 from ketaclinic.web.panels import load_panels
@@ -82,7 +83,8 @@ async def assessment_create(request: Request, patient_id: int, svc: ServicesDep,
                             viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        answers = parse_answer_text(form.get("answers", ""))
+        answers = (answers_from_items(form) if has_items(form)
+                   else parse_answer_text(form.get("answers", "")))
         svc.mbc.assessments.record(
             viewer.actor, patient_id, form.get("instrument", ""), answers,
             administered_at=_datetime_or_none(form.get("administered_at"),

@@ -19,6 +19,8 @@ from ketaclinic.schemas import (
     describe_validation_error,
 )
 from ketaclinic.services.errors import Conflict, InvalidInput
+from ketaclinic.services.icd10 import icd10_display
+from ketaclinic.services.patients import PossibleDuplicate
 from ketaclinic.services.permissions import Perm
 from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.web.panels import home_for, load_panels
@@ -77,7 +79,11 @@ async def patient_create(request: Request, svc: ServicesDep, viewer: ViewerDep) 
     try:
         data = _parse(PatientCreate, form)
         patient, _ = svc.patients.create(viewer.actor, data,  # type: ignore[arg-type]
-                                         idempotency_key=form.get("idempotency_key") or None)
+                                         idempotency_key=form.get("idempotency_key") or None,
+                                         refuse_duplicates=form.get("not_duplicate") != "on")
+    except PossibleDuplicate as exc:
+        return render(request, "patient_form.html", status_code=409, mode="new", values=form,
+                      duplicates=exc.matches, idempotency_key=secrets.token_urlsafe(16))
     except (InvalidInput, Conflict) as exc:
         return render(request, "patient_form.html", status_code=exc.status, mode="new",
                       values=form, error=str(exc),
@@ -142,6 +148,9 @@ async def patient_add_child(request: Request, patient_id: int, kind: str, svc: S
     if kind not in _CHILDREN:
         raise InvalidInput("unknown record type")
     model, method = _CHILDREN[kind]
+    if kind == "diagnoses" and form.get("system", "icd10") == "icd10" and not form.get(
+            "display", "").strip():
+        form = {**form, "display": icd10_display(form.get("code", "")) or ""}
     try:
         data = _parse(model, form)
         getattr(svc.patients, method)(viewer.actor, patient_id, data)

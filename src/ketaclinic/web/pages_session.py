@@ -19,6 +19,7 @@ from ketaclinic.schemas_chair import (
     BookingCreate,
     DischargeCreate,
     DoseCreate,
+    LeftAgainstAdviceCreate,
     PrecheckCreate,
     PredoseVitals,
     RatingCreate,
@@ -31,11 +32,13 @@ from ketaclinic.schemas_chair import (
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.chair import ChairServices
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
+from ketaclinic.services.instrument_forms import answers_from_items, bundled_entry_form, has_items
 from ketaclinic.web.chair_forms import LocalDay, answers, parse
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import attachment, redirect, render
 
 router = APIRouter()
+RATING_SCALES = ("moaas", "rass", "cadss6", "cadss")
 PRIVATE = ("csrf_token", "witness_password", "idempotency_key")
 Run = Callable[[Services, Actor, int, dict[str, str], LocalDay], object]
 
@@ -73,7 +76,8 @@ def session_page(request: Request, svc: Services, viewer: Viewer, session_id: in
     return render(request, "session.html", status_code=status_code, v=view, now=now,
                   chairs=svc.chair.schedule.chairs(viewer.actor), values=values,
                   vitals_key=values.get("idempotency_key") or secrets.token_urlsafe(16),
-                  banner_for=view["patient"]["id"], **extra)
+                  banner_for=view["patient"]["id"],
+                  rating_forms=[bundled_entry_form(i) for i in RATING_SCALES], **extra)
 
 
 async def _act(request: Request, svc: Services, viewer: Viewer, session_id: int,
@@ -152,7 +156,9 @@ STEPS: dict[str, Step] = {
                         times=("taken_at",), keyed=True),
     "ratings": form_step("ratings", RatingCreate, lambda c: c.sessions.record_rating,
                          times=("administered_at",), keyed=True,
-                         extra=lambda form, _: {"answers": answers(form.get("answers", ""))}),
+                         extra=lambda form, _: {"answers": answers_from_items(form)
+                                                if has_items(form)
+                                                else answers(form.get("answers", ""))}),
     "adverse-events": form_step("ae", AdverseEventCreate,
                                 lambda c: c.sessions.record_adverse_event, times=("onset_at",),
                                 keyed=True),
@@ -160,6 +166,11 @@ STEPS: dict[str, Step] = {
                            times=("ready_at",), checkboxes=(
                                "dissociation_resolved", "respiratory_depression_resolved",
                                "responsible_adult_present")),
+    "left-against-advice": form_step("discharge", LeftAgainstAdviceCreate,
+                                     lambda c: c.sessions.leave_against_advice, checkboxes=(
+                                         "dissociation_resolved",
+                                         "respiratory_depression_resolved",
+                                         "responsible_adult_present")),
     "waste": Step("waste", _waste),
     "rems-details": form_step("rems", RemsDetails, lambda c: c.rems.update_details),
 }

@@ -137,7 +137,7 @@ def simulate_population(
     conc, _ = simulate_system(
         system, regimen_pulses(system, regimen), times, scale=NG_PER_ML_PER_MG_PER_L
     )
-    warnings = validity_warnings(model, covariates)
+    warnings = validity_warnings(model, covariates, regimen)
     if variability is None and not model.omegas:
         warnings += (
             f"model {model.model_id} publishes no inter-individual variability; "

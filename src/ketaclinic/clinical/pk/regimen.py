@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ketaclinic.clinical.rules import ClinicalInputError
+from ketaclinic.clinical.units import check_height_cm
 
 NASAL_DEVICE_MG = 28.0
 NASAL_DEVICE_INTERVAL_MIN = 5.0
@@ -36,6 +37,7 @@ class Covariates:
     def __post_init__(self) -> None:
         _require_finite_positive("weight_kg", self.weight_kg)
         _require_finite_positive("height_cm", self.height_cm)
+        check_height_cm(self.height_cm)
         if not math.isfinite(self.age_years) or self.age_years < 0:
             raise ClinicalInputError(
                 f"age_years must be a finite number >= 0, got {self.age_years}"
@@ -104,9 +106,25 @@ class NasalDose(_Dose):
         return [self.start_min + i * NASAL_DEVICE_INTERVAL_MIN for i in range(self.device_count)]
 
 
+ORAL_DRUGS = ("racemic", "esketamine")
+
+
 @dataclass(frozen=True)
 class OralDose(_Dose):
-    """An oral dose (solution, tablet or thin film, as the model defines it) at start_min."""
+    """An oral dose (solution, tablet or thin film, as the model defines it) at start_min.
+
+    ``drug`` is what was given: racemic ketamine (the clinic's oral and sublingual route, the
+    default) or esketamine. A racemic dose run through an S-ketamine model carries a warning.
+    """
+
+    drug: str = "racemic"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.drug not in ORAL_DRUGS:
+            raise ClinicalInputError(
+                f"oral drug must be one of {', '.join(ORAL_DRUGS)}, got {self.drug!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -151,7 +169,7 @@ class Regimen:
             ),
             boluses=tuple(Bolus(b.dose_mg * factor, b.start_min) for b in self.boluses),
             nasal=tuple(NasalDose(n.dose_mg * factor, n.start_min) for n in self.nasal),
-            oral=tuple(OralDose(o.dose_mg * factor, o.start_min) for o in self.oral),
+            oral=tuple(OralDose(o.dose_mg * factor, o.start_min, o.drug) for o in self.oral),
         )
 
 
@@ -231,9 +249,9 @@ def parse_nasal(text: str) -> NasalDose:
     return NasalDose(*_parse_dose(text, "nasal"))
 
 
-def parse_oral(text: str) -> OralDose:
-    """Parse ``50mg@0`` into an :class:`OralDose`."""
-    return OralDose(*_parse_dose(text, "oral"))
+def parse_oral(text: str, drug: str = "racemic") -> OralDose:
+    """Parse ``50mg@0`` into an :class:`OralDose` of ``drug`` (racemic or esketamine)."""
+    return OralDose(*_parse_dose(text, "oral"), drug=drug)
 
 
 def parse_regimen_args(
@@ -241,13 +259,14 @@ def parse_regimen_args(
     boluses: Sequence[str] = (),
     nasal: Sequence[str] = (),
     oral: Sequence[str] = (),
+    oral_drug: str = "racemic",
 ) -> Regimen:
     """Build a :class:`Regimen` from CLI strings (each list may be empty)."""
     return Regimen(
         infusions=tuple(parse_infusion(s) for s in infusions),
         boluses=tuple(parse_bolus(s) for s in boluses),
         nasal=tuple(parse_nasal(s) for s in nasal),
-        oral=tuple(parse_oral(s) for s in oral),
+        oral=tuple(parse_oral(s, oral_drug) for s in oral),
     )
 
 

@@ -53,9 +53,30 @@ def check_route_support(model: PkModel, regimen: Regimen) -> None:
             )
 
 
-def validity_warnings(model: PkModel, covariates: Covariates) -> tuple[str, ...]:
-    """One warning per covariate outside the studied range."""
-    out = []
+S_KETAMINE_DRUGS = ("S-ketamine", "esketamine")
+
+
+def regimen_warnings(model: PkModel, regimen: Regimen | None) -> tuple[str, ...]:
+    """A racemic oral dose run through an S-ketamine model: say what the prediction means."""
+    if regimen is None or model.drug not in S_KETAMINE_DRUGS:
+        return ()
+    racemic = [o for o in regimen.oral if o.drug == "racemic"]
+    if not racemic:
+        return ()
+    return (
+        f"racemic oral ketamine run through {model.model_id}, an {model.drug} model: the whole "
+        "racemic dose is treated as S-ketamine (a racemic dose holds about half as much), so "
+        "S-ketamine is over-predicted about twofold and R-ketamine is not modelled; use a "
+        "racemic model where one supports the route (approximation, see pk.md)",
+    )
+
+
+def validity_warnings(
+    model: PkModel, covariates: Covariates, regimen: Regimen | None = None
+) -> tuple[str, ...]:
+    """One warning per covariate outside the studied range, and for a racemic oral dose run
+    through an S-ketamine model."""
+    out = list(regimen_warnings(model, regimen))
     for r in model.validity:
         value = getattr(covariates, r.covariate)
         if not r.low <= value <= r.high:
@@ -133,7 +154,7 @@ def simulate_regimen(
         times_min=times,
         concentration_ng_per_ml={a: conc[0, j] for j, a in enumerate(system.analytes)},
         sampling_site=str(model.sampling_site.value),
-        warnings=validity_warnings(model, covariates),
+        warnings=validity_warnings(model, covariates, regimen),
         method=used,
         molar_mass_g_per_mol=float(model.molar_mass_g_per_mol.value),
     )

@@ -545,5 +545,5 @@ def summarize_population(
         threshold_ng_per_ml,
         out,
         method,
-        validity_warnings(model, covariates),
+        validity_warnings(model, covariates, regimen),
     )

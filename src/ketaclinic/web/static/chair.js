@@ -75,6 +75,29 @@
     return "the server answered " + code;
   }
 
+  // A refusal (e.g. discharge) lists the rules that fired in the section the server rendered:
+  // show the same list under the form, and open what the server opened (the leaving form).
+  function showFindings(form, html) {
+    var section = form.closest("section[id]");
+    if (!section) { return; }
+    try {
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      var theirs = doc.getElementById(section.id);
+      if (!theirs) { return; }
+      var list = theirs.querySelector("ul.findings");
+      var el = form.querySelector(".save-status");
+      if (list && el) {
+        var copy = document.importNode(list, true);
+        copy.classList.add("refusal-findings");
+        el.appendChild(copy);
+      }
+      Array.prototype.forEach.call(theirs.querySelectorAll("details[open][id]"), function (d) {
+        var mine = document.getElementById(d.id);
+        if (mine) { mine.open = true; }
+      });
+    } catch (e) { /* the message alone is enough */ }
+  }
+
   function send(form) {
     var body = new URLSearchParams(new FormData(form));
     status(form, "Saving…", "pending");
@@ -97,6 +120,7 @@
         var conflict = res.status === 409 ? " — reload the page to see the current record" : "";
         status(form, "NOT saved: " + messageFrom(html, res.status) + conflict +
           " (your entry is kept on this tablet)", "error");
+        showFindings(form, html);
       });
     }).catch(function () {
       enable(form);

@@ -31,7 +31,8 @@
     const box = form.querySelector("#dose-result");
     const d = data.display || {};
     const dl = el("dl", { class: "facts" }, fact("Dose", d.dose));
-    if (d.mg_per_kg) dl.append(fact("mg/kg", d.mg_per_kg));
+    if (d.mg_per_kg) dl.append(fact(d.mg_per_kg_actual ? `mg/kg (${data.dose_weight.basis} weight)` : "mg/kg", d.mg_per_kg));
+    if (d.mg_per_kg_actual) dl.append(fact("mg/kg of actual weight", d.mg_per_kg_actual));
     if (d.weight) dl.append(fact(`Weight (${data.weight_source}${data.weight_measured_on ? ", " + data.weight_measured_on : ""})`, d.weight));
     if (d.dose_weight) dl.append(fact(`Dose weight (${data.dose_weight.basis})`, d.dose_weight));
     if (d.rate_mg_per_h) dl.append(fact("Rate", d.rate_mg_per_h));

@@ -5,8 +5,8 @@ Adds ``screening_signoffs``; ``dose_orders.course_id``, ``status`` (existing ord
 saved by a prescriber: "signed"), the verbal-order columns; ``chair_doses`` concentration and
 programmed rate. Only new columns and a new table: no rebuild of referenced rows.
 
-Revision ID: 0009_closed_loop
-Revises: 0008_idempotency_scope
+Revision ID: 0012_closed_loop
+Revises: 0011_unasked_facts
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_closed_loop"
-down_revision = "0008_idempotency_scope"
+revision = "0012_closed_loop"
+down_revision = "0011_unasked_facts"
 branch_labels = None
 depends_on = None
 

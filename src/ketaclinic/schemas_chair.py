@@ -108,7 +108,7 @@ class DoseCreate(_Strict):
     ended_at: Instant | None = None
     device_times: list[Instant] = Field(default_factory=list, max_length=6)
     dose_order_id: int | None = None
-    #: the nurse confirms the signed order shown at the chair (issue 12)
+    #: the nurse confirms the signed order shown at the chair
     order_confirmed: bool = False
     #: IV: the concentration in the bag and the rate programmed on the pump
     concentration_mg_per_ml: Decimal | None = Field(default=None, gt=0, le=1000,

@@ -1,4 +1,4 @@
-"""The closed loop from screening to ledger: the gates every route passes (issue 12).
+"""The closed loop from screening to ledger: the gates every route passes.
 
 Pure functions over plain values; the services load the facts and call these gates, they never
 decide a hard stop themselves. The chain, in order::
@@ -25,7 +25,7 @@ from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Level
 
 #: a chair session's treatment -> the screening (rule-set) treatment it needs
 SCREENING_TREATMENT = {"iv_ketamine": "ketamine-iv", "esketamine": "esketamine"}
-CHAIN_SOURCE = "ketaclinic closed-loop policy (issue 12): nothing is given that was not " \
+CHAIN_SOURCE = "ketaclinic closed-loop policy: nothing is given that was not " \
     "screened, ordered and checked for this patient"
 SIGNED_STATES = ("signed", "countersigned")
 

@@ -298,7 +298,7 @@ class DosingService:
 
     @staticmethod
     def _check_course(s: Session, patient: Patient, req: DoseRequest) -> None:
-        """An order names the course it is for (issue 12): one of this patient's courses."""
+        """An order names the course it is for (closed loop): one of this patient's courses."""
         if req.course_id is None:
             return
         course = s.get(Course, req.course_id)

@@ -308,7 +308,7 @@ def plan_dose(req: DoseRequest, rs: RuleSet, *, today: dt.date, birth_date: dt.d
 
 
 def _finish(result: DoseCheckResult, screening: Finding, today: dt.date) -> DoseCheckResult:
-    """Add the core's screening gate (issue 12: a HARD one blocks signing the order)."""
+    """Add the core's screening gate (a HARD one blocks signing the order)."""
     return DoseCheckResult(result.checks + (screening,), result.rule_set,
                            result.override_reason_codes)
 

@@ -1,4 +1,4 @@
-"""Loading the facts of the closed loop (issue 12) for the core's gates.
+"""Loading the facts of the closed loop for the core's gates.
 
 Nothing here decides: these functions read the stored screening, sign-off, order and session
 timeline and hand them to :mod:`ketaclinic.clinical.treatment_chain`, whose findings the

@@ -119,7 +119,7 @@ class DoseRecord(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     device_times_json: Mapped[str] = mapped_column(Text, default="[]")
     override_reason: Mapped[str] = mapped_column(Text, default="")
-    # IV: what was programmed on the pump (issue 12: the check runs on these)
+    # IV: what was programmed on the pump (the dose check runs on these)
     concentration_mg_per_ml: Mapped[Decimal | None] = mapped_column(Numeric(8, 3),
                                                                      nullable=True)
     rate_ml_per_h: Mapped[Decimal | None] = mapped_column(Numeric(10, 3), nullable=True)

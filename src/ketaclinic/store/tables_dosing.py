@@ -157,7 +157,7 @@ class DoseOrder(Base):
     inputs_json: Mapped[str] = mapped_column(Text, default="{}")
     ordered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
-    # The closed loop (issue 12): the course the order is for, and how it was signed. A
+    # The closed loop: the course the order is for, and how it was signed. A
     # prescriber's own order is "signed"; a verbal/telephone order taken by a nurse is
     # "verbal" (prescriber named, read back) until that prescriber countersigns it.
     course_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,4 +1,4 @@
-"""closed loop (issue 12): screening sign-offs, orders tied to a course and signed, the pump
+"""closed loop: screening sign-offs, orders tied to a course and signed, the pump
 values given
 
 Adds ``screening_signoffs``; ``dose_orders.course_id``, ``status`` (existing orders were

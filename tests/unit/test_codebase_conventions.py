@@ -81,3 +81,25 @@ def test_no_source_file_names_an_issue_number():
         if ISSUE_REFERENCE.search(line)
     ]
     assert not found, f"say what the thing is instead of which issue asked for it: {found}"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_json_api_does_not_import_the_web_pages():
+    """api/ and web/ are two front ends on the same plumbing (ketaclinic.http), not layers."""
+    offenders = {
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sorted((SRC / "ketaclinic" / "api").rglob("*.py"))
+        for module in _imported_modules(path)
+        if module == "ketaclinic.web" or module.startswith("ketaclinic.web.")
+    }
+    assert not offenders, f"api/ imports web/: {sorted(offenders)}"
+    assert "ketaclinic.http.deps" in _imported_modules(SRC / "ketaclinic" / "api" / "routes.py")

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ketaclinic.web.deps import ApiViewerDep, ServicesDep
+from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 
 router = APIRouter(prefix="/api", tags=["pk"])
 

@@ -1,4 +1,4 @@
-"""Rule-set governance (issue 12, item 6): what may change freely and what needs a second person.
+"""Rule-set governance: what may change freely and what needs a second person.
 
 A clinic may **tighten** limits freely. **Loosening or removing a hard limit** of a rule set
 that is (or is about to be) in effect needs a second person with the medical-director flag to
@@ -24,7 +24,7 @@ from typing import Any
 from ketaclinic.clinical.rules import Finding, Level
 from ketaclinic.clinical.rulesets import RuleSet
 
-SOURCE = ("ketaclinic issue 12 rule-set governance: tightening is free, loosening a hard limit "
+SOURCE = ("ketaclinic rule-set governance: tightening is free, loosening a hard limit "
           "needs a medical director's co-signature (modelled on ISMP smart-pump drug-library "
           "change control, 2020)")
 

@@ -280,7 +280,7 @@ class RuleSetService:
                                         detail=exc.detail[:300])
             raise
 
-    # --- governance (issue 12): tighten freely; loosening in effect needs a co-signature ---
+    # --- governance: tighten freely; loosening in effect needs a co-signature ---
     def _govern(self, s: Session, actor: Actor, candidate: RuleSet, in_effect: RuleSet | None,
                 director: tuple[int, str] | None, action: str) -> None:
         """Refuse an incomplete rule set; a loosening of ``in_effect`` needs ``cosign`` from

@@ -45,7 +45,7 @@ async def users_set_active(request: Request, user_id: int, svc: ServicesDep,
 @router.post("/users/{user_id}/medical-director")
 async def users_set_medical_director(request: Request, user_id: int, svc: ServicesDep,
                                      viewer: ViewerDep) -> Response:
-    """Set or clear the flag that lets a user co-sign loosening a hard limit (issue 12)."""
+    """Set or clear the flag that lets a user co-sign loosening a hard limit."""
     form = await read_checked_form(request, viewer)
     svc.auth.set_medical_director(viewer.actor, user_id, form.get("flag") == "1")
     return redirect("/admin/users")

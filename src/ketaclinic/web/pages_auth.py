@@ -18,6 +18,7 @@ from ketaclinic.web.deps import (
     ServicesDep,
     client_address,
     read_form,
+    set_session_cookie,
 )
 from ketaclinic.web.render import redirect, render
 
@@ -28,11 +29,6 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//"):
         return target
     return "/"
-
-
-def set_session_cookie(response: Response, request: Request, token: str, secure: bool) -> None:
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", path="/",
-                        secure=secure or request.url.scheme == "https")
 
 
 def _landing(result: LoginResult, target: str | None) -> str:

@@ -50,7 +50,7 @@ def rulesets(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
 
 
 def _cosign(form: dict[str, str]) -> Cosign:
-    """The medical director's co-signature fields of a rule-set form (issue 12)."""
+    """The medical director's co-signature fields of a rule-set form."""
     return Cosign(form.get("cosign_username", "")[:64], form.get("cosign_password", "")[:200])
 
 

@@ -22,6 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.monitoring import is_respiratory
+from ketaclinic.services.auth import SessionLocked
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import NotAuthenticated, ServiceError, Throttled
 from ketaclinic.services.icd10 import icd10_choices
@@ -193,6 +194,13 @@ def _error(request: Request, status: int, message: str) -> Response:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SessionLocked)
+    async def _locked(request: Request, exc: SessionLocked) -> Response:
+        # Idle: the session is locked, not ended; nothing is shown until the user unlocks.
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc), "locked": True}, status_code=401)
+        return RedirectResponse(f"/unlock?next={quote(request.url.path)}", status_code=303)
+
     @app.exception_handler(NotAuthenticated)
     async def _unauthenticated(request: Request, exc: NotAuthenticated) -> Response:
         if _wants_json(request):

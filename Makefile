@@ -16,7 +16,7 @@ INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 endif
 PYTEST_ARGS ?=
 
-.PHONY: help install install-dev run test test-fast lint docs bench bench-deps clean load crashtest fuzz
+.PHONY: help install install-dev browser-deps run test test-fast lint docs bench bench-deps clean load crashtest fuzz
 
 ## List the targets.
 help:
@@ -48,9 +48,17 @@ run: $(RUN_STAMP)
 
 ## The whole suite on SQLite and PostgreSQL (PostgreSQL and browser tests skip with a reason
 ## where the machine lacks them; under CI=true a skip fails). Exit code 5 (no tests) fails.
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) browser-deps
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+## Install axe-core for the browser tests' accessibility checks (npm ci from tests/browser's
+## lockfile) when missing; without npm the accessibility test skips with the reason.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+browser-deps:
+	@if [ ! -f $(AXE) ] && command -v npm >/dev/null 2>&1; then \
+	  echo "== installing axe-core for the browser tests (npm ci in tests/browser)"; \
+	  npm ci --prefix tests/browser --no-audit --no-fund --silent || echo "note: npm ci failed"; fi
 
 ## The quick loop while coding: SQLite only, two workers, no browser and no slow tests (fuzz,
 ## load, crash and long property runs stay in `make test`). FAST_ARGS="-k dosing" to narrow it.

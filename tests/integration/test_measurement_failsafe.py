@@ -86,6 +86,10 @@ def test_an_all_empty_self_report_is_refused_on_the_api_and_the_link_is_not_cons
         assert s.execute(select(func.count(Assessment.id))).scalar_one() == 0
         link = s.execute(select(SelfReportLink)).scalar_one()
         assert link.used_at is None and link.failed_attempts == 0
+    # only the unscored difficulty item (PHQ-9 item 10): still an empty questionnaire
+    r = client.post(f"/api/self-report/{token}",
+                    json={"form_key": form["form_key"], "answers": [None] * 9 + [2]})
+    assert r.status_code == 422 and "no answer was given" in r.json()["detail"]
     r = client.post(f"/api/self-report/{token}",
                     json={"form_key": form["form_key"], "answers": [0] * 9 + [None]})
     assert r.status_code == 201, r.text

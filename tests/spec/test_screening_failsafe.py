@@ -381,3 +381,34 @@ def test_several_typed_classes_each_count():
     patient = replace(BASE, medications=(Medication("Frobnazol", "Opioids, benzodiazepines", 1),))
     rules = {f.rule for f in _screen(patient, IV, "ketamine-iv").findings}
     assert {"ix-opioid", "ix-benzodiazepine", "medication-unrecognised"} <= rules
+
+
+trials = st.lists(
+    st.builds(
+        AntidepressantTrial,
+        st.sampled_from(["sertraline", "fluoxetine", "Zoloft", "lithium", "aripiprazole",
+                         "obscurine", "mirtazapine", "venlafaxine"]),
+        st.sampled_from([4, 6, 8, 12]),
+        st.sampled_from([None, 10, 25, 50, 150, 225]),
+        st.sampled_from([None, 0, 20, 30]),
+        st.sampled_from([None, "none", "partial"]),
+        st.booleans(),
+        st.booleans(),
+        st.sampled_from([None, True, False]),
+    ),
+    max_size=5,
+).map(tuple)
+
+
+@settings(max_examples=150, deadline=None)
+@given(trials, st.integers(0, 4))
+def test_forgetting_a_trial_dose_never_adds_an_adequate_trial_or_permits_more(ts, which):
+    before = _screen(replace(BASE, antidepressant_trials=ts))
+    if ts:
+        i = which % len(ts)
+        ts = ts[:i] + (replace(ts[i], dose_mg=None, adequate_dose=None),) + ts[i + 1:]
+    after = _screen(replace(BASE, antidepressant_trials=ts))
+    assert after.adequate_failed_trials <= before.adequate_failed_trials
+    assert RANK[after.decision] >= RANK[before.decision]
+    assert after.adequate_failed_trials <= sum(
+        1 for t in ts if not t.augmentation and t.drug not in ("lithium", "aripiprazole"))

@@ -96,6 +96,13 @@ class SessionExpired(NotAuthenticated):
     login_message = "expired"
 
 
+class SessionLocked(NotAuthenticated):
+    """Idle past the timeout: the session is locked until the user unlocks it with their PIN or
+    password (services/lock_screen.py); nothing is shown meanwhile."""
+
+    login_message = "locked"
+
+
 class TemporaryPasswordExpired(NotAuthenticated):
     login_message = "temporary-expired"
 
@@ -417,7 +424,8 @@ class AuthService:
         return max(waits)
 
     def resolve(self, token: str | None) -> SessionInfo:
-        """The session for a cookie token, enforcing idle and absolute timeouts."""
+        """The session for a cookie token, enforcing the absolute timeout; an idle session is
+        locked (not ended): it needs the user's PIN or password (issue 12)."""
         if not token:
             raise NotAuthenticated("please log in")
         now = self.ctx.clock()
@@ -428,10 +436,15 @@ class AuthService:
                 raise NotAuthenticated("please log in")
             idle = now - row.last_seen_at > dt.timedelta(minutes=settings.idle_timeout_minutes)
             old = now - row.created_at > dt.timedelta(hours=settings.absolute_timeout_hours)
-            ending = ("idle" if idle else "absolute" if old
+            ending = ("absolute" if old
                       else "temporary expired" if _temporary_expired(row.user, now) else None)
+            locked = not ending and (row.locked_at is not None or idle)
             if ending:
                 row.ended_at, row.end_reason = now, ending
+            elif locked:
+                if row.locked_at is None:
+                    row.locked_at = now
+                    self.ctx.audit.record(s, user_info(row.user).actor, "session.lock", at=now)
             else:
                 if now - row.last_seen_at > dt.timedelta(seconds=10):
                     row.last_seen_at = now
@@ -443,6 +456,10 @@ class AuthService:
                                            "administrator to reset your password again")
         if ending:
             raise SessionExpired("your session expired; please log in again")
+        if locked:
+            raise SessionLocked("the screen is locked after "
+                                f"{settings.idle_timeout_minutes} idle minutes: unlock with your "
+                                "PIN or password")
         return info
 
     def logout(self, token: str | None) -> None:

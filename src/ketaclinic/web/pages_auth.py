@@ -94,14 +94,20 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, svc: ServicesDep) -> Response:
-    from ketaclinic.web.deps import current_viewer, read_checked_form
+    from ketaclinic.services.auth import SessionLocked
+    from ketaclinic.web.deps import current_viewer, read_checked_form, read_form
 
+    token = request.cookies.get(SESSION_COOKIE)
     try:
         viewer = current_viewer(request, svc)
         await read_checked_form(request, viewer)
+    except SessionLocked:  # logging out from the lock screen ends the locked session
+        form = await read_form(request)
+        if form.get("csrf_token") != svc.lock.locked_info(token).csrf_token:
+            return redirect("/login")
     except NotAuthenticated:
         return redirect("/login")
-    svc.auth.logout(request.cookies.get(SESSION_COOKIE))
+    svc.auth.logout(token)
     response = redirect("/login?msg=logged-out")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

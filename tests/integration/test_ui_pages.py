@@ -89,8 +89,9 @@ def test_the_nurse_lands_on_todays_chairs_showing_who_is_where_and_what_is_due(
     assert f'href="/sessions/{sid}"' in text
     assert "dosed, in monitoring" in text and "20 min since infusion start" in text
     assert re.search(r'class="due_now">vitals 15 min|class="overdue">vitals 15 min', text)
-    # The SpO2 alert is red, in words with units.
+    # The SpO2 alert is red, in words with units, and counted in the menu like urgent ones.
     assert '<li class="alert error">SpO₂ 89 % — below' in text
+    assert re.search(r'id="nav-urgent">1<', text)
     with services.db.transaction() as s:
         assert s.execute(select(AuditEvent.id).where(
             AuditEvent.action == "chair.board")).first() is not None

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         description="Hours a temporary password set by an administrator's reset stays valid "
         "(the user must replace it at the first login)",
     )
+    fhir_mrn_system: str = Field(
+        "", description="FHIR identifier system (a URI) of this clinic's medical record numbers "
+        "in exports, e.g. urn:oid:2.16.840.1.113883.3.1234.1 or https://clinic.example.org/mrn; "
+        "empty means https://ketaclinic.org/fhir/sid/mrn"
+    )
     clinic_name: str = Field("ketaclinic demo clinic", description="Shown in page headers")
     clinic_timezone: str = Field(
         "UTC", description="IANA time zone of the clinic (e.g. America/New_York): pages, forms, "

@@ -59,7 +59,8 @@ def web_routers() -> list[APIRouter]:
                pages_dosing.router,
                pages_mbc.router, pages_chair.router, pages_pk.router, pages_outcomes.router,
                pages_patients.router]
-    return [_hidden(r) for r in routers]
+    # The lock screen's JSON call (POST /api/session/unlock) is part of the API schema.
+    return [_hidden(r) for r in routers] + [pages_lock.api_router]
 
 
 def _hidden(r: APIRouter) -> APIRouter:

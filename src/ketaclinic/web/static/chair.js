@@ -98,7 +98,7 @@
     } catch (e) { /* the message alone is enough */ }
   }
 
-  // --- the lock screen (issue 12): idle → locked, not logged out; drafts stay -------------
+  // --- the lock screen: idle → locked, not logged out; drafts stay ------------------------
   var locked = false;
 
   function unlockForm(csrf) {

@@ -85,6 +85,14 @@ class Settings(BaseSettings):
         "X-Forwarded-For / X-Forwarded-Proto headers are believed (e.g. 127.0.0.1 or "
         "10.0.0.0/24); empty (the default) ignores those headers from everyone"
     )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token a Prometheus scraper sends to read /metrics "
+        "(Authorization: Bearer ...); empty (the default) lets only loopback clients read it"
+    )
+    access_log: bool = Field(
+        False, description="Write one JSON line per request to stderr (time, method, route "
+        "template, status, duration, request id; never the path's ids, query strings or bodies)"
+    )
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Largest request body accepted (413 above)"
     )

@@ -283,6 +283,11 @@ def create_app(services: Services) -> FastAPI:
                        secure_cookies=settings.secure_cookies)
     app.add_middleware(PeriodicAuditCheckpoint, services=services,
                        minutes=settings.audit_checkpoint_minutes)
+    from ketaclinic.web.observe import Observe, install_access_log_handler
+
+    if settings.access_log:
+        install_access_log_handler()
+    app.add_middleware(Observe, access_log_on=settings.access_log)  # sees the final status
     if settings.trusted_proxy_list:
         # Outermost, so every later step sees the real client address and scheme. Only these
         # proxies' forwarded headers count (the server itself never believes them: see serve).

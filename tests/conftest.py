@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kctest import (
@@ -42,10 +43,20 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
         report.longrepr = f"skipped under CI=true, which must run everything: {reason}"
 
 
+BROWSER_DIR = Path(__file__).parent / "browser"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
-    """Tests marked postgresql_only are deselected (not skipped) for the SQLite backend."""
+    """Tests marked postgresql_only are deselected (not skipped) for the SQLite backend.
+
+    Every test under tests/browser/ carries the browser marker, so `-m "not browser"` leaves out
+    a new browser test even when its file forgets the marker.
+    """
     keep, drop = [], []
     for item in items:
+        if BROWSER_DIR in item.path.parents:
+            item.add_marker(pytest.mark.browser)
         callspec = getattr(item, "callspec", None)
         on_sqlite = callspec is not None and callspec.params.get("backend") == "sqlite"
         (drop if on_sqlite and item.get_closest_marker("postgresql_only") else keep).append(item)

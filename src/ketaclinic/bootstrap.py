@@ -14,6 +14,7 @@ from ketaclinic.services.chair import ChairServices, build_chair_services
 from ketaclinic.services.clock import Clock, utc_now
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing import DosingService
+from ketaclinic.services.lock_screen import LockScreenService
 from ketaclinic.services.mbc import MeasurementCare
 from ketaclinic.services.outcomes_service import OutcomesService
 from ketaclinic.services.patients import PatientService
@@ -40,6 +41,7 @@ class Services:
     pk: PkService
     outcomes: OutcomesService
     accounts: AccountService
+    lock: LockScreenService
 
     @property
     def db(self) -> Database:
@@ -92,4 +94,4 @@ def build_services(
                     audit_log=AuditLog(ctx), dosing=DosingService(ctx),
                     mbc=MeasurementCare.build(ctx), chair=build_chair_services(ctx, auth),
                     pk=PkService(ctx), outcomes=OutcomesService(ctx),
-                    accounts=AccountService(ctx, auth))
+                    accounts=AccountService(ctx, auth), lock=LockScreenService(ctx))

@@ -131,7 +131,7 @@ class AdverseEventCreate(_Strict):
 
 
 class DischargeCreate(_Strict):
-    """The discharge checklist. There is no override (issue 12): a patient who leaves before it
+    """The discharge checklist. There is no override: a patient who leaves before it
     passes is recorded with :class:`LeftAgainstAdviceCreate`."""
 
     version: Version

@@ -53,6 +53,14 @@ def live_server_new_york(backend: str,
                      KETACLINIC_CLINIC_TIMEZONE="America/New_York")
 
 
+@pytest.fixture(scope="session")
+def live_server_short_idle(backend: str,
+                           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server whose sessions lock after one idle minute (the lock-screen test)."""
+    yield from serve(backend, tmp_path_factory.mktemp(f"live-idle-{backend}"),
+                     KETACLINIC_IDLE_TIMEOUT_MINUTES="1")
+
+
 def serve(backend: str, folder: Path, **settings: str) -> Iterator[LiveServer]:
     """Initialise a fresh database with the live users and serve it until the generator ends."""
     url, handle = fresh_database_url(backend, folder)

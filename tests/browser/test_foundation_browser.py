@@ -16,6 +16,9 @@ def test_nurse_registers_and_finds_a_patient_and_admin_sees_the_audit_entry(new_
     family = "Browser" + uuid.uuid4().hex[:6].capitalize()
     page = new_page()
     log_in(page, "nurse")
+    # The nurse starts on today's chairs; the patient list is one tap away.
+    expect(page.get_by_role("heading", name=re.compile("at the chairs"))).to_be_visible()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Patients").click()
     expect(page.get_by_role("heading", name="Patients")).to_be_visible()
 
     page.get_by_role("link", name="Register a patient").click()
@@ -55,6 +58,7 @@ def test_pounds_are_refused_in_the_registration_form(new_page):
     page.get_by_label("Family name").fill("Pound")
     page.get_by_label("Given name").fill("Pat")
     page.get_by_label("Date of birth").fill("1970-01-01")
+    page.get_by_label("Sex").select_option("male")  # asked explicitly, no default
     page.get_by_label('Weight (kilograms only, e.g. "82 kg")').fill("180 lb")
     page.get_by_role("button", name="Register").click()
     assert "pounds are refused" in page.get_by_role("alert").inner_text()

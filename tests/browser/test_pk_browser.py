@@ -1,4 +1,4 @@
-"""The predicted-exposure curve shows on a patient's page (issue 6)."""
+"""The predicted-exposure curve shows on a patient's page."""
 
 from __future__ import annotations
 

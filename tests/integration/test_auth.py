@@ -118,15 +118,17 @@ def test_a_form_post_without_a_csrf_token_is_refused_and_changes_nothing(login, 
     assert count_patients(services) == 0
 
 
-def test_an_idle_session_expires(login, clock):
+def test_an_idle_session_locks(login, clock):
+    # Issue 12: idle locks the session (re-authentication with a PIN or the password) instead
+    # of ending it, so a nurse is not thrown out of a 2-hour observation.
     c, _ = login("nurse")
     clock.advance(minutes=14)
     assert c.get("/api/me").status_code == 200
     clock.advance(minutes=16)
     r = c.get("/api/me")
     assert r.status_code == 401
-    assert "expired" in r.json()["detail"]
-    assert c.get("/patients", follow_redirects=False).headers["location"].startswith("/login")
+    assert "locked" in r.json()["detail"] and r.json()["locked"] is True
+    assert c.get("/patients", follow_redirects=False).headers["location"].startswith("/unlock")
 
 
 def test_an_active_session_still_ends_at_the_absolute_timeout(login, clock):

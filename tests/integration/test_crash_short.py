@@ -13,7 +13,7 @@ from kctest import BACKENDS
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import crashtest  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.crash]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from kcharden import all_routes
+from kcroutes import all_routes
 from kctest import USERS
 from sqlalchemy import func, select
 

@@ -27,6 +27,8 @@ ROLES = ["admin", "prescriber", "nurse", "analyst", "anonymous"]
 SKIP_PATHS = ["/api/auth/logout"]
 
 checks = schemathesis.checks
+pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
+
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
           checks.content_type_conformance, checks.response_schema_conformance,
           checks.negative_data_rejection]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from kcharden import fill_path, form_post_routes, state_changing_operations
+from kcroutes import fill_path, form_post_routes, state_changing_operations
 from kctest import USERS, csrf_from
 from sqlalchemy import select
 
@@ -132,14 +132,16 @@ def test_logout_through_the_page_ends_the_session_for_a_replayed_cookie(app, ser
     replay.close()
 
 
-def test_an_idle_session_is_ended_on_the_server_and_stays_ended(login, services, clock):
+def test_an_idle_session_is_locked_on_the_server_and_stays_locked(login, services, clock):
+    # Issue 12: idle locks (not ends) the session; only the user's PIN or password unlocks it.
     c, _ = login("nurse")
     clock.advance(minutes=16)
     assert c.get("/api/me").status_code == 401
-    clock.advance(minutes=-16)  # even if the clock went back, the ended session stays ended
+    clock.advance(minutes=-16)  # even if the clock went back, the locked session stays locked
     assert c.get("/api/me").status_code == 401
     with services.db.transaction() as s:
-        assert s.execute(select(AuthSession.end_reason)).scalars().all() == ["idle"]
+        row = s.execute(select(AuthSession)).scalar_one()
+        assert row.locked_at is not None and row.ended_at is None
 
 
 def test_deactivating_a_user_ends_their_sessions_at_once(login, services, users):

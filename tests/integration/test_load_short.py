@@ -14,7 +14,7 @@ from kctest import BACKENDS
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import loadtest  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 
 def test_the_scenario_finds_endpoints_in_the_openapi_schema(app):

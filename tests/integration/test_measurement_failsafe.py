@@ -86,6 +86,10 @@ def test_an_all_empty_self_report_is_refused_on_the_api_and_the_link_is_not_cons
         assert s.execute(select(func.count(Assessment.id))).scalar_one() == 0
         link = s.execute(select(SelfReportLink)).scalar_one()
         assert link.used_at is None and link.failed_attempts == 0
+    # only the unscored difficulty item (PHQ-9 item 10): still an empty questionnaire
+    r = client.post(f"/api/self-report/{token}",
+                    json={"form_key": form["form_key"], "answers": [None] * 9 + [2]})
+    assert r.status_code == 422 and "no answer was given" in r.json()["detail"]
     r = client.post(f"/api/self-report/{token}",
                     json={"form_key": form["form_key"], "answers": [0] * 9 + [None]})
     assert r.status_code == 201, r.text
@@ -173,3 +177,26 @@ def test_a_rass_rating_does_not_fill_the_moaas_schedule_and_an_empty_rating_is_r
     r = c.post(f"/api/sessions/{sid}/ratings", json={"instrument": "moaas",
                                                       "answers": [None]}, headers=h)
     assert r.status_code == 422 and "enter the rating" in r.json()["detail"]
+
+
+def test_the_ledger_page_says_an_inventory_that_skipped_a_lot_is_incomplete(
+        services, users, login):
+    from ketaclinic.schemas_chair import CountCreate
+
+    nurse = users["nurse"].actor
+    for lot in ("LOT-A", "LOT-B"):
+        services.chair.ledger.record_receipt(nurse, ReceiptCreate(
+            drug="ketamine hydrochloride injection 50 mg/mL", lot=lot, supplier_name="Supplier",
+            supplier_address="1 Road", supplier_dea_number="AB1234563",
+            expiry=dt.date(2027, 12, 31), containers=2, volume_ml_per_container=Decimal("10"),
+            concentration_mg_per_ml=Decimal("50")))
+    services.chair.ledger.record_count(nurse, CountCreate(lot="LOT-A", counted_mg=Decimal(1000),
+                                                          kind="initial"))
+    c, _ = login("nurse")
+    page = c.get("/ledger").text
+    assert 'id="inventory-incomplete"' in page and "LOT-B" in page
+    assert "initial inventory due" in page  # the partial count did not count as the inventory
+    services.chair.ledger.record_count(nurse, CountCreate(lot="LOT-B", counted_mg=Decimal(1000),
+                                                          kind="initial"))
+    page = c.get("/ledger").text
+    assert 'id="inventory-incomplete"' not in page and "biennial inventory due" in page

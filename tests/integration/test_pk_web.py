@@ -1,4 +1,4 @@
-"""Predicted exposure over the web and the API, on every backend (issue 6)."""
+"""Predicted exposure over the web and the API, on every backend."""
 
 from __future__ import annotations
 

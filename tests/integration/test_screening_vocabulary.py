@@ -105,6 +105,7 @@ def test_the_patient_page_marks_an_unrecognised_medicine(services, login):
     r = c.post(f"/patients/{pid}/medications", data={"csrf_token": csrf, "name": "Qwertyx"})
     page = c.get(f"/patients/{pid}").text
     assert "phenelzine" in page and page.count("not recognised") == 1
+    assert '<option value="Ativan">' in page  # the entry form suggests vocabulary names
 
 
 def test_the_screening_form_keeps_not_asked_distinct_from_no(services, login):

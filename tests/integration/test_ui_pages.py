@@ -89,8 +89,9 @@ def test_the_nurse_lands_on_todays_chairs_showing_who_is_where_and_what_is_due(
     assert f'href="/sessions/{sid}"' in text
     assert "dosed, in monitoring" in text and "20 min since infusion start" in text
     assert re.search(r'class="due_now">vitals 15 min|class="overdue">vitals 15 min', text)
-    # The SpO2 alert is red, in words with units.
+    # The SpO2 alert is red, in words with units, and counted in the menu like urgent ones.
     assert '<li class="alert error">SpO₂ 89 % — below' in text
+    assert re.search(r'id="nav-urgent">1<', text)
     with services.db.transaction() as s:
         assert s.execute(select(AuditEvent.id).where(
             AuditEvent.action == "chair.board")).first() is not None
@@ -315,3 +316,14 @@ def test_one_button_saves_the_screening_facts_and_screens_on_them(login, service
     # The screening saw the edit made in the same submission (aneurysm: ineligible).
     assert latest.decision == "ineligible"
     assert services.dosing.get_facts(SYSTEM, pid)[1] is not None
+
+
+def test_api_docs_load_swagger_ui_from_the_package_under_the_apps_own_csp(client):
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "<script>" not in page.text and "cdn" not in page.text.lower()
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        assert client.get(asset).status_code == 200, asset
+    assert "SwaggerUIBundle" in client.get("/static/swagger-ui/swagger-ui-bundle.js").text
+    assert client.get("/static/swagger-ui/LICENSE").status_code == 200

@@ -1,4 +1,8 @@
-"""The pure Kaplan–Meier reference agrees with lifelines; the Cox service survives bad data."""
+"""The one Kaplan–Meier implementation agrees with lifelines; the Cox service survives bad data.
+
+lifelines' KaplanMeierFitter is the independent reference here: production fits every curve with
+:func:`ketaclinic.clinical.km.kaplan_meier` (the dashboard through ``fit_kaplan_meier``).
+"""
 
 from __future__ import annotations
 
@@ -22,21 +26,41 @@ GEHAN_T = [6, 6, 6, 7, 10, 13, 16, 22, 23, 6, 9, 10, 11, 17, 19, 20, 25, 32, 32,
 GEHAN_E = [1] * 9 + [0] * 12
 
 
+def _first_at_or_below_half(timeline, values):
+    """First time with value <= 0.5 on a lifelines curve, tolerant to its rounding.
+
+    lifelines computes S(t) as exp(sum(log(1 - d/n))), so an exact 0.5 can come out as
+    0.5000000000000001 and its ``median_survival_time_`` then reports "not reached".
+    """
+    below = [t for t, v in zip(timeline, values, strict=True) if v <= 0.5 + 1e-12]
+    return float(below[0]) if below else None
+
+
 def _assert_same(durations, events):
-    ref = kaplan_meier(durations, events)
-    lib = fit_kaplan_meier(durations, events)
-    assert lib.estimable
-    assert [s.t for s in ref.steps] == pytest.approx(list(lib.timeline))
-    assert [s.survival for s in ref.steps] == pytest.approx(list(lib.survival), abs=1e-9)
-    assert [s.lo for s in ref.steps] == pytest.approx(list(lib.lo), abs=1e-9)
-    assert [s.hi for s in ref.steps] == pytest.approx(list(lib.hi), abs=1e-9)
+    from lifelines import KaplanMeierFitter
+
+    kmf = KaplanMeierFitter().fit(durations, events)
+    timeline = list(kmf.survival_function_.index)
+    survival = list(kmf.survival_function_.iloc[:, 0])
+    ci = kmf.confidence_interval_survival_function_
+    lo, hi = list(ci.iloc[:, 0]), list(ci.iloc[:, 1])
+    ours = kaplan_meier(durations, events)
+    summary = fit_kaplan_meier(durations, events)
+    assert summary.estimable
+    assert [s.t for s in ours.steps] == pytest.approx(timeline) == list(summary.timeline)
+    assert [s.survival for s in ours.steps] == pytest.approx(survival, abs=1e-9)
+    assert [s.lo for s in ours.steps] == pytest.approx(lo, abs=1e-9)
+    assert [s.hi for s in ours.steps] == pytest.approx(hi, abs=1e-9)
+    assert list(summary.survival) == [s.survival for s in ours.steps]
+    assert (list(summary.lo), list(summary.hi)) == ([s.lo for s in ours.steps],
+                                                    [s.hi for s in ours.steps])
 
     def fin(x):
         return None if math.isinf(x) else x
 
-    assert fin(ref.median) == lib.median
-    assert fin(ref.median_lo) == lib.median_lo
-    assert fin(ref.median_hi) == lib.median_hi
+    assert fin(ours.median) == summary.median == _first_at_or_below_half(timeline, survival)
+    assert fin(ours.median_lo) == summary.median_lo == _first_at_or_below_half(timeline, lo)
+    assert fin(ours.median_hi) == summary.median_hi == _first_at_or_below_half(timeline, hi)
 
 
 def test_gehan_6mp_median_is_23_weeks_in_both_implementations():

@@ -354,3 +354,61 @@ def test_adding_an_unknown_medicine_never_yields_eligible(patient, name, which):
         name = name + " qqq-unknown"
     patient = replace(patient, medications=patient.medications + (Medication(name),))
     assert _screen(patient, rs, treatment).decision != "eligible"
+
+
+@pytest.mark.parametrize(
+    ("code", "label", "rule", "fires"),
+    [
+        ("35481005", "Bipolar disorder, most recent episode depressed", "ci-bipolar", True),
+        ("191618007", "Manic episode, severe", "ci-bipolar", True),
+        ("68019004", "Schizoaffective disorder", "ci-psychosis", True),
+        ("191613003", "Severe major depression with psychotic features", "ci-psychosis", True),
+        ("36923009", "Severe major depression without psychotic features", "ci-psychosis",
+         False),
+        ("36923009", "Major depression, non-psychotic", "ci-psychosis", False),
+        ("F32.2", "Severe depressive episode without psychotic symptoms", "ci-psychosis", False),
+        ("F32.2", "said bipolar once", "ci-bipolar", False),  # ICD-10 codes decide by code
+    ],
+)
+def test_non_icd_diagnoses_set_flags_from_their_label_unless_negated(code, label, rule, fires):
+    diagnoses = (Diagnosis("F32.2", "", True), Diagnosis(code, label, False))
+    result = _screen(replace(BASE, diagnoses=diagnoses))
+    assert any(f.rule == rule for f in result.findings) is fires
+    assert (result.decision == "review") is fires
+
+
+def test_several_typed_classes_each_count():
+    patient = replace(BASE, medications=(Medication("Frobnazol", "Opioids, benzodiazepines", 1),))
+    rules = {f.rule for f in _screen(patient, IV, "ketamine-iv").findings}
+    assert {"ix-opioid", "ix-benzodiazepine", "medication-unrecognised"} <= rules
+
+
+trials = st.lists(
+    st.builds(
+        AntidepressantTrial,
+        st.sampled_from(["sertraline", "fluoxetine", "Zoloft", "lithium", "aripiprazole",
+                         "obscurine", "mirtazapine", "venlafaxine"]),
+        st.sampled_from([4, 6, 8, 12]),
+        st.sampled_from([None, 10, 25, 50, 150, 225]),
+        st.sampled_from([None, 0, 20, 30]),
+        st.sampled_from([None, "none", "partial"]),
+        st.booleans(),
+        st.booleans(),
+        st.sampled_from([None, True, False]),
+    ),
+    max_size=5,
+).map(tuple)
+
+
+@settings(max_examples=150, deadline=None)
+@given(trials, st.integers(0, 4))
+def test_forgetting_a_trial_dose_never_adds_an_adequate_trial_or_permits_more(ts, which):
+    before = _screen(replace(BASE, antidepressant_trials=ts))
+    if ts:
+        i = which % len(ts)
+        ts = ts[:i] + (replace(ts[i], dose_mg=None, adequate_dose=None),) + ts[i + 1:]
+    after = _screen(replace(BASE, antidepressant_trials=ts))
+    assert after.adequate_failed_trials <= before.adequate_failed_trials
+    assert RANK[after.decision] >= RANK[before.decision]
+    assert after.adequate_failed_trials <= sum(
+        1 for t in ts if not t.augmentation and t.drug not in ("lithium", "aripiprazole"))

@@ -140,3 +140,36 @@ def rate(page, instrument: str, title: str, score: int) -> None:  # type: ignore
     form.locator(f"input[name=item_1][value='{score}']").check()
     form.get_by_role("button", name=f"Record {title}").click()
     expect(page.locator("#ratings-log")).to_contain_text(instrument)
+
+
+# --- accessibility and screenshots (the role walks) ----------------------------------------
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+AXE_JS = REPO / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = REPO / "out" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+TABLET_PORTRAIT = {"width": 820, "height": 1180}
+BLOCKING = ("serious", "critical")
+
+
+def axe_violations(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """Serious and critical axe-core violations on the page (axe is injected through the
+    DevTools protocol, so the app's CSP stays as it is)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE_JS.read_text(encoding="utf-8"))
+    result = page.evaluate("""async () => {
+        const r = await axe.run(document, {resultTypes: ['violations']});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+    }""")
+    return [f"{v['impact']} {v['id']}: {v['help']} at {v['nodes']}" for v in result
+            if v["impact"] in BLOCKING]
+
+
+def look(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A full-page screenshot under out/screenshots/ and no serious or critical axe-core
+    violation on the page."""
+    page.wait_for_load_state()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    problems = axe_violations(page)
+    assert not problems, f"{name} ({page.url}):\n" + "\n".join(problems)

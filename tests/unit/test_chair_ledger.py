@@ -214,3 +214,41 @@ def test_iowa_requires_exact_counts():
     assert check_count_method(count("k1", "1", method="estimated"), INVENTORY_POLICIES["US-IA"])
     assert not check_count_method(count("k1", "1", method="estimated"),
                                   INVENTORY_POLICIES["US-federal"])
+
+
+def _count_lot(entry_id, lot, mg, day_offset=0, kind="biennial"):
+    return InventoryCount(entry_id=entry_id, at=T0 + timedelta(days=day_offset, hours=5),
+                          actor_id="u1", lot=lot, kind=kind, counted_mg=D(mg), method="exact")
+
+
+def test_a_biennial_inventory_is_complete_only_when_every_lot_with_stock_is_counted():
+    # issue 13: counting one lot of two used to mark the whole inventory as done
+    federal = INVENTORY_POLICIES["US-federal"]
+    log = append_event(LOG, receipt("r2", lot="L2"))
+    log = append_event(log, _count_lot("k1", "L1", "1000", day_offset=1, kind="initial"))
+    partial = inventory_due(log, T0.date() + timedelta(days=2), federal)
+    assert (partial.kind, partial.last_on, partial.overdue) == ("initial", None, True)
+    assert partial.partial_on == T0.date() + timedelta(days=1) and partial.missing_lots == ("L2",)
+    log = append_event(log, _count_lot("k2", "L2", "1000", day_offset=1, kind="initial"))
+    done = inventory_due(log, T0.date() + timedelta(days=2), federal)
+    assert done.kind == "biennial" and done.last_on == T0.date() + timedelta(days=1)
+    assert done.missing_lots == () and done.partial_on is None
+    # two years on, a biennial count of L1 only does not reset the clock
+    log = append_event(log, _count_lot("k3", "L1", "1000", day_offset=730))
+    later = inventory_due(log, T0.date() + timedelta(days=740), federal)
+    assert later.last_on == T0.date() + timedelta(days=1) and later.overdue
+    assert later.missing_lots == ("L2",)
+
+
+def test_spot_counts_and_empty_lots_do_not_decide_an_inventory():
+    federal = INVENTORY_POLICIES["US-federal"]
+    log = append_event(LOG, receipt("r2", lot="L2"))
+    log = append_event(log, _count_lot("s1", "L1", "1000", kind="other"))
+    log = append_event(log, _count_lot("s2", "L2", "1000", kind="other"))
+    assert inventory_due(log, T0.date(), federal).kind == "initial"  # spot checks only
+    log = append_event(log, TransferOut(entry_id="t1", at=T0 + timedelta(hours=1),
+                                        actor_id="u1", lot="L2", transfer_mg=D("1000"),
+                                        recipient_name="Other clinic"))
+    log = append_event(log, _count_lot("k1", "L1", "1000", day_offset=1, kind="initial"))
+    done = inventory_due(log, T0.date() + timedelta(days=2), federal)
+    assert done.last_on == T0.date() + timedelta(days=1)  # L2 holds nothing: not required

@@ -116,7 +116,7 @@ def test_instruments_validate_accepts_a_good_file_and_refuses_a_bad_one(capsys, 
     raw = dict(load_bundled("madrs").raw)
     good.write_text(json.dumps(raw), encoding="utf-8")
     assert main(["instruments", "validate", str(good)]) == 0
-    assert "valid: madrs@1.0.0" in capsys.readouterr().out
+    assert "valid: madrs@1.1.0" in capsys.readouterr().out
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**raw, "version": "x"}), encoding="utf-8")
     assert main(["instruments", "validate", str(bad)]) == 2

@@ -1,4 +1,4 @@
-"""The fast paths of the PK engine agree with the general ones (issue 6 performance work)."""
+"""The fast paths of the PK engine agree with the general ones."""
 
 import numpy as np
 import pytest

@@ -78,3 +78,13 @@ def test_sertraline_25_and_fluoxetine_10_is_not_trd(capsys, tmp_path):
                                        ANSWERED | {"antidepressant_trials": trials})
     assert decision == "review" and data["adequate_failed_trials"] == 0
     assert findings["trd-definition"]["level"] == "soft"
+
+
+def test_the_unanswered_example_file_is_review_with_every_reproduced_finding(capsys):
+    code = main(["screen", "--file", "docs/examples/screen-patient-unanswered.json",
+                 "--treatment", "esketamine", "--screened-on", "2026-01-05", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    soft = {f["rule"] for f in data["findings"] if f["level"] == "soft"}
+    assert code == 0 and data["decision"] == "review" and data["adequate_failed_trials"] == 0
+    assert {"facts-missing", "ci-psychosis", "medication-unrecognised", "ix-benzodiazepine",
+            "ix-opioid", "bp-pre-dose", "trd-definition", "trd-trial-unjudged"} <= soft

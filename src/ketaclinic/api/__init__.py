@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 def api_routers() -> list[APIRouter]:
     from ketaclinic.api import accounts, chair, dosing, mbc, outcomes, pk, routes
+    from ketaclinic.web.pages_lock import api_router as lock_router
 
     return [routes.router, dosing.router, mbc.router, chair.router, pk.router, outcomes.router,
-            accounts.router]
+            accounts.router, lock_router]

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
 
 from ketaclinic.api.routes import UserPublic, _user
-from ketaclinic.schemas import PasswordChange, PasswordResetCreate, Reauthentication, UtcTimestamp
-from ketaclinic.web.deps import (
+from ketaclinic.http.deps import (
     CHANGE_PASSWORD_API,
     SESSION_COOKIE,
     ApiViewerDep,
     ServicesDep,
     client_address,
 )
+from ketaclinic.schemas import PasswordChange, PasswordResetCreate, Reauthentication, UtcTimestamp
 
 router = APIRouter(prefix="/api")
 

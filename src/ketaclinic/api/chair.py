@@ -20,6 +20,7 @@ from fastapi.encoders import jsonable_encoder as _encode
 from fastapi.responses import JSONResponse
 
 from ketaclinic.clinical.rules import Finding
+from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 from ketaclinic.schemas_chair import (
     AdverseEventCreate,
     AlertAction,
@@ -44,7 +45,6 @@ from ketaclinic.schemas_chair import (
     WasteCreate,
 )
 from ketaclinic.services.chair_session import DischargeRefused
-from ketaclinic.web.deps import ApiViewerDep, ServicesDep
 
 router = APIRouter(prefix="/api")
 Key = Annotated[str | None, Header(max_length=100)]

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 from ketaclinic.services.dosing import DoseBlocked
 from ketaclinic.services.dosing_plan import parse_dose_request
-from ketaclinic.services.dosing_rulesets import document_text
-from ketaclinic.web.deps import ApiViewerDep, ServicesDep
+from ketaclinic.services.dosing_rulesets import Cosign, document_text
 
 router = APIRouter(prefix="/api")
 Number = float | str | None
@@ -161,17 +161,34 @@ def api_copy(body: CopyBody, svc: ServicesDep, viewer: ApiViewerDep) -> dict:
                                              body.title))
 
 
+CosignUser = Annotated[str | None, Header(alias="X-Cosign-Username", max_length=64)]
+CosignPassword = Annotated[str | None, Header(alias="X-Cosign-Password", max_length=200)]
+
+
+def _cosign(username: str | None, password: str | None) -> Cosign:
+    return Cosign(username or "", password or "")
+
+
 @router.post("/rulesets/import", status_code=201, tags=["rule sets"])
 def api_import(svc: ServicesDep, viewer: ApiViewerDep,
-               document: Annotated[dict[str, Any], Body()]) -> dict:
-    """Import a rule-set document (validated); a known clinic id gets a new version."""
-    return _summary(svc.dosing.rulesets.import_document(viewer.actor, json.dumps(document)))
+               document: Annotated[dict[str, Any], Body()], cosign_username: CosignUser = None,
+               cosign_password: CosignPassword = None) -> dict:
+    """Import a rule-set document (validated; one without the hard limits of its routes is
+    refused); a known clinic id gets a new version. A new version of an active set that
+    loosens a hard limit needs a medical director's co-signature in ``X-Cosign-Username`` /
+    ``X-Cosign-Password``."""
+    return _summary(svc.dosing.rulesets.import_document(
+        viewer.actor, json.dumps(document), cosign=_cosign(cosign_username, cosign_password)))
 
 
 @router.put("/rulesets/active/{treatment}", tags=["rule sets"])
-def api_set_active(treatment: str, body: ActiveBody, svc: ServicesDep,
-                   viewer: ApiViewerDep) -> dict:
-    return _summary(svc.dosing.rulesets.set_active(viewer.actor, treatment, body.ruleset_id))
+def api_set_active(treatment: str, body: ActiveBody, svc: ServicesDep, viewer: ApiViewerDep,
+                   cosign_username: CosignUser = None,
+                   cosign_password: CosignPassword = None) -> dict:
+    """Activate a rule set: never one without its hard limits; one that loosens a hard limit
+    of the set in effect needs the ``X-Cosign-*`` headers of a medical director."""
+    return _summary(svc.dosing.rulesets.set_active(
+        viewer.actor, treatment, body.ruleset_id, _cosign(cosign_username, cosign_password)))
 
 
 @router.get("/rulesets/{ruleset_id}", tags=["rule sets"])
@@ -184,16 +201,19 @@ def api_ruleset(ruleset_id: str, svc: ServicesDep, viewer: ApiViewerDep,
                          for v in view.versions],
             "unconfirmed": [u.path for u in view.unconfirmed],
             "confirmations": [{**c, "at": c["at"].isoformat()} for c in view.confirmations],
+            "approvals": [{**a, "at": a["at"].isoformat()} for a in view.approvals],
             "document": json.loads(document_text(view.ruleset))}
 
 
 @router.put("/rulesets/{ruleset_id}/values", tags=["rule sets"],
             responses={409: {"description": "The rule set changed since the given version"}})
 def api_edit_values(ruleset_id: str, body: ValuesBody, svc: ServicesDep,
-                    viewer: ApiViewerDep) -> dict:
+                    viewer: ApiViewerDep, cosign_username: CosignUser = None,
+                    cosign_password: CosignPassword = None) -> dict:
     changes = {k: str(v) for k, v in body.changes.items()}
     return _summary(svc.dosing.rulesets.edit_values(viewer.actor, ruleset_id, changes, body.note,
-                                                    body.version))
+                                                    body.version,
+                                                    _cosign(cosign_username, cosign_password)))
 
 
 @router.post("/rulesets/{ruleset_id}/confirm", tags=["rule sets"])

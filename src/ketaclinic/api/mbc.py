@@ -9,9 +9,9 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ketaclinic.clinical.outcomes import RELAPSE_EVENT_KINDS
+from ketaclinic.http.deps import ApiViewerDep, ServicesDep, client_address
 from ketaclinic.schemas import UtcTimestamp
 from ketaclinic.services.assessments import AssessmentRecord
-from ketaclinic.web.deps import ApiViewerDep, ServicesDep, client_address
 
 router = APIRouter(prefix="/api", tags=["measurement-based care"])
 

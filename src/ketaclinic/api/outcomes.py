@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from ketaclinic.web.deps import ApiViewerDep, ServicesDep
+from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 
 router = APIRouter(prefix="/api")
 

@@ -1,4 +1,4 @@
-"""GET /api/patients/{id}/pk: predicted exposure in the CLI's JSON shape (issue 6)."""
+"""GET /api/patients/{id}/pk: predicted exposure in the CLI's JSON shape."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ketaclinic.web.deps import ApiViewerDep, ServicesDep
+from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 
 router = APIRouter(prefix="/api", tags=["pk"])
 

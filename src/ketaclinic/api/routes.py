@@ -9,6 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel
 
+from ketaclinic.http.deps import (
+    SESSION_COOKIE,
+    ApiViewerDep,
+    ServicesDep,
+    client_address,
+    set_session_cookie,
+)
 from ketaclinic.schemas import (
     AllergyCreate,
     DiagnosisCreate,
@@ -20,13 +27,6 @@ from ketaclinic.schemas import (
     UtcTimestamp,
     WeightCreate,
 )
-from ketaclinic.web.deps import (
-    SESSION_COOKIE,
-    ApiViewerDep,
-    ServicesDep,
-    client_address,
-)
-from ketaclinic.web.pages_auth import set_session_cookie
 
 router = APIRouter(prefix="/api")
 

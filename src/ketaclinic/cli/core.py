@@ -16,7 +16,7 @@ from ketaclinic.cli import app, environ, fail
 from ketaclinic.config import Settings, SettingsError, describe_settings_error, load_settings
 from ketaclinic.services.audit import SYSTEM
 from ketaclinic.services.errors import ServiceError
-from ketaclinic.store.db import DurabilityError
+from ketaclinic.store.db import DurabilityError, relax_sqlite_sync_for_bulk_seeding
 
 console = Console()
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
@@ -81,13 +81,17 @@ def user_create(
     full_name: Annotated[str, typer.Option(help="Full name")],
     password: Annotated[str | None, typer.Option(
         help="Password (else KETACLINIC_USER_PASSWORD, else asked)")] = None,
+    medical_director: Annotated[bool, typer.Option(
+        "--medical-director", help="May co-sign loosening a hard limit of a rule set")] = False,
 ) -> None:
     """Create a user account."""
     svc = open_services()
     try:
         pw = password or environ().get("KETACLINIC_USER_PASSWORD") or getpass.getpass("Password: ")
-        user = svc.auth.create_user(SYSTEM, username, full_name, role, pw)
-        console.print(f"created {user.role} {user.username!r}")
+        user = svc.auth.create_user(SYSTEM, username, full_name, role, pw,
+                                    medical_director=medical_director)
+        console.print(f"created {user.role} {user.username!r}"
+                      + (" (medical director)" if user.medical_director else ""))
     except ServiceError as exc:
         raise fail(str(exc)) from exc
     finally:
@@ -100,7 +104,30 @@ def user_list() -> None:
     svc = open_services()
     try:
         for u in svc.auth.list_users(SYSTEM):
-            console.print(f"{u.username}\t{u.role}\t{'active' if u.active else 'deactivated'}")
+            console.print(f"{u.username}\t{u.role}\t{'active' if u.active else 'deactivated'}"
+                          + ("\tmedical director" if u.medical_director else ""))
+    finally:
+        svc.close()
+
+
+@user_app.command("medical-director")
+def user_medical_director(
+    username: Annotated[str, typer.Argument(help="Login name")],
+    off: Annotated[bool, typer.Option("--off", help="Clear the flag instead of setting it")]
+    = False,
+) -> None:
+    """Set (or with --off clear) the medical-director flag: a second person with it co-signs
+    loosening or removing a hard limit of a rule set in effect."""
+    svc = open_services()
+    try:
+        match = [u for u in svc.auth.list_users(SYSTEM) if u.username == username.strip().lower()]
+        if not match:
+            raise fail(f"no user named {username!r}")
+        user = svc.auth.set_medical_director(SYSTEM, match[0].id, not off)
+        flag = "yes" if user.medical_director else "no"
+        console.print(f"{user.username}: medical director {flag}")
+    except ServiceError as exc:
+        raise fail(str(exc)) from exc
     finally:
         svc.close()
 
@@ -200,6 +227,7 @@ def demo(
         if if_empty and svc.auth.count_users() > 0:
             console.print("demo data already present; not seeding again")
         else:
+            relax_sqlite_sync_for_bulk_seeding(svc.db.engine)
             with Progress(console=console, transient=False) as bar:
                 task = bar.add_task("seeding synthetic patients", total=patients)
                 seed_demo(svc, patients=patients, seed=seed,

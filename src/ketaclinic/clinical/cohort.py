@@ -17,17 +17,16 @@ Kaplan–Meier lives in :mod:`ketaclinic.clinical.km` and cumulative exposure in
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from scipy.stats import chi2, norm
-
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Grade
 
 __all__ = [
+    "POISSON_SOURCE",
+    "WILSON_SOURCE",
     "Proportion",
     "Rate",
     "Timepoint",
@@ -37,6 +36,8 @@ __all__ = [
     "rate_per_100_sessions",
     "load_outcome_config",
     "load_timepoints",
+    "recall_hours",
+    "timepoint_instruments",
     "select_assessment_in_window",
     "tabulate_outcomes",
 ]
@@ -84,10 +85,9 @@ class Proportion:
         )
 
 
-def _z(confidence: float) -> float:
+def _check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ClinicalInputError(f"confidence must be between 0 and 1, got {confidence}")
-    return float(norm.ppf(1.0 - (1.0 - confidence) / 2.0))
 
 
 def proportion_ci(k: int, n: int, confidence: float = 0.95) -> Proportion:
@@ -105,24 +105,29 @@ def proportion_ci(k: int, n: int, confidence: float = 0.95) -> Proportion:
     Returns
     -------
     Proportion
-        ``p = k/n``; ``lo``/``hi`` = (p + z²/2n ± z·√(p(1−p)/n + z²/4n²)) / (1 + z²/n).
+        ``p = k/n``; ``lo``/``hi`` = (p + z²/2n ± z·√(p(1−p)/n + z²/4n²)) / (1 + z²/n), computed
+        by ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
+
+    Examples
+    --------
+    >>> proportion_ci(8, 10).label()
+    '8/10 (80 %, 49–94 %)'
+    >>> proportion_ci(0, 0).p is None
+    True
     """
     if isinstance(k, bool) or isinstance(n, bool) or int(k) != k or int(n) != n:
         raise ClinicalInputError(f"k and n must be whole numbers, got k={k!r}, n={n!r}")
     k, n = int(k), int(n)
     if n < 0 or k < 0 or k > n:
         raise ClinicalInputError(f"need 0 <= k <= n, got k={k}, n={n}")
-    z = _z(confidence)
+    _check_confidence(confidence)
     if n == 0:
         return Proportion(k, n, None, None, None, confidence)
-    p = k / n
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = (z / denom) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    lo = 0.0 if k == 0 else max(0.0, centre - half)
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return Proportion(k, n, p, lo, hi, confidence)
+    # Imported here: scipy.stats takes seconds to import and the app starts without it.
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return Proportion(k, n, k / n, max(0.0, float(ci.low)), min(1.0, float(ci.high)), confidence)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +164,14 @@ def rate_per_100_sessions(events: int, sessions: int, confidence: float = 0.95) 
 
     Lower bound = χ²(α/2; 2k)/2, upper = χ²(1−α/2; 2k+2)/2 events, each scaled by 100/sessions.
     With zero events the lower bound is 0.
+
+    Examples
+    --------
+    Three adverse events in 120 sessions:
+
+    >>> r = rate_per_100_sessions(3, 120)
+    >>> r.per_100, round(r.lo, 2), round(r.hi, 2)
+    (2.5, 0.52, 7.31)
     """
     if int(events) != events or int(sessions) != sessions or events < 0 or sessions < 0:
         raise ClinicalInputError(
@@ -166,9 +179,11 @@ def rate_per_100_sessions(events: int, sessions: int, confidence: float = 0.95) 
         )
     events, sessions = int(events), int(sessions)
     alpha = 1.0 - confidence
-    _z(confidence)  # validates the level
+    _check_confidence(confidence)
     if sessions == 0:
         return Rate(events, sessions, None, None, None, confidence)
+    from scipy.stats import chi2  # imported here for the same reason as binomtest above
+
     scale = 100.0 / sessions
     lo = 0.0 if events == 0 else float(chi2.ppf(alpha / 2, 2 * events)) / 2.0
     hi = float(chi2.ppf(1 - alpha / 2, 2 * events + 2)) / 2.0

@@ -1,4 +1,4 @@
-"""Discharge is earned (issue 12, item 5): the gate that says whether a patient may leave.
+"""Discharge is earned: the gate that says whether a patient may leave.
 
 Ready only when every finding is OK:
 
@@ -29,7 +29,7 @@ from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Level
 from ketaclinic.clinical.rulesets import Rule, RuleSet, RuleSetError
 from ketaclinic.clinical.session_rules import SessionRules, require_treatment
 
-FAIL_CLOSED = "ketaclinic fail-closed policy (ENGINEERING.md principle 4; issue 12)"
+FAIL_CLOSED = "ketaclinic fail-closed policy (ENGINEERING.md principle 4)"
 COMPLETE = ("sbp_mmhg", "dbp_mmhg", "hr_bpm", "spo2_pct")
 LABELS = {"sbp_mmhg": "systolic BP", "dbp_mmhg": "diastolic BP", "hr_bpm": "heart rate",
           "spo2_pct": "SpO2"}

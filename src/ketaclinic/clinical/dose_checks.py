@@ -23,7 +23,7 @@ REENTRY_RULES = frozenset(
     {"weight-implausible", "weight-stale", "weight-changed", "tenfold-error", "unit-swap-mg-mcg"}
 )
 REENTRY = {"action": "re-entry-required"}
-FAIL_CLOSED_SOURCE = "ketaclinic fail-closed policy (ENGINEERING.md principle 4; issue 4)"
+FAIL_CLOSED_SOURCE = "ketaclinic fail-closed policy (ENGINEERING.md principle 4)"
 
 
 @dataclass(frozen=True)

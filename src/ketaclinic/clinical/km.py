@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from ketaclinic.clinical.rules import ClinicalInputError
 
@@ -122,6 +122,16 @@ def kaplan_meier(
     -------
     KMResult
         Steps at time 0 (if no subject ends at 0) and at every distinct duration.
+
+    Examples
+    --------
+    Eight responders followed for relapse (1 = relapsed, 0 = censored), in days:
+
+    >>> km = kaplan_meier([10, 18, 18, 25, 30, 40, 60, 90], [1, 1, 0, 1, 0, 1, 0, 0])
+    >>> km.median, km.survival_at(20), km.at_risk([0, 30])
+    (40.0, 0.75, [8, 4])
+    >>> [(step.t, round(step.survival, 3)) for step in km.steps[:4]]
+    [(0.0, 1.0), (10.0, 0.875), (18.0, 0.75), (25.0, 0.6)]
     """
     if len(durations) != len(events):
         raise ClinicalInputError("durations and events must have the same length")
@@ -133,17 +143,21 @@ def kaplan_meier(
         raise ClinicalInputError("durations must be finite and >= 0")
     if not 0.0 < confidence < 1.0:
         raise ClinicalInputError(f"confidence must be between 0 and 1, got {confidence}")
-    z = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0))
+    z = float(ndtri(1.0 - (1.0 - confidence) / 2.0))
 
     grid = np.unique(t)
     if grid[0] > 0:
         grid = np.concatenate([[0.0], grid])
+    # Counts per grid time in O(n log n): at risk = durations >= t; events/censored = == t.
+    ordered = np.sort(t)
+    at_risk = t.size - np.searchsorted(ordered, grid, side="left")
+    ended = np.searchsorted(ordered, grid, side="right") - np.searchsorted(ordered, grid, "left")
+    observed = np.sort(t[e])
+    deaths = np.searchsorted(observed, grid, "right") - np.searchsorted(observed, grid, "left")
     s, v = 1.0, 0.0
     steps = []
-    for ti in grid:
-        n_i = int(np.sum(t >= ti))
-        d_i = int(np.sum((t == ti) & e))
-        c_i = int(np.sum((t == ti) & ~e))
+    for ti, n_i, d_i, c_i in zip(grid, at_risk.tolist(), deaths.tolist(),
+                                 (ended - deaths).tolist(), strict=True):
         if d_i:
             s *= 1.0 - d_i / n_i
             if n_i > d_i:

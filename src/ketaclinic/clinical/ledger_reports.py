@@ -107,8 +107,35 @@ class InventoryDue:
     kind: str  # "initial" or the policy's periodic kind
     due_on: date | None
     overdue: bool
-    last_on: date | None
+    last_on: date | None  # the last COMPLETE inventory (every lot with stock counted)
     source: str
+    # the latest inventory that left lots with stock uncounted (it does not count as done)
+    partial_on: date | None = None
+    missing_lots: tuple[str, ...] = ()
+
+
+#: count kinds that make up a full inventory (an "other" count is a spot check)
+FULL_INVENTORY_KINDS = ("initial", "biennial", "annual")
+
+
+def inventory_days(events: Sequence[LedgerEvent]) -> list[tuple[date, tuple[str, ...]]]:
+    """Each day with full-inventory counts and the lots with stock it left uncounted.
+
+    An inventory is complete only when every lot with stock on the books when it was taken
+    (the entries logged up to its last count that day) has a count of an inventory kind
+    that day (21 CFR 1304.11(a): the inventory includes all stocks of controlled substances).
+    """
+    by_day: dict[date, list[int]] = {}
+    for i, e in enumerate(events):
+        if isinstance(e, InventoryCount) and e.kind in FULL_INVENTORY_KINDS:
+            by_day.setdefault(e.at.date(), []).append(i)
+    out = []
+    for day, idxs in sorted(by_day.items()):
+        counted = {events[i].lot for i in idxs}
+        books = balance_by_lot(events[: max(idxs) + 1])
+        missing = tuple(sorted(lot for lot, mg in books.items() if mg > 0 and lot not in counted))
+        out.append((day, missing))
+    return out
 
 
 def _add_years(day: date, years: int) -> date:
@@ -123,18 +150,27 @@ def inventory_due(
 ) -> InventoryDue:
     """When the next full inventory is due.
 
-    No count yet: the initial inventory is due on the day of the first receipt (21 CFR
-    1304.11(b)). Afterwards every ``policy.interval_years`` from the last inventory.
+    No complete inventory yet: the initial inventory is due on the day of the first receipt
+    (21 CFR 1304.11(b)). Afterwards every ``policy.interval_years`` from the last complete
+    inventory. An inventory counts only when every lot with stock was counted (see
+    :func:`inventory_days`); a partial one is reported in ``partial_on`` / ``missing_lots``
+    and does not move the due date. Spot counts (kind "other") are not inventories.
     """
-    counts = sorted(e.at.date() for e in events if isinstance(e, InventoryCount))
+    days = inventory_days(events)
+    counts = [day for day, missing in days if not missing]
+    partial = [(day, missing) for day, missing in days if missing and (
+        not counts or day > counts[-1])]
+    partial_on, missing_lots = partial[-1] if partial else (None, ())
     receipts = sorted(e.at.date() for e in events if isinstance(e, Receipt))
     kind = "biennial" if policy.interval_years == 2 else "annual"
     if not counts:
         due = receipts[0] if receipts else None
         return InventoryDue("initial", due, due is not None and today > due, None,
-                            "21 CFR 1304.11(b): initial inventory when activity begins")
+                            "21 CFR 1304.11(b): initial inventory when activity begins",
+                            partial_on, missing_lots)
     due = _add_years(counts[-1], policy.interval_years)
-    return InventoryDue(kind, due, today > due, counts[-1], policy.source.source)
+    return InventoryDue(kind, due, today > due, counts[-1], policy.source.source,
+                        partial_on, missing_lots)
 
 
 def check_count_method(count: InventoryCount, policy: InventoryPolicy) -> list[Finding]:

@@ -148,9 +148,9 @@ class Vocabulary:
         """Ingredient and classes of an entered medicine; the typed class is added, never lost."""
         entry = self.lookup(name)
         classes = set(entry.classes) if entry else set()
-        if entered_class.strip():
-            typed = self.class_id(entered_class)
-            classes.add(typed or normalise(entered_class))
+        for part in re.split(r"[,;/|]", entered_class):  # "opioid, benzodiazepine"
+            if normalise(part):
+                classes.add(self.class_id(part) or normalise(part))
         if entry is None:
             return ResolvedMedication(name, None, frozenset(classes))
         return ResolvedMedication(name, entry.ingredient, frozenset(classes), entry.rxnorm)

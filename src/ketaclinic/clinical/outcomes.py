@@ -1,7 +1,7 @@
 """Outcomes of a treatment course from dated scores: baseline, response, remission, relapse.
 
 Definitions are cited, configurable data (:class:`OutcomeCriteria`, protocols.md §7, and
-``data/outcomes/outcome_config.json``; issue 13):
+``data/outcomes/outcome_config.json``):
 
 * **baseline**: the last score of the instrument in the ``baseline_window_days`` (14) up to and
   including the first dose (a date-only score on the day of the first dose counts as the

@@ -1,4 +1,4 @@
-"""Infusion safety as a smart pump's drug library checks it (issue 12, item 3).
+"""Infusion safety as a smart pump's drug library checks it.
 
 A drug library entry allows only the concentrations listed for the route
 (``infusion_concentrations`` in the rule set) and sets hard and soft limits on the concentration,

@@ -58,7 +58,7 @@ class RemsSessionRecord:
     sedation: bool | None = None
     dissociation: bool | None = None
     respiratory_depression: bool | None = None
-    #: the patient left before the discharge criteria were met (issue 12): never "ready"
+    #: the patient left before the discharge criteria were met: never "ready"
     left_against_advice: bool | None = None
     left_against_advice_note: str | None = None  # who, when, what was said
     #: the clinic's calendar day of the treatment; by default the date of ``first_device_at``,
@@ -230,7 +230,13 @@ def check_rems_form(form: RemsMonitoringForm) -> list[Finding]:
 
 
 def form_due_date(treatment_date: date) -> date:
-    """Last day to submit the form: treatment date + 7 days."""
+    """Last day to submit the form: treatment date + 7 days.
+
+    Examples
+    --------
+    >>> form_due_date(date(2026, 11, 2))
+    datetime.date(2026, 11, 9)
+    """
     return treatment_date + timedelta(days=int(SUBMIT_WITHIN_DAYS.value))
 
 

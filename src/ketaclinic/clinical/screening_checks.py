@@ -1,4 +1,4 @@
-"""Screening checks that issue 13 added: missing facts, ICD-10 flags, medicine interactions.
+"""Screening checks for missing facts, ICD-10 flags, medicine interactions.
 
 Unknown is never negative. A missing pregnancy, breast-feeding, substance-use or BP answer is a
 soft ``facts-missing`` finding listing what is missing; ICD-10 codes set the bipolar and psychosis
@@ -9,6 +9,7 @@ vocabulary (clinical/medications.py) and one it does not know is a soft finding.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from ketaclinic.clinical.medications import ResolvedMedication, Vocabulary
@@ -33,14 +34,32 @@ def is_depressive_icd10(code: str) -> bool:
     return _dx_match(code, load_bundled_diagnosis_flags()["depressive_episode"]["prefixes"])
 
 
+_ICD10_SHAPE = re.compile(r"^[A-Za-z][0-9]")
+_NEGATIONS = {"without", "no", "non"}
+
+
+def _label_hit(label: str, keywords: list[str]) -> bool:
+    """A keyword in a (non-ICD) diagnosis label, not negated by without/no/non just before."""
+    words = re.sub(r"[^a-z]+", " ", label.lower()).split()
+    for i, word in enumerate(words):
+        if any(word.startswith(k) for k in keywords) and not _NEGATIONS & set(words[i - 2 : i]):
+            return True
+    return False
+
+
+def _sets_flag(code: str, label: str, rule: dict[str, Any]) -> bool:
+    if _ICD10_SHAPE.match(code.strip()):
+        return _dx_match(code, rule["prefixes"])
+    return _label_hit(label, rule.get("label_keywords", []))
+
+
 def diagnosis_conditions(p: PatientFacts) -> dict[str, list[str]]:
-    """Condition flags the recorded ICD-10 codes set, with the codes that set each one."""
+    """Condition flags the recorded diagnoses set (ICD-10 codes; for other code systems, label
+    keywords), with the codes that set each one."""
     found: dict[str, list[str]] = {}
     for rule in load_bundled_diagnosis_flags()["flags"]:
         for d in p.diagnoses:
-            if _dx_match(d.code, rule["prefixes"]) and d.code not in found.get(
-                rule["condition"], []
-            ):
+            if _sets_flag(d.code, d.label, rule) and d.code not in found.get(rule["condition"], []):
                 found.setdefault(rule["condition"], []).append(d.code)
     return found
 

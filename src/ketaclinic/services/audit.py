@@ -154,6 +154,50 @@ class AuditTrail:
         tip.last_hash = event.row_hash
         return event
 
+    def record_list(
+        self,
+        session: Session,
+        actor: Actor,
+        action: str,
+        patient_ids: Iterable[int | None],
+        *,
+        at: dt.datetime,
+        detail: str = "",
+    ) -> int:
+        """Audit a list read: one row per distinct patient the list shows (``patient_id`` set,
+        so "who saw this patient" finds search results, worklists and day views too), or one
+        row without a patient when it shows none. Rows are appended to one chain in a single
+        multi-row insert and one tip update. Returns the number of rows written."""
+        ids = list(dict.fromkeys(p for p in patient_ids if p is not None))
+        if not ids:
+            self.record(session, actor, action, at=at, detail=detail)
+            return 1
+        tip, first_id = self._take_tip(session)
+        event_ids = [first_id, *self._more_ids(session, first_id, len(ids) - 1)]
+        rows, prev = [], tip.last_hash
+        for event_id, patient_id in zip(event_ids, ids, strict=True):
+            event = AuditEvent(id=event_id, chain=tip.chain, occurred_at=at.replace(tzinfo=None),
+                               user_id=actor.user_id, username=actor.username[:64],
+                               action=action[:64], patient_id=patient_id, outcome="ok",
+                               detail=detail[:500], prev_hash=prev, row_hash="")
+            event.row_hash = prev = row_digest(self._key, prev, _fields(event))
+            rows.append({c: getattr(event, c) for c in _EVENT_COLUMNS})
+        session.execute(_INSERT_EVENT, rows)
+        session.execute(update(_HEADS).where(_HEADS.c.id == tip.chain).values(
+            last_event_id=event_ids[-1], last_hash=prev, count=_HEADS.c.count + len(rows)))
+        tip.last_hash = prev
+        return len(rows)
+
+    @staticmethod
+    def _more_ids(session: Session, first_id: int, n: int) -> list[int]:
+        """``n`` more row ids after ``first_id``, drawn while the tip is locked."""
+        if n <= 0:
+            return []
+        if session.get_bind().dialect.name == "postgresql":
+            return sorted(int(i) for i in session.execute(text(
+                f"SELECT {_NEXTVAL} FROM generate_series(1, :n)"), {"n": n}).scalars())
+        return list(range(first_id + 1, first_id + 1 + n))  # SQLite: the write lock is held
+
     def _take_tip(self, session: Session) -> tuple[_Tip, int]:
         """The tip this transaction appends to (the one it holds, else a free one) and a new
         row id, taken while the tip is locked.
@@ -305,8 +349,8 @@ class AuditLog:
         with self.ctx.db.transaction() as s:
             rows = s.execute(select(Patient.id, Patient.family_name, Patient.given_name,
                                     Patient.mrn).where(Patient.id.in_(ids))).all()
-            self.ctx.audit.record(s, actor, "audit.patient_names", at=self.ctx.clock(),
-                                  detail=f"{len(rows)} patients")
+            self.ctx.audit.record_list(s, actor, "audit.patient_names", [r[0] for r in rows],
+                                       at=self.ctx.clock(), detail=f"{len(rows)} patients")
             return {r[0]: f"{r[1]}, {r[2]} ({r[3]})" for r in rows}
 
     def verify(self, actor: Actor | None = None,

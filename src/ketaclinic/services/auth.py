@@ -57,6 +57,7 @@ class UserInfo:
     created_at: dt.datetime
     totp_enrolled: bool = False
     must_change_password: bool = False
+    medical_director: bool = False
 
     @property
     def actor(self) -> Actor:
@@ -95,6 +96,13 @@ class SessionExpired(NotAuthenticated):
     login_message = "expired"
 
 
+class SessionLocked(NotAuthenticated):
+    """Idle past the timeout: the session is locked until the user unlocks it with their PIN or
+    password (services/lock_screen.py); nothing is shown meanwhile."""
+
+    login_message = "locked"
+
+
 class TemporaryPasswordExpired(NotAuthenticated):
     login_message = "temporary-expired"
 
@@ -122,7 +130,8 @@ def match_totp_step(secret: str, code: str | None, now: dt.datetime,
 def user_info(user: User) -> UserInfo:
     """The public view of a user row (no password hash, no two-factor key)."""
     return UserInfo(user.id, user.username, user.full_name, user.role, user.active, user.created_at,
-                    bool(user.totp_secret), bool(user.must_change_password))
+                    bool(user.totp_secret), bool(user.must_change_password),
+                    bool(user.medical_director))
 
 
 def validate_password(password: str, username: str = "") -> None:
@@ -158,11 +167,14 @@ class AuthService:
 
     # --- users -------------------------------------------------------------------------
     def create_user(
-        self, actor: Actor, username: str, full_name: str, role: str, password: str
+        self, actor: Actor, username: str, full_name: str, role: str, password: str,
+        medical_director: bool = False,
     ) -> UserInfo:
         self.ctx.require(actor, Perm.USER_MANAGE, "user.create")
         username = (username or "").strip().lower()
         validate_new_user(username, full_name, role, password)
+        if medical_director and role != "prescriber":
+            raise InvalidInput("only a prescriber can have the medical-director flag")
         with self.ctx.db.transaction() as s:
             if s.execute(select(User.id).where(User.username == username)).first():
                 raise Conflict(f"a user named {username!r} already exists")
@@ -173,11 +185,13 @@ class AuthService:
                 password_hash=hash_password(password),
                 active=True,
                 created_at=self.ctx.clock(),
+                medical_director=medical_director,
             )
             s.add(user)
             s.flush()
             self.ctx.audit.record(
                 s, actor, "user.create", at=self.ctx.clock(), detail=f"user {username} ({role})"
+                + (", medical director" if medical_director else "")
             )
             return user_info(user)
 
@@ -201,6 +215,22 @@ class AuthService:
             self.ctx.audit.record(
                 s, actor, "user.update", at=self.ctx.clock(),
                 detail=f"user {user.username} {'activated' if active else 'deactivated'}",
+            )
+            return user_info(user)
+
+    def set_medical_director(self, actor: Actor, user_id: int, flag: bool) -> UserInfo:
+        """An administrator sets or clears the medical-director flag (audited)."""
+        self.ctx.require(actor, Perm.USER_MANAGE, "user.update")
+        with self.ctx.db.transaction() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                raise NotFound("no such user")
+            if flag and user.role != "prescriber":
+                raise InvalidInput("only a prescriber can have the medical-director flag")
+            user.medical_director = flag
+            self.ctx.audit.record(
+                s, actor, "user.update", at=self.ctx.clock(),
+                detail=f"user {user.username} medical director {'set' if flag else 'cleared'}",
             )
             return user_info(user)
 
@@ -394,7 +424,8 @@ class AuthService:
         return max(waits)
 
     def resolve(self, token: str | None) -> SessionInfo:
-        """The session for a cookie token, enforcing idle and absolute timeouts."""
+        """The session for a cookie token, enforcing the absolute timeout; an idle session is
+        locked (not ended): it needs the user's PIN or password (issue 12)."""
         if not token:
             raise NotAuthenticated("please log in")
         now = self.ctx.clock()
@@ -405,10 +436,15 @@ class AuthService:
                 raise NotAuthenticated("please log in")
             idle = now - row.last_seen_at > dt.timedelta(minutes=settings.idle_timeout_minutes)
             old = now - row.created_at > dt.timedelta(hours=settings.absolute_timeout_hours)
-            ending = ("idle" if idle else "absolute" if old
+            ending = ("absolute" if old
                       else "temporary expired" if _temporary_expired(row.user, now) else None)
+            locked = not ending and (row.locked_at is not None or idle)
             if ending:
                 row.ended_at, row.end_reason = now, ending
+            elif locked:
+                if row.locked_at is None:
+                    row.locked_at = now
+                    self.ctx.audit.record(s, user_info(row.user).actor, "session.lock", at=now)
             else:
                 if now - row.last_seen_at > dt.timedelta(seconds=10):
                     row.last_seen_at = now
@@ -420,6 +456,10 @@ class AuthService:
                                            "administrator to reset your password again")
         if ending:
             raise SessionExpired("your session expired; please log in again")
+        if locked:
+            raise SessionLocked("the screen is locked after "
+                                f"{settings.idle_timeout_minutes} idle minutes: unlock with your "
+                                "PIN or password")
         return info
 
     def logout(self, token: str | None) -> None:

@@ -93,8 +93,9 @@ class ChairBoardService:
                              for _, end in _windows(c.opening_hours_json, today))
             day = today if open_today else today + dt.timedelta(days=1)
             board = self._day(s, chairs, day, now)
-            self.ctx.audit.record(s, actor, "chair.board", at=now,
-                                  detail=f"{day.isoformat()}: {board.session_count} sessions")
+            self.ctx.audit.record_list(
+                s, actor, "chair.board", [x.patient_id for c in board.chairs for x in c.sessions],
+                at=now, detail=f"{day.isoformat()}: {board.session_count} sessions")
             return Board(day, day == today, not open_today, board.chairs)
 
     def _day(self, s, chairs: list[Chair], day: dt.date, now: dt.datetime) -> Board:  # type: ignore[no-untyped-def]

@@ -78,7 +78,7 @@ from ketaclinic.store.tables_chair import (
 
 ACTIVE = ("checked-in", "monitoring")
 # the label of each rating in the session's assessment schedule: a scale's schedule is filled
-# only by its own ratings (issue 13: a RASS rating never fills the MOAA/S schedule)
+# only by its own ratings (a RASS rating never fills the MOAA/S schedule)
 RATING_LABEL = {"moaas": "MOAA/S", "rass": "RASS", "cadss": "CADSS", "cadss6": "CADSS"}
 VITAL_FIELDS = ("sbp_mmhg", "dbp_mmhg", "hr_bpm", "spo2_pct", "rr_per_min")
 

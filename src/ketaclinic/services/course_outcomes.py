@@ -32,7 +32,7 @@ ORDER_IV = ("phq9", "madrs", "qids-sr16", "hamd17")
 ORDER_ESKETAMINE = ("madrs", "phq9", "qids-sr16", "hamd17")
 STATUS_TEXT = {
     "not_started": "not started (no dose yet)",
-    "no_baseline": "no baseline score before the first dose",
+    "no_baseline": "no qualifying baseline (see the note below)",
     "baseline_only": "baseline only",
     "non_response": "no response yet",
     "response": "response",

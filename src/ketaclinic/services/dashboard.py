@@ -380,7 +380,7 @@ class DashboardService:
                 rk, rn, mk, mn = counts.get((treatment, instrument, tp.label), (0, 0, 0, 0))
                 out.append(OutcomeRow(treatment, instrument, tp.label, n, proportion_ci(rk, rn),
                                       proportion_ci(mk, mn)))
-        return out, no_baseline
+        return out, dict(sorted(no_baseline.items()))
 
     # --- time to relapse (SQL rows, one linear pass through the pure core) ------------------
     def _relapse(self, conn: Connection, d: q.Dialect, f: DashboardFilters,

@@ -95,7 +95,7 @@ def outcome_table_sql(where: str, instruments: Sequence[str]) -> str:
     with a baseline per treatment × instrument (``course_outcome_summary``), which the caller
     repeats for every timepoint (a course without a score in a window is not assessable); rows
     with ``instrument`` NULL count, per treatment, the dosed courses without a qualifying
-    baseline on any outcome instrument ("no baseline", issue 13: reported, never counted). The
+    baseline on any outcome instrument ("no baseline": reported, never counted). The
     summary rows carry their course's filter columns, so the filters apply to them as ``c``.
     """
     inst = ", ".join(_lit(i) for i in instruments) or "''"
@@ -125,7 +125,7 @@ GROUP BY c.treatment
 
 def relapse_sql(d: Dialect, where: str, instrument: str, event_kinds: Sequence[str]) -> str:
     """One row per course that responded at the end of induction on ``instrument``: time from
-    that response assessment (the relapse origin, issue 13) to relapse or censoring (calendar
+    that response assessment (the relapse origin) to relapse or censoring (calendar
     days), relapsed or not, baseline and the Cox covariates.
 
     The relapse origin, relapse by scores and the last score after the origin come from the

@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 
 from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.courses import load_course_template, plan_course
+from ketaclinic.clinical.instruments import load_bundled
 from ketaclinic.clinical.rems import form_due_date
 from ketaclinic.services.audit import SYSTEM, Actor
 from ketaclinic.store.tables import User
@@ -225,7 +226,8 @@ def _rating(row: TreatmentSession, instrument: str, at: dt.datetime, answers: li
     total = sum(answers)
     severity = {5: "alert"}.get(total, "") if instrument == "moaas" else ""
     return dict(patient_id=row.patient_id, course_id=row.course_id, session_id=row.id,
-                instrument_id=instrument, instrument_version="1.0.0", administered_at=at,
+                instrument_id=instrument, instrument_version=load_bundled(instrument).version,
+                administered_at=at,
                 source="clinic", total=Decimal(total), severity=severity, complete=True,
                 prorated=False, answers_json=json.dumps(answers),
                 result_json=json.dumps({"instrument": instrument, "total": total}),

@@ -281,7 +281,7 @@ def _weight(req: DoseRequest, w: WeightFacts, today: dt.date
 
 
 def _screening_finding(screening: Any, today: dt.date) -> Finding:
-    source = "ketaclinic screening record (issue 4)"
+    source = "ketaclinic screening record"
     if screening is None:
         return Finding("screening-current", Level.INFO,
                        "No eligibility screening recorded for this treatment", source)

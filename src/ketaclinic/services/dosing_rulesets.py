@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.inputs import parse_number
 from ketaclinic.clinical.rules import ClinicalInputError
+from ketaclinic.clinical.ruleset_governance import GovernanceDecision, check_change
 from ketaclinic.clinical.rulesets import (
     BUNDLED_IDS,
     TREATMENTS,
@@ -35,11 +36,39 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.permissions import Perm, allowed
 from ketaclinic.store.tables import User
-from ketaclinic.store.tables_dosing import ActiveRuleSet, RuleConfirmation, RuleSetVersion
+from ketaclinic.store.tables_dosing import (
+    ActiveRuleSet,
+    RuleConfirmation,
+    RuleSetApproval,
+    RuleSetVersion,
+)
 
 DEFAULT_ACTIVE = {"ketamine-iv": "ketamine-iv", "esketamine": "esketamine-us"}
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,58}$")
 MAX_DOCUMENT_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class Cosign:
+    """A second person's credentials, given with a change that loosens a hard limit."""
+
+    username: str = ""
+    password: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.username.strip() and self.password)
+
+
+class GovernanceRefused(InvalidInput):
+    """A rule-set change governance refuses (422); ``detail`` goes to the audit trail."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class CosignRequired(GovernanceRefused):
+    """The change loosens a hard limit in effect: a medical director must co-sign (422)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +105,7 @@ class RuleSetView:
     unconfirmed: tuple[UnconfirmedRule, ...]
     confirmations: list[dict[str, Any]]
     active_for: str | None
+    approvals: list[dict[str, Any]] = field(default_factory=list)
 
 
 @cache
@@ -177,11 +207,18 @@ class RuleSetService:
                     RuleConfirmation.ruleset_id == ruleset_id).order_by(RuleConfirmation.id.desc())
                 ).scalars()]
             active = {v: k for k, v in self._active_ids(s).items()}
+            approvals = [
+                {"version": a.version, "action": a.action, "by": a.approved_by_name,
+                 "at": a.approved_at, "loosened": json.loads(a.loosened_json)}
+                for a in s.execute(select(RuleSetApproval).where(
+                    RuleSetApproval.ruleset_id == ruleset_id).order_by(
+                    RuleSetApproval.id.desc())).scalars()]
             self.ctx.audit.record(s, actor, "ruleset.view", at=self.ctx.clock(),
                                   detail=rs.ref)
             return RuleSetView(rs, ruleset_id in BUNDLED_IDS, at_seq,
                                versions[0].seq if versions else None, versions,
-                               list_unconfirmed(rs), confirmations, active.get(ruleset_id))
+                               list_unconfirmed(rs), confirmations, active.get(ruleset_id),
+                               approvals)
 
     def unconfirmed_report(self, actor: Actor) -> list[dict[str, Any]]:
         """Every grade-U rule not yet confirmed, in the active sets and every clinic copy."""
@@ -229,13 +266,86 @@ class RuleSetService:
                               detail=f"{rs.ref}: {note}"[:500])
         return rs
 
-    def _write(self, fn):  # type: ignore[no-untyped-def]
+    def _write(self, fn, actor: Actor | None = None,  # type: ignore[no-untyped-def]
+               action: str = ""):
         try:
             with self.ctx.db.transaction() as s:
                 return fn(s)
         except IntegrityError as exc:
             raise Conflict("the rule set was changed at the same moment; reload and retry"
                            ) from exc
+        except GovernanceRefused as exc:
+            if actor is not None:
+                self.ctx.record_failure(actor, f"ruleset.{action}", "refused",
+                                        detail=exc.detail[:300])
+            raise
+
+    # --- governance: tighten freely; loosening in effect needs a co-signature ---
+    def _govern(self, s: Session, actor: Actor, candidate: RuleSet, in_effect: RuleSet | None,
+                director: tuple[int, str] | None, action: str) -> None:
+        """Refuse an incomplete rule set; a loosening of ``in_effect`` needs ``cosign`` from
+        another user with the medical-director flag (recorded in ``ruleset_approvals``)."""
+        decision: GovernanceDecision = check_change(candidate, in_effect)
+        if decision.blocked:
+            raise GovernanceRefused(decision.findings[0].message + " (nothing was saved)",
+                                    f"{candidate.ref}: hard limits missing")
+        if not decision.needs_cosign:
+            return
+        message = next(f.message for f in decision.findings if f.rule == "ruleset.loosened")
+        if director is None:
+            raise CosignRequired(message + " (nothing was saved)",
+                                 f"{candidate.ref}: loosening without a co-signature")
+        s.add(RuleSetApproval(
+            ruleset_id=candidate.id, version=candidate.version, action=action,
+            loosened_json=json.dumps([x.as_dict() for x in decision.loosened]),
+            requested_by=actor.user_id, approved_by=director[0],
+            approved_by_name=director[1][:200], approved_at=self.ctx.clock()))
+        self.ctx.audit.record(s, actor, "ruleset.loosen", at=self.ctx.clock(),
+                              detail=f"{candidate.ref} {action}, co-signed by {director[1]}: "
+                              + "; ".join(x.describe() for x in decision.loosened)[:300])
+
+    def _director(self, actor: Actor, cosign: Cosign, action: str) -> tuple[int, str] | None:
+        """Check the co-signer before any write transaction (None: no co-signer given)."""
+        from ketaclinic.services.auth import AuthService
+        from ketaclinic.services.errors import NotAuthenticated
+
+        if not cosign:
+            return None
+        try:
+            info = AuthService(self.ctx).reauthenticate(cosign.username, cosign.password)
+        except NotAuthenticated as exc:
+            raise CosignRequired("co-signer: the username or password was not accepted "
+                                 "(nothing was saved)",
+                                 "co-signer credentials were not accepted") from exc
+        if info.id == actor.user_id:
+            raise CosignRequired("co-signer: a second person must co-sign, not you",
+                                 "co-signed by the requester")
+        if not info.medical_director:
+            raise CosignRequired(f"co-signer: {info.username} does not have the "
+                                 "medical-director flag", "co-signer is not a medical director")
+        return info.id, f"{info.full_name} ({info.username})"
+
+    def _as_next(self, s: Session, rs: RuleSet) -> RuleSet:
+        """``rs`` under the version it will be stored as (the next sequence number)."""
+        latest = self._latest_row(s, rs.id)
+        return load_ruleset(dict(rs.to_dict(), version=str((latest.seq if latest else 0) + 1)))
+
+    def _checked_director(self, actor: Actor, cosign: Cosign,
+                          action: str) -> tuple[int, str] | None:
+        try:
+            return self._director(actor, cosign, action)
+        except GovernanceRefused as exc:
+            self.ctx.record_failure(actor, f"ruleset.{action}", "denied", detail=exc.detail)
+            raise
+
+    def _in_effect_for(self, s: Session, ruleset_id: str) -> RuleSet | None:
+        """The latest version of ``ruleset_id`` if it is an active set (else None)."""
+        if ruleset_id not in self._active_ids(s).values():
+            return None
+        try:
+            return self._load(s, ruleset_id)[0]
+        except NotFound:
+            return None
 
     def copy(self, actor: Actor, source_id: str, new_id: str, title: str = "",
              note: str = "") -> RuleSet:
@@ -260,8 +370,11 @@ class RuleSetService:
 
         return self._write(work)
 
-    def import_document(self, actor: Actor, text: str, note: str = "") -> RuleSet:
-        """Import a rule-set file (validated by the clinical core) as a new copy or version."""
+    def import_document(self, actor: Actor, text: str, note: str = "",
+                        cosign: Cosign = Cosign()) -> RuleSet:
+        """Import a rule-set file (validated by the clinical core) as a new copy or version.
+        An incomplete rule set (hard limits missing) is refused; a new version of an active
+        set that loosens a hard limit needs a medical director's co-signature."""
         self.ctx.require(actor, Perm.RULES_MANAGE, "ruleset.import")
         if len(text) > MAX_DOCUMENT_CHARS:
             raise InvalidInput("the rule-set file is too large")
@@ -274,11 +387,18 @@ class RuleSetService:
                                "the document's id to import it as a clinic copy")
         if not ID_RE.match(rs.id):
             raise InvalidInput("id must be 2–59 characters: lower-case letters, digits, '-'")
-        return self._write(lambda s: self._add_version(
-            s, actor, rs.to_dict(), note or "imported from a file", "import", None))
+        director = self._checked_director(actor, cosign, "import")
+
+        def work(s: Session) -> RuleSet:
+            before = self._in_effect_for(s, rs.id)
+            self._govern(s, actor, self._as_next(s, rs), before, director, "import")
+            return self._add_version(s, actor, rs.to_dict(), note or "imported from a file",
+                                     "import", None)
+
+        return self._write(work, actor, "import")
 
     def edit_values(self, actor: Actor, ruleset_id: str, changes: dict[str, str], note: str,
-                    expected_seq: int | None) -> RuleSet:
+                    expected_seq: int | None, cosign: Cosign = Cosign()) -> RuleSet:
         """Change numeric values (``parameters.X`` or ``dose_limits.ROUTE.X``) as a new version.
 
         A changed value loses its medical-director confirmation.
@@ -288,6 +408,7 @@ class RuleSetService:
             raise InvalidInput("bundled rule sets are read-only; copy it first")
         if not note.strip():
             raise InvalidInput("change note: say why the values changed")
+        director = self._checked_director(actor, cosign, "edit")
 
         def work(s: Session) -> RuleSet:
             rs, _ = self._load(s, ruleset_id)
@@ -305,10 +426,16 @@ class RuleSetService:
                     changed.append(path)
             if not changed:
                 raise InvalidInput("no value changed")
+            try:
+                candidate = load_ruleset(doc)
+            except ClinicalInputError as exc:
+                raise _bad(exc) from exc
+            self._govern(s, actor, self._as_next(s, candidate),
+                         self._in_effect_for(s, ruleset_id), director, "edit")
             return self._add_version(s, actor, doc, f"{note.strip()} ({', '.join(changed)})",
                                      rs.ref, expected_seq)
 
-        return self._write(work)
+        return self._write(work, actor, "edit")
 
     def confirm(self, actor: Actor, ruleset_id: str, path: str,
                 expected_seq: int | None = None) -> RuleSet:
@@ -335,15 +462,21 @@ class RuleSetService:
 
         return self._write(work)
 
-    def set_active(self, actor: Actor, treatment: str, ruleset_id: str) -> RuleSet:
+    def set_active(self, actor: Actor, treatment: str, ruleset_id: str,
+                   cosign: Cosign = Cosign()) -> RuleSet:
+        """Make ``ruleset_id`` the clinic's set for ``treatment``: never an incomplete set; one
+        that loosens a hard limit of the set in effect needs a medical director's co-sign."""
         self.ctx.require(actor, Perm.RULES_MANAGE, "ruleset.activate")
         if treatment not in TREATMENTS:
             raise InvalidInput(f"treatment must be one of {', '.join(TREATMENTS)}")
+        director = self._checked_director(actor, cosign, "activate")
 
         def work(s: Session) -> RuleSet:
             rs, _ = self._load(s, ruleset_id)
             if rs.treatment != treatment:
                 raise InvalidInput(f"{rs.ref} is for {rs.treatment}, not {treatment}")
+            current = self._load(s, self._active_ids(s)[treatment])[0]
+            self._govern(s, actor, rs, current, director, "activate")
             row = s.get(ActiveRuleSet, treatment)
             if row is None:
                 s.add(ActiveRuleSet(treatment=treatment, ruleset_id=ruleset_id,
@@ -354,7 +487,7 @@ class RuleSetService:
                                   detail=f"{treatment}: {rs.ref}")
             return rs
 
-        return self._write(work)
+        return self._write(work, actor, "activate")
 
 
 def _entry_at(doc: dict[str, Any], path: str) -> dict[str, Any]:

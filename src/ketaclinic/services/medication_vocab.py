@@ -50,3 +50,10 @@ def normalised(data: MedicationCreate) -> tuple[MedicationCreate, MedicationLook
 
 def is_recognised(name: str) -> bool:
     return load_bundled_vocabulary().lookup(name) is not None
+
+
+def name_choices() -> tuple[str, ...]:
+    """Every generic and brand name the vocabulary knows (for the entry form's suggestions)."""
+    vocab = load_bundled_vocabulary()
+    return tuple(sorted({n for e in vocab.entries for n in (e.ingredient, *e.names)},
+                        key=str.lower))

@@ -48,7 +48,7 @@ from ketaclinic.store.db import Database
 from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_outcomes import OutcomeSummaryState
 
-SUMMARY_VERSION = 2  # bump when the summary SQL changes meaning (2: issue 13 definitions)
+SUMMARY_VERSION = 2  # bump when the summary SQL changes meaning (2: revised baseline and relapse)
 CHUNK = 400  # course ids per scoped statement (well under SQLite's bound-parameter limit)
 _INFO_KEY = "outcome_summary_pending"
 INSTRUMENTS = frozenset(DEFAULT_CRITERIA)

@@ -189,8 +189,8 @@ class PatientService:
                 stmt.order_by(Patient.family_name, Patient.given_name, Patient.id)
                 .limit(limit).offset(offset)
             ).scalars().all()
-            self.ctx.audit.record(s, actor, "patient.search", at=self.ctx.clock(),
-                                  detail=f"{total} matches")
+            self.ctx.audit.record_list(s, actor, "patient.search", [p.id for p in rows],
+                                       at=self.ctx.clock(), detail=f"{total} matches")
             return SearchPage([_summary(p) for p in rows], int(total), limit, offset)
 
     def get(self, actor: Actor, patient_id: int, *, action: str = "patient.view") -> PatientDetail:

@@ -197,8 +197,8 @@ class RemsService:
                 RemsFormRow.status == "due",
                 RemsFormRow.due_on <= today + dt.timedelta(days=within_days)).order_by(
                 RemsFormRow.due_on, RemsFormRow.id)).all()
-            self.ctx.audit.record(s, actor, "rems.tracker", at=self.ctx.clock(),
-                                  detail=f"{len(rows)} forms due")
+            self.ctx.audit.record_list(s, actor, "rems.tracker", [p.id for _f, p in rows],
+                                       at=self.ctx.clock(), detail=f"{len(rows)} forms due")
             return [{"id": f.id, "session_id": f.session_id, "patient_id": p.id,
                      "patient_name": f"{p.family_name}, {p.given_name}",
                      "treatment_date": f.treatment_date, "due_on": f.due_on,

@@ -218,8 +218,9 @@ class ScheduleService:
                 TreatmentSession.planned_date >= first - dt.timedelta(days=7),
                 TreatmentSession.planned_date < first + dt.timedelta(days=days + 7)).order_by(
                 TreatmentSession.planned_date, TreatmentSession.id).limit(200)).all()
-            self.ctx.audit.record(s, actor, "schedule.view", at=self.ctx.clock(),
-                                  detail=f"{first.isoformat()} +{days} d")
+            self.ctx.audit.record_list(
+                s, actor, "schedule.view", [p.id for _r, p in [*booked, *planned]],
+                at=self.ctx.clock(), detail=f"{first.isoformat()} +{days} d")
             return chairs, [self._entry(r, p) for r, p in booked], [
                 self._entry(r, p) for r, p in planned]
 

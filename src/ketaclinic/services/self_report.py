@@ -227,7 +227,9 @@ class SelfReportService:
                 link = self._usable(s, token, lock=True)
                 if not hmac.compare_digest(form_key or "", self.form_key(link.token_hash)):
                     raise InvalidInput("the form is out of date; open the link again")
-                if not _any_answer(answers):
+                scored = [i.number for i in
+                          self.catalogue.for_scoring(s, link.instrument_id).items if i.scored]
+                if not _any_answer(answers, scored):
                     raise EmptySubmission("Please answer the questions before sending: no "
                                           "answer was given, so nothing was sent.")
                 row = self.assessments.store_scored(
@@ -297,9 +299,20 @@ class EmptySubmission(InvalidInput):
     """A self-report with no answer at all: refused (422), the link is not consumed."""
 
 
-def _any_answer(answers: Mapping[int, Any] | list[Any] | Any) -> bool:
-    """True when at least one answer is given (not None, not blank)."""
-    values = answers.values() if isinstance(answers, Mapping) else answers
-    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+def _any_answer(answers: Mapping[int, Any] | list[Any] | Any, scored: list[int]) -> bool:
+    """True when at least one scored item (``scored``: item numbers) has an answer (not None,
+    not blank). An answer to an unscored item alone (PHQ-9 item 10) is still an empty form."""
+    if isinstance(answers, Mapping):
+        pairs = [(_as_int(k), v) for k, v in answers.items()]
+    elif isinstance(answers, str | bytes) or not hasattr(answers, "__iter__"):
         return True  # malformed input: the scorer refuses it with its own message
-    return any(v is not None and str(v).strip() != "" for v in values)
+    else:
+        pairs = list(enumerate(answers, 1))
+    return any(n in scored and v is not None and str(v).strip() != "" for n, v in pairs)
+
+
+def _as_int(key: Any) -> int | None:
+    try:
+        return int(key)
+    except (TypeError, ValueError):
+        return None

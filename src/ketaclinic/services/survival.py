@@ -1,9 +1,10 @@
-"""Time to relapse after response: Kaplan–Meier and Cox models through lifelines.
+"""Time to relapse after response: the Kaplan–Meier summary and the Cox model.
 
-The pure reference estimator is :func:`ketaclinic.clinical.km.kaplan_meier`; the spec tests check
-that lifelines agrees with it. Nothing here raises for a degenerate cohort (no events, one
-subject, a covariate without variation, a model that does not converge): the result says
-"not estimable" and why.
+The Kaplan–Meier curve is the core's :func:`ketaclinic.clinical.km.kaplan_meier` (the one
+implementation; the spec tests check it against lifelines); the Cox model is lifelines'
+``CoxPHFitter``, imported when a model is fitted so that starting the app does not load pandas.
+Nothing here raises for a degenerate cohort (no events, one subject, a covariate without
+variation, a model that does not converge): the result says "not estimable" and why.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+from ketaclinic.clinical.km import kaplan_meier
+from ketaclinic.clinical.rules import ClinicalInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OBSERVATIONAL_CAUTION = (
     "These hazard ratios come from routine clinic records, not a randomised trial. Patients who "
@@ -106,58 +112,47 @@ def _finite_or_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
-def _first_at_or_below_half(timeline: np.ndarray, values: pd.Series) -> float | None:
-    """First time with value <= 0.5, with a 1e-12 tolerance.
-
-    lifelines computes S(t) as exp(sum(log(1 - d/n))), so an exact 0.5 can come out as
-    0.5000000000000001 and its ``median_survival_time_`` then reports "not reached". We apply the
-    same convention (first t with S(t) <= 0.5) on the lifelines curve, tolerant to that rounding.
-    """
-    idx = np.nonzero(values.to_numpy(dtype=float) <= 0.5 + 1e-12)[0]
-    return float(timeline[idx[0]]) if idx.size else None
-
-
 def fit_kaplan_meier(
     durations: Sequence[float],
     events: Sequence[bool | int],
     at_times: Sequence[float] = (),
     confidence: float = 0.95,
 ) -> KMSummary:
-    """Kaplan–Meier curve with the exponential-Greenwood band, median with CI, numbers at risk."""
-    from lifelines import KaplanMeierFitter
+    """Kaplan–Meier curve with the exponential-Greenwood band, median with CI, numbers at risk.
 
+    The dashboard's view of :func:`ketaclinic.clinical.km.kaplan_meier`: invalid input gives a
+    summary that is not estimable (with the reason) instead of an exception, and a median that
+    is not reached is None.
+    """
     n = len(durations)
     if n == 0 or n != len(events):
         return KMSummary(False, n, 0, reason="no subjects" if n == 0 else "length mismatch")
-    t = np.asarray(durations, dtype=float)
-    e = np.asarray([bool(x) for x in events])
-    if not np.all(np.isfinite(t)) or np.any(t < 0):
-        return KMSummary(False, n, int(e.sum()), reason="durations must be finite and >= 0")
+    e = [bool(x) for x in events]
     try:
-        kmf = KaplanMeierFitter(alpha=1 - confidence).fit(t, e)
-        ci = kmf.confidence_interval_survival_function_
-    except Exception as exc:  # noqa: BLE001 - degenerate data must not reach the caller
-        return KMSummary(False, n, int(e.sum()), reason=f"not estimable: {exc}")
-    at_risk = {float(x): int(np.sum(t >= x)) for x in at_times}
-    timeline = kmf.survival_function_.index.to_numpy(dtype=float)
+        km = kaplan_meier(durations, e, confidence=confidence)
+    except ClinicalInputError as exc:
+        return KMSummary(False, n, sum(e), reason=str(exc))
+    t = np.asarray(durations, dtype=float)
     return KMSummary(
         estimable=True,
-        n=n,
-        events=int(e.sum()),
-        timeline=tuple(float(x) for x in kmf.survival_function_.index),
-        survival=tuple(float(x) for x in kmf.survival_function_.iloc[:, 0]),
-        lo=tuple(float(x) for x in ci.iloc[:, 0]),
-        hi=tuple(float(x) for x in ci.iloc[:, 1]),
-        median=_first_at_or_below_half(timeline, kmf.survival_function_.iloc[:, 0]),
-        median_lo=_first_at_or_below_half(timeline, ci.iloc[:, 0]),
-        median_hi=_first_at_or_below_half(timeline, ci.iloc[:, 1]),
-        at_risk=at_risk,
+        n=km.n,
+        events=km.events,
+        timeline=tuple(step.t for step in km.steps),
+        survival=tuple(step.survival for step in km.steps),
+        lo=tuple(step.lo for step in km.steps),
+        hi=tuple(step.hi for step in km.steps),
+        median=_finite_or_none(km.median),
+        median_lo=_finite_or_none(km.median_lo),
+        median_hi=_finite_or_none(km.median_hi),
+        at_risk={float(x): int(np.sum(t >= x)) for x in at_times},
     )
 
 
 def _design_matrix(
     subjects: Sequence[SurvivalSubject], covariates: Sequence[str]
 ) -> tuple[pd.DataFrame, list[str]]:
+    import pandas as pd
+
     columns: dict[str, list[Any]] = {
         "duration": [float(s.duration_days) for s in subjects],
         "event": [int(bool(s.relapsed)) for s in subjects],

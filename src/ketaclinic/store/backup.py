@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Table, create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from ketaclinic.store import migrate
 from ketaclinic.store.models import Base
@@ -274,8 +275,13 @@ def _restore_sqlite(engine: Engine, source: Path, check: Check | None) -> None:
 def _check_pgdump_in_scratch(engine: Engine, source: Path, check: Check) -> None:
     name = f"{engine.url.database}_restore_{os.getpid()}_{int(time.time())}"[:63]
     admin = engine.execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except SQLAlchemyError as exc:
+        raise BackupError("cannot create a scratch database to verify the backup before it "
+                          "replaces the target (the database user needs CREATEDB); the "
+                          f"target is unchanged ({type(exc).__name__})") from exc
     scratch = create_engine(engine.url.set(database=name))
     try:
         _run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",

@@ -59,6 +59,26 @@ def _make_sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
     return engine
 
 
+def relax_sqlite_sync_for_bulk_seeding(engine: Engine) -> None:
+    """Commit without an fsync each (``synchronous=NORMAL``) on this engine's SQLite connections.
+
+    For writing synthetic demo data only: thousands of small transactions, each waiting for the
+    disk under ``synchronous=FULL``, made the first ``make run`` slow. In WAL mode NORMAL keeps
+    the database consistent after a crash of the process; a power cut may lose the last
+    transactions of the seeding, which is synthetic data that ``ketaclinic demo`` writes again.
+    The setting belongs to the connection: the server opens its own with ``synchronous=FULL``
+    and :func:`check_durability` still holds it to that. PostgreSQL is left as it is.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "checkout")
+    def _normal_sync(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
 def check_durability(engine: Engine) -> list[str]:
     """Return the weakened durability settings found (empty when all is well)."""
     problems: list[str] = []

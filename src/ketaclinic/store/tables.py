@@ -57,7 +57,7 @@ class User(Base):
                                                        server_default=false())
     password_expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # A second person with this flag must confirm loosening or removing a hard limit of a rule
-    # set that is in effect (issue 12); set by an administrator.
+    # set that is in effect; set by an administrator.
     medical_director: Mapped[bool] = mapped_column(Boolean, default=False,
                                                    server_default=false())
     # The lock-screen PIN (hashed like a password; None: unlock with the password only).

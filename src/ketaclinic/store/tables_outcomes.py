@@ -76,7 +76,7 @@ class CourseOutcomeSummary(Base):
     first_response_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # the response assessment at the end of induction (first score 0-14 days after the last
     # induction dose, a response): relapse and the time to relapse are counted from it
-    # (migration 0008_outcome_relapse); None when the course did not respond at that point
+    # (migration 0010_outcome_relapse); None when the course did not respond at that point
     relapse_origin_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # relapse by scores (the later of the first qualifying pair), and the last score after the
     # first response (censoring); relapse events are joined when the dashboard reads

@@ -22,12 +22,15 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.monitoring import is_respiratory
+from ketaclinic.services.auth import SessionLocked
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import NotAuthenticated, ServiceError, Throttled
 from ketaclinic.services.icd10 import icd10_choices
+from ketaclinic.services.medication_vocab import name_choices as medication_name_choices
 from ketaclinic.services.schedule import hours_label
 from ketaclinic.store.health import storage_problem
 from ketaclinic.web.audit_checkpoints import PeriodicAuditCheckpoint
+from ketaclinic.web.audit_probes import audit_not_found
 from ketaclinic.web.deps import (
     CHANGE_PASSWORD_PAGE,
     ENROLMENT_PAGE,
@@ -64,6 +67,7 @@ def make_templates(clinic_name: str, clinic_time: ClinicTime | None = None) -> J
     templates.env.filters.update(FILTERS)
     templates.env.tests["respiratory"] = is_respiratory
     templates.env.globals["icd10_choices"] = icd10_choices
+    templates.env.globals["medication_choices"] = medication_name_choices
     return templates
 
 DEFAULT_RETRY_AFTER_S = 60  # a 429 whose cause did not say when to come back
@@ -190,6 +194,13 @@ def _error(request: Request, status: int, message: str) -> Response:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SessionLocked)
+    async def _locked(request: Request, exc: SessionLocked) -> Response:
+        # Idle: the session is locked, not ended; nothing is shown until the user unlocks.
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc), "locked": True}, status_code=401)
+        return RedirectResponse(f"/unlock?next={quote(request.url.path)}", status_code=303)
+
     @app.exception_handler(NotAuthenticated)
     async def _unauthenticated(request: Request, exc: NotAuthenticated) -> Response:
         if _wants_json(request):
@@ -213,6 +224,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
+        await audit_not_found(request, exc)
         response = _error(request, exc.status, str(exc))
         if isinstance(exc, Throttled):
             response.headers["Retry-After"] = str(exc.retry_after_s)
@@ -261,7 +273,7 @@ def create_app(services: Services) -> FastAPI:
         "UTC (2026-11-02T14:00:00Z); requests may give any offset, and a time without one is "
         "UTC. Dates are the clinic's calendar days. The clinic time zone "
         "(KETACLINIC_CLINIC_TIMEZONE) applies to pages, PDFs and iCalendar only.",
-        docs_url="/api/docs",
+        docs_url=None,  # our own page below: the vendored Swagger UI under the app's CSP
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -285,7 +297,9 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(router)
     for router in web_routers():
         app.include_router(router)
-    from ketaclinic.web.openapi import install_error_responses
+    from ketaclinic.web.openapi import install_api_docs, install_error_responses
+
+    install_api_docs(app)
 
     install_error_responses(app)
     return app

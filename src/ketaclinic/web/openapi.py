@@ -54,3 +54,24 @@ def install_error_responses(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ketaclinic API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css"></head>
+<body><main id="swagger-ui"></main>
+<script src="/static/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/swagger-init.js"></script></body></html>
+"""
+
+
+def install_api_docs(app: FastAPI) -> None:
+    """/api/docs: Swagger UI from the package's own files (web/static/swagger-ui), no CDN and
+    no inline script, so the app's Content-Security-Policy applies unchanged."""
+    from fastapi.responses import HTMLResponse
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE)

@@ -31,11 +31,31 @@ def account_page(request: Request, svc: ServicesDep, viewer: ViewerDep, msg: str
 
 
 def _account(request: Request, svc: ServicesDep, viewer: ViewerDep, msg: str = "",
-             status: int = 200, error: str = "") -> Response:
+             status: int = 200, error: str = "", error_section: str = "") -> Response:
     user = viewer.session.user
     left = svc.accounts.recovery_codes_left(viewer.actor) if user.totp_enrolled else 0
     return render(request, "account.html", status_code=status, user=user, codes_left=left,
-                  message=msg[:200], error=error)
+                  message=msg[:200], error=error, error_section=error_section,
+                  has_pin=svc.lock.has_pin(viewer.actor),
+                  idle_minutes=svc.settings.idle_timeout_minutes)
+
+
+@router.post("/account/pin")
+async def account_set_pin(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """Set the lock-screen PIN (issue 12): the current password confirms it is the user."""
+    form = await read_checked_form(request, viewer)
+    try:
+        svc.lock.set_pin(viewer.actor, form.get("password", ""), form.get("pin", ""))
+    except InvalidInput as exc:
+        return _account(request, svc, viewer, status=422, error=str(exc), error_section="pin")
+    return redirect(f"{ACCOUNT_PAGE}?msg=Your+lock-screen+PIN+is+set.#pin")
+
+
+@router.post("/account/pin/remove")
+async def account_remove_pin(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
+    await read_checked_form(request, viewer)
+    svc.lock.clear_pin(viewer.actor)
+    return redirect(f"{ACCOUNT_PAGE}?msg=Your+lock-screen+PIN+is+removed.#pin")
 
 
 # --- password -------------------------------------------------------------------------------

@@ -43,6 +43,15 @@ async def users_set_active(request: Request, user_id: int, svc: ServicesDep,
     return redirect("/admin/users")
 
 
+@router.post("/users/{user_id}/medical-director")
+async def users_set_medical_director(request: Request, user_id: int, svc: ServicesDep,
+                                     viewer: ViewerDep) -> Response:
+    """Set or clear the flag that lets a user co-sign loosening a hard limit."""
+    form = await read_checked_form(request, viewer)
+    svc.auth.set_medical_director(viewer.actor, user_id, form.get("flag") == "1")
+    return redirect("/admin/users")
+
+
 # --- resets: a confirmation page (GET), then the change (POST, CSRF-checked) ----------------
 _RESETS = {"reset-password": "password", "reset-two-factor": "two-factor"}
 

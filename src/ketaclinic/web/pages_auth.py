@@ -18,6 +18,7 @@ from ketaclinic.web.deps import (
     ServicesDep,
     client_address,
     read_form,
+    set_session_cookie,
 )
 from ketaclinic.web.render import redirect, render
 
@@ -28,11 +29,6 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//"):
         return target
     return "/"
-
-
-def set_session_cookie(response: Response, request: Request, token: str, secure: bool) -> None:
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", path="/",
-                        secure=secure or request.url.scheme == "https")
 
 
 def _landing(result: LoginResult, target: str | None) -> str:
@@ -98,14 +94,20 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, svc: ServicesDep) -> Response:
-    from ketaclinic.web.deps import current_viewer, read_checked_form
+    from ketaclinic.services.auth import SessionLocked
+    from ketaclinic.web.deps import current_viewer, read_checked_form, read_form
 
+    token = request.cookies.get(SESSION_COOKIE)
     try:
         viewer = current_viewer(request, svc)
         await read_checked_form(request, viewer)
+    except SessionLocked:  # logging out from the lock screen ends the locked session
+        form = await read_form(request)
+        if form.get("csrf_token") != svc.lock.locked_info(token).csrf_token:
+            return redirect("/login")
     except NotAuthenticated:
         return redirect("/login")
-    svc.auth.logout(request.cookies.get(SESSION_COOKIE))
+    svc.auth.logout(token)
     response = redirect("/login?msg=logged-out")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -18,7 +18,7 @@ from ketaclinic.services.dosing_plan import (
     overrides_from_form,
     parse_dose_request,
 )
-from ketaclinic.services.dosing_rulesets import document_text
+from ketaclinic.services.dosing_rulesets import Cosign, document_text
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.numbers import MAX_ID, optional_int
 from ketaclinic.services.permissions import Perm, allowed
@@ -50,12 +50,17 @@ def rulesets(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     return _rulesets_page(request, svc, viewer)
 
 
+def _cosign(form: dict[str, str]) -> Cosign:
+    """The medical director's co-signature fields of a rule-set form."""
+    return Cosign(form.get("cosign_username", "")[:64], form.get("cosign_password", "")[:200])
+
+
 @router.post("/rulesets/active")
 async def rulesets_active(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
         svc.dosing.rulesets.set_active(viewer.actor, form.get("treatment", ""),
-                                       form.get("ruleset_id", ""))
+                                       form.get("ruleset_id", ""), _cosign(form))
     except InvalidInput as exc:
         return _rulesets_page(request, svc, viewer, 422, error=str(exc))
     return redirect("/rulesets")
@@ -77,7 +82,7 @@ async def rulesets_import(request: Request, svc: ServicesDep, viewer: ViewerDep)
     form = await read_checked_form(request, viewer)
     try:
         rs = svc.dosing.rulesets.import_document(viewer.actor, form.get("document", ""),
-                                                 form.get("note", ""))
+                                                 form.get("note", ""), _cosign(form))
     except (InvalidInput, Conflict) as exc:
         return _rulesets_page(request, svc, viewer, exc.status, error=str(exc), values=form)
     return redirect(f"/rulesets/{rs.id}")
@@ -135,7 +140,7 @@ async def ruleset_values(request: Request, ruleset_id: str, svc: ServicesDep,
             changes[path] = text
     try:
         svc.dosing.rulesets.edit_values(viewer.actor, ruleset_id, changes,
-                                        form.get("note", ""), _seq(form))
+                                        form.get("note", ""), _seq(form), _cosign(form))
     except (InvalidInput, Conflict) as exc:
         return _ruleset_page(request, svc, viewer, ruleset_id, status=exc.status, error=str(exc))
     return redirect(f"/rulesets/{ruleset_id}")

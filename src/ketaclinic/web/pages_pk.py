@@ -1,4 +1,4 @@
-"""Predicted exposure: the one-dose SVG, the course SVG and the course page (issue 6)."""
+"""Predicted exposure: the one-dose SVG, the course SVG and the course page."""
 
 from __future__ import annotations
 

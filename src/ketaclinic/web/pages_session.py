@@ -78,7 +78,8 @@ def session_page(request: Request, svc: Services, viewer: Viewer, session_id: in
                   chairs=svc.chair.schedule.chairs(viewer.actor), values=values,
                   vitals_key=values.get("idempotency_key") or secrets.token_urlsafe(16),
                   banner_for=view["patient"]["id"],
-                  rating_forms=[bundled_entry_form(i) for i in RATING_SCALES], **extra)
+                  rating_forms=[bundled_entry_form(i) for i in RATING_SCALES],
+                  idle_minutes=svc.settings.idle_timeout_minutes, **extra)
 
 
 async def _act(request: Request, svc: Services, viewer: Viewer, session_id: int,

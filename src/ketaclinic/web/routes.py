@@ -46,6 +46,7 @@ def web_routers() -> list[APIRouter]:
         pages_auth,
         pages_chair,
         pages_dosing,
+        pages_lock,
         pages_mbc,
         pages_outcomes,
         pages_patients,
@@ -53,7 +54,8 @@ def web_routers() -> list[APIRouter]:
     )
 
     # Area pages come before the patient pages' catch-all /patients/{id}/{kind} route.
-    routers = [router, pages_auth.router, pages_admin.router, pages_account.router,
+    routers = [router, pages_auth.router, pages_lock.router, pages_admin.router,
+               pages_account.router,
                pages_dosing.router,
                pages_mbc.router, pages_chair.router, pages_pk.router, pages_outcomes.router,
                pages_patients.router]

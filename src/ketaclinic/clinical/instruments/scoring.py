@@ -452,8 +452,8 @@ def _score_cssrs(d: InstrumentDefinition, items: list[ItemScore]) -> ScoreResult
         )
     if missing:
         notes.append(f"incomplete: question(s) {', '.join(map(str, missing))} unanswered")
-        # as urgent as the highest tier an unanswered question could reach (issue 13:
-        # removing an answer never lowers urgency)
+        # as urgent as the highest tier an unanswered question could reach
+        # (removing an answer never lowers urgency)
         reachable = [t.priority for t in d.scoring.tiers
                      if any(c.item in missing for c in t.any_of)] + ["high"]
         alerts.append(

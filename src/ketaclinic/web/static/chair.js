@@ -98,6 +98,81 @@
     } catch (e) { /* the message alone is enough */ }
   }
 
+  // --- the lock screen (issue 12): idle → locked, not logged out; drafts stay -------------
+  var locked = false;
+
+  function unlockForm(csrf) {
+    var box = document.createElement("section");
+    box.id = "lock-screen";
+    box.className = "card lock-screen";
+    box.setAttribute("role", "dialog");
+    box.setAttribute("aria-modal", "true");
+    box.setAttribute("aria-labelledby", "lock-h");
+    box.innerHTML = '<h1 id="lock-h">Screen locked</h1>' +
+      '<p>Nothing you typed is lost: it is kept on this tablet and comes back after you unlock.</p>' +
+      '<form id="lock-form"><label for="lock-secret">PIN or password</label>' +
+      '<input id="lock-secret" type="password" autocomplete="current-password" required maxlength="256">' +
+      '<button type="submit">Unlock</button><p class="lock-status" role="alert"></p></form>';
+    var form = box.querySelector("form");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var secret = box.querySelector("#lock-secret").value;
+      var out = box.querySelector(".lock-status");
+      out.textContent = "Checking…";
+      fetch("/api/session/unlock", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify({ secret: secret })
+      }).then(function (res) {
+        if (res.ok) { location.reload(); return null; }
+        return res.json().then(function (body) {
+          if (body.logged_out) { location.assign("/login?msg=expired"); return; }
+          out.textContent = body.detail || "not accepted";
+          box.querySelector("#lock-secret").value = "";
+        });
+      }).catch(function () { out.textContent = "No connection: try again"; });
+    });
+    return box;
+  }
+
+  function lock() {
+    if (locked) { return; }
+    var cfg = document.getElementById("lock-config");
+    if (!cfg) { return; }
+    locked = true;
+    var csrf = cfg.dataset.csrf;
+    // No patient data stays on screen or in the page: drafts are already in localStorage.
+    var main = document.getElementById("main") || document.body;
+    main.innerHTML = "";
+    document.title = "Locked";
+    document.body.classList.add("locked");
+    main.appendChild(unlockForm(csrf));
+    var input = document.getElementById("lock-secret");
+    if (input) { input.focus(); }
+  }
+
+  function watchIdle() {
+    var cfg = document.getElementById("lock-config");
+    if (!cfg) { return; }
+    var idleMs = parseFloat(cfg.dataset.idleMinutes || "15") * 60000;
+    var timer = null;
+    function reset() {
+      if (locked) { return; }
+      if (timer) { clearTimeout(timer); }
+      timer = setTimeout(lock, idleMs);
+    }
+    ["input", "keydown", "pointerdown", "touchstart", "scroll"].forEach(function (name) {
+      document.addEventListener(name, reset, { passive: true });
+    });
+    reset();
+  }
+
+  function lockedAnswer(res) {
+    if (res.status === 401) { return true; }
+    try { return res.redirected && /^\/(unlock|login)$/.test(new URL(res.url).pathname); }
+    catch (e) { return false; }
+  }
+
   function send(form) {
     var body = new URLSearchParams(new FormData(form));
     status(form, "Saving…", "pending");
@@ -105,6 +180,12 @@
       method: "POST", body: body, credentials: "same-origin", redirect: "follow",
       headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Requested-With": "fetch" }
     }).then(function (res) {
+      if (lockedAnswer(res)) {  // the server locked the session: keep the draft, lock
+        enable(form);
+        form.dataset.pending = "";
+        lock();
+        return null;
+      }
       if (res.ok) {
         clearDraft(form);
         form.dataset.pending = "";
@@ -150,6 +231,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("form[data-draft]"), setup);
+    watchIdle();
     window.addEventListener("online", function () {
       Array.prototype.forEach.call(document.querySelectorAll("form[data-pending='1']"), send);
     });

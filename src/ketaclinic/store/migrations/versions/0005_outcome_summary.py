@@ -1,4 +1,4 @@
-"""outcome summary: per-course outcome values the dashboard reads (issue 7)
+"""outcome summary: per-course outcome values the dashboard reads
 
 Creates the summary tables (store/tables_outcomes.py) empty and marks the summary stale
 (fingerprint "pending"): `ketaclinic migrate` / `init` then rebuild it with the current rules

@@ -1,4 +1,4 @@
-"""closed loop (issue 12): discharge outcome, rule-set approvals, medical director, lock screen
+"""closed loop: discharge outcome, rule-set approvals, medical director, lock screen
 
 - chair_discharges.outcome (discharged | left-against-advice) and .statement (what the patient
   who left against advice was told and said);

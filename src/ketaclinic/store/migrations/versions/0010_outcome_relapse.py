@@ -1,4 +1,4 @@
-"""outcome relapse origin: course_outcome_summary.relapse_origin_at (issue 13)
+"""outcome relapse origin: course_outcome_summary.relapse_origin_at
 
 Relapse is now counted from the response assessment at the end of induction, so the summary
 stores that time. The summary is derived data: the new column starts empty and the summary is

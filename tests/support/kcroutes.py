@@ -1,4 +1,4 @@
-"""Helpers for the hardening suites: walk every route and every API operation of the app."""
+"""Walk every route and every API operation of the app (imported as `kcroutes`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,105 @@
+"""Conventions of the source tree that a reviewer would otherwise have to remember.
+
+* A module of the clinical core that declares ``__all__`` lists every public name it defines
+  (and, for a package, every name its ``__init__`` imports), and nothing that does not exist.
+* Source text names what things are, not the issue that asked for them: "issue 4" means nothing
+  to a nurse reading a rule's source, nor to the next developer.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
+CLINICAL = SRC / "ketaclinic" / "clinical"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules_with_all() -> list[Path]:
+    return sorted(p for p in CLINICAL.rglob("*.py") if "__all__" in p.read_text("utf-8"))
+
+
+def public_names(path: Path) -> set[str]:
+    """Names a module offers: its top-level definitions; for a package, also what it imports."""
+    tree = ast.parse(path.read_text("utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif (isinstance(node, ast.ImportFrom) and path.name == "__init__.py"
+              and node.module != "__future__"):
+            names.update(alias.asname or alias.name for alias in node.names)
+    return {n for n in names if not n.startswith("_")}
+
+
+def test_the_clinical_packages_declare_their_public_names():
+    declared = {_module_name(p) for p in _modules_with_all()}
+    assert {"ketaclinic.clinical.pk", "ketaclinic.clinical.instruments",
+            "ketaclinic.clinical.cohort"} <= declared
+
+
+@pytest.mark.parametrize("path", _modules_with_all(), ids=_module_name)
+def test_all_lists_every_public_name_and_only_names_that_exist(path):
+    module = importlib.import_module(_module_name(path))
+    listed = list(module.__all__)
+    assert len(listed) == len(set(listed)), f"duplicates in {module.__name__}.__all__"
+    missing = sorted(public_names(path) - set(listed))
+    stale = sorted(n for n in listed if not hasattr(module, n))
+    assert not missing, f"{module.__name__} offers names its __all__ leaves out: {missing}"
+    assert not stale, f"{module.__name__}.__all__ lists names it does not have: {stale}"
+
+
+def test_public_names_finds_definitions_and_package_imports():
+    assert {"proportion_ci", "Proportion"} <= public_names(CLINICAL / "cohort.py")
+    assert "_check_confidence" not in public_names(CLINICAL / "cohort.py")
+    assert "simulate_regimen" in public_names(CLINICAL / "pk" / "__init__.py")
+
+
+ISSUE_REFERENCE = re.compile(r"\bissue ?#?\d+", re.IGNORECASE)
+
+
+def test_no_source_file_names_an_issue_number():
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((SRC / "ketaclinic").rglob("*"))
+        if path.suffix in {".py", ".json", ".html", ".md", ".toml", ".css", ".js", ".txt"}
+        for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1)
+        if ISSUE_REFERENCE.search(line)
+    ]
+    assert not found, f"say what the thing is instead of which issue asked for it: {found}"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_json_api_does_not_import_the_web_pages():
+    """api/ and web/ are two front ends on the same plumbing (ketaclinic.http), not layers."""
+    offenders = {
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sorted((SRC / "ketaclinic" / "api").rglob("*.py"))
+        for module in _imported_modules(path)
+        if module == "ketaclinic.web" or module.startswith("ketaclinic.web.")
+    }
+    assert not offenders, f"api/ imports web/: {sorted(offenders)}"
+    assert "ketaclinic.http.deps" in _imported_modules(SRC / "ketaclinic" / "api" / "routes.py")

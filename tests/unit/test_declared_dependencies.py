@@ -1,0 +1,74 @@
+"""Every third-party package that src/ imports is declared in pyproject.toml's dependencies.
+
+An undeclared import works on a developer's machine (some other package pulled it in) and breaks
+a clean install the day that other package drops it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from functools import cache
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "ketaclinic"
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared_runtime_distributions() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = set()
+    for requirement in project["dependencies"]:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+        assert match, f"cannot read the requirement {requirement!r}"
+        names.add(_normalise(match.group(1)))
+    return names
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@cache
+def third_party_imports() -> dict[str, list[str]]:
+    """Top-level module name -> the src files that import it (stdlib and ketaclinic left out)."""
+    where: dict[str, list[str]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        for module in _top_level_imports(path):
+            if module in sys.stdlib_module_names or module in ("ketaclinic", "__future__"):
+                continue
+            where.setdefault(module, []).append(str(path.relative_to(ROOT)))
+    return where
+
+
+def test_the_scan_finds_the_imports_it_is_meant_to_check():
+    imports = third_party_imports()
+    assert {"sqlalchemy", "fastapi", "numpy", "scipy"} <= set(imports)
+    assert "json" not in imports and "ketaclinic" not in imports
+
+
+def test_every_third_party_import_in_src_is_a_declared_dependency():
+    declared = _declared_runtime_distributions()
+    providers = packages_distributions()
+    undeclared = {}
+    for module, files in third_party_imports().items():
+        distributions = {_normalise(d) for d in providers.get(module, [])}
+        if not distributions:
+            undeclared[module] = f"not installed (imported by {files[0]})"
+        elif not distributions & declared:
+            undeclared[module] = f"from {sorted(distributions)}, imported by {files[0]}"
+    assert not undeclared, f"imported by src/ but not in [project] dependencies: {undeclared}"

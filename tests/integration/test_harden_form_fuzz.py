@@ -25,6 +25,8 @@ from ketaclinic.web.app import create_app
 from ketaclinic.web.pages_ledger import FORMS as LEDGER_KINDS
 from ketaclinic.web.pages_patients import _CHILDREN as PATIENT_KINDS
 
+pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
+
 WEB = Path(__file__).resolve().parents[2] / "src" / "ketaclinic" / "web"
 # Unicode digits that str.isdigit() accepts, numbers too large or not numbers, empty, long.
 FULL = os.environ.get("KETACLINIC_FORM_FUZZ", "") == "full"  # `make fuzz`: every value

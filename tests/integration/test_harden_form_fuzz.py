@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from kcharden import form_post_routes
+from kcroutes import form_post_routes
 from sqlalchemy import func, select, text
 
 from ketaclinic.services.demo import DEMO_USERS, seed_demo
@@ -30,8 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
 WEB = Path(__file__).resolve().parents[2] / "src" / "ketaclinic" / "web"
 # Unicode digits that str.isdigit() accepts, numbers too large or not numbers, empty, long.
 FULL = os.environ.get("KETACLINIC_FORM_FUZZ", "") == "full"  # `make fuzz`: every value
-HOSTILE = ["²", "١٢", "1e309", "9" * 40, "x" * 300] + (
-    ["NaN", "", "-1", "x" * 3000, "[1]", "2026-13-45T25:61"] if FULL else [])
+HOSTILE = ["²", "9" * 40, "x" * 300] + (
+    ["١٢", "1e309", "NaN", "", "-1", "x" * 3000, "[1]", "2026-13-45T25:61"] if FULL else [])
 NUMERIC_HOSTILE = ["²"] + (["9" * 40, "-0", "1e309"] if FULL else [])
 # One field at a time (the rest left out): the counters and ids issue 15 found 500s in, and
 # the measurements; KETACLINIC_FORM_FUZZ=full tries every numeric-looking field.

@@ -7,12 +7,14 @@ BIN := $(VENV)/bin
 # (browser driver, fuzzer, linters). Each stamp is redone when pyproject.toml changes.
 RUN_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
-# uv installs in parallel when it is on PATH; otherwise pip does the same job.
+# uv installs in parallel when it is on PATH; otherwise pip does the same job. Neither compiles
+# every installed module to bytecode up front (pip's default, more than half of its CPU time
+# here): Python compiles what it imports, once, on first use.
 UV := $(shell command -v uv 2>/dev/null)
 ifneq ($(UV),)
 INSTALL := $(UV) pip install --quiet --python $(BIN)/python
 else
-INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile
 endif
 PYTEST_ARGS ?=
 

@@ -20,6 +20,7 @@ from kctest import (
     drop_pg_database,
     fresh_database_url,
     make_settings,
+    sqlite_test_folder,
 )
 from sqlalchemy import text
 
@@ -72,13 +73,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url, handle = fresh_database_url(backend, tmp_path_factory.mktemp(backend))
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    if handle is not None:
-        drop_pg_database(handle)
+    with sqlite_test_folder(tmp_path_factory.mktemp(backend)) as folder:
+        url, handle = fresh_database_url(backend, folder)
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+        if handle is not None:
+            drop_pg_database(handle)
 
 
 def _wipe(url: str) -> None:

@@ -85,6 +85,19 @@ class Settings(BaseSettings):
         "X-Forwarded-For / X-Forwarded-Proto headers are believed (e.g. 127.0.0.1 or "
         "10.0.0.0/24); empty (the default) ignores those headers from everyone"
     )
+    root_path: str = Field(
+        "", pattern=r"^(/?[A-Za-z0-9._~-]+)*/?$", description="Sub-path the app is served "
+        "under behind a reverse proxy (e.g. /clinic): links, redirects, static files and cookie "
+        "paths get it; requests are accepted with or without it. Empty: served at /"
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token a Prometheus scraper sends to read /metrics "
+        "(Authorization: Bearer ...); empty (the default) lets only loopback clients read it"
+    )
+    access_log: bool = Field(
+        False, description="Write one JSON line per request to stderr (time, method, route "
+        "template, status, duration, request id; never the path's ids, query strings or bodies)"
+    )
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Largest request body accepted (413 above)"
     )
@@ -107,6 +120,11 @@ class Settings(BaseSettings):
         72, ge=1, le=24 * 14,
         description="Hours a temporary password set by an administrator's reset stays valid "
         "(the user must replace it at the first login)",
+    )
+    fhir_mrn_system: str = Field(
+        "", description="FHIR identifier system (a URI) of this clinic's medical record numbers "
+        "in exports, e.g. urn:oid:2.16.840.1.113883.3.1234.1 or https://clinic.example.org/mrn; "
+        "empty means https://ketaclinic.org/fhir/sid/mrn"
     )
     clinic_name: str = Field("ketaclinic demo clinic", description="Shown in page headers")
     clinic_timezone: str = Field(

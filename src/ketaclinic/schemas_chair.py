@@ -73,7 +73,6 @@ class PrecheckCreate(_Strict):
     version: Version
     consent_on_file: bool = False
     rems_enrolled: bool = False
-    screening_valid: bool = False
     last_food_at: Instant | None = None
     last_liquid_at: Instant | None = None
     uses_nasal_steroid_or_decongestant: bool = False
@@ -109,6 +108,13 @@ class DoseCreate(_Strict):
     ended_at: Instant | None = None
     device_times: list[Instant] = Field(default_factory=list, max_length=6)
     dose_order_id: int | None = None
+    #: the nurse confirms the signed order shown at the chair
+    order_confirmed: bool = False
+    #: IV: the concentration in the bag and the rate programmed on the pump
+    concentration_mg_per_ml: Decimal | None = Field(default=None, gt=0, le=1000,
+                                                    max_digits=8, decimal_places=3)
+    rate_ml_per_h: Decimal | None = Field(default=None, gt=0, le=10000, max_digits=10,
+                                          decimal_places=3)
     override_reason: Line = ""
 
 

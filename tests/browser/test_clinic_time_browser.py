@@ -69,6 +69,9 @@ def test_a_new_york_tablet_shows_and_takes_new_york_time(browser, live_server_ne
     expect(page.locator("#bp-gate")).to_contain_text("ok")
     field(page, "Dose (mg)").fill("40")
     field(page, "Lot").select_option(lot)
+    field(page, "Concentration in the bag (mg/mL)").fill("1")
+    field(page, "Rate programmed on the pump (mL/h)").fill("60")
+    page.locator("#d-confirm").check()
     submit(page, "dose", "Record dose", "monitoring")
     expect(page.locator(".session-head")).to_contain_text(f"Infusion start {offered}")
 

@@ -8,7 +8,7 @@ import re
 import uuid
 
 import pytest
-from kcbrowser import TABLET, log_in
+from kcbrowser import TABLET, log_in, screen_patient
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -30,6 +30,8 @@ def test_prescriber_overrides_a_soft_limit_and_is_stopped_by_a_hard_one(new_page
     page = new_page(viewport=TABLET)
     log_in(page, "prescriber")
     pid = _register(page)
+    screen_patient(page, f"/patients/{pid}", esketamine=False)  # issue 12: screened first
+    page.goto(f"/patients/{pid}")
     page.get_by_role("link", name="Dose orders").click()
     expect(page.get_by_role("heading", name=re.compile("Dose order"))).to_be_visible()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from kcchain import order_for, ready_course
 from kcpdf import pdf_text
 from kctest import csrf_from
 from sqlalchemy import func, select
@@ -62,6 +63,7 @@ def _setup(services, users, template="esketamine_trd", mrn="C-1"):
             drug=drug, lot="LOT-1", supplier_name="Supplier", supplier_address="1 Road",
             supplier_dea_number="AB1234563", expiry=dt.date(2027, 12, 31), containers=20,
             volume_ml_per_container=Decimal(vol), concentration_mg_per_ml=Decimal(conc)))
+    ready_course(services, users, patient.id, course.id, template)
     _, sessions, _ = services.chair.courses.get(pres, course.id)
     return patient.id, sessions[0].id
 
@@ -77,16 +79,21 @@ def _dosed(services, users, clock, template="esketamine_trd"):
     pid, sid = _setup(services, users, template)
     services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
         version=_version(services, sid), consent_on_file=True, rems_enrolled=True,
-        screening_valid=True, last_food_at=clock.now - dt.timedelta(hours=3),
+        last_food_at=clock.now - dt.timedelta(hours=3),
         last_liquid_at=clock.now - dt.timedelta(hours=1), ride_home_arranged=True))
     services.chair.sessions.predose(nurse, sid, PredoseVitals(
         version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
         rr_per_min=14))
     esk = template.startswith("esk")
+    t0 = clock.now
+    if esk:
+        clock.advance(minutes=5)  # the nurse records the dose after the second device
     services.chair.sessions.record_dose(nurse, sid, DoseCreate(
         version=_version(services, sid), dose_mg=Decimal(56 if esk else 40), lot="LOT-1",
-        started_at=clock.now,
-        device_times=[clock.now, clock.now + dt.timedelta(minutes=5)] if esk else []))
+        started_at=t0, dose_order_id=order_for(services, sid), order_confirmed=True,
+        concentration_mg_per_ml=None if esk else Decimal(1),
+        rate_ml_per_h=None if esk else Decimal(60),
+        device_times=[t0, t0 + dt.timedelta(minutes=5)] if esk else []))
     return pid, sid
 
 
@@ -122,7 +129,7 @@ def test_two_nurses_editing_one_session_the_second_gets_a_409_and_nothing_is_mer
     second, _ = login("admin")
     page_a, page_b = first.get(f"/sessions/{sid}").text, second.get(f"/sessions/{sid}").text
     version = _version(services, sid)
-    base = {"version": version, "consent_on_file": "on", "screening_valid": "on",
+    base = {"version": version, "consent_on_file": "on",
             "rems_enrolled": "on", "ride_home_arranged": "on", "last_food_at": "06:00",
             "last_liquid_at": "08:00"}
     assert first.post(f"/sessions/{sid}/checkin",
@@ -166,7 +173,7 @@ def test_times_with_an_offset_are_taken_as_utc_at_check_in_and_for_vitals(servic
     cet = dt.timezone(dt.timedelta(hours=1))
     food = (clock.now - dt.timedelta(hours=8)).replace(tzinfo=dt.UTC).astimezone(cet)
     r = c.post(f"/api/sessions/{sid}/checkin", headers={"X-CSRF-Token": csrf}, json={
-        "version": _version(services, sid), "consent_on_file": True, "screening_valid": True,
+        "version": _version(services, sid), "consent_on_file": True,
         "ride_home_arranged": True, "last_food_at": food.isoformat(),
         "last_liquid_at": food.isoformat()})
     assert r.status_code == 200, r.text
@@ -194,7 +201,7 @@ def test_esketamine_discharge_before_120_minutes_has_no_override_only_left_again
     body = {"version": _version(services, sid), "dissociation_resolved": True,
             "respiratory_depression_resolved": True, "responsible_adult_present": True}
     r = c.post(f"/api/sessions/{sid}/discharge", json=body, headers=h)
-    assert r.status_code == 422 and "only 60 of 120 min since first device" in r.json()["detail"]
+    assert r.status_code == 422 and "only 65 of 120 min since first device" in r.json()["detail"]
     assert _count(services, DischargeRecord) == 0
     assert ("session.discharge", "refused") in _actions(services, pid)
     # Issue 12: the free-text override is gone (it made an early discharge "ready").

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from bs4 import BeautifulSoup
+from kcchain import order_for, ready_course
 from kctest import csrf_from, make_settings
 
 from ketaclinic.bootstrap import build_services
@@ -49,6 +50,7 @@ def _session(services, users, template="esketamine_trd", mrn="NY-1"):  # type: i
             supplier_name="Supplier", supplier_address="1 Road", supplier_dea_number="AB1234563",
             expiry=dt.date(2027, 12, 31), containers=20, volume_ml_per_container=Decimal("0.2"),
             concentration_mg_per_ml=Decimal("140")))
+    ready_course(services, users, patient.id, course.id, template)
     _, sessions, _ = services.chair.courses.get(pres, course.id)
     return patient.id, sessions[0].id
 
@@ -87,12 +89,13 @@ def test_a_session_typed_at_0900_on_the_tablet_is_stored_as_1400_utc_and_shown_a
                  time="09:00").status_code == 303
     assert _row(services, sid).scheduled_start == dt.datetime(2026, 11, 2, 14, 0)
     assert nurse(sid, "checkin", consent_on_file="on", rems_enrolled="on",
-                 screening_valid="on", ride_home_arranged="on", last_food_at="06:00",
+                 ride_home_arranged="on", last_food_at="06:00",
                  last_liquid_at="08:30").status_code == 303
     assert nurse(sid, "predose", sbp_mmhg="128", dbp_mmhg="80",
                  taken_at="09:40").status_code == 303
     assert nurse(sid, "dose", dose_mg="56", lot="LOT-NY", device_1="09:50",
-                 device_2="09:55").status_code == 303
+                 device_2="09:55", dose_order_id=str(order_for(services, sid)),
+                 order_confirmed="on").status_code == 303
     assert nurse(sid, "vitals", sbp_mmhg="130", dbp_mmhg="82",
                  taken_at="09:58").status_code == 303
 
@@ -130,7 +133,7 @@ def test_an_evening_check_in_counts_a_screening_valid_today_in_clinic_time(
         services, users, nurse, clock):
     _, sid = _session(services, users)
     clock.now = dt.datetime(2026, 11, 3, 1, 30)  # 20:30 on Monday in New York, Tuesday in UTC
-    r = nurse(sid, "checkin", consent_on_file="on", rems_enrolled="on", screening_valid="on",
+    r = nurse(sid, "checkin", consent_on_file="on", rems_enrolled="on",
               ride_home_arranged="on", last_food_at="17:00", last_liquid_at="19:30")
     assert r.status_code == 303
     with services.db.transaction() as s:

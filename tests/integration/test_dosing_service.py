@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import pytest
+from kcchain import screen_ok
 from sqlalchemy import func, select
 
 from ketaclinic.clinical.rulesets import load_bundled_ruleset
@@ -115,6 +116,7 @@ def test_bad_facts_are_refused_with_a_reason(services, users):
 
 def test_a_standard_iv_dose_is_calculated_and_saved_with_the_rule_set(services, users):
     pid = make_patient(services)
+    screen_ok(services, users, pid, "ketamine-iv")
     record, created = services.dosing.save(actor(users, "prescriber"), pid,
                                            parse_dose_request(iv()))
     assert created and record.dose_mg == 40.0 and record.rate_ml_per_h == 40.0
@@ -124,6 +126,7 @@ def test_a_standard_iv_dose_is_calculated_and_saved_with_the_rule_set(services, 
 
 def test_a_soft_finding_needs_a_coded_reason_and_text_which_are_stored(services, users):
     pid = make_patient(services)
+    screen_ok(services, users, pid, "ketamine-iv")
     pres = actor(users, "prescriber")
     with pytest.raises(DoseBlocked) as blocked:
         services.dosing.save(pres, pid, parse_dose_request(iv("0.8")))
@@ -152,6 +155,7 @@ def test_a_hard_limit_blocks_every_role_including_admin(services, users):
 
 def test_a_stale_weight_forces_re_entry_which_then_is_recorded(services, users, clock):
     pid = make_patient(services)
+    screen_ok(services, users, pid, "ketamine-iv")
     clock.advance(days=60)
     pres = actor(users, "prescriber")
     plan = services.dosing.check(pres, pid, parse_dose_request(iv()))
@@ -169,6 +173,7 @@ def test_a_stale_weight_forces_re_entry_which_then_is_recorded(services, users, 
 def test_a_weight_change_over_ten_percent_stops_until_the_new_weight_is_confirmed(
         services, users, clock):
     pid = make_patient(services)
+    screen_ok(services, users, pid, "ketamine-iv")
     pres = actor(users, "prescriber")
     services.dosing.save(pres, pid, parse_dose_request(iv()))
     clock.advance(days=7)
@@ -189,6 +194,7 @@ def test_pounds_are_refused_as_a_re_entered_weight():
 
 def test_esketamine_dose_follows_the_label_phase(services, users):
     pid = make_patient(services)
+    screen_ok(services, users, pid, "esketamine")
     pres = actor(users, "prescriber")
     plan = services.dosing.check(pres, pid, parse_dose_request(
         {"route": "intranasal", "phase": "induction", "session_number": "1"}))
@@ -220,6 +226,7 @@ def test_a_raising_checker_blocks_the_save(services, users):
 
 def test_the_idempotency_key_saves_once(services, users):
     pid = make_patient(services)
+    screen_ok(services, users, pid, "ketamine-iv")
     pres = actor(users, "prescriber")
     a, created_a = services.dosing.save(pres, pid, parse_dose_request(iv()), "key-1")
     b, created_b = services.dosing.save(pres, pid, parse_dose_request(iv()), "key-1")
@@ -251,6 +258,7 @@ def test_rule_set_copy_edit_confirm_and_activate(services, users):
     assert path not in {u.path for u in view.unconfirmed}
     rules.set_active(admin, "ketamine-iv", "clinic-iv")
     pid = make_patient(services)
+    screen_ok(services, users, pid, "ketamine-iv")
     record, _ = services.dosing.save(pres, pid, parse_dose_request(iv("0.8"), [
         {"rule": "mg-per-kg", "reason_code": "clinical-judgement", "free_text": "x"}]))
     assert record.rule_set == "clinic-iv@3"  # 0.8 is under the edited soft max: no override
@@ -292,6 +300,7 @@ def test_reads_are_audited(services, users):
 
 def test_overrides_have_reason_rows(services, users):
     pid = make_patient(services)
+    screen_ok(services, users, pid, "ketamine-iv")
     services.dosing.save(actor(users, "prescriber"), pid, parse_dose_request(iv("0.8"), [
         {"rule": "mg-per-kg", "reason_code": "clinical-judgement", "free_text": "why"}]))
     with services.db.transaction() as s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from kcchain import screen_ok
 from kctest import csrf_from
 from sqlalchemy import func, select
 
@@ -76,8 +77,9 @@ def test_a_nurse_sees_screening_but_cannot_run_it(services, login):
     assert r.status_code == 403
 
 
-def test_the_dose_page_checks_without_javascript_and_saves_with_an_override(services, login):
+def test_the_dose_page_checks_without_javascript_and_saves_with_an_override(services, users, login):
     pid = make_patient(services)
+    screen_ok(services, users, pid, "ketamine-iv")
     c, _ = login("prescriber")
     page = c.get(f"/patients/{pid}/dose")
     assert page.status_code == 200 and "Dose (mg/kg)" in page.text
@@ -119,8 +121,9 @@ def test_a_hard_limit_is_refused_for_the_page_and_the_api(services, login):
     assert count(services, DoseOrder) == 0
 
 
-def test_the_api_checks_saves_and_lists_doses(services, login):
+def test_the_api_checks_saves_and_lists_doses(services, users, login):
     pid = make_patient(services)
+    screen_ok(services, users, pid, "ketamine-iv")
     c, csrf = login("prescriber")
     h = {"X-CSRF-Token": csrf}
     r = c.post(f"/api/patients/{pid}/dose/check", json={**IV, "mg_per_kg": 0.5}, headers=h)

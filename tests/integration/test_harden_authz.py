@@ -314,7 +314,8 @@ def _page_paths(app) -> list[str]:  # type: ignore[no-untyped-def]
     paths = []
     for path, methods in all_routes(app.routes):
         if "GET" not in methods or path.startswith(("/api", "/static", "/docs")) or path in (
-                "/login", "/healthz", "/readyz", "/", "/favicon.ico"):  # public, no patient data
+                "/login", "/healthz", "/readyz", "/", "/favicon.ico",
+                "/metrics"):  # public (metrics: loopback or token), no patient data
             continue
         if set(re.findall(r"{(\w+)}", path)) <= {"patient_id"}:
             paths.append(path)

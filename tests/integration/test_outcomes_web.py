@@ -87,7 +87,7 @@ def test_the_fhir_bundle_is_built_from_the_database_and_validates(services, user
     assert validate_bundle(bundle) == []
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert kinds.count("Observation") == 7 and kinds.count("MedicationAdministration") == 6
-    assert {"Patient", "Condition", "CarePlan", "Procedure"} <= set(kinds)
+    assert {"Patient", "Condition", "CarePlan", "Encounter"} <= set(kinds)
     assert ("export.fhir", "prescriber", ids["A"], "ok") in _actions(services, "export.fhir")
     analyst, _ = login("analyst")
     assert analyst.get(f"/api/patients/{ids['A']}/fhir").status_code == 403

@@ -71,8 +71,10 @@ def receive_stock(page, drug: str, lot: str, containers: str, ml: str, conc: str
     expect(page.get_by_role("link", name=lot)).to_be_visible()
 
 
-def patient_with_course(page, template_label: str, sex: str = "male") -> str:  # type: ignore[no-untyped-def]
-    """Register a patient (nurse), create a course (prescriber); returns the session URL."""
+def patient_with_course(page, template_label: str, sex: str = "male",  # type: ignore[no-untyped-def]
+                        ordered: bool = True) -> str:
+    """Register a patient (nurse), create a course (prescriber) and, unless ``ordered`` is
+    False, screen the patient and sign the course's order; returns the session URL."""
     family = "Chair" + new_tag().capitalize()
     log_in(page, "nurse")
     page.goto("/patients/new")
@@ -92,8 +94,49 @@ def patient_with_course(page, template_label: str, sex: str = "male") -> str:  #
     expect(page.locator("#course-status")).to_have_text("active")
     page.get_by_role("link", name="Session 1", exact=True).click()
     session_url = page.url
+    if ordered:
+        screen_and_order(page, patient_url, "Esketamine" in template_label)
     log_out(page)
     return session_url
+
+
+def screen_and_order(page, patient_url: str, esketamine: bool) -> None:  # type: ignore[no-untyped-def]
+    """As the prescriber: diagnosis, screening facts, an eligible screening and the signed
+    order for the patient's course (issue 12: no dose without them)."""
+    screen_patient(page, patient_url, esketamine)
+    page.goto(patient_url + "/dose?route=" + ("intranasal" if esketamine else "iv"))
+    if not esketamine:
+        page.locator("#concentration_mg_per_ml").fill("1")
+    page.locator("#save-dose").click()
+    expect(page.locator("#course_id")).to_be_visible()
+    assert "saved=" in page.url, page.url
+
+
+def screen_patient(page, patient_url: str, esketamine: bool) -> None:  # type: ignore[no-untyped-def]
+    """As the prescriber: diagnosis, every screening question answered, an eligible
+    screening for the treatment."""
+    page.goto(patient_url)
+    page.locator("#dx_code").fill("F33.2")
+    page.locator("#dx_display").fill("Recurrent depressive disorder, severe")
+    page.get_by_role("button", name="Add diagnosis").click()
+    page.goto(patient_url + "/screening")
+    for i, (drug, mg, weeks) in enumerate((("escitalopram", "20", "8"),
+                                           ("venlafaxine", "225", "10"))):
+        page.locator(f"#trial-{i}-drug").fill(drug)
+        page.locator(f"#trial-{i}-dose").fill(mg)
+        page.locator(f"#trial-{i}-weeks").fill(weeks)
+        page.locator(f"#trial-{i}-response").select_option("minimal")
+    page.locator("#episode_duration_months").fill("18")
+    page.locator("#symptom_severity").select_option("severe")
+    page.locator("#substance_use_disorder").select_option("none")
+    page.locator("#bp_systolic").fill("128")
+    page.locator("#bp_diastolic").fill("80")
+    page.locator("#pregnant").select_option("no")
+    page.locator("#breastfeeding").select_option("no")
+    page.get_by_role("button", name="Save clinical facts").click()
+    page.locator("#treatment").select_option("esketamine" if esketamine else "ketamine-iv")
+    page.get_by_role("button", name="Run screening").click()
+    expect(page.locator("#result .decision").first).to_have_text("Eligible")
 
 
 def submit(page, section: str, button: str, expect_status: str | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -116,7 +159,6 @@ def book_and_check_in(page, session_url: str, chair: str,  # type: ignore[no-unt
     field(page, "Signed consent on file").check()
     if field(page, "Enrolled in the Spravato REMS").count():
         field(page, "Enrolled in the Spravato REMS").check()
-    field(page, "Screening still valid").check()
     field(page, "Ride home arranged").check()
     field(page, "Override reason (for warnings)").fill("fasting confirmed, times unknown")
     submit(page, "checkin", "Record check-in", "checked-in")

@@ -44,7 +44,7 @@ def receipt(entry_id="r1", lot="L1", containers=2, expiry=date(2027, 1, 1), at=T
 
 def admin(entry_id, mg, lot="L1", at=T0 + timedelta(hours=1)):
     return Administration(entry_id=entry_id, at=at, actor_id="u1", lot=lot, dose_mg=D(mg),
-                          session_ref="s1")
+                          session_ref=f"s-{entry_id}", patient_ref="p1")
 
 
 def waste(entry_id, mg, witness="u2", reauth=True, lot="L1"):
@@ -96,7 +96,7 @@ def test_the_ledger_refuses_unsafe_entries(event, rule):
 
 def test_float_amounts_are_refused_in_favour_of_decimal():
     ev = Administration(entry_id="a1", at=T0, actor_id="u1", lot="L1", dose_mg=12.5,
-                        session_ref="s1")
+                        session_ref="s1", patient_ref="p1")
     assert rules_of(validate_event(LOG, ev)) == ["ledger.amount_type"]
 
 

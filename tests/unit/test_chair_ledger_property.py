@@ -53,7 +53,7 @@ def make_event(n, kind, lot, mg):
                        supplier_dea_number="AB1234563", expiry=date(2099, 1, 1), containers=1,
                        volume_ml_per_container=Decimal(10), concentration_mg_per_ml=mg / 10)
     if kind == "administer":
-        return Administration(**common, dose_mg=mg, session_ref=f"s{n}")
+        return Administration(**common, dose_mg=mg, session_ref=f"s{n}", patient_ref="p1")
     if kind == "waste":
         return Waste(**common, waste_mg=mg, witness_id="nurse2", witness_reauthenticated=True)
     return TransferOut(**common, transfer_mg=mg, recipient_name="Reverse distributor")

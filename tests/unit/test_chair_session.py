@@ -15,8 +15,12 @@ from ketaclinic.clinical.session import (
     check_pre_treatment,
 )
 from ketaclinic.clinical.session_rules import load_session_rules
+from ketaclinic.clinical.treatment_chain import ScreeningState, check_screening
 
 RULES = load_session_rules()
+SCREENED = ScreeningState(1, "esketamine", "eligible", date(2026, 3, 1), {})
+SCREENING_OK = check_screening(SCREENED, "esketamine", {}, date(2026, 1, 5))
+SCREENING_EXPIRED = check_screening(SCREENED, "esketamine", {}, date(2026, 3, 2))
 DOSE_AT = datetime(2026, 1, 5, 10, 0)
 GOOD_VITALS = VitalSigns(DOSE_AT + timedelta(minutes=115), 128, 80, 74, 98, 14)
 
@@ -25,7 +29,7 @@ def ready_precheck(**changes) -> PreCheckInput:
     base = dict(
         treatment="esketamine", planned_dose_at=DOSE_AT, consent_on_file=True, rems_enrolled=True,
         last_food_at=DOSE_AT - timedelta(hours=3), last_liquid_at=DOSE_AT - timedelta(minutes=45),
-        ride_home_arranged=True, screening_valid_until=date(2026, 3, 1),
+        ride_home_arranged=True, screening=SCREENING_OK,
         weight_measured_on=date(2026, 1, 1),
     )
     base.update(changes)
@@ -48,7 +52,8 @@ def test_a_patient_who_followed_the_instructions_passes_every_precheck():
           "nasal_steroid_or_decongestant_at": DOSE_AT - timedelta(minutes=30)},
          "precheck.nasal_timing", Level.SOFT),
         ({"ride_home_arranged": False}, "precheck.ride_home", Level.SOFT),
-        ({"screening_valid_until": date(2026, 1, 4)}, "precheck.screening_valid", Level.HARD),
+        ({"screening": None}, "precheck.screening_valid", Level.HARD),
+        ({"screening": SCREENING_EXPIRED}, "chain.screening", Level.HARD),
         ({"pregnancy_test_relevant": True, "pregnancy_test_negative_on": date(2025, 12, 1)},
          "precheck.pregnancy_test", Level.SOFT),
         ({"treatment": "iv_ketamine", "weight_measured_on": date(2025, 11, 1)},

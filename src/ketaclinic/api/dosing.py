@@ -26,6 +26,10 @@ class ScreeningRequest(_Strict):
     treatment: Literal["ketamine-iv", "esketamine"]
 
 
+class SignoffBody(_Strict):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
 class FactsBody(_Strict):
     facts: dict[str, Any]
     version: int | None = Field(None, description="The version you read (None: first save)")
@@ -47,6 +51,7 @@ class DoseBody(_Strict):
     phase: Literal["induction", "maintenance", "continuation", "suicidal-ideation"] | None = None
     session_number: Number = None
     dose_mg: Number = None
+    course_id: int | None = Field(None, ge=1, description="The course this order is for")
     weight_reentry: str | None = Field(
         None, max_length=40, description="Today's weight re-entered, kilograms only: '82 kg'")
     overrides: list[OverrideBody] = Field(default_factory=list, max_length=20)
@@ -68,6 +73,15 @@ def api_screenings(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> l
 def api_screen(patient_id: int, body: ScreeningRequest, svc: ServicesDep,
                viewer: ApiViewerDep) -> dict:
     record = svc.dosing.screen(viewer.actor, patient_id, body.treatment)
+    return record.as_dict(svc.ctx.today())
+
+
+@router.post("/patients/{patient_id}/screenings/{screening_id}/signoff", status_code=201,
+             tags=["screening"])
+def api_signoff(patient_id: int, screening_id: int, body: SignoffBody, svc: ServicesDep,
+                viewer: ApiViewerDep) -> dict:
+    """A prescriber signs off a screening that needs review (who, when, why: audited)."""
+    record = svc.dosing.sign_off(viewer.actor, patient_id, screening_id, body.reason)
     return record.as_dict(svc.ctx.today())
 
 

@@ -199,6 +199,8 @@ def serve(
     cfg = settings()
     open_services().close()  # refuse early: placeholder secret, weak durability, old schema
     os.environ.update({k: v for k, v in environ().items() if k.startswith("KETACLINIC_")})
+    if (workers or cfg.workers) > 1:
+        _multiprocess_metrics(cfg)
     url = f"http://{host or cfg.host}:{port or cfg.port}"
     console.print(f"ketaclinic listening on {url}  (Ctrl+C stops)")
     uvicorn.run("ketaclinic.web.asgi:app_factory", factory=True, host=host or cfg.host,
@@ -207,6 +209,18 @@ def serve(
                 # Forwarded headers are read by the app, from KETACLINIC_TRUSTED_PROXIES only
                 # (uvicorn would otherwise believe them from any local client).
                 proxy_headers=False, forwarded_allow_ips="")
+
+
+def _multiprocess_metrics(cfg: Settings) -> None:
+    """Several workers: each writes its counters to a fresh folder that /metrics adds up."""
+    import os
+    import shutil
+
+    from ketaclinic.store.private import private_dir
+
+    folder = cfg.data_dir / "prometheus-multiproc"
+    shutil.rmtree(folder, ignore_errors=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(private_dir(folder).resolve())
 
 
 @app.command()

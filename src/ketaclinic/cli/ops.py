@@ -147,3 +147,29 @@ def restore_cmd(
     if not verdict.ok:
         raise fail("the audit chain does not verify after the restore (is "
                    "KETACLINIC_SECRET_KEY the same as on the source instance?)", 1)
+
+
+@app.command("doctor")
+def doctor_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON")] = False,
+) -> None:
+    """Check this instance as an operator would before opening the clinic: settings, secret
+    strength, data dir permissions, database reachable, schema at head, durability, free disk
+    and writes, audit chain against the latest checkpoint. Every check runs; exits 1 if any
+    fails (warnings do not fail)."""
+    from rich.table import Table
+
+    from ketaclinic.cli import environ
+    from ketaclinic.services.doctor import run_doctor
+
+    report = run_doctor(environ())
+    if as_json:
+        typer.echo(json.dumps(report.to_json()))
+    else:
+        table = Table("check", "status", "detail", title="ketaclinic doctor")
+        colour = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+        for c in report.checks:
+            table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail)
+        console.print(table)
+    if not report.ok:
+        raise typer.Exit(1)

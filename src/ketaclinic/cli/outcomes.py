@@ -123,39 +123,73 @@ app.add_typer(export_app, name="export")
 
 @export_app.command("fhir")
 def export_fhir(
-    out: Annotated[Path, typer.Option("--out", help="Folder for patient-<id>.json bundles")],
+    out: Annotated[str, typer.Option(
+        "--out", help="Folder to write into (patient-<id>.json bundles, or <Type>.ndjson files); "
+        "- writes NDJSON to stdout")],
+    fmt: Annotated[str, typer.Option(
+        "--format", help="collection or transaction (one Bundle per patient), or ndjson (one "
+        "file per resource type, FHIR Bulk Data style)")] = "collection",
     patient: Annotated[list[int] | None, typer.Option(
         "--patient", help="Only this patient id (repeatable); default: all patients")] = None,
 ) -> None:
-    """Write one validated FHIR R4 Bundle per patient (audited as export.fhir_bulk)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+    """Export the whole record in FHIR R4 (audited as export.fhir_bulk)."""
     from ketaclinic.cli.core import open_services
     from ketaclinic.services.audit import SYSTEM
     from ketaclinic.services.errors import ServiceError
+    from ketaclinic.services.fhir_bulk import FORMATS
 
-    if out.exists() and not out.is_dir():
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}")
+    if out == "-" and fmt != "ndjson":
+        _fail("--out - (stdout) needs --format ndjson; bundles are written one file per patient")
+    folder = None if out == "-" else Path(out)
+    if folder is not None and folder.exists() and not folder.is_dir():
         _fail(f"{out} exists and is not a folder")
     svc = open_services()
-    console = Console(stderr=True)
     try:
-        count, bundles = svc.outcomes.fhir_bundles(SYSTEM, patient or None)
-        out.mkdir(parents=True, exist_ok=True)
-        with Progress(TextColumn("FHIR bundles"), BarColumn(), MofNCompleteColumn(),
-                      console=console) as bar:
-            task = bar.add_task("export", total=count)
-            for pid, bundle in bundles:
-                (out / f"patient-{pid}.json").write_text(json.dumps(bundle, indent=1),
-                                                         encoding="utf-8")
-                bar.advance(task)
+        if fmt == "ndjson":
+            summary = _write_ndjson(svc, SYSTEM, patient or None, folder)
+        else:
+            summary = _write_bundles(svc, SYSTEM, patient or None, folder, fmt)
     except ServiceError as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot write to {out}: {exc.strerror}")
     finally:
         svc.close()
-    typer.echo(f"wrote {count} bundle(s) to {out}")
+    typer.echo(summary, err=folder is None)
+
+
+def _write_ndjson(svc, actor, patients, folder: Path | None) -> str:  # type: ignore[no-untyped-def]
+    import sys
+
+    from ketaclinic.services.fhir_bulk import NdjsonWriter
+
+    resources = svc.outcomes.fhir_resources(actor, patients)
+    writer = NdjsonWriter(folder=folder, stream=sys.stdout if folder is None else None)
+    try:
+        for r in resources:
+            writer.write(r)
+    finally:
+        writer.close()
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(writer.counts.items()))
+    return f"wrote {len(resources)} resource(s) as NDJSON to {folder or 'stdout'}: {counts}"
+
+
+def _write_bundles(svc, actor, patients, folder: Path, kind: str) -> str:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    count, bundles = svc.outcomes.fhir_bundles(actor, patients, kind=kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    with Progress(TextColumn("FHIR bundles"), BarColumn(), MofNCompleteColumn(),
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("export", total=count)
+        for pid, bundle in bundles:
+            (folder / f"patient-{pid}.json").write_text(json.dumps(bundle, indent=1),
+                                                        encoding="utf-8")
+            bar.advance(task)
+    return f"wrote {count} bundle(s) to {folder}"
 
 
 @export_app.command("deidentified")

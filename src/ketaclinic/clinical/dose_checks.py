@@ -485,3 +485,16 @@ def override_records(
         for f in result.soft_findings
         if f.rule in by_rule
     ]
+
+
+def blocking_findings(result: DoseCheckResult, overrides: Iterable[Override] = ()) -> list[Finding]:
+    """What keeps :func:`can_save` from saying yes, each as a HARD finding: the hard findings,
+    and every soft finding that lacks a valid override (no one at the chair may add one)."""
+    if not isinstance(result, DoseCheckResult) or not result.checks:
+        return [Finding("checker-error", Level.HARD, "Dose blocked: the dose check returned "
+                        "nothing", FAIL_CLOSED_SOURCE)]
+    missing = set(missing_overrides(result, tuple(overrides)))
+    return [f if f.level is Level.HARD else Finding(
+        f.rule, Level.HARD, f"{f.message} (not overridden on the signed order)", f.source,
+        dict(f.values)) for f in result.checks
+        if f.level is Level.HARD or (f.level is Level.SOFT and f.rule in missing)]

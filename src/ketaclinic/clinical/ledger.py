@@ -244,6 +244,8 @@ def _check_specific(ev: LedgerEvent, receipts: dict[str, Receipt]) -> list[Findi
             out.append(_hard("expired_lot", f"lot {ev.lot} expired on {expiry}", lot=ev.lot))
         if not ev.session_ref.strip():
             out.append(_hard("session_ref", "administration needs a session reference"))
+        if not ev.patient_ref.strip():
+            out.append(_hard("patient_ref", "administration needs the patient it was given to"))
     if isinstance(ev, Waste):
         if not ev.witness_id:
             out.append(_hard("witness_missing", "waste needs a witness", WITNESS_SOURCE))
@@ -297,6 +299,11 @@ def validate_event(events: Sequence[LedgerEvent], new_event: LedgerEvent) -> lis
         return out + [_hard("unknown_lot", f"no receipt for lot {new_event.lot!r}")]
     if isinstance(new_event, Correction):
         out += _check_correction(events, new_event)
+    if isinstance(new_event, Administration) and any(
+            isinstance(e, Administration) and e.session_ref == new_event.session_ref
+            for e in events):
+        out.append(_hard("duplicate_administration", f"session {new_event.session_ref} already "
+                         "has its administration: correct it with a correction entry"))
     out += _check_specific(new_event, receipts)
     if out:
         return out

@@ -269,3 +269,24 @@ def forms_due_within(
         if left <= days:
             out.append(DueForm(item.form_id, item.treatment_date, due, left, left < 0))
     return sorted(out, key=lambda d: (d.due_on, d.form_id))
+
+
+def observed_sedation(ratings: Iterable[tuple[str, float | None]], adverse_events: set[str],
+                      moaas_awake: int, rass_calm: int) -> bool:
+    """Sedation during the session for the form: a MOAA/S below ``moaas_awake`` or a RASS
+    below ``rass_calm`` (the discharge rule set's values), or a sedation adverse event."""
+    for instrument, total in ratings:
+        if total is None:
+            continue
+        if (instrument == "moaas" and total < moaas_awake) or (
+                instrument == "rass" and total < rass_calm):
+            return True
+    return "sedation" in adverse_events
+
+
+def observed_respiratory_depression(vital_alerts: Iterable[Finding],
+                                    adverse_events: set[str]) -> bool:
+    """Respiratory depression for the form: an SpO2 or respiratory-rate alert of the chair's
+    vital-sign thresholds, or a respiratory-depression adverse event."""
+    return "respiratory_depression" in adverse_events or any(
+        f.rule in ("vitals.spo2_pct_low", "vitals.rr_per_min_low") for f in vital_alerts)

@@ -40,7 +40,9 @@ class PreCheckInput:
     ride_home_arranged: bool | None = None
     pregnancy_test_relevant: bool = False
     pregnancy_test_negative_on: date | None = None
-    screening_valid_until: date | None = None
+    #: the screening gate's finding for this treatment (treatment_chain.check_screening);
+    #: None = not looked up, which is a hard stop like a missing screening
+    screening: Finding | None = None
     weight_measured_on: date | None = None
     #: the clinic's calendar day of the dose (dates above are clinic days); by default the
     #: date of ``planned_dose_at``, which is only right when that is clinic-local time
@@ -78,10 +80,11 @@ def _check_nasal(inp: PreCheckInput, need: Cited) -> Finding:
 def _check_dates(inp: PreCheckInput, rules: SessionRules) -> list[Finding]:
     today = inp.dose_day or inp.planned_dose_at.date()
     out = []
-    if inp.screening_valid_until is None or inp.screening_valid_until < today:
+    if inp.screening is None:
         out.append(_f("precheck.screening_valid", Level.HARD,
-                      "screening missing or expired: repeat screening before dosing",
-                      valid_until=str(inp.screening_valid_until)))
+                      "no stored screening was checked: screen the patient before dosing"))
+    else:
+        out.append(inp.screening)
     weight_days = rules.weight_max_age_days
     if inp.treatment == "iv_ketamine" and (
         inp.weight_measured_on is None

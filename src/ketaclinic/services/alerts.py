@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from ketaclinic.clinical.monitoring import RESPIRATORY
 from ketaclinic.services.alert_links import close_session_twins
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
@@ -15,6 +16,7 @@ from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables import Patient, User
 from ketaclinic.store.tables_care import Assessment
+from ketaclinic.store.tables_chair import SessionAlert
 from ketaclinic.store.tables_mbc import ClinicalAlert
 
 PRIORITY_ORDER = {"urgent": 0, "high": 1, "routine": 2}
@@ -68,13 +70,20 @@ class AlertService:
         return self._query(s, patient_id, True, 100)
 
     def urgent_open_count(self, actor: Actor) -> int:
-        """Open urgent alerts across the clinic (the number in the navigation; no patient
-        data, so no audit row)."""
+        """Open urgent alerts across the clinic, with open SpO2 and respiratory-rate alerts at
+        the chairs (the number in the navigation; no patient data, so no audit row)."""
         self.ctx.require(actor, Perm.PATIENT_READ, "alert.count")
+        breathing = or_(*(SessionAlert.rule.like(f"vitals.{param}%")
+                          for param in RESPIRATORY))
         with self.ctx.db.transaction() as s:
-            return int(s.execute(select(func.count(ClinicalAlert.id)).where(
+            urgent = s.execute(select(func.count(ClinicalAlert.id)).where(
                 ClinicalAlert.acknowledged_at.is_(None),
-                ClinicalAlert.priority == "urgent")).scalar_one())
+                ClinicalAlert.priority == "urgent")).scalar_one()
+            # SpO2 and respiratory-rate alerts at a chair count like urgent ones until the
+            # action taken is recorded.
+            chair = s.execute(select(func.count(SessionAlert.id)).where(
+                SessionAlert.action_taken == "", breathing)).scalar_one()
+            return int(urgent) + int(chair)
 
     def open_count(self, actor: Actor) -> int:
         self.ctx.require(actor, Perm.PATIENT_READ, "alert.count")

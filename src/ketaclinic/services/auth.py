@@ -425,7 +425,7 @@ class AuthService:
 
     def resolve(self, token: str | None) -> SessionInfo:
         """The session for a cookie token, enforcing the absolute timeout; an idle session is
-        locked (not ended): it needs the user's PIN or password (issue 12)."""
+        locked (not ended): it needs the user's PIN or password."""
         if not token:
             raise NotAuthenticated("please log in")
         now = self.ctx.clock()

@@ -20,6 +20,7 @@ from ketaclinic.clinical.discharge import (
     evaluate_discharge,
     left_against_advice,
 )
+from ketaclinic.clinical.dose_checks import blocking_findings, can_save, check_dose_safely
 from ketaclinic.clinical.instruments import load_bundled, score_answers
 from ketaclinic.clinical.monitoring import VitalSigns, check_predose_bp, check_vitals
 from ketaclinic.clinical.rems import form_due_date
@@ -30,6 +31,14 @@ from ketaclinic.clinical.session import (
     check_adverse_event,
     check_esketamine_devices,
     check_pre_treatment,
+)
+from ketaclinic.clinical.treatment_chain import (
+    SCREENING_TREATMENT,
+    GivenDose,
+    check_administration,
+    check_event_time,
+    check_not_future,
+    check_ready_to_dose,
 )
 from ketaclinic.schemas_chair import (
     AdverseEventCreate,
@@ -63,6 +72,15 @@ from ketaclinic.services.dosing_rulesets import RuleSetService
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.services.ledger import LedgerService, drug_matches
+from ketaclinic.services.treatment_chain import (
+    administered_order,
+    chain_rules,
+    order_facts,
+    refuse_on_hard,
+    screening_finding,
+    session_facts,
+    timeline,
+)
 from ketaclinic.store.tables import PatientWeight
 from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_chair import (
@@ -116,6 +134,7 @@ class SessionService:
     def __init__(self, ctx: Context, ledger: LedgerService) -> None:
         self.ctx = ctx
         self.ledger = ledger
+        self.rulesets = RuleSetService(ctx)
 
     # --- plumbing -----------------------------------------------------------------------
     def _touch(self, s: Session, row: TreatmentSession, status: str | None = None) -> None:
@@ -172,8 +191,9 @@ class SessionService:
             ride_home_arranged=data.ride_home_arranged,
             pregnancy_test_relevant=data.pregnancy_test_relevant,
             pregnancy_test_negative_on=data.pregnancy_test_negative_on,
-            screening_valid_until=self.ctx.clinic_time.local_date(now)
-            if data.screening_valid else None,
+            screening=screening_finding(s, load_patient(s, row.patient_id),
+                                        SCREENING_TREATMENT[row.treatment],
+                                        self.ctx.clinic_time.local_date(now)),
             weight_measured_on=weight_on,
         )
 
@@ -189,6 +209,8 @@ class SessionService:
             finding = clinical(lambda: check_predose_bp(
                 data.sbp_mmhg, data.dbp_mmhg, row.treatment, jurisdiction_of(s, row),
                 age_on(patient.birth_date, self.ctx.clinic_time.local_date(now)), session_rules()))
+            refuse_on_hard(check_not_future("pre-dose vital signs", data.taken_at or now, now,
+                                            chain_rules()))
             gate, reason = self._gate(finding, data)
             clinical(lambda: check_vitals(self._reading(data, now), row.treatment,
                                           session_rules()))
@@ -229,51 +251,70 @@ class SessionService:
 
     # --- dose ---------------------------------------------------------------------------
     def record_dose(self, actor: Actor, session_id: int, data: DoseCreate) -> list[Finding]:
-        """Record the dose given; the ledger gets the administration in the same transaction."""
-        require_for_session(self.ctx, actor, session_id, "session.dose")
+        """Record the dose given, tied to the signed order of this patient and course; the
+        core's gates decide (order, events in order, dose check on the values given) and the
+        ledger gets exactly one administration row in the same transaction."""
+        patient_id = require_for_session(self.ctx, actor, session_id, "session.dose")
         now = self.ctx.clock()
-        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
-            self._require_status(row, ("checked-in",), "recording the dose")
-            self._ready_to_dose(s, row)
-            findings = self._dose_findings(row, data)
-            first_device = min(data.device_times) if data.device_times else None
-            started = first_device or data.started_at
-            if data.ended_at is not None and data.ended_at < started:
-                raise InvalidInput("the dose cannot end before it started")
-            if started > now + dt.timedelta(minutes=5):
-                raise InvalidInput("the dose start is in the future")
-            self._administer(s, actor, row, data)
-            s.add(DoseRecord(session_id=row.id, dose_order_id=data.dose_order_id,
-                             dose_mg=data.dose_mg, route=self._route(row), lot=data.lot,
-                             started_at=started, ended_at=data.ended_at,
-                             device_times_json=json.dumps([t.isoformat() for t in sorted(
-                                 data.device_times)]), override_reason=data.override_reason,
-                             recorded_by=actor.user_id, recorded_at=now))
-            row.dose_order_id, row.dose_mg, row.route = (data.dose_order_id, data.dose_mg,
-                                                         self._route(row))
-            row.lot_numbers, row.dose_started_at, row.dose_ended_at = (
-                data.lot, started, data.ended_at)
-            row.first_device_at = first_device
-            self._touch(s, row, "monitoring")
-            self._audit(s, actor, "session.dose", row, f"{data.dose_mg} mg lot {data.lot}")
-            return findings
+        try:
+            with changing_session(self.ctx.db, session_id, data.version) as (s, row):
+                self._require_status(row, ("checked-in",), "recording the dose")
+                return self._record_dose(s, actor, row, data, now)
+        except InvalidInput as exc:
+            self.ctx.record_failure(actor, "session.dose", "refused", patient_id=patient_id,
+                                    detail=f"session {session_id}: {str(exc)[:200]}")
+            raise
+
+    def _record_dose(self, s: Session, actor: Actor, row: TreatmentSession, data: DoseCreate,
+                     now: dt.datetime) -> list[Finding]:
+        first_device = min(data.device_times) if data.device_times else None
+        started = first_device or data.started_at
+        rules = chain_rules()
+        refuse_on_hard(check_ready_to_dose(timeline(s, row), started, data.ended_at, now,
+                                           rules, data.device_times))
+        given = GivenDose(data.dose_mg, data.rate_ml_per_h, data.concentration_mg_per_ml,
+                          data.order_confirmed)
+        order = order_facts(s, data.dose_order_id)
+        refuse_on_hard(check_administration(order, session_facts(row), given, now, rules))
+        findings = self._dose_findings(row, data)
+        findings += self._administered_check(s, row, data, given)
+        s.add(DoseRecord(session_id=row.id, dose_order_id=data.dose_order_id,
+                         dose_mg=data.dose_mg, route=self._route(row), lot=data.lot,
+                         started_at=started, ended_at=data.ended_at,
+                         device_times_json=json.dumps([t.isoformat() for t in sorted(
+                             data.device_times)]), override_reason=data.override_reason,
+                         concentration_mg_per_ml=data.concentration_mg_per_ml,
+                         rate_ml_per_h=data.rate_ml_per_h,
+                         recorded_by=actor.user_id, recorded_at=now))
+        row.dose_order_id, row.dose_mg, row.route = (data.dose_order_id, data.dose_mg,
+                                                     self._route(row))
+        row.lot_numbers, row.dose_started_at, row.dose_ended_at = (
+            data.lot, started, data.ended_at)
+        row.first_device_at = first_device
+        self._administer(s, actor, row, data, started)
+        self._touch(s, row, "monitoring")
+        self._audit(s, actor, "session.dose", row,
+                    f"order {data.dose_order_id}: {data.dose_mg} mg lot {data.lot}")
+        return findings
+
+    def _administered_check(self, s: Session, row: TreatmentSession, data: DoseCreate,
+                            given: GivenDose) -> list[Finding]:
+        """The dose check on what was actually given (programmed rate, concentration), with
+        the order's recorded overrides; a check that raises or finds a hard limit blocks."""
+        assert data.dose_order_id is not None
+        patient = load_patient(s, row.patient_id)
+        order, overrides = administered_order(
+            s, data.dose_order_id, given,
+            age_on(patient.birth_date, self.ctx.clinic_time.local_date(self.ctx.clock())))
+        rs = self.rulesets.active_in(s, SCREENING_TREATMENT[row.treatment])
+        result = check_dose_safely(order, rs)
+        if not can_save(result, overrides):
+            refuse_on_hard(blocking_findings(result, overrides))
+        return list(result.checks)
 
     @staticmethod
     def _route(row: TreatmentSession) -> str:
         return "nasal" if row.treatment == "esketamine" else "iv"
-
-    def _ready_to_dose(self, s: Session, row: TreatmentSession) -> None:
-        pre = s.execute(select(SessionPrecheck).where(SessionPrecheck.session_id == row.id)
-                        .order_by(SessionPrecheck.id.desc()).limit(1)).scalar_one_or_none()
-        if pre is None or pre.outcome not in ("ok", "overridden"):
-            raise InvalidInput("complete the check-in pre-checks first")
-        gate = s.execute(select(VitalSignRow.gate).where(
-            VitalSignRow.session_id == row.id, VitalSignRow.kind == "predose").order_by(
-            VitalSignRow.id.desc()).limit(1)).scalar_one_or_none()
-        if gate is None:
-            raise InvalidInput("record the pre-dose vital signs first")
-        if gate == "stop":
-            raise InvalidInput("the pre-dose BP gate said stop: recheck the BP before dosing")
 
     def _dose_findings(self, row: TreatmentSession, data: DoseCreate) -> list[Finding]:
         if row.treatment != "esketamine":
@@ -293,8 +334,9 @@ class SessionService:
                                "reason (nothing was saved)")
         return findings
 
-    def _administer(self, s: Session, actor: Actor, row: TreatmentSession,
-                    data: DoseCreate) -> None:
+
+    def _administer(self, s: Session, actor: Actor, row: TreatmentSession, data: DoseCreate,
+                    at: dt.datetime) -> None:
         drug = s.execute(select(LedgerEntry.drug).where(
             LedgerEntry.lot == data.lot, LedgerEntry.kind == "receipt").limit(1)
         ).scalar_one_or_none()
@@ -303,8 +345,8 @@ class SessionService:
         if not drug_matches(drug, row.treatment):
             raise InvalidInput(f"lot {data.lot} is {drug}, not for a {row.treatment} session")
         self.ledger.append(s, actor, LedgerEntry(
-            kind="administration", lot=data.lot, at=min(data.device_times or [data.started_at]),
-            amount_mg=data.dose_mg, session_id=row.id, patient_id=row.patient_id))
+            kind="administration", lot=data.lot, at=at, amount_mg=data.dose_mg,
+            session_id=row.id, patient_id=row.patient_id))
 
     def end_infusion(self, actor: Actor, session_id: int, version: int,
                      ended_at: dt.datetime) -> None:
@@ -336,8 +378,8 @@ class SessionService:
             row = load_session(s, session_id)
             self._require_status(row, ACTIVE, "recording vital signs")
             reading = self._reading(data, now)
-            if reading.taken_at > now + dt.timedelta(minutes=5):
-                raise InvalidInput("taken_at is in the future")
+            refuse_on_hard(check_event_time("vital signs", reading.taken_at, timeline(s, row),
+                                            now, chain_rules()))
             alerts = clinical(lambda: check_vitals(reading, row.treatment, session_rules()))
             vitals = self._vitals_row(row, data, now, actor, kind="timed")
             s.add(vitals)
@@ -401,6 +443,8 @@ class SessionService:
         def create(s: Session) -> tuple[dict, int]:
             row = load_session(s, session_id)
             self._require_status(row, ACTIVE, "a rating")
+            refuse_on_hard(check_event_time("the rating", data.administered_at or now,
+                                            timeline(s, row), now, chain_rules()))
             rating = Assessment(
                 patient_id=row.patient_id, course_id=row.course_id, session_id=row.id,
                 instrument_id=data.instrument, instrument_version=result.rule_version,

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.monitoring import assessments_due, vitals_due
+from ketaclinic.clinical.treatment_chain import SCREENING_TREATMENT
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.chair_common import (
     age_on,
@@ -24,6 +25,7 @@ from ketaclinic.services.chair_session import RATING_LABEL, start_of
 from ketaclinic.services.context import Context
 from ketaclinic.services.ledger import LedgerService
 from ketaclinic.services.permissions import Perm
+from ketaclinic.services.treatment_chain import screening_finding, session_order
 from ketaclinic.store.tables import User
 from ketaclinic.store.tables_care import Assessment, Chair, TreatmentSession
 from ketaclinic.store.tables_chair import (
@@ -110,6 +112,9 @@ class SessionViewService:
             "reason_codes": scheduling_rules().reason_codes,
             "ae_terms": session_rules().ae_terms,
             "ae_severities": session_rules().ae_severities,
+            "screening": screening_finding(s, p, SCREENING_TREATMENT[row.treatment],
+                                           self.ctx.clinic_time.local_date(now)).as_dict(),
+            "order": session_order(s, row, now),
         }
         if start is not None and row.status == "monitoring":
             rules = session_rules()

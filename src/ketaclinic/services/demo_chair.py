@@ -17,8 +17,11 @@ from sqlalchemy import insert, select
 from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.courses import load_course_template, plan_course
 from ketaclinic.clinical.instruments import load_bundled
+from ketaclinic.clinical.monitoring import VitalSigns, check_vitals
 from ketaclinic.clinical.rems import form_due_date
 from ketaclinic.services.audit import SYSTEM, Actor
+from ketaclinic.services.chair_common import session_rules
+from ketaclinic.services.chair_session import VITAL_FIELDS
 from ketaclinic.store.tables import User
 from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_chair import (
@@ -179,10 +182,13 @@ def _session(seed: _Seed, row: TreatmentSession, birth) -> None:  # type: ignore
             hr_bpm=hr + rng.randint(-4, 8), spo2_pct=rng.randint(95, 99),
             rr_per_min=rng.randint(12, 18), gate="", gate_reason="", idempotency_key=None,
             entered_by=nurse, created_at=at))
-        if sbp > 180:
+        reading = rows[VitalSignRow][-1]
+        for alert in check_vitals(VitalSigns(at, *(float(reading[f]) for f in VITAL_FIELDS)),
+                                  row.treatment, session_rules()):
             rows[SessionAlert].append(dict(
-                session_id=row.id, vitals_id=None, rule="vitals.sbp_mmhg_high",
-                message=f"sbp_mmhg {sbp} > 180 (demo)", suggested_action="Recheck in 5 min",
+                session_id=row.id, vitals_id=None, rule=alert.rule,
+                message=alert.message + " (demo)",
+                suggested_action=str(alert.values.get("action", "")),
                 action_taken="Rechecked after 5 min; prescriber informed; settled",
                 action_by=nurse, action_at=at + dt.timedelta(minutes=5), created_at=at))
     for t in (0, 40, span):

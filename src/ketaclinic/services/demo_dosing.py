@@ -20,6 +20,7 @@ from ketaclinic.clinical.dose_checks import Override, check_dose_safely, overrid
 from ketaclinic.clinical.dosing import ESKETAMINE_PHASES
 from ketaclinic.services.audit import SYSTEM, Actor
 from ketaclinic.services.dosing_plan import DoseRequest, WeightFacts, plan_dose
+from ketaclinic.services.treatment_chain import screening_finding
 from ketaclinic.store.tables import Patient, PatientWeight, User
 from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride, PatientClinicalFacts
@@ -98,7 +99,10 @@ def seed_dosing(svc: Services, rng: random.Random, patient_ids: list[int],
     for pid in chosen:
         treatments = {x.treatment for x in by_patient.get(pid, [])} or {"ketamine-iv"}
         for treatment in sorted(t for t in treatments if t in ("ketamine-iv", "esketamine")):
-            svc.dosing.screen(actor, pid, treatment)
+            screening = svc.dosing.screen(actor, pid, treatment)
+            if screening.decision == "review":  # the prescriber reviews, as a clinic would
+                svc.dosing.sign_off(actor, pid, screening.id,
+                                    "Demo: findings reviewed with the patient; proceed")
     _seed_orders(svc, rng, actor, by_patient, chosen, today, now)
 
 
@@ -128,7 +132,8 @@ def _seed_orders(svc: Services, rng: random.Random, actor: Actor,
                         req, rs, today=today, birth_date=patient.birth_date, sex=patient.sex,
                         weights=WeightFacts(w, today, None, None),
                         previous_dose_mg=previous.get(req.route), previous_mg_per_kg=None,
-                        screening=None, check=check_dose_safely)
+                        screening=screening_finding(s, patient, req.treatment, today),
+                        check=check_dose_safely)
                 except Exception:  # noqa: BLE001 - demo: skip what the clinic would not order
                     continue
                 overrides = [Override(f.rule, rng.choice(rs.override_reason_codes),
@@ -136,7 +141,8 @@ def _seed_orders(svc: Services, rng: random.Random, actor: Actor,
                                       now.isoformat()) for f in plan.result.soft_findings]
                 if plan.result.blocked:
                     continue
-                order = DoseOrder(patient_id=pid, **plan.columns(),
+                order = DoseOrder(patient_id=pid, **plan.columns(), status="signed",
+                                  course_id=None if sess is None else sess.course_id,
                                   checks_json=json.dumps([f.as_dict() for f in
                                                           plan.result.checks], default=str),
                                   ordered_by=actor.user_id, created_at=_when(sess, today, now))

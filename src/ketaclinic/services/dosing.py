@@ -28,6 +28,7 @@ from ketaclinic.clinical.dose_checks import (
     override_records,
 )
 from ketaclinic.clinical.eligibility import screen_patient
+from ketaclinic.clinical.treatment_chain import check_signoff
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing_facts import (
@@ -41,9 +42,16 @@ from ketaclinic.services.dosing_rulesets import RuleSetService
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.services.permissions import Perm
+from ketaclinic.services.treatment_chain import refuse_on_hard, screening_finding, screening_state
 from ketaclinic.store.tables import Patient, PatientAmendment, PatientWeight
+from ketaclinic.store.tables_care import Course
 from ketaclinic.store.tables_dosing import DoseOrder as DoseOrderRow
-from ketaclinic.store.tables_dosing import DoseOverride, PatientClinicalFacts, Screening
+from ketaclinic.store.tables_dosing import (
+    DoseOverride,
+    PatientClinicalFacts,
+    Screening,
+    ScreeningSignoff,
+)
 
 Checker = Callable[..., DoseCheckResult]
 
@@ -207,6 +215,32 @@ class DosingService:
                                   detail=f"{treatment} {result.decision} ({result.rule_set})")
             return _screening(row)
 
+    def sign_off(self, actor: Actor, patient_id: int, screening_id: int,
+                 reason: str) -> ScreeningRecord:
+        """A prescriber's recorded sign-off of a screening that needs review (or that new
+        contraindications or medicines re-opened); the core decides whether it may be signed."""
+        self.ctx.require(actor, Perm.PRESCRIBE, "screening.signoff", patient_id=patient_id)
+        now = self.ctx.clock()
+        with self.ctx.db.transaction() as s:
+            patient = self._patient(s, patient_id)
+            row = s.get(Screening, screening_id)
+            if row is None or row.patient_id != patient_id:
+                raise NotFound("no such screening for this patient")
+            state = screening_state(s, patient_id, row.treatment)
+            if state is None or state.screening_id != row.id:
+                raise InvalidInput("only the latest screening can be signed off (nothing was "
+                                   "saved)")
+            today = self.ctx.clinic_time.local_date(now)
+            current = screening_input(s, patient, today)
+            refuse_on_hard([check_signoff(state, current, today, reason)])
+            s.add(ScreeningSignoff(screening_id=row.id, patient_id=patient_id,
+                                   reason=reason.strip()[:1000],
+                                   inputs_json=json.dumps(current, default=str),
+                                   signed_by=actor.user_id, signed_at=now))
+            self.ctx.audit.record(s, actor, "screening.signoff", at=now, patient_id=patient_id,
+                                  detail=f"screening {row.id} {row.treatment} {row.decision}")
+            return _screening(row)
+
     def list_screenings(self, actor: Actor, patient_id: int, limit: int = 50
                         ) -> list[ScreeningRecord]:
         self.ctx.require(actor, Perm.PATIENT_READ, "screening.list", patient_id=patient_id)
@@ -251,15 +285,25 @@ class DosingService:
         today = self.ctx.today()
         rs = self.rulesets.active_in(s, req.treatment)
         prev = self._previous(s, patient.id, req.route)
-        screening = self._latest_screening(s, patient.id, req.treatment)
+        self._check_course(s, patient, req)
+        screening = screening_finding(s, patient, req.treatment, today)
         return plan_dose(
             req, rs, today=today, birth_date=patient.birth_date, sex=patient.sex,
             weights=self._weights(s, patient.id),
             previous_dose_mg=_f(prev.dose_mg) if prev else None,
             previous_mg_per_kg=_f(prev.mg_per_kg) if prev else None,
-            screening=None if screening is None else _screening(screening),
+            screening=screening,
             check=lambda order, ruleset: check_dose_safely(order, ruleset, self.checker),
         )
+
+    @staticmethod
+    def _check_course(s: Session, patient: Patient, req: DoseRequest) -> None:
+        """An order names the course it is for (closed loop): one of this patient's courses."""
+        if req.course_id is None:
+            return
+        course = s.get(Course, req.course_id)
+        if course is None or course.patient_id != patient.id:
+            raise InvalidInput("course: no such course for this patient")
 
     def check(self, actor: Actor, patient_id: int, req: DoseRequest) -> DosePlan:
         """Calculate and check a dose without saving it."""
@@ -318,6 +362,7 @@ class DosingService:
                                    version=patient.version))
             self.ctx.audit.record(s, actor, "patient.weight", at=now, patient_id=patient.id)
         row = DoseOrderRow(patient_id=patient.id, **plan.columns(),
+                           course_id=plan.request.course_id, status="signed",
                            checks_json=json.dumps([f.as_dict() for f in plan.result.checks],
                                                   default=str),
                            ordered_by=actor.user_id, created_at=now)

@@ -28,7 +28,7 @@ from ketaclinic.clinical.dosing import (
     titrate_mg_per_kg,
 )
 from ketaclinic.clinical.inputs import parse_number
-from ketaclinic.clinical.rules import ClinicalInputError, Finding, Level
+from ketaclinic.clinical.rules import ClinicalInputError, Finding
 from ketaclinic.clinical.rulesets import RuleSet
 from ketaclinic.clinical.units import parse_weight_kg
 from ketaclinic.services.dosing_facts import age_on
@@ -61,6 +61,7 @@ class DoseRequest:
     dose_mg: float | None = None
     weight_reentry_kg: Decimal | None = None
     overrides: tuple[OverrideInput, ...] = ()
+    course_id: int | None = None
 
     @property
     def treatment(self) -> str:
@@ -210,6 +211,9 @@ def parse_dose_request(data: Mapping[str, Any],
     phase = str(data.get("phase") or "") or None
     if phase is not None and phase not in ESKETAMINE_PHASES:
         raise InvalidInput(f"phase must be one of {', '.join(ESKETAMINE_PHASES)}")
+    course = _number(data, "course_id", "course")
+    if course is not None and (not course.is_integer() or course < 1):
+        raise InvalidInput("course must be a course id")
     session = _number(data, "session_number", "session number")
     if session is not None and (not session.is_integer() or not 1 <= session <= 1000):
         raise InvalidInput("session number must be a whole number from 1")
@@ -243,6 +247,7 @@ def parse_dose_request(data: Mapping[str, Any],
         dose_mg=_number(data, "dose_mg", "dose (mg)"),
         weight_reentry_kg=weight,
         overrides=tuple(items),
+        course_id=None if course is None else int(course),
     )
 
 
@@ -280,22 +285,6 @@ def _weight(req: DoseRequest, w: WeightFacts, today: dt.date
     return w.latest_kg, age_days, previous, "registry", w.latest_on, None
 
 
-def _screening_finding(screening: Any, today: dt.date) -> Finding:
-    source = "ketaclinic screening record"
-    if screening is None:
-        return Finding("screening-current", Level.INFO,
-                       "No eligibility screening recorded for this treatment", source)
-    values = {"decision": screening.decision, "expires_on": screening.expires_on.isoformat(),
-              "rule_set": screening.rule_set}
-    if screening.expired(today):
-        return Finding("screening-current", Level.INFO,
-                       f"Latest screening ({screening.decision}) expired on "
-                       f"{screening.expires_on.isoformat()}: screen again", source, values)
-    return Finding("screening-current", Level.INFO,
-                   f"Screening {screening.decision}, valid until "
-                   f"{screening.expires_on.isoformat()}", source, values)
-
-
 def plan_dose(req: DoseRequest, rs: RuleSet, *, today: dt.date, birth_date: dt.date, sex: str,
               weights: WeightFacts, previous_dose_mg: float | None,
               previous_mg_per_kg: float | None, screening: Any,
@@ -318,9 +307,9 @@ def plan_dose(req: DoseRequest, rs: RuleSet, *, today: dt.date, birth_date: dt.d
         raise InvalidInput(" ".join(str(exc).split())) from exc
 
 
-def _finish(result: DoseCheckResult, screening: Any, today: dt.date) -> DoseCheckResult:
-    extra = _screening_finding(screening, today)
-    return DoseCheckResult(result.checks + (extra,), result.rule_set,
+def _finish(result: DoseCheckResult, screening: Finding, today: dt.date) -> DoseCheckResult:
+    """Add the core's screening gate (a HARD one blocks signing the order)."""
+    return DoseCheckResult(result.checks + (screening,), result.rule_set,
                            result.override_reason_codes)
 
 

@@ -44,10 +44,17 @@ MRN_SYSTEM = "https://ketaclinic.org/fhir/sid/mrn"
 _NS = uuid.UUID("6f3c1f5e-7d1c-4c3e-9a51-4b1f0c5e2a90")
 
 KNOWN_SYSTEMS = frozenset({
+    "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+    "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+    "http://terminology.hl7.org/CodeSystem/adverse-event-severity",
+    "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness",
+    "http://terminology.hl7.org/CodeSystem/medication-statement-category",
+    "http://hl7.org/fhir/us/core/CodeSystem/careplan-category",
+    "https://ketaclinic.org/fhir/CodeSystem/adverse-events",
     LOINC, SNOMED, RXNORM, ATC, UCUM, ICD10CM, OBS_CATEGORY, COND_CLINICAL, COND_VERIFICATION,
     COND_CATEGORY, V2_0203, INSTRUMENT_SYSTEM, PROCEDURE_SYSTEM,
 })
-UCUM_UNITS = frozenset({"{score}", "mm[Hg]", "/min", "%", "mg", "mg/h", "mg/min", "mg/kg"})
+UCUM_UNITS = frozenset({"kg", "{score}", "mm[Hg]", "/min", "%", "mg", "mg/h", "mg/min", "mg/kg"})
 
 # instruments.md §3.1 (C)
 PHQ9_ITEMS = ("44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5",
@@ -91,6 +98,19 @@ ALLOWED_GENDER = {"male", "female", "other", "unknown"}
 REFERENCE_TARGETS = {
     ("Observation", "subject"): {"Patient"},
     ("Observation", "derivedFrom"): {"QuestionnaireResponse"},
+    ("Observation", "hasMember"): {"Observation"},
+    ("Observation", "encounter"): {"Encounter"},
+    ("Encounter", "subject"): {"Patient"},
+    ("Encounter", "basedOn"): {"CarePlan"},
+    ("AllergyIntolerance", "patient"): {"Patient"},
+    ("MedicationStatement", "subject"): {"Patient"},
+    ("MedicationRequest", "subject"): {"Patient"},
+    ("MedicationRequest", "requester"): {"Practitioner"},
+    ("MedicationAdministration", "context"): {"Encounter"},
+    ("MedicationAdministration", "request"): {"MedicationRequest"},
+    ("AdverseEvent", "subject"): {"Patient"},
+    ("AdverseEvent", "encounter"): {"Encounter"},
+    ("AdverseEvent", "recorder"): {"Practitioner"},
     ("QuestionnaireResponse", "subject"): {"Patient"},
     ("Condition", "subject"): {"Patient"},
     ("MedicationAdministration", "subject"): {"Patient"},
@@ -514,8 +534,11 @@ def check_bundle(bundle: dict[str, Any]) -> list[str]:
     """Bindings fhir.resources does not enforce: statuses, reference targets, systems, UCUM."""
     problems: list[str] = []
     types = {e["fullUrl"]: e["resource"]["resourceType"] for e in bundle.get("entry", [])}
-    if bundle.get("type") != "collection":
-        problems.append("bundle type must be 'collection'")
+    types.update({f"{e['resource']['resourceType']}/{e['resource']['id']}":
+                  e["resource"]["resourceType"] for e in bundle.get("entry", [])
+                  if "id" in e["resource"]})
+    if bundle.get("type") not in ("collection", "transaction"):
+        problems.append("bundle type must be 'collection' or 'transaction'")
     for e in bundle.get("entry", []):
         res = e["resource"]
         rtype = res["resourceType"]

@@ -71,7 +71,8 @@ def to_event(r: LedgerEntry) -> core.LedgerEvent:
                             volume_ml_per_container=Decimal(r.volume_ml_per_container or 0),
                             concentration_mg_per_ml=Decimal(r.concentration_mg_per_ml or 0))
     if r.kind == "administration":
-        return core.Administration(**base, dose_mg=amount, session_ref=str(r.session_id or ""))
+        return core.Administration(**base, dose_mg=amount, session_ref=str(r.session_id or ""),
+                                   patient_ref=str(r.patient_id or ""))
     if r.kind == "waste":
         return core.Waste(**base, waste_mg=amount, witness_id=_who(r.witness_id)
                           if r.witness_id else None, witness_reauthenticated=True,
@@ -131,10 +132,10 @@ class LedgerService:
         row.actor_id = actor.user_id
         row.created_at = self.ctx.clock()
         probe = replace(to_event(row), entry_id="__new__")
-        findings = core.validate_event(events, probe)
-        hard = [f for f in findings if f.level.value == "hard"]
-        if hard:
-            raise InvalidInput("ledger refused the entry: " + "; ".join(f.message for f in hard))
+        try:
+            core.append_event(events, probe)  # the core decides; a refusal saves nothing
+        except core.LedgerRefused as exc:
+            raise InvalidInput(f"ledger refused the entry: {exc}") from exc
         s.add(row)
         s.flush()
         self.ctx.audit.record(s, actor, f"ledger.{row.kind}", at=row.created_at,

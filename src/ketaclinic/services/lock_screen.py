@@ -1,4 +1,4 @@
-"""The lock screen (issue 12 item 7): an idle session is locked, not ended.
+"""The lock screen: an idle session is locked, not ended.
 
 After ``idle_timeout_minutes`` without a request the server marks the session locked
 (:meth:`AuthService.resolve` sets ``auth_sessions.locked_at``): every request then answers 401

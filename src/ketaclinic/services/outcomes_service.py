@@ -43,15 +43,21 @@ class OutcomesService:
         """(file name, zip bytes) of the de-identified research export (csv or parquet)."""
         return self._exports.deidentified_zip(actor, fmt)
 
-    def fhir_bundle(self, actor: Actor, patient_id: int) -> dict[str, Any]:
+    def fhir_bundle(self, actor: Actor, patient_id: int,
+                    kind: str = "collection") -> dict[str, Any]:
         """One validated FHIR R4 Bundle for a patient (clinical roles; audited)."""
-        return self._exports.fhir_bundle(actor, patient_id)
+        return self._exports.fhir_bundle(actor, patient_id, kind)
 
     def fhir_bundles(self, actor: Actor, patient_ids: list[int] | None = None,
-                     progress: Callable[[int], None] | None = None,
+                     progress: Callable[[int], None] | None = None, kind: str = "collection",
                      ) -> tuple[int, Iterator[tuple[int, dict[str, Any]]]]:
         """(count, iterator of (patient id, bundle)) for many patients; bulk-loaded."""
-        return self._exports.fhir_bundles(actor, patient_ids, progress)
+        return self._exports.fhir_bundles(actor, patient_ids, progress, kind)
+
+    def fhir_resources(self, actor: Actor, patient_ids: list[int] | None = None,
+                       detail: str = "format=ndjson") -> list[dict[str, Any]]:
+        """Every resource of these patients then the Practitioners (identified export)."""
+        return self._exports.fhir_resources(actor, patient_ids, detail)
 
     def progress_report_pdf(self, actor: Actor, patient_id: int) -> bytes:
         """The patient progress report as PDF bytes (clinical roles; audited)."""

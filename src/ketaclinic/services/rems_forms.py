@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ketaclinic.clinical.monitoring import check_vitals
 from ketaclinic.clinical.rems import (
     CONCOMITANT,
     BpReading,
@@ -17,8 +18,11 @@ from ketaclinic.clinical.rems import (
     build_rems_form,
     check_rems_form,
     missing_fields,
+    observed_respiratory_depression,
+    observed_sedation,
 )
 from ketaclinic.clinical.rules import Finding
+from ketaclinic.clinical.treatment_chain import predose_vitals_acceptable
 from ketaclinic.schemas_chair import RemsDetails, RemsSubmit
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.chair_common import (
@@ -26,10 +30,13 @@ from ketaclinic.services.chair_common import (
     findings_from_json,
     load_session,
     require_for_session,
+    session_rules,
 )
+from ketaclinic.services.chair_session import vital_signs
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.permissions import Perm
+from ketaclinic.services.treatment_chain import timeline
 from ketaclinic.store.tables import Patient, PatientMedication, User
 from ketaclinic.store.tables_care import Assessment, TreatmentSession
 from ketaclinic.store.tables_chair import (
@@ -103,7 +110,6 @@ class RemsService:
         meds = [(m.name, m.drug_class) for m in s.execute(select(PatientMedication).where(
             PatientMedication.patient_id == row.patient_id,
             PatientMedication.active.is_(True))).scalars()]
-        predose = next((v for v in reversed(vitals) if v.kind == "predose"), None)
         final = findings_from_json(discharge.findings_json) if discharge else []
         return RemsSessionRecord(
             patient_name=f"{p.given_name} {p.family_name}", patient_dob=p.birth_date,
@@ -124,31 +130,24 @@ class RemsService:
             if discharge else None,
             bp_readings=tuple(BpReading(v.taken_at, v.sbp_mmhg, v.dbp_mmhg) for v in vitals
                               if v.sbp_mmhg is not None and v.dbp_mmhg is not None),
-            vitals_acceptable_before_dosing=(predose.gate in ("ok", "warn")) if predose
-            else None,
+            vitals_acceptable_before_dosing=predose_vitals_acceptable(timeline(s, row)),
             vitals_acceptable_before_completion=any(
                 f["rule"] == "discharge.vitals" and f["level"] == "ok" for f in final)
             if discharge else None,
-            sedation=self._sedation(ratings, aes),
+            sedation=observed_sedation(
+                [(a.instrument_id, None if a.total is None else float(a.total))
+                 for a in ratings], aes,
+                session_rules().discharge["moaas_required"].value,
+                session_rules().discharge["rass_required"].value),
             dissociation=any(a.instrument_id.startswith("cadss") and (a.total or 0) > 0
                              for a in ratings) or "dissociation" in aes,
             left_against_advice=(discharge.outcome == "left-against-advice") if discharge
             else None,
             left_against_advice_note=_left_note(discharge, provider),
-            respiratory_depression="respiratory_depression" in aes or any(
-                (v.spo2_pct is not None and v.spo2_pct < 92)
-                or (v.rr_per_min is not None and v.rr_per_min < 10) for v in vitals),
+            respiratory_depression=observed_respiratory_depression(
+                [f for v in vitals for f in check_vitals(vital_signs(v), row.treatment,
+                                                         session_rules())], aes),
         )
-
-    @staticmethod
-    def _sedation(ratings: list[Assessment], aes: set[str]) -> bool:
-        for a in ratings:
-            if a.total is None:
-                continue
-            if (a.instrument_id == "moaas" and a.total < 5) or (
-                    a.instrument_id == "rass" and a.total < 0):
-                return True
-        return "sedation" in aes
 
     def pdf(self, actor: Actor, session_id: int) -> bytes:
         from ketaclinic.services.rems_pdf import render_rems_pdf

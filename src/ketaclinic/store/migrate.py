@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -38,7 +39,19 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision(engine: Engine) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    return _head_of(MIGRATIONS_DIR)
+
+
+@cache
+def _head_of(script_location: Path) -> str | None:
+    """The newest revision among the shipped migration files, read once per process.
+
+    Reading it executes every migration module; the files do not change while the process
+    runs, and every start of the services asks (each test too).
+    """
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    return ScriptDirectory.from_config(cfg).get_current_head()
 
 
 def is_up_to_date(engine: Engine) -> bool:

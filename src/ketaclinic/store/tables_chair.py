@@ -119,6 +119,10 @@ class DoseRecord(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     device_times_json: Mapped[str] = mapped_column(Text, default="[]")
     override_reason: Mapped[str] = mapped_column(Text, default="")
+    # IV: what was programmed on the pump (the dose check runs on these)
+    concentration_mg_per_ml: Mapped[Decimal | None] = mapped_column(Numeric(8, 3),
+                                                                     nullable=True)
+    rate_ml_per_h: Mapped[Decimal | None] = mapped_column(Numeric(10, 3), nullable=True)
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 

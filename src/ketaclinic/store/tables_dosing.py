@@ -11,7 +11,18 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ketaclinic.store.tables import Base, UtcDateTime
@@ -146,8 +157,33 @@ class DoseOrder(Base):
     inputs_json: Mapped[str] = mapped_column(Text, default="{}")
     ordered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # The closed loop: the course the order is for, and how it was signed. A
+    # prescriber's own order is "signed"; a verbal/telephone order taken by a nurse is
+    # "verbal" (prescriber named, read back) until that prescriber countersigns it.
+    course_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="signed", server_default="signed")
+    verbal_prescriber_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    read_back_confirmed: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                      server_default=false())
+    countersigned_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    countersigned_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     __table_args__ = (Index("ix_dose_orders_patient_created", "patient_id", "created_at"),)
+
+
+class ScreeningSignoff(Base):
+    """A prescriber's sign-off of a screening that needs review (or was re-opened by new
+    facts): who, when, why, and the facts it saw. Appended, never edited."""
+
+    __tablename__ = "screening_signoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    screening_id: Mapped[int] = mapped_column(ForeignKey("screenings.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    inputs_json: Mapped[str] = mapped_column(Text)
+    signed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    signed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
 class DoseOverride(Base):

@@ -42,7 +42,7 @@ def _account(request: Request, svc: ServicesDep, viewer: ViewerDep, msg: str = "
 
 @router.post("/account/pin")
 async def account_set_pin(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
-    """Set the lock-screen PIN (issue 12): the current password confirms it is the user."""
+    """Set the lock-screen PIN: the current password confirms it is the user."""
     form = await read_checked_form(request, viewer)
     try:
         svc.lock.set_pin(viewer.actor, form.get("password", ""), form.get("pin", ""))

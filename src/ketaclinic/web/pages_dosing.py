@@ -210,6 +210,17 @@ async def screening_run(request: Request, patient_id: int, svc: ServicesDep,
     return redirect(f"/patients/{patient_id}/screening#result")
 
 
+@router.post("/patients/{patient_id}/screening/{screening_id}/signoff")
+async def screening_signoff(request: Request, patient_id: int, screening_id: int,
+                            svc: ServicesDep, viewer: ViewerDep) -> Response:
+    form = await read_checked_form(request, viewer)
+    try:
+        svc.dosing.sign_off(viewer.actor, patient_id, screening_id, form.get("reason", ""))
+    except InvalidInput as exc:
+        return _screening_page(request, svc, viewer, patient_id, exc.status, error=str(exc))
+    return redirect(f"/patients/{patient_id}/screening#result")
+
+
 # --------------------------------------------------------------------------- dose
 
 
@@ -218,7 +229,10 @@ def _dose_page(request: Request, svc: ServicesDep, viewer: Viewer, patient_id: i
                ) -> Response:
     patient = svc.patients.get(viewer.actor, patient_id)
     doses = svc.dosing.list_doses(viewer.actor, patient_id, 10)
+    courses = [c for c in svc.chair.courses.for_patient(viewer.actor, patient_id)
+               if c.status == "active"]
     return render(request, "dosing_dose.html", status_code=status, patient=patient,
+                  courses=courses,
                   route=route, routes=ROUTES, route_labels=ROUTE_LABELS, values=values,
                   doses=doses, bases=WEIGHT_BASES, phases=ESKETAMINE_PHASES,
                   can_prescribe=_can(viewer, Perm.PRESCRIBE), fmt=format_dose,

@@ -1,4 +1,4 @@
-"""The lock screen (issue 12 item 7): /unlock page and POST /api/session/unlock.
+"""The lock screen: /unlock page and POST /api/session/unlock.
 
 A locked session shows only the user's own name and a PIN/password field; the tablet page's
 drafts stay in the browser (web/static/chair.js) and come back after unlocking.

@@ -145,12 +145,13 @@ STEPS: dict[str, Step] = {
     "cancel": form_step("booking", SessionCancel, lambda c: c.schedule.cancel),
     "checkin": form_step("checkin", PrecheckCreate, lambda c: c.sessions.check_in, times=(
         "last_food_at", "last_liquid_at", "nasal_steroid_or_decongestant_at"), checkboxes=(
-        "consent_on_file", "rems_enrolled", "screening_valid",
+        "consent_on_file", "rems_enrolled",
         "uses_nasal_steroid_or_decongestant", "ride_home_arranged", "pregnancy_test_relevant")),
     "predose": form_step("predose", PredoseVitals, lambda c: c.sessions.predose,
                          times=("taken_at",)),
     "dose": form_step("dose", DoseCreate, lambda c: c.sessions.record_dose,
-                      times=("started_at", "ended_at"), extra=_devices),
+                      times=("started_at", "ended_at"), extra=_devices,
+                      checkboxes=("order_confirmed",)),
     "infusion-end": Step("dose", _infusion_end),
     "vitals": form_step("vitals", VitalsCreate, lambda c: c.sessions.record_vitals,
                         times=("taken_at",), keyed=True),

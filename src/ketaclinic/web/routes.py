@@ -54,12 +54,15 @@ def web_routers() -> list[APIRouter]:
     )
 
     # Area pages come before the patient pages' catch-all /patients/{id}/{kind} route.
-    routers = [router, pages_auth.router, pages_lock.router, pages_admin.router,
+    from ketaclinic.web.observe import router as metrics_router
+
+    routers = [router, metrics_router, pages_auth.router, pages_lock.router, pages_admin.router,
                pages_account.router,
                pages_dosing.router,
                pages_mbc.router, pages_chair.router, pages_pk.router, pages_outcomes.router,
                pages_patients.router]
-    return [_hidden(r) for r in routers]
+    # The lock screen's JSON call (POST /api/session/unlock) is part of the API schema.
+    return [_hidden(r) for r in routers] + [pages_lock.api_router]
 
 
 def _hidden(r: APIRouter) -> APIRouter:

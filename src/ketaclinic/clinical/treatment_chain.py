@@ -1,0 +1,407 @@
+"""The closed loop from screening to ledger: the gates every route passes.
+
+Pure functions over plain values; the services load the facts and call these gates, they never
+decide a hard stop themselves. The chain, in order::
+
+    screening (eligible, or review + prescriber sign-off; unexpired; not re-opened)
+      -> signed order of this patient and course (or a read-back verbal order in its hours)
+      -> check-in (reads the stored screening) -> passing pre-dose BP gate
+      -> administration matching the order (rule-set tolerance) -> one ledger row
+
+Every gate returns :class:`Finding` objects with the rule, the values seen and the source.
+Unknown is not negative: a missing or unrecognised fact is a HARD finding, never "ok".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ketaclinic.clinical.chair_data import cited_from_dict, load_bundled_json
+from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Level
+
+#: a chair session's treatment -> the screening (rule-set) treatment it needs
+SCREENING_TREATMENT = {"iv_ketamine": "ketamine-iv", "esketamine": "esketamine"}
+CHAIN_SOURCE = "ketaclinic closed-loop policy: nothing is given that was not " \
+    "screened, ordered and checked for this patient"
+SIGNED_STATES = ("signed", "countersigned")
+
+
+@dataclass(frozen=True)
+class ChainRules:
+    """Tolerances and hours of the chain, each cited (``data/chair/administration.json``)."""
+
+    version: str
+    dose_match_tolerance_pct: Mapping[str, Cited]
+    rate_match_tolerance_pct: Cited
+    verbal_order_countersign_h: Cited
+    future_tolerance_min: Cited
+
+
+def chain_rules_from_dict(raw: Mapping[str, Any]) -> ChainRules:
+    """Build :class:`ChainRules` from its JSON form; a missing key is a ClinicalInputError."""
+    try:
+        return ChainRules(
+            version=raw["version"],
+            dose_match_tolerance_pct={t: _c(raw["dose_match_tolerance_pct"][t])
+                                      for t in SCREENING_TREATMENT},
+            rate_match_tolerance_pct=_c(raw["rate_match_tolerance_pct"]),
+            verbal_order_countersign_h=_c(raw["verbal_order_countersign_h"]),
+            future_tolerance_min=_c(raw["future_tolerance_min"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ClinicalInputError(f"administration rule set lacks {exc.args[0]!r}") from exc
+
+
+def load_chain_rules() -> ChainRules:
+    """The bundled chain rules."""
+    return chain_rules_from_dict(load_bundled_json("chair/administration.json"))
+
+
+def _c(raw: Any) -> Cited:
+    cited = cited_from_dict(raw)
+    if cited is None:
+        raise ClinicalInputError("a chain rule has no value")
+    return cited
+
+
+def _f(rule: str, level: Level, message: str, source: str = CHAIN_SOURCE,
+       **values: Any) -> Finding:
+    return Finding(f"chain.{rule}", level, message, source, values)
+
+
+def hard_messages(findings: Sequence[Finding]) -> list[str]:
+    """The messages of the HARD findings (what stops the step), in order."""
+    return [f.message for f in findings if f.level is Level.HARD]
+
+
+# --------------------------------------------------------------------------- screening
+
+
+@dataclass(frozen=True)
+class ScreeningState:
+    """The latest stored screening of one treatment, with its latest prescriber sign-off."""
+
+    screening_id: int
+    treatment: str
+    decision: str  # eligible | review | ineligible
+    expires_on: date
+    screened_inputs: Mapping[str, Any]
+    signoff_by: str = ""
+    signoff_at: datetime | None = None
+    signoff_reason: str = ""
+    signoff_inputs: Mapping[str, Any] | None = None
+
+
+def _meds(doc: Mapping[str, Any]) -> set[tuple[str, str]]:
+    return {(str(m.get("name", "")).strip().lower(), str(m.get("class", "")).strip().lower())
+            for m in doc.get("medications") or []}
+
+
+def new_since_screening(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Contraindications and interacting medicines in ``current`` that ``baseline`` lacked."""
+    new = [f"condition {c}" for c in sorted(set(current.get("conditions") or [])
+                                            - set(baseline.get("conditions") or []))]
+    new += [f"medication {name}" + (f" ({cls})" if cls else "")
+            for name, cls in sorted(_meds(current) - _meds(baseline))]
+    for flag in ("pregnant", "breastfeeding"):
+        if current.get(flag) and not baseline.get(flag):
+            new.append(flag)
+    sud = current.get("substance_use_disorder") or "none"
+    if sud != "none" and sud != (baseline.get("substance_use_disorder") or "none"):
+        new.append(f"substance use disorder {sud}")
+    return new
+
+
+def _baseline(state: ScreeningState) -> Mapping[str, Any]:
+    return state.signoff_inputs if state.signoff_inputs is not None else state.screened_inputs
+
+
+def check_screening(state: ScreeningState | None, treatment: str,
+                    current_inputs: Mapping[str, Any] | None, today: date) -> Finding:
+    """May this patient be treated (ordered, checked in) with ``treatment`` today?
+
+    OK only for an unexpired screening of this treatment that is *eligible*, or *review* with
+    a recorded prescriber sign-off, and that no contraindication or interacting medicine
+    recorded since (the screening or the sign-off) has re-opened. Anything else is HARD.
+    """
+    seen = {"treatment": treatment}
+    if state is None:
+        return _f("screening", Level.HARD, f"no screening for {treatment} on record: screen the "
+                  "patient before treatment", **seen)
+    seen |= {"screening_id": state.screening_id, "decision": state.decision,
+             "expires_on": state.expires_on.isoformat()}
+    if state.treatment != treatment:
+        return _f("screening", Level.HARD, f"the screening is for {state.treatment}, not "
+                  f"{treatment}", **seen)
+    if today > state.expires_on:
+        return _f("screening", Level.HARD, f"the screening expired on "
+                  f"{state.expires_on.isoformat()}: screen again", **seen)
+    if state.decision == "ineligible":
+        return _f("screening", Level.HARD, "the screening found the patient ineligible: no "
+                  "treatment", **seen)
+    if current_inputs is None:
+        return _f("screening", Level.HARD, "the patient's current facts could not be read: "
+                  "screen again", **seen)
+    new = new_since_screening(_baseline(state), current_inputs)
+    if new:
+        return _f("screening_reopened", Level.HARD, "recorded after the screening: "
+                  + ", ".join(new) + ": screen again or have a prescriber sign off again",
+                  **seen, new=new)
+    if state.decision == "eligible":
+        return _f("screening", Level.OK, f"screening eligible, valid until "
+                  f"{state.expires_on.isoformat()}", **seen)
+    if state.decision == "review" and state.signoff_at is not None and state.signoff_by:
+        return _f("screening", Level.OK, f"screening needed review; signed off by "
+                  f"{state.signoff_by}: {state.signoff_reason}", **seen,
+                  signoff_by=state.signoff_by, signoff_at=state.signoff_at.isoformat())
+    if state.decision == "review":
+        return _f("screening_signoff", Level.HARD, "the screening needs review: a prescriber "
+                  "must record a sign-off (reason) before the order is signed", **seen)
+    return _f("screening", Level.HARD, f"unknown screening decision {state.decision!r}",
+              **seen)
+
+
+def check_signoff(state: ScreeningState | None, current_inputs: Mapping[str, Any],
+                  today: date, reason: str) -> Finding:
+    """May a prescriber sign this screening off? Only an unexpired *review* screening, or one
+    re-opened by new facts (never an ineligible or expired one), with a reason."""
+    if state is None:
+        return _f("signoff", Level.HARD, "no screening to sign off")
+    if today > state.expires_on or state.decision not in ("review", "eligible"):
+        return _f("signoff", Level.HARD, f"a {state.decision} screening (valid until "
+                  f"{state.expires_on.isoformat()}) cannot be signed off: screen again",
+                  decision=state.decision)
+    reopened = new_since_screening(_baseline(state), current_inputs)
+    if state.decision == "eligible" and not reopened:
+        return _f("signoff", Level.HARD, "this screening is eligible and needs no sign-off")
+    if not reason.strip():
+        return _f("signoff", Level.HARD, "a sign-off needs a reason")
+    return _f("signoff", Level.OK, "sign-off recorded", reopened=reopened)
+
+
+# --------------------------------------------------------------------------- orders
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """A stored dose order, as the chair sees it."""
+
+    order_id: int
+    patient_id: int
+    course_id: int | None
+    treatment: str  # screening treatment: ketamine-iv | esketamine
+    dose_mg: Decimal
+    status: str  # signed | verbal | countersigned
+    ordered_at: datetime
+    rate_ml_per_h: Decimal | None = None
+    concentration_mg_per_ml: Decimal | None = None
+    devices: int | None = None
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    session_id: int
+    patient_id: int
+    course_id: int | None
+    treatment: str  # chair treatment: iv_ketamine | esketamine
+
+
+@dataclass(frozen=True)
+class GivenDose:
+    """What the nurse administered (or programmed)."""
+
+    dose_mg: Decimal
+    rate_ml_per_h: Decimal | None = None
+    concentration_mg_per_ml: Decimal | None = None
+    order_confirmed: bool = False  # the nurse confirmed the order shown at the chair
+
+
+def verbal_order_due(ordered_at: datetime, rules: ChainRules) -> datetime:
+    """When a verbal order must be countersigned by the prescriber who gave it."""
+    return ordered_at + timedelta(hours=float(rules.verbal_order_countersign_h.value))
+
+
+def order_state(order: OrderFacts, now: datetime, rules: ChainRules) -> str:
+    """signed | countersigned | verbal (read back, within its hours) | overdue | unsigned."""
+    if order.status in SIGNED_STATES:
+        return order.status
+    if order.status == "verbal":
+        return "verbal" if now <= verbal_order_due(order.ordered_at, rules) else "overdue"
+    return "unsigned"
+
+
+def _pct_off(given: Decimal, ordered: Decimal) -> float:
+    return abs(float(given) - float(ordered)) / float(ordered) * 100.0 if ordered else 100.0
+
+
+def _check_order_identity(order: OrderFacts, session: SessionFacts, now: datetime,
+                          rules: ChainRules) -> list[Finding]:
+    seen = {"order_id": order.order_id, "session_id": session.session_id}
+    out = []
+    if order.patient_id != session.patient_id:
+        out.append(_f("order_patient", Level.HARD, f"dose order {order.order_id} is for another "
+                      "patient: no dose", **seen))
+    if order.course_id != session.course_id:
+        out.append(_f("order_course", Level.HARD, f"dose order {order.order_id} is not for this "
+                      "course: no dose", **seen))
+    if order.treatment != SCREENING_TREATMENT.get(session.treatment):
+        out.append(_f("order_treatment", Level.HARD, f"dose order {order.order_id} is for "
+                      f"{order.treatment}, not this {session.treatment} session", **seen))
+    state = order_state(order, now, rules)
+    if state == "overdue":
+        out.append(_f("order_signed", Level.HARD, f"verbal order {order.order_id} was not "
+                      "countersigned in time: no dose until the prescriber countersigns",
+                      rules.verbal_order_countersign_h.source, **seen))
+    elif state == "unsigned":
+        out.append(_f("order_signed", Level.HARD, f"dose order {order.order_id} is not signed: "
+                      "no dose", **seen, status=order.status))
+    return out
+
+
+def _check_match(order: OrderFacts, session: SessionFacts, given: GivenDose,
+                 rules: ChainRules) -> list[Finding]:
+    tol = rules.dose_match_tolerance_pct.get(session.treatment)
+    if tol is None:
+        return [_f("dose_matches_order", Level.HARD, f"no dose tolerance for "
+                   f"{session.treatment}")]
+    off = _pct_off(given.dose_mg, order.dose_mg)
+    seen = {"given_mg": str(given.dose_mg), "ordered_mg": str(order.dose_mg),
+            "off_pct": round(off, 2), "tolerance_pct": tol.value}
+    if off > float(tol.value):
+        return [_f("dose_matches_order", Level.HARD, f"{given.dose_mg:f} mg given does not match "
+                   f"the order ({order.dose_mg:f} mg, tolerance {tol.value} %): no dose",
+                   tol.source, **seen)]
+    out = [_f("dose_matches_order", Level.OK, f"{given.dose_mg:f} mg matches the order",
+              tol.source, **seen)]
+    if session.treatment == "iv_ketamine":
+        out += _check_pump(order, given, rules)
+    return out
+
+
+def _check_pump(order: OrderFacts, given: GivenDose, rules: ChainRules) -> list[Finding]:
+    out = []
+    if given.concentration_mg_per_ml is None or given.rate_ml_per_h is None:
+        return [_f("pump_programmed", Level.HARD, "record the concentration and the mL/h "
+                   "programmed on the pump")]
+    if order.concentration_mg_per_ml is not None and \
+            given.concentration_mg_per_ml != order.concentration_mg_per_ml:
+        out.append(_f("concentration_matches_order", Level.HARD,
+                      f"{given.concentration_mg_per_ml:f} mg/mL is not the ordered "
+                      f"{order.concentration_mg_per_ml:f} mg/mL: no dose",
+                      given=str(given.concentration_mg_per_ml),
+                      ordered=str(order.concentration_mg_per_ml)))
+    tol = rules.rate_match_tolerance_pct
+    if order.rate_ml_per_h is not None:
+        off = _pct_off(given.rate_ml_per_h, order.rate_ml_per_h)
+        if off > float(tol.value):
+            out.append(_f("rate_matches_order", Level.HARD,
+                          f"{given.rate_ml_per_h:f} mL/h programmed does not match the ordered "
+                          f"{order.rate_ml_per_h:f} mL/h (tolerance {tol.value} %): no dose",
+                          tol.source, given=str(given.rate_ml_per_h),
+                          ordered=str(order.rate_ml_per_h), off_pct=round(off, 2)))
+    return out
+
+
+def check_administration(order: OrderFacts | None, session: SessionFacts, given: GivenDose,
+                         now: datetime, rules: ChainRules) -> list[Finding]:
+    """Is this administration tied to a signed order of this patient and course, and does it
+    match that order? Any HARD finding means no dose."""
+    if order is None:
+        return [_f("order_missing", Level.HARD, "no signed dose order for this session: no "
+                   "dose", session_id=session.session_id)]
+    identity = _check_order_identity(order, session, now, rules)
+    if not identity and not given.order_confirmed:
+        identity = [_f("order_confirmed", Level.HARD, f"confirm dose order {order.order_id} "
+                       "as shown before recording the dose", order_id=order.order_id)]
+    return identity or _check_match(order, session, given, rules)
+
+
+# --------------------------------------------------------------------------- events in order
+
+
+@dataclass(frozen=True)
+class SessionTimeline:
+    """What has happened in a session so far (None = not yet)."""
+
+    checked_in_at: datetime | None
+    checkin_outcome: str  # ok | overridden | soft | hard | "" (none)
+    predose_at: datetime | None = None
+    predose_gate: str = ""  # ok | warn | stop | "" (none)
+    dosed_at: datetime | None = None
+    discharged_at: datetime | None = None
+
+
+def _minute(at: datetime) -> datetime:
+    """Times typed at the chair have minute resolution: compare on the minute."""
+    return at.replace(second=0, microsecond=0)
+
+
+def _future(at: datetime, now: datetime, rules: ChainRules) -> bool:
+    return at > now + timedelta(minutes=float(rules.future_tolerance_min.value))
+
+
+def check_ready_to_dose(tl: SessionTimeline, started_at: datetime, ended_at: datetime | None,
+                        now: datetime, rules: ChainRules,
+                        device_times: Sequence[datetime] = ()) -> list[Finding]:
+    """Device or infusion start only after a recorded check-in and after a passing pre-dose
+    BP gate (not before the BP was taken), never in the future, never ending before it
+    starts."""
+    out = []
+    if tl.checked_in_at is None or tl.checkin_outcome not in ("ok", "overridden"):
+        out.append(_f("order_of_events", Level.HARD, "complete the check-in pre-checks first"))
+    elif tl.predose_at is None or tl.predose_gate == "":
+        out.append(_f("predose_bp", Level.HARD, "record the pre-dose vital signs first"))
+    elif tl.predose_gate not in ("ok", "warn"):
+        out.append(_f("predose_bp", Level.HARD, "the pre-dose BP gate said stop: recheck the "
+                      "BP before dosing", gate=tl.predose_gate))
+    elif started_at < _minute(tl.predose_at):
+        out.append(_f("order_of_events", Level.HARD, "the dose cannot start before the "
+                      "pre-dose BP was taken", started_at=started_at.isoformat(),
+                      predose_at=tl.predose_at.isoformat()))
+    if any(_future(at, now, rules) for at in (started_at, *device_times)):
+        out.append(_f("not_in_future", Level.HARD, "the dose start is in the future",
+                      rules.future_tolerance_min.source))
+    if ended_at is not None and (ended_at < started_at or _future(ended_at, now, rules)):
+        out.append(_f("order_of_events", Level.HARD, "the dose cannot end before it started "
+                      "or in the future"))
+    return out
+
+
+def check_not_future(what: str, at: datetime, now: datetime, rules: ChainRules) -> list[Finding]:
+    """Nothing at the chair happens after the server's clock."""
+    if _future(at, now, rules):
+        return [_f("not_in_future", Level.HARD, f"{what}: the time is in the future",
+                   rules.future_tolerance_min.source, at=at.isoformat())]
+    return []
+
+
+def check_event_time(what: str, at: datetime, tl: SessionTimeline, now: datetime,
+                     rules: ChainRules) -> list[Finding]:
+    """Vitals and ratings lie within the session: not before its first event (the check-in
+    or the pre-dose BP, which a nurse may enter late), not after discharge, not in the
+    future."""
+    future = check_not_future(what, at, now, rules)
+    if future:
+        return future
+    known = [x for x in (tl.checked_in_at, tl.predose_at) if x is not None]
+    if not known:
+        return [_f("order_of_events", Level.HARD, f"{what}: the session has not started "
+                   "(no check-in)")]
+    if at < _minute(min(known)):
+        return [_f("order_of_events", Level.HARD, f"{what}: the time is before the session "
+                   "(check-in or pre-dose BP)", at=at.isoformat())]
+    if tl.discharged_at is not None and at > tl.discharged_at:
+        return [_f("order_of_events", Level.HARD, f"{what}: the time is after the discharge")]
+    return []
+
+
+def predose_vitals_acceptable(tl: SessionTimeline) -> bool | None:
+    """The REMS form's "vitals acceptable before dosing": None (unknown) without a pre-dose
+    BP, True only when the gate passed (ok or warn with a reason)."""
+    if tl.predose_at is None or not tl.predose_gate:
+        return None
+    return tl.predose_gate in ("ok", "warn")

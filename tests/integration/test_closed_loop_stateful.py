@@ -40,7 +40,7 @@ ROLES = ("admin", "prescriber", "nurse", "analyst")
 MONDAY = dt.date(2026, 11, 2)
 TOLERANCE = {t: Decimal(str(c.value)) for t, c in load_chain_rules()
              .dose_match_tolerance_pct.items()}
-SIGNED = ("signed", "countersigned")
+SIGNED = ("signed", "countersigned", "verbal")  # verbal: read back, within its hours
 
 
 def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyped-def]

@@ -230,3 +230,5 @@ def test_a_verbal_order_is_read_back_given_and_overdue_until_its_prescriber_coun
     assert signed.status == "countersigned" and signed.countersigned_at == clock.now
     _iv_dose(services, users, sid, clock)
     assert _count(services, LedgerEntry, LedgerEntry.kind == "administration") == 1
+    shown = services.chair.ledger.overview(users["nurse"].actor)["entries"][0]
+    assert shown["order"] == {"order_id": order.id, "state": "countersigned"}

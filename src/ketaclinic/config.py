@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         "X-Forwarded-For / X-Forwarded-Proto headers are believed (e.g. 127.0.0.1 or "
         "10.0.0.0/24); empty (the default) ignores those headers from everyone"
     )
+    root_path: str = Field(
+        "", pattern=r"^(/?[A-Za-z0-9._~-]+)*/?$", description="Sub-path the app is served "
+        "under behind a reverse proxy (e.g. /clinic): links, redirects, static files and cookie "
+        "paths get it; requests are accepted with or without it. Empty: served at /"
+    )
     metrics_token: SecretStr | None = Field(
         None, description="Bearer token a Prometheus scraper sends to read /metrics "
         "(Authorization: Bearer ...); empty (the default) lets only loopback clients read it"

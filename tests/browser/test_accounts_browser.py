@@ -50,13 +50,14 @@ def test_admin_resets_a_password_and_the_user_is_forced_to_change_it(new_page, l
     nurse.get_by_label("New password", exact=True).fill(chosen)
     nurse.get_by_label("New password again").fill(chosen)
     nurse.get_by_role("button", name="Change password").click()
-    expect(nurse.get_by_role("heading", name="Patients")).to_be_visible()
+    # Then the nurse's own start page: today's chairs.
+    expect(nurse.get_by_role("heading", name=re.compile("at the chairs"))).to_be_visible()
 
     nurse.get_by_role("button", name="Log out").click()
     _log_in(nurse, username, temporary)
     expect(nurse.get_by_role("alert")).to_contain_text("wrong username or password")
     _log_in(nurse, username, chosen)
-    expect(nurse.get_by_role("heading", name="Patients")).to_be_visible()
+    expect(nurse.get_by_role("heading", name=re.compile("at the chairs"))).to_be_visible()
 
     admin.goto("/admin/audit?action=user.password.reset")
     expect(admin.locator("table.audit")).to_contain_text(f"user {username}")

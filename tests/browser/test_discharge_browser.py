@@ -15,6 +15,7 @@ from kcbrowser import (
     log_out,
     new_tag,
     patient_with_course,
+    rate,
     receive_stock,
     record_vitals,
     submit,
@@ -42,6 +43,7 @@ def test_discharge_before_120_minutes_is_refused_with_reasons_then_left_against_
     field(page, "Systolic (mmHg)").fill("128")
     field(page, "Diastolic (mmHg)").fill("80")
     submit(page, "predose", "Record pre-dose vitals")
+    expect(page.locator("#bp-gate")).to_contain_text("ok")
     field(page, "Dose (mg)").fill("56")
     field(page, "Lot").select_option(lot)
     first = dt.datetime.strptime(field(page, "Device 1 at").input_value(), "%H:%M")
@@ -50,9 +52,7 @@ def test_discharge_before_120_minutes_is_refused_with_reasons_then_left_against_
     field(page, "Device 2 at").fill((first + dt.timedelta(minutes=5)).strftime("%H:%M"))
     submit(page, "dose", "Record dose", "monitoring")
     record_vitals(page, "132", "84")
-    field(page, "Scale").select_option("moaas")
-    field(page, "Score(s), comma-separated").fill("5")
-    submit(page, "ratings", "Record rating")
+    rate(page, "moaas", "MOAA/S", 5)
 
     field(page, "Dissociation resolved").check()
     field(page, "No respiratory depression").check()

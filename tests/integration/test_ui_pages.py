@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from decimal import Decimal
 
+from kcchain import order_for, ready_course
 from sqlalchemy import select
 
 from ketaclinic.schemas import AllergyCreate, PatientCreate
@@ -53,13 +54,14 @@ def _monitoring_session(services, users, clock, *, spo2: int = 98) -> tuple[int,
         supplier_address="1 Road", supplier_dea_number="AB1234563",
         expiry=dt.date(2027, 12, 31), containers=20, volume_ml_per_container=Decimal("10"),
         concentration_mg_per_ml=Decimal("50")))
+    ready_course(services, users, pid, course.id, "iv_ketamine_induction")
     _, sessions, _ = services.chair.courses.get(pres, course.id)
     sid = sessions[0].id
     services.chair.schedule.book(nurse, sid, BookingCreate(
         version=_version(services, sid), chair_id=chair.id, start=clock.now,
         override_reason="test"))
     services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
-        version=_version(services, sid), consent_on_file=True, screening_valid=True,
+        version=_version(services, sid), consent_on_file=True,
         last_food_at=clock.now - dt.timedelta(hours=8),
         last_liquid_at=clock.now - dt.timedelta(hours=3), ride_home_arranged=True,
         override_reason="test"))
@@ -68,7 +70,8 @@ def _monitoring_session(services, users, clock, *, spo2: int = 98) -> tuple[int,
         rr_per_min=14))
     services.chair.sessions.record_dose(nurse, sid, DoseCreate(
         version=_version(services, sid), dose_mg=Decimal(35), lot="LOT-B",
-        started_at=clock.now))
+        started_at=clock.now, dose_order_id=order_for(services, sid), order_confirmed=True,
+        concentration_mg_per_ml=Decimal(1), rate_ml_per_h=Decimal("52.5")))
     services.chair.sessions.record_vitals(nurse, sid, VitalsCreate(
         taken_at=clock.now, sbp_mmhg=130, dbp_mmhg=80, hr_bpm=75, spo2_pct=spo2,
         rr_per_min=14), "v-0")

@@ -88,7 +88,7 @@ def test_the_issue_reproduction_bp_178_over_108_does_not_discharge():
     decision = evaluate_discharge(discharge(125, vitals=(vitals(5, now, 178, 108),)), RULES, ESK)
     bp = next(f for f in decision.findings if f.rule == "discharge.bp")
     assert bp.level is Level.HARD and bp.values["sbp_max"] == 160 and "178/108" in bp.message
-    assert bp.source.startswith("ketaclinic issue 12 discharge policy")
+    assert bp.source.startswith("ketaclinic discharge policy")
 
 
 def test_a_complete_set_older_than_the_window_does_not_count_but_a_new_one_does():

@@ -261,6 +261,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(request, 422, "a number in the request is out of range")
 
 
+def _root_path(value: str) -> str:
+    from ketaclinic.web.root_path import normalise_root_path
+
+    return normalise_root_path(value)
+
+
 def create_app(services: Services) -> FastAPI:
     """Build the app around already-wired services (see ``ketaclinic.bootstrap``)."""
     settings = services.settings
@@ -276,6 +282,7 @@ def create_app(services: Services) -> FastAPI:
         docs_url=None,  # our own page below: the vendored Swagger UI under the app's CSP
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        servers=[{"url": root}] if (root := _root_path(settings.root_path)) else None,
     )
     app.state.services = services
     app.state.templates = make_templates(settings.clinic_name, services.ctx.clinic_time)
@@ -288,6 +295,10 @@ def create_app(services: Services) -> FastAPI:
     if settings.access_log:
         install_access_log_handler()
     app.add_middleware(Observe, access_log_on=settings.access_log)  # sees the final status
+    if root:
+        from ketaclinic.web.root_path import RootPath
+
+        app.add_middleware(RootPath, root_path=root)
     if settings.trusted_proxy_list:
         # Outermost, so every later step sees the real client address and scheme. Only these
         # proxies' forwarded headers count (the server itself never believes them: see serve).

@@ -50,7 +50,7 @@ def install_error_responses(app: FastAPI) -> None:
         if app.openapi_schema is None:
             app.openapi_schema = with_error_responses(get_openapi(
                 title=app.title, version=app.version, description=app.description,
-                routes=app.routes))
+                routes=app.routes, servers=app.servers or None))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

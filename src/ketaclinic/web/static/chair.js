@@ -119,14 +119,14 @@
       var secret = box.querySelector("#lock-secret").value;
       var out = box.querySelector(".lock-status");
       out.textContent = "Checking…";
-      fetch("/api/session/unlock", {
+      fetch((document.documentElement.dataset.root || "") + "/api/session/unlock", {
         method: "POST", credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
         body: JSON.stringify({ secret: secret })
       }).then(function (res) {
         if (res.ok) { location.reload(); return null; }
         return res.json().then(function (body) {
-          if (body.logged_out) { location.assign("/login?msg=expired"); return; }
+          if (body.logged_out) { location.assign((document.documentElement.dataset.root || "") + "/login?msg=expired"); return; }
           out.textContent = body.detail || "not accepted";
           box.querySelector("#lock-secret").value = "";
         });

@@ -2,7 +2,7 @@
 window.addEventListener("DOMContentLoaded", function () {
   "use strict";
   window.ui = window.SwaggerUIBundle({
-    url: "/api/openapi.json",
+    url: (document.documentElement.dataset.root || "") + "/api/openapi.json",
     dom_id: "#swagger-ui",
     deepLinking: true,
     presets: [window.SwaggerUIBundle.presets.apis],

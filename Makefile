@@ -18,7 +18,7 @@ INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no
 endif
 PYTEST_ARGS ?=
 
-.PHONY: help install install-dev browser-deps run test test-fast lint docs bench bench-deps clean load crashtest fuzz
+.PHONY: help install install-dev browser-deps fhir-deps run test test-fast lint docs bench bench-deps clean load crashtest fuzz
 
 ## List the targets.
 help:
@@ -50,7 +50,7 @@ run: $(RUN_STAMP)
 
 ## The whole suite on SQLite and PostgreSQL (PostgreSQL and browser tests skip with a reason
 ## where the machine lacks them; under CI=true a skip fails). Exit code 5 (no tests) fails.
-test: $(DEV_STAMP) browser-deps
+test: $(DEV_STAMP) browser-deps fhir-deps
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
@@ -61,6 +61,14 @@ browser-deps:
 	@if [ ! -f $(AXE) ] && command -v npm >/dev/null 2>&1; then \
 	  echo "== installing axe-core for the browser tests (npm ci in tests/browser)"; \
 	  npm ci --prefix tests/browser --no-audit --no-fund --silent || echo "note: npm ci failed"; fi
+
+## Install Medplum's FHIR validator for the FHIR export tests (npm ci from tests/fhir's lockfile,
+## kept apart from tests/browser) when missing; without node the test skips with the reason.
+MEDPLUM := tests/fhir/node_modules/@medplum/core/package.json
+fhir-deps:
+	@if [ ! -f $(MEDPLUM) ] && command -v npm >/dev/null 2>&1; then \
+	  echo "== installing the FHIR validator for the export tests (npm ci in tests/fhir)"; \
+	  npm ci --prefix tests/fhir --no-audit --no-fund --silent || echo "note: npm ci failed"; fi
 
 ## The quick loop while coding: SQLite only, two workers, no browser and no slow tests (fuzz,
 ## load, crash and long property runs stay in `make test`). FAST_ARGS="-k dosing" to narrow it.

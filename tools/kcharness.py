@@ -81,6 +81,8 @@ class Instance:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.url:  # a second app host on another instance's database (scale-out test)
+            return
         if self.backend == "sqlite":
             self.url = f"sqlite:///{(self.data_dir / 'ketaclinic.sqlite3').as_posix()}"
         elif self.backend == "postgresql":

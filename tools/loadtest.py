@@ -412,7 +412,7 @@ async def seed_infusions(inst: Instance, plan: Plan, patients: list[int], n: int
             raise RuntimeError(f"no planned session for an infusion: {r.status_code} "
                                f"{r.text[:200]}")
         r = await nurse_.c.post(plan.checkin.replace("{session_id}", str(first["id"])), json={
-            "version": first["version"], "consent_on_file": True, "screening_valid": True,
+            "version": first["version"], "consent_on_file": True,
             "ride_home_arranged": True, "rems_enrolled": True,
             "last_food_at": (now - dt.timedelta(hours=8)).isoformat(),
             "last_liquid_at": (now - dt.timedelta(hours=3)).isoformat(),

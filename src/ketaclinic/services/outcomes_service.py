@@ -10,6 +10,7 @@ from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.dashboard import Dashboard, DashboardFilters, DashboardService
 from ketaclinic.services.exports import ExportService
+from ketaclinic.services.fhir_jobs import FhirExportJobs
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.progress_report import ProgressReportService
 
@@ -19,6 +20,7 @@ class OutcomesService:
         self.ctx = ctx
         self._dashboard = DashboardService(ctx)
         self._exports = ExportService(ctx)
+        self.fhir_jobs = FhirExportJobs(ctx, self._exports)
         self._reports = ProgressReportService(ctx)
 
     def dashboard(self, actor: Actor, filters: DashboardFilters | None = None) -> Dashboard:

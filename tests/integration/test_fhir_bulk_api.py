@@ -1,0 +1,87 @@
+"""The Bulk Data `$export`-style endpoint: kick-off 202 + Content-Location, status, NDJSON files,
+delete; identified data for admin and prescriber only; every step audited."""
+
+from __future__ import annotations
+
+import json
+
+from kcoutcomes import build_hand_cohort
+from sqlalchemy import select
+
+from ketaclinic.store.tables import AuditEvent
+
+ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
+
+
+def _audit(services, prefix):
+    with services.db.transaction() as s:
+        return [(a.action, a.username, a.outcome) for a in s.execute(
+            select(AuditEvent).where(AuditEvent.action.like(f"{prefix}%"))
+            .order_by(AuditEvent.id)).scalars()]
+
+
+def test_a_prescriber_kicks_off_polls_and_downloads_every_file_of_the_export(services, login):
+    with services.db.transaction() as s:
+        build_hand_cohort(s)
+    c, csrf = login("prescriber")
+    r = c.get("/api/fhir/$export", headers=ASYNC)
+    assert r.status_code == 202, r.text
+    status_url = r.headers["Content-Location"]
+    assert "/api/fhir/$export-status/" in status_url
+    r = c.get(status_url)
+    assert r.status_code == 200
+    manifest = r.json()
+    assert manifest["requiresAccessToken"] is True and manifest["error"] == []
+    types = {o["type"]: o for o in manifest["output"]}
+    assert {"Patient", "Encounter", "Observation", "MedicationAdministration"} <= set(types)
+    assert types["Patient"]["count"] == 4
+    for o in manifest["output"]:
+        f = c.get(o["url"])
+        assert f.status_code == 200
+        assert f.headers["content-type"].startswith("application/fhir+ndjson")
+        lines = f.text.splitlines()
+        assert len(lines) == o["count"]
+        assert {json.loads(line)["resourceType"] for line in lines} == {o["type"]}
+    files = len(manifest["output"])
+    actions = _audit(services, "export.fhir")
+    assert actions.count(("export.fhir_bulk", "prescriber", "ok")) == 1
+    assert actions.count(("export.fhir_file", "prescriber", "ok")) == files
+    only = c.post("/api/fhir/$export?_type=Patient,Condition",
+                  headers={**ASYNC, "X-CSRF-Token": csrf})
+    assert only.status_code == 202
+    manifest = c.get(only.headers["Content-Location"]).json()
+    assert {o["type"] for o in manifest["output"]} == {"Patient", "Condition"}
+    assert c.delete(status_url, headers={"X-CSRF-Token": csrf}).status_code == 202
+    assert c.get(status_url).status_code == 404
+    assert ("export.fhir_delete", "prescriber", "ok") in _audit(services, "export.fhir")
+
+
+def test_nurses_and_analysts_may_not_export_identified_data_and_jobs_stay_with_their_owner(
+        services, login):
+    with services.db.transaction() as s:
+        build_hand_cohort(s)
+    for role in ("nurse", "analyst"):
+        c, _ = login(role)
+        assert c.get("/api/fhir/$export", headers=ASYNC).status_code == 403
+    denied = [a for a in _audit(services, "export.fhir") if a[2] != "ok"]
+    assert {u for _a, u, _o in denied} == {"nurse", "analyst"}
+    p, _ = login("prescriber")
+    status_url = p.get("/api/fhir/$export", headers=ASYNC).headers["Content-Location"]
+    file_url = p.get(status_url).json()["output"][0]["url"]
+    admin, _ = login("admin")
+    assert admin.get(status_url).status_code == 404
+    assert admin.get(file_url).status_code == 404
+    assert p.get(status_url.rsplit("/", 1)[0] + "/../../etc").status_code == 404
+    assert p.get(file_url.rsplit("/", 1)[0] + "/..%2Fowner.json").status_code == 404
+
+
+def test_a_kick_off_without_respond_async_or_with_unknown_options_is_refused_clearly(
+        services, login):
+    c, _ = login("admin")
+    before = _audit(services, "export.fhir_bulk")
+    r = c.get("/api/fhir/$export")
+    assert r.status_code in (400, 422) and "respond-async" in r.text
+    for query in ("_outputFormat=text/csv", "_since=2026-01-01", "_type=Account"):
+        r = c.get(f"/api/fhir/$export?{query}", headers=ASYNC)
+        assert r.status_code in (400, 422), query
+    assert _audit(services, "export.fhir_bulk") == before

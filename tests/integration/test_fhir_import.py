@@ -240,3 +240,16 @@ def test_the_clinic_s_own_export_imports_back_as_unchanged(login, services, kind
     assert "created" not in actions and "amended" not in actions, r.json()["entries"]
     assert actions["unchanged"] == 9  # patient, 1 diagnosis, 3 medicines, allergy, weight, 2 forms
     assert counts(services) == rows
+
+
+def test_a_roster_on_stdin_imports_and_an_unknown_user_is_refused(services, users, monkeypatch,
+                                                                  capsys):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(ROSTER.encode("utf-8"))))
+    assert main(["import", "roster", "-", "--as", "nobody"], environ=env(services)) == 2
+    assert "no active user" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(ROSTER.encode("utf-8"))))
+    assert main(["import", "roster", "-", "--as", "prescriber"], environ=env(services)) == 0
+    assert "imported: amended 1, created 3" in capsys.readouterr().out
+    assert counts(services)["Patient"] == 2

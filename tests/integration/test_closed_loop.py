@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import kcchain
 import pytest
 from kcchain import order_for, screen_eligible, sign_order
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from ketaclinic.schemas_chair import (
 )
 from ketaclinic.services.audit import SYSTEM
 from ketaclinic.services.dosing import DoseBlocked
-from ketaclinic.services.errors import InvalidInput
+from ketaclinic.services.errors import InvalidInput, PermissionDenied
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry
@@ -203,3 +204,31 @@ def test_the_api_refuses_a_client_sent_screening_tick(services, users, login, cl
         "ride_home_arranged": True})
     assert r.status_code == 422
     assert _status(services, sid) == "planned"
+
+
+def test_a_verbal_order_is_read_back_given_and_overdue_until_its_prescriber_countersigns(
+        services, users, clock):
+    pid, cid, sid = _patient(services, users, "L-10")
+    screen_eligible(services, users, pid, "ketamine-iv")
+    nurse, pres = users["nurse"].actor, users["prescriber"].actor
+    req = kcchain.iv_request(cid)
+    with pytest.raises(InvalidInput, match="read the order back"):
+        services.dosing.take_verbal_order(nurse, pid, req, "prescriber", False)
+    with pytest.raises(InvalidInput, match="name the prescriber"):
+        services.dosing.take_verbal_order(nurse, pid, req, "nurse", True)
+    order = services.dosing.take_verbal_order(nurse, pid, req, "prescriber", True)
+    assert order.status == "verbal" and order.verbal_prescriber_id == users["prescriber"].id
+    assert _count(services, AuditEvent, AuditEvent.action == "dose.verbal") == 1
+    # Past the countersign hours the chair refuses it, until the prescriber countersigns.
+    clock.advance(hours=25)
+    _ready(services, users, sid, clock)
+    with pytest.raises(InvalidInput, match="not countersigned in time"):
+        _iv_dose(services, users, sid, clock)
+    with pytest.raises(PermissionDenied):  # nobody but a prescriber countersigns
+        services.dosing.countersign(users["admin"].actor, pid, order.id)
+    signed = services.dosing.countersign(pres, pid, order.id)
+    assert signed.status == "countersigned" and signed.countersigned_at == clock.now
+    _iv_dose(services, users, sid, clock)
+    assert _count(services, LedgerEntry, LedgerEntry.kind == "administration") == 1
+    shown = services.chair.ledger.overview(users["nurse"].actor)["entries"][0]
+    assert shown["order"] == {"order_id": order.id, "state": "countersigned"}

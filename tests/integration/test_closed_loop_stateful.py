@@ -41,6 +41,7 @@ MONDAY = dt.date(2026, 11, 2)
 TOLERANCE = {t: Decimal(str(c.value)) for t, c in load_chain_rules()
              .dose_match_tolerance_pct.items()}
 SIGNED = ("signed", "countersigned")
+VERBAL_HOURS = load_chain_rules().verbal_order_countersign_h.value
 
 
 def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyped-def]
@@ -252,7 +253,8 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
                     assert order is not None, f"session {session.id}: dose without an order"
                     assert order.patient_id == session.patient_id
                     assert order.course_id == session.course_id
-                    assert order.status in SIGNED
+                    assert order.status in SIGNED or (order.status == "verbal" and (
+                        dose.recorded_at <= order.created_at + dt.timedelta(hours=VERBAL_HOURS)))
                     off = abs(dose.dose_mg - order.dose_mg) / order.dose_mg * 100
                     assert off <= TOLERANCE[session.treatment], (dose.dose_mg, order.dose_mg)
 

@@ -16,10 +16,12 @@ from ketaclinic.clinical.treatment_chain import (
     SessionFacts,
     SessionTimeline,
     check_administration,
+    check_countersign,
     check_event_time,
     check_ready_to_dose,
     check_screening,
     check_signoff,
+    check_verbal_order,
     load_chain_rules,
     order_state,
     predose_vitals_acceptable,
@@ -129,6 +131,16 @@ def test_a_verbal_order_counts_within_its_countersign_hours_and_then_is_overdue(
     assert order_state(verbal, NOW, RULES) == "verbal"
     assert order_state(verbal, NOW + timedelta(hours=23), RULES) == "overdue"
     assert order_state(order(status="countersigned"), NOW, RULES) == "countersigned"
+
+
+def test_a_verbal_order_is_read_back_without_override_and_countersigned_by_its_prescriber():
+    assert check_verbal_order(True, True, []) == []
+    rules = {f.rule for f in check_verbal_order(False, False, ["mg-per-kg"])}
+    assert rules == {"chain.verbal_prescriber", "chain.verbal_read_back",
+                     "chain.verbal_soft_limit"}
+    assert check_countersign("verbal", True).level is Level.OK
+    assert check_countersign("verbal", False).level is Level.HARD
+    assert check_countersign("signed", True).level is Level.HARD
 
 
 def test_the_dose_comes_after_check_in_and_a_passing_bp_and_never_in_the_future():

@@ -127,6 +127,30 @@ def api_dose_save(patient_id: int, body: DoseBody, response: Response, svc: Serv
     return record.as_dict()
 
 
+class VerbalOrderBody(DoseBody):
+    prescriber: str = Field(min_length=1, max_length=64,
+                            description="Username of the prescriber who gave the order")
+    read_back_confirmed: bool = Field(description="The order was read back and confirmed")
+
+
+@router.post("/patients/{patient_id}/verbal-orders", status_code=201, tags=["doses"])
+def api_verbal_order(patient_id: int, body: VerbalOrderBody, svc: ServicesDep,
+                     viewer: ApiViewerDep) -> dict:
+    """A verbal or telephone order taken at the chair (audited; countersign within the rule
+    set's hours)."""
+    data = body.model_dump(exclude={"overrides", "prescriber", "read_back_confirmed"})
+    record = svc.dosing.take_verbal_order(viewer.actor, patient_id, parse_dose_request(data),
+                                          body.prescriber, body.read_back_confirmed)
+    return record.as_dict()
+
+
+@router.post("/patients/{patient_id}/doses/{order_id}/countersign", tags=["doses"])
+def api_countersign(patient_id: int, order_id: int, svc: ServicesDep,
+                    viewer: ApiViewerDep) -> dict:
+    """The prescriber who gave a verbal order countersigns it."""
+    return svc.dosing.countersign(viewer.actor, patient_id, order_id).as_dict()
+
+
 @router.get("/patients/{patient_id}/doses", tags=["doses"])
 def api_doses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:

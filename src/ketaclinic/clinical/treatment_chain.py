@@ -405,3 +405,35 @@ def predose_vitals_acceptable(tl: SessionTimeline) -> bool | None:
     if tl.predose_at is None or not tl.predose_gate:
         return None
     return tl.predose_gate in ("ok", "warn")
+
+
+# --------------------------------------------------------------------------- verbal orders
+
+
+def check_verbal_order(prescriber_may_prescribe: bool, read_back_confirmed: bool,
+                       soft_rules: Sequence[str]) -> list[Finding]:
+    """A verbal or telephone order taken at the chair: a named prescriber who may prescribe,
+    read back and confirmed, and no soft finding (an override needs the prescriber's own
+    coded reason, so such an order must be entered by the prescriber)."""
+    out = []
+    if not prescriber_may_prescribe:
+        out.append(_f("verbal_prescriber", Level.HARD, "name the prescriber who gave the "
+                      "order (a user who may prescribe)"))
+    if not read_back_confirmed:
+        out.append(_f("verbal_read_back", Level.HARD, "read the order back to the prescriber "
+                      "and record that it was confirmed"))
+    if soft_rules:
+        out.append(_f("verbal_soft_limit", Level.HARD, "this order needs an override ("
+                      + ", ".join(soft_rules) + "): the prescriber must enter it",
+                      rules=list(soft_rules)))
+    return out
+
+
+def check_countersign(status: str, by_the_prescriber_named: bool) -> Finding:
+    """Only a verbal order is countersigned, and only by the prescriber who gave it."""
+    if status != "verbal":
+        return _f("countersign", Level.HARD, f"a {status} order needs no countersignature")
+    if not by_the_prescriber_named:
+        return _f("countersign", Level.HARD, "only the prescriber who gave the verbal order "
+                  "may countersign it")
+    return _f("countersign", Level.OK, "verbal order countersigned")

@@ -110,6 +110,10 @@ class DoseRecord:
     ordered_by: int | None = None
     created_at: dt.datetime | None = None
     concentration_mg_per_ml: float | None = None
+    course_id: int | None = None
+    status: str = "signed"  # signed | verbal (awaiting countersignature) | countersigned
+    verbal_prescriber_id: int | None = None
+    countersigned_at: dt.datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, dt.datetime) else v)
@@ -393,7 +397,21 @@ class DosingService:
                           _f(row.mg_per_kg), _f(row.weight_kg), _f(row.infusion_min),
                           _f(row.rate_ml_per_h), row.phase, row.session_number, row.devices,
                           json.loads(row.checks_json), overrides, row.ordered_by, row.created_at,
-                          _f(row.concentration_mg_per_ml))
+                          _f(row.concentration_mg_per_ml), row.course_id, row.status,
+                          row.verbal_prescriber_id, row.countersigned_at)
+
+    def take_verbal_order(self, actor: Actor, patient_id: int, req: DoseRequest,
+                          prescriber: str, read_back_confirmed: bool) -> DoseRecord:
+        """A verbal or telephone order taken at the chair (see :mod:`verbal_orders`)."""
+        from ketaclinic.services.verbal_orders import take_verbal_order
+
+        return take_verbal_order(self, actor, patient_id, req, prescriber, read_back_confirmed)
+
+    def countersign(self, actor: Actor, patient_id: int, order_id: int) -> DoseRecord:
+        """The prescriber who gave a verbal order countersigns it."""
+        from ketaclinic.services.verbal_orders import countersign
+
+        return countersign(self, actor, patient_id, order_id)
 
     def list_doses(self, actor: Actor, patient_id: int, limit: int = 50) -> list[DoseRecord]:
         self.ctx.require(actor, Perm.PATIENT_READ, "dose.list", patient_id=patient_id)

@@ -35,6 +35,7 @@ from ketaclinic.services.auth import AuthService
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotAuthenticated, NotFound
 from ketaclinic.services.permissions import Perm, allowed
+from ketaclinic.services.treatment_chain import order_states
 from ketaclinic.store.tables import AuditHead, User
 from ketaclinic.store.tables_chair import LedgerEntry
 
@@ -242,13 +243,16 @@ class LedgerService:
         with self.ctx.db.transaction() as s:
             rows, events = self._all_events(s)
             names = dict(s.execute(select(User.id, User.username)).all())
+            orders = order_states(s, {r.session_id for r in rows[-limit:] if r.session_id},
+                                  self.ctx.clock())
             self.ctx.audit.record(s, actor, "ledger.view", at=self.ctx.clock(),
                                   detail=f"{len(rows)} entries")
         counts = [e for e in events if isinstance(e, core.InventoryCount)]
         losses = [r for r in rows if r.kind == "loss"]
         return {
             "lots": self._lot_rows(rows, events, None),
-            "entries": [self._entry_dict(r, names) for r in reversed(rows[-limit:])],
+            "entries": [self._entry_dict(r, names) | {"order": orders.get(r.session_id)}
+                        for r in reversed(rows[-limit:])],
             "total_entries": len(rows),
             "discrepancies": discrepancy_report(events, counts) if events else [],
             "inventory_due": inventory_due(events, today, POLICY),

@@ -28,6 +28,7 @@ class Perm(StrEnum):
     IDENTIFIED_EXPORT = "export.identified"
     LEDGER_WRITE = "ledger.write"  # controlled-substance receipts, counts, waste
     LEDGER_READ = "ledger.read"
+    IMPORT = "import"  # bulk import of records (FHIR Bundle, CSV roster): admin, prescriber
 
 
 _CLINICAL = {Perm.PATIENT_READ, Perm.PATIENT_WRITE, Perm.CLINICAL_WRITE, Perm.LEDGER_WRITE,
@@ -43,10 +44,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.DASHBOARD,
             Perm.DEID_EXPORT,
             Perm.IDENTIFIED_EXPORT,
+            Perm.IMPORT,
         }
     ),
     Role.PRESCRIBER: frozenset(
-        _CLINICAL | {Perm.PRESCRIBE, Perm.DASHBOARD, Perm.DEID_EXPORT, Perm.IDENTIFIED_EXPORT}
+        _CLINICAL | {Perm.PRESCRIBE, Perm.DASHBOARD, Perm.DEID_EXPORT, Perm.IDENTIFIED_EXPORT,
+                     Perm.IMPORT}
     ),
     Role.NURSE: frozenset(_CLINICAL),
     Role.ANALYST: frozenset({Perm.DASHBOARD, Perm.DEID_EXPORT}),

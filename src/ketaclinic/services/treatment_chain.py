@@ -173,3 +173,18 @@ def session_order(s: Session, row: TreatmentSession, now: dt.datetime) -> dict |
         if order.status == "verbal" else None,
         "created_at": order.created_at,
     }
+
+
+def order_states(s: Session, session_ids: set[int], now: dt.datetime) -> dict[int, dict]:
+    """session id -> {"order_id", "state"} of the order given there (one query), for the
+    ledger: a verbal order not countersigned in its hours shows as overdue."""
+    if not session_ids:
+        return {}
+    rows = s.execute(select(TreatmentSession.id, DoseOrder).join(
+        DoseOrder, DoseOrder.id == TreatmentSession.dose_order_id).where(
+        TreatmentSession.id.in_(session_ids))).all()
+    rules = chain_rules()
+    return {sid: {"order_id": o.id, "state": order_state(OrderFacts(
+        order_id=o.id, patient_id=o.patient_id, course_id=o.course_id, treatment=o.treatment,
+        dose_mg=Decimal(o.dose_mg), status=o.status, ordered_at=o.created_at), now, rules)}
+        for sid, o in rows}

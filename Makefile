@@ -114,7 +114,9 @@ CRASH_ARGS ?=
 crashtest: $(DEV_STAMP)
 	PYTHONPATH=src $(BIN)/python tools/crashtest.py $(CRASH_ARGS)
 
-## Schemathesis against the OpenAPI schema, once per role, with many examples per operation.
+## Schemathesis against the OpenAPI schema, once per role, with many examples per operation;
+## every HTML form route with every hostile value and every numeric field.
 fuzz: $(DEV_STAMP)
 	KETACLINIC_FUZZ_EXAMPLES=$${KETACLINIC_FUZZ_EXAMPLES:-100} KETACLINIC_TEST_DATABASES=$${KETACLINIC_TEST_DATABASES:-sqlite} \
-	  $(BIN)/python -m pytest tests/integration/test_harden_fuzz.py -q -p no:cacheprovider
+	  KETACLINIC_FORM_FUZZ=full $(BIN)/python -m pytest tests/integration/test_harden_fuzz.py \
+	  tests/integration/test_harden_form_fuzz.py -q -p no:cacheprovider

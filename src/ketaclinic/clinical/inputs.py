@@ -8,7 +8,7 @@ from typing import Any
 
 from ketaclinic.clinical.rules import ClinicalInputError
 
-_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)  # 0-9 only
 
 
 def parse_number(name: str, text: Any) -> float:

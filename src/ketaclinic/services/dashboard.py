@@ -47,6 +47,7 @@ from ketaclinic.services import outcome_summary
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, Unavailable
+from ketaclinic.services.numbers import is_whole
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.survival import (
     CoxResult,
@@ -104,7 +105,7 @@ class DashboardFilters:
         raw_clin = (params.get("clinician") or "").strip()
         clinician = None
         if raw_clin:
-            if not raw_clin.isdigit() or len(raw_clin) > 9:
+            if not is_whole(raw_clin) or len(raw_clin) > 9:
                 raise InvalidInput("clinician: must be a clinician from the list")
             clinician = int(raw_clin)
         return cls(date_from, date_to, treatment, instrument, clinician)

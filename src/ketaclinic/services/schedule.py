@@ -25,6 +25,7 @@ from ketaclinic.services.chair_common import (
 )
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from ketaclinic.services.numbers import is_whole
 from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_care import Chair, TreatmentSession
@@ -109,7 +110,7 @@ def hours_label(compact: str) -> str:
     for part in (p.strip() for p in (compact or "").split(";") if p.strip()):
         days, _, window = part.partition(" ")
         first, _, last = days.partition("-")
-        if not (first.isdigit() and (not last or last.isdigit())):
+        if not (is_whole(first) and (not last or is_whole(last))):
             return compact  # not the compact form: show it as it is
         name = WEEKDAYS[int(first) % 7] + (f"–{WEEKDAYS[int(last) % 7]}" if last else "")
         parts.append(f"{name} {window.replace('-', '–')}")

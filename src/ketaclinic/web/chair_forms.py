@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from ketaclinic.schemas import describe_validation_error
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import InvalidInput
+from ketaclinic.services.numbers import parse_int
 
 M = TypeVar("M", bound=BaseModel)
 SKIP = {"csrf_token", "idempotency_key"}
@@ -80,10 +81,7 @@ def answers(text: str) -> list[int | None]:
         if not part:
             out.append(None)
             continue
-        try:
-            out.append(int(part))
-        except ValueError as exc:
-            raise InvalidInput(f"scores: {part!r} is not a whole number") from exc
+        out.append(parse_int(part, "scores", minimum=-1000, maximum=1000, signed=True))
     if not any(a is not None for a in out):
         raise InvalidInput("scores: enter at least one score")
     return out

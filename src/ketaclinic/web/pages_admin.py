@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.services.errors import Conflict, InvalidInput
+from ketaclinic.services.numbers import optional_id
 from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
 
@@ -101,15 +102,12 @@ async def users_reset_two_factor(request: Request, user_id: int, svc: ServicesDe
 def audit_page(request: Request, svc: ServicesDep, viewer: ViewerDep, page: int = 1,
                patient_id: str = "", action: str = "", verify: int = 0) -> Response:
     page = max(1, min(page, 100_000))
-    if patient_id and not patient_id.isdigit():
-        raise InvalidInput("patient id must be a number")
+    wanted = optional_id(patient_id, "patient id")
     rows, total = svc.audit_log.page(viewer.actor, limit=50, offset=(page - 1) * 50,
-                                     patient_id=int(patient_id) if patient_id else None,
-                                     action=action)
+                                     patient_id=wanted, action=action)
     check = svc.audit_log.verify(viewer.actor) if verify else None
     names = svc.audit_log.patient_names(viewer.actor, {r.patient_id for r in rows})
     return render(request, "audit.html", rows=rows, total=total, page=page,
                   pages=max(1, -(-total // 50)), patient_id=patient_id, action=action,
                   check=check, names=names,
-                  banner_for=int(patient_id) if patient_id and int(patient_id) in names
-                  else None)
+                  banner_for=wanted if wanted in names else None)

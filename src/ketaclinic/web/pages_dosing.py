@@ -20,6 +20,7 @@ from ketaclinic.services.dosing_plan import (
 )
 from ketaclinic.services.dosing_rulesets import Cosign, document_text
 from ketaclinic.services.errors import Conflict, InvalidInput
+from ketaclinic.services.numbers import MAX_ID, optional_int
 from ketaclinic.services.permissions import Perm, allowed
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
@@ -119,8 +120,7 @@ def ruleset_download(ruleset_id: str, svc: ServicesDep, viewer: ViewerDep,
 
 
 def _seq(form: dict[str, str]) -> int | None:
-    text = form.get("seq", "")
-    return int(text) if text.isdigit() else None
+    return optional_int(form.get("seq"), "seq", minimum=0, maximum=10_000)
 
 
 @router.post("/rulesets/{ruleset_id}/values")
@@ -184,13 +184,12 @@ def screening(request: Request, patient_id: int, svc: ServicesDep,
 async def screening_facts(request: Request, patient_id: int, svc: ServicesDep,
                           viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
-    rows = form.get("trial_rows", "0")
     try:
-        count = min(int(rows), 40) if rows.isdigit() else 0
+        count = optional_int(form.get("trial_rows"), "trial_rows", minimum=0, maximum=40) or 0
         facts = facts_from_form(form, count)
-        version = form.get("facts_version", "")
-        svc.dosing.save_facts(viewer.actor, patient_id, facts,
-                              int(version) if version.isdigit() else None)
+        version = optional_int(form.get("facts_version"), "facts_version", minimum=0,
+                               maximum=MAX_ID)
+        svc.dosing.save_facts(viewer.actor, patient_id, facts, version)
         if form.get("then_screen"):  # one button: save the edits, then screen on them
             svc.dosing.screen(viewer.actor, patient_id, form["then_screen"])
             return redirect(f"/patients/{patient_id}/screening#result")

@@ -11,6 +11,7 @@ from ketaclinic.clinical.instruments import parse_answer_text
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import InvalidInput, ServiceError, Throttled
 from ketaclinic.services.instrument_forms import answers_from_items, has_items
+from ketaclinic.services.numbers import optional_id
 from ketaclinic.services.self_report import LinkUnavailable
 from ketaclinic.web.deps import ServicesDep, ViewerDep, client_address, read_checked_form, read_form
 from ketaclinic.web.panels import load_panels
@@ -20,11 +21,7 @@ router = APIRouter()
 
 
 def _int_or_none(text: str | None, name: str) -> int | None:
-    if not text:
-        return None
-    if not text.isdigit() or len(text) > 12:
-        raise InvalidInput(f"{name}: must be a number")
-    return int(text)
+    return optional_id(text, name)
 
 
 def _datetime_or_none(text: str | None, clinic: ClinicTime) -> dt.datetime | None:
@@ -66,15 +63,17 @@ def alerts_page(request: Request, svc: ServicesDep, viewer: ViewerDep,
 async def alert_acknowledge(request: Request, alert_id: int, svc: ServicesDep,
                             viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
-    back = form.get("back", "")
+    # Every field is read before anything changes: a bad one must not leave the alert
+    # acknowledged behind an error page.
+    back_to = optional_id(form.get("back"), "back")
     try:
         svc.mbc.alerts.acknowledge(viewer.actor, alert_id, form.get("note", ""))
     except InvalidInput as exc:
         alerts = svc.mbc.alerts.worklist(viewer.actor)
         return render(request, "alerts.html", status_code=422, alerts=alerts, show="open",
                       error=str(exc), error_alert=alert_id)
-    if back.isdigit():
-        return redirect(f"/patients/{int(back)}#mbc")
+    if back_to is not None:
+        return redirect(f"/patients/{back_to}#mbc")
     return redirect("/alerts")
 
 

@@ -33,6 +33,7 @@ from ketaclinic.services.audit import Actor
 from ketaclinic.services.chair import ChairServices
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
 from ketaclinic.services.instrument_forms import answers_from_items, bundled_entry_form, has_items
+from ketaclinic.services.numbers import MAX_ID, parse_int
 from ketaclinic.web.chair_forms import LocalDay, answers, parse
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import attachment, redirect, render
@@ -122,10 +123,7 @@ def _devices(form: dict[str, str], local: LocalDay) -> dict[str, Any]:
 
 def _infusion_end(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
                   local: LocalDay) -> object:
-    try:
-        version = int(form.get("version", ""))
-    except ValueError as exc:
-        raise InvalidInput("version: missing") from exc
+    version = parse_int(form.get("version", ""), "version", minimum=0, maximum=MAX_ID)
     ended = local.time(form.get("ended_at", ""), "ended_at")
     return svc.chair.sessions.end_infusion(actor, session_id, version, ended)
 

@@ -273,7 +273,9 @@ class _Applier:
             if self._has(Assessment, pid, Assessment.instrument_id == item.instrument_id,
                          Assessment.administered_at == naive):
                 return "unchanged", item.instrument_id
-        record, _ = self.assessments.record(self.actor, pid, item.instrument_id, item.answers,
+        # One answer per item in order (None: not answered), as the clinic's forms store them.
+        answers = [item.answers.get(n) for n in range(1, max(item.answers) + 1)]
+        record, _ = self.assessments.record(self.actor, pid, item.instrument_id, answers,
                                             administered_at=naive)
         alerts = f"; {len(record.alerts)} alert(s) raised" if record.alerts else ""
         return "created", f"{item.instrument_id} total {record.total}{alerts}"

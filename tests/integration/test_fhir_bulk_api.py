@@ -95,3 +95,17 @@ def test_one_patients_record_comes_as_a_collection_or_a_transaction_bundle(servi
     assert tx.status_code == 200 and tx.json()["type"] == "transaction"
     assert all(e["request"]["method"] == "PUT" for e in tx.json()["entry"])
     assert c.get(f"/api/patients/{ids['A']}/fhir", params={"type": "batch"}).status_code == 422
+
+
+def test_a_job_older_than_a_day_is_removed_when_the_next_export_starts(services, login, clock):
+    c, _ = login("admin")
+    first = c.get("/api/fhir/$export", headers=ASYNC).headers["Content-Location"]
+    assert c.get(first).status_code == 200
+    clock.advance(hours=23)
+    c, _ = login("admin")  # a new session: the first one has expired
+    kept = c.get("/api/fhir/$export", headers=ASYNC).headers["Content-Location"]
+    assert c.get(first).status_code == 200
+    clock.advance(hours=2)
+    c, _ = login("admin")
+    c.get("/api/fhir/$export", headers=ASYNC)
+    assert c.get(first).status_code == 404 and c.get(kept).status_code == 200

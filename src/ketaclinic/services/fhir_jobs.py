@@ -6,11 +6,13 @@ answer a status poll from the folder, so this works behind a load balancer on a 
 folder. Only a user with the identified-export permission (admin, prescriber) may start a job;
 only the user who started it may poll, download or delete it (others get "no such export").
 Every step is audited: ``export.fhir_bulk`` (the data leaving), ``export.fhir_file`` (each
-download), ``export.fhir_delete``. The files hold identified data: delete them when fetched.
+download), ``export.fhir_delete``. The files hold identified data: delete them when fetched;
+jobs older than KEEP_HOURS are removed when the next one starts.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import secrets
@@ -25,6 +27,7 @@ from ketaclinic.services.exports import ExportService
 from ketaclinic.services.fhir_bulk import NdjsonWriter
 from ketaclinic.services.permissions import Perm
 
+KEEP_HOURS = 24
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,40}$")
 EXPORTABLE = ("Patient", "Practitioner", "Encounter", "Condition", "AllergyIntolerance",
@@ -59,6 +62,7 @@ class FhirExportJobs:
         if bad:
             raise InvalidInput(f"_type: not exported: {', '.join(bad)[:200]} (exported: "
                                f"{', '.join(EXPORTABLE)})")
+        self._expire()
         job = secrets.token_hex(16)
         folder = self.root / job
         folder.mkdir(parents=True, exist_ok=False)
@@ -66,6 +70,20 @@ class FhirExportJobs:
             "user": actor.username, "types": types or [], "request": request_url,
             "transactionTime": self.ctx.clock().isoformat()}), encoding="utf-8")
         return job
+
+    def _expire(self) -> None:
+        """Delete jobs older than KEEP_HOURS (their files hold identified data)."""
+        if not self.root.is_dir():
+            return
+        cutoff = self.ctx.clock() - dt.timedelta(hours=KEEP_HOURS)
+        for folder in self.root.iterdir():
+            try:
+                owner = json.loads((folder / "owner.json").read_text(encoding="utf-8"))
+                old = dt.datetime.fromisoformat(owner["transactionTime"]) < cutoff
+            except (OSError, ValueError, KeyError, TypeError):
+                old = False
+            if old and JOB_ID.match(folder.name):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def run(self, actor: Actor, job: str, file_url: str) -> None:
         """Write the NDJSON files and the manifest (``error.json`` if it fails)."""

@@ -10,6 +10,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from kcchain import order_for, ready_course
 from kctest import csrf_from
 from sqlalchemy import func, select
 
@@ -65,19 +66,27 @@ def _dosed(services, users, clock, template="esketamine_trd", mrn="D-1"):
         drug=drug, lot=f"LOT-{mrn}", supplier_name="Supplier", supplier_address="1 Road",
         supplier_dea_number="AB1234563", expiry=dt.date(2027, 12, 31), containers=20,
         volume_ml_per_container=Decimal(vol), concentration_mg_per_ml=Decimal(conc)))
+    ready_course(services, users, patient.id, course.id, template)
     _, sessions, _ = services.chair.courses.get(pres, course.id)
     sid = sessions[0].id
     services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
         version=_version(services, sid), consent_on_file=True, rems_enrolled=True,
-        screening_valid=True, last_food_at=clock.now - dt.timedelta(hours=3),
+        last_food_at=clock.now - dt.timedelta(hours=3),
         last_liquid_at=clock.now - dt.timedelta(hours=1), ride_home_arranged=True))
     services.chair.sessions.predose(nurse, sid, PredoseVitals(
         version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
         rr_per_min=14))
+    t0 = clock.now
+    if esk:
+        clock.advance(minutes=5)  # the dose is recorded after the second device
     services.chair.sessions.record_dose(nurse, sid, DoseCreate(
         version=_version(services, sid), dose_mg=Decimal(56 if esk else 40), lot=f"LOT-{mrn}",
-        started_at=clock.now,
-        device_times=[clock.now, clock.now + dt.timedelta(minutes=5)] if esk else []))
+        started_at=t0, dose_order_id=order_for(services, sid), order_confirmed=True,
+        concentration_mg_per_ml=None if esk else Decimal(1),
+        rate_ml_per_h=None if esk else Decimal(60),
+        device_times=[t0, t0 + dt.timedelta(minutes=5)] if esk else []))
+    if esk:
+        clock.advance(minutes=-5)  # minutes below count from the first device
     return patient.id, sid
 
 

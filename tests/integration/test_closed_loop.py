@@ -232,3 +232,5 @@ def test_a_verbal_order_is_read_back_given_and_overdue_until_its_prescriber_coun
     assert _count(services, LedgerEntry, LedgerEntry.kind == "administration") == 1
     shown = services.chair.ledger.overview(users["nurse"].actor)["entries"][0]
     assert shown["order"] == {"order_id": order.id, "state": "countersigned"}
+    view = services.chair.views.view(users["nurse"].actor, sid)
+    assert view["given_order"] == {"order_id": order.id, "state": "countersigned"}

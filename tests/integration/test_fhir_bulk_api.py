@@ -85,3 +85,13 @@ def test_a_kick_off_without_respond_async_or_with_unknown_options_is_refused_cle
         r = c.get(f"/api/fhir/$export?{query}", headers=ASYNC)
         assert r.status_code in (400, 422), query
     assert _audit(services, "export.fhir_bulk") == before
+
+
+def test_one_patients_record_comes_as_a_collection_or_a_transaction_bundle(services, login):
+    with services.db.transaction() as s:
+        ids = build_hand_cohort(s)
+    c, _ = login("nurse")
+    tx = c.get(f"/api/patients/{ids['A']}/fhir", params={"type": "transaction"})
+    assert tx.status_code == 200 and tx.json()["type"] == "transaction"
+    assert all(e["request"]["method"] == "PUT" for e in tx.json()["entry"])
+    assert c.get(f"/api/patients/{ids['A']}/fhir", params={"type": "batch"}).status_code == 422

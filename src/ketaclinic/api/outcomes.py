@@ -26,7 +26,10 @@ def api_deidentified_export(svc: ServicesDep, viewer: ApiViewerDep,
 
 @router.get("/patients/{patient_id}/fhir", tags=["exports"], responses={
     200: {"description": "A FHIR R4 Bundle", "content": {"application/fhir+json": {}}}})
-def api_patient_fhir(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> Any:
-    """One FHIR R4 Bundle (collection) for the patient, valid under fhir.resources R4B."""
-    bundle = svc.outcomes.fhir_bundle(viewer.actor, patient_id)
+def api_patient_fhir(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
+                     type: Annotated[str, Query(pattern="^(collection|transaction)$")]
+                     = "collection") -> Any:
+    """The patient's whole record as one FHIR R4 Bundle (collection, or transaction with a PUT
+    per resource), valid under fhir.resources R4B; audited as export.fhir."""
+    bundle = svc.outcomes.fhir_bundle(viewer.actor, patient_id, type)
     return JSONResponse(bundle, media_type="application/fhir+json")

@@ -177,7 +177,7 @@ def check_infusion(order: DoseOrder, rs: RuleSet) -> list[Finding]:
         ]
     out += dc._against_limits("rate-ml-per-h", rate_ml, "mL/h", order.route, "rate-ml-per-h", rs)
     out += dc._against_limits("volume-ml", volume, "mL", order.route, "volume-ml", rs)
-    shown_min = programmed_min if programmed_min is not None else minutes
+    shown_min = programmed_min if programmed_min is not None else float(minutes or 0)
     out += dc._against_limits("infusion-min", shown_min, "min", order.route, "infusion-min", rs)
     if order.rate_ml_per_h is not None:
         out += _programmed_rate(order, rs, conc, rate_ml)

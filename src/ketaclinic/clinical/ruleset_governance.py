@@ -128,8 +128,8 @@ def loosened_hard_limits(old: RuleSet, new: RuleSet) -> tuple[Loosening, ...]:
             value = None if now_rule is None else now_rule.value
             if _looser(direction, was, value):
                 out.append(Loosening(f"parameters.{key}", was, value))
-    for route, entries in old.infusion_concentrations.items():
-        before = {c.mg_per_ml for c in entries}
+    for route, concs in old.infusion_concentrations.items():
+        before = {c.mg_per_ml for c in concs}
         after = {c.mg_per_ml for c in new.infusion_concentrations.get(route, ())}
         if not after:
             out.append(Loosening(f"infusion_concentrations.{route}", sorted(before), None))

@@ -228,25 +228,22 @@ class AssessmentService:
             return record_of(a)
 
     def fhir(self, actor: Actor, patient_id: int, assessment_id: int) -> dict[str, Any]:
-        """FHIR R4 QuestionnaireResponse + Observations of a stored complete PHQ-9 or GAD-7."""
-        from ketaclinic.services.fhir_scores import FHIR_MAPPED, build_score_resources
+        """FHIR R4 QuestionnaireResponse + Observations (panel, items, total) of a stored
+        complete PHQ-9 or GAD-7, from the export's one mapper (same ids as the export)."""
+        from ketaclinic.services import fhir_map as fm
 
         record = self.get(actor, patient_id, assessment_id)
-        if record.instrument_id not in FHIR_MAPPED:
-            raise InvalidInput(f"FHIR mapping exists for {', '.join(FHIR_MAPPED)} only")
+        if record.instrument_id not in fm.QR_INSTRUMENTS:
+            raise InvalidInput(f"FHIR mapping exists for {', '.join(fm.QR_INSTRUMENTS)} only")
+        table = Assessment.__table__
         with self.ctx.db.transaction() as s:
-            definition = self.catalogue.for_scoring(s, record.instrument_id)
-        answers = record.answers
-        if isinstance(answers, dict):
-            answers = {int(k): v for k, v in answers.items()}
-        result = self._score(definition, answers)
-        try:
-            return build_score_resources(
-                definition, result, patient_reference=f"Patient/{patient_id}",
-                authored=record.administered_at.replace(tzinfo=dt.UTC),
-                id_prefix=f"assessment-{assessment_id}")
-        except ClinicalInputError as exc:
-            raise InvalidInput(str(exc)) from exc
+            row = s.execute(select(table).where(table.c.id == assessment_id)).one()
+        if row.total is None:
+            raise InvalidInput("only a completed form maps to FHIR")
+        resources = fm.assessment(row, fm.ref("Patient", f"p-{patient_id}"))
+        if resources[0]["resourceType"] != "QuestionnaireResponse":
+            raise InvalidInput("only a completed, not prorated form maps to FHIR")
+        return {"questionnaire_response": resources[0], "observations": resources[1:]}
 
     def events_for_patient(self, s: Session, patient_id: int) -> list[ClinicalEvent]:
         return list(s.execute(select(ClinicalEvent).where(

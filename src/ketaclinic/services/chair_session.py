@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ketaclinic.clinical.courses import load_course_template
 from ketaclinic.clinical.discharge import (
     LEFT_AGAINST_ADVICE,
+    DischargeDecision,
     DischargeInput,
     evaluate_discharge,
     left_against_advice,
@@ -562,7 +563,8 @@ class SessionService:
         self._audit(s, actor, action, row, outcome)
 
     def _decide(self, s: Session, row: TreatmentSession,
-                data: DischargeCreate | LeftAgainstAdviceCreate, now: dt.datetime):  # type: ignore[no-untyped-def]
+                data: DischargeCreate | LeftAgainstAdviceCreate,
+                now: dt.datetime) -> DischargeDecision:
         """Gather the session's facts and ask the clinical core (the only gate)."""
         open_alerts = len(s.execute(select(SessionAlert.id).where(
             SessionAlert.session_id == row.id, SessionAlert.action_taken == "")).all())
@@ -577,7 +579,7 @@ class SessionService:
         inp = DischargeInput(
             treatment=row.treatment, now=now, first_device_at=row.first_device_at,
             infusion_end_at=row.dose_ended_at,
-            moaas=int(moaas.total) if moaas is not None else None,
+            moaas=int(moaas.total) if moaas is not None and moaas.total is not None else None,
             moaas_at=moaas.administered_at if moaas is not None else None,
             dissociation_resolved=getattr(data, "dissociation_resolved", None),
             respiratory_depression_resolved=getattr(data, "respiratory_depression_resolved",

@@ -25,7 +25,7 @@ from ketaclinic.services.chair_session import RATING_LABEL, start_of
 from ketaclinic.services.context import Context
 from ketaclinic.services.ledger import LedgerService
 from ketaclinic.services.permissions import Perm
-from ketaclinic.services.treatment_chain import screening_finding, session_order
+from ketaclinic.services.treatment_chain import order_states, screening_finding, session_order
 from ketaclinic.store.tables import User
 from ketaclinic.store.tables_care import Assessment, Chair, TreatmentSession
 from ketaclinic.store.tables_chair import (
@@ -115,6 +115,7 @@ class SessionViewService:
             "screening": screening_finding(s, p, SCREENING_TREATMENT[row.treatment],
                                            self.ctx.clinic_time.local_date(now)).as_dict(),
             "order": session_order(s, row, now),
+            "given_order": order_states(s, {row.id}, now).get(row.id),
         }
         if start is not None and row.status == "monitoring":
             rules = session_rules()

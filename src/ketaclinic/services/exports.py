@@ -3,7 +3,7 @@
 * De-identified research export (HIPAA Safe Harbor via :mod:`ketaclinic.services.deid`): CSV or
   Parquet files plus the data dictionary, zipped. Identifying columns are never even selected;
   deid's allow-list is the second line of defence.
-* FHIR R4 bundles (:mod:`ketaclinic.services.fhir_export`) for one patient or for all patients;
+* FHIR R4 (the one mapper :mod:`ketaclinic.services.fhir_map`) for one patient or for all patients;
   the bulk path loads each table once, ordered by patient, and groups in one pass (no N+1).
 * Patient progress report PDF (:mod:`ketaclinic.services.report_pdf`).
 """

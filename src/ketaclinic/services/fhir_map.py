@@ -356,6 +356,9 @@ def vitals(v: Any, pref: Res, enc: Res) -> Iterator[Res]:
 # --- assessments: PHQ-9/GAD-7 QuestionnaireResponse + panel + items + total --------------------
 
 
+QR_INSTRUMENTS = tuple(fx.INSTRUMENT_CODES)  # PHQ-9 and GAD-7 (LOINC panels)
+
+
 @cache
 def _definition(instrument: str) -> Any:
     from ketaclinic.clinical.instruments import load_bundled
@@ -363,13 +366,16 @@ def _definition(instrument: str) -> Any:
     return load_bundled(instrument)
 
 
-def _answer_values(answers_json: str, n_items: int) -> list[int | None] | None:
-    """Stored answers as ints (stored as strings or ints, one per item); None if unusable."""
+def _answer_values(answers_json: str, numbers: list[int]) -> list[int | None] | None:
+    """Stored answers as ints, one per item (stored as a list or as {"item number": value},
+    strings or ints); None when they do not fit the definition."""
     try:
         data = json.loads(answers_json or "[]")
     except ValueError:
         return None
-    if not isinstance(data, list) or len(data) != n_items:
+    if isinstance(data, dict):
+        data = [data.get(str(n)) for n in numbers]
+    if not isinstance(data, list) or len(data) != len(numbers):
         return None
     out: list[int | None] = []
     for v in data:
@@ -415,7 +421,7 @@ def assessment(a: Any, pref: Res) -> list[Res]:
     if spec is None or not a.complete or a.prorated:
         return [total]
     d = _definition(instrument)
-    values = _answer_values(a.answers_json, len(d.items))
+    values = _answer_values(a.answers_json, [i.number for i in d.items])
     if values is None:
         return [total]
     qr_items, members = [], []

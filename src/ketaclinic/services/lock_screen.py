@@ -128,7 +128,7 @@ class LockScreenService:
         if not usable:
             raise NotAuthenticated("please log in")
         secret = secret or ""
-        ok = (bool(pin_hash) and PIN_RE.match(secret) is not None
+        ok = (pin_hash is not None and PIN_RE.match(secret) is not None
               and verify_password(pin_hash, secret)) or verify_password(password_hash, secret)
         limit = self.ctx.settings.login_max_failures
         with self.ctx.db.transaction() as s:

@@ -168,3 +168,14 @@ def test_an_invalid_setting_is_named_and_exits_1(env, capsys):
     code, checks = doctor(env | {"KETACLINIC_PORT": "0"}, capsys)
     assert code == 1
     assert "KETACLINIC_PORT" in checks["settings"]["detail"]
+
+
+def test_doctor_on_a_host_never_initialised_reports_and_creates_nothing(capsys, tmp_path):
+    data = tmp_path / "not-yet"
+    env = {"KETACLINIC_ENV": "production", "KETACLINIC_SECRET_KEY": TEST_SECRET,
+           "KETACLINIC_DATA_DIR": str(data)}
+    code, checks = doctor(env, capsys)
+    assert code == 1
+    assert checks["database"]["status"] == "fail" and "ketaclinic init" in checks["database"][
+        "detail"]
+    assert not data.exists()

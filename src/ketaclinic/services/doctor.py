@@ -60,12 +60,27 @@ def run_doctor(environ: Mapping[str, str], now: dt.datetime | None = None) -> Re
                   else str(exc).splitlines()[0])
         return Report((Check("settings", FAIL, detail),))
     checks = [check_settings(cfg), check_secret(cfg), check_data_dir(cfg)]
+    missing = _missing_sqlite_file(cfg)
+    if missing is not None:  # opening it would create it (and its folder): only report
+        return Report((*checks, Check("database", FAIL, f"{missing} does not exist "
+                                      "(`ketaclinic init` creates it)")))
     engine = _engine(cfg)
     try:
         checks.extend(_database_checks(cfg, engine, now))
     finally:
         engine.dispose()
     return Report(tuple(checks))
+
+
+def _missing_sqlite_file(cfg: Settings) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(cfg.effective_database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
+            or url.database.startswith("file:"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
 
 
 def _engine(cfg: Settings) -> Engine:

@@ -1,10 +1,11 @@
 """The one FHIR R4 (4.0.1/R4B-compatible) mapper: stored rows → resources as JSON-ready dicts.
 
 Every export (one patient's bundle, the bulk bundles, NDJSON, the ``$export`` endpoint, one
-assessment's resources) goes through :func:`patient_resources`. Resources are plain dicts, built
-once; their shape is checked with ``fhir.resources.R4B`` in the tests (all of them) and on a
-sample at run time (:func:`check_sample`), and by Medplum's validator in the tests. Building a
-pydantic model per resource would cost ~20× more (benchmarks/bench_fhir.py).
+assessment's resources) goes through these functions (rows loaded by
+:mod:`ketaclinic.services.fhir_records`). Resources are plain dicts, built once; their shape is
+checked with ``fhir.resources.R4B`` in the tests (all of them) and on a sample at run time
+(``fhir_bulk.r4b_problems``), and by Medplum's validator in the tests. A pydantic model per
+resource would cost ~100× more (benchmarks/bench_fhir.py).
 
 Ids are stable: ``<prefix>-<row id>`` (a PHQ-9 answer set ``a-12`` gives ``a-12-qr``,
 ``a-12-panel``, ``a-12-item-3``, ``a-12-total``), so a re-export replaces rather than

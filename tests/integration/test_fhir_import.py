@@ -227,10 +227,7 @@ def test_a_roster_of_ten_thousand_rows_is_refused_whole(services, users, tmp_pat
 @pytest.mark.parametrize("kind", ["collection", "transaction"])
 def test_the_clinic_s_own_export_imports_back_as_unchanged(login, services, kind):
     c, csrf = login("prescriber")
-    bundle = copy.deepcopy(BUNDLE)
-    # Left out: the SNOMED-only diagnosis, which the export currently writes with the system
-    # "snomed" instead of http://snomed.info/sct (reported; the import refuses that coding).
-    del bundle["entry"][2]
+    bundle = copy.deepcopy(BUNDLE)  # every entry, the SNOMED-only diagnosis included
     pid = post(c, csrf, bundle).json()["entries"][0]["patient_id"]
     exported = services.outcomes.fhir_bundle(_prescriber(services), pid, kind)
     rows = counts(services)
@@ -238,7 +235,7 @@ def test_the_clinic_s_own_export_imports_back_as_unchanged(login, services, kind
     assert r.status_code == 200, r.text
     actions = r.json()["counts"]
     assert "created" not in actions and "amended" not in actions, r.json()["entries"]
-    assert actions["unchanged"] == 9  # patient, 1 diagnosis, 3 medicines, allergy, weight, 2 forms
+    assert actions["unchanged"] == 10  # patient, 2 diagnoses, 3 medicines, allergy, weight, 2 forms
     assert counts(services) == rows
 
 

@@ -154,12 +154,22 @@ def practitioner(u: Any) -> Res:
             "active": bool(u.active), "name": [{"text": u.full_name}]}
 
 
+def _condition_system(stored: str) -> str:
+    """The FHIR code system URI for a diagnosis's stored system name ("icd10", "snomed")."""
+    name = stored.lower()
+    if name.startswith("icd"):
+        return fx.ICD10CM
+    if name in {"snomed", "sct", "snomed-ct", fx.SNOMED}:
+        return fx.SNOMED
+    return stored
+
+
 def condition(d: Any, pref: Res) -> Res:
     is_icd = d.system.lower().startswith("icd")
     codings = []
     if is_icd and d.code.upper().startswith(MDD_ICD10_PREFIXES):
         codings.append(snomed("370143000"))
-    codings.append(coding(fx.ICD10CM if is_icd else d.system, d.code, d.display or None))
+    codings.append(coding(_condition_system(d.system), d.code, d.display or None))
     r: Res = {
         "resourceType": "Condition", "id": f"dx-{d.id}",
         "meta": profile("Condition"),

@@ -128,7 +128,7 @@ def check_screening(state: ScreeningState | None, treatment: str,
     a recorded prescriber sign-off, and that no contraindication or interacting medicine
     recorded since (the screening or the sign-off) has re-opened. Anything else is HARD.
     """
-    seen = {"treatment": treatment}
+    seen: dict[str, Any] = {"treatment": treatment}
     if state is None:
         return _f("screening", Level.HARD, f"no screening for {treatment} on record: screen the "
                   "patient before treatment", **seen)
@@ -240,7 +240,7 @@ def _pct_off(given: Decimal, ordered: Decimal) -> float:
 
 def _check_order_identity(order: OrderFacts, session: SessionFacts, now: datetime,
                           rules: ChainRules) -> list[Finding]:
-    seen = {"order_id": order.order_id, "session_id": session.session_id}
+    seen: dict[str, Any] = {"order_id": order.order_id, "session_id": session.session_id}
     out = []
     if order.patient_id != session.patient_id:
         out.append(_f("order_patient", Level.HARD, f"dose order {order.order_id} is for another "

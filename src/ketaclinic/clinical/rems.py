@@ -8,8 +8,9 @@ treatment, within 7 days (FDA REMS page; spravatorems.com, C).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Grade, Level
 
@@ -192,15 +193,15 @@ def _countersigned(o: RemsOrder) -> str:
     return f"awaiting countersignature (due {due})"
 
 
-def order_fields(o: RemsOrder | None) -> dict[str, object]:
-    """The clinic's record of the order: written or verbal, prescriber, read back,
-    countersigned by/at or overdue (verbal only)."""
+def with_order(form: RemsMonitoringForm, o: RemsOrder | None) -> RemsMonitoringForm:
+    """The form with the clinic's record of the order: written or verbal, prescriber, read
+    back, countersigned by/at or overdue (verbal only)."""
     if o is None:
-        return {name: None for name in CLINIC_FIELDS}
-    return {"order_kind": f"{'verbal' if o.verbal else 'written'} order {o.order_id}",
-            "order_prescriber": o.prescriber,
-            "order_read_back": o.read_back_confirmed if o.verbal else None,
-            "order_countersigned": _countersigned(o) if o.verbal else None}
+        return form
+    return replace(form, order_kind=f"{'verbal' if o.verbal else 'written'} order {o.order_id}",
+                   order_prescriber=o.prescriber,
+                   order_read_back=o.read_back_confirmed if o.verbal else None,
+                   order_countersigned=_countersigned(o) if o.verbal else None)
 
 
 def _dose(dose_mg: int | None) -> tuple[str | None, int | None]:
@@ -219,10 +220,11 @@ def build_rems_form(rec: RemsSessionRecord) -> RemsMonitoringForm:
         raise ClinicalInputError(f"unknown concomitant medicine groups {sorted(unknown)}")
     before, at40, completion = _pick_bps(rec)
     dose, other = _dose(rec.dose_mg)
-    return RemsMonitoringForm(
+    groups: dict[str, Any] = {name: concomitant.get(name) for name in CONCOMITANT}
+    return with_order(RemsMonitoringForm(
         patient_name=rec.patient_name, patient_dob=rec.patient_dob, patient_sex=rec.patient_sex,
         first_treatment=rec.first_treatment, rems_enrolled=rec.rems_enrolled,
-        **{name: concomitant.get(name) for name in CONCOMITANT},
+        **groups,
         provider_name=rec.provider_name, provider_phone=rec.provider_phone,
         provider_email=rec.provider_email, setting_name=rec.setting_name,
         setting_address=rec.setting_address,
@@ -243,8 +245,7 @@ def build_rems_form(rec: RemsSessionRecord) -> RemsMonitoringForm:
         left_against_advice=rec.left_against_advice,
         left_against_advice_note=(rec.left_against_advice_note or None)
         if rec.left_against_advice else None,
-        **order_fields(rec.order),  # type: ignore[arg-type]
-    )
+    ), rec.order)
 
 
 def missing_fields(form: RemsMonitoringForm) -> list[str]:

@@ -23,7 +23,7 @@ class PermissionDenied(ServiceError):
 
 class NotAuthenticated(ServiceError):
     status = 401
-    # Which message the login page shows after a redirect (web/pages_auth.py LOGIN_MESSAGES).
+    # Which message the login page shows after a redirect (a code in web/messages.py).
     login_message = "login"
 
 

@@ -15,10 +15,10 @@ from ketaclinic.web.deps import (
     client_address,
     read_checked_form,
 )
+from ketaclinic.web.messages import ACCOUNT_PAGE, page_message, with_message
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
-ACCOUNT_PAGE = "/account"
 
 
 def _grouped(secret: str) -> str:
@@ -35,7 +35,8 @@ def _account(request: Request, svc: ServicesDep, viewer: ViewerDep, msg: str = "
     user = viewer.session.user
     left = svc.accounts.recovery_codes_left(viewer.actor) if user.totp_enrolled else 0
     return render(request, "account.html", status_code=status, user=user, codes_left=left,
-                  message=msg[:200], error=error, error_section=error_section,
+                  message=page_message(ACCOUNT_PAGE, msg, left=left), error=error,
+                  error_section=error_section,
                   has_pin=svc.lock.has_pin(viewer.actor),
                   idle_minutes=svc.settings.idle_timeout_minutes)
 
@@ -48,14 +49,14 @@ async def account_set_pin(request: Request, svc: ServicesDep, viewer: ViewerDep)
         svc.lock.set_pin(viewer.actor, form.get("password", ""), form.get("pin", ""))
     except InvalidInput as exc:
         return _account(request, svc, viewer, status=422, error=str(exc), error_section="pin")
-    return redirect(f"{ACCOUNT_PAGE}?msg=Your+lock-screen+PIN+is+set.#pin")
+    return redirect(with_message(ACCOUNT_PAGE, "pin-set", "pin"))
 
 
 @router.post("/account/pin/remove")
 async def account_remove_pin(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     await read_checked_form(request, viewer)
     svc.lock.clear_pin(viewer.actor)
-    return redirect(f"{ACCOUNT_PAGE}?msg=Your+lock-screen+PIN+is+removed.#pin")
+    return redirect(with_message(ACCOUNT_PAGE, "pin-removed", "pin"))
 
 
 # --- password -------------------------------------------------------------------------------
@@ -82,8 +83,7 @@ async def password_change(request: Request, svc: ServicesDep, viewer: ViewerDep)
                       error=str(exc))
     if forced:
         return redirect("/")
-    return redirect(f"{ACCOUNT_PAGE}?msg=Your+password+was+changed.+Other+sessions+were+"
-                    "logged+out.")
+    return redirect(with_message(ACCOUNT_PAGE, "password-changed"))
 
 
 # --- recovery codes -------------------------------------------------------------------------

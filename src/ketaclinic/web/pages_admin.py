@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.numbers import optional_id
 from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
+from ketaclinic.web.messages import ADMIN_USERS_PAGE, page_message, with_message
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter(prefix="/admin")
 
 
 @router.get("/users")
-def users_page(request: Request, svc: ServicesDep, viewer: ViewerDep, msg: str = "") -> Response:
+def users_page(request: Request, svc: ServicesDep, viewer: ViewerDep, msg: str = "",
+               user: int | None = None) -> Response:
     users = svc.auth.list_users(viewer.actor)
-    return render(request, "admin_users.html", users=users, values={}, message=msg[:200])
+    # ``user`` is an id: the name in the message comes from the database, never from the link.
+    named = {u.id: u.username for u in users}
+    values = {"username": named[user]} if user in named else {}
+    return render(request, "admin_users.html", users=users, values={},
+                  message=page_message(ADMIN_USERS_PAGE, msg, **values))
 
 
 @router.post("/users")
@@ -93,9 +97,7 @@ async def users_reset_two_factor(request: Request, user_id: int, svc: ServicesDe
         user = svc.accounts.get_user(viewer.actor, user_id)
         return render(request, "admin_user_reset.html", status_code=exc.status, user=user,
                       kind="two-factor", error=str(exc))
-    return redirect("/admin/users?msg=" + quote(
-        f"Two-factor login of {user.username} was reset; they set it up again at their next "
-        "login."))
+    return redirect(with_message(ADMIN_USERS_PAGE, "two-factor-reset", user=user.id))
 
 
 @router.get("/audit")

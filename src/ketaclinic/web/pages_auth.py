@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -20,6 +19,7 @@ from ketaclinic.web.deps import (
     read_form,
     set_session_cookie,
 )
+from ketaclinic.web.messages import ACCOUNT_PAGE, LOGIN_PAGE, page_message, with_message
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
@@ -35,30 +35,16 @@ def _landing(result: LoginResult, target: str | None) -> str:
     """Where a successful login goes: a forced password change first, then the next page."""
     if result.user.must_change_password:
         return CHANGE_PASSWORD_PAGE
-    if result.recovery_codes_left is not None:
-        left = result.recovery_codes_left
-        return ("/account?msg=" + quote(f"You logged in with a recovery code; {left} left. "
-                                        "If you lost your phone, ask an administrator to "
-                                        "reset your two-factor login.") + "#recovery-codes")
+    if result.recovery_codes_left is not None:  # the account page says how many are left
+        return with_message(ACCOUNT_PAGE, "recovery-code-used", "recovery-codes")
     return _safe_next(target)
-
-
-# The only messages the login page shows: ``?msg=`` is a code, an unknown code shows nothing
-# (a link must not be able to put words on the clinic's login page).
-LOGIN_MESSAGES = {
-    "login": "Please log in.",
-    "expired": "Your session expired; please log in again.",
-    "temporary-expired": "Your temporary password has expired; ask an administrator to reset "
-                         "your password again.",
-    "logged-out": "You are logged out.",
-}
 
 
 @router.get("/login")
 def login_page(request: Request, next: str = "", msg: str = "") -> Response:
     token = secrets.token_urlsafe(24)
     response = render(request, "login.html", next=_safe_next(next),
-                      message=LOGIN_MESSAGES.get(msg, ""),
+                      message=page_message(LOGIN_PAGE, msg),  # a code (web/messages.py)
                       prelogin=token, viewer=None)
     response.set_cookie(PRELOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login",
                         secure=request.url.scheme == "https")
@@ -108,6 +94,6 @@ async def logout(request: Request, svc: ServicesDep) -> Response:
     except NotAuthenticated:
         return redirect("/login")
     svc.auth.logout(token)
-    response = redirect("/login?msg=logged-out")
+    response = redirect(with_message(LOGIN_PAGE, "logged-out"))
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -34,6 +34,7 @@ from ketaclinic.store.tables_chair import (
     SessionPrecheck,
     VitalSignRow,
 )
+from ketaclinic.store.tables_dosing import DoseOrder
 
 IV_VIAL_MG = 50  # ketamine HCl 50 mg/mL, 1 mL single-use vials
 DRUGS = {"iv_ketamine": ("ketamine hydrochloride injection 50 mg/mL, 1 mL vial", Decimal(1),
@@ -59,6 +60,7 @@ class _Seed:
         self.rows: dict[type, list[dict[str, Any]]] = defaultdict(list)
         self.usage: list[tuple[dt.datetime, str, int, str, Decimal]] = []  # time, drug, sid...
         self.slots: dict[dt.date, int] = defaultdict(int)
+        self.rulesets: dict[str, Any] = {}  # active dose rule set per treatment
 
     def user_ids(self) -> None:
         with self.svc.db.transaction() as s:
@@ -80,6 +82,8 @@ def seed_chair(svc: Services, rng: random.Random, patient_ids: list[int],
     seed = _Seed(svc, rng, today)
     seed.user_ids()
     with svc.db.transaction() as s:
+        seed.rulesets = {t: svc.dosing.rulesets.active_in(s, t)
+                         for t in ("ketamine-iv", "esketamine")}
         chairs = [c.id for c in svc.chair.schedule.ensure_demo_chairs(s)]
         birth = dict(s.execute(_patient_birth()).all())
         for pid in patient_ids:
@@ -138,12 +142,37 @@ def _course(seed: _Seed, s, pid: int, chairs: list[int], birth) -> None:  # type
             created_by=seed.prescriber, created_at=created, updated_at=created))
     s.add_all(sessions)
     s.flush()
-    for row in sessions:
-        if row.status == "discharged":
-            _session(seed, row, birth)
+    given = [(row, _session(seed, row, birth)) for row in sessions if row.status == "discharged"]
+    orders = [_order(seed, row, record) for row, record in given]
+    s.add_all(orders)
+    s.flush()  # one batched insert per course; the dose records point at the orders
+    for (_, record), order in zip(given, orders, strict=True):
+        record["dose_order_id"] = order.id  # the session row gets it in _ledger's update
 
 
-def _session(seed: _Seed, row: TreatmentSession, birth) -> None:  # type: ignore[no-untyped-def]
+def _order(seed: _Seed, row: TreatmentSession, record: dict[str, Any]) -> DoseOrder:
+    """The signed order behind a past administration: same patient, course and dose, written
+    by the demo prescriber the day before. Its checks are an honest note, not a re-run."""
+    esk = row.treatment == "esketamine"
+    rs = seed.rulesets["esketamine" if esk else "ketamine-iv"]
+    dose = record["dose_mg"]
+    iv = {} if esk else dict(
+        infusion_min=Decimal(40), concentration_mg_per_ml=record["concentration_mg_per_ml"],
+        rate_mg_per_h=dose * 60 / 40, rate_ml_per_h=record["rate_ml_per_h"])
+    note = {"rule": "demo_history", "level": "info", "passed": True,
+            "message": "synthetic historical order (demo): dose checks were not re-run",
+            "source": "ketaclinic demo seed"}
+    return DoseOrder(
+        patient_id=row.patient_id, course_id=row.course_id, status="signed",
+        treatment="esketamine" if esk else "ketamine-iv",
+        route="intranasal" if esk else "iv", ruleset_ref=rs.ref, dose_mg=dose,
+        phase=(row.phase or "") if esk else "", session_number=row.number if esk else None,
+        devices=int(dose) // 28 if esk else None, checks_json=json.dumps([note]),
+        inputs_json="{}", ordered_by=seed.prescriber,
+        created_at=seed.at(row.planned_date - dt.timedelta(days=1), dt.time(17, 0)), **iv)
+
+
+def _session(seed: _Seed, row: TreatmentSession, birth) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     rng = seed.rng
     esk = row.treatment == "esketamine"
     t0 = row.scheduled_start or seed.at(row.planned_date, dt.time(12, 0))
@@ -158,8 +187,7 @@ def _session(seed: _Seed, row: TreatmentSession, birth) -> None:  # type: ignore
     rows, nurse = seed.rows, seed.nurse
     rows[SessionPrecheck].append(dict(
         session_id=row.id, answers_json=json.dumps({"consent_on_file": True,
-                                                    "rems_enrolled": esk,
-                                                    "screening_valid": True}),
+                                                    "rems_enrolled": esk}),
         findings_json="[]", outcome="ok", override_reason="", recorded_by=nurse,
         recorded_at=t0 + dt.timedelta(minutes=2)))
     base_s, base_d = rng.randint(112, 142), rng.randint(68, 88)
@@ -220,11 +248,16 @@ def _session(seed: _Seed, row: TreatmentSession, birth) -> None:  # type: ignore
             details_json="{}", submitted_on=day + dt.timedelta(days=1) if submitted else None,
             submitted_by=nurse if submitted else None, confirmation="", created_at=leave))
     seed.usage.append((start, row.treatment, row.id, row.patient_id, dose))
+    conc = None if esk else Decimal(str(seed.rulesets["ketamine-iv"]
+                                        .infusion_concentrations["iv"][0].mg_per_ml))
     rows[DoseRecord].append(dict(
         session_id=row.id, dose_order_id=None, dose_mg=dose, route=row.route, lot="",
         started_at=start, ended_at=row.dose_ended_at,
         device_times_json=json.dumps([d.isoformat() for d in devices]), override_reason="",
+        concentration_mg_per_ml=conc,
+        rate_ml_per_h=None if conc is None else (dose * 60 / 40 / conc).quantize(Decimal("0.001")),
         recorded_by=nurse, recorded_at=start))
+    return rows[DoseRecord][-1]
 
 
 def _rating(row: TreatmentSession, instrument: str, at: dt.datetime, answers: list[int],
@@ -279,11 +312,13 @@ def _ledger(seed: _Seed, s) -> None:  # type: ignore[no-untyped-def]
                 base, kind="waste", at=at + dt.timedelta(minutes=45), amount_mg=waste,
                 witness_id=seed.witness, note="remainder of single-use vial"))
     lot_of = {u[2]: lots[(u[1], (u[0] - first).days // 60)] for u in seed.usage}
+    order_of = {}
     for d in seed.rows[DoseRecord]:
         d["lot"] = lot_of[d["session_id"]]
+        order_of[d["session_id"]] = d["dose_order_id"]
     for sess in s.execute(select(TreatmentSession).where(
             TreatmentSession.id.in_(list(lot_of)))).scalars():
-        sess.lot_numbers = lot_of[sess.id]
+        sess.lot_numbers, sess.dose_order_id = lot_of[sess.id], order_of[sess.id]
 
 
 def _drawn(treatment: str, dose: Decimal) -> Decimal:

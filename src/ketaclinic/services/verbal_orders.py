@@ -75,3 +75,14 @@ def countersign(svc: DosingService, actor: Actor, patient_id: int,
         svc.ctx.audit.record(s, actor, "dose.countersign", at=now, patient_id=patient_id,
                              detail=f"order {order_id}")
         return svc._record(s, row)
+
+
+def prescribers(svc: DosingService, actor: Actor) -> list[tuple[str, str]]:
+    """(username, full name) of the active users who may prescribe: the nurse names the
+    prescriber who gave the order from this list."""
+    svc.ctx.require(actor, Perm.CLINICAL_WRITE, "dose.verbal.prescribers")
+    with svc.ctx.db.transaction() as s:
+        users = s.execute(select(User).where(User.active.is_(True))
+                          .order_by(User.full_name, User.username)).scalars().all()
+        return [(u.username, u.full_name) for u in users
+                if allowed(Actor(u.id, u.username, u.role), Perm.PRESCRIBE)]

@@ -22,6 +22,7 @@ from ketaclinic.services.dosing_rulesets import Cosign, document_text
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.numbers import MAX_ID, optional_int
 from ketaclinic.services.permissions import Perm, allowed
+from ketaclinic.services.verbal_orders import prescribers
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
 
@@ -230,11 +231,14 @@ def _dose_page(request: Request, svc: ServicesDep, viewer: Viewer, patient_id: i
     doses = svc.dosing.list_doses(viewer.actor, patient_id, 10)
     courses = [c for c in svc.chair.courses.for_patient(viewer.actor, patient_id)
                if c.status == "active"]
+    can_prescribe = _can(viewer, Perm.PRESCRIBE)
+    verbal = not can_prescribe and _can(viewer, Perm.CLINICAL_WRITE)
     return render(request, "dosing_dose.html", status_code=status, patient=patient,
-                  courses=courses,
+                  courses=courses, verbal=verbal,
+                  prescribers=prescribers(svc.dosing, viewer.actor) if verbal else [],
                   route=route, routes=ROUTES, route_labels=ROUTE_LABELS, values=values,
                   doses=doses, bases=WEIGHT_BASES, phases=ESKETAMINE_PHASES,
-                  can_prescribe=_can(viewer, Perm.PRESCRIBE), fmt=format_dose,
+                  can_prescribe=can_prescribe, fmt=format_dose,
                   idempotency_key=values.get("idempotency_key") or secrets.token_urlsafe(16),
                   today=svc.ctx.today(), **extra)
 
@@ -275,6 +279,35 @@ async def dose_post(request: Request, patient_id: int, svc: ServicesDep,
         return _dose_page(request, svc, viewer, patient_id, route, form, exc.status,
                           error=str(exc))
     return _dose_page(request, svc, viewer, patient_id, route, form, plan=plan)
+
+
+@router.post("/patients/{patient_id}/verbal-orders")
+async def verbal_order_post(request: Request, patient_id: int, svc: ServicesDep,
+                            viewer: ViewerDep) -> Response:
+    """The nurse records a read-back verbal/telephone order (same checks as an order)."""
+    form = await read_checked_form(request, viewer)
+    route = form.get("route", "iv") if form.get("route") in ROUTES else "iv"
+    try:
+        record = svc.dosing.take_verbal_order(
+            viewer.actor, patient_id, parse_dose_request(form), form.get("prescriber", "")[:64],
+            form.get("read_back_confirmed") == "on")
+    except InvalidInput as exc:
+        return _dose_page(request, svc, viewer, patient_id, route, form, exc.status,
+                          error=str(exc))
+    return redirect(f"/patients/{patient_id}/dose?route={route}&saved={record.id}")
+
+
+@router.post("/patients/{patient_id}/doses/{order_id}/countersign")
+async def countersign_post(request: Request, patient_id: int, order_id: int,
+                           svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """The prescriber who gave a verbal order countersigns it."""
+    await read_checked_form(request, viewer)
+    try:
+        svc.dosing.countersign(viewer.actor, patient_id, order_id)
+    except InvalidInput as exc:
+        return _dose_page(request, svc, viewer, patient_id, "iv", _default_values("iv"),
+                          exc.status, error=str(exc))
+    return redirect(f"/patients/{patient_id}/dose#orders")
 
 
 def panel_loader(svc: Any, viewer: Viewer, patient_id: int) -> dict[str, Any] | None:

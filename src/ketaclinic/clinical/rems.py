@@ -8,8 +8,9 @@ treatment, within 7 days (FDA REMS page; spravatorems.com, C).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Grade, Level
 
@@ -30,6 +31,21 @@ class BpReading:
     taken_at: datetime
     sbp_mmhg: int
     dbp_mmhg: int
+
+
+@dataclass(frozen=True)
+class RemsOrder:
+    """The dose order the session was given on, for the clinic's copy of the form: a
+    prescriber's written (signed) order or a read-back verbal/telephone order."""
+
+    order_id: int
+    verbal: bool
+    prescriber: str
+    read_back_confirmed: bool | None = None
+    countersigned_by: str | None = None
+    countersigned_at: datetime | None = None
+    countersign_due: datetime | None = None
+    overdue: bool = False  # a verbal order past its countersign hours, not countersigned
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,8 @@ class RemsSessionRecord:
     #: the clinic's calendar day of the treatment; by default the date of ``first_device_at``,
     #: which is only right when that is clinic-local time
     treatment_date: date | None = None
+    #: the order the dose was given on (None = no order on record)
+    order: RemsOrder | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +119,15 @@ class RemsMonitoringForm:
     respiratory_depression: bool | None
     left_against_advice: bool | None
     left_against_advice_note: str | None
+    # the clinic's record of the order (not a field of the official form; never "missing")
+    order_kind: str | None = None  # "written order N" | "verbal order N"
+    order_prescriber: str | None = None
+    order_read_back: bool | None = None  # verbal orders only
+    order_countersigned: str | None = None  # verbal orders only: by/at, or OVERDUE
 
+
+#: fields of the clinic's record, not of the official form
+CLINIC_FIELDS = ("order_kind", "order_prescriber", "order_read_back", "order_countersigned")
 
 FIELD_LABELS: dict[str, str] = {
     "patient_name": "Patient name", "patient_dob": "Date of birth", "patient_sex": "Sex",
@@ -125,6 +151,9 @@ FIELD_LABELS: dict[str, str] = {
     "respiratory_depression": "Respiratory depression observed?",
     "left_against_advice": "Left before monitoring was complete (against advice)?",
     "left_against_advice_note": "Left against advice: who recorded it, when, what was said",
+    "order_kind": "Dose order", "order_prescriber": "Ordering prescriber",
+    "order_read_back": "Verbal order read back and confirmed?",
+    "order_countersigned": "Verbal order countersigned",
 }
 
 
@@ -155,6 +184,26 @@ def _pick_bps(rec: RemsSessionRecord) -> tuple[BpReading | None, ...]:
     return (before[-1] if before else None, at40, after[-1] if after else None)
 
 
+def _countersigned(o: RemsOrder) -> str:
+    if o.countersigned_at is not None:
+        return f"by {o.countersigned_by or 'unknown'} at {o.countersigned_at:%Y-%m-%d %H:%M} UTC"
+    due = f"{o.countersign_due:%Y-%m-%d %H:%M} UTC" if o.countersign_due else "unknown"
+    if o.overdue:
+        return f"OVERDUE: not countersigned (was due {due})"
+    return f"awaiting countersignature (due {due})"
+
+
+def with_order(form: RemsMonitoringForm, o: RemsOrder | None) -> RemsMonitoringForm:
+    """The form with the clinic's record of the order: written or verbal, prescriber, read
+    back, countersigned by/at or overdue (verbal only)."""
+    if o is None:
+        return form
+    return replace(form, order_kind=f"{'verbal' if o.verbal else 'written'} order {o.order_id}",
+                   order_prescriber=o.prescriber,
+                   order_read_back=o.read_back_confirmed if o.verbal else None,
+                   order_countersigned=_countersigned(o) if o.verbal else None)
+
+
 def _dose(dose_mg: int | None) -> tuple[str | None, int | None]:
     if dose_mg is None:
         return None, None
@@ -171,10 +220,11 @@ def build_rems_form(rec: RemsSessionRecord) -> RemsMonitoringForm:
         raise ClinicalInputError(f"unknown concomitant medicine groups {sorted(unknown)}")
     before, at40, completion = _pick_bps(rec)
     dose, other = _dose(rec.dose_mg)
-    return RemsMonitoringForm(
+    groups: dict[str, Any] = {name: concomitant.get(name) for name in CONCOMITANT}
+    return with_order(RemsMonitoringForm(
         patient_name=rec.patient_name, patient_dob=rec.patient_dob, patient_sex=rec.patient_sex,
         first_treatment=rec.first_treatment, rems_enrolled=rec.rems_enrolled,
-        **{name: concomitant.get(name) for name in CONCOMITANT},
+        **groups,
         provider_name=rec.provider_name, provider_phone=rec.provider_phone,
         provider_email=rec.provider_email, setting_name=rec.setting_name,
         setting_address=rec.setting_address,
@@ -195,7 +245,7 @@ def build_rems_form(rec: RemsSessionRecord) -> RemsMonitoringForm:
         left_against_advice=rec.left_against_advice,
         left_against_advice_note=(rec.left_against_advice_note or None)
         if rec.left_against_advice else None,
-    )
+    ), rec.order)
 
 
 def missing_fields(form: RemsMonitoringForm) -> list[str]:
@@ -204,6 +254,8 @@ def missing_fields(form: RemsMonitoringForm) -> list[str]:
     for f in fields(form):
         if f.name == "dose_other_mg" and form.dose != "other":
             continue
+        if f.name in CLINIC_FIELDS:
+            continue  # the clinic's record, not the official form
         if f.name == "left_against_advice_note" and not form.left_against_advice:
             continue
         if f.name == "minutes_until_ready_without_2h_rule" and form.left_against_advice:
@@ -217,6 +269,10 @@ def check_rems_form(form: RemsMonitoringForm) -> list[Finding]:
     """HARD findings for missing fields; SOFT if monitoring was shorter than 120 min."""
     out = [Finding("rems.missing_field", Level.HARD, f"REMS form field missing: {FIELD_LABELS[n]}",
                    SOURCE, {"field": n}) for n in missing_fields(form)]
+    if (form.order_countersigned or "").startswith("OVERDUE"):
+        out.append(Finding("rems.verbal_order_overdue", Level.SOFT, f"the {form.order_kind} was "
+                           "not countersigned in time: ask the prescriber to countersign",
+                           SOURCE, {"order": form.order_kind}))
     minutes = form.minutes_first_device_to_end_of_monitoring
     if form.left_against_advice:
         out.append(Finding("rems.left_against_advice", Level.SOFT,

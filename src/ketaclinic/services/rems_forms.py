@@ -36,7 +36,7 @@ from ketaclinic.services.chair_session import vital_signs
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.permissions import Perm
-from ketaclinic.services.treatment_chain import timeline
+from ketaclinic.services.treatment_chain import rems_order, timeline
 from ketaclinic.store.tables import Patient, PatientMedication, User
 from ketaclinic.store.tables_care import Assessment, TreatmentSession
 from ketaclinic.store.tables_chair import (
@@ -147,6 +147,7 @@ class RemsService:
             respiratory_depression=observed_respiratory_depression(
                 [f for v in vitals for f in check_vitals(vital_signs(v), row.treatment,
                                                          session_rules())], aes),
+            order=rems_order(s, row.dose_order_id, self.ctx.clock()),
         )
 
     def pdf(self, actor: Actor, session_id: int) -> bytes:

@@ -26,7 +26,11 @@ GROUPS = (
                      "bp_before_dosing", "bp_at_40_min", "bp_before_completion")),
     ("Events during monitoring", ("sedation", "dissociation", "respiratory_depression")),
     ("Leaving", ("left_against_advice", "left_against_advice_note")),
+    ("Dose order (clinic record, not on the official form)",
+     ("order_kind", "order_prescriber", "order_read_back", "order_countersigned")),
 )
+#: shown for verbal orders only
+VERBAL_ONLY = ("order_read_back", "order_countersigned")
 
 
 def _text(value: object) -> str:
@@ -64,6 +68,8 @@ def render_rems_pdf(form: RemsMonitoringForm, compress: bool = True) -> bytes:
             if name == "dose_other_mg" and form.dose != "other":
                 continue
             if name == "left_against_advice_note" and not form.left_against_advice:
+                continue
+            if name in VERBAL_ONLY and not (form.order_kind or "").startswith("verbal"):
                 continue
             value = _text(getattr(form, name))
             if name == "minutes_until_ready_without_2h_rule" and form.left_against_advice:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.dose_checks import DoseOrder as CoreDoseOrder
 from ketaclinic.clinical.dose_checks import Override
+from ketaclinic.clinical.rems import RemsOrder
 from ketaclinic.clinical.rules import Finding
 from ketaclinic.clinical.treatment_chain import (
     SCREENING_TREATMENT,
@@ -188,3 +189,26 @@ def order_states(s: Session, session_ids: set[int], now: dt.datetime) -> dict[in
         order_id=o.id, patient_id=o.patient_id, course_id=o.course_id, treatment=o.treatment,
         dose_mg=Decimal(o.dose_mg), status=o.status, ordered_at=o.created_at), now, rules)}
         for sid, o in rows}
+
+
+def rems_order(s: Session, order_id: int | None, now: dt.datetime) -> RemsOrder | None:
+    """The order a session was given on, for the REMS form: written or verbal, prescriber,
+    read back, countersigned by/at or overdue (the core's order state decides overdue)."""
+    order = s.get(DoseOrder, order_id) if order_id is not None else None
+    if order is None:
+        return None
+    rules = chain_rules()
+    verbal = order.status in ("verbal", "countersigned")
+    state = order_state(OrderFacts(
+        order_id=order.id, patient_id=order.patient_id, course_id=order.course_id,
+        treatment=order.treatment, dose_mg=Decimal(order.dose_mg), status=order.status,
+        ordered_at=order.created_at), now, rules)
+    return RemsOrder(
+        order_id=order.id, verbal=verbal,
+        prescriber=_username(s, order.verbal_prescriber_id or order.ordered_by),
+        read_back_confirmed=bool(order.read_back_confirmed) if verbal else None,
+        countersigned_by=_username(s, order.countersigned_by) if order.countersigned_by
+        else None,
+        countersigned_at=order.countersigned_at,
+        countersign_due=verbal_order_due(order.created_at, rules) if verbal else None,
+        overdue=state == "overdue")

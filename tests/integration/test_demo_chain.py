@@ -13,7 +13,7 @@ from ketaclinic.clinical.treatment_chain import SCREENING_TREATMENT, load_chain_
 from ketaclinic.services.demo import seed_demo
 from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry, SessionPrecheck
-from ketaclinic.store.tables_dosing import DoseOrder
+from ketaclinic.store.tables_dosing import DoseOrder, Screening, ScreeningSignoff
 
 
 @pytest.fixture
@@ -63,3 +63,19 @@ def test_no_demo_precheck_carries_the_removed_screening_tick_box(demo):
     with demo.db.transaction() as s:
         answers = s.execute(select(SessionPrecheck.answers_json)).scalars().all()
     assert answers and not [a for a in answers if "screening_valid" in a]
+
+
+def test_every_demo_check_in_had_a_screening_of_its_treatment_valid_that_day(demo):
+    with demo.db.transaction() as s:
+        sessions = s.execute(select(TreatmentSession.patient_id, TreatmentSession.treatment,
+                                    TreatmentSession.planned_date).join(
+            SessionPrecheck, SessionPrecheck.session_id == TreatmentSession.id)).all()
+        screenings = s.execute(select(Screening)).scalars().all()
+        signed = set(s.execute(select(ScreeningSignoff.screening_id)).scalars())
+    assert sessions
+    for pid, treatment, day in sessions:
+        cover = [r for r in screenings if r.patient_id == pid
+                 and r.treatment == SCREENING_TREATMENT[treatment]
+                 and r.screened_on <= day <= r.expires_on]
+        assert any(r.decision == "eligible" or (r.decision == "review" and r.id in signed)
+                   for r in cover), (treatment, day, [(r.screened_on, r.decision) for r in cover])

@@ -20,15 +20,22 @@ from ketaclinic.clinical.dose_checks import Override, check_dose_safely, overrid
 from ketaclinic.clinical.dosing import ESKETAMINE_PHASES
 from ketaclinic.services.audit import SYSTEM, Actor
 from ketaclinic.services.dosing_plan import DoseRequest, WeightFacts, plan_dose
-from ketaclinic.services.treatment_chain import screening_finding
+from ketaclinic.services.treatment_chain import SCREENING_TREATMENT, screening_finding
 from ketaclinic.store.tables import Patient, PatientWeight, User
 from ketaclinic.store.tables_care import TreatmentSession
-from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride, PatientClinicalFacts
+from ketaclinic.store.tables_dosing import (
+    DoseOrder,
+    DoseOverride,
+    PatientClinicalFacts,
+    Screening,
+    ScreeningSignoff,
+)
 
 DRUGS = [("sertraline", 150), ("escitalopram", 20), ("venlafaxine", 225), ("duloxetine", 60),
          ("bupropion", 300), ("mirtazapine", 45), ("vortioxetine", 20)]
 RECENT_SESSIONS = 3
 FALLBACK_SCREENED = 40
+ONE_DAY = dt.timedelta(days=1)
 
 
 def _prescriber(svc: Services) -> Actor:
@@ -96,14 +103,56 @@ def seed_dosing(svc: Services, rng: random.Random, patient_ids: list[int],
                                        updated_at=now))
             svc.ctx.audit.record(s, actor, "facts.update", at=now, patient_id=pid,
                                  detail="demo")
-    for pid in chosen:
-        treatments = {x.treatment for x in by_patient.get(pid, [])} or {"ketamine-iv"}
+    for pid in chosen:  # a course's treatment ("iv_ketamine") is screened as "ketamine-iv"
+        treatments = {SCREENING_TREATMENT.get(x.treatment, x.treatment)
+                      for x in by_patient.get(pid, [])} or {"ketamine-iv"}
         for treatment in sorted(t for t in treatments if t in ("ketamine-iv", "esketamine")):
             screening = svc.dosing.screen(actor, pid, treatment)
             if screening.decision == "review":  # the prescriber reviews, as a clinic would
                 svc.dosing.sign_off(actor, pid, screening.id,
                                     "Demo: findings reviewed with the patient; proceed")
+    _backdate_screenings(svc, by_patient)
     _seed_orders(svc, rng, actor, by_patient, chosen, today, now)
+
+
+def _backdate_screenings(svc: Services, by_patient: dict[int, list[TreatmentSession]]) -> None:
+    """Earlier copies of each patient's screening (and sign-off), back to the day before the
+    first session of that treatment, so every past check-in had one valid at the time.
+    Synthetic: the copies carry today's findings; one flush, no per-row service calls."""
+    first: dict[tuple[int, str], dt.date] = {}
+    for pid, sessions in by_patient.items():
+        for sess in sessions:
+            key = (pid, SCREENING_TREATMENT.get(sess.treatment, sess.treatment))
+            first[key] = min(first.get(key, sess.planned_date), sess.planned_date)
+    at = svc.ctx.clinic_time.at
+    with svc.db.transaction() as s:
+        live = s.execute(select(Screening).where(Screening.patient_id.in_(list(by_patient)))
+                         ).scalars().all()
+        signs = {g.screening_id: g for g in s.execute(select(ScreeningSignoff).where(
+            ScreeningSignoff.screening_id.in_([r.id for r in live]))).scalars()}
+        copies: list[tuple[Screening, ScreeningSignoff | None]] = []
+        for row in live:
+            valid = row.expires_on - row.screened_on
+            day = first.get((row.patient_id, row.treatment), row.screened_on) - ONE_DAY
+            while day < row.screened_on:
+                copies.append((Screening(
+                    patient_id=row.patient_id, treatment=row.treatment,
+                    ruleset_ref=row.ruleset_ref, decision=row.decision,
+                    maudsley_score=row.maudsley_score,
+                    adequate_failed_trials=row.adequate_failed_trials,
+                    findings_json=row.findings_json, inputs_json=row.inputs_json,
+                    screened_on=day, expires_on=day + valid, screened_by=row.screened_by,
+                    created_at=at(day, dt.time(9, 0))), signs.get(row.id)))
+                day += valid - ONE_DAY * 7
+        s.add_all([c for c, _ in copies])
+        s.flush()
+        s.add_all([ScreeningSignoff(screening_id=c.id, patient_id=c.patient_id,
+                                    reason=g.reason, inputs_json=g.inputs_json,
+                                    signed_by=g.signed_by,
+                                    signed_at=c.created_at + dt.timedelta(minutes=10))
+                   for c, g in copies if g is not None])
+        svc.ctx.audit.record(s, SYSTEM, "demo.screenings", at=svc.ctx.clock(),
+                             detail=f"{len(copies)} back-dated screenings")
 
 
 def _seed_orders(svc: Services, rng: random.Random, actor: Actor,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+from kcchain import screen_ok
 from kctest import csrf_from
 from sqlalchemy import func, select
 from test_chair_workflow import _dosed
@@ -80,6 +81,8 @@ def test_every_replay_is_audited_as_a_read_of_the_patient(login, services):
 def test_a_dose_order_key_replays_only_the_same_request(services, users):
     pid = make_patient(services)
     other = make_patient(services, mrn="DOS-2")
+    for patient in (pid, other):  # the closed loop: no order without a screening that counts
+        screen_ok(services, users, patient, "ketamine-iv")
     pres = users["prescriber"].actor
     a, _ = services.dosing.save(pres, pid, parse_dose_request(iv()), "dose-k")
     b, created = services.dosing.save(pres, pid, parse_dose_request(iv()), "dose-k")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from kcchain import order_for, ready_course
 from sqlalchemy import func, select
 
 from ketaclinic.schemas import PatientCreate
@@ -50,18 +51,22 @@ def _dosed_esketamine(services, users, clock) -> tuple[int, int]:  # type: ignor
         supplier_address="1 Road", supplier_dea_number="AB1234563",
         expiry=dt.date(2027, 12, 31), containers=20, volume_ml_per_container=Decimal("0.2"),
         concentration_mg_per_ml=Decimal("140")))
+    ready_course(services, users, patient.id, course.id, "esketamine_trd")
     _, sessions, _ = services.chair.courses.get(pres, course.id)
     sid = sessions[0].id
     services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
         version=_version(services, sid), consent_on_file=True, rems_enrolled=True,
-        screening_valid=True, last_food_at=clock.now - dt.timedelta(hours=3),
+        last_food_at=clock.now - dt.timedelta(hours=3),
         last_liquid_at=clock.now - dt.timedelta(hours=1), ride_home_arranged=True))
     services.chair.sessions.predose(nurse, sid, PredoseVitals(
         version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
         rr_per_min=14))
+    t0 = clock.now
+    clock.advance(minutes=5)  # the nurse records the dose after the second device
     services.chair.sessions.record_dose(nurse, sid, DoseCreate(
         version=_version(services, sid), dose_mg=Decimal(56), lot="LOT-1",
-        started_at=clock.now, device_times=[clock.now, clock.now + dt.timedelta(minutes=5)]))
+        started_at=t0, device_times=[t0, t0 + dt.timedelta(minutes=5)],
+        dose_order_id=order_for(services, sid), order_confirmed=True))
     return patient.id, sid
 
 

@@ -1,11 +1,17 @@
 """A Hypothesis state machine drives the JSON API as every role, in random order (issue 12):
 screen, sign off, order, check in, pre-dose BP, dose (right, wrong, another patient's order,
-none), vitals, discharge attempts, retries with the same Idempotency-Key. After every step:
+none), vitals, discharge attempts, retries with the same Idempotency-Key, verbal orders
+(recorded, countersigned, left to go overdue as the clock jumps past the countersign hours)
+and rule-set edits (an admin's tightening; a loosening without the medical director's
+co-signature and the activation of a set without its hard limits, both refused). After every
+step:
 
 * no recorded administration lacks a signed order of the same patient and course that matches
   its dose (within the rule set's tolerance);
 * no check-in lacks a valid screening (eligible, or review with an earlier sign-off);
 * the ledger has exactly one administration row per administration, with the patient and lot;
+* no dose was recorded under a verbal order that was overdue and not countersigned;
+* every rule set in effect carries the hard-limit keys of its routes;
 * no request answered with a server error.
 """
 
@@ -29,12 +35,20 @@ from hypothesis.stateful import (
 from kcchain import FACTS
 from sqlalchemy import func, select
 
+from ketaclinic.clinical.ruleset_governance import missing_hard_limits
+from ketaclinic.clinical.rulesets import load_bundled_ruleset, load_ruleset
 from ketaclinic.clinical.treatment_chain import load_chain_rules
 from ketaclinic.schemas_chair import ChairCreate, ReceiptCreate
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry, SessionPrecheck
-from ketaclinic.store.tables_dosing import DoseOrder, Screening, ScreeningSignoff
+from ketaclinic.store.tables_dosing import (
+    ActiveRuleSet,
+    DoseOrder,
+    RuleSetVersion,
+    Screening,
+    ScreeningSignoff,
+)
 
 ROLES = ("admin", "prescriber", "nurse", "analyst")
 MONDAY = dt.date(2026, 11, 2)
@@ -42,6 +56,18 @@ TOLERANCE = {t: Decimal(str(c.value)) for t, c in load_chain_rules()
              .dose_match_tolerance_pct.items()}
 SIGNED = ("signed", "countersigned")
 VERBAL_HOURS = load_chain_rules().verbal_order_countersign_h.value
+IV_SET, BARE_SET = "sm-iv", "sm-bare-iv"
+#: a hard parameter the chain's patients (80 kg) never come near: tightened step by step
+TIGHTEN = "parameters.weight-max-kg"
+
+
+def _bare_iv() -> dict:
+    """The bundled IV set without its mg/kg and rate hard limits."""
+    doc = load_bundled_ruleset("ketamine-iv").to_dict()
+    doc["id"], doc["title"] = BARE_SET, "IV without hard limits"
+    for key in ("mg-per-kg-hard-max", "rate-mg-per-kg-per-h-hard-max"):
+        del doc["dose_limits"]["iv"][key]
+    return doc
 
 
 def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyped-def]
@@ -91,6 +117,18 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
                         supplier_dea_number="AB1234563", expiry=dt.date(2027, 12, 31),
                         containers=500, volume_ml_per_container=Decimal(vol),
                         concentration_mg_per_ml=Decimal(conc)))
+                r = self.call("admin", "POST", "/api/rulesets/copy",
+                              {"source_id": "ketamine-iv", "new_id": IV_SET})
+                assert r.status_code == 201, r.text
+                r = self.call("admin", "PUT", "/api/rulesets/active/ketamine-iv",
+                              {"ruleset_id": IV_SET})
+                assert r.status_code == 200, r.text
+                with services.db.transaction() as s:  # stored before governance existed
+                    s.add(RuleSetVersion(
+                        ruleset_id=BARE_SET, seq=1, version="1", treatment="ketamine-iv",
+                        title="old", based_on="", change_note="stored long ago",
+                        document=load_ruleset(_bare_iv()).document, created_by=None,
+                        created_at=dt.datetime(2026, 1, 1)))
 
         @rule(target=patients, esk=st.booleans(), stage=st.sampled_from([0, 1, 2, 3, 4, 5, 5, 5]),
               kind=st.sampled_from(["right", "wrong", "other", "none", "retry"]))
@@ -167,6 +205,72 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
                      "concentration_mg_per_ml": 1, "course_id": cid})
             self.call(role, "POST", f"/api/patients/{p['pid']}/doses", body,
                       key=None if key is None else f"{key}-{p['pid']}")
+
+        # --- verbal orders --------------------------------------------------------------
+        @rule(p=patients, role=st.sampled_from(ROLES), read_back=st.sampled_from([True, True,
+                                                                                  False]))
+        def verbal_order(self, p, role, read_back):  # type: ignore[no-untyped-def]
+            body = ({"route": "intranasal", "phase": "induction", "session_number": 1,
+                     "dose_mg": 56, "course_id": p["cid"]} if p["esk"] else
+                    {"route": "iv", "mg_per_kg": 0.5, "infusion_min": 40,
+                     "concentration_mg_per_ml": 1, "course_id": p["cid"]})
+            r = self.call(role, "POST", f"/api/patients/{p['pid']}/verbal-orders",
+                          body | {"prescriber": "prescriber", "read_back_confirmed": read_back})
+            if not read_back or role == "analyst":
+                assert r.status_code in (403, 422), r.text
+
+        @rule(p=patients, role=st.sampled_from(("prescriber", "prescriber", "nurse", "admin")))
+        def countersign(self, p, role):  # type: ignore[no-untyped-def]
+            with services.db.transaction() as s:  # this patient's verbal order, else any
+                found = s.execute(select(DoseOrder.id, DoseOrder.patient_id).where(
+                    DoseOrder.status == "verbal").order_by(
+                    (DoseOrder.patient_id == p["pid"]).desc(), DoseOrder.id.desc()).limit(1)
+                ).first()
+            if found is not None:
+                oid, pid = found
+                r = self.call(role, "POST", f"/api/patients/{pid}/doses/{oid}/countersign")
+                assert (r.status_code == 200) == (role == "prescriber"), r.text
+
+        @rule(p=patients)
+        def a_verbal_order_goes_overdue_and_the_nurse_tries_it(self, p):  # type: ignore[no-untyped-def]
+            """A telephone order nobody countersigns; the clock passes its hours; the nurse
+            then tries to give it (the invariants check that nothing was recorded)."""
+            self.verbal_order(p, "nurse", True)
+            clock.advance(hours=float(VERBAL_HOURS) + 1)
+            self.dose(p, p, "nurse", "right")
+
+        # --- rule-set governance ----------------------------------------------------------
+        def _iv_set(self) -> tuple[int, float]:
+            view = self.call("admin", "GET", f"/api/rulesets/{IV_SET}").json()
+            return (max(v["seq"] for v in view["versions"]),
+                    view["document"]["parameters"]["weight-max-kg"]["value"])
+
+        @rule()
+        def an_admin_tightens_the_rule_set(self):  # type: ignore[no-untyped-def]
+            seq, value = self._iv_set()
+            if value > 150:
+                r = self.call("admin", "PUT", f"/api/rulesets/{IV_SET}/values", {
+                    "changes": {TIGHTEN: str(value - 1)}, "note": "stricter", "version": seq})
+                assert r.status_code == 200, r.text
+                assert self._iv_set() == (seq + 1, value - 1)
+
+        @rule()
+        def a_loosening_without_the_medical_director_is_refused(self):  # type: ignore[no-untyped-def]
+            seq, value = self._iv_set()
+            r = self.call("admin", "PUT", f"/api/rulesets/{IV_SET}/values", {
+                "changes": {TIGHTEN: str(value + 10)}, "note": "looser", "version": seq})
+            assert r.status_code == 422 and "co-sign" in r.text, r.text
+            assert self._iv_set() == (seq, value)
+
+        @rule(how=st.sampled_from(["activate", "import"]))
+        def a_set_without_hard_limits_is_refused(self, how):  # type: ignore[no-untyped-def]
+            if how == "activate":
+                r = self.call("admin", "PUT", "/api/rulesets/active/ketamine-iv",
+                              {"ruleset_id": BARE_SET})
+            else:
+                r = self.call("admin", "POST", "/api/rulesets/import",
+                              _bare_iv() | {"id": "sm-bare-import"})
+            assert r.status_code == 422 and "lacks hard limits" in r.text, r.text
 
         # --- the chair ------------------------------------------------------------------
         @rule(p=patients, role=st.sampled_from(ROLES))
@@ -281,6 +385,28 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
                             ScreeningSignoff.signed_at <= pre.recorded_at)).first()
 
         @invariant()
+        def no_dose_under_an_overdue_uncountersigned_verbal_order(self) -> None:
+            with services.db.transaction() as s:
+                for dose, order in s.execute(select(DoseRecord, DoseOrder).join(
+                        DoseOrder, DoseOrder.id == DoseRecord.dose_order_id).where(
+                        DoseOrder.status.in_(("verbal", "countersigned")))).all():
+                    due = order.created_at + dt.timedelta(hours=float(VERBAL_HOURS))
+                    assert dose.recorded_at <= due or (
+                        order.countersigned_at is not None
+                        and dose.recorded_at >= order.countersigned_at), (order.id, dose.id)
+
+        @invariant()
+        def the_rule_sets_in_effect_have_their_hard_limits(self) -> None:
+            with services.db.transaction() as s:
+                for active in s.execute(select(ActiveRuleSet)).scalars():
+                    doc = s.execute(select(RuleSetVersion.document).where(
+                        RuleSetVersion.ruleset_id == active.ruleset_id).order_by(
+                        RuleSetVersion.seq.desc()).limit(1)).scalar_one_or_none()
+                    if doc is not None:  # else a bundled set, complete by construction
+                        assert missing_hard_limits(load_ruleset(doc)) == (), active.ruleset_id
+                    assert active.ruleset_id != BARE_SET
+
+        @invariant()
         def one_ledger_row_per_administration(self) -> None:
             with services.db.transaction() as s:
                 doses = s.execute(select(DoseRecord, TreatmentSession).join(
@@ -314,3 +440,16 @@ def test_no_path_through_the_api_gives_an_unscreened_unordered_or_unledgered_dos
                for f in json.loads(r) if f["level"] in ("hard", "soft")][:6]
     assert doses >= 1 and outcomes.get("refused", 0) >= 1 and checkins >= 3, (
         doses, outcomes, checkins, why)
+    with services.db.transaction() as s:
+        actions = dict(s.execute(select(AuditEvent.action, func.count()).where(
+            AuditEvent.outcome == "ok", AuditEvent.action.in_(
+                ("dose.verbal", "dose.countersign")))
+            .group_by(AuditEvent.action)).all())
+        tightened = s.execute(select(func.count()).select_from(RuleSetVersion).where(
+            RuleSetVersion.ruleset_id == IV_SET)).scalar_one() - 1
+        hours = dt.timedelta(hours=float(VERBAL_HOURS))  # went overdue before countersigning
+        overdue = sum(1 for o in s.execute(select(DoseOrder).where(
+            DoseOrder.status.in_(("verbal", "countersigned")))).scalars()
+            if (o.countersigned_at or clock.now) > o.created_at + hours)
+    assert actions.get("dose.verbal", 0) >= 1 and actions.get("dose.countersign", 0) >= 1, actions
+    assert tightened >= 1 and overdue >= 1, (tightened, overdue)

@@ -63,7 +63,7 @@ WRITE_P95_MS = 500.0
 NON_CLINICAL = ("/api/auth", "/api/users", "/api/audit", "/api/me")
 # Whole-clinic bulk exports (research, registries) are run now and then by an analyst, not
 # clicked by prescribers all day: in the round-robin they were ~12 full exports a minute.
-NOT_A_CLINIC_DAY = ("/api/exports",)
+NOT_A_CLINIC_DAY = ("/api/exports", "/api/fhir/$export")
 LOCKED = "database is locked"
 
 
@@ -392,6 +392,25 @@ async def seed_patients(inst: Instance, n: int, rng: random.Random) -> list[int]
     return [i for i in ids if i is not None]
 
 
+#: every screening question answered for a treatment-resistant patient (synthetic)
+SCREENING_FACTS = {
+    "antidepressant_trials": [
+        {"drug": "escitalopram", "dose_mg": 20, "weeks": 8, "improvement_pct": 10,
+         "current_episode": True},
+        {"drug": "venlafaxine", "dose_mg": 225, "weeks": 10, "response": "minimal",
+         "current_episode": True}],
+    "episode_duration_months": 18, "symptom_severity": "severe",
+    "substance_use_disorder": "none", "bp": {"systolic_mmhg": 128, "diastolic_mmhg": 80},
+    "pregnant": False, "breastfeeding": False}
+
+
+def _hard_stop(body: object) -> bool:
+    """Did the check-in's pre-checks end in a hard stop (the patient is not checked in)?"""
+    findings = body.get("findings", body) if isinstance(body, dict) else body
+    return isinstance(findings, list) and any(
+        isinstance(f, dict) and f.get("level") == "hard" for f in findings)
+
+
 async def seed_infusions(inst: Instance, plan: Plan, patients: list[int], n: int,
                          rng: random.Random) -> list[Infusion]:
     """``n`` active infusions: a course for a patient (prescriber), its first session checked
@@ -402,7 +421,22 @@ async def seed_infusions(inst: Instance, plan: Plan, patients: list[int], n: int
     doctor, nurse_ = await _admin(inst, "prescriber", rng), await _admin(inst, "nurse", rng)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # UTC, as the API's times are
 
+    async def screen(pid: int) -> None:
+        """The closed loop: no check-in without a screening of the treatment that counts."""
+        base = f"/api/patients/{pid}"
+        await doctor.c.post(f"{base}/diagnoses", json={
+            "code": "F33.2", "display": "Recurrent depressive disorder, severe (load test)"})
+        r = await doctor.c.get(f"{base}/clinical-facts")
+        version = r.json().get("version") if r.status_code == 200 else None
+        await doctor.c.put(f"{base}/clinical-facts", json={"facts": SCREENING_FACTS,
+                                                            "version": version})
+        r = await doctor.c.post(f"{base}/screenings", json={"treatment": "ketamine-iv"})
+        if r.status_code == 201 and r.json().get("decision") == "review":
+            await doctor.c.post(f"{base}/screenings/{r.json()['id']}/signoff",
+                                json={"reason": "load test: findings reviewed"})
+
     async def one(pid: int) -> Infusion:
+        await screen(pid)
         r = await doctor.c.post(plan.course.replace("{patient_id}", str(pid)), json={
             "template_id": "iv_ketamine_induction", "start_date": str(now.date())})
         r = await doctor.c.get(plan.sessions.replace("{patient_id}", str(pid)))
@@ -420,6 +454,8 @@ async def seed_infusions(inst: Instance, plan: Plan, patients: list[int], n: int
         if r.status_code != 200:
             raise RuntimeError(f"check-in for an infusion failed: {r.status_code} "
                                f"{r.text[:200]}")
+        if _hard_stop(r.json()):
+            raise RuntimeError(f"check-in for an infusion was a hard stop: {r.text[:300]}")
         return Infusion(pid, first["id"])
 
     # One course per patient: an infusion beyond the patient count reuses the session.

@@ -7,7 +7,7 @@ bulk inserts (sqlite3 executemany; COPY on PostgreSQL) behind a rich progress ba
 ``bench-data/`` (SQLite file / PostgreSQL database named after DATA_VERSION) between runs.
 
 The bulk load bypasses the services, so the outcome summary the dashboard reads
-(services/outcome_summary.py) is rebuilt when it is not current (timed and printed).
+(services/outcomes/summary.py) is rebuilt when it is not current (timed and printed).
 
 Timed in the same run:
 * the dashboard (``OutcomesService.dashboard``, unfiltered and with filters), best of 3;
@@ -57,10 +57,10 @@ from ketaclinic.clinical.outcomes import (
 )
 from ketaclinic.clinical.outcomes import ClinicalEvent as CoreEvent
 from ketaclinic.config import load_settings
-from ketaclinic.services import outcome_summary
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dashboard import DashboardFilters, event_kind, relapse_subjects
-from ketaclinic.services.dashboard_sql import Dialect
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.outcomes import summary as outcome_summary
+from ketaclinic.services.outcomes.dashboard import DashboardFilters, event_kind, relapse_subjects
+from ketaclinic.services.outcomes.dashboard_sql import Dialect
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
 from ketaclinic.store.tables_care import Assessment as ARow

@@ -5,7 +5,7 @@ measured), cached as a SQLite file in ``bench-data/`` between runs.
 
 Timed in the same run, best of 3:
 * load: reading every table the export needs (one query per table, chunked);
-* export: mapping the loaded rows to resources (services/fhir_map.py) and serialising each
+* export: mapping the loaded rows to resources (renderers/fhir_map.py) and serialising each
   resource to an NDJSON line, i.e. what ``ketaclinic export fhir --format ndjson`` does after
   the load;
 * floor: ``json.dumps`` of the very same resources (as dicts) to NDJSON lines.
@@ -30,8 +30,8 @@ from sqlalchemy import func, select
 
 from ketaclinic.bootstrap import build_services
 from ketaclinic.config import Settings
-from ketaclinic.services import fhir_map as fm
-from ketaclinic.services import fhir_records as fr
+from ketaclinic.renderers import fhir_map as fm
+from ketaclinic.services.interop import fhir_records as fr
 from ketaclinic.store.tables import Patient
 
 DATA = Path(__file__).resolve().parent.parent / "bench-data"
@@ -57,7 +57,7 @@ def _services(patients: int, rebuild: bool):  # type: ignore[no-untyped-def]
     with svc.db.transaction() as s:
         have = s.execute(select(func.count(Patient.id))).scalar_one()
     if have == 0:
-        from ketaclinic.services.demo import seed_demo
+        from ketaclinic.demo.clinic import seed_demo
 
         print(f"seeding the demo clinic with {patients} patients (cached in {path.name}) ...")
         t = time.perf_counter()

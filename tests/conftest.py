@@ -25,7 +25,7 @@ from kctest import (
 from sqlalchemy import text
 
 from ketaclinic.bootstrap import Services, build_services
-from ketaclinic.services.audit import SYSTEM, initial_heads
+from ketaclinic.services.audit.trail import SYSTEM, initial_heads
 from ketaclinic.services.clock import SteppingClock
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
@@ -102,7 +102,7 @@ def _cheaper_password_hashing() -> Iterator[None]:
     """Real argon2id, with test-sized cost parameters (production keeps the library defaults)."""
     from argon2 import PasswordHasher
 
-    from ketaclinic.services import auth
+    from ketaclinic.services.accounts import auth
 
     original = auth._hasher
     auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

@@ -87,7 +87,7 @@ def _check_database(inst: Instance, ledger: Ledger) -> dict[str, object]:
 
     from ketaclinic.bootstrap import audit_key
     from ketaclinic.config import load_settings
-    from ketaclinic.services.audit import AuditTrail
+    from ketaclinic.services.audit.trail import AuditTrail
     from ketaclinic.store.db import Database
     from ketaclinic.store.tables import AuditEvent, AuditHead, Patient, PatientWeight
 

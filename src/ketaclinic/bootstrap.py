@@ -6,19 +6,19 @@ import hashlib
 from dataclasses import dataclass
 
 from ketaclinic.config import Settings
-from ketaclinic.services import outcome_summary
-from ketaclinic.services.accounts import AccountService
-from ketaclinic.services.audit import AuditLog, AuditTrail
-from ketaclinic.services.auth import AuthService
-from ketaclinic.services.chair import ChairServices, build_chair_services
+from ketaclinic.services.accounts.auth import AuthService
+from ketaclinic.services.accounts.lifecycle import AccountService
+from ketaclinic.services.accounts.lock_screen import LockScreenService
+from ketaclinic.services.audit.trail import AuditLog, AuditTrail
+from ketaclinic.services.chair.facade import ChairServices, build_chair_services
 from ketaclinic.services.clock import Clock, utc_now
 from ketaclinic.services.context import Context
-from ketaclinic.services.dosing import DosingService
-from ketaclinic.services.lock_screen import LockScreenService
-from ketaclinic.services.mbc import MeasurementCare
-from ketaclinic.services.outcomes_service import OutcomesService
-from ketaclinic.services.patients import PatientService
-from ketaclinic.services.pk import PkService
+from ketaclinic.services.dosing.service import DosingService
+from ketaclinic.services.mbc.facade import MeasurementCare
+from ketaclinic.services.outcomes import summary as outcome_summary
+from ketaclinic.services.outcomes.facade import OutcomesService
+from ketaclinic.services.pk.exposure import PkService
+from ketaclinic.services.registry.patients import PatientService
 from ketaclinic.store import migrate
 from ketaclinic.store.db import Database, DurabilityError, check_durability, make_engine
 

@@ -75,7 +75,7 @@ SEED = """
 import datetime as dt, os, random, sys
 from ketaclinic.bootstrap import build_services
 from ketaclinic.config import load_settings
-from ketaclinic.services.demo_mbc import seed_mbc
+from ketaclinic.demo.mbc import seed_mbc
 from ketaclinic.store.tables_care import Course, TreatmentSession
 svc = build_services(load_settings(os.environ))
 pid, now = int(sys.argv[1]), svc.ctx.clock()

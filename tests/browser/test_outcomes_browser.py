@@ -11,7 +11,7 @@ import pytest
 from kcbrowser import TABLET, log_in
 from kcoutcomes import build_hand_cohort
 
-from ketaclinic.services import outcome_summary
+from ketaclinic.services.outcomes import summary as outcome_summary
 from ketaclinic.store.db import Database, make_engine
 
 pytestmark = pytest.mark.browser

@@ -12,8 +12,8 @@ from kctest import TEST_SECRET, USERS, csrf_from, make_settings
 from sqlalchemy import select
 
 from ketaclinic.cli import main
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.auth import verify_password
+from ketaclinic.services.accounts.auth import verify_password
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.errors import InvalidInput, NotAuthenticated
 from ketaclinic.store.tables import AuditEvent, AuthSession, User
 

@@ -20,7 +20,7 @@ from sqlalchemy import select, text, update
 
 from ketaclinic.bootstrap import build_services
 from ketaclinic.cli import main
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.secretbox import SecretBox, totp_context
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from ketaclinic.cli import main
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 
 
 def _seed(services, n=5):

@@ -9,7 +9,7 @@ from alembic import command
 from kctest import drop_pg_database, fresh_database_url
 from sqlalchemy import select, text, update
 
-from ketaclinic.services.audit import CHAINS, GENESIS, SYSTEM, AuditTrail, row_digest
+from ketaclinic.services.audit.trail import CHAINS, GENESIS, SYSTEM, AuditTrail, row_digest
 from ketaclinic.store import migrate
 from ketaclinic.store.db import Database, make_engine
 from ketaclinic.store.tables import AuditHead

@@ -18,8 +18,8 @@ from sqlalchemy import select, text
 
 from ketaclinic.cli import main
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM, _fields, initial_heads, row_digest
-from ketaclinic.services.audit_checkpoint import FILE_NAME
+from ketaclinic.services.audit.checkpoint import FILE_NAME
+from ketaclinic.services.audit.trail import SYSTEM, _fields, initial_heads, row_digest
 from ketaclinic.store.backup import table_digests
 from ketaclinic.store.db import make_engine
 from ketaclinic.store.tables import AuditEvent, AuditHead

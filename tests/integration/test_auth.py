@@ -39,7 +39,7 @@ def test_login_with_the_right_password_opens_a_session_and_is_audited(client, se
 def test_the_slow_password_check_holds_no_database_connection(client, services, monkeypatch):
     # argon2id takes tens of milliseconds on purpose; inside a transaction it held a pooled
     # connection (and on SQLite the write lock) and every other request waited behind logins.
-    from ketaclinic.services import auth
+    from ketaclinic.services.accounts import auth
 
     held: list[int] = []
     real_verify = auth.verify_password

@@ -26,7 +26,7 @@ from ketaclinic.schemas_chair import (
     ReceiptCreate,
     VitalsCreate,
 )
-from ketaclinic.services.chair_session import DischargeRefused
+from ketaclinic.services.chair.session import DischargeRefused
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_care import TreatmentSession

@@ -19,10 +19,10 @@ from ketaclinic.bootstrap import build_services
 from ketaclinic.clinical import ledger as core
 from ketaclinic.schemas import PatientCreate
 from ketaclinic.schemas_chair import CourseCreate, ReceiptCreate, TransferCreate, WasteCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.chair.ledger import to_event
 from ketaclinic.services.clock import SteppingClock
 from ketaclinic.services.errors import InvalidInput
-from ketaclinic.services.ledger import to_event
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
 from ketaclinic.store.tables_care import TreatmentSession

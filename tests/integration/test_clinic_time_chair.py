@@ -16,7 +16,7 @@ from kctest import csrf_from, make_settings
 from ketaclinic.bootstrap import build_services
 from ketaclinic.schemas import PatientCreate
 from ketaclinic.schemas_chair import BookingCreate, ChairCreate, CourseCreate, ReceiptCreate
-from ketaclinic.services.progress_report import _adverse_events
+from ketaclinic.services.outcomes.progress_report import _adverse_events
 from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import AdverseEventRow, SessionPrecheck, VitalSignRow
 

@@ -20,8 +20,8 @@ from ketaclinic.schemas_chair import (
     PredoseVitals,
     ReceiptCreate,
 )
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dosing import DoseBlocked
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.errors import InvalidInput, PermissionDenied
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_care import TreatmentSession

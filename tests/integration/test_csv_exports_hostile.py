@@ -18,7 +18,7 @@ from kctest import TEST_SECRET
 
 from ketaclinic.cli import main
 from ketaclinic.schemas import DiagnosisCreate, PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 
 HOSTILE_CODE = "=cmd|'/C calc'!A0"
 NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from ketaclinic.cli import main
 from ketaclinic.config import PLACEHOLDER_SECRET
-from ketaclinic.services.audit import SYSTEM, initial_heads
+from ketaclinic.services.audit.trail import SYSTEM, initial_heads
 from ketaclinic.store import migrate
 
 

@@ -7,9 +7,9 @@ import random
 
 from sqlalchemy import func, select
 
+from ketaclinic.demo.dosing import seed_dosing
 from ketaclinic.schemas import DiagnosisCreate, PatientCreate
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.demo_dosing import seed_dosing
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_dosing import DoseOrder, Screening
 

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from ketaclinic.clinical.dose_checks import check_dose
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dosing import DoseBlocked
-from ketaclinic.services.dosing_plan import parse_dose_request
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.dosing.plan import parse_dose_request
+from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.errors import InvalidInput, PermissionDenied
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride
 

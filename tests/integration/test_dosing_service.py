@@ -17,9 +17,9 @@ from ketaclinic.schemas import (
     PatientCreate,
     WeightCreate,
 )
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dosing import DoseBlocked
-from ketaclinic.services.dosing_plan import parse_dose_request
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.dosing.plan import parse_dose_request
+from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ketaclinic.store.tables import AuditEvent, PatientAmendment, PatientWeight
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride

@@ -9,7 +9,7 @@ from kctest import csrf_from
 from sqlalchemy import func, select
 
 from ketaclinic.schemas import DiagnosisCreate, PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride
 

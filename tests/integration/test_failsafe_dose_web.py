@@ -9,7 +9,7 @@ import datetime as dt
 from kctest import csrf_from
 
 from ketaclinic.schemas import DiagnosisCreate, PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 
 IDEAL = {"route": "iv", "mg_per_kg": "0.5", "infusion_min": "60", "concentration_mg_per_ml": "1",
          "weight_basis": "ideal", "height_cm": "170"}

@@ -9,7 +9,7 @@ from kctest import TEST_SECRET
 from sqlalchemy import func, select
 
 from ketaclinic.cli import main
-from ketaclinic.services.fhir_export import validate_bundle
+from ketaclinic.renderers.fhir_codes import validate_bundle
 from ketaclinic.store.tables import AuditEvent
 
 

@@ -10,11 +10,11 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
+from ketaclinic.demo.clinic import seed_demo
+from ketaclinic.renderers.fhir_codes import validate_bundle
 from ketaclinic.schemas import AllergyCreate
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.demo import seed_demo
-from ketaclinic.services.fhir_bulk import bundle, r4b_problems
-from ketaclinic.services.fhir_export import validate_bundle
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.interop.fhir_bulk import bundle, r4b_problems
 from ketaclinic.store.tables import (
     AuditEvent,
     Patient,

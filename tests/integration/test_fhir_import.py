@@ -85,7 +85,7 @@ def test_a_bundle_with_every_resource_type_lands_on_the_patient_page_with_its_au
 
 
 def _prescriber(services):  # type: ignore[no-untyped-def]
-    from ketaclinic.services.fhir_import import ImportService
+    from ketaclinic.services.interop.fhir_import import ImportService
 
     return ImportService(services.ctx).actor_for("prescriber")
 

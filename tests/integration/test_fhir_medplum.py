@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.demo import seed_demo
-from ketaclinic.services.fhir_bulk import NdjsonWriter, bundle
+from ketaclinic.demo.clinic import seed_demo
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.interop.fhir_bulk import NdjsonWriter, bundle
 
 FHIR_DIR = Path(__file__).parents[1] / "fhir"
 NODE = shutil.which("node")

@@ -23,7 +23,7 @@ from kctest import USERS
 from sqlalchemy import func, select
 
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables import AuditEvent
 
 ROLES = ["admin", "prescriber", "nurse", "analyst", "anonymous"]

@@ -11,7 +11,7 @@ from kctest import TEST_SECRET, drop_pg_database, fresh_database_url, make_setti
 from ketaclinic.bootstrap import build_services
 from ketaclinic.cli import main
 from ketaclinic.schemas import PatientCreate, WeightCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store import migrate
 from ketaclinic.store.backup import BackupError, backup, restore, table_digests
 from ketaclinic.store.db import make_engine

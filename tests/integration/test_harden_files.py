@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from ketaclinic.bootstrap import build_services
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.backup import backup
 from ketaclinic.web.app import create_app
 

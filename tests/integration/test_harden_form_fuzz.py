@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from kcroutes import form_post_routes
 from sqlalchemy import func, select, text
 
-from ketaclinic.services.demo import DEMO_USERS, seed_demo
+from ketaclinic.demo.clinic import DEMO_USERS, seed_demo
 from ketaclinic.store.models import Base
 from ketaclinic.web.app import create_app
 from ketaclinic.web.pages_ledger import FORMS as LEDGER_KINDS

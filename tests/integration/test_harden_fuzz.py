@@ -19,7 +19,7 @@ from kctest import USERS
 from schemathesis import GenerationMode
 
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 
 EXAMPLES = int(os.environ.get("KETACLINIC_FUZZ_EXAMPLES", "8"))
 ROLES = ["admin", "prescriber", "nurse", "analyst", "anonymous"]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.numbers import optional_id, parse_int
 from ketaclinic.store.tables_mbc import ClinicalAlert

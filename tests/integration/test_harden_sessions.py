@@ -11,7 +11,7 @@ from kctest import USERS, csrf_from
 from sqlalchemy import select
 
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.backup import table_digests
 from ketaclinic.store.tables import AuthSession
 

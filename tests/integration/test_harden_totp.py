@@ -12,7 +12,7 @@ from kctotp import code_at, enrol_via_page
 from sqlalchemy import select
 
 from ketaclinic.bootstrap import build_services
-from ketaclinic.services.auth import match_totp_step
+from ketaclinic.services.accounts.auth import match_totp_step
 from ketaclinic.store.tables import AuditEvent, User
 
 

@@ -10,7 +10,7 @@ from kctest import csrf_from
 from sqlalchemy import select
 
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import AuditEvent, AuthSession, User
 

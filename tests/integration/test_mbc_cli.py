@@ -10,7 +10,7 @@ from kctest import TEST_SECRET
 from ketaclinic.cli import main
 from ketaclinic.clinical.instruments import load_bundled
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 
 
 def env(services) -> dict[str, str]:

@@ -7,10 +7,10 @@ import random
 
 from sqlalchemy import func, select
 
+from ketaclinic.demo.mbc import seed_mbc
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.course_outcomes import course_summaries
-from ketaclinic.services.demo_mbc import seed_mbc
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.outcomes.course_outcomes import course_summaries
 from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.errors import Conflict, InvalidInput, PermissionDenied, Throttled
-from ketaclinic.services.outbox import ConsoleAdapter, SmtpAdapter
-from ketaclinic.services.self_report import LinkUnavailable
+from ketaclinic.services.mbc.outbox import ConsoleAdapter, SmtpAdapter
+from ketaclinic.services.mbc.self_report import LinkUnavailable
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_mbc import OutboxMessage, SelfReportLink

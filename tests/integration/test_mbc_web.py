@@ -9,7 +9,7 @@ from bs4 import BeautifulSoup
 from kctest import csrf_from
 from sqlalchemy import select
 
-from ketaclinic.services.fhir_bulk import r4b_problems
+from ketaclinic.services.interop.fhir_bulk import r4b_problems
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_care import Course, TreatmentSession
 

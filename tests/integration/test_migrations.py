@@ -31,7 +31,7 @@ def test_the_outcome_summary_migration_downgrades_and_upgrades_with_data(backend
     from kctest import drop_pg_database, fresh_database_url
     from sqlalchemy import inspect, text
 
-    from ketaclinic.services import outcome_summary
+    from ketaclinic.services.outcomes import summary as outcome_summary
     from ketaclinic.store.db import Database
 
     url, handle = fresh_database_url(backend, tmp_path)

@@ -1,6 +1,6 @@
 """The outcome summary stays equal to a from-scratch recomputation, whatever the writes.
 
-The dashboard reads per-course values from the summary tables (services/outcome_summary.py),
+The dashboard reads per-course values from the summary tables (services/outcomes/summary.py),
 which every unit of work maintains in its own transaction. These tests write in random
 sequences — assessments recorded, amended, moved, unlinked and voided; doses given and
 cancelled; courses created, moved and added for the same patient; rollbacks — and after each
@@ -19,11 +19,11 @@ import pytest
 from kcoutcomes import build_hand_cohort
 from sqlalchemy import delete, event, select, text, update
 
-from ketaclinic.services import outcome_summary
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dashboard import DashboardFilters
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.errors import Unavailable
-from ketaclinic.services.outcome_summary_sql import SUMMARY_TABLES
+from ketaclinic.services.outcomes import summary as outcome_summary
+from ketaclinic.services.outcomes.dashboard import DashboardFilters
+from ketaclinic.services.outcomes.summary_sql import SUMMARY_TABLES
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 
@@ -236,7 +236,7 @@ def test_the_maintained_summary_equals_a_rebuild_after_random_writes(services, s
 
 
 def test_the_demo_written_through_the_services_keeps_the_summary_in_step(services):
-    from ketaclinic.services.demo import seed_demo
+    from ketaclinic.demo.clinic import seed_demo
 
     seed_demo(services, patients=30)
     maintained, rebuilt = maintained_and_rebuilt(services)

@@ -9,8 +9,8 @@ from kctest import TEST_SECRET
 from sqlalchemy import event, select
 
 from ketaclinic.cli import main
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.fhir_export import validate_bundle
+from ketaclinic.renderers.fhir_codes import validate_bundle
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables import AuditEvent
 
 

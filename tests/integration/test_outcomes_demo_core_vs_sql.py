@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dashboard import DashboardFilters
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.outcomes.dashboard import DashboardFilters
 from ketaclinic.store.tables_care import Course
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_dashboard.py"
@@ -31,7 +31,7 @@ def _bench():  # type: ignore[no-untyped-def]
 
 
 def test_the_summary_equals_the_pure_core_on_the_demo_and_the_dashboard_is_meaningful(services):
-    from ketaclinic.services.demo import seed_demo
+    from ketaclinic.demo.clinic import seed_demo
 
     seed_demo(services, patients=40)
     bench = _bench()

@@ -20,8 +20,8 @@ from ketaclinic.clinical.exposure import (
     load_screening_rules,
     summarise_exposure,
 )
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dashboard import DashboardFilters
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.outcomes.dashboard import DashboardFilters
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_care import ClinicalEvent, Course, TreatmentSession
 
@@ -89,7 +89,7 @@ def test_exposure_figures_match_the_pure_core_on_random_cohorts(services):
 
 
 def test_the_median_of_grouped_totals_is_the_median_of_the_totals():
-    from ketaclinic.services.dashboard import median_of_counts
+    from ketaclinic.services.outcomes.dashboard import median_of_counts
 
     rng = random.Random(2)
     for _ in range(200):

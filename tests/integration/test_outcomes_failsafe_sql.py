@@ -1,6 +1,6 @@
 """Issue 13 outcome definitions in the SQL-maintained summary, on every backend.
 
-The dashboard reads the summary (services/outcome_summary_sql.py); these cases pin that it
+The dashboard reads the summary (services/outcomes/summary_sql.py); these cases pin that it
 applies the same definitions as the pure core: remission per treatment, "no baseline" courses
 reported and not counted, and a rise inside induction that is not a relapse.
 """
@@ -13,9 +13,9 @@ from decimal import Decimal
 from kcoutcomes import T0, _course, _doses, _patient, at, build_hand_cohort
 
 from ketaclinic.clinical.outcomes import Assessment, default_criteria, evaluate_course
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dashboard import DashboardFilters, relapse_subjects
-from ketaclinic.services.dashboard_sql import Dialect
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.outcomes.dashboard import DashboardFilters, relapse_subjects
+from ketaclinic.services.outcomes.dashboard_sql import Dialect
 from ketaclinic.store.tables_care import Assessment as ARow
 
 

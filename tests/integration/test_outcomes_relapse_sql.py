@@ -21,8 +21,8 @@ from ketaclinic.clinical.outcomes import (
     default_criteria,
     evaluate_course,
 )
-from ketaclinic.services.dashboard import DashboardFilters, relapse_subjects
-from ketaclinic.services.dashboard_sql import Dialect
+from ketaclinic.services.outcomes.dashboard import DashboardFilters, relapse_subjects
+from ketaclinic.services.outcomes.dashboard_sql import Dialect
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_care import Assessment as ARow
 from ketaclinic.store.tables_care import ClinicalEvent as ERow

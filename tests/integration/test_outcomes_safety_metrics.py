@@ -12,9 +12,9 @@ from decimal import Decimal
 from kcoutcomes import T0, build_hand_cohort
 from sqlalchemy import select
 
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dashboard import DashboardFilters
-from ketaclinic.services.fhir_export import validate_bundle
+from ketaclinic.renderers.fhir_codes import validate_bundle
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.outcomes.dashboard import DashboardFilters
 from ketaclinic.store.tables_care import Assessment, TreatmentSession
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
@@ -115,7 +115,7 @@ def test_safety_metrics_follow_the_course_filters(services):
 
 
 def test_the_progress_report_lists_the_patients_adverse_events(services):
-    from ketaclinic.services.progress_report import _adverse_events
+    from ketaclinic.services.outcomes.progress_report import _adverse_events
 
     ids = _seed(services)
     with services.db.transaction() as s:

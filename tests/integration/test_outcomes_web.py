@@ -10,7 +10,7 @@ from kcoutcomes import build_hand_cohort
 from kcpdf import pdf_text
 from sqlalchemy import select
 
-from ketaclinic.services.fhir_export import validate_bundle
+from ketaclinic.renderers.fhir_codes import validate_bundle
 from ketaclinic.store.tables import AuditEvent, Patient
 
 IDENTIFIERS = ("Handcohort", "HA-", "HB-", "555 0100", "hand@example.invalid", "Test Lane",

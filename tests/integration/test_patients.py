@@ -9,7 +9,7 @@ from kctest import csrf_from
 from sqlalchemy import func, select
 
 from ketaclinic.schemas import PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables import AuditEvent, Patient, PatientWeight
 
 JO = {"mrn": "T-100", "family_name": "Doe", "given_name": "Jo", "birth_date": "1980-04-30",

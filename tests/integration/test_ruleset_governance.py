@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from ketaclinic.clinical.rulesets import load_bundled_ruleset
 from ketaclinic.schemas import DiagnosisCreate, PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_dosing import ActiveRuleSet, RuleSetApproval, RuleSetVersion
 

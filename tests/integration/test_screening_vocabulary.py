@@ -9,7 +9,7 @@ from kctest import csrf_from
 from sqlalchemy import select
 
 from ketaclinic.schemas import DiagnosisCreate, MedicationCreate, PatientCreate
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables import PatientMedication
 
 ANSWERED = {

@@ -21,7 +21,7 @@ from ketaclinic.schemas_chair import (
     ReceiptCreate,
     VitalsCreate,
 )
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_care import TreatmentSession
 

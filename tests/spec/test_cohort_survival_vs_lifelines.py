@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ketaclinic.clinical.km import kaplan_meier
-from ketaclinic.services.survival import (
+from ketaclinic.services.outcomes.survival import (
     OBSERVATIONAL_CAUTION,
     SurvivalSubject,
     fit_cox_relapse,

@@ -33,8 +33,8 @@ from kcoutcomes import build_hand_cohort
 from sqlalchemy import event
 
 from ketaclinic.clinical.km import kaplan_meier
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dashboard import DashboardFilters
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.outcomes.dashboard import DashboardFilters
 
 EXPECTED = {
     # (treatment, timepoint): (resp_k, resp_n, rem_k, rem_n)

@@ -6,8 +6,8 @@ Everything goes through the services, as a clinic would: facts, screening, order
 from __future__ import annotations
 
 from ketaclinic.schemas import DiagnosisCreate
-from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.dosing_plan import parse_dose_request
+from ketaclinic.services.audit.trail import SYSTEM
+from ketaclinic.services.dosing.plan import parse_dose_request
 
 TRIALS = [
     {"drug": "escitalopram", "dose_mg": 20, "weeks": 8, "improvement_pct": 10,

@@ -8,8 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ketaclinic.services import recovery_codes
-from ketaclinic.services.password_policy import MAX_PASSWORD, MIN_PASSWORD, password_problem
+from ketaclinic.services.accounts import recovery_codes
+from ketaclinic.services.accounts.password_policy import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    password_problem,
+)
 from ketaclinic.services.secretbox import (
     SecretBox,
     SecretUnreadable,

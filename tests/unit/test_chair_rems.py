@@ -19,7 +19,7 @@ from ketaclinic.clinical.rems import (
     missing_fields,
 )
 from ketaclinic.clinical.rules import ClinicalInputError, Level
-from ketaclinic.services.rems_pdf import render_rems_pdf
+from ketaclinic.renderers.rems_pdf import render_rems_pdf
 
 T0 = datetime(2026, 1, 5, 10, 0)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 
-from ketaclinic.services.charts import Band, svg_km_chart, svg_trajectory_chart
-from ketaclinic.services.survival import fit_kaplan_meier
+from ketaclinic.renderers.charts import Band, svg_km_chart, svg_trajectory_chart
+from ketaclinic.services.outcomes.survival import fit_kaplan_meier
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 

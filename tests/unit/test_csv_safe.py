@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from ketaclinic.services.csv_safe import SafeWriter, safe_cell, write_table
+from ketaclinic.renderers.csv_safe import SafeWriter, safe_cell, write_table
 
 SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "ketaclinic"
 

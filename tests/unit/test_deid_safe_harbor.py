@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from ketaclinic.services.deid import (
+from ketaclinic.renderers.deid import (
     SHIFT_MAX_DAYS,
     date_shift_days,
     deidentify,

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ketaclinic.services.fhir_import_parse import parse_bundle
-from ketaclinic.services.import_model import ChildItem, ImportRejected, PatientItem, SkippedItem
-from ketaclinic.services.roster_import import parse_roster
+from ketaclinic.services.interop.fhir_import_parse import parse_bundle
+from ketaclinic.services.interop.import_model import (
+    ChildItem,
+    ImportRejected,
+    PatientItem,
+    SkippedItem,
+)
+from ketaclinic.services.interop.roster_import import parse_roster
 
 BUNDLE = json.loads((Path(__file__).parents[1] / "data" / "fhir_import_bundle.json"
                      ).read_text(encoding="utf-8"))

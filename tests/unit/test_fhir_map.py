@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from ketaclinic.clinical.instruments import load_bundled
-from ketaclinic.services import fhir_export as fx
-from ketaclinic.services import fhir_map as fm
-from ketaclinic.services.fhir_bulk import bundle, r4b_problems
+from ketaclinic.renderers import fhir_codes as fx
+from ketaclinic.renderers import fhir_map as fm
+from ketaclinic.services.interop.fhir_bulk import bundle, r4b_problems
 
 AT = dt.datetime(2026, 11, 2, 9, 30)
 PREF = {"reference": "Patient/p-1"}

@@ -11,9 +11,9 @@ from test_chair_rems import full_record
 from test_report_pdf_progress import _report
 
 from ketaclinic.clinical.rems import build_rems_form
-from ketaclinic.services.pdf_fonts import LABEL, font_dir, printable
-from ketaclinic.services.rems_pdf import render_rems_pdf
-from ketaclinic.services.report_pdf import render_progress_report
+from ketaclinic.renderers.pdf_fonts import LABEL, font_dir, printable
+from ketaclinic.renderers.rems_pdf import render_rems_pdf
+from ketaclinic.renderers.report_pdf import render_progress_report
 
 SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "ketaclinic"
 LATIN = "Zoë Ńowak"

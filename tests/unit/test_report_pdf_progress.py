@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 from kcpdf import pdf_text
 
-from ketaclinic.services.charts import Band
-from ketaclinic.services.report_pdf import (
+from ketaclinic.renderers.charts import Band
+from ketaclinic.renderers.report_pdf import (
     AdverseEventLine,
     DoseLine,
     ProgressReport,

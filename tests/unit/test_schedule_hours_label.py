@@ -1,6 +1,6 @@
 """Opening hours shown to people name the weekdays; the compact admin form stays as it is."""
 
-from ketaclinic.services.schedule import hours_label
+from ketaclinic.services.chair.schedule import hours_label
 
 
 def test_weekday_runs_and_single_days_are_named():

@@ -1,8 +1,9 @@
 """The clinical core is the only place that decides a hard stop (issue 12).
 
-An AST scan of ``src/ketaclinic/services``: a service may load data, call the core's gates and
-enforce their findings, but it may not build a HARD finding itself, compare a clinical quantity
-with a number, or compare anything with a rule set's threshold.
+An AST scan of ``src/ketaclinic/services`` (every feature package, recursively), ``renderers``
+and ``demo``: a service may load data, call the core's gates and enforce their findings, but it
+may not build a HARD finding itself, compare a clinical quantity with a number, or compare
+anything with a rule set's threshold.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import ketaclinic
 
-SERVICES = Path(ketaclinic.__file__).parent / "services"
+PACKAGE = Path(ketaclinic.__file__).parent
+# services (every feature package, recursively), and the renderers and demo seeding above them:
+# none of them is clinical/, so none of them may decide a stop.
+SCANNED = ("services", "renderers", "demo")
 UNIT_SUFFIXES = ("_mg", "_kg", "_mmhg", "_bpm", "_pct", "_min", "_h", "_ml", "_per_h",
                  "_per_ml", "_per_kg", "_per_min")
 CLINICAL_NAMES = {"sbp", "dbp", "hr", "spo2", "rr", "moaas", "rass", "cadss", "dose", "weight",
@@ -86,6 +90,8 @@ def test_the_scanner_catches_a_service_that_decides_a_stop_itself():
 
 def test_no_service_decides_a_hard_stop_itself():
     found = []
-    for path in sorted(SERVICES.glob("*.py")):
-        found += violations(path.read_text(encoding="utf-8"), path.name)
+    paths = sorted(p for area in SCANNED for p in (PACKAGE / area).rglob("*.py"))
+    assert len(paths) > 70, "the scan lost the services' modules"
+    for path in paths:
+        found += violations(path.read_text(encoding="utf-8"), path.relative_to(PACKAGE).as_posix())
     assert found == [], "\n".join(found)

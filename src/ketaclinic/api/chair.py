@@ -44,7 +44,7 @@ from ketaclinic.schemas_chair import (
     VitalsCreate,
     WasteCreate,
 )
-from ketaclinic.services.chair_session import DischargeRefused
+from ketaclinic.services.chair.session import DischargeRefused
 
 router = APIRouter(prefix="/api")
 Key = Annotated[str | None, Header(max_length=100)]

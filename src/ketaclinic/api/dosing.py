@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
-from ketaclinic.services.dosing import DoseBlocked
-from ketaclinic.services.dosing_plan import parse_dose_request
-from ketaclinic.services.dosing_rulesets import Cosign, document_text
+from ketaclinic.services.dosing.plan import parse_dose_request
+from ketaclinic.services.dosing.rulesets import Cosign, document_text
+from ketaclinic.services.dosing.service import DoseBlocked
 
 router = APIRouter(prefix="/api")
 Number = float | str | None

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
-from ketaclinic.services.fhir_import import ImportService
-from ketaclinic.services.import_model import ImportRejected
+from ketaclinic.services.interop.fhir_import import ImportService
+from ketaclinic.services.interop.import_model import ImportRejected
 
 router = APIRouter(prefix="/api")
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ketaclinic.clinical.outcomes import RELAPSE_EVENT_KINDS
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep, client_address
 from ketaclinic.schemas import UtcTimestamp
-from ketaclinic.services.assessments import AssessmentRecord
+from ketaclinic.services.mbc.assessments import AssessmentRecord
 
 router = APIRouter(prefix="/api", tags=["measurement-based care"])
 

@@ -14,7 +14,7 @@ from rich.progress import Progress
 from ketaclinic.bootstrap import NotMigrated, Services, build_services
 from ketaclinic.cli import app, environ, fail
 from ketaclinic.config import Settings, SettingsError, describe_settings_error, load_settings
-from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.errors import ServiceError
 from ketaclinic.store.db import DurabilityError, relax_sqlite_sync_for_bulk_seeding
 
@@ -231,7 +231,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed")] = 2026,
 ) -> None:
     """Seed a synthetic demo clinic (dev mode only) and print the demo logins."""
-    from ketaclinic.services.demo import DEMO_USERS, seed_demo
+    from ketaclinic.demo.clinic import DEMO_USERS, seed_demo
 
     cfg = settings()
     if cfg.env != "dev":

@@ -37,8 +37,8 @@ def _read(path: str, max_bytes: int) -> str:
 def _run(source: str, path: str, username: str, dry_run: bool, as_json: bool) -> None:
     from ketaclinic.cli.core import open_services
     from ketaclinic.services.errors import ServiceError
-    from ketaclinic.services.fhir_import import ImportService
-    from ketaclinic.services.import_model import EntryError, ImportRejected
+    from ketaclinic.services.interop.fhir_import import ImportService
+    from ketaclinic.services.interop.import_model import EntryError, ImportRejected
 
     svc = open_services()
     try:

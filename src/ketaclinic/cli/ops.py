@@ -26,7 +26,7 @@ def _checkpoint_before_backup(engine, cfg, out: Path):  # type: ignore[no-untype
     """Sign the tips before the snapshot (the backup then holds every row it names): one line
     in the data dir's file and a copy beside the backup."""
     from ketaclinic.bootstrap import audit_key
-    from ketaclinic.services import audit_checkpoint as acp
+    from ketaclinic.services.audit import checkpoint as acp
     from ketaclinic.services.clock import utc_now
     from ketaclinic.store.db import Database
 
@@ -81,8 +81,8 @@ def _audit_check(cfg, files: list[Path]):  # type: ignore[no-untyped-def]
     from sqlalchemy.orm import Session
 
     from ketaclinic.bootstrap import audit_key
-    from ketaclinic.services import audit_checkpoint as acp
-    from ketaclinic.services.audit import AuditTrail
+    from ketaclinic.services.audit import checkpoint as acp
+    from ketaclinic.services.audit.trail import AuditTrail
 
     trail = AuditTrail(audit_key(cfg))
     try:
@@ -111,8 +111,8 @@ def restore_cmd(
     """Restore a backup into this instance's database: the copy is restored aside and its
     audit chain verified first; a backup that fails leaves the database as it was."""
     from ketaclinic.bootstrap import audit_key
-    from ketaclinic.services import audit_checkpoint as acp
-    from ketaclinic.services.audit import AuditTrail
+    from ketaclinic.services.audit import checkpoint as acp
+    from ketaclinic.services.audit.trail import AuditTrail
     from ketaclinic.services.clock import utc_now
     from ketaclinic.store.db import Database
 

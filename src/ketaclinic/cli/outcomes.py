@@ -30,7 +30,7 @@ def rebuild_summary_command(as_json: bool = typer.Option(False, "--json")) -> No
     import time
 
     from ketaclinic.cli.core import open_services
-    from ketaclinic.services.audit import SYSTEM
+    from ketaclinic.services.audit.trail import SYSTEM
     from ketaclinic.services.errors import ServiceError
 
     svc = open_services()
@@ -134,9 +134,9 @@ def export_fhir(
 ) -> None:
     """Export the whole record in FHIR R4 (audited as export.fhir_bulk)."""
     from ketaclinic.cli.core import open_services
-    from ketaclinic.services.audit import SYSTEM
+    from ketaclinic.services.audit.trail import SYSTEM
     from ketaclinic.services.errors import ServiceError
-    from ketaclinic.services.fhir_bulk import FORMATS
+    from ketaclinic.services.interop.fhir_bulk import FORMATS
 
     if fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}")
@@ -163,7 +163,7 @@ def export_fhir(
 def _write_ndjson(svc, actor, patients, folder: Path | None) -> str:  # type: ignore[no-untyped-def]
     import sys
 
-    from ketaclinic.services.fhir_bulk import NdjsonWriter
+    from ketaclinic.services.interop.fhir_bulk import NdjsonWriter
 
     resources = svc.outcomes.fhir_resources(actor, patients)
     writer = NdjsonWriter(folder=folder, stream=sys.stdout if folder is None else None)
@@ -199,7 +199,7 @@ def export_deidentified(
 ) -> None:
     """Write the de-identified research export (zip with the data dictionary)."""
     from ketaclinic.cli.core import open_services
-    from ketaclinic.services.audit import SYSTEM
+    from ketaclinic.services.audit.trail import SYSTEM
     from ketaclinic.services.errors import ServiceError
 
     svc = open_services()

@@ -148,7 +148,7 @@ def load_command(
 ) -> None:
     """Validate and store a clinic-supplied definition; it becomes the active version."""
     from ketaclinic.cli.core import open_services
-    from ketaclinic.services.audit import SYSTEM
+    from ketaclinic.services.audit.trail import SYSTEM
     from ketaclinic.services.errors import ServiceError
 
     try:

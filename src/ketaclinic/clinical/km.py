@@ -1,7 +1,7 @@
 """Kaplan–Meier estimator with a Greenwood log-log ("exponential Greenwood") band.
 
-Pure, in-memory reference implementation (numpy/scipy). ``services/survival.py`` wraps lifelines
-for the dashboard; the spec tests check that both agree.
+Pure, in-memory reference implementation (numpy/scipy). ``services/outcomes/survival.py``
+wraps lifelines for the dashboard; the spec tests check that both agree.
 
 Definitions (Kaplan & Meier, JASA 1958; Greenwood 1926; Kalbfleisch & Prentice 2002):
 

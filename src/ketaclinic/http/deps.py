@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, Request, Response
 
 from ketaclinic.bootstrap import Services
-from ketaclinic.services.audit import Actor
-from ketaclinic.services.auth import SessionInfo
+from ketaclinic.services.accounts.auth import SessionInfo
+from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.errors import InvalidInput, PermissionDenied
 
 SESSION_COOKIE = "kc_session"

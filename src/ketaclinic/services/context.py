@@ -6,11 +6,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from ketaclinic.config import Settings
-from ketaclinic.services.audit import SYSTEM, Actor, AuditTrail
+from ketaclinic.services.accounts.permissions import Perm, allowed
+from ketaclinic.services.audit.trail import SYSTEM, Actor, AuditTrail
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.clock import Clock
 from ketaclinic.services.errors import PermissionDenied
-from ketaclinic.services.permissions import Perm, allowed
 from ketaclinic.store.db import Database
 
 

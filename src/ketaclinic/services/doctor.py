@@ -161,7 +161,7 @@ def check_data_dir(cfg: Settings) -> Check:
 
 
 def _private_paths(cfg: Settings) -> list[Path]:
-    from ketaclinic.services.audit_checkpoint import FILE_NAME
+    from ketaclinic.services.audit.checkpoint import FILE_NAME
 
     paths = [cfg.data_dir, cfg.data_dir / FILE_NAME]
     if cfg.is_sqlite:
@@ -221,8 +221,8 @@ def check_audit(cfg: Settings, engine: Engine, now: dt.datetime) -> Check:
     """The whole chain verifies against the data dir's latest signed checkpoint, and that
     checkpoint is recent (the app writes one every KETACLINIC_AUDIT_CHECKPOINT_MINUTES)."""
     from ketaclinic.bootstrap import audit_key
-    from ketaclinic.services import audit_checkpoint as acp
-    from ketaclinic.services.audit import AuditTrail
+    from ketaclinic.services.audit import checkpoint as acp
+    from ketaclinic.services.audit.trail import AuditTrail
 
     trail = AuditTrail(audit_key(cfg))
     try:

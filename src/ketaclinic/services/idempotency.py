@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ketaclinic.services.audit import Actor
+from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.store.tables import IdempotencyKey
 

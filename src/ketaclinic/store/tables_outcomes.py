@@ -1,7 +1,8 @@
 """The outcomes dashboard's indexes on the shared tables and its summary tables.
 
-Indexes are declared here, next to the queries that use them (services/dashboard_sql.py), and
-created by migration 0003_outcomes; the summary tables and their indexes by 0005_outcome_summary.
+Indexes are declared here, next to the queries that use them (services/outcomes/dashboard_sql.py),
+and created by migration 0003_outcomes; the summary tables and their indexes by
+0005_outcome_summary.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ Index("ix_patient_diagnoses_patient_code", PatientDiagnosis.patient_id, PatientD
 # The outcome summary (migration 0005_outcome_summary): per-course values the dashboard reads
 # instead of scanning every assessment. Derived data only: maintained in the transaction of
 # every write that affects it and rebuilt from scratch by `ketaclinic outcomes rebuild-summary`
-# (services/outcome_summary.py). Never edited by hand.
+# (services/outcomes/summary.py). Never edited by hand.
 # ---------------------------------------------------------------------------------------------
 
 

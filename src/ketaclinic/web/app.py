@@ -22,12 +22,12 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.monitoring import is_respiratory
-from ketaclinic.services.auth import SessionLocked
+from ketaclinic.services.accounts.auth import SessionLocked
+from ketaclinic.services.chair.schedule import hours_label
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import NotAuthenticated, ServiceError, Throttled
-from ketaclinic.services.icd10 import icd10_choices
-from ketaclinic.services.medication_vocab import name_choices as medication_name_choices
-from ketaclinic.services.schedule import hours_label
+from ketaclinic.services.registry.icd10 import icd10_choices
+from ketaclinic.services.registry.medication_vocab import name_choices as medication_name_choices
 from ketaclinic.store.health import storage_problem
 from ketaclinic.web.audit_checkpoints import PeriodicAuditCheckpoint
 from ketaclinic.web.audit_probes import audit_not_found

@@ -8,7 +8,7 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ketaclinic.services.auth import LoginResult
+from ketaclinic.services.accounts.auth import LoginResult
 from ketaclinic.services.errors import NotAuthenticated, Throttled
 from ketaclinic.web.deps import (
     CHANGE_PASSWORD_PAGE,
@@ -80,7 +80,7 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, svc: ServicesDep) -> Response:
-    from ketaclinic.services.auth import SessionLocked
+    from ketaclinic.services.accounts.auth import SessionLocked
     from ketaclinic.web.deps import current_viewer, read_checked_form, read_form
 
     token = request.cookies.get(SESSION_COOKIE)

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from ketaclinic.bootstrap import Services
 from ketaclinic.schemas_chair import ChairCreate, CourseCreate, CourseEnd, CourseNotes
-from ketaclinic.services.courses import template_choices
+from ketaclinic.services.chair.courses import template_choices
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
 from ketaclinic.web import pages_ledger, pages_session
 from ketaclinic.web.chair_forms import parse, weekday_boxes

@@ -10,19 +10,19 @@ from fastapi.responses import Response
 
 from ketaclinic.clinical.dose_checks import format_dose
 from ketaclinic.clinical.dosing import ESKETAMINE_PHASES, WEIGHT_BASES
-from ketaclinic.services.dosing import DoseBlocked
-from ketaclinic.services.dosing_facts import RESPONSES, condition_choices, facts_from_form
-from ketaclinic.services.dosing_plan import (
+from ketaclinic.services.accounts.permissions import Perm, allowed
+from ketaclinic.services.dosing.facts import RESPONSES, condition_choices, facts_from_form
+from ketaclinic.services.dosing.plan import (
     ROUTE_LABELS,
     ROUTES,
     overrides_from_form,
     parse_dose_request,
 )
-from ketaclinic.services.dosing_rulesets import Cosign, document_text
+from ketaclinic.services.dosing.rulesets import Cosign, document_text
+from ketaclinic.services.dosing.service import DoseBlocked
+from ketaclinic.services.dosing.verbal_orders import prescribers
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.numbers import MAX_ID, optional_int
-from ketaclinic.services.permissions import Perm, allowed
-from ketaclinic.services.verbal_orders import prescribers
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ketaclinic.services.charts import svg_km_chart
-from ketaclinic.services.dashboard import Dashboard, DashboardFilters
+from ketaclinic.renderers.charts import svg_km_chart
+from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.errors import InvalidInput
-from ketaclinic.services.permissions import Perm, allowed
+from ketaclinic.services.outcomes.dashboard import Dashboard, DashboardFilters
 from ketaclinic.web.deps import ServicesDep, ViewerDep
 from ketaclinic.web.render import render
 
@@ -16,7 +16,7 @@ router = APIRouter()
 
 
 def km_svg(dash: Dashboard) -> str | None:
-    """The KM chart as inline SVG (built by services/charts.py, which escapes all text)."""
+    """The KM chart as inline SVG (built by renderers/charts.py, which escapes all text)."""
     km = dash.km
     if not km.estimable or not km.timeline:
         return None

@@ -18,10 +18,10 @@ from ketaclinic.schemas import (
     WeightCreate,
     describe_validation_error,
 )
+from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.errors import Conflict, InvalidInput
-from ketaclinic.services.icd10 import icd10_display
-from ketaclinic.services.patients import PossibleDuplicate
-from ketaclinic.services.permissions import Perm
+from ketaclinic.services.registry.icd10 import icd10_display
+from ketaclinic.services.registry.patients import PossibleDuplicate
 from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.web.panels import home_for, load_panels
 from ketaclinic.web.render import redirect, render

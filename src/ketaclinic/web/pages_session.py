@@ -29,10 +29,14 @@ from ketaclinic.schemas_chair import (
     VitalsCreate,
     WasteCreate,
 )
-from ketaclinic.services.audit import Actor
-from ketaclinic.services.chair import ChairServices
+from ketaclinic.services.audit.trail import Actor
+from ketaclinic.services.chair.facade import ChairServices
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
-from ketaclinic.services.instrument_forms import answers_from_items, bundled_entry_form, has_items
+from ketaclinic.services.mbc.instrument_forms import (
+    answers_from_items,
+    bundled_entry_form,
+    has_items,
+)
 from ketaclinic.services.numbers import MAX_ID, parse_int
 from ketaclinic.web.chair_forms import LocalDay, answers, parse
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form

@@ -1,0 +1,135 @@
+"""Helpers shared by the chair services: loading rows, version checks, amendments, rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from ketaclinic.clinical.rules import ClinicalInputError, Finding
+from ketaclinic.clinical.scheduling import SchedulingRules, load_scheduling_rules
+from ketaclinic.clinical.session_rules import SessionRules, load_session_rules
+from ketaclinic.services.accounts.permissions import Perm
+from ketaclinic.services.audit.trail import Actor
+from ketaclinic.services.context import Context
+from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.store.db import Database
+from ketaclinic.store.tables import Patient
+from ketaclinic.store.tables_care import Course, TreatmentSession
+from ketaclinic.store.tables_chair import ChairAmendment
+
+T = TypeVar("T")
+
+
+@lru_cache(maxsize=1)
+def session_rules() -> SessionRules:
+    return load_session_rules()
+
+
+@lru_cache(maxsize=1)
+def scheduling_rules() -> SchedulingRules:
+    return load_scheduling_rules()
+
+
+def clinical(call: Callable[[], T]) -> T:
+    """Run a pure-core call; its one-line ClinicalInputError becomes InvalidInput (422)."""
+    try:
+        return call()
+    except ClinicalInputError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+@contextmanager
+def stale_as_conflict() -> Iterator[None]:
+    try:
+        yield
+    except StaleDataError as exc:
+        raise Conflict("this record was changed by someone else at the same moment; reload "
+                       "and apply your changes again") from exc
+
+
+def check_version(kind: str, row: Course | TreatmentSession, expected: int) -> None:
+    if row.version != expected:
+        raise Conflict(f"this {kind} changed since you opened it (you edited version {expected}, "
+                       f"it is now version {row.version}); nothing was saved: reload, check "
+                       "what changed and enter your changes again")
+
+
+def load_session(s: Session, session_id: int, *, lock: bool = False) -> TreatmentSession:
+    row = s.get(TreatmentSession, session_id, with_for_update=lock or None)
+    if row is None:
+        raise NotFound("no such treatment session")
+    return row
+
+
+def require_for_session(ctx: Context, actor: Actor, session_id: int, action: str,
+                        perm: Perm = Perm.CLINICAL_WRITE) -> int:
+    """Check that ``actor`` holds ``perm`` for the session's patient (a denial is audited as
+    ``action``); returns the patient id. A missing session is a 404."""
+    with ctx.db.transaction() as s:
+        patient_id = load_session(s, session_id).patient_id
+    ctx.require(actor, perm, action, patient_id=patient_id)
+    return patient_id
+
+
+@contextmanager
+def changing_session(db: Database, session_id: int,
+                     version: int) -> Iterator[tuple[Session, TreatmentSession]]:
+    """One transaction that changes a treatment session: the row is loaded and its version
+    checked (a stale one is a 409, never a merge); a concurrent write is a 409 as well."""
+    with stale_as_conflict(), db.transaction() as s:
+        row = load_session(s, session_id)
+        check_version("session", row, version)
+        yield s, row
+
+
+def load_course(s: Session, course_id: int) -> Course:
+    row = s.get(Course, course_id)
+    if row is None:
+        raise NotFound("no such course")
+    return row
+
+
+def load_patient(s: Session, patient_id: int) -> Patient:
+    row = s.get(Patient, patient_id)
+    if row is None:
+        raise NotFound("no such patient")
+    return row
+
+
+def amend(s: Session, actor: Actor, at: dt.datetime, entity: str, entity_id: int,
+          patient_id: int, field: str, old: object, new: object, reason_code: str = "",
+          reason: str = "") -> None:
+    s.add(ChairAmendment(entity=entity, entity_id=entity_id, patient_id=patient_id, field=field,
+                         old_value=_text(old), new_value=_text(new), reason_code=reason_code,
+                         reason=reason, changed_by=actor.user_id, changed_at=at))
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def findings_json(findings: list[Finding]) -> str:
+    return json.dumps([f.as_dict() for f in findings], default=str)
+
+
+def findings_from_json(text: str) -> list[dict[str, Any]]:
+    try:
+        return list(json.loads(text or "[]"))
+    except ValueError:
+        return []
+
+
+def age_on(birth: dt.date, day: dt.date) -> int:
+    years = day.year - birth.year
+    return years - ((day.month, day.day) < (birth.month, birth.day))

@@ -1,0 +1,312 @@
+"""The controlled-substance ledger on the database: append-only entries checked by the core.
+
+There is deliberately no method that updates or deletes a ``LedgerEntry``: a mistake is fixed
+by a correction entry that refers to the original. Every append is audited. Appends are
+serialised (the audit head row is locked first) so two concurrent entries cannot both spend
+the same stock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ketaclinic.clinical import ledger as core
+from ketaclinic.clinical.ledger_reports import (
+    INVENTORY_POLICIES,
+    discrepancy_report,
+    inventory_due,
+    loss_report_deadlines,
+)
+from ketaclinic.schemas_chair import (
+    CorrectionCreate,
+    CountCreate,
+    LossCreate,
+    ReceiptCreate,
+    TransferCreate,
+    WasteCreate,
+)
+from ketaclinic.services.accounts.auth import AuthService
+from ketaclinic.services.accounts.permissions import Perm, allowed
+from ketaclinic.services.audit.trail import Actor
+from ketaclinic.services.context import Context
+from ketaclinic.services.dosing.treatment_chain import order_states
+from ketaclinic.services.errors import InvalidInput, NotAuthenticated, NotFound
+from ketaclinic.store.tables import AuditHead, User
+from ketaclinic.store.tables_chair import LedgerEntry
+
+KINDS = ("receipt", "administration", "waste", "transfer", "loss", "count", "correction")
+POLICY = INVENTORY_POLICIES["US-federal"]
+
+
+@dataclass(frozen=True)
+class LotRow:
+    lot: str
+    drug: str
+    expiry: dt.date | None
+    received: Decimal
+    administered: Decimal
+    wasted: Decimal
+    transferred: Decimal
+    lost: Decimal
+    on_hand: Decimal
+
+
+def _who(user_id: int | None) -> str:
+    return str(user_id) if user_id is not None else "system"
+
+
+def to_event(r: LedgerEntry) -> core.LedgerEvent:
+    """The core's view of a stored entry (entry_id is the row id as text)."""
+    base = {"entry_id": str(r.id), "at": r.at, "actor_id": _who(r.actor_id), "lot": r.lot}
+    amount = Decimal(r.amount_mg)
+    if r.kind == "receipt":
+        return core.Receipt(**base, drug=r.drug, supplier_name=r.supplier_name,
+                            supplier_address=r.supplier_address,
+                            supplier_dea_number=r.supplier_dea_number,
+                            expiry=r.expiry or dt.date.max, containers=int(r.containers or 0),
+                            volume_ml_per_container=Decimal(r.volume_ml_per_container or 0),
+                            concentration_mg_per_ml=Decimal(r.concentration_mg_per_ml or 0))
+    if r.kind == "administration":
+        return core.Administration(**base, dose_mg=amount, session_ref=str(r.session_id or ""),
+                                   patient_ref=str(r.patient_id or ""))
+    if r.kind == "waste":
+        return core.Waste(**base, waste_mg=amount, witness_id=_who(r.witness_id)
+                          if r.witness_id else None, witness_reauthenticated=True,
+                          session_ref=str(r.session_id or ""))
+    if r.kind == "transfer":
+        return core.TransferOut(**base, transfer_mg=amount, recipient_name=r.counterparty)
+    if r.kind == "loss":
+        return core.LossReport(**base, lost_mg=amount, kind=r.subkind,
+                               discovered_on=r.discovered_on or r.at.date())
+    if r.kind == "count":
+        return core.InventoryCount(**base, kind=r.subkind, counted_mg=amount, method=r.method)
+    return core.Correction(**base, refers_to=str(r.refers_to_id), corrected_mg=amount,
+                           reason=r.note)
+
+
+def lock_ledger(s: Session) -> None:
+    """Serialise ledger appends (PostgreSQL row lock; SQLite already holds the write lock)."""
+    s.execute(select(AuditHead.id).where(AuditHead.id == 1).with_for_update())
+
+
+def lot_events(s: Session, lot: str) -> list[core.LedgerEvent]:
+    rows = s.execute(select(LedgerEntry).where(LedgerEntry.lot == lot).order_by(
+        LedgerEntry.id)).scalars()
+    return [to_event(r) for r in rows]
+
+
+def drug_matches(drug: str, treatment: str) -> bool:
+    text = drug.lower()
+    if treatment == "esketamine":
+        return "esketamine" in text
+    return "ketamine" in text and "esketamine" not in text
+
+
+class LedgerService:
+    def __init__(self, ctx: Context, auth: AuthService) -> None:
+        self.ctx = ctx
+        self.auth = auth
+
+    # --- appending ----------------------------------------------------------------------
+    def append(self, s: Session, actor: Actor, row: LedgerEntry) -> LedgerEntry:
+        """Validate ``row`` with the core against its lot's log and insert it (caller's
+        transaction). Refusals raise InvalidInput with the core's explanation."""
+        lock_ledger(s)
+        events = lot_events(s, row.lot)
+        if row.kind != "receipt" and not events:
+            raise InvalidInput(f"no receipt for lot {row.lot!r}")
+        if row.kind == "receipt":
+            row.amount_mg = Decimal(row.containers or 0) * Decimal(
+                row.volume_ml_per_container or 0) * Decimal(row.concentration_mg_per_ml or 0)
+            row.amount_mg = row.amount_mg.quantize(Decimal("0.001"))
+            if events:
+                first = next(e for e in events if isinstance(e, core.Receipt))
+                if first.drug != row.drug:
+                    raise InvalidInput(f"lot {row.lot} is already on the books as {first.drug}")
+        if row.kind != "receipt" and not row.drug:
+            row.drug = next((e.drug for e in events if isinstance(e, core.Receipt)), "")
+        row.actor_id = actor.user_id
+        row.created_at = self.ctx.clock()
+        probe = replace(to_event(row), entry_id="__new__")
+        try:
+            core.append_event(events, probe)  # the core decides; a refusal saves nothing
+        except core.LedgerRefused as exc:
+            raise InvalidInput(f"ledger refused the entry: {exc}") from exc
+        s.add(row)
+        s.flush()
+        self.ctx.audit.record(s, actor, f"ledger.{row.kind}", at=row.created_at,
+                              patient_id=row.patient_id,
+                              detail=f"entry {row.id} lot {row.lot} {row.amount_mg} mg")
+        return row
+
+    def _write(self, actor: Actor, row: LedgerEntry) -> int:
+        self.ctx.require(actor, Perm.LEDGER_WRITE, f"ledger.{row.kind}",
+                         patient_id=row.patient_id)
+        try:
+            with self.ctx.db.transaction() as s:
+                return self.append(s, actor, row).id
+        except InvalidInput as exc:
+            self.ctx.record_failure(actor, f"ledger.{row.kind}", "refused",
+                                    patient_id=row.patient_id, detail=str(exc)[:200])
+            raise
+
+    def record_receipt(self, actor: Actor, data: ReceiptCreate) -> int:
+        return self._write(actor, LedgerEntry(
+            kind="receipt", lot=data.lot, drug=data.drug, at=self.ctx.clock(), amount_mg=0,
+            supplier_name=data.supplier_name, supplier_address=data.supplier_address,
+            supplier_dea_number=data.supplier_dea_number.strip().upper(), expiry=data.expiry,
+            containers=data.containers, volume_ml_per_container=data.volume_ml_per_container,
+            concentration_mg_per_ml=data.concentration_mg_per_ml, note=data.note))
+
+    def witness(self, actor: Actor, username: str, password: str) -> int:
+        """Re-authenticate the witness: another active user who may handle the ledger."""
+        try:
+            witness = self.auth.reauthenticate(username, password)
+        except NotAuthenticated as exc:
+            self.ctx.record_failure(actor, "ledger.witness", "denied",
+                                    detail="witness credentials were not accepted")
+            raise InvalidInput("witness: the username or password was not accepted") from exc
+        if witness.id == actor.user_id:
+            raise InvalidInput("witness: the witness must be another person than you")
+        if not allowed(witness.actor, Perm.LEDGER_WRITE):
+            raise InvalidInput("witness: this user's role may not witness ledger entries")
+        return witness.id
+
+    def record_waste(self, actor: Actor, data: WasteCreate,
+                     patient_id: int | None = None) -> int:
+        self.ctx.require(actor, Perm.LEDGER_WRITE, "ledger.waste", patient_id=patient_id)
+        witness_id = self.witness(actor, data.witness_username, data.witness_password)
+        return self._write(actor, LedgerEntry(
+            kind="waste", lot=data.lot, at=self.ctx.clock(), amount_mg=data.waste_mg,
+            witness_id=witness_id, session_id=data.session_id, patient_id=patient_id,
+            note=data.note))
+
+    def record_transfer(self, actor: Actor, data: TransferCreate) -> int:
+        return self._write(actor, LedgerEntry(
+            kind="transfer", lot=data.lot, at=self.ctx.clock(), amount_mg=data.transfer_mg,
+            counterparty=data.recipient, note=data.note))
+
+    def record_loss(self, actor: Actor, data: LossCreate) -> int:
+        if data.discovered_on > self.ctx.today():
+            raise InvalidInput("discovered_on: is in the future")
+        return self._write(actor, LedgerEntry(
+            kind="loss", lot=data.lot, at=self.ctx.clock(), amount_mg=data.lost_mg,
+            subkind=data.kind, discovered_on=data.discovered_on, note=data.note))
+
+    def record_count(self, actor: Actor, data: CountCreate) -> int:
+        return self._write(actor, LedgerEntry(
+            kind="count", lot=data.lot, at=self.ctx.clock(), amount_mg=data.counted_mg,
+            subkind=data.kind, method=data.method, note=data.note))
+
+    def record_correction(self, actor: Actor, data: CorrectionCreate) -> int:
+        with self.ctx.db.transaction() as s:
+            target = s.get(LedgerEntry, data.refers_to_id)
+            if target is None:
+                raise NotFound("no such ledger entry")
+            lot, patient_id = target.lot, target.patient_id
+        return self._write(actor, LedgerEntry(
+            kind="correction", lot=lot, at=self.ctx.clock(), amount_mg=data.corrected_mg,
+            refers_to_id=data.refers_to_id, patient_id=patient_id, note=data.reason))
+
+    # --- reading ------------------------------------------------------------------------
+    def _all_events(self, s: Session) -> tuple[list[LedgerEntry], list[core.LedgerEvent]]:
+        rows = list(s.execute(select(LedgerEntry).order_by(LedgerEntry.id)).scalars())
+        return rows, [to_event(r) for r in rows]
+
+    def lots(self, actor: Actor, treatment: str | None = None) -> list[LotRow]:
+        self.ctx.require(actor, Perm.LEDGER_READ, "ledger.view")
+        with self.ctx.db.transaction() as s:
+            rows, events = self._all_events(s)
+        return self._lot_rows(rows, events, treatment)
+
+    def _lot_rows(self, rows: list[LedgerEntry], events: list[core.LedgerEvent],
+                  treatment: str | None) -> list[LotRow]:
+        receipts = {r.lot: r for r in rows if r.kind == "receipt"}
+        out = []
+        for lot, t in sorted(core.totals_by_lot(events).items()):
+            first = receipts[lot]
+            if treatment and not drug_matches(first.drug, treatment):
+                continue
+            out.append(LotRow(lot, first.drug, first.expiry, t.received, t.administered,
+                              t.wasted, t.transferred, t.lost, t.on_hand))
+        return out
+
+    def overview(self, actor: Actor, limit: int = 100) -> dict:
+        """Lots with balances, recent entries, discrepancies, inventory and loss deadlines."""
+        self.ctx.require(actor, Perm.LEDGER_READ, "ledger.view")
+        today = self.ctx.today()
+        with self.ctx.db.transaction() as s:
+            rows, events = self._all_events(s)
+            names = dict(s.execute(select(User.id, User.username)).all())
+            orders = order_states(s, {r.session_id for r in rows[-limit:] if r.session_id},
+                                  self.ctx.clock())
+            self.ctx.audit.record(s, actor, "ledger.view", at=self.ctx.clock(),
+                                  detail=f"{len(rows)} entries")
+        counts = [e for e in events if isinstance(e, core.InventoryCount)]
+        losses = [r for r in rows if r.kind == "loss"]
+        return {
+            "lots": self._lot_rows(rows, events, None),
+            "entries": [self._entry_dict(r, names) | {"order": orders.get(r.session_id)}
+                        for r in reversed(rows[-limit:])],
+            "total_entries": len(rows),
+            "discrepancies": discrepancy_report(events, counts) if events else [],
+            "inventory_due": inventory_due(events, today, POLICY),
+            "losses": [(self._entry_dict(r, names), loss_report_deadlines(
+                r.discovered_on or r.at.date())) for r in losses],
+        }
+
+    def lot_history(self, actor: Actor, lot: str) -> list[dict]:
+        """Every entry of a lot with the running balance after it."""
+        self.ctx.require(actor, Perm.LEDGER_READ, "ledger.lot")
+        with self.ctx.db.transaction() as s:
+            rows = list(s.execute(select(LedgerEntry).where(LedgerEntry.lot == lot).order_by(
+                LedgerEntry.id)).scalars())
+            if not rows:
+                raise NotFound("no such lot")
+            names = dict(s.execute(select(User.id, User.username)).all())
+            self.ctx.audit.record(s, actor, "ledger.lot", at=self.ctx.clock(), detail=lot[:60])
+        balance = {eid: (delta, bal) for eid, delta, bal in core.running_balance(
+            [to_event(r) for r in rows], lot)}
+        out = []
+        for r in rows:
+            d = self._entry_dict(r, names)
+            d["change_mg"], d["balance_mg"] = balance.get(str(r.id), (Decimal(0), None))
+            out.append(d)
+        return out
+
+    def entry(self, actor: Actor, entry_id: int) -> dict:
+        self.ctx.require(actor, Perm.LEDGER_READ, "ledger.entry")
+        with self.ctx.db.transaction() as s:
+            row = s.get(LedgerEntry, entry_id)
+            if row is None:
+                raise NotFound("no such ledger entry")
+            names = dict(s.execute(select(User.id, User.username)).all())
+            self.ctx.audit.record(s, actor, "ledger.entry", at=self.ctx.clock(),
+                                  patient_id=row.patient_id, detail=f"entry {entry_id}")
+            return self._entry_dict(row, names)
+
+    def entries(self, actor: Actor, limit: int = 100, offset: int = 0) -> list[dict]:
+        self.ctx.require(actor, Perm.LEDGER_READ, "ledger.entries")
+        with self.ctx.db.transaction() as s:
+            rows = s.execute(select(LedgerEntry).order_by(LedgerEntry.id).limit(
+                max(1, min(limit, 500))).offset(max(0, offset))).scalars().all()
+            names = dict(s.execute(select(User.id, User.username)).all())
+            self.ctx.audit.record(s, actor, "ledger.entries", at=self.ctx.clock(),
+                                  detail=f"{len(rows)} entries")
+            return [self._entry_dict(r, names) for r in rows]
+
+    @staticmethod
+    def _entry_dict(r: LedgerEntry, names: dict[int, str]) -> dict:
+        return {"id": r.id, "kind": r.kind, "lot": r.lot, "drug": r.drug, "at": r.at,
+                "amount_mg": Decimal(r.amount_mg), "actor": names.get(r.actor_id, "system"),
+                "witness": names.get(r.witness_id, "") if r.witness_id else "",
+                "session_id": r.session_id, "refers_to_id": r.refers_to_id,
+                "supplier_name": r.supplier_name, "expiry": r.expiry,
+                "containers": r.containers, "counterparty": r.counterparty,
+                "subkind": r.subkind, "method": r.method, "discovered_on": r.discovered_on,
+                "note": r.note}

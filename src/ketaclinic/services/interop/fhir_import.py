@@ -1,0 +1,286 @@
+"""Import patients' records (FHIR Bundle or CSV roster) through the services the pages use.
+
+* **All or nothing.** The whole import runs in ONE database transaction: the patient, weight,
+  diagnosis, medication, allergy and assessment services are given a view of the database whose
+  ``transaction()`` is that one unit of work, so their validation, amendments and audit rows
+  apply unchanged, and the first entry a service refuses rolls everything back.
+* **Dry run.** The same work runs and is rolled back; the report says what would change.
+* **Duplicates** are matched on the MRN (see :func:`fhir_import_parse._mrn`): an existing
+  patient is amended (old values kept in the history), never overwritten; a weight, diagnosis,
+  medication, allergy or form the patient already has is reported ``unchanged``.
+* The attempt is audited (``import.fhir`` / ``import.roster``: ok, dry_run or rejected) with
+  counts only, never patient data. Importing needs ``Perm.IMPORT`` (admin, prescriber).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ketaclinic.schemas import MedicationCreate, PatientUpdate
+from ketaclinic.services.accounts.permissions import Perm
+from ketaclinic.services.audit.trail import Actor
+from ketaclinic.services.context import Context
+from ketaclinic.services.errors import NotFound, ServiceError
+from ketaclinic.services.interop.import_model import (
+    ChildItem,
+    EntryError,
+    ImportItem,
+    ImportRejected,
+    PatientItem,
+    SkippedItem,
+)
+from ketaclinic.services.mbc.assessments import AssessmentService
+from ketaclinic.services.mbc.instruments import InstrumentCatalogue
+from ketaclinic.services.registry.medication_vocab import normalised
+from ketaclinic.services.registry.patients import EDITABLE, PatientService
+from ketaclinic.store.tables import (
+    Patient,
+    PatientAllergy,
+    PatientDiagnosis,
+    PatientMedication,
+    PatientWeight,
+    User,
+)
+from ketaclinic.store.tables_care import Assessment
+
+
+@dataclass
+class ImportReport:
+    source: str
+    dry_run: bool
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(e["action"] for e in self.entries))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "dry_run": self.dry_run, "counts": self.counts,
+                "entries": self.entries}
+
+
+class _OneTransaction:
+    """A Database whose ``transaction()`` is the import's single unit of work."""
+
+    def __init__(self, db: Any, session: Session) -> None:
+        self._db, self._session = db, session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        yield self._session
+
+
+class ImportService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def actor_for(self, username: str) -> Actor:
+        """The active user ``username`` as an actor (the CLI's ``--as``)."""
+        with self.ctx.db.transaction() as s:
+            user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        if user is None or not user.active:
+            raise NotFound(f"no active user {username!r}")
+        return Actor(user_id=user.id, username=user.username, role=user.role)
+
+    def import_fhir(self, actor: Actor, bundle: Any, *, dry_run: bool = False) -> ImportReport:
+        """Import a FHIR Bundle (a parsed JSON object)."""
+        from ketaclinic.services.interop.fhir_import_parse import DEFAULT_MRN_SYSTEM, parse_bundle
+
+        system = getattr(self.ctx.settings, "fhir_mrn_system", None) or DEFAULT_MRN_SYSTEM
+        return self._parse_and_run(actor, "fhir", lambda: parse_bundle(
+            bundle, mrn_system=system), dry_run)
+
+    def import_roster(self, actor: Actor, text: str, *, dry_run: bool = False) -> ImportReport:
+        """Import a CSV roster (see :mod:`ketaclinic.services.interop.roster_import`)."""
+        from ketaclinic.services.interop.roster_import import parse_roster
+
+        return self._parse_and_run(actor, "roster", lambda: parse_roster(text), dry_run)
+
+    def _parse_and_run(self, actor: Actor, source: str, parse: Any,
+                       dry_run: bool) -> ImportReport:
+        self.ctx.require(actor, Perm.IMPORT, f"import.{source}")
+        try:
+            items = parse()
+        except ImportRejected as exc:
+            self.ctx.record_failure(actor, f"import.{source}", "rejected",
+                                    detail=_safe_detail(exc))
+            raise
+        return self.run(actor, items, source=source, dry_run=dry_run)
+
+    def run(self, actor: Actor, items: list[ImportItem], *, source: str,
+            dry_run: bool = False) -> ImportReport:
+        """Apply the items in one transaction (rolled back for a dry run)."""
+        action = f"import.{source}"
+        self.ctx.require(actor, Perm.IMPORT, action)
+        report = ImportReport(source, dry_run)
+        session = self.ctx.db.session_factory()
+        try:
+            applier = _Applier(self._shared(session), actor, session)
+            for item in items:
+                report.entries.append(applier.apply(item))
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+            if dry_run:
+                session.rollback()
+            else:
+                self.ctx.audit.record(session, actor, action, at=self.ctx.clock(),
+                                      detail=f"{len(items)} entries: {detail}"[:500])
+                session.commit()
+        except BaseException as exc:
+            session.rollback()
+            if isinstance(exc, ServiceError):
+                self.ctx.record_failure(actor, action, "rejected",
+                                        detail=_safe_detail(exc))
+            raise
+        finally:
+            session.close()
+        if dry_run:
+            self.ctx.record_failure(actor, action, "dry_run",
+                                    detail=f"{len(items)} entries: {detail}"[:500])
+        return report
+
+    def _shared(self, session: Session) -> Context:
+        return Context(settings=self.ctx.settings, db=_OneTransaction(self.ctx.db, session),
+                       audit=self.ctx.audit, clock=self.ctx.clock)  # type: ignore[arg-type]
+
+
+def _safe_detail(exc: ServiceError) -> str:
+    """Where the import failed, without the message (it may quote patient data)."""
+    if isinstance(exc, ImportRejected):
+        return "; ".join(f"entry {e.entry} {e.resource_type} {e.field}"
+                         for e in exc.errors[:10])[:500]
+    return type(exc).__name__
+
+
+class _Applier:
+    """Applies items one by one through the services, in the shared transaction."""
+
+    def __init__(self, ctx: Context, actor: Actor, session: Session) -> None:
+        self.ctx, self.actor, self.s = ctx, actor, session
+        self.patients = PatientService(ctx)
+        self.assessments = AssessmentService(ctx, InstrumentCatalogue(ctx))
+        self.ids: dict[str, int] = {}
+
+    def apply(self, item: ImportItem) -> dict[str, Any]:
+        out: dict[str, Any] = {"entry": item.entry, "resource_type": item.resource_type}
+        if isinstance(item, SkippedItem):
+            return {**out, "action": "skipped", "detail": item.reason}
+        try:
+            if isinstance(item, PatientItem):
+                action, pid, detail = self._patient(item)
+            else:
+                pid = self.ids.get(item.patient_key)
+                if pid is None:
+                    raise ImportRejected([EntryError(item.entry, item.resource_type, "subject",
+                                                     "its patient was not imported")])
+                action, detail = self._child(item, pid)
+        except ImportRejected:
+            raise
+        except ServiceError as exc:
+            raise ImportRejected([EntryError(item.entry, item.resource_type,
+                                             _field_of(str(exc)), str(exc))]) from exc
+        return {**out, "action": action, "patient_id": pid, "detail": detail}
+
+    # --- patients ------------------------------------------------------------------------
+    def _patient(self, item: PatientItem) -> tuple[str, int, str]:
+        from ketaclinic.schemas import PatientCreate
+
+        existing = self.s.execute(select(Patient).where(Patient.mrn == item.mrn)
+                                  ).scalar_one_or_none()
+        if existing is None:
+            summary, _ = self.patients.create(self.actor, PatientCreate(mrn=item.mrn,
+                                                                        **item.fields))
+            self.ids[item.key] = summary.id
+            return "created", summary.id, ""
+        self.ids[item.key] = existing.id
+        current = {name: getattr(existing, name) for name in EDITABLE}
+        wanted = {**current, **item.fields, "mrn": item.mrn}
+        changed = [n for n in EDITABLE if wanted[n] != current[n]]
+        if not changed:
+            return "unchanged", existing.id, "matched on MRN"
+        self.patients.update(self.actor, existing.id,
+                             PatientUpdate(**wanted, version=existing.version))
+        return "amended", existing.id, "matched on MRN; amended: " + ", ".join(changed)
+
+    # --- children ------------------------------------------------------------------------
+    def _child(self, item: ChildItem, pid: int) -> tuple[str, str]:
+        handler = getattr(self, f"_{item.kind}")
+        return handler(item, pid)
+
+    def _has(self, model: Any, pid: int, *conditions: Any) -> bool:
+        return self.s.execute(select(model.id).where(model.patient_id == pid, *conditions)
+                              .limit(1)).first() is not None
+
+    def _weight(self, item: ChildItem, pid: int) -> tuple[str, str]:
+        from ketaclinic.services.registry.patients import _weight as parse_kg
+
+        data = item.data
+        kg = parse_kg(data.weight)  # type: ignore[union-attr]
+        day = data.measured_on  # type: ignore[union-attr]
+        if day is not None and self._has(PatientWeight, pid, PatientWeight.measured_on == day,
+                                         PatientWeight.weight_kg == kg):
+            return "unchanged", f"{kg} kg"
+        stored: Decimal = self.patients.add_weight(self.actor, pid, data)  # type: ignore[arg-type]
+        return "created", f"{stored} kg"
+
+    def _diagnosis(self, item: ChildItem, pid: int) -> tuple[str, str]:
+        d = item.data
+        if self._has(PatientDiagnosis, pid, PatientDiagnosis.system == d.system,  # type: ignore
+                     PatientDiagnosis.code == d.code):  # type: ignore[union-attr]
+            return "unchanged", f"{d.system} {d.code}"  # type: ignore[union-attr]
+        self.patients.add_diagnosis(self.actor, pid, d)  # type: ignore[arg-type]
+        return "created", f"{d.system} {d.code}"  # type: ignore[union-attr]
+
+    def _medication(self, item: ChildItem, pid: int) -> tuple[str, str]:
+        data: MedicationCreate = item.data  # type: ignore[assignment]
+        stored, found = normalised(data)
+        label = stored.name + ("" if found.recognised else " (unrecognised: screening reviews)")
+        if self._has(PatientMedication, pid, PatientMedication.name == stored.name,
+                     PatientMedication.active == item.active):
+            return "unchanged", label
+        self.patients.add_medication(self.actor, pid, data)
+        if not item.active:
+            med_id = self.s.execute(select(PatientMedication.id).where(
+                PatientMedication.patient_id == pid).order_by(PatientMedication.id.desc())
+            ).scalars().first()
+            self.patients.set_medication_active(self.actor, pid, int(med_id), False)
+            label += ", stopped"
+        return "created", label
+
+    def _allergy(self, item: ChildItem, pid: int) -> tuple[str, str]:
+        d = item.data
+        if self._has(PatientAllergy, pid,
+                     PatientAllergy.substance == d.substance):  # type: ignore[union-attr]
+            return "unchanged", d.substance  # type: ignore[union-attr]
+        self.patients.add_allergy(self.actor, pid, d)  # type: ignore[arg-type]
+        return "created", d.substance  # type: ignore[union-attr]
+
+    def _assessment(self, item: ChildItem, pid: int) -> tuple[str, str]:
+        when, naive = item.administered_at, None
+        if when is not None:
+            naive = when.astimezone(dt.UTC).replace(tzinfo=None)
+            if self._has(Assessment, pid, Assessment.instrument_id == item.instrument_id,
+                         Assessment.administered_at == naive):
+                return "unchanged", item.instrument_id
+        # One answer per item in order (None: not answered), as the clinic's forms store them.
+        answers = [item.answers.get(n) for n in range(1, max(item.answers) + 1)]
+        record, _ = self.assessments.record(self.actor, pid, item.instrument_id, answers,
+                                            administered_at=naive)
+        alerts = f"; {len(record.alerts)} alert(s) raised" if record.alerts else ""
+        return "created", f"{item.instrument_id} total {record.total}{alerts}"
+
+
+def _field_of(message: str) -> str:
+    head = message.split(":", 1)[0]
+    return head if head and " " not in head and len(head) < 40 else ""

@@ -1,0 +1,150 @@
+"""Clinical alerts raised by scoring: the clinic worklist and acknowledgement with a note."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from ketaclinic.clinical.monitoring import RESPIRATORY
+from ketaclinic.services.accounts.permissions import Perm
+from ketaclinic.services.audit.trail import Actor
+from ketaclinic.services.chair.alert_links import close_session_twins
+from ketaclinic.services.context import Context
+from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.store.tables import Patient, User
+from ketaclinic.store.tables_care import Assessment
+from ketaclinic.store.tables_chair import SessionAlert
+from ketaclinic.store.tables_mbc import ClinicalAlert
+
+PRIORITY_ORDER = {"urgent": 0, "high": 1, "routine": 2}
+MAX_NOTE = 2000
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    patient_id: int
+    patient_name: str
+    mrn: str
+    assessment_id: int
+    instrument_id: str
+    administered_at: dt.datetime
+    source: str  # clinic | self-report
+    rule: str
+    priority: str
+    message: str
+    item: int | None
+    value: int | None
+    threshold: int | None
+    rule_source: str
+    raised_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str
+    ack_note: str
+
+    @property
+    def open(self) -> bool:
+        return self.acknowledged_at is None
+
+
+class AlertService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def worklist(self, actor: Actor, *, include_acknowledged: bool = False,
+                 limit: int = 200) -> list[AlertView]:
+        """Open alerts across the clinic: urgent first, then the newest first within a
+        priority (acknowledged ones, when asked for, after all open ones)."""
+        self.ctx.require(actor, Perm.PATIENT_READ, "alert.worklist")
+        with self.ctx.db.transaction() as s:
+            out = self._query(s, None, include_acknowledged, max(1, min(limit, 1000)))
+            self.ctx.audit.record_list(s, actor, "alert.worklist", [a.patient_id for a in out],
+                                       at=self.ctx.clock(), detail=f"{len(out)} alerts")
+            return out
+
+    def for_patient(self, s: Session, patient_id: int) -> list[AlertView]:
+        """All alerts of one patient, open first (used inside an audited panel read)."""
+        return self._query(s, patient_id, True, 100)
+
+    def urgent_open_count(self, actor: Actor) -> int:
+        """Open urgent alerts across the clinic, with open SpO2 and respiratory-rate alerts at
+        the chairs (the number in the navigation; no patient data, so no audit row)."""
+        self.ctx.require(actor, Perm.PATIENT_READ, "alert.count")
+        breathing = or_(*(SessionAlert.rule.like(f"vitals.{param}%")
+                          for param in RESPIRATORY))
+        with self.ctx.db.transaction() as s:
+            urgent = s.execute(select(func.count(ClinicalAlert.id)).where(
+                ClinicalAlert.acknowledged_at.is_(None),
+                ClinicalAlert.priority == "urgent")).scalar_one()
+            # SpO2 and respiratory-rate alerts at a chair count like urgent ones until the
+            # action taken is recorded.
+            chair = s.execute(select(func.count(SessionAlert.id)).where(
+                SessionAlert.action_taken == "", breathing)).scalar_one()
+            return int(urgent) + int(chair)
+
+    def open_count(self, actor: Actor) -> int:
+        self.ctx.require(actor, Perm.PATIENT_READ, "alert.count")
+        with self.ctx.db.transaction() as s:
+            return int(s.execute(select(func.count(ClinicalAlert.id)).where(
+                ClinicalAlert.acknowledged_at.is_(None))).scalar_one())
+
+    def _query(self, s: Session, patient_id: int | None, include_acknowledged: bool,
+               limit: int, alert_id: int | None = None) -> list[AlertView]:
+        stmt = (select(ClinicalAlert, Patient, Assessment, User.username)
+                .join(Patient, Patient.id == ClinicalAlert.patient_id)
+                .join(Assessment, Assessment.id == ClinicalAlert.assessment_id)
+                .outerjoin(User, User.id == ClinicalAlert.acknowledged_by))
+        if patient_id is not None:
+            stmt = stmt.where(ClinicalAlert.patient_id == patient_id)
+        if alert_id is not None:
+            stmt = stmt.where(ClinicalAlert.id == alert_id)
+        if not include_acknowledged:
+            stmt = stmt.where(ClinicalAlert.acknowledged_at.is_(None))
+        # Open before acknowledged in SQL, so the limit never drops an open alert for an
+        # old acknowledged one; then urgent first and the newest first within a priority.
+        rows = s.execute(stmt.order_by(ClinicalAlert.acknowledged_at.is_not(None),
+                                       ClinicalAlert.raised_at.desc(), ClinicalAlert.id.desc())
+                         .limit(limit)).all()
+        views = [_view(a, p, asm, who) for a, p, asm, who in rows]
+        views.sort(key=lambda v: (not v.open, PRIORITY_ORDER.get(v.priority, 9)))
+        return views
+
+    def acknowledge(self, actor: Actor, alert_id: int, note: str) -> AlertView:
+        """A clinician acknowledges an alert with a note (required); who and when are kept."""
+        note = (note or "").strip()
+        with self.ctx.db.transaction() as s:
+            alert = s.get(ClinicalAlert, alert_id)
+            patient_id = alert.patient_id if alert else None
+        self.ctx.require(actor, Perm.CLINICAL_WRITE, "alert.acknowledge", patient_id=patient_id)
+        if alert is None:
+            raise NotFound("no such alert")
+        if not note:
+            raise InvalidInput("note: an acknowledgement needs a note (what was done)")
+        if len(note) > MAX_NOTE:
+            raise InvalidInput(f"note: is longer than {MAX_NOTE} characters")
+        now = self.ctx.clock()
+        with self.ctx.db.transaction() as s:
+            alert = s.get(ClinicalAlert, alert_id, with_for_update=True)
+            if alert is None:
+                raise NotFound("no such alert")
+            if alert.acknowledged_at is not None:
+                raise Conflict("this alert was already acknowledged")
+            alert.acknowledged_at = now
+            alert.acknowledged_by = actor.user_id
+            alert.ack_note = note
+            close_session_twins(s, alert, note, actor.user_id, now)
+            s.flush()
+            self.ctx.audit.record(s, actor, "alert.acknowledge", at=now,
+                                  patient_id=alert.patient_id,
+                                  detail=f"alert {alert.id} {alert.rule}")
+            return self._query(s, alert.patient_id, True, 1, alert_id=alert_id)[0]
+
+
+def _view(a: ClinicalAlert, p: Patient, asm: Assessment, who: str | None) -> AlertView:
+    return AlertView(a.id, p.id, f"{p.family_name}, {p.given_name}", p.mrn, asm.id,
+                     a.instrument_id, asm.administered_at, asm.source, a.rule, a.priority,
+                     a.message, a.item, a.value, a.threshold, a.source, a.raised_at,
+                     a.acknowledged_at, who or "", a.ack_note)

@@ -1,0 +1,62 @@
+"""Item-by-item entry of an instrument on staff pages: the same radio rows as the patient's
+phone form, and the posted ``item_N`` fields turned back into the scorer's answer list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ketaclinic.clinical.instruments.definitions import InstrumentDefinition
+from ketaclinic.clinical.instruments.loading import load_bundled
+from ketaclinic.services.errors import InvalidInput
+from ketaclinic.services.mbc.self_report import FormItem
+
+MAX_ITEMS = 60
+
+
+@dataclass(frozen=True)
+class EntryForm:
+    instrument: str
+    title: str
+    items: list[FormItem]
+
+
+def entry_form(d: InstrumentDefinition) -> EntryForm:
+    """Every item with its answer choices (labels where the definition has them); an item
+    asked only after another answer is optional here, as on paper."""
+    items = [FormItem(i.number, i.text or i.label, i.required and i.asked_if is None,
+                      [(o.score, o.label or str(o.score)) for o in i.options]
+                      or [(v, str(v)) for v in range(i.min_score, i.max_score + 1)])
+             for i in d.items]
+    return EntryForm(d.id, d.short_name or d.name, items)
+
+
+def bundled_entry_form(instrument_id: str) -> EntryForm:
+    return entry_form(load_bundled(instrument_id))
+
+
+def has_items(form: dict[str, str]) -> bool:
+    return any(k.startswith("item_") for k in form)
+
+
+def answers_from_items(form: dict[str, str]) -> list[int | None]:
+    """``item_1=2&item_3=0`` -> [2, None, 0]: an unanswered item is None (missing, which the
+    scorer handles by its own rules), a non-number is refused naming the item."""
+    numbered: dict[int, int] = {}
+    for key, value in form.items():
+        if not key.startswith("item_"):
+            continue
+        try:
+            number = int(key[5:])
+        except ValueError as exc:
+            raise InvalidInput(f"answers: unknown field {key!r}") from exc
+        if not 1 <= number <= MAX_ITEMS:
+            raise InvalidInput(f"answers: item {number} does not exist")
+        if value.strip() == "":
+            continue
+        try:
+            numbered[number] = int(value)
+        except ValueError as exc:
+            raise InvalidInput(f"item_{number}: {value!r} is not a whole number") from exc
+    if not numbered:
+        raise InvalidInput("answers: answer at least one item")
+    return [numbered.get(n) for n in range(1, max(numbered) + 1)]

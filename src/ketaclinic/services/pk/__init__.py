@@ -1,0 +1,1 @@
+"""Predicted exposure (pharmacokinetics) for a registered patient, and its chart."""

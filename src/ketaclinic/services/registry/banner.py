@@ -1,0 +1,116 @@
+"""The patient banner: who this page is about, in one audited read of a fixed handful of
+queries (never one per row), shown at the top of every page about one patient."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from ketaclinic.services.accounts.permissions import Perm
+from ketaclinic.services.audit.trail import Actor
+from ketaclinic.services.chair.courses import _template_name
+from ketaclinic.services.context import Context
+from ketaclinic.services.errors import NotFound
+from ketaclinic.store.tables import Patient, PatientAllergy, PatientWeight
+from ketaclinic.store.tables_care import Course, TreatmentSession
+from ketaclinic.store.tables_dosing import DoseOrder, Screening
+from ketaclinic.store.tables_mbc import ClinicalAlert
+
+
+@dataclass(frozen=True)
+class BannerScreening:
+    treatment: str
+    decision: str
+    screened_on: dt.date
+    expires_on: dt.date
+    expired: bool
+
+
+@dataclass(frozen=True)
+class PatientBanner:
+    id: int
+    name: str
+    mrn: str
+    birth_date: dt.date
+    age: int
+    sex: str
+    weight_kg: Decimal | None
+    weight_on: dt.date | None
+    allergies: list[str]
+    course_id: int | None = None
+    course_name: str = ""
+    course_progress: str = ""
+    order_mg: Decimal | None = None
+    order_route: str = ""
+    order_on: dt.datetime | None = None
+    screenings: list[BannerScreening] = field(default_factory=list)
+    open_alerts: int = 0
+    urgent_alerts: int = 0
+
+    @property
+    def allergies_text(self) -> str:
+        """The recorded allergies; never a phrase that reads like "no known allergies" when
+        nobody asked (unknown is not negative)."""
+        return "; ".join(self.allergies) if self.allergies else "allergies not yet asked"
+
+
+def _age(birth: dt.date, day: dt.date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+class PatientBannerService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def banner(self, actor: Actor, patient_id: int) -> PatientBanner:
+        self.ctx.require(actor, Perm.PATIENT_READ, "patient.banner", patient_id=patient_id)
+        now = self.ctx.clock()
+        today = self.ctx.clinic_time.local_date(now)
+        with self.ctx.db.transaction() as s:
+            p = s.get(Patient, patient_id)
+            if p is None:
+                raise NotFound("no such patient")
+            weight = s.execute(select(PatientWeight.weight_kg, PatientWeight.measured_on).where(
+                PatientWeight.patient_id == patient_id).order_by(
+                PatientWeight.measured_on.desc(), PatientWeight.id.desc()).limit(1)).first()
+            allergies = [f"{a.substance}{' (' + a.reaction + ')' if a.reaction else ''}"
+                         for a in s.execute(select(PatientAllergy).where(
+                             PatientAllergy.patient_id == patient_id,
+                             PatientAllergy.active.is_(True)).order_by(PatientAllergy.id)
+                         ).scalars()]
+            course = s.execute(select(Course).where(
+                Course.patient_id == patient_id, Course.status == "active").order_by(
+                Course.start_date.desc(), Course.id.desc()).limit(1)).scalar_one_or_none()
+            progress = ""
+            if course is not None:
+                done, total = s.execute(select(
+                    func.count().filter(TreatmentSession.status == "discharged"),
+                    func.count().filter(TreatmentSession.status != "cancelled")).where(
+                    TreatmentSession.course_id == course.id)).one()
+                progress = f"{done} of {total} sessions done"
+            order = s.execute(select(DoseOrder.dose_mg, DoseOrder.route, DoseOrder.created_at)
+                              .where(DoseOrder.patient_id == patient_id).order_by(
+                              DoseOrder.created_at.desc(), DoseOrder.id.desc()).limit(1)).first()
+            screenings: dict[str, BannerScreening] = {}
+            for sc in s.execute(select(Screening).where(Screening.patient_id == patient_id)
+                                .order_by(Screening.id.desc()).limit(20)).scalars():
+                screenings.setdefault(sc.treatment, BannerScreening(
+                    sc.treatment, sc.decision, sc.screened_on, sc.expires_on,
+                    sc.expires_on < today))
+            open_alerts, urgent = s.execute(select(
+                func.count(), func.count().filter(ClinicalAlert.priority == "urgent")).where(
+                ClinicalAlert.patient_id == patient_id,
+                ClinicalAlert.acknowledged_at.is_(None))).one()
+            self.ctx.audit.record(s, actor, "patient.banner", at=now, patient_id=patient_id)
+            return PatientBanner(
+                p.id, f"{p.family_name}, {p.given_name}", p.mrn, p.birth_date,
+                _age(p.birth_date, today), p.sex, weight[0] if weight else None,
+                weight[1] if weight else None, allergies,
+                course.id if course else None,
+                _template_name(course.template_id) if course else "", progress,
+                order[0] if order else None, order[1] if order else "",
+                order[2] if order else None, list(screenings.values()),
+                int(open_alerts), int(urgent))

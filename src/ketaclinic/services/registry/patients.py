@@ -1,0 +1,362 @@
+"""The patient registry: create, search, view and amend, with history and audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from ketaclinic.clinical.rules import ClinicalInputError
+from ketaclinic.clinical.units import parse_weight_kg
+from ketaclinic.schemas import (
+    AllergyCreate,
+    DiagnosisCreate,
+    MedicationCreate,
+    PatientCreate,
+    PatientUpdate,
+    WeightCreate,
+)
+from ketaclinic.services.accounts.permissions import Perm
+from ketaclinic.services.audit.trail import Actor
+from ketaclinic.services.context import Context
+from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.services.idempotency import IdempotentRequest, run_once
+from ketaclinic.services.registry.banner import PatientBanner, PatientBannerService
+from ketaclinic.services.registry.medication_vocab import (
+    MedicationLookup,
+    is_recognised,
+    normalised,
+)
+from ketaclinic.store.tables import (
+    Patient,
+    PatientAllergy,
+    PatientAmendment,
+    PatientDiagnosis,
+    PatientMedication,
+    PatientWeight,
+)
+
+EDITABLE = ("mrn", "family_name", "given_name", "birth_date", "sex", "phone", "email",
+            "address", "notes")
+
+
+@dataclass(frozen=True)
+class PatientSummary:
+    id: int
+    mrn: str
+    family_name: str
+    given_name: str
+    birth_date: dt.date
+    sex: str
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.family_name}, {self.given_name}"
+
+
+@dataclass(frozen=True)
+class PatientDetail(PatientSummary):
+    phone: str
+    email: str
+    address: str
+    notes: str
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    weights: list[dict] = field(default_factory=list)
+    diagnoses: list[dict] = field(default_factory=list)
+    medications: list[dict] = field(default_factory=list)
+    allergies: list[dict] = field(default_factory=list)
+
+    @property
+    def latest_weight(self) -> dict | None:
+        return self.weights[0] if self.weights else None
+
+    def age_on(self, day: dt.date) -> int:
+        years = day.year - self.birth_date.year
+        return years - ((day.month, day.day) < (self.birth_date.month, self.birth_date.day))
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    items: list[PatientSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class PossibleDuplicate(Conflict):
+    """Same name and birth date as registered patients; nothing was saved."""
+
+    def __init__(self, matches: list[PatientSummary]) -> None:
+        super().__init__(f"{len(matches)} patient(s) with this name and date of birth are "
+                         "already registered; check them, or confirm a different person")
+        self.matches = matches
+
+
+def _summary(p: Patient) -> PatientSummary:
+    return PatientSummary(p.id, p.mrn, p.family_name, p.given_name, p.birth_date, p.sex)
+
+
+def _search_name(given: str, family: str) -> str:
+    return f"{given} {family}".lower()[:210]
+
+
+def _as_text(value: object) -> str:
+    return "" if value is None else value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def _weight(text: str) -> Decimal:
+    try:
+        return parse_weight_kg(text)
+    except ClinicalInputError as exc:
+        raise InvalidInput(f"weight: {exc}") from exc
+
+
+class PatientService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # --- create ------------------------------------------------------------------------
+    def create(
+        self, actor: Actor, data: PatientCreate, idempotency_key: str | None = None, *,
+        refuse_duplicates: bool = False,
+    ) -> tuple[PatientSummary, bool]:
+        """Register a patient. Returns (patient, created); the same user repeating a key with
+        the same request gets the first patient back (services.idempotency).
+        ``refuse_duplicates``: a patient with the same name and birth date raises
+        :class:`PossibleDuplicate` (the form asks the user to confirm a different person)."""
+        self.ctx.require(actor, Perm.PATIENT_WRITE, "patient.create")
+        weight = _weight(data.weight) if data.weight else None
+        req = IdempotentRequest.of(actor, "patient.create", idempotency_key, data)
+        now = self.ctx.clock()
+
+        def create(s: Session) -> tuple[PatientSummary, int]:
+            if s.execute(select(Patient.id).where(Patient.mrn == data.mrn)).first():
+                raise Conflict(f"MRN {data.mrn} is already registered")
+            if refuse_duplicates:
+                same = s.execute(select(Patient).where(
+                    Patient.search_name == _search_name(data.given_name, data.family_name),
+                    Patient.birth_date == data.birth_date).order_by(Patient.id).limit(10)
+                ).scalars().all()
+                if same:
+                    raise PossibleDuplicate([_summary(p) for p in same])
+            patient = Patient(
+                **data.model_dump(exclude={"weight"}),
+                search_name=_search_name(data.given_name, data.family_name),
+                created_at=now, updated_at=now, created_by=actor.user_id,
+            )
+            s.add(patient)
+            s.flush()
+            if weight is not None:
+                s.add(PatientWeight(patient_id=patient.id,
+                                    measured_on=self.ctx.clinic_time.local_date(now),
+                                    weight_kg=weight, recorded_by=actor.user_id,
+                                    recorded_at=now))
+            self.ctx.audit.record(s, actor, "patient.create", at=now, patient_id=patient.id)
+            return _summary(patient), patient.id
+
+        def replay(s: Session, patient_id: int) -> tuple[PatientSummary, int]:
+            patient = s.get(Patient, patient_id)
+            if patient is None:
+                raise NotFound("the patient this request created no longer exists")
+            return _summary(patient), patient_id
+
+        return run_once(self.ctx, actor, req, create=create, replay=replay,
+                        conflict="this MRN or request was registered concurrently")
+
+    # --- read --------------------------------------------------------------------------
+    def search(
+        self, actor: Actor, query: str = "", birth_date: dt.date | None = None,
+        mrn: str = "", limit: int = 50, offset: int = 0,
+    ) -> SearchPage:
+        self.ctx.require(actor, Perm.PATIENT_READ, "patient.search")
+        if len(query) > 200 or len(mrn) > 32:
+            raise InvalidInput("search text is too long")
+        limit, offset = max(1, min(limit, 200)), max(0, offset)
+        stmt = select(Patient)
+        for token in query.lower().split()[:6]:
+            escaped = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(or_(Patient.search_name.like(f"%{escaped}%", escape="\\"),
+                                  Patient.mrn == token.upper()))
+        if birth_date is not None:
+            stmt = stmt.where(Patient.birth_date == birth_date)
+        if mrn.strip():
+            stmt = stmt.where(Patient.mrn == mrn.strip().upper())
+        with self.ctx.db.transaction() as s:
+            total = s.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+            rows = s.execute(
+                stmt.order_by(Patient.family_name, Patient.given_name, Patient.id)
+                .limit(limit).offset(offset)
+            ).scalars().all()
+            self.ctx.audit.record_list(s, actor, "patient.search", [p.id for p in rows],
+                                       at=self.ctx.clock(), detail=f"{total} matches")
+            return SearchPage([_summary(p) for p in rows], int(total), limit, offset)
+
+    def get(self, actor: Actor, patient_id: int, *, action: str = "patient.view") -> PatientDetail:
+        self.ctx.require(actor, Perm.PATIENT_READ, action, patient_id=patient_id)
+        with self.ctx.db.transaction() as s:
+            patient = self._load(s, patient_id)
+            detail = self._detail(s, patient)
+            self.ctx.audit.record(s, actor, action, at=self.ctx.clock(), patient_id=patient_id)
+            return detail
+
+    def banner(self, actor: Actor, patient_id: int) -> PatientBanner:
+        """Who a page is about: the banner's facts in one audited read."""
+        return PatientBannerService(self.ctx).banner(actor, patient_id)
+
+    def _load(self, s: Session, patient_id: int) -> Patient:
+        patient = s.get(Patient, patient_id)
+        if patient is None:
+            raise NotFound("no such patient")
+        return patient
+
+    def _detail(self, s: Session, p: Patient) -> PatientDetail:
+        def rows(model, order):  # type: ignore[no-untyped-def]
+            return s.execute(select(model).where(model.patient_id == p.id).order_by(*order)
+                             ).scalars().all()
+
+        weights = [{"measured_on": w.measured_on, "weight_kg": w.weight_kg}
+                   for w in rows(PatientWeight, (PatientWeight.measured_on.desc(),
+                                                 PatientWeight.id.desc()))]
+        diagnoses = [{"id": d.id, "system": d.system, "code": d.code, "display": d.display,
+                      "onset_on": d.onset_on, "active": d.active}
+                     for d in rows(PatientDiagnosis, (PatientDiagnosis.id,))]
+        meds = [{"id": m.id, "name": m.name, "drug_class": m.drug_class,
+                 "daily_dose_mg": m.daily_dose_mg, "started_on": m.started_on, "active": m.active,
+                 "recognised": is_recognised(m.name)}
+                for m in rows(PatientMedication, (PatientMedication.id,))]
+        allergies = [{"id": a.id, "substance": a.substance, "reaction": a.reaction,
+                      "active": a.active} for a in rows(PatientAllergy, (PatientAllergy.id,))]
+        return PatientDetail(
+            p.id, p.mrn, p.family_name, p.given_name, p.birth_date, p.sex, p.phone, p.email,
+            p.address, p.notes, p.version, p.created_at, p.updated_at,
+            weights, diagnoses, meds, allergies,
+        )
+
+    def history(self, actor: Actor, patient_id: int) -> list[dict]:
+        self.ctx.require(actor, Perm.PATIENT_READ, "patient.history", patient_id=patient_id)
+        with self.ctx.db.transaction() as s:
+            self._load(s, patient_id)
+            rows = s.execute(select(PatientAmendment).where(
+                PatientAmendment.patient_id == patient_id).order_by(PatientAmendment.id.desc())
+            ).scalars().all()
+            self.ctx.audit.record(s, actor, "patient.history", at=self.ctx.clock(),
+                                  patient_id=patient_id)
+            return [{"field": r.field, "old_value": r.old_value, "new_value": r.new_value,
+                     "changed_by": r.changed_by, "changed_at": r.changed_at,
+                     "version": r.version} for r in rows]
+
+    # --- amend -------------------------------------------------------------------------
+    def update(self, actor: Actor, patient_id: int, data: PatientUpdate) -> PatientDetail:
+        """Amend the record; the old values are kept. A stale version raises Conflict."""
+        self.ctx.require(actor, Perm.PATIENT_WRITE, "patient.update", patient_id=patient_id)
+        now = self.ctx.clock()
+        try:
+            with self.ctx.db.transaction() as s:
+                patient = self._load(s, patient_id)
+                if patient.version != data.version:
+                    raise Conflict(
+                        f"this record changed since you opened it (you edited version "
+                        f"{data.version}, it is now version {patient.version}); reload and "
+                        "apply your changes again"
+                    )
+                if data.mrn != patient.mrn and s.execute(
+                        select(Patient.id).where(Patient.mrn == data.mrn)).first():
+                    raise Conflict(f"MRN {data.mrn} is already registered")
+                changes = self._apply(patient, data)
+                if changes:
+                    patient.updated_at = now
+                    patient.search_name = _search_name(patient.given_name, patient.family_name)
+                    s.flush()  # bumps the version; a concurrent writer gets StaleDataError
+                    for name, old, new in changes:
+                        s.add(PatientAmendment(patient_id=patient.id, field=name, old_value=old,
+                                               new_value=new, changed_by=actor.user_id,
+                                               changed_at=now, version=patient.version))
+                    self.ctx.audit.record(s, actor, "patient.update", at=now,
+                                          patient_id=patient.id,
+                                          detail="fields: " + ", ".join(c[0] for c in changes))
+                return self._detail(s, patient)
+        except StaleDataError as exc:
+            raise Conflict("this record was changed by someone else at the same moment; "
+                           "reload and apply your changes again") from exc
+
+    def _apply(self, patient: Patient, data: PatientUpdate) -> list[tuple[str, str, str]]:
+        changes = []
+        for name in EDITABLE:
+            old, new = getattr(patient, name), getattr(data, name)
+            if old != new:
+                changes.append((name, _as_text(old), _as_text(new)))
+                setattr(patient, name, new)
+        return changes
+
+    def _add_child(self, actor: Actor, patient_id: int, action: str, row: object,
+                   amendment: str) -> None:
+        self.ctx.require(actor, Perm.PATIENT_WRITE, action, patient_id=patient_id)
+        now = self.ctx.clock()
+        with self.ctx.db.transaction() as s:
+            patient = self._load(s, patient_id)
+            s.add(row)
+            s.add(PatientAmendment(patient_id=patient.id, field=action.split(".")[1],
+                                   old_value="", new_value=amendment, changed_by=actor.user_id,
+                                   changed_at=now, version=patient.version))
+            self.ctx.audit.record(s, actor, action, at=now, patient_id=patient.id)
+
+    def add_weight(self, actor: Actor, patient_id: int, data: WeightCreate) -> Decimal:
+        weight = _weight(data.weight)
+        now = self.ctx.clock()
+        today = self.ctx.clinic_time.local_date(now)
+        day = data.measured_on or today
+        if day > today:
+            raise InvalidInput("measured_on: is in the future")
+        self._add_child(actor, patient_id, "patient.weight",
+                        PatientWeight(patient_id=patient_id, measured_on=day, weight_kg=weight,
+                                      recorded_by=actor.user_id, recorded_at=now),
+                        f"{weight} kg on {day.isoformat()}")
+        return weight
+
+    def add_diagnosis(self, actor: Actor, patient_id: int, data: DiagnosisCreate) -> None:
+        self._add_child(actor, patient_id, "patient.diagnosis",
+                        PatientDiagnosis(patient_id=patient_id, **data.model_dump(),
+                                         recorded_at=self.ctx.clock()),
+                        f"{data.system} {data.code} {data.display}")
+
+    def add_medication(self, actor: Actor, patient_id: int,
+                       data: MedicationCreate) -> MedicationLookup:
+        """Store the medicine as its vocabulary ingredient; say whether it was recognised."""
+        data, found = normalised(data)
+        self._add_child(actor, patient_id, "patient.medication",
+                        PatientMedication(patient_id=patient_id, **data.model_dump(),
+                                          recorded_at=self.ctx.clock()),
+                        f"{data.name} {data.daily_dose_mg or ''} mg/day".strip())
+        return found
+
+    def add_allergy(self, actor: Actor, patient_id: int, data: AllergyCreate) -> None:
+        self._add_child(actor, patient_id, "patient.allergy",
+                        PatientAllergy(patient_id=patient_id, **data.model_dump(),
+                                       recorded_at=self.ctx.clock()),
+                        f"{data.substance} {data.reaction}".strip())
+
+    def set_medication_active(self, actor: Actor, patient_id: int, medication_id: int,
+                              active: bool) -> None:
+        self.ctx.require(actor, Perm.PATIENT_WRITE, "patient.medication", patient_id=patient_id)
+        now = self.ctx.clock()
+        with self.ctx.db.transaction() as s:
+            med = s.get(PatientMedication, medication_id)
+            if med is None or med.patient_id != patient_id:
+                raise NotFound("no such medication for this patient")
+            if med.active != active:
+                patient = self._load(s, patient_id)
+                s.add(PatientAmendment(patient_id=patient_id, field="medication",
+                                       old_value=f"{med.name} active={med.active}",
+                                       new_value=f"{med.name} active={active}",
+                                       changed_by=actor.user_id, changed_at=now,
+                                       version=patient.version))
+                med.active = active
+                self.ctx.audit.record(s, actor, "patient.medication", at=now,
+                                      patient_id=patient_id,
+                                      detail="stopped" if not active else "restarted")

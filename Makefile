@@ -118,5 +118,5 @@ crashtest: $(DEV_STAMP)
 ## every HTML form route with every hostile value and every numeric field.
 fuzz: $(DEV_STAMP)
 	KETACLINIC_FUZZ_EXAMPLES=$${KETACLINIC_FUZZ_EXAMPLES:-100} KETACLINIC_TEST_DATABASES=$${KETACLINIC_TEST_DATABASES:-sqlite} \
-	  KETACLINIC_FORM_FUZZ=full $(BIN)/python -m pytest tests/integration/test_harden_fuzz.py \
-	  tests/integration/test_harden_form_fuzz.py -q -p no:cacheprovider
+	  KETACLINIC_FORM_FUZZ=full $(BIN)/python -m pytest tests/integration/test_api_fuzz.py \
+	  tests/integration/test_form_fuzz.py -q -p no:cacheprovider

@@ -63,9 +63,9 @@ from ketaclinic.services.outcomes.dashboard import DashboardFilters, event_kind,
 from ketaclinic.services.outcomes.dashboard_sql import Dialect
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
-from ketaclinic.store.tables_care import Assessment as ARow
-from ketaclinic.store.tables_care import ClinicalEvent as ERow
-from ketaclinic.store.tables_care import Course, TreatmentSession
+from ketaclinic.store.tables_treatment import Assessment as ARow
+from ketaclinic.store.tables_treatment import ClinicalEvent as ERow
+from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 DATA_VERSION = "v1"
 PATIENTS, SESSIONS_PER, TARGET_ASSESSMENTS = 50_000, 6, 1_000_000

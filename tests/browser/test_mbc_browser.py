@@ -76,7 +76,7 @@ import datetime as dt, os, random, sys
 from ketaclinic.bootstrap import build_services
 from ketaclinic.config import load_settings
 from ketaclinic.demo.mbc import seed_mbc
-from ketaclinic.store.tables_care import Course, TreatmentSession
+from ketaclinic.store.tables_treatment import Course, TreatmentSession
 svc = build_services(load_settings(os.environ))
 pid, now = int(sys.argv[1]), svc.ctx.clock()
 with svc.db.transaction() as s:

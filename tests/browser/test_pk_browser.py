@@ -12,7 +12,7 @@ from kcbrowser import TABLET, log_in
 from playwright.sync_api import expect
 
 from ketaclinic.store.db import make_engine
-from ketaclinic.store.tables_care import TreatmentSession
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 pytestmark = pytest.mark.browser
 

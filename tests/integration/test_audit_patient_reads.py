@@ -77,7 +77,7 @@ def test_every_list_read_audits_each_patient_it_shows(services, users, login, cl
 
     from ketaclinic.schemas_chair import BookingCreate
     from ketaclinic.store.tables import Patient
-    from ketaclinic.store.tables_care import TreatmentSession
+    from ketaclinic.store.tables_treatment import TreatmentSession
 
     pid, sid = _dosed(services, users, clock)
     nurse = users["nurse"].actor

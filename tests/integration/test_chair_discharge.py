@@ -29,8 +29,8 @@ from ketaclinic.schemas_chair import (
 from ketaclinic.services.chair.session import DischargeRefused
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import AuditEvent
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import DischargeRecord, RemsFormRow
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 MONDAY = dt.date(2026, 11, 2)
 GOOD = {"sbp_mmhg": 130, "dbp_mmhg": 82, "hr_bpm": 70, "spo2_pct": 98, "rr_per_min": 14}

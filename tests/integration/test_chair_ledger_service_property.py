@@ -25,8 +25,8 @@ from ketaclinic.services.clock import SteppingClock
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import LedgerEntry
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 EVENTS = 1_050
 KINDS = ("administration", "waste", "transfer")

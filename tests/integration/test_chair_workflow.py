@@ -21,13 +21,13 @@ from ketaclinic.schemas_chair import (
     ReceiptCreate,
 )
 from ketaclinic.store.tables import AuditEvent, Patient
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import (
     DischargeRecord,
     LedgerEntry,
     SessionPrecheck,
     VitalSignRow,
 )
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 MONDAY = dt.date(2026, 11, 2)  # the test clock starts Monday 2026-11-02 09:00
 

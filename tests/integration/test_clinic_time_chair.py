@@ -17,8 +17,8 @@ from ketaclinic.bootstrap import build_services
 from ketaclinic.schemas import PatientCreate
 from ketaclinic.schemas_chair import BookingCreate, ChairCreate, CourseCreate, ReceiptCreate
 from ketaclinic.services.outcomes.progress_report import _adverse_events
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import AdverseEventRow, SessionPrecheck, VitalSignRow
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 MONDAY = dt.date(2026, 11, 2)  # New York is on EST (UTC-5) from 2026-11-01
 TEN_AM_EST = dt.datetime(2026, 11, 2, 15, 0)  # 10:00 in New York, as the clock gives it (UTC)

@@ -24,8 +24,8 @@ from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.errors import InvalidInput, PermissionDenied
 from ketaclinic.store.tables import AuditEvent
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 MONDAY = dt.date(2026, 11, 2)
 

@@ -40,7 +40,6 @@ from ketaclinic.clinical.rulesets import load_bundled_ruleset, load_ruleset
 from ketaclinic.clinical.treatment_chain import load_chain_rules
 from ketaclinic.schemas_chair import ChairCreate, ReceiptCreate
 from ketaclinic.store.tables import AuditEvent
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry, SessionPrecheck
 from ketaclinic.store.tables_dosing import (
     ActiveRuleSet,
@@ -49,6 +48,7 @@ from ketaclinic.store.tables_dosing import (
     Screening,
     ScreeningSignoff,
 )
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 ROLES = ("admin", "prescriber", "nurse", "analyst")
 MONDAY = dt.date(2026, 11, 2)

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from ketaclinic.clinical.treatment_chain import SCREENING_TREATMENT, load_chain_rules
 from ketaclinic.demo.clinic import seed_demo
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry, SessionPrecheck
 from ketaclinic.store.tables_dosing import DoseOrder, Screening, ScreeningSignoff
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from ketaclinic.demo.dosing import seed_dosing
 from ketaclinic.schemas import DiagnosisCreate, PatientCreate
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_dosing import DoseOrder, Screening
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 
 def _patients(services, n: int) -> list[int]:  # type: ignore[no-untyped-def]

@@ -23,9 +23,9 @@ from ketaclinic.store.tables import (
     PatientMedication,
     PatientWeight,
 )
-from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_chair import AdverseEventRow, DoseRecord
 from ketaclinic.store.tables_dosing import DoseOrder
+from ketaclinic.store.tables_treatment import Assessment, Course, TreatmentSession
 
 PHQ9_ITEMS = ("44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5",
               "44253-3", "44260-8")

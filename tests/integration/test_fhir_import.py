@@ -20,7 +20,7 @@ from ketaclinic.store.tables import (
     PatientMedication,
     PatientWeight,
 )
-from ketaclinic.store.tables_care import Assessment
+from ketaclinic.store.tables_treatment import Assessment
 
 BUNDLE = json.loads((Path(__file__).parents[1] / "data" / "fhir_import_bundle.json"
                      ).read_text(encoding="utf-8"))

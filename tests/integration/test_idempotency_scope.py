@@ -19,8 +19,8 @@ from ketaclinic.schemas_chair import VitalsCreate
 from ketaclinic.services.dosing.plan import parse_dose_request
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import AuditEvent, Patient
-from ketaclinic.store.tables_care import Assessment
 from ketaclinic.store.tables_chair import VitalSignRow
+from ketaclinic.store.tables_treatment import Assessment
 
 SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "ketaclinic"
 

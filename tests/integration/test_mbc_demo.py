@@ -11,7 +11,7 @@ from ketaclinic.demo.mbc import seed_mbc
 from ketaclinic.schemas import PatientCreate
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.outcomes.course_outcomes import course_summaries
-from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
+from ketaclinic.store.tables_treatment import Assessment, Course, TreatmentSession
 
 
 def patients(services, n: int) -> list[int]:

@@ -14,8 +14,8 @@ from ketaclinic.services.errors import Conflict, InvalidInput, PermissionDenied,
 from ketaclinic.services.mbc.outbox import ConsoleAdapter, SmtpAdapter
 from ketaclinic.services.mbc.self_report import LinkUnavailable
 from ketaclinic.store.tables import AuditEvent
-from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_mbc import OutboxMessage, SelfReportLink
+from ketaclinic.store.tables_treatment import Assessment, Course, TreatmentSession
 
 PHQ9_ITEM9 = [1, 1, 1, 1, 1, 1, 1, 1, 1]
 START = dt.datetime(2026, 11, 2, 9, 0, 0)

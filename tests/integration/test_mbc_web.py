@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ketaclinic.services.interop.fhir_bulk import r4b_problems
 from ketaclinic.store.tables import AuditEvent
-from ketaclinic.store.tables_care import Course, TreatmentSession
+from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 PAT = {"mrn": "W-1", "family_name": "Webperson", "given_name": "Robin",
        "birth_date": "1980-04-30", "sex": "female"}

@@ -23,9 +23,9 @@ from ketaclinic.schemas_chair import (
     PredoseVitals,
     ReceiptCreate,
 )
-from ketaclinic.store.tables_care import Assessment, TreatmentSession
 from ketaclinic.store.tables_chair import SessionAlert
 from ketaclinic.store.tables_mbc import ClinicalAlert, SelfReportLink
+from ketaclinic.store.tables_treatment import Assessment, TreatmentSession
 
 MONDAY = dt.date(2026, 11, 2)
 PAT = {"mrn": "F-1", "family_name": "Failsafe", "given_name": "Sam",

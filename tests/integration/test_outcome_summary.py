@@ -25,7 +25,7 @@ from ketaclinic.services.outcomes import summary as outcome_summary
 from ketaclinic.services.outcomes.dashboard import DashboardFilters
 from ketaclinic.services.outcomes.summary_sql import SUMMARY_TABLES
 from ketaclinic.store.tables import Patient
-from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
+from ketaclinic.store.tables_treatment import Assessment, Course, TreatmentSession
 
 T0 = dt.datetime(2026, 1, 5, 9, 0)
 COLUMNS = {

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.outcomes.dashboard import DashboardFilters
-from ketaclinic.store.tables_care import Course
+from ketaclinic.store.tables_treatment import Course
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_dashboard.py"
 

@@ -23,7 +23,7 @@ from ketaclinic.clinical.exposure import (
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.outcomes.dashboard import DashboardFilters
 from ketaclinic.store.tables import Patient
-from ketaclinic.store.tables_care import ClinicalEvent, Course, TreatmentSession
+from ketaclinic.store.tables_treatment import ClinicalEvent, Course, TreatmentSession
 
 T0 = dt.datetime(2026, 1, 5, 9, 0)
 

@@ -16,7 +16,7 @@ from ketaclinic.clinical.outcomes import Assessment, default_criteria, evaluate_
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.outcomes.dashboard import DashboardFilters, relapse_subjects
 from ketaclinic.services.outcomes.dashboard_sql import Dialect
-from ketaclinic.store.tables_care import Assessment as ARow
+from ketaclinic.store.tables_treatment import Assessment as ARow
 
 
 def _madrs(s, c, scores):  # type: ignore[no-untyped-def]

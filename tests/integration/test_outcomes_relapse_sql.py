@@ -24,9 +24,9 @@ from ketaclinic.clinical.outcomes import (
 from ketaclinic.services.outcomes.dashboard import DashboardFilters, relapse_subjects
 from ketaclinic.services.outcomes.dashboard_sql import Dialect
 from ketaclinic.store.tables import Patient
-from ketaclinic.store.tables_care import Assessment as ARow
-from ketaclinic.store.tables_care import ClinicalEvent as ERow
-from ketaclinic.store.tables_care import Course, TreatmentSession
+from ketaclinic.store.tables_treatment import Assessment as ARow
+from ketaclinic.store.tables_treatment import ClinicalEvent as ERow
+from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 T0 = dt.datetime(2026, 1, 5, 9, 0)
 

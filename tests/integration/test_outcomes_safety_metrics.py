@@ -15,7 +15,6 @@ from sqlalchemy import select
 from ketaclinic.renderers.fhir_codes import validate_bundle
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.outcomes.dashboard import DashboardFilters
-from ketaclinic.store.tables_care import Assessment, TreatmentSession
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
     RemsFormRow,
@@ -24,6 +23,7 @@ from ketaclinic.store.tables_chair import (
 )
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride
 from ketaclinic.store.tables_mbc import ClinicalAlert
+from ketaclinic.store.tables_treatment import Assessment, TreatmentSession
 
 TODAY = dt.date(2026, 11, 2)
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from ketaclinic.store.tables import AuditEvent
-from ketaclinic.store.tables_care import TreatmentSession
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 JO = {"mrn": "PK-100", "family_name": "Kinetic", "given_name": "Jo", "birth_date": "1980-04-30",

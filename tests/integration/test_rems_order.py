@@ -19,7 +19,7 @@ from ketaclinic.schemas_chair import (
     PredoseVitals,
     ReceiptCreate,
 )
-from ketaclinic.store.tables_care import TreatmentSession
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 MONDAY = dt.date(2026, 11, 2)
 

@@ -23,7 +23,7 @@ from ketaclinic.schemas_chair import (
 )
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables import AuditEvent
-from ketaclinic.store.tables_care import TreatmentSession
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 PHQ9_ITEM9 = [1, 1, 1, 1, 1, 1, 1, 1, 1]
 CSSRS_LOW = [1, 0, None, None, None, 0, None]

@@ -62,8 +62,8 @@ def order_for(services, session_id: int) -> int | None:  # type: ignore[no-untyp
     """The latest order of the session's patient and course (None if there is none)."""
     from sqlalchemy import select
 
-    from ketaclinic.store.tables_care import TreatmentSession
     from ketaclinic.store.tables_dosing import DoseOrder
+    from ketaclinic.store.tables_treatment import TreatmentSession
 
     with services.db.transaction() as s:
         row = s.get(TreatmentSession, session_id)

@@ -22,7 +22,7 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from ketaclinic.store.tables import Patient, PatientDiagnosis
-from ketaclinic.store.tables_care import Assessment, ClinicalEvent, Course, TreatmentSession
+from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, 0)
 

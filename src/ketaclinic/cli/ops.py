@@ -1,4 +1,4 @@
-"""Operations commands: backup and restore (see docs/harden.md)."""
+"""Operations commands: backup and restore (see docs/robustness.md)."""
 
 from __future__ import annotations
 

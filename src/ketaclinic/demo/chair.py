@@ -23,7 +23,6 @@ from ketaclinic.services.audit.trail import SYSTEM, Actor
 from ketaclinic.services.chair.common import session_rules
 from ketaclinic.services.chair.session import VITAL_FIELDS
 from ketaclinic.store.tables import User
-from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
     DischargeRecord,
@@ -35,6 +34,7 @@ from ketaclinic.store.tables_chair import (
     VitalSignRow,
 )
 from ketaclinic.store.tables_dosing import DoseOrder
+from ketaclinic.store.tables_treatment import Assessment, Course, TreatmentSession
 
 IV_VIAL_MG = 50  # ketamine HCl 50 mg/mL, 1 mL single-use vials
 DRUGS = {"iv_ketamine": ("ketamine hydrochloride injection 50 mg/mL, 1 mL vial", Decimal(1),

@@ -22,7 +22,6 @@ from ketaclinic.services.audit.trail import SYSTEM, Actor
 from ketaclinic.services.dosing.plan import DoseRequest, WeightFacts, plan_dose
 from ketaclinic.services.dosing.treatment_chain import SCREENING_TREATMENT, screening_finding
 from ketaclinic.store.tables import Patient, PatientWeight, User
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_dosing import (
     DoseOrder,
     DoseOverride,
@@ -30,6 +29,7 @@ from ketaclinic.store.tables_dosing import (
     Screening,
     ScreeningSignoff,
 )
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 DRUGS = [("sertraline", 150), ("escitalopram", 20), ("venlafaxine", 225), ("duloxetine", 60),
          ("bupropion", 300), ("mirtazapine", 45), ("vortioxetine", 20)]

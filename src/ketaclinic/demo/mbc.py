@@ -26,8 +26,8 @@ from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.instruments import ScoreResult, load_bundled, score_answers
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.outcomes.course_outcomes import dose_times
-from ketaclinic.store.tables_care import Assessment, ClinicalEvent, Course, TreatmentSession
 from ketaclinic.store.tables_mbc import ClinicalAlert, ReminderSchedule
+from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 
 P_RESPONSE = {"iv": 0.65, "esketamine": 0.58}
 # Latent relapse onset; with visits 5–7 days apart and the two-consecutive-scores rule the

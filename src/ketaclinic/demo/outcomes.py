@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from ketaclinic.bootstrap import Services
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.store.tables_care import ClinicalEvent, TreatmentSession
+from ketaclinic.store.tables_treatment import ClinicalEvent, TreatmentSession
 
 
 def seed_outcomes(svc: Services, rng: random.Random, patient_ids: list[int],

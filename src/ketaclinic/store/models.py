@@ -3,7 +3,7 @@
 Add one import line here for a new table module.
 """
 
-from ketaclinic.store import tables_care  # noqa: F401
+from ketaclinic.store import tables_treatment  # noqa: F401
 from ketaclinic.store import tables_dosing  # noqa: F401
 from ketaclinic.store import tables_mbc  # noqa: F401
 from ketaclinic.store import tables_chair  # noqa: F401

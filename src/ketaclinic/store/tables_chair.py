@@ -1,6 +1,6 @@
 """Tables of the session at the chair and the controlled-substance ledger.
 
-Courses, chairs and treatment sessions are the shared tables in ``tables_care``; these tables
+Courses, chairs and treatment sessions are the shared tables in ``tables_treatment``; these tables
 hang off them. Vital signs, ratings, alerts, adverse events and ledger entries are appended,
 never edited in place: an alert's action is filled once, a ledger correction is a new entry.
 """

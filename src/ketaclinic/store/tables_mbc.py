@@ -1,7 +1,7 @@
 """Measurement-based care tables: clinic instrument definitions, alerts, self-report links,
 reminder schedules and the message outbox.
 
-Assessments and clinical events themselves live in the shared ``tables_care`` module.
+Assessments and clinical events themselves live in the shared ``tables_treatment`` module.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ketaclinic.store.tables import Base, PatientDiagnosis, UtcDateTime
-from ketaclinic.store.tables_care import ClinicalEvent, Course, TreatmentSession
+from ketaclinic.store.tables_treatment import ClinicalEvent, Course, TreatmentSession
 
 # sd: per-course dose anchors as an index-only scan.
 Index("ix_treatment_sessions_course_dose", TreatmentSession.course_id,

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.instruments import ScoreResult
-from ketaclinic.store.tables_care import Assessment
 from ketaclinic.store.tables_chair import SessionAlert
 from ketaclinic.store.tables_mbc import ClinicalAlert
+from ketaclinic.store.tables_treatment import Assessment
 
 
 def raise_rating_alerts(s: Session, rating: Assessment, result: ScoreResult,

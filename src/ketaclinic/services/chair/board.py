@@ -17,8 +17,8 @@ from ketaclinic.services.chair.common import session_rules
 from ketaclinic.services.chair.session import RATING_LABEL, start_of
 from ketaclinic.services.context import Context
 from ketaclinic.store.tables import Patient
-from ketaclinic.store.tables_care import Assessment, Chair, TreatmentSession
 from ketaclinic.store.tables_chair import SessionAlert, VitalSignRow
+from ketaclinic.store.tables_treatment import Assessment, Chair, TreatmentSession
 
 #: where a session is in the day, in the words the chair uses
 STAGE = {"booked": "booked, not arrived", "checked-in": "checked in, before the dose",

@@ -21,8 +21,8 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.store.db import Database
 from ketaclinic.store.tables import Patient
-from ketaclinic.store.tables_care import Course, TreatmentSession
 from ketaclinic.store.tables_chair import ChairAmendment
+from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 T = TypeVar("T")
 

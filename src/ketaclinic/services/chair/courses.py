@@ -22,8 +22,8 @@ from ketaclinic.services.chair.common import (
 )
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput
-from ketaclinic.store.tables_care import Course, TreatmentSession
 from ketaclinic.store.tables_chair import ChairAmendment
+from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 OPEN_SESSION = ("planned", "booked")
 

@@ -38,7 +38,6 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.dosing.treatment_chain import rems_order, timeline
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.store.tables import Patient, PatientMedication, User
-from ketaclinic.store.tables_care import Assessment, TreatmentSession
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
     DischargeRecord,
@@ -46,6 +45,7 @@ from ketaclinic.store.tables_chair import (
     SessionPrecheck,
     VitalSignRow,
 )
+from ketaclinic.store.tables_treatment import Assessment, TreatmentSession
 
 #: words in a medicine's class or name -> REMS concomitant group
 CLASS_WORDS = {

@@ -28,7 +28,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from ketaclinic.services.numbers import is_whole
 from ketaclinic.store.tables import Patient
-from ketaclinic.store.tables_care import Chair, TreatmentSession
+from ketaclinic.store.tables_treatment import Chair, TreatmentSession
 
 DEMO_HOURS = "0-4 08:00-18:00; 5 09:00-13:00"
 _WINDOW = re.compile(r"^\s*(\d)(?:-(\d))?\s+(\d{2}:\d{2})-(\d{2}:\d{2})\s*$")

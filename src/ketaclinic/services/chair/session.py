@@ -83,7 +83,6 @@ from ketaclinic.services.dosing.treatment_chain import (
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.store.tables import PatientWeight
-from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
     DischargeRecord,
@@ -94,6 +93,7 @@ from ketaclinic.store.tables_chair import (
     SessionPrecheck,
     VitalSignRow,
 )
+from ketaclinic.store.tables_treatment import Assessment, Course, TreatmentSession
 
 ACTIVE = ("checked-in", "monitoring")
 # the label of each rating in the session's assessment schedule: a scale's schedule is filled

@@ -31,7 +31,6 @@ from ketaclinic.services.dosing.treatment_chain import (
     session_order,
 )
 from ketaclinic.store.tables import User
-from ketaclinic.store.tables_care import Assessment, Chair, TreatmentSession
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
     ChairAmendment,
@@ -43,6 +42,7 @@ from ketaclinic.store.tables_chair import (
     SessionPrecheck,
     VitalSignRow,
 )
+from ketaclinic.store.tables_treatment import Assessment, Chair, TreatmentSession
 
 
 def _rows(s: Session, model: Any, session_id: int, *order: Any) -> list[Any]:

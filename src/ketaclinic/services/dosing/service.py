@@ -48,7 +48,6 @@ from ketaclinic.services.dosing.treatment_chain import (
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.store.tables import Patient, PatientAmendment, PatientWeight
-from ketaclinic.store.tables_care import Course
 from ketaclinic.store.tables_dosing import DoseOrder as DoseOrderRow
 from ketaclinic.store.tables_dosing import (
     DoseOverride,
@@ -56,6 +55,7 @@ from ketaclinic.store.tables_dosing import (
     Screening,
     ScreeningSignoff,
 )
+from ketaclinic.store.tables_treatment import Course
 
 Checker = Callable[..., DoseCheckResult]
 

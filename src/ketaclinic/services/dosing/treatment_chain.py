@@ -36,9 +36,9 @@ from ketaclinic.clinical.treatment_chain import (
 from ketaclinic.services.dosing.facts import screening_input
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import Patient, User
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import DischargeRecord, SessionPrecheck, VitalSignRow
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride, Screening, ScreeningSignoff
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 
 @lru_cache(maxsize=1)

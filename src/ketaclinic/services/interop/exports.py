@@ -32,7 +32,7 @@ from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.interop import fhir_bulk as fb
 from ketaclinic.services.interop import fhir_records as fr
 from ketaclinic.store.tables import Patient, PatientDiagnosis
-from ketaclinic.store.tables_care import Assessment, ClinicalEvent, Course, TreatmentSession
+from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 
 FORMATS = ("csv", "parquet")
 DEID_COLUMN_KINDS = {"source": "category", "code_system": "category", "phase": "category"}

@@ -50,7 +50,7 @@ from ketaclinic.store.tables import (
     PatientWeight,
     User,
 )
-from ketaclinic.store.tables_care import Assessment
+from ketaclinic.store.tables_treatment import Assessment
 
 
 @dataclass

@@ -25,9 +25,9 @@ from ketaclinic.store.tables import (
     PatientWeight,
     User,
 )
-from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_chair import AdverseEventRow, DoseRecord, VitalSignRow
 from ketaclinic.store.tables_dosing import DoseOrder
+from ketaclinic.store.tables_treatment import Assessment, Course, TreatmentSession
 
 CHUNK = 900
 USER_COLUMNS = ("recorded_by", "entered_by", "ordered_by")

@@ -15,9 +15,9 @@ from ketaclinic.services.chair.alert_links import close_session_twins
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.store.tables import Patient, User
-from ketaclinic.store.tables_care import Assessment
 from ketaclinic.store.tables_chair import SessionAlert
 from ketaclinic.store.tables_mbc import ClinicalAlert
+from ketaclinic.store.tables_treatment import Assessment
 
 PRIORITY_ORDER = {"urgent": 0, "high": 1, "routine": 2}
 MAX_NOTE = 2000

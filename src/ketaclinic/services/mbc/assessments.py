@@ -22,8 +22,8 @@ from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.store.tables import Patient
-from ketaclinic.store.tables_care import Assessment, ClinicalEvent, Course, TreatmentSession
 from ketaclinic.store.tables_mbc import ClinicalAlert
+from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 
 PATIENT_LINK = Actor(user_id=None, username="patient-link", role="patient-link")
 EVENT_KINDS = RELAPSE_EVENT_KINDS

@@ -51,7 +51,7 @@ class MeasurementCare:
         """Everything the patient-page panel shows, in one audited read."""
         self.ctx.require(actor, Perm.PATIENT_READ, "mbc.panel", patient_id=patient_id)
         from ketaclinic.services.mbc.assessments import load_patient, record_of
-        from ketaclinic.store.tables_care import Assessment
+        from ketaclinic.store.tables_treatment import Assessment
 
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:

@@ -25,8 +25,8 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.mbc.assessments import load_patient
 from ketaclinic.services.mbc.self_report import new_token, parse_days
 from ketaclinic.services.outcomes.course_outcomes import NOT_DOSED
-from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_mbc import OutboxMessage, ReminderSchedule, SelfReportLink
+from ketaclinic.store.tables_treatment import TreatmentSession
 
 MAX_ATTEMPTS = 5
 CATCH_UP = dt.timedelta(days=2)  # reminders more than 2 days overdue are not queued

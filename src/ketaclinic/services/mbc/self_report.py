@@ -32,13 +32,13 @@ from ketaclinic.services.mbc.assessments import (
     record_of,
 )
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
-from ketaclinic.store.tables_care import Course
 from ketaclinic.store.tables_mbc import (
     OutboxMessage,
     ReminderSchedule,
     SelfReportAttempt,
     SelfReportLink,
 )
+from ketaclinic.store.tables_treatment import Course
 
 CHANNELS = ("shown", "console", "email")
 

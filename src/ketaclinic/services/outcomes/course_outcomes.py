@@ -25,7 +25,7 @@ from ketaclinic.clinical.outcomes import (
     evaluate_course,
 )
 from ketaclinic.renderers.charts import Band, svg_trajectory_chart
-from ketaclinic.store.tables_care import Assessment, ClinicalEvent, Course, TreatmentSession
+from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 
 NOT_DOSED = ("cancelled", "missed")
 ORDER_IV = ("phq9", "madrs", "qids-sr16", "hamd17")

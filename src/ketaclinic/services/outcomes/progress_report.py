@@ -30,10 +30,10 @@ from ketaclinic.services.errors import NotFound
 from ketaclinic.services.outcomes.course_outcomes import end_of_induction
 from ketaclinic.services.outcomes.dashboard import event_kind
 from ketaclinic.store.tables import Patient
-from ketaclinic.store.tables_care import Assessment as AssessmentRow
-from ketaclinic.store.tables_care import ClinicalEvent as EventRow
-from ketaclinic.store.tables_care import Course, TreatmentSession
 from ketaclinic.store.tables_chair import AdverseEventRow
+from ketaclinic.store.tables_treatment import Assessment as AssessmentRow
+from ketaclinic.store.tables_treatment import ClinicalEvent as EventRow
+from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 MAX_SCORE = {"phq9": 27, "qids-sr16": 27, "madrs": 60, "hamd17": 52}
 STATUS_TEXT = {

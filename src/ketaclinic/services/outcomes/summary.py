@@ -45,8 +45,8 @@ from ketaclinic.clinical.outcomes import DEFAULT_CRITERIA, remission_overrides
 from ketaclinic.services.outcomes import summary_sql as sq
 from ketaclinic.services.outcomes.dashboard_sql import BASELINE_LOOKBACK_DAYS, Dialect
 from ketaclinic.store.db import Database
-from ketaclinic.store.tables_care import Assessment, Course, TreatmentSession
 from ketaclinic.store.tables_outcomes import OutcomeSummaryState
+from ketaclinic.store.tables_treatment import Assessment, Course, TreatmentSession
 
 SUMMARY_VERSION = 2  # bump when the summary SQL changes meaning (2: revised baseline and relapse)
 CHUNK = 400  # course ids per scoped statement (well under SQLite's bound-parameter limit)

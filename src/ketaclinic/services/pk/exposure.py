@@ -34,7 +34,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.pk.chart import CAPTION, PkChart, svg_pk_chart
 from ketaclinic.store.tables import Patient, PatientWeight
-from ketaclinic.store.tables_care import Course, TreatmentSession
+from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 DEFAULT_MODEL = {"iv": "kamp2020", "nasal": "perez-ruixo2021", "oral": "fanta2015"}
 DEFAULT_HEIGHT_CM = 170.0

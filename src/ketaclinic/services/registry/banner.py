@@ -15,9 +15,9 @@ from ketaclinic.services.chair.courses import _template_name
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import NotFound
 from ketaclinic.store.tables import Patient, PatientAllergy, PatientWeight
-from ketaclinic.store.tables_care import Course, TreatmentSession
 from ketaclinic.store.tables_dosing import DoseOrder, Screening
 from ketaclinic.store.tables_mbc import ClinicalAlert
+from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/self-report/{token}": Rule({r: 410 for r in ROLES}, lambda c, p: {
         "answers": [0] * 9, "form_key": "x" * 43}),
 }
-# Tested on their own (test_auth.py, test_harden_sessions.py): logging in needs no session and
+# Tested on their own (test_auth.py, test_session_security.py): logging in needs no session and
 # logging out would end the session the matrix runs on.
 NOT_IN_MATRIX = {"POST /api/auth/login", "POST /api/auth/logout"}
 

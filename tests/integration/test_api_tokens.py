@@ -288,3 +288,35 @@ def test_users_list_shows_the_kind(login, services):
     admin, _ = login("admin")
     kinds = {u["username"]: u["kind"] for u in admin.get("/api/users").json()}
     assert kinds["lab-feed"] == "service" and kinds[USERS["nurse"][0]] == "person"
+
+
+# --- the admin page --------------------------------------------------------------------------
+def test_the_admin_page_creates_an_account_issues_a_token_once_and_revokes_it(login, services,
+                                                                              api):
+    from kctest import csrf_from
+    admin, _ = login("admin")
+    page = admin.get("/admin/tokens")
+    assert page.status_code == 200
+    csrf = csrf_from(page.text)
+    r = admin.post("/admin/service-accounts", data={"csrf_token": csrf, "username": "ehr-sync",
+                                                    "full_name": "EHR sync", "role": "nurse"},
+                   follow_redirects=False)
+    assert r.status_code == 303
+    account = services.accounts.user_id_for(SYSTEM, "ehr-sync")
+    r = admin.post(f"/admin/service-accounts/{account}/tokens", content=(
+        f"csrf_token={csrf}&label=EHR&expires_in_days=14&scope=patient.read"
+        "&scope=clinical.write"), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 201, r.text
+    secret = r.text.split('aria-label="API token">')[1].split("<")[0]
+    assert api.get("/api/me", headers=bearer(secret)).status_code == 200
+    [token] = services.tokens.list_tokens(SYSTEM)
+    assert token.scopes == ("clinical.write", "patient.read")
+    listing = admin.get("/admin/tokens").text
+    assert f"kct_{token.prefix}" in listing and secret not in listing
+    r = admin.post(f"/admin/tokens/{token.id}/revoke", data={"csrf_token": csrf},
+                   follow_redirects=False)
+    assert r.status_code == 303
+    assert api.get("/api/me", headers=bearer(secret)).status_code == 401
+    assert admin.post(f"/admin/tokens/{token.id}/revoke", data={"x": "1"}).status_code == 403
+    nurse, _ = login("nurse")
+    assert nurse.get("/admin/tokens").status_code == 403

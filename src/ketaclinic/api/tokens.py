@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,9 +25,8 @@ class ServiceAccountCreate(_Strict):
     username: str = Field(min_length=2, max_length=63)
     full_name: str = Field(min_length=1, max_length=200,
                            description="What the integration is, e.g. 'Lab results feed'")
-    role: str = Field(min_length=1, max_length=20,
-                      description="admin, prescriber, nurse or analyst: the most its tokens "
-                      "may do")
+    role: Literal["admin", "prescriber", "nurse", "analyst"] = Field(
+        description="The most its tokens may do")
 
 
 class TokenCreate(_Strict):

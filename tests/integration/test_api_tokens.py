@@ -14,6 +14,7 @@ from kctest import USERS
 from sqlalchemy import select, text
 
 from ketaclinic.cli import main
+from ketaclinic.schemas import PatientCreate
 from ketaclinic.services.audit import SYSTEM
 from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated
 from ketaclinic.store.tables import ApiToken, AuditEvent, LoginAttempt
@@ -320,3 +321,22 @@ def test_the_admin_page_creates_an_account_issues_a_token_once_and_revokes_it(lo
     assert admin.post(f"/admin/tokens/{token.id}/revoke", data={"x": "1"}).status_code == 403
     nurse, _ = login("nurse")
     assert nurse.get("/admin/tokens").status_code == 403
+
+
+def test_a_bulk_fhir_export_runs_with_a_token_and_needs_export_identified(services, api):
+    account = service_account(services, role="prescriber", username="research-etl")
+    exporter = issue(services, account.id, ["export.identified", "patient.read"])
+    reader = issue(services, account.id, ["patient.read"])
+    services.patients.create(SYSTEM, PatientCreate(**PATIENT))
+    asynchronous = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
+    r = api.get("/api/fhir/$export", headers={**asynchronous, **bearer(reader)})
+    assert r.status_code == 403 and "export.identified" in r.json()["detail"]
+    r = api.get("/api/fhir/$export", headers={**asynchronous, **bearer(exporter)})
+    assert r.status_code == 202, r.text
+    manifest = api.get(r.headers["Content-Location"], headers=bearer(exporter)).json()
+    patients = next(o for o in manifest["output"] if o["type"] == "Patient")
+    f = api.get(patients["url"], headers=bearer(exporter))
+    assert f.status_code == 200 and "Quill" in f.text
+    rows = [e for e in audit(services) if e.action.startswith("export.fhir")]
+    assert rows and all(e.username == "research-etl" and "token kct_" in e.detail
+                        for e in rows if e.outcome == "ok")

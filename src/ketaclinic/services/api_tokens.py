@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ketaclinic.services.audit import Actor
-from ketaclinic.services.auth import USERNAME_RE, AuthService, UserInfo, user_info
+from ketaclinic.services.auth import AuthService, UserInfo, user_info, validate_account
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from ketaclinic.services.permissions import ROLE_PERMISSIONS, SCOPES, Perm, Role
@@ -114,13 +114,7 @@ class ApiTokenService:
         """A user that cannot log in (no password, no two-factor) and acts only via tokens."""
         self.ctx.require(actor, Perm.USER_MANAGE, "user.create")
         username = (username or "").strip().lower()
-        if not USERNAME_RE.match(username):
-            raise InvalidInput("username must be 2–63 characters: lower-case letters, digits, "
-                               "'.', '_' or '-'")
-        if not (full_name or "").strip() or len(full_name) > 200:
-            raise InvalidInput("full name is required (at most 200 characters)")
-        if role not in {r.value for r in Role}:
-            raise InvalidInput(f"role must be one of: {', '.join(r.value for r in Role)}")
+        validate_account(username, full_name, role)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
             if s.execute(select(User.id).where(User.username == username)).first():
@@ -224,11 +218,8 @@ class ApiTokenService:
                             ).scalar_one_or_none() if match else None
             genuine = row is not None and hmac.compare_digest(row.token_hash,
                                                               _digest(presented))
-            problem = ("malformed" if not match else "unknown" if not genuine
-                       else "revoked" if row.revoked_at is not None
-                       else "expired" if now >= row.expires_at
-                       else "account deactivated" if not row.user.active
-                       or row.user.kind != SERVICE else None)
+            problem = (_problem(row, now) if genuine and row is not None
+                       else "unknown" if match else "malformed")
             if problem is None and row is not None:
                 if row.last_used_at is None or now - row.last_used_at >= _LAST_USED_EVERY:
                     row.last_used_at = now
@@ -257,3 +248,14 @@ class ApiTokenService:
         if not user.active:
             raise Conflict(f"the service account {user.username} is deactivated")
         return user
+
+
+def _problem(row: ApiToken, now: dt.datetime) -> str | None:
+    """Why a genuine token is refused now (None: it is good)."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if now >= row.expires_at:
+        return "expired"
+    if not row.user.active or row.user.kind != SERVICE:
+        return "account deactivated"
+    return None

@@ -142,6 +142,12 @@ def validate_password(password: str, username: str = "") -> None:
 
 
 def validate_new_user(username: str, full_name: str, role: str, password: str) -> None:
+    validate_account(username, full_name, role)
+    validate_password(password, username)
+
+
+def validate_account(username: str, full_name: str, role: str) -> None:
+    """The name, full name and role of a new account (a person's or a service account's)."""
     if not USERNAME_RE.match(username or ""):
         raise InvalidInput(
             "username must be 2–63 characters: lower-case letters, digits, '.', '_' or '-'"
@@ -150,7 +156,6 @@ def validate_new_user(username: str, full_name: str, role: str, password: str) -
         raise InvalidInput("full name is required (at most 200 characters)")
     if role not in {r.value for r in Role}:
         raise InvalidInput(f"role must be one of: {', '.join(r.value for r in Role)}")
-    validate_password(password, username)
 
 
 _FAILURE_DETAIL = {"none": "", "missing": "authenticator code missing",

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from ketaclinic.services.api_tokens import SERVICE, IssuedToken
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.services.numbers import parse_int
 from ketaclinic.services.permissions import SCOPES
 from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
@@ -56,10 +57,8 @@ async def token_issue(request: Request, user_id: int, svc: ServicesDep,
     scopes = [v for k, v in parse_qsl((await request.body()).decode("ascii"),
                                       max_num_fields=200) if k == "scope"]
     try:
-        days = int(form.get("expires_in_days", "").strip() or "0")
+        days = parse_int(form.get("expires_in_days"), "expires in (days)", minimum=1)
         issued = svc.tokens.issue(viewer.actor, user_id, form.get("label", ""), scopes, days)
-    except ValueError:
-        return _page(request, svc, viewer, 422, error="expires in: a whole number of days")
     except (InvalidInput, Conflict, NotFound) as exc:
         return _page(request, svc, viewer, exc.status, error=str(exc))
     return _page(request, svc, viewer, 201, issued=issued)

@@ -65,7 +65,7 @@ def test_an_admin_creates_a_service_account_issues_lists_and_revokes_a_token(log
     secret = issued["token"]
     assert secret.startswith(issued["prefix"] + "_") and issued["status"] == "active"
     assert api.get("/api/me", headers=bearer(secret)).json()["username"] == "lab-feed"
-    listed = admin.get("/api/tokens", params={"user_id": account}).json()
+    listed = admin.get("/api/tokens", params={"user_id": account}).json()["items"]
     assert [t["prefix"] for t in listed] == [issued["prefix"]]
     assert "token" not in listed[0] and secret not in str(listed)
     assert listed[0]["last_used_at"] is not None
@@ -287,7 +287,7 @@ def test_openapi_declares_the_cookie_and_bearer_schemes_per_operation(api):
 def test_users_list_shows_the_kind(login, services):
     service_account(services)
     admin, _ = login("admin")
-    kinds = {u["username"]: u["kind"] for u in admin.get("/api/users").json()}
+    kinds = {u["username"]: u["kind"] for u in admin.get("/api/users").json()["items"]}
     assert kinds["lab-feed"] == "service" and kinds[USERS["nurse"][0]] == "person"
 
 

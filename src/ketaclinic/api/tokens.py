@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.api.routes import UserPublic, _user
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 from ketaclinic.schemas import UtcTimestamp
@@ -92,12 +93,13 @@ def api_issue_token(user_id: int, body: TokenCreate, svc: ServicesDep,
     return TokenIssuedPublic(**public.model_dump(), token=issued.secret)
 
 
-@router.get("/tokens", response_model=list[TokenPublic])
-def api_list_tokens(svc: ServicesDep, viewer: ApiViewerDep,
-                    user_id: int | None = None) -> list[TokenPublic]:
-    """Every token (or one service account's), without secrets."""
+@router.get("/tokens", response_model=Page[TokenPublic])
+def api_list_tokens(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep,
+                    user_id: int | None = None) -> dict:
+    """Every token (or one service account's), oldest first, without secrets."""
     now = svc.ctx.clock()
-    return [_token(t, now) for t in svc.tokens.list_tokens(viewer.actor, user_id)]
+    page = svc.tokens.list_tokens(viewer.actor, user_id, window.limit, window.offset)
+    return window.page(page, [_token(t, now) for t in page])
 
 
 @router.post("/tokens/{token_id}/revoke", response_model=TokenPublic)

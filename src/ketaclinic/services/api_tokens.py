@@ -28,6 +28,7 @@ from ketaclinic.services.audit import Actor
 from ketaclinic.services.auth import AuthService, UserInfo, user_info, validate_account
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.permissions import ROLE_PERMISSIONS, SCOPES, Perm, Role
 from ketaclinic.store.tables import ApiToken, LoginAttempt, User
 
@@ -168,13 +169,15 @@ class ApiTokenService:
         except IntegrityError as exc:  # the 32-bit prefix was taken: 1 in 4 billion per token
             raise Conflict("please try again (the token prefix collided)") from exc
 
-    def list_tokens(self, actor: Actor, user_id: int | None = None) -> list[TokenInfo]:
+    def list_tokens(self, actor: Actor, user_id: int | None = None, limit: int | None = None,
+                    offset: int = 0) -> Paged[TokenInfo]:
+        """Every token (or one account's), oldest first; a window of them with ``limit``."""
         self.ctx.require(actor, Perm.USER_MANAGE, "api_token.list")
         with self.ctx.db.transaction() as s:
             query = select(ApiToken).order_by(ApiToken.id)
             if user_id is not None:
                 query = query.where(ApiToken.user_id == user_id)
-            return [_info(row) for row in s.execute(query).scalars()]
+            return page_rows(s, query, limit, offset).map(_info)
 
     def token_id_for(self, actor: Actor, prefix: str) -> int:
         """The id of the token with this public prefix ("kct_1a2b3c4d" or "1a2b3c4d")."""

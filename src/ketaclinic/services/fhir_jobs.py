@@ -29,10 +29,31 @@ from ketaclinic.services.permissions import Perm
 
 KEEP_HOURS = 24
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,40}$")
 EXPORTABLE = ("Patient", "Practitioner", "Encounter", "Condition", "AllergyIntolerance",
               "MedicationStatement", "MedicationRequest", "MedicationAdministration",
               "AdverseEvent", "Observation", "QuestionnaireResponse", "CarePlan")
+
+
+def parse_since(text: str) -> dt.datetime:
+    """A FHIR ``instant`` (date, time to the second, and a zone: ``2026-11-02T14:00:00Z``) as
+    naive UTC, the storage convention; InvalidInput naming ``_since`` otherwise."""
+    problem = ("_since: must be a FHIR instant with seconds and a time zone, e.g. "
+               "2026-11-02T14:00:00Z or 2026-11-02T09:00:00-05:00")
+    if not INSTANT.match(text):
+        raise InvalidInput(problem)
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(problem) from None
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def instant_text(naive_utc: str) -> str:
+    """A stored naive UTC time (ISO text) as a FHIR instant (``...Z``)."""
+    return dt.datetime.fromisoformat(naive_utc).replace(tzinfo=dt.UTC).isoformat().replace(
+        "+00:00", "Z")
 
 
 class FhirExportJobs:
@@ -55,19 +76,23 @@ class FhirExportJobs:
             raise NotFound("no such export")
         return folder
 
-    def start(self, actor: Actor, types: list[str] | None, request_url: str) -> str:
-        """Check the permission and the ``_type`` list; create the job; its id."""
+    def start(self, actor: Actor, types: list[str] | None, request_url: str,
+              since: str | None = None) -> str:
+        """Check the permission, the ``_type`` list and ``_since`` (a FHIR instant: only the
+        resources changed since); create the job; its id."""
         self.ctx.require(actor, Perm.IDENTIFIED_EXPORT, "export.fhir_bulk")
         bad = [t for t in types or [] if t not in EXPORTABLE]
         if bad:
             raise InvalidInput(f"_type: not exported: {', '.join(bad)[:200]} (exported: "
                                f"{', '.join(EXPORTABLE)})")
+        since_at = parse_since(since) if since is not None else None
         self._expire()
         job = secrets.token_hex(16)
         folder = self.root / job
         folder.mkdir(parents=True, exist_ok=False)
         (folder / "owner.json").write_text(json.dumps({
             "user": actor.username, "types": types or [], "request": request_url,
+            "since": since_at.isoformat() if since_at else None,
             "transactionTime": self.ctx.clock().isoformat()}), encoding="utf-8")
         return job
 
@@ -91,7 +116,10 @@ class FhirExportJobs:
         owner = json.loads((folder / "owner.json").read_text(encoding="utf-8"))
         wanted = set(owner["types"])
         try:
-            resources = self.exports.fhir_resources(actor, None, detail=f"$export job={job}")
+            since = owner.get("since")
+            resources = self.exports.fhir_resources(
+                actor, None, detail=f"$export job={job}" + (f"; since={since}" if since else ""),
+                since=dt.datetime.fromisoformat(since) if since else None)
             writer = NdjsonWriter(folder=folder)
             try:
                 for r in resources:
@@ -104,7 +132,8 @@ class FhirExportJobs:
                                                encoding="utf-8")
             return
         manifest = {
-            "transactionTime": owner["transactionTime"], "request": owner["request"],
+            "transactionTime": instant_text(owner["transactionTime"]),
+            "request": owner["request"],
             "requiresAccessToken": True, "error": [],
             "output": [{"type": t, "url": f"{file_url.rstrip('/')}/{job}/{t}.ndjson",
                         "count": n} for t, n in sorted(writer.counts.items())],

@@ -177,3 +177,62 @@ def test_an_invalid_since_is_a_400_operation_outcome_and_starts_nothing(services
     assert _audit(services, "export.fhir_bulk") == before
     assert not (services.ctx.settings.data_dir / "fhir-exports").exists() or not any(
         (services.ctx.settings.data_dir / "fhir-exports").iterdir())
+
+
+def test_the_export_files_on_disk_are_encrypted_and_name_no_patient(services, login):
+    with services.db.transaction() as s:
+        build_hand_cohort(s, family_prefix="Zyxwenc")
+    c, _ = login("prescriber")
+    r = c.get("/api/fhir/$export", headers=ASYNC)
+    manifest = c.get(r.headers["Content-Location"]).json()
+    job = r.headers["Content-Location"].rsplit("/", 1)[-1]
+    folder = services.ctx.settings.data_dir / "fhir-exports" / job
+    stored = sorted(p for p in folder.iterdir() if p.name.endswith(".enc"))
+    assert {p.name for p in stored} == {f"{o['type']}.ndjson.enc" for o in manifest["output"]}
+    assert not list(folder.glob("*.ndjson"))  # no plain file, not even for a moment's reuse
+    for path in folder.iterdir():
+        raw = path.read_bytes()
+        assert b"Zyxwenc" not in raw and b"zyxwenc" not in raw.lower(), path.name
+        assert b"resourceType" not in raw or path.name in ("manifest.json",), path.name
+    # Served decrypted, with the names in them.
+    patients = c.get(next(o["url"] for o in manifest["output"] if o["type"] == "Patient")).text
+    assert patients.count("Zyxwenc") == 4
+    # A line moved to another place in the file no longer decrypts: refused, nothing sent.
+    pfile = folder / "Patient.ndjson.enc"
+    lines = pfile.read_text().splitlines()
+    pfile.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+    r = c.get(next(o["url"] for o in manifest["output"] if o["type"] == "Patient"))
+    assert r.status_code in (400, 422) and "Zyxwenc" not in r.text
+
+
+def test_a_job_past_the_retention_setting_is_deleted_when_touched(
+        services, users, database_url, clock, tmp_path):
+    from fastapi.testclient import TestClient
+    from kctest import USERS, make_settings
+
+    from ketaclinic.bootstrap import build_services
+    from ketaclinic.web.app import create_app
+
+    svc = build_services(make_settings(database_url, export_retention_hours=2,
+                                       data_dir=tmp_path), clock=clock)
+    try:
+        with TestClient(create_app(svc), raise_server_exceptions=False) as c:
+            def login():
+                r = c.post("/api/auth/login", json={"username": "admin",
+                                                    "password": USERS["admin"][3]})
+                assert r.status_code == 200
+
+            login()
+            status = c.get("/api/fhir/$export", headers=ASYNC).headers["Content-Location"]
+            job = status.rsplit("/", 1)[-1]
+            assert c.get(status).status_code == 200
+            assert (tmp_path / "fhir-exports" / job).is_dir()
+            clock.advance(minutes=110)
+            login()
+            assert c.get(status).status_code == 200
+            clock.advance(minutes=11)
+            login()
+            assert c.get(status).status_code == 404  # touched after 2 h: gone from the disk
+            assert not (tmp_path / "fhir-exports" / job).exists()
+    finally:
+        svc.close()

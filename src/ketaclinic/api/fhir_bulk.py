@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 from ketaclinic.services.errors import InvalidInput
@@ -98,9 +98,11 @@ def api_bulk_export_delete(job: str, svc: ServicesDep, viewer: ApiViewerDep) -> 
     return Response(status_code=202)
 
 
-@router.get("/$export-files/{job}/{name}", response_class=FileResponse, responses={
+@router.get("/$export-files/{job}/{name}", response_class=StreamingResponse, responses={
     200: {"content": {"application/fhir+ndjson": {}}}})
 def api_bulk_export_file(job: str, name: str, svc: ServicesDep,
-                         viewer: ApiViewerDep) -> FileResponse:
-    path = svc.outcomes.fhir_jobs.file(viewer.actor, job, name)
-    return FileResponse(path, media_type="application/fhir+ndjson", filename=path.name)
+                         viewer: ApiViewerDep) -> StreamingResponse:
+    """One NDJSON file of the job (stored encrypted; decrypted as it is sent)."""
+    lines = svc.outcomes.fhir_jobs.file(viewer.actor, job, name)
+    return StreamingResponse(lines, media_type="application/fhir+ndjson", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Annotated
 
@@ -10,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ketaclinic.cli import app
+from ketaclinic.cli import app, fail
+from ketaclinic.cli.output import JsonFlag, emit
 from ketaclinic.clinical.courses import list_course_templates, load_course_template, plan_course
 from ketaclinic.clinical.ledger_reports import loss_report_deadlines
 from ketaclinic.clinical.rules import ClinicalInputError
@@ -19,12 +19,7 @@ chair = typer.Typer(help="Treatment courses, the session at the chair, and the C
                     no_args_is_help=True)
 app.add_typer(chair, name="chair")
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _fail(reason: str) -> typer.Exit:
-    typer.echo(f"error: {reason}", err=True)
-    return typer.Exit(2)
+_fail = fail
 
 
 def _date(text: str) -> date:
@@ -39,7 +34,7 @@ def templates(as_json: JsonFlag = False) -> None:
     """List the bundled course templates."""
     rows = [(t, load_course_template(t).name) for t in list_course_templates()]
     if as_json:
-        typer.echo(json.dumps([{"id": i, "name": n} for i, n in rows], indent=2))
+        emit([{"id": i, "name": n} for i, n in rows], as_json)
         return
     for template_id, name in rows:
         typer.echo(f"{template_id:32} {name}")
@@ -83,9 +78,8 @@ def plan(
     except ClinicalInputError as exc:
         raise _fail(str(exc)) from None
     if as_json:
-        typer.echo(json.dumps([{"number": s.number, "date": s.on.isoformat(), "phase": s.phase,
-                                "dose": s.dose_text, "notes": list(s.notes)} for s in sessions],
-                              indent=2))
+        emit([{"number": s.number, "date": s.on.isoformat(), "phase": s.phase,
+               "dose": s.dose_text, "notes": list(s.notes)} for s in sessions], as_json)
         return
     table = Table("#", "date", "phase", "dose", "notes")
     for s in sessions:
@@ -108,7 +102,7 @@ def loss_deadlines(
               "written_notice_by": d.written_notice_by.isoformat(),
               "form_106_by": d.form_106_by.isoformat(), "sources": list(d.sources)}
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        emit(result, as_json)
         return
     typer.echo(f"Written notice to DEA by {result['written_notice_by']}")
     typer.echo(f"DEA Form 106 by {result['form_106_by']}")

@@ -19,14 +19,12 @@ chair = typer.Typer(help="Treatment courses, the session at the chair, and the C
                     no_args_is_help=True)
 app.add_typer(chair, name="chair")
 
-_fail = fail
-
 
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _fail(f"not a date (YYYY-MM-DD): {text!r}") from None
+        raise fail(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 @chair.command("templates")
@@ -46,7 +44,7 @@ def _parse_weekdays(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(p) for p in text.split(","))
     except ValueError:
-        raise _fail("weekdays are comma-separated numbers, 0 = Monday") from None
+        raise fail("weekdays are comma-separated numbers, 0 = Monday") from None
 
 
 def _parse_frequencies(items: list[str]) -> dict[str, str]:
@@ -54,7 +52,7 @@ def _parse_frequencies(items: list[str]) -> dict[str, str]:
     for item in items:
         phase, sep, freq = item.partition("=")
         if not sep:
-            raise _fail(f"frequency must be PHASE=FREQUENCY, got {item!r}")
+            raise fail(f"frequency must be PHASE=FREQUENCY, got {item!r}")
         out[phase] = freq
     return out
 
@@ -76,7 +74,7 @@ def plan(
         sessions = plan_course(load_course_template(template_id), _date(start),
                                _parse_weekdays(weekdays), _parse_frequencies(frequency or []))
     except ClinicalInputError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         emit([{"number": s.number, "date": s.on.isoformat(), "phase": s.phase,
                "dose": s.dose_text, "notes": list(s.notes)} for s in sessions], as_json)

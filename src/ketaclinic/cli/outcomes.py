@@ -20,10 +20,6 @@ outcomes = typer.Typer(help="Outcome statistics (Wilson, rates, Kaplan-Meier); o
 app.add_typer(outcomes, name="outcomes")
 
 
-def _fail(msg: str) -> None:
-    raise fail(msg)
-
-
 @outcomes.command("rebuild-summary")
 def rebuild_summary_command(as_json: JsonFlag = False) -> None:
     """Recompute the dashboard's outcome summary from all courses (after bulk loads or a change
@@ -49,12 +45,8 @@ def rebuild_summary_command(as_json: JsonFlag = False) -> None:
 def ci_command(k: int, n: int, as_json: JsonFlag = False) -> None:
     """Proportion k/n with a 95 % Wilson score interval."""
     from ketaclinic.clinical.cohort import proportion_ci
-    from ketaclinic.clinical.rules import ClinicalInputError
 
-    try:
-        p = proportion_ci(k, n)
-    except ClinicalInputError as exc:
-        _fail(str(exc))
+    p = proportion_ci(k, n)  # a ClinicalInputError is exit 2 (cli.output)
     emit(p.as_dict(), as_json, p.label(1))
 
 
@@ -62,12 +54,8 @@ def ci_command(k: int, n: int, as_json: JsonFlag = False) -> None:
 def rate_command(events: int, sessions: int, as_json: JsonFlag = False) -> None:
     """Events per 100 sessions with an exact Poisson 95 % interval."""
     from ketaclinic.clinical.cohort import rate_per_100_sessions
-    from ketaclinic.clinical.rules import ClinicalInputError
 
-    try:
-        r = rate_per_100_sessions(events, sessions)
-    except ClinicalInputError as exc:
-        _fail(str(exc))
+    r = rate_per_100_sessions(events, sessions)
     if as_json:
         emit(r.as_dict(), as_json)
     elif r.per_100 is None:
@@ -94,7 +82,7 @@ def km_command(
         events = [int(r["event"]) for r in rows]
         km = kaplan_meier(durations, events)
     except (OSError, KeyError, ValueError, ClinicalInputError) as exc:
-        _fail(f"cannot read {csv_path.name}: {exc}")
+        raise fail(f"cannot read {csv_path.name}: {exc}") from None
     at = at or []
     risk = dict(zip(at, km.at_risk(at), strict=True))
     if as_json:
@@ -136,12 +124,13 @@ def export_fhir(
     from ketaclinic.services.fhir_bulk import FORMATS
 
     if fmt not in FORMATS:
-        _fail(f"--format must be one of {', '.join(FORMATS)}")
+        raise fail(f"--format must be one of {', '.join(FORMATS)}")
     if out == "-" and fmt != "ndjson":
-        _fail("--out - (stdout) needs --format ndjson; bundles are written one file per patient")
+        raise fail("--out - (stdout) needs --format ndjson; bundles are written one file per "
+                   "patient")
     folder = None if out == "-" else Path(out)
     if folder is not None and folder.exists() and not folder.is_dir():
-        _fail(f"{out} exists and is not a folder")
+        raise fail(f"{out} exists and is not a folder")
     svc = open_services()
     try:
         if fmt == "ndjson":

@@ -22,10 +22,6 @@ pk_app = typer.Typer(
 app.add_typer(pk_app, name="pk")
 
 
-def _fail(reason: str) -> None:
-    raise fail(reason)
-
-
 @pk_app.command("models")
 def models_command(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -92,8 +88,7 @@ def simulate_command(
             }
             out["warnings"] = sorted(set(out["warnings"]) | set(pop.warnings))
     except ClinicalInputError as exc:
-        _fail(str(exc))
-        return
+        raise fail(str(exc)) from None
     out["caution"] = "Explains exposure; never sets a dose."
     if as_json:
         emit(out, as_json)

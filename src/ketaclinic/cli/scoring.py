@@ -27,9 +27,6 @@ instruments_app = typer.Typer(
 app.add_typer(instruments_app, name="instruments")
 
 
-_fail = fail
-
-
 @app.command("score")
 def score_command(
     instrument: str = typer.Argument(..., help=f"One of: {' '.join(BUNDLED_IDS)}"),
@@ -54,7 +51,7 @@ def score_command(
         definition = _definition(instrument, definition_file)
         result = score_answers(definition, parse_answer_text(answers), band_set=band_set)
     except ClinicalInputError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         emit(result.as_dict(), as_json)
         return
@@ -120,7 +117,7 @@ def show_command(
     try:
         definition = load_bundled(instrument)
     except ClinicalInputError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         emit(definition.raw, as_json)
         return
@@ -136,7 +133,7 @@ def validate_command(
     try:
         definition = _read_definition(path)
     except ClinicalInputError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     emit({"valid": True, "instrument": definition.id, "rule_version": definition.rule_version,
           "items": len(definition.items), "licence": definition.licence.handling}, as_json,
          f"valid: {definition.rule_version} ({len(definition.items)} items, "

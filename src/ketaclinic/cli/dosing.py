@@ -294,7 +294,7 @@ def screen(
     file: str = typer.Option(
         None, "--file", help="Patient JSON (schema in docs/dosing.md), or - for stdin."),
     treatment: str = typer.Option(None, "--treatment", help="ketamine-iv | esketamine"),
-    ruleset: str = typer.Option(None, "--ruleset", help="Rule set id or .json file."),
+    ruleset: str = typer.Option(None, "--ruleset", help="Rule set id, .json file or - for stdin."),
     screened_on: str = typer.Option(None, "--screened-on", help="YYYY-MM-DD (default today)."),
     as_json: bool = JsonOpt,
 ) -> None:

@@ -121,10 +121,20 @@ class Settings(BaseSettings):
         description="Hours a temporary password set by an administrator's reset stays valid "
         "(the user must replace it at the first login)",
     )
+    api_token_max_days: int = Field(
+        90, ge=1, le=3650,
+        description="Longest lifetime (days) an administrator may give an API token of a "
+        "service account (every token must expire)",
+    )
     fhir_mrn_system: str = Field(
         "", description="FHIR identifier system (a URI) of this clinic's medical record numbers "
         "in exports, e.g. urn:oid:2.16.840.1.113883.3.1234.1 or https://clinic.example.org/mrn; "
         "empty means https://ketaclinic.org/fhir/sid/mrn"
+    )
+    export_retention_hours: int = Field(
+        24, ge=1, le=24 * 30,
+        description="Hours the files of a FHIR $export job are kept (encrypted at rest under a "
+        "key derived from secret_key) before they are deleted; an expired job answers 404",
     )
     clinic_name: str = Field("ketaclinic demo clinic", description="Shown in page headers")
     clinic_timezone: str = Field(

@@ -87,6 +87,22 @@ DOSE = ["--weight-kg", "80", "--mg-per-kg", "0.5", "--minutes", "40",
 Args = Callable[[Clinic], list[str]]
 
 
+def _issued_prefix(c: Clinic) -> str:
+    main(["service-account", "create", "revoked-feed", "--role", "nurse", "--full-name", "R"],
+         environ=c.env)
+    out = str(c.dir / "token.json")
+    with open(out, "w", encoding="utf-8") as fh, _stdout_to(fh):
+        assert main(["tokens", "issue", "revoked-feed", "--scope", "patient.read", "--days", "7",
+                     "--label", "to revoke", "--json"], environ=c.env) == 0
+    return str(json.loads(Path(out).read_text(encoding="utf-8"))["prefix"])
+
+
+def _stdout_to(fh):  # type: ignore[no-untyped-def]
+    from contextlib import redirect_stdout
+
+    return redirect_stdout(fh)
+
+
 def _backup(c: Clinic) -> str:
     out = str(c.dir / "walk.jsonl")
     assert main(["backup", "--out", out, "--format", "jsonl"], environ=c.env) == 0
@@ -133,6 +149,12 @@ JSON_CASES: dict[str, tuple[Args, set[int]]] = {
     "rulesets show": (lambda c: ["ketamine-iv"], {0}),
     "rulesets unconfirmed": (lambda c: ["ketamine-iv"], {0}),
     "rulesets validate": (lambda c: [c.file("rs.json", RULESET)], {0}),
+    "service-account create": (lambda c: ["feed", "--role", "nurse", "--full-name", "Feed"],
+                               {0}),
+    "tokens issue": (lambda c: ["feed", "--scope", "patient.read", "--days", "7", "--label",
+                                "walk"], {0}),
+    "tokens list": (lambda c: [], {0}),
+    "tokens revoke": (lambda c: [_issued_prefix(c)], {0}),
     "score": (lambda c: ["phq9", "--answers", "1,1,1,1,1,1,1,1,0"], {0}),
     "screen": (lambda c: ["--file", c.file("p.json", PATIENT), "--treatment", "ketamine-iv",
                           "--screened-on", "2026-11-02"], {0}),

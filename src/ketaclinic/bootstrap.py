@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ketaclinic.config import Settings
 from ketaclinic.services import outcome_summary
 from ketaclinic.services.accounts import AccountService
+from ketaclinic.services.api_tokens import ApiTokenService
 from ketaclinic.services.audit import AuditLog, AuditTrail
 from ketaclinic.services.auth import AuthService
 from ketaclinic.services.chair import ChairServices, build_chair_services
@@ -42,6 +43,7 @@ class Services:
     outcomes: OutcomesService
     accounts: AccountService
     lock: LockScreenService
+    tokens: ApiTokenService
 
     @property
     def db(self) -> Database:
@@ -94,4 +96,5 @@ def build_services(
                     audit_log=AuditLog(ctx), dosing=DosingService(ctx),
                     mbc=MeasurementCare.build(ctx), chair=build_chair_services(ctx, auth),
                     pk=PkService(ctx), outcomes=OutcomesService(ctx),
-                    accounts=AccountService(ctx, auth), lock=LockScreenService(ctx))
+                    accounts=AccountService(ctx, auth), lock=LockScreenService(ctx),
+                    tokens=ApiTokenService(ctx, auth))

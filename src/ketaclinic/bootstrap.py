@@ -19,6 +19,7 @@ from ketaclinic.services.mbc import MeasurementCare
 from ketaclinic.services.outcomes_service import OutcomesService
 from ketaclinic.services.patients import PatientService
 from ketaclinic.services.pk import PkService
+from ketaclinic.services.webhooks import WebhookService
 from ketaclinic.store import migrate
 from ketaclinic.store.db import Database, DurabilityError, check_durability, make_engine
 
@@ -42,6 +43,7 @@ class Services:
     outcomes: OutcomesService
     accounts: AccountService
     lock: LockScreenService
+    webhooks: WebhookService
 
     @property
     def db(self) -> Database:
@@ -94,4 +96,5 @@ def build_services(
                     audit_log=AuditLog(ctx), dosing=DosingService(ctx),
                     mbc=MeasurementCare.build(ctx), chair=build_chair_services(ctx, auth),
                     pk=PkService(ctx), outcomes=OutcomesService(ctx),
-                    accounts=AccountService(ctx, auth), lock=LockScreenService(ctx))
+                    accounts=AccountService(ctx, auth), lock=LockScreenService(ctx),
+                    webhooks=WebhookService(ctx))

@@ -464,3 +464,27 @@ def test_sms_is_refused_when_no_gateway_is_configured(services, users):
     pid = patient(services)
     with pytest.raises(InvalidInput, match="KETACLINIC_SMS_URL"):
         services.mbc.self_report.create_link(users["nurse"].actor, pid, "phq9", delivery="sms")
+
+
+def test_a_reminder_by_sms_is_queued_after_the_dose_and_texted(hooks, users, receiver, clock):
+    pid = patient(hooks)
+    now = clock()
+    with hooks.db.transaction() as s:
+        course = Course(patient_id=pid, template_id="iv_ketamine_induction",
+                        treatment="ketamine-iv", start_date=now.date(), created_at=now,
+                        updated_at=now)
+        s.add(course)
+        s.flush()
+        s.add(TreatmentSession(patient_id=pid, course_id=course.id, number=1,
+                               treatment="ketamine-iv", status="discharged",
+                               planned_date=now.date(), phase="induction",
+                               dose_started_at=now - dt.timedelta(days=1, minutes=5),
+                               created_at=now, updated_at=now))
+        course_id = course.id
+    hooks.mbc.self_report.set_schedule(users["nurse"].actor, pid, course_id, "phq9", "1",
+                                       channel="sms")
+    report = hooks.mbc.outbox.send_due()
+    assert (report.queued, report.sent) == (1, 1)
+    [got] = receiver.seen
+    assert json.loads(got.body)["to"] == "+15550102030"
+    assert [(m.kind, m.channel, m.status) for m in outbox(hooks)] == [("reminder", "sms", "sent")]

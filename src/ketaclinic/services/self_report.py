@@ -184,7 +184,8 @@ class SelfReportService:
         offsets = parse_days(days)
         if channel not in CHANNELS or channel == "shown":
             raise InvalidInput("channel: must be console, email or sms")
-        self._check_channel("channel", channel)
+        if channel == "sms":  # (a schedule by e-mail may be set before SMTP is)
+            self._check_channel("channel", channel)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
             patient = load_patient(s, patient_id)

@@ -6,14 +6,15 @@ import typer
 
 from ketaclinic.cli import app, fail
 
-outbox_app = typer.Typer(help="The message outbox (self-report links, reminders).",
+outbox_app = typer.Typer(help="The message outbox (self-report links, reminders, webhooks).",
                          no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
 
 
 @outbox_app.command("send")
 def outbox_send() -> None:
-    """Queue due reminders, then deliver every due message (console or SMTP adapter)."""
+    """Queue due reminders and REMS-deadline webhooks, then deliver every due message
+    (console, SMTP, SMS or webhook)."""
     from ketaclinic.cli.core import open_services
     from ketaclinic.services.errors import ServiceError
 
@@ -24,7 +25,7 @@ def outbox_send() -> None:
         raise fail(str(exc)) from exc
     finally:
         svc.close()
-    typer.echo(f"outbox: {report.queued} reminder(s) queued, {report.sent} sent, "
-               f"{report.failed} failed")
+    typer.echo(f"outbox: {report.queued} reminder(s) queued, {report.events} webhook "
+               f"event(s) queued, {report.sent} sent, {report.failed} failed")
     if report.failed:
         raise typer.Exit(1)

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         "in exports, e.g. urn:oid:2.16.840.1.113883.3.1234.1 or https://clinic.example.org/mrn; "
         "empty means https://ketaclinic.org/fhir/sid/mrn"
     )
+    export_retention_hours: int = Field(
+        24, ge=1, le=24 * 30,
+        description="Hours the files of a FHIR $export job are kept (encrypted at rest under a "
+        "key derived from secret_key) before they are deleted; an expired job answers 404",
+    )
     clinic_name: str = Field("ketaclinic demo clinic", description="Shown in page headers")
     clinic_timezone: str = Field(
         "UTC", description="IANA time zone of the clinic (e.g. America/New_York): pages, forms, "

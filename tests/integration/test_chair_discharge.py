@@ -218,7 +218,7 @@ def test_leaving_early_is_left_against_advice_on_the_api_the_rems_form_and_the_p
     assert "rems.left_against_advice" in [f.rule for f in findings]
     pdf = services.chair.rems.pdf(users["nurse"].actor, sid)
     assert pdf.startswith(b"%PDF")
-    due = c.get("/api/rems/due").json()
+    due = c.get("/api/rems/due").json()["items"]
     assert any(f["session_id"] == sid for f in due)
 
 

@@ -222,7 +222,7 @@ def test_esketamine_discharge_before_120_minutes_has_no_override_only_left_again
         patient.family_name, patient.given_name = "Ńowak", "Zoë 张伟"
     text = pdf_text(c.get(f"/sessions/{sid}/rems.pdf").content)
     assert "Zoë" in text and "Ńowak" in text and "Zhang Wei (transliterated)" in text
-    assert any(f["session_id"] == sid for f in c.get("/api/rems/due").json())
+    assert any(f["session_id"] == sid for f in c.get("/api/rems/due").json()["items"])
 
 
 def test_a_ledger_entry_cannot_be_edited_or_deleted_through_the_api_or_the_web(
@@ -230,7 +230,7 @@ def test_a_ledger_entry_cannot_be_edited_or_deleted_through_the_api_or_the_web(
     _setup(services, users)
     c, csrf = login("admin")
     before = c.get("/api/ledger/entries").json()
-    entry = before[0]["id"]
+    entry = before["items"][0]["id"]
     h = {"X-CSRF-Token": csrf}
     for method in ("PUT", "PATCH", "DELETE"):
         for url in (f"/api/ledger/entries/{entry}", f"/ledger/entries/{entry}",
@@ -263,7 +263,7 @@ def test_a_witnessed_waste_needs_another_user_who_reauthenticates(services, user
     ok = c.post("/api/ledger/wastes", json={**waste, "witness_username": "admin",
                                             "witness_password": "admin-password-1"}, headers=h)
     assert ok.status_code == 201, ok.text
-    lots = {x["lot"]: x for x in c.get("/api/ledger/lots").json()}
+    lots = {x["lot"]: x for x in c.get("/api/ledger/lots").json()["items"]}
     assert Decimal(lots["LOT-1"]["administered"]) == 40
     assert Decimal(lots["LOT-1"]["wasted"]) == 10
     assert Decimal(lots["LOT-1"]["on_hand"]) == 20 * 10 * 50 - 50

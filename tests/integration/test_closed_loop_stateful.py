@@ -159,7 +159,7 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
                 "start_date": MONDAY.isoformat()})
             assert r.status_code == 201, r.text
             cid = r.json()["id"]
-            sessions = self.call("nurse", "GET", f"/api/patients/{pid}/sessions").json()
+            sessions = self.call("nurse", "GET", f"/api/patients/{pid}/sessions").json()["items"]
             sid = min(x["id"] for x in sessions if x["course_id"] == cid)
             r = self.call("nurse", "POST", f"/api/patients/{pid}/diagnoses", {
                 "code": "F33.2", "display": "Recurrent depressive disorder, severe"})

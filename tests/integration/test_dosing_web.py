@@ -134,7 +134,7 @@ def test_the_api_checks_saves_and_lists_doses(services, users, login):
     assert r.status_code == 201
     r2 = c.post(f"/api/patients/{pid}/doses", json=IV, headers={**h, "Idempotency-Key": "k1"})
     assert r2.status_code == 200 and r2.json()["id"] == r.json()["id"]
-    listed = c.get(f"/api/patients/{pid}/doses").json()
+    listed = c.get(f"/api/patients/{pid}/doses").json()["items"]
     assert [d["id"] for d in listed] == [r.json()["id"]]
     r = c.post(f"/api/patients/{pid}/dose/check",
                json={"route": "intranasal", "phase": "maintenance", "session_number": 3},
@@ -193,7 +193,7 @@ def test_screening_api_and_reads_are_audited(services, login):
     r = c.post(f"/api/patients/{pid}/screenings", json={"treatment": "esketamine"},
                headers={"X-CSRF-Token": csrf})
     assert r.status_code == 201 and r.json()["rule_set"].startswith("esketamine-us@")
-    assert len(c.get(f"/api/patients/{pid}/screenings").json()) == 1
+    assert len(c.get(f"/api/patients/{pid}/screenings").json()["items"]) == 1
     r = c.put(f"/api/patients/{pid}/clinical-facts", json={"facts": {"ect_used": True}},
               headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200
@@ -257,4 +257,4 @@ def test_rule_set_import_is_validated_on_the_page_and_the_api(services, login):
                   headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200
     assert any(x["active_for"] == "esketamine" and x["id"] == "our-eu"
-               for x in admin.get("/api/rulesets").json())
+               for x in admin.get("/api/rulesets").json()["items"])

@@ -3,7 +3,9 @@ delete; identified data for admin and prescriber only; every step audited."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from urllib.parse import quote
 
 from kcoutcomes import build_hand_cohort
 from sqlalchemy import select
@@ -109,3 +111,128 @@ def test_a_job_older_than_a_day_is_removed_when_the_next_export_starts(services,
     c, _ = login("admin")
     c.get("/api/fhir/$export", headers=ASYNC)
     assert c.get(first).status_code == 404 and c.get(kept).status_code == 200
+
+
+def _export(c, query: str = "") -> dict[str, list[dict]]:
+    """Kick off, poll and fetch every file: {type: [resources]}."""
+    r = c.get(f"/api/fhir/$export{query}", headers=ASYNC)
+    assert r.status_code == 202, r.text
+    manifest = c.get(r.headers["Content-Location"]).json()
+    out = {o["type"]: [json.loads(line) for line in c.get(o["url"]).text.splitlines()]
+           for o in manifest["output"]}
+    return {"manifest": manifest, **out}
+
+
+def test_since_exports_only_the_resources_changed_after_the_instant(services, login, clock):
+    from ketaclinic.schemas import WeightCreate
+    from ketaclinic.services.audit import SYSTEM
+
+    with services.db.transaction() as s:
+        ids = build_hand_cohort(s)
+    c, _ = login("prescriber")
+    full = _export(c)
+    assert len(full["Patient"]) == 4
+    # The manifest's transactionTime is an instant a client can send back as _since.
+    since = full["manifest"]["transactionTime"]
+    assert since.endswith("Z")
+    assert _export(c, f"?_since={since}")["manifest"]["output"] == []
+    clock.advance(seconds=5)
+    services.patients.add_weight(SYSTEM, ids["B"], WeightCreate(weight="71 kg"))
+    changed = _export(c, f"?_since={since}")
+    assert {o["type"] for o in changed["manifest"]["output"]} == {"Observation"}
+    [weight] = changed["Observation"]
+    assert weight["subject"]["reference"] == f"Patient/p-{ids['B']}"
+    assert weight["valueQuantity"]["value"] == 71
+    # An instant with another zone is the same moment; _type still narrows the changed set.
+    local = (dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+             .astimezone(dt.timezone(dt.timedelta(hours=-5))).isoformat())
+    assert len(_export(c, f"?_since={quote(local)}")["Observation"]) == 1
+    assert _export(c, f"?_since={since}&_type=Patient")["manifest"]["output"] == []
+    # Before the cohort was written: everything is "changed".
+    everything = _export(c, "?_since=2025-12-31T00:00:00Z")
+    assert {k: len(v) for k, v in everything.items() if k != "manifest"} == {
+        k: len(v) for k, v in _export(c).items() if k != "manifest"}
+    details = [d for (d,) in _details(services, "export.fhir_bulk")]
+    assert any("since=" in d for d in details)
+
+
+def _details(services, action):
+    with services.db.transaction() as s:
+        return list(s.execute(select(AuditEvent.detail).where(AuditEvent.action == action)
+                              .order_by(AuditEvent.id)).all())
+
+
+def test_an_invalid_since_is_a_400_operation_outcome_and_starts_nothing(services, login):
+    c, csrf = login("admin")
+    before = _audit(services, "export.fhir_bulk")
+    for bad in ("2026-01-01", "yesterday", "2026-11-02T14:00:00", "2026-13-01T00:00:00Z",
+                "2026-02-30T10:00:00Z", "2026-11-02T25:00:00Z", "2026-11-02T14:00Z", ""):
+        for r in (c.get(f"/api/fhir/$export?_since={quote(bad)}", headers=ASYNC),
+                  c.post(f"/api/fhir/$export?_since={quote(bad)}",
+                         headers={**ASYNC, "X-CSRF-Token": csrf})):
+            assert r.status_code == 400, (bad, r.status_code, r.text)
+            body = r.json()
+            assert body["resourceType"] == "OperationOutcome", body
+            assert "_since" in body["issue"][0]["diagnostics"]
+    assert _audit(services, "export.fhir_bulk") == before
+    assert not (services.ctx.settings.data_dir / "fhir-exports").exists() or not any(
+        (services.ctx.settings.data_dir / "fhir-exports").iterdir())
+
+
+def test_the_export_files_on_disk_are_encrypted_and_name_no_patient(services, login):
+    with services.db.transaction() as s:
+        build_hand_cohort(s, family_prefix="Zyxwenc")
+    c, _ = login("prescriber")
+    r = c.get("/api/fhir/$export", headers=ASYNC)
+    manifest = c.get(r.headers["Content-Location"]).json()
+    job = r.headers["Content-Location"].rsplit("/", 1)[-1]
+    folder = services.ctx.settings.data_dir / "fhir-exports" / job
+    stored = sorted(p for p in folder.iterdir() if p.name.endswith(".enc"))
+    assert {p.name for p in stored} == {f"{o['type']}.ndjson.enc" for o in manifest["output"]}
+    assert not list(folder.glob("*.ndjson"))  # no plain file, not even for a moment's reuse
+    for path in folder.iterdir():
+        raw = path.read_bytes()
+        assert b"Zyxwenc" not in raw and b"zyxwenc" not in raw.lower(), path.name
+        assert b"resourceType" not in raw or path.name in ("manifest.json",), path.name
+    # Served decrypted, with the names in them.
+    patients = c.get(next(o["url"] for o in manifest["output"] if o["type"] == "Patient")).text
+    assert patients.count("Zyxwenc") == 4
+    # A line moved to another place in the file no longer decrypts: refused, nothing sent.
+    pfile = folder / "Patient.ndjson.enc"
+    lines = pfile.read_text().splitlines()
+    pfile.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+    r = c.get(next(o["url"] for o in manifest["output"] if o["type"] == "Patient"))
+    assert r.status_code in (400, 422) and "Zyxwenc" not in r.text
+
+
+def test_a_job_past_the_retention_setting_is_deleted_when_touched(
+        services, users, database_url, clock, tmp_path):
+    from fastapi.testclient import TestClient
+    from kctest import USERS, make_settings
+
+    from ketaclinic.bootstrap import build_services
+    from ketaclinic.web.app import create_app
+
+    svc = build_services(make_settings(database_url, export_retention_hours=2,
+                                       data_dir=tmp_path), clock=clock)
+    try:
+        with TestClient(create_app(svc), raise_server_exceptions=False) as c:
+            def login():
+                r = c.post("/api/auth/login", json={"username": "admin",
+                                                    "password": USERS["admin"][3]})
+                assert r.status_code == 200
+
+            login()
+            status = c.get("/api/fhir/$export", headers=ASYNC).headers["Content-Location"]
+            job = status.rsplit("/", 1)[-1]
+            assert c.get(status).status_code == 200
+            assert (tmp_path / "fhir-exports" / job).is_dir()
+            clock.advance(minutes=110)
+            login()
+            assert c.get(status).status_code == 200
+            clock.advance(minutes=11)
+            login()
+            assert c.get(status).status_code == 404  # touched after 2 h: gone from the disk
+            assert not (tmp_path / "fhir-exports" / job).exists()
+    finally:
+        svc.close()

@@ -138,7 +138,7 @@ def test_a_second_import_matches_on_the_mrn_and_amends_instead_of_creating(login
     assert third["entries"][0]["action"] == "amended"
     assert third["entries"][0]["patient_id"] == pid
     assert counts(services)["Patient"] == 1
-    history = c.get(f"/api/patients/{pid}/history").json()
+    history = c.get(f"/api/patients/{pid}/history").json()["items"]
     assert (history[0]["field"], history[0]["old_value"], history[0]["new_value"]) == (
         "family_name", "Testperson", "Testperson-Lee")
 

@@ -40,7 +40,7 @@ def _patient(services) -> int:  # type: ignore[no-untyped-def]
 def _open_alert(c, csrf: str, pid: int) -> int:  # type: ignore[no-untyped-def]
     c.post(f"/api/patients/{pid}/assessments", headers={"X-CSRF-Token": csrf},
            json={"instrument": "qids-sr16", "answers": [1] * 16})
-    alerts = c.get("/api/alerts").json()
+    alerts = c.get("/api/alerts").json()["items"]
     assert alerts, "no alert was raised"
     return alerts[0]["id"]
 

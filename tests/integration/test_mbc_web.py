@@ -40,7 +40,7 @@ def test_assessment_post_is_idempotent_and_maps_to_a_valid_fhir_questionnaire_re
     r2 = c.post(f"/api/patients/{pid}/assessments", json=body, headers=h)
     assert (r1.status_code, r2.status_code) == (201, 200), r1.text
     assert r1.json()["id"] == r2.json()["id"] and r1.json()["total"] == 8
-    listed = c.get(f"/api/patients/{pid}/assessments").json()
+    listed = c.get(f"/api/patients/{pid}/assessments").json()["items"]
     assert [a["id"] for a in listed] == [r1.json()["id"]]
     fhir = c.get(f"/api/patients/{pid}/assessments/{r1.json()['id']}/fhir")
     assert fhir.status_code == 200, fhir.text
@@ -66,7 +66,7 @@ def test_bad_answers_are_a_422_naming_the_item_and_nothing_is_stored(login):
             "answers": "1,2,x,0,0,0,0,0,0"}
     r = c.post(f"/patients/{pid}/assessments", data=form)
     assert r.status_code == 422 and "item 3" in r.text
-    assert c.get(f"/api/patients/{pid}/assessments").json() == []
+    assert c.get(f"/api/patients/{pid}/assessments").json()["items"] == []
 
 
 def test_alerts_api_lists_and_acknowledges_with_a_note(login, services):
@@ -74,7 +74,7 @@ def test_alerts_api_lists_and_acknowledges_with_a_note(login, services):
     pid = new_patient(c, csrf)
     c.post(f"/api/patients/{pid}/assessments", headers={"X-CSRF-Token": csrf},
            json={"instrument": "qids-sr16", "answers": [1] * 16})
-    alerts = c.get("/api/alerts").json()
+    alerts = c.get("/api/alerts").json()["items"]
     assert [a["rule"] for a in alerts] == ["qids-sr16.item12"]
     aid = alerts[0]["id"]
     r = c.post(f"/api/alerts/{aid}/acknowledge", json={"note": ""},
@@ -83,7 +83,7 @@ def test_alerts_api_lists_and_acknowledges_with_a_note(login, services):
     r = c.post(f"/api/alerts/{aid}/acknowledge", json={"note": "Reviewed with patient"},
                headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200 and r.json()["acknowledged_by"] == "nurse"
-    assert c.get("/api/alerts").json() == []
+    assert c.get("/api/alerts").json()["items"] == []
     assert ("alert.acknowledge", "nurse") in actions(services, pid)
     a, _ = login("analyst")
     assert a.get("/api/alerts").status_code == 403
@@ -178,7 +178,7 @@ def test_the_patient_page_shows_outcomes_and_the_trajectory_chart(login, service
     assert len(svg.select("line.dose")) == 6
     assert panel.select_one(".mbc-status").text == "remission"
     assert "Baseline" in panel.text and "18" in panel.text
-    out = c.get(f"/api/patients/{pid}/outcomes").json()[0]
+    out = c.get(f"/api/patients/{pid}/outcomes").json()["items"][0]
     assert out["status"] == "remission" and out["days_since_last_dose"] == 3
 
 

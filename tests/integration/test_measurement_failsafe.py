@@ -130,7 +130,7 @@ def test_deep_sedation_at_the_chair_is_an_alert_in_the_session_and_on_the_workli
     session = c.get(f"/api/sessions/{sid}").json()
     open_alerts = [a for a in session["alerts"] if not a["action_taken"]]
     assert [a["rule"] for a in open_alerts] == ["moaas.deep_sedation"]
-    worklist = c.get("/api/alerts").json()
+    worklist = c.get("/api/alerts").json()["items"]
     assert [(a["rule"], a["priority"]) for a in worklist] == [("moaas.deep_sedation", "urgent")]
     page = c.get("/alerts").text
     assert "Sedation, Alex" in page and "deep sedation" in page
@@ -141,7 +141,7 @@ def test_deep_sedation_at_the_chair_is_an_alert_in_the_session_and_on_the_workli
     session = c.get(f"/api/sessions/{sid}").json()
     assert [a["action_taken"] for a in session["alerts"]] == [
         "Airway supported, O2 given, MOAA/S 4 at 5 min"]
-    assert c.get("/api/alerts").json() == []
+    assert c.get("/api/alerts").json()["items"] == []
 
 
 def test_a_rass_deep_sedation_alert_actioned_in_the_session_leaves_the_worklist(
@@ -153,11 +153,11 @@ def test_a_rass_deep_sedation_alert_actioned_in_the_session_leaves_the_worklist(
                headers=h)
     assert r.status_code == 201, r.text
     alert_id = r.json()["alerts"][0]["id"]
-    assert len(c.get("/api/alerts").json()) == 1
+    assert len(c.get("/api/alerts").json()["items"]) == 1
     r = c.post(f"/api/sessions/{sid}/alerts/{alert_id}",
                json={"action_taken": "Stimulated, oxygen, prescriber called"}, headers=h)
     assert r.status_code == 200, r.text
-    assert c.get("/api/alerts").json() == []
+    assert c.get("/api/alerts").json()["items"] == []
     with services.db.transaction() as s:
         ack = s.execute(select(ClinicalAlert.ack_note)).scalar_one()
         open_session = s.execute(select(func.count(SessionAlert.id)).where(

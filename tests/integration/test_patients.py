@@ -65,7 +65,7 @@ def test_an_edit_keeps_the_old_value_in_the_history(login, services):
                                                               "version": 1}
     r = c.put(f"/api/patients/{pid}", json=body, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200 and r.json()["version"] == 2
-    history = c.get(f"/api/patients/{pid}/history").json()
+    history = c.get(f"/api/patients/{pid}/history").json()["items"]
     assert history[0]["field"] == "family_name"
     assert (history[0]["old_value"], history[0]["new_value"]) == ("Doe", "Doe-Smith")
 

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.encoders import jsonable_encoder as _encode
 from fastapi.responses import JSONResponse
 
+from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.clinical.rules import Finding
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 from ketaclinic.schemas_chair import (
@@ -48,6 +49,7 @@ from ketaclinic.services.chair_session import DischargeRefused
 
 router = APIRouter(prefix="/api")
 Key = Annotated[str | None, Header(max_length=100)]
+Rows = Page[dict[str, Any]]
 
 
 def _f(findings: list[Finding] | Finding) -> list[dict[str, Any]]:
@@ -72,10 +74,11 @@ def _plain(obj: Any) -> Any:
 
 
 # --- courses ------------------------------------------------------------------------------
-@router.get("/patients/{patient_id}/courses", tags=["courses"])
-def api_courses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> list[dict]:
-    return jsonable_encoder([dataclasses.asdict(c) for c in svc.chair.courses.for_patient(
-        viewer.actor, patient_id)])
+@router.get("/patients/{patient_id}/courses", tags=["courses"], response_model=Rows)
+def api_courses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
+                window: PageDep) -> dict:
+    page = svc.chair.courses.for_patient(viewer.actor, patient_id, window.limit, window.offset)
+    return window.page(page, jsonable_encoder([dataclasses.asdict(c) for c in page]))
 
 
 @router.post("/patients/{patient_id}/courses", status_code=201, tags=["courses"])
@@ -204,16 +207,20 @@ def api_left_against_advice(session_id: int, body: LeftAgainstAdviceCreate,
         svc.chair.sessions.leave_against_advice(viewer.actor, session_id, body))}
 
 
-@router.get("/patients/{patient_id}/sessions", tags=["sessions"])
-def api_patient_sessions(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> list:
-    return jsonable_encoder(svc.chair.views.patient_sessions(viewer.actor, patient_id))
+@router.get("/patients/{patient_id}/sessions", tags=["sessions"], response_model=Rows)
+def api_patient_sessions(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
+                         window: PageDep) -> dict:
+    page = svc.chair.views.patient_sessions(viewer.actor, patient_id, window.limit,
+                                            window.offset)
+    return window.page(page, jsonable_encoder(page.items))
 
 
 # --- REMS ---------------------------------------------------------------------------------
-@router.get("/rems/due", tags=["rems"])
-def api_rems_due(svc: ServicesDep, viewer: ApiViewerDep,
-                 within_days: Annotated[int, Query(ge=0, le=60)] = 7) -> list:
-    return jsonable_encoder(svc.chair.rems.due(viewer.actor, within_days))
+@router.get("/rems/due", tags=["rems"], response_model=Rows)
+def api_rems_due(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep,
+                 within_days: Annotated[int, Query(ge=0, le=60)] = 7) -> dict:
+    page = svc.chair.rems.due(viewer.actor, within_days, window.limit, window.offset)
+    return window.page(page, jsonable_encoder(page.items))
 
 
 @router.post("/rems/{form_id}/submitted", tags=["rems"])
@@ -224,17 +231,16 @@ def api_rems_submitted(form_id: int, body: RemsSubmit, svc: ServicesDep,
 
 
 # --- ledger (append-only) -----------------------------------------------------------------
-@router.get("/ledger/lots", tags=["ledger"])
-def api_lots(svc: ServicesDep, viewer: ApiViewerDep) -> list:
-    return jsonable_encoder([dataclasses.asdict(x) for x in svc.chair.ledger.lots(
-        viewer.actor)])
+@router.get("/ledger/lots", tags=["ledger"], response_model=Rows)
+def api_lots(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep) -> dict:
+    page = svc.chair.ledger.lots(viewer.actor, limit=window.limit, offset=window.offset)
+    return window.page(page, jsonable_encoder([dataclasses.asdict(x) for x in page]))
 
 
-@router.get("/ledger/entries", tags=["ledger"])
-def api_entries(svc: ServicesDep, viewer: ApiViewerDep,
-                limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                offset: Annotated[int, Query(ge=0)] = 0) -> list:
-    return jsonable_encoder(svc.chair.ledger.entries(viewer.actor, limit, offset))
+@router.get("/ledger/entries", tags=["ledger"], response_model=Rows)
+def api_entries(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep) -> dict:
+    page = svc.chair.ledger.entries(viewer.actor, window.limit, window.offset)
+    return window.page(page, jsonable_encoder(page.items))
 
 
 @router.get("/ledger/entries/{entry_id}", tags=["ledger"])

@@ -9,12 +9,14 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 from ketaclinic.services.dosing import DoseBlocked
 from ketaclinic.services.dosing_plan import parse_dose_request
 from ketaclinic.services.dosing_rulesets import Cosign, document_text
 
 router = APIRouter(prefix="/api")
+Rows = Page[dict[str, Any]]
 Number = float | str | None
 
 
@@ -63,10 +65,12 @@ def _request(body: DoseBody):  # type: ignore[no-untyped-def]
 
 
 # --- screening and facts ------------------------------------------------------------------
-@router.get("/patients/{patient_id}/screenings", tags=["screening"])
-def api_screenings(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> list[dict]:
+@router.get("/patients/{patient_id}/screenings", tags=["screening"], response_model=Rows)
+def api_screenings(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
+                   window: PageDep) -> dict:
     today = svc.ctx.today()
-    return [r.as_dict(today) for r in svc.dosing.list_screenings(viewer.actor, patient_id)]
+    page = svc.dosing.list_screenings(viewer.actor, patient_id, window.limit, window.offset)
+    return window.page(page, [r.as_dict(today) for r in page])
 
 
 @router.post("/patients/{patient_id}/screenings", status_code=201, tags=["screening"])
@@ -151,10 +155,11 @@ def api_countersign(patient_id: int, order_id: int, svc: ServicesDep,
     return svc.dosing.countersign(viewer.actor, patient_id, order_id).as_dict()
 
 
-@router.get("/patients/{patient_id}/doses", tags=["doses"])
+@router.get("/patients/{patient_id}/doses", tags=["doses"], response_model=Rows)
 def api_doses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
-    return [r.as_dict() for r in svc.dosing.list_doses(viewer.actor, patient_id, limit)]
+              window: PageDep) -> dict:
+    page = svc.dosing.list_doses(viewer.actor, patient_id, window.limit, window.offset)
+    return window.page(page, [r.as_dict() for r in page])
 
 
 # --- rule sets ----------------------------------------------------------------------------
@@ -183,14 +188,16 @@ def _summary(rs) -> dict:  # type: ignore[no-untyped-def]
     return {"id": rs.id, "version": rs.version, "ref": rs.ref, "treatment": rs.treatment}
 
 
-@router.get("/rulesets", tags=["rule sets"])
-def api_rulesets(svc: ServicesDep, viewer: ApiViewerDep) -> list[dict]:
-    return [s.__dict__ for s in svc.dosing.rulesets.list(viewer.actor)]
+@router.get("/rulesets", tags=["rule sets"], response_model=Rows)
+def api_rulesets(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep) -> dict:
+    page = svc.dosing.rulesets.list(viewer.actor, window.limit, window.offset)
+    return window.page(page, [s.__dict__ for s in page])
 
 
-@router.get("/rulesets/unconfirmed", tags=["rule sets"])
-def api_unconfirmed(svc: ServicesDep, viewer: ApiViewerDep) -> list[dict]:
-    return svc.dosing.rulesets.unconfirmed_report(viewer.actor)
+@router.get("/rulesets/unconfirmed", tags=["rule sets"], response_model=Rows)
+def api_unconfirmed(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep) -> dict:
+    return window.page(svc.dosing.rulesets.unconfirmed_report(viewer.actor, window.limit,
+                                                              window.offset))
 
 
 @router.post("/rulesets/copy", status_code=201, tags=["rule sets"])

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.clinical.outcomes import RELAPSE_EVENT_KINDS
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep, client_address
 from ketaclinic.schemas import UtcTimestamp
@@ -120,11 +121,13 @@ def api_create_assessment(
     return _public(record)
 
 
-@router.get("/patients/{patient_id}/assessments", response_model=list[AssessmentPublic])
+@router.get("/patients/{patient_id}/assessments", response_model=Page[AssessmentPublic])
 def api_list_assessments(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
-                         instrument: str | None = None) -> list[AssessmentPublic]:
-    return [_public(r) for r in svc.mbc.assessments.list_for_patient(
-        viewer.actor, patient_id, instrument_id=instrument)]
+                         window: PageDep, instrument: str | None = None) -> dict:
+    page = svc.mbc.assessments.list_for_patient(viewer.actor, patient_id,
+                                                instrument_id=instrument, limit=window.limit,
+                                                offset=window.offset)
+    return window.page(page, [_public(r) for r in page])
 
 
 @router.get("/patients/{patient_id}/assessments/{assessment_id}",
@@ -141,9 +144,10 @@ def api_assessment_fhir(patient_id: int, assessment_id: int, svc: ServicesDep,
     return svc.mbc.assessments.fhir(viewer.actor, patient_id, assessment_id)
 
 
-@router.get("/patients/{patient_id}/outcomes")
-def api_outcomes(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep) -> list[dict]:
-    return svc.mbc.outcomes(viewer.actor, patient_id)
+@router.get("/patients/{patient_id}/outcomes", response_model=Page[dict[str, Any]])
+def api_outcomes(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
+                 window: PageDep) -> dict:
+    return window.page(svc.mbc.outcomes(viewer.actor, patient_id, window.limit, window.offset))
 
 
 @router.post("/patients/{patient_id}/clinical-events", status_code=201)
@@ -154,11 +158,13 @@ def api_create_event(patient_id: int, body: EventCreate, svc: ServicesDep,
     return {"id": event_id}
 
 
-@router.get("/alerts", response_model=list[AlertPublic])
-def api_alerts(svc: ServicesDep, viewer: ApiViewerDep,
-               include_acknowledged: bool = False) -> list[AlertPublic]:
-    return [AlertPublic.model_validate(a, from_attributes=True) for a in
-            svc.mbc.alerts.worklist(viewer.actor, include_acknowledged=include_acknowledged)]
+@router.get("/alerts", response_model=Page[AlertPublic])
+def api_alerts(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep,
+               include_acknowledged: bool = False) -> dict:
+    page = svc.mbc.alerts.worklist(viewer.actor, include_acknowledged=include_acknowledged,
+                                   limit=window.limit, offset=window.offset)
+    return window.page(page, [AlertPublic.model_validate(a, from_attributes=True)
+                              for a in page])
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertPublic)

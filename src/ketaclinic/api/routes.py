@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel
 
+from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import (
     SESSION_COOKIE,
     ApiViewerDep,
@@ -74,13 +75,6 @@ class PatientDetailPublic(PatientPublic):
     allergies: list[dict]
 
 
-class PatientPage(BaseModel):
-    items: list[PatientPublic]
-    total: int
-    limit: int
-    offset: int
-
-
 class AmendmentPublic(BaseModel):
     field: str
     old_value: str
@@ -100,11 +94,6 @@ class AuditRow(BaseModel):
     outcome: str
     detail: str
     row_hash: str
-
-
-class AuditPage(BaseModel):
-    items: list[AuditRow]
-    total: int
 
 
 class AuditVerify(BaseModel):
@@ -149,17 +138,14 @@ def api_me(viewer: ApiViewerDep) -> UserPublic:
 
 
 # --- patients -----------------------------------------------------------------------------
-@router.get("/patients", response_model=PatientPage, tags=["patients"])
-def api_patients(svc: ServicesDep, viewer: ApiViewerDep,
+@router.get("/patients", response_model=Page[PatientPublic], tags=["patients"])
+def api_patients(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep,
                  q: Annotated[str, Query(max_length=200)] = "",
                  birth_date: dt.date | None = None,
-                 mrn: Annotated[str, Query(max_length=32)] = "",
-                 limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                 offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> PatientPage:
-    page = svc.patients.search(viewer.actor, q, birth_date, mrn, limit, offset)
-    return PatientPage(items=[PatientPublic.model_validate(p, from_attributes=True)
-                              for p in page.items], total=page.total, limit=page.limit,
-                       offset=page.offset)
+                 mrn: Annotated[str, Query(max_length=32)] = "") -> dict:
+    page = svc.patients.search(viewer.actor, q, birth_date, mrn, window.limit, window.offset)
+    return {"items": [PatientPublic.model_validate(p, from_attributes=True) for p in page.items],
+            "total": page.total, "limit": window.limit, "offset": window.offset}
 
 
 @router.post("/patients", response_model=PatientPublic, status_code=201, tags=["patients"])
@@ -186,11 +172,12 @@ def api_update_patient(patient_id: int, body: PatientUpdate, svc: ServicesDep,
     return _detail(svc.patients.update(viewer.actor, patient_id, body))
 
 
-@router.get("/patients/{patient_id}/history", response_model=list[AmendmentPublic],
+@router.get("/patients/{patient_id}/history", response_model=Page[AmendmentPublic],
             tags=["patients"])
-def api_patient_history(patient_id: int, svc: ServicesDep,
-                        viewer: ApiViewerDep) -> list[AmendmentPublic]:
-    return [AmendmentPublic(**row) for row in svc.patients.history(viewer.actor, patient_id)]
+def api_patient_history(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
+                        window: PageDep) -> dict:
+    return window.page(svc.patients.history(viewer.actor, patient_id, window.limit,
+                                            window.offset))
 
 
 @router.post("/patients/{patient_id}/weights", status_code=201, tags=["patients"])
@@ -223,9 +210,10 @@ def api_add_allergy(patient_id: int, body: AllergyCreate, svc: ServicesDep,
 
 
 # --- administration -----------------------------------------------------------------------
-@router.get("/users", response_model=list[UserPublic], tags=["admin"])
-def api_users(svc: ServicesDep, viewer: ApiViewerDep) -> list[UserPublic]:
-    return [_user(u) for u in svc.auth.list_users(viewer.actor)]
+@router.get("/users", response_model=Page[UserPublic], tags=["admin"])
+def api_users(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep) -> dict:
+    page = svc.auth.list_users(viewer.actor, window.limit, window.offset)
+    return window.page(page, [_user(u) for u in page])
 
 
 @router.post("/users", response_model=UserPublic, status_code=201, tags=["admin"])
@@ -234,16 +222,14 @@ def api_create_user(body: UserCreate, svc: ServicesDep, viewer: ApiViewerDep) ->
                                       body.password))
 
 
-@router.get("/audit", response_model=AuditPage, tags=["admin"])
-def api_audit(svc: ServicesDep, viewer: ApiViewerDep,
-              limit: Annotated[int, Query(ge=1, le=500)] = 100,
-              offset: Annotated[int, Query(ge=0)] = 0,
+@router.get("/audit", response_model=Page[AuditRow], tags=["admin"])
+def api_audit(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep,
               patient_id: int | None = None,
-              action: Annotated[str, Query(max_length=64)] = "") -> AuditPage:
-    rows, total = svc.audit_log.page(viewer.actor, limit=limit, offset=offset,
+              action: Annotated[str, Query(max_length=64)] = "") -> dict:
+    rows, total = svc.audit_log.page(viewer.actor, limit=window.limit, offset=window.offset,
                                      patient_id=patient_id, action=action)
-    return AuditPage(items=[AuditRow.model_validate(r, from_attributes=True) for r in rows],
-                     total=total)
+    return {"items": [AuditRow.model_validate(r, from_attributes=True) for r in rows],
+            "total": total, "limit": window.limit, "offset": window.offset}
 
 
 @router.get("/audit/verify", response_model=AuditVerify, tags=["admin"])

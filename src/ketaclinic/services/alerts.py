@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.monitoring import RESPIRATORY
@@ -13,6 +14,7 @@ from ketaclinic.services.alert_links import close_session_twins
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables import Patient, User
 from ketaclinic.store.tables_care import Assessment
@@ -55,15 +57,16 @@ class AlertService:
         self.ctx = ctx
 
     def worklist(self, actor: Actor, *, include_acknowledged: bool = False,
-                 limit: int = 200) -> list[AlertView]:
+                 limit: int = 200, offset: int = 0) -> Paged[AlertView]:
         """Open alerts across the clinic: urgent first, then the newest first within a
         priority (acknowledged ones, when asked for, after all open ones)."""
         self.ctx.require(actor, Perm.PATIENT_READ, "alert.worklist")
         with self.ctx.db.transaction() as s:
-            out = self._query(s, None, include_acknowledged, max(1, min(limit, 1000)))
-            self.ctx.audit.record_list(s, actor, "alert.worklist", [a.patient_id for a in out],
-                                       at=self.ctx.clock(), detail=f"{len(out)} alerts")
-            return out
+            page = page_rows(s, self._select(None, include_acknowledged), limit, offset,
+                             scalars=False).map(lambda row: _view(*row))
+            self.ctx.audit.record_list(s, actor, "alert.worklist", [a.patient_id for a in page],
+                                       at=self.ctx.clock(), detail=f"{len(page)} alerts")
+            return page
 
     def for_patient(self, s: Session, patient_id: int) -> list[AlertView]:
         """All alerts of one patient, open first (used inside an audited panel read)."""
@@ -93,6 +96,13 @@ class AlertService:
 
     def _query(self, s: Session, patient_id: int | None, include_acknowledged: bool,
                limit: int, alert_id: int | None = None) -> list[AlertView]:
+        rows = s.execute(self._select(patient_id, include_acknowledged, alert_id).limit(limit)
+                         ).all()
+        return [_view(a, p, asm, who) for a, p, asm, who in rows]
+
+    @staticmethod
+    def _select(patient_id: int | None, include_acknowledged: bool,
+                alert_id: int | None = None) -> Select[Any]:
         stmt = (select(ClinicalAlert, Patient, Assessment, User.username)
                 .join(Patient, Patient.id == ClinicalAlert.patient_id)
                 .join(Assessment, Assessment.id == ClinicalAlert.assessment_id)
@@ -103,14 +113,11 @@ class AlertService:
             stmt = stmt.where(ClinicalAlert.id == alert_id)
         if not include_acknowledged:
             stmt = stmt.where(ClinicalAlert.acknowledged_at.is_(None))
-        # Open before acknowledged in SQL, so the limit never drops an open alert for an
-        # old acknowledged one; then urgent first and the newest first within a priority.
-        rows = s.execute(stmt.order_by(ClinicalAlert.acknowledged_at.is_not(None),
-                                       ClinicalAlert.raised_at.desc(), ClinicalAlert.id.desc())
-                         .limit(limit)).all()
-        views = [_view(a, p, asm, who) for a, p, asm, who in rows]
-        views.sort(key=lambda v: (not v.open, PRIORITY_ORDER.get(v.priority, 9)))
-        return views
+        # The whole order in SQL, so a page or a limit never drops an open alert for an old
+        # acknowledged one: open first, then urgent first, the newest first within a priority.
+        rank = case(PRIORITY_ORDER, value=ClinicalAlert.priority, else_=9)
+        return stmt.order_by(ClinicalAlert.acknowledged_at.is_not(None), rank,
+                             ClinicalAlert.raised_at.desc(), ClinicalAlert.id.desc())
 
     def acknowledge(self, actor: Actor, alert_id: int, note: str) -> AlertView:
         """A clinician acknowledges an alert with a note (required); who and when are kept."""

@@ -20,6 +20,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.services.mbc_instruments import InstrumentCatalogue
+from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.webhooks import queue_urgent_alerts
 from ketaclinic.store.tables import Patient
@@ -208,15 +209,16 @@ class AssessmentService:
 
     # --- read ------------------------------------------------------------------------------
     def list_for_patient(self, actor: Actor, patient_id: int,
-                         instrument_id: str | None = None) -> list[AssessmentRecord]:
+                         instrument_id: str | None = None, limit: int | None = None,
+                         offset: int = 0) -> Paged[AssessmentRecord]:
         self.ctx.require(actor, Perm.PATIENT_READ, "assessment.list", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
             load_patient(s, patient_id)
             stmt = select(Assessment).where(Assessment.patient_id == patient_id)
             if instrument_id:
                 stmt = stmt.where(Assessment.instrument_id == instrument_id)
-            rows = s.execute(stmt.order_by(Assessment.administered_at, Assessment.id)).scalars()
-            out = [record_of(a) for a in rows]
+            out = page_rows(s, stmt.order_by(Assessment.administered_at, Assessment.id), limit,
+                            offset).map(record_of)
             self.ctx.audit.record(s, actor, "assessment.list", at=self.ctx.clock(),
                                   patient_id=patient_id)
             return out

@@ -318,23 +318,20 @@ class AuditLog:
 
     def page(self, actor: Actor, *, limit: int = 100, offset: int = 0,
              patient_id: int | None = None, action: str = "") -> tuple[list[AuditEvent], int]:
-        from sqlalchemy import func
-
         from ketaclinic.services.permissions import Perm
 
         self.ctx.require(actor, Perm.AUDIT_READ, "audit.view")
-        limit, offset = max(1, min(limit, 500)), max(0, offset)
+        from ketaclinic.services.paging import page_rows
+
         stmt = select(AuditEvent)
         if patient_id is not None:
             stmt = stmt.where(AuditEvent.patient_id == patient_id)
         if action:
             stmt = stmt.where(AuditEvent.action == action[:64])
         with self.ctx.db.transaction() as s:
-            total = s.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-            rows = s.execute(stmt.order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
-                             ).scalars().all()
+            page = page_rows(s, stmt.order_by(AuditEvent.id.desc()), limit, offset)
             self.ctx.audit.record(s, actor, "audit.view", at=self.ctx.clock())
-            return list(rows), int(total)
+            return page.items, page.total
 
     def patient_names(self, actor: Actor, patient_ids: set[int]) -> dict[int, str]:
         """"Family, Given (MRN)" of the patients an audit page lists, in one query; the read

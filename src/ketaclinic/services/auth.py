@@ -20,6 +20,7 @@ from ketaclinic.services import recovery_codes
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
+from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.password_policy import password_problem
 from ketaclinic.services.permissions import Perm, Role
 from ketaclinic.services.secretbox import SecretBox, SecretUnreadable, totp_context
@@ -195,11 +196,12 @@ class AuthService:
             )
             return user_info(user)
 
-    def list_users(self, actor: Actor) -> list[UserInfo]:
+    def list_users(self, actor: Actor, limit: int | None = None,
+                   offset: int = 0) -> Paged[UserInfo]:
         self.ctx.require(actor, Perm.USER_MANAGE, "user.list")
         with self.ctx.db.transaction() as s:
-            users = s.execute(select(User).order_by(User.username)).scalars().all()
-            return [user_info(u) for u in users]
+            return page_rows(s, select(User).order_by(User.username, User.id), limit,
+                             offset).map(user_info)
 
     def set_active(self, actor: Actor, user_id: int, active: bool) -> UserInfo:
         self.ctx.require(actor, Perm.USER_MANAGE, "user.update")

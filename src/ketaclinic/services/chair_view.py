@@ -24,6 +24,7 @@ from ketaclinic.services.chair_common import (
 from ketaclinic.services.chair_session import RATING_LABEL, start_of
 from ketaclinic.services.context import Context
 from ketaclinic.services.ledger import LedgerService
+from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.treatment_chain import order_states, screening_finding, session_order
 from ketaclinic.store.tables import User
@@ -139,13 +140,14 @@ class SessionViewService:
         return {"row": r, "device_times": [dt.datetime.fromisoformat(t) for t in json.loads(
             r.device_times_json or "[]")]}
 
-    def patient_sessions(self, actor: Actor, patient_id: int) -> list[dict[str, Any]]:
-        """Sessions of a patient for the patient page (upcoming first, then recent)."""
+    def patient_sessions(self, actor: Actor, patient_id: int, limit: int | None = None,
+                         offset: int = 0) -> Paged[dict[str, Any]]:
+        """Sessions of a patient for the patient page (by planned date)."""
         self.ctx.require(actor, Perm.PATIENT_READ, "session.list", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
-            rows = s.execute(select(TreatmentSession).where(
+            page = page_rows(s, select(TreatmentSession).where(
                 TreatmentSession.patient_id == patient_id).order_by(
-                TreatmentSession.planned_date, TreatmentSession.id)).scalars().all()
+                TreatmentSession.planned_date, TreatmentSession.id), limit, offset)
             self.ctx.audit.record(s, actor, "session.list", at=self.ctx.clock(),
-                                  patient_id=patient_id, detail=f"{len(rows)} sessions")
-            return [session_dict(r) for r in rows]
+                                  patient_id=patient_id, detail=f"{page.total} sessions")
+            return page.map(session_dict)

@@ -21,6 +21,7 @@ from ketaclinic.services.chair_common import (
 )
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput
+from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables_care import Course, TreatmentSession
 from ketaclinic.store.tables_chair import ChairAmendment
@@ -134,14 +135,15 @@ class CourseService:
                                   patient_id=course.patient_id, detail=f"course {course_id}")
             return self._summary(s, course), lines, history
 
-    def for_patient(self, actor: Actor, patient_id: int) -> list[CourseSummary]:
+    def for_patient(self, actor: Actor, patient_id: int, limit: int | None = None,
+                    offset: int = 0) -> Paged[CourseSummary]:
         self.ctx.require(actor, Perm.PATIENT_READ, "course.list", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
-            rows = s.execute(select(Course).where(Course.patient_id == patient_id).order_by(
-                Course.start_date.desc(), Course.id.desc())).scalars().all()
+            page = page_rows(s, select(Course).where(Course.patient_id == patient_id).order_by(
+                Course.start_date.desc(), Course.id.desc()), limit, offset)
             self.ctx.audit.record(s, actor, "course.list", at=self.ctx.clock(),
-                                  patient_id=patient_id, detail=f"{len(rows)} courses")
-            return [self._summary(s, c) for c in rows]
+                                  patient_id=patient_id, detail=f"{page.total} courses")
+            return page.map(lambda c: self._summary(s, c))
 
     def end(self, actor: Actor, course_id: int, data: CourseEnd) -> CourseSummary:
         """Stop or complete a course with a reason; its open sessions are cancelled."""

@@ -41,6 +41,7 @@ from ketaclinic.services.dosing_plan import DosePlan, DoseRequest, WeightFacts, 
 from ketaclinic.services.dosing_rulesets import RuleSetService
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
+from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.treatment_chain import refuse_on_hard, screening_finding, screening_state
 from ketaclinic.store.tables import Patient, PatientAmendment, PatientWeight
@@ -245,17 +246,17 @@ class DosingService:
                                   detail=f"screening {row.id} {row.treatment} {row.decision}")
             return _screening(row)
 
-    def list_screenings(self, actor: Actor, patient_id: int, limit: int = 50
-                        ) -> list[ScreeningRecord]:
+    def list_screenings(self, actor: Actor, patient_id: int, limit: int = 50,
+                        offset: int = 0) -> Paged[ScreeningRecord]:
         self.ctx.require(actor, Perm.PATIENT_READ, "screening.list", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
             self._patient(s, patient_id)
-            rows = s.execute(select(Screening).where(Screening.patient_id == patient_id)
-                             .order_by(Screening.created_at.desc(), Screening.id.desc())
-                             .limit(max(1, min(limit, 500)))).scalars().all()
+            page = page_rows(s, select(Screening).where(Screening.patient_id == patient_id)
+                             .order_by(Screening.created_at.desc(), Screening.id.desc()),
+                             limit, offset)
             self.ctx.audit.record(s, actor, "screening.list", at=self.ctx.clock(),
                                   patient_id=patient_id)
-            return [_screening(r) for r in rows]
+            return page.map(_screening)
 
     # --- doses --------------------------------------------------------------------------
     def _weights(self, s: Session, patient_id: int) -> WeightFacts:
@@ -413,16 +414,17 @@ class DosingService:
 
         return countersign(self, actor, patient_id, order_id)
 
-    def list_doses(self, actor: Actor, patient_id: int, limit: int = 50) -> list[DoseRecord]:
+    def list_doses(self, actor: Actor, patient_id: int, limit: int = 50,
+                   offset: int = 0) -> Paged[DoseRecord]:
         self.ctx.require(actor, Perm.PATIENT_READ, "dose.list", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
             self._patient(s, patient_id)
-            rows = s.execute(select(DoseOrderRow).where(DoseOrderRow.patient_id == patient_id)
-                             .order_by(DoseOrderRow.created_at.desc(), DoseOrderRow.id.desc())
-                             .limit(max(1, min(limit, 500)))).scalars().all()
+            page = page_rows(s, select(DoseOrderRow).where(DoseOrderRow.patient_id == patient_id)
+                             .order_by(DoseOrderRow.created_at.desc(), DoseOrderRow.id.desc()),
+                             limit, offset)
             self.ctx.audit.record(s, actor, "dose.list", at=self.ctx.clock(),
                                   patient_id=patient_id)
-            return [self._record(s, r) for r in rows]
+            return page.map(lambda r: self._record(s, r))
 
     # --- patient page panel -------------------------------------------------------------
     def panel(self, actor: Actor, patient_id: int) -> dict[str, Any]:

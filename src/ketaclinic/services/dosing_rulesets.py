@@ -34,6 +34,7 @@ from ketaclinic.clinical.rulesets import (
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.services.paging import Paged, page_list
 from ketaclinic.services.permissions import Perm, allowed
 from ketaclinic.store.tables import User
 from ketaclinic.store.tables_dosing import (
@@ -170,7 +171,9 @@ class RuleSetService:
         return self._load(s, self._active_ids(s)[treatment])[0]
 
     # --- reading ------------------------------------------------------------------------
-    def list(self, actor: Actor) -> list[RuleSetSummary]:
+    def list(self, actor: Actor, limit: int | None = None,
+             offset: int = 0) -> Paged[RuleSetSummary]:
+        """The bundled sets (from files) then the clinic's (by id); windowed in Python."""
         self._require_view(actor, "ruleset.list")
         with self.ctx.db.transaction() as s:
             active = {v: k for k, v in self._active_ids(s).items()}
@@ -187,7 +190,7 @@ class RuleSetService:
                                           int(counts[rid]), active.get(rid),
                                           len(list_unconfirmed(rs))))
             self.ctx.audit.record(s, actor, "ruleset.list", at=self.ctx.clock())
-            return out
+            return page_list(out, limit, offset)
 
     def view(self, actor: Actor, ruleset_id: str, seq: int | None = None) -> RuleSetView:
         self._require_view(actor, "ruleset.view")
@@ -220,7 +223,8 @@ class RuleSetService:
                                list_unconfirmed(rs), confirmations, active.get(ruleset_id),
                                approvals)
 
-    def unconfirmed_report(self, actor: Actor) -> list[dict[str, Any]]:
+    def unconfirmed_report(self, actor: Actor, limit: int | None = None,
+                           offset: int = 0) -> Paged[dict[str, Any]]:
         """Every grade-U rule not yet confirmed, in the active sets and every clinic copy."""
         self.ctx.require(actor, Perm.RULES_MANAGE, "ruleset.unconfirmed")
         with self.ctx.db.transaction() as s:
@@ -238,7 +242,7 @@ class RuleSetService:
                                 "note": u.note})
             self.ctx.audit.record(s, actor, "ruleset.unconfirmed", at=self.ctx.clock(),
                                   detail=f"{len(out)} unconfirmed")
-            return out
+            return page_list(out, limit, offset)
 
     # --- writing ------------------------------------------------------------------------
     def _add_version(self, s: Session, actor: Actor, doc: dict[str, Any], note: str,

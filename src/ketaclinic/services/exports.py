@@ -137,13 +137,16 @@ class ExportService:
         return len(ids), build()
 
     def fhir_resources(self, actor: Actor, patient_ids: list[int] | None = None,
-                       detail: str = "format=ndjson") -> list[dict[str, Any]]:
+                       detail: str = "format=ndjson", since: dt.datetime | None = None,
+                       ) -> list[dict[str, Any]]:
         """Every resource of these patients (all by default) then the Practitioners; needs the
-        identified-export permission; one audit row ``export.fhir_bulk``."""
+        identified-export permission; one audit row ``export.fhir_bulk``. ``since`` (naive
+        UTC): only the resources changed since (FHIR Bulk Data ``_since``)."""
         self.ctx.require(actor, Perm.IDENTIFIED_EXPORT, "export.fhir_bulk")
         with self.ctx.db.transaction() as s:
             ids = self._bulk_ids(actor, s, patient_ids, detail)
-            resources = [r for _pid, r in fr.export_resources(s, ids, self.fhir_options())]
+            resources = [r for _pid, r in fr.export_resources(s, ids, self.fhir_options(),
+                                                              since)]
         _check(resources, every=SAMPLE_EVERY)
         return resources
 

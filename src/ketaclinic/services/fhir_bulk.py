@@ -5,7 +5,7 @@ with ``fhir.resources.R4B`` over all resources (tests) or a sample (run time).""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,12 +30,19 @@ def bundle(resources: Iterable[dict[str, Any]], kind: str, base_url: str) -> dic
     return {"resourceType": "Bundle", "type": kind, "entry": entries}
 
 
+Seal = Callable[[str, int, str], str]
+"""(resource type, line number from 0, JSON text) -> the line stored instead (encrypted)."""
+
+
 class NdjsonWriter:
     """Writes resources as NDJSON, one ``<Type>.ndjson`` per resource type in ``folder``, or
-    all to one stream (``-`` on the command line)."""
+    all to one stream (``-`` on the command line). With ``seal``, each line is stored as
+    ``seal(type, n, line)`` in ``<Type>.ndjson<suffix>``: the plain text never reaches the
+    disk."""
 
-    def __init__(self, folder: Path | None = None, stream: IO[str] | None = None) -> None:
-        self.folder, self.stream = folder, stream
+    def __init__(self, folder: Path | None = None, stream: IO[str] | None = None,
+                 seal: Seal | None = None, suffix: str = "") -> None:
+        self.folder, self.stream, self.seal, self.suffix = folder, stream, seal, suffix
         self.files: dict[str, IO[str]] = {}
         self.counts: dict[str, int] = {}
         if folder is not None:
@@ -48,9 +55,12 @@ class NdjsonWriter:
             out = self.files.get(rt)
             if out is None:
                 assert self.folder is not None
-                out = self.files[rt] = (self.folder / f"{rt}.ndjson").open(
+                out = self.files[rt] = (self.folder / f"{rt}.ndjson{self.suffix}").open(
                     "w", encoding="utf-8")
-        out.write(json.dumps(r, separators=(",", ":"), ensure_ascii=False))
+        line = json.dumps(r, separators=(",", ":"), ensure_ascii=False)
+        if self.seal is not None:
+            line = self.seal(rt, self.counts.get(rt, 0), line)
+        out.write(line)
         out.write("\n")
         self.counts[rt] = self.counts.get(rt, 0) + 1
 

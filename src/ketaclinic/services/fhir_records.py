@@ -7,7 +7,10 @@ turn them into resources with :mod:`ketaclinic.services.fhir_map`.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -30,6 +33,7 @@ from ketaclinic.store.tables_chair import AdverseEventRow, DoseRecord, VitalSign
 from ketaclinic.store.tables_dosing import DoseOrder
 
 CHUNK = 900
+PRACTITIONER_REF = re.compile(r'"Practitioner/u-(\d+)"')
 USER_COLUMNS = ("recorded_by", "entered_by", "ordered_by")
 
 
@@ -84,40 +88,64 @@ def load(s: Session, ids: list[int]) -> dict[str, Any]:
     }
 
 
-def patient_resources(data: dict[str, Any], pid: int, opt: fm.MapOptions) -> Iterator[fm.Res]:
-    """All resources of one patient, referencing each other by ``Type/id``."""
+def patient_resources(data: dict[str, Any], pid: int, opt: fm.MapOptions,
+                      since: dt.datetime | None = None) -> Iterator[fm.Res]:
+    """All resources of one patient, referencing each other by ``Type/id``.
+
+    ``since`` (naive UTC): only the resources whose row was written or changed at or after it
+    (the row's ``updated_at``, else when it was recorded; a dose order also when it was
+    countersigned). Everything is still loaded, so references between resources (an adverse
+    event's dose) are the same as in a full export."""
+
+    def fresh(*times: dt.datetime | None) -> bool:
+        return since is None or any(t is not None and t >= since for t in times)
+
     pref = fm.ref("Patient", f"p-{pid}")
-    yield fm.patient(data["patients"][pid], opt)
+    patient = data["patients"][pid]
+    if fresh(patient.updated_at, patient.created_at):
+        yield fm.patient(patient, opt)
     for d in data["diagnoses"].get(pid, ()):
-        yield fm.condition(d, pref)
+        if fresh(d.recorded_at):
+            yield fm.condition(d, pref)
     for a in data["allergies"].get(pid, ()):
-        yield fm.allergy(a, pref)
+        if fresh(a.recorded_at):
+            yield fm.allergy(a, pref)
     for m in data["medications"].get(pid, ()):
-        yield fm.medication_statement(m, pref)
+        if fresh(m.recorded_at):
+            yield fm.medication_statement(m, pref)
     for w in data["weights"].get(pid, ()):
-        yield fm.weight(w, pref)
+        if fresh(w.recorded_at):
+            yield fm.weight(w, pref)
     for c in data["courses"].get(pid, ()):
-        yield fm.careplan(c, pref)
+        if fresh(c.updated_at, c.created_at):
+            yield fm.careplan(c, pref)
     sessions = {t.id: t for t in data["sessions"].get(pid, ())}
     for t in sessions.values():
-        yield fm.encounter(t, pref)
+        if fresh(t.updated_at, t.created_at):
+            yield fm.encounter(t, pref)
     for o in data["orders"].get(pid, ()):
-        yield fm.medication_request(o, pref)
+        if fresh(o.created_at, o.countersigned_at):
+            yield fm.medication_request(o, pref)
     first_dose: dict[int, int | str] = {}
     for d in data["doses"].get(pid, ()):
         first_dose.setdefault(d.session_id, d.id)
-        yield fm.administration(d, sessions[d.session_id], pref)
+        if fresh(d.recorded_at):
+            yield fm.administration(d, sessions[d.session_id], pref)
     for t in sessions.values():  # a dose recorded on the session only (no chair dose row)
         if t.id not in first_dose and t.dose_mg is not None and t.dose_started_at is not None \
                 and t.status not in ("cancelled", "missed"):
             first_dose[t.id] = f"s{t.id}"
-            yield fm.administration(_session_dose(t), t, pref)
+            if fresh(t.updated_at, t.created_at):
+                yield fm.administration(_session_dose(t), t, pref)
     for e in data["events"].get(pid, ()):
-        yield fm.adverse_event(e, sessions[e.session_id], pref, first_dose.get(e.session_id))
+        if fresh(e.created_at):
+            yield fm.adverse_event(e, sessions[e.session_id], pref,
+                                   first_dose.get(e.session_id))
     for v in data["vitals"].get(pid, ()):
-        yield from fm.vitals(v, pref, fm.ref("Encounter", f"enc-{v.session_id}"))
+        if fresh(v.created_at):
+            yield from fm.vitals(v, pref, fm.ref("Encounter", f"enc-{v.session_id}"))
     for a in data["assessments"].get(pid, ()):
-        if a.total is not None:
+        if a.total is not None and fresh(a.created_at):
             yield from fm.assessment(a, pref)
 
 
@@ -168,21 +196,29 @@ def patient_bundles(s: Session, ids: list[int], opt: fm.MapOptions
     return gen()
 
 
-def export_resources(s: Session, ids: list[int], opt: fm.MapOptions
-                     ) -> Iterator[tuple[int | None, fm.Res]]:
+def export_resources(s: Session, ids: list[int], opt: fm.MapOptions,
+                     since: dt.datetime | None = None) -> Iterator[tuple[int | None, fm.Res]]:
     """(patient id, resource) for every resource of these patients, then the Practitioners
-    (patient id None). Loads everything first (inside the caller's transaction)."""
+    (patient id None). Loads everything first (inside the caller's transaction).
+
+    With ``since`` (naive UTC), only resources changed since (see :func:`patient_resources`),
+    and the Practitioners those reference."""
     data = load(s, ids)
-    users = practitioners(s, acting_users(data))
+    if since is None:
+        users = practitioners(s, acting_users(data))
 
-    def gen() -> Iterator[tuple[int | None, fm.Res]]:
-        for pid in ids:
-            for r in patient_resources(data, pid, opt):
-                yield pid, r
-        for u in users:
-            yield None, u
+        def gen() -> Iterator[tuple[int | None, fm.Res]]:
+            for pid in ids:
+                for r in patient_resources(data, pid, opt):
+                    yield pid, r
+            for u in users:
+                yield None, u
 
-    return gen()
+        return gen()
+    changed = [(pid, r) for pid in ids for r in patient_resources(data, pid, opt, since)]
+    cited = {int(m) for _pid, r in changed
+             for m in PRACTITIONER_REF.findall(json.dumps(r, separators=(",", ":")))}
+    return iter([*changed, *((None, u) for u in practitioners(s, cited))])
 
 
 def counts_by_type(resources: Any) -> dict[str, int]:

@@ -34,6 +34,7 @@ from ketaclinic.services.audit import Actor
 from ketaclinic.services.auth import AuthService
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotAuthenticated, NotFound
+from ketaclinic.services.paging import Paged, page_list, page_rows
 from ketaclinic.services.permissions import Perm, allowed
 from ketaclinic.services.treatment_chain import order_states
 from ketaclinic.store.tables import AuditHead, User
@@ -218,11 +219,14 @@ class LedgerService:
         rows = list(s.execute(select(LedgerEntry).order_by(LedgerEntry.id)).scalars())
         return rows, [to_event(r) for r in rows]
 
-    def lots(self, actor: Actor, treatment: str | None = None) -> list[LotRow]:
+    def lots(self, actor: Actor, treatment: str | None = None, limit: int | None = None,
+             offset: int = 0) -> Paged[LotRow]:
+        """Lots with their balances, by lot number. A balance folds every entry of its lot,
+        so the window is taken after the fold (in Python), not in SQL."""
         self.ctx.require(actor, Perm.LEDGER_READ, "ledger.view")
         with self.ctx.db.transaction() as s:
             rows, events = self._all_events(s)
-        return self._lot_rows(rows, events, treatment)
+        return page_list(self._lot_rows(rows, events, treatment), limit, offset)
 
     def _lot_rows(self, rows: list[LedgerEntry], events: list[core.LedgerEvent],
                   treatment: str | None) -> list[LotRow]:
@@ -290,15 +294,14 @@ class LedgerService:
                                   patient_id=row.patient_id, detail=f"entry {entry_id}")
             return self._entry_dict(row, names)
 
-    def entries(self, actor: Actor, limit: int = 100, offset: int = 0) -> list[dict]:
+    def entries(self, actor: Actor, limit: int = 100, offset: int = 0) -> Paged[dict]:
         self.ctx.require(actor, Perm.LEDGER_READ, "ledger.entries")
         with self.ctx.db.transaction() as s:
-            rows = s.execute(select(LedgerEntry).order_by(LedgerEntry.id).limit(
-                max(1, min(limit, 500))).offset(max(0, offset))).scalars().all()
+            page = page_rows(s, select(LedgerEntry).order_by(LedgerEntry.id), limit, offset)
             names = dict(s.execute(select(User.id, User.username)).all())
             self.ctx.audit.record(s, actor, "ledger.entries", at=self.ctx.clock(),
-                                  detail=f"{len(rows)} entries")
-            return [self._entry_dict(r, names) for r in rows]
+                                  detail=f"{len(page)} entries")
+            return page.map(lambda r: self._entry_dict(r, names))
 
     @staticmethod
     def _entry_dict(r: LedgerEntry, names: dict[int, str]) -> dict:

@@ -15,6 +15,7 @@ from ketaclinic.services.course_outcomes import chart_for, course_summaries, out
 from ketaclinic.services.instrument_forms import entry_form
 from ketaclinic.services.mbc_instruments import InstrumentCatalogue
 from ketaclinic.services.outbox import OutboxService
+from ketaclinic.services.paging import Paged, page_list
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.self_report import SelfReportService
 
@@ -35,8 +36,10 @@ class MeasurementCare:
         return cls(ctx, catalogue, assessments, AlertService(ctx),
                    SelfReportService(ctx, catalogue, assessments), OutboxService(ctx))
 
-    def outcomes(self, actor: Actor, patient_id: int) -> list[dict[str, Any]]:
-        """Outcome of every course of the patient (newest first)."""
+    def outcomes(self, actor: Actor, patient_id: int, limit: int | None = None,
+                 offset: int = 0) -> Paged[dict[str, Any]]:
+        """Outcome of every course of the patient (newest first); each is computed from the
+        course's assessments, so the window is taken in Python."""
         self.ctx.require(actor, Perm.PATIENT_READ, "outcome.view", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
             from ketaclinic.services.assessments import load_patient
@@ -45,7 +48,7 @@ class MeasurementCare:
             out = [outcome_dict(c) for c in course_summaries(s, patient_id, self.ctx.clock())]
             self.ctx.audit.record(s, actor, "outcome.view", at=self.ctx.clock(),
                                   patient_id=patient_id)
-            return out
+            return page_list(out, limit, offset)
 
     def panel(self, actor: Actor, patient_id: int) -> dict[str, Any]:
         """Everything the patient-page panel shows, in one audited read."""

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -25,6 +25,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
 from ketaclinic.services.medication_vocab import MedicationLookup, is_recognised, normalised
+from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.patient_banner import PatientBanner, PatientBannerService
 from ketaclinic.services.permissions import Perm
 from ketaclinic.store.tables import (
@@ -173,7 +174,6 @@ class PatientService:
         self.ctx.require(actor, Perm.PATIENT_READ, "patient.search")
         if len(query) > 200 or len(mrn) > 32:
             raise InvalidInput("search text is too long")
-        limit, offset = max(1, min(limit, 200)), max(0, offset)
         stmt = select(Patient)
         for token in query.lower().split()[:6]:
             escaped = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -184,14 +184,12 @@ class PatientService:
         if mrn.strip():
             stmt = stmt.where(Patient.mrn == mrn.strip().upper())
         with self.ctx.db.transaction() as s:
-            total = s.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-            rows = s.execute(
-                stmt.order_by(Patient.family_name, Patient.given_name, Patient.id)
-                .limit(limit).offset(offset)
-            ).scalars().all()
-            self.ctx.audit.record_list(s, actor, "patient.search", [p.id for p in rows],
-                                       at=self.ctx.clock(), detail=f"{total} matches")
-            return SearchPage([_summary(p) for p in rows], int(total), limit, offset)
+            page = page_rows(s, stmt.order_by(Patient.family_name, Patient.given_name,
+                                              Patient.id), limit, offset)
+            self.ctx.audit.record_list(s, actor, "patient.search", [p.id for p in page],
+                                       at=self.ctx.clock(), detail=f"{page.total} matches")
+            return SearchPage([_summary(p) for p in page], page.total, page.limit or limit,
+                              page.offset)
 
     def get(self, actor: Actor, patient_id: int, *, action: str = "patient.view") -> PatientDetail:
         self.ctx.require(actor, Perm.PATIENT_READ, action, patient_id=patient_id)
@@ -234,18 +232,20 @@ class PatientService:
             weights, diagnoses, meds, allergies,
         )
 
-    def history(self, actor: Actor, patient_id: int) -> list[dict]:
+    def history(self, actor: Actor, patient_id: int, limit: int | None = None,
+                offset: int = 0) -> Paged[dict]:
+        """Amendments of the record, newest first (``limit``/``offset``: one page of them)."""
         self.ctx.require(actor, Perm.PATIENT_READ, "patient.history", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
             self._load(s, patient_id)
-            rows = s.execute(select(PatientAmendment).where(
-                PatientAmendment.patient_id == patient_id).order_by(PatientAmendment.id.desc())
-            ).scalars().all()
+            page = page_rows(s, select(PatientAmendment).where(
+                PatientAmendment.patient_id == patient_id).order_by(PatientAmendment.id.desc()),
+                limit, offset)
             self.ctx.audit.record(s, actor, "patient.history", at=self.ctx.clock(),
                                   patient_id=patient_id)
-            return [{"field": r.field, "old_value": r.old_value, "new_value": r.new_value,
-                     "changed_by": r.changed_by, "changed_at": r.changed_at,
-                     "version": r.version} for r in rows]
+            return page.map(lambda r: {
+                "field": r.field, "old_value": r.old_value, "new_value": r.new_value,
+                "changed_by": r.changed_by, "changed_at": r.changed_at, "version": r.version})
 
     # --- amend -------------------------------------------------------------------------
     def update(self, actor: Actor, patient_id: int, data: PatientUpdate) -> PatientDetail:

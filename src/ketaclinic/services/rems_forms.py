@@ -35,6 +35,7 @@ from ketaclinic.services.chair_common import (
 from ketaclinic.services.chair_session import vital_signs
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
+from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.treatment_chain import rems_order, timeline
 from ketaclinic.store.tables import Patient, PatientMedication, User
@@ -187,23 +188,27 @@ class RemsService:
             self.ctx.audit.record(s, actor, "rems.submitted", at=now, patient_id=patient_id,
                                   detail=f"form {form_id}")
 
-    def due(self, actor: Actor, within_days: int = 7) -> list[dict[str, Any]]:
+    def due(self, actor: Actor, within_days: int = 7, limit: int | None = None,
+            offset: int = 0) -> Paged[dict[str, Any]]:
         """Unsubmitted forms due within ``within_days`` (overdue ones first)."""
         self.ctx.require(actor, Perm.PATIENT_READ, "rems.tracker")
         today = self.ctx.today()
         with self.ctx.db.transaction() as s:
-            rows = s.execute(select(RemsFormRow, Patient).join(
+            page = page_rows(s, select(RemsFormRow, Patient).join(
                 Patient, Patient.id == RemsFormRow.patient_id).where(
                 RemsFormRow.status == "due",
                 RemsFormRow.due_on <= today + dt.timedelta(days=within_days)).order_by(
-                RemsFormRow.due_on, RemsFormRow.id)).all()
-            self.ctx.audit.record_list(s, actor, "rems.tracker", [p.id for _f, p in rows],
-                                       at=self.ctx.clock(), detail=f"{len(rows)} forms due")
-            return [{"id": f.id, "session_id": f.session_id, "patient_id": p.id,
-                     "patient_name": f"{p.family_name}, {p.given_name}",
-                     "treatment_date": f.treatment_date, "due_on": f.due_on,
-                     "days_left": (f.due_on - today).days,
-                     "overdue": f.due_on < today} for f, p in rows]
+                RemsFormRow.due_on, RemsFormRow.id), limit, offset, scalars=False)
+            self.ctx.audit.record_list(s, actor, "rems.tracker", [p.id for _f, p in page],
+                                       at=self.ctx.clock(), detail=f"{page.total} forms due")
+            return page.map(lambda row: _due_dict(*row, today))
+
+
+def _due_dict(f: RemsFormRow, p: Patient, today: dt.date) -> dict[str, Any]:
+    return {"id": f.id, "session_id": f.session_id, "patient_id": p.id,
+            "patient_name": f"{p.family_name}, {p.given_name}",
+            "treatment_date": f.treatment_date, "due_on": f.due_on,
+            "days_left": (f.due_on - today).days, "overdue": f.due_on < today}
 
 
 def _left_note(discharge: DischargeRecord | None, provider: User | None) -> str | None:

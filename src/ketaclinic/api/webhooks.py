@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 from ketaclinic.schemas import UtcTimestamp
 from ketaclinic.services.webhooks import EndpointInfo
@@ -61,9 +62,11 @@ def api_add_webhook(body: WebhookCreate, svc: ServicesDep,
     return WebhookCreated(**_public(info), secret=secret)
 
 
-@router.get("/webhooks", response_model=list[WebhookPublic])
-def api_list_webhooks(svc: ServicesDep, viewer: ApiViewerDep) -> list[WebhookPublic]:
-    return [WebhookPublic(**_public(i)) for i in svc.webhooks.list(viewer.actor)]
+@router.get("/webhooks", response_model=Page[WebhookPublic])
+def api_list_webhooks(svc: ServicesDep, viewer: ApiViewerDep, window: PageDep) -> dict:
+    """The active endpoints with their pending and failed deliveries (never the secrets)."""
+    page = svc.webhooks.list(viewer.actor, window.limit, window.offset)
+    return window.page(page, [WebhookPublic(**_public(i)) for i in page])
 
 
 @router.delete("/webhooks/{endpoint_id}", response_model=WebhookRemoved)

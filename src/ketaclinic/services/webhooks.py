@@ -47,6 +47,7 @@ from ketaclinic.services.outbound import (
     check_url,
     post_json,
 )
+from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.permissions import Perm
 from ketaclinic.services.secretbox import SecretBox, SecretUnreadable
 from ketaclinic.store.tables_chair import RemsFormRow
@@ -186,12 +187,13 @@ class WebhookService:
                                   detail=f"endpoint {row.id} for {row.events}")
             return self._info(s, row), secret
 
-    def list(self, actor: Actor) -> list[EndpointInfo]:
+    def list(self, actor: Actor, limit: int | None = None,
+             offset: int = 0) -> Paged[EndpointInfo]:
         self.ctx.require(actor, Perm.INTEGRATIONS_MANAGE, "webhook.list")
         with self.ctx.db.transaction() as s:
-            rows = s.execute(select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))
-                             .order_by(WebhookEndpoint.id)).scalars().all()
-            return [self._info(s, r) for r in rows]
+            return page_rows(s, select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))
+                             .order_by(WebhookEndpoint.id), limit, offset).map(
+                lambda row: self._info(s, row))
 
     def remove(self, actor: Actor, endpoint_id: int) -> int:
         """Deactivate an endpoint; its undelivered messages are cancelled (returns how many)."""

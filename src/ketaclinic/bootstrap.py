@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ketaclinic.config import Settings
 from ketaclinic.services import outcome_summary
 from ketaclinic.services.accounts import AccountService
+from ketaclinic.services.api_tokens import ApiTokenService
 from ketaclinic.services.audit import AuditLog, AuditTrail
 from ketaclinic.services.auth import AuthService
 from ketaclinic.services.chair import ChairServices, build_chair_services
@@ -43,6 +44,7 @@ class Services:
     outcomes: OutcomesService
     accounts: AccountService
     lock: LockScreenService
+    tokens: ApiTokenService
     webhooks: WebhookService
 
     @property
@@ -97,4 +99,4 @@ def build_services(
                     mbc=MeasurementCare.build(ctx), chair=build_chair_services(ctx, auth),
                     pk=PkService(ctx), outcomes=OutcomesService(ctx),
                     accounts=AccountService(ctx, auth), lock=LockScreenService(ctx),
-                    webhooks=WebhookService(ctx))
+                    tokens=ApiTokenService(ctx, auth), webhooks=WebhookService(ctx))

@@ -121,6 +121,11 @@ class Settings(BaseSettings):
         description="Hours a temporary password set by an administrator's reset stays valid "
         "(the user must replace it at the first login)",
     )
+    api_token_max_days: int = Field(
+        90, ge=1, le=3650,
+        description="Longest lifetime (days) an administrator may give an API token of a "
+        "service account (every token must expire)",
+    )
     fhir_mrn_system: str = Field(
         "", description="FHIR identifier system (a URI) of this clinic's medical record numbers "
         "in exports, e.g. urn:oid:2.16.840.1.113883.3.1234.1 or https://clinic.example.org/mrn; "

@@ -95,6 +95,14 @@ EXPECTED: dict[str, Rule] = {
                                         lambda c, p: {"password": "not-the-password"}),
     "POST /api/users/{user_id}/reset-password": Rule(only({"admin"}, 422), lambda c, p: {}),
     "POST /api/users/{user_id}/reset-two-factor": Rule(only({"admin"}, 422)),
+    # Machine access. User 1 is the admin, a person: no token for it (422); no token 1 (404).
+    "POST /api/service-accounts": Rule(only({"admin"}, 201), lambda c, p: {
+        "username": f"svc{uuid.uuid4().hex[:8]}", "full_name": "Feed", "role": "nurse"}),
+    "GET /api/tokens": Rule(only({"admin"}, 200)),
+    "GET /api/tokens/scopes": Rule(only(ANY_USER, 200)),
+    "POST /api/service-accounts/{user_id}/tokens": Rule(only({"admin"}, 422), lambda c, p: {
+        "label": "x", "scopes": ["patient.read"], "expires_in_days": 1}),
+    "POST /api/tokens/{token_id}/revoke": Rule(only({"admin"}, 404)),
     # A patient's self-report link needs no login: the link token is the credential. With a
     # made-up token every caller, logged in or not, gets 410 and learns nothing.
     "GET /api/self-report/{token}": Rule({r: 410 for r in ROLES}),

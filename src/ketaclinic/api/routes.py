@@ -40,6 +40,7 @@ class UserPublic(BaseModel):
     active: bool
     totp_enrolled: bool = False
     must_change_password: bool = False
+    kind: str = "person"  # "service": a service account (API tokens only)
 
 
 class LoginResponse(BaseModel):
@@ -106,7 +107,7 @@ class AuditVerify(BaseModel):
 def _user(u) -> UserPublic:  # type: ignore[no-untyped-def]
     return UserPublic(id=u.id, username=u.username, full_name=u.full_name, role=u.role,
                       active=u.active, totp_enrolled=u.totp_enrolled,
-                      must_change_password=u.must_change_password)
+                      must_change_password=u.must_change_password, kind=u.kind)
 
 
 def _detail(p) -> PatientDetailPublic:  # type: ignore[no-untyped-def]

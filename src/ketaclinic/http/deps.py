@@ -1,7 +1,9 @@
 """Request-scoped helpers shared by the web pages and the JSON API (one place, thin shells).
 
 The session cookie, the logged-in viewer, CSRF checks and strict form parsing: ``web/`` and
-``api/`` both import them from here.
+``api/`` both import them from here. The API also accepts a service account's bearer token
+(``Authorization: Bearer kct_…``, services/api_tokens.py): no cookie, no CSRF token, never a
+page.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request, Response, Security
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from ketaclinic.bootstrap import Services
+from ketaclinic.services.api_tokens import InvalidToken
 from ketaclinic.services.audit import Actor
 from ketaclinic.services.auth import SessionInfo
 from ketaclinic.services.errors import InvalidInput, PermissionDenied
@@ -53,13 +57,14 @@ def services(request: Request) -> Services:
 
 @dataclass(frozen=True)
 class Viewer:
-    """The logged-in user for this request."""
+    """The logged-in user for this request (or the service account of a bearer token)."""
 
     session: SessionInfo
+    bearer: Actor | None = None  # set for a bearer-token request: the scoped actor
 
     @property
     def actor(self) -> Actor:
-        return self.session.user.actor
+        return self.bearer or self.session.user.actor
 
     @property
     def role(self) -> str:
@@ -103,10 +108,38 @@ def check_csrf(viewer: Viewer, supplied: str | None) -> None:
                         "try again")
 
 
+# The two ways into the API, declared for the OpenAPI schema (securitySchemes and each
+# operation's ``security``); the checks themselves are api_viewer's.
+SESSION_SCHEME = APIKeyCookie(
+    name=SESSION_COOKIE, scheme_name="sessionCookie", auto_error=False,
+    description="The session cookie set by POST /api/auth/login; state-changing requests "
+    "must also carry the X-CSRF-Token header")
+BEARER_SCHEME = HTTPBearer(
+    scheme_name="bearerToken", bearerFormat="kct_<prefix>_<secret>", auto_error=False,
+    description="A service account's API token (ketaclinic tokens issue); scoped, expiring, "
+    "revocable; no CSRF token needed; never opens the HTML pages")
+
+
+def bearer_viewer(request: Request, svc: Services) -> Viewer:
+    """The service account of the request's ``Authorization: Bearer`` token (401 if none)."""
+    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("the Authorization header must be 'Bearer <API token>'")
+    use = svc.tokens.authenticate(token.strip(), client_address(request))
+    return Viewer(SessionInfo(use.user, "", use.token.created_at), bearer=use.actor)
+
+
 def api_viewer(
-    request: Request, viewer: Annotated[Viewer, Depends(current_viewer)]
+    request: Request, svc: Annotated[Services, Depends(services)],
+    _cookie: Annotated[str | None, Security(SESSION_SCHEME)] = None,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)] = None,
 ) -> Viewer:
-    """The API's viewer; state-changing methods must carry the X-CSRF-Token header."""
+    """The API's viewer: a bearer token if the request has an Authorization header (the
+    cookie is then ignored), else the session cookie, whose state-changing requests must
+    carry the X-CSRF-Token header."""
+    if "authorization" in request.headers:
+        return bearer_viewer(request, svc)
+    viewer = current_viewer(request, svc)
     if request.method not in {"GET", "HEAD", "OPTIONS"}:
         check_csrf(viewer, request.headers.get(CSRF_HEADER))
     return viewer

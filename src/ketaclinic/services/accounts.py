@@ -136,6 +136,9 @@ class AccountService:
         with self.ctx.db.transaction() as s:
             user = self._user(s, user_id)
             self._not_self(actor, user, "password")
+            if user.kind != "person":
+                raise Conflict(f"{user.username} is a service account: it has no password "
+                               "(issue or revoke its API tokens instead)")
             validate_password(temporary or generated or "", user.username)
             user.password_hash = hash_password(temporary or generated or "")
             user.must_change_password, user.password_expires_at = True, expires

@@ -49,6 +49,11 @@ class Actor:
     user_id: int | None
     username: str
     role: str
+    # A service account acting with an API token: the token's scopes (permission names; None
+    # for a person, whose role alone decides) and its public prefix (recorded on every audit
+    # row the token causes; never the secret).
+    scopes: frozenset[str] | None = None
+    token: str | None = None
 
 
 SYSTEM = Actor(user_id=None, username="system", role="system")
@@ -133,6 +138,8 @@ class AuditTrail:
     ) -> AuditEvent:
         """Append one row to a chain in the caller's transaction (Core statements: this runs
         for every read of patient data, so it stays at three small statements)."""
+        if actor.token:
+            detail = f"token {actor.token}" + (f"; {detail}" if detail else "")
         tip, event_id = self._take_tip(session)
         event = AuditEvent(
             id=event_id,

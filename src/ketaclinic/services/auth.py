@@ -59,6 +59,7 @@ class UserInfo:
     totp_enrolled: bool = False
     must_change_password: bool = False
     medical_director: bool = False
+    kind: str = "person"  # "service": a machine account that acts only with API tokens
 
     @property
     def actor(self) -> Actor:
@@ -132,7 +133,7 @@ def user_info(user: User) -> UserInfo:
     """The public view of a user row (no password hash, no two-factor key)."""
     return UserInfo(user.id, user.username, user.full_name, user.role, user.active, user.created_at,
                     bool(user.totp_secret), bool(user.must_change_password),
-                    bool(user.medical_director))
+                    bool(user.medical_director), user.kind or "person")
 
 
 def validate_password(password: str, username: str = "") -> None:
@@ -142,6 +143,12 @@ def validate_password(password: str, username: str = "") -> None:
 
 
 def validate_new_user(username: str, full_name: str, role: str, password: str) -> None:
+    validate_account(username, full_name, role)
+    validate_password(password, username)
+
+
+def validate_account(username: str, full_name: str, role: str) -> None:
+    """The name, full name and role of a new account (a person's or a service account's)."""
     if not USERNAME_RE.match(username or ""):
         raise InvalidInput(
             "username must be 2–63 characters: lower-case letters, digits, '.', '_' or '-'"
@@ -150,7 +157,6 @@ def validate_new_user(username: str, full_name: str, role: str, password: str) -
         raise InvalidInput("full name is required (at most 200 characters)")
     if role not in {r.value for r in Role}:
         raise InvalidInput(f"role must be one of: {', '.join(r.value for r in Role)}")
-    validate_password(password, username)
 
 
 _FAILURE_DETAIL = {"none": "", "missing": "authenticator code missing",
@@ -250,7 +256,8 @@ class AuthService:
             user = s.execute(
                 select(User).where(User.username == (username or "").strip().lower())
             ).scalar_one_or_none()
-            usable = bool(user and user.active and not user.must_change_password)
+            usable = bool(user and user.active and not user.must_change_password
+                          and user.kind == "person")
             info, stored = (user_info(user), user.password_hash) if user else (None, _DUMMY_HASH)
         ok = verify_password(stored, password or "")  # outside the transaction (see login)
         if not (info and ok and usable):
@@ -276,7 +283,8 @@ class AuthService:
         with self.ctx.db.transaction() as s:
             user = s.get(User, stored.id) if stored else None
             # The hash must still be the one checked (a password changed meanwhile: refused).
-            password_ok = bool(ok and user and user.active
+            # A service account has no password (it uses API tokens): never a session.
+            password_ok = bool(ok and user and user.active and user.kind == "person"
                                and user.password_hash == stored.password_hash)
             second, left = "none", None
             if password_ok and _temporary_expired(user, now):

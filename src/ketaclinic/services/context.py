@@ -10,7 +10,7 @@ from ketaclinic.services.audit import SYSTEM, Actor, AuditTrail
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.clock import Clock
 from ketaclinic.services.errors import PermissionDenied
-from ketaclinic.services.permissions import Perm, allowed
+from ketaclinic.services.permissions import Perm, allowed, denial
 from ketaclinic.store.db import Database
 
 
@@ -46,9 +46,10 @@ class Context:
                 at=self.clock(),
                 outcome="denied",
                 patient_id=patient_id,
-                detail=f"missing permission {perm.value}",
+                detail=(f"missing scope {perm.value}" if actor.scopes is not None
+                        else f"missing permission {perm.value}"),
             )
-        raise PermissionDenied(f"your role ({actor.role}) may not do this ({perm.value})")
+        raise PermissionDenied(denial(actor, perm))
 
     def record_failure(
         self, actor: Actor, action: str, outcome: str, *, patient_id: int | None = None,

@@ -59,14 +59,31 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
 
 
 def allowed(actor: Actor, perm: Perm) -> bool:
+    """The role grants ``perm`` and, for an API token, so do the token's scopes."""
     try:
         role = Role(actor.role)
     except ValueError:
         return False
-    return perm in ROLE_PERMISSIONS[role]
+    return perm in ROLE_PERMISSIONS[role] and (actor.scopes is None or perm.value in actor.scopes)
+
+
+def denial(actor: Actor, perm: Perm) -> str:
+    """Why ``actor`` may not do ``perm``: the role, or the API token's missing scope."""
+    if actor.scopes is not None and perm.value not in actor.scopes:
+        try:
+            role_grants = perm in ROLE_PERMISSIONS[Role(actor.role)]
+        except ValueError:
+            role_grants = False
+        if role_grants:
+            return f"this API token lacks the scope {perm.value}"
+    return f"your role ({actor.role}) may not do this ({perm.value})"
+
+
+# API token scopes are the permission names: a token narrows its account's role, never widens it.
+SCOPES: tuple[str, ...] = tuple(p.value for p in Perm)
 
 
 def require(actor: Actor, perm: Perm) -> None:
-    """Raise PermissionDenied (the caller audits it) unless the actor's role grants ``perm``."""
+    """Raise PermissionDenied (the caller audits it) unless the actor may do ``perm``."""
     if not allowed(actor, perm):
-        raise PermissionDenied(f"your role ({actor.role}) may not do this ({perm.value})")
+        raise PermissionDenied(denial(actor, perm))

@@ -62,6 +62,9 @@ class User(Base):
                                                    server_default=false())
     # The lock-screen PIN (hashed like a password; None: unlock with the password only).
     pin_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # "person" logs in with a password; "service" (a machine integration) never logs in and
+    # authenticates only with API tokens (services/api_tokens.py).
+    kind: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
 
 class RecoveryCode(Base):
     """A one-time two-factor recovery code: only a salted HMAC-SHA256 of it is stored."""
@@ -93,6 +96,27 @@ class AuthSession(Base):
     unlock_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     user: Mapped[User] = relationship(lazy="joined")
+
+class ApiToken(Base):
+    """A bearer token of a service account: only the SHA-256 of the secret is stored, with a
+    short public prefix that identifies it (in lists and the audit trail)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[str] = mapped_column(String(500))  # space-separated permission names
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    user: Mapped[User] = relationship(lazy="joined", foreign_keys=[user_id])
 
 class LoginAttempt(Base):
     __tablename__ = "login_attempts"

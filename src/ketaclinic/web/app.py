@@ -204,7 +204,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotAuthenticated)
     async def _unauthenticated(request: Request, exc: NotAuthenticated) -> Response:
         if _wants_json(request):
-            return JSONResponse({"detail": str(exc)}, status_code=401)
+            bearer = "authorization" in request.headers
+            return JSONResponse({"detail": str(exc)}, status_code=401, headers=(
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'} if bearer else None))
         target = quote(request.url.path)
         # A message code, never text: the login page shows only what the app wrote.
         return RedirectResponse(f"/login?next={target}&msg={quote(exc.login_message)}",

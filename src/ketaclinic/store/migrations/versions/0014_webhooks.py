@@ -6,7 +6,7 @@ on ``outbox_messages``, the endpoint and the fixed JSON body of a webhook delive
 references ``outbox_messages``, so its rebuild on SQLite touches nothing else.
 
 Revision ID: 0014_webhooks
-Revises: 0012_closed_loop
+Revises: 0013_api_tokens
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_webhooks"
-down_revision = "0012_closed_loop"
+down_revision = "0013_api_tokens"
 branch_labels = None
 depends_on = None
 

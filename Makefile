@@ -51,7 +51,7 @@ run: $(RUN_STAMP)
 ## The whole suite on SQLite and PostgreSQL (PostgreSQL and browser tests skip with a reason
 ## where the machine lacks them; under CI=true a skip fails). Exit code 5 (no tests) fails.
 test: $(DEV_STAMP) browser-deps fhir-deps
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@HYPOTHESIS_PROFILE=full $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 ## Install axe-core for the browser tests' accessibility checks (npm ci from tests/browser's
@@ -71,11 +71,13 @@ fhir-deps:
 	  npm ci --prefix tests/fhir --no-audit --no-fund --silent || echo "note: npm ci failed"; fi
 
 ## The quick loop while coding: SQLite only, two workers, no browser and no slow tests (fuzz,
-## load, crash and long property runs stay in `make test`). FAST_ARGS="-k dosing" to narrow it.
+## load, crash and long property runs stay in `make test`), each property on fewer examples
+## (HYPOTHESIS_PROFILE=fast; see TESTING.md). FAST_ARGS="-k dosing" to narrow it.
 FAST_ARGS ?=
 test-fast: $(DEV_STAMP)
-	KETACLINIC_TEST_DATABASES=sqlite $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 \
-	  -m "not browser and not slow" --ignore=tests/browser $(FAST_ARGS)
+	KETACLINIC_TEST_DATABASES=sqlite HYPOTHESIS_PROFILE=fast $(BIN)/python -m pytest -q \
+	  -p no:cacheprovider -n 2 --dist loadgroup -m "not browser and not slow" \
+	  --ignore=tests/browser $(FAST_ARGS)
 
 ## Ruff on src, tests and benchmarks; mypy on the clinical core.
 lint: $(DEV_STAMP)

@@ -20,9 +20,10 @@ from kctest import (
     drop_pg_database,
     fresh_database_url,
     make_settings,
+    register_hypothesis_profiles,
     sqlite_test_folder,
 )
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from ketaclinic.bootstrap import Services, build_services
 from ketaclinic.services.audit import SYSTEM, initial_heads
@@ -32,6 +33,7 @@ from ketaclinic.store.db import make_engine
 from ketaclinic.store.models import Base
 
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
+register_hypothesis_profiles()  # HYPOTHESIS_PROFILE=fast under `make test-fast`
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -52,12 +54,16 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
     """Tests marked postgresql_only are deselected (not skipped) for the SQLite backend.
 
     Every test under tests/browser/ carries the browser marker, so `-m "not browser"` leaves out
-    a new browser test even when its file forgets the marker.
+    a new browser test even when its file forgets the marker. Tests on a shared demo database
+    are grouped per database for xdist.
     """
     keep, drop = [], []
     for item in items:
         if BROWSER_DIR in item.path.parents:
             item.add_marker(pytest.mark.browser)
+        for shared in {"demo_clinic", "demo_cohort"} & set(getattr(item, "fixturenames", ())):
+            # Under `-n 2 --dist loadgroup` one worker seeds each shared demo, not both.
+            item.add_marker(pytest.mark.xdist_group(shared))
         callspec = getattr(item, "callspec", None)
         on_sqlite = callspec is not None and callspec.params.get("backend") == "sqlite"
         (drop if on_sqlite and item.get_closest_marker("postgresql_only") else keep).append(item)
@@ -130,6 +136,69 @@ def services(database_url: str, clock: SteppingClock) -> Iterator[Services]:
     svc = build_services(make_settings(database_url), clock=clock)
     yield svc
     svc.close()
+
+
+DEMO_CLINIC_PATIENTS = 12
+DEMO_COHORT_PATIENTS = 40
+
+
+@pytest.fixture(scope="session")
+def _demo_database(backend: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """demo_url(patients) -> the URL of a migrated database holding the seeded demo clinic.
+
+    Seeding the demo is the slowest setup there is; tests that only read it share one database
+    per size, seeded once per session (per xdist worker) instead of once per test.
+    """
+    from ketaclinic.schemas import AllergyCreate
+    from ketaclinic.services.demo import seed_demo
+    from ketaclinic.store.tables import Patient
+
+    made: dict[int, str] = {}
+    handles: list[object] = []
+    with sqlite_test_folder(tmp_path_factory.mktemp(f"demo-{backend}")) as folder:
+
+        def demo_url(patients: int) -> str:
+            if patients not in made:
+                url, handle = fresh_database_url(backend, folder)
+                handles.extend([handle] if handle is not None else [])
+                # As the app starts: migrate, then a current outcome summary.
+                svc = build_services(make_settings(url), clock=SteppingClock(START), upgrade=True)
+                try:
+                    seed_demo(svc, patients=patients)
+                    # One allergy, so that every kind of stored row is in the demo.
+                    with svc.db.transaction() as s:
+                        pid = s.execute(select(Patient.id).order_by(Patient.id)).scalars().first()
+                    svc.patients.add_allergy(SYSTEM, pid, AllergyCreate(substance="Penicillin",
+                                                                        reaction="rash"))
+                finally:
+                    svc.close()
+                made[patients] = url
+            return made[patients]
+
+        yield demo_url
+        for handle in handles:
+            drop_pg_database(handle)
+
+
+def _shared_demo(url: str) -> Iterator[Services]:
+    svc = build_services(make_settings(url), clock=SteppingClock(START))
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def demo_clinic(_demo_database) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+    """Services on the shared demo clinic (12 patients and one allergy), seeded once.
+
+    Only for tests that read: what they write (their audit rows) stays for the next test.
+    """
+    yield from _shared_demo(_demo_database(DEMO_CLINIC_PATIENTS))
+
+
+@pytest.fixture
+def demo_cohort(_demo_database) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+    """Services on the shared 40-patient demo cohort (outcomes, relapse), seeded once; read only."""
+    yield from _shared_demo(_demo_database(DEMO_COHORT_PATIENTS))
 
 
 @pytest.fixture

@@ -75,7 +75,11 @@ def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
         )
     if upgrade:
         migrate.upgrade(engine, secret_key=settings.secret_key.get_secret_value())
-    return Database(engine)
+    # The replica is only read (analytics); its schema and durability are its primary's.
+    replica = (make_engine(settings.read_database_url,
+                           busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+               if settings.read_database_url else None)
+    return Database(engine, replica)
 
 
 def build_services(

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; empty means a SQLite file in data_dir. "
         "PostgreSQL: postgresql+psycopg://user@host:5432/dbname",
     )
+    read_database_url: str = Field(
+        "",
+        description="Optional SQLAlchemy URL of a read replica (e.g. a PostgreSQL streaming "
+        "standby) for the dashboard's read-only analytic queries; every write, and the audit "
+        "row of each dashboard view, stays on database_url. Empty: everything on database_url",
+    )
     secret_key: SecretStr = Field(
         SecretStr(PLACEHOLDER_SECRET),
         description="Signs the audit chain and tokens; outside dev, a placeholder or a guessable "

@@ -28,6 +28,10 @@ from ketaclinic.store.db import make_engine
 from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import LedgerEntry
 
+# A long property run (1,050 ledger events through the services); the pure ledger property
+# (tests/unit/test_chair_ledger_property.py) and test_chair_workflow.py stay in the fast loop.
+pytestmark = pytest.mark.slow
+
 EVENTS = 1_050
 KINDS = ("administration", "waste", "transfer")
 

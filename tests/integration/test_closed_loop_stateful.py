@@ -22,6 +22,7 @@ import itertools
 import json
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -49,6 +50,9 @@ from ketaclinic.store.tables_dosing import (
     Screening,
     ScreeningSignoff,
 )
+
+# A long property run (10 walks of 30 API steps); test_closed_loop.py covers each step fast.
+pytestmark = pytest.mark.slow
 
 ROLES = ("admin", "prescriber", "nurse", "analyst")
 MONDAY = dt.date(2026, 11, 2)

@@ -10,16 +10,15 @@ import pytest
 from sqlalchemy import select
 
 from ketaclinic.clinical.treatment_chain import SCREENING_TREATMENT, load_chain_rules
-from ketaclinic.services.demo import seed_demo
 from ketaclinic.store.tables_care import TreatmentSession
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry, SessionPrecheck
 from ketaclinic.store.tables_dosing import DoseOrder, Screening, ScreeningSignoff
 
 
 @pytest.fixture
-def demo(services):
-    seed_demo(services, patients=12)
-    return services
+def demo(demo_clinic):
+    """The shared demo clinic (tests/conftest.py), seeded once; these tests only read it."""
+    return demo_clinic
 
 
 def test_every_demo_administration_has_a_signed_matching_order_of_its_patient_and_course(demo):

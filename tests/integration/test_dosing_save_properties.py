@@ -10,6 +10,7 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kctest import examples
 from sqlalchemy import select
 
 from ketaclinic.clinical.dose_checks import check_dose
@@ -20,7 +21,7 @@ from ketaclinic.services.dosing_plan import parse_dose_request
 from ketaclinic.services.errors import InvalidInput, PermissionDenied
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride
 
-PROPERTY = settings(max_examples=60, deadline=None,
+PROPERTY = settings(max_examples=examples(60), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 _mrn = itertools.count(1)

@@ -177,7 +177,8 @@ def test_the_command_line_imports_as_a_named_user_and_reports_as_json(services, 
         who = s.execute(select(AuditEvent.username).where(AuditEvent.action == "import.fhir",
                                                           AuditEvent.outcome == "ok")).scalar()
     assert who == "prescriber"
-    assert main(["import", "fhir", str(path), "--as", "nurse"], environ=env(services)) == 2
+    # a nurse may not import: permission denied, exit 1 (docs/cli.md, Scripting the CLI)
+    assert main(["import", "fhir", str(path), "--as", "nurse"], environ=env(services)) == 1
 
 
 ROSTER = ("mrn,family,given,birth_date,sex,phone,weight_kg,weight_date\n"
@@ -210,7 +211,9 @@ def test_a_hostile_roster_row_is_refused_by_row_and_column_and_nothing_is_writte
     path.write_text(ROSTER + row + "\n", encoding="utf-8")
     code = main(["import", "roster", str(path), "--as", "admin", "--json"], environ=env(services))
     assert code == 2
-    errors = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["errors"]
+    error = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+    assert error["code"] == "invalid_input" and error["exit_code"] == 2
+    errors = error["details"]
     assert (errors[0]["entry"], errors[0]["field"]) == (5, column)
     assert counts(services)["Patient"] == 0
 
@@ -244,7 +247,7 @@ def test_a_roster_on_stdin_imports_and_an_unknown_user_is_refused(services, user
     import io
 
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(ROSTER.encode("utf-8"))))
-    assert main(["import", "roster", "-", "--as", "nobody"], environ=env(services)) == 2
+    assert main(["import", "roster", "-", "--as", "nobody"], environ=env(services)) == 4
     assert "no active user" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(ROSTER.encode("utf-8"))))
     assert main(["import", "roster", "-", "--as", "prescriber"], environ=env(services)) == 0

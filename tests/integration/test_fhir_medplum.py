@@ -15,6 +15,9 @@ from ketaclinic.services.audit import SYSTEM
 from ketaclinic.services.demo import seed_demo
 from ketaclinic.services.fhir_bulk import NdjsonWriter, bundle
 
+# Starts Node and Medplum's validator; the FHIR export tests check the bundles in-process.
+pytestmark = pytest.mark.slow
+
 FHIR_DIR = Path(__file__).parents[1] / "fhir"
 NODE = shutil.which("node")
 

@@ -235,13 +235,11 @@ def test_the_maintained_summary_equals_a_rebuild_after_random_writes(services, s
     assert all(seen.values()), f"the writes never produced rows in some table: {seen}"
 
 
-def test_the_demo_written_through_the_services_keeps_the_summary_in_step(services):
-    from ketaclinic.services.demo import seed_demo
-
-    seed_demo(services, patients=30)
-    maintained, rebuilt = maintained_and_rebuilt(services)
+def test_the_demo_written_through_the_services_keeps_the_summary_in_step(demo_cohort):
+    """The shared 40-patient demo (tests/conftest.py), seeded through the services once."""
+    maintained, rebuilt = maintained_and_rebuilt(demo_cohort)
     assert maintained == rebuilt
-    dash = services.outcomes.dashboard(SYSTEM, DashboardFilters())
+    dash = demo_cohort.outcomes.dashboard(SYSTEM, DashboardFilters())
     assert dash.outcomes and sum(r.courses for r in dash.outcomes) > 0
 
 

@@ -35,7 +35,7 @@ def test_export_fhir_writes_one_valid_bundle_per_patient(services, tmp_path, cap
                 environ=_env(services)) == 0
     assert [f.name for f in one.iterdir()] == [f"patient-{ids['B']}.json"]
     assert main(["export", "fhir", "--out", str(one), "--patient", "999999"],
-                environ=_env(services)) == 2
+                environ=_env(services)) == 4  # not found
     assert "no such patient" in capsys.readouterr().err
     with services.db.transaction() as s:
         actions = list(s.execute(select(AuditEvent.action).where(

@@ -30,10 +30,9 @@ def _bench():  # type: ignore[no-untyped-def]
     return module
 
 
-def test_the_summary_equals_the_pure_core_on_the_demo_and_the_dashboard_is_meaningful(services):
-    from ketaclinic.services.demo import seed_demo
-
-    seed_demo(services, patients=40)
+def test_the_summary_equals_the_pure_core_on_the_demo_and_the_dashboard_is_meaningful(
+        demo_cohort):
+    services = demo_cohort  # the shared 40-patient demo (tests/conftest.py), seeded once
     bench = _bench()
     with services.db.transaction() as s:
         ids = sorted(s.execute(select(Course.id)).scalars())

@@ -213,4 +213,4 @@ def test_the_command_line_creates_a_medical_director_and_sets_and_clears_the_fla
     assert main(["user", "medical-director", "md", "--off"], environ=env) == 0
     flags = {u.username: u.medical_director for u in services.auth.list_users(SYSTEM)}
     assert flags["prescriber"] is True and flags["md"] is False and flags["nurse"] is False
-    assert main(["user", "medical-director", "nobody"], environ=env) == 2
+    assert main(["user", "medical-director", "nobody"], environ=env) == 4  # not found

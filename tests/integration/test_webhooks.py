@@ -414,9 +414,13 @@ def test_the_cli_adds_tests_lists_and_removes_an_endpoint(hooks, receiver, capsy
     assert row["events"] == ["alert.urgent", "rems.deadline"] and secret not in json.dumps(row)
     receiver.script.append(410)
     assert main(["webhooks", "test", "1"], environ=env) == 1
-    assert "HTTP 410" in capsys.readouterr().out
+    assert "HTTP 410" in capsys.readouterr().err
+    receiver.script.append(503)
+    assert main(["webhooks", "test", "1", "--json"], environ=env) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["delivered"], doc["status"], doc["error"]["exit_code"]) == (False, "pending", 1)
     assert main(["webhooks", "remove", "1"], environ=env) == 0
-    assert main(["webhooks", "remove", "1"], environ=env) == 2
+    assert main(["webhooks", "remove", "1"], environ=env) == 4  # not found
     assert main(["webhooks", "add", "http://169.254.169.254/", "--event", "alert.urgent"],
                 environ=env) == 2
 

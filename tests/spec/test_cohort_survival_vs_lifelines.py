@@ -12,6 +12,7 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.clinical.km import kaplan_meier
 from ketaclinic.services.survival import (
@@ -80,7 +81,7 @@ def test_hand_cohort_km_matches_lifelines_at_every_event_time():
     _assert_same([10, 18, 18, 25, 30, 40, 60, 90], [1, 1, 0, 1, 0, 1, 0, 0])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(min_value=1, max_value=60), st.booleans()),

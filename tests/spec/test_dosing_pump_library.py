@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.clinical.dose_checks import DoseOrder, can_save, check_dose, check_dose_safely
 from ketaclinic.clinical.rules import Level
@@ -117,7 +118,7 @@ def test_a_soft_pump_limit_above_its_hard_limit_is_refused():
         load_ruleset(doc)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     conc=st.floats(0.001, 200), rate=st.floats(0.01, 5000), minutes=st.floats(1, 600),
     dose=st.floats(1, 150),

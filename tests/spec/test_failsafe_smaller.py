@@ -70,8 +70,9 @@ def test_the_dose_and_pk_commands_exit_2_on_an_implausible_height(capsys, height
                  "40", "--concentration-mg-per-ml", "1", "--weight-basis", "ideal",
                  "--height-cm", height, "--sex", "male", "--json"])
     assert code == 2
+    assert "plausible adult range" in json.loads(capsys.readouterr().out)["error"]["message"]
     code = main(["pk", "simulate", "--model", "kamp2020", "--infusion", "35mg/40min@0",
-                 "--times", "40", "--height-cm", height, "--json"])
+                 "--times", "40", "--height-cm", height])
     assert code == 2
     assert "plausible adult range" in capsys.readouterr().err
 

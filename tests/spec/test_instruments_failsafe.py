@@ -11,6 +11,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.clinical.instruments import (
     DefinitionError,
@@ -129,7 +130,7 @@ def form_and_removal(draw):  # type: ignore[no-untyped-def]
     return d, answers, removed
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(form_and_removal())
 def test_removing_an_answer_never_lowers_urgency(case):  # type: ignore[no-untyped-def]
     d, answers, removed = case
@@ -146,7 +147,7 @@ def form_without_suicide_item(draw):  # type: ignore[no-untyped-def]
     return d, answers
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(form_without_suicide_item())
 def test_a_missing_suicide_item_always_alerts_and_never_gives_a_total(case):  # type: ignore[no-untyped-def]
     d, answers = case
@@ -176,7 +177,7 @@ def cssrs_and_removal(draw):  # type: ignore[no-untyped-def]
     return load_bundled("cssrs-screener"), answers, removed
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(cssrs_and_removal())
 def test_removing_a_cssrs_answer_never_lowers_urgency(case):  # type: ignore[no-untyped-def]
     d, answers, removed = case

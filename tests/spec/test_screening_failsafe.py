@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.clinical.eligibility import (
     DECISIONS,
@@ -335,7 +336,7 @@ patients = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(patients, st.sampled_from(FACTS), st.sampled_from(range(3)))
 def test_removing_any_fact_never_makes_a_decision_more_permissive(patient, fact, which):
     rs, treatment = ALL[which]
@@ -346,7 +347,7 @@ def test_removing_any_fact_never_makes_a_decision_more_permissive(patient, fact,
     assert before in DECISIONS and RANK[after] >= RANK[before]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(patients, st.text(min_size=1, max_size=20), st.sampled_from(range(3)))
 def test_adding_an_unknown_medicine_never_yields_eligible(patient, name, which):
     rs, treatment = ALL[which]
@@ -400,7 +401,7 @@ trials = st.lists(
 ).map(tuple)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(trials, st.integers(0, 4))
 def test_forgetting_a_trial_dose_never_adds_an_adequate_trial_or_permits_more(ts, which):
     before = _screen(replace(BASE, antidepressant_trials=ts))

@@ -28,6 +28,28 @@ TEST_SECRET = secrets.token_urlsafe(48)
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Hypothesis profiles (loaded by tests/conftest.py). "full", the default and what `make test`
+# runs, gives every property the examples its decorator asks for; "fast" (`make test-fast` sets
+# HYPOTHESIS_PROFILE=fast) runs the same properties on fewer generated cases.
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "full")
+FAST_EXAMPLES = 15
+
+
+def examples(full: int, fast: int = FAST_EXAMPLES) -> int:
+    """``max_examples`` for a property: ``full`` in the full profile, at most ``fast`` in fast.
+
+    An explicit ``max_examples`` overrides any profile, so decorators ask through this.
+    """
+    return min(full, fast) if HYPOTHESIS_PROFILE == "fast" else full
+
+
+def register_hypothesis_profiles() -> None:
+    from hypothesis import settings
+
+    settings.register_profile("full", settings.get_profile("default"))
+    settings.register_profile("fast", max_examples=FAST_EXAMPLES)
+    settings.load_profile(HYPOTHESIS_PROFILE)  # an unknown name fails the run
+
 
 def _pg_admin_engine():  # type: ignore[no-untyped-def]
     engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT",

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.clinical.ledger import (
     Administration,
@@ -111,7 +112,7 @@ ops = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(ops, min_size=1, max_size=40))
 def test_random_ledger_sequences_keep_the_balance_identity(operations):
     log, model = [], Model()
@@ -123,7 +124,7 @@ def test_random_ledger_sequences_keep_the_balance_identity(operations):
         check_invariant(log, model)
 
 
-@settings(max_examples=2, deadline=None)
+@settings(max_examples=examples(2, fast=1), deadline=None)
 @given(st.integers(min_value=0, max_value=2**32 - 1))
 def test_a_sequence_of_1000_random_events_keeps_the_balance_identity_per_lot(seed):
     rng = random.Random(seed)

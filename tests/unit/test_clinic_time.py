@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.cli import main
 from ketaclinic.config import load_settings
@@ -130,7 +131,7 @@ ZONES = [ClinicTime(z) for z in ("UTC", "America/New_York", "Europe/Berlin",
                                  "Australia/Sydney", "Australia/Lord_Howe", "America/Havana")]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(zone=st.sampled_from(ZONES),
        instant=st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2035, 1, 1)))
 def test_every_instant_shown_on_the_clinic_clock_reads_back_as_itself_unless_repeated(

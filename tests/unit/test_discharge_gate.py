@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.clinical.discharge import (
     DischargeInput,
@@ -164,7 +165,7 @@ def test_left_against_advice_needs_what_was_said_and_a_failing_checklist():
         left_against_advice(evaluate_discharge(discharge(125), RULES, ESK), "wants to go")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(minutes=st.floats(0, 600), sbp=st.integers(60, 240), dbp=st.integers(30, 140),
        age=st.floats(0, 60), moaas=st.integers(0, 5), alerts=st.integers(0, 3))
 def test_no_esketamine_discharge_is_ready_before_120_minutes_or_with_high_bp(

@@ -2,6 +2,7 @@
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.clinical.dose_checks import (
     DoseOrder,
@@ -60,7 +61,7 @@ def _every_override(result, rs, role):
     ]
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=examples(250), deadline=None)
 @given(_orders(), st.sampled_from(ROLES))
 def test_nothing_above_a_hard_limit_is_ever_savable_by_any_role(case, role):
     order, rs = case
@@ -72,7 +73,7 @@ def test_nothing_above_a_hard_limit_is_ever_savable_by_any_role(case, role):
         assert not can_save(result, _every_override(result, rs, role))
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=examples(250), deadline=None)
 @given(_orders(), st.sampled_from(ROLES), st.data())
 def test_every_savable_soft_result_has_its_override_reasons(case, role, data):
     order, rs = case
@@ -88,7 +89,7 @@ def test_every_savable_soft_result_has_its_override_reasons(case, role, data):
         assert not can_save(result, overrides)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     _orders(), st.sampled_from((ValueError, KeyError, ZeroDivisionError, RuntimeError, TypeError))
 )
@@ -104,7 +105,7 @@ def test_a_checker_that_raises_always_blocks(case, error):
     assert not can_save(result, _every_override(result, rs, "admin"))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(_orders())
 def test_every_check_names_a_rule_a_level_and_a_source(case):
     order, rs = case
@@ -118,7 +119,7 @@ def test_every_check_names_a_rule_a_level_and_a_source(case):
         assert f.rule and f.source and f.level in (Level.OK, Level.SOFT, Level.HARD)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.floats(min_value=30, max_value=300), st.floats(min_value=0.05, max_value=1.0))
 def test_weight_change_over_ten_percent_always_forces_re_entry(weight, ratio):
     previous_weight = weight * (1 + 0.1 + ratio)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.clinical.instruments import load_bundled, score_answers
 
@@ -21,7 +22,7 @@ def form_and_bump(draw):
     return d, answers, bumped
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(form_and_bump())
 def test_totals_are_in_range_and_monotone_in_each_item(case):
     d, answers, bumped = case

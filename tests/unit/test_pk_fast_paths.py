@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.clinical.pk import (
     Covariates,
@@ -18,7 +19,7 @@ from ketaclinic.clinical.pk.racemic import mammillary
 COV = Covariates(weight_kg=70)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.lists(st.floats(1e-4, 2.0), min_size=5, max_size=5),
     st.booleans(),

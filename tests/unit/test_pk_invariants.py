@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kctest import examples
 
 from ketaclinic.clinical.pk import (
     Bolus,
@@ -147,7 +148,7 @@ dose = st.floats(0, 100, allow_nan=False)
 start = st.integers(0, 3000)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     st.lists(st.tuples(dose, st.floats(1, 120), start), max_size=3),
     st.lists(st.tuples(dose, start), max_size=2),
@@ -175,7 +176,7 @@ def test_random_iv_regimens_agree_between_methods_and_scale_linearly(infs, bolus
     assert np.all(modal >= -1e-9)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 4), st.integers(0, 5000)), min_size=1, max_size=3))
 def test_random_nasal_courses_are_non_negative_and_superpose(doses):
     nasal = tuple(NasalDose(28.0 * k, float(s)) for k, s in doses)

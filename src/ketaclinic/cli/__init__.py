@@ -1,12 +1,26 @@
-"""The `ketaclinic` command line: thin commands that parse, call one service and print."""
+"""The `ketaclinic` command line: thin commands that parse, call one service and print.
+
+Printing, errors, exit codes and `-` for stdin/stdout live in ``ketaclinic.cli.output``.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Annotated
 
 import typer
+
+from ketaclinic.cli.output import (
+    EXIT_INVALID,
+    EXIT_REFUSED,
+    CliError,
+    classify,
+    report,
+    set_json_mode,
+    wants_json,
+)
 
 app = typer.Typer(
     name="ketaclinic",
@@ -26,10 +40,35 @@ def environ() -> Mapping[str, str]:
     return _environ if _environ is not None else os.environ
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a one-line reason on stderr and return the Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+def fail(message: str, code: int = EXIT_INVALID) -> CliError:
+    """The error to raise for an expected failure: ``main`` prints it (one line on stderr, or
+    JSON on stdout under --json) and exits with ``code`` (see ``output.EXIT_CODES``)."""
+    return CliError(message, code)
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ketaclinic")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ketaclinic {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Print the version and exit.")] = False,
+) -> None:
+    """ketaclinic: software for ketamine and esketamine clinics. Decision support for
+    clinicians, not medical advice."""
 
 
 _registered = False
@@ -44,24 +83,49 @@ def _register() -> None:
         _registered = True
 
 
+def _run(args: list[str]) -> int:
+    """Run one command; expected errors become one line (or JSON) and their exit code."""
+    from typer._click import exceptions as click_exc
+
+    try:
+        rv = app(args=args, standalone_mode=False, prog_name="ketaclinic")
+    except click_exc.NoArgsIsHelpError as exc:  # a bare group: its help, as click prints it
+        typer.echo(exc.ctx.get_help() if exc.ctx else "")
+        return exc.exit_code
+    except click_exc.ClickException as exc:  # usage: unknown option, missing argument, ...
+        return report(CliError(exc.format_message(), exc.exit_code if exc.exit_code else
+                               EXIT_INVALID, "usage"))
+    except typer.Abort:
+        return report(CliError("aborted", EXIT_REFUSED, "aborted"))
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except Exception as exc:
+        error = classify(exc)
+        if error is None:
+            raise
+        return report(error)
+    return rv if isinstance(rv, int) else 0
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run the CLI; returns the exit code (used by the console script and the tests)."""
     global _environ
     _register()
+    args = list(argv) if argv is not None else sys.argv[1:]
     # Everything the command line (and the server it starts) creates is private to its user:
     # the database, backups, exports, checkpoints.
     previous_umask = os.umask(0o077)
     _environ = environ
+    set_json_mode(wants_json(args))
     try:
-        app(args=list(argv) if argv is not None else sys.argv[1:], standalone_mode=True,
-            prog_name="ketaclinic")
-    except SystemExit as exc:
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        return _run(args)
     finally:
+        set_json_mode(False)
         _environ = None
         os.umask(previous_umask)
-    return 0
 
 
 def console() -> None:  # pragma: no cover - the console-script entry point

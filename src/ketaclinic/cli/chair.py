@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Annotated
 
@@ -10,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ketaclinic.cli import app
+from ketaclinic.cli import app, fail
+from ketaclinic.cli.output import JsonFlag, emit
 from ketaclinic.clinical.courses import list_course_templates, load_course_template, plan_course
 from ketaclinic.clinical.ledger_reports import loss_report_deadlines
 from ketaclinic.clinical.rules import ClinicalInputError
@@ -19,19 +19,12 @@ chair = typer.Typer(help="Treatment courses, the session at the chair, and the C
                     no_args_is_help=True)
 app.add_typer(chair, name="chair")
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _fail(reason: str) -> typer.Exit:
-    typer.echo(f"error: {reason}", err=True)
-    return typer.Exit(2)
-
 
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _fail(f"not a date (YYYY-MM-DD): {text!r}") from None
+        raise fail(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 @chair.command("templates")
@@ -39,7 +32,7 @@ def templates(as_json: JsonFlag = False) -> None:
     """List the bundled course templates."""
     rows = [(t, load_course_template(t).name) for t in list_course_templates()]
     if as_json:
-        typer.echo(json.dumps([{"id": i, "name": n} for i, n in rows], indent=2))
+        emit([{"id": i, "name": n} for i, n in rows], as_json)
         return
     for template_id, name in rows:
         typer.echo(f"{template_id:32} {name}")
@@ -51,7 +44,7 @@ def _parse_weekdays(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(p) for p in text.split(","))
     except ValueError:
-        raise _fail("weekdays are comma-separated numbers, 0 = Monday") from None
+        raise fail("weekdays are comma-separated numbers, 0 = Monday") from None
 
 
 def _parse_frequencies(items: list[str]) -> dict[str, str]:
@@ -59,7 +52,7 @@ def _parse_frequencies(items: list[str]) -> dict[str, str]:
     for item in items:
         phase, sep, freq = item.partition("=")
         if not sep:
-            raise _fail(f"frequency must be PHASE=FREQUENCY, got {item!r}")
+            raise fail(f"frequency must be PHASE=FREQUENCY, got {item!r}")
         out[phase] = freq
     return out
 
@@ -81,11 +74,10 @@ def plan(
         sessions = plan_course(load_course_template(template_id), _date(start),
                                _parse_weekdays(weekdays), _parse_frequencies(frequency or []))
     except ClinicalInputError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
-        typer.echo(json.dumps([{"number": s.number, "date": s.on.isoformat(), "phase": s.phase,
-                                "dose": s.dose_text, "notes": list(s.notes)} for s in sessions],
-                              indent=2))
+        emit([{"number": s.number, "date": s.on.isoformat(), "phase": s.phase,
+               "dose": s.dose_text, "notes": list(s.notes)} for s in sessions], as_json)
         return
     table = Table("#", "date", "phase", "dose", "notes")
     for s in sessions:
@@ -108,7 +100,7 @@ def loss_deadlines(
               "written_notice_by": d.written_notice_by.isoformat(),
               "form_106_by": d.form_106_by.isoformat(), "sources": list(d.sources)}
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        emit(result, as_json)
         return
     typer.echo(f"Written notice to DEA by {result['written_notice_by']}")
     typer.echo(f"DEA Form 106 by {result['form_106_by']}")

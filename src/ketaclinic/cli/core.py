@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +14,18 @@ from rich.progress import Progress
 
 from ketaclinic.bootstrap import NotMigrated, Services, build_services
 from ketaclinic.cli import app, environ, fail
+from ketaclinic.cli.output import (
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    CliError,
+    JsonFlag,
+    emit,
+    input_path,
+    is_stdio,
+    output_path,
+)
 from ketaclinic.config import Settings, SettingsError, describe_settings_error, load_settings
 from ketaclinic.services.audit import SYSTEM
-from ketaclinic.services.errors import ServiceError
 from ketaclinic.store.db import DurabilityError, relax_sqlite_sync_for_bulk_seeding
 
 console = Console()
@@ -44,11 +54,11 @@ def open_services(upgrade: bool = False) -> Services:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(as_json: JsonFlag = False) -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
     svc = open_services(upgrade=True)
     svc.close()
-    console.print("database schema is up to date")
+    emit({"schema": "up to date"}, as_json, lambda: console.print("database schema is up to date"))
 
 
 @app.command()
@@ -57,21 +67,22 @@ def init(
     admin_name: Annotated[str, typer.Option(help="Full name of the first admin")] = "Administrator",
     admin_password: Annotated[str | None, typer.Option(
         help="Password (else KETACLINIC_ADMIN_PASSWORD, else asked)")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Create the schema and the first admin account."""
     svc = open_services(upgrade=True)
     try:
         if svc.auth.count_users() > 0:
-            console.print("schema migrated; users already exist, no admin created")
+            emit({"schema": "up to date", "admin_created": None}, as_json,
+                 lambda: console.print("schema migrated; users already exist, no admin created"))
             return
         password = admin_password or environ().get("KETACLINIC_ADMIN_PASSWORD") or (
             getpass.getpass("Password for the first admin: "))
-        svc.auth.create_user(SYSTEM, admin_username, admin_name, "admin", password)
-        console.print(f"created admin user {admin_username!r}")
-    except ServiceError as exc:
-        raise fail(str(exc)) from exc
+        user = svc.auth.create_user(SYSTEM, admin_username, admin_name, "admin", password)
     finally:
         svc.close()
+    emit({"schema": "up to date", "admin_created": user.username}, as_json,
+         lambda: console.print(f"created admin user {user.username!r}"))
 
 
 @user_app.command("create")
@@ -83,6 +94,7 @@ def user_create(
         help="Password (else KETACLINIC_USER_PASSWORD, else asked)")] = None,
     medical_director: Annotated[bool, typer.Option(
         "--medical-director", help="May co-sign loosening a hard limit of a rule set")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Create a user account."""
     svc = open_services()
@@ -90,24 +102,33 @@ def user_create(
         pw = password or environ().get("KETACLINIC_USER_PASSWORD") or getpass.getpass("Password: ")
         user = svc.auth.create_user(SYSTEM, username, full_name, role, pw,
                                     medical_director=medical_director)
-        console.print(f"created {user.role} {user.username!r}"
-                      + (" (medical director)" if user.medical_director else ""))
-    except ServiceError as exc:
-        raise fail(str(exc)) from exc
     finally:
         svc.close()
+    emit(_user_dict(user), as_json,
+         lambda: console.print(f"created {user.role} {user.username!r}"
+                               + (" (medical director)" if user.medical_director else "")))
+
+
+def _user_dict(u) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {"username": u.username, "role": u.role, "active": bool(u.active),
+            "medical_director": bool(u.medical_director)}
 
 
 @user_app.command("list")
-def user_list() -> None:
+def user_list(as_json: JsonFlag = False) -> None:
     """List user accounts."""
     svc = open_services()
     try:
-        for u in svc.auth.list_users(SYSTEM):
-            console.print(f"{u.username}\t{u.role}\t{'active' if u.active else 'deactivated'}"
-                          + ("\tmedical director" if u.medical_director else ""))
+        users = svc.auth.list_users(SYSTEM)
     finally:
         svc.close()
+
+    def human() -> None:
+        for u in users:
+            console.print(f"{u.username}\t{u.role}\t{'active' if u.active else 'deactivated'}"
+                          + ("\tmedical director" if u.medical_director else ""))
+
+    emit([_user_dict(u) for u in users], as_json, human)
 
 
 @user_app.command("medical-director")
@@ -115,6 +136,7 @@ def user_medical_director(
     username: Annotated[str, typer.Argument(help="Login name")],
     off: Annotated[bool, typer.Option("--off", help="Clear the flag instead of setting it")]
     = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Set (or with --off clear) the medical-director flag: a second person with it co-signs
     loosening or removing a hard limit of a rule set in effect."""
@@ -122,52 +144,55 @@ def user_medical_director(
     try:
         match = [u for u in svc.auth.list_users(SYSTEM) if u.username == username.strip().lower()]
         if not match:
-            raise fail(f"no user named {username!r}")
+            raise fail(f"no user named {username!r}", EXIT_NOT_FOUND)
         user = svc.auth.set_medical_director(SYSTEM, match[0].id, not off)
-        flag = "yes" if user.medical_director else "no"
-        console.print(f"{user.username}: medical director {flag}")
-    except ServiceError as exc:
-        raise fail(str(exc)) from exc
     finally:
         svc.close()
+    flag = "yes" if user.medical_director else "no"
+    emit(_user_dict(user), as_json,
+         lambda: console.print(f"{user.username}: medical director {flag}"))
 
 
 @user_app.command("reset-password")
 def user_reset_password(
     username: Annotated[str, typer.Argument(help="Login name")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Give USERNAME a one-time temporary password (printed once); they must change it at the
     next login. Ends their sessions. For a locked-out admin as well."""
     svc = open_services()
     try:
         reset = svc.accounts.reset_password(SYSTEM, svc.accounts.user_id_for(SYSTEM, username))
-    except ServiceError as exc:
-        raise fail(str(exc)) from exc
     finally:
         svc.close()
-    console.print(f"temporary password for {reset.user.username!r} (shown once, valid until "
-                  f"{reset.expires_at:%Y-%m-%d %H:%M} UTC):")
-    typer.echo(reset.generated)
+
+    def human() -> None:
+        console.print(f"temporary password for {reset.user.username!r} (shown once, valid until "
+                      f"{reset.expires_at:%Y-%m-%d %H:%M} UTC):")
+        typer.echo(reset.generated)
+
+    emit({"username": reset.user.username, "temporary_password": reset.generated,
+          "expires_at": reset.expires_at}, as_json, human)
 
 
 @user_app.command("reset-2fa")
 def user_reset_2fa(
     username: Annotated[str, typer.Argument(help="Login name")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Turn two-factor login off for USERNAME (lost phone); they enrol again at the next login.
     Ends their sessions and deletes their recovery codes."""
     svc = open_services()
     try:
         user = svc.accounts.reset_two_factor(SYSTEM, svc.accounts.user_id_for(SYSTEM, username))
-    except ServiceError as exc:
-        raise fail(str(exc)) from exc
     finally:
         svc.close()
-    console.print(f"two-factor login of {user.username!r} was reset")
+    emit({"username": user.username, "two_factor": "reset"}, as_json,
+         lambda: console.print(f"two-factor login of {user.username!r} was reset"))
 
 
 @user_app.command("encrypt-secrets")
-def user_encrypt_secrets() -> None:
+def user_encrypt_secrets(as_json: JsonFlag = False) -> None:
     """Encrypt two-factor keys stored in plaintext (AES-256-GCM, key derived from
     KETACLINIC_SECRET_KEY). After changing the secret key, set KETACLINIC_PREVIOUS_SECRET_KEY
     to the old one to re-encrypt the keys under the new one. Exits 1 if a key stays unreadable.
@@ -177,12 +202,15 @@ def user_encrypt_secrets() -> None:
         report = svc.accounts.encrypt_secrets(environ().get("KETACLINIC_PREVIOUS_SECRET_KEY"))
     finally:
         svc.close()
-    console.print(f"{report.encrypted} encrypted, {report.reencrypted} re-encrypted, "
-                  f"{report.current} already current")
-    if report.unreadable:
-        raise fail("unreadable two-factor keys (reset their two-factor login with "
-                   f"`ketaclinic user reset-2fa`): {', '.join(sorted(set(report.unreadable)))}",
-                   1)
+    unreadable = sorted(set(report.unreadable))
+    problem = CliError("unreadable two-factor keys (reset their two-factor login with "
+                       f"`ketaclinic user reset-2fa`): {', '.join(unreadable)}",
+                       EXIT_REFUSED) if unreadable else None
+    emit({"encrypted": report.encrypted, "reencrypted": report.reencrypted,
+          "current": report.current, "unreadable": unreadable}, as_json,
+         lambda: console.print(f"{report.encrypted} encrypted, {report.reencrypted} "
+                               f"re-encrypted, {report.current} already current"),
+         error=problem)
 
 
 @app.command()
@@ -229,6 +257,7 @@ def demo(
     if_empty: Annotated[bool, typer.Option(
         "--if-empty", help="Seed only when the database has no users yet")] = False,
     seed: Annotated[int, typer.Option(help="Random seed")] = 2026,
+    as_json: JsonFlag = False,
 ) -> None:
     """Seed a synthetic demo clinic (dev mode only) and print the demo logins."""
     from ketaclinic.services.demo import DEMO_USERS, seed_demo
@@ -237,60 +266,82 @@ def demo(
     if cfg.env != "dev":
         raise fail("demo data is only seeded with KETACLINIC_ENV=dev", 1)
     svc = open_services(upgrade=True)
+    seeded = 0
     try:
         if if_empty and svc.auth.count_users() > 0:
-            console.print("demo data already present; not seeding again")
+            if not as_json:
+                console.print("demo data already present; not seeding again")
         else:
             relax_sqlite_sync_for_bulk_seeding(svc.db.engine)
-            with Progress(console=console, transient=False) as bar:
+            bar_console = Console(stderr=True) if as_json else console
+            with Progress(console=bar_console, transient=False) as bar:
                 task = bar.add_task("seeding synthetic patients", total=patients)
                 seed_demo(svc, patients=patients, seed=seed,
                           progress=lambda n: bar.advance(task, n))
+            seeded = patients
+    finally:
+        svc.close()
+
+    def human() -> None:
         console.print("\nDemo logins (synthetic data only):")
         for username, _name, role, password in DEMO_USERS:
             console.print(
                 f"  {role:<11} username [bold]{username}[/]  password [bold]{password}[/]"
             )
-    finally:
-        svc.close()
+
+    emit({"seeded_patients": seeded, "logins": [
+        {"role": role, "username": username, "password": password}
+        for username, _name, role, password in DEMO_USERS]}, as_json, human)
 
 
 @audit_app.command("verify")
 def audit_verify(
     checkpoint: Annotated[list[Path] | None, typer.Option(
         "--checkpoint", help="Also compare with this checkpoint file (e.g. an off-site copy); "
-        "repeatable")] = None,
+        "repeatable; - reads it from stdin")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Verify the hash chain against the latest checkpoint of the data dir (and any given);
     exits 1 and names the first bad row, or the truncated or rewritten chain."""
     svc = open_services()
     try:
-        result = svc.audit_log.verify(checkpoint_files=checkpoint or [])
+        with ExitStack() as stack:
+            files = [stack.enter_context(input_path(f)) for f in checkpoint or []]
+            result = svc.audit_log.verify(checkpoint_files=files)
     finally:
         svc.close()
-    if not result.ok:
-        raise fail(result.describe(), 1)
-    console.print(result.describe())
+    broken = None if result.ok else CliError(result.describe(), EXIT_REFUSED, "check_failed")
+    emit({"ok": result.ok, "checked": result.checked, "first_bad_id": result.first_bad_id,
+          "reason": result.reason, "compared": list(result.compared),
+          "message": result.describe()}, as_json,
+         None if broken else lambda: console.print(result.describe()), error=broken)
 
 
 @audit_app.command("checkpoint")
 def audit_checkpoint(
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Also write the checkpoint to this file (for an off-site copy)")] = None,
+        "--out", help="Also write the checkpoint to this file (for an off-site copy); - writes "
+        "it to stdout")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Sign the chain tips into the data dir's checkpoint file (run it from cron; `verify`
-    then detects rows removed or rewritten before it)."""
+    then detects rows removed or rewritten before it). The summary goes to stderr when the
+    checkpoint itself goes to stdout (--out -)."""
     svc = open_services()
     try:
-        cp = svc.audit_log.checkpoint(out)
+        with ExitStack() as stack:
+            target = stack.enter_context(output_path(out)) if out is not None else None
+            cp = svc.audit_log.checkpoint(target)
         where = svc.audit_log.checkpoint_file()
     except OSError as exc:
         raise fail(f"cannot write the checkpoint: {exc.strerror}", 1) from exc
     finally:
         svc.close()
-    extra = f" and {out}" if out else ""
-    console.print(f"checkpoint of {cp.rows} audit rows in {len(cp.marks)} chain(s) written to "
-                  f"{where}{extra}")
+    extra = (" and stdout" if is_stdio(out) else f" and {out}") if out else ""
+    emit({"rows": cp.rows, "chains": len(cp.marks), "taken_at": cp.taken_at, "file": where,
+          "out": out}, as_json,
+         f"checkpoint of {cp.rows} audit rows in {len(cp.marks)} chain(s) written to "
+         f"{where}{extra}", err=is_stdio(out))
 
 
 @docs_app.command("cli")

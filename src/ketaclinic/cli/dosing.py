@@ -1,13 +1,13 @@
 """CLI for dose calculation and checks, eligibility screening and rule sets.
 
 Commands are thin: parse (numbers as text, validated here so that "82kg" or "nan" give one clear
-line and exit 2), call the clinical core, print (Rich) or ``--json``. A hard dose finding exits 3.
+line and exit 2), call the clinical core, print (Rich) or ``--json``. A hard dose finding exits 3
+(with --json the result document carries an ``"error"`` of code ``hard_stop``).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from datetime import date
 from functools import wraps
@@ -19,6 +19,15 @@ from rich.console import Console
 from rich.table import Table
 
 from ketaclinic.cli import app
+from ketaclinic.cli.output import (
+    EXIT_HARD_STOP,
+    EXIT_INVALID,
+    JSON_HELP,
+    CliError,
+    emit,
+    is_stdio,
+    read_text,
+)
 from ketaclinic.clinical.dose_checks import (
     DoseCheckResult,
     DoseOrder,
@@ -42,8 +51,7 @@ from ketaclinic.clinical.rulesets import (
     load_ruleset,
 )
 
-EXIT_INVALID = 2
-EXIT_HARD_LIMIT = 3
+EXIT_HARD_LIMIT = EXIT_HARD_STOP
 DEFAULT_RULESET = {"ketamine-iv": "ketamine-iv", "esketamine": "esketamine-us"}
 
 dose_app = typer.Typer(help="Calculate a dose and run the dose-error checks.", no_args_is_help=True)
@@ -51,12 +59,7 @@ rulesets_app = typer.Typer(help="List, show and validate rule sets.", no_args_is
 app.add_typer(dose_app, name="dose")
 app.add_typer(rulesets_app, name="rulesets")
 
-JsonOpt = typer.Option(False, "--json", help="Print JSON for machines.")
-
-
-def _fail(message: str) -> typer.Exit:
-    sys.stderr.write(f"error: {' '.join(str(message).split())}\n")
-    return typer.Exit(EXIT_INVALID)
+JsonOpt = typer.Option(False, "--json", help=JSON_HELP)
 
 
 def refuses_invalid_input(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,9 +70,9 @@ def refuses_invalid_input(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except ClinicalInputError as exc:
-            raise _fail(str(exc)) from None
+            raise CliError(str(exc), EXIT_INVALID) from None
         except (OSError, json.JSONDecodeError) as exc:
-            raise _fail(f"cannot read input: {exc}") from None
+            raise CliError(f"cannot read input: {exc}", EXIT_INVALID) from None
 
     return wrapper
 
@@ -87,11 +90,13 @@ def _optional(name: str, text: str | None) -> float | None:
 def _ruleset(ref: str) -> RuleSet:
     if ref in BUNDLED_IDS:
         return load_bundled_ruleset(ref)
+    if is_stdio(ref):
+        return load_ruleset(read_text(ref))
     path = Path(ref)
     if path.suffix == ".json" and path.is_file():
         return load_ruleset(path.read_text(encoding="utf-8"))
     raise ClinicalInputError(
-        f"unknown rule set {ref!r}: use {', '.join(BUNDLED_IDS)} or a .json file"
+        f"unknown rule set {ref!r}: use {', '.join(BUNDLED_IDS)}, a .json file or - (stdin)"
     )
 
 
@@ -108,15 +113,17 @@ def _print_checks(result: DoseCheckResult, console: Console) -> None:
 def _emit(
     payload: dict[str, Any], result: DoseCheckResult, as_json: bool, lines: list[str]
 ) -> None:
-    if as_json:
-        typer.echo(json.dumps(payload, ensure_ascii=False))
-    else:
+    def human() -> None:
         console = Console()
         for line in lines:
             console.print(line)
         _print_checks(result, console)
+
+    stop = None
     if result.blocked:
-        raise typer.Exit(EXIT_HARD_LIMIT)
+        what = "re-enter and check again" if result.reentry_required else "cannot be saved"
+        stop = CliError(f"blocked by a hard limit: {what}", EXIT_HARD_LIMIT, "hard_stop")
+    emit(payload, as_json, human, error=stop)
 
 
 @dose_app.command("ketamine-iv")
@@ -135,7 +142,8 @@ def dose_ketamine_iv(
     basis: str = typer.Option(None, "--weight-basis", help="actual | ideal | adjusted"),
     height_cm: str = typer.Option(None, "--height-cm"),
     sex: str = typer.Option(None, "--sex", help="male | female (ideal/adjusted basis)"),
-    ruleset: str = typer.Option("ketamine-iv", "--ruleset"),
+    ruleset: str = typer.Option(
+        "ketamine-iv", "--ruleset", help="Rule set id, .json file or - for stdin."),
     as_json: bool = JsonOpt,
 ) -> None:
     """IV racemic ketamine: dose, pump rate (mg/h, mL/h) and dose-error checks."""
@@ -283,9 +291,10 @@ def dose_ketamine_route(
 @app.command("screen")
 @refuses_invalid_input
 def screen(
-    file: Path = typer.Option(None, "--file", help="Patient JSON (schema in docs/dosing.md)."),
+    file: str = typer.Option(
+        None, "--file", help="Patient JSON (schema in docs/dosing.md), or - for stdin."),
     treatment: str = typer.Option(None, "--treatment", help="ketamine-iv | esketamine"),
-    ruleset: str = typer.Option(None, "--ruleset", help="Rule set id or .json file."),
+    ruleset: str = typer.Option(None, "--ruleset", help="Rule set id, .json file or - for stdin."),
     screened_on: str = typer.Option(None, "--screened-on", help="YYYY-MM-DD (default today)."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -301,10 +310,10 @@ def screen(
         on = date.fromisoformat(screened_on) if screened_on else date.today()
     except ValueError:
         raise ClinicalInputError(f"--screened-on must be YYYY-MM-DD, got {screened_on!r}") from None
-    patient = patient_from_dict(json.loads(file.read_text(encoding="utf-8")))
+    patient = patient_from_dict(json.loads(read_text(file)))
     result = screen_patient(patient, treatment, rs, on)
     if as_json:
-        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        emit(result.as_dict(), as_json)
         return
     console = Console()
     console.print(
@@ -335,7 +344,7 @@ def rulesets_list(as_json: bool = JsonOpt) -> None:
         for r in rows
     ]
     if as_json:
-        typer.echo(json.dumps(data, ensure_ascii=False))
+        emit(data, as_json)
         return
     table = Table("id", "version", "treatment", "jurisdiction", "unconfirmed", "title")
     for d in data:
@@ -352,36 +361,39 @@ def rulesets_list(as_json: bool = JsonOpt) -> None:
 
 @rulesets_app.command("show")
 @refuses_invalid_input
-def rulesets_show(ruleset: str = typer.Argument(..., help="Rule set id or .json file.")) -> None:
-    """Print a rule set as JSON."""
-    typer.echo(json.dumps(_ruleset(ruleset).to_dict(), indent=2, ensure_ascii=False))
+def rulesets_show(
+    ruleset: str = typer.Argument(..., help="Rule set id, .json file or - for stdin."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Print a rule set as JSON (indented; one line with --json)."""
+    data = _ruleset(ruleset).to_dict()
+    emit(data, as_json, lambda: typer.echo(json.dumps(data, indent=2, ensure_ascii=False)))
 
 
 @rulesets_app.command("validate")
 @refuses_invalid_input
-def rulesets_validate(file: Path = typer.Argument(..., help="Rule set JSON file.")) -> None:
+def rulesets_validate(
+    file: str = typer.Argument(..., help="Rule set JSON file, or - for stdin."),
+    as_json: bool = JsonOpt,
+) -> None:
     """Validate a rule set file; exit 2 with every problem (path: reason) on one line."""
-    rs = load_ruleset(file.read_text(encoding="utf-8"))
-    typer.echo(f"ok: {rs.ref} ({len(list_unconfirmed(rs))} unconfirmed rules)")
+    rs = load_ruleset(read_text(file))
+    unconfirmed = len(list_unconfirmed(rs))
+    emit({"valid": True, "rule_set": rs.ref, "unconfirmed": unconfirmed}, as_json,
+         f"ok: {rs.ref} ({unconfirmed} unconfirmed rules)")
 
 
 @rulesets_app.command("unconfirmed")
 @refuses_invalid_input
 def rulesets_unconfirmed(
-    ruleset: str = typer.Argument(..., help="Rule set id or .json file."), as_json: bool = JsonOpt
+    ruleset: str = typer.Argument(..., help="Rule set id, .json file or - for stdin."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """List grade-U rules awaiting medical-director confirmation."""
     items = list_unconfirmed(_ruleset(ruleset))
     if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {"path": u.path, "value": u.value, "unit": u.unit, "source": u.source}
-                    for u in items
-                ],
-                ensure_ascii=False,
-            )
-        )
+        emit([{"path": u.path, "value": u.value, "unit": u.unit, "source": u.source}
+              for u in items], as_json)
         return
     table = Table("path", "value", "unit", "source", title="Requires medical-director confirmation")
     for u in items:
@@ -392,10 +404,12 @@ def rulesets_unconfirmed(
 @rulesets_app.command("copy")
 @refuses_invalid_input
 def rulesets_copy(
-    ruleset: str = typer.Argument(..., help="Rule set id or .json file."),
+    ruleset: str = typer.Argument(..., help="Rule set id, .json file or - for stdin."),
     new_id: str = typer.Option(..., "--new-id"),
     new_version: str = typer.Option(..., "--new-version"),
+    as_json: bool = JsonOpt,
 ) -> None:
-    """Print a copy of a rule set under a new id and version, ready to edit and validate."""
-    copied = copy_ruleset(_ruleset(ruleset), new_id, new_version)
-    typer.echo(json.dumps(copied.to_dict(), indent=2, ensure_ascii=False))
+    """Print a copy of a rule set under a new id and version, ready to edit and validate
+    (indented; one line with --json)."""
+    data = copy_ruleset(_ruleset(ruleset), new_id, new_version).to_dict()
+    emit(data, as_json, lambda: typer.echo(json.dumps(data, indent=2, ensure_ascii=False)))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ketaclinic.cli import app, fail
+from ketaclinic.cli import app
+from ketaclinic.cli.output import JSON_HELP, emit, read_text
 
 import_app = typer.Typer(help="Import records: FHIR R4 Bundles, CSV patient rosters.",
                          no_args_is_help=True)
@@ -18,32 +17,19 @@ app.add_typer(import_app, name="import")
 _AS = typer.Option("--as", help="Act as this user (admin or prescriber); the import is audited "
                    "under that name")
 _DRY = typer.Option("--dry-run", help="Report what would change; write nothing")
-_JSON = typer.Option("--json", help="Print the report (or the errors) as JSON")
-
-
-def _read(path: str, max_bytes: int) -> str:
-    try:
-        raw = sys.stdin.buffer.read(max_bytes + 1) if path == "-" else Path(path).read_bytes()
-    except OSError as exc:
-        raise fail(f"cannot read {path}: {exc.strerror}") from exc
-    if len(raw) > max_bytes:
-        raise fail(f"{path} is larger than {max_bytes} bytes (KETACLINIC_MAX_BODY_BYTES)")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise fail(f"{path} is not UTF-8 text") from exc
+_JSON = typer.Option("--json", help=JSON_HELP + " A refused import lists every bad entry "
+                     "under error.details.")
 
 
 def _run(source: str, path: str, username: str, dry_run: bool, as_json: bool) -> None:
     from ketaclinic.cli.core import open_services
-    from ketaclinic.services.errors import ServiceError
     from ketaclinic.services.fhir_import import ImportService
     from ketaclinic.services.import_model import EntryError, ImportRejected
 
     svc = open_services()
     try:
         importer = ImportService(svc.ctx)
-        text = _read(path, svc.settings.max_body_bytes)
+        text = read_text(path, svc.settings.max_body_bytes)
         actor = importer.actor_for(username)
         if source == "fhir":
             try:
@@ -53,23 +39,10 @@ def _run(source: str, path: str, username: str, dry_run: bool, as_json: bool) ->
             report = importer.import_fhir(actor, bundle, dry_run=dry_run)
         else:
             report = importer.import_roster(actor, text, dry_run=dry_run)
-    except ImportRejected as exc:
-        if as_json:
-            typer.echo(json.dumps({"detail": str(exc),
-                                   "errors": [e.as_dict() for e in exc.errors]}))
-            raise typer.Exit(2) from exc
-        for e in exc.errors:
-            typer.echo(f"error: {e}", err=True)
-        raise fail("nothing was imported") from exc
-    except ServiceError as exc:
-        if as_json:
-            typer.echo(json.dumps({"detail": str(exc), "errors": []}))
-            raise typer.Exit(2) from exc
-        raise fail(str(exc)) from exc
     finally:
         svc.close()
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), default=str))
+        emit(report.as_dict(), as_json)
         return
     for e in report.entries:
         typer.echo(f"{e['entry']}\t{e['resource_type']}\t{e['action']}\t{e.get('detail', '')}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +11,15 @@ from rich.console import Console
 
 from ketaclinic.cli import app, fail
 from ketaclinic.cli.core import settings
+from ketaclinic.cli.output import (
+    EXIT_REFUSED,
+    CliError,
+    JsonFlag,
+    emit,
+    input_path,
+    is_stdio,
+    output_path,
+)
 from ketaclinic.store.backup import BackupError, backup, restore, table_digests
 from ketaclinic.store.db import make_engine
 
@@ -43,21 +52,28 @@ def companion_checkpoint(backup_file: Path) -> Path:
 
 @app.command("backup")
 def backup_cmd(
-    out: Annotated[Path, typer.Option("--out", help="File to write")],
+    out: Annotated[Path, typer.Option(
+        "--out", help="File to write; - writes the backup to stdout (the audit checkpoint then "
+        "goes to the data dir only)")],
     fmt: Annotated[str, typer.Option(
         "--format", help="auto (sqlite file / pg_dump), sqlite, pgdump or jsonl")] = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Write a consistent backup of the database while the clinic keeps working, with a
-    signed checkpoint of the audit chain beside it (and in the data dir)."""
+    signed checkpoint of the audit chain beside it (and in the data dir). The summary goes to
+    stderr when the backup goes to stdout."""
     if fmt not in {"auto", "sqlite", "pgdump", "jsonl"}:
         raise fail("--format must be auto, sqlite, pgdump or jsonl")
+    to_stdout = is_stdio(out)
     cfg = settings()
     engine = _engine()
     try:
-        write_companion = _checkpoint_before_backup(engine, cfg, out)
-        written = backup(engine, out, fmt)  # type: ignore[arg-type]
-        write_companion()
+        with output_path(out) as target:
+            write_companion = _checkpoint_before_backup(engine, cfg, target)
+            written = backup(engine, target, fmt)  # type: ignore[arg-type]
+            if not to_stdout:
+                write_companion()
+            size = target.stat().st_size
         counts = {name: n for name, (n, _h) in table_digests(engine).items()}
     except BackupError as exc:
         raise fail(str(exc), 1) from exc
@@ -65,14 +81,13 @@ def backup_cmd(
         raise fail(f"cannot write the audit checkpoint: {exc.strerror}", 1) from exc
     finally:
         engine.dispose()
-    summary = {"file": str(out), "format": written, "bytes": out.stat().st_size, "rows": counts,
-               "audit_checkpoint": str(companion_checkpoint(out))}
-    if as_json:
-        typer.echo(json.dumps(summary))
-    else:
-        console.print(f"backup written to {out} ({written}, {summary['bytes']} bytes, "
-                      f"{sum(counts.values())} rows in {len(counts)} tables); audit checkpoint "
-                      f"{summary['audit_checkpoint']}")
+    companion = None if to_stdout else str(companion_checkpoint(out))
+    summary = {"file": str(out), "format": written, "bytes": size, "rows": counts,
+               "audit_checkpoint": companion}
+    emit(summary, as_json,
+         f"backup written to {'stdout' if to_stdout else out} ({written}, {size} bytes, "
+         f"{sum(counts.values())} rows in {len(counts)} tables); audit checkpoint "
+         f"{companion or 'in the data dir'}", err=to_stdout)
 
 
 def _audit_check(cfg, files: list[Path]):  # type: ignore[no-untyped-def]
@@ -100,13 +115,14 @@ def _audit_check(cfg, files: list[Path]):  # type: ignore[no-untyped-def]
 
 @app.command("restore")
 def restore_cmd(
-    source: Annotated[Path, typer.Argument(help="A file written by `ketaclinic backup`")],
+    source: Annotated[Path, typer.Argument(
+        help="A file written by `ketaclinic backup`, or - for stdin")],
     force: Annotated[bool, typer.Option(
         "--force", help="Replace the contents of a non-empty target database")] = False,
     checkpoint: Annotated[list[Path] | None, typer.Option(
         "--checkpoint", help="Audit checkpoint the backup must reach (default: the one written "
-        "beside the backup, if present); repeatable")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
+        "beside the backup, if present); repeatable; - reads it from stdin")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Restore a backup into this instance's database: the copy is restored aside and its
     audit chain verified first; a backup that fails leaves the database as it was."""
@@ -118,15 +134,19 @@ def restore_cmd(
 
     cfg = settings()
     files = list(checkpoint or [])
-    if not files and companion_checkpoint(source).is_file():
+    if not files and not is_stdio(source) and companion_checkpoint(source).is_file():
         files = [companion_checkpoint(source)]
-    missing = [str(f) for f in files if not f.is_file()]
+    if sum(is_stdio(f) for f in [source, *files]) > 1:
+        raise fail("only one of the backup and its checkpoints can be read from stdin (-)")
+    missing = [str(f) for f in files if not is_stdio(f) and not f.is_file()]
     if missing:
         raise fail(f"{missing[0]} does not exist")
-    check = _audit_check(cfg, files)
+    with ExitStack() as stack:  # the checkpoints are read here, before the restore
+        check = _audit_check(cfg, [stack.enter_context(input_path(f)) for f in files])
     engine = _engine()
     try:
-        fmt = restore(engine, source, force=force, check=check)
+        with input_path(source) as real_source:
+            fmt = restore(engine, real_source, force=force, check=check)
         db = Database(engine)
         trail = AuditTrail(audit_key(cfg))
         with db.transaction() as s:
@@ -138,20 +158,18 @@ def restore_cmd(
         raise fail(str(exc), 1) from exc
     finally:
         engine.dispose()
-    if as_json:
-        typer.echo(json.dumps({"format": fmt, "rows": counts, "audit_ok": verdict.ok,
-                               "audit": verdict.describe(),
-                               "checkpoints": [str(f) for f in files]}))
-    else:
-        console.print(f"restored {sum(counts.values())} rows ({fmt}); {verdict.describe()}")
-    if not verdict.ok:
-        raise fail("the audit chain does not verify after the restore (is "
-                   "KETACLINIC_SECRET_KEY the same as on the source instance?)", 1)
+    broken = None if verdict.ok else CliError(
+        "the audit chain does not verify after the restore (is KETACLINIC_SECRET_KEY the same "
+        "as on the source instance?)", EXIT_REFUSED, "check_failed")
+    emit({"format": fmt, "rows": counts, "audit_ok": verdict.ok, "audit": verdict.describe(),
+          "checkpoints": [str(f) for f in files]}, as_json,
+         lambda: console.print(f"restored {sum(counts.values())} rows ({fmt}); "
+                               f"{verdict.describe()}"), error=broken)
 
 
 @app.command("doctor")
 def doctor_cmd(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check this instance as an operator would before opening the clinic: settings, secret
     strength, data dir permissions, database reachable, schema at head, durability, free disk
@@ -163,13 +181,15 @@ def doctor_cmd(
     from ketaclinic.services.doctor import run_doctor
 
     report = run_doctor(environ())
-    if as_json:
-        typer.echo(json.dumps(report.to_json()))
-    else:
+
+    def human() -> None:
         table = Table("check", "status", "detail", title="ketaclinic doctor")
         colour = {"ok": "green", "warn": "yellow", "fail": "bold red"}
         for c in report.checks:
             table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail)
         console.print(table)
-    if not report.ok:
-        raise typer.Exit(1)
+
+    failed = [c.name for c in report.checks if c.status == "fail"]
+    emit(report.to_json(), as_json, human, error=None if report.ok else CliError(
+        f"doctor: failed check(s): {', '.join(failed) or 'see above'}", EXIT_REFUSED,
+        "check_failed"))

@@ -4,6 +4,7 @@ the outcome summary's rebuild (needs the database)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -11,69 +12,52 @@ from typing import Annotated
 
 import typer
 
-from ketaclinic.cli import app
+from ketaclinic.cli import app, fail
+from ketaclinic.cli.output import JsonFlag, emit, is_stdio, read_text, write_bytes
 
 outcomes = typer.Typer(help="Outcome statistics (Wilson, rates, Kaplan-Meier); outcome summary.",
                        no_args_is_help=True)
 app.add_typer(outcomes, name="outcomes")
 
 
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(2)
-
-
 @outcomes.command("rebuild-summary")
-def rebuild_summary_command(as_json: bool = typer.Option(False, "--json")) -> None:
+def rebuild_summary_command(as_json: JsonFlag = False) -> None:
     """Recompute the dashboard's outcome summary from all courses (after bulk loads or a change
     of outcome rules; writes keep it up to date otherwise)."""
     import time
 
     from ketaclinic.cli.core import open_services
     from ketaclinic.services.audit import SYSTEM
-    from ketaclinic.services.errors import ServiceError
 
     svc = open_services()
     try:
         t = time.perf_counter()
         counts = svc.outcomes.rebuild_summary(SYSTEM)
         seconds = time.perf_counter() - t
-    except ServiceError as exc:
-        _fail(str(exc))
     finally:
         svc.close()
-    if as_json:
-        typer.echo(json.dumps({"rows": counts, "seconds": round(seconds, 3)}))
-    else:
-        typer.echo(f"outcome summary rebuilt in {seconds:.1f} s: " + ", ".join(
-            f"{k} {v}" for k, v in counts.items()))
+    emit({"rows": counts, "seconds": round(seconds, 3)}, as_json,
+         f"outcome summary rebuilt in {seconds:.1f} s: "
+         + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 @outcomes.command("ci")
-def ci_command(k: int, n: int, as_json: bool = typer.Option(False, "--json")) -> None:
+def ci_command(k: int, n: int, as_json: JsonFlag = False) -> None:
     """Proportion k/n with a 95 % Wilson score interval."""
     from ketaclinic.clinical.cohort import proportion_ci
-    from ketaclinic.clinical.rules import ClinicalInputError
 
-    try:
-        p = proportion_ci(k, n)
-    except ClinicalInputError as exc:
-        _fail(str(exc))
-    typer.echo(json.dumps(p.as_dict()) if as_json else p.label(1))
+    p = proportion_ci(k, n)  # a ClinicalInputError is exit 2 (cli.output)
+    emit(p.as_dict(), as_json, p.label(1))
 
 
 @outcomes.command("rate")
-def rate_command(events: int, sessions: int, as_json: bool = typer.Option(False, "--json")) -> None:
+def rate_command(events: int, sessions: int, as_json: JsonFlag = False) -> None:
     """Events per 100 sessions with an exact Poisson 95 % interval."""
     from ketaclinic.clinical.cohort import rate_per_100_sessions
-    from ketaclinic.clinical.rules import ClinicalInputError
 
-    try:
-        r = rate_per_100_sessions(events, sessions)
-    except ClinicalInputError as exc:
-        _fail(str(exc))
+    r = rate_per_100_sessions(events, sessions)
     if as_json:
-        typer.echo(json.dumps(r.as_dict()))
+        emit(r.as_dict(), as_json)
     elif r.per_100 is None:
         typer.echo(f"{events} events in 0 sessions (–)")
     else:
@@ -83,28 +67,28 @@ def rate_command(events: int, sessions: int, as_json: bool = typer.Option(False,
 
 @outcomes.command("km")
 def km_command(
-    csv_path: Annotated[Path, typer.Argument(help="CSV with columns duration,event (1/0)")],
+    csv_path: Annotated[Path, typer.Argument(
+        help="CSV with columns duration,event (1/0), or - for stdin")],
     at: Annotated[list[float] | None, typer.Option("--at", help="times for at-risk counts")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Kaplan-Meier median (with CI) and numbers at risk from a CSV of durations and events."""
     from ketaclinic.clinical.km import kaplan_meier
     from ketaclinic.clinical.rules import ClinicalInputError
 
     try:
-        with csv_path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(io.StringIO(read_text(csv_path), newline="")))
         durations = [float(r["duration"]) for r in rows]
         events = [int(r["event"]) for r in rows]
         km = kaplan_meier(durations, events)
     except (OSError, KeyError, ValueError, ClinicalInputError) as exc:
-        _fail(f"cannot read {csv_path.name}: {exc}")
+        raise fail(f"cannot read {csv_path.name}: {exc}") from None
     at = at or []
     risk = dict(zip(at, km.at_risk(at), strict=True))
     if as_json:
         d = km.as_dict()
         d["at_risk"] = {str(k): v for k, v in risk.items()}
-        typer.echo(json.dumps(d))
+        emit(d, as_json)
         return
 
     def f(x: float) -> str:
@@ -131,36 +115,37 @@ def export_fhir(
         "file per resource type, FHIR Bulk Data style)")] = "collection",
     patient: Annotated[list[int] | None, typer.Option(
         "--patient", help="Only this patient id (repeatable); default: all patients")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Export the whole record in FHIR R4 (audited as export.fhir_bulk)."""
+    """Export the whole record in FHIR R4 (audited as export.fhir_bulk). The summary goes to
+    stdout, or to stderr when stdout carries the NDJSON (--out -)."""
     from ketaclinic.cli.core import open_services
     from ketaclinic.services.audit import SYSTEM
-    from ketaclinic.services.errors import ServiceError
     from ketaclinic.services.fhir_bulk import FORMATS
 
     if fmt not in FORMATS:
-        _fail(f"--format must be one of {', '.join(FORMATS)}")
+        raise fail(f"--format must be one of {', '.join(FORMATS)}")
     if out == "-" and fmt != "ndjson":
-        _fail("--out - (stdout) needs --format ndjson; bundles are written one file per patient")
+        raise fail("--out - (stdout) needs --format ndjson; bundles are written one file per "
+                   "patient")
     folder = None if out == "-" else Path(out)
     if folder is not None and folder.exists() and not folder.is_dir():
-        _fail(f"{out} exists and is not a folder")
+        raise fail(f"{out} exists and is not a folder")
     svc = open_services()
     try:
         if fmt == "ndjson":
-            summary = _write_ndjson(svc, SYSTEM, patient or None, folder)
+            summary, data = _write_ndjson(svc, SYSTEM, patient or None, folder)
         else:
-            summary = _write_bundles(svc, SYSTEM, patient or None, folder, fmt)
-    except ServiceError as exc:
-        _fail(str(exc))
+            assert folder is not None
+            summary, data = _write_bundles(svc, SYSTEM, patient or None, folder, fmt)
     except OSError as exc:
-        _fail(f"cannot write to {out}: {exc.strerror}")
+        raise fail(f"cannot write to {out}: {exc.strerror}", 1) from exc
     finally:
         svc.close()
-    typer.echo(summary, err=folder is None)
+    emit({"format": fmt, "out": out, **data}, as_json, summary, err=folder is None)
 
 
-def _write_ndjson(svc, actor, patients, folder: Path | None) -> str:  # type: ignore[no-untyped-def]
+def _write_ndjson(svc, actor, patients, folder: Path | None):  # type: ignore[no-untyped-def]
     import sys
 
     from ketaclinic.services.fhir_bulk import NdjsonWriter
@@ -173,10 +158,11 @@ def _write_ndjson(svc, actor, patients, folder: Path | None) -> str:  # type: ig
     finally:
         writer.close()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(writer.counts.items()))
-    return f"wrote {len(resources)} resource(s) as NDJSON to {folder or 'stdout'}: {counts}"
+    return (f"wrote {len(resources)} resource(s) as NDJSON to {folder or 'stdout'}: {counts}",
+            {"resources": len(resources), "counts": dict(sorted(writer.counts.items()))})
 
 
-def _write_bundles(svc, actor, patients, folder: Path, kind: str) -> str:  # type: ignore[no-untyped-def]
+def _write_bundles(svc, actor, patients, folder: Path, kind: str):  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -189,27 +175,25 @@ def _write_bundles(svc, actor, patients, folder: Path, kind: str) -> str:  # typ
             (folder / f"patient-{pid}.json").write_text(json.dumps(bundle, indent=1),
                                                         encoding="utf-8")
             bar.advance(task)
-    return f"wrote {count} bundle(s) to {folder}"
+    return f"wrote {count} bundle(s) to {folder}", {"bundles": count}
 
 
 @export_app.command("deidentified")
 def export_deidentified(
-    out: Annotated[Path, typer.Option("--out", help="Zip file to write")],
+    out: Annotated[str, typer.Option("--out", help="Zip file to write, or - for stdout")],
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    as_json: JsonFlag = False,
 ) -> None:
-    """Write the de-identified research export (zip with the data dictionary)."""
+    """Write the de-identified research export (zip with the data dictionary). The summary
+    goes to stdout, or to stderr when stdout carries the zip (--out -)."""
     from ketaclinic.cli.core import open_services
     from ketaclinic.services.audit import SYSTEM
-    from ketaclinic.services.errors import ServiceError
 
     svc = open_services()
     try:
         _name, data = svc.outcomes.deidentified_export(SYSTEM, fmt)
-        out.write_bytes(data)
-    except ServiceError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"cannot write {out}: {exc.strerror}")
+        write_bytes(out, data)
     finally:
         svc.close()
-    typer.echo(f"wrote {out} ({len(data)} bytes)")
+    emit({"out": out, "format": fmt, "bytes": len(data)}, as_json,
+         f"wrote {'stdout' if is_stdio(out) else out} ({len(data)} bytes)", err=is_stdio(out))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 import typer
 
-from ketaclinic.cli import app
+from ketaclinic.cli import app, fail
+from ketaclinic.cli.output import JSON_HELP, emit
 from ketaclinic.clinical.pk import (
     Covariates,
     list_models,
@@ -24,14 +22,9 @@ pk_app = typer.Typer(
 app.add_typer(pk_app, name="pk")
 
 
-def _fail(reason: str) -> None:
-    print(f"error: {reason}", file=sys.stderr)
-    raise typer.Exit(code=2)
-
-
 @pk_app.command("models")
 def models_command(
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List the PK models, their analytes, routes and sampling site."""
     rows = [
@@ -46,7 +39,7 @@ def models_command(
         for m in list_models()
     ]
     if as_json:
-        print(json.dumps(rows))
+        emit(rows, as_json)
         return
     for r in rows:
         routes, analytes = ",".join(r["routes"]), ",".join(r["analytes"])
@@ -77,7 +70,7 @@ def simulate_command(
         0, "--population", help="Add 5/50/95 percentiles of N virtual patients."
     ),
     seed: int = typer.Option(0, "--seed"),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Predict plasma concentrations (ng/mL) for a regimen at the requested minutes."""
     try:
@@ -95,11 +88,10 @@ def simulate_command(
             }
             out["warnings"] = sorted(set(out["warnings"]) | set(pop.warnings))
     except ClinicalInputError as exc:
-        _fail(str(exc))
-        return
+        raise fail(str(exc)) from None
     out["caution"] = "Explains exposure; never sets a dose."
     if as_json:
-        print(json.dumps(out))
+        emit(out, as_json)
         return
     print(
         f"{sim.model_id} ({sim.sampling_site} plasma, ng/mL) — explains exposure; never sets a dose"

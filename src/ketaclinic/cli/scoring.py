@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ketaclinic.cli import app
+from ketaclinic.cli import app, fail
+from ketaclinic.cli.output import JSON_HELP, CliError, emit, read_text
 from ketaclinic.clinical.instruments import (
     BUNDLED_IDS,
     InstrumentDefinition,
@@ -27,11 +27,6 @@ instruments_app = typer.Typer(
 app.add_typer(instruments_app, name="instruments")
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
 @app.command("score")
 def score_command(
     instrument: str = typer.Argument(..., help=f"One of: {' '.join(BUNDLED_IDS)}"),
@@ -46,18 +41,19 @@ def score_command(
         None, "--band-set", help="Severity band set (e.g. zimmerman2013)"
     ),
     definition_file: Path | None = typer.Option(  # noqa: B008
-        None, "--definition", help="Score with a clinic-supplied definition file instead"
+        None, "--definition",
+        help="Score with a clinic-supplied definition file instead (- for stdin)"
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Score one form and print total, severity band and alerts."""
     try:
         definition = _definition(instrument, definition_file)
         result = score_answers(definition, parse_answer_text(answers), band_set=band_set)
     except ClinicalInputError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
-        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        emit(result.as_dict(), as_json)
         return
     console = Console()
     total = "not scorable" if result.total is None else str(result.total)
@@ -82,14 +78,14 @@ def _definition(instrument: str, path: Path | None) -> InstrumentDefinition:
 
 def _read_definition(path: Path) -> InstrumentDefinition:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ClinicalInputError(f"cannot read {path}: {exc.strerror}") from None
+        text = read_text(path)
+    except CliError as exc:
+        raise ClinicalInputError(exc.message) from None
     return load_definition(text)
 
 
 @instruments_app.command("list")
-def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
+def list_command(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List the bundled instruments with their licence handling."""
     rows = [
         {
@@ -103,7 +99,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON"
         for d in list_bundled()
     ]
     if as_json:
-        typer.echo(json.dumps(rows, ensure_ascii=False))
+        emit(rows, as_json)
         return
     table = Table("id", "name", "version", "items", "recall", "licence handling")
     for row in rows:
@@ -114,57 +110,56 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON"
 @instruments_app.command("show")
 def show_command(
     instrument: str = typer.Argument(..., help="Instrument id"),
-    as_json: bool = typer.Option(False, "--json", help="Print the definition as JSON"),
+    as_json: bool = typer.Option(False, "--json", help="Print the definition as one line of "
+                                 "JSON (errors too)"),
 ) -> None:
     """Show one bundled definition: items, scoring, bands, alerts, licence."""
     try:
         definition = load_bundled(instrument)
     except ClinicalInputError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
-        typer.echo(json.dumps(definition.raw, ensure_ascii=False, indent=2))
+        emit(definition.raw, as_json)
         return
     _print_definition(definition)
 
 
 @instruments_app.command("validate")
 def validate_command(
-    path: Path = typer.Argument(..., help="Definition JSON file"),  # noqa: B008
+    path: Path = typer.Argument(..., help="Definition JSON file, or - for stdin"),  # noqa: B008
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Validate a (clinic-supplied) definition file and print a summary; exit 2 if invalid."""
     try:
         definition = _read_definition(path)
     except ClinicalInputError as exc:
-        raise _fail(str(exc)) from None
-    typer.echo(
-        f"valid: {definition.rule_version} ({len(definition.items)} items, "
-        f"licence {definition.licence.handling})"
-    )
+        raise fail(str(exc)) from None
+    emit({"valid": True, "instrument": definition.id, "rule_version": definition.rule_version,
+          "items": len(definition.items), "licence": definition.licence.handling}, as_json,
+         f"valid: {definition.rule_version} ({len(definition.items)} items, "
+         f"licence {definition.licence.handling})")
 
 
 @instruments_app.command("load")
 def load_command(
-    path: Path = typer.Argument(..., help="Definition JSON file"),  # noqa: B008
+    path: Path = typer.Argument(..., help="Definition JSON file, or - for stdin"),  # noqa: B008
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Validate and store a clinic-supplied definition; it becomes the active version."""
     from ketaclinic.cli.core import open_services
     from ketaclinic.services.audit import SYSTEM
-    from ketaclinic.services.errors import ServiceError
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _fail(f"cannot read {path}: {exc.strerror}") from None
+    text = read_text(path)
     svc = open_services()
     try:
         stored = svc.mbc.instruments.store(SYSTEM, text)
-    except ServiceError as exc:
-        raise _fail(str(exc)) from None
     finally:
         svc.close()
-    typer.echo(f"stored: {stored.instrument_id}@{stored.version} (active; sha256 "
-               f"{stored.sha256[:12]}); item text from this file is shown on forms, "
-               "scoring of bundled instruments is unchanged")
+    emit({"instrument": stored.instrument_id, "version": stored.version,
+          "sha256": stored.sha256, "active": True}, as_json,
+         f"stored: {stored.instrument_id}@{stored.version} (active; sha256 "
+         f"{stored.sha256[:12]}); item text from this file is shown on forms, "
+         "scoring of bundled instruments is unchanged")
 
 
 def _print_definition(d: InstrumentDefinition) -> None:

@@ -300,8 +300,10 @@ class DashboardService:
         """Everything on the dashboard; aggregates only (no names, MRNs or patient ids)."""
         self.ctx.require(actor, Perm.DASHBOARD, "dashboard.view")
         today = self.ctx.today()
-        dialect = q.Dialect(self.ctx.db.dialect)
-        with self.ctx.db.engine.connect() as conn:
+        dialect = q.Dialect(self.ctx.db.read_engine.dialect.name)
+        # The analytic read goes to the read replica when one is configured; the audit row
+        # below is a write, so it goes to the primary.
+        with self.ctx.db.analytics() as conn:
             if not outcome_summary.is_current(conn):
                 raise Unavailable("the outcome summary was built with other outcome rules; "
                                   "run `ketaclinic outcomes rebuild-summary` (or `ketaclinic "

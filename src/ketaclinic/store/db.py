@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -102,11 +102,29 @@ def check_durability(engine: Engine) -> list[str]:
 
 
 class Database:
-    """The engine plus a session factory; ``transaction()`` is the unit of work."""
+    """The engine plus a session factory; ``transaction()`` is the unit of work.
 
-    def __init__(self, engine: Engine) -> None:
+    ``read_engine`` is where read-only analytic queries go (:meth:`analytics`): a read replica
+    when one is configured, else the primary ``engine``. Nothing is ever written through it."""
+
+    def __init__(self, engine: Engine, read_engine: Engine | None = None) -> None:
         self.engine = engine
+        self.read_engine = read_engine if read_engine is not None else engine
         self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+    @property
+    def has_replica(self) -> bool:
+        return self.read_engine is not self.engine
+
+    @contextmanager
+    def analytics(self) -> Iterator[Connection]:
+        """A connection for read-only analytic queries (the replica's, when configured); its
+        transaction is rolled back at the end, so nothing done on it is kept."""
+        with self.read_engine.connect() as conn:
+            try:
+                yield conn
+            finally:
+                conn.rollback()
 
     @property
     def session_factory(self) -> sessionmaker[Session]:
@@ -132,3 +150,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.has_replica:
+            self.read_engine.dispose()

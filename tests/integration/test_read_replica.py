@@ -1,0 +1,80 @@
+"""KETACLINIC_READ_DATABASE_URL: the dashboard's analytic reads go to a second, real database
+(the "replica"); writes, and the audit row of the dashboard view, stay on the primary.
+
+The replica here holds a cohort the primary does not, so the dashboard can only show it if the
+read really went there; and the audit row must be found in the primary and not in the replica.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kcoutcomes import build_hand_cohort
+from kctest import drop_pg_database, fresh_database_url, make_settings
+from sqlalchemy import func, select
+
+from ketaclinic.bootstrap import build_services
+from ketaclinic.schemas import PatientCreate
+from ketaclinic.services.audit import SYSTEM
+from ketaclinic.services.dashboard import DashboardFilters
+from ketaclinic.store.tables import AuditEvent, Patient
+
+
+@pytest.fixture
+def replica(backend, tmp_path, clock):
+    """A second database of the same kind, migrated, holding the hand cohort."""
+    url, handle = fresh_database_url(backend, tmp_path)
+    svc = build_services(make_settings(url), clock=clock, upgrade=True)
+    with svc.db.transaction() as s:
+        build_hand_cohort(s, family_prefix="Replicaonly")
+    yield svc, url
+    svc.close()
+    if handle is not None:
+        drop_pg_database(handle)
+
+
+def _count(db, stmt) -> int:
+    with db.transaction() as s:
+        return int(s.execute(stmt).scalar_one())
+
+
+def _views(db) -> int:
+    return _count(db, select(func.count(AuditEvent.id)).where(
+        AuditEvent.action == "dashboard.view"))
+
+
+def test_the_dashboard_reads_the_replica_and_audits_on_the_primary(
+        services, users, replica, database_url, clock):
+    replica_svc, replica_url = replica
+    analyst = users["analyst"].actor
+    # The primary alone has no courses: its dashboard has no outcome rows.
+    alone = services.outcomes.dashboard(analyst)
+    assert sum(r.courses for r in alone.outcomes) == 0 and "ketamine-iv" not in alone.treatments
+    routed = build_services(make_settings(database_url, read_database_url=replica_url),
+                            clock=clock)
+    try:
+        assert routed.db.has_replica
+        before_primary, before_replica = _views(services.db), _views(replica_svc.db)
+        dash = routed.outcomes.dashboard(analyst, DashboardFilters())
+        # Only the replica has the cohort: the dashboard shows it.
+        assert {"ketamine-iv", "esketamine"} <= set(dash.treatments)
+        assert sum(r.courses for r in dash.outcomes) > 0
+        # The audit row went to the primary, none to the replica.
+        assert _views(services.db) == before_primary + 1
+        assert _views(replica_svc.db) == before_replica
+        # Writes go to the primary, never the replica.
+        routed.patients.create(SYSTEM, PatientCreate(
+            mrn="RR-1", family_name="Primaryonly", given_name="Pat", birth_date="1980-01-01",
+            sex="female"))
+        where = select(func.count(Patient.id)).where(Patient.family_name == "Primaryonly")
+        assert _count(services.db, where) == 1 and _count(replica_svc.db, where) == 0
+    finally:
+        routed.close()
+
+
+def test_without_the_setting_the_dashboard_reads_the_primary(services, users):
+    assert not services.db.has_replica
+    assert services.db.read_engine is services.db.engine
+    with services.db.transaction() as s:
+        build_hand_cohort(s)
+    dash = services.outcomes.dashboard(users["analyst"].actor)
+    assert {"ketamine-iv", "esketamine"} <= set(dash.treatments)

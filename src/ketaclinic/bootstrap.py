@@ -15,6 +15,7 @@ from ketaclinic.services.chair.facade import ChairServices, build_chair_services
 from ketaclinic.services.clock import Clock, utc_now
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing.service import DosingService
+from ketaclinic.services.interop.webhooks import WebhookService
 from ketaclinic.services.mbc.facade import MeasurementCare
 from ketaclinic.services.outcomes import summary as outcome_summary
 from ketaclinic.services.outcomes.facade import OutcomesService
@@ -44,6 +45,7 @@ class Services:
     accounts: AccountService
     lock: LockScreenService
     tokens: ApiTokenService
+    webhooks: WebhookService
 
     @property
     def db(self) -> Database:
@@ -101,4 +103,4 @@ def build_services(
                     mbc=MeasurementCare.build(ctx), chair=build_chair_services(ctx, auth),
                     pk=PkService(ctx), outcomes=OutcomesService(ctx),
                     accounts=AccountService(ctx, auth), lock=LockScreenService(ctx),
-                    tokens=ApiTokenService(ctx, auth))
+                    tokens=ApiTokenService(ctx, auth), webhooks=WebhookService(ctx))

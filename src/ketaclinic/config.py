@@ -181,6 +181,26 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(None, description="SMTP password")
     smtp_from: str = Field("", description="Sender address of e-mailed links")
     smtp_starttls: bool = Field(True, description="Use STARTTLS with the SMTP server")
+    sms_url: str = Field(
+        "", description="HTTPS address of the SMS gateway the outbox's sms channel posts to "
+        "(JSON {\"from\", \"to\", \"body\"}, see docs/integrations.md); empty disables SMS"
+    )
+    sms_token: SecretStr | None = Field(
+        None, description="Bearer token sent to the SMS gateway (Authorization: Bearer ...)"
+    )
+    sms_sender: str = Field(
+        "", max_length=20, description="Sender id or number the SMS gateway shows (the "
+        "message's \"from\"); empty leaves it to the gateway"
+    )
+    outbound_allow_http: bool = Field(
+        False, description="Allow http:// and loopback (127.0.0.1, ::1) addresses for webhook "
+        "endpoints and the SMS gateway (tests, a receiver on this host); https only otherwise. "
+        "Link-local and cloud metadata addresses are always refused"
+    )
+    outbound_timeout_seconds: int = Field(
+        10, ge=1, le=120, description="Seconds a webhook or SMS request may take (connect, "
+        "send, read) before it counts as a failed attempt and is retried"
+    )
 
     @field_validator("clinic_timezone")
     @classmethod

@@ -97,6 +97,14 @@ def _issued_prefix(c: Clinic) -> str:
     return str(json.loads(Path(out).read_text(encoding="utf-8"))["prefix"])
 
 
+def _webhook_id(c: Clinic) -> str:
+    out = str(c.dir / "webhook.json")
+    with open(out, "w", encoding="utf-8") as fh, _stdout_to(fh):
+        assert main(["webhooks", "add", "https://hooks.invalid/h", "--event", "rems.deadline",
+                     "--json"], environ=c.env) == 0
+    return str(json.loads(Path(out).read_text(encoding="utf-8"))["id"])
+
+
 def _stdout_to(fh):  # type: ignore[no-untyped-def]
     from contextlib import redirect_stdout
 
@@ -158,6 +166,11 @@ JSON_CASES: dict[str, tuple[Args, set[int]]] = {
     "score": (lambda c: ["phq9", "--answers", "1,1,1,1,1,1,1,1,0"], {0}),
     "screen": (lambda c: ["--file", c.file("p.json", PATIENT), "--treatment", "ketamine-iv",
                           "--screened-on", "2026-11-02"], {0}),
+    "webhooks add": (lambda c: ["https://hooks.invalid/walk", "--event", "alert.urgent"], {0}),
+    "webhooks list": (lambda c: [], {0}),
+    "webhooks remove": (lambda c: [_webhook_id(c)], {0}),
+    # hooks.invalid never resolves: the test event is not delivered (refused, exit 1)
+    "webhooks test": (lambda c: [_webhook_id(c)], {1}),
     "user create": (lambda c: ["scripted", "--role", "nurse", "--full-name", "Sam Script",
                                "--password", "scripted-password-1"], {0}),
     "user encrypt-secrets": (lambda c: [], {0}),

@@ -73,7 +73,7 @@ class AcknowledgeRequest(_Strict):
 class LinkCreate(_Strict):
     instrument: str = Field(min_length=1, max_length=40)
     course_id: int | None = None
-    delivery: Literal["shown", "console", "email"] = "shown"
+    delivery: Literal["shown", "console", "email", "sms"] = "shown"
 
 
 class LinkPublic(BaseModel):

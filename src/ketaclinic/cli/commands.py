@@ -10,3 +10,4 @@ from ketaclinic.cli import mbc  # noqa: F401
 from ketaclinic.cli import ops  # noqa: F401
 from ketaclinic.cli import imports  # noqa: F401
 from ketaclinic.cli import tokens  # noqa: F401
+from ketaclinic.cli import webhooks  # noqa: F401

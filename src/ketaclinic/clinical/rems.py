@@ -22,6 +22,9 @@ MIN_MONITORING_MIN = Cited(120, "min", "Spravato US label and REMS: monitor at l
                            Grade.CONFIRMED)
 BP_AT_40_WINDOW_MIN = Cited(10, "min", "clinic policy: a BP within 10 min of minute 40 counts as "
                             "the 40-minute BP", Grade.UNCONFIRMED)
+DEADLINE_WARN_DAYS = Cited(2, "d", "project default: a form is 'approaching' its deadline when "
+                           "2 days or fewer are left (the rems.deadline notification)",
+                           Grade.UNCONFIRMED)
 CONCOMITANT = ("benzodiazepines", "non_benzo_sedative_hypnotics", "psychostimulants", "maois",
                "opioids")
 
@@ -294,6 +297,27 @@ def form_due_date(treatment_date: date) -> date:
     datetime.date(2026, 11, 9)
     """
     return treatment_date + timedelta(days=int(SUBMIT_WITHIN_DAYS.value))
+
+
+def deadline_state(due_on: date, today: date) -> str | None:
+    """Where an unsubmitted form stands against its deadline: "overdue" after its last day,
+    "approaching" when ``DEADLINE_WARN_DAYS`` days or fewer are left, otherwise None.
+
+    Examples
+    --------
+    >>> deadline_state(date(2026, 11, 9), date(2026, 11, 6)) is None
+    True
+    >>> deadline_state(date(2026, 11, 9), date(2026, 11, 7))
+    'approaching'
+    >>> deadline_state(date(2026, 11, 9), date(2026, 11, 9))
+    'approaching'
+    >>> deadline_state(date(2026, 11, 9), date(2026, 11, 10))
+    'overdue'
+    """
+    left = (due_on - today).days
+    if left < 0:
+        return "overdue"
+    return "approaching" if left <= DEADLINE_WARN_DAYS.value else None
 
 
 @dataclass(frozen=True)

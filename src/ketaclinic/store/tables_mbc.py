@@ -100,21 +100,49 @@ class ReminderSchedule(Base):
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), index=True)
     instrument_id: Mapped[str] = mapped_column(String(40))
     days_after_dose: Mapped[str] = mapped_column(String(100))  # "1,3,7"
-    channel: Mapped[str] = mapped_column(String(20), default="console")  # console | email
+    channel: Mapped[str] = mapped_column(String(20), default="console")  # console|email|sms
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
+class WebhookEndpoint(Base):
+    """A receiver of signed event notifications (services/interop/webhooks.py); the signing
+    secret is stored encrypted (services/secretbox.py) and shown once, when the endpoint is
+    added."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    events: Mapped[str] = mapped_column(String(200))  # "alert.urgent,rems.deadline"
+    description: Mapped[str] = mapped_column(String(200), default="")
+    secret: Mapped[str] = mapped_column(String(300))  # secretbox v1 value
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
 class OutboxMessage(Base):
-    """A message waiting to be delivered; the link token is minted only at delivery."""
+    """A message waiting to be delivered; the link token is minted only at delivery.
+
+    Webhook deliveries (channel ``webhook``) name their endpoint and carry the JSON body fixed
+    when the event was queued (no patient data: ids only), so every retry sends the same event.
+    A test ping has no patient.
+    """
 
     __tablename__ = "outbox_messages"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(30))  # self-report-link | reminder
-    channel: Mapped[str] = mapped_column(String(20))  # console | email
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True,
+                                                   nullable=True)
+    # self-report-link | reminder | alert.urgent | rems.deadline | webhook.test
+    kind: Mapped[str] = mapped_column(String(30))
+    channel: Mapped[str] = mapped_column(String(20))  # console | email | sms | webhook
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_endpoints.id"),
+                                                    nullable=True)
+    payload: Mapped[str] = mapped_column(Text, default="")
     link_id: Mapped[int | None] = mapped_column(ForeignKey("self_report_links.id"),
                                                 nullable=True)
     schedule_id: Mapped[int | None] = mapped_column(ForeignKey("reminder_schedules.id"),

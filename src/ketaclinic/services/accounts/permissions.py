@@ -29,6 +29,7 @@ class Perm(StrEnum):
     LEDGER_WRITE = "ledger.write"  # controlled-substance receipts, counts, waste
     LEDGER_READ = "ledger.read"
     IMPORT = "import"  # bulk import of records (FHIR Bundle, CSV roster): admin, prescriber
+    INTEGRATIONS_MANAGE = "integrations.manage"  # webhook endpoints: admin
 
 
 _CLINICAL = {Perm.PATIENT_READ, Perm.PATIENT_WRITE, Perm.CLINICAL_WRITE, Perm.LEDGER_WRITE,
@@ -45,6 +46,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.DEID_EXPORT,
             Perm.IDENTIFIED_EXPORT,
             Perm.IMPORT,
+            Perm.INTEGRATIONS_MANAGE,
         }
     ),
     Role.PRESCRIBER: frozenset(

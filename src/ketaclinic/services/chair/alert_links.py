@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.instruments import ScoreResult
+from ketaclinic.services.interop.webhooks import queue_urgent_alerts
 from ketaclinic.store.tables_chair import SessionAlert
 from ketaclinic.store.tables_mbc import ClinicalAlert
 from ketaclinic.store.tables_treatment import Assessment
@@ -24,12 +25,14 @@ def raise_rating_alerts(s: Session, rating: Assessment, result: ScoreResult,
                         now: dt.datetime) -> list[SessionAlert]:
     """Write the session alert and the worklist alert of every alert the rating fired."""
     out = []
+    raised = []
     for alert in result.alerts:
-        s.add(ClinicalAlert(
+        raised.append(ClinicalAlert(
             patient_id=rating.patient_id, assessment_id=rating.id,
             instrument_id=rating.instrument_id, rule=alert.rule[:60], priority=alert.priority,
             message=alert.message[:500], item=alert.item, value=alert.value,
             threshold=alert.threshold, source=alert.source[:500], raised_at=now))
+        s.add(raised[-1])
         session_alert = SessionAlert(
             session_id=rating.session_id, vitals_id=None, rule=alert.rule[:60],
             message=f"{alert.message} ({alert.priority}; source: {alert.source})",
@@ -37,6 +40,7 @@ def raise_rating_alerts(s: Session, rating: Assessment, result: ScoreResult,
         s.add(session_alert)
         out.append(session_alert)
     s.flush()
+    queue_urgent_alerts(s, raised, now)  # webhooks, in the rating's transaction
     return out
 
 

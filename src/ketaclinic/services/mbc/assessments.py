@@ -20,6 +20,7 @@ from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest, run_once
+from ketaclinic.services.interop.webhooks import queue_urgent_alerts
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.store.tables import Patient
@@ -160,12 +161,15 @@ class AssessmentService:
         )
         s.add(row)
         s.flush()
-        for alert in result.alerts:
-            s.add(ClinicalAlert(
-                patient_id=patient_id, assessment_id=row.id, instrument_id=definition.id,
-                rule=alert.rule[:80], priority=alert.priority, message=alert.message[:500],
-                item=alert.item, value=alert.value, threshold=alert.threshold,
-                source=alert.source[:500], raised_at=now))
+        raised = [ClinicalAlert(
+            patient_id=patient_id, assessment_id=row.id, instrument_id=definition.id,
+            rule=alert.rule[:80], priority=alert.priority, message=alert.message[:500],
+            item=alert.item, value=alert.value, threshold=alert.threshold,
+            source=alert.source[:500], raised_at=now) for alert in result.alerts]
+        if raised:
+            s.add_all(raised)
+            s.flush()
+            queue_urgent_alerts(s, raised, now)  # webhooks, in this transaction
         detail = f"{definition.rule_version} total {result.total}"
         if result.alerts:
             detail += f"; {len(result.alerts)} alert(s) raised"

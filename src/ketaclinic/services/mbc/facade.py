@@ -77,6 +77,7 @@ class MeasurementCare:
                                 for i in self.instruments.known_ids(s)],
                 "self_report_instruments": self.instruments.self_report_ids(s),
                 "email_enabled": bool(self.ctx.settings.smtp_host),
+                "sms_enabled": bool(self.ctx.settings.sms_url),
                 "default_days": self.ctx.settings.reminder_days,
                 "now": now,
             }

@@ -4,7 +4,11 @@ Messages wait in ``outbox_messages``. ``send_due`` mints each link's token at de
 no usable token sits in the database) and hands the message to the channel's adapter:
 
 * ``console`` prints one line naming the message and link ids only (no patient data, no token);
-* ``email`` sends through SMTP (``KETACLINIC_SMTP_*`` settings) to the patient's address.
+* ``email`` sends through SMTP (``KETACLINIC_SMTP_*`` settings) to the patient's address;
+* ``sms`` posts to the SMS gateway (``KETACLINIC_SMS_*``, ``services/mbc/sms.py``) for the patient's
+  phone in international form;
+* ``webhook`` rows are signed event notifications (``services/interop/webhooks.py``): each run also
+  scans for REMS deadlines to notify, and a failed webhook waits longer before each retry.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from sqlalchemy.exc import IntegrityError
 from ketaclinic.config import Settings
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.context import Context
+from ketaclinic.services.interop.outbound import DeliveryError, PermanentFailure
+from ketaclinic.services.interop.webhooks import WebhookService
 from ketaclinic.services.mbc.assessments import load_patient
 from ketaclinic.services.mbc.self_report import new_token, parse_days
+from ketaclinic.services.mbc.sms import SmsAdapter, e164, sms_text
 from ketaclinic.services.outcomes.course_outcomes import NOT_DOSED
 from ketaclinic.store.tables_mbc import OutboxMessage, ReminderSchedule, SelfReportLink
 from ketaclinic.store.tables_treatment import TreatmentSession
@@ -83,7 +90,8 @@ class SmtpAdapter:
 
 def default_adapters(settings: Settings, echo: Callable[[str], None] = print
                      ) -> dict[str, Adapter]:
-    return {"console": ConsoleAdapter(echo), "email": SmtpAdapter(settings)}
+    return {"console": ConsoleAdapter(echo), "email": SmtpAdapter(settings),
+            "sms": SmsAdapter(settings)}
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class SendReport:
     queued: int
     sent: int
     failed: int
+    events: int = 0  # webhook events the run queued (REMS deadlines)
 
 
 class OutboxService:
@@ -137,20 +146,28 @@ class OutboxService:
         """Queue due reminders, then deliver every pending message whose time has come."""
         adapters = adapters or default_adapters(self.ctx.settings)
         queued = self.queue_reminders()
+        webhooks = WebhookService(self.ctx)
+        events = webhooks.queue_rems_deadlines()
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            ids = list(s.execute(select(OutboxMessage.id).where(
+            due = list(s.execute(select(OutboxMessage.id, OutboxMessage.channel).where(
                 OutboxMessage.status == "pending", OutboxMessage.due_at <= now)
-                .order_by(OutboxMessage.due_at, OutboxMessage.id)).scalars())
+                .order_by(OutboxMessage.due_at, OutboxMessage.id)).all())
         sent = failed = 0
-        for message_id in ids:
+        for message_id, channel in due:
+            if channel == "webhook":
+                if webhooks.deliver(message_id):
+                    sent += 1
+                else:
+                    failed += 1
+                continue
             try:
                 self._send_one(message_id, adapters)
                 sent += 1
             except (OSError, RuntimeError, smtplib.SMTPException, IntegrityError) as exc:
                 self._record_failure(message_id, exc)
                 failed += 1
-        return SendReport(queued, sent, failed)
+        return SendReport(queued, sent, failed, events)
 
     def _send_one(self, message_id: int, adapters: dict[str, Adapter]) -> None:
         now = self.ctx.clock()
@@ -168,12 +185,16 @@ class OutboxService:
             if adapter is None:
                 raise RuntimeError(f"no adapter for channel {msg.channel}")
             hours = self.ctx.settings.self_report_link_hours
-            adapter.deliver(Delivery(
-                msg.id, link.id, patient.email if msg.channel == "email" else "",
-                f"A short questionnaire from {self.ctx.settings.clinic_name}",
+            url = f"{self.base_url()}/r/{token}"
+            recipient = {"email": patient.email, "sms": e164(patient.phone) or ""}
+            body = sms_text(self.ctx.settings.clinic_name, url, hours) \
+                if msg.channel == "sms" else (
                 f"Please answer a short questionnaire for your care team:\n\n"
-                f"{self.base_url()}/r/{token}\n\nThe link works once and expires in "
-                f"{hours} hours. If you are in crisis, call your local emergency number now."))
+                f"{url}\n\nThe link works once and expires in "
+                f"{hours} hours. If you are in crisis, call your local emergency number now.")
+            adapter.deliver(Delivery(
+                msg.id, link.id, recipient.get(msg.channel, ""),
+                f"A short questionnaire from {self.ctx.settings.clinic_name}", body))
             msg.status, msg.sent_at, msg.link_id = "sent", now, link.id
             msg.attempts += 1
             self.ctx.audit.record(s, SYSTEM, "outbox.send", at=now, patient_id=msg.patient_id,
@@ -199,10 +220,12 @@ class OutboxService:
         with self.ctx.db.transaction() as s:
             msg = s.get(OutboxMessage, message_id)
             msg.attempts += 1
-            # Our own RuntimeErrors carry no patient data; others (SMTP) may name the address.
-            detail = f": {str(exc)[:200]}" if type(exc) is RuntimeError else ""
+            # Our own RuntimeErrors (and the outbound ones: a status or a failure kind, never
+            # a body) carry no patient data; others (SMTP) may name the address.
+            ours = type(exc) is RuntimeError or isinstance(exc, DeliveryError)
+            detail = f": {str(exc)[:200]}" if ours else ""
             msg.last_error = f"{type(exc).__name__}{detail}"
-            if msg.attempts >= MAX_ATTEMPTS:
+            if msg.attempts >= MAX_ATTEMPTS or isinstance(exc, PermanentFailure):
                 msg.status = "failed"
             self.ctx.audit.record(s, SYSTEM, "outbox.send", at=now, outcome="failed",
                                   patient_id=msg.patient_id, detail=f"message {msg.id}")

@@ -32,6 +32,7 @@ from ketaclinic.services.mbc.assessments import (
     record_of,
 )
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
+from ketaclinic.services.mbc.sms import e164
 from ketaclinic.store.tables_mbc import (
     OutboxMessage,
     ReminderSchedule,
@@ -40,7 +41,7 @@ from ketaclinic.store.tables_mbc import (
 )
 from ketaclinic.store.tables_treatment import Course
 
-CHANNELS = ("shown", "console", "email")
+CHANNELS = ("shown", "console", "email", "sms")
 
 
 class LinkUnavailable(ServiceError):
@@ -94,6 +95,14 @@ def _info(link: SelfReportLink) -> LinkInfo:
                     link.expires_at, link.used_at, link.assessment_id)
 
 
+def _check_contact(field: str, channel: str, patient: Any) -> None:
+    if channel == "email" and not patient.email:
+        raise InvalidInput(f"{field}: the patient has no e-mail address on record")
+    if channel == "sms" and e164(patient.phone) is None:
+        raise InvalidInput(f"{field}: the patient has no mobile number in international form "
+                           "(+ country code and number, e.g. +15550102030)")
+
+
 def parse_days(text: str) -> list[int]:
     try:
         days = sorted({int(part) for part in text.replace(" ", "").split(",") if part})
@@ -124,13 +133,11 @@ class SelfReportService:
                          patient_id=patient_id)
         if delivery not in CHANNELS:
             raise InvalidInput(f"delivery: must be one of {', '.join(CHANNELS)}")
-        if delivery == "email" and not self.ctx.settings.smtp_host:
-            raise InvalidInput("delivery: e-mail is not configured (KETACLINIC_SMTP_HOST)")
+        self._check_channel("delivery", delivery)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
             patient = load_patient(s, patient_id)
-            if delivery == "email" and not patient.email:
-                raise InvalidInput("delivery: the patient has no e-mail address on record")
+            _check_contact("delivery", delivery, patient)
             self._check_instrument(s, instrument_id)
             course_id = check_course(s, patient_id, course_id, None)
             token, digest = new_token()
@@ -149,6 +156,12 @@ class SelfReportService:
                                   patient_id=patient_id,
                                   detail=f"link {link.id} {instrument_id} via {delivery}")
             return _info(link), (token if delivery == "shown" else None)
+
+    def _check_channel(self, field: str, channel: str) -> None:
+        if channel == "email" and not self.ctx.settings.smtp_host:
+            raise InvalidInput(f"{field}: e-mail is not configured (KETACLINIC_SMTP_HOST)")
+        if channel == "sms" and not self.ctx.settings.sms_url:
+            raise InvalidInput(f"{field}: SMS is not configured (KETACLINIC_SMS_URL)")
 
     def _lifetime(self) -> dt.timedelta:
         return dt.timedelta(hours=self.ctx.settings.self_report_link_hours)
@@ -169,13 +182,14 @@ class SelfReportService:
         """Reminders N days after each dose of a course; replaces the course's schedule."""
         self.ctx.require(actor, Perm.CLINICAL_WRITE, "reminder.schedule", patient_id=patient_id)
         offsets = parse_days(days)
-        if channel not in ("console", "email"):
-            raise InvalidInput("channel: must be console or email")
+        if channel not in CHANNELS or channel == "shown":
+            raise InvalidInput("channel: must be console, email or sms")
+        if channel == "sms":  # (a schedule by e-mail may be set before SMTP is)
+            self._check_channel("channel", channel)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
             patient = load_patient(s, patient_id)
-            if channel == "email" and not patient.email:
-                raise InvalidInput("channel: the patient has no e-mail address on record")
+            _check_contact("channel", channel, patient)
             course = s.get(Course, course_id)
             if course is None or course.patient_id != patient_id:
                 raise InvalidInput("course_id: no such course for this patient")

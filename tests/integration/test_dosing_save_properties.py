@@ -16,10 +16,12 @@ from sqlalchemy import select
 from ketaclinic.clinical.dose_checks import check_dose
 from ketaclinic.schemas import PatientCreate
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.services.dosing.plan import parse_dose_request
+from ketaclinic.services.dosing.inputs import DoseRequest
 from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.errors import InvalidInput, PermissionDenied
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride
+
+dose_request = DoseRequest.model_validate  # the dose request as the JSON body or the form gives it
 
 PROPERTY = settings(max_examples=examples(60), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -70,7 +72,7 @@ def test_nothing_above_a_hard_limit_is_saved_and_every_override_has_a_reason(
     pid = _patient(services, weight)
     data = _request(route, dose, infusion, nasal_choice)
     try:
-        plan = services.dosing.check(SYSTEM, pid, parse_dose_request(data))
+        plan = services.dosing.check(SYSTEM, pid, dose_request(data))
     except InvalidInput:
         return
     soft = [f.rule for f in plan.result.soft_findings]
@@ -78,7 +80,7 @@ def test_nothing_above_a_hard_limit_is_saved_and_every_override_has_a_reason(
     overrides = [{"rule": r, "reason_code": justify.draw(st.sampled_from(REASONS)),
                   "free_text": "documented reason"} for r in chosen]
     try:
-        services.dosing.save(users[role].actor, pid, parse_dose_request(data, overrides))
+        services.dosing.save(users[role].actor, pid, dose_request({**data, "overrides": overrides}))
         saved = True
     except (DoseBlocked, PermissionDenied):
         saved = False
@@ -115,7 +117,7 @@ def test_a_checker_that_raises_blocks_the_save(services, users, weight, route, d
     services.dosing.checker = flaky
     try:
         services.dosing.save(users["prescriber"].actor, pid,
-                             parse_dose_request(_request(route, dose, infusion, nasal_choice)))
+                             dose_request(_request(route, dose, infusion, nasal_choice)))
         raise AssertionError("a failing checker let a dose through")
     except DoseBlocked as exc:
         assert any(f.rule == "checker-error" for f in exc.plan.result.checks)

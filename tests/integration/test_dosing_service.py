@@ -18,11 +18,13 @@ from ketaclinic.schemas import (
     WeightCreate,
 )
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.services.dosing.plan import parse_dose_request
+from ketaclinic.services.dosing.inputs import DoseRequest
 from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ketaclinic.store.tables import AuditEvent, PatientAmendment, PatientWeight
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride
+
+dose_request = DoseRequest.model_validate  # the dose request as the JSON body or the form gives it
 
 TRIALS = [
     {"drug": "escitalopram", "dose_mg": 20, "weeks": 8, "improvement_pct": 10,
@@ -118,7 +120,7 @@ def test_a_standard_iv_dose_is_calculated_and_saved_with_the_rule_set(services, 
     pid = make_patient(services)
     screen_ok(services, users, pid, "ketamine-iv")
     record, created = services.dosing.save(actor(users, "prescriber"), pid,
-                                           parse_dose_request(iv()))
+                                           dose_request(iv()))
     assert created and record.dose_mg == 40.0 and record.rate_ml_per_h == 40.0
     assert record.rule_set == load_bundled_ruleset("ketamine-iv").ref
     assert services.dosing.list_doses(actor(users, "nurse"), pid)[0].id == record.id
@@ -129,14 +131,14 @@ def test_a_soft_finding_needs_a_coded_reason_and_text_which_are_stored(services,
     screen_ok(services, users, pid, "ketamine-iv")
     pres = actor(users, "prescriber")
     with pytest.raises(DoseBlocked) as blocked:
-        services.dosing.save(pres, pid, parse_dose_request(iv("0.8")))
+        services.dosing.save(pres, pid, dose_request(iv("0.8")))
     assert "mg-per-kg" in blocked.value.missing
     with pytest.raises(DoseBlocked):
-        services.dosing.save(pres, pid, parse_dose_request(iv("0.8"), [
-            {"rule": "mg-per-kg", "reason_code": "not-a-code", "free_text": "x"}]))
-    record, _ = services.dosing.save(pres, pid, parse_dose_request(iv("0.8"), [
+        services.dosing.save(pres, pid, dose_request({**iv("0.8"), "overrides": [
+            {"rule": "mg-per-kg", "reason_code": "not-a-code", "free_text": "x"}]}))
+    record, _ = services.dosing.save(pres, pid, dose_request({**iv("0.8"), "overrides": [
         {"rule": "mg-per-kg", "reason_code": "titration-per-response",
-         "free_text": "partial response at 0.75"}]))
+         "free_text": "partial response at 0.75"}]}))
     assert record.overrides[0]["reason_code"] == "titration-per-response"
     assert record.overrides[0]["user"] == "prescriber"
     assert float(record.overrides[0]["limit"]) == 0.75
@@ -146,7 +148,7 @@ def test_a_hard_limit_blocks_every_role_including_admin(services, users):
     pid = make_patient(services)
     for role in ("prescriber", "admin", "nurse"):
         with pytest.raises((DoseBlocked, PermissionDenied)):
-            services.dosing.save(actor(users, role), pid, parse_dose_request(iv("3")))
+            services.dosing.save(actor(users, role), pid, dose_request(iv("3")))
     with services.db.transaction() as s:
         assert s.execute(select(func.count()).select_from(DoseOrder)).scalar_one() == 0
         blocked = s.execute(select(AuditEvent).where(AuditEvent.outcome == "blocked")).scalars()
@@ -158,10 +160,10 @@ def test_a_stale_weight_forces_re_entry_which_then_is_recorded(services, users, 
     screen_ok(services, users, pid, "ketamine-iv")
     clock.advance(days=60)
     pres = actor(users, "prescriber")
-    plan = services.dosing.check(pres, pid, parse_dose_request(iv()))
+    plan = services.dosing.check(pres, pid, dose_request(iv()))
     assert plan.result.reentry_required
     assert any(f.rule == "weight-stale" for f in plan.result.checks)
-    record, _ = services.dosing.save(pres, pid, parse_dose_request(iv(weight_reentry="82 kg")))
+    record, _ = services.dosing.save(pres, pid, dose_request(iv(weight_reentry="82 kg")))
     assert record.weight_kg == 82.0
     with services.db.transaction() as s:
         weights = s.execute(select(PatientWeight).where(PatientWeight.patient_id == pid)
@@ -175,32 +177,32 @@ def test_a_weight_change_over_ten_percent_stops_until_the_new_weight_is_confirme
     pid = make_patient(services)
     screen_ok(services, users, pid, "ketamine-iv")
     pres = actor(users, "prescriber")
-    services.dosing.save(pres, pid, parse_dose_request(iv()))
+    services.dosing.save(pres, pid, dose_request(iv()))
     clock.advance(days=7)
     services.patients.add_weight(SYSTEM, pid, WeightCreate(weight="92 kg"))
-    plan = services.dosing.check(pres, pid, parse_dose_request(iv()))
+    plan = services.dosing.check(pres, pid, dose_request(iv()))
     assert any(f.rule == "weight-changed" and f.level.value == "hard"
                for f in plan.result.checks)
-    confirmed = services.dosing.check(pres, pid, parse_dose_request(iv(weight_reentry="92 kg")))
+    confirmed = services.dosing.check(pres, pid, dose_request(iv(weight_reentry="92 kg")))
     assert not confirmed.result.blocked
 
 
 def test_pounds_are_refused_as_a_re_entered_weight():
     with pytest.raises(InvalidInput, match="pounds"):
-        parse_dose_request(iv(weight_reentry="180 lb"))
+        dose_request(iv(weight_reentry="180 lb"))
     with pytest.raises(InvalidInput, match="without a unit"):
-        parse_dose_request(iv("0.5mg"))
+        dose_request(iv("0.5mg"))
 
 
 def test_esketamine_dose_follows_the_label_phase(services, users):
     pid = make_patient(services)
     screen_ok(services, users, pid, "esketamine")
     pres = actor(users, "prescriber")
-    plan = services.dosing.check(pres, pid, parse_dose_request(
+    plan = services.dosing.check(pres, pid, dose_request(
         {"route": "intranasal", "phase": "induction", "session_number": "1"}))
     assert plan.dose_mg == 56 and plan.devices == 2
     assert plan.pk_query == "route=nasal&dose_mg=56"
-    record, _ = services.dosing.save(pres, pid, parse_dose_request(
+    record, _ = services.dosing.save(pres, pid, dose_request(
         {"route": "intranasal", "phase": "induction", "session_number": "1"}))
     assert record.devices == 2 and record.treatment == "esketamine"
 
@@ -208,7 +210,7 @@ def test_esketamine_dose_follows_the_label_phase(services, users):
 def test_an_oral_dose_notes_its_bioavailability(services, users):
     pid = make_patient(services)
     plan = services.dosing.check(actor(users, "prescriber"), pid,
-                                 parse_dose_request({"route": "oral", "mg_per_kg": "1"}))
+                                 dose_request({"route": "oral", "mg_per_kg": "1"}))
     assert any("Bioavailability" in n for n in plan.notes)
 
 
@@ -220,7 +222,7 @@ def test_a_raising_checker_blocks_the_save(services, users):
 
     services.dosing.checker = broken
     with pytest.raises(DoseBlocked) as exc:
-        services.dosing.save(actor(users, "prescriber"), pid, parse_dose_request(iv()))
+        services.dosing.save(actor(users, "prescriber"), pid, dose_request(iv()))
     assert any(f.rule == "checker-error" for f in exc.value.plan.result.checks)
 
 
@@ -228,8 +230,8 @@ def test_the_idempotency_key_saves_once(services, users):
     pid = make_patient(services)
     screen_ok(services, users, pid, "ketamine-iv")
     pres = actor(users, "prescriber")
-    a, created_a = services.dosing.save(pres, pid, parse_dose_request(iv()), "key-1")
-    b, created_b = services.dosing.save(pres, pid, parse_dose_request(iv()), "key-1")
+    a, created_a = services.dosing.save(pres, pid, dose_request(iv()), "key-1")
+    b, created_b = services.dosing.save(pres, pid, dose_request(iv()), "key-1")
     assert created_a and not created_b and a.id == b.id
 
 
@@ -259,8 +261,8 @@ def test_rule_set_copy_edit_confirm_and_activate(services, users):
     rules.set_active(admin, "ketamine-iv", "clinic-iv")
     pid = make_patient(services)
     screen_ok(services, users, pid, "ketamine-iv")
-    record, _ = services.dosing.save(pres, pid, parse_dose_request(iv("0.8"), [
-        {"rule": "mg-per-kg", "reason_code": "clinical-judgement", "free_text": "x"}]))
+    record, _ = services.dosing.save(pres, pid, dose_request({**iv("0.8"), "overrides": [
+        {"rule": "mg-per-kg", "reason_code": "clinical-judgement", "free_text": "x"}]}))
     assert record.rule_set == "clinic-iv@3"  # 0.8 is under the edited soft max: no override
     assert record.overrides == []
 
@@ -301,8 +303,8 @@ def test_reads_are_audited(services, users):
 def test_overrides_have_reason_rows(services, users):
     pid = make_patient(services)
     screen_ok(services, users, pid, "ketamine-iv")
-    services.dosing.save(actor(users, "prescriber"), pid, parse_dose_request(iv("0.8"), [
-        {"rule": "mg-per-kg", "reason_code": "clinical-judgement", "free_text": "why"}]))
+    services.dosing.save(actor(users, "prescriber"), pid, dose_request({**iv("0.8"), "overrides": [
+        {"rule": "mg-per-kg", "reason_code": "clinical-judgement", "free_text": "why"}]}))
     with services.db.transaction() as s:
         rows = s.execute(select(DoseOverride)).scalars().all()
         assert len(rows) == 1 and rows[0].username == "prescriber" and rows[0].free_text == "why"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from kcchain import screen_ok
 from kctest import csrf_from
@@ -258,3 +259,66 @@ def test_rule_set_import_is_validated_on_the_page_and_the_api(services, login):
     assert r.status_code == 200
     assert any(x["active_for"] == "esketamine" and x["id"] == "our-eu"
                for x in admin.get("/api/rulesets").json()["items"])
+
+
+def _stored(services, order_id: int) -> dict:  # type: ignore[no-untyped-def]
+    """An order as stored, without what differs by nature (ids, times, the idempotency key)."""
+    with services.db.transaction() as s:
+        order = s.get(DoseOrder, order_id)
+        assert order is not None
+        row = {c.key: getattr(order, c.key) for c in DoseOrder.__table__.columns}
+        overrides = s.execute(select(DoseOverride).where(
+            DoseOverride.dose_order_id == order_id)).scalars().all()
+        # the screening each patient's order rests on: its own, so its id differs
+        row["checks_json"] = re.sub(r'"screening_id": \d+', '"screening_id": "its own"',
+                                    row["checks_json"])
+        row["overrides"] = sorted((o.rule, o.reason_code, o.free_text) for o in overrides)
+    for key in ("id", "patient_id", "screening_id", "created_at", "ordered_at",
+                "idempotency_key", "request_hash", "updated_at"):
+        row.pop(key, None)
+    return row
+
+
+def test_the_json_body_and_the_form_store_the_same_order(services, users, login):
+    """One input model: the same typed request, sent as JSON or as the form, is one record."""
+    c, csrf = login("prescriber")
+    typed = {**IV, "mg_per_kg": "0.8", "weight_reentry": "80 kg"}
+    override = {"rule": "mg-per-kg", "reason_code": "previously-tolerated",
+                "free_text": "tolerated 0.8 last course"}
+    stored = []
+    for how in ("json", "form"):
+        pid = make_patient(services, mrn=f"SAME-{how}")
+        screen_ok(services, users, pid, "ketamine-iv")
+        if how == "json":
+            r = c.post(f"/api/patients/{pid}/doses", json={**typed, "overrides": [override]},
+                       headers={"X-CSRF-Token": csrf})
+            assert r.status_code == 201, r.text
+            order_id = r.json()["id"]
+        else:
+            r = c.post(f"/patients/{pid}/dose", data={
+                **typed, "csrf_token": csrf, "action": "save",
+                "override-mg-per-kg-code": override["reason_code"],
+                "override-mg-per-kg-text": override["free_text"]}, follow_redirects=False)
+            assert r.status_code == 303, r.text
+            order_id = int(r.headers["location"].rsplit("saved=", 1)[1])
+        stored.append(_stored(services, order_id))
+    assert stored[0] == stored[1]
+    assert stored[0]["overrides"] == [(override["rule"], override["reason_code"],
+                                       override["free_text"])]
+
+
+def test_bad_dose_input_reads_the_same_on_the_form_and_the_api(services, login):
+    pid = make_patient(services)
+    c, csrf = login("prescriber")
+    for bad, needle in (({"mg_per_kg": "0.5mg"}, "without a unit"),
+                        ({"mg_per_kg": "١"}, "must be a number"),
+                        ({"session_number": "²"}, "session number"),
+                        ({"course_id": "١٢"}, "course: must be a whole number"),
+                        ({"weight_reentry": "180 lb"}, "pounds")):
+        api = c.post(f"/api/patients/{pid}/dose/check", json={**IV, **bad},
+                     headers={"X-CSRF-Token": csrf})
+        page = c.post(f"/patients/{pid}/dose", data={**IV, **bad, "csrf_token": csrf,
+                                                      "action": "save"})
+        assert api.status_code == page.status_code == 422, (bad, api.text)
+        assert needle in api.json()["detail"] and needle in page.text, bad
+    assert count(services, DoseOrder) == 0

@@ -11,13 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
-from ketaclinic.services.dosing.plan import parse_dose_request
+from ketaclinic.services.dosing.inputs import DoseRequest
 from ketaclinic.services.dosing.rulesets import Cosign, document_text
 from ketaclinic.services.dosing.service import DoseBlocked
 
 router = APIRouter(prefix="/api")
 Rows = Page[dict[str, Any]]
-Number = float | str | None
 
 
 class _Strict(BaseModel):
@@ -35,33 +34,6 @@ class SignoffBody(_Strict):
 class FactsBody(_Strict):
     facts: dict[str, Any]
     version: int | None = Field(None, description="The version you read (None: first save)")
-
-
-class OverrideBody(_Strict):
-    rule: str = Field(max_length=60)
-    reason_code: str = Field(max_length=60)
-    free_text: str = Field(max_length=1000)
-
-
-class DoseBody(_Strict):
-    route: Literal["iv", "im", "oral", "sublingual", "intranasal"]
-    mg_per_kg: Number = None
-    weight_basis: Literal["actual", "ideal", "adjusted"] | None = None
-    height_cm: Number = None
-    infusion_min: Number = None
-    concentration_mg_per_ml: Number = None
-    phase: Literal["induction", "maintenance", "continuation", "suicidal-ideation"] | None = None
-    session_number: Number = None
-    dose_mg: Number = None
-    course_id: int | None = Field(None, ge=1, description="The course this order is for")
-    weight_reentry: str | None = Field(
-        None, max_length=40, description="Today's weight re-entered, kilograms only: '82 kg'")
-    overrides: list[OverrideBody] = Field(default_factory=list, max_length=20)
-
-
-def _request(body: DoseBody):  # type: ignore[no-untyped-def]
-    data = body.model_dump(exclude={"overrides"})
-    return parse_dose_request(data, [o.model_dump() for o in body.overrides])
 
 
 # --- screening and facts ------------------------------------------------------------------
@@ -105,21 +77,21 @@ def api_save_facts(patient_id: int, body: FactsBody, svc: ServicesDep,
 
 # --- doses --------------------------------------------------------------------------------
 @router.post("/patients/{patient_id}/dose/check", tags=["doses"])
-def api_dose_check(patient_id: int, body: DoseBody, svc: ServicesDep,
+def api_dose_check(patient_id: int, body: DoseRequest, svc: ServicesDep,
                    viewer: ApiViewerDep) -> dict:
     """Calculate and check a dose; nothing is saved."""
-    return svc.dosing.check(viewer.actor, patient_id, _request(body)).as_dict()
+    return svc.dosing.check(viewer.actor, patient_id, body).as_dict()
 
 
 @router.post("/patients/{patient_id}/doses", status_code=201, tags=["doses"],
              responses={422: {"description": "Blocked: hard finding, or soft findings without "
                                              "a coded reason; the body lists the checks"}})
-def api_dose_save(patient_id: int, body: DoseBody, response: Response, svc: ServicesDep,
+def api_dose_save(patient_id: int, body: DoseRequest, response: Response, svc: ServicesDep,
                   viewer: ApiViewerDep,
                   idempotency_key: Annotated[str | None, Header(max_length=100)] = None
                   ) -> Any:
     try:
-        record, created = svc.dosing.save(viewer.actor, patient_id, _request(body),
+        record, created = svc.dosing.save(viewer.actor, patient_id, body,
                                           idempotency_key)
     except DoseBlocked as exc:
         return JSONResponse(status_code=422, content=json.loads(json.dumps({
@@ -131,7 +103,7 @@ def api_dose_save(patient_id: int, body: DoseBody, response: Response, svc: Serv
     return record.as_dict()
 
 
-class VerbalOrderBody(DoseBody):
+class VerbalOrderBody(DoseRequest):
     prescriber: str = Field(min_length=1, max_length=64,
                             description="Username of the prescriber who gave the order")
     read_back_confirmed: bool = Field(description="The order was read back and confirmed")
@@ -142,8 +114,9 @@ def api_verbal_order(patient_id: int, body: VerbalOrderBody, svc: ServicesDep,
                      viewer: ApiViewerDep) -> dict:
     """A verbal or telephone order taken at the chair (audited; countersign within the rule
     set's hours)."""
-    data = body.model_dump(exclude={"overrides", "prescriber", "read_back_confirmed"})
-    record = svc.dosing.take_verbal_order(viewer.actor, patient_id, parse_dose_request(data),
+    # A verbal order is not a place to go past soft findings: its overrides are not taken.
+    record = svc.dosing.take_verbal_order(viewer.actor, patient_id,
+                                          body.model_copy(update={"overrides": ()}),
                                           body.prescriber, body.read_back_confirmed)
     return record.as_dict()
 

@@ -72,13 +72,13 @@ def _request(session: TreatmentSession, rng: random.Random, soft: bool) -> DoseR
         session.route or "", "intranasal" if session.treatment == "esketamine" else "iv")
     if route == "intranasal":
         phase = session.phase if session.phase in ESKETAMINE_PHASES else "induction"
-        return DoseRequest(route, phase=phase, session_number=max(1, session.number or 1),
+        return DoseRequest(route=route, phase=phase, session_number=max(1, session.number or 1),
                            dose_mg=84 if soft else None)
     mg = 0.8 if soft else rng.choice([0.5, 0.5, 0.5, 0.6])
     if route == "iv":
-        return DoseRequest(route, mg_per_kg=mg, infusion_min=40 if not soft else 60,
+        return DoseRequest(route=route, mg_per_kg=mg, infusion_min=40 if not soft else 60,
                            concentration_mg_per_ml=1.0)
-    return DoseRequest(route, mg_per_kg=mg)
+    return DoseRequest(route=route, mg_per_kg=mg)
 
 
 def seed_dosing(svc: Services, rng: random.Random, patient_ids: list[int],
@@ -171,7 +171,7 @@ def _seed_orders(svc: Services, rng: random.Random, actor: Actor,
             for sess in targets:
                 soft = rng.random() < (0.08 if sess is not None else 0.3)
                 req = (_request(sess, rng, soft) if sess is not None else
-                       DoseRequest("iv", mg_per_kg=0.8 if soft else 0.5,
+                       DoseRequest(route="iv", mg_per_kg=0.8 if soft else 0.5,
                                    infusion_min=60 if soft else 40,
                                    concentration_mg_per_ml=1.0))
                 rs = svc.dosing.rulesets.active_in(s, req.treatment)

@@ -22,6 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.monitoring import is_respiratory
+from ketaclinic.http.inputs import describe_errors
 from ketaclinic.services.accounts.auth import SessionLocked
 from ketaclinic.services.chair.schedule import hours_label
 from ketaclinic.services.clinic_time import ClinicTime
@@ -234,11 +235,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "input"
-            parts.append(f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
-        return _error(request, 422, "; ".join(parts) or "invalid input")
+        return _error(request, 422, describe_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -11,7 +11,7 @@ with the registry and, once saved with the dose, recorded in the registry.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,53 +19,24 @@ from urllib.parse import urlencode
 
 from ketaclinic.clinical.dose_checks import DoseCheckResult, DoseOrder, format_dose
 from ketaclinic.clinical.dosing import (
-    ESKETAMINE_PHASES,
-    WEIGHT_BASES,
     DoseWeight,
     calculate_esketamine_dose,
     calculate_iv_dose,
     calculate_route_dose,
     titrate_mg_per_kg,
 )
-from ketaclinic.clinical.inputs import parse_number
 from ketaclinic.clinical.rules import ClinicalInputError, Finding
 from ketaclinic.clinical.rulesets import RuleSet
-from ketaclinic.clinical.units import parse_weight_kg
 from ketaclinic.services.dosing.facts import age_on
+from ketaclinic.services.dosing.inputs import ROUTES as ROUTES  # re-exported for the pages
+from ketaclinic.services.dosing.inputs import DoseRequest as DoseRequest
+from ketaclinic.services.dosing.inputs import OverrideInput as OverrideInput
 from ketaclinic.services.errors import InvalidInput
 
-ROUTES = ("iv", "im", "oral", "sublingual", "intranasal")
 ROUTE_LABELS = {"iv": "IV infusion (racemic ketamine)", "im": "IM (racemic ketamine)",
                 "oral": "Oral (racemic ketamine)", "sublingual": "Sublingual (racemic ketamine)",
                 "intranasal": "Esketamine nasal spray"}
 WEIGHT_MATCH_KG = 0.05
-
-
-@dataclass(frozen=True)
-class OverrideInput:
-    rule: str
-    reason_code: str
-    free_text: str
-
-
-@dataclass(frozen=True)
-class DoseRequest:
-    route: str
-    mg_per_kg: float | None = None
-    weight_basis: str | None = None
-    height_cm: float | None = None
-    infusion_min: float | None = None
-    concentration_mg_per_ml: float | None = None
-    phase: str | None = None
-    session_number: int | None = None
-    dose_mg: float | None = None
-    weight_reentry_kg: Decimal | None = None
-    overrides: tuple[OverrideInput, ...] = ()
-    course_id: int | None = None
-
-    @property
-    def treatment(self) -> str:
-        return "esketamine" if self.route == "intranasal" else "ketamine-iv"
 
 
 @dataclass(frozen=True)
@@ -180,87 +151,7 @@ class DosePlan:
 def _inputs_json(r: DoseRequest) -> str:
     import json
 
-    data = {k: v for k, v in r.__dict__.items() if k != "overrides" and v is not None}
-    if r.weight_reentry_kg is not None:
-        data["weight_reentry_kg"] = str(r.weight_reentry_kg)
-    return json.dumps(data, sort_keys=True)
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _number(data: Mapping[str, Any], key: str, label: str) -> float | None:
-    value = data.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        return parse_number(label, value)
-    except ClinicalInputError as exc:
-        raise InvalidInput(str(exc)) from exc
-
-
-def parse_dose_request(data: Mapping[str, Any],
-                       overrides: list[dict[str, Any]] | None = None) -> DoseRequest:
-    """Build a request from form fields (text) or API JSON (numbers or text)."""
-    route = str(data.get("route") or "")
-    if route not in ROUTES:
-        raise InvalidInput(f"route must be one of {', '.join(ROUTES)}")
-    basis = str(data.get("weight_basis") or "") or None
-    if basis is not None and basis not in WEIGHT_BASES:
-        raise InvalidInput(f"weight basis must be one of {', '.join(WEIGHT_BASES)}")
-    phase = str(data.get("phase") or "") or None
-    if phase is not None and phase not in ESKETAMINE_PHASES:
-        raise InvalidInput(f"phase must be one of {', '.join(ESKETAMINE_PHASES)}")
-    course = _number(data, "course_id", "course")
-    if course is not None and (not course.is_integer() or course < 1):
-        raise InvalidInput("course must be a course id")
-    session = _number(data, "session_number", "session number")
-    if session is not None and (not session.is_integer() or not 1 <= session <= 1000):
-        raise InvalidInput("session number must be a whole number from 1")
-    reentry = data.get("weight_reentry")
-    weight = None
-    if reentry is not None and str(reentry).strip():
-        try:
-            weight = parse_weight_kg(str(reentry))
-        except ClinicalInputError as exc:
-            raise InvalidInput(f"re-entered weight: {exc}") from exc
-    items = []
-    for o in overrides or []:
-        if not isinstance(o, Mapping):
-            raise InvalidInput("each override must be an object with rule, reason_code, "
-                               "free_text")
-        text = str(o.get("free_text") or "").strip()
-        if len(text) > 1000:
-            raise InvalidInput("override free text is longer than 1000 characters")
-        items.append(OverrideInput(str(o.get("rule") or "")[:60],
-                                   str(o.get("reason_code") or "")[:60], text))
-    return DoseRequest(
-        route=route,
-        mg_per_kg=_number(data, "mg_per_kg", "mg/kg"),
-        weight_basis=basis,
-        height_cm=_number(data, "height_cm", "height (cm)"),
-        infusion_min=_number(data, "infusion_min", "infusion minutes"),
-        concentration_mg_per_ml=_number(data, "concentration_mg_per_ml",
-                                        "concentration (mg/mL)"),
-        phase=phase,
-        session_number=None if session is None else int(session),
-        dose_mg=_number(data, "dose_mg", "dose (mg)"),
-        weight_reentry_kg=weight,
-        overrides=tuple(items),
-        course_id=None if course is None else int(course),
-    )
-
-
-def overrides_from_form(form: Mapping[str, str]) -> list[dict[str, str]]:
-    """``override-<rule>-code`` / ``override-<rule>-text`` pairs from the dose page."""
-    out = []
-    for key, code in form.items():
-        if key.startswith("override-") and key.endswith("-code"):
-            rule = key[len("override-"):-len("-code")]
-            text = form.get(f"override-{rule}-text", "")
-            if code or text.strip():
-                out.append({"rule": rule, "reason_code": code, "free_text": text})
-    return out
+    return json.dumps(r.stored_inputs(), sort_keys=True)
 
 
 # --------------------------------------------------------------------------- planning

@@ -1,0 +1,138 @@
+"""The dose request: one input model for the JSON body, the dose form and the service.
+
+The JSON route takes it as its body, the form route builds it from the form with
+:func:`ketaclinic.web.forms.model_from_form`, and the dosing service accepts it as it is. Numbers
+arrive as JSON numbers or as typed text; text goes through the same parser as ever (ASCII
+digits only, no unit inside: :func:`ketaclinic.clinical.inputs.parse_number`), and a bad value
+raises :class:`InvalidInput` with the message the clinic has always seen (it passes through
+Pydantic unchanged, so both routes answer 422 with the same words).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from ketaclinic.clinical.inputs import parse_number
+from ketaclinic.clinical.rules import ClinicalInputError
+from ketaclinic.clinical.units import parse_weight_kg
+from ketaclinic.services.errors import InvalidInput
+from ketaclinic.services.numbers import optional_id
+
+ROUTES = ("iv", "im", "oral", "sublingual", "intranasal")
+REENTRY_MAX_CHARS = 40
+
+_NUMBER_SCHEMA = WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"},
+                                           {"type": "null"}]})
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _number(label: str) -> BeforeValidator:
+    def parse(value: Any) -> float | None:
+        if _blank(value):
+            return None
+        try:
+            return parse_number(label, value)
+        except ClinicalInputError as exc:
+            raise InvalidInput(str(exc)) from exc
+    return BeforeValidator(parse)
+
+
+def _session(value: Any) -> int | None:
+    number = _number("session number").func(value)  # type: ignore[attr-defined]
+    if number is not None and (not number.is_integer() or not 1 <= number <= 1000):
+        raise InvalidInput("session number must be a whole number from 1")
+    return None if number is None else int(number)
+
+
+def _reentry(value: Any) -> Decimal | None:
+    if isinstance(value, Decimal) or _blank(value):
+        return value or None
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    if len(value) > REENTRY_MAX_CHARS:
+        raise PydanticCustomError("string_too_long",
+                                  f"String should have at most {REENTRY_MAX_CHARS} characters")
+    try:
+        return parse_weight_kg(value)
+    except ClinicalInputError as exc:
+        raise InvalidInput(f"re-entered weight: {exc}") from exc
+
+
+def _course(value: Any) -> Any:
+    """A typed course id goes through the one whole-number parser; JSON numbers pass on."""
+    return optional_id(value, "course") if isinstance(value, str) else value
+
+
+Number = Annotated[float | None, _NUMBER_SCHEMA]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OverrideInput(_Input):
+    """A coded reason for going past one soft finding."""
+
+    rule: str = Field(max_length=60)
+    reason_code: str = Field(max_length=60)
+    free_text: str = Field(max_length=1000)
+
+
+class DoseRequest(_Input):
+    """A dose to calculate and check (and, when saved, to order)."""
+
+    route: Literal["iv", "im", "oral", "sublingual", "intranasal"]
+    mg_per_kg: Annotated[Number, _number("mg/kg")] = None
+    weight_basis: Literal["actual", "ideal", "adjusted"] | None = None
+    height_cm: Annotated[Number, _number("height (cm)")] = None
+    infusion_min: Annotated[Number, _number("infusion minutes")] = None
+    concentration_mg_per_ml: Annotated[Number, _number("concentration (mg/mL)")] = None
+    phase: Literal["induction", "maintenance", "continuation", "suicidal-ideation"] | None = None
+    session_number: Annotated[int | None, BeforeValidator(_session), _NUMBER_SCHEMA] = None
+    dose_mg: Annotated[Number, _number("dose (mg)")] = None
+    course_id: Annotated[int | None, BeforeValidator(_course)] = Field(
+        None, ge=1, description="The course this order is for")
+    weight_reentry: Annotated[
+        Decimal | None, BeforeValidator(_reentry),
+        WithJsonSchema({"anyOf": [{"type": "string", "maxLength": REENTRY_MAX_CHARS},
+                                  {"type": "null"}]}),
+    ] = Field(None, description="Today's weight re-entered, kilograms only: '82 kg'")
+    overrides: tuple[OverrideInput, ...] = Field(default=(), max_length=20)
+
+    @property
+    def treatment(self) -> str:
+        return "esketamine" if self.route == "intranasal" else "ketamine-iv"
+
+    @property
+    def weight_reentry_kg(self) -> Decimal | None:
+        """The re-entered weight in kilograms (parsed from "82 kg"), or None."""
+        return self.weight_reentry
+
+    def stored_inputs(self) -> dict[str, Any]:
+        """What the order keeps of its request (the overrides are stored apart)."""
+        data = {k: v for k, v in self.model_dump(include=set(DoseRequest.model_fields),
+                                                 exclude={"overrides", "weight_reentry"}).items()
+                if v is not None}
+        if self.weight_reentry is not None:
+            data["weight_reentry_kg"] = str(self.weight_reentry)
+        return data
+
+
+def overrides_from_form(form: Any) -> list[dict[str, str]]:
+    """``override-<rule>-code`` / ``override-<rule>-text`` pairs from the dose page."""
+    out = []
+    for key, code in form.items():
+        if key.startswith("override-") and key.endswith("-code"):
+            rule = key[len("override-"):-len("-code")]
+            text = form.get(f"override-{rule}-text", "")
+            if code or text.strip():
+                out.append({"rule": rule[:60], "reason_code": code[:60],
+                            "free_text": text.strip()})
+    return out

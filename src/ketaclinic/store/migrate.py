@@ -55,7 +55,7 @@ def refusal(revision: str | None) -> str | None:
 
 
 def alembic_config(engine: Engine, secret_key: str | None = None) -> Config:
-    """``secret_key`` lets data migrations encrypt secrets at rest (0005_accounts)."""
+    """``secret_key`` reaches data migrations that encrypt secrets at rest."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = engine

@@ -15,14 +15,15 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect
 
+from ketaclinic.store import migrate
+
 OLD_CHAIN = Path(__file__).parents[1] / "data" / "migrations_pre_baseline"
 
 
 def old_config(engine: Engine, secret_key: str | None = None) -> Config:
-    cfg = Config()
+    """ketaclinic's Alembic configuration, pointed at the old chain."""
+    cfg = migrate.alembic_config(engine, secret_key)
     cfg.set_main_option("script_location", str(OLD_CHAIN))
-    cfg.attributes["engine"] = engine
-    cfg.attributes["secret_key"] = secret_key
     return cfg
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from ketaclinic.clinical.age import age_on
 from ketaclinic.clinical.dose_checks import DoseCheckResult, DoseOrder, format_dose
 from ketaclinic.clinical.dosing import (
     DoseWeight,
@@ -27,7 +28,6 @@ from ketaclinic.clinical.dosing import (
 )
 from ketaclinic.clinical.rules import ClinicalInputError, Finding
 from ketaclinic.clinical.rulesets import RuleSet
-from ketaclinic.services.dosing.facts import age_on
 from ketaclinic.services.dosing.inputs import ROUTES as ROUTES  # re-exported for the pages
 from ketaclinic.services.dosing.inputs import DoseRequest as DoseRequest
 from ketaclinic.services.dosing.inputs import OverrideInput as OverrideInput

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
-from pydantic_core import PydanticCustomError
 
 from ketaclinic.clinical.inputs import parse_number
 from ketaclinic.clinical.rules import ClinicalInputError
@@ -55,10 +54,9 @@ def _reentry(value: Any) -> Decimal | None:
     if isinstance(value, Decimal) or _blank(value):
         return value or None
     if not isinstance(value, str):
-        raise PydanticCustomError("string_type", "Input should be a valid string")
+        raise ValueError("Input should be a valid string")  # read as Pydantic words it
     if len(value) > REENTRY_MAX_CHARS:
-        raise PydanticCustomError("string_too_long",
-                                  f"String should have at most {REENTRY_MAX_CHARS} characters")
+        raise ValueError(f"String should have at most {REENTRY_MAX_CHARS} characters")
     try:
         return parse_weight_kg(value)
     except ClinicalInputError as exc:

@@ -17,6 +17,7 @@ from ketaclinic.clinical.outcomes import (
     course_ends,
     evaluate_course_scores,
 )
+from ketaclinic.clinical.survival import survival_subject, time_to_relapse
 
 T0 = dt.datetime(2026, 1, 5, 9, 0)
 STATUSES = ("planned", "booked", "discharged", "in_chair", *NOT_DOSED)
@@ -77,3 +78,28 @@ def test_scores_after_the_next_course_and_events_before_the_first_dose_do_not_co
     assert got.outcome.status == "response" and got.outcome.latest.total == 8.0
     assert got.shown == [(T0 - dt.timedelta(days=1), 20.0), (T0 + dt.timedelta(days=7), 8.0)]
     assert got.outcome.relapse_at is None
+
+
+# --------------------------------------------------------------------------- survival inputs
+
+
+@given(st.floats(-5, 5000, allow_nan=False), st.booleans())
+def test_a_subject_is_followed_for_whole_days_and_never_less_than_zero(duration, relapsed):
+    s = survival_subject(duration, relapsed)
+    assert s.duration_days == float(max(round(duration), 0)) and s.duration_days.is_integer()
+    assert s.relapsed is relapsed and s.age_band is None
+
+
+def test_time_to_relapse_counts_calendar_days_from_the_origin_to_relapse_or_last_score():
+    scores = [("phq9", T0 - dt.timedelta(hours=2), 20.0)] + [
+        ("phq9", T0 + dt.timedelta(days=d, hours=h), v)
+        for d, h, v in ((3, 5, 8.0), (20, 1, 15.0), (27, 0, 16.0))]
+    got = evaluate_course_scores("ketamine-iv", [T0], scores, [], until=None,
+                                 as_of=T0 + dt.timedelta(days=60), end_of_induction=T0)
+    assert time_to_relapse(got.outcome) == (24, True)  # day 3 → day 27 (two scores ≥ 10)
+    censored = evaluate_course_scores("ketamine-iv", [T0], scores[:3], [], until=None,
+                                      as_of=T0 + dt.timedelta(days=60), end_of_induction=T0)
+    assert time_to_relapse(censored.outcome) == (17, False)
+    not_followed = evaluate_course_scores("ketamine-iv", [T0], scores, [], until=None,
+                                          as_of=T0 + dt.timedelta(days=60))
+    assert time_to_relapse(not_followed.outcome) is None  # induction has not ended

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from ketaclinic.clinical.dose_checks import check_dose
 from ketaclinic.schemas import PatientCreate
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.services.dosing.inputs import DoseRequest
+from ketaclinic.services.dosing.inputs import DoseInput
 from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.errors import InvalidInput, PermissionDenied
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride
 
-dose_request = DoseRequest.model_validate  # the dose request as the JSON body or the form gives it
+dose_request = DoseInput.model_validate  # the dose request as the JSON body or the form gives it
 
 PROPERTY = settings(max_examples=examples(60), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -18,13 +18,13 @@ from ketaclinic.schemas import (
     WeightCreate,
 )
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.services.dosing.inputs import DoseRequest
+from ketaclinic.services.dosing.inputs import DoseInput
 from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ketaclinic.store.tables import AuditEvent, PatientAmendment, PatientWeight
 from ketaclinic.store.tables_dosing import DoseOrder, DoseOverride
 
-dose_request = DoseRequest.model_validate  # the dose request as the JSON body or the form gives it
+dose_request = DoseInput.model_validate  # the dose request as the JSON body or the form gives it
 
 TRIALS = [
     {"drug": "escitalopram", "dose_mg": 20, "weeks": 8, "improvement_pct": 10,

@@ -16,7 +16,7 @@ from test_chair_workflow import _dosed
 from test_dosing_service import iv, make_patient
 
 from ketaclinic.schemas_chair import VitalsCreate
-from ketaclinic.services.dosing.inputs import DoseRequest
+from ketaclinic.services.dosing.inputs import DoseInput
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import AuditEvent, Patient
 from ketaclinic.store.tables_chair import VitalSignRow
@@ -84,13 +84,13 @@ def test_a_dose_order_key_replays_only_the_same_request(services, users):
     for patient in (pid, other):  # the closed loop: no order without a screening that counts
         screen_ok(services, users, patient, "ketamine-iv")
     pres = users["prescriber"].actor
-    a, _ = services.dosing.save(pres, pid, DoseRequest.model_validate(iv()), "dose-k")
-    b, created = services.dosing.save(pres, pid, DoseRequest.model_validate(iv()), "dose-k")
+    a, _ = services.dosing.save(pres, pid, DoseInput.model_validate(iv()), "dose-k")
+    b, created = services.dosing.save(pres, pid, DoseInput.model_validate(iv()), "dose-k")
     assert a.id == b.id and not created
     with pytest.raises(InvalidInput, match="different request"):
-        services.dosing.save(pres, other, DoseRequest.model_validate(iv()), "dose-k")
+        services.dosing.save(pres, other, DoseInput.model_validate(iv()), "dose-k")
     with pytest.raises(InvalidInput, match="different request"):
-        services.dosing.save(pres, pid, DoseRequest.model_validate(iv("0.4")), "dose-k")
+        services.dosing.save(pres, pid, DoseInput.model_validate(iv("0.4")), "dose-k")
     assert [e.patient_id for e in _audit(services, "dose.create.replay")] == [pid]
 
 

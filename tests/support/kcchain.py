@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ketaclinic.schemas import DiagnosisCreate
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.services.dosing.inputs import DoseRequest
+from ketaclinic.services.dosing.inputs import DoseInput
 
 TRIALS = [
     {"drug": "escitalopram", "dose_mg": 20, "weeks": 8, "improvement_pct": 10,
@@ -39,13 +39,13 @@ def screen_ok(services, users, patient_id: int, treatment: str):  # type: ignore
 
 
 def esketamine_request(course_id: int | None, dose_mg: int = 56, session_number: int = 1):  # type: ignore[no-untyped-def]
-    return DoseRequest.model_validate({"route": "intranasal", "phase": "induction",
+    return DoseInput.model_validate({"route": "intranasal", "phase": "induction",
                                "session_number": str(session_number),
                                "dose_mg": str(dose_mg), "course_id": course_id})
 
 
 def iv_request(course_id: int | None, mg_per_kg: str = "0.5"):  # type: ignore[no-untyped-def]
-    return DoseRequest.model_validate({"route": "iv", "mg_per_kg": mg_per_kg, "infusion_min": "40",
+    return DoseInput.model_validate({"route": "iv", "mg_per_kg": mg_per_kg, "infusion_min": "40",
                                "concentration_mg_per_ml": "1", "course_id": course_id})
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
-from ketaclinic.services.dosing.inputs import DoseRequest
+from ketaclinic.services.dosing.inputs import DoseInput
 from ketaclinic.services.dosing.rulesets import Cosign, document_text
 from ketaclinic.services.dosing.service import DoseBlocked
 
@@ -77,7 +77,7 @@ def api_save_facts(patient_id: int, body: FactsBody, svc: ServicesDep,
 
 # --- doses --------------------------------------------------------------------------------
 @router.post("/patients/{patient_id}/dose/check", tags=["doses"])
-def api_dose_check(patient_id: int, body: DoseRequest, svc: ServicesDep,
+def api_dose_check(patient_id: int, body: DoseInput, svc: ServicesDep,
                    viewer: ApiViewerDep) -> dict:
     """Calculate and check a dose; nothing is saved."""
     return svc.dosing.check(viewer.actor, patient_id, body).as_dict()
@@ -86,7 +86,7 @@ def api_dose_check(patient_id: int, body: DoseRequest, svc: ServicesDep,
 @router.post("/patients/{patient_id}/doses", status_code=201, tags=["doses"],
              responses={422: {"description": "Blocked: hard finding, or soft findings without "
                                              "a coded reason; the body lists the checks"}})
-def api_dose_save(patient_id: int, body: DoseRequest, response: Response, svc: ServicesDep,
+def api_dose_save(patient_id: int, body: DoseInput, response: Response, svc: ServicesDep,
                   viewer: ApiViewerDep,
                   idempotency_key: Annotated[str | None, Header(max_length=100)] = None
                   ) -> Any:
@@ -103,7 +103,7 @@ def api_dose_save(patient_id: int, body: DoseRequest, response: Response, svc: S
     return record.as_dict()
 
 
-class VerbalOrderBody(DoseRequest):
+class VerbalOrderBody(DoseInput):
     prescriber: str = Field(min_length=1, max_length=64,
                             description="Username of the prescriber who gave the order")
     read_back_confirmed: bool = Field(description="The order was read back and confirmed")

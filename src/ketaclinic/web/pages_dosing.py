@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.clinical.dose_checks import format_dose
+from ketaclinic.clinical.dose_plan import ROUTE_LABELS, ROUTES
 from ketaclinic.clinical.dosing import ESKETAMINE_PHASES, WEIGHT_BASES
 from ketaclinic.http.inputs import model_from_form
 from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.dosing.facts import RESPONSES, condition_choices, facts_from_form
-from ketaclinic.services.dosing.inputs import DoseRequest, overrides_from_form
-from ketaclinic.services.dosing.plan import ROUTE_LABELS, ROUTES
+from ketaclinic.services.dosing.inputs import DoseInput, overrides_from_form
 from ketaclinic.services.dosing.rulesets import Cosign, document_text
 from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.dosing.verbal_orders import prescribers
@@ -263,7 +263,7 @@ async def dose_post(request: Request, patient_id: int, svc: ServicesDep,
     route = form.get("route", "iv") if form.get("route") in ROUTES else "iv"
     action = form.get("action", "check")
     try:
-        req = model_from_form(DoseRequest, form, overrides=overrides_from_form(form))
+        req = model_from_form(DoseInput, form, overrides=overrides_from_form(form))
         if action == "save":
             record, _ = svc.dosing.save(viewer.actor, patient_id, req,
                                         form.get("idempotency_key") or None)
@@ -286,7 +286,7 @@ async def verbal_order_post(request: Request, patient_id: int, svc: ServicesDep,
     route = form.get("route", "iv") if form.get("route") in ROUTES else "iv"
     try:
         record = svc.dosing.take_verbal_order(
-            viewer.actor, patient_id, model_from_form(DoseRequest, form),
+            viewer.actor, patient_id, model_from_form(DoseInput, form),
             form.get("prescriber", "")[:64],
             form.get("read_back_confirmed") == "on")
     except InvalidInput as exc:

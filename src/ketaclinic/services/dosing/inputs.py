@@ -1,7 +1,9 @@
-"""The dose request: one input model for the JSON body, the dose form and the service.
+"""The dose input: one model for the JSON body and the dose form, turned into the core's request.
 
-The JSON route takes it as its body, the form route builds it from the form with
-:func:`ketaclinic.web.forms.model_from_form`, and the dosing service accepts it as it is. Numbers
+The JSON route takes :class:`DoseInput` as its body, the form route builds it from the form with
+:func:`ketaclinic.http.inputs.model_from_form`, and the dosing service turns the validated model
+into the clinical core's value (:class:`ketaclinic.clinical.dose_plan.DoseRequest`) with
+:func:`to_dose_request` — one step, no second validation. Numbers
 arrive as JSON numbers or as typed text; text goes through the same parser as ever (ASCII
 digits only, no unit inside: :func:`ketaclinic.clinical.inputs.parse_number`), and a bad value
 raises :class:`InvalidInput` with the message the clinic has always seen (it passes through
@@ -15,13 +17,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from ketaclinic.clinical.dose_plan import DoseRequest, OverrideInput
 from ketaclinic.clinical.inputs import parse_number
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.units import parse_weight_kg
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.numbers import optional_id
 
-ROUTES = ("iv", "im", "oral", "sublingual", "intranasal")
 REENTRY_MAX_CHARS = 40
 
 _NUMBER_SCHEMA = WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"},
@@ -75,7 +77,7 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class OverrideInput(_Input):
+class OverrideEntry(_Input):
     """A coded reason for going past one soft finding."""
 
     rule: str = Field(max_length=60)
@@ -83,8 +85,8 @@ class OverrideInput(_Input):
     free_text: str = Field(max_length=1000)
 
 
-class DoseRequest(_Input):
-    """A dose to calculate and check (and, when saved, to order)."""
+class DoseInput(_Input):
+    """A dose to calculate and check (and, when saved, to order), as the clinic typed it."""
 
     route: Literal["iv", "im", "oral", "sublingual", "intranasal"]
     mg_per_kg: Annotated[Number, _number("mg/kg")] = None
@@ -102,25 +104,20 @@ class DoseRequest(_Input):
         WithJsonSchema({"anyOf": [{"type": "string", "maxLength": REENTRY_MAX_CHARS},
                                   {"type": "null"}]}),
     ] = Field(None, description="Today's weight re-entered, kilograms only: '82 kg'")
-    overrides: tuple[OverrideInput, ...] = Field(default=(), max_length=20)
+    overrides: tuple[OverrideEntry, ...] = Field(default=(), max_length=20)
 
-    @property
-    def treatment(self) -> str:
-        return "esketamine" if self.route == "intranasal" else "ketamine-iv"
 
-    @property
-    def weight_reentry_kg(self) -> Decimal | None:
-        """The re-entered weight in kilograms (parsed from "82 kg"), or None."""
-        return self.weight_reentry
-
-    def stored_inputs(self) -> dict[str, Any]:
-        """What the order keeps of its request (the overrides are stored apart)."""
-        data = {k: v for k, v in self.model_dump(include=set(DoseRequest.model_fields),
-                                                 exclude={"overrides", "weight_reentry"}).items()
-                if v is not None}
-        if self.weight_reentry is not None:
-            data["weight_reentry_kg"] = str(self.weight_reentry)
-        return data
+def to_dose_request(inp: DoseInput) -> DoseRequest:
+    """The core's request for the validated ``inp`` (its fields are already parsed)."""
+    return DoseRequest(
+        route=inp.route, mg_per_kg=inp.mg_per_kg, weight_basis=inp.weight_basis,
+        height_cm=inp.height_cm, infusion_min=inp.infusion_min,
+        concentration_mg_per_ml=inp.concentration_mg_per_ml, phase=inp.phase,
+        session_number=inp.session_number, dose_mg=inp.dose_mg,
+        weight_reentry_kg=inp.weight_reentry,
+        overrides=tuple(OverrideInput(o.rule, o.reason_code, o.free_text)
+                        for o in inp.overrides),
+        course_id=inp.course_id)
 
 
 def overrides_from_form(form: Any) -> list[dict[str, str]]:

@@ -27,6 +27,7 @@ from ketaclinic.clinical.dose_checks import (
     missing_overrides,
     override_records,
 )
+from ketaclinic.clinical.dose_plan import DosePlan, DoseRequest, WeightFacts
 from ketaclinic.clinical.eligibility import screen_patient
 from ketaclinic.clinical.treatment_chain import check_signoff
 from ketaclinic.services.accounts.permissions import Perm
@@ -38,7 +39,8 @@ from ketaclinic.services.dosing.facts import (
     screening_input,
     validate_facts,
 )
-from ketaclinic.services.dosing.plan import DosePlan, DoseRequest, WeightFacts, plan_dose
+from ketaclinic.services.dosing.inputs import DoseInput, to_dose_request
+from ketaclinic.services.dosing.plan import order_columns, plan_dose
 from ketaclinic.services.dosing.rulesets import RuleSetService
 from ketaclinic.services.dosing.treatment_chain import (
     refuse_on_hard,
@@ -314,9 +316,10 @@ class DosingService:
         if course is None or course.patient_id != patient.id:
             raise InvalidInput("course: no such course for this patient")
 
-    def check(self, actor: Actor, patient_id: int, req: DoseRequest) -> DosePlan:
+    def check(self, actor: Actor, patient_id: int, inp: DoseInput) -> DosePlan:
         """Calculate and check a dose without saving it."""
         self.ctx.require(actor, Perm.PRESCRIBE, "dose.check", patient_id=patient_id)
+        req = to_dose_request(inp)
         with self.ctx.db.transaction() as s:
             plan = self._plan(s, self._patient(s, patient_id), req)
             self.ctx.audit.record(s, actor, "dose.check", at=self.ctx.clock(),
@@ -324,11 +327,12 @@ class DosingService:
                                   detail=f"{req.route}: {plan.status} ({plan.result.rule_set})")
             return plan
 
-    def save(self, actor: Actor, patient_id: int, req: DoseRequest,
+    def save(self, actor: Actor, patient_id: int, inp: DoseInput,
              idempotency_key: str | None = None) -> tuple[DoseRecord, bool]:
         """Save a dose order; :class:`DoseBlocked` (422) when a finding stops it. The same
         user repeating a key with the same request gets the first order back."""
         self.ctx.require(actor, Perm.PRESCRIBE, "dose.create", patient_id=patient_id)
+        req = to_dose_request(inp)
         req_key = IdempotentRequest.of(actor, "dose.create", idempotency_key, patient_id, req)
         now = self.ctx.clock()
 
@@ -370,7 +374,7 @@ class DosingService:
                                    changed_by=actor.user_id, changed_at=now,
                                    version=patient.version))
             self.ctx.audit.record(s, actor, "patient.weight", at=now, patient_id=patient.id)
-        row = DoseOrderRow(patient_id=patient.id, **plan.columns(),
+        row = DoseOrderRow(patient_id=patient.id, **order_columns(plan),
                            course_id=plan.request.course_id, status="signed",
                            checks_json=json.dumps([f.as_dict() for f in plan.result.checks],
                                                   default=str),
@@ -405,12 +409,13 @@ class DosingService:
                           _f(row.concentration_mg_per_ml), row.course_id, row.status,
                           row.verbal_prescriber_id, row.countersigned_at)
 
-    def take_verbal_order(self, actor: Actor, patient_id: int, req: DoseRequest,
+    def take_verbal_order(self, actor: Actor, patient_id: int, inp: DoseInput,
                           prescriber: str, read_back_confirmed: bool) -> DoseRecord:
         """A verbal or telephone order taken at the chair (see :mod:`verbal_orders`)."""
         from ketaclinic.services.dosing.verbal_orders import take_verbal_order
 
-        return take_verbal_order(self, actor, patient_id, req, prescriber, read_back_confirmed)
+        return take_verbal_order(self, actor, patient_id, to_dose_request(inp), prescriber,
+                                 read_back_confirmed)
 
     def countersign(self, actor: Actor, patient_id: int, order_id: int) -> DoseRecord:
         """The prescriber who gave a verbal order countersigns it."""

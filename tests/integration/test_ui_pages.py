@@ -8,6 +8,7 @@ import re
 from decimal import Decimal
 
 import kcchain
+from kctest import counting_statements
 from sqlalchemy import select
 
 from ketaclinic.schemas import AllergyCreate, PatientCreate
@@ -134,8 +135,6 @@ def _banner(html: str) -> str:
 
 def test_every_page_about_one_patient_carries_the_banner_in_a_constant_number_of_queries(
         services, users, login, clock):
-    from sqlalchemy import event
-
     pid, sid = _monitoring_session(services, users, clock)
     with services.db.transaction() as s:
         course_id = s.get(TreatmentSession, sid).course_id
@@ -156,24 +155,15 @@ def test_every_page_about_one_patient_carries_the_banner_in_a_constant_number_of
     assert "Boardperson, Robin (BRD-1)" in c.get(f"/courses/{course_id}").text
     assert "Boardperson, Robin (BRD-1)" in c.get("/admin/audit").text
     # The banner read is audited and does not grow with the patient's record.
-    counted = []
-    engine = services.db.engine
-
-    def count(*_a):  # type: ignore[no-untyped-def]
-        counted.append(1)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with counting_statements(services.db.engine) as sent:
         services.patients.banner(users["nurse"].actor, pid)
-        first = len(counted)
+        first = sent.n
         for n in range(5):
             services.patients.add_allergy(users["nurse"].actor, pid,
                                           AllergyCreate(substance=f"drug {n}"))
-        counted.clear()
+        sent.n = 0
         banner = services.patients.banner(users["nurse"].actor, pid)
-        assert len(counted) == first
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+        assert sent.n == first
     assert banner.allergies_text.startswith("drug 0; drug 1")
     with services.db.transaction() as s:
         assert s.execute(select(AuditEvent.id).where(

@@ -6,12 +6,11 @@ import datetime as dt
 
 import pytest
 from alembic import command
-from kctest import drop_pg_database, fresh_database_url
 from sqlalchemy import select, text, update
 
 from ketaclinic.services.audit.trail import CHAINS, GENESIS, SYSTEM, AuditTrail, row_digest
 from ketaclinic.store import migrate
-from ketaclinic.store.db import Database, make_engine
+from ketaclinic.store.db import Database
 from ketaclinic.store.tables import AuditHead
 
 KEY = b"k" * 32
@@ -21,13 +20,8 @@ OLD_FIELDS = ("id", "occurred_at", "user_id", "username", "action", "patient_id"
 
 
 @pytest.fixture
-def engine(backend, tmp_path):
-    url, handle = fresh_database_url(backend, tmp_path)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-    if handle is not None:
-        drop_pg_database(handle)
+def engine(scratch_engine):  # type: ignore[no-untyped-def]
+    return scratch_engine
 
 
 def _old_single_chain(engine, n: int) -> None:

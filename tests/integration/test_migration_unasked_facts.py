@@ -6,11 +6,9 @@ import datetime as dt
 import json
 
 from alembic import command
-from kctest import drop_pg_database, fresh_database_url
 from sqlalchemy import text
 
 from ketaclinic.store import migrate
-from ketaclinic.store.db import make_engine
 
 NOW = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 LEGACY = {"antidepressant_trials": [], "conditions": [], "ect_used": False,
@@ -34,31 +32,25 @@ def _facts(conn) -> dict[int, tuple[dict, int]]:  # type: ignore[no-untyped-def]
     return {pid: (json.loads(f), v) for pid, f, v in rows}
 
 
-def test_legacy_unasked_answers_become_null_and_real_answers_stay(backend, tmp_path):
-    url, handle = fresh_database_url(backend, tmp_path)
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine, "0010_outcome_relapse")
-        with engine.begin() as conn:
-            _insert(conn, 1, LEGACY | {"pregnant": False, "breastfeeding": False,
-                                       "substance_use_disorder": "none"})
-            _insert(conn, 2, LEGACY | {"pregnant": True, "breastfeeding": False,
-                                       "substance_use_disorder": "history"})
-        migrate.upgrade(engine)
-        with engine.connect() as conn:
-            after = _facts(conn)
-        assert after[1][0]["pregnant"] is None and after[1][0]["breastfeeding"] is None
-        assert after[1][0]["substance_use_disorder"] is None and after[1][1] == 4
-        assert after[2][0]["pregnant"] is True and after[2][0]["breastfeeding"] is None
-        assert after[2][0]["substance_use_disorder"] == "history"
-        command.downgrade(migrate.alembic_config(engine), "0010_outcome_relapse")
-        with engine.connect() as conn:
-            back = _facts(conn)
-        assert back[1][0]["pregnant"] is False and back[1][0]["substance_use_disorder"] == "none"
-        assert back[2][0]["pregnant"] is True
-        migrate.upgrade(engine)
-        assert migrate.is_up_to_date(engine)
-    finally:
-        engine.dispose()
-        if handle is not None:
-            drop_pg_database(handle)
+def test_legacy_unasked_answers_become_null_and_real_answers_stay(scratch_engine):
+    engine = scratch_engine
+    migrate.upgrade(engine, "0010_outcome_relapse")
+    with engine.begin() as conn:
+        _insert(conn, 1, LEGACY | {"pregnant": False, "breastfeeding": False,
+                                   "substance_use_disorder": "none"})
+        _insert(conn, 2, LEGACY | {"pregnant": True, "breastfeeding": False,
+                                   "substance_use_disorder": "history"})
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        after = _facts(conn)
+    assert after[1][0]["pregnant"] is None and after[1][0]["breastfeeding"] is None
+    assert after[1][0]["substance_use_disorder"] is None and after[1][1] == 4
+    assert after[2][0]["pregnant"] is True and after[2][0]["breastfeeding"] is None
+    assert after[2][0]["substance_use_disorder"] == "history"
+    command.downgrade(migrate.alembic_config(engine), "0010_outcome_relapse")
+    with engine.connect() as conn:
+        back = _facts(conn)
+    assert back[1][0]["pregnant"] is False and back[1][0]["substance_use_disorder"] == "none"
+    assert back[2][0]["pregnant"] is True
+    migrate.upgrade(engine)
+    assert migrate.is_up_to_date(engine)

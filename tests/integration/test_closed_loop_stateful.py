@@ -22,7 +22,6 @@ import itertools
 import json
 from decimal import Decimal
 
-import kcchain
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -40,6 +39,7 @@ from sqlalchemy import func, select
 from ketaclinic.clinical.ruleset_governance import missing_hard_limits
 from ketaclinic.clinical.rulesets import load_bundled_ruleset, load_ruleset
 from ketaclinic.clinical.treatment_chain import load_chain_rules
+from ketaclinic.schemas_chair import ChairCreate, ReceiptCreate
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry, SessionPrecheck
 from ketaclinic.store.tables_dosing import (
@@ -111,9 +111,16 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
         def stock(self) -> None:
             admin = users["admin"].actor  # chairs and stock once, for every example
             if not services.chair.schedule.chairs(admin):
-                kcchain.open_chair(services, users, "Chair S", "0-6 00:00-23:59")
-                for lot, esketamine in (("S-IV", False), ("S-ESK", True)):
-                    kcchain.receive(services, users, lot, esketamine, containers=500, by="admin")
+                services.chair.schedule.create_chair(admin, ChairCreate(
+                    name="Chair S", opening_hours="0-6 00:00-23:59"))
+                for drug, lot, vol, conc in (
+                        ("ketamine hydrochloride injection 50 mg/mL", "S-IV", "10", "50"),
+                        ("esketamine nasal spray 28 mg device", "S-ESK", "0.2", "140")):
+                    services.chair.ledger.record_receipt(admin, ReceiptCreate(
+                        drug=drug, lot=lot, supplier_name="Supplier", supplier_address="1 Road",
+                        supplier_dea_number="AB1234563", expiry=dt.date(2027, 12, 31),
+                        containers=500, volume_ml_per_container=Decimal(vol),
+                        concentration_mg_per_ml=Decimal(conc)))
                 r = self.call("admin", "POST", "/api/rulesets/copy",
                               {"source_id": "ketamine-iv", "new_id": IV_SET})
                 assert r.status_code == 201, r.text

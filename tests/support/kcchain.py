@@ -130,14 +130,13 @@ def open_chair(services, users, name: str = "Chair A",  # type: ignore[no-untype
                                                                      opening_hours=hours))])[0]
 
 
-def receive(services, users, lot: str, esketamine: bool, containers: int = 20,  # type: ignore[no-untyped-def]
-            by: str = "nurse") -> None:
-    """``by`` (a role) receives ``lot`` of the route's drug, unless the ledger has it already."""
+def receive(services, users, lot: str, esketamine: bool, containers: int = 20) -> None:  # type: ignore[no-untyped-def]
+    """The nurse receives ``lot`` of the route's drug, unless the ledger has it already."""
     with services.db.transaction() as s:
         if s.execute(select(LedgerEntry.id).where(LedgerEntry.lot == lot).limit(1)).first():
             return
     drug, ml, conc = STOCK[esketamine]
-    services.chair.ledger.record_receipt(users[by].actor, ReceiptCreate(
+    services.chair.ledger.record_receipt(users["nurse"].actor, ReceiptCreate(
         drug=drug, lot=lot, supplier_name="Supplier", supplier_address="1 Road",
         supplier_dea_number="AB1234563", expiry=dt.date(2027, 12, 31), containers=containers,
         volume_ml_per_container=Decimal(ml), concentration_mg_per_ml=Decimal(conc)))

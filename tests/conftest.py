@@ -89,18 +89,6 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             drop_pg_database(handle)
 
 
-@pytest.fixture
-def scratch_engine(backend: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """An engine on an empty database of the test's own (not migrated): for migration tests,
-    which move it to the revision they start from. Dropped afterwards."""
-    url, handle = fresh_database_url(backend, tmp_path)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-    if handle is not None:
-        drop_pg_database(handle)
-
-
 def _wipe(url: str) -> None:
     engine = make_engine(url)
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]

@@ -129,9 +129,9 @@ def match_totp_step(secret: str, code: str | None, now: dt.datetime,
     return None
 
 
-def existing_user(s: Session, user_id: int) -> User:
+def existing_user(s: Session, user_id: int | None) -> User:
     """The user with ``user_id``, or NotFound (the one lookup every account service uses)."""
-    user = s.get(User, user_id)
+    user = s.get(User, user_id) if user_id else None
     if user is None:
         raise NotFound("no such user")
     return user
@@ -340,9 +340,7 @@ class AuthService:
     def totp_begin(self, actor: Actor) -> tuple[str, str]:
         """A secret to enrol (kept pending until a code confirms it) and its otpauth URI."""
         with self.ctx.db.transaction() as s:
-            user = s.get(User, actor.user_id) if actor.user_id else None
-            if user is None:
-                raise NotFound("no such user")
+            user = existing_user(s, actor.user_id)
             if user.totp_secret:
                 raise Conflict("two-factor login is already set up for this account")
             secret = self._pending_secret(user)
@@ -369,9 +367,7 @@ class AuthService:
         """
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            user = s.get(User, actor.user_id) if actor.user_id else None
-            if user is None:
-                raise NotFound("no such user")
+            user = existing_user(s, actor.user_id)
             if user.totp_secret:
                 raise Conflict("two-factor login is already set up for this account")
             if not user.totp_pending_secret:

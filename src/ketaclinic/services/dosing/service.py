@@ -46,8 +46,9 @@ from ketaclinic.services.dosing.treatment_chain import (
     screening_state,
 )
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
-from ketaclinic.services.idempotency import IdempotentRequest, run_once
+from ketaclinic.services.idempotency import IdempotentRequest
 from ketaclinic.services.paging import Paged, page_rows
+from ketaclinic.services.unit_of_work import PatientRepository, UnitOfWork
 from ketaclinic.store.tables import Patient, PatientAmendment, PatientWeight
 from ketaclinic.store.tables_dosing import DoseOrder as DoseOrderRow
 from ketaclinic.store.tables_dosing import (
@@ -144,17 +145,11 @@ class DosingService:
         self.rulesets = RuleSetService(ctx)
         self.checker = checker
 
-    def _patient(self, s: Session, patient_id: int) -> Patient:
-        patient = s.get(Patient, patient_id)
-        if patient is None:
-            raise NotFound("no such patient")
-        return patient
-
     # --- clinical facts -----------------------------------------------------------------
     def get_facts(self, actor: Actor, patient_id: int) -> tuple[dict[str, Any], int | None]:
         self.ctx.require(actor, Perm.PATIENT_READ, "facts.view", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
-            self._patient(s, patient_id)
+            PatientRepository(s).get(patient_id)
             facts = load_facts(s, patient_id)
             self.ctx.audit.record(s, actor, "facts.view", at=self.ctx.clock(),
                                   patient_id=patient_id)
@@ -168,7 +163,7 @@ class DosingService:
         now = self.ctx.clock()
         try:
             with self.ctx.db.transaction() as s:
-                patient = self._patient(s, patient_id)
+                patient = PatientRepository(s).get(patient_id)
                 row = s.execute(select(PatientClinicalFacts).where(
                     PatientClinicalFacts.patient_id == patient_id)).scalar_one_or_none()
                 new_text = json.dumps(doc, sort_keys=True)
@@ -205,7 +200,7 @@ class DosingService:
         self.ctx.require(actor, Perm.PRESCRIBE, "screening.create", patient_id=patient_id)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            patient = self._patient(s, patient_id)
+            patient = PatientRepository(s).get(patient_id)
             rs = self.rulesets.active_in(s, treatment)
             today = self.ctx.clinic_time.local_date(now)
             doc = screening_input(s, patient, today)
@@ -231,7 +226,7 @@ class DosingService:
         self.ctx.require(actor, Perm.PRESCRIBE, "screening.signoff", patient_id=patient_id)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            patient = self._patient(s, patient_id)
+            patient = PatientRepository(s).get(patient_id)
             row = s.get(Screening, screening_id)
             if row is None or row.patient_id != patient_id:
                 raise NotFound("no such screening for this patient")
@@ -254,7 +249,7 @@ class DosingService:
                         offset: int = 0) -> Paged[ScreeningRecord]:
         self.ctx.require(actor, Perm.PATIENT_READ, "screening.list", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
-            self._patient(s, patient_id)
+            PatientRepository(s).get(patient_id)
             page = page_rows(s, select(Screening).where(Screening.patient_id == patient_id)
                              .order_by(Screening.created_at.desc(), Screening.id.desc()),
                              limit, offset)
@@ -318,7 +313,7 @@ class DosingService:
         """Calculate and check a dose without saving it."""
         self.ctx.require(actor, Perm.PRESCRIBE, "dose.check", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
-            plan = self._plan(s, self._patient(s, patient_id), req)
+            plan = self._plan(s, PatientRepository(s).get(patient_id), req)
             self.ctx.audit.record(s, actor, "dose.check", at=self.ctx.clock(),
                                   patient_id=patient_id,
                                   detail=f"{req.route}: {plan.status} ({plan.result.rule_set})")
@@ -328,12 +323,14 @@ class DosingService:
              idempotency_key: str | None = None) -> tuple[DoseRecord, bool]:
         """Save a dose order; :class:`DoseBlocked` (422) when a finding stops it. The same
         user repeating a key with the same request gets the first order back."""
-        self.ctx.require(actor, Perm.PRESCRIBE, "dose.create", patient_id=patient_id)
+        work = self.ctx.unit_of_work(actor, "dose.create", perm=Perm.PRESCRIBE,
+                                     patient_id=patient_id)
         req_key = IdempotentRequest.of(actor, "dose.create", idempotency_key, patient_id, req)
-        now = self.ctx.clock()
+        now = work.now
 
-        def create(s: Session) -> tuple[DoseRecord, int]:
-            patient = self._patient(s, patient_id)
+        def create(uow: UnitOfWork) -> tuple[DoseRecord, int]:
+            s = uow.session
+            patient = uow.patients.get(patient_id)
             plan = self._plan(s, patient, req)
             overrides = [Override(o.rule, o.reason_code, o.free_text, actor.username,
                                   now.isoformat()) for o in req.overrides]
@@ -343,18 +340,17 @@ class DosingService:
             record = self._insert(s, actor, patient, plan, overrides, now)
             return record, record.id
 
-        def replay(s: Session, order_id: int) -> tuple[DoseRecord, int]:
-            order = s.get(DoseOrderRow, order_id)
+        def replay(uow: UnitOfWork, order_id: int) -> tuple[DoseRecord, int]:
+            order = uow.session.get(DoseOrderRow, order_id)
             if order is None:
                 raise NotFound("the dose order this request saved no longer exists")
-            return self._record(s, order), order.patient_id
+            return self._record(uow.session, order), order.patient_id
 
         try:
-            return run_once(self.ctx, actor, req_key, create=create, replay=replay,
-                            conflict="this dose was saved concurrently; reload")
+            return work.idempotency.run(req_key, create=create, replay=replay,
+                                        conflict="this dose was saved concurrently; reload")
         except DoseBlocked as exc:
-            self.ctx.record_failure(actor, "dose.create", "blocked", patient_id=patient_id,
-                                    detail=str(exc)[:500])
+            work.record_failure("blocked", patient_id=patient_id, detail=str(exc)[:500])
             raise
 
     def _insert(self, s: Session, actor: Actor, patient: Patient, plan: DosePlan,
@@ -422,7 +418,7 @@ class DosingService:
                    offset: int = 0) -> Paged[DoseRecord]:
         self.ctx.require(actor, Perm.PATIENT_READ, "dose.list", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
-            self._patient(s, patient_id)
+            PatientRepository(s).get(patient_id)
             page = page_rows(s, select(DoseOrderRow).where(DoseOrderRow.patient_id == patient_id)
                              .order_by(DoseOrderRow.created_at.desc(), DoseOrderRow.id.desc()),
                              limit, offset)
@@ -436,7 +432,7 @@ class DosingService:
         self.ctx.require(actor, Perm.PATIENT_READ, "dosing.panel", patient_id=patient_id)
         today = self.ctx.today()
         with self.ctx.db.transaction() as s:
-            self._patient(s, patient_id)
+            PatientRepository(s).get(patient_id)
             latest = {}
             for treatment in ("ketamine-iv", "esketamine"):
                 row = self._latest_screening(s, patient_id, treatment)

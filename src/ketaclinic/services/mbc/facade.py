@@ -18,6 +18,7 @@ from ketaclinic.services.mbc.outbox import OutboxService
 from ketaclinic.services.mbc.self_report import SelfReportService
 from ketaclinic.services.outcomes.course_outcomes import chart_for, course_summaries, outcome_dict
 from ketaclinic.services.paging import Paged, page_list
+from ketaclinic.services.unit_of_work import PatientRepository
 
 
 @dataclass
@@ -42,9 +43,7 @@ class MeasurementCare:
         course's assessments, so the window is taken in Python."""
         self.ctx.require(actor, Perm.PATIENT_READ, "outcome.view", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
-            from ketaclinic.services.mbc.assessments import load_patient
-
-            load_patient(s, patient_id)
+            PatientRepository(s).get(patient_id)
             out = [outcome_dict(c) for c in course_summaries(s, patient_id, self.ctx.clock())]
             self.ctx.audit.record(s, actor, "outcome.view", at=self.ctx.clock(),
                                   patient_id=patient_id)
@@ -53,12 +52,12 @@ class MeasurementCare:
     def panel(self, actor: Actor, patient_id: int) -> dict[str, Any]:
         """Everything the patient-page panel shows, in one audited read."""
         self.ctx.require(actor, Perm.PATIENT_READ, "mbc.panel", patient_id=patient_id)
-        from ketaclinic.services.mbc.assessments import load_patient, record_of
+        from ketaclinic.services.mbc.assessments import record_of
         from ketaclinic.store.tables_treatment import Assessment
 
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            load_patient(s, patient_id)
+            PatientRepository(s).get(patient_id)
             summaries = course_summaries(s, patient_id, now)
             rows = s.execute(select(Assessment).where(Assessment.patient_id == patient_id)
                              .order_by(Assessment.administered_at.desc(), Assessment.id.desc())

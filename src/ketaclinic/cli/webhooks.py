@@ -99,7 +99,7 @@ def webhooks_test(
     svc = open_services()
     try:
         message_id = svc.webhooks.test(SYSTEM, endpoint_id)
-        delivered = svc.webhooks.deliver(message_id)
+        delivered = bool(svc.webhooks.deliver(message_id))
         status, error = svc.webhooks.message_state(message_id)
     finally:
         svc.close()

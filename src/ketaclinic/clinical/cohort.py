@@ -16,12 +16,11 @@ Kaplan–Meier lives in :mod:`ketaclinic.clinical.km` and cumulative exposure in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
+from ketaclinic.clinical.outcome_config import load_outcome_config
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Grade
 
 __all__ = [
@@ -221,12 +220,6 @@ class Timepoint:
         if self.max_recall_h is None:
             return True
         return recall_h is not None and recall_h <= float(self.max_recall_h.value)
-
-
-def load_outcome_config() -> dict[str, Any]:
-    """Load the bundled outcome configuration (timepoints, screening triggers) as plain JSON."""
-    path = resources.files("ketaclinic.clinical.data.outcomes").joinpath("outcome_config.json")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _timepoint_from_dict(d: dict[str, Any]) -> Timepoint:

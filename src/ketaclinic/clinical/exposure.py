@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from ketaclinic.clinical.outcome_config import load_outcome_config
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Grade, Level
 
 DRUGS = ("ketamine", "esketamine")
@@ -85,8 +86,6 @@ class PatientExposure:
 def load_screening_rules(config: dict[str, Any] | None = None) -> tuple[ScreeningRule, ...]:
     """Screening rules from ``config`` (default: the bundled outcome configuration)."""
     if config is None:
-        from ketaclinic.clinical.cohort import load_outcome_config
-
         config = load_outcome_config()
     rules = []
     for d in config["screening"]:

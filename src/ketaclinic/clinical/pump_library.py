@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ketaclinic.clinical import dose_checks as dc
+from ketaclinic.clinical import dose_limits as dc
 from ketaclinic.clinical.rules import Finding, Level
 from ketaclinic.clinical.rulesets import RuleSet
 
@@ -41,7 +41,7 @@ def has_library(rs: RuleSet, route: str) -> bool:
 
 def _check_concentration(order: DoseOrder, rs: RuleSet, conc: float) -> list[Finding]:
     route = order.route
-    out = dc._against_limits(
+    out = dc.against_limits(
         "concentration", conc, "mg/mL", route, "concentration-mg-per-ml", rs
     )
     if any(f.level is Level.HARD for f in out):
@@ -132,7 +132,7 @@ def _programmed_rate(order: DoseOrder, rs: RuleSet, conc: float, rate_ml: float)
     if not weight or rs.limit(order.route, "rate-mg-per-kg-per-h-hard-max") is None:
         return []
     rate = rate_ml * conc / weight
-    return dc._against_limits(
+    return dc.against_limits(
         "programmed-rate", rate, "mg/kg/h", order.route, "rate-mg-per-kg-per-h", rs
     )
 
@@ -175,10 +175,10 @@ def check_infusion(order: DoseOrder, rs: RuleSet) -> list[Finding]:
                 dc.FAIL_CLOSED_SOURCE,
             )
         ]
-    out += dc._against_limits("rate-ml-per-h", rate_ml, "mL/h", order.route, "rate-ml-per-h", rs)
-    out += dc._against_limits("volume-ml", volume, "mL", order.route, "volume-ml", rs)
+    out += dc.against_limits("rate-ml-per-h", rate_ml, "mL/h", order.route, "rate-ml-per-h", rs)
+    out += dc.against_limits("volume-ml", volume, "mL", order.route, "volume-ml", rs)
     shown_min = programmed_min if programmed_min is not None else float(minutes or 0)
-    out += dc._against_limits("infusion-min", shown_min, "min", order.route, "infusion-min", rs)
+    out += dc.against_limits("infusion-min", shown_min, "min", order.route, "infusion-min", rs)
     if order.rate_ml_per_h is not None:
         out += _programmed_rate(order, rs, conc, rate_ml)
     if order.volume_ml is not None or order.rate_ml_per_h is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from ketaclinic.services.audit.trail import Actor
+from ketaclinic.services.actor import Actor
 from ketaclinic.services.errors import PermissionDenied
 
 

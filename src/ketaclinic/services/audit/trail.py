@@ -31,6 +31,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from ketaclinic.services.accounts.permissions import Perm
+from ketaclinic.services.actor import SYSTEM as SYSTEM  # re-exported: callers import it here
+from ketaclinic.services.actor import Actor as Actor
 from ketaclinic.store.tables import AuditEvent, AuditHead
 
 if TYPE_CHECKING:
@@ -40,23 +43,6 @@ if TYPE_CHECKING:
 GENESIS = "0" * 64
 CHAINS = 64  # tips seeded by migration 0005_load; more chains need a migration adding tips
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting: a logged-in user, a patient via a link, or the system."""
-
-    user_id: int | None
-    username: str
-    role: str
-    # A service account acting with an API token: the token's scopes (permission names; None
-    # for a person, whose role alone decides) and its public prefix (recorded on every audit
-    # row the token causes; never the secret).
-    scopes: frozenset[str] | None = None
-    token: str | None = None
-
-
-SYSTEM = Actor(user_id=None, username="system", role="system")
 
 
 def row_digest(key: bytes, prev_hash: str, fields: dict[str, object]) -> str:
@@ -325,8 +311,6 @@ class AuditLog:
 
     def page(self, actor: Actor, *, limit: int = 100, offset: int = 0,
              patient_id: int | None = None, action: str = "") -> tuple[list[AuditEvent], int]:
-        from ketaclinic.services.accounts.permissions import Perm
-
         self.ctx.require(actor, Perm.AUDIT_READ, "audit.view")
         from ketaclinic.services.paging import page_rows
 
@@ -343,7 +327,6 @@ class AuditLog:
     def patient_names(self, actor: Actor, patient_ids: set[int]) -> dict[int, str]:
         """"Family, Given (MRN)" of the patients an audit page lists, in one query; the read
         is audited like the page."""
-        from ketaclinic.services.accounts.permissions import Perm
         from ketaclinic.store.tables import Patient
 
         self.ctx.require(actor, Perm.AUDIT_READ, "audit.view")
@@ -361,7 +344,6 @@ class AuditLog:
                checkpoint_files: Sequence[Path] = ()) -> VerifyResult:
         """Verify the whole chain (``actor`` None means the operator, from the CLI) against
         the latest checkpoint of the data dir and every checkpoint file given."""
-        from ketaclinic.services.accounts.permissions import Perm
         from ketaclinic.services.audit import checkpoint as acp
 
         if actor is not None:

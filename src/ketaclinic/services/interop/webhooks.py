@@ -256,13 +256,14 @@ class WebhookService:
         return queued
 
     def deliver(self, message_id: int,
-                post: Callable[..., object] = post_json) -> bool:
-        """Post one due webhook message; records the outcome. True when delivered."""
+                post: Callable[..., object] = post_json) -> bool | None:
+        """Post one due webhook message and record the outcome: True when delivered, False
+        when the attempt failed, None when there was nothing to send (another run took it)."""
         error: Exception | None = None
         with self.ctx.db.transaction() as s:
             msg = s.get(OutboxMessage, message_id)
             if msg is None or msg.status != "pending" or msg.channel != "webhook":
-                return False
+                return None
             endpoint = s.get(WebhookEndpoint, msg.endpoint_id)
             body, kind = msg.payload.encode("utf-8"), msg.kind
             event_id = str(json.loads(msg.payload)["id"])

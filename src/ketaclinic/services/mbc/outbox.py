@@ -156,10 +156,9 @@ class OutboxService:
         sent = failed = 0
         for message_id, channel in due:
             if channel == "webhook":
-                if webhooks.deliver(message_id):
-                    sent += 1
-                else:
-                    failed += 1
+                delivered = webhooks.deliver(message_id)
+                sent += delivered is True
+                failed += delivered is False
                 continue
             try:
                 self._send_one(message_id, adapters)

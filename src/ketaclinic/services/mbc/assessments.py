@@ -23,7 +23,7 @@ from ketaclinic.services.idempotency import IdempotentRequest
 from ketaclinic.services.interop.webhooks import queue_urgent_alerts
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.paging import Paged, page_rows
-from ketaclinic.services.unit_of_work import PatientRepository, UnitOfWork
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables_mbc import ClinicalAlert
 from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 
@@ -181,51 +181,50 @@ class AssessmentService:
     def record_event(self, actor: Actor, patient_id: int, kind: str, occurred_on: dt.date,
                      note: str = "", course_id: int | None = None) -> int:
         """Record a hospitalisation or suicide-related event (relapse evidence)."""
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "clinical_event.create",
-                         patient_id=patient_id)
+        work = self.ctx.unit_of_work(actor, "clinical_event.create", perm=Perm.CLINICAL_WRITE,
+                                     patient_id=patient_id)
         if kind not in EVENT_KINDS:
             raise InvalidInput(f"kind: must be one of {', '.join(EVENT_KINDS)}")
-        now = self.ctx.clock()
-        if occurred_on > self.ctx.clinic_time.local_date(now):
+        now = work.now
+        if occurred_on > work.today:
             raise InvalidInput("occurred_on: is in the future")
         if len(note) > 2000:
             raise InvalidInput("note: is longer than 2000 characters")
-        with self.ctx.db.transaction() as s:
-            PatientRepository(s).get(patient_id)
+        with work as uow:
+            s = uow.session
+            uow.patients.get(patient_id)
             course_id = check_course(s, patient_id, course_id, None)
             row = ClinicalEvent(patient_id=patient_id, course_id=course_id, kind=kind,
                                 occurred_on=occurred_on, note=note.strip(),
                                 recorded_by=actor.user_id, recorded_at=now)
             s.add(row)
             s.flush()
-            self.ctx.audit.record(s, actor, "clinical_event.create", at=now,
-                                  patient_id=patient_id, detail=kind)
+            uow.audit(patient_id=patient_id, detail=kind)
             return row.id
 
     # --- read ------------------------------------------------------------------------------
     def list_for_patient(self, actor: Actor, patient_id: int,
                          instrument_id: str | None = None, limit: int | None = None,
                          offset: int = 0) -> Paged[AssessmentRecord]:
-        self.ctx.require(actor, Perm.PATIENT_READ, "assessment.list", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            PatientRepository(s).get(patient_id)
+        with self.ctx.unit_of_work(actor, "assessment.list", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            s = uow.session
+            uow.patients.get(patient_id)
             stmt = select(Assessment).where(Assessment.patient_id == patient_id)
             if instrument_id:
                 stmt = stmt.where(Assessment.instrument_id == instrument_id)
             out = page_rows(s, stmt.order_by(Assessment.administered_at, Assessment.id), limit,
                             offset).map(record_of)
-            self.ctx.audit.record(s, actor, "assessment.list", at=self.ctx.clock(),
-                                  patient_id=patient_id)
+            uow.audit(patient_id=patient_id)
             return out
 
     def get(self, actor: Actor, patient_id: int, assessment_id: int) -> AssessmentRecord:
-        self.ctx.require(actor, Perm.PATIENT_READ, "assessment.view", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            a = s.get(Assessment, assessment_id)
+        with self.ctx.unit_of_work(actor, "assessment.view", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            a = uow.session.get(Assessment, assessment_id)
             if a is None or a.patient_id != patient_id:
                 raise NotFound("no such assessment for this patient")
-            self.ctx.audit.record(s, actor, "assessment.view", at=self.ctx.clock(),
-                                  patient_id=patient_id, detail=f"assessment {assessment_id}")
+            uow.audit(patient_id=patient_id, detail=f"assessment {assessment_id}")
             return record_of(a)
 
     def fhir(self, actor: Actor, patient_id: int, assessment_id: int) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from ketaclinic.services.dosing.treatment_chain import (
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest
 from ketaclinic.services.paging import Paged, page_rows
-from ketaclinic.services.unit_of_work import PatientRepository, UnitOfWork
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import Patient, PatientAmendment, PatientWeight
 from ketaclinic.store.tables_dosing import DoseOrder as DoseOrderRow
 from ketaclinic.store.tables_dosing import (

@@ -37,6 +37,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ketaclinic.clinical.age import age_on
 from ketaclinic.renderers.csv_safe import SafeWriter, write_table
 
 SHIFT_MAX_DAYS = 182
@@ -140,10 +141,6 @@ def _parse_when(value: Any) -> date | datetime | None:
         raise ValueError(f"unparseable date in export input: {type(value).__name__}") from exc
 
 
-def _age_years(born: date, on: date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
 def _sample(rows: Sequence[Mapping[str, Any]], column: str) -> Any:
     for r in rows:
         v = r.get(column)
@@ -243,7 +240,7 @@ def _transform_row(
             born = _parse_when(v)
             if isinstance(born, datetime):
                 born = born.date()
-            keep = born is not None and _age_years(born, as_of) < AGE_TOP_CODE
+            keep = born is not None and age_on(born, as_of) < AGE_TOP_CODE
             new["birth_year"] = born.year if keep and born else None
         elif kind == "age":
             new[c] = None if v is None else ("90+" if float(v) >= AGE_TOP_CODE else str(int(v)))

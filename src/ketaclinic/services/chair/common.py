@@ -122,6 +122,3 @@ def findings_from_json(text: str) -> list[dict[str, Any]]:
         return []
 
 
-def age_on(birth: dt.date, day: dt.date) -> int:
-    years = day.year - birth.year
-    return years - ((day.month, day.day) < (birth.month, birth.day))

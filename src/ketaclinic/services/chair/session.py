@@ -13,6 +13,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ketaclinic.clinical.age import age_on
 from ketaclinic.clinical.courses import load_course_template
 from ketaclinic.clinical.discharge import (
     LEFT_AGAINST_ADVICE,
@@ -59,7 +60,6 @@ from ketaclinic.services.chair.alert_links import (
     rating_alerts,
 )
 from ketaclinic.services.chair.common import (
-    age_on,
     changing_session,
     clinical,
     findings_json,

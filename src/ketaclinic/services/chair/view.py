@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ketaclinic.clinical.age import age_on
 from ketaclinic.clinical.monitoring import assessments_due, vitals_due
 from ketaclinic.clinical.treatment_chain import SCREENING_TREATMENT
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.chair.common import (
-    age_on,
     findings_from_json,
     load_session,
     require_for_session,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ketaclinic.clinical.age import age_on
 from ketaclinic.clinical.eligibility import PatientFacts, is_depressive_icd10, patient_from_dict
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.rulesets import BUNDLED_IDS, load_bundled_ruleset
@@ -73,8 +74,6 @@ def load_facts(s: Session, patient_id: int) -> tuple[dict[str, Any], int | None]
     return empty_facts() | json.loads(row.facts_json), row.version
 
 
-def age_on(birth: dt.date, day: dt.date) -> int:
-    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
 def is_depressive(system: str, code: str, display: str) -> bool:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from ketaclinic.clinical.age import age_on
 from ketaclinic.clinical.dose_checks import DoseCheckResult, DoseOrder, format_dose
 from ketaclinic.clinical.dosing import (
     ESKETAMINE_PHASES,
@@ -31,7 +32,6 @@ from ketaclinic.clinical.inputs import parse_number
 from ketaclinic.clinical.rules import ClinicalInputError, Finding
 from ketaclinic.clinical.rulesets import RuleSet
 from ketaclinic.clinical.units import parse_weight_kg
-from ketaclinic.services.dosing.facts import age_on
 from ketaclinic.services.errors import InvalidInput
 
 ROUTES = ("iv", "im", "oral", "sublingual", "intranasal")

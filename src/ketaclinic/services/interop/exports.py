@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ketaclinic.clinical.age import age_on
 from ketaclinic.renderers import fhir_map as fm
 from ketaclinic.renderers.deid import deidentify, write_deid_export
 from ketaclinic.services.accounts.permissions import Perm
@@ -172,8 +173,7 @@ def _research_tables(s: Session, today: dt.date) -> dict[str, list[dict[str, Any
     patients = rows(select(Patient.id.label("patient_id"), Patient.birth_date, Patient.sex)
                     .order_by(Patient.id))
     for p in patients:
-        b = p["birth_date"]
-        p["age"] = today.year - b.year - ((today.month, today.day) < (b.month, b.day))
+        p["age"] = age_on(p["birth_date"], today)
     return {
         "patients": patients,
         "diagnoses": rows(select(PatientDiagnosis.patient_id,

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Date, Float, Integer, String, bindparam, text
 
+from ketaclinic.clinical.age import age_band
 from ketaclinic.clinical.cohort import (
     OutcomeRow,
     Rate,
@@ -199,16 +200,6 @@ def _stmt(sql: str, params: Mapping[str, Any], types: Mapping[str, Any] | None =
 
 def _f(x: Any) -> float | None:
     return None if x is None else float(x) if not isinstance(x, Decimal) else float(x)
-
-
-def age_band(birth: dt.date | None, on: dt.date) -> str | None:
-    """"<18", "18-39", "40-64" or "65+" on ``on``."""
-    if birth is None:
-        return None
-    years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-    if years < 18:
-        return "<18"
-    return "18-39" if years < 40 else "40-64" if years < 65 else "65+"
 
 
 def _day(v: dt.date | dt.datetime) -> dt.date:

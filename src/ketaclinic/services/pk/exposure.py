@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 
+from ketaclinic.clinical.age import age_on
 from ketaclinic.clinical.pk import (
     Covariates,
     Infusion,
@@ -98,9 +99,7 @@ class PkService:
         if weight is None:
             raise InvalidInput("no weight is recorded for this patient; record a weight first")
         today = self.ctx.today()
-        age = today.year - patient.birth_date.year - (
-            (today.month, today.day) < (patient.birth_date.month, patient.birth_date.day)
-        )
+        age = age_on(patient.birth_date, today)
         try:
             cov = Covariates(
                 weight_kg=float(weight),

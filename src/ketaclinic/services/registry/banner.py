@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from ketaclinic.clinical.age import age_on
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.chair.courses import _template_name
@@ -57,8 +58,6 @@ class PatientBanner:
         return "; ".join(self.allergies) if self.allergies else "allergies not yet asked"
 
 
-def _age(birth: dt.date, day: dt.date) -> int:
-    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
 class PatientBannerService:
@@ -104,7 +103,7 @@ class PatientBannerService:
             self.ctx.audit.record(s, actor, "patient.banner", at=now, patient_id=patient_id)
             return PatientBanner(
                 p.id, f"{p.family_name}, {p.given_name}", p.mrn, p.birth_date,
-                _age(p.birth_date, today), p.sex, weight[0] if weight else None,
+                age_on(p.birth_date, today), p.sex, weight[0] if weight else None,
                 weight[1] if weight else None, allergies,
                 course.id if course else None,
                 _template_name(course.template_id) if course else "", progress,

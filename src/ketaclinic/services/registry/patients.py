@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from ketaclinic.clinical.age import age_on
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.units import parse_weight_kg
 from ketaclinic.schemas import (
@@ -79,8 +80,7 @@ class PatientDetail(PatientSummary):
         return self.weights[0] if self.weights else None
 
     def age_on(self, day: dt.date) -> int:
-        years = day.year - self.birth_date.year
-        return years - ((day.month, day.day) < (self.birth_date.month, self.birth_date.day))
+        return age_on(self.birth_date, day)
 
 
 @dataclass(frozen=True)

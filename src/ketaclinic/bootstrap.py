@@ -74,7 +74,11 @@ def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
             "; ".join(problems) + " (set KETACLINIC_ALLOW_WEAK_DURABILITY=true to start anyway)"
         )
     if upgrade:
-        migrate.upgrade(engine, secret_key=settings.secret_key.get_secret_value())
+        try:
+            migrate.upgrade(engine, secret_key=settings.secret_key.get_secret_value())
+        except migrate.MigrationRefused as exc:
+            engine.dispose()
+            raise NotMigrated(str(exc)) from exc
     # The replica is only read (analytics); its schema and durability are its primary's.
     replica = (make_engine(settings.read_database_url,
                            busy_timeout_ms=settings.sqlite_busy_timeout_ms)

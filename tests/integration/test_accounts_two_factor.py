@@ -11,8 +11,6 @@ from kctest import (
     TEST_SECRET,
     USERS,
     csrf_from,
-    drop_pg_database,
-    fresh_database_url,
     make_settings,
 )
 from kctotp import code_at, enrol_with_codes
@@ -22,8 +20,6 @@ from ketaclinic.bootstrap import build_services
 from ketaclinic.cli import main
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.secretbox import SecretBox, totp_context
-from ketaclinic.store import migrate
-from ketaclinic.store.db import make_engine
 from ketaclinic.store.tables import AuditEvent, AuthSession, RecoveryCode, User
 
 
@@ -318,34 +314,3 @@ def test_encrypt_secrets_re_encrypts_keys_of_a_previous_secret_and_names_unreada
     assert "1 re-encrypted" in capsys.readouterr().out
     stored = raw_users(services)[1][1]
     assert services.auth.box.decrypt(stored, totp_context(users["prescriber"].id)) == secret
-
-
-def test_the_migration_encrypts_existing_keys_and_the_downgrade_restores_them(
-        backend, tmp_path):
-    url, handle = fresh_database_url(backend, tmp_path)
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine, "0004_merge")
-        plain = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-        with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO users (id, username, full_name, role, password_hash, active, "
-                "totp_secret, created_at) VALUES (5, 'legacy', 'L', 'admin', 'x', :t, :s, "
-                ":c)"), {"t": True, "s": plain, "c": "2026-01-01 00:00:00"})
-        migrate.upgrade(engine, secret_key=TEST_SECRET)
-        with engine.connect() as conn:
-            stored, flag = conn.execute(text(
-                "SELECT totp_secret, must_change_password FROM users")).one()
-        assert stored.startswith("v1.") and plain not in stored and not flag
-        box = SecretBox.for_secrets(TEST_SECRET)
-        assert box.decrypt(stored, totp_context(5)) == plain
-        migrate.downgrade(engine, "0004_merge", secret_key=TEST_SECRET)
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT totp_secret FROM users")).scalar_one() == plain
-        migrate.upgrade(engine)  # no key given: the key stays as it was, for encrypt-secrets
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT totp_secret FROM users")).scalar_one() == plain
-    finally:
-        engine.dispose()
-        if handle is not None:
-            drop_pg_database(handle)

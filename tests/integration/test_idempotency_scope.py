@@ -145,35 +145,3 @@ def test_only_the_idempotency_module_reads_or_writes_keys():
                  and p.name != "idempotency.py"]
     assert offenders == []
     assert "idempotency_key=" not in (SRC / "services" / "chair" / "session.py").read_text()
-
-
-def test_the_0008_migration_moves_keys_down_and_up_again(backend, tmp_path):
-    from alembic import command
-    from kctest import drop_pg_database, fresh_database_url
-    from sqlalchemy import text
-
-    from ketaclinic.store import migrate
-    from ketaclinic.store.db import make_engine
-
-    url, handle = fresh_database_url(backend, tmp_path)
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine, "0007_merge")
-        with engine.begin() as conn:  # a key recorded before 0008 (no request hash)
-            conn.execute(text("INSERT INTO idempotency_keys (scope, key, user_id, resource_id, "
-                              "created_at) VALUES ('patient.create', 'k', 1, 1, "
-                              "'2026-01-01 00:00:00')"))
-        migrate.upgrade(engine)
-        with engine.begin() as conn:  # another user's identical key is now allowed
-            conn.execute(text("INSERT INTO idempotency_keys (scope, key, user_id, resource_id, "
-                              "request_hash, created_at) VALUES ('patient.create', 'k', 2, 2, "
-                              "'', '2026-01-01 00:00:00')"))
-        command.downgrade(migrate.alembic_config(engine), "0007_merge")
-        with engine.connect() as conn:  # the first of each (scope, key) is kept
-            assert conn.execute(text("SELECT user_id FROM idempotency_keys")).all() == [(1,)]
-        migrate.upgrade(engine)
-        assert migrate.is_up_to_date(engine)
-    finally:
-        engine.dispose()
-        if handle is not None:
-            drop_pg_database(handle)

@@ -21,6 +21,7 @@ from ketaclinic.clinical.outcomes import (
     default_criteria,
     evaluate_course,
 )
+from ketaclinic.clinical.survival import time_to_relapse
 from ketaclinic.services.outcomes.dashboard import DashboardFilters, relapse_subjects
 from ketaclinic.services.outcomes.dashboard_sql import Dialect
 from ketaclinic.store.tables import Patient
@@ -29,10 +30,6 @@ from ketaclinic.store.tables_treatment import ClinicalEvent as ERow
 from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 T0 = dt.datetime(2026, 1, 5, 9, 0)
-
-
-def _day(v):
-    return v.date() if isinstance(v, dt.datetime) else v
 
 
 def _insert_random_cohort(s, rng, n_courses):
@@ -75,10 +72,9 @@ def _insert_random_cohort(s, rng, n_courses):
         # one induction dose, none pending: the end of induction is the first dose
         out = evaluate_course([Assessment(w, "phq9", float(v)) for w, v in zip(
             times, scores, strict=True)], [start], crit, events, end_of_induction=start)
-        if out.relapse_origin is not None:
-            end = out.relapse_at if out.relapse_at is not None else out.latest.at
-            expected[c.id] = ((_day(end) - _day(out.relapse_origin.at)).days,
-                              out.relapse_at is not None)
+        followed = time_to_relapse(out)
+        if followed is not None:
+            expected[c.id] = followed
     return expected
 
 

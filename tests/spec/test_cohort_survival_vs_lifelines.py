@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from kctest import examples
 
 from ketaclinic.clinical.km import kaplan_meier
+from ketaclinic.clinical.survival import SurvivalSubject
 from ketaclinic.services.outcomes.survival import (
     OBSERVATIONAL_CAUTION,
-    SurvivalSubject,
     fit_cox_relapse,
     fit_kaplan_meier,
 )

@@ -197,7 +197,7 @@ def calculate_esketamine_dose(
     phase: str,
     session_number: int,
     age_years: float,
-    requested_dose_mg: int | None = None,
+    requested_dose_mg: float | None = None,
     previous_dose_mg: float | None = None,
 ) -> EsketamineDose:
     """Esketamine dose by label phase and population, with devices 5 minutes apart.

@@ -1,7 +1,8 @@
 """Kaplan–Meier estimator with a Greenwood log-log ("exponential Greenwood") band.
 
-Pure, in-memory reference implementation (numpy/scipy). ``services/outcomes/survival.py``
-wraps lifelines for the dashboard; the spec tests check that both agree.
+Pure, in-memory (numpy/scipy): the one Kaplan–Meier of the project. Its subjects come from
+:mod:`ketaclinic.clinical.survival`; ``services/outcomes/survival.py`` shapes the curve for the
+dashboard; the spec tests check it against lifelines.
 
 Definitions (Kaplan & Meier, JASA 1958; Greenwood 1926; Kalbfleisch & Prentice 2002):
 

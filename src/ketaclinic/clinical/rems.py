@@ -364,6 +364,22 @@ def observed_sedation(ratings: Iterable[tuple[str, float | None]], adverse_event
     return "sedation" in adverse_events
 
 
+def observed_dissociation(ratings: Iterable[tuple[str, float | None]],
+                          adverse_events: set[str]) -> bool:
+    """Dissociation for the form: any CADSS rating above 0 in the session, or a dissociation
+    adverse event.
+
+    >>> observed_dissociation([("cadss-6", 0.0), ("moaas", 5.0)], set())
+    False
+    >>> observed_dissociation([("cadss-6", 2.0)], set())
+    True
+    >>> observed_dissociation([], {"dissociation"})
+    True
+    """
+    return any(instrument.startswith("cadss") and (total or 0) > 0
+               for instrument, total in ratings) or "dissociation" in adverse_events
+
+
 def observed_respiratory_depression(vital_alerts: Iterable[Finding],
                                     adverse_events: set[str]) -> bool:
     """Respiratory depression for the form: an SpO2 or respiratory-rate alert of the chair's

@@ -11,9 +11,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from ketaclinic.clinical.chair_data import cited_from_dict, load_bundled_json
-from ketaclinic.clinical.rules import Cited, ClinicalInputError
+from ketaclinic.clinical.rules import Cited, ClinicalInputError, Grade
 
 TREATMENTS = ("esketamine", "iv_ketamine")
+# The pre-check's "pregnancy test relevant" box starts ticked for a woman below this age; the
+# nurse can untick or tick it (the screening's own question uses the rule set's age).
+PREGNANCY_TEST_DEFAULT_BELOW_AGE = Cited(
+    55, "years", "clinic policy default: pregnancy test offered to women under 55 at the "
+    "pre-check", Grade.UNCONFIRMED, "requires medical-director confirmation")
+
+
+def pregnancy_test_relevant(sex: str, age_years: float) -> bool:
+    """Whether the pre-check's pregnancy-test box starts ticked.
+
+    >>> pregnancy_test_relevant("female", 54), pregnancy_test_relevant("female", 55)
+    (True, False)
+    >>> pregnancy_test_relevant("male", 30)
+    False
+    """
+    return sex == "female" and age_years < PREGNANCY_TEST_DEFAULT_BELOW_AGE.value
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ from sqlalchemy import select
 
 from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.dose_checks import Override, check_dose_safely, override_records
+from ketaclinic.clinical.dose_plan import DoseRequest, WeightFacts
 from ketaclinic.clinical.dosing import ESKETAMINE_PHASES
 from ketaclinic.services.audit.trail import SYSTEM, Actor
-from ketaclinic.services.dosing.plan import DoseRequest, WeightFacts, plan_dose
+from ketaclinic.services.dosing.plan import order_columns, plan_dose
 from ketaclinic.services.dosing.treatment_chain import SCREENING_TREATMENT, screening_finding
 from ketaclinic.store.tables import Patient, PatientWeight, User
 from ketaclinic.store.tables_dosing import (
@@ -190,7 +191,7 @@ def _seed_orders(svc: Services, rng: random.Random, actor: Actor,
                                       now.isoformat()) for f in plan.result.soft_findings]
                 if plan.result.blocked:
                     continue
-                order = DoseOrder(patient_id=pid, **plan.columns(), status="signed",
+                order = DoseOrder(patient_id=pid, **order_columns(plan), status="signed",
                                   course_id=None if sess is None else sess.course_id,
                                   checks_json=json.dumps([f.as_dict() for f in
                                                           plan.result.checks], default=str),

@@ -24,8 +24,8 @@ from sqlalchemy import select
 
 from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.instruments import ScoreResult, load_bundled, score_answers
+from ketaclinic.clinical.outcomes import course_dose_times
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.services.outcomes.course_outcomes import dose_times
 from ketaclinic.store.tables_mbc import ClinicalAlert, ReminderSchedule
 from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 
@@ -59,7 +59,7 @@ def seed_mbc(svc: Services, rng: random.Random, patient_ids: list[int], today: d
     for chunk in _chunks(courses, 40):
         with svc.db.transaction() as s:
             for course in chunk:
-                doses = dose_times(by_course.get(course.id, []), today)
+                doses = course_dose_times(by_course.get(course.id, []), today)
                 if doses:
                     _seed_course(svc, s, rng, course, doses, now)
 

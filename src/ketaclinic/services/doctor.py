@@ -184,6 +184,9 @@ def check_schema(engine: Engine) -> Check:
     current, head = migrate.current_revision(engine), migrate.head_revision(engine)
     if current == head:
         return Check("schema", OK, f"at head ({head})")
+    refused = migrate.refusal(current)
+    if refused:
+        return Check("schema", FAIL, refused)
     return Check("schema", FAIL, f"at {current or 'no revision'}, head is {head}: run "
                  "`ketaclinic migrate` (after a backup)")
 

@@ -321,8 +321,14 @@ def _restore_jsonl(engine: Engine, source: Path, check: Check | None = None) -> 
         header = json.loads(f.readline())
         if header.get("format") != JSONL_MAGIC or header.get("version") != 1:
             raise BackupError("unsupported backup header")
-        migrate.upgrade(engine, header["revision"] or "head")
-        if migrate.current_revision(engine) != header["revision"]:
+        problem = migrate.refusal(header["revision"])
+        if problem:
+            raise BackupError(problem.replace("the database is", "the backup is"))
+        # A backup of the pre-squash head loads into the baseline: the same schema.
+        revision = (migrate.BASELINE if header["revision"] == migrate.PRE_BASELINE_HEAD
+                    else header["revision"])
+        migrate.upgrade(engine, revision or "head")
+        if migrate.current_revision(engine) != revision:
             raise BackupError("the target schema could not be brought to the backup's revision")
         tables = {t.name: t for t in Base.metadata.sorted_tables}
         unknown = [n for n in header["tables"] if n not in tables]

@@ -9,12 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.clinical.dose_checks import format_dose
+from ketaclinic.clinical.dose_plan import ROUTE_LABELS, ROUTES
 from ketaclinic.clinical.dosing import ESKETAMINE_PHASES, WEIGHT_BASES
 from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.dosing.facts import RESPONSES, condition_choices, facts_from_form
 from ketaclinic.services.dosing.plan import (
-    ROUTE_LABELS,
-    ROUTES,
     overrides_from_form,
     parse_dose_request,
 )

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ketaclinic.services.context import Context
 
 GENESIS = "0" * 64
-CHAINS = 64  # tips seeded by migration 0005_load; more chains need a migration adding tips
+CHAINS = 64  # tips seeded by migration 0001_baseline; more chains need a migration adding tips
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 

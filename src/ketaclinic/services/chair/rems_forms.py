@@ -18,6 +18,7 @@ from ketaclinic.clinical.rems import (
     build_rems_form,
     check_rems_form,
     missing_fields,
+    observed_dissociation,
     observed_respiratory_depression,
     observed_sedation,
 )
@@ -112,6 +113,7 @@ class RemsService:
             PatientMedication.patient_id == row.patient_id,
             PatientMedication.active.is_(True))).scalars()]
         final = findings_from_json(discharge.findings_json) if discharge else []
+        scores = [(a.instrument_id, None if a.total is None else float(a.total)) for a in ratings]
         return RemsSessionRecord(
             patient_name=f"{p.given_name} {p.family_name}", patient_dob=p.birth_date,
             patient_sex=p.sex, first_treatment=earlier is None,
@@ -136,12 +138,9 @@ class RemsService:
                 f["rule"] == "discharge.vitals" and f["level"] == "ok" for f in final)
             if discharge else None,
             sedation=observed_sedation(
-                [(a.instrument_id, None if a.total is None else float(a.total))
-                 for a in ratings], aes,
-                session_rules().discharge["moaas_required"].value,
+                scores, aes, session_rules().discharge["moaas_required"].value,
                 session_rules().discharge["rass_required"].value),
-            dissociation=any(a.instrument_id.startswith("cadss") and (a.total or 0) > 0
-                             for a in ratings) or "dissociation" in aes,
+            dissociation=observed_dissociation(scores, aes),
             left_against_advice=(discharge.outcome == "left-against-advice") if discharge
             else None,
             left_against_advice_note=_left_note(discharge, provider),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.age import age_on
 from ketaclinic.clinical.monitoring import assessments_due, vitals_due
+from ketaclinic.clinical.session_rules import pregnancy_test_relevant
 from ketaclinic.clinical.treatment_chain import SCREENING_TREATMENT
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
@@ -94,7 +95,7 @@ class SessionViewService:
             "patient": {"id": p.id, "name": f"{p.family_name}, {p.given_name}", "mrn": p.mrn,
                         "birth_date": p.birth_date, "sex": p.sex,
                         "age": age},
-            "pregnancy_relevant": p.sex == "female" and age < 55,
+            "pregnancy_relevant": pregnancy_test_relevant(p.sex, age),
             "precheck": self._precheck(pre[-1]) if pre else None,
             "predose": next(({"vitals": v, "gate": v.gate, "reason": v.gate_reason}
                              for v in reversed(vitals) if v.kind == "predose"), None),

@@ -27,6 +27,7 @@ from ketaclinic.clinical.dose_checks import (
     missing_overrides,
     override_records,
 )
+from ketaclinic.clinical.dose_plan import DosePlan, DoseRequest, WeightFacts
 from ketaclinic.clinical.eligibility import screen_patient
 from ketaclinic.clinical.treatment_chain import check_signoff
 from ketaclinic.services.accounts.permissions import Perm
@@ -38,7 +39,7 @@ from ketaclinic.services.dosing.facts import (
     screening_input,
     validate_facts,
 )
-from ketaclinic.services.dosing.plan import DosePlan, DoseRequest, WeightFacts, plan_dose
+from ketaclinic.services.dosing.plan import order_columns, plan_dose
 from ketaclinic.services.dosing.rulesets import RuleSetService
 from ketaclinic.services.dosing.treatment_chain import (
     refuse_on_hard,
@@ -370,7 +371,7 @@ class DosingService:
                                    changed_by=actor.user_id, changed_at=now,
                                    version=patient.version))
             self.ctx.audit.record(s, actor, "patient.weight", at=now, patient_id=patient.id)
-        row = DoseOrderRow(patient_id=patient.id, **plan.columns(),
+        row = DoseOrderRow(patient_id=patient.id, **order_columns(plan),
                            course_id=plan.request.course_id, status="signed",
                            checks_json=json.dumps([f.as_dict() for f in plan.result.checks],
                                                   default=str),

@@ -17,13 +17,14 @@ from sqlalchemy import select
 from ketaclinic.clinical.treatment_chain import check_countersign, check_verbal_order
 from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.audit.trail import Actor
+from ketaclinic.services.dosing.plan import order_columns
 from ketaclinic.services.dosing.treatment_chain import refuse_on_hard
 from ketaclinic.services.errors import NotFound
 from ketaclinic.store.tables import User
 from ketaclinic.store.tables_dosing import DoseOrder as DoseOrderRow
 
 if TYPE_CHECKING:
-    from ketaclinic.services.dosing.plan import DoseRequest
+    from ketaclinic.clinical.dose_plan import DoseRequest
     from ketaclinic.services.dosing.service import DoseRecord, DosingService
 
 
@@ -47,7 +48,7 @@ def take_verbal_order(svc: DosingService, actor: Actor, patient_id: int, req: Do
         refuse_on_hard([f for f in plan.result.checks if f.level.value == "hard"],
                        " (the verbal order was not recorded)")
         assert user is not None
-        row = DoseOrderRow(patient_id=patient.id, **plan.columns(),
+        row = DoseOrderRow(patient_id=patient.id, **order_columns(plan),
                            course_id=req.course_id, status="verbal",
                            verbal_prescriber_id=user.id, read_back_confirmed=True,
                            checks_json=json.dumps([f.as_dict() for f in plan.result.checks],

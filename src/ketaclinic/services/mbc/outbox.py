@@ -23,6 +23,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ketaclinic.clinical.outcomes import NOT_DOSED
 from ketaclinic.config import Settings
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.context import Context
@@ -31,7 +32,6 @@ from ketaclinic.services.interop.webhooks import WebhookService
 from ketaclinic.services.mbc.assessments import load_patient
 from ketaclinic.services.mbc.self_report import new_token, parse_days
 from ketaclinic.services.mbc.sms import SmsAdapter, e164, sms_text
-from ketaclinic.services.outcomes.course_outcomes import NOT_DOSED
 from ketaclinic.store.tables_mbc import OutboxMessage, ReminderSchedule, SelfReportLink
 from ketaclinic.store.tables_treatment import TreatmentSession
 

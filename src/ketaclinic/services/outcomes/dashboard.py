@@ -30,7 +30,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Date, Float, Integer, String, bindparam, text
 
-from ketaclinic.clinical.age import age_band
 from ketaclinic.clinical.cohort import (
     OutcomeRow,
     Rate,
@@ -43,6 +42,7 @@ from ketaclinic.clinical.outcomes import (
     DEFAULT_CRITERIA,
     OutcomeCriteria,
 )
+from ketaclinic.clinical.survival import SurvivalSubject, survival_subject
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
@@ -53,7 +53,6 @@ from ketaclinic.services.outcomes import summary as outcome_summary
 from ketaclinic.services.outcomes.survival import (
     CoxResult,
     KMSummary,
-    SurvivalSubject,
     fit_cox_relapse,
     fit_kaplan_meier,
 )
@@ -449,15 +448,11 @@ def relapse_subjects(conn: Connection, d: q.Dialect, f: DashboardFilters,
                                                if v in crit.relapse_events})
     stmt = _stmt(q.relapse_sql(d, f.where(), crit.instrument, kinds), f.params(),
                  first_dose_day=Date, birth_date=Date, treatment=String)
-    return [(int(course_id), SurvivalSubject(
-        duration_days=float(max(round(duration), 0)),
-        relapsed=bool(relapsed),
-        psychotherapy=bool(psychotherapy),
-        antidepressant=bool(antidepressant),
-        comorbid_anxiety=bool(comorbid_anxiety),
-        baseline_severity=float(baseline),
-        age_band=age_band(birth_date, first_dose_day),
-        treatment=treatment,
+    return [(int(course_id), survival_subject(
+        duration, bool(relapsed), psychotherapy=bool(psychotherapy),
+        antidepressant=bool(antidepressant), comorbid_anxiety=bool(comorbid_anxiety),
+        baseline_severity=float(baseline), birth_date=birth_date,
+        first_dose_day=first_dose_day, treatment=treatment,
     )) for (course_id, duration, relapsed, baseline, first_dose_day, birth_date, treatment,
             psychotherapy, antidepressant, comorbid_anxiety
             ) in conn.execute(stmt, f.params()).all()]

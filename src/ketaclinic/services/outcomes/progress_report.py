@@ -10,8 +10,10 @@ from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.outcomes import (
     DEFAULT_CRITERIA,
+    NOT_DOSED,
     Assessment,
     ClinicalEvent,
+    course_end_of_induction,
     default_criteria,
     evaluate_course,
 )
@@ -27,7 +29,6 @@ from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import NotFound
-from ketaclinic.services.outcomes.course_outcomes import end_of_induction
 from ketaclinic.services.outcomes.dashboard import event_kind
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_chair import AdverseEventRow
@@ -88,7 +89,7 @@ def _report(s: Session, p: Patient, recipient: str, now: dt.datetime,
     instrument = max(counts, key=lambda k: counts[k]) if counts else "phq9"
     scores = [r for r in rows if r.instrument_id == instrument]
     given = [t for t in sessions if t.dose_started_at is not None
-             and t.status not in ("cancelled", "missed")]
+             and t.status not in NOT_DOSED]
     events = [] if course is None else [ClinicalEvent(e.occurred_on, event_kind(e.kind))
                                         for e in s.execute(select(EventRow).where(
                                             EventRow.patient_id == p.id)).scalars()]
@@ -96,7 +97,7 @@ def _report(s: Session, p: Patient, recipient: str, now: dt.datetime,
     outcome = evaluate_course(
         [Assessment(a.administered_at, instrument, float(a.total)) for a in scores],
         [t.dose_started_at for t in given], crit, events, as_of=now,
-        end_of_induction=end_of_induction(sessions))
+        end_of_induction=course_end_of_induction(sessions))
     summary = []
     if outcome.baseline is not None:
         summary.append(f"Baseline {instrument} {outcome.baseline.total:g}; latest "

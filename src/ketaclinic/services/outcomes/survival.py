@@ -1,7 +1,9 @@
 """Time to relapse after response: the Kaplan–Meier summary and the Cox model.
 
-The Kaplan–Meier curve is the core's :func:`ketaclinic.clinical.km.kaplan_meier` (the one
-implementation; the spec tests check it against lifelines); the Cox model is lifelines'
+The subjects are the core's :class:`ketaclinic.clinical.survival.SurvivalSubject` (who is
+followed, for how long, censored or not); the Kaplan–Meier curve is the core's
+:func:`ketaclinic.clinical.km.kaplan_meier` (the one implementation; the spec tests check it
+against lifelines); the Cox model is lifelines'
 ``CoxPHFitter``, imported when a model is fitted so that starting the app does not load pandas.
 Nothing here raises for a degenerate cohort (no events, one subject, a covariate without
 variation, a model that does not converge): the result says "not estimable" and why.
@@ -19,6 +21,7 @@ import numpy as np
 
 from ketaclinic.clinical.km import kaplan_meier
 from ketaclinic.clinical.rules import ClinicalInputError
+from ketaclinic.clinical.survival import SurvivalSubject
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,20 +44,6 @@ COX_COVARIATES = (
 CATEGORICAL = ("age_band", "treatment")
 DEFAULT_PENALIZER = 0.01
 MIN_EVENTS = 2
-
-
-@dataclass(frozen=True)
-class SurvivalSubject:
-    """One responder followed from response to relapse or censoring."""
-
-    duration_days: float
-    relapsed: bool
-    psychotherapy: bool | None = None
-    antidepressant: bool | None = None
-    comorbid_anxiety: bool | None = None
-    baseline_severity: float | None = None  # baseline score on the course's instrument
-    age_band: str | None = None  # e.g. "18-39", "40-64", "65+"
-    treatment: str | None = None  # e.g. "iv_ketamine", "esketamine"
 
 
 @dataclass(frozen=True)

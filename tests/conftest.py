@@ -231,6 +231,18 @@ def app(services: Services, users: dict[str, object], _apps):  # type: ignore[no
 
 
 @pytest.fixture
+def production_app(services, users, database_url, clock):  # type: ignore[no-untyped-def]
+    """The app as production runs it (env=production: two-factor enrolment required) on the
+    test's database; ``services`` and ``users`` are the test's own."""
+    from ketaclinic.web.app import create_app
+
+    settings = make_settings(database_url).model_copy(update={"env": "production"})
+    svc = build_services(settings, clock=clock)
+    yield create_app(svc)
+    svc.close()
+
+
+@pytest.fixture
 def client(app):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 

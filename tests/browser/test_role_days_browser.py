@@ -106,7 +106,10 @@ def test_each_role_walks_its_day_on_its_own_screen_and_every_page_passes_axe(
     expect(pres.locator(".field-error").first).to_contain_text("start_date")
     expect(pres.locator("#course-day-2")).to_be_checked()
     pres.goto("/api/docs")
-    expect(pres.locator(".swagger-ui .info .title")).to_contain_text("ketaclinic")
+    # Swagger UI parses the whole schema (about 220 kB) in the browser before it draws the
+    # title: seconds of CPU on a loaded 2-core machine, so this wait is longer than the default.
+    expect(pres.locator(".swagger-ui .info .title")).to_contain_text("ketaclinic",
+                                                                     timeout=45_000)
 
     # --- the administrator and the analyst ------------------------------------------------
     admin = new_page(DESKTOP)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from ketaclinic.config import load_settings
@@ -128,3 +128,24 @@ def csrf_from(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token in the page"
     return match.group(1)
+
+
+class StatementCount:
+    """How many SQL statements ran (``n``); a test may set ``n = 0`` to start again."""
+
+    n = 0
+
+
+@contextmanager
+def counting_statements(engine) -> Iterator[StatementCount]:  # type: ignore[no-untyped-def]
+    """Counts the statements ``engine`` sends inside the block: for fixed-cost (no N+1) checks."""
+    counter = StatementCount()
+
+    def _count(*_args, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+        counter.n += 1
+
+    event.listen(engine, "before_cursor_execute", _count)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", _count)

@@ -207,11 +207,27 @@ def users(services: Services) -> dict[str, object]:
             USERS.items()}
 
 
-@pytest.fixture
-def app(services: Services, users: dict[str, object]):  # type: ignore[no-untyped-def]
-    from ketaclinic.web.app import create_app
+@pytest.fixture(scope="session")
+def _apps() -> dict[str, object]:
+    """One app per database URL and worker, rebound to each test's services (see ``app``)."""
+    return {}
 
-    return create_app(services)
+
+@pytest.fixture
+def app(services: Services, users: dict[str, object], _apps):  # type: ignore[no-untyped-def]
+    """The real app on this test's services. Built once per worker (FastAPI's analysis of
+    every route and Jinja's compiling of each template were most of an app test's setup),
+    then ``rebind`` gives it this test's services and new middleware, as ``create_app``
+    would: the database is wiped and nothing else of the previous test is kept."""
+    from ketaclinic.web.app import create_app, rebind
+
+    url = services.settings.database_url
+    built = _apps.get(url)
+    if built is not None and built.state.services.settings == services.settings:
+        rebind(built, services)
+    else:
+        built = _apps[url] = create_app(services)
+    return built
 
 
 @pytest.fixture

@@ -22,15 +22,15 @@ from kctest import (
     make_settings,
     register_hypothesis_profiles,
     sqlite_test_folder,
+    wipe,
 )
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from ketaclinic.bootstrap import Services, build_services
-from ketaclinic.services.audit.trail import SYSTEM, initial_heads
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.clock import SteppingClock
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
-from ketaclinic.store.models import Base
 
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
 register_hypothesis_profiles()  # HYPOTHESIS_PROFILE=fast under `make test-fast`
@@ -89,20 +89,6 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             drop_pg_database(handle)
 
 
-def _wipe(url: str) -> None:
-    engine = make_engine(url)
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
-        conn.execute(text("INSERT INTO audit_head (id, last_event_id, last_hash, count) "
-                          "VALUES (:id, :last_event_id, :last_hash, :count)"), initial_heads())
-    engine.dispose()
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _cheaper_password_hashing() -> Iterator[None]:
     """Real argon2id, with test-sized cost parameters (production keeps the library defaults)."""
@@ -132,7 +118,7 @@ def clock() -> SteppingClock:
 
 @pytest.fixture
 def services(database_url: str, clock: SteppingClock) -> Iterator[Services]:
-    _wipe(database_url)
+    wipe(database_url)
     svc = build_services(make_settings(database_url), clock=clock)
     yield svc
     svc.close()

@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 import typer
 from kcoutcomes import build_hand_cohort
-from kctest import TEST_SECRET, USERS, make_settings
+from kctest import TEST_SECRET, USERS, make_settings, wipe
 
-from conftest import _wipe
 from ketaclinic.bootstrap import build_services
 from ketaclinic.cli import _register, app, main
 from ketaclinic.cli.output import EXIT_CODES
@@ -53,7 +52,7 @@ class Clinic:
 
 @pytest.fixture(scope="module")
 def clinic(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
-    _wipe(database_url)
+    wipe(database_url)
     svc = build_services(make_settings(database_url))
     try:
         for u, n, r, p in USERS.values():

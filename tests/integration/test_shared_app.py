@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from kctest import USERS, make_settings
+from kctest import USERS, make_settings, wipe
 
-from conftest import _wipe
 from ketaclinic.bootstrap import build_services
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.web.app import create_app, rebind
@@ -56,7 +55,7 @@ def test_rebinding_gives_new_services_and_new_middleware(services, users, databa
     first = checkpoint_middleware(app)
     assert first.services is services and first.next_due is not None
     services.close()
-    _wipe(database_url)
+    wipe(database_url)
     second = build_services(make_settings(database_url), clock=clock)
     try:
         second.auth.create_user(SYSTEM, *USERS["nurse"])

@@ -18,6 +18,9 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from ketaclinic.config import load_settings
+from ketaclinic.services.audit.trail import initial_heads
+from ketaclinic.store.db import make_engine
+from ketaclinic.store.models import Base
 
 BACKENDS = [b.strip() for b in os.environ.get(
     "KETACLINIC_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
@@ -149,3 +152,18 @@ def counting_statements(engine) -> Iterator[StatementCount]:  # type: ignore[no-
         yield counter
     finally:
         event.remove(engine, "before_cursor_execute", _count)
+
+
+def wipe(url: str) -> None:
+    """Empty every table of a migrated test database and put back the audit chain's heads."""
+    engine = make_engine(url)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+        conn.execute(text("INSERT INTO audit_head (id, last_event_id, last_hash, count) "
+                          "VALUES (:id, :last_event_id, :last_hash, :count)"), initial_heads())
+    engine.dispose()

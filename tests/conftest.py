@@ -22,15 +22,15 @@ from kctest import (
     make_settings,
     register_hypothesis_profiles,
     sqlite_test_folder,
+    wipe,
 )
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from ketaclinic.bootstrap import Services, build_services
-from ketaclinic.services.audit.trail import SYSTEM, initial_heads
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.clock import SteppingClock
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
-from ketaclinic.store.models import Base
 
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
 register_hypothesis_profiles()  # HYPOTHESIS_PROFILE=fast under `make test-fast`
@@ -89,20 +89,6 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             drop_pg_database(handle)
 
 
-def _wipe(url: str) -> None:
-    engine = make_engine(url)
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
-        conn.execute(text("INSERT INTO audit_head (id, last_event_id, last_hash, count) "
-                          "VALUES (:id, :last_event_id, :last_hash, :count)"), initial_heads())
-    engine.dispose()
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _cheaper_password_hashing() -> Iterator[None]:
     """Real argon2id, with test-sized cost parameters (production keeps the library defaults)."""
@@ -132,7 +118,7 @@ def clock() -> SteppingClock:
 
 @pytest.fixture
 def services(database_url: str, clock: SteppingClock) -> Iterator[Services]:
-    _wipe(database_url)
+    wipe(database_url)
     svc = build_services(make_settings(database_url), clock=clock)
     yield svc
     svc.close()
@@ -207,11 +193,39 @@ def users(services: Services) -> dict[str, object]:
             USERS.items()}
 
 
+@pytest.fixture(scope="session")
+def _apps() -> dict[str, object]:
+    """One app per database URL and worker, rebound to each test's services (see ``app``)."""
+    return {}
+
+
 @pytest.fixture
-def app(services: Services, users: dict[str, object]):  # type: ignore[no-untyped-def]
+def app(services: Services, users: dict[str, object], _apps):  # type: ignore[no-untyped-def]
+    """The real app on this test's services. Built once per worker (FastAPI's analysis of
+    every route and Jinja's compiling of each template were most of an app test's setup),
+    then ``rebind`` gives it this test's services and new middleware, as ``create_app``
+    would: the database is wiped and nothing else of the previous test is kept."""
+    from ketaclinic.web.app import create_app, rebind
+
+    url = services.settings.database_url
+    built = _apps.get(url)
+    if built is not None and built.state.services.settings == services.settings:
+        rebind(built, services)
+    else:
+        built = _apps[url] = create_app(services)
+    return built
+
+
+@pytest.fixture
+def production_app(services, users, database_url, clock):  # type: ignore[no-untyped-def]
+    """The app as production runs it (env=production: two-factor enrolment required) on the
+    test's database; ``services`` and ``users`` are the test's own."""
     from ketaclinic.web.app import create_app
 
-    return create_app(services)
+    settings = make_settings(database_url).model_copy(update={"env": "production"})
+    svc = build_services(settings, clock=clock)
+    yield create_app(svc)
+    svc.close()
 
 
 @pytest.fixture

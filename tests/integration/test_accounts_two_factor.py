@@ -11,12 +11,10 @@ from kctest import (
     TEST_SECRET,
     USERS,
     csrf_from,
-    make_settings,
 )
 from kctotp import code_at, enrol_with_codes
 from sqlalchemy import select, text, update
 
-from ketaclinic.bootstrap import build_services
 from ketaclinic.cli import main
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.secretbox import SecretBox, totp_context
@@ -195,16 +193,6 @@ def test_an_admin_cannot_reset_their_own_two_factor_and_others_may_not_at_all(
                    headers={"X-CSRF-Token": ncsrf})
     assert r.status_code == 403
     assert services.accounts.get_user(SYSTEM, users["admin"].id).totp_enrolled
-
-
-@pytest.fixture
-def production_app(services, users, database_url, clock):  # type: ignore[no-untyped-def]
-    from ketaclinic.web.app import create_app
-
-    settings = make_settings(database_url).model_copy(update={"env": "production"})
-    svc = build_services(settings, clock=clock)
-    yield create_app(svc)
-    svc.close()
 
 
 def test_in_production_a_reset_user_goes_straight_to_enrolment(

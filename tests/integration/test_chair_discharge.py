@@ -6,41 +6,21 @@ advice* (who, when, what was said), never as discharged or ready.
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
-
 import pytest
-from kcchain import order_for, ready_course
+from kcchain import ESKETAMINE, IV, dosed, is_esketamine, version
 from kctest import csrf_from
 from sqlalchemy import func, select
 
-from ketaclinic.schemas import PatientCreate
-from ketaclinic.schemas_chair import (
-    ChairCreate,
-    CourseCreate,
-    DischargeCreate,
-    DoseCreate,
-    LeftAgainstAdviceCreate,
-    PrecheckCreate,
-    PredoseVitals,
-    ReceiptCreate,
-    VitalsCreate,
-)
+from ketaclinic.schemas_chair import DischargeCreate, LeftAgainstAdviceCreate, VitalsCreate
 from ketaclinic.services.chair.session import DischargeRefused
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_chair import DischargeRecord, RemsFormRow
 from ketaclinic.store.tables_treatment import TreatmentSession
 
-MONDAY = dt.date(2026, 11, 2)
 GOOD = {"sbp_mmhg": 130, "dbp_mmhg": 82, "hr_bpm": 70, "spo2_pct": 98, "rr_per_min": 14}
 CHECKLIST = {"dissociation_resolved": True, "respiratory_depression_resolved": True,
              "responsible_adult_present": True}
-
-
-def _version(services, session_id) -> int:
-    with services.db.transaction() as s:
-        return s.get(TreatmentSession, session_id).version
 
 
 def _count(services, model) -> int:
@@ -48,46 +28,12 @@ def _count(services, model) -> int:
         return s.execute(select(func.count(model.id))).scalar_one()
 
 
-def _dosed(services, users, clock, template="esketamine_trd", mrn="D-1"):
+def _dosed(services, users, clock, template=ESKETAMINE, mrn="D-1"):
     """A checked-in, dosed session (first device / infusion start now)."""
-    nurse, pres, admin = (users[k].actor for k in ("nurse", "prescriber", "admin"))
-    patient, _ = services.patients.create(nurse, PatientCreate(
-        mrn=mrn, family_name="Leave", given_name="Test", birth_date=dt.date(1980, 5, 1),
-        sex="male", weight="80 kg"))
-    course = services.chair.courses.create(pres, patient.id, CourseCreate(
-        template_id=template, start_date=MONDAY))
-    esk = template.startswith("esk")
-    if not services.chair.schedule.chairs(admin):
-        services.chair.schedule.create_chair(admin, ChairCreate(name="Chair A",
-                                                                opening_hours="0-4 08:00-18:00"))
-    drug, vol, conc = (("esketamine nasal spray 28 mg device", "0.2", "140") if esk else
-                       ("ketamine hydrochloride injection 50 mg/mL", "10", "50"))
-    services.chair.ledger.record_receipt(nurse, ReceiptCreate(
-        drug=drug, lot=f"LOT-{mrn}", supplier_name="Supplier", supplier_address="1 Road",
-        supplier_dea_number="AB1234563", expiry=dt.date(2027, 12, 31), containers=20,
-        volume_ml_per_container=Decimal(vol), concentration_mg_per_ml=Decimal(conc)))
-    ready_course(services, users, patient.id, course.id, template)
-    _, sessions, _ = services.chair.courses.get(pres, course.id)
-    sid = sessions[0].id
-    services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
-        version=_version(services, sid), consent_on_file=True, rems_enrolled=True,
-        last_food_at=clock.now - dt.timedelta(hours=3),
-        last_liquid_at=clock.now - dt.timedelta(hours=1), ride_home_arranged=True))
-    services.chair.sessions.predose(nurse, sid, PredoseVitals(
-        version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
-        rr_per_min=14))
-    t0 = clock.now
-    if esk:
-        clock.advance(minutes=5)  # the dose is recorded after the second device
-    services.chair.sessions.record_dose(nurse, sid, DoseCreate(
-        version=_version(services, sid), dose_mg=Decimal(56 if esk else 40), lot=f"LOT-{mrn}",
-        started_at=t0, dose_order_id=order_for(services, sid), order_confirmed=True,
-        concentration_mg_per_ml=None if esk else Decimal(1),
-        rate_ml_per_h=None if esk else Decimal(60),
-        device_times=[t0, t0 + dt.timedelta(minutes=5)] if esk else []))
-    if esk:
+    pid, _, sid = dosed(services, users, clock, mrn, template, lot=f"LOT-{mrn}", family="Leave")
+    if is_esketamine(template):
         clock.advance(minutes=-5)  # minutes below count from the first device
-    return patient.id, sid
+    return pid, sid
 
 
 def _rate_moaas(c, h, sid, score=5):
@@ -104,7 +50,7 @@ def test_esketamine_before_120_minutes_is_refused_with_findings_and_there_is_no_
     h = {"X-CSRF-Token": csrf}
     assert c.post(f"/api/sessions/{sid}/vitals", json=GOOD, headers=h).status_code == 201
     _rate_moaas(c, h, sid)
-    body = {"version": _version(services, sid), **CHECKLIST}
+    body = {"version": version(services, sid), **CHECKLIST}
     r = c.post(f"/api/sessions/{sid}/discharge", json=body, headers=h)
     assert r.status_code == 422 and "only 60 of 120 min since first device" in r.json()["detail"]
     hard = [f["rule"] for f in r.json()["findings"] if f["level"] == "hard"]
@@ -134,13 +80,13 @@ def test_the_issue_reproductions_a_heart_rate_only_row_and_bp_178_over_108_are_r
                                                                    answers=[5]))
     with pytest.raises(DischargeRefused) as refused:
         services.chair.sessions.discharge(nurse, sid, DischargeCreate(
-            version=_version(services, sid), **CHECKLIST))
+            version=version(services, sid), **CHECKLIST))
     assert "no complete set of vitals" in str(refused.value)
     services.chair.sessions.record_vitals(nurse, sid, VitalsCreate(
         sbp_mmhg=178, dbp_mmhg=108, hr_bpm=80, spo2_pct=97))
     with pytest.raises(DischargeRefused) as refused:
         services.chair.sessions.discharge(nurse, sid, DischargeCreate(
-            version=_version(services, sid), **CHECKLIST))
+            version=version(services, sid), **CHECKLIST))
     bp = next(f for f in refused.value.findings if f.rule == "discharge.bp")
     assert bp.level.value == "hard" and bp.values["sbp_mmhg"] == 178
     assert _count(services, DischargeRecord) == 0
@@ -148,7 +94,7 @@ def test_the_issue_reproductions_a_heart_rate_only_row_and_bp_178_over_108_are_r
     clock.advance(minutes=2)
     services.chair.sessions.record_vitals(nurse, sid, VitalsCreate(**GOOD))
     findings = services.chair.sessions.discharge(nurse, sid, DischargeCreate(
-        version=_version(services, sid), **CHECKLIST))
+        version=version(services, sid), **CHECKLIST))
     assert all(f.level.value == "ok" for f in findings)
     with services.db.transaction() as s:
         assert s.get(TreatmentSession, sid).status == "discharged"
@@ -159,10 +105,10 @@ def test_the_issue_reproductions_a_heart_rate_only_row_and_bp_178_over_108_are_r
 
 def test_an_alert_without_an_action_blocks_iv_discharge_until_actioned(
         services, users, login, clock):
-    _, sid = _dosed(services, users, clock, template="iv_ketamine_induction", mrn="D-IV")
+    _, sid = _dosed(services, users, clock, template=IV, mrn="D-IV")
     nurse = users["nurse"].actor
     clock.advance(minutes=40)
-    services.chair.sessions.end_infusion(nurse, sid, _version(services, sid), clock.now)
+    services.chair.sessions.end_infusion(nurse, sid, version(services, sid), clock.now)
     clock.advance(minutes=61)
     c, csrf = login("nurse")
     h = {"X-CSRF-Token": csrf}
@@ -171,7 +117,7 @@ def test_an_alert_without_an_action_blocks_iv_discharge_until_actioned(
     clock.advance(minutes=1)
     assert c.post(f"/api/sessions/{sid}/vitals", json=GOOD, headers=h).status_code == 201
     _rate_moaas(c, h, sid)
-    body = {"version": _version(services, sid), **CHECKLIST}
+    body = {"version": version(services, sid), **CHECKLIST}
     r = c.post(f"/api/sessions/{sid}/discharge", json=body, headers=h)
     assert r.status_code == 422
     assert [f["rule"] for f in r.json()["findings"] if f["level"] == "hard"] == [
@@ -192,10 +138,10 @@ def test_leaving_early_is_left_against_advice_on_the_api_the_rems_form_and_the_p
     h = {"X-CSRF-Token": csrf}
     said = "told to stay 50 more minutes; says the taxi is waiting and she feels fine"
     r = c.post(f"/api/sessions/{sid}/left-against-advice", headers=h,
-               json={"version": _version(services, sid), "statement": "   "})
+               json={"version": version(services, sid), "statement": "   "})
     assert r.status_code == 422 and _count(services, DischargeRecord) == 0
     r = c.post(f"/api/sessions/{sid}/left-against-advice", headers=h,
-               json={"version": _version(services, sid), "statement": said})
+               json={"version": version(services, sid), "statement": said})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "left-against-advice"
     assert r.json()["findings"][0]["rule"] == "discharge.left_against_advice"
@@ -233,7 +179,7 @@ def test_left_against_advice_is_refused_when_the_checklist_passes(services, user
                                                                    answers=[5]))
     with pytest.raises(InvalidInput, match="discharge the patient instead"):
         services.chair.sessions.leave_against_advice(nurse, sid, LeftAgainstAdviceCreate(
-            version=_version(services, sid), statement="wants to go", **CHECKLIST))
+            version=version(services, sid), statement="wants to go", **CHECKLIST))
 
 
 def test_the_page_shows_the_refusal_and_records_left_against_advice(
@@ -243,7 +189,7 @@ def test_the_page_shows_the_refusal_and_records_left_against_advice(
     c, _ = login("nurse")
     page = c.get(f"/sessions/{sid}").text
     assert "Override reason (early discharge)" not in page
-    form = {"csrf_token": csrf_from(page), "version": _version(services, sid),
+    form = {"csrf_token": csrf_from(page), "version": version(services, sid),
             "dissociation_resolved": "on", "respiratory_depression_resolved": "on",
             "responsible_adult_present": "on"}
     r = c.post(f"/sessions/{sid}/discharge", data=form)

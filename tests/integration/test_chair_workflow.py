@@ -6,20 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from kcchain import order_for, ready_course
+import kcchain
 from kcpdf import pdf_text
 from kctest import csrf_from
 from sqlalchemy import func, select
 
-from ketaclinic.schemas import PatientCreate
-from ketaclinic.schemas_chair import (
-    ChairCreate,
-    CourseCreate,
-    DoseCreate,
-    PrecheckCreate,
-    PredoseVitals,
-    ReceiptCreate,
-)
 from ketaclinic.store.tables import AuditEvent, Patient
 from ketaclinic.store.tables_chair import (
     DischargeRecord,
@@ -28,8 +19,6 @@ from ketaclinic.store.tables_chair import (
     VitalSignRow,
 )
 from ketaclinic.store.tables_treatment import TreatmentSession
-
-MONDAY = dt.date(2026, 11, 2)  # the test clock starts Monday 2026-11-02 09:00
 
 
 def _count(services, model) -> int:
@@ -45,55 +34,16 @@ def _actions(services, patient_id=None) -> list[tuple[str, str]]:
         return [tuple(r) for r in s.execute(stmt).all()]
 
 
-def _setup(services, users, template="esketamine_trd", mrn="C-1"):
-    """A patient with a course, one chair and stock; returns (patient_id, first session id)."""
-    nurse, pres, admin = (users[k].actor for k in ("nurse", "prescriber", "admin"))
-    patient, _ = services.patients.create(nurse, PatientCreate(
-        mrn=mrn, family_name="Chair", given_name="Test", birth_date=dt.date(1980, 5, 1),
-        sex="male", weight="80 kg"))
-    course = services.chair.courses.create(pres, patient.id, CourseCreate(
-        template_id=template, start_date=MONDAY))
-    if not services.chair.schedule.chairs(admin):
-        services.chair.schedule.create_chair(admin, ChairCreate(name="Chair A",
-                                                                opening_hours="0-4 08:00-18:00"))
-        drug, vol, conc = (("esketamine nasal spray 28 mg device", "0.2", "140")
-                           if template.startswith("esk") else
-                           ("ketamine hydrochloride injection 50 mg/mL", "10", "50"))
-        services.chair.ledger.record_receipt(nurse, ReceiptCreate(
-            drug=drug, lot="LOT-1", supplier_name="Supplier", supplier_address="1 Road",
-            supplier_dea_number="AB1234563", expiry=dt.date(2027, 12, 31), containers=20,
-            volume_ml_per_container=Decimal(vol), concentration_mg_per_ml=Decimal(conc)))
-    ready_course(services, users, patient.id, course.id, template)
-    _, sessions, _ = services.chair.courses.get(pres, course.id)
-    return patient.id, sessions[0].id
+def _setup(services, users, template=kcchain.ESKETAMINE, mrn="C-1"):
+    """A ready patient (screened, order signed) with a course, one chair and stock (LOT-1);
+    returns (patient_id, first session id)."""
+    pid, _, sid = kcchain.patient_with_course(services, users, mrn, template, family="Chair")
+    return pid, sid
 
 
-def _version(services, session_id) -> int:
-    with services.db.transaction() as s:
-        return s.get(TreatmentSession, session_id).version
-
-
-def _dosed(services, users, clock, template="esketamine_trd"):
+def _dosed(services, users, clock, template=kcchain.ESKETAMINE):
     """A booked, checked-in, dosed session (first device now); returns (patient, session)."""
-    nurse = users["nurse"].actor
-    pid, sid = _setup(services, users, template)
-    services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
-        version=_version(services, sid), consent_on_file=True, rems_enrolled=True,
-        last_food_at=clock.now - dt.timedelta(hours=3),
-        last_liquid_at=clock.now - dt.timedelta(hours=1), ride_home_arranged=True))
-    services.chair.sessions.predose(nurse, sid, PredoseVitals(
-        version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
-        rr_per_min=14))
-    esk = template.startswith("esk")
-    t0 = clock.now
-    if esk:
-        clock.advance(minutes=5)  # the nurse records the dose after the second device
-    services.chair.sessions.record_dose(nurse, sid, DoseCreate(
-        version=_version(services, sid), dose_mg=Decimal(56 if esk else 40), lot="LOT-1",
-        started_at=t0, dose_order_id=order_for(services, sid), order_confirmed=True,
-        concentration_mg_per_ml=None if esk else Decimal(1),
-        rate_ml_per_h=None if esk else Decimal(60),
-        device_times=[t0, t0 + dt.timedelta(minutes=5)] if esk else []))
+    pid, _, sid = kcchain.dosed(services, users, clock, "C-1", template, family="Chair")
     return pid, sid
 
 
@@ -104,10 +54,10 @@ def test_a_booking_on_an_occupied_chair_is_explained_and_nothing_is_saved(servic
     c, _csrf = login("nurse")
     page = c.get(f"/sessions/{first}").text
     chair_id = services.chair.schedule.chairs(users["nurse"].actor)[0].id
-    form = {"csrf_token": csrf_from(page), "version": _version(services, first),
+    form = {"csrf_token": csrf_from(page), "version": kcchain.version(services, first),
             "chair_id": chair_id, "date": "2026-11-02", "time": "09:00"}
     assert c.post(f"/sessions/{first}/book", data=form, follow_redirects=False).status_code == 303
-    form["version"] = _version(services, second)
+    form["version"] = kcchain.version(services, second)
     r = c.post(f"/sessions/{second}/book", data=form)
     assert r.status_code == 409
     assert "is already booked 09:00-11:15" in r.text and "Nothing was saved" in r.text
@@ -128,7 +78,7 @@ def test_two_nurses_editing_one_session_the_second_gets_a_409_and_nothing_is_mer
     first, _ = login("nurse")
     second, _ = login("admin")
     page_a, page_b = first.get(f"/sessions/{sid}").text, second.get(f"/sessions/{sid}").text
-    version = _version(services, sid)
+    version = kcchain.version(services, sid)
     base = {"version": version, "consent_on_file": "on",
             "rems_enrolled": "on", "ride_home_arranged": "on", "last_food_at": "06:00",
             "last_liquid_at": "08:00"}
@@ -168,12 +118,12 @@ def test_times_with_an_offset_are_taken_as_utc_at_check_in_and_for_vitals(servic
                                                                           login, clock):
     # An RFC 3339 time with an offset (what a tablet's clock sends) was compared with the
     # stored naive UTC times and raised TypeError: a 500 instead of a recorded reading.
-    _, sid = _setup(services, users, template="iv_ketamine_induction")
+    _, sid = _setup(services, users, template=kcchain.IV)
     c, csrf = login("nurse")
     cet = dt.timezone(dt.timedelta(hours=1))
     food = (clock.now - dt.timedelta(hours=8)).replace(tzinfo=dt.UTC).astimezone(cet)
     r = c.post(f"/api/sessions/{sid}/checkin", headers={"X-CSRF-Token": csrf}, json={
-        "version": _version(services, sid), "consent_on_file": True,
+        "version": kcchain.version(services, sid), "consent_on_file": True,
         "ride_home_arranged": True, "last_food_at": food.isoformat(),
         "last_liquid_at": food.isoformat()})
     assert r.status_code == 200, r.text
@@ -198,7 +148,7 @@ def test_esketamine_discharge_before_120_minutes_has_no_override_only_left_again
                                                  "spo2_pct": 98, "rr_per_min": 14}, headers=h)
     c.post(f"/api/sessions/{sid}/ratings", json={"instrument": "moaas", "answers": [5]},
            headers=h)
-    body = {"version": _version(services, sid), "dissociation_resolved": True,
+    body = {"version": kcchain.version(services, sid), "dissociation_resolved": True,
             "respiratory_depression_resolved": True, "responsible_adult_present": True}
     r = c.post(f"/api/sessions/{sid}/discharge", json=body, headers=h)
     assert r.status_code == 422 and "only 65 of 120 min since first device" in r.json()["detail"]
@@ -209,7 +159,8 @@ def test_esketamine_discharge_before_120_minutes_has_no_override_only_left_again
                                                         "to ED for unrelated injury"}, headers=h)
     assert r.status_code == 422 and _count(services, DischargeRecord) == 0
     r = c.post(f"/api/sessions/{sid}/left-against-advice", headers=h, json={
-        "version": _version(services, sid), "statement": "transfer to ED for unrelated injury"})
+        "version": kcchain.version(services, sid),
+        "statement": "transfer to ED for unrelated injury"})
     assert r.status_code == 200, r.text
     with services.db.transaction() as s:
         row = s.get(TreatmentSession, sid)
@@ -249,7 +200,7 @@ def test_a_ledger_entry_cannot_be_edited_or_deleted_through_the_api_or_the_web(
 
 def test_a_witnessed_waste_needs_another_user_who_reauthenticates(services, users, login,
                                                                   clock):
-    pid, sid = _dosed(services, users, clock, "iv_ketamine_induction")
+    pid, sid = _dosed(services, users, clock, kcchain.IV)
     c, csrf = login("nurse")
     h = {"X-CSRF-Token": csrf}
     waste = {"lot": "LOT-1", "waste_mg": "10", "session_id": sid}
@@ -289,7 +240,7 @@ def test_the_patient_calendar_is_icalendar_and_the_schedule_shows_the_booking(
     page = c.get(f"/sessions/{sid}").text
     chair_id = services.chair.schedule.chairs(users["nurse"].actor)[0].id
     c.post(f"/sessions/{sid}/book", data={"csrf_token": csrf_from(page), "chair_id": chair_id,
-                                          "version": _version(services, sid),
+                                          "version": kcchain.version(services, sid),
                                           "date": "2026-11-02", "time": "10:00"})
     r = c.get(f"/patients/{pid}/calendar.ics")
     assert r.headers["content-type"].startswith("text/calendar")
@@ -297,7 +248,7 @@ def test_the_patient_calendar_is_icalendar_and_the_schedule_shows_the_booking(
     sched = c.get("/schedule?day=2026-11-02").text
     assert "Chair, Test" in sched and f"/sessions/{sid}" in sched
     cancel = c.post(f"/sessions/{sid}/cancel", data={"csrf_token": csrf_from(page),
-                                                     "version": _version(services, sid),
+                                                     "version": kcchain.version(services, sid),
                                                      "reason_code": "patient_request",
                                                      "reason": ""})
     assert cancel.status_code == 422 and "reason" in cancel.text

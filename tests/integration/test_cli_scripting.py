@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import sys
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,9 +22,8 @@ from pathlib import Path
 import pytest
 import typer
 from kcoutcomes import build_hand_cohort
-from kctest import TEST_SECRET, USERS, make_settings
+from kctest import TEST_SECRET, USERS, make_settings, wipe
 
-from conftest import _wipe
 from ketaclinic.bootstrap import build_services
 from ketaclinic.cli import _register, app, main
 from ketaclinic.cli.output import EXIT_CODES
@@ -51,7 +52,7 @@ class Clinic:
 
 @pytest.fixture(scope="module")
 def clinic(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
-    _wipe(database_url)
+    wipe(database_url)
     svc = build_services(make_settings(database_url))
     try:
         for u, n, r, p in USERS.values():
@@ -87,12 +88,21 @@ DOSE = ["--weight-kg", "80", "--mg-per-kg", "0.5", "--minutes", "40",
 Args = Callable[[Clinic], list[str]]
 
 
+def _service_account(c: Clinic) -> str:
+    """A new service account of its own for the case that needs one: no case relies on
+    another case having run first (each runs alone, in any order)."""
+    name = f"feed-{uuid.uuid4().hex[:8]}"
+    with open(os.devnull, "w", encoding="utf-8") as fh, _stdout_to(fh):
+        assert main(["service-account", "create", name, "--role", "nurse", "--full-name", "F",
+                     "--json"], environ=c.env) == 0
+    return name
+
+
 def _issued_prefix(c: Clinic) -> str:
-    main(["service-account", "create", "revoked-feed", "--role", "nurse", "--full-name", "R"],
-         environ=c.env)
+    account = _service_account(c)
     out = str(c.dir / "token.json")
     with open(out, "w", encoding="utf-8") as fh, _stdout_to(fh):
-        assert main(["tokens", "issue", "revoked-feed", "--scope", "patient.read", "--days", "7",
+        assert main(["tokens", "issue", account, "--scope", "patient.read", "--days", "7",
                      "--label", "to revoke", "--json"], environ=c.env) == 0
     return str(json.loads(Path(out).read_text(encoding="utf-8"))["prefix"])
 
@@ -159,8 +169,8 @@ JSON_CASES: dict[str, tuple[Args, set[int]]] = {
     "rulesets validate": (lambda c: [c.file("rs.json", RULESET)], {0}),
     "service-account create": (lambda c: ["feed", "--role", "nurse", "--full-name", "Feed"],
                                {0}),
-    "tokens issue": (lambda c: ["feed", "--scope", "patient.read", "--days", "7", "--label",
-                                "walk"], {0}),
+    "tokens issue": (lambda c: [_service_account(c), "--scope", "patient.read", "--days", "7",
+                                "--label", "walk"], {0}),
     "tokens list": (lambda c: [], {0}),
     "tokens revoke": (lambda c: [_issued_prefix(c)], {0}),
     "score": (lambda c: ["phq9", "--answers", "1,1,1,1,1,1,1,1,0"], {0}),

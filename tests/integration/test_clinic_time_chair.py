@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from decimal import Decimal
 
 import pytest
 from bs4 import BeautifulSoup
-from kcchain import order_for, ready_course
+from kcchain import ESKETAMINE, order_for, patient_with_course
 from kctest import csrf_from, make_settings
 
 from ketaclinic.bootstrap import build_services
-from ketaclinic.schemas import PatientCreate
-from ketaclinic.schemas_chair import BookingCreate, ChairCreate, CourseCreate, ReceiptCreate
+from ketaclinic.schemas_chair import BookingCreate, CourseCreate
 from ketaclinic.services.outcomes.progress_report import _adverse_events
 from ketaclinic.store.tables_chair import AdverseEventRow, SessionPrecheck, VitalSignRow
 from ketaclinic.store.tables_treatment import TreatmentSession
 
-MONDAY = dt.date(2026, 11, 2)  # New York is on EST (UTC-5) from 2026-11-01
 TEN_AM_EST = dt.datetime(2026, 11, 2, 15, 0)  # 10:00 in New York, as the clock gives it (UTC)
 
 
@@ -34,25 +31,12 @@ def services(services, database_url, clock):  # type: ignore[no-untyped-def]
     svc.close()
 
 
-def _session(services, users, template="esketamine_trd", mrn="NY-1"):  # type: ignore[no-untyped-def]
-    """A patient with a course starting Monday, a weekday chair and stock: (patient, session)."""
-    nurse, pres, admin = (users[k].actor for k in ("nurse", "prescriber", "admin"))
-    patient, _ = services.patients.create(nurse, PatientCreate(
-        mrn=mrn, family_name="Zone", given_name="Test", birth_date=dt.date(1980, 5, 1),
-        sex="male", weight="80 kg"))
-    course = services.chair.courses.create(pres, patient.id, CourseCreate(
-        template_id=template, start_date=MONDAY))
-    if not services.chair.schedule.chairs(admin):
-        services.chair.schedule.create_chair(admin, ChairCreate(
-            name="Chair NY", opening_hours="0-4 08:00-18:00"))
-        services.chair.ledger.record_receipt(nurse, ReceiptCreate(
-            drug="esketamine nasal spray 28 mg device", lot="LOT-NY",
-            supplier_name="Supplier", supplier_address="1 Road", supplier_dea_number="AB1234563",
-            expiry=dt.date(2027, 12, 31), containers=20, volume_ml_per_container=Decimal("0.2"),
-            concentration_mg_per_ml=Decimal("140")))
-    ready_course(services, users, patient.id, course.id, template)
-    _, sessions, _ = services.chair.courses.get(pres, course.id)
-    return patient.id, sessions[0].id
+def _session(services, users, template=ESKETAMINE, mrn="NY-1"):  # type: ignore[no-untyped-def]
+    """A ready patient with a course starting Monday, a weekday chair and stock:
+    (patient, session)."""
+    pid, _, sid = patient_with_course(services, users, mrn, template, lot="LOT-NY",
+                                      family="Zone", chair="Chair NY")
+    return pid, sid
 
 
 def _row(services, sid):  # type: ignore[no-untyped-def]

@@ -8,18 +8,11 @@ from decimal import Decimal
 
 import kcchain
 import pytest
-from kcchain import order_for, screen_eligible, sign_order
+from kcchain import screen_eligible, sign_order
 from sqlalchemy import func, select
 
-from ketaclinic.schemas import MedicationCreate, PatientCreate
-from ketaclinic.schemas_chair import (
-    ChairCreate,
-    CourseCreate,
-    DoseCreate,
-    PrecheckCreate,
-    PredoseVitals,
-    ReceiptCreate,
-)
+from ketaclinic.schemas import MedicationCreate
+from ketaclinic.schemas_chair import PredoseVitals
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.errors import InvalidInput, PermissionDenied
@@ -27,55 +20,21 @@ from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry
 from ketaclinic.store.tables_treatment import TreatmentSession
 
-MONDAY = dt.date(2026, 11, 2)
 
-
-def _patient(services, users, mrn: str, template: str = "iv_ketamine_induction"):  # type: ignore[no-untyped-def]
-    """(patient id, course id, first session id), unscreened, with a chair and stock."""
-    nurse, pres, admin = (users[k].actor for k in ("nurse", "prescriber", "admin"))
-    patient, _ = services.patients.create(nurse, PatientCreate(
-        mrn=mrn, family_name="Loop", given_name="Test", birth_date=dt.date(1980, 5, 1),
-        sex="male", weight="80 kg"))
-    course = services.chair.courses.create(pres, patient.id, CourseCreate(
-        template_id=template, start_date=MONDAY))
-    if not services.chair.schedule.chairs(admin):
-        services.chair.schedule.create_chair(admin, ChairCreate(
-            name="Chair A", opening_hours="0-4 08:00-18:00"))
-        for drug, lot, vol, conc in (
-                ("ketamine hydrochloride injection 50 mg/mL", "LOT-IV", "10", "50"),
-                ("esketamine nasal spray 28 mg device", "LOT-ESK", "0.2", "140")):
-            services.chair.ledger.record_receipt(nurse, ReceiptCreate(
-                drug=drug, lot=lot, supplier_name="Supplier", supplier_address="1 Road",
-                supplier_dea_number="AB1234563", expiry=dt.date(2027, 12, 31), containers=20,
-                volume_ml_per_container=Decimal(vol), concentration_mg_per_ml=Decimal(conc)))
-    _, sessions, _ = services.chair.courses.get(pres, course.id)
-    return patient.id, course.id, sessions[0].id
-
-
-def _version(services, sid) -> int:  # type: ignore[no-untyped-def]
-    with services.db.transaction() as s:
-        return s.get(TreatmentSession, sid).version
-
-
-def _check_in(services, users, sid, clock):  # type: ignore[no-untyped-def]
-    return services.chair.sessions.check_in(users["nurse"].actor, sid, PrecheckCreate(
-        version=_version(services, sid), consent_on_file=True, rems_enrolled=True,
-        last_food_at=clock.now - dt.timedelta(hours=3),
-        last_liquid_at=clock.now - dt.timedelta(hours=1), ride_home_arranged=True))
+def _patient(services, users, mrn: str, ready: bool = False):  # type: ignore[no-untyped-def]
+    """(patient id, course id, first session id) on IV ketamine; unscreened and without an
+    order unless ``ready`` (screened eligible, the first order signed)."""
+    return kcchain.patient_with_course(services, users, mrn, kcchain.IV, ready=ready,
+                                       lot="LOT-IV", family="Loop")
 
 
 def _ready(services, users, sid, clock):  # type: ignore[no-untyped-def]
-    _check_in(services, users, sid, clock)
-    services.chair.sessions.predose(users["nurse"].actor, sid, PredoseVitals(
-        version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80))
+    kcchain.check_in(services, users, sid, clock)
+    kcchain.predose(services, users, sid, sbp_mmhg=128, dbp_mmhg=80)
 
 
 def _iv_dose(services, users, sid, clock, **changes):  # type: ignore[no-untyped-def]
-    data = {"version": _version(services, sid), "dose_mg": Decimal(40), "lot": "LOT-IV",
-            "started_at": clock.now, "dose_order_id": order_for(services, sid),
-            "order_confirmed": True, "concentration_mg_per_ml": Decimal(1),
-            "rate_ml_per_h": Decimal(60)} | changes
-    return services.chair.sessions.record_dose(users["nurse"].actor, sid, DoseCreate(**data))
+    return kcchain.dose(services, users, sid, clock, esketamine=False, lot="LOT-IV", **changes)
 
 
 def _count(services, model, *where) -> int:  # type: ignore[no-untyped-def]
@@ -90,7 +49,7 @@ def _status(services, sid) -> str:  # type: ignore[no-untyped-def]
 
 def test_a_patient_with_no_screening_is_not_checked_in(services, users, clock):
     _, _, sid = _patient(services, users, "L-1")
-    findings = _check_in(services, users, sid, clock)
+    findings = kcchain.check_in(services, users, sid, clock)
     hard = {f.rule for f in findings if f.level.value == "hard"}
     assert "chain.screening" in hard
     assert _status(services, sid) != "checked-in"
@@ -111,17 +70,15 @@ def test_a_review_screening_needs_a_prescribers_audited_sign_off_before_an_order
                              "benzodiazepine taper planned; proceed at 0.5 mg/kg")
     assert sign_order(services, users, pid, cid, esketamine=False).dose_mg == 40
     assert _count(services, AuditEvent, AuditEvent.action == "screening.signoff") == 1
-    _check_in(services, users, sid, clock)
+    kcchain.check_in(services, users, sid, clock)
     assert _status(services, sid) == "checked-in"
 
 
 def test_a_medicine_recorded_after_the_screening_re_opens_it(services, users, clock):
-    pid, cid, sid = _patient(services, users, "L-3")
-    screen_eligible(services, users, pid, "ketamine-iv")
-    sign_order(services, users, pid, cid, esketamine=False)
+    pid, cid, sid = _patient(services, users, "L-3", ready=True)
     services.patients.add_medication(SYSTEM, pid, MedicationCreate(
         name="Tranylcypromine", drug_class="maoi", daily_dose_mg=30))
-    findings = _check_in(services, users, sid, clock)
+    findings = kcchain.check_in(services, users, sid, clock)
     reopened = [f for f in findings if f.rule == "chain.screening_reopened"]
     assert reopened and reopened[0].level.value == "hard"
     assert "tranylcypromine" in reopened[0].message
@@ -138,9 +95,7 @@ def test_a_medicine_recorded_after_the_screening_re_opens_it(services, users, cl
 ])
 def test_a_dose_that_is_not_the_signed_order_records_nothing(services, users, clock, changes,
                                                             needle):
-    pid, cid, sid = _patient(services, users, "L-4")
-    screen_eligible(services, users, pid, "ketamine-iv")
-    sign_order(services, users, pid, cid, esketamine=False)
+    pid, cid, sid = _patient(services, users, "L-4", ready=True)
     _ready(services, users, sid, clock)
     with pytest.raises(InvalidInput, match=needle):
         _iv_dose(services, users, sid, clock, **changes)
@@ -155,9 +110,7 @@ def test_another_patients_order_cannot_be_given(services, users, clock):
     other, other_course, _ = _patient(services, users, "L-5")
     screen_eligible(services, users, other, "ketamine-iv")
     theirs = sign_order(services, users, other, other_course, esketamine=False)
-    pid, cid, sid = _patient(services, users, "L-6")
-    screen_eligible(services, users, pid, "ketamine-iv")
-    sign_order(services, users, pid, cid, esketamine=False)
+    pid, cid, sid = _patient(services, users, "L-6", ready=True)
     _ready(services, users, sid, clock)
     with pytest.raises(InvalidInput, match="another patient"):
         _iv_dose(services, users, sid, clock, dose_order_id=theirs.id)
@@ -181,14 +134,12 @@ def test_the_signed_order_given_as_ordered_makes_exactly_one_ledger_row(services
 
 
 def test_a_dose_before_the_pre_dose_bp_or_in_the_future_is_refused(services, users, clock):
-    pid, cid, sid = _patient(services, users, "L-8")
-    screen_eligible(services, users, pid, "ketamine-iv")
-    sign_order(services, users, pid, cid, esketamine=False)
-    _check_in(services, users, sid, clock)
+    pid, cid, sid = _patient(services, users, "L-8", ready=True)
+    kcchain.check_in(services, users, sid, clock)
     with pytest.raises(InvalidInput, match="pre-dose vital signs first"):
         _iv_dose(services, users, sid, clock)
     services.chair.sessions.predose(users["nurse"].actor, sid, PredoseVitals(
-        version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80))
+        version=kcchain.version(services, sid), sbp_mmhg=128, dbp_mmhg=80))
     with pytest.raises(InvalidInput, match="in the future"):
         _iv_dose(services, users, sid, clock, started_at=clock.now + dt.timedelta(minutes=2))
     with pytest.raises(InvalidInput, match="before the pre-dose BP"):
@@ -200,7 +151,7 @@ def test_the_api_refuses_a_client_sent_screening_tick(services, users, login, cl
     _, _, sid = _patient(services, users, "L-9")
     c, csrf = login("nurse")
     r = c.post(f"/api/sessions/{sid}/checkin", headers={"X-CSRF-Token": csrf}, json={
-        "version": _version(services, sid), "consent_on_file": True, "screening_valid": True,
+        "version": kcchain.version(services, sid), "consent_on_file": True, "screening_valid": True,
         "ride_home_arranged": True})
     assert r.status_code == 422
     assert _status(services, sid) == "planned"

@@ -8,66 +8,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
-from kcchain import order_for, ready_course
+from kcchain import dosed, receive
 from sqlalchemy import func, select
 
-from ketaclinic.schemas import PatientCreate
-from ketaclinic.schemas_chair import (
-    ChairCreate,
-    CourseCreate,
-    DoseCreate,
-    PrecheckCreate,
-    PredoseVitals,
-    ReceiptCreate,
-)
 from ketaclinic.store.tables_chair import SessionAlert
 from ketaclinic.store.tables_mbc import ClinicalAlert, SelfReportLink
-from ketaclinic.store.tables_treatment import Assessment, TreatmentSession
+from ketaclinic.store.tables_treatment import Assessment
 
-MONDAY = dt.date(2026, 11, 2)
 PAT = {"mrn": "F-1", "family_name": "Failsafe", "given_name": "Sam",
        "birth_date": "1980-04-30", "sex": "female"}
 
 
-def _version(services, session_id) -> int:  # type: ignore[no-untyped-def]
-    with services.db.transaction() as s:
-        return s.get(TreatmentSession, session_id).version
-
-
 def _dosed_esketamine(services, users, clock) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    nurse, pres, admin = (users[k].actor for k in ("nurse", "prescriber", "admin"))
-    patient, _ = services.patients.create(nurse, PatientCreate(
-        mrn="F-2", family_name="Sedation", given_name="Alex", birth_date=dt.date(1980, 5, 1),
-        sex="male", weight="80 kg"))
-    course = services.chair.courses.create(pres, patient.id, CourseCreate(
-        template_id="esketamine_trd", start_date=MONDAY))
-    services.chair.schedule.create_chair(admin, ChairCreate(name="Chair A",
-                                                            opening_hours="0-4 08:00-18:00"))
-    services.chair.ledger.record_receipt(nurse, ReceiptCreate(
-        drug="esketamine nasal spray 28 mg device", lot="LOT-1", supplier_name="Supplier",
-        supplier_address="1 Road", supplier_dea_number="AB1234563",
-        expiry=dt.date(2027, 12, 31), containers=20, volume_ml_per_container=Decimal("0.2"),
-        concentration_mg_per_ml=Decimal("140")))
-    ready_course(services, users, patient.id, course.id, "esketamine_trd")
-    _, sessions, _ = services.chair.courses.get(pres, course.id)
-    sid = sessions[0].id
-    services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
-        version=_version(services, sid), consent_on_file=True, rems_enrolled=True,
-        last_food_at=clock.now - dt.timedelta(hours=3),
-        last_liquid_at=clock.now - dt.timedelta(hours=1), ride_home_arranged=True))
-    services.chair.sessions.predose(nurse, sid, PredoseVitals(
-        version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
-        rr_per_min=14))
-    t0 = clock.now
-    clock.advance(minutes=5)  # the nurse records the dose after the second device
-    services.chair.sessions.record_dose(nurse, sid, DoseCreate(
-        version=_version(services, sid), dose_mg=Decimal(56), lot="LOT-1",
-        started_at=t0, device_times=[t0, t0 + dt.timedelta(minutes=5)],
-        dose_order_id=order_for(services, sid), order_confirmed=True))
-    return patient.id, sid
+    """An esketamine session given as ordered, the clock at the second device."""
+    pid, _, sid = dosed(services, users, clock, "F-2", family="Sedation", given="Alex")
+    return pid, sid
 
 
 def _link(c, csrf) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
@@ -189,12 +146,8 @@ def test_the_ledger_page_says_an_inventory_that_skipped_a_lot_is_incomplete(
     from ketaclinic.schemas_chair import CountCreate
 
     nurse = users["nurse"].actor
-    for lot in ("LOT-A", "LOT-B"):
-        services.chair.ledger.record_receipt(nurse, ReceiptCreate(
-            drug="ketamine hydrochloride injection 50 mg/mL", lot=lot, supplier_name="Supplier",
-            supplier_address="1 Road", supplier_dea_number="AB1234563",
-            expiry=dt.date(2027, 12, 31), containers=2, volume_ml_per_container=Decimal("10"),
-            concentration_mg_per_ml=Decimal("50")))
+    for lot in ("LOT-A", "LOT-B"):  # 2 vials of 500 mg each
+        receive(services, users, lot, esketamine=False, containers=2)
     services.chair.ledger.record_count(nurse, CountCreate(lot="LOT-A", counted_mg=Decimal(1000),
                                                           kind="initial"))
     c, _ = login("nurse")

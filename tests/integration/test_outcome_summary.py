@@ -17,7 +17,8 @@ from decimal import Decimal
 
 import pytest
 from kcoutcomes import build_hand_cohort
-from sqlalchemy import delete, event, select, text, update
+from kctest import counting_statements
+from sqlalchemy import delete, select, text, update
 
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.errors import Unavailable
@@ -288,23 +289,12 @@ def test_a_commit_refreshes_the_summary_with_a_fixed_number_of_statements(servic
         with services.db.transaction() as s:
             ids = [build_hand_cohort(s, family_prefix=f"W{n_courses}x{i}")
                    for i in range(n_courses)]
-        count = 0
-
-        def _count(*_a, **_k):  # type: ignore[no-untyped-def]
-            nonlocal count
-            count += 1
-
-        event.listen(services.db.engine, "before_cursor_execute", _count)
-        try:
-            with services.db.transaction() as s:
-                for group in ids:
-                    for pid in group.values():
-                        s.add(Assessment(patient_id=pid, instrument_id="phq9", total=Decimal(3),
-                                         administered_at=T0 + dt.timedelta(days=29),
-                                         created_at=T0))
-        finally:
-            event.remove(services.db.engine, "before_cursor_execute", _count)
-        return count
+        with counting_statements(services.db.engine) as sent, services.db.transaction() as s:
+            for group in ids:
+                for pid in group.values():
+                    s.add(Assessment(patient_id=pid, instrument_id="phq9", total=Decimal(3),
+                                     administered_at=T0 + dt.timedelta(days=29), created_at=T0))
+        return sent.n
 
     one, many = statements_for(1), statements_for(8)
     inserts = 4 * 8 - 4 * 1  # the assessments themselves may be sent one by one

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from kcoutcomes import build_hand_cohort
-from kctest import TEST_SECRET
-from sqlalchemy import event, select
+from kctest import TEST_SECRET, counting_statements
+from sqlalchemy import select
 
 from ketaclinic.cli import main
 from ketaclinic.renderers.fhir_codes import validate_bundle
@@ -48,19 +48,10 @@ def test_bulk_fhir_loading_is_not_n_plus_one(services):
         for i in range(copies):
             with services.db.transaction() as s:
                 build_hand_cohort(s, family_prefix=f"Bulk{i}x")
-        n = 0
-
-        def _count(*_a, **_k):
-            nonlocal n
-            n += 1
-
-        event.listen(services.db.engine, "before_cursor_execute", _count)
-        try:
+        with counting_statements(services.db.engine) as sent:
             count, bundles = services.outcomes.fhir_bundles(SYSTEM)
             assert len(list(bundles)) == count
-        finally:
-            event.remove(services.db.engine, "before_cursor_execute", _count)
-        return n
+        return sent.n
 
     assert statements(1) == statements(5)
 

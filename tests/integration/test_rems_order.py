@@ -3,72 +3,33 @@ verbal, the prescriber named, read back, countersigned by/at or overdue; on ever
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
-
-from kcchain import esketamine_request, order_for, screen_eligible, sign_order
+import kcchain
+from kcchain import order_for
 from kcpdf import pdf_text
 
-from ketaclinic.schemas import PatientCreate
-from ketaclinic.schemas_chair import (
-    ChairCreate,
-    CourseCreate,
-    DoseCreate,
-    LeftAgainstAdviceCreate,
-    PrecheckCreate,
-    PredoseVitals,
-    ReceiptCreate,
-)
+from ketaclinic.schemas_chair import LeftAgainstAdviceCreate
 from ketaclinic.store.tables_treatment import TreatmentSession
-
-MONDAY = dt.date(2026, 11, 2)
-
-
-def _version(services, sid) -> int:  # type: ignore[no-untyped-def]
-    with services.db.transaction() as s:
-        return s.get(TreatmentSession, sid).version
 
 
 def _left_early(services, users, clock, verbal: bool) -> int:  # type: ignore[no-untyped-def]
     """An esketamine session given on a written or a read-back verbal order, then left
     against advice at 70 minutes (so it has a REMS form); returns the session id."""
-    nurse, pres, admin = (users[k].actor for k in ("nurse", "prescriber", "admin"))
-    patient, _ = services.patients.create(nurse, PatientCreate(
-        mrn="R-1", family_name="Form", given_name="Test", birth_date=dt.date(1980, 5, 1),
-        sex="female", weight="70 kg"))
-    course = services.chair.courses.create(pres, patient.id, CourseCreate(
-        template_id="esketamine_trd", start_date=MONDAY))
-    services.chair.schedule.create_chair(admin, ChairCreate(name="Chair A",
-                                                            opening_hours="0-4 08:00-18:00"))
-    services.chair.ledger.record_receipt(nurse, ReceiptCreate(
-        drug="esketamine nasal spray 28 mg device", lot="LOT-R", supplier_name="Supplier",
-        supplier_address="1 Road", supplier_dea_number="AB1234563",
-        expiry=dt.date(2027, 12, 31), containers=20,
-        volume_ml_per_container=Decimal("0.2"), concentration_mg_per_ml=Decimal(140)))
-    screen_eligible(services, users, patient.id, "esketamine")
+    nurse = users["nurse"].actor
+    pid, cid, sid = kcchain.patient_with_course(services, users, "R-1", ready=False,
+                                                lot="LOT-R", family="Form", sex="female",
+                                                weight="70 kg")
+    kcchain.screen_eligible(services, users, pid, "esketamine")
     if verbal:
-        services.dosing.take_verbal_order(nurse, patient.id, esketamine_request(course.id),
+        services.dosing.take_verbal_order(nurse, pid, kcchain.esketamine_request(cid),
                                           "prescriber", True)
     else:
-        sign_order(services, users, patient.id, course.id, esketamine=True)
-    _, sessions, _ = services.chair.courses.get(pres, course.id)
-    sid = sessions[0].id
-    services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
-        version=_version(services, sid), consent_on_file=True, rems_enrolled=True,
-        last_food_at=clock.now - dt.timedelta(hours=3),
-        last_liquid_at=clock.now - dt.timedelta(hours=1), ride_home_arranged=True))
-    services.chair.sessions.predose(nurse, sid, PredoseVitals(
-        version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
-        rr_per_min=14))
-    t0 = clock.now
-    clock.advance(minutes=5)
-    services.chair.sessions.record_dose(nurse, sid, DoseCreate(
-        version=_version(services, sid), dose_mg=Decimal(56), lot="LOT-R", started_at=t0,
-        dose_order_id=order_for(services, sid), order_confirmed=True,
-        device_times=[t0, t0 + dt.timedelta(minutes=5)]))
+        kcchain.sign_order(services, users, pid, cid, esketamine=True)
+    kcchain.check_in(services, users, sid, clock)
+    kcchain.predose(services, users, sid)
+    kcchain.dose(services, users, sid, clock, esketamine=True, lot="LOT-R")
     clock.advance(minutes=65)
     services.chair.sessions.leave_against_advice(nurse, sid, LeftAgainstAdviceCreate(
-        version=_version(services, sid), statement="taxi waiting; told to stay"))
+        version=kcchain.version(services, sid), statement="taxi waiting; told to stay"))
     return sid
 
 

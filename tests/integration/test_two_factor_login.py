@@ -5,13 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pyotp
-import pytest
 from fastapi.testclient import TestClient
 from kctest import USERS, csrf_from, make_settings
 from kctotp import code_at, enrol_via_page
 from sqlalchemy import select
 
-from ketaclinic.bootstrap import build_services
 from ketaclinic.services.accounts.auth import match_totp_step
 from ketaclinic.store.tables import AuditEvent, User
 
@@ -124,16 +122,6 @@ def test_match_totp_step_accepts_one_step_of_clock_drift_and_no_more():
         code = code_at(secret, now + dt.timedelta(seconds=drift))
         assert (match_totp_step(secret, code, now, None) is not None) is ok
     assert match_totp_step(secret, code_at(secret, now), now, step) is None
-
-
-@pytest.fixture
-def production_app(services, users, database_url, clock):  # type: ignore[no-untyped-def]
-    from ketaclinic.web.app import create_app
-
-    settings = make_settings(database_url).model_copy(update={"env": "production"})
-    svc = build_services(settings, clock=clock)
-    yield create_app(svc)
-    svc.close()
 
 
 def test_in_production_required_roles_must_enrol_before_anything_else(production_app, clock):

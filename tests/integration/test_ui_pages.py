@@ -7,20 +7,12 @@ import datetime as dt
 import re
 from decimal import Decimal
 
-from kcchain import order_for, ready_course
+import kcchain
+from kctest import counting_statements
 from sqlalchemy import select
 
 from ketaclinic.schemas import AllergyCreate, PatientCreate
-from ketaclinic.schemas_chair import (
-    BookingCreate,
-    ChairCreate,
-    CourseCreate,
-    DoseCreate,
-    PrecheckCreate,
-    PredoseVitals,
-    ReceiptCreate,
-    VitalsCreate,
-)
+from ketaclinic.schemas_chair import BookingCreate, ChairCreate, VitalsCreate
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_treatment import TreatmentSession
@@ -36,42 +28,23 @@ def _patient(services, mrn: str, family: str = "Boardperson") -> int:
     return p.id
 
 
-def _version(services, session_id: int) -> int:
-    with services.db.transaction() as s:
-        return s.get(TreatmentSession, session_id).version
-
-
 def _monitoring_session(services, users, clock, *, spo2: int = 98) -> tuple[int, int]:
     """IV ketamine session booked today, checked in and dosed 20 minutes ago."""
-    nurse, pres, admin = (users[k].actor for k in ("nurse", "prescriber", "admin"))
-    pid = _patient(services, "BRD-1")
-    course = services.chair.courses.create(pres, pid, CourseCreate(
-        template_id="iv_ketamine_induction", start_date=clock.now.date()))
-    chair = services.chair.schedule.create_chair(admin, ChairCreate(
-        name="Window chair", opening_hours="0-6 07:00-23:00"))
-    services.chair.ledger.record_receipt(nurse, ReceiptCreate(
-        drug="ketamine hydrochloride injection 50 mg/mL", lot="LOT-B", supplier_name="Supplier",
-        supplier_address="1 Road", supplier_dea_number="AB1234563",
-        expiry=dt.date(2027, 12, 31), containers=20, volume_ml_per_container=Decimal("10"),
-        concentration_mg_per_ml=Decimal("50")))
-    ready_course(services, users, pid, course.id, "iv_ketamine_induction")
-    _, sessions, _ = services.chair.courses.get(pres, course.id)
-    sid = sessions[0].id
+    nurse = users["nurse"].actor
+    pid, _, sid = kcchain.patient_with_course(
+        services, users, "BRD-1", kcchain.IV, lot="LOT-B", family="Boardperson", given="Robin",
+        sex="female", weight="70 kg", start=clock.now.date(), chair="Window chair",
+        hours="0-6 07:00-23:00", by=SYSTEM)
+    chair = kcchain.open_chair(services, users)
     services.chair.schedule.book(nurse, sid, BookingCreate(
-        version=_version(services, sid), chair_id=chair.id, start=clock.now,
+        version=kcchain.version(services, sid), chair_id=chair.id, start=clock.now,
         override_reason="test"))
-    services.chair.sessions.check_in(nurse, sid, PrecheckCreate(
-        version=_version(services, sid), consent_on_file=True,
-        last_food_at=clock.now - dt.timedelta(hours=8),
-        last_liquid_at=clock.now - dt.timedelta(hours=3), ride_home_arranged=True,
-        override_reason="test"))
-    services.chair.sessions.predose(nurse, sid, PredoseVitals(
-        version=_version(services, sid), sbp_mmhg=128, dbp_mmhg=80, hr_bpm=72, spo2_pct=98,
-        rr_per_min=14))
-    services.chair.sessions.record_dose(nurse, sid, DoseCreate(
-        version=_version(services, sid), dose_mg=Decimal(35), lot="LOT-B",
-        started_at=clock.now, dose_order_id=order_for(services, sid), order_confirmed=True,
-        concentration_mg_per_ml=Decimal(1), rate_ml_per_h=Decimal("52.5")))
+    kcchain.check_in(services, users, sid, clock, rems_enrolled=False,
+                     last_food_at=clock.now - dt.timedelta(hours=8),
+                     last_liquid_at=clock.now - dt.timedelta(hours=3), override_reason="test")
+    kcchain.predose(services, users, sid)
+    kcchain.dose(services, users, sid, clock, esketamine=False, lot="LOT-B",
+                 dose_mg=Decimal(35), rate_ml_per_h=Decimal("52.5"))  # 70 kg at 0.5 mg/kg
     services.chair.sessions.record_vitals(nurse, sid, VitalsCreate(
         taken_at=clock.now, sbp_mmhg=130, dbp_mmhg=80, hr_bpm=75, spo2_pct=spo2,
         rr_per_min=14), "v-0")
@@ -162,8 +135,6 @@ def _banner(html: str) -> str:
 
 def test_every_page_about_one_patient_carries_the_banner_in_a_constant_number_of_queries(
         services, users, login, clock):
-    from sqlalchemy import event
-
     pid, sid = _monitoring_session(services, users, clock)
     with services.db.transaction() as s:
         course_id = s.get(TreatmentSession, sid).course_id
@@ -184,24 +155,15 @@ def test_every_page_about_one_patient_carries_the_banner_in_a_constant_number_of
     assert "Boardperson, Robin (BRD-1)" in c.get(f"/courses/{course_id}").text
     assert "Boardperson, Robin (BRD-1)" in c.get("/admin/audit").text
     # The banner read is audited and does not grow with the patient's record.
-    counted = []
-    engine = services.db.engine
-
-    def count(*_a):  # type: ignore[no-untyped-def]
-        counted.append(1)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with counting_statements(services.db.engine) as sent:
         services.patients.banner(users["nurse"].actor, pid)
-        first = len(counted)
+        first = sent.n
         for n in range(5):
             services.patients.add_allergy(users["nurse"].actor, pid,
                                           AllergyCreate(substance=f"drug {n}"))
-        counted.clear()
+        sent.n = 0
         banner = services.patients.banner(users["nurse"].actor, pid)
-        assert len(counted) == first
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+        assert sent.n == first
     assert banner.allergies_text.startswith("drug 0; drug 1")
     with services.db.transaction() as s:
         assert s.execute(select(AuditEvent.id).where(

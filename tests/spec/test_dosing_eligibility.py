@@ -1,41 +1,20 @@
 """Eligibility screening: every rule, for IV ketamine and for US and EU esketamine."""
 
 from dataclasses import replace
-from datetime import date
 
 import pytest
+from kcfacts import ALL, BASE, EU, FAILED, IV, ON, US
 
 from ketaclinic.clinical.eligibility import (
     BloodPressure,
     Diagnosis,
     Medication,
-    PatientFacts,
     patient_from_dict,
     screen_patient,
 )
 from ketaclinic.clinical.rules import ClinicalInputError, Level
-from ketaclinic.clinical.rulesets import load_bundled_maudsley, load_bundled_ruleset
+from ketaclinic.clinical.rulesets import load_bundled_maudsley
 from ketaclinic.clinical.staging import AntidepressantTrial, score_maudsley
-
-US, EU, IV = (load_bundled_ruleset(i) for i in ("esketamine-us", "esketamine-eu", "ketamine-iv"))
-ALL = [(US, "esketamine"), (EU, "esketamine"), (IV, "ketamine-iv")]
-ON = date(2026, 1, 5)
-FAILED = (
-    AntidepressantTrial("sertraline", 8, 150, improvement_pct=10),
-    AntidepressantTrial("venlafaxine", 6, 225, response="none"),
-)
-BASE = PatientFacts(
-    age_years=40,
-    sex="female",
-    pregnant=False,
-    breastfeeding=False,
-    substance_use_disorder="none",
-    diagnoses=(Diagnosis("F32.2", "MDD", True),),
-    antidepressant_trials=FAILED,
-    episode_duration_months=10,
-    symptom_severity="moderate",
-    bp=BloodPressure(120, 80),
-)
 
 
 def _screen(patient, rs, treatment):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 
 from kcoutcomes import build_hand_cohort
-from sqlalchemy import event
+from kctest import counting_statements
 
 from ketaclinic.clinical.km import kaplan_meier
 from ketaclinic.services.audit.trail import SYSTEM
@@ -106,18 +106,9 @@ def test_the_dashboard_issues_a_constant_number_of_statements(services):
         for i in range(extra_copies):
             with services.db.transaction() as s:
                 build_hand_cohort(s, family_prefix=f"Copy{i}x")
-        n = 0
-
-        def _count(*_a, **_k):
-            nonlocal n
-            n += 1
-
-        event.listen(services.db.engine, "before_cursor_execute", _count)
-        try:
+        with counting_statements(services.db.engine) as sent:
             dash = services.outcomes.dashboard(SYSTEM, DashboardFilters())
-        finally:
-            event.remove(services.db.engine, "before_cursor_execute", _count)
-        return n, dash
+        return sent.n, dash
 
     small, d1 = count_for(1)
     large, d2 = count_for(6)

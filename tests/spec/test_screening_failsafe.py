@@ -1,11 +1,11 @@
 """Issue 13, screening and staging: unknown means review, never eligible (every reproduced case)."""
 
 from dataclasses import replace
-from datetime import date
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from kcfacts import ALL, BASE, FAILED, IV, ON, US
 from kctest import examples
 
 from ketaclinic.clinical.eligibility import (
@@ -13,7 +13,6 @@ from ketaclinic.clinical.eligibility import (
     BloodPressure,
     Diagnosis,
     Medication,
-    PatientFacts,
     could_be_pregnant,
     is_depressive_icd10,
     patient_from_dict,
@@ -21,29 +20,9 @@ from ketaclinic.clinical.eligibility import (
 )
 from ketaclinic.clinical.medications import load_bundled_vocabulary, normalise
 from ketaclinic.clinical.rules import Level
-from ketaclinic.clinical.rulesets import load_bundled_ruleset
 from ketaclinic.clinical.staging import AntidepressantTrial, load_bundled_doses
 
-US, EU, IV = (load_bundled_ruleset(i) for i in ("esketamine-us", "esketamine-eu", "ketamine-iv"))
-ALL = [(US, "esketamine"), (EU, "esketamine"), (IV, "ketamine-iv")]
-ON = date(2026, 1, 5)
 VOCAB = load_bundled_vocabulary()
-FAILED = (
-    AntidepressantTrial("sertraline", 8, 150, improvement_pct=10),
-    AntidepressantTrial("venlafaxine", 6, 225, response="none"),
-)
-BASE = PatientFacts(
-    age_years=40,
-    sex="female",
-    pregnant=False,
-    breastfeeding=False,
-    substance_use_disorder="none",
-    diagnoses=(Diagnosis("F32.2", "MDD", True),),
-    antidepressant_trials=FAILED,
-    episode_duration_months=10,
-    symptom_severity="moderate",
-    bp=BloodPressure(120, 80),
-)
 RANK = {"eligible": 0, "review": 1, "ineligible": 2}
 
 

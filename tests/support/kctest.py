@@ -14,10 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from ketaclinic.config import load_settings
+from ketaclinic.services.audit.trail import initial_heads
+from ketaclinic.store.db import make_engine
+from ketaclinic.store.models import Base
 
 BACKENDS = [b.strip() for b in os.environ.get(
     "KETACLINIC_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
@@ -128,3 +131,39 @@ def csrf_from(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token in the page"
     return match.group(1)
+
+
+class StatementCount:
+    """How many SQL statements ran (``n``); a test may set ``n = 0`` to start again."""
+
+    n = 0
+
+
+@contextmanager
+def counting_statements(engine) -> Iterator[StatementCount]:  # type: ignore[no-untyped-def]
+    """Counts the statements ``engine`` sends inside the block: for fixed-cost (no N+1) checks."""
+    counter = StatementCount()
+
+    def _count(*_args, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+        counter.n += 1
+
+    event.listen(engine, "before_cursor_execute", _count)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", _count)
+
+
+def wipe(url: str) -> None:
+    """Empty every table of a migrated test database and put back the audit chain's heads."""
+    engine = make_engine(url)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+        conn.execute(text("INSERT INTO audit_head (id, last_event_id, last_hash, count) "
+                          "VALUES (:id, :last_event_id, :last_hash, :count)"), initial_heads())
+    engine.dispose()

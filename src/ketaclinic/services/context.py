@@ -11,6 +11,7 @@ from ketaclinic.services.audit.trail import SYSTEM, Actor, AuditTrail
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.clock import Clock
 from ketaclinic.services.errors import PermissionDenied
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.db import Database
 
 
@@ -28,6 +29,15 @@ class Context:
     def today(self) -> dt.date:
         """Today on the clinic's calendar (KETACLINIC_CLINIC_TIMEZONE), not UTC's."""
         return self.clinic_time.today(self.clock())
+
+    def unit_of_work(self, actor: Actor, action: str, *, perm: Perm | None = None,
+                     patient_id: int | None = None) -> UnitOfWork:
+        """One use case's unit of work (services.unit_of_work): ``perm`` is checked now (a
+        denial is audited as ``action`` and raised) and the clock read once; ``with`` it for
+        the transaction."""
+        if perm is not None:
+            self.require(actor, perm, action, patient_id=patient_id)
+        return UnitOfWork(self, actor, action, self.clock())
 
     def require(
         self, actor: Actor, perm: Perm, action: str, *, patient_id: int | None = None

@@ -1,7 +1,8 @@
 """Idempotency keys: the one implementation of "a resubmitted create records once".
 
 Every create that accepts an ``Idempotency-Key`` (patients, dose orders, assessments, chair
-vitals, in-session ratings and adverse events) goes through :func:`run_once`:
+vitals, in-session ratings and adverse events) goes through ``uow.idempotency.run``
+(:class:`ketaclinic.services.unit_of_work.IdempotencyWork`); this module holds the keys:
 
 * A key belongs to one **user and operation** (``scope``): another user's identical key is a
   different key, so nobody can obtain (or suppress) someone else's record by guessing a key.
@@ -24,22 +25,19 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ketaclinic.services.audit.trail import Actor
-from ketaclinic.services.errors import Conflict, InvalidInput
+from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import IdempotencyKey
 
 KEY_MAX_LENGTH = 100
-T = TypeVar("T")
 
 
 class KeyReused(InvalidInput):
@@ -111,51 +109,3 @@ class IdempotencyRepository:
                                   request_hash=req.body_hash, resource_id=resource_id,
                                   created_at=now))
         self.s.flush()
-
-
-Create = Callable[[Session], tuple[T, int]]
-Replay = Callable[[Session, int], tuple[T, int | None]]
-
-
-def run_once(ctx: Any, actor: Actor, req: IdempotentRequest | None, *, create: Create[T],
-             replay: Replay[T], conflict: str) -> tuple[T, bool]:
-    """Run ``create`` once per keyed request; returns (result, created).
-
-    ``create(session)`` does the work in the transaction and returns (result, resource id);
-    ``replay(session, resource_id)`` rebuilds the first result and names its patient (for the
-    audit row). ``conflict`` is the 409 message when a unique constraint other than the key's
-    fails. ``ctx`` is the services' :class:`~ketaclinic.services.context.Context`.
-    """
-    try:
-        with ctx.db.transaction() as s:
-            if req is not None:
-                earlier = _replayed(ctx, s, actor, req, replay)
-                if earlier is not None:
-                    return earlier, False
-            result, resource_id = create(s)
-            if req is not None:
-                IdempotencyRepository(s).remember(req, resource_id, ctx.clock())
-            return result, True
-    except KeyReused:
-        assert req is not None
-        ctx.record_failure(actor, req.scope, "rejected",
-                           detail="idempotency key reused for a different request")
-        raise
-    except IntegrityError as exc:
-        if req is not None:  # an identical request committed first: replay it
-            with ctx.db.transaction() as s:
-                earlier = _replayed(ctx, s, actor, req, replay)
-                if earlier is not None:
-                    return earlier, False
-        raise Conflict(conflict) from exc
-
-
-def _replayed(ctx: Any, s: Session, actor: Actor, req: IdempotentRequest,
-              replay: Replay[T]) -> T | None:
-    resource_id = IdempotencyRepository(s).find(req)
-    if resource_id is None:
-        return None
-    result, patient_id = replay(s, resource_id)
-    ctx.audit.record(s, actor, f"{req.scope}.replay", at=ctx.clock(), outcome="replayed",
-                     patient_id=patient_id, detail=f"idempotent replay of record {resource_id}")
-    return result

@@ -283,8 +283,38 @@ def create_app(services: Services) -> FastAPI:
         openapi_url="/api/openapi.json",
         servers=[{"url": root}] if (root := _root_path(settings.root_path)) else None,
     )
-    app.state.services = services
     app.state.templates = make_templates(settings.clinic_name, services.ctx.clinic_time)
+    _bind(app, services)
+    _install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    from ketaclinic.api import api_routers
+    from ketaclinic.web.routes import web_routers
+
+    for router in api_routers():
+        app.include_router(router)
+    for router in web_routers():
+        app.include_router(router)
+    from ketaclinic.web.openapi import install_api_docs, install_error_responses
+
+    install_api_docs(app)
+
+    install_error_responses(app)
+    return app
+
+
+def _bind(app: FastAPI, services: Services) -> None:
+    """What of the app belongs to ``services``: the state routes read, and every middleware.
+
+    Starlette builds the middleware on the first request; dropping the built stack makes the
+    next request build new instances, so no middleware state (the audit checkpoint's next due
+    time) outlives the services it was counted for.
+    """
+    settings = services.settings
+    root = _root_path(settings.root_path)
+    app.state.services = services
+    app.middleware_stack = None
+    app.user_middleware.clear()
     app.add_middleware(SecurityHeaders, max_body_bytes=settings.max_body_bytes,
                        secure_cookies=settings.secure_cookies)
     app.add_middleware(PeriodicAuditCheckpoint, services=services,
@@ -302,19 +332,16 @@ def create_app(services: Services) -> FastAPI:
         # Outermost, so every later step sees the real client address and scheme. Only these
         # proxies' forwarded headers count (the server itself never believes them: see serve).
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
-    _install_error_handlers(app)
-    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from ketaclinic.api import api_routers
-    from ketaclinic.web.routes import web_routers
 
-    for router in api_routers():
-        app.include_router(router)
-    for router in web_routers():
-        app.include_router(router)
-    from ketaclinic.web.openapi import install_api_docs, install_error_responses
+def rebind(app: FastAPI, services: Services) -> None:
+    """Point an app from ``create_app`` at other services with equal settings.
 
-    install_api_docs(app)
-
-    install_error_responses(app)
-    return app
+    The routes, the OpenAPI schema and the templates derive from the settings alone and are
+    kept (FastAPI's analysis of every route is most of ``create_app``'s cost); the services and
+    every middleware are replaced, as ``create_app(services)`` would make them. The test suite
+    builds one app per worker this way. Other settings need a new app: ValueError.
+    """
+    if services.settings != app.state.services.settings:
+        raise ValueError("rebind needs equal settings; build a new app with create_app")
+    _bind(app, services)

@@ -24,7 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ketaclinic.services.accounts.auth import AuthService, UserInfo, user_info, validate_account
+from ketaclinic.services.accounts.auth import (
+    AuthService,
+    UserInfo,
+    existing_user,
+    user_info,
+    validate_account,
+)
 from ketaclinic.services.accounts.permissions import ROLE_PERMISSIONS, SCOPES, Perm, Role
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
@@ -242,9 +248,7 @@ class ApiTokenService:
 
     @staticmethod
     def _service_account(s: Session, user_id: int) -> User:
-        user = s.get(User, user_id)
-        if user is None:
-            raise NotFound("no such user")
+        user = existing_user(s, user_id)
         if user.kind != SERVICE:
             raise InvalidInput(f"{user.username} is not a service account: API tokens are for "
                                "service accounts only")

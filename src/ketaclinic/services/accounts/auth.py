@@ -129,6 +129,14 @@ def match_totp_step(secret: str, code: str | None, now: dt.datetime,
     return None
 
 
+def existing_user(s: Session, user_id: int | None) -> User:
+    """The user with ``user_id``, or NotFound (the one lookup every account service uses)."""
+    user = s.get(User, user_id) if user_id else None
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
 def user_info(user: User) -> UserInfo:
     """The public view of a user row (no password hash, no two-factor key)."""
     return UserInfo(user.id, user.username, user.full_name, user.role, user.active, user.created_at,
@@ -212,9 +220,7 @@ class AuthService:
     def set_active(self, actor: Actor, user_id: int, active: bool) -> UserInfo:
         self.ctx.require(actor, Perm.USER_MANAGE, "user.update")
         with self.ctx.db.transaction() as s:
-            user = s.get(User, user_id)
-            if user is None:
-                raise NotFound("no such user")
+            user = existing_user(s, user_id)
             if user.id == actor.user_id and not active:
                 raise InvalidInput("you cannot deactivate your own account")
             user.active = active
@@ -230,9 +236,7 @@ class AuthService:
         """An administrator sets or clears the medical-director flag (audited)."""
         self.ctx.require(actor, Perm.USER_MANAGE, "user.update")
         with self.ctx.db.transaction() as s:
-            user = s.get(User, user_id)
-            if user is None:
-                raise NotFound("no such user")
+            user = existing_user(s, user_id)
             if flag and user.role != "prescriber":
                 raise InvalidInput("only a prescriber can have the medical-director flag")
             user.medical_director = flag
@@ -336,9 +340,7 @@ class AuthService:
     def totp_begin(self, actor: Actor) -> tuple[str, str]:
         """A secret to enrol (kept pending until a code confirms it) and its otpauth URI."""
         with self.ctx.db.transaction() as s:
-            user = s.get(User, actor.user_id) if actor.user_id else None
-            if user is None:
-                raise NotFound("no such user")
+            user = existing_user(s, actor.user_id)
             if user.totp_secret:
                 raise Conflict("two-factor login is already set up for this account")
             secret = self._pending_secret(user)
@@ -365,9 +367,7 @@ class AuthService:
         """
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            user = s.get(User, actor.user_id) if actor.user_id else None
-            if user is None:
-                raise NotFound("no such user")
+            user = existing_user(s, actor.user_id)
             if user.totp_secret:
                 raise Conflict("two-factor login is already set up for this account")
             if not user.totp_pending_secret:

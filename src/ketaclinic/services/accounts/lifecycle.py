@@ -16,6 +16,7 @@ from ketaclinic.services.accounts import recovery_codes
 from ketaclinic.services.accounts.auth import (
     AuthService,
     UserInfo,
+    existing_user,
     hash_password,
     recovery_codes_left,
     replace_recovery_codes,
@@ -56,7 +57,7 @@ class AccountService:
     def get_user(self, actor: Actor, user_id: int) -> UserInfo:
         self.ctx.require(actor, Perm.USER_MANAGE, "user.view")
         with self.ctx.db.transaction() as s:
-            return user_info(self._user(s, user_id))
+            return user_info(existing_user(s, user_id))
 
     def user_id_for(self, actor: Actor, username: str) -> int:
         self.ctx.require(actor, Perm.USER_MANAGE, "user.view")
@@ -134,7 +135,7 @@ class AccountService:
         generated = None if temporary else recovery_codes.temporary_password()
         expires = now + dt.timedelta(hours=self.ctx.settings.temporary_password_hours)
         with self.ctx.db.transaction() as s:
-            user = self._user(s, user_id)
+            user = existing_user(s, user_id)
             self._not_self(actor, user, "password")
             if user.kind != "person":
                 raise Conflict(f"{user.username} is a service account: it has no password "
@@ -157,7 +158,7 @@ class AccountService:
         self.ctx.require(actor, Perm.USER_MANAGE, "user.totp.reset")
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            user = self._user(s, user_id)
+            user = existing_user(s, user_id)
             self._not_self(actor, user, "two-factor login")
             if not (user.totp_secret or user.totp_pending_secret):
                 raise Conflict(f"two-factor login is not set up for {user.username}")
@@ -207,13 +208,6 @@ class AccountService:
                 report.unreadable.append(user.username)
 
     # --- helpers -------------------------------------------------------------------------------
-    @staticmethod
-    def _user(s: Session, user_id: int) -> User:
-        user = s.get(User, user_id)
-        if user is None:
-            raise NotFound("no such user")
-        return user
-
     @staticmethod
     def _own(s: Session, actor: Actor) -> User:
         user = s.get(User, actor.user_id) if actor.user_id else None

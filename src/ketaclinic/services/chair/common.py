@@ -20,7 +20,6 @@ from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.store.db import Database
-from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_chair import ChairAmendment
 from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
@@ -93,13 +92,6 @@ def load_course(s: Session, course_id: int) -> Course:
     row = s.get(Course, course_id)
     if row is None:
         raise NotFound("no such course")
-    return row
-
-
-def load_patient(s: Session, patient_id: int) -> Patient:
-    row = s.get(Patient, patient_id)
-    if row is None:
-        raise NotFound("no such patient")
     return row
 
 

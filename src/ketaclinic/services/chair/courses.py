@@ -17,12 +17,12 @@ from ketaclinic.services.chair.common import (
     check_version,
     clinical,
     load_course,
-    load_patient,
     stale_as_conflict,
 )
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.paging import Paged, page_rows
+from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables_chair import ChairAmendment
 from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
@@ -94,7 +94,7 @@ class CourseService:
         plan = clinical(lambda: plan_course(template, data.start_date, _weekdays(data.weekdays)))
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            load_patient(s, patient_id)
+            PatientRepository(s).get(patient_id)
             course = Course(patient_id=patient_id, template_id=template.id,
                             treatment=template.treatment, status="active",
                             start_date=data.start_date, ruleset_ref=template.version,

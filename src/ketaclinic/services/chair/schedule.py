@@ -20,13 +20,13 @@ from ketaclinic.services.chair.common import (
     amend,
     changing_session,
     clinical,
-    load_patient,
     require_for_session,
     scheduling_rules,
 )
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from ketaclinic.services.numbers import is_whole
+from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_treatment import Chair, TreatmentSession
 
@@ -344,7 +344,7 @@ class ScheduleService:
         self.ctx.require(actor, Perm.PATIENT_READ, "schedule.ics", patient_id=patient_id)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            load_patient(s, patient_id)
+            PatientRepository(s).get(patient_id)
             rows = s.execute(select(TreatmentSession).where(
                 TreatmentSession.patient_id == patient_id,
                 TreatmentSession.scheduled_start.is_not(None)).order_by(

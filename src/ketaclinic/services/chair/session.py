@@ -63,7 +63,6 @@ from ketaclinic.services.chair.common import (
     changing_session,
     clinical,
     findings_json,
-    load_patient,
     load_session,
     require_for_session,
     session_rules,
@@ -81,7 +80,8 @@ from ketaclinic.services.dosing.treatment_chain import (
     timeline,
 )
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
-from ketaclinic.services.idempotency import IdempotentRequest, run_once
+from ketaclinic.services.idempotency import IdempotentRequest
+from ketaclinic.services.unit_of_work import PatientRepository, UnitOfWork
 from ketaclinic.store.tables import PatientWeight
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
@@ -192,7 +192,7 @@ class SessionService:
             ride_home_arranged=data.ride_home_arranged,
             pregnancy_test_relevant=data.pregnancy_test_relevant,
             pregnancy_test_negative_on=data.pregnancy_test_negative_on,
-            screening=screening_finding(s, load_patient(s, row.patient_id),
+            screening=screening_finding(s, PatientRepository(s).get(row.patient_id),
                                         SCREENING_TREATMENT[row.treatment],
                                         self.ctx.clinic_time.local_date(now)),
             weight_measured_on=weight_on,
@@ -206,7 +206,7 @@ class SessionService:
         now = self.ctx.clock()
         with changing_session(self.ctx.db, session_id, data.version) as (s, row):
             self._require_status(row, ("checked-in",), "pre-dose vitals")
-            patient = load_patient(s, row.patient_id)
+            patient = PatientRepository(s).get(row.patient_id)
             finding = clinical(lambda: check_predose_bp(
                 data.sbp_mmhg, data.dbp_mmhg, row.treatment, jurisdiction_of(s, row),
                 age_on(patient.birth_date, self.ctx.clinic_time.local_date(now)), session_rules()))
@@ -303,7 +303,7 @@ class SessionService:
         """The dose check on what was actually given (programmed rate, concentration), with
         the order's recorded overrides; a check that raises or finds a hard limit blocks."""
         assert data.dose_order_id is not None
-        patient = load_patient(s, row.patient_id)
+        patient = PatientRepository(s).get(row.patient_id)
         order, overrides = administered_order(
             s, data.dose_order_id, given,
             age_on(patient.birth_date, self.ctx.clinic_time.local_date(self.ctx.clock())))
@@ -373,9 +373,11 @@ class SessionService:
         req = IdempotentRequest.of(actor, "session.vitals", idempotency_key, session_id, data)
         if all(getattr(data, f) is None for f in VITAL_FIELDS):
             raise InvalidInput("enter at least one vital sign")
-        now = self.ctx.clock()
+        work = self.ctx.unit_of_work(actor, "session.vitals")  # permission: above
+        now = work.now
 
-        def create(s: Session) -> tuple[tuple[int, list[Finding]], int]:
+        def create(uow: UnitOfWork) -> tuple[tuple[int, list[Finding]], int]:
+            s = uow.session
             row = load_session(s, session_id)
             self._require_status(row, ACTIVE, "recording vital signs")
             reading = self._reading(data, now)
@@ -393,14 +395,15 @@ class SessionService:
             self._audit(s, actor, "session.vitals", row, f"{len(alerts)} alerts")
             return (vitals.id, alerts), vitals.id
 
-        (vitals_id, alerts), created = run_once(
-            self.ctx, actor, req, create=create, replay=self._replay_vitals,
+        (vitals_id, alerts), created = work.idempotency.run(
+            req, create=create, replay=self._replay_vitals,
             conflict="these vital signs were recorded concurrently")
         return vitals_id, alerts, created
 
     @staticmethod
-    def _replay_vitals(s: Session, vitals_id: int
+    def _replay_vitals(uow: UnitOfWork, vitals_id: int
                        ) -> tuple[tuple[int, list[Finding]], int | None]:
+        s = uow.session
         v = s.get(VitalSignRow, vitals_id)
         if v is None:
             raise NotFound("the vital signs this request recorded no longer exist")
@@ -433,7 +436,8 @@ class SessionService:
         alert that must be actioned before discharge and an item on the Alerts worklist."""
         require_for_session(self.ctx, actor, session_id, "session.rating")
         req = IdempotentRequest.of(actor, "session.rating", idempotency_key, session_id, data)
-        now = self.ctx.clock()
+        work = self.ctx.unit_of_work(actor, "session.rating")  # permission: above
+        now = work.now
         definition = load_bundled(data.instrument)
         if all(a is None for a in data.answers):
             raise InvalidInput("answers: enter the rating (an empty rating is not recorded)")
@@ -441,7 +445,8 @@ class SessionService:
         answer = {"instrument": data.instrument, "total": result.total,
                   "severity": result.severity}
 
-        def create(s: Session) -> tuple[dict, int]:
+        def create(uow: UnitOfWork) -> tuple[dict, int]:
+            s = uow.session
             row = load_session(s, session_id)
             self._require_status(row, ACTIVE, "a rating")
             refuse_on_hard(check_event_time("the rating", data.administered_at or now,
@@ -462,21 +467,23 @@ class SessionService:
                 f"; {len(raised)} alert(s) raised" if raised else ""))
             return answer | {"alerts": _alert_dicts(raised)}, rating.id
 
-        def replay(s: Session, rating_id: int) -> tuple[dict, int | None]:
+        def replay(uow: UnitOfWork, rating_id: int) -> tuple[dict, int | None]:
+            s = uow.session
             rating = s.get(Assessment, rating_id)
             if rating is None:
                 raise NotFound("the rating this request recorded no longer exists")
             return answer | {"replayed": True,
                              "alerts": _alert_dicts(rating_alerts(s, rating))}, rating.patient_id
 
-        return run_once(self.ctx, actor, req, create=create, replay=replay,
-                        conflict="this rating was recorded concurrently")[0]
+        return work.idempotency.run(req, create=create, replay=replay,
+                                    conflict="this rating was recorded concurrently")[0]
 
     def record_adverse_event(self, actor: Actor, session_id: int, data: AdverseEventCreate,
                              idempotency_key: str | None = None) -> list[Finding]:
         require_for_session(self.ctx, actor, session_id, "session.adverse_event")
         req = IdempotentRequest.of(actor, "session.ae", idempotency_key, session_id, data)
-        now = self.ctx.clock()
+        work = self.ctx.unit_of_work(actor, "session.adverse_event")  # permission: above
+        now = work.now
         event = AdverseEvent(data.code, data.severity, data.onset_at or now, data.action_taken,
                              data.description)
         findings = clinical(lambda: check_adverse_event(event, session_rules()))
@@ -484,7 +491,8 @@ class SessionService:
         if hard:
             raise InvalidInput("; ".join(f.message for f in hard))
 
-        def create(s: Session) -> tuple[list[Finding], int]:
+        def create(uow: UnitOfWork) -> tuple[list[Finding], int]:
+            s = uow.session
             row = load_session(s, session_id)
             self._require_status(row, ACTIVE, "an adverse event")
             ae = AdverseEventRow(session_id=row.id, code=data.code, severity=data.severity,
@@ -496,12 +504,12 @@ class SessionService:
             self._audit(s, actor, "session.adverse_event", row, f"{data.code} {data.severity}")
             return findings, ae.id
 
-        def replay(s: Session, ae_id: int) -> tuple[list[Finding], int | None]:
-            ae = s.get(AdverseEventRow, ae_id)
-            return findings, load_session(s, ae.session_id).patient_id if ae else None
+        def replay(uow: UnitOfWork, ae_id: int) -> tuple[list[Finding], int | None]:
+            ae = uow.session.get(AdverseEventRow, ae_id)
+            return findings, load_session(uow.session, ae.session_id).patient_id if ae else None
 
-        return run_once(self.ctx, actor, req, create=create, replay=replay,
-                        conflict="this adverse event was recorded concurrently")[0]
+        return work.idempotency.run(req, create=create, replay=replay,
+                                    conflict="this adverse event was recorded concurrently")[0]
 
     # --- discharge ----------------------------------------------------------------------
     def discharge(self, actor: Actor, session_id: int, data: DischargeCreate) -> list[Finding]:

@@ -17,7 +17,6 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.chair.common import (
     findings_from_json,
-    load_patient,
     load_session,
     require_for_session,
     scheduling_rules,
@@ -32,6 +31,7 @@ from ketaclinic.services.dosing.treatment_chain import (
     session_order,
 )
 from ketaclinic.services.paging import Paged, page_rows
+from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import User
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
@@ -78,7 +78,7 @@ class SessionViewService:
         return out
 
     def _load(self, s: Session, row: TreatmentSession, now: dt.datetime) -> dict[str, Any]:
-        p = load_patient(s, row.patient_id)
+        p = PatientRepository(s).get(row.patient_id)
         names = dict(s.execute(select(User.id, User.full_name)).all())
         vitals = _rows(s, VitalSignRow, row.id, VitalSignRow.taken_at, VitalSignRow.id)
         ratings = _rows(s, Assessment, row.id, Assessment.administered_at, Assessment.id)

@@ -48,8 +48,9 @@ from ketaclinic.services.dosing.treatment_chain import (
     screening_state,
 )
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
-from ketaclinic.services.idempotency import IdempotentRequest, run_once
+from ketaclinic.services.idempotency import IdempotentRequest
 from ketaclinic.services.paging import Paged, page_rows
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import Patient, PatientAmendment, PatientWeight
 from ketaclinic.store.tables_dosing import DoseOrder as DoseOrderRow
 from ketaclinic.store.tables_dosing import (
@@ -146,31 +147,27 @@ class DosingService:
         self.rulesets = RuleSetService(ctx)
         self.checker = checker
 
-    def _patient(self, s: Session, patient_id: int) -> Patient:
-        patient = s.get(Patient, patient_id)
-        if patient is None:
-            raise NotFound("no such patient")
-        return patient
-
     # --- clinical facts -----------------------------------------------------------------
     def get_facts(self, actor: Actor, patient_id: int) -> tuple[dict[str, Any], int | None]:
-        self.ctx.require(actor, Perm.PATIENT_READ, "facts.view", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            self._patient(s, patient_id)
+        with self.ctx.unit_of_work(actor, "facts.view", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            s = uow.session
+            uow.patients.get(patient_id)
             facts = load_facts(s, patient_id)
-            self.ctx.audit.record(s, actor, "facts.view", at=self.ctx.clock(),
-                                  patient_id=patient_id)
+            uow.audit(patient_id=patient_id)
             return facts
 
     def save_facts(self, actor: Actor, patient_id: int, facts: dict[str, Any],
                    version: int | None) -> int:
         """Store the patient's clinical facts; the old document is kept as an amendment."""
-        self.ctx.require(actor, Perm.PATIENT_WRITE, "facts.update", patient_id=patient_id)
+        work = self.ctx.unit_of_work(actor, "facts.update", perm=Perm.PATIENT_WRITE,
+                                     patient_id=patient_id)
         doc = validate_facts(facts)
-        now = self.ctx.clock()
+        now = work.now
         try:
-            with self.ctx.db.transaction() as s:
-                patient = self._patient(s, patient_id)
+            with work as uow:
+                s = uow.session
+                patient = uow.patients.get(patient_id)
                 row = s.execute(select(PatientClinicalFacts).where(
                     PatientClinicalFacts.patient_id == patient_id)).scalar_one_or_none()
                 new_text = json.dumps(doc, sort_keys=True)
@@ -195,7 +192,7 @@ class DosingService:
                                        old_value=old_text, new_value=new_text,
                                        changed_by=actor.user_id, changed_at=now,
                                        version=patient.version))
-                self.ctx.audit.record(s, actor, "facts.update", at=now, patient_id=patient_id)
+                uow.audit(patient_id=patient_id)
                 return row.version
         except (StaleDataError, IntegrityError) as exc:
             raise Conflict("these facts were changed by someone else at the same moment; "
@@ -204,10 +201,12 @@ class DosingService:
     # --- screening ----------------------------------------------------------------------
     def screen(self, actor: Actor, patient_id: int, treatment: str) -> ScreeningRecord:
         """Run and store a screening with the clinic's active rule set for ``treatment``."""
-        self.ctx.require(actor, Perm.PRESCRIBE, "screening.create", patient_id=patient_id)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            patient = self._patient(s, patient_id)
+        work = self.ctx.unit_of_work(actor, "screening.create", perm=Perm.PRESCRIBE,
+                                     patient_id=patient_id)
+        now = work.now
+        with work as uow:
+            s = uow.session
+            patient = uow.patients.get(patient_id)
             rs = self.rulesets.active_in(s, treatment)
             today = self.ctx.clinic_time.local_date(now)
             doc = screening_input(s, patient, today)
@@ -222,18 +221,20 @@ class DosingService:
                 expires_on=result.expires_on, screened_by=actor.user_id, created_at=now)
             s.add(row)
             s.flush()
-            self.ctx.audit.record(s, actor, "screening.create", at=now, patient_id=patient_id,
-                                  detail=f"{treatment} {result.decision} ({result.rule_set})")
+            uow.audit(patient_id=patient_id,
+                      detail=f"{treatment} {result.decision} ({result.rule_set})")
             return _screening(row)
 
     def sign_off(self, actor: Actor, patient_id: int, screening_id: int,
                  reason: str) -> ScreeningRecord:
         """A prescriber's recorded sign-off of a screening that needs review (or that new
         contraindications or medicines re-opened); the core decides whether it may be signed."""
-        self.ctx.require(actor, Perm.PRESCRIBE, "screening.signoff", patient_id=patient_id)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            patient = self._patient(s, patient_id)
+        work = self.ctx.unit_of_work(actor, "screening.signoff", perm=Perm.PRESCRIBE,
+                                     patient_id=patient_id)
+        now = work.now
+        with work as uow:
+            s = uow.session
+            patient = uow.patients.get(patient_id)
             row = s.get(Screening, screening_id)
             if row is None or row.patient_id != patient_id:
                 raise NotFound("no such screening for this patient")
@@ -248,20 +249,20 @@ class DosingService:
                                    reason=reason.strip()[:1000],
                                    inputs_json=json.dumps(current, default=str),
                                    signed_by=actor.user_id, signed_at=now))
-            self.ctx.audit.record(s, actor, "screening.signoff", at=now, patient_id=patient_id,
-                                  detail=f"screening {row.id} {row.treatment} {row.decision}")
+            uow.audit(patient_id=patient_id,
+                      detail=f"screening {row.id} {row.treatment} {row.decision}")
             return _screening(row)
 
     def list_screenings(self, actor: Actor, patient_id: int, limit: int = 50,
                         offset: int = 0) -> Paged[ScreeningRecord]:
-        self.ctx.require(actor, Perm.PATIENT_READ, "screening.list", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            self._patient(s, patient_id)
+        with self.ctx.unit_of_work(actor, "screening.list", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            s = uow.session
+            uow.patients.get(patient_id)
             page = page_rows(s, select(Screening).where(Screening.patient_id == patient_id)
                              .order_by(Screening.created_at.desc(), Screening.id.desc()),
                              limit, offset)
-            self.ctx.audit.record(s, actor, "screening.list", at=self.ctx.clock(),
-                                  patient_id=patient_id)
+            uow.audit(patient_id=patient_id)
             return page.map(_screening)
 
     # --- doses --------------------------------------------------------------------------
@@ -318,26 +319,28 @@ class DosingService:
 
     def check(self, actor: Actor, patient_id: int, inp: DoseInput) -> DosePlan:
         """Calculate and check a dose without saving it."""
-        self.ctx.require(actor, Perm.PRESCRIBE, "dose.check", patient_id=patient_id)
         req = to_dose_request(inp)
-        with self.ctx.db.transaction() as s:
-            plan = self._plan(s, self._patient(s, patient_id), req)
-            self.ctx.audit.record(s, actor, "dose.check", at=self.ctx.clock(),
-                                  patient_id=patient_id,
-                                  detail=f"{req.route}: {plan.status} ({plan.result.rule_set})")
+        with self.ctx.unit_of_work(actor, "dose.check", perm=Perm.PRESCRIBE,
+                                   patient_id=patient_id) as uow:
+            s = uow.session
+            plan = self._plan(s, uow.patients.get(patient_id), req)
+            uow.audit(patient_id=patient_id,
+                      detail=f"{req.route}: {plan.status} ({plan.result.rule_set})")
             return plan
 
     def save(self, actor: Actor, patient_id: int, inp: DoseInput,
              idempotency_key: str | None = None) -> tuple[DoseRecord, bool]:
         """Save a dose order; :class:`DoseBlocked` (422) when a finding stops it. The same
         user repeating a key with the same request gets the first order back."""
-        self.ctx.require(actor, Perm.PRESCRIBE, "dose.create", patient_id=patient_id)
         req = to_dose_request(inp)
+        work = self.ctx.unit_of_work(actor, "dose.create", perm=Perm.PRESCRIBE,
+                                     patient_id=patient_id)
         req_key = IdempotentRequest.of(actor, "dose.create", idempotency_key, patient_id, req)
-        now = self.ctx.clock()
+        now = work.now
 
-        def create(s: Session) -> tuple[DoseRecord, int]:
-            patient = self._patient(s, patient_id)
+        def create(uow: UnitOfWork) -> tuple[DoseRecord, int]:
+            s = uow.session
+            patient = uow.patients.get(patient_id)
             plan = self._plan(s, patient, req)
             overrides = [Override(o.rule, o.reason_code, o.free_text, actor.username,
                                   now.isoformat()) for o in req.overrides]
@@ -347,18 +350,17 @@ class DosingService:
             record = self._insert(s, actor, patient, plan, overrides, now)
             return record, record.id
 
-        def replay(s: Session, order_id: int) -> tuple[DoseRecord, int]:
-            order = s.get(DoseOrderRow, order_id)
+        def replay(uow: UnitOfWork, order_id: int) -> tuple[DoseRecord, int]:
+            order = uow.session.get(DoseOrderRow, order_id)
             if order is None:
                 raise NotFound("the dose order this request saved no longer exists")
-            return self._record(s, order), order.patient_id
+            return self._record(uow.session, order), order.patient_id
 
         try:
-            return run_once(self.ctx, actor, req_key, create=create, replay=replay,
-                            conflict="this dose was saved concurrently; reload")
+            return work.idempotency.run(req_key, create=create, replay=replay,
+                                        conflict="this dose was saved concurrently; reload")
         except DoseBlocked as exc:
-            self.ctx.record_failure(actor, "dose.create", "blocked", patient_id=patient_id,
-                                    detail=str(exc)[:500])
+            work.record_failure("blocked", patient_id=patient_id, detail=str(exc)[:500])
             raise
 
     def _insert(self, s: Session, actor: Actor, patient: Patient, plan: DosePlan,
@@ -425,23 +427,25 @@ class DosingService:
 
     def list_doses(self, actor: Actor, patient_id: int, limit: int = 50,
                    offset: int = 0) -> Paged[DoseRecord]:
-        self.ctx.require(actor, Perm.PATIENT_READ, "dose.list", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            self._patient(s, patient_id)
+        with self.ctx.unit_of_work(actor, "dose.list", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            s = uow.session
+            uow.patients.get(patient_id)
             page = page_rows(s, select(DoseOrderRow).where(DoseOrderRow.patient_id == patient_id)
                              .order_by(DoseOrderRow.created_at.desc(), DoseOrderRow.id.desc()),
                              limit, offset)
-            self.ctx.audit.record(s, actor, "dose.list", at=self.ctx.clock(),
-                                  patient_id=patient_id)
+            uow.audit(patient_id=patient_id)
             return page.map(lambda r: self._record(s, r))
 
     # --- patient page panel -------------------------------------------------------------
     def panel(self, actor: Actor, patient_id: int) -> dict[str, Any]:
         """Latest screening per treatment (with expiry) and recent dose orders."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "dosing.panel", patient_id=patient_id)
-        today = self.ctx.today()
-        with self.ctx.db.transaction() as s:
-            self._patient(s, patient_id)
+        work = self.ctx.unit_of_work(actor, "dosing.panel", perm=Perm.PATIENT_READ,
+                                     patient_id=patient_id)
+        today = work.today
+        with work as uow:
+            s = uow.session
+            uow.patients.get(patient_id)
             latest = {}
             for treatment in ("ketamine-iv", "esketamine"):
                 row = self._latest_screening(s, patient_id, treatment)
@@ -450,8 +454,7 @@ class DosingService:
             rows = s.execute(select(DoseOrderRow).where(DoseOrderRow.patient_id == patient_id)
                              .order_by(DoseOrderRow.created_at.desc(), DoseOrderRow.id.desc())
                              .limit(5)).scalars().all()
-            self.ctx.audit.record(s, actor, "dosing.panel", at=self.ctx.clock(),
-                                  patient_id=patient_id)
+            uow.audit(patient_id=patient_id)
             return {"screenings": latest, "doses": [self._record(s, r) for r in rows],
                     "today": today}
 

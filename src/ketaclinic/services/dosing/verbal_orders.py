@@ -20,6 +20,7 @@ from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.dosing.plan import order_columns
 from ketaclinic.services.dosing.treatment_chain import refuse_on_hard
 from ketaclinic.services.errors import NotFound
+from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import User
 from ketaclinic.store.tables_dosing import DoseOrder as DoseOrderRow
 
@@ -38,7 +39,7 @@ def take_verbal_order(svc: DosingService, actor: Actor, patient_id: int, req: Do
     svc.ctx.require(actor, Perm.CLINICAL_WRITE, "dose.verbal", patient_id=patient_id)
     now = svc.ctx.clock()
     with svc.ctx.db.transaction() as s:
-        patient = svc._patient(s, patient_id)
+        patient = PatientRepository(s).get(patient_id)
         user = _prescriber(s, prescriber)
         plan = svc._plan(s, patient, req)
         refuse_on_hard(check_verbal_order(

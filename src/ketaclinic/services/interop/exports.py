@@ -32,6 +32,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.interop import fhir_bulk as fb
 from ketaclinic.services.interop import fhir_records as fr
+from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import Patient, PatientDiagnosis
 from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 
@@ -92,8 +93,7 @@ class ExportService:
         if kind not in fb.BUNDLE_TYPES:
             raise InvalidInput(f"type: must be one of {', '.join(fb.BUNDLE_TYPES)}")
         with self.ctx.db.transaction() as s:
-            if s.get(Patient, patient_id) is None:
-                raise NotFound("no such patient")
+            PatientRepository(s).get(patient_id)
             _pid, resources = next(fr.patient_bundles(s, [patient_id], self.fhir_options()))
             self.ctx.audit.record(s, actor, "export.fhir", at=self.ctx.clock(),
                                   patient_id=patient_id, detail=f"type={kind}")

@@ -19,11 +19,11 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotFound
-from ketaclinic.services.idempotency import IdempotentRequest, run_once
+from ketaclinic.services.idempotency import IdempotentRequest
 from ketaclinic.services.interop.webhooks import queue_urgent_alerts
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.paging import Paged, page_rows
-from ketaclinic.store.tables import Patient
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables_mbc import ClinicalAlert
 from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 
@@ -69,13 +69,6 @@ def _plain_answers(answers: Sequence[Any] | Mapping[int, Any]) -> Sequence[Any] 
     return list(answers)
 
 
-def load_patient(s: Session, patient_id: int) -> Patient:
-    patient = s.get(Patient, patient_id)
-    if patient is None:
-        raise NotFound("no such patient")
-    return patient
-
-
 def check_course(s: Session, patient_id: int, course_id: int | None,
                  session_id: int | None) -> int | None:
     """Course and session must belong to the patient; a session implies its course."""
@@ -107,29 +100,31 @@ class AssessmentService:
     ) -> tuple[AssessmentRecord, bool]:
         """Score and store one form. Returns (assessment, created); the same user repeating
         a key with the same request gets the first assessment back."""
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "assessment.create", patient_id=patient_id)
+        work = self.ctx.unit_of_work(actor, "assessment.create", perm=Perm.CLINICAL_WRITE,
+                                     patient_id=patient_id)
         req = IdempotentRequest.of(
             actor, "assessment.create", idempotency_key, patient_id, instrument_id,
             dict(answers) if isinstance(answers, Mapping) else list(answers),
             administered_at, course_id, session_id)
-        now = self.ctx.clock()
+        now = work.now
         when = self._check_time(administered_at or now, now)
 
-        def create(s: Session) -> tuple[AssessmentRecord, int]:
-            load_patient(s, patient_id)
+        def create(uow: UnitOfWork) -> tuple[AssessmentRecord, int]:
+            s = uow.session
+            uow.patients.get(patient_id)
             course = check_course(s, patient_id, course_id, session_id)
             row = self.store_scored(s, actor, patient_id, instrument_id, answers, when,
                                     course_id=course, session_id=session_id, source="clinic")
             return record_of(row), row.id
 
-        def replay(s: Session, assessment_id: int) -> tuple[AssessmentRecord, int]:
-            a = s.get(Assessment, assessment_id)
+        def replay(uow: UnitOfWork, assessment_id: int) -> tuple[AssessmentRecord, int]:
+            a = uow.session.get(Assessment, assessment_id)
             if a is None:
                 raise NotFound("the assessment this request recorded no longer exists")
             return record_of(a), a.patient_id
 
-        return run_once(self.ctx, actor, req, create=create, replay=replay,
-                        conflict="this assessment was recorded concurrently")
+        return work.idempotency.run(req, create=create, replay=replay,
+                                    conflict="this assessment was recorded concurrently")
 
     def _check_time(self, when: dt.datetime, now: dt.datetime) -> dt.datetime:
         if when.tzinfo is not None:
@@ -186,51 +181,50 @@ class AssessmentService:
     def record_event(self, actor: Actor, patient_id: int, kind: str, occurred_on: dt.date,
                      note: str = "", course_id: int | None = None) -> int:
         """Record a hospitalisation or suicide-related event (relapse evidence)."""
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "clinical_event.create",
-                         patient_id=patient_id)
+        work = self.ctx.unit_of_work(actor, "clinical_event.create", perm=Perm.CLINICAL_WRITE,
+                                     patient_id=patient_id)
         if kind not in EVENT_KINDS:
             raise InvalidInput(f"kind: must be one of {', '.join(EVENT_KINDS)}")
-        now = self.ctx.clock()
-        if occurred_on > self.ctx.clinic_time.local_date(now):
+        now = work.now
+        if occurred_on > work.today:
             raise InvalidInput("occurred_on: is in the future")
         if len(note) > 2000:
             raise InvalidInput("note: is longer than 2000 characters")
-        with self.ctx.db.transaction() as s:
-            load_patient(s, patient_id)
+        with work as uow:
+            s = uow.session
+            uow.patients.get(patient_id)
             course_id = check_course(s, patient_id, course_id, None)
             row = ClinicalEvent(patient_id=patient_id, course_id=course_id, kind=kind,
                                 occurred_on=occurred_on, note=note.strip(),
                                 recorded_by=actor.user_id, recorded_at=now)
             s.add(row)
             s.flush()
-            self.ctx.audit.record(s, actor, "clinical_event.create", at=now,
-                                  patient_id=patient_id, detail=kind)
+            uow.audit(patient_id=patient_id, detail=kind)
             return row.id
 
     # --- read ------------------------------------------------------------------------------
     def list_for_patient(self, actor: Actor, patient_id: int,
                          instrument_id: str | None = None, limit: int | None = None,
                          offset: int = 0) -> Paged[AssessmentRecord]:
-        self.ctx.require(actor, Perm.PATIENT_READ, "assessment.list", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            load_patient(s, patient_id)
+        with self.ctx.unit_of_work(actor, "assessment.list", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            s = uow.session
+            uow.patients.get(patient_id)
             stmt = select(Assessment).where(Assessment.patient_id == patient_id)
             if instrument_id:
                 stmt = stmt.where(Assessment.instrument_id == instrument_id)
             out = page_rows(s, stmt.order_by(Assessment.administered_at, Assessment.id), limit,
                             offset).map(record_of)
-            self.ctx.audit.record(s, actor, "assessment.list", at=self.ctx.clock(),
-                                  patient_id=patient_id)
+            uow.audit(patient_id=patient_id)
             return out
 
     def get(self, actor: Actor, patient_id: int, assessment_id: int) -> AssessmentRecord:
-        self.ctx.require(actor, Perm.PATIENT_READ, "assessment.view", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            a = s.get(Assessment, assessment_id)
+        with self.ctx.unit_of_work(actor, "assessment.view", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            a = uow.session.get(Assessment, assessment_id)
             if a is None or a.patient_id != patient_id:
                 raise NotFound("no such assessment for this patient")
-            self.ctx.audit.record(s, actor, "assessment.view", at=self.ctx.clock(),
-                                  patient_id=patient_id, detail=f"assessment {assessment_id}")
+            uow.audit(patient_id=patient_id, detail=f"assessment {assessment_id}")
             return record_of(a)
 
     def fhir(self, actor: Actor, patient_id: int, assessment_id: int) -> dict[str, Any]:

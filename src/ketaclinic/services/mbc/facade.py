@@ -40,25 +40,25 @@ class MeasurementCare:
                  offset: int = 0) -> Paged[dict[str, Any]]:
         """Outcome of every course of the patient (newest first); each is computed from the
         course's assessments, so the window is taken in Python."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "outcome.view", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            from ketaclinic.services.mbc.assessments import load_patient
-
-            load_patient(s, patient_id)
-            out = [outcome_dict(c) for c in course_summaries(s, patient_id, self.ctx.clock())]
-            self.ctx.audit.record(s, actor, "outcome.view", at=self.ctx.clock(),
-                                  patient_id=patient_id)
+        with self.ctx.unit_of_work(actor, "outcome.view", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            s = uow.session
+            uow.patients.get(patient_id)
+            out = [outcome_dict(c) for c in course_summaries(s, patient_id, uow.now)]
+            uow.audit(patient_id=patient_id)
             return page_list(out, limit, offset)
 
     def panel(self, actor: Actor, patient_id: int) -> dict[str, Any]:
         """Everything the patient-page panel shows, in one audited read."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "mbc.panel", patient_id=patient_id)
-        from ketaclinic.services.mbc.assessments import load_patient, record_of
+        work = self.ctx.unit_of_work(actor, "mbc.panel", perm=Perm.PATIENT_READ,
+                                     patient_id=patient_id)
+        from ketaclinic.services.mbc.assessments import record_of
         from ketaclinic.store.tables_treatment import Assessment
 
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            load_patient(s, patient_id)
+        now = work.now
+        with work as uow:
+            s = uow.session
+            uow.patients.get(patient_id)
             summaries = course_summaries(s, patient_id, now)
             rows = s.execute(select(Assessment).where(Assessment.patient_id == patient_id)
                              .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
@@ -81,5 +81,5 @@ class MeasurementCare:
                 "default_days": self.ctx.settings.reminder_days,
                 "now": now,
             }
-            self.ctx.audit.record(s, actor, "mbc.panel", at=now, patient_id=patient_id)
+            uow.audit(patient_id=patient_id)
             return data

@@ -29,9 +29,9 @@ from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.context import Context
 from ketaclinic.services.interop.outbound import DeliveryError, PermanentFailure
 from ketaclinic.services.interop.webhooks import WebhookService
-from ketaclinic.services.mbc.assessments import load_patient
 from ketaclinic.services.mbc.self_report import new_token, parse_days
 from ketaclinic.services.mbc.sms import SmsAdapter, e164, sms_text
+from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables_mbc import OutboxMessage, ReminderSchedule, SelfReportLink
 from ketaclinic.store.tables_treatment import TreatmentSession
 
@@ -174,7 +174,7 @@ class OutboxService:
             msg = s.get(OutboxMessage, message_id, with_for_update=True)
             if msg is None or msg.status != "pending":
                 return
-            patient = load_patient(s, msg.patient_id)
+            patient = PatientRepository(s).get(msg.patient_id)
             link = self._link_for(s, msg, now)
             token, digest = new_token()
             link.token_hash = digest

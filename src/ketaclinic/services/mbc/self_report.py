@@ -28,11 +28,11 @@ from ketaclinic.services.mbc.assessments import (
     AssessmentRecord,
     AssessmentService,
     check_course,
-    load_patient,
     record_of,
 )
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.mbc.sms import e164
+from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables_mbc import (
     OutboxMessage,
     ReminderSchedule,
@@ -136,7 +136,7 @@ class SelfReportService:
         self._check_channel("delivery", delivery)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            patient = load_patient(s, patient_id)
+            patient = PatientRepository(s).get(patient_id)
             _check_contact("delivery", delivery, patient)
             self._check_instrument(s, instrument_id)
             course_id = check_course(s, patient_id, course_id, None)
@@ -188,7 +188,7 @@ class SelfReportService:
             self._check_channel("channel", channel)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            patient = load_patient(s, patient_id)
+            patient = PatientRepository(s).get(patient_id)
             _check_contact("channel", channel, patient)
             course = s.get(Course, course_id)
             if course is None or course.patient_id != patient_id:

@@ -28,8 +28,8 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.context import Context
-from ketaclinic.services.errors import NotFound
 from ketaclinic.services.outcomes.dashboard import event_kind
+from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_chair import AdverseEventRow
 from ketaclinic.store.tables_treatment import Assessment as AssessmentRow
@@ -61,9 +61,7 @@ class ProgressReportService:
                          patient_id=patient_id)
         now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
-            patient = s.get(Patient, patient_id)
-            if patient is None:
-                raise NotFound("no such patient")
+            patient = PatientRepository(s).get(patient_id)
             report = _report(s, patient, recipient, now, self.ctx.settings.clinic_name,
                              self.ctx.clinic_time)
             self.ctx.audit.record(s, actor, "export.progress_report", at=now,

@@ -32,9 +32,10 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.context import Context
-from ketaclinic.services.errors import InvalidInput, NotFound
+from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.pk.chart import CAPTION, PkChart, svg_pk_chart
-from ketaclinic.store.tables import Patient, PatientWeight
+from ketaclinic.services.unit_of_work import PatientRepository
+from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 DEFAULT_MODEL = {"iv": "kamp2020", "nasal": "perez-ruixo2021", "oral": "fanta2015"}
@@ -89,15 +90,10 @@ class PkService:
     def _read(self, actor: Actor, patient_id: int, extra):  # type: ignore[no-untyped-def]
         self.ctx.require(actor, Perm.PATIENT_READ, "pk.view", patient_id=patient_id)
         with self.ctx.db.transaction() as s:
-            patient = s.get(Patient, patient_id)
-            if patient is None:
-                raise NotFound("no such patient")
-            weight = s.execute(
-                select(PatientWeight.weight_kg)
-                .where(PatientWeight.patient_id == patient_id)
-                .order_by(PatientWeight.measured_on.desc(), PatientWeight.id.desc())
-                .limit(1)
-            ).scalar()
+            patients = PatientRepository(s)
+            patient = patients.get(patient_id)
+            latest = patients.latest_weight(patient_id)
+            weight = None if latest is None else latest[0]
             more = extra(s, patient)
             self.ctx.audit.record(s, actor, "pk.view", at=self.ctx.clock(), patient_id=patient_id)
         if weight is None:

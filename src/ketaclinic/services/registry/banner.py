@@ -14,8 +14,8 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.chair.courses import _template_name
 from ketaclinic.services.context import Context
-from ketaclinic.services.errors import NotFound
-from ketaclinic.store.tables import Patient, PatientAllergy, PatientWeight
+from ketaclinic.services.unit_of_work import PatientRepository
+from ketaclinic.store.tables import PatientAllergy
 from ketaclinic.store.tables_dosing import DoseOrder, Screening
 from ketaclinic.store.tables_mbc import ClinicalAlert
 from ketaclinic.store.tables_treatment import Course, TreatmentSession
@@ -69,12 +69,9 @@ class PatientBannerService:
         now = self.ctx.clock()
         today = self.ctx.clinic_time.local_date(now)
         with self.ctx.db.transaction() as s:
-            p = s.get(Patient, patient_id)
-            if p is None:
-                raise NotFound("no such patient")
-            weight = s.execute(select(PatientWeight.weight_kg, PatientWeight.measured_on).where(
-                PatientWeight.patient_id == patient_id).order_by(
-                PatientWeight.measured_on.desc(), PatientWeight.id.desc()).limit(1)).first()
+            patients = PatientRepository(s)
+            p = patients.get(patient_id)
+            weight = patients.latest_weight(patient_id)
             allergies = [f"{a.substance}{' (' + a.reaction + ')' if a.reaction else ''}"
                          for a in s.execute(select(PatientAllergy).where(
                              PatientAllergy.patient_id == patient_id,

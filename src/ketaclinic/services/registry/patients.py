@@ -25,7 +25,7 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
-from ketaclinic.services.idempotency import IdempotentRequest, run_once
+from ketaclinic.services.idempotency import IdempotentRequest
 from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.registry.banner import PatientBanner, PatientBannerService
 from ketaclinic.services.registry.medication_vocab import (
@@ -33,6 +33,7 @@ from ketaclinic.services.registry.medication_vocab import (
     is_recognised,
     normalised,
 )
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import (
     Patient,
     PatientAllergy,
@@ -131,12 +132,13 @@ class PatientService:
         the same request gets the first patient back (services.idempotency).
         ``refuse_duplicates``: a patient with the same name and birth date raises
         :class:`PossibleDuplicate` (the form asks the user to confirm a different person)."""
-        self.ctx.require(actor, Perm.PATIENT_WRITE, "patient.create")
+        work = self.ctx.unit_of_work(actor, "patient.create", perm=Perm.PATIENT_WRITE)
         weight = _weight(data.weight) if data.weight else None
         req = IdempotentRequest.of(actor, "patient.create", idempotency_key, data)
-        now = self.ctx.clock()
+        now = work.now
 
-        def create(s: Session) -> tuple[PatientSummary, int]:
+        def create(uow: UnitOfWork) -> tuple[PatientSummary, int]:
+            s = uow.session
             if s.execute(select(Patient.id).where(Patient.mrn == data.mrn)).first():
                 raise Conflict(f"MRN {data.mrn} is already registered")
             if refuse_duplicates:
@@ -155,27 +157,26 @@ class PatientService:
             s.flush()
             if weight is not None:
                 s.add(PatientWeight(patient_id=patient.id,
-                                    measured_on=self.ctx.clinic_time.local_date(now),
-                                    weight_kg=weight, recorded_by=actor.user_id,
-                                    recorded_at=now))
-            self.ctx.audit.record(s, actor, "patient.create", at=now, patient_id=patient.id)
+                                    measured_on=uow.today, weight_kg=weight,
+                                    recorded_by=actor.user_id, recorded_at=now))
+            uow.audit(patient_id=patient.id)
             return _summary(patient), patient.id
 
-        def replay(s: Session, patient_id: int) -> tuple[PatientSummary, int]:
-            patient = s.get(Patient, patient_id)
+        def replay(uow: UnitOfWork, patient_id: int) -> tuple[PatientSummary, int]:
+            patient = uow.session.get(Patient, patient_id)
             if patient is None:
                 raise NotFound("the patient this request created no longer exists")
             return _summary(patient), patient_id
 
-        return run_once(self.ctx, actor, req, create=create, replay=replay,
-                        conflict="this MRN or request was registered concurrently")
+        return work.idempotency.run(req, create=create, replay=replay,
+                                    conflict="this MRN or request was registered concurrently")
 
     # --- read --------------------------------------------------------------------------
     def search(
         self, actor: Actor, query: str = "", birth_date: dt.date | None = None,
         mrn: str = "", limit: int = 50, offset: int = 0,
     ) -> SearchPage:
-        self.ctx.require(actor, Perm.PATIENT_READ, "patient.search")
+        work = self.ctx.unit_of_work(actor, "patient.search", perm=Perm.PATIENT_READ)
         if len(query) > 200 or len(mrn) > 32:
             raise InvalidInput("search text is too long")
         stmt = select(Patient)
@@ -187,31 +188,23 @@ class PatientService:
             stmt = stmt.where(Patient.birth_date == birth_date)
         if mrn.strip():
             stmt = stmt.where(Patient.mrn == mrn.strip().upper())
-        with self.ctx.db.transaction() as s:
-            page = page_rows(s, stmt.order_by(Patient.family_name, Patient.given_name,
-                                              Patient.id), limit, offset)
-            self.ctx.audit.record_list(s, actor, "patient.search", [p.id for p in page],
-                                       at=self.ctx.clock(), detail=f"{page.total} matches")
+        with work as uow:
+            page = page_rows(uow.session, stmt.order_by(Patient.family_name, Patient.given_name,
+                                                        Patient.id), limit, offset)
+            uow.audit_list([p.id for p in page], detail=f"{page.total} matches")
             return SearchPage([_summary(p) for p in page], page.total, page.limit or limit,
                               page.offset)
 
     def get(self, actor: Actor, patient_id: int, *, action: str = "patient.view") -> PatientDetail:
-        self.ctx.require(actor, Perm.PATIENT_READ, action, patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            patient = self._load(s, patient_id)
-            detail = self._detail(s, patient)
-            self.ctx.audit.record(s, actor, action, at=self.ctx.clock(), patient_id=patient_id)
+        with self.ctx.unit_of_work(actor, action, perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            detail = self._detail(uow.session, uow.patients.get(patient_id))
+            uow.audit(patient_id=patient_id)
             return detail
 
     def banner(self, actor: Actor, patient_id: int) -> PatientBanner:
         """Who a page is about: the banner's facts in one audited read."""
         return PatientBannerService(self.ctx).banner(actor, patient_id)
-
-    def _load(self, s: Session, patient_id: int) -> Patient:
-        patient = s.get(Patient, patient_id)
-        if patient is None:
-            raise NotFound("no such patient")
-        return patient
 
     def _detail(self, s: Session, p: Patient) -> PatientDetail:
         def rows(model, order):  # type: ignore[no-untyped-def]
@@ -239,14 +232,13 @@ class PatientService:
     def history(self, actor: Actor, patient_id: int, limit: int | None = None,
                 offset: int = 0) -> Paged[dict]:
         """Amendments of the record, newest first (``limit``/``offset``: one page of them)."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "patient.history", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            self._load(s, patient_id)
-            page = page_rows(s, select(PatientAmendment).where(
+        with self.ctx.unit_of_work(actor, "patient.history", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            uow.patients.get(patient_id)
+            page = page_rows(uow.session, select(PatientAmendment).where(
                 PatientAmendment.patient_id == patient_id).order_by(PatientAmendment.id.desc()),
                 limit, offset)
-            self.ctx.audit.record(s, actor, "patient.history", at=self.ctx.clock(),
-                                  patient_id=patient_id)
+            uow.audit(patient_id=patient_id)
             return page.map(lambda r: {
                 "field": r.field, "old_value": r.old_value, "new_value": r.new_value,
                 "changed_by": r.changed_by, "changed_at": r.changed_at, "version": r.version})
@@ -254,11 +246,13 @@ class PatientService:
     # --- amend -------------------------------------------------------------------------
     def update(self, actor: Actor, patient_id: int, data: PatientUpdate) -> PatientDetail:
         """Amend the record; the old values are kept. A stale version raises Conflict."""
-        self.ctx.require(actor, Perm.PATIENT_WRITE, "patient.update", patient_id=patient_id)
-        now = self.ctx.clock()
+        work = self.ctx.unit_of_work(actor, "patient.update", perm=Perm.PATIENT_WRITE,
+                                     patient_id=patient_id)
+        now = work.now
         try:
-            with self.ctx.db.transaction() as s:
-                patient = self._load(s, patient_id)
+            with work as uow:
+                s = uow.session
+                patient = uow.patients.get(patient_id)
                 if patient.version != data.version:
                     raise Conflict(
                         f"this record changed since you opened it (you edited version "
@@ -277,9 +271,8 @@ class PatientService:
                         s.add(PatientAmendment(patient_id=patient.id, field=name, old_value=old,
                                                new_value=new, changed_by=actor.user_id,
                                                changed_at=now, version=patient.version))
-                    self.ctx.audit.record(s, actor, "patient.update", at=now,
-                                          patient_id=patient.id,
-                                          detail="fields: " + ", ".join(c[0] for c in changes))
+                    uow.audit(patient_id=patient.id,
+                              detail="fields: " + ", ".join(c[0] for c in changes))
                 return self._detail(s, patient)
         except StaleDataError as exc:
             raise Conflict("this record was changed by someone else at the same moment; "
@@ -296,15 +289,15 @@ class PatientService:
 
     def _add_child(self, actor: Actor, patient_id: int, action: str, row: object,
                    amendment: str) -> None:
-        self.ctx.require(actor, Perm.PATIENT_WRITE, action, patient_id=patient_id)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            patient = self._load(s, patient_id)
-            s.add(row)
-            s.add(PatientAmendment(patient_id=patient.id, field=action.split(".")[1],
-                                   old_value="", new_value=amendment, changed_by=actor.user_id,
-                                   changed_at=now, version=patient.version))
-            self.ctx.audit.record(s, actor, action, at=now, patient_id=patient.id)
+        with self.ctx.unit_of_work(actor, action, perm=Perm.PATIENT_WRITE,
+                                   patient_id=patient_id) as uow:
+            patient = uow.patients.get(patient_id)
+            uow.session.add(row)
+            uow.session.add(PatientAmendment(
+                patient_id=patient.id, field=action.split(".")[1], old_value="",
+                new_value=amendment, changed_by=actor.user_id, changed_at=uow.now,
+                version=patient.version))
+            uow.audit(patient_id=patient.id)
 
     def add_weight(self, actor: Actor, patient_id: int, data: WeightCreate) -> Decimal:
         weight = _weight(data.weight)
@@ -343,20 +336,19 @@ class PatientService:
 
     def set_medication_active(self, actor: Actor, patient_id: int, medication_id: int,
                               active: bool) -> None:
-        self.ctx.require(actor, Perm.PATIENT_WRITE, "patient.medication", patient_id=patient_id)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "patient.medication", perm=Perm.PATIENT_WRITE,
+                                   patient_id=patient_id) as uow:
+            s, now = uow.session, uow.now
             med = s.get(PatientMedication, medication_id)
             if med is None or med.patient_id != patient_id:
                 raise NotFound("no such medication for this patient")
             if med.active != active:
-                patient = self._load(s, patient_id)
+                patient = uow.patients.get(patient_id)
                 s.add(PatientAmendment(patient_id=patient_id, field="medication",
                                        old_value=f"{med.name} active={med.active}",
                                        new_value=f"{med.name} active={active}",
                                        changed_by=actor.user_id, changed_at=now,
                                        version=patient.version))
                 med.active = active
-                self.ctx.audit.record(s, actor, "patient.medication", at=now,
-                                      patient_id=patient_id,
-                                      detail="stopped" if not active else "restarted")
+                uow.audit(patient_id=patient_id,
+                          detail="stopped" if not active else "restarted")

@@ -77,3 +77,25 @@ def test_rebinding_refuses_other_settings(services, database_url):
             rebind(app, other)
     finally:
         other.close()
+
+
+def test_an_app_a_test_added_a_route_to_is_not_shared(app, client):
+    """test_logging adds a crash route to its app: the next test must not see it."""
+    from fastapi import APIRouter
+
+    extra = APIRouter()
+
+    @extra.get("/api/only-in-this-test")
+    def _only() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    app.include_router(extra)
+    assert client.get("/api/only-in-this-test").status_code == 200
+    SEEN["extended"] = app
+
+
+def test_the_next_test_gets_an_app_without_that_route(app, client):
+    if "extended" in SEEN:
+        assert SEEN["extended"] is not app
+    assert client.get("/api/only-in-this-test").status_code == 404
+

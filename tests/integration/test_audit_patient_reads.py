@@ -73,13 +73,14 @@ def test_every_patient_get_of_an_id_that_does_not_exist_is_audited_as_not_found(
 def test_every_list_read_audits_each_patient_it_shows(services, users, login, clock):
     import datetime as dt
 
-    from test_chair_workflow import MONDAY, _dosed, _version
+    import kcchain
+    from kcchain import MONDAY
 
     from ketaclinic.schemas_chair import BookingCreate
     from ketaclinic.store.tables import Patient
     from ketaclinic.store.tables_treatment import TreatmentSession
 
-    pid, sid = _dosed(services, users, clock)
+    pid, _, sid = kcchain.dosed(services, users, clock, "C-1", family="Chair")
     nurse = users["nurse"].actor
     with services.db.transaction() as s:  # a name no page shows by accident
         s.get(Patient, pid).family_name = "Zebulonov"
@@ -88,7 +89,7 @@ def test_every_list_read_audits_each_patient_it_shows(services, users, login, cl
             .order_by(TreatmentSession.id)).scalars().first()
     chair = services.chair.schedule.chairs(nurse)[0]
     services.chair.schedule.book(nurse, later, BookingCreate(  # on today's board and schedule
-        version=_version(services, later), chair_id=chair.id,
+        version=kcchain.version(services, later), chair_id=chair.id,
         start=clock.now + dt.timedelta(hours=3), override_reason="test"))
     services.mbc.assessments.record(nurse, pid, "phq9", [0] * 8 + [3])  # item 9: worklist
     clock.advance(minutes=125)
@@ -99,7 +100,7 @@ def test_every_list_read_audits_each_patient_it_shows(services, users, login, cl
     c.post(f"/api/sessions/{sid}/ratings", json={"instrument": "moaas", "answers": [5]},
            headers=h)
     r = c.post(f"/api/sessions/{sid}/discharge", headers=h, json={
-        "version": _version(services, sid), "dissociation_resolved": True,
+        "version": kcchain.version(services, sid), "dissociation_resolved": True,
         "respiratory_depression_resolved": True, "responsible_adult_present": True})
     assert r.status_code == 200, r.text  # a REMS form is now due for this patient
     lists = ["/api/patients?q=C-1", "/patients?q=C-1", "/api/alerts", "/alerts",

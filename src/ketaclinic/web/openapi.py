@@ -35,9 +35,13 @@ def with_error_responses(schema: dict[str, Any]) -> dict[str, Any]:
                 continue
             for code, text in ERRORS.items():
                 declared = op["responses"].get(code, {})
+                # A route that answers an error in its own media type (FHIR's OperationOutcome
+                # as application/fhir+json) keeps what it declared.
+                own = {k: v for k, v in declared.get("content", {}).items()
+                       if k != "application/json"}
                 op["responses"][code] = {
                     "description": declared.get("description") or text,
-                    "content": {"application/json": {"schema": _REF}},
+                    "content": own or {"application/json": {"schema": _REF}},
                 }
     schemas = schema["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError"):

@@ -440,7 +440,7 @@ async def seed_infusions(inst: Instance, plan: Plan, patients: list[int], n: int
         r = await doctor.c.post(plan.course.replace("{patient_id}", str(pid)), json={
             "template_id": "iv_ketamine_induction", "start_date": str(now.date())})
         r = await doctor.c.get(plan.sessions.replace("{patient_id}", str(pid)))
-        first = min((s for s in r.json() if s.get("status") == "planned"),
+        first = min((s for s in r.json()["items"] if s.get("status") == "planned"),
                     key=lambda s: s["number"], default=None) if r.status_code == 200 else None
         if first is None:
             raise RuntimeError(f"no planned session for an infusion: {r.status_code} "

@@ -11,7 +11,7 @@ import unicodedata
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Sex = Literal["female", "male", "other", "unknown"]
 _MRN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
@@ -179,12 +179,3 @@ class PasswordResetCreate(_Strict):
         description="The temporary password to set; omit it to have one generated (returned "
         "once)")
 
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One readable line per problem: 'birth_date: is in the future'."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "input"
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)

@@ -263,7 +263,7 @@ async def dose_post(request: Request, patient_id: int, svc: ServicesDep,
     route = form.get("route", "iv") if form.get("route") in ROUTES else "iv"
     action = form.get("action", "check")
     try:
-        req = model_from_form(DoseInput, form, overrides=overrides_from_form(form))
+        req = model_from_form(DoseInput, form, extra={"overrides": overrides_from_form(form)})
         if action == "save":
             record, _ = svc.dosing.save(viewer.actor, patient_id, req,
                                         form.get("idempotency_key") or None)

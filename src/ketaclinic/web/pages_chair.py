@@ -14,12 +14,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.bootstrap import Services
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.http.inputs import TICKED, model_from_form
 from ketaclinic.schemas_chair import ChairCreate, CourseCreate, CourseEnd, CourseNotes
 from ketaclinic.services.chair.courses import template_choices
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
 from ketaclinic.web import pages_ledger, pages_session
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import attachment, redirect, render
 
 router = APIRouter()

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from ketaclinic.clinical.dose_checks import format_dose
 from ketaclinic.clinical.dose_plan import ROUTE_LABELS, ROUTES
 from ketaclinic.clinical.dosing import ESKETAMINE_PHASES, WEIGHT_BASES
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.http.inputs import model_from_form
 from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.dosing.facts import RESPONSES, condition_choices, facts_from_form
@@ -20,7 +21,6 @@ from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.dosing.verbal_orders import prescribers
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.numbers import MAX_ID, optional_int
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()

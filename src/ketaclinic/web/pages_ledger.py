@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.bootstrap import Services
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.http.inputs import model_from_form
 from ketaclinic.schemas_chair import (
     CorrectionCreate,
@@ -17,7 +18,6 @@ from ketaclinic.schemas_chair import (
     WasteCreate,
 )
 from ketaclinic.services.errors import InvalidInput, NotFound
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()

@@ -8,12 +8,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.clinical.instruments import parse_answer_text
+from ketaclinic.http.deps import (
+    ServicesDep,
+    ViewerDep,
+    client_address,
+    read_checked_form,
+    read_form,
+)
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import InvalidInput, ServiceError, Throttled
 from ketaclinic.services.mbc.instrument_forms import answers_from_items, has_items
 from ketaclinic.services.mbc.self_report import LinkUnavailable
 from ketaclinic.services.numbers import optional_id
-from ketaclinic.web.deps import ServicesDep, ViewerDep, client_address, read_checked_form, read_form
 from ketaclinic.web.panels import load_panels
 from ketaclinic.web.render import redirect, render
 

@@ -8,6 +8,7 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ketaclinic.http.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.http.inputs import model_from_form
 from ketaclinic.schemas import (
     AllergyCreate,
@@ -21,7 +22,6 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.registry.icd10 import icd10_display
 from ketaclinic.services.registry.patients import PossibleDuplicate
-from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.web.panels import home_for, load_panels
 from ketaclinic.web.render import redirect, render
 

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from ketaclinic.bootstrap import Services
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.http.inputs import LocalDay, model_from_form
 from ketaclinic.schemas_chair import (
     AdverseEventCreate,
@@ -35,7 +36,6 @@ from ketaclinic.services.chair.facade import ChairServices
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
 from ketaclinic.services.mbc.instrument_forms import answers_from_form, bundled_entry_form
 from ketaclinic.services.numbers import MAX_ID, parse_int
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import attachment, redirect, render
 
 router = APIRouter()

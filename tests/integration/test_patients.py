@@ -288,6 +288,7 @@ BAD_PATIENT = [
     ({"email": "not-an-address"}, "email: is not an e-mail address"),
     ({"given_name": "a\x07b"}, "given_name: contains control or invalid characters"),
     ({"family_name": "x" * 101}, "family_name: String should have at most 100 characters"),
+    ({"family_name": "   "}, "family_name: String should have at least 1 character"),
     ({"weight": "180 lb"}, "weight:"),
     ({"birth_date": "1800-01-01", "phone": "call me"}, "birth_date: is before 1900; phone:"),
 ]

@@ -108,8 +108,6 @@ HAND_TRANSACTIONS_TO_CONVERT = {
     "outcomes/dashboard.py": 1,
     "outcomes/facade.py": 1,
     "outcomes/progress_report.py": 1,
-    "pk/exposure.py": 1,
-    "registry/banner.py": 1,
 }
 
 # Audit rows stamped with a clock reading of their own (``at=self.ctx.clock()``) instead of the
@@ -131,7 +129,6 @@ CLOCK_AUDITS_TO_CONVERT = {
     "mbc/alerts.py": 1,
     "mbc/self_report.py": 2,
     "outcomes/dashboard.py": 1,
-    "pk/exposure.py": 1,
 }
 
 # For good: (module, function) that open a transaction by hand because no unit of work fits.

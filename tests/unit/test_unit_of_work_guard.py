@@ -105,9 +105,6 @@ HAND_TRANSACTIONS_TO_CONVERT = {
     "mbc/instruments.py": 2,
     "mbc/outbox.py": 5,
     "mbc/self_report.py": 7,
-    "outcomes/dashboard.py": 1,
-    "outcomes/facade.py": 1,
-    "outcomes/progress_report.py": 1,
 }
 
 # Audit rows stamped with a clock reading of their own (``at=self.ctx.clock()``) instead of the
@@ -128,7 +125,6 @@ CLOCK_AUDITS_TO_CONVERT = {
     "interop/fhir_jobs.py": 2,
     "mbc/alerts.py": 1,
     "mbc/self_report.py": 2,
-    "outcomes/dashboard.py": 1,
 }
 
 # For good: (module, function) that open a transaction by hand because no unit of work fits.

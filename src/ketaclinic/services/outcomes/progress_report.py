@@ -8,12 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ketaclinic.clinical.course_scores import NOT_DOSED, course_end_of_induction
 from ketaclinic.clinical.outcomes import (
     DEFAULT_CRITERIA,
-    NOT_DOSED,
     Assessment,
     ClinicalEvent,
-    course_end_of_induction,
     default_criteria,
     evaluate_course,
 )

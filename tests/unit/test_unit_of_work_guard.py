@@ -95,19 +95,9 @@ HAND_TRANSACTIONS_TO_CONVERT = {
     "chair/schedule.py": 5,
     "chair/session.py": 1,
     "chair/view.py": 2,
-    "dosing/rulesets.py": 4,
-    "dosing/verbal_orders.py": 3,
     "interop/exports.py": 5,
     "interop/fhir_jobs.py": 2,
     "interop/webhooks.py": 8,
-    "mbc/alerts.py": 5,
-    "mbc/assessments.py": 1,
-    "mbc/instruments.py": 2,
-    "mbc/outbox.py": 5,
-    "mbc/self_report.py": 7,
-    "outcomes/dashboard.py": 1,
-    "outcomes/facade.py": 1,
-    "outcomes/progress_report.py": 1,
 }
 
 # Audit rows stamped with a clock reading of their own (``at=self.ctx.clock()``) instead of the
@@ -122,13 +112,9 @@ CLOCK_AUDITS_TO_CONVERT = {
     "chair/schedule.py": 3,
     "chair/session.py": 1,
     "chair/view.py": 1,
-    "dosing/rulesets.py": 6,
     "interop/exports.py": 3,
     "interop/fhir_import.py": 1,
     "interop/fhir_jobs.py": 2,
-    "mbc/alerts.py": 1,
-    "mbc/self_report.py": 2,
-    "outcomes/dashboard.py": 1,
 }
 
 # For good: (module, function) that open a transaction by hand because no unit of work fits.

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from ketaclinic.bootstrap import build_services
 from ketaclinic.schemas import PatientCreate
+from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.outcomes.dashboard import DashboardFilters
 from ketaclinic.store.tables import AuditEvent, Patient
@@ -78,3 +79,25 @@ def test_without_the_setting_the_dashboard_reads_the_primary(services, users):
         build_hand_cohort(s)
     dash = services.outcomes.dashboard(users["analyst"].actor)
     assert {"ketamine-iv", "esketamine"} <= set(dash.treatments)
+
+
+def test_a_unit_of_work_reads_analytics_on_the_replica_and_audits_on_the_primary(
+        services, users, replica, database_url, clock):
+    """``uow.analytics()`` is the replica's connection; the unit's own audit row, written when
+    the unit is entered, lands on the primary."""
+    replica_svc, replica_url = replica
+    routed = build_services(make_settings(database_url, read_database_url=replica_url),
+                            clock=clock)
+    cohort = select(func.count(Patient.id)).where(Patient.family_name.like("Replicaonly%"))
+    probes = select(func.count(AuditEvent.id)).where(AuditEvent.action == "uow.analytics")
+    try:
+        work = routed.ctx.unit_of_work(users["analyst"].actor, "uow.analytics",
+                                       perm=Perm.DASHBOARD)
+        with work.analytics() as conn:
+            assert int(conn.execute(cohort).scalar_one()) > 0  # only the replica has them
+        assert _count(services.db, cohort) == 0
+        with work as uow:
+            uow.audit(detail="an analytic read")
+        assert (_count(services.db, probes), _count(replica_svc.db, probes)) == (1, 0)
+    finally:
+        routed.close()

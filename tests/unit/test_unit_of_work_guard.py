@@ -87,8 +87,6 @@ HAND_TRANSACTIONS_TO_CONVERT = {
     "accounts/lifecycle.py": 9,
     "accounts/lock_screen.py": 8,
     "audit/trail.py": 2,  # AuditLog.page, AuditLog.patient_names
-    "dosing/rulesets.py": 4,
-    "dosing/verbal_orders.py": 3,
     "interop/exports.py": 5,
     "interop/fhir_jobs.py": 2,
     "interop/webhooks.py": 8,
@@ -97,11 +95,6 @@ HAND_TRANSACTIONS_TO_CONVERT = {
     "mbc/instruments.py": 2,
     "mbc/outbox.py": 5,
     "mbc/self_report.py": 7,
-    "outcomes/dashboard.py": 1,
-    "outcomes/facade.py": 1,
-    "outcomes/progress_report.py": 1,
-    "pk/exposure.py": 1,
-    "registry/banner.py": 1,
 }
 
 # Audit rows stamped with a clock reading of their own (``at=self.ctx.clock()``) instead of the
@@ -110,14 +103,11 @@ CLOCK_AUDITS_TO_CONVERT = {
     "accounts/auth.py": 3,
     "accounts/lock_screen.py": 2,
     "audit/trail.py": 2,
-    "dosing/rulesets.py": 6,
     "interop/exports.py": 3,
     "interop/fhir_import.py": 1,
     "interop/fhir_jobs.py": 2,
     "mbc/alerts.py": 1,
     "mbc/self_report.py": 2,
-    "outcomes/dashboard.py": 1,
-    "pk/exposure.py": 1,
 }
 
 # For good: (module, function) that open a transaction by hand because no unit of work fits.

@@ -23,6 +23,9 @@ What it does once, so no service writes it again:
 * **Repositories**: ``uow.patients`` (the one patient loader) and ``uow.idempotency`` (the
   one implementation of "a resubmitted create records once", see
   :mod:`ketaclinic.services.idempotency`).
+* **Analytic reads**: ``uow.analytics()`` is a read-only connection outside the unit's
+  transaction, on the read replica when one is configured (``Database.analytics``); the unit's
+  audit rows still go to the primary when it is entered.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -175,6 +178,12 @@ class UnitOfWork:
         if self._session is None:
             raise RuntimeError("the unit of work is not open (use it in a with block)")
         return self._session
+
+    def analytics(self) -> AbstractContextManager[Connection]:
+        """A read-only connection for analytic queries, apart from the unit's transaction: the
+        read replica's when one is configured, else the primary's; rolled back at the end.
+        Audit the read with the unit itself (``with uow: uow.audit(...)``), on the primary."""
+        return self.ctx.db.analytics()
 
     # --- the permission, when it depends on what the unit read ------------------------------
     def require(self, perm: Perm, *, patient_id: int | None = None) -> None:

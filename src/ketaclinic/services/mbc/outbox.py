@@ -23,7 +23,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ketaclinic.clinical.outcomes import NOT_DOSED
+from ketaclinic.clinical.course_scores import NOT_DOSED
 from ketaclinic.config import Settings
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.context import Context

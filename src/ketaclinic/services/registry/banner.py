@@ -14,7 +14,6 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.chair.courses import _template_name
 from ketaclinic.services.context import Context
-from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import PatientAllergy
 from ketaclinic.store.tables_dosing import DoseOrder, Screening
 from ketaclinic.store.tables_mbc import ClinicalAlert
@@ -65,13 +64,11 @@ class PatientBannerService:
         self.ctx = ctx
 
     def banner(self, actor: Actor, patient_id: int) -> PatientBanner:
-        self.ctx.require(actor, Perm.PATIENT_READ, "patient.banner", patient_id=patient_id)
-        now = self.ctx.clock()
-        today = self.ctx.clinic_time.local_date(now)
-        with self.ctx.db.transaction() as s:
-            patients = PatientRepository(s)
-            p = patients.get(patient_id)
-            weight = patients.latest_weight(patient_id)
+        with self.ctx.unit_of_work(actor, "patient.banner", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            s, today = uow.session, uow.today
+            p = uow.patients.get(patient_id)
+            weight = uow.patients.latest_weight(patient_id)
             allergies = [f"{a.substance}{' (' + a.reaction + ')' if a.reaction else ''}"
                          for a in s.execute(select(PatientAllergy).where(
                              PatientAllergy.patient_id == patient_id,
@@ -100,7 +97,7 @@ class PatientBannerService:
                 func.count(), func.count().filter(ClinicalAlert.priority == "urgent")).where(
                 ClinicalAlert.patient_id == patient_id,
                 ClinicalAlert.acknowledged_at.is_(None))).one()
-            self.ctx.audit.record(s, actor, "patient.banner", at=now, patient_id=patient_id)
+            uow.audit(patient_id=patient_id)
             return PatientBanner(
                 p.id, f"{p.family_name}, {p.given_name}", p.mrn, p.birth_date,
                 age_on(p.birth_date, today), p.sex, weight[0] if weight else None,

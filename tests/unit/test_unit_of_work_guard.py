@@ -90,11 +90,6 @@ HAND_TRANSACTIONS_TO_CONVERT = {
     "interop/exports.py": 5,
     "interop/fhir_jobs.py": 2,
     "interop/webhooks.py": 8,
-    "mbc/alerts.py": 5,
-    "mbc/assessments.py": 1,
-    "mbc/instruments.py": 2,
-    "mbc/outbox.py": 5,
-    "mbc/self_report.py": 7,
 }
 
 # Audit rows stamped with a clock reading of their own (``at=self.ctx.clock()``) instead of the
@@ -106,8 +101,6 @@ CLOCK_AUDITS_TO_CONVERT = {
     "interop/exports.py": 3,
     "interop/fhir_import.py": 1,
     "interop/fhir_jobs.py": 2,
-    "mbc/alerts.py": 1,
-    "mbc/self_report.py": 2,
 }
 
 # For good: (module, function) that open a transaction by hand because no unit of work fits.

@@ -95,9 +95,6 @@ HAND_TRANSACTIONS_TO_CONVERT = {
     "chair/schedule.py": 5,
     "chair/session.py": 1,
     "chair/view.py": 2,
-    "interop/exports.py": 5,
-    "interop/fhir_jobs.py": 2,
-    "interop/webhooks.py": 8,
 }
 
 # Audit rows stamped with a clock reading of their own (``at=self.ctx.clock()``) instead of the
@@ -112,9 +109,6 @@ CLOCK_AUDITS_TO_CONVERT = {
     "chair/schedule.py": 3,
     "chair/session.py": 1,
     "chair/view.py": 1,
-    "interop/exports.py": 3,
-    "interop/fhir_import.py": 1,
-    "interop/fhir_jobs.py": 2,
 }
 
 # For good: (module, function) that open a transaction by hand because no unit of work fits.

@@ -87,14 +87,6 @@ HAND_TRANSACTIONS_TO_CONVERT = {
     "accounts/lifecycle.py": 9,
     "accounts/lock_screen.py": 8,
     "audit/trail.py": 2,  # AuditLog.page, AuditLog.patient_names
-    "chair/board.py": 1,
-    "chair/common.py": 2,
-    "chair/courses.py": 8,
-    "chair/ledger.py": 7,
-    "chair/rems_forms.py": 5,
-    "chair/schedule.py": 5,
-    "chair/session.py": 1,
-    "chair/view.py": 2,
 }
 
 # Audit rows stamped with a clock reading of their own (``at=self.ctx.clock()``) instead of the
@@ -103,12 +95,6 @@ CLOCK_AUDITS_TO_CONVERT = {
     "accounts/auth.py": 3,
     "accounts/lock_screen.py": 2,
     "audit/trail.py": 2,
-    "chair/courses.py": 2,
-    "chair/ledger.py": 4,
-    "chair/rems_forms.py": 3,
-    "chair/schedule.py": 3,
-    "chair/session.py": 1,
-    "chair/view.py": 1,
 }
 
 # For good: (module, function) that open a transaction by hand because no unit of work fits.

@@ -19,7 +19,7 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
-from ketaclinic.store.db import Database
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables_chair import ChairAmendment
 from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
@@ -67,25 +67,41 @@ def load_session(s: Session, session_id: int, *, lock: bool = False) -> Treatmen
     return row
 
 
-def require_for_session(ctx: Context, actor: Actor, session_id: int, action: str,
-                        perm: Perm = Perm.CLINICAL_WRITE) -> int:
-    """Check that ``actor`` holds ``perm`` for the session's patient (a denial is audited as
-    ``action``); returns the patient id. A missing session is a 404."""
-    with ctx.db.transaction() as s:
-        patient_id = load_session(s, session_id).patient_id
-    ctx.require(actor, perm, action, patient_id=patient_id)
-    return patient_id
+def unit_for_patient_of(ctx: Context, actor: Actor, action: str, perm: Perm,
+                        patient_of: Callable[[Session], int]) -> tuple[UnitOfWork, int]:
+    """The unit of work of ``action`` on a row that names its patient: a first transaction
+    reads the patient id (``patient_of``; a missing row is its 404, before the permission),
+    then ``perm`` is checked for that patient (a denial is audited as ``action`` with it).
+    Returns the unit, not yet open (``with`` it for the work), and the patient id."""
+    uow = ctx.unit_of_work(actor, action)
+    with uow:
+        patient_id = patient_of(uow.session)
+    uow.require(perm, patient_id=patient_id)
+    return uow, patient_id
+
+
+def session_unit(ctx: Context, actor: Actor, session_id: int, action: str,
+                 perm: Perm = Perm.CLINICAL_WRITE) -> tuple[UnitOfWork, int]:
+    """:func:`unit_for_patient_of` a treatment session."""
+    return unit_for_patient_of(ctx, actor, action, perm,
+                               lambda s: load_session(s, session_id).patient_id)
+
+
+def course_unit(ctx: Context, actor: Actor, course_id: int, action: str,
+                perm: Perm) -> tuple[UnitOfWork, int]:
+    """:func:`unit_for_patient_of` a course."""
+    return unit_for_patient_of(ctx, actor, action, perm,
+                               lambda s: load_course(s, course_id).patient_id)
 
 
 @contextmanager
-def changing_session(db: Database, session_id: int,
-                     version: int) -> Iterator[tuple[Session, TreatmentSession]]:
-    """One transaction that changes a treatment session: the row is loaded and its version
-    checked (a stale one is a 409, never a merge); a concurrent write is a 409 as well."""
-    with stale_as_conflict(), db.transaction() as s:
-        row = load_session(s, session_id)
+def changing_session(uow: UnitOfWork, session_id: int, version: int) -> Iterator[TreatmentSession]:
+    """Open ``uow`` to change a treatment session: the row is loaded and its version checked
+    (a stale one is a 409, never a merge); a concurrent write is a 409 as well."""
+    with stale_as_conflict(), uow:
+        row = load_session(uow.session, session_id)
         check_version("session", row, version)
-        yield s, row
+        yield row
 
 
 def load_course(s: Session, course_id: int) -> Course:

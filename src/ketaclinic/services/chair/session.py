@@ -64,8 +64,8 @@ from ketaclinic.services.chair.common import (
     clinical,
     findings_json,
     load_session,
-    require_for_session,
     session_rules,
+    session_unit,
 )
 from ketaclinic.services.chair.ledger import LedgerService, drug_matches
 from ketaclinic.services.context import Context
@@ -138,16 +138,17 @@ class SessionService:
         self.rulesets = RuleSetService(ctx)
 
     # --- plumbing -----------------------------------------------------------------------
-    def _touch(self, s: Session, row: TreatmentSession, status: str | None = None) -> None:
-        row.updated_at = self.ctx.clock()
+    @staticmethod
+    def _touch(uow: UnitOfWork, row: TreatmentSession, status: str | None = None) -> None:
+        row.updated_at = uow.now
         if status:
             row.status = status
-        s.flush()  # bumps the version; a concurrent writer gets StaleDataError -> 409
+        uow.session.flush()  # bumps the version; a concurrent writer gets StaleDataError -> 409
 
-    def _audit(self, s: Session, actor: Actor, action: str, row: TreatmentSession,
-               detail: str = "") -> None:
-        self.ctx.audit.record(s, actor, action, at=self.ctx.clock(), patient_id=row.patient_id,
-                              detail=f"session {row.id}" + (f"; {detail}" if detail else ""))
+    @staticmethod
+    def _audit(uow: UnitOfWork, action: str, row: TreatmentSession, detail: str = "") -> None:
+        uow.audit(action, patient_id=row.patient_id,
+                  detail=f"session {row.id}" + (f"; {detail}" if detail else ""))
 
     def _require_status(self, row: TreatmentSession, allowed: tuple[str, ...], what: str) -> None:
         if row.status not in allowed:
@@ -157,9 +158,10 @@ class SessionService:
     def check_in(self, actor: Actor, session_id: int, data: PrecheckCreate) -> list[Finding]:
         """Record the pre-checks. HARD findings keep the patient from dosing; SOFT ones need
         an override reason. Returns the findings (OK ones included)."""
-        require_for_session(self.ctx, actor, session_id, "session.checkin")
-        now = self.ctx.clock()
-        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
+        work, _ = session_unit(self.ctx, actor, session_id, "session.checkin")
+        now = work.now
+        with changing_session(work, session_id, data.version) as row:
+            s = work.session
             self._require_status(row, ("planned", "booked", "checked-in"), "check-in")
             inp = self._precheck_input(s, row, data, now)
             findings = clinical(lambda: check_pre_treatment(inp, session_rules()))
@@ -171,8 +173,8 @@ class SessionService:
                                   findings_json=findings_json(findings), outcome=outcome,
                                   override_reason=data.override_reason,
                                   recorded_by=actor.user_id, recorded_at=now))
-            self._touch(s, row, "checked-in" if outcome in ("ok", "overridden") else None)
-            self._audit(s, actor, "session.checkin", row, f"pre-checks {outcome}")
+            self._touch(work, row, "checked-in" if outcome in ("ok", "overridden") else None)
+            self._audit(work, "session.checkin", row, f"pre-checks {outcome}")
             return findings
 
     def _precheck_input(self, s: Session, row: TreatmentSession, data: PrecheckCreate,
@@ -202,14 +204,15 @@ class SessionService:
     def predose(self, actor: Actor, session_id: int, data: PredoseVitals) -> Finding:
         """Pre-dose vitals and the BP gate: warn needs a reason to proceed (or stop), stop
         needs the reason/plan; nothing is saved without one."""
-        require_for_session(self.ctx, actor, session_id, "session.predose")
-        now = self.ctx.clock()
-        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
+        work, _ = session_unit(self.ctx, actor, session_id, "session.predose")
+        now = work.now
+        with changing_session(work, session_id, data.version) as row:
+            s = work.session
             self._require_status(row, ("checked-in",), "pre-dose vitals")
-            patient = PatientRepository(s).get(row.patient_id)
+            patient = work.patients.get(row.patient_id)
             finding = clinical(lambda: check_predose_bp(
                 data.sbp_mmhg, data.dbp_mmhg, row.treatment, jurisdiction_of(s, row),
-                age_on(patient.birth_date, self.ctx.clinic_time.local_date(now)), session_rules()))
+                age_on(patient.birth_date, work.today), session_rules()))
             refuse_on_hard(check_not_future("pre-dose vital signs", data.taken_at or now, now,
                                             chain_rules()))
             gate, reason = self._gate(finding, data)
@@ -217,8 +220,8 @@ class SessionService:
                                           session_rules()))
             s.add(self._vitals_row(row, data, now, actor, kind="predose", gate=gate,
                                    gate_reason=reason))
-            self._touch(s, row)
-            self._audit(s, actor, "session.predose", row, f"BP gate {gate}")
+            self._touch(work, row)
+            self._audit(work, "session.predose", row, f"BP gate {gate}")
             return finding
 
     @staticmethod
@@ -255,19 +258,19 @@ class SessionService:
         """Record the dose given, tied to the signed order of this patient and course; the
         core's gates decide (order, events in order, dose check on the values given) and the
         ledger gets exactly one administration row in the same transaction."""
-        patient_id = require_for_session(self.ctx, actor, session_id, "session.dose")
-        now = self.ctx.clock()
+        work, patient_id = session_unit(self.ctx, actor, session_id, "session.dose")
         try:
-            with changing_session(self.ctx.db, session_id, data.version) as (s, row):
+            with changing_session(work, session_id, data.version) as row:
                 self._require_status(row, ("checked-in",), "recording the dose")
-                return self._record_dose(s, actor, row, data, now)
+                return self._record_dose(work, row, data)
         except InvalidInput as exc:
-            self.ctx.record_failure(actor, "session.dose", "refused", patient_id=patient_id,
-                                    detail=f"session {session_id}: {str(exc)[:200]}")
+            work.record_failure("refused", patient_id=patient_id,
+                                detail=f"session {session_id}: {str(exc)[:200]}")
             raise
 
-    def _record_dose(self, s: Session, actor: Actor, row: TreatmentSession, data: DoseCreate,
-                     now: dt.datetime) -> list[Finding]:
+    def _record_dose(self, uow: UnitOfWork, row: TreatmentSession,
+                     data: DoseCreate) -> list[Finding]:
+        s, actor, now = uow.session, uow.actor, uow.now
         first_device = min(data.device_times) if data.device_times else None
         started = first_device or data.started_at
         rules = chain_rules()
@@ -278,7 +281,7 @@ class SessionService:
         order = order_facts(s, data.dose_order_id)
         refuse_on_hard(check_administration(order, session_facts(row), given, now, rules))
         findings = self._dose_findings(row, data)
-        findings += self._administered_check(s, row, data, given)
+        findings += self._administered_check(uow, row, data, given)
         s.add(DoseRecord(session_id=row.id, dose_order_id=data.dose_order_id,
                          dose_mg=data.dose_mg, route=self._route(row), lot=data.lot,
                          started_at=started, ended_at=data.ended_at,
@@ -292,22 +295,21 @@ class SessionService:
         row.lot_numbers, row.dose_started_at, row.dose_ended_at = (
             data.lot, started, data.ended_at)
         row.first_device_at = first_device
-        self._administer(s, actor, row, data, started)
-        self._touch(s, row, "monitoring")
-        self._audit(s, actor, "session.dose", row,
+        self._administer(uow, row, data, started)
+        self._touch(uow, row, "monitoring")
+        self._audit(uow, "session.dose", row,
                     f"order {data.dose_order_id}: {data.dose_mg} mg lot {data.lot}")
         return findings
 
-    def _administered_check(self, s: Session, row: TreatmentSession, data: DoseCreate,
+    def _administered_check(self, uow: UnitOfWork, row: TreatmentSession, data: DoseCreate,
                             given: GivenDose) -> list[Finding]:
         """The dose check on what was actually given (programmed rate, concentration), with
         the order's recorded overrides; a check that raises or finds a hard limit blocks."""
         assert data.dose_order_id is not None
-        patient = PatientRepository(s).get(row.patient_id)
+        patient = uow.patients.get(row.patient_id)
         order, overrides = administered_order(
-            s, data.dose_order_id, given,
-            age_on(patient.birth_date, self.ctx.clinic_time.local_date(self.ctx.clock())))
-        rs = self.rulesets.active_in(s, SCREENING_TREATMENT[row.treatment])
+            uow.session, data.dose_order_id, given, age_on(patient.birth_date, uow.today))
+        rs = self.rulesets.active_in(uow.session, SCREENING_TREATMENT[row.treatment])
         result = check_dose_safely(order, rs)
         if not can_save(result, overrides):
             refuse_on_hard(blocking_findings(result, overrides))
@@ -336,23 +338,23 @@ class SessionService:
         return findings
 
 
-    def _administer(self, s: Session, actor: Actor, row: TreatmentSession, data: DoseCreate,
+    def _administer(self, uow: UnitOfWork, row: TreatmentSession, data: DoseCreate,
                     at: dt.datetime) -> None:
-        drug = s.execute(select(LedgerEntry.drug).where(
+        drug = uow.session.execute(select(LedgerEntry.drug).where(
             LedgerEntry.lot == data.lot, LedgerEntry.kind == "receipt").limit(1)
         ).scalar_one_or_none()
         if drug is None:
             raise InvalidInput(f"lot {data.lot!r} is not on the controlled-substance ledger")
         if not drug_matches(drug, row.treatment):
             raise InvalidInput(f"lot {data.lot} is {drug}, not for a {row.treatment} session")
-        self.ledger.append(s, actor, LedgerEntry(
+        self.ledger.append(uow, LedgerEntry(
             kind="administration", lot=data.lot, at=at, amount_mg=data.dose_mg,
             session_id=row.id, patient_id=row.patient_id))
 
     def end_infusion(self, actor: Actor, session_id: int, version: int,
                      ended_at: dt.datetime) -> None:
-        require_for_session(self.ctx, actor, session_id, "session.infusion_end")
-        with changing_session(self.ctx.db, session_id, version) as (s, row):
+        work, _ = session_unit(self.ctx, actor, session_id, "session.infusion_end")
+        with changing_session(work, session_id, version) as row:
             self._require_status(row, ("monitoring",), "ending the infusion")
             if row.treatment == "esketamine" or row.dose_started_at is None:
                 raise InvalidInput("only an IV infusion has an end time")
@@ -361,19 +363,18 @@ class SessionService:
             if ended_at < row.dose_started_at:
                 raise InvalidInput("the infusion cannot end before it started")
             row.dose_ended_at = ended_at
-            self._touch(s, row)
-            self._audit(s, actor, "session.infusion_end", row)
+            self._touch(work, row)
+            self._audit(work, "session.infusion_end", row)
 
     # --- timed vitals and alerts --------------------------------------------------------
     def record_vitals(self, actor: Actor, session_id: int, data: VitalsCreate,
                       idempotency_key: str | None = None) -> tuple[int, list[Finding], bool]:
         """Record a vitals set; returns (vitals id, alert findings, created). The same user
         repeating a key with the same request gets the first recording back."""
-        require_for_session(self.ctx, actor, session_id, "session.vitals")
+        work, _ = session_unit(self.ctx, actor, session_id, "session.vitals")
         req = IdempotentRequest.of(actor, "session.vitals", idempotency_key, session_id, data)
         if all(getattr(data, f) is None for f in VITAL_FIELDS):
             raise InvalidInput("enter at least one vital sign")
-        work = self.ctx.unit_of_work(actor, "session.vitals")  # permission: above
         now = work.now
 
         def create(uow: UnitOfWork) -> tuple[tuple[int, list[Finding]], int]:
@@ -392,7 +393,7 @@ class SessionService:
                                    message=a.message,
                                    suggested_action=str(a.values.get("action", "")),
                                    created_at=now))
-            self._audit(s, actor, "session.vitals", row, f"{len(alerts)} alerts")
+            self._audit(uow, "session.vitals", row, f"{len(alerts)} alerts")
             return (vitals.id, alerts), vitals.id
 
         (vitals_id, alerts), created = work.idempotency.run(
@@ -413,9 +414,10 @@ class SessionService:
 
     def record_alert_action(self, actor: Actor, session_id: int, alert_id: int,
                             data: AlertAction) -> None:
-        require_for_session(self.ctx, actor, session_id, "session.alert_action")
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        work, _ = session_unit(self.ctx, actor, session_id, "session.alert_action")
+        now = work.now
+        with work:
+            s = work.session
             row = load_session(s, session_id)
             alert = s.get(SessionAlert, alert_id, with_for_update=True)
             if alert is None or alert.session_id != session_id:
@@ -425,7 +427,7 @@ class SessionService:
             alert.action_taken, alert.action_by, alert.action_at = (
                 data.action_taken, actor.user_id, now)
             close_worklist_twins(s, alert, data.action_taken, actor.user_id, now)
-            self._audit(s, actor, "session.alert_action", row, f"alert {alert_id}")
+            self._audit(work, "session.alert_action", row, f"alert {alert_id}")
 
     # --- ratings and adverse events -----------------------------------------------------
     def record_rating(self, actor: Actor, session_id: int, data: RatingCreate,
@@ -434,9 +436,8 @@ class SessionService:
 
         Every alert the rating fires (deep sedation: MOAA/S ≤ 2, RASS ≤ −4) becomes a session
         alert that must be actioned before discharge and an item on the Alerts worklist."""
-        require_for_session(self.ctx, actor, session_id, "session.rating")
+        work, _ = session_unit(self.ctx, actor, session_id, "session.rating")
         req = IdempotentRequest.of(actor, "session.rating", idempotency_key, session_id, data)
-        work = self.ctx.unit_of_work(actor, "session.rating")  # permission: above
         now = work.now
         definition = load_bundled(data.instrument)
         if all(a is None for a in data.answers):
@@ -463,7 +464,7 @@ class SessionService:
             s.add(rating)
             s.flush()
             raised = raise_rating_alerts(s, rating, result, now)
-            self._audit(s, actor, "session.rating", row, data.instrument + (
+            self._audit(uow, "session.rating", row, data.instrument + (
                 f"; {len(raised)} alert(s) raised" if raised else ""))
             return answer | {"alerts": _alert_dicts(raised)}, rating.id
 
@@ -480,9 +481,8 @@ class SessionService:
 
     def record_adverse_event(self, actor: Actor, session_id: int, data: AdverseEventCreate,
                              idempotency_key: str | None = None) -> list[Finding]:
-        require_for_session(self.ctx, actor, session_id, "session.adverse_event")
+        work, _ = session_unit(self.ctx, actor, session_id, "session.adverse_event")
         req = IdempotentRequest.of(actor, "session.ae", idempotency_key, session_id, data)
-        work = self.ctx.unit_of_work(actor, "session.adverse_event")  # permission: above
         now = work.now
         event = AdverseEvent(data.code, data.severity, data.onset_at or now, data.action_taken,
                              data.description)
@@ -501,7 +501,7 @@ class SessionService:
                                  created_at=now)
             s.add(ae)
             s.flush()
-            self._audit(s, actor, "session.adverse_event", row, f"{data.code} {data.severity}")
+            self._audit(uow, "session.adverse_event", row, f"{data.code} {data.severity}")
             return findings, ae.id
 
         def replay(uow: UnitOfWork, ae_id: int) -> tuple[list[Finding], int | None]:
@@ -516,12 +516,11 @@ class SessionService:
         """Discharge when the core's checklist passes (no override: esketamine before 120 min
         after the first device is refused; a patient who leaves anyway is recorded with
         :meth:`leave_against_advice`). Refusals save nothing and are audited."""
-        patient_id = require_for_session(self.ctx, actor, session_id, "session.discharge")
-        now = self.ctx.clock()
+        work, patient_id = session_unit(self.ctx, actor, session_id, "session.discharge")
         try:
-            with changing_session(self.ctx.db, session_id, data.version) as (s, row):
+            with changing_session(work, session_id, data.version) as row:
                 self._require_status(row, ("monitoring",), "discharge")
-                decision = self._decide(s, row, data, now)
+                decision = self._decide(work.session, row, data, work.now)
                 if not decision.ready:
                     blocking = [f for f in decision.findings if f.level in (Level.HARD,
                                                                             Level.SOFT)]
@@ -529,36 +528,36 @@ class SessionService:
                         f.message for f in blocking) + ". Nothing was saved.",
                         list(decision.findings))
                 findings = list(decision.findings)
-                self._leave(s, actor, row, now, data, findings, "discharged", "")
+                self._leave(work, row, data, findings, "discharged", "")
                 return findings
         except DischargeRefused as exc:
-            self.ctx.record_failure(actor, "session.discharge", "refused", patient_id=patient_id,
-                                    detail=f"session {session_id}: " + ", ".join(
-                                        f.rule for f in exc.findings if f.level in (
-                                            Level.HARD, Level.SOFT))[:300])
+            work.record_failure("refused", patient_id=patient_id,
+                                detail=f"session {session_id}: " + ", ".join(
+                                    f.rule for f in exc.findings if f.level in (
+                                        Level.HARD, Level.SOFT))[:300])
             raise
 
     def leave_against_advice(self, actor: Actor, session_id: int,
                              data: LeftAgainstAdviceCreate) -> list[Finding]:
         """The patient leaves before the checklist passes: record who, when and what was said
         (status ``left-against-advice``, never "discharged"/ready; the REMS form says so)."""
-        require_for_session(self.ctx, actor, session_id, "session.left_against_advice")
-        now = self.ctx.clock()
-        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
+        work, _ = session_unit(self.ctx, actor, session_id, "session.left_against_advice")
+        with changing_session(work, session_id, data.version) as row:
             self._require_status(row, ("monitoring",), "recording a patient leaving")
-            decision = self._decide(s, row, data, now)
+            decision = self._decide(work.session, row, data, work.now)
             findings = clinical(lambda: left_against_advice(decision, data.statement))
-            self._leave(s, actor, row, now, data, findings, LEFT_AGAINST_ADVICE, data.statement)
+            self._leave(work, row, data, findings, LEFT_AGAINST_ADVICE, data.statement)
             return findings
 
-    def _leave(self, s: Session, actor: Actor, row: TreatmentSession, now: dt.datetime,
+    def _leave(self, uow: UnitOfWork, row: TreatmentSession,
                data: DischargeCreate | LeftAgainstAdviceCreate, findings: list[Finding],
                outcome: str, statement: str) -> None:
+        s, now = uow.session, uow.now
         s.add(DischargeRecord(
             session_id=row.id, discharged_at=now, ready_at=getattr(data, "ready_at", None),
             checklist_json=data.model_dump_json(exclude={"version"}),
             findings_json=findings_json(findings), override_reason="", outcome=outcome,
-            statement=statement.strip(), recorded_by=actor.user_id))
+            statement=statement.strip(), recorded_by=uow.actor.user_id))
         row.discharged_at = now
         row.discharge_override_reason = ""
         if row.treatment == "esketamine" and row.first_device_at is not None:
@@ -566,9 +565,8 @@ class SessionService:
             s.add(RemsFormRow(session_id=row.id, patient_id=row.patient_id,
                               treatment_date=day, due_on=form_due_date(day),
                               status="due", created_at=now))
-        self._touch(s, row, outcome)
-        action = "session.discharge" if outcome == "discharged" else "session.left_against_advice"
-        self._audit(s, actor, action, row, outcome)
+        self._touch(uow, row, outcome)
+        self._audit(uow, uow.action, row, outcome)
 
     def _decide(self, s: Session, row: TreatmentSession,
                 data: DischargeCreate | LeftAgainstAdviceCreate,

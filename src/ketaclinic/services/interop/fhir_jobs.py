@@ -118,9 +118,8 @@ class FhirExportJobs:
         Deleting identified data is audited as ``export.fhir_expire`` when there was some."""
         gone = self._expire()
         if gone:
-            with self.ctx.db.transaction() as s:
-                self.ctx.audit.record(s, actor, "export.fhir_expire", at=self.ctx.clock(),
-                                      detail=f"jobs={len(gone)}: {', '.join(gone)}"[:500])
+            with self.ctx.unit_of_work(actor, "export.fhir_expire") as uow:
+                uow.audit(detail=f"jobs={len(gone)}: {', '.join(gone)}"[:500])
         return gone
 
     def _expire(self) -> list[str]:
@@ -198,9 +197,8 @@ class FhirExportJobs:
             handle.close()
             raise InvalidInput(f"the export file cannot be read ({exc}); start a new "
                                "export") from None
-        with self.ctx.db.transaction() as s:
-            self.ctx.audit.record(s, actor, "export.fhir_file", at=self.ctx.clock(),
-                                  detail=f"job={job}; file={rtype}.ndjson")
+        with self.ctx.unit_of_work(actor, "export.fhir_file") as uow:  # owner-only: _folder
+            uow.audit(detail=f"job={job}; file={rtype}.ndjson")
         return self._lines(handle, job, rtype, opened)
 
     def _lines(self, handle: IO[str], job: str, rtype: str, first: str) -> Iterator[bytes]:
@@ -213,6 +211,5 @@ class FhirExportJobs:
     def delete(self, actor: Actor, job: str) -> None:
         folder = self._folder(actor, job)
         shutil.rmtree(folder)
-        with self.ctx.db.transaction() as s:
-            self.ctx.audit.record(s, actor, "export.fhir_delete", at=self.ctx.clock(),
-                                  detail=f"job={job}")
+        with self.ctx.unit_of_work(actor, "export.fhir_delete") as uow:  # owner-only: _folder
+            uow.audit(detail=f"job={job}")

@@ -235,13 +235,11 @@ class WebhookService:
         current = self.ctx.settings.secret_key.get_secret_value()
         box = SecretBox.for_secrets(current, previous_secret) if previous_secret else self.box
         report = EncryptReport()
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            for row in s.execute(select(WebhookEndpoint).where(
+        with self.ctx.unit_of_work(SYSTEM, "webhook.secrets.encrypt") as uow:
+            for row in uow.session.execute(select(WebhookEndpoint).where(
                     WebhookEndpoint.active.is_(True)).order_by(WebhookEndpoint.id)).scalars():
                 row.secret = report.reseal(box, row.secret, secret_context(row.id), str(row.id))
-            self.ctx.audit.record(s, SYSTEM, "webhook.secrets.encrypt", at=now,
-                                  detail=report.describe())
+            uow.audit(detail=report.describe())
         return report
 
     # --- the outbox ----------------------------------------------------------------------------

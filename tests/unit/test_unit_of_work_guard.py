@@ -87,9 +87,6 @@ HAND_TRANSACTIONS_TO_CONVERT = {
     "accounts/lifecycle.py": 9,
     "accounts/lock_screen.py": 8,
     "audit/trail.py": 2,  # AuditLog.page, AuditLog.patient_names
-    "interop/exports.py": 5,
-    "interop/fhir_jobs.py": 2,
-    "interop/webhooks.py": 8,
 }
 
 # Audit rows stamped with a clock reading of their own (``at=self.ctx.clock()``) instead of the
@@ -98,9 +95,6 @@ CLOCK_AUDITS_TO_CONVERT = {
     "accounts/auth.py": 3,
     "accounts/lock_screen.py": 2,
     "audit/trail.py": 2,
-    "interop/exports.py": 3,
-    "interop/fhir_import.py": 1,
-    "interop/fhir_jobs.py": 2,
 }
 
 # For good: (module, function) that open a transaction by hand because no unit of work fits.

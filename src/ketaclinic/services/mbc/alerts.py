@@ -114,12 +114,11 @@ class AlertService:
     def acknowledge(self, actor: Actor, alert_id: int, note: str) -> AlertView:
         """A clinician acknowledges an alert with a note (required); who and when are kept."""
         note = (note or "").strip()
-        # Whose alert it is, so that a denial names the patient (before the permission check).
-        with self.ctx.unit_of_work(actor, "alert.acknowledge") as uow:
+        work = self.ctx.unit_of_work(actor, "alert.acknowledge")
+        with work as uow:  # whose alert it is, so that a denial names the patient
             alert = uow.session.get(ClinicalAlert, alert_id)
             patient_id = alert.patient_id if alert else None
-        work = self.ctx.unit_of_work(actor, "alert.acknowledge", perm=Perm.CLINICAL_WRITE,
-                                     patient_id=patient_id)
+        work.require(Perm.CLINICAL_WRITE, patient_id=patient_id)
         if alert is None:
             raise NotFound("no such alert")
         if not note:

@@ -118,9 +118,8 @@ class FhirExportJobs:
         Deleting identified data is audited as ``export.fhir_expire`` when there was some."""
         gone = self._expire()
         if gone:
-            with self.ctx.db.transaction() as s:
-                self.ctx.audit.record(s, actor, "export.fhir_expire", at=self.ctx.clock(),
-                                      detail=f"jobs={len(gone)}: {', '.join(gone)}"[:500])
+            with self.ctx.unit_of_work(actor, "export.fhir_expire") as uow:
+                uow.audit(detail=f"jobs={len(gone)}: {', '.join(gone)}"[:500])
         return gone
 
     def _expire(self) -> list[str]:

@@ -87,22 +87,6 @@ HAND_TRANSACTIONS_TO_CONVERT = {
     "accounts/lifecycle.py": 9,
     "accounts/lock_screen.py": 8,
     "audit/trail.py": 2,  # AuditLog.page, AuditLog.patient_names
-    "chair/board.py": 1,
-    "chair/common.py": 2,
-    "chair/courses.py": 8,
-    "chair/ledger.py": 7,
-    "chair/rems_forms.py": 5,
-    "chair/schedule.py": 5,
-    "chair/session.py": 1,
-    "chair/view.py": 2,
-    "interop/exports.py": 5,
-    "interop/fhir_jobs.py": 2,
-    "interop/webhooks.py": 8,
-    "mbc/alerts.py": 5,
-    "mbc/assessments.py": 1,
-    "mbc/instruments.py": 2,
-    "mbc/outbox.py": 5,
-    "mbc/self_report.py": 7,
 }
 
 # Audit rows stamped with a clock reading of their own (``at=self.ctx.clock()``) instead of the
@@ -111,17 +95,6 @@ CLOCK_AUDITS_TO_CONVERT = {
     "accounts/auth.py": 3,
     "accounts/lock_screen.py": 2,
     "audit/trail.py": 2,
-    "chair/courses.py": 2,
-    "chair/ledger.py": 4,
-    "chair/rems_forms.py": 3,
-    "chair/schedule.py": 3,
-    "chair/session.py": 1,
-    "chair/view.py": 1,
-    "interop/exports.py": 3,
-    "interop/fhir_import.py": 1,
-    "interop/fhir_jobs.py": 2,
-    "mbc/alerts.py": 1,
-    "mbc/self_report.py": 2,
 }
 
 # For good: (module, function) that open a transaction by hand because no unit of work fits.

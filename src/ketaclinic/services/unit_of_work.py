@@ -13,6 +13,8 @@ What it does once, so no service writes it again:
 
 * **Permission**: checked when the unit is made (before the transaction); a denial is audited
   in its own transaction (outcome ``denied``) and raised, exactly as ``Context.require``.
+  When it depends on a row the unit has to read first (a session's patient), a first ``with``
+  reads it and :meth:`UnitOfWork.require` checks it before the second ``with`` does the work.
 * **Clock**: ``uow.now`` is read once when the unit is made; ``uow.today`` is that instant's
   date on the clinic calendar. Every row and audit entry of the unit carries the same time.
 * **Transaction**: entering the unit opens one; leaving commits, an exception rolls back
@@ -45,6 +47,7 @@ from ketaclinic.services.idempotency import IdempotencyRepository, IdempotentReq
 from ketaclinic.store.tables import Patient, PatientWeight
 
 if TYPE_CHECKING:
+    from ketaclinic.services.accounts.permissions import Perm
     from ketaclinic.services.context import Context
 
 T = TypeVar("T")
@@ -181,6 +184,15 @@ class UnitOfWork:
         read replica's when one is configured, else the primary's; rolled back at the end.
         Audit the read with the unit itself (``with uow: uow.audit(...)``), on the primary."""
         return self.ctx.db.analytics()
+
+    # --- the permission, when it depends on what the unit read ------------------------------
+    def require(self, perm: Perm, *, patient_id: int | None = None) -> None:
+        """Check ``perm`` for ``patient_id`` now, between two ``with`` blocks of this unit:
+        for a use case whose patient is known only from a row (a session, a form) that a first
+        block read. A denial is audited as the unit's action and raised (``Context.require``)."""
+        if self._session is not None:
+            raise RuntimeError("check the permission between the unit's transactions, not in one")
+        self.ctx.require(self.actor, perm, self.action, patient_id=patient_id)
 
     # --- repositories ----------------------------------------------------------------------
     @property

@@ -221,6 +221,8 @@ class PatientDiagnosis(Base):
     onset_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # when the row last changed after it was recorded (e.g. stopped); FHIR _since reads it
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 class PatientMedication(Base):
     __tablename__ = "patient_medications"
@@ -233,6 +235,8 @@ class PatientMedication(Base):
     started_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # when the row last changed after it was recorded (e.g. stopped); FHIR _since reads it
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 class PatientAllergy(Base):
     __tablename__ = "patient_allergies"
@@ -243,6 +247,8 @@ class PatientAllergy(Base):
     reaction: Mapped[str] = mapped_column(String(200), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # when the row last changed after it was recorded (e.g. stopped); FHIR _since reads it
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 class PatientAmendment(Base):
     """The history of a patient record: every changed field with its old and new value."""

@@ -42,6 +42,7 @@ from ketaclinic.services.mbc.assessments import AssessmentService
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.registry.medication_vocab import normalised
 from ketaclinic.services.registry.patients import EDITABLE, PatientService
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import (
     Patient,
     PatientAllergy,
@@ -110,49 +111,46 @@ class ImportService:
 
     def _parse_and_run(self, actor: Actor, source: str, parse: Any,
                        dry_run: bool) -> ImportReport:
-        self.ctx.require(actor, Perm.IMPORT, f"import.{source}")
+        work = self.ctx.unit_of_work(actor, f"import.{source}", perm=Perm.IMPORT)
         try:
             items = parse()
         except ImportRejected as exc:
-            self.ctx.record_failure(actor, f"import.{source}", "rejected",
-                                    detail=_safe_detail(exc))
+            work.record_failure("rejected", detail=_safe_detail(exc))
             raise
-        return self.run(actor, items, source=source, dry_run=dry_run)
+        return self._run(work, items, source=source, dry_run=dry_run)
 
     def run(self, actor: Actor, items: list[ImportItem], *, source: str,
             dry_run: bool = False) -> ImportReport:
         """Apply the items in one transaction (rolled back for a dry run)."""
-        action = f"import.{source}"
-        self.ctx.require(actor, Perm.IMPORT, action)
+        work = self.ctx.unit_of_work(actor, f"import.{source}", perm=Perm.IMPORT)
+        return self._run(work, items, source=source, dry_run=dry_run)
+
+    def _run(self, work: UnitOfWork, items: list[ImportItem], *, source: str,
+             dry_run: bool) -> ImportReport:
         report = ImportReport(source, dry_run)
-        session = self.ctx.db.session_factory()
         try:
-            applier = _Applier(self._shared(session), actor, session)
-            for item in items:
-                report.entries.append(applier.apply(item))
-            detail = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-            if dry_run:
-                session.rollback()
-            else:
-                self.ctx.audit.record(session, actor, action, at=self.ctx.clock(),
-                                      detail=f"{len(items)} entries: {detail}"[:500])
-                session.commit()
-        except BaseException as exc:
-            session.rollback()
-            if isinstance(exc, ServiceError):
-                self.ctx.record_failure(actor, action, "rejected",
-                                        detail=_safe_detail(exc))
+            with work as uow:
+                applier = _Applier(self._shared(uow.session), uow.actor, uow.session)
+                for item in items:
+                    report.entries.append(applier.apply(item))
+                detail = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+                if dry_run:
+                    raise _DryRun  # the unit rolls back everything it applied
+                uow.audit(detail=f"{len(items)} entries: {detail}"[:500])
+        except _DryRun:
+            work.record_failure("dry_run", detail=f"{len(items)} entries: {detail}"[:500])
+        except ServiceError as exc:
+            work.record_failure("rejected", detail=_safe_detail(exc))
             raise
-        finally:
-            session.close()
-        if dry_run:
-            self.ctx.record_failure(actor, action, "dry_run",
-                                    detail=f"{len(items)} entries: {detail}"[:500])
         return report
 
     def _shared(self, session: Session) -> Context:
         return Context(settings=self.ctx.settings, db=_OneTransaction(self.ctx.db, session),
                        audit=self.ctx.audit, clock=self.ctx.clock)  # type: ignore[arg-type]
+
+
+class _DryRun(Exception):  # noqa: N818 - not an error: the signal that undoes a dry run
+    """Raised inside a dry run's unit of work so that the unit rolls back."""
 
 
 def _safe_detail(exc: ServiceError) -> str:

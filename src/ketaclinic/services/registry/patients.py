@@ -350,5 +350,6 @@ class PatientService:
                                        changed_by=actor.user_id, changed_at=now,
                                        version=patient.version))
                 med.active = active
+                med.updated_at = now  # a client's next FHIR $export?_since= gets the change
                 uow.audit(patient_id=patient_id,
                           detail="stopped" if not active else "restarted")

@@ -166,7 +166,7 @@ class Settings(BaseSettings):
         15, ge=1, le=24 * 60, description="Window in which self-report requests are counted"
     )
     reminder_days: str = Field(
-        "1,3,7", pattern=r"^\d{1,3}(,\d{1,3}){0,19}$",
+        "1,3,7", pattern=r"^[0-9]{1,3}(,[0-9]{1,3}){0,19}$",
         description="Default days after each dose on which a self-report reminder is sent",
     )
     pk_assumed_cv: float = Field(

@@ -1,6 +1,8 @@
 """One input model per request: the tablet's and the patient page's forms build the model the
-JSON API takes as its body (pre-dose vitals, timed vitals, in-session ratings, assessments),
-so the same typed values store the same row and the same bad value reads the same.
+JSON API takes as its body (pre-dose vitals, timed vitals, in-session ratings, assessments,
+clinical events, self-report links, alert acknowledgements, the patient's self-report), so the
+same typed values store the same row and the same bad value reads the same. A form without a
+JSON twin (reminders) is read as its model all the same: its refusals are the model's.
 
 The clinic is in New York: what the form types on the clinic's clock ("09:10") is the instant
 the JSON body sends with its offset ("…T09:10:00-05:00"), 14:10 UTC.
@@ -17,8 +19,15 @@ from kctest import make_settings, page_error
 from sqlalchemy import select
 
 from ketaclinic.bootstrap import build_services
+from ketaclinic.services.mbc.self_report import hash_token
 from ketaclinic.store.tables_chair import VitalSignRow
-from ketaclinic.store.tables_treatment import Assessment
+from ketaclinic.store.tables_mbc import (
+    ClinicalAlert,
+    OutboxMessage,
+    ReminderSchedule,
+    SelfReportLink,
+)
+from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent
 
 TEN_AM_EST = dt.datetime(2026, 11, 2, 15, 0)  # 10:00 in New York, as the clock gives it (UTC)
 
@@ -261,6 +270,29 @@ def test_the_json_body_and_the_form_store_the_same_assessment(services, users, l
     assert stored[0]["administered_at"] == dt.datetime(2026, 11, 2, 13, 45)
 
 
+def test_an_assessment_whose_last_items_are_left_unanswered_stores_them_as_missing(
+        services, users, login):
+    """C-SSRS screener, no to items 1, 2 and 6: items 3-5 and 7 are not asked, and their radio
+    rows send nothing. The form says it showed 7 items, so they are missing answers, as the
+    JSON body's nulls are (without that, the form read as 6 answers and was refused)."""
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    answers = [0, 0, None, None, None, 0, None]
+    stored = []
+    for how, chain in _chains(services, users, "CSSRS").items():
+        path = f"/patients/{chain.patient_id}/assessments"
+        if how == "json":
+            r = both.json(path, {"instrument": "cssrs-screener", "answers": answers})
+            assert r.status_code == 201, r.text
+        else:
+            r = both.form(path, {"instrument": "cssrs-screener", "items": "7"} | {
+                f"item_{n}": str(a) for n, a in enumerate(answers, 1) if a is not None})
+            assert r.status_code == 303, r.text
+        stored.append(_row(services, Assessment, patient_id=chain.patient_id))
+    assert stored[0] == stored[1]
+    assert json.loads(stored[0]["answers_json"]) == ["0", "0", None, None, None, "0", None]
+
+
 def test_a_bad_assessment_reads_the_same_on_the_form_and_the_api(services, users, login):
     c, csrf = login("nurse")
     both = Both(c, csrf, services)
@@ -288,3 +320,248 @@ def test_a_bad_assessment_reads_the_same_on_the_form_and_the_api(services, users
         assert needle in api.json()["detail"], (body, api.json()["detail"])
     with services.db.transaction() as s:
         assert s.execute(select(Assessment)).first() is None
+
+
+def _refused_alike(api, page, needle: str, case: object) -> None:  # type: ignore[no-untyped-def]
+    """The JSON API and the page refused ``case`` with one status and one message."""
+    assert api.status_code == page.status_code and 400 <= api.status_code < 500, (
+        case, api.status_code, page.status_code, api.text)
+    assert api.json()["detail"] == page_error(page.text), case
+    assert api.json()["detail"].startswith(needle), (case, api.json()["detail"])
+
+
+def _chains(services, users, prefix: str) -> dict:  # type: ignore[no-untyped-def]
+    """A patient on a course (no stock, not screened) per path, "json" and "form"."""
+    return {how: patient_with_course(services, users, f"{prefix}-{how}", lot=None,
+                                     family=f"{prefix}-{how}", ready=False)
+            for how in ("json", "form")}
+
+
+def _typed(body: dict) -> dict[str, str]:
+    """A JSON body as a form types it (a left-out field is an empty one)."""
+    return {k: "" if v is None else str(v) for k, v in body.items()}
+
+
+# --- clinical events (the patient page's event form) -------------------------------------
+def test_the_json_body_and_the_form_store_the_same_clinical_event(services, users, login):
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    stored = []
+    for how, chain in _chains(services, users, "EVT").items():
+        body = {"kind": "suicide_attempt", "occurred_on": "2026-11-01",
+                "note": "  ED visit; safe now ", "course_id": chain.course_id}
+        path = f"/patients/{chain.patient_id}/clinical-events"
+        r = both.json(path, body) if how == "json" else both.form(path, _typed(body))
+        assert r.status_code == (201 if how == "json" else 303), r.text
+        with services.db.transaction() as s:
+            assert s.execute(select(ClinicalEvent.course_id).filter_by(
+                patient_id=chain.patient_id)).scalar_one() == chain.course_id
+        stored.append(_row(services, ClinicalEvent, patient_id=chain.patient_id))
+    assert stored[0] == stored[1]
+    assert stored[0]["note"] == "ED visit; safe now"
+    assert stored[0]["occurred_on"] == dt.date(2026, 11, 1)
+
+
+def test_a_bad_clinical_event_reads_the_same_on_the_form_and_the_api(services, users, login):
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    chain = patient_with_course(services, users, "EVT-BAD", lot=None, family="Bad", ready=False)
+    path = f"/patients/{chain.patient_id}/clinical-events"
+    good = {"kind": "hospitalisation_for_depression", "occurred_on": "2026-10-30"}
+    for bad, needle in [
+        ({"kind": "relapse"}, "kind: Input should be 'hospitalisation_for_depression'"),
+        ({"kind": None}, "kind: Field required"),
+        ({"occurred_on": "soon"}, "occurred_on: Input should be a valid date"),
+        ({"occurred_on": "2026-11-03"}, "occurred_on: is in the future"),  # today: Nov 2
+        ({"note": "x" * 2001}, "note: String should have at most 2000 characters"),
+        ({"course_id": "١٢"}, "course_id: must be a whole number from 1 to 2147483647"),
+        ({"course_id": 2**31}, "course_id: Input should be less than or equal to 2147483647"),
+        ({"course_id": chain.course_id + 100}, "course_id: no such course for this patient"),
+    ]:
+        body = {k: v for k, v in (good | bad).items() if v is not None}
+        _refused_alike(both.json(path, body), both.form(path, _typed(good | bad)), needle, bad)
+    with services.db.transaction() as s:
+        assert s.execute(select(ClinicalEvent)).first() is None
+
+
+# --- self-report links (the patient page's link form) ------------------------------------
+def test_the_json_body_and_the_form_create_the_same_self_report_link(services, users, login):
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    stored = []
+    for how, chain in _chains(services, users, "LNK").items():
+        body = {"instrument": "gad7", "course_id": chain.course_id, "delivery": "console"}
+        path = f"/patients/{chain.patient_id}/self-report-links"
+        r = both.json(path, body) if how == "json" else both.form(path, _typed(body))
+        assert r.status_code == (201 if how == "json" else 200), r.text
+        row = _row(services, SelfReportLink, patient_id=chain.patient_id)
+        row.pop("token_hash")  # a random token of its own
+        stored.append(row)
+        with services.db.transaction() as s:
+            assert s.execute(select(SelfReportLink.course_id).filter_by(
+                patient_id=chain.patient_id)).scalar_one() == chain.course_id
+            assert s.execute(select(OutboxMessage.channel).filter_by(
+                patient_id=chain.patient_id)).scalar_one() == "console"
+    assert stored[0] == stored[1]
+    assert stored[0]["instrument_id"] == "gad7" and stored[0]["delivery"] == "console"
+
+
+def test_a_bad_self_report_link_reads_the_same_on_the_form_and_the_api(services, users,
+                                                                      login):
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    chain = patient_with_course(services, users, "LNK-BAD", lot=None, family="Bad", ready=False)
+    path = f"/patients/{chain.patient_id}/self-report-links"
+    for bad, needle in [
+        ({"instrument": None}, "instrument: Field required"),
+        ({"instrument": "madrs"}, "instrument: 'madrs' cannot be self-reported here"),
+        ({"delivery": "fax"}, "delivery: Input should be 'shown', 'console', 'email' or 'sms'"),
+        ({"delivery": "email"}, "delivery: e-mail is not configured"),
+        ({"course_id": "١٢"}, "course_id: must be a whole number from 1 to 2147483647"),
+        ({"course_id": chain.course_id + 100}, "course_id: no such course for this patient"),
+    ]:
+        full = {"instrument": "phq9"} | bad
+        body = {k: v for k, v in full.items() if v is not None}
+        _refused_alike(both.json(path, body), both.form(path, _typed(full)), needle, bad)
+    with services.db.transaction() as s:
+        assert s.execute(select(SelfReportLink)).first() is None
+
+
+# --- alert acknowledgement (the worklist's form) -----------------------------------------
+def _alert(services, users, mrn: str) -> int:  # type: ignore[no-untyped-def]
+    """An open clinical alert (QIDS-SR16 item 12) on a new patient."""
+    chain = patient_with_course(services, users, mrn, lot=None, family=mrn, ready=False)
+    record, _ = services.mbc.assessments.record(users["nurse"].actor, chain.patient_id,
+                                                "qids-sr16", [1] * 16)
+    with services.db.transaction() as s:
+        return s.execute(select(ClinicalAlert.id).filter_by(assessment_id=record.id)
+                         ).scalar_one()
+
+
+def test_the_json_body_and_the_form_acknowledge_an_alert_alike(services, users, login):
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    stored = []
+    for how in ("json", "form"):
+        alert_id = _alert(services, users, f"ACK-{how}")
+        body = {"note": "  Phoned; no current intent "}
+        path = f"/alerts/{alert_id}/acknowledge"
+        r = both.json(path, body) if how == "json" else both.form(path, body)
+        assert r.status_code == (200 if how == "json" else 303), r.text
+        row = _row(services, ClinicalAlert, id=alert_id)
+        row.pop("assessment_id")
+        stored.append(row)
+    assert stored[0] == stored[1]
+    assert stored[0]["ack_note"] == "Phoned; no current intent"
+    assert stored[0]["acknowledged_at"] == TEN_AM_EST
+
+
+def test_a_bad_acknowledgement_reads_the_same_on_the_form_and_the_api(services, users, login):
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    alert_id = _alert(services, users, "ACK-BAD")
+    path = f"/alerts/{alert_id}/acknowledge"
+    for note, needle in [(None, "note: Field required"),
+                         ("   ", "note: String should have at least 1 character"),
+                         ("x" * 2001, "note: String should have at most 2000 characters")]:
+        body = {} if note is None else {"note": note}
+        _refused_alike(both.json(path, body), both.form(path, _typed({"note": note})),
+                       needle, note)
+    with services.db.transaction() as s:
+        assert s.get(ClinicalAlert, alert_id).acknowledged_at is None
+
+
+# --- the patient's own self-report (the public phone form, no login) ---------------------
+def _opened_link(services, users, mrn: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """(token, form key) of a PHQ-9 link to a new patient, its form opened."""
+    chain = patient_with_course(services, users, mrn, lot=None, family=mrn, ready=False)
+    _, token = services.mbc.self_report.create_link(users["nurse"].actor, chain.patient_id,
+                                                    "phq9", course_id=chain.course_id)
+    return token, services.mbc.self_report.open_form(token, "10.2.0.1").form_key
+
+
+def _phone_form(key: str, answers: list) -> dict[str, str]:  # type: ignore[type-arg]
+    """What the phone's form posts: the key, the number of items shown (PHQ-9 shows 10) and
+    one field per answered item (a radio row left unanswered sends nothing)."""
+    return {"form_key": key, "items": "10"} | {
+        f"item_{n}": str(a) for n, a in enumerate(answers, 1) if a is not None}
+
+
+def test_the_json_body_and_the_phone_form_store_the_same_self_report(services, users, client):
+    answers = [1, 2, 0, 1, 3, 1, 0, 2, 0, None]  # item 10 (difficulty) left unanswered
+    stored = []
+    for how in ("json", "form"):
+        token, key = _opened_link(services, users, f"SR-{how}")
+        if how == "json":
+            r = client.post(f"/api/self-report/{token}",
+                            json={"form_key": key, "answers": answers})
+            assert r.status_code == 201, r.text
+        else:
+            r = client.post(f"/r/{token}", data=_phone_form(key, answers))
+            assert r.status_code == 200 and "Thank you" in r.text, r.text
+        with services.db.transaction() as s:
+            used_at, assessment_id = s.execute(
+                select(SelfReportLink.used_at, SelfReportLink.assessment_id)
+                .where(SelfReportLink.token_hash == hash_token(token))).one()
+        assert used_at == TEN_AM_EST
+        stored.append(_row(services, Assessment, id=assessment_id))
+    assert stored[0] == stored[1]
+    assert stored[0]["source"] == "self-report" and stored[0]["total"] == 10
+    assert json.loads(stored[0]["answers_json"]) == [*map(str, answers[:9]), None]
+
+
+def test_a_bad_self_report_reads_the_same_on_the_phone_form_and_the_api(services, users,
+                                                                       client):
+    token, key = _opened_link(services, users, "SR-BAD")
+    good = [0] * 9
+    for answers, form_key, needle in [
+        ([0, 0, "lots", *[0] * 6], key, "PHQ-9 item 3: 'lots' is not a number"),
+        ([4, *[0] * 8], key, "PHQ-9 item 1: 4 is out of range 0 to 3"),
+        (good, "stale", "the form is out of date; open the link again"),
+        ([None] * 9, key, "Please answer the questions before sending"),
+    ]:
+        api = client.post(f"/api/self-report/{token}",
+                          json={"form_key": form_key, "answers": answers})
+        page = client.post(f"/r/{token}", data=_phone_form(form_key, answers))
+        _refused_alike(api, page, needle, (answers, form_key))
+        assert "form_key" in page.text  # the form is shown again, to answer again
+    with services.db.transaction() as s:
+        link = s.execute(select(SelfReportLink)).scalar_one()
+        assert link.used_at is None and link.failed_attempts == 6  # an empty one is no guess
+
+
+def test_a_self_report_post_that_is_not_a_form_is_refused_with_the_form_shown_again(
+        services, users, client):
+    token, _ = _opened_link(services, users, "SR-JSON")
+    r = client.post(f"/r/{token}", json={"answers": [0] * 9})
+    assert r.status_code == 422 and "forms must be sent as" in page_error(r.text)
+
+
+# --- reminder schedules (a form of the patient page; no JSON twin) -----------------------
+def test_a_reminder_form_is_read_as_its_model_and_a_bad_one_changes_nothing(services, users,
+                                                                           login):
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    chain = patient_with_course(services, users, "REM", lot=None, family="Rem", ready=False)
+    path = f"/patients/{chain.patient_id}/reminders"
+    good = {"course_id": str(chain.course_id), "instrument": "phq9", "days": "7, 1,3,3"}
+    for bad, needle in [
+        ({"days": "١,٣"}, "days: give whole days after a dose, e.g. 1,3,7"),
+        ({"days": "1,-3"}, "days: give whole days after a dose, e.g. 1,3,7"),
+        ({"days": "400"}, "days: 1 to 20 whole days between 0 and 365, e.g. 1,3,7"),
+        ({"days": ""}, "days: Field required"),
+        ({"course_id": ""}, "course_id: Field required"),
+        ({"course_id": "²"}, "course_id: must be a whole number from 1 to 2147483647"),
+        ({"channel": "fax"}, "channel: Input should be 'console', 'email' or 'sms'"),
+        ({"instrument": "madrs"}, "instrument: 'madrs' cannot be self-reported here"),
+    ]:
+        page = both.form(path, good | bad)
+        assert page.status_code == 422, (bad, page.text)
+        assert page_error(page.text).startswith(needle), (bad, page_error(page.text))
+    with services.db.transaction() as s:
+        assert s.execute(select(ReminderSchedule)).first() is None
+    assert both.form(path, good).status_code == 303
+    with services.db.transaction() as s:
+        row = s.execute(select(ReminderSchedule)).scalar_one()
+        assert (row.days_after_dose, row.channel, row.course_id) == ("1,3,7", "console",
+                                                                     chain.course_id)

@@ -11,6 +11,8 @@ from ketaclinic.http.inputs import LocalDay, describe_errors, model_from_form
 from ketaclinic.schemas_chair import DischargeCreate, PredoseVitals, VitalsCreate
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.errors import InvalidInput
+from ketaclinic.services.mbc.inputs import ReminderCreate, parse_days
+from ketaclinic.services.mbc.instrument_forms import answers_from_items
 
 NEW_YORK = LocalDay(dt.date(2026, 11, 2), ClinicTime("America/New_York"))
 
@@ -66,3 +68,47 @@ def test_a_refused_form_reads_as_the_json_routes_422():
     assert str(refused.value) == describe_errors(exc.value.errors())
     assert str(refused.value).startswith("sbp_mmhg: Input should be less than or equal to 400")
     assert "²" not in str(refused.value)  # the value typed is never echoed
+
+
+# --- the shapes a form has and the JSON body has not ------------------------------------
+@pytest.mark.parametrize(("form", "answers"), [
+    ({"item_1": "2", "item_3": "0"}, ["2", None, "0"]),
+    ({"item_1": "2", "item_3": "0", "items": "5"}, ["2", None, "0", None, None]),
+    ({"item_2": " 1 ", "item_4": "", "items": "2"}, [None, " 1 "]),
+])
+def test_radio_rows_become_the_answers_list_as_long_as_the_form_was(form, answers):
+    assert answers_from_items(form) == answers
+
+
+@pytest.mark.parametrize(("form", "message"), [
+    ({"item_x": "1"}, "answers: unknown field 'item_x'"),
+    ({"item_61": "1"}, "answers: item 61 does not exist"),
+    ({"item_1": "1", "items": "٣"}, "items: must be a whole number"),
+    ({"item_1": "1", "items": "61"}, "items: must be a whole number from 1 to 60"),
+    ({"items": "3"}, "answers: answer at least one item"),
+])
+def test_radio_rows_that_cannot_be_a_form_of_ours_are_refused(form, message):
+    with pytest.raises(InvalidInput, match=message):
+        answers_from_items(form)
+
+
+def test_an_unanswered_phone_form_goes_on_as_missing_answers_for_its_service_to_judge():
+    assert answers_from_items({"items": "3"}, required=False) == [None, None, None]
+
+
+@pytest.mark.parametrize(("typed", "days"), [("1,3,7", "1,3,7"), (" 7, 1,,3,3", "1,3,7"),
+                                              ("0", "0")])
+def test_reminder_days_are_kept_in_one_plain_shape(typed, days):
+    data = model_from_form(ReminderCreate, {"course_id": "4", "instrument": "phq9",
+                                            "days": typed})
+    assert data.days == days
+
+
+@pytest.mark.parametrize("typed", ["١,٣", "1,٣", "²", "1.5", "-1", "1;3", "366", ",".join(
+    map(str, range(21)))])
+def test_reminder_days_that_are_not_whole_ascii_days_are_refused(typed):
+    with pytest.raises(InvalidInput, match=r"^days: "):
+        model_from_form(ReminderCreate, {"course_id": "4", "instrument": "phq9",
+                                         "days": typed})
+    with pytest.raises(InvalidInput, match=r"^days: "):
+        parse_days(typed)

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ketaclinic.api.paging import Page, PageDep
-from ketaclinic.clinical.outcomes import RELAPSE_EVENT_KINDS
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep, client_address
 from ketaclinic.schemas import UtcTimestamp
 from ketaclinic.services.mbc.assessments import AssessmentRecord
-from ketaclinic.services.mbc.inputs import Answer, AssessmentCreate
+from ketaclinic.services.mbc.inputs import (
+    AcknowledgeRequest,
+    AssessmentCreate,
+    EventCreate,
+    LinkCreate,
+    SelfReportSubmit,
+)
 
 router = APIRouter(prefix="/api", tags=["measurement-based care"])
-
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class AssessmentPublic(BaseModel):
@@ -56,34 +55,12 @@ class AlertPublic(BaseModel):
     ack_note: str
 
 
-class AcknowledgeRequest(_Strict):
-    note: str = Field(min_length=1, max_length=2000)
-
-
-class LinkCreate(_Strict):
-    instrument: str = Field(min_length=1, max_length=40)
-    course_id: int | None = None
-    delivery: Literal["shown", "console", "email", "sms"] = "shown"
-
-
 class LinkPublic(BaseModel):
     id: int
     instrument_id: str
     delivery: str
     expires_at: UtcTimestamp
     url: str | None = Field(None, description="Shown once, only for delivery 'shown'")
-
-
-class EventCreate(_Strict):
-    kind: Literal[RELAPSE_EVENT_KINDS]  # type: ignore[valid-type]
-    occurred_on: dt.date
-    note: str = Field("", max_length=2000)
-    course_id: int | None = None
-
-
-class SelfReportSubmit(_Strict):
-    form_key: str = Field(min_length=1, max_length=100)
-    answers: list[Answer] = Field(max_length=60)
 
 
 def _public(r: AssessmentRecord) -> AssessmentPublic:

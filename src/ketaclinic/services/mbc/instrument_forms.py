@@ -3,6 +3,7 @@ phone form, and the posted ``item_N`` fields turned back into the scorer's answe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ketaclinic.clinical.instruments.definitions import InstrumentDefinition
@@ -10,7 +11,7 @@ from ketaclinic.clinical.instruments.loading import load_bundled
 from ketaclinic.clinical.instruments.scoring import parse_answer_text
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.mbc.self_report import FormItem
-from ketaclinic.services.numbers import is_whole
+from ketaclinic.services.numbers import is_whole, optional_int
 
 MAX_ITEMS = 60
 
@@ -36,14 +37,22 @@ def bundled_entry_form(instrument_id: str) -> EntryForm:
     return entry_form(load_bundled(instrument_id))
 
 
-def has_items(form: dict[str, str]) -> bool:
+def has_items(form: Mapping[str, str]) -> bool:
     return any(k.startswith("item_") for k in form)
 
 
-def answers_from_items(form: dict[str, str]) -> list[str | None]:
+def answers_from_items(form: Mapping[str, str], *, required: bool = True) -> list[str | None]:
     """``item_1=2&item_3=0`` -> ["2", None, "0"]: an unanswered item is None (missing, which
     the scorer handles by its own rules). The answers stay as typed: the input model and the
-    scorer judge them as they judge the JSON body's ``answers`` (same words on both paths)."""
+    scorer judge them as they judge the JSON body's ``answers`` (same words on both paths).
+
+    A radio row left unanswered sends nothing, so the form also sends ``items``, the number of
+    items it showed: the list runs to it, and an unanswered last item is missing as a null in
+    the JSON body is (without it, the scorer would count one answer too few). ``required``:
+    refuse a form without any answer (the self-report's service refuses one itself, in its own
+    words).
+    """
+    shown = optional_int(form.get("items"), "items", minimum=1, maximum=MAX_ITEMS) or 0
     numbered: dict[int, str] = {}
     for key, value in form.items():
         if not key.startswith("item_"):
@@ -55,12 +64,12 @@ def answers_from_items(form: dict[str, str]) -> list[str | None]:
             raise InvalidInput(f"answers: item {number} does not exist")
         if value.strip():
             numbered[number] = value
-    if not numbered:
+    if required and not numbered:
         raise InvalidInput("answers: answer at least one item")
-    return [numbered.get(n) for n in range(1, max(numbered) + 1)]
+    return [numbered.get(n) for n in range(1, max([shown, *numbered]) + 1)]
 
 
-def answers_from_form(form: dict[str, str]) -> list[str | None]:
+def answers_from_form(form: Mapping[str, str]) -> list[str | None]:
     """The ``answers`` list of an instrument entered on a page: one ``item_N`` field per item
     (the radio rows), or, from a form without them, ``answers`` typed as "1,2,,0" (an empty
     position is a missing answer)."""

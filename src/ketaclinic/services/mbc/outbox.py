@@ -29,7 +29,8 @@ from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.context import Context
 from ketaclinic.services.interop.outbound import DeliveryError, PermanentFailure
 from ketaclinic.services.interop.webhooks import WebhookService
-from ketaclinic.services.mbc.self_report import new_token, parse_days
+from ketaclinic.services.mbc.inputs import parse_days
+from ketaclinic.services.mbc.self_report import new_token
 from ketaclinic.services.mbc.sms import SmsAdapter, e164, sms_text
 from ketaclinic.store.tables_mbc import OutboxMessage, ReminderSchedule, SelfReportLink
 from ketaclinic.store.tables_treatment import TreatmentSession

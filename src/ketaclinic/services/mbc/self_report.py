@@ -30,6 +30,7 @@ from ketaclinic.services.mbc.assessments import (
     check_course,
     record_of,
 )
+from ketaclinic.services.mbc.inputs import parse_days
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.mbc.sms import e164
 from ketaclinic.services.unit_of_work import UnitOfWork
@@ -101,16 +102,6 @@ def _check_contact(field: str, channel: str, patient: Any) -> None:
     if channel == "sms" and e164(patient.phone) is None:
         raise InvalidInput(f"{field}: the patient has no mobile number in international form "
                            "(+ country code and number, e.g. +15550102030)")
-
-
-def parse_days(text: str) -> list[int]:
-    try:
-        days = sorted({int(part) for part in text.replace(" ", "").split(",") if part})
-    except ValueError as exc:
-        raise InvalidInput("days: give whole days after a dose, e.g. 1,3,7") from exc
-    if not days or any(d < 0 or d > 365 for d in days) or len(days) > 20:
-        raise InvalidInput("days: 1 to 20 whole days between 0 and 365, e.g. 1,3,7")
-    return days
 
 
 class SelfReportService:

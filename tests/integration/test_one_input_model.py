@@ -14,13 +14,14 @@ import datetime as dt
 import json
 
 import pytest
-from kcchain import check_in, dosed, patient_with_course, version
+from kcchain import IV, check_in, dosed, patient_with_course, screen_eligible, version
 from kctest import make_settings, page_error
 from sqlalchemy import select
 
 from ketaclinic.bootstrap import build_services
 from ketaclinic.services.mbc.self_report import hash_token
 from ketaclinic.store.tables_chair import VitalSignRow
+from ketaclinic.store.tables_dosing import DoseOrder
 from ketaclinic.store.tables_mbc import (
     ClinicalAlert,
     OutboxMessage,
@@ -565,3 +566,77 @@ def test_a_reminder_form_is_read_as_its_model_and_a_bad_one_changes_nothing(serv
         row = s.execute(select(ReminderSchedule)).scalar_one()
         assert (row.days_after_dose, row.channel, row.course_id) == ("1,3,7", "console",
                                                                      chain.course_id)
+
+
+# --- verbal orders (the dose page's verbal-order form) -----------------------------------
+def _screened(services, users, mrn: str):  # type: ignore[no-untyped-def]
+    """A patient on an IV course, screened eligible, without an order."""
+    chain = patient_with_course(services, users, mrn, IV, lot=None, family=mrn, ready=False)
+    screen_eligible(services, users, chain.patient_id, "ketamine-iv")
+    return chain
+
+
+def _without_ids(value):  # type: ignore[no-untyped-def]
+    """``value`` (decoded JSON) without the ids each path has of its own."""
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items()
+                if k not in ("course_id", "screening_id")}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
+
+
+VERBAL = {"route": "iv", "mg_per_kg": "0.5", "infusion_min": "40",
+          "concentration_mg_per_ml": "1", "weight_basis": "actual", "prescriber": "prescriber"}
+
+
+def test_the_json_body_and_the_form_record_the_same_verbal_order(services, users, login):
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    stored = []
+    for how in ("json", "form"):
+        chain = _screened(services, users, f"VRB-{how}")
+        path = f"/patients/{chain.patient_id}/verbal-orders"
+        if how == "json":
+            # an override sent with it is not taken (the form has none to send)
+            r = both.json(path, VERBAL | {"course_id": chain.course_id,
+                                          "read_back_confirmed": True, "overrides": [
+                {"rule": "weight", "reason_code": "other", "free_text": "by phone"}]})
+            assert r.status_code == 201, r.text
+        else:
+            r = both.form(path, VERBAL | {"course_id": str(chain.course_id),
+                                          "read_back_confirmed": "on"})
+            assert r.status_code == 303, r.text
+        with services.db.transaction() as s:
+            assert s.execute(select(DoseOrder.course_id).filter_by(
+                patient_id=chain.patient_id)).scalar_one() == chain.course_id
+        row = _row(services, DoseOrder, patient_id=chain.patient_id)
+        for key in ("checks_json", "inputs_json"):  # they name the course and screening
+            row[key] = _without_ids(json.loads(row[key]))
+        stored.append(row)
+    assert stored[0] == stored[1]
+    assert stored[0]["status"] == "verbal" and stored[0]["read_back_confirmed"]
+    assert stored[0]["verbal_prescriber_id"] == users["prescriber"].id
+
+
+def test_a_bad_verbal_order_reads_the_same_on_the_form_and_the_api(services, users, login):
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    chain = _screened(services, users, "VRB-BAD")
+    path = f"/patients/{chain.patient_id}/verbal-orders"
+    good = VERBAL | {"course_id": chain.course_id}
+    for bad, read_back, needle in [
+        ({}, False, "read the order back to the prescriber"),
+        ({"prescriber": "nurse"}, True, "name the prescriber"),
+        ({"prescriber": None}, True, "prescriber: Field required"),
+        ({"prescriber": "p" * 65}, True, "prescriber: String should have at most 64"),
+        ({"mg_per_kg": "٣"}, True, "mg/kg must be a number"),
+        ({"course_id": "١٢"}, True, "course: must be a whole number"),
+    ]:
+        full = good | bad
+        body = {k: v for k, v in full.items() if v is not None} | {
+            "read_back_confirmed": read_back}
+        typed = _typed(full) | ({"read_back_confirmed": "on"} if read_back else {})
+        _refused_alike(both.json(path, body), both.form(path, typed), needle, bad)
+    with services.db.transaction() as s:
+        assert s.execute(select(DoseOrder)).first() is None

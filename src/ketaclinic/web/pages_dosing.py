@@ -15,7 +15,7 @@ from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_fo
 from ketaclinic.http.inputs import model_from_form
 from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.dosing.facts import RESPONSES, condition_choices, facts_from_form
-from ketaclinic.services.dosing.inputs import DoseInput, overrides_from_form
+from ketaclinic.services.dosing.inputs import DoseInput, VerbalOrderInput, overrides_from_form
 from ketaclinic.services.dosing.rulesets import Cosign, document_text
 from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.dosing.verbal_orders import prescribers
@@ -281,14 +281,13 @@ async def dose_post(request: Request, patient_id: int, svc: ServicesDep,
 @router.post("/patients/{patient_id}/verbal-orders")
 async def verbal_order_post(request: Request, patient_id: int, svc: ServicesDep,
                             viewer: ViewerDep) -> Response:
-    """The nurse records a read-back verbal/telephone order (same checks as an order)."""
+    """The nurse records a read-back verbal/telephone order (same checks as an order): the
+    JSON body's model, "read back" a checkbox."""
     form = await read_checked_form(request, viewer)
     route = form.get("route", "iv") if form.get("route") in ROUTES else "iv"
     try:
-        record = svc.dosing.take_verbal_order(
-            viewer.actor, patient_id, model_from_form(DoseInput, form),
-            form.get("prescriber", "")[:64],
-            form.get("read_back_confirmed") == "on")
+        record = svc.dosing.take_verbal_order(viewer.actor, patient_id, model_from_form(
+            VerbalOrderInput, form, checkboxes=("read_back_confirmed",)))
     except InvalidInput as exc:
         return _dose_page(request, svc, viewer, patient_id, route, form, exc.status,
                           error=str(exc))

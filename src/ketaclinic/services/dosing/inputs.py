@@ -1,5 +1,8 @@
 """The dose input: one model for the JSON body and the dose form, turned into the core's request.
 
+A verbal order (:class:`VerbalOrderInput`) is the same dose with its prescriber and read-back,
+one model for ``POST /api/patients/{id}/verbal-orders`` and the dose page's verbal-order form.
+
 The JSON route takes :class:`DoseInput` as its body, the form route builds it from the form with
 :func:`ketaclinic.http.inputs.model_from_form`, and the dosing service turns the validated model
 into the clinical core's value (:class:`ketaclinic.clinical.dose_plan.DoseRequest`) with
@@ -105,6 +108,16 @@ class DoseInput(_Input):
                                   {"type": "null"}]}),
     ] = Field(None, description="Today's weight re-entered, kilograms only: '82 kg'")
     overrides: tuple[OverrideEntry, ...] = Field(default=(), max_length=20)
+
+
+class VerbalOrderInput(DoseInput):
+    """A verbal or telephone order taken at the chair: the dose as the prescriber gave it, who
+    gave it and whether it was read back. It is not a place to go past soft findings: its
+    ``overrides`` are never taken (the dosing service drops them)."""
+
+    prescriber: str = Field(min_length=1, max_length=64,
+                            description="Username of the prescriber who gave the order")
+    read_back_confirmed: bool = Field(description="The order was read back and confirmed")
 
 
 def to_dose_request(inp: DoseInput) -> DoseRequest:

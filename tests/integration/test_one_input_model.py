@@ -19,6 +19,7 @@ from kctest import make_settings, page_error
 from sqlalchemy import select
 
 from ketaclinic.bootstrap import build_services
+from ketaclinic.schemas_chair import ChairCreate
 from ketaclinic.services.mbc.self_report import hash_token
 from ketaclinic.store.tables_chair import VitalSignRow
 from ketaclinic.store.tables_dosing import DoseOrder
@@ -28,7 +29,7 @@ from ketaclinic.store.tables_mbc import (
     ReminderSchedule,
     SelfReportLink,
 )
-from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent
+from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, TreatmentSession
 
 TEN_AM_EST = dt.datetime(2026, 11, 2, 15, 0)  # 10:00 in New York, as the clock gives it (UTC)
 
@@ -640,3 +641,54 @@ def test_a_bad_verbal_order_reads_the_same_on_the_form_and_the_api(services, use
         _refused_alike(both.json(path, body), both.form(path, typed), needle, bad)
     with services.db.transaction() as s:
         assert s.execute(select(DoseOrder)).first() is None
+
+
+# --- forms of the chair area without a JSON twin: read as their models all the same -------
+def test_the_end_of_an_infusion_is_read_as_its_model_on_the_clinics_clock(services, users,
+                                                                         login, clock):
+    sid = dosed(services, users, clock, "END", IV, lot="LOT-NY-IV", family="End").session_id
+    clock.advance(minutes=45)
+    c, csrf = login("nurse")  # (after the clock moved on: an idle session would be locked)
+    both = Both(c, csrf, services)
+    path = f"/sessions/{sid}/infusion-end"
+    good = {"version": str(version(services, sid)), "ended_at": "10:40"}
+    for bad, needle in [
+        ({"version": ""}, "version: Field required"),
+        ({"version": "0"}, "version: Input should be greater than or equal to 1"),
+        ({"version": "١"}, "version: Input should be a valid integer"),
+        ({"ended_at": ""}, "ended_at: Field required"),
+        ({"ended_at": "soon"}, "ended_at: enter a time like 14:05"),
+        ({"ended_at": "09:59"}, "the infusion cannot end before it started"),
+    ]:
+        page = both.form(path, good | bad)
+        assert page.status_code == 422, (bad, page.text)
+        assert page_error(page.text).startswith(needle), (bad, page_error(page.text))
+    with services.db.transaction() as s:
+        assert s.get(TreatmentSession, sid).dose_ended_at is None
+    assert both.form(path, good).status_code == 303
+    with services.db.transaction() as s:
+        assert s.get(TreatmentSession, sid).dose_ended_at == dt.datetime(2026, 11, 2, 15, 40)
+
+
+def test_a_chair_change_is_read_as_its_model_and_a_bad_one_changes_nothing(services, users,
+                                                                          login):
+    c, csrf = login("admin")
+    both = Both(c, csrf, services)
+    chair = services.chair.schedule.create_chair(users["admin"].actor, ChairCreate(
+        name="Chair NY", opening_hours="0-4 08:00-18:00"))
+    path = f"/admin/chairs/{chair.id}"
+    for hours, needle in [
+        ("٠-4 08:00-18:00", "opening hours: '٠-4 08:00-18:00' is not like '0-4 08:00-18:00'"),
+        ("0-4 18:00-08:00", "opening hours: 18:00 is not before 08:00"),
+        ("0-4 08:00-18:00; " * 20, "opening_hours: String should have at most 300"),
+    ]:
+        page = both.form(path, {"opening_hours": hours, "active": "on"})
+        assert page.status_code == 422, (hours, page.text)
+        assert page_error(page.text).startswith(needle), (hours, page_error(page.text))
+    assert services.chair.schedule.chairs(users["admin"].actor) == [chair]
+    assert both.form(path, {"opening_hours": "5 09:00-13:00"}).status_code == 303
+    [changed] = services.chair.schedule.chairs(users["admin"].actor, include_inactive=True)
+    assert (changed.active, changed.hours_text) == (False, "5 09:00-13:00")  # box not ticked
+    assert both.form(path, {"opening_hours": "0-4 08:00-18:00", "active": "on"}
+                     ).status_code == 303
+    assert services.chair.schedule.chairs(users["admin"].actor) == [chair]

@@ -18,6 +18,7 @@ from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_fo
 from ketaclinic.http.inputs import TICKED, model_from_form
 from ketaclinic.schemas_chair import ChairCreate, CourseCreate, CourseEnd, CourseNotes
 from ketaclinic.services.chair.courses import template_choices
+from ketaclinic.services.chair.inputs import ChairUpdate
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
 from ketaclinic.web import pages_ledger, pages_session
 from ketaclinic.web.render import attachment, redirect, render
@@ -174,5 +175,5 @@ async def chairs_create(request: Request, svc: ServicesDep, viewer: ViewerDep) -
 async def chairs_update(request: Request, chair_id: int, svc: ServicesDep,
                         viewer: ViewerDep) -> Response:
     return await _chair_change(request, svc, viewer, lambda form: (
-        svc.chair.schedule.update_chair(viewer.actor, chair_id, form.get("opening_hours", ""),
-                                        form.get("active") == "on")), (InvalidInput,))
+        svc.chair.schedule.update_chair(viewer.actor, chair_id, model_from_form(
+            ChairUpdate, form, checkboxes=("active",)))), (InvalidInput,))

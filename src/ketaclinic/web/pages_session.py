@@ -33,9 +33,9 @@ from ketaclinic.schemas_chair import (
 )
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.chair.facade import ChairServices
+from ketaclinic.services.chair.inputs import InfusionEnd
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
 from ketaclinic.services.mbc.instrument_forms import answers_from_form, bundled_entry_form
-from ketaclinic.services.numbers import MAX_ID, parse_int
 from ketaclinic.web.render import attachment, redirect, render
 
 router = APIRouter()
@@ -122,13 +122,6 @@ def _devices(form: dict[str, str], local: LocalDay) -> dict[str, Any]:
     return extra
 
 
-def _infusion_end(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
-                  local: LocalDay) -> object:
-    version = parse_int(form.get("version", ""), "version", minimum=0, maximum=MAX_ID)
-    ended = local.time(form.get("ended_at", ""), "ended_at")
-    return svc.chair.sessions.end_infusion(actor, session_id, version, ended)
-
-
 def _waste(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
            local: LocalDay) -> object:
     view = svc.chair.views.view(actor, session_id)
@@ -151,7 +144,8 @@ STEPS: dict[str, Step] = {
     "dose": form_step("dose", DoseCreate, lambda c: c.sessions.record_dose,
                       times=("started_at", "ended_at"), extra=_devices,
                       checkboxes=("order_confirmed",)),
-    "infusion-end": Step("dose", _infusion_end),
+    "infusion-end": form_step("dose", InfusionEnd, lambda c: c.sessions.end_infusion,
+                              times=("ended_at",)),
     "vitals": form_step("vitals", VitalsCreate, lambda c: c.sessions.record_vitals,
                         times=("taken_at",), keyed=True),
     "ratings": form_step("ratings", RatingCreate, lambda c: c.sessions.record_rating,

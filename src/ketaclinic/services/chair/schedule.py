@@ -23,6 +23,7 @@ from ketaclinic.services.chair.common import (
     scheduling_rules,
     session_unit,
 )
+from ketaclinic.services.chair.inputs import ChairUpdate
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from ketaclinic.services.numbers import is_whole
@@ -30,7 +31,8 @@ from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_treatment import Chair, TreatmentSession
 
 DEMO_HOURS = "0-4 08:00-18:00; 5 09:00-13:00"
-_WINDOW = re.compile(r"^\s*(\d)(?:-(\d))?\s+(\d{2}:\d{2})-(\d{2}:\d{2})\s*$")
+#: "0-4 08:00-18:00": digits 0-9 only ("٠-٤" is not "0-4")
+_WINDOW = re.compile(r"\s*([0-9])(?:-([0-9]))?\s+([0-9]{2}:[0-9]{2})-([0-9]{2}:[0-9]{2})\s*")
 NOT_OCCUPYING = ("planned", "cancelled", "missed")
 PLANNED_AT = dt.time(8)  # an unbooked session's place on the calendar (clinic time)
 
@@ -69,7 +71,7 @@ def parse_opening_hours(text: str) -> dict[str, list[list[str]]]:
     """"0-4 08:00-18:00; 5 09:00-13:00" -> {"0": [["08:00", "18:00"]], ...} (0 = Monday)."""
     out: dict[str, list[list[str]]] = {}
     for part in (p for p in text.split(";") if p.strip()):
-        m = _WINDOW.match(part)
+        m = _WINDOW.fullmatch(part)
         if not m:
             raise InvalidInput(f"opening hours: {part.strip()!r} is not like '0-4 08:00-18:00'")
         first, last, opens, closes = int(m[1]), int(m[2] or m[1]), m[3], m[4]
@@ -168,17 +170,17 @@ class ScheduleService:
             work.audit(detail=f"chair {chair.id}")
             return ChairInfo(chair.id, chair.name, True, hours_text(chair.opening_hours_json))
 
-    def update_chair(self, actor: Actor, chair_id: int, opening_hours: str,
-                     active: bool) -> ChairInfo:
+    def update_chair(self, actor: Actor, chair_id: int, data: ChairUpdate) -> ChairInfo:
         work = self.ctx.unit_of_work(actor, "chair.update", perm=Perm.RULES_MANAGE)
-        hours = parse_opening_hours(opening_hours)
+        hours = parse_opening_hours(data.opening_hours)
         with work:
             chair = work.session.get(Chair, chair_id)
             if chair is None:
                 raise NotFound("no such chair")
-            chair.opening_hours_json, chair.active = json.dumps(hours), active
-            work.audit(detail=f"chair {chair_id} active={active}")
-            return ChairInfo(chair.id, chair.name, active, hours_text(chair.opening_hours_json))
+            chair.opening_hours_json, chair.active = json.dumps(hours), data.active
+            work.audit(detail=f"chair {chair_id} active={data.active}")
+            return ChairInfo(chair.id, chair.name, data.active,
+                             hours_text(chair.opening_hours_json))
 
     def ensure_demo_chairs(self, s: Session) -> list[Chair]:
         existing = s.execute(select(Chair).order_by(Chair.id)).scalars().all()

@@ -68,6 +68,7 @@ from ketaclinic.services.chair.discharge import (  # DischargeRefused: still imp
     DischargeRefused as DischargeRefused,
 )
 from ketaclinic.services.chair.discharge import SessionDischarge
+from ketaclinic.services.chair.inputs import InfusionEnd
 from ketaclinic.services.chair.ledger import LedgerService, drug_matches
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing.rulesets import RuleSetService
@@ -328,10 +329,11 @@ class SessionService:
             kind="administration", lot=data.lot, at=at, amount_mg=data.dose_mg,
             session_id=row.id, patient_id=row.patient_id))
 
-    def end_infusion(self, actor: Actor, session_id: int, version: int,
-                     ended_at: dt.datetime) -> None:
+    def end_infusion(self, actor: Actor, session_id: int, data: InfusionEnd) -> None:
+        """Record when an IV infusion ended, after its dose was recorded without an end."""
+        ended_at = data.ended_at
         work, _ = session_unit(self.ctx, actor, session_id, "session.infusion_end")
-        with changing_session(work, session_id, version) as row:
+        with changing_session(work, session_id, data.version) as row:
             require_status(row, ("monitoring",), "ending the infusion")
             if row.treatment == "esketamine" or row.dose_started_at is None:
                 raise InvalidInput("only an IV infusion has an end time")

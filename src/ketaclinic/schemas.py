@@ -11,7 +11,16 @@ import unicodedata
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from ketaclinic.clinical.inputs import DIGITS_ONLY, has_foreign_digits, is_whole_number
 
 Sex = Literal["female", "male", "other", "unknown"]
 _MRN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
@@ -96,6 +105,25 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
 # For input models: an instant sent with its offset ("2026-11-02T09:00-05:00" or "...Z"); one
 # without an offset is UTC. Services get naive UTC, the storage convention.
 Instant = Annotated[dt.datetime, AfterValidator(_naive_utc)]
+
+
+def _whole(value: object) -> object:
+    """A whole number sent as text is read in the digits 0-9 only (``clinical.inputs``): "٣" is
+    refused saying why, "1_0" (which Pydantic's int reads as 10) as no integer; a JSON number
+    goes on to Pydantic, and true or false is no number at all."""
+    if isinstance(value, bool):
+        raise ValueError("Input should be a valid integer")
+    if not isinstance(value, str):
+        return value
+    if is_whole_number(value.strip()):
+        return int(value.strip())
+    if has_foreign_digits(value):
+        raise ValueError(f"is not a number: {DIGITS_ONLY}")
+    raise ValueError("Input should be a valid integer, unable to parse string as an integer")
+
+
+# For a score or count that a person may type: an int, or text of the digits 0-9.
+Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 class _Strict(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from ketaclinic.schemas import Instant, Line, Notes, _filled, _line, _Strict
+from ketaclinic.schemas import Instant, Line, Notes, Whole, _filled, _line, _Strict
 
 Reason = Annotated[str, _filled(300), AfterValidator(_line)]
 Short = Annotated[str, Field(max_length=120), AfterValidator(_line)]
@@ -124,7 +124,7 @@ class AlertAction(_Strict):
 
 class RatingCreate(_Strict):
     instrument: Instrument
-    answers: list[int | None] = Field(min_length=1, max_length=40)
+    answers: list[Whole | None] = Field(min_length=1, max_length=40)
     administered_at: Instant | None = None
 
 

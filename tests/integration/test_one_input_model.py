@@ -692,3 +692,33 @@ def test_a_chair_change_is_read_as_its_model_and_a_bad_one_changes_nothing(servi
     assert both.form(path, {"opening_hours": "0-4 08:00-18:00", "active": "on"}
                      ).status_code == 303
     assert services.chair.schedule.chairs(users["admin"].actor) == [chair]
+
+
+# --- answers typed in other digits: refused on every path, in the same words --------------
+FOREIGN = ["٣", "３", "²", "1٣", "٣.٥"]  # Arabic-Indic, full-width, superscript, mixed, decimal
+
+
+@pytest.mark.parametrize("typed", FOREIGN)
+def test_an_answer_in_other_digits_is_refused_alike_on_every_path(services, users, login,
+                                                                 clock, client, typed):
+    """"٣" is 3 to Python's int() and the scorer's old \\d; an answer is read in 0-9 only."""
+    chain = patient_with_course(services, users, "DIG", lot=None, family="Digits", ready=False)
+    sid = _session(services, users, clock, "DIG-S", monitoring=True)
+    token, key = _opened_link(services, users, "DIG-L")
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    path = f"/patients/{chain.patient_id}/assessments"
+    api = both.json(path, {"instrument": "phq9", "answers": [typed, *[0] * 8]})
+    page = both.form(path, {"instrument": "phq9", "item_1": typed} | {
+        f"item_{n}": "0" for n in range(2, 10)})
+    _refused_alike(api, page, f"PHQ-9 item 1: {typed!r} is not a number: type it with the "
+                   "digits 0-9", typed)
+    api = both.json(f"/sessions/{sid}/ratings", {"instrument": "moaas", "answers": [typed]})
+    page = both.form(f"/sessions/{sid}/ratings", {"instrument": "moaas", "item_1": typed})
+    _refused_alike(api, page, "answers.0: is not a number: type it with the digits 0-9", typed)
+    answers = [typed, *[0] * 8]
+    api = client.post(f"/api/self-report/{token}", json={"form_key": key, "answers": answers})
+    page = client.post(f"/r/{token}", data=_phone_form(key, answers))
+    _refused_alike(api, page, f"PHQ-9 item 1: {typed!r} is not a number", typed)
+    with services.db.transaction() as s:
+        assert s.execute(select(Assessment)).first() is None

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from urllib.parse import urlencode
 
 import pytest
 from kcchain import IV, check_in, dosed, patient_with_course, screen_eligible, version
 from kctest import make_settings, page_error
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ketaclinic.bootstrap import build_services
 from ketaclinic.schemas_chair import ChairCreate
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.mbc.self_report import hash_token
+from ketaclinic.store.tables import ApiToken, User
 from ketaclinic.store.tables_chair import VitalSignRow
-from ketaclinic.store.tables_dosing import DoseOrder
+from ketaclinic.store.tables_dosing import DoseOrder, Screening
 from ketaclinic.store.tables_mbc import (
     ClinicalAlert,
     OutboxMessage,
@@ -722,3 +725,81 @@ def test_an_answer_in_other_digits_is_refused_alike_on_every_path(services, user
     _refused_alike(api, page, f"PHQ-9 item 1: {typed!r} is not a number", typed)
     with services.db.transaction() as s:
         assert s.execute(select(Assessment)).first() is None
+
+
+# --- screening, rule-set copies, users and API tokens: the same table, role by role -------
+def test_bad_screening_signoff_copy_user_and_token_forms_read_as_their_json_bodies(
+        services, users, login):
+    """Each form builds its JSON route's body (ScreeningRequest, SignoffBody, CopyBody,
+    UserCreate, ServiceAccountCreate, TokenCreate): the same bad value, the same 422."""
+    chain = patient_with_course(services, users, "SCR", IV, lot=None, family="Scr", ready=False)
+    account = services.tokens.create_service_account(users["admin"].actor, "feed-ny", "Feed",
+                                                     "nurse")
+    pid, aid = chain.patient_id, account.id
+    cases = [  # (role, page, JSON route, body, what the message starts with)
+        ("prescriber", f"/patients/{pid}/screening/run", f"/patients/{pid}/screenings",
+         {"treatment": "ketamine"}, "treatment: Input should be 'ketamine-iv' or 'esketamine'"),
+        ("prescriber", f"/patients/{pid}/screening/run", f"/patients/{pid}/screenings",
+         {}, "treatment: Field required"),
+        ("prescriber", f"/patients/{pid}/screening/1/signoff",
+         f"/patients/{pid}/screenings/1/signoff", {}, "reason: Field required"),
+        ("prescriber", f"/patients/{pid}/screening/1/signoff",
+         f"/patients/{pid}/screenings/1/signoff", {"reason": "r" * 1001},
+         "reason: String should have at most 1000 characters"),
+        ("admin", "/rulesets/copy", "/rulesets/copy", {"new_id": "our-iv"},
+         "source_id: Field required"),
+        ("admin", "/rulesets/copy", "/rulesets/copy",
+         {"source_id": "ketamine-iv", "new_id": "x" * 61},
+         "new_id: String should have at most 60 characters"),
+        ("admin", "/admin/users", "/users", {"username": "nell", "full_name": "Nell N",
+                                             "role": "root", "password": "long-enough-pw"},
+         "role: Input should be 'admin', 'prescriber', 'nurse' or 'analyst'"),
+        ("admin", "/admin/users", "/users", {"username": "nell", "full_name": "Nell N",
+                                             "role": "nurse", "password": "short"},
+         "password: String should have at least 12 characters"),
+        ("admin", "/admin/service-accounts", "/service-accounts",
+         {"username": "x", "full_name": "Feed", "role": "nurse"},
+         "username: String should have at least 2 characters"),
+        ("admin", f"/admin/service-accounts/{aid}/tokens", f"/service-accounts/{aid}/tokens",
+         {"label": "EHR", "scopes": ["patient.read"], "expires_in_days": "١٤"},
+         "expires_in_days: is not a number: type it with the digits 0-9"),
+        ("admin", f"/admin/service-accounts/{aid}/tokens", f"/service-accounts/{aid}/tokens",
+         {"label": "EHR", "scopes": ["patient.read"], "expires_in_days": "1_4"},
+         "expires_in_days: Input should be a valid integer"),
+        ("admin", f"/admin/service-accounts/{aid}/tokens", f"/service-accounts/{aid}/tokens",
+         {"label": "EHR", "scopes": [], "expires_in_days": 14},
+         "scopes: List should have at least 1 item"),
+    ]
+    for role, page_path, api_path, body, needle in cases:
+        c, csrf = login(role)
+        both = Both(c, csrf, services)
+        typed = {k: v for k, v in body.items() if k != "scopes"}
+        scopes = "".join(f"&scope={s}" for s in body.get("scopes", []))
+        if "scopes" in body:  # the scope boxes repeat one field name
+            page = c.post(page_path, content=urlencode(typed | {"csrf_token": csrf}) + scopes,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        else:
+            page = both.form(page_path, _typed(typed))
+        _refused_alike(both.json(api_path, body), page, needle, (page_path, body))
+    with services.db.transaction() as s:
+        assert s.execute(select(Screening)).first() is None
+        assert s.execute(select(func.count()).select_from(User)).scalar_one() == len(users) + 1
+        assert s.execute(select(ApiToken)).first() is None
+
+
+def test_a_users_flag_is_read_as_its_model_and_garbage_changes_nothing(services, users,
+                                                                     login):
+    """The users page's buttons send 1 or 0; anything else was read as 0 (a deactivation)."""
+    c, csrf = login("admin")
+    both = Both(c, csrf, services)
+    nurse = users["nurse"].id
+    for path, field in ((f"/admin/users/{nurse}/active", "active"),
+                        (f"/admin/users/{users['prescriber'].id}/medical-director", "flag")):
+        for value, needle in (("maybe", f"{field}: Input should be a valid boolean"),
+                              ("", f"{field}: Field required")):
+            page = both.form(path, {field: value})
+            assert page.status_code == 422, (path, value, page.text)
+            assert page_error(page.text).startswith(needle), page_error(page.text)
+    assert {u.username: u.active for u in services.auth.list_users(SYSTEM)}["nurse"]
+    assert both.form(f"/admin/users/{nurse}/active", {"active": "0"}).status_code == 303
+    assert not {u.username: u.active for u in services.auth.list_users(SYSTEM)}["nurse"]

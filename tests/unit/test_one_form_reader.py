@@ -27,9 +27,9 @@ CREDENTIAL = ("a secret checked (or hashed) by the account service: it never goe
               "model, whose refusal and re-shown values could carry it")
 SHAPE = ("the form's own shape, converted into a model's field and passed to model_from_form "
          "as extra (the JSON body has it in another shape)")
-PENDING = ("not yet one input model (issue 17 continues): the form's fields are not its JSON "
-           "body's (co-signature in X-Cosign-* headers, `seq` for `version`, a document typed "
-           "as text, a flag sent as 0/1) - convert it, then delete the entry")
+PENDING = ("not yet one input model: the rule-set forms' fields are not their JSON bodies' "
+           "(co-signature in X-Cosign-* headers, `seq` for `version`, a document typed as "
+           "text, values as one field per path) - convert them, then delete the entries")
 
 #: (module, field) -> why the page may read it by hand
 ALLOWED: dict[tuple[str, str], str] = {
@@ -62,8 +62,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("pages_account.py", "code"): CREDENTIAL,
     ("pages_dosing.py", "cosign_username"): CREDENTIAL,
     ("pages_dosing.py", "cosign_password"): CREDENTIAL,
-    ("pages_admin.py", "password"): CREDENTIAL,
-    ("pages_admin.py", "temporary_password"): CREDENTIAL,
     # --- the form's own shapes
     ("pages_chair.py", "weekday_{}"): SHAPE,  # Mon … Sun boxes -> weekdays "0,3"
     ("pages_session.py", "<dynamic>"): SHAPE,  # device_1 … device_3 -> device_times
@@ -74,26 +72,13 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("pages_dosing.py", "trial_rows"): SHAPE,  # the facts form's rows -> the facts document
     ("pages_dosing.py", "facts_version"): SHAPE,
     # --- pending
-    ("pages_dosing.py", "treatment"): PENDING,  # rule set activation; screening
+    # rule sets: activation, import, values, confirmation
+    ("pages_dosing.py", "treatment"): PENDING,
     ("pages_dosing.py", "ruleset_id"): PENDING,
-    ("pages_dosing.py", "source_id"): PENDING,
-    ("pages_dosing.py", "new_id"): PENDING,
-    ("pages_dosing.py", "title"): PENDING,
     ("pages_dosing.py", "document"): PENDING,
     ("pages_dosing.py", "note"): PENDING,
     ("pages_dosing.py", "seq"): PENDING,
     ("pages_dosing.py", "path"): PENDING,
-    ("pages_dosing.py", "reason"): PENDING,  # a screening's sign-off
-    ("pages_admin.py", "username"): PENDING,
-    ("pages_admin.py", "full_name"): PENDING,
-    ("pages_admin.py", "role"): PENDING,
-    ("pages_admin.py", "active"): PENDING,
-    ("pages_admin.py", "flag"): PENDING,
-    ("pages_tokens.py", "username"): PENDING,
-    ("pages_tokens.py", "full_name"): PENDING,
-    ("pages_tokens.py", "role"): PENDING,
-    ("pages_tokens.py", "label"): PENDING,
-    ("pages_tokens.py", "expires_in_days"): PENDING,
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
-from ketaclinic.services.dosing.inputs import DoseInput, VerbalOrderInput
+from ketaclinic.services.dosing.inputs import (
+    CopyBody,
+    DoseInput,
+    ScreeningRequest,
+    SignoffBody,
+    VerbalOrderInput,
+)
 from ketaclinic.services.dosing.rulesets import Cosign, document_text
 from ketaclinic.services.dosing.service import DoseBlocked
 
@@ -21,14 +27,6 @@ Rows = Page[dict[str, Any]]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ScreeningRequest(_Strict):
-    treatment: Literal["ketamine-iv", "esketamine"]
-
-
-class SignoffBody(_Strict):
-    reason: str = Field(min_length=1, max_length=1000)
 
 
 class FactsBody(_Strict):
@@ -126,12 +124,6 @@ def api_doses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
 
 
 # --- rule sets ----------------------------------------------------------------------------
-class CopyBody(_Strict):
-    source_id: str = Field(max_length=60)
-    new_id: str = Field(max_length=60)
-    title: str = Field("", max_length=200)
-
-
 class ValuesBody(_Strict):
     changes: dict[str, str | float] = Field(max_length=200)
     note: str = Field(min_length=1, max_length=400)

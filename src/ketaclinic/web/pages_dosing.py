@@ -15,7 +15,14 @@ from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_fo
 from ketaclinic.http.inputs import model_from_form
 from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.dosing.facts import RESPONSES, condition_choices, facts_from_form
-from ketaclinic.services.dosing.inputs import DoseInput, VerbalOrderInput, overrides_from_form
+from ketaclinic.services.dosing.inputs import (
+    CopyBody,
+    DoseInput,
+    ScreeningRequest,
+    SignoffBody,
+    VerbalOrderInput,
+    overrides_from_form,
+)
 from ketaclinic.services.dosing.rulesets import Cosign, document_text
 from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.dosing.verbal_orders import prescribers
@@ -68,8 +75,8 @@ async def rulesets_active(request: Request, svc: ServicesDep, viewer: ViewerDep)
 async def rulesets_copy(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        rs = svc.dosing.rulesets.copy(viewer.actor, form.get("source_id", ""),
-                                      form.get("new_id", ""), form.get("title", ""))
+        data = model_from_form(CopyBody, form)
+        rs = svc.dosing.rulesets.copy(viewer.actor, data.source_id, data.new_id, data.title)
     except (InvalidInput, Conflict) as exc:
         return _rulesets_page(request, svc, viewer, exc.status, error=str(exc), values=form)
     return redirect(f"/rulesets/{rs.id}")
@@ -201,7 +208,8 @@ async def screening_run(request: Request, patient_id: int, svc: ServicesDep,
                         viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        svc.dosing.screen(viewer.actor, patient_id, form.get("treatment", ""))
+        svc.dosing.screen(viewer.actor, patient_id,
+                          model_from_form(ScreeningRequest, form).treatment)
     except InvalidInput as exc:
         return _screening_page(request, svc, viewer, patient_id, exc.status, error=str(exc))
     return redirect(f"/patients/{patient_id}/screening#result")
@@ -212,7 +220,8 @@ async def screening_signoff(request: Request, patient_id: int, screening_id: int
                             svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        svc.dosing.sign_off(viewer.actor, patient_id, screening_id, form.get("reason", ""))
+        svc.dosing.sign_off(viewer.actor, patient_id, screening_id,
+                            model_from_form(SignoffBody, form).reason)
     except InvalidInput as exc:
         return _screening_page(request, svc, viewer, patient_id, exc.status, error=str(exc))
     return redirect(f"/patients/{patient_id}/screening#result")

@@ -53,13 +53,14 @@ def web_routers() -> list[APIRouter]:
         pages_patients,
         pages_pk,
         pages_tokens,
+        pages_webhooks,
     )
 
     # Area pages come before the patient pages' catch-all /patients/{id}/{kind} route.
     from ketaclinic.web.observe import router as metrics_router
 
     routers = [router, metrics_router, pages_auth.router, pages_lock.router, pages_admin.router,
-               pages_tokens.router,
+               pages_tokens.router, pages_webhooks.router,
                pages_account.router,
                pages_dosing.router,
                pages_mbc.router, pages_chair.router, pages_pk.router, pages_outcomes.router,

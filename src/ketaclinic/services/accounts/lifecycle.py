@@ -7,7 +7,7 @@ Passwords never reach the audit trail or a log; every change is audited by its a
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -28,7 +28,7 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import SYSTEM, Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
-from ketaclinic.services.secretbox import SecretBox, SecretUnreadable, is_encrypted, totp_context
+from ketaclinic.services.secretbox import EncryptReport, SecretBox, totp_context
 from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import LoginAttempt, RecoveryCode, User
 
@@ -39,14 +39,6 @@ class PasswordReset:
     generated: str | None  # the temporary password when the server chose it (shown once)
     expires_at: dt.datetime
     sessions_ended: int
-
-
-@dataclass
-class EncryptReport:
-    encrypted: int = 0
-    reencrypted: int = 0
-    current: int = 0
-    unreadable: list[str] = field(default_factory=list)
 
 
 class AccountService:
@@ -176,29 +168,12 @@ class AccountService:
         with self.ctx.unit_of_work(SYSTEM, "user.secrets.encrypt") as uow:
             for user in uow.session.execute(select(User).order_by(User.id)).scalars():
                 for column in ("totp_secret", "totp_pending_secret"):
-                    self._reseal(user, column, box, report)
-            uow.audit(detail=(
-                f"{report.encrypted} encrypted, {report.reencrypted} re-encrypted, "
-                f"{report.current} already current, {len(report.unreadable)} unreadable"))
+                    stored = getattr(user, column)
+                    if stored:
+                        setattr(user, column, report.reseal(
+                            box, stored, totp_context(user.id, column), user.username))
+            uow.audit(detail=report.describe())
         return report
-
-    @staticmethod
-    def _reseal(user: User, column: str, box: SecretBox, report: EncryptReport) -> None:
-        stored = getattr(user, column)
-        if not stored:
-            return
-        context = totp_context(user.id, column)
-        if not is_encrypted(stored):
-            setattr(user, column, box.encrypt(stored, context))
-            report.encrypted += 1
-        elif box.is_current(stored):
-            report.current += 1
-        else:
-            try:
-                setattr(user, column, box.encrypt(box.decrypt(stored, context), context))
-                report.reencrypted += 1
-            except SecretUnreadable:
-                report.unreadable.append(user.username)
 
     # --- helpers -------------------------------------------------------------------------------
     @staticmethod

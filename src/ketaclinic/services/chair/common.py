@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from ketaclinic.clinical.monitoring import VitalSigns
 from ketaclinic.clinical.rules import ClinicalInputError, Finding
 from ketaclinic.clinical.scheduling import SchedulingRules, load_scheduling_rules
 from ketaclinic.clinical.session_rules import SessionRules, load_session_rules
@@ -20,7 +21,7 @@ from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.unit_of_work import UnitOfWork
-from ketaclinic.store.tables_chair import ChairAmendment
+from ketaclinic.store.tables_chair import ChairAmendment, VitalSignRow
 from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 T = TypeVar("T")
@@ -102,6 +103,35 @@ def changing_session(uow: UnitOfWork, session_id: int, version: int) -> Iterator
         row = load_session(uow.session, session_id)
         check_version("session", row, version)
         yield row
+
+
+def require_status(row: TreatmentSession, allowed: tuple[str, ...], what: str) -> None:
+    if row.status not in allowed:
+        raise InvalidInput(f"{what} is not possible in a {row.status} session")
+
+
+def touch(uow: UnitOfWork, row: TreatmentSession, status: str | None = None) -> None:
+    """Stamp a changed session (and its new status); flushing bumps its version, so a
+    concurrent writer gets StaleDataError (a 409)."""
+    row.updated_at = uow.now
+    if status:
+        row.status = status
+    uow.session.flush()
+
+
+def audit_session(uow: UnitOfWork, action: str, row: TreatmentSession, detail: str = "") -> None:
+    """The audit row of a step on a session: its patient, "session <id>[; detail]"."""
+    uow.audit(action, patient_id=row.patient_id,
+              detail=f"session {row.id}" + (f"; {detail}" if detail else ""))
+
+
+VITAL_FIELDS = ("sbp_mmhg", "dbp_mmhg", "hr_bpm", "spo2_pct", "rr_per_min")
+
+
+def vital_signs(v: VitalSignRow) -> VitalSigns:
+    """A stored vitals row as the core's value."""
+    return VitalSigns(v.taken_at, *(None if getattr(v, f) is None else float(getattr(v, f))
+                                     for f in VITAL_FIELDS))
 
 
 def load_course(s: Session, course_id: int) -> Course:

@@ -34,8 +34,8 @@ from ketaclinic.services.chair.common import (
     session_rules,
     session_unit,
     unit_for_patient_of,
+    vital_signs,
 )
-from ketaclinic.services.chair.session import vital_signs
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing.treatment_chain import rems_order, timeline
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound

@@ -49,7 +49,7 @@ from ketaclinic.services.interop.outbound import (
     post_json,
 )
 from ketaclinic.services.paging import Paged, page_rows
-from ketaclinic.services.secretbox import SecretBox, SecretUnreadable
+from ketaclinic.services.secretbox import EncryptReport, SecretBox, SecretUnreadable
 from ketaclinic.store.tables_chair import RemsFormRow
 from ketaclinic.store.tables_mbc import ClinicalAlert, OutboxMessage, WebhookEndpoint
 
@@ -225,6 +225,22 @@ class WebhookService:
             s.flush()
             uow.audit(detail=f"endpoint {row.id} message {msg.id}")
             return msg.id
+
+    # --- the operator --------------------------------------------------------------------------
+    def encrypt_secrets(self, previous_secret: str | None = None) -> EncryptReport:
+        """Seal the signing secrets of the active endpoints under the current instance secret:
+        a plaintext one is encrypted, one sealed under ``previous_secret`` re-encrypted (after
+        the instance secret changed). Command line only (``ketaclinic user encrypt-secrets``,
+        the SYSTEM actor); an endpoint whose secret does not decrypt is listed, not changed."""
+        current = self.ctx.settings.secret_key.get_secret_value()
+        box = SecretBox.for_secrets(current, previous_secret) if previous_secret else self.box
+        report = EncryptReport()
+        with self.ctx.unit_of_work(SYSTEM, "webhook.secrets.encrypt") as uow:
+            for row in uow.session.execute(select(WebhookEndpoint).where(
+                    WebhookEndpoint.active.is_(True)).order_by(WebhookEndpoint.id)).scalars():
+                row.secret = report.reseal(box, row.secret, secret_context(row.id), str(row.id))
+            uow.audit(detail=report.describe())
+        return report
 
     # --- the outbox ----------------------------------------------------------------------------
     def queue_rems_deadlines(self) -> int:

@@ -11,7 +11,7 @@ import unicodedata
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 Sex = Literal["female", "male", "other", "unknown"]
 _MRN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
@@ -25,6 +25,12 @@ def _no_controls(value: str, *, multiline: bool = False) -> str:
         if ch not in allowed and unicodedata.category(ch) in {"Cc", "Cs", "Co", "Cn"}:
             raise ValueError("contains control or invalid characters")
     return value.strip()
+
+
+def _filled(max_length: int) -> StringConstraints:
+    """Text that must hold something once trimmed ("   " is as empty as ""), at most
+    ``max_length`` characters then."""
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
 def _line(value: str) -> str:
@@ -64,7 +70,7 @@ def _birth_date(value: dt.date) -> dt.date:
     return value
 
 
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_line)]
+Name = Annotated[str, _filled(100), AfterValidator(_line)]
 Line = Annotated[str, Field(max_length=300), AfterValidator(_line)]
 Mrn = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_mrn)]
 Email = Annotated[str, Field(max_length=200), AfterValidator(_email)]
@@ -126,20 +132,20 @@ class WeightCreate(_Strict):
 
 class DiagnosisCreate(_Strict):
     system: Literal["icd10", "snomed"] = "icd10"
-    code: Annotated[str, Field(min_length=1, max_length=20), AfterValidator(_line)]
-    display: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_line)]
+    code: Annotated[str, _filled(20), AfterValidator(_line)]
+    display: Annotated[str, _filled(200), AfterValidator(_line)]
     onset_on: dt.date | None = None
 
 
 class MedicationCreate(_Strict):
-    name: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_line)]
+    name: Annotated[str, _filled(120), AfterValidator(_line)]
     drug_class: Annotated[str, Field(max_length=60), AfterValidator(_line)] = ""
     daily_dose_mg: Decimal | None = Field(None, gt=0, le=100000)
     started_on: dt.date | None = None
 
 
 class AllergyCreate(_Strict):
-    substance: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_line)]
+    substance: Annotated[str, _filled(120), AfterValidator(_line)]
     reaction: Annotated[str, Field(max_length=200), AfterValidator(_line)] = ""
 
 
@@ -179,12 +185,3 @@ class PasswordResetCreate(_Strict):
         description="The temporary password to set; omit it to have one generated (returned "
         "once)")
 
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One readable line per problem: 'birth_date: is in the future'."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "input"
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)

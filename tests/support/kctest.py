@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -131,6 +132,15 @@ def csrf_from(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token in the page"
     return match.group(1)
+
+
+def page_error(html: str) -> str:
+    """The refusal a page shows (its ``.alert.error`` text) as a person reads it; the page
+    must show one."""
+    texts = {e.get_text(strip=True) for e in BeautifulSoup(html, "html.parser").select(
+        ".alert.error")}
+    assert len(texts) == 1, f"expected one refusal on the page, found {texts}"
+    return texts.pop()
 
 
 class StatementCount:

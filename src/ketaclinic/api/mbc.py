@@ -13,24 +13,14 @@ from ketaclinic.clinical.outcomes import RELAPSE_EVENT_KINDS
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep, client_address
 from ketaclinic.schemas import UtcTimestamp
 from ketaclinic.services.mbc.assessments import AssessmentRecord
+from ketaclinic.services.mbc.inputs import Answer, AssessmentCreate
 
 router = APIRouter(prefix="/api", tags=["measurement-based care"])
 
-Answer = int | str | None
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class AssessmentCreate(_Strict):
-    instrument: str = Field(min_length=1, max_length=40, description="e.g. phq9, madrs")
-    answers: list[Answer] = Field(max_length=60, description="One answer per item in item "
-                                  "order; null = missing")
-    administered_at: dt.datetime | None = Field(
-        None, description="ISO 8601 with an offset; without one, UTC; default now")
-    course_id: int | None = None
-    session_id: int | None = None
 
 
 class AssessmentPublic(BaseModel):
@@ -111,10 +101,8 @@ def api_create_assessment(
     patient_id: int, body: AssessmentCreate, response: Response, svc: ServicesDep,
     viewer: ApiViewerDep, idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> AssessmentPublic:
-    record, created = svc.mbc.assessments.record(
-        viewer.actor, patient_id, body.instrument, body.answers,
-        administered_at=body.administered_at, course_id=body.course_id,
-        session_id=body.session_id, idempotency_key=idempotency_key)
+    record, created = svc.mbc.assessments.create(viewer.actor, patient_id, body,
+                                                 idempotency_key)
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/api/patients/{patient_id}/assessments/{record.id}"

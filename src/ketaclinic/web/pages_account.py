@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ketaclinic.services.errors import Conflict, InvalidInput
-from ketaclinic.web.deps import (
+from ketaclinic.http.deps import (
     CHANGE_PASSWORD_PAGE,
     ENROLMENT_PAGE,
     SESSION_COOKIE,
@@ -15,6 +14,7 @@ from ketaclinic.web.deps import (
     client_address,
     read_checked_form,
 )
+from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.web.messages import ACCOUNT_PAGE, page_message, with_message
 from ketaclinic.web.render import redirect, render
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ketaclinic.http.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.numbers import optional_id
-from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.web.messages import ADMIN_USERS_PAGE, page_message, with_message
 from ketaclinic.web.render import redirect, render
 

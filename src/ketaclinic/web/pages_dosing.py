@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from ketaclinic.clinical.dose_checks import format_dose
 from ketaclinic.clinical.dose_plan import ROUTE_LABELS, ROUTES
 from ketaclinic.clinical.dosing import ESKETAMINE_PHASES, WEIGHT_BASES
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.http.inputs import model_from_form
 from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.dosing.facts import RESPONSES, condition_choices, facts_from_form
@@ -20,7 +21,6 @@ from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.dosing.verbal_orders import prescribers
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.numbers import MAX_ID, optional_int
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
@@ -263,7 +263,7 @@ async def dose_post(request: Request, patient_id: int, svc: ServicesDep,
     route = form.get("route", "iv") if form.get("route") in ROUTES else "iv"
     action = form.get("action", "check")
     try:
-        req = model_from_form(DoseInput, form, overrides=overrides_from_form(form))
+        req = model_from_form(DoseInput, form, extra={"overrides": overrides_from_form(form)})
         if action == "save":
             record, _ = svc.dosing.save(viewer.actor, patient_id, req,
                                         form.get("idempotency_key") or None)

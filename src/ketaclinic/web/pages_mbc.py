@@ -7,13 +7,19 @@ import datetime as dt
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ketaclinic.clinical.instruments import parse_answer_text
-from ketaclinic.services.clinic_time import ClinicTime
+from ketaclinic.http.deps import (
+    ServicesDep,
+    ViewerDep,
+    client_address,
+    read_checked_form,
+    read_form,
+)
+from ketaclinic.http.inputs import LocalDay, model_from_form
 from ketaclinic.services.errors import InvalidInput, ServiceError, Throttled
-from ketaclinic.services.mbc.instrument_forms import answers_from_items, has_items
+from ketaclinic.services.mbc.inputs import AssessmentCreate
+from ketaclinic.services.mbc.instrument_forms import answers_from_form
 from ketaclinic.services.mbc.self_report import LinkUnavailable
 from ketaclinic.services.numbers import optional_id
-from ketaclinic.web.deps import ServicesDep, ViewerDep, client_address, read_checked_form, read_form
 from ketaclinic.web.panels import load_panels
 from ketaclinic.web.render import redirect, render
 
@@ -22,18 +28,6 @@ router = APIRouter()
 
 def _int_or_none(text: str | None, name: str) -> int | None:
     return optional_id(text, name)
-
-
-def _datetime_or_none(text: str | None, clinic: ClinicTime) -> dt.datetime | None:
-    """A date and time typed on the clinic's clock, as the UTC instant it names."""
-    if not text:
-        return None
-    try:
-        local = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidInput(
-            "administered_at: must be a date and time like 2026-11-02T09:30") from exc
-    return clinic.from_local(local, "administered_at")
 
 
 def _date(text: str | None, name: str) -> dt.date:
@@ -80,16 +74,15 @@ async def alert_acknowledge(request: Request, alert_id: int, svc: ServicesDep,
 @router.post("/patients/{patient_id}/assessments")
 async def assessment_create(request: Request, patient_id: int, svc: ServicesDep,
                             viewer: ViewerDep) -> Response:
+    """The page's entry form, built into the JSON body's model: the radio rows become
+    ``answers``, the time typed on the clinic's clock the UTC ``administered_at``."""
     form = await read_checked_form(request, viewer)
     try:
-        answers = (answers_from_items(form) if has_items(form)
-                   else parse_answer_text(form.get("answers", "")))
-        svc.mbc.assessments.record(
-            viewer.actor, patient_id, form.get("instrument", ""), answers,
-            administered_at=_datetime_or_none(form.get("administered_at"),
-                                              svc.ctx.clinic_time),
-            course_id=_int_or_none(form.get("course_id"), "course_id"),
-            idempotency_key=form.get("idempotency_key") or None)
+        data = model_from_form(AssessmentCreate, form, local=LocalDay(
+            svc.ctx.today(), svc.ctx.clinic_time), times=("administered_at",),
+            extra={"answers": answers_from_form(form)})
+        svc.mbc.assessments.create(viewer.actor, patient_id, data,
+                                   form.get("idempotency_key") or None)
     except (InvalidInput, ServiceError) as exc:
         if exc.status not in (404, 409, 422):
             raise

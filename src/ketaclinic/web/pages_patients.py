@@ -7,8 +7,9 @@ import secrets
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
 
+from ketaclinic.http.deps import ServicesDep, ViewerDep, read_checked_form
+from ketaclinic.http.inputs import model_from_form
 from ketaclinic.schemas import (
     AllergyCreate,
     DiagnosisCreate,
@@ -16,28 +17,16 @@ from ketaclinic.schemas import (
     PatientCreate,
     PatientUpdate,
     WeightCreate,
-    describe_validation_error,
 )
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.registry.icd10 import icd10_display
 from ketaclinic.services.registry.patients import PossibleDuplicate
-from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.web.panels import home_for, load_panels
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
 PAGE_SIZE = 25
-
-
-def _parse(model: type[BaseModel], form: dict[str, str]) -> BaseModel:
-    fields = {k: v for k, v in form.items() if k in model.model_fields and v != ""}
-    if "version" in model.model_fields and "version" in form:
-        fields["version"] = form["version"]
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        raise InvalidInput(describe_validation_error(exc)) from exc
 
 
 def _date_or_none(text: str) -> dt.date | None:
@@ -77,8 +66,8 @@ def patient_new(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Respon
 async def patient_create(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        data = _parse(PatientCreate, form)
-        patient, _ = svc.patients.create(viewer.actor, data,  # type: ignore[arg-type]
+        data = model_from_form(PatientCreate, form)
+        patient, _ = svc.patients.create(viewer.actor, data,
                                          idempotency_key=form.get("idempotency_key") or None,
                                          refuse_duplicates=form.get("not_duplicate") != "on")
     except PossibleDuplicate as exc:
@@ -112,8 +101,7 @@ async def patient_update(request: Request, patient_id: int, svc: ServicesDep,
                          viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        data = _parse(PatientUpdate, form)
-        svc.patients.update(viewer.actor, patient_id, data)  # type: ignore[arg-type]
+        svc.patients.update(viewer.actor, patient_id, model_from_form(PatientUpdate, form))
     except Conflict as exc:
         current = svc.patients.get(viewer.actor, patient_id)
         return render(request, "conflict.html", status_code=409, error=str(exc),
@@ -152,8 +140,7 @@ async def patient_add_child(request: Request, patient_id: int, kind: str, svc: S
             "display", "").strip():
         form = {**form, "display": icd10_display(form.get("code", "")) or ""}
     try:
-        data = _parse(model, form)
-        getattr(svc.patients, method)(viewer.actor, patient_id, data)
+        getattr(svc.patients, method)(viewer.actor, patient_id, model_from_form(model, form))
     except InvalidInput as exc:
         patient = svc.patients.get(viewer.actor, patient_id)
         return render(request, "patient_detail.html", status_code=422, patient=patient,

@@ -11,11 +11,11 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.services.accounts.api_tokens import SERVICE, IssuedToken
 from ketaclinic.services.accounts.permissions import SCOPES
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.numbers import parse_int
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter(prefix="/admin")

@@ -27,8 +27,9 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> Response:
-    """Readiness: the database takes a write (rolled back) and the disk has room; 503 with
-    the reasons otherwise. No patient data and no login needed."""
+    """Readiness: the database takes a write (rolled back), the read replica (when one is
+    configured) answers a read, and the disk has room; 503 with the reasons otherwise. No
+    patient data and no login needed."""
     svc = request.app.state.services
     cfg = svc.settings
     problems = readiness(svc.ctx.db, storage_folder(cfg.effective_database_url, cfg.data_dir),

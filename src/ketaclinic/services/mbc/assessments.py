@@ -21,6 +21,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest
 from ketaclinic.services.interop.webhooks import queue_urgent_alerts
+from ketaclinic.services.mbc.inputs import AssessmentCreate
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.unit_of_work import UnitOfWork
@@ -94,6 +95,14 @@ class AssessmentService:
         self.catalogue = catalogue
 
     # --- write -----------------------------------------------------------------------------
+    def create(self, actor: Actor, patient_id: int, data: AssessmentCreate,
+               idempotency_key: str | None = None) -> tuple[AssessmentRecord, bool]:
+        """Record the assessment a clinic entered (the JSON body or the page's form, one
+        model): see :meth:`record`."""
+        return self.record(actor, patient_id, data.instrument, data.answers,
+                           administered_at=data.administered_at, course_id=data.course_id,
+                           session_id=data.session_id, idempotency_key=idempotency_key)
+
     def record(
         self, actor: Actor, patient_id: int, instrument_id: str,
         answers: Sequence[Any] | Mapping[int, Any], *,

@@ -6,7 +6,8 @@ After ``idle_timeout_minutes`` without a request the server marks the session lo
 their lock-screen PIN or their password. A wrong PIN or password counts against the session;
 ``login_max_failures`` of them end it (a full login is needed). The absolute timeout still ends
 a locked session. The PIN (6–8 digits, not one repeated digit nor a run) is hashed like a
-password and set by the user on My account with their current password.
+password and set by the user with their current password, on My account or through
+``PUT /api/me/lock-pin`` (one input model, ``services/accounts/inputs.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from ketaclinic.services.accounts.auth import _token_id, hash_password, user_info, verify_password
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
-from ketaclinic.services.errors import InvalidInput, NotAuthenticated
+from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated
 from ketaclinic.store.tables import AuthSession, User
 
 PIN_RE = re.compile(r"^\d{6,8}$")
@@ -53,6 +54,13 @@ def validate_pin(pin: str) -> None:
         raise InvalidInput("the PIN must not be one repeated digit or a run like 123456")
 
 
+def _person(user: User | None) -> None:
+    """Only a person has sessions to lock: a service account (API tokens) has no PIN."""
+    if user is not None and user.kind != "person":
+        raise Conflict(f"{user.username} is a service account: it never logs in, so it has no "
+                       "lock screen and no PIN")
+
+
 class LockScreenService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -65,6 +73,7 @@ class LockScreenService:
         # argon2 is slow: the password is checked between the unit's transactions
         with work as uow:
             user = uow.session.get(User, actor.user_id) if actor.user_id else None
+            _person(user)
             stored = user.password_hash if user else None
         if stored is None or not verify_password(stored, current_password or ""):
             work.record_failure("denied", detail="current password not accepted")
@@ -83,6 +92,7 @@ class LockScreenService:
             user = uow.session.get(User, actor.user_id) if actor.user_id else None
             if user is None:
                 raise NotAuthenticated("please log in")
+            _person(user)
             user.pin_hash = None
             uow.audit(detail="PIN removed")
 

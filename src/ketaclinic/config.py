@@ -54,7 +54,9 @@ class Settings(BaseSettings):
         "",
         description="Optional SQLAlchemy URL of a read replica (e.g. a PostgreSQL streaming "
         "standby) for the dashboard's read-only analytic queries; every write, and the audit "
-        "row of each dashboard view, stays on database_url. Empty: everything on database_url",
+        "row of each dashboard view, stays on database_url. It is opened read-only (SQLite: "
+        "mode=ro; PostgreSQL: READ ONLY transactions) and /readyz and `ketaclinic doctor` "
+        "read it. Empty: everything on database_url",
     )
     secret_key: SecretStr = Field(
         SecretStr(PLACEHOLDER_SECRET),

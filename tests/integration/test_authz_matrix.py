@@ -93,6 +93,11 @@ EXPECTED: dict[str, Rule] = {
         "current_password": "not-the-current-password", "new_password": "a-long-new-password-9"}),
     "POST /api/me/recovery-codes": Rule(only(ANY_USER, 422),
                                         lambda c, p: {"password": "not-the-password"}),
+    # Your own lock-screen PIN: a wrong password changes nothing (422, audited).
+    "GET /api/me/lock-pin": Rule(only(ANY_USER, 200)),
+    "PUT /api/me/lock-pin": Rule(only(ANY_USER, 422), lambda c, p: {
+        "password": "not-the-password", "pin": "482915"}),
+    "DELETE /api/me/lock-pin": Rule(only(ANY_USER, 200)),
     "POST /api/users/{user_id}/reset-password": Rule(only({"admin"}, 422), lambda c, p: {}),
     "POST /api/users/{user_id}/reset-two-factor": Rule(only({"admin"}, 422)),
     # Machine access. User 1 is the admin, a person: no token for it (422); no token 1 (404).

@@ -25,6 +25,8 @@ BUTTON = "which button was pressed: what to do with the model, not a value of it
 NAVIGATION = "where to go back to, or which page to show again: nothing is stored"
 CREDENTIAL = ("a secret checked (or hashed) by the account service: it never goes into a "
               "model, whose refusal and re-shown values could carry it")
+REDISPLAY = ("shown again in the form after a refusal; what is stored is the model built "
+             "with model_from_form")
 SHAPE = ("the form's own shape, converted into a model's field and passed to model_from_form "
          "as extra (the JSON body has it in another shape)")
 PENDING = ("not yet one input model: the rule-set forms' fields are not their JSON bodies' "
@@ -55,13 +57,15 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("pages_auth.py", "recovery_code"): CREDENTIAL,
     ("pages_lock.py", "secret"): CREDENTIAL,
     ("pages_account.py", "password"): CREDENTIAL,
-    ("pages_account.py", "pin"): CREDENTIAL,
     ("pages_account.py", "current_password"): CREDENTIAL,
     ("pages_account.py", "new_password"): CREDENTIAL,
     ("pages_account.py", "confirm_password"): CREDENTIAL,
     ("pages_account.py", "code"): CREDENTIAL,
     ("pages_dosing.py", "cosign_username"): CREDENTIAL,
     ("pages_dosing.py", "cosign_password"): CREDENTIAL,
+    # --- values shown again after a refusal
+    ("pages_webhooks.py", "url"): REDISPLAY,
+    ("pages_webhooks.py", "description"): REDISPLAY,
     # --- the form's own shapes
     ("pages_chair.py", "weekday_{}"): SHAPE,  # Mon … Sun boxes -> weekdays "0,3"
     ("pages_session.py", "<dynamic>"): SHAPE,  # device_1 … device_3 -> device_times
@@ -128,7 +132,8 @@ def test_pages_read_what_they_store_through_model_from_form_only() -> None:
     assert not unexplained, (
         "a page reads form fields by hand; build the route's input model with "
         "http.inputs.model_from_form instead (or, for a csrf token, a button, navigation, a "
-        "credential or a form-only shape, add it to ALLOWED with the reason): "
+        "credential, a value shown again or a form-only shape, add it to ALLOWED with the "
+        "reason): "
         + ", ".join(f"{m}:{lines} {f!r}" for (m, f), lines in sorted(unexplained.items())))
 
 

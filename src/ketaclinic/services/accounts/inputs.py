@@ -1,9 +1,14 @@
-"""Inputs of machine access: one model per request for the JSON body and the admin page's form.
+"""Inputs of accounts: one model per request for the JSON body and the page's form.
+
+``PUT /api/me/lock-pin`` takes :class:`LockPinSet` as its body; *My account* builds the same
+model with :func:`ketaclinic.http.inputs.model_from_form`. The PIN's own rules (6–8 digits, not
+one repeated digit nor a run, not the password) and the password check are the lock-screen
+service's (:meth:`~ketaclinic.services.accounts.lock_screen.LockScreenService.set_pin`), so
+both paths refuse the same PIN in the same words.
 
 ``POST /api/service-accounts`` and ``POST /api/service-accounts/{id}/tokens`` take
 :class:`ServiceAccountCreate` and :class:`TokenCreate` as their bodies; the API-tokens page
-builds the same models with :func:`ketaclinic.http.inputs.model_from_form` (its scope boxes,
-one repeated field, become ``scopes``), so a bad value reads the same on both paths. The users
+builds the same models (its scope boxes, one repeated field, become ``scopes``). The users
 page's two flags (:class:`UserActive`, :class:`MedicalDirectorFlag`) have no JSON twin and are
 models all the same. The older account inputs (a user, a password change or reset) are in
 ``ketaclinic.schemas``.
@@ -17,6 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ketaclinic.schemas import Whole
 from ketaclinic.services.accounts.permissions import SCOPES
+
+
+class LockPinSet(BaseModel):
+    """Set (or replace) your lock-screen PIN; your current password confirms it is you."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field("", max_length=256, description="Your current password")
+    pin: str = Field("", max_length=64, description="6 to 8 digits, not one repeated digit "
+                     "nor a run like 123456, and not your password")
 
 
 class _Strict(BaseModel):

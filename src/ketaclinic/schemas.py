@@ -149,6 +149,22 @@ class AllergyCreate(_Strict):
     reaction: Annotated[str, Field(max_length=200), AfterValidator(_line)] = ""
 
 
+class DiagnosisDeactivate(_Strict):
+    """Why a diagnosis no longer stands: it resolved (still part of the history screening
+    reads, e.g. a past psychotic episode), or it was recorded in error (counts nowhere)."""
+
+    reason: Literal["resolved", "entered-in-error"] = Field(
+        description="resolved: the condition is over; entered-in-error: it was never so")
+
+
+class AllergyDeactivate(_Strict):
+    """Why an allergy no longer stands: entered in error, or refuted (e.g. by a challenge);
+    either way screening stops counting it."""
+
+    reason: Literal["entered-in-error", "refuted"] = Field(
+        description="entered-in-error: recorded by mistake; refuted: shown not to be so")
+
+
 class UserCreate(_Strict):
     username: str = Field(min_length=2, max_length=63)
     full_name: str = Field(min_length=1, max_length=200)

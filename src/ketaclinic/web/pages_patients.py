@@ -12,7 +12,9 @@ from ketaclinic.http.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.http.inputs import model_from_form
 from ketaclinic.schemas import (
     AllergyCreate,
+    AllergyDeactivate,
     DiagnosisCreate,
+    DiagnosisDeactivate,
     MedicationCreate,
     PatientCreate,
     PatientUpdate,
@@ -155,3 +157,27 @@ async def patient_stop_medication(request: Request, patient_id: int, medication_
     await read_checked_form(request, viewer)
     svc.patients.set_medication_active(viewer.actor, patient_id, medication_id, False)
     return redirect(f"/patients/{patient_id}#medications")
+
+
+# kind → (the model the JSON route takes too, the service method)
+_DEACTIVATE = {"diagnoses": (DiagnosisDeactivate, "deactivate_diagnosis"),
+               "allergies": (AllergyDeactivate, "deactivate_allergy")}
+
+
+@router.post("/patients/{patient_id}/{kind}/{row_id}/deactivate")
+async def patient_deactivate_child(request: Request, patient_id: int, kind: str, row_id: int,
+                                   svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """A diagnosis resolved or entered in error; an allergy entered in error or refuted."""
+    form = await read_checked_form(request, viewer)
+    if kind not in _DEACTIVATE:
+        raise InvalidInput("unknown record type")
+    model, method = _DEACTIVATE[kind]
+    try:
+        getattr(svc.patients, method)(viewer.actor, patient_id, row_id,
+                                      model_from_form(model, form))
+    except InvalidInput as exc:
+        patient = svc.patients.get(viewer.actor, patient_id)
+        return render(request, "patient_detail.html", status_code=422, patient=patient,
+                      today=svc.ctx.today(), error=str(exc), error_section=kind,
+                      values={}, panels=load_panels(svc, viewer, patient_id))
+    return redirect(f"/patients/{patient_id}#{kind}")

@@ -159,18 +159,28 @@ async def patient_stop_medication(request: Request, patient_id: int, medication_
     return redirect(f"/patients/{patient_id}#medications")
 
 
+@router.post("/patients/{patient_id}/diagnoses/{diagnosis_id}/deactivate")
+async def patient_deactivate_diagnosis(request: Request, patient_id: int, diagnosis_id: int,
+                                       svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """A diagnosis resolved or entered in error (the JSON route's DiagnosisDeactivate)."""
+    return await _deactivate(request, svc, viewer, patient_id, "diagnoses", diagnosis_id)
+
+
+@router.post("/patients/{patient_id}/allergies/{allergy_id}/deactivate")
+async def patient_deactivate_allergy(request: Request, patient_id: int, allergy_id: int,
+                                     svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """An allergy entered in error or refuted (the JSON route's AllergyDeactivate)."""
+    return await _deactivate(request, svc, viewer, patient_id, "allergies", allergy_id)
+
+
 # kind → (the model the JSON route takes too, the service method)
 _DEACTIVATE = {"diagnoses": (DiagnosisDeactivate, "deactivate_diagnosis"),
                "allergies": (AllergyDeactivate, "deactivate_allergy")}
 
 
-@router.post("/patients/{patient_id}/{kind}/{row_id}/deactivate")
-async def patient_deactivate_child(request: Request, patient_id: int, kind: str, row_id: int,
-                                   svc: ServicesDep, viewer: ViewerDep) -> Response:
-    """A diagnosis resolved or entered in error; an allergy entered in error or refuted."""
+async def _deactivate(request: Request, svc: ServicesDep, viewer: ViewerDep,
+                      patient_id: int, kind: str, row_id: int) -> Response:
     form = await read_checked_form(request, viewer)
-    if kind not in _DEACTIVATE:
-        raise InvalidInput("unknown record type")
     model, method = _DEACTIVATE[kind]
     try:
         getattr(svc.patients, method)(viewer.actor, patient_id, row_id,

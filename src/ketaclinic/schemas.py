@@ -165,6 +165,12 @@ class AllergyDeactivate(_Strict):
         description="entered-in-error: recorded by mistake; refuted: shown not to be so")
 
 
+class MedicationStop(_Strict):
+    """Stop a medication (the JSON body is ``{}``): the row is kept, marked stopped, and no
+    longer counts in screening. No field yet; the page's Stop button builds this same model,
+    so a field added here (e.g. a stop date) is read and validated the same on both paths."""
+
+
 class UserCreate(_Strict):
     username: str = Field(min_length=2, max_length=63)
     full_name: str = Field(min_length=1, max_length=200)

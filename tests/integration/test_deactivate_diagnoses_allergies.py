@@ -306,3 +306,53 @@ def test_fhir_exports_the_reasons_valid_r4b_and_since_carries_the_change(service
     active = next(r for r in everything["Condition"] if r["id"] == f"dx-{kept}")
     assert _code(active, "clinicalStatus") == "active"
     assert r4b_problems(everything["Condition"] + everything["AllergyIntolerance"]) == []
+
+
+# --- stopping a medication: the JSON route beside the page's Stop button --------------------
+def _medication(services, pid: int, name: str = "sertraline") -> int:  # type: ignore[no-untyped-def]
+    from ketaclinic.schemas import MedicationCreate
+
+    services.patients.add_medication(SYSTEM, pid, MedicationCreate(name=name))
+    return services.patients.get(SYSTEM, pid).medications[-1]["id"]
+
+
+def test_the_api_stops_a_medication_once_for_its_patient_and_documents_the_route(services,
+                                                                                 login):
+    pid, other = _patient(services), _patient(services, "DX-2")
+    med = _medication(services, pid)
+    c, csrf = login("nurse")
+    h = {"X-CSRF-Token": csrf}
+    url = f"/api/patients/{pid}/medications/{med}/stop"
+    assert c.post(url, json={}).status_code == 403  # no CSRF token, no change
+    assert c.post(url, json={"reason": "x"}, headers=h).status_code == 422  # no such field
+    assert c.post(f"/api/patients/{other}/medications/{med}/stop", json={},
+                  headers=h).status_code == 404  # not this patient's
+    assert services.patients.get(SYSTEM, pid).medications[0]["active"] is True
+    r = c.post(url, json={}, headers=h)
+    assert r.status_code == 200 and r.json() == {"status": "stopped"}, r.text
+    assert c.post(url, json={}, headers=h).json() == {"status": "unchanged"}
+    assert c.get(f"/api/patients/{pid}").json()["medications"][0]["active"] is False
+    with services.db.transaction() as s:
+        assert s.execute(select(AuditEvent.detail).where(
+            AuditEvent.action == "patient.medication", AuditEvent.patient_id == pid,
+            AuditEvent.detail == "stopped")).scalars().all() == ["stopped"]  # once
+    op = c.get("/api/openapi.json").json()["paths"][
+        "/api/patients/{patient_id}/medications/{medication_id}/stop"]["post"]
+    assert op["description"] and "requestBody" in op
+    schema = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert schema.endswith("/MedicationStop")
+
+
+def test_the_page_s_stop_button_still_stops_with_its_csrf_token(services, login):
+    pid = _patient(services)
+    med = _medication(services, pid)
+    c, csrf = login("nurse")
+    assert f'action="/patients/{pid}/medications/{med}/stop"' in c.get(f"/patients/{pid}").text
+    refused = c.post(f"/patients/{pid}/medications/{med}/stop", data={},
+                     follow_redirects=False)
+    assert refused.status_code == 403
+    assert services.patients.get(SYSTEM, pid).medications[0]["active"] is True
+    r = c.post(f"/patients/{pid}/medications/{med}/stop", data={"csrf_token": csrf},
+               follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("#medications")
+    assert services.patients.get(SYSTEM, pid).medications[0]["active"] is False

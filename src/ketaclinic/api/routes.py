@@ -24,6 +24,7 @@ from ketaclinic.schemas import (
     DiagnosisDeactivate,
     LoginRequest,
     MedicationCreate,
+    MedicationStop,
     PatientCreate,
     PatientUpdate,
     UserCreate,
@@ -222,6 +223,17 @@ def api_deactivate_diagnosis(patient_id: int, diagnosis_id: int, body: Diagnosis
     (``status: unchanged``)."""
     changed = svc.patients.deactivate_diagnosis(viewer.actor, patient_id, diagnosis_id, body)
     return {"status": "deactivated" if changed else "unchanged", "reason": body.reason}
+
+
+@router.post("/patients/{patient_id}/medications/{medication_id}/stop", tags=["patients"])
+def api_stop_medication(patient_id: int, medication_id: int, body: MedicationStop,
+                        svc: ServicesDep, viewer: ApiViewerDep) -> dict[str, str]:
+    """Stop a medication (body ``{}``), as the patient page's Stop button does. The row is
+    kept (history; FHIR export as MedicationStatement status stopped) and no longer counts
+    in screening (interactions, current medicines). Repeating the request changes nothing
+    (``status: unchanged``)."""
+    changed = svc.patients.set_medication_active(viewer.actor, patient_id, medication_id, False)
+    return {"status": "stopped" if changed else "unchanged"}
 
 
 @router.post("/patients/{patient_id}/allergies/{allergy_id}/deactivate", tags=["patients"])

@@ -16,6 +16,7 @@ from ketaclinic.schemas import (
     DiagnosisCreate,
     DiagnosisDeactivate,
     MedicationCreate,
+    MedicationStop,
     PatientCreate,
     PatientUpdate,
     WeightCreate,
@@ -154,7 +155,9 @@ async def patient_add_child(request: Request, patient_id: int, kind: str, svc: S
 @router.post("/patients/{patient_id}/medications/{medication_id}/stop")
 async def patient_stop_medication(request: Request, patient_id: int, medication_id: int,
                                   svc: ServicesDep, viewer: ViewerDep) -> Response:
-    await read_checked_form(request, viewer)
+    """Stop a medication (the JSON route's MedicationStop)."""
+    form = await read_checked_form(request, viewer)
+    model_from_form(MedicationStop, form)
     svc.patients.set_medication_active(viewer.actor, patient_id, medication_id, False)
     return redirect(f"/patients/{patient_id}#medications")
 

@@ -341,7 +341,9 @@ class PatientService:
                         f"{data.substance} {data.reaction}".strip())
 
     def set_medication_active(self, actor: Actor, patient_id: int, medication_id: int,
-                              active: bool) -> None:
+                              active: bool) -> bool:
+        """Stop (or restart) a medication; the row stays (history, FHIR). False when it
+        already was (a repeated request changes nothing)."""
         with self.ctx.unit_of_work(actor, "patient.medication", perm=Perm.PATIENT_WRITE,
                                    patient_id=patient_id) as uow:
             s, now = uow.session, uow.now
@@ -359,6 +361,8 @@ class PatientService:
                 med.updated_at = now  # a client's next FHIR $export?_since= gets the change
                 uow.audit(patient_id=patient_id,
                           detail="stopped" if not active else "restarted")
+                return True
+            return False
 
     def deactivate_diagnosis(self, actor: Actor, patient_id: int, diagnosis_id: int,
                              data: DiagnosisDeactivate) -> bool:

@@ -348,7 +348,7 @@ def test_the_page_s_stop_button_still_stops_with_its_csrf_token(services, login)
     med = _medication(services, pid)
     c, csrf = login("nurse")
     assert f'action="/patients/{pid}/medications/{med}/stop"' in c.get(f"/patients/{pid}").text
-    refused = c.post(f"/patients/{pid}/medications/{med}/stop", data={},
+    refused = c.post(f"/patients/{pid}/medications/{med}/stop", data={"x": "no token"},
                      follow_redirects=False)
     assert refused.status_code == 403
     assert services.patients.get(SYSTEM, pid).medications[0]["active"] is True

@@ -177,6 +177,28 @@ class AllergyCreate(_Strict):
     reaction: Annotated[str, Field(max_length=200), AfterValidator(_line)] = ""
 
 
+class DiagnosisDeactivate(_Strict):
+    """Why a diagnosis no longer stands: it resolved (still part of the history screening
+    reads, e.g. a past psychotic episode), or it was recorded in error (counts nowhere)."""
+
+    reason: Literal["resolved", "entered-in-error"] = Field(
+        description="resolved: the condition is over; entered-in-error: it was never so")
+
+
+class AllergyDeactivate(_Strict):
+    """Why an allergy no longer stands: entered in error, or refuted (e.g. by a challenge);
+    either way screening stops counting it."""
+
+    reason: Literal["entered-in-error", "refuted"] = Field(
+        description="entered-in-error: recorded by mistake; refuted: shown not to be so")
+
+
+class MedicationStop(_Strict):
+    """Stop a medication (the JSON body is ``{}``): the row is kept, marked stopped, and no
+    longer counts in screening. No field yet; the page's Stop button builds this same model,
+    so a field added here (e.g. a stop date) is read and validated the same on both paths."""
+
+
 class UserCreate(_Strict):
     username: str = Field(min_length=2, max_length=63)
     full_name: str = Field(min_length=1, max_length=200)

@@ -223,6 +223,9 @@ class PatientDiagnosis(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     # when the row last changed after it was recorded (e.g. stopped); FHIR _since reads it
     updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # why an inactive row is inactive: "resolved" | "entered-in-error" (NULL: active, or
+    # inactive for a reason nobody recorded)
+    inactive_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 class PatientMedication(Base):
     __tablename__ = "patient_medications"
@@ -249,6 +252,9 @@ class PatientAllergy(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     # when the row last changed after it was recorded (e.g. stopped); FHIR _since reads it
     updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # why an inactive row is inactive: "entered-in-error" | "refuted" (NULL: active, or
+    # inactive for a reason nobody recorded)
+    inactive_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 class PatientAmendment(Base):
     """The history of a patient record: every changed field with its old and new value."""

@@ -12,8 +12,11 @@ from ketaclinic.http.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.http.inputs import model_from_form
 from ketaclinic.schemas import (
     AllergyCreate,
+    AllergyDeactivate,
     DiagnosisCreate,
+    DiagnosisDeactivate,
     MedicationCreate,
+    MedicationStop,
     PatientCreate,
     PatientUpdate,
     WeightCreate,
@@ -152,6 +155,42 @@ async def patient_add_child(request: Request, patient_id: int, kind: str, svc: S
 @router.post("/patients/{patient_id}/medications/{medication_id}/stop")
 async def patient_stop_medication(request: Request, patient_id: int, medication_id: int,
                                   svc: ServicesDep, viewer: ViewerDep) -> Response:
-    await read_checked_form(request, viewer)
+    """Stop a medication (the JSON route's MedicationStop)."""
+    form = await read_checked_form(request, viewer)
+    model_from_form(MedicationStop, form)
     svc.patients.set_medication_active(viewer.actor, patient_id, medication_id, False)
     return redirect(f"/patients/{patient_id}#medications")
+
+
+@router.post("/patients/{patient_id}/diagnoses/{diagnosis_id}/deactivate")
+async def patient_deactivate_diagnosis(request: Request, patient_id: int, diagnosis_id: int,
+                                       svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """A diagnosis resolved or entered in error (the JSON route's DiagnosisDeactivate)."""
+    return await _deactivate(request, svc, viewer, patient_id, "diagnoses", diagnosis_id)
+
+
+@router.post("/patients/{patient_id}/allergies/{allergy_id}/deactivate")
+async def patient_deactivate_allergy(request: Request, patient_id: int, allergy_id: int,
+                                     svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """An allergy entered in error or refuted (the JSON route's AllergyDeactivate)."""
+    return await _deactivate(request, svc, viewer, patient_id, "allergies", allergy_id)
+
+
+# kind → (the model the JSON route takes too, the service method)
+_DEACTIVATE = {"diagnoses": (DiagnosisDeactivate, "deactivate_diagnosis"),
+               "allergies": (AllergyDeactivate, "deactivate_allergy")}
+
+
+async def _deactivate(request: Request, svc: ServicesDep, viewer: ViewerDep,
+                      patient_id: int, kind: str, row_id: int) -> Response:
+    form = await read_checked_form(request, viewer)
+    model, method = _DEACTIVATE[kind]
+    try:
+        getattr(svc.patients, method)(viewer.actor, patient_id, row_id,
+                                      model_from_form(model, form))
+    except InvalidInput as exc:
+        patient = svc.patients.get(viewer.actor, patient_id)
+        return render(request, "patient_detail.html", status_code=422, patient=patient,
+                      today=svc.ctx.today(), error=str(exc), error_section=kind,
+                      values={}, panels=load_panels(svc, viewer, patient_id))
+    return redirect(f"/patients/{patient_id}#{kind}")

@@ -25,7 +25,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ketaclinic.schemas import MedicationCreate, PatientUpdate
+from ketaclinic.schemas import (
+    AllergyCreate,
+    AllergyDeactivate,
+    DiagnosisCreate,
+    DiagnosisDeactivate,
+    MedicationCreate,
+    PatientUpdate,
+)
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
@@ -188,6 +195,10 @@ class _Applier:
         except ServiceError as exc:
             raise ImportRejected([EntryError(item.entry, item.resource_type,
                                              _field_of(str(exc)), str(exc))]) from exc
+        review = getattr(item, "review", "")
+        if review:  # a status the import could not take as given: a person checks it
+            return {**out, "action": action, "patient_id": pid,
+                    "detail": f"{detail}; review: {review}", "review": review}
         return {**out, "action": action, "patient_id": pid, "detail": detail}
 
     # --- patients ------------------------------------------------------------------------
@@ -233,12 +244,26 @@ class _Applier:
         return "created", f"{stored} kg"
 
     def _diagnosis(self, item: ChildItem, pid: int) -> tuple[str, str]:
-        d = item.data
-        if self._has(PatientDiagnosis, pid, PatientDiagnosis.system == d.system,  # type: ignore
-                     PatientDiagnosis.code == d.code):  # type: ignore[union-attr]
-            return "unchanged", f"{d.system} {d.code}"  # type: ignore[union-attr]
-        self.patients.add_diagnosis(self.actor, pid, d)  # type: ignore[arg-type]
-        return "created", f"{d.system} {d.code}"  # type: ignore[union-attr]
+        d: DiagnosisCreate = item.data  # type: ignore[assignment]
+        label = f"{d.system} {d.code}"
+        existing = self.s.execute(select(PatientDiagnosis).where(
+            PatientDiagnosis.patient_id == pid, PatientDiagnosis.system == d.system,
+            PatientDiagnosis.code == d.code).order_by(PatientDiagnosis.id)).scalars().first()
+        if existing is not None:
+            return "unchanged", label + _differs(existing, item)
+        self.patients.add_diagnosis(self.actor, pid, d)
+        if item.inactive_reason:
+            self.patients.deactivate_diagnosis(self.actor, pid, self._newest(PatientDiagnosis, pid),
+                                               DiagnosisDeactivate.model_validate(
+                                                   {"reason": item.inactive_reason}))
+            label += f", {item.inactive_reason}"
+        return "created", label
+
+    def _newest(self, model: Any, pid: int) -> int:
+        """The id of the row just added for the patient (the services return none)."""
+        newest: int = self.s.execute(select(model.id).where(model.patient_id == pid)
+                                     .order_by(model.id.desc()).limit(1)).scalar_one()
+        return newest
 
     def _medication(self, item: ChildItem, pid: int) -> tuple[str, str]:
         data: MedicationCreate = item.data  # type: ignore[assignment]
@@ -257,12 +282,20 @@ class _Applier:
         return "created", label
 
     def _allergy(self, item: ChildItem, pid: int) -> tuple[str, str]:
-        d = item.data
-        if self._has(PatientAllergy, pid,
-                     PatientAllergy.substance == d.substance):  # type: ignore[union-attr]
-            return "unchanged", d.substance  # type: ignore[union-attr]
-        self.patients.add_allergy(self.actor, pid, d)  # type: ignore[arg-type]
-        return "created", d.substance  # type: ignore[union-attr]
+        d: AllergyCreate = item.data  # type: ignore[assignment]
+        existing = self.s.execute(select(PatientAllergy).where(
+            PatientAllergy.patient_id == pid, PatientAllergy.substance == d.substance)
+            .order_by(PatientAllergy.id)).scalars().first()
+        if existing is not None:
+            return "unchanged", d.substance + _differs(existing, item)
+        self.patients.add_allergy(self.actor, pid, d)
+        label = d.substance
+        if item.inactive_reason:
+            self.patients.deactivate_allergy(self.actor, pid, self._newest(PatientAllergy, pid),
+                                             AllergyDeactivate.model_validate(
+                                                 {"reason": item.inactive_reason}))
+            label += f", {item.inactive_reason}"
+        return "created", label
 
     def _assessment(self, item: ChildItem, pid: int) -> tuple[str, str]:
         when, naive = item.administered_at, None
@@ -277,6 +310,14 @@ class _Applier:
                                             administered_at=naive)
         alerts = f"; {len(record.alerts)} alert(s) raised" if record.alerts else ""
         return "created", f"{item.instrument_id} total {record.total}{alerts}"
+
+
+def _differs(row: Any, item: ChildItem) -> str:
+    """An existing row is never overwritten: when the import's status differs, say so."""
+    here = "active" if row.active else (row.inactive_reason or "inactive")
+    there = item.inactive_reason or "active"
+    return "" if here == there else f" (recorded here as {here}, the import says {there}: " \
+        "not changed)"
 
 
 def _field_of(message: str) -> str:

@@ -21,16 +21,21 @@ from kctest import (
     fresh_database_url,
     make_settings,
     register_hypothesis_profiles,
+    restore_sqlite_template,
+    save_sqlite_template,
+    sqlite_file,
     sqlite_test_folder,
     wipe,
 )
 from sqlalchemy import select
 
 from ketaclinic.bootstrap import Services, build_services
+from ketaclinic.services.accounts.auth import user_info
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.clock import SteppingClock
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
+from ketaclinic.store.tables import User
 
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
 register_hypothesis_profiles()  # HYPOTHESIS_PROFILE=fast under `make test-fast`
@@ -116,9 +121,53 @@ def clock() -> SteppingClock:
     return SteppingClock(START)
 
 
+def _create_users(svc: Services) -> dict[str, object]:
+    return {key: svc.auth.create_user(SYSTEM, u, n, r, p) for key, (u, n, r, p) in USERS.items()}
+
+
+_USERS_IN_DATABASE = pytest.StashKey[bool]()
+
+
+@pytest.fixture(scope="session")
+def _fresh_database(database_url: str):  # type: ignore[no-untyped-def]
+    """fresh(with_users) empties the test database; True when the users are already in it.
+
+    PostgreSQL is wiped (``TRUNCATE``). SQLite is wiped once per worker and copied as a
+    template, then a test gets a copy of that file: about 20 times cheaper than deleting from
+    every table. When the test takes ``users`` the template also holds the four staff
+    accounts, made through ``auth.create_user`` at ``START`` exactly as the fixture makes them.
+    """
+    path = sqlite_file(database_url)
+    templates: dict[bool, Path] = {}
+
+    def fresh(with_users: bool) -> bool:
+        if path is None:
+            wipe(database_url)
+            return False
+        if with_users not in templates:
+            wipe(database_url)
+            if with_users:
+                svc = build_services(make_settings(database_url), clock=SteppingClock(START))
+                try:
+                    _create_users(svc)
+                finally:
+                    svc.close()
+            template = path.with_name(f"{path.stem}-template-{'users' if with_users else 'empty'}"
+                                      f"{path.suffix}")
+            save_sqlite_template(database_url, template)
+            templates[with_users] = template
+        restore_sqlite_template(database_url, templates[with_users])
+        return with_users
+
+    return fresh
+
+
 @pytest.fixture
-def services(database_url: str, clock: SteppingClock) -> Iterator[Services]:
-    wipe(database_url)
+def services(request: pytest.FixtureRequest, database_url: str, clock: SteppingClock,
+             _fresh_database) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+    """The real services on an empty database (with the staff accounts when the test takes
+    ``users``, directly or through ``app``, ``client`` or ``login``)."""
+    request.node.stash[_USERS_IN_DATABASE] = _fresh_database("users" in request.fixturenames)
     svc = build_services(make_settings(database_url), clock=clock)
     yield svc
     svc.close()
@@ -188,9 +237,14 @@ def demo_cohort(_demo_database) -> Iterator[Services]:  # type: ignore[no-untype
 
 
 @pytest.fixture
-def users(services: Services) -> dict[str, object]:
-    return {key: services.auth.create_user(SYSTEM, u, n, r, p) for key, (u, n, r, p) in
-            USERS.items()}
+def users(request: pytest.FixtureRequest, services: Services) -> dict[str, object]:
+    """The four staff accounts of ``USERS`` (``UserInfo`` by role), made at ``START``."""
+    if not request.node.stash.get(_USERS_IN_DATABASE, False):
+        return _create_users(services)
+    with services.db.transaction() as s:
+        made = {u.username: user_info(u) for u in s.execute(select(User)).scalars()}
+    assert len(made) == len(USERS), sorted(made)
+    return {key: made[username] for key, (username, *_rest) in USERS.items()}
 
 
 @pytest.fixture(scope="session")

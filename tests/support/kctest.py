@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -152,6 +153,42 @@ def counting_statements(engine) -> Iterator[StatementCount]:  # type: ignore[no-
         yield counter
     finally:
         event.remove(engine, "before_cursor_execute", _count)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database or an in-memory one)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _sqlite_files(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")] + [path]
+
+
+def save_sqlite_template(url: str, template: Path) -> None:
+    """Copy the SQLite database at ``url`` (no connection open on it) to ``template``: its WAL
+    is checkpointed into the main file first, so the one file holds every committed row."""
+    path = sqlite_file(url)
+    assert path is not None, url
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    shutil.copy(path, template)
+
+
+def restore_sqlite_template(url: str, template: Path) -> None:
+    """Put the database at ``url`` back to ``template``, byte for byte: the file, its WAL and
+    shared-memory files are removed and the template copied in (with its mode, 0600). A
+    connection a test left open keeps the removed file; nothing of it reaches the new one."""
+    path = sqlite_file(url)
+    assert path is not None, url
+    for old in _sqlite_files(path):
+        old.unlink(missing_ok=True)
+    shutil.copy(template, path)
 
 
 def wipe(url: str) -> None:

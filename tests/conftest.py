@@ -19,6 +19,7 @@ from kctest import (
     USERS,
     drop_pg_database,
     fresh_database_url,
+    listener_counts,
     make_settings,
     register_hypothesis_profiles,
     restore_sqlite_template,
@@ -29,12 +30,12 @@ from kctest import (
 )
 from sqlalchemy import select
 
-from ketaclinic.bootstrap import Services, build_services
+from ketaclinic.bootstrap import Services, build_services, open_database
 from ketaclinic.services.accounts.auth import user_info
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.clock import SteppingClock
 from ketaclinic.store import migrate
-from ketaclinic.store.db import make_engine
+from ketaclinic.store.db import Database, make_engine
 from ketaclinic.store.tables import User
 
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
@@ -162,15 +163,45 @@ def _fresh_database(database_url: str):  # type: ignore[no-untyped-def]
     return fresh
 
 
+@pytest.fixture(scope="session")
+def _open_databases():  # type: ignore[no-untyped-def]
+    """open(url) -> the worker's one ``Database`` for a test database, opened once.
+
+    Each test's services are built on it (``build_services(..., database=)``) and closing them
+    closes its pooled connections only: the engine stays, and with it SQLAlchemy's cache of
+    compiled statements, which a new engine per test started empty (compiling the same SQL
+    again in every test was about a third of a small test's CPU).
+    """
+    opened: dict[str, Database] = {}
+
+    def open_(url: str) -> Database:
+        if url not in opened:
+            opened[url] = open_database(make_settings(url))
+        return opened[url]
+
+    yield open_
+    for db in opened.values():
+        db.dispose()
+
+
+def _on_shared_database(url: str, open_databases, clock) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+    db = open_databases(url)
+    svc = build_services(make_settings(url), clock=clock, database=db)
+    listeners = listener_counts(db)
+    yield svc
+    svc.close()
+    assert listener_counts(db) == listeners, (
+        "the test left an event listener on the database other tests share: remove it "
+        "(sqlalchemy.event.remove) before the test ends")
+
+
 @pytest.fixture
 def services(request: pytest.FixtureRequest, database_url: str, clock: SteppingClock,
-             _fresh_database) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+             _fresh_database, _open_databases) -> Iterator[Services]:  # type: ignore[no-untyped-def]
     """The real services on an empty database (with the staff accounts when the test takes
     ``users``, directly or through ``app``, ``client`` or ``login``)."""
     request.node.stash[_USERS_IN_DATABASE] = _fresh_database("users" in request.fixturenames)
-    svc = build_services(make_settings(database_url), clock=clock)
-    yield svc
-    svc.close()
+    yield from _on_shared_database(database_url, _open_databases, clock)
 
 
 DEMO_CLINIC_PATIENTS = 12
@@ -215,25 +246,21 @@ def _demo_database(backend: str, tmp_path_factory: pytest.TempPathFactory):  # t
             drop_pg_database(handle)
 
 
-def _shared_demo(url: str) -> Iterator[Services]:
-    svc = build_services(make_settings(url), clock=SteppingClock(START))
-    yield svc
-    svc.close()
-
-
 @pytest.fixture
-def demo_clinic(_demo_database) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+def demo_clinic(_demo_database, _open_databases) -> Iterator[Services]:  # type: ignore[no-untyped-def]
     """Services on the shared demo clinic (12 patients and one allergy), seeded once.
 
     Only for tests that read: what they write (their audit rows) stays for the next test.
     """
-    yield from _shared_demo(_demo_database(DEMO_CLINIC_PATIENTS))
+    yield from _on_shared_database(_demo_database(DEMO_CLINIC_PATIENTS), _open_databases,
+                                   SteppingClock(START))
 
 
 @pytest.fixture
-def demo_cohort(_demo_database) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+def demo_cohort(_demo_database, _open_databases) -> Iterator[Services]:  # type: ignore[no-untyped-def]
     """Services on the shared 40-patient demo cohort (outcomes, relapse), seeded once; read only."""
-    yield from _shared_demo(_demo_database(DEMO_COHORT_PATIENTS))
+    yield from _on_shared_database(_demo_database(DEMO_COHORT_PATIENTS), _open_databases,
+                                   SteppingClock(START))
 
 
 @pytest.fixture

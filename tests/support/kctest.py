@@ -155,6 +155,21 @@ def counting_statements(engine) -> Iterator[StatementCount]:  # type: ignore[no-
         event.remove(engine, "before_cursor_execute", _count)
 
 
+def listener_counts(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Event listeners on a ``Database``'s engine, its pool and its sessions, by event: a test
+    that adds one to a database other tests share must remove it before it ends."""
+    counts = {}
+    session = db.session_factory()
+    try:
+        for where, dispatch in (("engine", db.engine.dispatch), ("pool", db.engine.pool.dispatch),
+                                ("session", session.dispatch)):
+            for name in dispatch._event_names:
+                counts[f"{where}.{name}"] = len(getattr(dispatch, name))
+    finally:
+        session.close()
+    return counts
+
+
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL (None for another database or an in-memory one)."""
     parsed = make_url(url)

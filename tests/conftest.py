@@ -60,16 +60,12 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
     """Tests marked postgresql_only are deselected (not skipped) for the SQLite backend.
 
     Every test under tests/browser/ carries the browser marker, so `-m "not browser"` leaves out
-    a new browser test even when its file forgets the marker. Tests on a shared demo database
-    are grouped per database for xdist.
+    a new browser test even when its file forgets the marker.
     """
     keep, drop = [], []
     for item in items:
         if BROWSER_DIR in item.path.parents:
             item.add_marker(pytest.mark.browser)
-        for shared in {"demo_clinic", "demo_cohort"} & set(getattr(item, "fixturenames", ())):
-            # Under `-n 2 --dist loadgroup` one worker seeds each shared demo, not both.
-            item.add_marker(pytest.mark.xdist_group(shared))
         callspec = getattr(item, "callspec", None)
         on_sqlite = callspec is not None and callspec.params.get("backend") == "sqlite"
         (drop if on_sqlite and item.get_closest_marker("postgresql_only") else keep).append(item)

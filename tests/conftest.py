@@ -271,41 +271,47 @@ def users(request: pytest.FixtureRequest, services: Services) -> dict[str, objec
 
 
 @pytest.fixture(scope="session")
-def _apps() -> dict[str, object]:
-    """One app per database URL and worker, rebound to each test's services (see ``app``)."""
+def _apps() -> dict[object, tuple[object, list[object]]]:
+    """One app per settings and worker, rebound to each test's services (see ``app_for``)."""
     return {}
 
 
 @pytest.fixture
-def app(services: Services, users: dict[str, object], _apps):  # type: ignore[no-untyped-def]
-    """The real app on this test's services. Built once per worker (FastAPI's analysis of
-    every route and Jinja's compiling of each template were most of an app test's setup),
-    then ``rebind`` gives it this test's services and new middleware, as ``create_app``
-    would: the database is wiped and nothing else of the previous test is kept."""
+def app_for(_apps):  # type: ignore[no-untyped-def]
+    """app_for(services) -> the real app on these services, as ``create_app(services)`` makes
+    it. One is built per worker for each settings (FastAPI's analysis of every route and
+    Jinja's compiling of each template were most of an app test's setup), then ``rebind``
+    gives it the services and new middleware, as ``create_app`` would: nothing of the
+    previous test is kept. A test calls it once per settings."""
     from ketaclinic.web.app import create_app, rebind
 
-    url = services.settings.database_url
-    built, routes = _apps.get(url, (None, None))
-    # A test that added a route to its app (test_logging's crash route) left an app that is
-    # no longer what create_app makes: the next test gets a new one.
-    if (built is not None and built.state.services.settings == services.settings
-            and list(built.routes) == routes):
-        rebind(built, services)
-    else:
-        built = create_app(services)
-        _apps[url] = (built, list(built.routes))
-    return built
+    def get(svc: Services):  # type: ignore[no-untyped-def]
+        built, routes = _apps.get(svc.settings, (None, None))
+        # A test that added a route to its app (test_logging's crash route) left an app that
+        # is no longer what create_app makes: the next test gets a new one.
+        if built is not None and list(built.routes) == routes:  # type: ignore[attr-defined]
+            rebind(built, svc)  # type: ignore[arg-type]
+        else:
+            built = create_app(svc)
+            _apps[svc.settings] = (built, list(built.routes))
+        return built
+
+    return get
 
 
 @pytest.fixture
-def production_app(services, users, database_url, clock):  # type: ignore[no-untyped-def]
+def app(services: Services, users: dict[str, object], app_for):  # type: ignore[no-untyped-def]
+    """The real app on this test's services (see ``app_for``)."""
+    return app_for(services)
+
+
+@pytest.fixture
+def production_app(services, users, database_url, clock, app_for):  # type: ignore[no-untyped-def]
     """The app as production runs it (env=production: two-factor enrolment required) on the
     test's database; ``services`` and ``users`` are the test's own."""
-    from ketaclinic.web.app import create_app
-
     settings = make_settings(database_url).model_copy(update={"env": "production"})
     svc = build_services(settings, clock=clock)
-    yield create_app(svc)
+    yield app_for(svc)
     svc.close()
 
 

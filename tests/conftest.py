@@ -4,6 +4,9 @@ Backends come from KETACLINIC_TEST_DATABASES (default "sqlite,postgresql"); Post
 KETACLINIC_TEST_POSTGRES_URL (default the local server's `test` database). Each test session
 creates its own PostgreSQL database, so runs never share state. With CI=true a skipped test
 fails the run: CI must exercise PostgreSQL and the browser for real.
+
+The application is imported inside the fixtures, not here: the xdist controller loads this
+file too, runs no test, and starts the workers only once it has.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from kctest import (
@@ -28,15 +32,11 @@ from kctest import (
     sqlite_test_folder,
     wipe,
 )
-from sqlalchemy import select
 
-from ketaclinic.bootstrap import Services, build_services, open_database
-from ketaclinic.services.accounts.auth import user_info
-from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.services.clock import SteppingClock
-from ketaclinic.store import migrate
-from ketaclinic.store.db import Database, make_engine
-from ketaclinic.store.tables import User
+if TYPE_CHECKING:
+    from ketaclinic.bootstrap import Services
+    from ketaclinic.services.clock import SteppingClock
+    from ketaclinic.store.db import Database
 
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
 register_hypothesis_profiles()  # HYPOTHESIS_PROFILE=fast under `make test-fast`
@@ -81,6 +81,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from ketaclinic.store import migrate
+    from ketaclinic.store.db import make_engine
+
     with sqlite_test_folder(tmp_path_factory.mktemp(backend)) as folder:
         url, handle = fresh_database_url(backend, folder)
         engine = make_engine(url)
@@ -115,10 +118,14 @@ def _own_working_directory(request, tmp_path_factory, monkeypatch):  # type: ign
 
 @pytest.fixture
 def clock() -> SteppingClock:
+    from ketaclinic.services.clock import SteppingClock
+
     return SteppingClock(START)
 
 
 def _create_users(svc: Services) -> dict[str, object]:
+    from ketaclinic.services.audit.trail import SYSTEM
+
     return {key: svc.auth.create_user(SYSTEM, u, n, r, p) for key, (u, n, r, p) in USERS.items()}
 
 
@@ -134,6 +141,9 @@ def _fresh_database(database_url: str):  # type: ignore[no-untyped-def]
     every table. When the test takes ``users`` the template also holds the four staff
     accounts, made through ``auth.create_user`` at ``START`` exactly as the fixture makes them.
     """
+    from ketaclinic.bootstrap import build_services
+    from ketaclinic.services.clock import SteppingClock
+
     path = sqlite_file(database_url)
     templates: dict[bool, Path] = {}
 
@@ -168,6 +178,8 @@ def _open_databases():  # type: ignore[no-untyped-def]
     compiled statements, which a new engine per test started empty (compiling the same SQL
     again in every test was about a third of a small test's CPU).
     """
+    from ketaclinic.bootstrap import open_database
+
     opened: dict[str, Database] = {}
 
     def open_(url: str) -> Database:
@@ -181,6 +193,8 @@ def _open_databases():  # type: ignore[no-untyped-def]
 
 
 def _on_shared_database(url: str, open_databases, clock) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+    from ketaclinic.bootstrap import build_services
+
     db = open_databases(url)
     svc = build_services(make_settings(url), clock=clock, database=db)
     listeners = listener_counts(db)
@@ -211,8 +225,13 @@ def _demo_database(backend: str, tmp_path_factory: pytest.TempPathFactory):  # t
     Seeding the demo is the slowest setup there is; tests that only read it share one database
     per size, seeded once per session (per xdist worker) instead of once per test.
     """
+    from sqlalchemy import select
+
+    from ketaclinic.bootstrap import build_services
     from ketaclinic.demo.clinic import seed_demo
     from ketaclinic.schemas import AllergyCreate
+    from ketaclinic.services.audit.trail import SYSTEM
+    from ketaclinic.services.clock import SteppingClock
     from ketaclinic.store.tables import Patient
 
     made: dict[int, str] = {}
@@ -248,6 +267,8 @@ def demo_clinic(_demo_database, _open_databases) -> Iterator[Services]:  # type:
 
     Only for tests that read: what they write (their audit rows) stays for the next test.
     """
+    from ketaclinic.services.clock import SteppingClock
+
     yield from _on_shared_database(_demo_database(DEMO_CLINIC_PATIENTS), _open_databases,
                                    SteppingClock(START))
 
@@ -255,6 +276,8 @@ def demo_clinic(_demo_database, _open_databases) -> Iterator[Services]:  # type:
 @pytest.fixture
 def demo_cohort(_demo_database, _open_databases) -> Iterator[Services]:  # type: ignore[no-untyped-def]
     """Services on the shared 40-patient demo cohort (outcomes, relapse), seeded once; read only."""
+    from ketaclinic.services.clock import SteppingClock
+
     yield from _on_shared_database(_demo_database(DEMO_COHORT_PATIENTS), _open_databases,
                                    SteppingClock(START))
 
@@ -262,6 +285,11 @@ def demo_cohort(_demo_database, _open_databases) -> Iterator[Services]:  # type:
 @pytest.fixture
 def users(request: pytest.FixtureRequest, services: Services) -> dict[str, object]:
     """The four staff accounts of ``USERS`` (``UserInfo`` by role), made at ``START``."""
+    from sqlalchemy import select
+
+    from ketaclinic.services.accounts.auth import user_info
+    from ketaclinic.store.tables import User
+
     if not request.node.stash.get(_USERS_IN_DATABASE, False):
         return _create_users(services)
     with services.db.transaction() as s:
@@ -309,6 +337,8 @@ def app(services: Services, users: dict[str, object], app_for):  # type: ignore[
 def production_app(services, users, database_url, clock, app_for):  # type: ignore[no-untyped-def]
     """The app as production runs it (env=production: two-factor enrolment required) on the
     test's database; ``services`` and ``users`` are the test's own."""
+    from ketaclinic.bootstrap import build_services
+
     settings = make_settings(database_url).model_copy(update={"env": "production"})
     svc = build_services(settings, clock=clock)
     yield app_for(svc)

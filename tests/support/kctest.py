@@ -1,4 +1,9 @@
-"""Helpers shared by the test suite (imported as `kctest`)."""
+"""Helpers shared by the test suite (imported as `kctest`).
+
+SQLAlchemy and ketaclinic are imported inside the helpers that use them: tests/conftest.py
+imports this module, and so does the xdist controller, which runs no test and should not
+spend two CPU-seconds importing the application before it starts the workers.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import make_url
-
-from ketaclinic.config import load_settings
-from ketaclinic.services.audit.trail import initial_heads
-from ketaclinic.store.db import make_engine
-from ketaclinic.store.models import Base
 
 BACKENDS = [b.strip() for b in os.environ.get(
     "KETACLINIC_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
@@ -56,6 +54,9 @@ def register_hypothesis_profiles() -> None:
 
 
 def _pg_admin_engine():  # type: ignore[no-untyped-def]
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
     engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT",
                            connect_args={"connect_timeout": 3})
     try:
@@ -70,6 +71,9 @@ def _pg_admin_engine():  # type: ignore[no-untyped-def]
 
 
 def create_pg_database() -> tuple[str, object]:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
     admin = _pg_admin_engine()
     name = f"kc_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
@@ -79,6 +83,8 @@ def create_pg_database() -> tuple[str, object]:
 
 
 def drop_pg_database(handle: object) -> None:
+    from sqlalchemy import text
+
     admin, name = handle  # type: ignore[misc]
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -132,6 +138,8 @@ _SETTINGS: dict[tuple[str, tuple[tuple[str, type, object], ...]], object] = {}
 
 
 def _make_settings(url: str, overrides: dict[str, object]):  # type: ignore[no-untyped-def]
+    from ketaclinic.config import load_settings
+
     values = {"KETACLINIC_ENV": "test", "KETACLINIC_DATABASE_URL": url,
               "KETACLINIC_SECRET_KEY": TEST_SECRET}
     return load_settings(values, **overrides)
@@ -160,6 +168,8 @@ class StatementCount:
 @contextmanager
 def counting_statements(engine) -> Iterator[StatementCount]:  # type: ignore[no-untyped-def]
     """Counts the statements ``engine`` sends inside the block: for fixed-cost (no N+1) checks."""
+    from sqlalchemy import event
+
     counter = StatementCount()
 
     def _count(*_args, **_kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -189,6 +199,8 @@ def listener_counts(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL (None for another database or an in-memory one)."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
@@ -225,6 +237,12 @@ def restore_sqlite_template(url: str, template: Path) -> None:
 
 def wipe(url: str) -> None:
     """Empty every table of a migrated test database and put back the audit chain's heads."""
+    from sqlalchemy import text
+
+    from ketaclinic.services.audit.trail import initial_heads
+    from ketaclinic.store.db import make_engine
+    from ketaclinic.store.models import Base
+
     engine = make_engine(url)
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:

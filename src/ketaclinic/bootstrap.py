@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from sqlalchemy.engine import make_url
+
 from ketaclinic.config import Settings
 from ketaclinic.services.accounts.api_tokens import ApiTokenService
 from ketaclinic.services.accounts.auth import AuthService
@@ -95,11 +97,25 @@ def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
 
 def build_services(
     settings: Settings, *, clock: Clock = utc_now, upgrade: bool = False,
-    require_current_schema: bool = True,
+    require_current_schema: bool = True, database: Database | None = None,
 ) -> Services:
-    """Open the database and build the services; refuses an out-of-date schema."""
+    """Open the database and build the services; refuses an out-of-date schema.
+
+    ``database``: a :class:`Database` already opened (``open_database``) for these settings'
+    database, to build on instead of opening one. Its engine, and so the engine's cache of
+    compiled SQL, outlives the services: ``close()`` only closes its pooled connections. The
+    test suite builds every test's services on one per worker, so each statement is compiled
+    once per worker rather than once per test.
+    """
     settings.check_startup()
-    db = open_database(settings, upgrade=upgrade)
+    if database is None:
+        db = open_database(settings, upgrade=upgrade)
+    elif upgrade:
+        raise ValueError("upgrade=True opens the database itself; do not pass one")
+    elif database.engine.url != make_url(settings.effective_database_url):
+        raise ValueError("the database given is not the one the settings name")
+    else:
+        db = database
     if require_current_schema and not migrate.is_up_to_date(db.engine):
         db.dispose()
         raise NotMigrated("the database schema is not up to date; run `ketaclinic init` "

@@ -233,7 +233,8 @@ def world(app, services, users):  # type: ignore[no-untyped-def]
     own: dict[str, int] = {}
     assert users["admin"].id == 1  # path ids other than patient_id are filled with 1
     for role in ROLES:
-        c = TestClient(app, raise_server_exceptions=False)
+        # Entered: one event-loop thread for all of this client's requests, not one each.
+        c = TestClient(app, raise_server_exceptions=False).__enter__()
         headers: dict[str, str] = {}
         if role != "anonymous":
             username, _n, _r, password = USERS[role]
@@ -250,7 +251,7 @@ def world(app, services, users):  # type: ignore[no-untyped-def]
         birth_date="1966-06-06", sex="male"))
     yield clients, own, other.id
     for c, _h in clients.values():
-        c.close()
+        c.__exit__(None, None, None)
 
 
 def _request(op: Operation, rule: Rule, client, headers, services, components,  # type: ignore[no-untyped-def]

@@ -229,17 +229,16 @@ def test_the_export_files_on_disk_are_encrypted_and_name_no_patient(services, lo
 
 
 def test_a_job_past_the_retention_setting_is_deleted_when_touched(
-        services, users, database_url, clock, tmp_path):
+        services, users, database_url, clock, tmp_path, app_for):
     from fastapi.testclient import TestClient
     from kctest import USERS, make_settings
 
     from ketaclinic.bootstrap import build_services
-    from ketaclinic.web.app import create_app
 
     svc = build_services(make_settings(database_url, export_retention_hours=2,
                                        data_dir=tmp_path), clock=clock)
     try:
-        with TestClient(create_app(svc), raise_server_exceptions=False) as c:
+        with TestClient(app_for(svc), raise_server_exceptions=False) as c:
             def login():
                 r = c.post("/api/auth/login", json={"username": "admin",
                                                     "password": USERS["admin"][3]})

@@ -13,6 +13,7 @@ import importlib
 import re
 from pathlib import Path
 
+import kcsource
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,9 +32,8 @@ def _modules_with_all() -> list[Path]:
 
 def public_names(path: Path) -> set[str]:
     """Names a module offers: its top-level definitions; for a package, also what it imports."""
-    tree = ast.parse(path.read_text("utf-8"))
     names: set[str] = set()
-    for node in tree.body:
+    for node in kcsource.tree(path).body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
         elif isinstance(node, ast.Assign):
@@ -85,7 +85,7 @@ def test_no_source_file_names_an_issue_number():
 
 def _imported_modules(path: Path) -> set[str]:
     found = set()
-    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+    for node in ast.walk(kcsource.tree(path)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

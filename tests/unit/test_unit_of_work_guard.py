@@ -15,6 +15,8 @@ import collections
 import pathlib
 from collections.abc import Callable, Iterator
 
+import kcsource
+
 SERVICES = pathlib.Path(__file__).resolve().parents[2] / "src" / "ketaclinic" / "services"
 HOME = SERVICES / "unit_of_work.py"
 LOADER_NAMES = {"load_patient", "_patient", "_load_patient", "get_patient", "_load"}
@@ -28,7 +30,7 @@ NOT_PATIENT_LOADERS = {
 
 
 def _modules() -> list[tuple[str, ast.Module]]:
-    return [(str(p.relative_to(SERVICES)), ast.parse(p.read_text(encoding="utf-8")))
+    return [(str(p.relative_to(SERVICES)), kcsource.tree(p))
             for p in sorted(SERVICES.rglob("*.py")) if p != HOME]
 
 

@@ -28,7 +28,19 @@ from ketaclinic.store.tables import AuthSession, LoginAttempt, RecoveryCode, Use
 
 log = logging.getLogger("ketaclinic.auth")
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-_DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-timing")
+_dummy: tuple[PasswordHasher, str] | None = None
+
+
+def _dummy_hash() -> str:
+    """A hash of no one's password, made by the hasher in use: checking a login for a user who
+    does not exist costs what checking a real one does, so timing tells no one which names
+    exist. Made once per hasher (AuthService makes it when the services are built, not at the
+    first unknown name), not at import: a command that checks no password does not pay for it.
+    """
+    global _dummy
+    if _dummy is None or _dummy[0] is not _hasher:
+        _dummy = (_hasher, _hasher.hash("not-a-real-password-used-for-timing"))
+    return _dummy[1]
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 
 
@@ -179,6 +191,7 @@ class AuthService:
         self.ctx = ctx
         # Two-factor keys at rest: AES-256-GCM under a key derived from the instance secret.
         self.box = SecretBox.for_secrets(ctx.settings.secret_key.get_secret_value())
+        _dummy_hash()  # ready before the first login names an unknown user
 
     # --- users -------------------------------------------------------------------------
     def create_user(
@@ -253,7 +266,7 @@ class AuthService:
             ).scalar_one_or_none()
             usable = bool(user and user.active and not user.must_change_password
                           and user.kind == "person")
-            info, stored = (user_info(user), user.password_hash) if user else (None, _DUMMY_HASH)
+            info, stored = (user_info(user), user.password_hash) if user else (None, _dummy_hash())
         ok = verify_password(stored, password or "")  # outside the transaction (see login)
         if not (info and ok and usable):
             raise NotAuthenticated("witness credentials were not accepted")
@@ -272,7 +285,7 @@ class AuthService:
         with self.ctx.db.transaction() as s:
             stored = s.execute(select(User.id, User.password_hash).where(
                 User.username == username)).first()
-        ok = verify_password(stored.password_hash if stored else _DUMMY_HASH, password or "")
+        ok = verify_password(stored.password_hash if stored else _dummy_hash(), password or "")
         new_hash = (hash_password(password) if ok and stored
                     and _hasher.check_needs_rehash(stored.password_hash) else None)
         with self.ctx.db.transaction() as s:

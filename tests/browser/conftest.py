@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
@@ -61,13 +62,30 @@ def live_server_short_idle(backend: str,
                      KETACLINIC_IDLE_TIMEOUT_MINUTES="1")
 
 
+def _faked_clock() -> dict[str, str]:
+    """KETACLINIC_TEST_SERVER_FAKETIME="2026-12-08 00:03" starts the live servers' clock (and
+    their set-up commands') at that UTC time through libfaketime (Debian: apt-get install
+    faketime), to try a browser test at a time of day; Chromium and the test keep the real one."""
+    start = os.environ.get("KETACLINIC_TEST_SERVER_FAKETIME", "")
+    if not start:
+        return {}
+    if not any(Path("/usr/lib").glob("*/faketime/libfaketime.so.1")):
+        pytest.skip("KETACLINIC_TEST_SERVER_FAKETIME needs libfaketime (apt-get install faketime)")
+    offset = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)
+    # An offset (not an absolute start), so the set-up commands, the server and its workers
+    # share one clock.
+    return {"LD_PRELOAD": "/usr/$LIB/faketime/libfaketime.so.1",
+            "FAKETIME": f"{round(offset.total_seconds()):+d}"}
+
+
 def serve(backend: str, folder: Path, **settings: str) -> Iterator[LiveServer]:
     """Initialise a fresh database with the live users and serve it until the generator ends."""
+    clock = _faked_clock()
     url, handle = fresh_database_url(backend, folder)
     port = _free_port()
     env = {**os.environ, "KETACLINIC_ENV": "test", "KETACLINIC_DATABASE_URL": url,
            "KETACLINIC_SECRET_KEY": TEST_SECRET, "KETACLINIC_DATA_DIR": str(folder),
-           "KETACLINIC_PORT": str(port), **settings}
+           "KETACLINIC_PORT": str(port), **settings, **clock}
     admin = LIVE_USERS["admin"]
     _cli(env, "init", "--admin-username", admin[0], "--admin-name", admin[1],
          "--admin-password", admin[3])

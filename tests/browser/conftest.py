@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 import socket
@@ -25,9 +27,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _cli(env: dict[str, str], *args: str) -> None:
-    code = "import sys; from ketaclinic.cli import main; sys.exit(main(sys.argv[1:]))"
-    subprocess.run([sys.executable, "-c", code, *args], env=env, check=True,
+def _cli(env: dict[str, str], *commands: list[str]) -> None:
+    """Run ketaclinic commands one after the other in one process, as the server's user would
+    in a shell (each new interpreter and import of ketaclinic costs about two CPU seconds);
+    the first that fails stops the run with its exit code."""
+    code = ("import json, sys\nfrom ketaclinic.cli import main\n"
+            "for args in json.loads(sys.argv[1]):\n"
+            "    if (exit_code := main(args)) != 0:\n"
+            "        sys.exit(exit_code)\n")
+    subprocess.run([sys.executable, "-c", code, json.dumps(commands)], env=env, check=True,
                    capture_output=True, timeout=120)
 
 
@@ -37,7 +45,7 @@ class LiveServer:
         self.env = env
 
     def cli(self, *args: str) -> None:
-        _cli(self.env, *args)
+        _cli(self.env, list(args))
 
 
 @pytest.fixture(scope="session")
@@ -61,19 +69,36 @@ def live_server_short_idle(backend: str,
                      KETACLINIC_IDLE_TIMEOUT_MINUTES="1")
 
 
+def _faked_clock() -> dict[str, str]:
+    """KETACLINIC_TEST_SERVER_FAKETIME="2026-12-08 00:03" starts the live servers' clock (and
+    their set-up commands') at that UTC time through libfaketime (Debian: apt-get install
+    faketime), to try a browser test at a time of day; Chromium and the test keep the real one."""
+    start = os.environ.get("KETACLINIC_TEST_SERVER_FAKETIME", "")
+    if not start:
+        return {}
+    if not any(Path("/usr/lib").glob("*/faketime/libfaketime.so.1")):
+        pytest.skip("KETACLINIC_TEST_SERVER_FAKETIME needs libfaketime (apt-get install faketime)")
+    offset = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)
+    # An offset (not an absolute start), so the set-up commands, the server and its workers
+    # share one clock.
+    return {"LD_PRELOAD": "/usr/$LIB/faketime/libfaketime.so.1",
+            "FAKETIME": f"{round(offset.total_seconds()):+d}"}
+
+
 def serve(backend: str, folder: Path, **settings: str) -> Iterator[LiveServer]:
     """Initialise a fresh database with the live users and serve it until the generator ends."""
+    clock = _faked_clock()
     url, handle = fresh_database_url(backend, folder)
     port = _free_port()
     env = {**os.environ, "KETACLINIC_ENV": "test", "KETACLINIC_DATABASE_URL": url,
            "KETACLINIC_SECRET_KEY": TEST_SECRET, "KETACLINIC_DATA_DIR": str(folder),
-           "KETACLINIC_PORT": str(port), **settings}
+           "KETACLINIC_PORT": str(port), **settings, **clock}
     admin = LIVE_USERS["admin"]
-    _cli(env, "init", "--admin-username", admin[0], "--admin-name", admin[1],
-         "--admin-password", admin[3])
-    for username, name, role, password in list(LIVE_USERS.values())[1:]:
-        _cli(env, "user", "create", username, "--role", role, "--full-name", name,
-             "--password", password)
+    _cli(env, ["init", "--admin-username", admin[0], "--admin-name", admin[1],
+               "--admin-password", admin[3]],
+         *(["user", "create", username, "--role", role, "--full-name", name,
+            "--password", password] for username, name, role, password
+           in list(LIVE_USERS.values())[1:]))
     log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed below
     code = "import sys; from ketaclinic.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen([sys.executable, "-c", code, "serve"], env=env, stdout=log,

@@ -4,8 +4,6 @@ ketamine (with a witnessed waste in the ledger)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from kcbrowser import (
     LIVE_USERS,
@@ -15,7 +13,9 @@ from kcbrowser import (
     field,
     log_in,
     log_out,
+    minutes_before,
     new_tag,
+    offered_time,
     patient_with_course,
     rate,
     receive_stock,
@@ -37,15 +37,13 @@ def test_a_whole_esketamine_session_on_a_tablet(new_page, tmp_path):
     log_in(page, "nurse")
     receive_stock(page, "esketamine nasal spray 28 mg device", lot, "30", "0.2", "140")
     log_out(page)
-    book_and_check_in(page, session_url, chair, day=dt.date.today().isoformat())
+    book_and_check_in(page, session_url, chair, day="today")
 
     # Pre-dose BP above the guide value: refused without a reason, accepted with one. The BP
-    # was taken 6 minutes ago, so both devices (5 minutes apart) lie after it and not in the
-    # future (issue 12: events in order).
-    now = dt.datetime.strptime(field(page, "BP taken at").input_value(), "%H:%M")
-    if now.hour == 0 and now.minute < 10:
-        pytest.skip("too close to midnight UTC for a same-day device sequence")
-    field(page, "BP taken at").fill((now - dt.timedelta(minutes=6)).strftime("%H:%M"))
+    # was taken 6 minutes before the form's "now", so both devices (5 minutes apart) lie after
+    # it and not in the future (issue 12: events in order); just after midnight the earlier
+    # times are 00:00 of the same day.
+    field(page, "BP taken at").fill(minutes_before(offered_time(page, "BP taken at"), 6))
     field(page, "Systolic (mmHg)").fill("150")
     field(page, "Diastolic (mmHg)").fill("92")
     submit(page, "predose", "Record pre-dose vitals")
@@ -56,10 +54,11 @@ def test_a_whole_esketamine_session_on_a_tablet(new_page, tmp_path):
     expect(page.locator("#bp-gate")).to_contain_text("warn")
 
     # Two devices, five minutes apart (56 mg).
+    now = offered_time(page, "Device 1 at", not_before="00:05")  # devices 5 min apart
     field(page, "Dose (mg)").fill("56")
     field(page, "Lot").select_option(lot)
-    field(page, "Device 1 at").fill((now - dt.timedelta(minutes=5)).strftime("%H:%M"))
-    field(page, "Device 2 at").fill(now.strftime("%H:%M"))
+    field(page, "Device 1 at").fill(minutes_before(now, 5))
+    field(page, "Device 2 at").fill(now)
     page.locator("#d-confirm").check()
     submit(page, "dose", "Record dose", "monitoring")
     expect(page.locator("#dose-summary")).to_contain_text(f"56 mg nasal, lot {lot}")
@@ -118,7 +117,7 @@ def test_a_whole_iv_ketamine_session_with_a_witnessed_waste(new_page):
     log_in(page, "nurse")
     receive_stock(page, "ketamine hydrochloride injection 50 mg/mL", lot, "20", "1", "50")
     log_out(page)
-    book_and_check_in(page, session_url, chair, day=dt.date.today().isoformat())
+    book_and_check_in(page, session_url, chair, day="today")
 
     field(page, "Systolic (mmHg)").fill("126")
     field(page, "Diastolic (mmHg)").fill("78")

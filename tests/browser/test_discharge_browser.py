@@ -4,8 +4,6 @@ the patient leaving against advice (then the REMS form says so)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from kcbrowser import (
     add_chair,
@@ -13,7 +11,9 @@ from kcbrowser import (
     field,
     log_in,
     log_out,
+    minutes_before,
     new_tag,
+    offered_time,
     patient_with_course,
     rate,
     receive_stock,
@@ -39,20 +39,19 @@ def test_discharge_before_120_minutes_is_refused_with_reasons_then_left_against_
     log_in(page, "nurse")
     receive_stock(page, "esketamine nasal spray 28 mg device", lot, "30", "0.2", "140")
     log_out(page)
-    book_and_check_in(page, session_url, chair, day=dt.date.today().isoformat())
-    # The BP 6 minutes ago and both devices after it, none in the future (events in order).
-    now = dt.datetime.strptime(field(page, "BP taken at").input_value(), "%H:%M")
-    if now.hour == 0 and now.minute < 10:
-        pytest.skip("too close to midnight UTC for a same-day device sequence")
-    field(page, "BP taken at").fill((now - dt.timedelta(minutes=6)).strftime("%H:%M"))
+    book_and_check_in(page, session_url, chair, day="today")
+    # The BP 6 minutes before the form's "now" and both devices after it, none in the future
+    # (events in order); just after midnight the earlier times are 00:00 of the same day.
+    field(page, "BP taken at").fill(minutes_before(offered_time(page, "BP taken at"), 6))
     field(page, "Systolic (mmHg)").fill("128")
     field(page, "Diastolic (mmHg)").fill("80")
     submit(page, "predose", "Record pre-dose vitals")
     expect(page.locator("#bp-gate")).to_contain_text("ok")
+    now = offered_time(page, "Device 1 at", not_before="00:05")  # devices 5 min apart
     field(page, "Dose (mg)").fill("56")
     field(page, "Lot").select_option(lot)
-    field(page, "Device 1 at").fill((now - dt.timedelta(minutes=5)).strftime("%H:%M"))
-    field(page, "Device 2 at").fill(now.strftime("%H:%M"))
+    field(page, "Device 1 at").fill(minutes_before(now, 5))
+    field(page, "Device 2 at").fill(now)
     page.locator("#d-confirm").check()
     submit(page, "dose", "Record dose", "monitoring")
     record_vitals(page, "132", "84")

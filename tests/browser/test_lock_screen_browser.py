@@ -4,8 +4,6 @@ what the nurse had typed is still there. Both tablet viewports wait for one shar
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from kcbrowser import (
     LIVE_USERS,
@@ -40,7 +38,7 @@ def test_an_idle_tablet_locks_and_unlocking_keeps_the_draft(browser, live_server
         chair = f"Chair L{tag}"
         add_chair(landscape, chair)
         session_url = patient_with_course(landscape, "IV racemic ketamine induction series")
-        book_and_check_in(landscape, session_url, chair, day=dt.date.today().isoformat())
+        book_and_check_in(landscape, session_url, chair, day="today")
         family = landscape.locator(".banner-name").first.inner_text().split()[-1]
         landscape.goto("/account")
         field(landscape, "Your password (to confirm it is you)").first.fill(

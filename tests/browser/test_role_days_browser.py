@@ -43,8 +43,7 @@ def test_each_role_walks_its_day_on_its_own_screen_and_every_page_passes_axe(
     setup = new_page(DESKTOP)
     add_chair(setup, chair)
     session_url = patient_with_course(setup, "IV racemic ketamine induction series")
-    book_and_check_in(setup, session_url, chair, start_time="00:05",
-                      day=__import__("datetime").date.today().isoformat())
+    book_and_check_in(setup, session_url, chair, start_time="00:05", day="today")
     log_out(setup)
 
     # --- the nurse on a tablet: today's chairs first -------------------------------------

@@ -51,19 +51,44 @@ def _auth(client, role: str) -> tuple[dict[str, str], dict[str, str]]:
     return {"X-CSRF-Token": r.json()["csrf_token"]}, {"kc_session": r.cookies["kc_session"]}
 
 
-def _fuzz_operation(operation, mode, headers, cookies) -> str | None:
-    """Run one operation in one generation mode; the first failure's report, or None."""
+# The generated cases of each operation and mode, drawn once per worker and sent for every
+# role and database. Drawing them (two thirds of a role's run) depends on the schema alone,
+# and with derandomize=True every role and database got these same cases before, each role's
+# run drawing them again.
+_DRAWN: dict[tuple[str, str, str], list | str] = {}
 
-    @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
-    def run(case):  # type: ignore[no-untyped-def]
-        case.call_and_validate(headers=headers, cookies=cookies, checks=CHECKS)
 
+def _draw(operation, mode) -> list | str:  # type: ignore[no-untyped-def]
+    """The cases of one operation in one generation mode, or the report of a failed draw."""
+    key = (operation.method, operation.path, mode.value)
+    if key not in _DRAWN:
+        cases: list = []
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+        def draw(case):  # type: ignore[no-untyped-def]
+            cases.append(case)
+
+        try:
+            draw()
+            _DRAWN[key] = cases
+        except Unsatisfiable:
+            _DRAWN[key] = cases  # nothing to make invalid (an operation without parameters)
+        except Exception as exc:  # noqa: BLE001 - reported by every role's run
+            _DRAWN[key] = f"drawing the cases failed: {exc}"
+    return _DRAWN[key]
+
+
+def _fuzz_operation(app, operation, mode, headers, cookies) -> str | None:  # type: ignore[no-untyped-def]
+    """Send one operation's cases of one generation mode to ``app`` (whichever app drew them);
+    the first failure's report, or None."""
+    cases = _draw(operation, mode)
     try:
-        run()
-    except Unsatisfiable:
-        return None  # nothing to make invalid (an operation without parameters)
+        if isinstance(cases, str):
+            raise RuntimeError(cases)
+        for case in cases:
+            case.call_and_validate(headers=headers, cookies=cookies, checks=CHECKS, app=app)
     except Exception as exc:  # noqa: BLE001 - collected and reported below
         return f"{operation.method.upper()} {operation.path} [{mode.value}]: {exc}"[:3000]
     return None
@@ -82,7 +107,7 @@ def test_no_operation_fails_or_breaks_its_schema_for_the_role(role, app, service
             continue
         fuzzed += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            problem = _fuzz_operation(operation, mode, headers, cookies)
+            problem = _fuzz_operation(app, operation, mode, headers, cookies)
             if problem:
                 failures.append(problem)
         if role != "anonymous":  # a login or throttling in the run must not log us out

@@ -75,18 +75,20 @@ NUMERIC = re.compile(r"(_id|version|seq|rows|back|_cm|_kg|_mg|_min|_ml|_mmhg|num
 
 def fingerprint(engine) -> str:  # type: ignore[no-untyped-def]
     """Row counts of every table but the bookkeeping ones, and every row of the tables a
-    form can update in place (an acknowledged alert, an edited patient, an ended course …)."""
+    form can update in place (an acknowledged alert, an edited patient, an ended course …).
+    The counts come in one query (a fingerprint is taken around each of some 300 blocks of
+    posts; one query per table was a quarter of the test's time on PostgreSQL)."""
     h = hashlib.sha256()
+    tables = [t for t in Base.metadata.sorted_tables if t.name not in BOOKKEEPING]
+    counted = [t for t in tables if t.name not in UPDATED_IN_PLACE]
     with engine.connect() as conn:
-        for table in Base.metadata.sorted_tables:
-            if table.name in BOOKKEEPING:
-                continue
+        counts = conn.execute(select(*(select(func.count()).select_from(t).scalar_subquery()
+                                       for t in counted))).one()
+        h.update(json.dumps(dict(zip([t.name for t in counted], counts, strict=True))).encode())
+        for table in tables:
             if table.name in UPDATED_IN_PLACE:
                 rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
                 h.update(json.dumps([list(r) for r in rows], default=str).encode())
-            else:
-                h.update(str(conn.execute(select(func.count()).select_from(table))
-                             .scalar_one()).encode())
     return h.hexdigest()
 
 

@@ -145,10 +145,20 @@ def submit(page, section: str, button: str, expect_status: str | None = None) ->
         expect(page.locator("#session-status")).to_have_text(expect_status)
 
 
+def clinic_today(page) -> str:  # type: ignore[no-untyped-def]
+    """The clinic's date as the server reads its clock (the ledger's "Discovered on" offers it),
+    not the test machine's: the two differ in another zone, or across midnight."""
+    page.goto("/ledger")
+    return page.locator("#l-on").input_value()
+
+
 def book_and_check_in(page, session_url: str, chair: str,  # type: ignore[no-untyped-def]
                       start_time: str = "00:30", day: str = "") -> None:
-    """Book at ``start_time`` (on ``day``, else the planned date) and check in."""
+    """Book at ``start_time`` (on ``day``: "today" is the clinic's today; else the planned
+    date) and check in."""
     log_in(page, "nurse")
+    if day == "today":
+        day = clinic_today(page)
     page.goto(session_url)
     value = page.locator("#b-chair option", has_text=chair).get_attribute("value")
     field(page, "Chair").select_option(value)
@@ -162,6 +172,38 @@ def book_and_check_in(page, session_url: str, chair: str,  # type: ignore[no-unt
     field(page, "Ride home arranged").check()
     field(page, "Override reason (for warnings)").fill("fasting confirmed, times unknown")
     submit(page, "checkin", "Record check-in", "checked-in")
+
+
+# The chair's forms read a typed HH:MM on the clinic's current day. The steps below keep the
+# times a test types on one day whatever the time of day (no skip near midnight).
+LAST_SAFE_MINUTE = "23:57"
+
+
+def offered_time(page, label: str, not_before: str = "00:00") -> str:  # type: ignore[no-untyped-def]
+    """The time (HH:MM) the form offers for ``label``: the server's "now" in clinic time.
+
+    After 23:57 a form filled now might be sent after midnight, when its HH:MM would be read
+    on the next day, in the future; before ``not_before`` the earlier times a test types would
+    fall on the day before, which the form cannot take. Then this waits for the server's clock
+    (at most a few minutes, a few runs in a thousand) and reloads the page.
+    """
+    offered = field(page, label).input_value()
+    while offered > LAST_SAFE_MINUTE or offered < not_before:
+        page.wait_for_timeout(5_000)
+        page.reload()
+        offered = field(page, label).input_value()
+    return offered
+
+
+def minutes_before(hhmm: str, minutes: int) -> str:
+    """``hhmm`` less ``minutes``, but not before 00:00: just after midnight the earlier events
+    are typed at 00:00 of the same day (still in order, none in the future), since a time
+    before midnight cannot be typed into a form that reads HH:MM on today: "10:03" less 6 is
+    "09:57", "00:04" less 6 is "00:00".
+    """
+    hours, mins = (int(part) for part in hhmm.split(":"))
+    total = max(hours * 60 + mins - minutes, 0)
+    return f"{total // 60:02d}:{total % 60:02d}"
 
 
 def record_vitals(page, sbp: str, dbp: str) -> None:  # type: ignore[no-untyped-def]

@@ -247,7 +247,13 @@ def restore_sqlite_template(url: str, template: Path) -> None:
 
 
 def wipe(url: str) -> None:
-    """Empty every table of a migrated test database and put back the audit chain's heads."""
+    """Empty every table of a migrated test database and put back the audit chain's heads.
+
+    DELETE, children first, on both databases: on PostgreSQL a TRUNCATE of the 48 tables gives
+    each a new file and waits for it on disk (about 1.5 s a test, most of a PostgreSQL test's
+    time), where deleting the few rows a test wrote takes milliseconds. Every sequence starts
+    at 1 again, as TRUNCATE ... RESTART IDENTITY did.
+    """
     from sqlalchemy import text
 
     from ketaclinic.services.audit.trail import initial_heads
@@ -257,11 +263,11 @@ def wipe(url: str) -> None:
     engine = make_engine(url)
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
+        for name in tables:
+            conn.execute(text(f"DELETE FROM {name}"))
         if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
+            conn.execute(text("SELECT setval(c.oid, 1, false) FROM pg_class c "
+                              "WHERE c.relkind = 'S'"))
         conn.execute(text("INSERT INTO audit_head (id, last_event_id, last_hash, count) "
                           "VALUES (:id, :last_event_id, :last_hash, :count)"), initial_heads())
     engine.dispose()

@@ -24,7 +24,13 @@ from ketaclinic.services.outcomes.facade import OutcomesService
 from ketaclinic.services.pk.exposure import PkService
 from ketaclinic.services.registry.patients import PatientService
 from ketaclinic.store import migrate
-from ketaclinic.store.db import Database, DurabilityError, check_durability, make_engine
+from ketaclinic.store.db import (
+    Database,
+    DurabilityError,
+    check_durability,
+    make_engine,
+    make_read_engine,
+)
 
 
 class NotMigrated(RuntimeError):
@@ -81,9 +87,10 @@ def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
         except migrate.MigrationRefused as exc:
             engine.dispose()
             raise NotMigrated(str(exc)) from exc
-    # The replica is only read (analytics); its schema and durability are its primary's.
-    replica = (make_engine(settings.read_database_url,
-                           busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    # The replica is only read (analytics), through an engine that cannot write; its schema
+    # and durability are its primary's.
+    replica = (make_read_engine(settings.read_database_url,
+                                busy_timeout_ms=settings.sqlite_busy_timeout_ms)
                if settings.read_database_url else None)
     return Database(engine, replica)
 

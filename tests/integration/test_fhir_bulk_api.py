@@ -156,6 +156,29 @@ def test_since_exports_only_the_resources_changed_after_the_instant(services, lo
     assert any("since=" in d for d in details)
 
 
+def test_since_exports_a_medication_stopped_after_the_instant_as_stopped(services, login, clock):
+    """A stop changes an old row: an incremental export must carry it, or the receiving system
+    keeps the patient on a medicine they no longer take."""
+    from ketaclinic.schemas import MedicationCreate
+    from ketaclinic.services.audit.trail import SYSTEM
+
+    with services.db.transaction() as s:
+        ids = build_hand_cohort(s)
+    services.patients.add_medication(SYSTEM, ids["A"], MedicationCreate(name="sertraline",
+                                                                        daily_dose_mg=100))
+    c, _ = login("prescriber")
+    clock.advance(seconds=5)
+    since = _export(c)["manifest"]["transactionTime"]
+    assert _export(c, f"?_since={since}")["manifest"]["output"] == []
+    [med] = services.patients.get(SYSTEM, ids["A"]).medications
+    clock.advance(seconds=5)
+    services.patients.set_medication_active(SYSTEM, ids["A"], med["id"], False)
+    changed = _export(c, f"?_since={since}")
+    assert {o["type"] for o in changed["manifest"]["output"]} == {"MedicationStatement"}
+    [stopped] = changed["MedicationStatement"]
+    assert stopped["id"] == f"ms-{med['id']}" and stopped["status"] == "stopped"
+
+
 def _details(services, action):
     with services.db.transaction() as s:
         return list(s.execute(select(AuditEvent.detail).where(AuditEvent.action == action)

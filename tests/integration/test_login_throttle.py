@@ -11,8 +11,8 @@ from kctest import USERS, make_settings
 from sqlalchemy import select
 
 from ketaclinic.bootstrap import build_services
+from ketaclinic.http.deps import PRELOGIN_COOKIE
 from ketaclinic.store.tables import LoginAttempt
-from ketaclinic.web.deps import PRELOGIN_COOKIE
 
 WRONG = "wrong-password-0"
 

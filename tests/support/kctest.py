@@ -159,6 +159,17 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
+def page_error(html: str) -> str:
+    """The refusal a page shows (its ``.alert.error`` text) as a person reads it; the page
+    must show one."""
+    from bs4 import BeautifulSoup
+
+    texts = {e.get_text(strip=True) for e in BeautifulSoup(html, "html.parser").select(
+        ".alert.error")}
+    assert len(texts) == 1, f"expected one refusal on the page, found {texts}"
+    return texts.pop()
+
+
 class StatementCount:
     """How many SQL statements ran (``n``); a test may set ``n = 0`` to start again."""
 

@@ -103,3 +103,16 @@ def test_the_json_api_does_not_import_the_web_pages():
     }
     assert not offenders, f"api/ imports web/: {sorted(offenders)}"
     assert "ketaclinic.http.deps" in _imported_modules(SRC / "ketaclinic" / "api" / "routes.py")
+
+
+CLINICAL_MODULE_MAX_LINES = 600
+
+
+def test_no_module_of_the_clinical_core_reaches_600_lines():
+    """A long module holds two ideas; the core is read by clinicians, so split it on its seams."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in sorted(CLINICAL.rglob("*.py"))
+        if (n := len(path.read_text("utf-8").splitlines())) >= CLINICAL_MODULE_MAX_LINES
+    }
+    assert not long, f"split these along a seam: {long}"

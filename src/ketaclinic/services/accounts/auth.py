@@ -198,12 +198,13 @@ class AuthService:
         self, actor: Actor, username: str, full_name: str, role: str, password: str,
         medical_director: bool = False,
     ) -> UserInfo:
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.create")
+        work = self.ctx.unit_of_work(actor, "user.create", perm=Perm.USER_MANAGE)
         username = (username or "").strip().lower()
         validate_new_user(username, full_name, role, password)
         if medical_director and role != "prescriber":
             raise InvalidInput("only a prescriber can have the medical-director flag")
-        with self.ctx.db.transaction() as s:
+        with work as uow:
+            s = uow.session
             if s.execute(select(User.id).where(User.username == username)).first():
                 raise Conflict(f"a user named {username!r} already exists")
             user = User(
@@ -212,51 +213,41 @@ class AuthService:
                 role=role,
                 password_hash=hash_password(password),
                 active=True,
-                created_at=self.ctx.clock(),
+                created_at=uow.now,
                 medical_director=medical_director,
             )
             s.add(user)
             s.flush()
-            self.ctx.audit.record(
-                s, actor, "user.create", at=self.ctx.clock(), detail=f"user {username} ({role})"
-                + (", medical director" if medical_director else "")
-            )
+            uow.audit(detail=f"user {username} ({role})"
+                      + (", medical director" if medical_director else ""))
             return user_info(user)
 
     def list_users(self, actor: Actor, limit: int | None = None,
                    offset: int = 0) -> Paged[UserInfo]:
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.list")
-        with self.ctx.db.transaction() as s:
-            return page_rows(s, select(User).order_by(User.username, User.id), limit,
+        with self.ctx.unit_of_work(actor, "user.list", perm=Perm.USER_MANAGE) as uow:
+            return page_rows(uow.session, select(User).order_by(User.username, User.id), limit,
                              offset).map(user_info)
 
     def set_active(self, actor: Actor, user_id: int, active: bool) -> UserInfo:
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.update")
-        with self.ctx.db.transaction() as s:
-            user = existing_user(s, user_id)
+        with self.ctx.unit_of_work(actor, "user.update", perm=Perm.USER_MANAGE) as uow:
+            user = existing_user(uow.session, user_id)
             if user.id == actor.user_id and not active:
                 raise InvalidInput("you cannot deactivate your own account")
             user.active = active
             if not active:
-                self._end_sessions(s, user.id, "deactivated")
-            self.ctx.audit.record(
-                s, actor, "user.update", at=self.ctx.clock(),
-                detail=f"user {user.username} {'activated' if active else 'deactivated'}",
-            )
+                self._end_sessions(uow.session, user.id, "deactivated", uow.now)
+            uow.audit(detail=f"user {user.username} {'activated' if active else 'deactivated'}")
             return user_info(user)
 
     def set_medical_director(self, actor: Actor, user_id: int, flag: bool) -> UserInfo:
         """An administrator sets or clears the medical-director flag (audited)."""
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.update")
-        with self.ctx.db.transaction() as s:
-            user = existing_user(s, user_id)
+        with self.ctx.unit_of_work(actor, "user.update", perm=Perm.USER_MANAGE) as uow:
+            user = existing_user(uow.session, user_id)
             if flag and user.role != "prescriber":
                 raise InvalidInput("only a prescriber can have the medical-director flag")
             user.medical_director = flag
-            self.ctx.audit.record(
-                s, actor, "user.update", at=self.ctx.clock(),
-                detail=f"user {user.username} medical director {'set' if flag else 'cleared'}",
-            )
+            uow.audit(detail=f"user {user.username} medical director "
+                             f"{'set' if flag else 'cleared'}")
             return user_info(user)
 
     def count_users(self) -> int:
@@ -352,8 +343,8 @@ class AuthService:
     # --- two-factor (TOTP) enrolment -----------------------------------------------------
     def totp_begin(self, actor: Actor) -> tuple[str, str]:
         """A secret to enrol (kept pending until a code confirms it) and its otpauth URI."""
-        with self.ctx.db.transaction() as s:
-            user = existing_user(s, actor.user_id)
+        with self.ctx.unit_of_work(actor, "totp.begin") as uow:  # the user's own account
+            user = existing_user(uow.session, actor.user_id)
             if user.totp_secret:
                 raise Conflict("two-factor login is already set up for this account")
             secret = self._pending_secret(user)
@@ -378,8 +369,8 @@ class AuthService:
 
         Returns ten one-time recovery codes, to be shown once (only their hashes are kept).
         """
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "totp.enrol") as uow:  # the user's own account
+            s, now = uow.session, uow.now
             user = existing_user(s, actor.user_id)
             if user.totp_secret:
                 raise Conflict("two-factor login is already set up for this account")
@@ -400,8 +391,7 @@ class AuthService:
             user.totp_pending_secret = None
             user.totp_last_step = step
             codes = replace_recovery_codes(s, user.id, now)
-            self.ctx.audit.record(s, actor, "totp.enrol", at=now,
-                                  detail=f"{len(codes)} recovery codes issued")
+            uow.audit(detail=f"{len(codes)} recovery codes issued")
             return codes
 
     # --- throttling (logins and every other check of a password) -------------------------
@@ -496,10 +486,10 @@ class AuthService:
             row.ended_at, row.end_reason = now, "logout"
             self.ctx.audit.record(s, user_info(row.user).actor, "logout", at=now)
 
-    def _end_sessions(self, s: Session, user_id: int, reason: str,
+    @staticmethod
+    def _end_sessions(s: Session, user_id: int, reason: str, now: dt.datetime,
                       keep_token: str | None = None) -> int:
         """End the user's open sessions (but the one of ``keep_token``); how many ended."""
-        now = self.ctx.clock()
         keep = _token_id(keep_token) if keep_token else None
         ended = 0
         for row in s.execute(select(AuthSession).where(

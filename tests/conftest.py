@@ -49,6 +49,11 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
 BROWSER_DIR = Path(__file__).parent / "browser"
 
 
+def _backend_of(item) -> str | None:  # type: ignore[no-untyped-def]
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("backend") if callspec is not None else None
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
     """Tests marked postgresql_only are deselected (not skipped) for the SQLite backend.
@@ -62,14 +67,32 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
         if BROWSER_DIR in item.path.parents:
             item.add_marker(pytest.mark.browser)
         for shared in {"demo_clinic", "demo_cohort"} & set(getattr(item, "fixturenames", ())):
-            # Under `-n 2 --dist loadgroup` one worker seeds each shared demo, not both.
+            # Under `-n 2 --dist loadgroup` one worker seeds each shared demo, not both (not
+            # with pytest 9.2 and pytest-xdist 3.8: its group suffix no longer reaches the node
+            # id, pytest-dev/pytest-xdist#1386, so the groups are handed out like other tests).
             item.add_marker(pytest.mark.xdist_group(shared))
-        callspec = getattr(item, "callspec", None)
-        on_sqlite = callspec is not None and callspec.params.get("backend") == "sqlite"
+        on_sqlite = _backend_of(item) == "sqlite"
         (drop if on_sqlite and item.get_closest_marker("postgresql_only") else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+class _SlowFirst:
+    @pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by database
+    def pytest_collection_modifyitems(self, items):  # type: ignore[no-untyped-def]
+        """Within each database's tests the slow ones go first, so that no worker is left with
+        a long test at the end while the other waits: `--dist worksteal` (.ci/run) splits the
+        tests in this order and moves those not yet started from the end of one worker's
+        share to the other. The databases keep their order (their tests stay together, so a
+        worker seldom goes back to a database and sets its session fixtures up again)."""
+        rank = {backend: i for i, backend in enumerate(BACKENDS)}
+        items.sort(key=lambda item: (rank.get(_backend_of(item), len(rank)),
+                                     item.get_closest_marker("slow") is None))
+
+
+def pytest_configure(config):  # type: ignore[no-untyped-def]
+    config.pluginmanager.register(_SlowFirst(), "ketaclinic-slow-first")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -77,10 +77,12 @@ fhir-deps:
 ## The quick loop while coding: SQLite only, two workers, no browser and no slow tests (fuzz,
 ## load, crash and long property runs stay in `make test`), each property on fewer examples
 ## (HYPOTHESIS_PROFILE=fast; see TESTING.md). FAST_ARGS="-k dosing" to narrow it.
+# --dist load hands each worker runs of neighbouring tests, so a module's imports, templates
+# and shared fixtures are mostly paid for on one worker, not on both (TESTING.md).
 FAST_ARGS ?=
 test-fast: $(DEV_STAMP)
 	KETACLINIC_TEST_DATABASES=sqlite HYPOTHESIS_PROFILE=fast $(PYTEST) -q \
-	  -p no:cacheprovider -n 2 --dist loadgroup -m "not browser and not slow" \
+	  -p no:cacheprovider -n 2 --dist load -m "not browser and not slow" \
 	  --ignore=tests/browser $(FAST_ARGS)
 
 ## Ruff on src, tests and benchmarks; mypy on the clinical core.

@@ -4,6 +4,9 @@ Backends come from KETACLINIC_TEST_DATABASES (default "sqlite,postgresql"); Post
 KETACLINIC_TEST_POSTGRES_URL (default the local server's `test` database). Each test session
 creates its own PostgreSQL database, so runs never share state. With CI=true a skipped test
 fails the run: CI must exercise PostgreSQL and the browser for real.
+
+The application is imported inside the fixtures, not here: the xdist controller loads this
+file too, runs no test, and starts the workers only once it has.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from kctest import (
@@ -19,18 +23,20 @@ from kctest import (
     USERS,
     drop_pg_database,
     fresh_database_url,
+    listener_counts,
     make_settings,
     register_hypothesis_profiles,
+    restore_sqlite_template,
+    save_sqlite_template,
+    sqlite_file,
     sqlite_test_folder,
     wipe,
 )
-from sqlalchemy import select
 
-from ketaclinic.bootstrap import Services, build_services
-from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.services.clock import SteppingClock
-from ketaclinic.store import migrate
-from ketaclinic.store.db import make_engine
+if TYPE_CHECKING:
+    from ketaclinic.bootstrap import Services
+    from ketaclinic.services.clock import SteppingClock
+    from ketaclinic.store.db import Database
 
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
 register_hypothesis_profiles()  # HYPOTHESIS_PROFILE=fast under `make test-fast`
@@ -59,18 +65,12 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
     """Tests marked postgresql_only are deselected (not skipped) for the SQLite backend.
 
     Every test under tests/browser/ carries the browser marker, so `-m "not browser"` leaves out
-    a new browser test even when its file forgets the marker. Tests on a shared demo database
-    are grouped per database for xdist.
+    a new browser test even when its file forgets the marker.
     """
     keep, drop = [], []
     for item in items:
         if BROWSER_DIR in item.path.parents:
             item.add_marker(pytest.mark.browser)
-        for shared in {"demo_clinic", "demo_cohort"} & set(getattr(item, "fixturenames", ())):
-            # Under `-n 2 --dist loadgroup` one worker seeds each shared demo, not both (not
-            # with pytest 9.2 and pytest-xdist 3.8: its group suffix no longer reaches the node
-            # id, pytest-dev/pytest-xdist#1386, so the groups are handed out like other tests).
-            item.add_marker(pytest.mark.xdist_group(shared))
         on_sqlite = _backend_of(item) == "sqlite"
         (drop if on_sqlite and item.get_closest_marker("postgresql_only") else keep).append(item)
     if drop:
@@ -102,6 +102,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from ketaclinic.store import migrate
+    from ketaclinic.store.db import make_engine
+
     with sqlite_test_folder(tmp_path_factory.mktemp(backend)) as folder:
         url, handle = fresh_database_url(backend, folder)
         engine = make_engine(url)
@@ -136,15 +139,100 @@ def _own_working_directory(request, tmp_path_factory, monkeypatch):  # type: ign
 
 @pytest.fixture
 def clock() -> SteppingClock:
+    from ketaclinic.services.clock import SteppingClock
+
     return SteppingClock(START)
 
 
-@pytest.fixture
-def services(database_url: str, clock: SteppingClock) -> Iterator[Services]:
-    wipe(database_url)
-    svc = build_services(make_settings(database_url), clock=clock)
+def _create_users(svc: Services) -> dict[str, object]:
+    from ketaclinic.services.audit.trail import SYSTEM
+
+    return {key: svc.auth.create_user(SYSTEM, u, n, r, p) for key, (u, n, r, p) in USERS.items()}
+
+
+_USERS_IN_DATABASE = pytest.StashKey[bool]()
+
+
+@pytest.fixture(scope="session")
+def _fresh_database(database_url: str):  # type: ignore[no-untyped-def]
+    """fresh(with_users) empties the test database; True when the users are already in it.
+
+    PostgreSQL is wiped (``kctest.wipe`` deletes the rows). SQLite is wiped once per worker and
+    copied as a template, then a test gets a copy of that file: about 20 times cheaper than
+    deleting from every table. When the test takes ``users`` the template also holds the four staff
+    accounts, made through ``auth.create_user`` at ``START`` exactly as the fixture makes them.
+    """
+    from ketaclinic.bootstrap import build_services
+    from ketaclinic.services.clock import SteppingClock
+
+    path = sqlite_file(database_url)
+    templates: dict[bool, Path] = {}
+
+    def fresh(with_users: bool) -> bool:
+        if path is None:
+            wipe(database_url)
+            return False
+        if with_users not in templates:
+            wipe(database_url)
+            if with_users:
+                svc = build_services(make_settings(database_url), clock=SteppingClock(START))
+                try:
+                    _create_users(svc)
+                finally:
+                    svc.close()
+            template = path.with_name(f"{path.stem}-template-{'users' if with_users else 'empty'}"
+                                      f"{path.suffix}")
+            save_sqlite_template(database_url, template)
+            templates[with_users] = template
+        restore_sqlite_template(database_url, templates[with_users])
+        return with_users
+
+    return fresh
+
+
+@pytest.fixture(scope="session")
+def _open_databases():  # type: ignore[no-untyped-def]
+    """open(url) -> the worker's one ``Database`` for a test database, opened once.
+
+    Each test's services are built on it (``build_services(..., database=)``) and closing them
+    closes its pooled connections only: the engine stays, and with it SQLAlchemy's cache of
+    compiled statements, which a new engine per test started empty (compiling the same SQL
+    again in every test was about a third of a small test's CPU).
+    """
+    from ketaclinic.bootstrap import open_database
+
+    opened: dict[str, Database] = {}
+
+    def open_(url: str) -> Database:
+        if url not in opened:
+            opened[url] = open_database(make_settings(url))
+        return opened[url]
+
+    yield open_
+    for db in opened.values():
+        db.dispose()
+
+
+def _on_shared_database(url: str, open_databases, clock) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+    from ketaclinic.bootstrap import build_services
+
+    db = open_databases(url)
+    svc = build_services(make_settings(url), clock=clock, database=db)
+    listeners = listener_counts(db)
     yield svc
     svc.close()
+    assert listener_counts(db) == listeners, (
+        "the test left an event listener on the database other tests share: remove it "
+        "(sqlalchemy.event.remove) before the test ends")
+
+
+@pytest.fixture
+def services(request: pytest.FixtureRequest, database_url: str, clock: SteppingClock,
+             _fresh_database, _open_databases) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+    """The real services on an empty database (with the staff accounts when the test takes
+    ``users``, directly or through ``app``, ``client`` or ``login``)."""
+    request.node.stash[_USERS_IN_DATABASE] = _fresh_database("users" in request.fixturenames)
+    yield from _on_shared_database(database_url, _open_databases, clock)
 
 
 DEMO_CLINIC_PATIENTS = 12
@@ -158,8 +246,13 @@ def _demo_database(backend: str, tmp_path_factory: pytest.TempPathFactory):  # t
     Seeding the demo is the slowest setup there is; tests that only read it share one database
     per size, seeded once per session (per xdist worker) instead of once per test.
     """
+    from sqlalchemy import select
+
+    from ketaclinic.bootstrap import build_services
     from ketaclinic.demo.clinic import seed_demo
     from ketaclinic.schemas import AllergyCreate
+    from ketaclinic.services.audit.trail import SYSTEM
+    from ketaclinic.services.clock import SteppingClock
     from ketaclinic.store.tables import Patient
 
     made: dict[int, str] = {}
@@ -189,69 +282,87 @@ def _demo_database(backend: str, tmp_path_factory: pytest.TempPathFactory):  # t
             drop_pg_database(handle)
 
 
-def _shared_demo(url: str) -> Iterator[Services]:
-    svc = build_services(make_settings(url), clock=SteppingClock(START))
-    yield svc
-    svc.close()
-
-
 @pytest.fixture
-def demo_clinic(_demo_database) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+def demo_clinic(_demo_database, _open_databases) -> Iterator[Services]:  # type: ignore[no-untyped-def]
     """Services on the shared demo clinic (12 patients and one allergy), seeded once.
 
     Only for tests that read: what they write (their audit rows) stays for the next test.
     """
-    yield from _shared_demo(_demo_database(DEMO_CLINIC_PATIENTS))
+    from ketaclinic.services.clock import SteppingClock
+
+    yield from _on_shared_database(_demo_database(DEMO_CLINIC_PATIENTS), _open_databases,
+                                   SteppingClock(START))
 
 
 @pytest.fixture
-def demo_cohort(_demo_database) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+def demo_cohort(_demo_database, _open_databases) -> Iterator[Services]:  # type: ignore[no-untyped-def]
     """Services on the shared 40-patient demo cohort (outcomes, relapse), seeded once; read only."""
-    yield from _shared_demo(_demo_database(DEMO_COHORT_PATIENTS))
+    from ketaclinic.services.clock import SteppingClock
+
+    yield from _on_shared_database(_demo_database(DEMO_COHORT_PATIENTS), _open_databases,
+                                   SteppingClock(START))
 
 
 @pytest.fixture
-def users(services: Services) -> dict[str, object]:
-    return {key: services.auth.create_user(SYSTEM, u, n, r, p) for key, (u, n, r, p) in
-            USERS.items()}
+def users(request: pytest.FixtureRequest, services: Services) -> dict[str, object]:
+    """The four staff accounts of ``USERS`` (``UserInfo`` by role), made at ``START``."""
+    from sqlalchemy import select
+
+    from ketaclinic.services.accounts.auth import user_info
+    from ketaclinic.store.tables import User
+
+    if not request.node.stash.get(_USERS_IN_DATABASE, False):
+        return _create_users(services)
+    with services.db.transaction() as s:
+        made = {u.username: user_info(u) for u in s.execute(select(User)).scalars()}
+    assert len(made) == len(USERS), sorted(made)
+    return {key: made[username] for key, (username, *_rest) in USERS.items()}
 
 
 @pytest.fixture(scope="session")
-def _apps() -> dict[str, object]:
-    """One app per database URL and worker, rebound to each test's services (see ``app``)."""
+def _apps() -> dict[object, tuple[object, list[object]]]:
+    """One app per settings and worker, rebound to each test's services (see ``app_for``)."""
     return {}
 
 
 @pytest.fixture
-def app(services: Services, users: dict[str, object], _apps):  # type: ignore[no-untyped-def]
-    """The real app on this test's services. Built once per worker (FastAPI's analysis of
-    every route and Jinja's compiling of each template were most of an app test's setup),
-    then ``rebind`` gives it this test's services and new middleware, as ``create_app``
-    would: the database is wiped and nothing else of the previous test is kept."""
+def app_for(_apps):  # type: ignore[no-untyped-def]
+    """app_for(services) -> the real app on these services, as ``create_app(services)`` makes
+    it. One is built per worker for each settings (FastAPI's analysis of every route and
+    Jinja's compiling of each template were most of an app test's setup), then ``rebind``
+    gives it the services and new middleware, as ``create_app`` would: nothing of the
+    previous test is kept. A test calls it once per settings."""
     from ketaclinic.web.app import create_app, rebind
 
-    url = services.settings.database_url
-    built, routes = _apps.get(url, (None, None))
-    # A test that added a route to its app (test_logging's crash route) left an app that is
-    # no longer what create_app makes: the next test gets a new one.
-    if (built is not None and built.state.services.settings == services.settings
-            and list(built.routes) == routes):
-        rebind(built, services)
-    else:
-        built = create_app(services)
-        _apps[url] = (built, list(built.routes))
-    return built
+    def get(svc: Services):  # type: ignore[no-untyped-def]
+        built, routes = _apps.get(svc.settings, (None, None))
+        # A test that added a route to its app (test_logging's crash route) left an app that
+        # is no longer what create_app makes: the next test gets a new one.
+        if built is not None and list(built.routes) == routes:  # type: ignore[attr-defined]
+            rebind(built, svc)  # type: ignore[arg-type]
+        else:
+            built = create_app(svc)
+            _apps[svc.settings] = (built, list(built.routes))
+        return built
+
+    return get
 
 
 @pytest.fixture
-def production_app(services, users, database_url, clock):  # type: ignore[no-untyped-def]
+def app(services: Services, users: dict[str, object], app_for):  # type: ignore[no-untyped-def]
+    """The real app on this test's services (see ``app_for``)."""
+    return app_for(services)
+
+
+@pytest.fixture
+def production_app(services, users, database_url, clock, app_for):  # type: ignore[no-untyped-def]
     """The app as production runs it (env=production: two-factor enrolment required) on the
     test's database; ``services`` and ``users`` are the test's own."""
-    from ketaclinic.web.app import create_app
+    from ketaclinic.bootstrap import build_services
 
     settings = make_settings(database_url).model_copy(update={"env": "production"})
     svc = build_services(settings, clock=clock)
-    yield create_app(svc)
+    yield app_for(svc)
     svc.close()
 
 
@@ -271,7 +382,10 @@ def login(app):  # type: ignore[no-untyped-def]
     clients = []
 
     def _login(role: str, base_url: str = "http://testserver"):  # type: ignore[no-untyped-def]
-        c = TestClient(app, raise_server_exceptions=False, base_url=base_url)
+        # Entered, so one event-loop thread serves every request of this client: a client
+        # that is not entered starts a new thread and event loop for each request, about
+        # half of a small request's CPU.
+        c = TestClient(app, raise_server_exceptions=False, base_url=base_url).__enter__()
         clients.append(c)
         username, _n, _r, password = USERS[role]
         r = c.post("/api/auth/login", json={"username": username, "password": password})
@@ -280,4 +394,4 @@ def login(app):  # type: ignore[no-untyped-def]
 
     yield _login
     for c in clients:
-        c.close()
+        c.__exit__(None, None, None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from sqlalchemy.engine import make_url
+
 from ketaclinic.config import Settings
 from ketaclinic.services.accounts.api_tokens import ApiTokenService
 from ketaclinic.services.accounts.auth import AuthService
@@ -22,7 +24,13 @@ from ketaclinic.services.outcomes.facade import OutcomesService
 from ketaclinic.services.pk.exposure import PkService
 from ketaclinic.services.registry.patients import PatientService
 from ketaclinic.store import migrate
-from ketaclinic.store.db import Database, DurabilityError, check_durability, make_engine
+from ketaclinic.store.db import (
+    Database,
+    DurabilityError,
+    check_durability,
+    make_engine,
+    make_read_engine,
+)
 
 
 class NotMigrated(RuntimeError):
@@ -79,20 +87,35 @@ def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
         except migrate.MigrationRefused as exc:
             engine.dispose()
             raise NotMigrated(str(exc)) from exc
-    # The replica is only read (analytics); its schema and durability are its primary's.
-    replica = (make_engine(settings.read_database_url,
-                           busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    # The replica is only read (analytics), through an engine that cannot write; its schema
+    # and durability are its primary's.
+    replica = (make_read_engine(settings.read_database_url,
+                                busy_timeout_ms=settings.sqlite_busy_timeout_ms)
                if settings.read_database_url else None)
     return Database(engine, replica)
 
 
 def build_services(
     settings: Settings, *, clock: Clock = utc_now, upgrade: bool = False,
-    require_current_schema: bool = True,
+    require_current_schema: bool = True, database: Database | None = None,
 ) -> Services:
-    """Open the database and build the services; refuses an out-of-date schema."""
+    """Open the database and build the services; refuses an out-of-date schema.
+
+    ``database``: a :class:`Database` already opened (``open_database``) for these settings'
+    database, to build on instead of opening one. Its engine, and so the engine's cache of
+    compiled SQL, outlives the services: ``close()`` only closes its pooled connections. The
+    test suite builds every test's services on one per worker, so each statement is compiled
+    once per worker rather than once per test.
+    """
     settings.check_startup()
-    db = open_database(settings, upgrade=upgrade)
+    if database is None:
+        db = open_database(settings, upgrade=upgrade)
+    elif upgrade:
+        raise ValueError("upgrade=True opens the database itself; do not pass one")
+    elif database.engine.url != make_url(settings.effective_database_url):
+        raise ValueError("the database given is not the one the settings name")
+    else:
+        db = database
     if require_current_schema and not migrate.is_up_to_date(db.engine):
         db.dispose()
         raise NotMigrated("the database schema is not up to date; run `ketaclinic init` "

@@ -54,7 +54,9 @@ class Settings(BaseSettings):
         "",
         description="Optional SQLAlchemy URL of a read replica (e.g. a PostgreSQL streaming "
         "standby) for the dashboard's read-only analytic queries; every write, and the audit "
-        "row of each dashboard view, stays on database_url. Empty: everything on database_url",
+        "row of each dashboard view, stays on database_url. It is opened read-only (SQLite: "
+        "mode=ro; PostgreSQL: READ ONLY transactions) and /readyz and `ketaclinic doctor` "
+        "read it. Empty: everything on database_url",
     )
     secret_key: SecretStr = Field(
         SecretStr(PLACEHOLDER_SECRET),
@@ -166,7 +168,7 @@ class Settings(BaseSettings):
         15, ge=1, le=24 * 60, description="Window in which self-report requests are counted"
     )
     reminder_days: str = Field(
-        "1,3,7", pattern=r"^\d{1,3}(,\d{1,3}){0,19}$",
+        "1,3,7", pattern=r"^[0-9]{1,3}(,[0-9]{1,3}){0,19}$",
         description="Default days after each dose on which a self-report reminder is sent",
     )
     pk_assumed_cv: float = Field(

@@ -11,7 +11,16 @@ import unicodedata
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from ketaclinic.clinical.inputs import DIGITS_ONLY, has_foreign_digits, is_whole_number
 
 Sex = Literal["female", "male", "other", "unknown"]
 _MRN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
@@ -25,6 +34,12 @@ def _no_controls(value: str, *, multiline: bool = False) -> str:
         if ch not in allowed and unicodedata.category(ch) in {"Cc", "Cs", "Co", "Cn"}:
             raise ValueError("contains control or invalid characters")
     return value.strip()
+
+
+def _filled(max_length: int) -> StringConstraints:
+    """Text that must hold something once trimmed ("   " is as empty as ""), at most
+    ``max_length`` characters then."""
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
 def _line(value: str) -> str:
@@ -64,7 +79,7 @@ def _birth_date(value: dt.date) -> dt.date:
     return value
 
 
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_line)]
+Name = Annotated[str, _filled(100), AfterValidator(_line)]
 Line = Annotated[str, Field(max_length=300), AfterValidator(_line)]
 Mrn = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_mrn)]
 Email = Annotated[str, Field(max_length=200), AfterValidator(_email)]
@@ -90,6 +105,25 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
 # For input models: an instant sent with its offset ("2026-11-02T09:00-05:00" or "...Z"); one
 # without an offset is UTC. Services get naive UTC, the storage convention.
 Instant = Annotated[dt.datetime, AfterValidator(_naive_utc)]
+
+
+def _whole(value: object) -> object:
+    """A whole number sent as text is read in the digits 0-9 only (``clinical.inputs``): "٣" is
+    refused saying why, "1_0" (which Pydantic's int reads as 10) as no integer; a JSON number
+    goes on to Pydantic, and true or false is no number at all."""
+    if isinstance(value, bool):
+        raise ValueError("Input should be a valid integer")
+    if not isinstance(value, str):
+        return value
+    if is_whole_number(value.strip()):
+        return int(value.strip())
+    if has_foreign_digits(value):
+        raise ValueError(f"is not a number: {DIGITS_ONLY}")
+    raise ValueError("Input should be a valid integer, unable to parse string as an integer")
+
+
+# For a score or count that a person may type: an int, or text of the digits 0-9.
+Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 class _Strict(BaseModel):
@@ -126,21 +160,43 @@ class WeightCreate(_Strict):
 
 class DiagnosisCreate(_Strict):
     system: Literal["icd10", "snomed"] = "icd10"
-    code: Annotated[str, Field(min_length=1, max_length=20), AfterValidator(_line)]
-    display: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_line)]
+    code: Annotated[str, _filled(20), AfterValidator(_line)]
+    display: Annotated[str, _filled(200), AfterValidator(_line)]
     onset_on: dt.date | None = None
 
 
 class MedicationCreate(_Strict):
-    name: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_line)]
+    name: Annotated[str, _filled(120), AfterValidator(_line)]
     drug_class: Annotated[str, Field(max_length=60), AfterValidator(_line)] = ""
     daily_dose_mg: Decimal | None = Field(None, gt=0, le=100000)
     started_on: dt.date | None = None
 
 
 class AllergyCreate(_Strict):
-    substance: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_line)]
+    substance: Annotated[str, _filled(120), AfterValidator(_line)]
     reaction: Annotated[str, Field(max_length=200), AfterValidator(_line)] = ""
+
+
+class DiagnosisDeactivate(_Strict):
+    """Why a diagnosis no longer stands: it resolved (still part of the history screening
+    reads, e.g. a past psychotic episode), or it was recorded in error (counts nowhere)."""
+
+    reason: Literal["resolved", "entered-in-error"] = Field(
+        description="resolved: the condition is over; entered-in-error: it was never so")
+
+
+class AllergyDeactivate(_Strict):
+    """Why an allergy no longer stands: entered in error, or refuted (e.g. by a challenge);
+    either way screening stops counting it."""
+
+    reason: Literal["entered-in-error", "refuted"] = Field(
+        description="entered-in-error: recorded by mistake; refuted: shown not to be so")
+
+
+class MedicationStop(_Strict):
+    """Stop a medication (the JSON body is ``{}``): the row is kept, marked stopped, and no
+    longer counts in screening. No field yet; the page's Stop button builds this same model,
+    so a field added here (e.g. a stop date) is read and validated the same on both paths."""
 
 
 class UserCreate(_Strict):
@@ -179,12 +235,3 @@ class PasswordResetCreate(_Strict):
         description="The temporary password to set; omit it to have one generated (returned "
         "once)")
 
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One readable line per problem: 'birth_date: is in the future'."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "input"
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)

@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from ketaclinic.schemas import Instant, Line, Notes, _line, _Strict
+from ketaclinic.schemas import Instant, Line, Notes, Whole, _filled, _line, _Strict
 
-Reason = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_line)]
+Reason = Annotated[str, _filled(300), AfterValidator(_line)]
 Short = Annotated[str, Field(max_length=120), AfterValidator(_line)]
-Lot = Annotated[str, Field(min_length=1, max_length=60), AfterValidator(_line)]
+Lot = Annotated[str, _filled(60), AfterValidator(_line)]
 Mg = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
 MgOrZero = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=3)]
 Vital = Annotated[int, Field(ge=0, le=400)]
@@ -42,7 +42,7 @@ class CourseNotes(_Strict):
 
 
 class ChairCreate(_Strict):
-    name: Annotated[str, Field(min_length=1, max_length=60), AfterValidator(_line)]
+    name: Annotated[str, _filled(60), AfterValidator(_line)]
     opening_hours: Annotated[str, Field(max_length=300)] = "0-4 08:00-18:00"
 
 
@@ -124,7 +124,7 @@ class AlertAction(_Strict):
 
 class RatingCreate(_Strict):
     instrument: Instrument
-    answers: list[int | None] = Field(min_length=1, max_length=40)
+    answers: list[Whole | None] = Field(min_length=1, max_length=40)
     administered_at: Instant | None = None
 
 
@@ -151,7 +151,7 @@ class LeftAgainstAdviceCreate(_Strict):
     """A patient leaving before the discharge criteria are met: what they were told and said."""
 
     version: Version
-    statement: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_line)]
+    statement: Annotated[str, _filled(1000), AfterValidator(_line)]
     dissociation_resolved: bool = False
     respiratory_depression_resolved: bool = False
     responsible_adult_present: bool = False
@@ -168,7 +168,7 @@ class RemsSubmit(_Strict):
 
 
 class ReceiptCreate(_Strict):
-    drug: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_line)]
+    drug: Annotated[str, _filled(120), AfterValidator(_line)]
     lot: Lot
     supplier_name: Reason
     supplier_address: Reason

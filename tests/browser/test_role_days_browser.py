@@ -114,7 +114,8 @@ def test_each_role_walks_its_day_on_its_own_screen_and_every_page_passes_axe(
     admin = new_page(DESKTOP)
     log_in(admin, "admin")
     for url, name in (("/admin/users", "admin-users"), ("/admin/audit", "admin-audit"),
-                      ("/admin/chairs", "admin-chairs"), ("/schedule", "admin-schedule")):
+                      ("/admin/chairs", "admin-chairs"), ("/admin/webhooks", "admin-webhooks"),
+                      ("/schedule", "admin-schedule")):
         admin.goto(url)
         look(admin, name)
     analyst = new_page(DESKTOP)

@@ -259,12 +259,11 @@ def test_other_roles_cannot_reset_a_password_and_the_denial_is_audited(login, se
 
 
 def test_a_temporary_password_expires_and_so_does_a_session_still_using_it(
-        services, users, database_url, clock):
+        services, users, database_url, clock, app_for):
     from ketaclinic.bootstrap import build_services
-    from ketaclinic.web.app import create_app
 
     short = build_services(make_settings(database_url, temporary_password_hours=1), clock=clock)
-    app = create_app(short)
+    app = app_for(short)
     temporary = short.accounts.reset_password(SYSTEM, users["nurse"].id).generated
     c, r = api_login(app, "nurse", temporary)
     assert r.status_code == 200

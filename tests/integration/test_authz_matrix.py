@@ -82,6 +82,15 @@ EXPECTED: dict[str, Rule] = {
         "name": "sertraline", "daily_dose_mg": "100"}),
     "POST /api/patients/{patient_id}/allergies": Rule(only(CLINICAL, 201), lambda c, p: {
         "substance": "latex"}),
+    # Row ids in paths are 1: the diagnosis/medication/allergy 1 is whichever patient's the
+    # POSTs above created first, so a clinical role gets 200 (its patient's row) or 404 (not this
+    # patient's); never 401/403 for them, 403 (audited) for the analyst.
+    "POST /api/patients/{patient_id}/diagnoses/{diagnosis_id}/deactivate": Rule(
+        only(CLINICAL, ALLOWED), lambda c, p: {"reason": "entered-in-error"}),  # type: ignore[arg-type]
+    "POST /api/patients/{patient_id}/allergies/{allergy_id}/deactivate": Rule(
+        only(CLINICAL, ALLOWED), lambda c, p: {"reason": "refuted"}),  # type: ignore[arg-type]
+    "POST /api/patients/{patient_id}/medications/{medication_id}/stop": Rule(
+        only(CLINICAL, ALLOWED), lambda c, p: {}),  # type: ignore[arg-type]
     "GET /api/users": Rule(only({"admin"}, 200)),
     "POST /api/users": Rule(only({"admin"}, 201), _user_body),
     "GET /api/audit": Rule(only({"admin"}, 200)),
@@ -93,6 +102,11 @@ EXPECTED: dict[str, Rule] = {
         "current_password": "not-the-current-password", "new_password": "a-long-new-password-9"}),
     "POST /api/me/recovery-codes": Rule(only(ANY_USER, 422),
                                         lambda c, p: {"password": "not-the-password"}),
+    # Your own lock-screen PIN: a wrong password changes nothing (422, audited).
+    "GET /api/me/lock-pin": Rule(only(ANY_USER, 200)),
+    "PUT /api/me/lock-pin": Rule(only(ANY_USER, 422), lambda c, p: {
+        "password": "not-the-password", "pin": "482915"}),
+    "DELETE /api/me/lock-pin": Rule(only(ANY_USER, 200)),
     "POST /api/users/{user_id}/reset-password": Rule(only({"admin"}, 422), lambda c, p: {}),
     "POST /api/users/{user_id}/reset-two-factor": Rule(only({"admin"}, 422)),
     # Machine access. User 1 is the admin, a person: no token for it (422); no token 1 (404).
@@ -219,7 +233,8 @@ def world(app, services, users):  # type: ignore[no-untyped-def]
     own: dict[str, int] = {}
     assert users["admin"].id == 1  # path ids other than patient_id are filled with 1
     for role in ROLES:
-        c = TestClient(app, raise_server_exceptions=False)
+        # Entered: one event-loop thread for all of this client's requests, not one each.
+        c = TestClient(app, raise_server_exceptions=False).__enter__()
         headers: dict[str, str] = {}
         if role != "anonymous":
             username, _n, _r, password = USERS[role]
@@ -236,7 +251,7 @@ def world(app, services, users):  # type: ignore[no-untyped-def]
         birth_date="1966-06-06", sex="male"))
     yield clients, own, other.id
     for c, _h in clients.values():
-        c.close()
+        c.__exit__(None, None, None)
 
 
 def _request(op: Operation, rule: Rule, client, headers, services, components,  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from kctest import csrf_from
 from sqlalchemy import func, select
 
 from ketaclinic.schemas_chair import DischargeCreate, LeftAgainstAdviceCreate, VitalsCreate
+from ketaclinic.services.chair.inputs import InfusionEnd
 from ketaclinic.services.chair.session import DischargeRefused
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import AuditEvent
@@ -108,7 +109,8 @@ def test_an_alert_without_an_action_blocks_iv_discharge_until_actioned(
     _, sid = _dosed(services, users, clock, template=IV, mrn="D-IV")
     nurse = users["nurse"].actor
     clock.advance(minutes=40)
-    services.chair.sessions.end_infusion(nurse, sid, version(services, sid), clock.now)
+    services.chair.sessions.end_infusion(nurse, sid, InfusionEnd(
+        version=version(services, sid), ended_at=clock.now))
     clock.advance(minutes=61)
     c, csrf = login("nurse")
     h = {"X-CSRF-Token": csrf}

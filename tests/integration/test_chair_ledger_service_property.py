@@ -59,10 +59,10 @@ def ledger_world(tmp_path_factory):  # type: ignore[no-untyped-def]
 
 
 def _administer(svc, actor, lot: str, mg: Decimal, session_id: int) -> None:  # type: ignore[no-untyped-def]
-    with svc.db.transaction() as s:
-        patient_id = s.get(TreatmentSession, session_id).patient_id
-        svc.chair.ledger.append(s, actor, LedgerEntry(
-            kind="administration", lot=lot, at=svc.ctx.clock(), amount_mg=mg,
+    with svc.ctx.unit_of_work(actor, "ledger.administration") as uow:
+        patient_id = uow.session.get(TreatmentSession, session_id).patient_id
+        svc.chair.ledger.append(uow, LedgerEntry(
+            kind="administration", lot=lot, at=uow.now, amount_mg=mg,
             session_id=session_id, patient_id=patient_id))
 
 

@@ -143,6 +143,7 @@ JSON_CASES: dict[str, tuple[Args, set[int]]] = {
                       {0}),
     "dose ketamine-iv": (lambda c: DOSE, {0}),
     "export deidentified": (lambda c: ["--out", str(c.dir / "d.zip")], {0}),
+    "export expire": (lambda c: [], {0}),
     "export fhir": (lambda c: ["--out", str(c.dir / "fhir"), "--format", "ndjson"], {0}),
     "import fhir": (lambda c: [c.file("b.json", BUNDLE), "--as", "prescriber", "--dry-run"],
                     {0}),

@@ -164,10 +164,10 @@ def test_a_verbal_order_is_read_back_given_and_overdue_until_its_prescriber_coun
     nurse, pres = users["nurse"].actor, users["prescriber"].actor
     req = kcchain.iv_request(cid)
     with pytest.raises(InvalidInput, match="read the order back"):
-        services.dosing.take_verbal_order(nurse, pid, req, "prescriber", False)
+        services.dosing.take_verbal_order(nurse, pid, kcchain.verbal(req, read_back=False))
     with pytest.raises(InvalidInput, match="name the prescriber"):
-        services.dosing.take_verbal_order(nurse, pid, req, "nurse", True)
-    order = services.dosing.take_verbal_order(nurse, pid, req, "prescriber", True)
+        services.dosing.take_verbal_order(nurse, pid, kcchain.verbal(req, "nurse"))
+    order = services.dosing.take_verbal_order(nurse, pid, kcchain.verbal(req))
     assert order.status == "verbal" and order.verbal_prescriber_id == users["prescriber"].id
     assert _count(services, AuditEvent, AuditEvent.action == "dose.verbal") == 1
     # Past the countersign hours the chair refuses it, until the prescriber countersigns.

@@ -180,3 +180,18 @@ def test_doctor_on_a_host_never_initialised_reports_and_creates_nothing(capsys, 
     assert checks["database"]["status"] == "fail" and "ketaclinic init" in checks["database"][
         "detail"]
     assert not data.exists()
+
+
+def test_a_configured_read_replica_is_read_and_one_that_cannot_be_read_fails(
+        env, capsys, tmp_path):
+    _checkpoint(env, capsys)
+    code, checks = doctor(env | {"KETACLINIC_READ_DATABASE_URL":
+                                 env["KETACLINIC_DATABASE_URL"]}, capsys)
+    assert code == 0 and checks["read replica"]["status"] == "ok"
+    assert "read-only" in checks["read replica"]["detail"]
+    assert "read replica" not in doctor(env, capsys)[1]  # none configured: nothing to check
+    missing = f"sqlite:///{tmp_path / 'no-replica.sqlite3'}"
+    code, checks = doctor(env | {"KETACLINIC_READ_DATABASE_URL": missing}, capsys)
+    assert code == 1 and checks["read replica"]["status"] == "fail"
+    assert "no-replica" not in checks["read replica"]["detail"]
+    assert not (tmp_path / "no-replica.sqlite3").exists()

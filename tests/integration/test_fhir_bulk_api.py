@@ -156,6 +156,29 @@ def test_since_exports_only_the_resources_changed_after_the_instant(services, lo
     assert any("since=" in d for d in details)
 
 
+def test_since_exports_a_medication_stopped_after_the_instant_as_stopped(services, login, clock):
+    """A stop changes an old row: an incremental export must carry it, or the receiving system
+    keeps the patient on a medicine they no longer take."""
+    from ketaclinic.schemas import MedicationCreate
+    from ketaclinic.services.audit.trail import SYSTEM
+
+    with services.db.transaction() as s:
+        ids = build_hand_cohort(s)
+    services.patients.add_medication(SYSTEM, ids["A"], MedicationCreate(name="sertraline",
+                                                                        daily_dose_mg=100))
+    c, _ = login("prescriber")
+    clock.advance(seconds=5)
+    since = _export(c)["manifest"]["transactionTime"]
+    assert _export(c, f"?_since={since}")["manifest"]["output"] == []
+    [med] = services.patients.get(SYSTEM, ids["A"]).medications
+    clock.advance(seconds=5)
+    services.patients.set_medication_active(SYSTEM, ids["A"], med["id"], False)
+    changed = _export(c, f"?_since={since}")
+    assert {o["type"] for o in changed["manifest"]["output"]} == {"MedicationStatement"}
+    [stopped] = changed["MedicationStatement"]
+    assert stopped["id"] == f"ms-{med['id']}" and stopped["status"] == "stopped"
+
+
 def _details(services, action):
     with services.db.transaction() as s:
         return list(s.execute(select(AuditEvent.detail).where(AuditEvent.action == action)
@@ -206,17 +229,16 @@ def test_the_export_files_on_disk_are_encrypted_and_name_no_patient(services, lo
 
 
 def test_a_job_past_the_retention_setting_is_deleted_when_touched(
-        services, users, database_url, clock, tmp_path):
+        services, users, database_url, clock, tmp_path, app_for):
     from fastapi.testclient import TestClient
     from kctest import USERS, make_settings
 
     from ketaclinic.bootstrap import build_services
-    from ketaclinic.web.app import create_app
 
     svc = build_services(make_settings(database_url, export_retention_hours=2,
                                        data_dir=tmp_path), clock=clock)
     try:
-        with TestClient(create_app(svc), raise_server_exceptions=False) as c:
+        with TestClient(app_for(svc), raise_server_exceptions=False) as c:
             def login():
                 r = c.post("/api/auth/login", json={"username": "admin",
                                                     "password": USERS["admin"][3]})

@@ -35,7 +35,14 @@ def _medplum(*paths: Path) -> dict:
 def test_medplum_finds_no_error_in_the_exported_ndjson_and_transaction_bundle(services,
                                                                                tmp_path):
     seed_demo(services, patients=8)
+    _withdraw_some_rows(services)
     resources = services.outcomes.fhir_resources(SYSTEM)
+    statuses = {(r["resourceType"], r.get("clinicalStatus", {}).get("coding", [{}])[0].get(
+        "code"), r.get("verificationStatus", {}).get("coding", [{}])[0].get("code"))
+        for r in resources if r["resourceType"] in ("Condition", "AllergyIntolerance")}
+    assert {("Condition", "resolved", "confirmed"), ("Condition", None, "entered-in-error"),
+            ("AllergyIntolerance", "inactive", "refuted"),
+            ("AllergyIntolerance", None, "entered-in-error")} <= statuses
     writer = NdjsonWriter(folder=tmp_path / "ndjson")
     for r in resources:
         writer.write(r)
@@ -45,6 +52,30 @@ def test_medplum_finds_no_error_in_the_exported_ndjson_and_transaction_bundle(se
     result = _medplum(tmp_path / "ndjson", tmp_path / "tx.json")
     assert result["checked"] == len(resources) + 1
     assert result["errors"] == [] and result["error_count"] == 0
+
+
+def _withdraw_some_rows(services) -> None:  # type: ignore[no-untyped-def]
+    """A resolved diagnosis, one entered in error, a refuted allergy and one entered in error:
+    the statuses those export with are validated too."""
+    from ketaclinic.schemas import (
+        AllergyCreate,
+        AllergyDeactivate,
+        DiagnosisCreate,
+        DiagnosisDeactivate,
+    )
+
+    pid = services.patients.search(SYSTEM, query="", limit=1).items[0].id
+    for code in ("F41.1", "F20.0"):
+        services.patients.add_diagnosis(SYSTEM, pid, DiagnosisCreate(code=code, display=code))
+    for substance in ("latex", "penicillin"):
+        services.patients.add_allergy(SYSTEM, pid, AllergyCreate(substance=substance))
+    detail = services.patients.get(SYSTEM, pid)
+    for row, reason in zip(detail.diagnoses[-2:], ("resolved", "entered-in-error"), strict=True):
+        services.patients.deactivate_diagnosis(SYSTEM, pid, row["id"],
+                                               DiagnosisDeactivate(reason=reason))
+    for row, reason in zip(detail.allergies[-2:], ("refuted", "entered-in-error"), strict=True):
+        services.patients.deactivate_allergy(SYSTEM, pid, row["id"],
+                                             AllergyDeactivate(reason=reason))
 
 
 def test_medplum_reports_a_broken_resource_so_the_check_above_can_fail(tmp_path):

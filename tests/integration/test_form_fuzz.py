@@ -20,6 +20,8 @@ from kcroutes import form_post_routes
 from sqlalchemy import func, select, text
 
 from ketaclinic.demo.clinic import DEMO_USERS, seed_demo
+from ketaclinic.schemas import AllergyCreate
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.models import Base
 from ketaclinic.web.app import create_app
 from ketaclinic.web.pages_ledger import FORMS as LEDGER_KINDS
@@ -45,10 +47,13 @@ BOOKKEEPING = {"audit_events", "audit_head", "login_attempts", "auth_sessions",
                "self_report_attempts", "self_report_links"}
 UPDATED_IN_PLACE = {"clinical_alerts", "chair_alerts", "patients", "courses",
                     "treatment_sessions", "chairs", "users", "patient_medications",
-                    "chair_rems_forms", "active_rulesets", "patient_clinical_facts"}
+                    "chair_rems_forms", "active_rulesets", "patient_clinical_facts",
+                    "webhook_endpoints"}
 ID_TABLES = {"patient_id": "patients", "course_id": "courses", "session_id":
              "treatment_sessions", "chair_id": "chairs", "user_id": "users",
-             "medication_id": "patient_medications", "form_id": "chair_rems_forms"}
+             "medication_id": "patient_medications", "form_id": "chair_rems_forms",
+             "endpoint_id": "webhook_endpoints", "diagnosis_id": "patient_diagnoses",
+             "allergy_id": "patient_allergies"}
 
 
 def field_names() -> list[str]:
@@ -120,6 +125,11 @@ def urls(app, engine) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def world(services):  # type: ignore[no-untyped-def]
     seed_demo(services, patients=3, seed=7)
+    # One webhook endpoint, so the webhook page's test and remove forms reach a real row.
+    services.webhooks.add(SYSTEM, "https://hooks.fuzz.invalid/k", ["alert.urgent"])
+    # One allergy (the demo records none), so withdrawing one reaches a real row.
+    services.patients.add_allergy(SYSTEM, first_id(services.db.engine, "patients"),
+                                  AllergyCreate(substance="latex"))
     app = create_app(services)
     clients = {}
     for username, _name, role, password in DEMO_USERS:

@@ -145,3 +145,62 @@ def test_the_absolute_timeout_still_ends_a_locked_session(services, users, login
 def test_a_pin_cannot_be_the_password(services, users):
     with pytest.raises(InvalidInput, match="6 to 8 digits"):
         services.lock.set_pin(users["nurse"].actor, "nurse-password-1", "nurse-password-1")
+
+
+LOCK_PIN = "/api/me/lock-pin"
+
+
+def _put_pin(c, csrf, pin=PIN, password="nurse-password-1"):  # type: ignore[no-untyped-def]
+    return c.put(LOCK_PIN, json={"password": password, "pin": pin},
+                 headers={"X-CSRF-Token": csrf})
+
+
+def test_the_json_api_sets_and_removes_the_pin_by_the_rules_of_the_page(services, users, login,
+                                                                        clock):
+    c, csrf = login("nurse")
+    assert c.get(LOCK_PIN).json() == {"has_pin": False}
+    for bad, needle in (("12345", "6 to 8 digits"), ("111111", "repeated digit"),
+                        ("123456", "run"), ("12ab56", "6 to 8 digits"),
+                        ("nurse-password-1", "6 to 8 digits")):
+        r = _put_pin(c, csrf, bad)
+        assert r.status_code == 422 and needle in r.json()["detail"], bad
+    r = _put_pin(c, csrf, password="wrong-password")
+    assert r.status_code == 422 and "current password was not accepted" in r.json()["detail"]
+    assert _put_pin(c, "forged").status_code == 403  # the session's CSRF token, as any write
+    assert c.get(LOCK_PIN).json() == {"has_pin": False}
+    r = _put_pin(c, csrf)
+    assert r.status_code == 200 and r.json() == {"has_pin": True}
+    assert "<strong id=\"pin-state\">set</strong>" in c.get("/account").text
+    clock.advance(minutes=16)  # and it unlocks the idle-locked session
+    r = c.post("/api/session/unlock", json={"secret": PIN}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200
+    r = c.delete(LOCK_PIN, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.json() == {"has_pin": False}
+    with services.db.transaction() as s:
+        assert s.execute(select(User.pin_hash).where(User.username == "nurse")
+                         ).scalar_one() is None
+        rows = s.execute(select(AuditEvent.username, AuditEvent.outcome, AuditEvent.detail)
+                         .where(AuditEvent.action == "account.pin")
+                         .where(AuditEvent.detail != "")).all()
+    assert [tuple(r) for r in rows] == [("nurse", "denied", "current password not accepted"),
+                                        ("nurse", "ok", "PIN set"), ("nurse", "ok", "PIN removed")]
+
+
+def test_a_refused_pin_reads_the_same_on_the_page_and_in_the_api(services, users, login):
+    from kctest import page_error
+
+    c, csrf = login("nurse")
+    for pin in ("1234", "999999", "9" * 65):
+        page, api = _set_pin(c, csrf, pin), _put_pin(c, csrf, pin)
+        assert page.status_code == api.status_code == 422, pin
+        assert page_error(page.text) == api.json()["detail"], pin
+
+
+def test_a_service_account_has_no_lock_screen_pin(services, users, client):
+    account = services.tokens.create_service_account(SYSTEM, "pin-feed", "Feed", "nurse")
+    token = services.tokens.issue(SYSTEM, account.id, "pin", ["patient.read"], 7).secret
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get(LOCK_PIN, headers=auth).json() == {"has_pin": False}
+    r = client.put(LOCK_PIN, json={"password": "", "pin": PIN}, headers=auth)
+    assert r.status_code == 409 and "service account" in r.json()["detail"]
+    assert client.delete(LOCK_PIN, headers=auth).status_code == 409

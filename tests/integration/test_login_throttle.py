@@ -11,9 +11,8 @@ from kctest import USERS, make_settings
 from sqlalchemy import select
 
 from ketaclinic.bootstrap import build_services
+from ketaclinic.http.deps import PRELOGIN_COOKIE
 from ketaclinic.store.tables import LoginAttempt
-from ketaclinic.web.app import create_app
-from ketaclinic.web.deps import PRELOGIN_COOKIE
 
 WRONG = "wrong-password-0"
 
@@ -33,10 +32,10 @@ def counted_clients(services) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def proxied_app(database_url, clock, users):  # type: ignore[no-untyped-def]
+def proxied_app(database_url, clock, users, app_for):  # type: ignore[no-untyped-def]
     """The app behind a reverse proxy at 10.0.0.5 (KETACLINIC_TRUSTED_PROXIES)."""
     svc = build_services(make_settings(database_url, trusted_proxies="10.0.0.5"), clock=clock)
-    yield create_app(svc)
+    yield app_for(svc)
     svc.close()
 
 
@@ -95,9 +94,9 @@ def test_a_spoofed_address_cannot_escape_the_throttle(app):
 
 
 @pytest.fixture
-def self_report_app(database_url, clock, users) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def self_report_app(database_url, clock, users, app_for) -> Iterator[object]:  # type: ignore[no-untyped-def]
     svc = build_services(make_settings(database_url, self_report_ip_limit=2), clock=clock)
-    yield create_app(svc)
+    yield app_for(svc)
     svc.close()
 
 

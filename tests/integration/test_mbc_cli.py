@@ -35,7 +35,8 @@ def test_a_clinic_definition_is_stored_versioned_and_shows_its_item_text(service
     assert "stored: qids-sr16@1.1.0" in capsys.readouterr().out
     assert main(["instruments", "load", str(path)], environ=env(services)) == 1  # a conflict
     assert "already stored" in capsys.readouterr().err
-    stored = services.mbc.instruments.stored()
+    with services.db.transaction() as s:
+        stored = services.mbc.instruments.stored(s)
     assert [(d.instrument_id, d.version, d.active) for d in stored] == [
         ("qids-sr16", "1.1.0", True)]
     p, _ = services.patients.create(SYSTEM, PatientCreate(
@@ -55,7 +56,8 @@ def test_a_clinic_definition_that_changes_item_ranges_is_refused(services, tmp_p
     path.write_text(json.dumps(raw), encoding="utf-8")
     assert main(["instruments", "load", str(path)], environ=env(services)) == 2
     assert "error:" in capsys.readouterr().err
-    assert services.mbc.instruments.stored() == []
+    with services.db.transaction() as s:
+        assert services.mbc.instruments.stored(s) == []
 
 
 def test_outbox_send_delivers_a_queued_link_through_the_console(services, users, capsys):

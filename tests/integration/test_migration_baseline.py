@@ -11,6 +11,7 @@ from pathlib import Path
 
 import kcprebaseline
 import pytest
+from alembic import command
 from kctest import drop_pg_database, fresh_database_url, make_settings
 from sqlalchemy import Engine, inspect, text
 
@@ -57,29 +58,37 @@ def _rows(engine: Engine) -> dict[str, list[str]]:
 
 
 def _old_head_with_a_clinic(url: str) -> None:
-    """The old chain to its head, then a small clinic written by today's services (the old
-    head's schema is today's), with an audit checkpoint."""
+    """The old chain to its head, then a small clinic written by today's services, with an
+    audit checkpoint. Today's services need today's schema: the database is brought to the
+    head for them, then the revisions after the baseline are undone (the baseline's schema is
+    the old head's) and it is stamped at the old head again, as an installation has it."""
     from ketaclinic.demo.clinic import seed_demo
 
     engine = make_engine(url)
     kcprebaseline.upgrade(engine)
+    migrate.upgrade(engine)
     engine.dispose()
-    svc = build_services(make_settings(url), clock=SteppingClock(START),
-                         require_current_schema=False)
+    svc = build_services(make_settings(url), clock=SteppingClock(START))
     try:
         seed_demo(svc, patients=3)
         svc.audit_log.checkpoint()
     finally:
         svc.close()
+    engine = make_engine(url)
+    try:
+        command.downgrade(migrate.alembic_config(engine), migrate.BASELINE)
+        command.stamp(kcprebaseline.old_config(engine), migrate.PRE_BASELINE_HEAD, purge=True)
+    finally:
+        engine.dispose()
 
 
 def test_a_fresh_baseline_has_the_old_chains_schema_and_seed_rows(new_url):
     old, new = make_engine(new_url()), make_engine(new_url())
     try:
         kcprebaseline.upgrade(old)
-        migrate.upgrade(new)
+        migrate.upgrade(new, migrate.BASELINE)
         assert migrate.current_revision(old) == migrate.PRE_BASELINE_HEAD
-        assert migrate.current_revision(new) == migrate.BASELINE == migrate.head_revision(new)
+        assert migrate.current_revision(new) == migrate.BASELINE
         assert kcprebaseline.schema(new) == kcprebaseline.schema(old)
         assert _rows(new) == _rows(old)  # 64 empty audit chain tips, a pending summary
         assert len(_rows(new)["audit_head"]) == 64
@@ -97,12 +106,13 @@ def test_migrate_moves_an_old_head_database_onto_the_baseline_without_changing_d
         before = _rows(engine)
         assert len(before["patients"]) == 3 and before["audit_events"]
         assert check_schema(engine).status == FAIL  # doctor: run `ketaclinic migrate`
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, migrate.BASELINE)  # the adoption alone; later revisions below
         assert migrate.current_revision(engine) == migrate.BASELINE
         assert _rows(engine) == before
-        migrate.upgrade(reference)
+        migrate.upgrade(reference, migrate.BASELINE)
         assert kcprebaseline.schema(engine) == kcprebaseline.schema(reference)
-        assert check_schema(engine).status == OK
+        migrate.upgrade(engine)  # then the revisions after the baseline
+        assert migrate.is_up_to_date(engine) and check_schema(engine).status == OK
     finally:
         engine.dispose()
         reference.dispose()

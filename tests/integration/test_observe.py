@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from kctest import USERS, make_settings
 
 from ketaclinic.bootstrap import build_services
-from ketaclinic.web.app import create_app
 
 CANARY_NAME = "Quillon-Vexabarre"
 CANARY_MRN = "CANARY-7731"
@@ -18,13 +17,13 @@ LOOPBACK = ("127.0.0.1", 40000)
 
 
 @pytest.fixture
-def make_app(database_url, clock, users):  # type: ignore[no-untyped-def]
+def make_app(database_url, clock, users, app_for):  # type: ignore[no-untyped-def]
     opened = []
 
     def _make(**overrides):  # type: ignore[no-untyped-def]
         svc = build_services(make_settings(database_url, **overrides), clock=clock)
         opened.append(svc)
-        return create_app(svc)
+        return app_for(svc)
 
     yield _make
     for svc in opened:

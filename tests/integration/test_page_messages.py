@@ -10,12 +10,19 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from ketaclinic import web
-from ketaclinic.web.messages import ACCOUNT_PAGE, ADMIN_USERS_PAGE, LOGIN_PAGE, MESSAGES
+from ketaclinic.web.messages import (
+    ACCOUNT_PAGE,
+    ADMIN_USERS_PAGE,
+    ADMIN_WEBHOOKS_PAGE,
+    LOGIN_PAGE,
+    MESSAGES,
+)
 
 HOSTILE = "Your account is locked, call 555-0100"
 # Query parameters that have carried a message into a page; a page that reads one must use codes.
 MESSAGE_PARAMS = {"msg", "message", "notice", "error", "info", "status"}
-WHO = {LOGIN_PAGE: None, ACCOUNT_PAGE: "nurse", ADMIN_USERS_PAGE: "admin"}
+WHO = {LOGIN_PAGE: None, ACCOUNT_PAGE: "nurse", ADMIN_USERS_PAGE: "admin",
+       ADMIN_WEBHOOKS_PAGE: "admin"}
 
 
 def message_pages() -> set[str]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 
 from bs4 import BeautifulSoup
-from kctest import csrf_from
+from kctest import csrf_from, page_error
 from sqlalchemy import func, select
 
 from ketaclinic.schemas import PatientCreate
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.store.tables import AuditEvent, Patient, PatientWeight
+from ketaclinic.store.tables import AuditEvent, Patient, PatientAmendment, PatientWeight
 
 JO = {"mrn": "T-100", "family_name": "Doe", "given_name": "Jo", "birth_date": "1980-04-30",
       "sex": "female", "weight": "82 kg"}
@@ -223,3 +223,95 @@ def test_concurrent_creates_never_fail_with_database_is_locked(services):
     assert errors == []
     assert count(services, Patient) == 60
     assert services.audit_log.verify().ok
+
+
+# --- one input model: the JSON body and the form are one PatientCreate / PatientUpdate ------
+TYPED = {"family_name": "  Same-Person ", "given_name": "Alex", "birth_date": "1975-06-07",
+         "sex": "other", "phone": "+1 (555) 010-2030", "email": "alex@example.org",
+         "address": "1 Clinic Road", "notes": "Prefers mornings.\nInterpreter: no.",
+         "weight": "81.5 kg"}
+EDITED = {"given_name": "Alexis", "phone": "", "notes": "Prefers afternoons."}
+
+
+def _stored_patient(services, patient_id: int) -> dict:  # type: ignore[no-untyped-def]
+    """A patient as stored, with its weights and amendments, without what differs by nature
+    (ids, the MRN each needs of its own, times)."""
+    with services.db.transaction() as s:
+        p = s.get(Patient, patient_id)
+        row = {c.key: getattr(p, c.key) for c in Patient.__table__.columns}
+        row["weights"] = [(w.measured_on, w.weight_kg) for w in s.execute(
+            select(PatientWeight).where(PatientWeight.patient_id == patient_id)).scalars()]
+        row["amendments"] = [(a.field, a.old_value, a.new_value, a.version) for a in s.execute(
+            select(PatientAmendment).where(PatientAmendment.patient_id == patient_id)
+            .order_by(PatientAmendment.id)).scalars()]
+    for key in ("id", "mrn", "created_at", "updated_at"):
+        row.pop(key)
+    return row
+
+
+def test_the_json_body_and_the_form_register_and_amend_the_same_patient(login, services):
+    """One input model: the same typed registration and edit, sent as JSON or as the form,
+    store the same record, weight and history."""
+    c, csrf = login("nurse")
+    stored = []
+    for how in ("form", "json"):  # the form first: it asks about a same-name patient
+        mrn = f"SAME-{how}"
+        if how == "json":
+            r = c.post("/api/patients", json=TYPED | {"mrn": mrn}, headers={"X-CSRF-Token": csrf})
+            assert r.status_code == 201, r.text
+            pid = r.json()["id"]
+            edit = {k: v for k, v in TYPED.items() if k != "weight"} | EDITED | {
+                "mrn": mrn, "version": 1}
+            r = c.put(f"/api/patients/{pid}", json=edit, headers={"X-CSRF-Token": csrf})
+            assert r.status_code == 200, r.text
+        else:
+            r = c.post("/patients/new", data=TYPED | {"mrn": mrn, "csrf_token": csrf},
+                       follow_redirects=False)
+            assert r.status_code == 303, r.text
+            pid = int(r.headers["location"].rsplit("/", 1)[1])
+            page = c.get(f"/patients/{pid}/edit").text
+            version = page.split('name="version" value="')[1].split('"')[0]
+            edit = {k: v for k, v in TYPED.items() if k != "weight"} | EDITED | {
+                "mrn": mrn, "version": version, "csrf_token": csrf}
+            r = c.post(f"/patients/{pid}/edit", data=edit, follow_redirects=False)
+            assert r.status_code == 303, r.text
+        stored.append(_stored_patient(services, pid))
+    assert stored[0] == stored[1]
+    assert stored[0]["family_name"] == "Same-Person" and stored[0]["version"] == 2
+    assert [a[0] for a in stored[0]["amendments"]] == ["given_name", "phone", "notes"]
+
+
+BAD_PATIENT = [
+    ({"birth_date": "2999-01-01"}, "birth_date: is in the future"),
+    ({"sex": "robot"}, "sex: Input should be"),
+    ({"mrn": "A B"}, "mrn: MRN must be 1–32 letters, digits or '-'"),
+    ({"email": "not-an-address"}, "email: is not an e-mail address"),
+    ({"given_name": "a\x07b"}, "given_name: contains control or invalid characters"),
+    ({"family_name": "x" * 101}, "family_name: String should have at most 100 characters"),
+    ({"family_name": "   "}, "family_name: String should have at least 1 character"),
+    ({"weight": "180 lb"}, "weight:"),
+    ({"birth_date": "1800-01-01", "phone": "call me"}, "birth_date: is before 1900; phone:"),
+]
+
+
+def test_bad_patient_input_reads_the_same_on_the_form_and_the_api(login, services):
+    c, csrf = login("nurse")
+    pid = c.post("/api/patients", json=JO, headers={"X-CSRF-Token": csrf}).json()["id"]
+    base = {k: v for k, v in JO.items() if k != "weight"}
+    for bad, needle in BAD_PATIENT:
+        api = c.post("/api/patients", json=JO | {"mrn": "T-200"} | bad,
+                     headers={"X-CSRF-Token": csrf})
+        page = c.post("/patients/new", data=JO | {"mrn": "T-200", "csrf_token": csrf} | bad)
+        assert api.status_code == page.status_code == 422, (bad, api.text)
+        assert api.json()["detail"] == page_error(page.text), bad
+        assert api.json()["detail"].startswith(needle), (bad, api.json()["detail"])
+        if "weight" in bad:
+            continue  # a weight is given at registration; an edit does not take one
+        api = c.put(f"/api/patients/{pid}", json=base | {"version": 1} | bad,
+                    headers={"X-CSRF-Token": csrf})
+        page = c.post(f"/patients/{pid}/edit",
+                      data=base | {"version": "1", "csrf_token": csrf} | bad)
+        assert api.status_code == page.status_code == 422, (bad, api.text)
+        assert api.json()["detail"] == page_error(page.text), bad
+    assert count(services, Patient) == 1
+    assert c.get(f"/api/patients/{pid}").json()["version"] == 1

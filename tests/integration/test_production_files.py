@@ -19,7 +19,6 @@ from sqlalchemy.engine import make_url
 from ketaclinic.bootstrap import build_services
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.backup import backup
-from ketaclinic.web.app import create_app
 
 
 def mode(path: Path) -> int:
@@ -63,8 +62,8 @@ def test_a_backup_and_its_new_folder_are_created_private(services, tmp_path, ope
 
 
 @pytest.fixture
-def web(services, users):  # type: ignore[no-untyped-def]
-    with TestClient(create_app(services), raise_server_exceptions=False) as c:
+def web(app):  # type: ignore[no-untyped-def]
+    with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -101,11 +100,11 @@ def database_refusing_writes(services, database_url) -> Iterator[None]:  # type:
 
 
 def test_readyz_answers_503_when_the_database_refuses_writes_and_healthz_stays_cheap(
-        database_url, clock, users, services):
+        database_url, clock, users, services, app_for):
     # A short lock wait, so the probe gives up quickly on SQLite.
     svc = build_services(make_settings(database_url, sqlite_busy_timeout_ms=200), clock=clock)
     try:
-        with TestClient(create_app(svc), raise_server_exceptions=False) as c:
+        with TestClient(app_for(svc), raise_server_exceptions=False) as c:
             with database_refusing_writes(svc, database_url):
                 ready = c.get("/readyz")
                 alive = c.get("/healthz")

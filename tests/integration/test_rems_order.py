@@ -20,8 +20,8 @@ def _left_early(services, users, clock, verbal: bool) -> int:  # type: ignore[no
                                                 weight="70 kg")
     kcchain.screen_eligible(services, users, pid, "esketamine")
     if verbal:
-        services.dosing.take_verbal_order(nurse, pid, kcchain.esketamine_request(cid),
-                                          "prescriber", True)
+        services.dosing.take_verbal_order(nurse, pid,
+                                          kcchain.verbal(kcchain.esketamine_request(cid)))
     else:
         kcchain.sign_order(services, users, pid, cid, esketamine=True)
     kcchain.check_in(services, users, sid, clock)

@@ -10,16 +10,15 @@ from fastapi.testclient import TestClient
 from kctest import USERS, make_settings
 
 from ketaclinic.bootstrap import build_services
-from ketaclinic.web.app import create_app
 
 ROOT = "/clinic"
 ABSOLUTE_URL = re.compile(r'(?:href|action|src|data-[a-z-]+-url)="(/[^"]*)"')
 
 
 @pytest.fixture
-def client(database_url, clock, users):  # type: ignore[no-untyped-def]
+def client(database_url, clock, users, app_for):  # type: ignore[no-untyped-def]
     svc = build_services(make_settings(database_url, root_path="clinic/"), clock=clock)
-    with TestClient(create_app(svc), raise_server_exceptions=False) as c:
+    with TestClient(app_for(svc), raise_server_exceptions=False) as c:
         yield c
     svc.close()
 

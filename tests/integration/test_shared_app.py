@@ -14,8 +14,8 @@ from ketaclinic.web.app import create_app, rebind
 from ketaclinic.web.audit_checkpoints import PeriodicAuditCheckpoint
 
 WRONG = "wrong-password-0"
-# The pair below runs on one worker, in this order (xdist's loadgroup keeps a group together).
-pytestmark = pytest.mark.xdist_group("shared_app")
+# The pair below: when both run on one worker (always without xdist, usually with `-n 2
+# --dist load`, which hands a worker neighbouring tests), the second gets the first's app object.
 SEEN: dict[str, object] = {}
 
 

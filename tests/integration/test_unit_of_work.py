@@ -45,6 +45,29 @@ def test_a_unit_without_the_permission_is_refused_audited_and_opens_nothing(serv
     assert row.detail == f"missing permission {Perm.PATIENT_READ.value}"
 
 
+def test_a_permission_checked_after_a_first_read_is_audited_for_that_patient(services, users):
+    """uow.require: the patient is known only from what a first transaction of the unit read;
+    a denial is audited as the unit's action with that patient, and nothing else is written."""
+    pid = _patient(services)
+    analyst, nurse = users["analyst"].actor, users["nurse"].actor
+    for actor in (analyst, nurse):
+        work = services.ctx.unit_of_work(actor, "uow.later")
+        with work:
+            found = work.patients.get(pid).id
+        if actor is analyst:
+            with pytest.raises(PermissionDenied):
+                work.require(Perm.PATIENT_READ, patient_id=found)
+        else:
+            work.require(Perm.PATIENT_READ, patient_id=found)
+            with work:
+                work.audit(patient_id=found)
+    assert [(r.username, r.outcome, r.patient_id) for r in _rows(services, "uow.later")] == [
+        (analyst.username, "denied", pid), (nurse.username, "ok", pid)]
+    with services.ctx.unit_of_work(nurse, "uow.later") as open_unit:  # not inside a transaction
+        with pytest.raises(RuntimeError, match="between"):
+            open_unit.require(Perm.PATIENT_READ, patient_id=pid)
+
+
 def test_a_missing_patient_is_one_not_found_message_and_a_probe_is_audited(
         services, users, login):
     with services.ctx.unit_of_work(users["nurse"].actor, "uow.get") as uow:

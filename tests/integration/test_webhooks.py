@@ -34,6 +34,7 @@ from ketaclinic.services.interop.webhooks import (
     secret_context,
     verify,
 )
+from ketaclinic.services.secretbox import SecretBox
 from ketaclinic.store.tables import AuditEvent
 from ketaclinic.store.tables_chair import RemsFormRow
 from ketaclinic.store.tables_mbc import ClinicalAlert, OutboxMessage, WebhookEndpoint
@@ -82,7 +83,10 @@ def receiver() -> Iterator[Receiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next poll: at the default 0.5 s that was most of a
+    # webhook test's time; 20 ms keeps it short at a negligible CPU cost while idle.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield state
@@ -423,6 +427,47 @@ def test_the_cli_adds_tests_lists_and_removes_an_endpoint(hooks, receiver, capsy
     assert main(["webhooks", "remove", "1"], environ=env) == 4  # not found
     assert main(["webhooks", "add", "http://169.254.169.254/", "--event", "alert.urgent"],
                 environ=env) == 2
+
+
+def test_encrypt_secrets_seals_and_re_seals_webhook_secrets_after_the_secret_key_changed(
+        hooks, users, receiver, capsys):
+    """After a change of KETACLINIC_SECRET_KEY the signing secrets sealed under the old one no
+    longer decrypt and every delivery fails; `ketaclinic user encrypt-secrets` with the old key
+    in KETACLINIC_PREVIOUS_SECRET_KEY seals them under the new one, as it does two-factor keys.
+    """
+    admin = users["admin"].actor
+    rotated, secret = hooks.webhooks.add(admin, f"{receiver.url}/rotated", ["alert.urgent"])
+    plain, plain_secret = hooks.webhooks.add(admin, f"{receiver.url}/plain", ["alert.urgent"])
+    old = "the-previous-instance-secret-" + "w" * 30
+    with hooks.db.transaction() as s:
+        s.get(WebhookEndpoint, rotated.id).secret = SecretBox.for_secrets(old).encrypt(
+            secret, secret_context(rotated.id))
+        s.get(WebhookEndpoint, plain.id).secret = plain_secret  # as an early version kept it
+    env = {"KETACLINIC_ENV": "test", "KETACLINIC_SECRET_KEY": TEST_SECRET,
+           "KETACLINIC_DATABASE_URL": hooks.settings.database_url}
+    assert main(["user", "encrypt-secrets", "--json"], environ=env) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["webhooks"] == {"encrypted": 1, "reencrypted": 0, "current": 0,
+                               "unreadable": [rotated.id]}
+    assert "webhook secrets" in doc["error"]["message"]
+    assert main(["user", "encrypt-secrets"], environ={
+        **env, "KETACLINIC_PREVIOUS_SECRET_KEY": old}) == 0
+    assert ("webhook secrets: 0 encrypted, 1 re-encrypted, 1 already current"
+            in capsys.readouterr().out)
+    with hooks.db.transaction() as s:
+        stored = {e.id: e.secret for e in s.execute(select(WebhookEndpoint)).scalars()}
+    assert all(v.startswith("v1.") and secret not in v and plain_secret not in v
+               for v in stored.values())
+    hooks.mbc.assessments.record(users["nurse"].actor, patient(hooks), "phq9", PHQ9_ITEM9)
+    assert (hooks.mbc.outbox.send_due().sent, len(receiver.seen)) == (2, 2)
+    for got in receiver.seen:  # each receiver's secret is the one it was given
+        key = secret if got.path == "/rotated" else plain_secret
+        assert verify(key, got.headers[SIGNATURE_HEADER], got.body, stamp(hooks.ctx.clock()))
+    with hooks.db.transaction() as s:
+        assert s.execute(select(AuditEvent.detail).where(
+            AuditEvent.action == "webhook.secrets.encrypt").order_by(AuditEvent.id)
+            ).scalars().all() == ["1 encrypted, 0 re-encrypted, 0 already current, 1 unreadable",
+                                  "0 encrypted, 1 re-encrypted, 1 already current, 0 unreadable"]
 
 
 def test_a_self_report_link_is_texted_to_the_patients_mobile_with_the_clinic_and_link_only(

@@ -9,6 +9,8 @@ from ketaclinic.clinical.eligibility import (
     BloodPressure,
     Diagnosis,
     Medication,
+    allergy_counts,
+    diagnosis_standing,
     patient_from_dict,
     screen_patient,
 )
@@ -42,6 +44,41 @@ def test_a_17_year_old_is_ineligible(rs, treatment):
 def test_no_depressive_episode_diagnosis_is_ineligible(rs, treatment):
     patient = replace(BASE, diagnoses=(Diagnosis("F41.1", "GAD", False),))
     assert _screen(patient, rs, treatment).decision == "ineligible"
+
+
+@pytest.mark.parametrize(("rs", "treatment"), ALL)
+def test_a_resolved_depressive_episode_is_not_the_indication(rs, treatment):
+    patient = replace(BASE, diagnoses=(Diagnosis("F33.2", "MDD", True, resolved=True),))
+    result = _screen(patient, rs, treatment)
+    assert result.decision == "ineligible"
+    assert _levels(result, "depressive-episode") == [Level.HARD]
+
+
+@pytest.mark.parametrize(("rs", "treatment"), ALL)
+def test_a_resolved_psychotic_disorder_is_still_a_history_of_psychosis(rs, treatment):
+    dx = (Diagnosis("F33.2", "MDD", True), Diagnosis("F23", "psychotic", resolved=True))
+    result = _screen(replace(BASE, diagnoses=dx), rs, treatment)
+    assert any(f.values.get("condition") == "psychosis_history" and f.level is not Level.OK
+               for f in result.findings)
+    assert _levels(result, "depressive-episode") == [Level.OK]
+
+
+def test_a_deactivated_row_stops_counting_only_for_a_clear_reason():
+    assert diagnosis_standing(True, None) == "active"
+    assert diagnosis_standing(False, "resolved") == "resolved"
+    assert diagnosis_standing(False, None) == "resolved"  # reason unknown: still history
+    assert diagnosis_standing(False, "entered-in-error") is None
+    assert allergy_counts(True, None) and allergy_counts(False, None)
+    assert not allergy_counts(False, "entered-in-error")
+    assert not allergy_counts(False, "refuted")
+
+
+def test_the_screening_json_takes_resolved_as_a_boolean_only():
+    doc = {"age_years": 40, "diagnoses": [{"code": "F33.2", "resolved": True}]}
+    assert patient_from_dict(doc).diagnoses[0].resolved is True
+    with pytest.raises(ClinicalInputError, match="resolved"):
+        patient_from_dict({"age_years": 40, "diagnoses": [{"code": "F33.2",
+                                                           "resolved": "yes"}]})
 
 
 ABSOLUTE = [

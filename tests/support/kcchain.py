@@ -24,7 +24,7 @@ from ketaclinic.schemas_chair import (
     ReceiptCreate,
 )
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.services.dosing.inputs import DoseInput
+from ketaclinic.services.dosing.inputs import DoseInput, VerbalOrderInput
 from ketaclinic.store.tables_chair import LedgerEntry
 from ketaclinic.store.tables_dosing import DoseOrder
 from ketaclinic.store.tables_treatment import TreatmentSession
@@ -67,6 +67,12 @@ def esketamine_request(course_id: int | None, dose_mg: int = 56, session_number:
 def iv_request(course_id: int | None, mg_per_kg: str = "0.5"):  # type: ignore[no-untyped-def]
     return DoseInput.model_validate({"route": "iv", "mg_per_kg": mg_per_kg, "infusion_min": "40",
                                "concentration_mg_per_ml": "1", "course_id": course_id})
+
+
+def verbal(request, prescriber: str = "prescriber", read_back: bool = True):  # type: ignore[no-untyped-def]
+    """``request`` (a DoseInput) as a verbal order from ``prescriber``, read back or not."""
+    return VerbalOrderInput.model_validate(request.model_dump() | {
+        "prescriber": prescriber, "read_back_confirmed": read_back})
 
 
 def sign_order(services, users, patient_id: int, course_id: int | None, esketamine: bool,  # type: ignore[no-untyped-def]

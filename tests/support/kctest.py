@@ -1,4 +1,9 @@
-"""Helpers shared by the test suite (imported as `kctest`)."""
+"""Helpers shared by the test suite (imported as `kctest`).
+
+SQLAlchemy and ketaclinic are imported inside the helpers that use them: tests/conftest.py
+imports this module, and so does the xdist controller, which runs no test and should not
+spend two CPU-seconds importing the application before it starts the workers.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 import re
 import secrets
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -14,13 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import make_url
-
-from ketaclinic.config import load_settings
-from ketaclinic.services.audit.trail import initial_heads
-from ketaclinic.store.db import make_engine
-from ketaclinic.store.models import Base
 
 BACKENDS = [b.strip() for b in os.environ.get(
     "KETACLINIC_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
@@ -55,6 +54,9 @@ def register_hypothesis_profiles() -> None:
 
 
 def _pg_admin_engine():  # type: ignore[no-untyped-def]
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
     engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT",
                            connect_args={"connect_timeout": 3})
     try:
@@ -69,6 +71,9 @@ def _pg_admin_engine():  # type: ignore[no-untyped-def]
 
 
 def create_pg_database() -> tuple[str, object]:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
     admin = _pg_admin_engine()
     name = f"kc_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
@@ -78,6 +83,8 @@ def create_pg_database() -> tuple[str, object]:
 
 
 def drop_pg_database(handle: object) -> None:
+    from sqlalchemy import text
+
     admin, name = handle  # type: ignore[misc]
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -114,6 +121,25 @@ def sqlite_test_folder(fallback: Path) -> Iterator[Path]:
 
 
 def make_settings(url: str, **overrides: object):  # type: ignore[no-untyped-def]
+    """Test settings for the database at ``url``. Settings are frozen and read nothing but
+    their arguments, so equal arguments give the same object (validating them again cost
+    about 1.5 ms, for every test's services)."""
+    try:
+        key = (url, tuple((k, type(v), v) for k, v in sorted(overrides.items())))
+        hash(key)
+    except TypeError:  # an unhashable override value: build it every time
+        return _make_settings(url, overrides)
+    if key not in _SETTINGS:
+        _SETTINGS[key] = _make_settings(url, overrides)
+    return _SETTINGS[key]
+
+
+_SETTINGS: dict[tuple[str, tuple[tuple[str, type, object], ...]], object] = {}
+
+
+def _make_settings(url: str, overrides: dict[str, object]):  # type: ignore[no-untyped-def]
+    from ketaclinic.config import load_settings
+
     values = {"KETACLINIC_ENV": "test", "KETACLINIC_DATABASE_URL": url,
               "KETACLINIC_SECRET_KEY": TEST_SECRET}
     return load_settings(values, **overrides)
@@ -133,6 +159,17 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
+def page_error(html: str) -> str:
+    """The refusal a page shows (its ``.alert.error`` text) as a person reads it; the page
+    must show one."""
+    from bs4 import BeautifulSoup
+
+    texts = {e.get_text(strip=True) for e in BeautifulSoup(html, "html.parser").select(
+        ".alert.error")}
+    assert len(texts) == 1, f"expected one refusal on the page, found {texts}"
+    return texts.pop()
+
+
 class StatementCount:
     """How many SQL statements ran (``n``); a test may set ``n = 0`` to start again."""
 
@@ -142,6 +179,8 @@ class StatementCount:
 @contextmanager
 def counting_statements(engine) -> Iterator[StatementCount]:  # type: ignore[no-untyped-def]
     """Counts the statements ``engine`` sends inside the block: for fixed-cost (no N+1) checks."""
+    from sqlalchemy import event
+
     counter = StatementCount()
 
     def _count(*_args, **_kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -154,6 +193,59 @@ def counting_statements(engine) -> Iterator[StatementCount]:  # type: ignore[no-
         event.remove(engine, "before_cursor_execute", _count)
 
 
+def listener_counts(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Event listeners on a ``Database``'s engine, its pool and its sessions, by event: a test
+    that adds one to a database other tests share must remove it before it ends."""
+    counts = {}
+    session = db.session_factory()
+    try:
+        for where, dispatch in (("engine", db.engine.dispatch), ("pool", db.engine.pool.dispatch),
+                                ("session", session.dispatch)):
+            for name in dispatch._event_names:
+                counts[f"{where}.{name}"] = len(getattr(dispatch, name))
+    finally:
+        session.close()
+    return counts
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database or an in-memory one)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _sqlite_files(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")] + [path]
+
+
+def save_sqlite_template(url: str, template: Path) -> None:
+    """Copy the SQLite database at ``url`` (no connection open on it) to ``template``: its WAL
+    is checkpointed into the main file first, so the one file holds every committed row."""
+    path = sqlite_file(url)
+    assert path is not None, url
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    shutil.copy(path, template)
+
+
+def restore_sqlite_template(url: str, template: Path) -> None:
+    """Put the database at ``url`` back to ``template``, byte for byte: the file, its WAL and
+    shared-memory files are removed and the template copied in (with its mode, 0600). A
+    connection a test left open keeps the removed file; nothing of it reaches the new one."""
+    path = sqlite_file(url)
+    assert path is not None, url
+    for old in _sqlite_files(path):
+        old.unlink(missing_ok=True)
+    shutil.copy(template, path)
+
+
 def wipe(url: str) -> None:
     """Empty every table of a migrated test database and put back the audit chain's heads.
 
@@ -162,6 +254,12 @@ def wipe(url: str) -> None:
     time), where deleting the few rows a test wrote takes milliseconds. Every sequence starts
     at 1 again, as TRUNCATE ... RESTART IDENTITY did.
     """
+    from sqlalchemy import text
+
+    from ketaclinic.services.audit.trail import initial_heads
+    from ketaclinic.store.db import make_engine
+    from ketaclinic.store.models import Base
+
     engine = make_engine(url)
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:

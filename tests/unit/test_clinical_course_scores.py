@@ -1,5 +1,6 @@
-"""The per-course outcome rules that moved into clinical/outcomes.py: dosed sessions, the end of
-induction, the follow-up window of each course and its primary instrument (no database)."""
+"""The per-course outcome rules of the clinical core (clinical/course_scores.py): dosed
+sessions, the end of induction, the follow-up window of each course and its primary instrument
+(no database)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from types import SimpleNamespace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ketaclinic.clinical.outcomes import (
+from ketaclinic.clinical.course_scores import (
     NOT_DOSED,
-    ClinicalEvent,
     course_dose_times,
     course_end_of_induction,
     course_ends,
     evaluate_course_scores,
 )
+from ketaclinic.clinical.outcomes import ClinicalEvent
 from ketaclinic.clinical.survival import survival_subject, time_to_relapse
 
 T0 = dt.datetime(2026, 1, 5, 9, 0)

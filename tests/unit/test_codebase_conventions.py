@@ -13,6 +13,7 @@ import importlib
 import re
 from pathlib import Path
 
+import kcsource
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,9 +32,8 @@ def _modules_with_all() -> list[Path]:
 
 def public_names(path: Path) -> set[str]:
     """Names a module offers: its top-level definitions; for a package, also what it imports."""
-    tree = ast.parse(path.read_text("utf-8"))
     names: set[str] = set()
-    for node in tree.body:
+    for node in kcsource.tree(path).body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
         elif isinstance(node, ast.Assign):
@@ -85,7 +85,7 @@ def test_no_source_file_names_an_issue_number():
 
 def _imported_modules(path: Path) -> set[str]:
     found = set()
-    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+    for node in ast.walk(kcsource.tree(path)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -103,3 +103,16 @@ def test_the_json_api_does_not_import_the_web_pages():
     }
     assert not offenders, f"api/ imports web/: {sorted(offenders)}"
     assert "ketaclinic.http.deps" in _imported_modules(SRC / "ketaclinic" / "api" / "routes.py")
+
+
+CLINICAL_MODULE_MAX_LINES = 600
+
+
+def test_no_module_of_the_clinical_core_reaches_600_lines():
+    """A long module holds two ideas; the core is read by clinicians, so split it on its seams."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in sorted(CLINICAL.rglob("*.py"))
+        if (n := len(path.read_text("utf-8").splitlines())) >= CLINICAL_MODULE_MAX_LINES
+    }
+    assert not long, f"split these along a seam: {long}"

@@ -14,6 +14,8 @@ from functools import cache
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import kcsource
+
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "ketaclinic"
 
@@ -33,9 +35,8 @@ def _declared_runtime_distributions() -> set[str]:
 
 
 def _top_level_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(kcsource.tree(path)):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

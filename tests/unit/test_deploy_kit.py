@@ -83,6 +83,9 @@ def test_every_systemd_unit_runs_a_command_the_cli_has():
         known = {o for p in cmd.params for o in p.opts}
         assert set(options) <= known, (unit.name, options)
     assert (DEPLOY / "systemd" / "ketaclinic-outbox.timer").exists()
+    # Expired $export files are deleted on a schedule, not only when the next export starts.
+    assert (DEPLOY / "systemd" / "ketaclinic-export-expire.timer").exists()
+    assert "ketaclinic export expire" in (DEPLOY / "compose.yaml").read_text()
 
 
 def test_a_made_up_unit_command_would_be_caught():

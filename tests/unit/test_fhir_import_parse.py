@@ -78,3 +78,47 @@ def test_an_international_phone_number_is_not_taken_for_a_formula():
     items = parse_roster("mrn,family,given,birth_date,sex,phone\n"
                          "A-1,Roe,Ann,1970-01-02,female,+44 20 7946 0000\n")
     assert items[0].fields["phone"] == "+44 20 7946 0000"  # type: ignore[union-attr]
+
+
+def _status(kind: str, code: str | None) -> dict:
+    return {} if code is None else {kind: {"coding": [{"code": code}]}}
+
+
+@pytest.mark.parametrize("clinical, verification, reason, review", [
+    ("active", None, None, False), ("recurrence", None, None, False),
+    ("relapse", "confirmed", None, False), ("inactive", None, "resolved", False),
+    ("remission", None, "resolved", False), ("resolved", "confirmed", "resolved", False),
+    ("active", "refuted", "resolved", True),  # never dropped: history, for a person to review
+    (None, "confirmed", None, True),  # no status: still counts, and is flagged
+])
+def test_a_condition_s_status_decides_its_inactive_reason(clinical, verification, reason,
+                                                          review):
+    bundle = copy.deepcopy(BUNDLE)
+    i, condition = next((i, e["resource"]) for i, e in enumerate(bundle["entry"])
+                        if e["resource"]["resourceType"] == "Condition")
+    for key in ("clinicalStatus", "verificationStatus"):
+        condition.pop(key, None)
+    condition.update(_status("clinicalStatus", clinical))
+    condition.update(_status("verificationStatus", verification))
+    item = parse_bundle(bundle)[i]
+    assert isinstance(item, ChildItem)
+    assert (item.inactive_reason, bool(item.review)) == (reason, review)
+
+
+@pytest.mark.parametrize("clinical, verification, reason, review", [
+    ("active", "confirmed", None, False), ("inactive", "refuted", "refuted", False),
+    ("inactive", None, None, True), ("resolved", "confirmed", None, True),  # keeps counting
+    (None, "unconfirmed", None, True), ("active", "unconfirmed", None, False),
+])
+def test_an_allergy_stops_counting_on_import_only_when_refuted(clinical, verification, reason,
+                                                              review):
+    bundle = copy.deepcopy(BUNDLE)
+    i, allergy = next((i, e["resource"]) for i, e in enumerate(bundle["entry"])
+                      if e["resource"]["resourceType"] == "AllergyIntolerance")
+    for key in ("clinicalStatus", "verificationStatus"):
+        allergy.pop(key, None)
+    allergy.update(_status("clinicalStatus", clinical))
+    allergy.update(_status("verificationStatus", verification))
+    item = parse_bundle(bundle)[i]
+    assert isinstance(item, ChildItem)
+    assert (item.inactive_reason, bool(item.review)) == (reason, review)

@@ -104,3 +104,47 @@ def test_the_bundle_checks_catch_a_wrong_reference_target_and_a_bad_status():
     assert any("QuestionnaireResponse.status" in p for p in problems)
     with pytest.raises(ValueError):
         bundle([patient], "batch", "https://clinic.example.org/fhir")
+
+
+def _dx(active=True, reason=None):  # type: ignore[no-untyped-def]
+    return SimpleNamespace(id=3, system="icd10", code="F33.2", display="MDD", onset_on=None,
+                           active=active, inactive_reason=reason, recorded_at=AT)
+
+
+def _al(active=True, reason=None):  # type: ignore[no-untyped-def]
+    return SimpleNamespace(id=4, substance="latex", reaction="", active=active,
+                           inactive_reason=reason, recorded_at=AT)
+
+
+def _status(r, key):  # type: ignore[no-untyped-def]
+    return r[key]["coding"][0]["code"] if key in r else None
+
+
+@pytest.mark.parametrize(("active", "reason", "clinical", "verification"), [
+    (True, None, "active", "confirmed"),
+    (False, "resolved", "resolved", "confirmed"),
+    (False, "entered-in-error", None, "entered-in-error"),  # con-5: no clinicalStatus
+    (False, None, "inactive", "confirmed"),  # inactive for a reason nobody recorded
+])
+def test_a_condition_carries_why_it_is_no_longer_active(active, reason, clinical,
+                                                        verification):
+    r = fm.condition(_dx(active, reason), PREF)
+    assert (_status(r, "clinicalStatus"), _status(r, "verificationStatus")) == (
+        clinical, verification)
+    assert r4b_problems([r]) == []
+
+
+@pytest.mark.parametrize(("active", "reason", "clinical", "verification"), [
+    (True, None, "active", None),
+    (False, "refuted", "inactive", "refuted"),
+    (False, "entered-in-error", None, "entered-in-error"),  # ait-2: no clinicalStatus
+    (False, None, "inactive", None),
+])
+def test_an_allergy_carries_why_it_is_no_longer_active(active, reason, clinical,
+                                                      verification):
+    r = fm.allergy(_al(active, reason), PREF)
+    assert (_status(r, "clinicalStatus"), _status(r, "verificationStatus")) == (
+        clinical, verification)
+    if verification:
+        assert r["verificationStatus"]["coding"][0]["system"] == fm.ALLERGY_VERIFICATION
+    assert r4b_problems([r]) == []

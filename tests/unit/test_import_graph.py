@@ -16,6 +16,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import kcsource
+
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 PACKAGE = SRC / "ketaclinic"
@@ -74,7 +76,7 @@ def imports(path: Path, name: str) -> tuple[set[str], set[str]]:
                     if isinstance(children, list):
                         visit([c for c in children if isinstance(c, ast.AST)], inside_function)
 
-    visit(ast.parse(path.read_text("utf-8")).body, False)
+    visit(kcsource.tree(path).body, False)
     return top, local
 
 

@@ -33,3 +33,9 @@ def test_the_test_sessions_cheap_hasher_is_the_tests_alone():
     # no KETACLINIC_* setting can lower the cost in a deployment
     names = " ".join(config.Settings.model_fields).lower()
     assert not any(word in names for word in ("argon", "hash_cost", "kdf", "memory_cost"))
+
+
+def test_an_unknown_name_is_checked_against_a_hash_of_the_same_cost_as_a_real_one():
+    # login() verifies a password for a name nobody has against this hash: at another cost,
+    # the time of a failed login would tell which names exist.
+    assert extract_parameters(auth._dummy_hash()) == extract_parameters(auth.hash_password("pw"))

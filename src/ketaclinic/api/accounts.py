@@ -1,11 +1,12 @@
-"""The account lifecycle in the JSON API: own password and recovery codes, admin resets."""
+"""The account lifecycle in the JSON API: own password, recovery codes and lock-screen PIN,
+admin resets."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ketaclinic.api.routes import UserPublic, _user
 from ketaclinic.http.deps import (
@@ -16,6 +17,7 @@ from ketaclinic.http.deps import (
     client_address,
 )
 from ketaclinic.schemas import PasswordChange, PasswordResetCreate, Reauthentication, UtcTimestamp
+from ketaclinic.services.accounts.inputs import LockPinSet
 
 router = APIRouter(prefix="/api")
 
@@ -49,6 +51,40 @@ def api_recovery_codes(body: Reauthentication, request: Request, svc: ServicesDe
     """Ten new one-time recovery codes (earlier ones stop working); needs your password."""
     return RecoveryCodesPublic(codes=svc.accounts.regenerate_recovery_codes(
         viewer.actor, body.password, client=client_address(request)))
+
+
+class LockPinPublic(BaseModel):
+    has_pin: bool = Field(description="Whether you have a lock-screen PIN (never the PIN)")
+
+
+LOCK_PIN = "/me/lock-pin"
+
+
+@router.get(LOCK_PIN, response_model=LockPinPublic, tags=["account"])
+def api_lock_pin(svc: ServicesDep, viewer: ApiViewerDep) -> LockPinPublic:
+    """Whether you have a lock-screen PIN: after the idle timeout a locked session is unlocked
+    with it (or the password), ``POST /api/session/unlock``."""
+    return LockPinPublic(has_pin=svc.lock.has_pin(viewer.actor))
+
+
+@router.put(LOCK_PIN, response_model=LockPinPublic, tags=["account"], responses={
+    409: {"description": "A service account has no lock screen"},
+    422: {"description": "The current password is not correct, or the PIN is refused (6 to 8 "
+          "digits, not one repeated digit nor a run like 123456, not your password)"}})
+def api_set_lock_pin(body: LockPinSet, svc: ServicesDep,
+                     viewer: ApiViewerDep) -> LockPinPublic:
+    """Set or replace your lock-screen PIN, as on *My account*: your current password confirms
+    it is you (a wrong one is audited); the PIN is stored hashed like a password."""
+    svc.lock.set_pin(viewer.actor, body.password, body.pin)
+    return LockPinPublic(has_pin=True)
+
+
+@router.delete(LOCK_PIN, response_model=LockPinPublic, tags=["account"], responses={
+    409: {"description": "A service account has no lock screen"}})
+def api_remove_lock_pin(svc: ServicesDep, viewer: ApiViewerDep) -> LockPinPublic:
+    """Remove your lock-screen PIN: a locked session then unlocks with the password only."""
+    svc.lock.clear_pin(viewer.actor)
+    return LockPinPublic(has_pin=False)
 
 
 @router.post("/users/{user_id}/reset-password", response_model=PasswordResetPublic,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
-from ketaclinic.services.dosing.inputs import DoseInput
+from ketaclinic.services.dosing.inputs import (
+    CopyBody,
+    DoseInput,
+    ScreeningRequest,
+    SignoffBody,
+    VerbalOrderInput,
+)
 from ketaclinic.services.dosing.rulesets import Cosign, document_text
 from ketaclinic.services.dosing.service import DoseBlocked
 
@@ -21,14 +27,6 @@ Rows = Page[dict[str, Any]]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ScreeningRequest(_Strict):
-    treatment: Literal["ketamine-iv", "esketamine"]
-
-
-class SignoffBody(_Strict):
-    reason: str = Field(min_length=1, max_length=1000)
 
 
 class FactsBody(_Strict):
@@ -103,22 +101,12 @@ def api_dose_save(patient_id: int, body: DoseInput, response: Response, svc: Ser
     return record.as_dict()
 
 
-class VerbalOrderBody(DoseInput):
-    prescriber: str = Field(min_length=1, max_length=64,
-                            description="Username of the prescriber who gave the order")
-    read_back_confirmed: bool = Field(description="The order was read back and confirmed")
-
-
 @router.post("/patients/{patient_id}/verbal-orders", status_code=201, tags=["doses"])
-def api_verbal_order(patient_id: int, body: VerbalOrderBody, svc: ServicesDep,
+def api_verbal_order(patient_id: int, body: VerbalOrderInput, svc: ServicesDep,
                      viewer: ApiViewerDep) -> dict:
     """A verbal or telephone order taken at the chair (audited; countersign within the rule
-    set's hours)."""
-    # A verbal order is not a place to go past soft findings: its overrides are not taken.
-    record = svc.dosing.take_verbal_order(viewer.actor, patient_id,
-                                          body.model_copy(update={"overrides": ()}),
-                                          body.prescriber, body.read_back_confirmed)
-    return record.as_dict()
+    set's hours). Its overrides are not taken: soft findings cannot be overridden on one."""
+    return svc.dosing.take_verbal_order(viewer.actor, patient_id, body).as_dict()
 
 
 @router.post("/patients/{patient_id}/doses/{order_id}/countersign", tags=["doses"])
@@ -136,12 +124,6 @@ def api_doses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
 
 
 # --- rule sets ----------------------------------------------------------------------------
-class CopyBody(_Strict):
-    source_id: str = Field(max_length=60)
-    new_id: str = Field(max_length=60)
-    title: str = Field("", max_length=200)
-
-
 class ValuesBody(_Strict):
     changes: dict[str, str | float] = Field(max_length=200)
     note: str = Field(min_length=1, max_length=400)

@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ketaclinic.api.paging import Page, PageDep
-from ketaclinic.clinical.outcomes import RELAPSE_EVENT_KINDS
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep, client_address
 from ketaclinic.schemas import UtcTimestamp
 from ketaclinic.services.mbc.assessments import AssessmentRecord
+from ketaclinic.services.mbc.inputs import (
+    AcknowledgeRequest,
+    AssessmentCreate,
+    EventCreate,
+    LinkCreate,
+    SelfReportSubmit,
+)
 
 router = APIRouter(prefix="/api", tags=["measurement-based care"])
-
-Answer = int | str | None
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AssessmentCreate(_Strict):
-    instrument: str = Field(min_length=1, max_length=40, description="e.g. phq9, madrs")
-    answers: list[Answer] = Field(max_length=60, description="One answer per item in item "
-                                  "order; null = missing")
-    administered_at: dt.datetime | None = Field(
-        None, description="ISO 8601 with an offset; without one, UTC; default now")
-    course_id: int | None = None
-    session_id: int | None = None
 
 
 class AssessmentPublic(BaseModel):
@@ -66,34 +55,12 @@ class AlertPublic(BaseModel):
     ack_note: str
 
 
-class AcknowledgeRequest(_Strict):
-    note: str = Field(min_length=1, max_length=2000)
-
-
-class LinkCreate(_Strict):
-    instrument: str = Field(min_length=1, max_length=40)
-    course_id: int | None = None
-    delivery: Literal["shown", "console", "email", "sms"] = "shown"
-
-
 class LinkPublic(BaseModel):
     id: int
     instrument_id: str
     delivery: str
     expires_at: UtcTimestamp
     url: str | None = Field(None, description="Shown once, only for delivery 'shown'")
-
-
-class EventCreate(_Strict):
-    kind: Literal[RELAPSE_EVENT_KINDS]  # type: ignore[valid-type]
-    occurred_on: dt.date
-    note: str = Field("", max_length=2000)
-    course_id: int | None = None
-
-
-class SelfReportSubmit(_Strict):
-    form_key: str = Field(min_length=1, max_length=100)
-    answers: list[Answer] = Field(max_length=60)
 
 
 def _public(r: AssessmentRecord) -> AssessmentPublic:
@@ -111,10 +78,8 @@ def api_create_assessment(
     patient_id: int, body: AssessmentCreate, response: Response, svc: ServicesDep,
     viewer: ApiViewerDep, idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> AssessmentPublic:
-    record, created = svc.mbc.assessments.record(
-        viewer.actor, patient_id, body.instrument, body.answers,
-        administered_at=body.administered_at, course_id=body.course_id,
-        session_id=body.session_id, idempotency_key=idempotency_key)
+    record, created = svc.mbc.assessments.create(viewer.actor, patient_id, body,
+                                                 idempotency_key)
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/api/patients/{patient_id}/assessments/{record.id}"

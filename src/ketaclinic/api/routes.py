@@ -19,9 +19,12 @@ from ketaclinic.http.deps import (
 )
 from ketaclinic.schemas import (
     AllergyCreate,
+    AllergyDeactivate,
     DiagnosisCreate,
+    DiagnosisDeactivate,
     LoginRequest,
     MedicationCreate,
+    MedicationStop,
     PatientCreate,
     PatientUpdate,
     UserCreate,
@@ -208,6 +211,39 @@ def api_add_allergy(patient_id: int, body: AllergyCreate, svc: ServicesDep,
                     viewer: ApiViewerDep) -> dict[str, str]:
     svc.patients.add_allergy(viewer.actor, patient_id, body)
     return {"status": "created"}
+
+
+@router.post("/patients/{patient_id}/diagnoses/{diagnosis_id}/deactivate", tags=["patients"])
+def api_deactivate_diagnosis(patient_id: int, diagnosis_id: int, body: DiagnosisDeactivate,
+                             svc: ServicesDep, viewer: ApiViewerDep) -> dict[str, str]:
+    """Mark a diagnosis resolved or entered in error. The row is kept (history, FHIR export
+    as Condition clinicalStatus resolved or verificationStatus entered-in-error). A resolved
+    diagnosis is still history for screening (e.g. a past psychotic episode) but no longer the
+    indication; one entered in error counts nowhere. Repeating the request changes nothing
+    (``status: unchanged``)."""
+    changed = svc.patients.deactivate_diagnosis(viewer.actor, patient_id, diagnosis_id, body)
+    return {"status": "deactivated" if changed else "unchanged", "reason": body.reason}
+
+
+@router.post("/patients/{patient_id}/medications/{medication_id}/stop", tags=["patients"])
+def api_stop_medication(patient_id: int, medication_id: int, body: MedicationStop,
+                        svc: ServicesDep, viewer: ApiViewerDep) -> dict[str, str]:
+    """Stop a medication (body ``{}``), as the patient page's Stop button does. The row is
+    kept (history; FHIR export as MedicationStatement status stopped) and no longer counts
+    in screening (interactions, current medicines). Repeating the request changes nothing
+    (``status: unchanged``)."""
+    changed = svc.patients.set_medication_active(viewer.actor, patient_id, medication_id, False)
+    return {"status": "stopped" if changed else "unchanged"}
+
+
+@router.post("/patients/{patient_id}/allergies/{allergy_id}/deactivate", tags=["patients"])
+def api_deactivate_allergy(patient_id: int, allergy_id: int, body: AllergyDeactivate,
+                           svc: ServicesDep, viewer: ApiViewerDep) -> dict[str, str]:
+    """Mark an allergy entered in error or refuted: screening stops counting it. The row is
+    kept (history, FHIR export as AllergyIntolerance verificationStatus entered-in-error or
+    refuted). Repeating the request changes nothing (``status: unchanged``)."""
+    changed = svc.patients.deactivate_allergy(viewer.actor, patient_id, allergy_id, body)
+    return {"status": "deactivated" if changed else "unchanged", "reason": body.reason}
 
 
 # --- administration -----------------------------------------------------------------------

@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.api.routes import UserPublic, _user
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 from ketaclinic.schemas import UtcTimestamp
 from ketaclinic.services.accounts.api_tokens import TokenInfo
+from ketaclinic.services.accounts.inputs import ServiceAccountCreate, TokenCreate
 from ketaclinic.services.accounts.permissions import SCOPES
 
 router = APIRouter(prefix="/api", tags=["admin"])
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=5000)
-
-
-class ServiceAccountCreate(_Strict):
-    username: str = Field(min_length=2, max_length=63)
-    full_name: str = Field(min_length=1, max_length=200,
-                           description="What the integration is, e.g. 'Lab results feed'")
-    role: Literal["admin", "prescriber", "nurse", "analyst"] = Field(
-        description="The most its tokens may do")
-
-
-class TokenCreate(_Strict):
-    label: str = Field(min_length=1, max_length=100)
-    scopes: list[str] = Field(min_length=1, max_length=len(SCOPES),
-                              description="Permission names, e.g. patient.read; each must be "
-                              "granted by the account's role (GET /api/tokens/scopes)")
-    expires_in_days: int = Field(ge=1, le=3650, description="Required; at most "
-                                 "KETACLINIC_API_TOKEN_MAX_DAYS")
 
 
 class TokenPublic(BaseModel):

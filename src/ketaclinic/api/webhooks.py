@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 from ketaclinic.schemas import UtcTimestamp
+from ketaclinic.services.interop.inputs import WebhookCreate
 from ketaclinic.services.interop.webhooks import EndpointInfo
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
-
-Event = Literal["alert.urgent", "rems.deadline"]
-
-
-class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(min_length=1, max_length=500, description="https:// address that "
-                     "receives the signed POSTs")
-    events: list[Event] = Field(min_length=1, max_length=2)
-    description: str = Field("", max_length=200)
 
 
 class WebhookPublic(BaseModel):

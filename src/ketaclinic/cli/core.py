@@ -193,23 +193,35 @@ def user_reset_2fa(
 
 @user_app.command("encrypt-secrets")
 def user_encrypt_secrets(as_json: JsonFlag = False) -> None:
-    """Encrypt two-factor keys stored in plaintext (AES-256-GCM, key derived from
-    KETACLINIC_SECRET_KEY). After changing the secret key, set KETACLINIC_PREVIOUS_SECRET_KEY
-    to the old one to re-encrypt the keys under the new one. Exits 1 if a key stays unreadable.
+    """Encrypt two-factor keys and webhook signing secrets stored in plaintext (AES-256-GCM,
+    key derived from KETACLINIC_SECRET_KEY). After changing the secret key, set
+    KETACLINIC_PREVIOUS_SECRET_KEY to the old one to re-encrypt them under the new one. Exits 1
+    if a key or secret stays unreadable.
     """
+    previous = environ().get("KETACLINIC_PREVIOUS_SECRET_KEY")
     svc = open_services()
     try:
-        report = svc.accounts.encrypt_secrets(environ().get("KETACLINIC_PREVIOUS_SECRET_KEY"))
+        report = svc.accounts.encrypt_secrets(previous)
+        hooks = svc.webhooks.encrypt_secrets(previous)
     finally:
         svc.close()
     unreadable = sorted(set(report.unreadable))
-    problem = CliError("unreadable two-factor keys (reset their two-factor login with "
-                       f"`ketaclinic user reset-2fa`): {', '.join(unreadable)}",
-                       EXIT_REFUSED) if unreadable else None
+    problems = ([f"unreadable two-factor keys (reset their two-factor login with `ketaclinic "
+                 f"user reset-2fa`): {', '.join(unreadable)}"] if unreadable else []) + (
+        [f"unreadable webhook secrets (remove and re-add those endpoints with `ketaclinic "
+         f"webhooks`): {', '.join(hooks.unreadable)}"] if hooks.unreadable else [])
+    problem = CliError("; ".join(problems), EXIT_REFUSED) if problems else None
+
+    def counts(r) -> str:  # type: ignore[no-untyped-def]
+        return f"{r.encrypted} encrypted, {r.reencrypted} re-encrypted, {r.current} already current"
+
     emit({"encrypted": report.encrypted, "reencrypted": report.reencrypted,
-          "current": report.current, "unreadable": unreadable}, as_json,
-         lambda: console.print(f"{report.encrypted} encrypted, {report.reencrypted} "
-                               f"re-encrypted, {report.current} already current"),
+          "current": report.current, "unreadable": unreadable,
+          "webhooks": {"encrypted": hooks.encrypted, "reencrypted": hooks.reencrypted,
+                       "current": hooks.current,
+                       "unreadable": [int(i) for i in hooks.unreadable]}}, as_json,
+         lambda: console.print(f"two-factor keys: {counts(report)}\n"
+                               f"webhook secrets: {counts(hooks)}"),
          error=problem)
 
 

@@ -178,6 +178,22 @@ def _write_bundles(svc, actor, patients, folder: Path, kind: str):  # type: igno
     return f"wrote {count} bundle(s) to {folder}", {"bundles": count}
 
 
+@export_app.command("expire")
+def export_expire(as_json: JsonFlag = False) -> None:
+    """Delete the FHIR $export jobs older than KETACLINIC_EXPORT_RETENTION_HOURS (their files
+    hold identified data); audited as export.fhir_expire. Run it on a timer (deploy/)."""
+    from ketaclinic.cli.core import open_services
+    from ketaclinic.services.audit.trail import SYSTEM
+
+    svc = open_services()
+    try:
+        gone = svc.outcomes.fhir_jobs.expire(SYSTEM)
+    finally:
+        svc.close()
+    emit({"deleted": len(gone), "jobs": gone}, as_json,
+         f"deleted {len(gone)} expired $export job(s)")
+
+
 @export_app.command("deidentified")
 def export_deidentified(
     out: Annotated[str, typer.Option("--out", help="Zip file to write, or - for stdout")],

@@ -48,9 +48,35 @@ SEXES = ("female", "male", "other", "unknown")
 
 @dataclass(frozen=True)
 class Diagnosis:
+    """A recorded diagnosis. ``resolved``: the condition is over. A resolved diagnosis is still
+    history (a past psychotic or manic episode still sets its condition flag) but no longer the
+    indication: a resolved depressive episode is not one being treated."""
+
     code: str
     label: str = ""
     depressive_episode: bool = False
+    resolved: bool = False
+
+
+# Why a recorded diagnosis or allergy was deactivated (the registry's inactive_reason).
+DIAGNOSIS_INACTIVE_REASONS = ("resolved", "entered-in-error")
+ALLERGY_INACTIVE_REASONS = ("entered-in-error", "refuted")
+
+
+def diagnosis_standing(active: bool, inactive_reason: str | None) -> str | None:
+    """How a recorded diagnosis counts in screening: "active", "resolved" (history: it still
+    sets its condition flag, it is not the indication) or None (entered in error: never so).
+    An inactive one whose reason is not recorded counts as resolved: unknown is not negative."""
+    if active:
+        return "active"
+    return None if inactive_reason == "entered-in-error" else "resolved"
+
+
+def allergy_counts(active: bool, inactive_reason: str | None) -> bool:
+    """Whether a recorded allergy still counts in screening: not once entered in error or
+    refuted; an inactive one whose reason is not recorded still does (unknown is not
+    negative)."""
+    return active or inactive_reason not in ALLERGY_INACTIVE_REASONS
 
 
 @dataclass(frozen=True)
@@ -130,7 +156,8 @@ def _check_age(p: PatientFacts, rs: RuleSet) -> list[Finding]:
 
 
 def _check_diagnosis(p: PatientFacts) -> list[Finding]:
-    codes = [d.code for d in p.diagnoses if d.depressive_episode or is_depressive_icd10(d.code)]
+    codes = [d.code for d in p.diagnoses if not d.resolved
+             and (d.depressive_episode or is_depressive_icd10(d.code))]
     if codes:
         return [
             Finding(
@@ -147,7 +174,8 @@ def _check_diagnosis(p: PatientFacts) -> list[Finding]:
             Level.HARD,
             "No depressive-episode diagnosis recorded: treatment is indicated for depression only",
             "Indication (Spravato label; APA 2017 consensus)",
-            {"diagnoses": [d.code for d in p.diagnoses]},
+            {"diagnoses": [d.code for d in p.diagnoses],
+             "resolved": [d.code for d in p.diagnoses if d.resolved]},
         )
     ]
 
@@ -489,11 +517,12 @@ def _medication(doc: Any, i: int) -> Medication:
 
 
 def _diagnosis(doc: Any, i: int) -> Diagnosis:
-    d = _known(doc, {"code", "label", "depressive_episode"}, f"diagnoses[{i}]")
+    d = _known(doc, {"code", "label", "depressive_episode", "resolved"}, f"diagnoses[{i}]")
     return Diagnosis(
         str(d.get("code", "")),
         str(d.get("label", "")),
         _flag(d, "depressive_episode", f"diagnoses[{i}]"),
+        _flag(d, "resolved", f"diagnoses[{i}]"),
     )
 
 

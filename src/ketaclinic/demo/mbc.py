@@ -23,8 +23,8 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from ketaclinic.bootstrap import Services
+from ketaclinic.clinical.course_scores import course_dose_times
 from ketaclinic.clinical.instruments import ScoreResult, load_bundled, score_answers
-from ketaclinic.clinical.outcomes import course_dose_times
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables_mbc import ClinicalAlert, ReminderSchedule
 from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession

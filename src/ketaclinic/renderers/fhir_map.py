@@ -31,6 +31,7 @@ from ketaclinic.renderers import fhir_codes as fx
 Res = dict[str, Any]
 V3_ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
 AE_SERIOUSNESS = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
 MED_STATEMENT_CATEGORY = "http://terminology.hl7.org/CodeSystem/medication-statement-category"
@@ -174,8 +175,7 @@ def condition(d: Any, pref: Res) -> Res:
     r: Res = {
         "resourceType": "Condition", "id": f"dx-{d.id}",
         "meta": profile("Condition"),
-        "clinicalStatus": {"coding": [coding(fx.COND_CLINICAL,
-                                             "active" if d.active else "inactive")]},
+        "clinicalStatus": {"coding": [coding(fx.COND_CLINICAL, _condition_clinical(d))]},
         "verificationStatus": {"coding": [coding(fx.COND_VERIFICATION, "confirmed")]},
         "category": [{"coding": [coding(fx.COND_CATEGORY, "problem-list-item",
                                         "Problem List Item")]}],
@@ -184,7 +184,21 @@ def condition(d: Any, pref: Res) -> Res:
     }
     if d.onset_on:
         r["onsetDateTime"] = when(d.onset_on)
+    if not d.active and _reason(d) == "entered-in-error":
+        # con-5: no clinicalStatus on a Condition entered in error
+        del r["clinicalStatus"]
+        r["verificationStatus"] = {"coding": [coding(fx.COND_VERIFICATION, "entered-in-error")]}
     return r
+
+
+def _reason(row: Any) -> str | None:
+    return getattr(row, "inactive_reason", None)
+
+
+def _condition_clinical(d: Any) -> str:
+    if d.active:
+        return "active"
+    return "resolved" if _reason(d) == "resolved" else "inactive"
 
 
 def allergy(a: Any, pref: Res) -> Res:
@@ -195,6 +209,11 @@ def allergy(a: Any, pref: Res) -> Res:
                                              "active" if a.active else "inactive")]},
         "code": {"text": a.substance}, "patient": pref, "recordedDate": when(a.recorded_at),
     }
+    reason = None if a.active else _reason(a)
+    if reason == "entered-in-error":  # ait-2: no clinicalStatus on one entered in error
+        del r["clinicalStatus"]
+    if reason in ("entered-in-error", "refuted"):
+        r["verificationStatus"] = {"coding": [coding(ALLERGY_VERIFICATION, reason)]}
     if a.reaction:
         r["reaction"] = [{"manifestation": [{"text": a.reaction}]}]
     return r

@@ -1,11 +1,11 @@
 """`ketaclinic doctor`: one pass over what an operator must get right, each check named.
 
 Reuses the checks the app already enforces (settings validation, the secret's strength, the
-durability check, the schema revision, /readyz's write probe and free-space rule, the audit
-chain verification against the latest signed checkpoint) and adds what only an operator sees
-(a checkpoint that is too old, a data folder others can read). Unlike startup it does not stop
-at the first problem: every check runs and reports ``ok``, ``warn`` or ``fail``. Nothing here
-reads or prints patient data.
+durability check, the schema revision, /readyz's write probe, replica read and free-space
+rule, the audit chain verification against the latest signed checkpoint) and adds what only
+an operator sees (a checkpoint that is too old, a data folder others can read). Unlike startup
+it does not stop at the first problem: every check runs and reports ``ok``, ``warn`` or
+``fail``. Nothing here reads or prints patient data.
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ def _database_checks(cfg: Settings, engine: Engine, now: dt.datetime) -> list[Ch
     schema = _guard("schema", lambda: check_schema(engine))
     checks = [reach, schema, _guard("durability", lambda: check_durability(cfg, engine)),
               _guard("disk and writes", lambda: check_ready(cfg, engine))]
+    if cfg.read_database_url:
+        checks.append(_guard("read replica", lambda: check_replica(cfg, engine)))
     if schema.status == FAIL:
         checks.append(Check("audit chain", FAIL, "not checked: the schema is not at head"))
     else:
@@ -218,6 +220,28 @@ def check_ready(cfg: Settings, engine: Engine) -> Check:
     free_mb = shutil.disk_usage(folder).free / (1024 * 1024)
     return Check("disk and writes", OK, f"database takes writes; {free_mb:,.0f} MB free "
                  f"(>= {max(cfg.min_free_disk_mb, 1)} MB)")
+
+
+def check_replica(cfg: Settings, engine: Engine) -> Check:
+    """KETACLINIC_READ_DATABASE_URL, opened as the app opens it (read-only), answers a read
+    of the schema revision, which should be the primary's (else it lags or replicates
+    another database)."""
+    from ketaclinic.store import migrate
+    from ketaclinic.store.db import Database, make_read_engine
+    from ketaclinic.store.health import read_replica_revision
+
+    replica = make_read_engine(cfg.read_database_url,
+                               busy_timeout_ms=cfg.sqlite_busy_timeout_ms, pool_size=1)
+    try:
+        revision = read_replica_revision(Database(engine, replica))
+    finally:
+        replica.dispose()
+    primary = migrate.current_revision(engine)
+    if revision != primary:
+        return Check("read replica", WARN, f"reads, but holds schema {revision or 'none'} and "
+                     f"the primary {primary}: is it lagging, or a replica of another database?")
+    return Check("read replica", OK, f"reads (opened read-only); schema {revision} as the "
+                 "primary's")
 
 
 def check_audit(cfg: Settings, engine: Engine, now: dt.datetime) -> Check:

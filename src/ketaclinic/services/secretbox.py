@@ -1,4 +1,5 @@
-"""Secrets at rest (two-factor keys): AES-256-GCM under a key derived from the instance secret.
+"""Secrets at rest (two-factor keys, webhook signing secrets): AES-256-GCM under a key derived
+from the instance secret.
 
 A stored value reads ``v1.<key id>.<base64url(nonce | ciphertext | tag)>``:
 
@@ -6,7 +7,7 @@ A stored value reads ``v1.<key id>.<base64url(nonce | ciphertext | tag)>``:
   AES-256-GCM with a random 96-bit nonce;
 - ``key id``: 8 hex digits identifying the derived key (a hash of it, not the key), so a value
   written under an older secret is recognised and can be re-encrypted (``ketaclinic user
-  encrypt-secrets`` with ``KETACLINIC_PREVIOUS_SECRET_KEY``);
+  encrypt-secrets`` with ``KETACLINIC_PREVIOUS_SECRET_KEY``, :meth:`SecretBox.reseal`);
 - the associated data names the column and the row (``users.totp_secret|7``): a value copied to
   another user's row does not decrypt.
 
@@ -20,7 +21,7 @@ import base64
 import binascii
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -104,6 +105,41 @@ class SecretBox:
 
     def is_current(self, stored: str) -> bool:
         return stored_key_id(stored) == self.current_id
+
+    def reseal(self, stored: str, context: str) -> tuple[str, str]:
+        """``stored`` sealed under the current key, and what that took: ``encrypted`` (it was
+        plaintext), ``reencrypted`` (it was sealed under a previous key) or ``current``.
+        Raises :class:`SecretUnreadable` when it does not decrypt."""
+        if not is_encrypted(stored):
+            return self.encrypt(stored, context), "encrypted"
+        if self.is_current(stored):
+            return stored, "current"
+        return self.encrypt(self.decrypt(stored, context), context), "reencrypted"
+
+
+@dataclass
+class EncryptReport:
+    """What ``ketaclinic user encrypt-secrets`` did to one kind of secret; ``unreadable``
+    names the owners (users, endpoints) of the values that did not decrypt."""
+
+    encrypted: int = 0
+    reencrypted: int = 0
+    current: int = 0
+    unreadable: list[str] = field(default_factory=list)
+
+    def reseal(self, box: SecretBox, stored: str, context: str, owner: str) -> str:
+        """:meth:`SecretBox.reseal`, counted; an unreadable value is kept as it was."""
+        try:
+            value, outcome = box.reseal(stored, context)
+        except SecretUnreadable:
+            self.unreadable.append(owner)
+            return stored
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        return value
+
+    def describe(self) -> str:
+        return (f"{self.encrypted} encrypted, {self.reencrypted} re-encrypted, "
+                f"{self.current} already current, {len(self.unreadable)} unreadable")
 
 
 def totp_context(user_id: int, column: str = "totp_secret") -> str:

@@ -13,6 +13,8 @@ What it does once, so no service writes it again:
 
 * **Permission**: checked when the unit is made (before the transaction); a denial is audited
   in its own transaction (outcome ``denied``) and raised, exactly as ``Context.require``.
+  When it depends on a row the unit has to read first (a session's patient), a first ``with``
+  reads it and :meth:`UnitOfWork.require` checks it before the second ``with`` does the work.
 * **Clock**: ``uow.now`` is read once when the unit is made; ``uow.today`` is that instant's
   date on the clinic calendar. Every row and audit entry of the unit carries the same time.
 * **Transaction**: entering the unit opens one; leaving commits, an exception rolls back
@@ -21,6 +23,9 @@ What it does once, so no service writes it again:
 * **Repositories**: ``uow.patients`` (the one patient loader) and ``uow.idempotency`` (the
   one implementation of "a resubmitted create records once", see
   :mod:`ketaclinic.services.idempotency`).
+* **Analytic reads**: ``uow.analytics()`` is a read-only connection outside the unit's
+  transaction, on the read replica when one is configured (``Database.analytics``); the unit's
+  audit rows still go to the primary when it is entered.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,6 +47,7 @@ from ketaclinic.services.idempotency import IdempotencyRepository, IdempotentReq
 from ketaclinic.store.tables import Patient, PatientWeight
 
 if TYPE_CHECKING:
+    from ketaclinic.services.accounts.permissions import Perm
     from ketaclinic.services.context import Context
 
 T = TypeVar("T")
@@ -172,6 +178,21 @@ class UnitOfWork:
         if self._session is None:
             raise RuntimeError("the unit of work is not open (use it in a with block)")
         return self._session
+
+    def analytics(self) -> AbstractContextManager[Connection]:
+        """A read-only connection for analytic queries, apart from the unit's transaction: the
+        read replica's when one is configured, else the primary's; rolled back at the end.
+        Audit the read with the unit itself (``with uow: uow.audit(...)``), on the primary."""
+        return self.ctx.db.analytics()
+
+    # --- the permission, when it depends on what the unit read ------------------------------
+    def require(self, perm: Perm, *, patient_id: int | None = None) -> None:
+        """Check ``perm`` for ``patient_id`` now, between two ``with`` blocks of this unit:
+        for a use case whose patient is known only from a row (a session, a form) that a first
+        block read. A denial is audited as the unit's action and raised (``Context.require``)."""
+        if self._session is not None:
+            raise RuntimeError("check the permission between the unit's transactions, not in one")
+        self.ctx.require(self.actor, perm, self.action, patient_id=patient_id)
 
     # --- repositories ----------------------------------------------------------------------
     @property

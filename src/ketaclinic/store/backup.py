@@ -62,8 +62,12 @@ def _plain(value: Any) -> Any:
 
 
 def _ordered_rows(conn: Any, table: Table) -> Iterator[dict[str, Any]]:
-    order = list(table.primary_key.columns) or list(table.columns)
-    result = conn.execution_options(yield_per=2000).execute(select(table).order_by(*order))
+    """The table's rows in primary-key order, with the columns the database has: a database
+    one revision behind (backed up before `ketaclinic migrate`) lacks the newest columns."""
+    present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    columns = [c for c in table.columns if c.name in present]
+    order = [c for c in table.primary_key.columns if c.name in present] or columns
+    result = conn.execution_options(yield_per=2000).execute(select(*columns).order_by(*order))
     for row in result.mappings():
         yield dict(row)
 

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ketaclinic.store.private import private_file
@@ -57,6 +58,57 @@ def _make_sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def make_read_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10) -> Engine:
+    """An engine for the read replica (``KETACLINIC_READ_DATABASE_URL``) that cannot write.
+
+    SQLite opens the file read-only (a ``mode=ro`` URI, plus ``query_only``): a write is
+    refused, a missing file is an error instead of a new empty database, and its reads take no
+    write lock (plain ``BEGIN``, not the primary's ``BEGIN IMMEDIATE``). PostgreSQL marks each
+    transaction ``READ ONLY`` (a standby refuses writes anyway; this also holds when the URL
+    names a primary, and is transaction-local, so safe behind PgBouncer).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size,
+                               max_overflow=pool_size, hide_parameters=True)
+
+        @event.listens_for(engine, "begin")
+        def _read_only_transaction(conn: Any) -> None:
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+        return engine
+    engine = create_engine(
+        sqlite_read_only_url(url),
+        connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+        hide_parameters=True,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")  # deferred: one snapshot for the reads, no write lock
+
+    return engine
+
+
+def sqlite_read_only_url(url: str) -> URL:
+    """A SQLite URL as a ``file:`` URI opened read-only (``mode=ro``): ``sqlite:///a b.db``
+    becomes database ``file:a%20b.db`` with query ``mode=ro&uri=true``."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if not database.startswith("file:"):
+        database = "file:" + quote(str(Path(database)), safe="/")
+    query = {k: v for k, v in parsed.query.items() if k not in ("mode", "uri")}
+    return parsed.set(database=database, query={**query, "mode": "ro", "uri": "true"})
 
 
 def relax_sqlite_sync_for_bulk_seeding(engine: Engine) -> None:

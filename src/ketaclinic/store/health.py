@@ -63,9 +63,25 @@ def storage_folder(database_url: str, data_dir: Path) -> Path:
     return data_dir
 
 
+def read_replica_revision(db: Database) -> str | None:
+    """The schema revision the read replica holds: a real read of a ketaclinic table."""
+    with db.analytics() as conn:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def replica_problem(db: Database) -> str | None:
+    """Why the read replica cannot serve the dashboard's reads, or None."""
+    try:
+        read_replica_revision(db)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; type only
+        return f"read replica cannot be read ({type(exc).__name__})"
+    return None
+
+
 def readiness(db: Database, folder: Path, min_free_mb: int) -> list[str]:
     """What keeps this instance from serving (empty: ready): the database must take a write
-    (in a transaction that is rolled back), and the data folder must have free space."""
+    (in a transaction that is rolled back), a configured read replica must answer a read, and
+    the data folder must have free space."""
     problems = []
     try:
         with db.engine.connect() as conn:
@@ -78,6 +94,10 @@ def readiness(db: Database, folder: Path, min_free_mb: int) -> list[str]:
                 trans.rollback()
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; type only
         problems.append(f"database does not accept writes ({type(exc).__name__})")
+    if db.has_replica:
+        problem = replica_problem(db)
+        if problem:
+            problems.append(problem)
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     free_mb, needed = shutil.disk_usage(folder).free / (1024 * 1024), max(min_free_mb, 1)

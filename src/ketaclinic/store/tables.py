@@ -221,6 +221,11 @@ class PatientDiagnosis(Base):
     onset_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # when the row last changed after it was recorded (e.g. stopped); FHIR _since reads it
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # why an inactive row is inactive: "resolved" | "entered-in-error" (NULL: active, or
+    # inactive for a reason nobody recorded)
+    inactive_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 class PatientMedication(Base):
     __tablename__ = "patient_medications"
@@ -233,6 +238,8 @@ class PatientMedication(Base):
     started_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # when the row last changed after it was recorded (e.g. stopped); FHIR _since reads it
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 class PatientAllergy(Base):
     __tablename__ = "patient_allergies"
@@ -243,6 +250,11 @@ class PatientAllergy(Base):
     reaction: Mapped[str] = mapped_column(String(200), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # when the row last changed after it was recorded (e.g. stopped); FHIR _since reads it
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # why an inactive row is inactive: "entered-in-error" | "refuted" (NULL: active, or
+    # inactive for a reason nobody recorded)
+    inactive_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 class PatientAmendment(Base):
     """The history of a patient record: every changed field with its old and new value."""

@@ -22,6 +22,12 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
 from ketaclinic.clinical.monitoring import is_respiratory
+from ketaclinic.http.deps import (
+    CHANGE_PASSWORD_PAGE,
+    ENROLMENT_PAGE,
+    EnrolmentRequired,
+    PasswordChangeRequired,
+)
 from ketaclinic.http.inputs import describe_errors
 from ketaclinic.services.accounts.auth import SessionLocked
 from ketaclinic.services.chair.schedule import hours_label
@@ -32,12 +38,6 @@ from ketaclinic.services.registry.medication_vocab import name_choices as medica
 from ketaclinic.store.health import storage_problem
 from ketaclinic.web.audit_checkpoints import PeriodicAuditCheckpoint
 from ketaclinic.web.audit_probes import audit_not_found
-from ketaclinic.web.deps import (
-    CHANGE_PASSWORD_PAGE,
-    ENROLMENT_PAGE,
-    EnrolmentRequired,
-    PasswordChangeRequired,
-)
 
 log = logging.getLogger("ketaclinic.web")
 HERE = Path(__file__).parent

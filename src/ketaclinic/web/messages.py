@@ -11,6 +11,7 @@ from __future__ import annotations
 LOGIN_PAGE = "/login"
 ACCOUNT_PAGE = "/account"
 ADMIN_USERS_PAGE = "/admin/users"
+ADMIN_WEBHOOKS_PAGE = "/admin/webhooks"
 
 MESSAGES: dict[str, dict[str, str]] = {
     LOGIN_PAGE: {
@@ -30,6 +31,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     ADMIN_USERS_PAGE: {
         "two-factor-reset": "Two-factor login of {username} was reset; they set it up again at "
                             "their next login.",
+    },
+    ADMIN_WEBHOOKS_PAGE: {
+        "removed": "The endpoint was removed: nothing more is sent to it, and its undelivered "
+                   "messages were cancelled.",
+        "test-queued": "A signed webhook.test event is queued; the next outbox run sends it "
+                       "(its result shows in the endpoint's pending and failed counts).",
     },
 }
 

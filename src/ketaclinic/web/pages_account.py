@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ketaclinic.services.errors import Conflict, InvalidInput
-from ketaclinic.web.deps import (
+from ketaclinic.http.deps import (
     CHANGE_PASSWORD_PAGE,
     ENROLMENT_PAGE,
     SESSION_COOKIE,
@@ -15,6 +14,9 @@ from ketaclinic.web.deps import (
     client_address,
     read_checked_form,
 )
+from ketaclinic.http.inputs import model_from_form
+from ketaclinic.services.accounts.inputs import LockPinSet
+from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.web.messages import ACCOUNT_PAGE, page_message, with_message
 from ketaclinic.web.render import redirect, render
 
@@ -46,7 +48,8 @@ async def account_set_pin(request: Request, svc: ServicesDep, viewer: ViewerDep)
     """Set the lock-screen PIN: the current password confirms it is the user."""
     form = await read_checked_form(request, viewer)
     try:
-        svc.lock.set_pin(viewer.actor, form.get("password", ""), form.get("pin", ""))
+        body = model_from_form(LockPinSet, form)  # the body PUT /api/me/lock-pin takes
+        svc.lock.set_pin(viewer.actor, body.password, body.pin)
     except InvalidInput as exc:
         return _account(request, svc, viewer, status=422, error=str(exc), error_section="pin")
     return redirect(with_message(ACCOUNT_PAGE, "pin-set", "pin"))

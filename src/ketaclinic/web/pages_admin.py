@@ -5,9 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ketaclinic.http.deps import ServicesDep, ViewerDep, read_checked_form
+from ketaclinic.http.inputs import model_from_form
+from ketaclinic.schemas import PasswordResetCreate, UserCreate
+from ketaclinic.services.accounts.inputs import MedicalDirectorFlag, UserActive
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.numbers import optional_id
-from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.web.messages import ADMIN_USERS_PAGE, page_message, with_message
 from ketaclinic.web.render import redirect, render
 
@@ -29,8 +32,9 @@ def users_page(request: Request, svc: ServicesDep, viewer: ViewerDep, msg: str =
 async def users_create(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        svc.auth.create_user(viewer.actor, form.get("username", ""), form.get("full_name", ""),
-                             form.get("role", ""), form.get("password", ""))
+        data = model_from_form(UserCreate, form)
+        svc.auth.create_user(viewer.actor, data.username, data.full_name, data.role,
+                             data.password)
     except (InvalidInput, Conflict) as exc:
         users = svc.auth.list_users(viewer.actor)
         values = {k: v for k, v in form.items() if k != "password"}
@@ -43,7 +47,7 @@ async def users_create(request: Request, svc: ServicesDep, viewer: ViewerDep) ->
 async def users_set_active(request: Request, user_id: int, svc: ServicesDep,
                            viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
-    svc.auth.set_active(viewer.actor, user_id, form.get("active") == "1")
+    svc.auth.set_active(viewer.actor, user_id, model_from_form(UserActive, form).active)
     return redirect("/admin/users")
 
 
@@ -52,7 +56,8 @@ async def users_set_medical_director(request: Request, user_id: int, svc: Servic
                                      viewer: ViewerDep) -> Response:
     """Set or clear the flag that lets a user co-sign loosening a hard limit."""
     form = await read_checked_form(request, viewer)
-    svc.auth.set_medical_director(viewer.actor, user_id, form.get("flag") == "1")
+    svc.auth.set_medical_director(viewer.actor, user_id,
+                                  model_from_form(MedicalDirectorFlag, form).flag)
     return redirect("/admin/users")
 
 
@@ -74,8 +79,8 @@ def users_reset_confirm(request: Request, user_id: int, svc: ServicesDep,
 async def users_reset_password(request: Request, user_id: int, svc: ServicesDep,
                                viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
-    chosen = form.get("temporary_password", "") or None
     try:
+        chosen = model_from_form(PasswordResetCreate, form).temporary_password
         reset = svc.accounts.reset_password(viewer.actor, user_id, chosen)
     except InvalidInput as exc:
         user = svc.accounts.get_user(viewer.actor, user_id)

@@ -8,17 +8,19 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ketaclinic.services.accounts.auth import LoginResult
-from ketaclinic.services.errors import NotAuthenticated, Throttled
-from ketaclinic.web.deps import (
+from ketaclinic.http.deps import (
     CHANGE_PASSWORD_PAGE,
     PRELOGIN_COOKIE,
     SESSION_COOKIE,
     ServicesDep,
     client_address,
+    current_viewer,
+    read_checked_form,
     read_form,
     set_session_cookie,
 )
+from ketaclinic.services.accounts.auth import LoginResult, SessionLocked
+from ketaclinic.services.errors import NotAuthenticated, Throttled
 from ketaclinic.web.messages import ACCOUNT_PAGE, LOGIN_PAGE, page_message, with_message
 from ketaclinic.web.render import redirect, render
 
@@ -80,9 +82,6 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, svc: ServicesDep) -> Response:
-    from ketaclinic.services.accounts.auth import SessionLocked
-    from ketaclinic.web.deps import current_viewer, read_checked_form, read_form
-
     token = request.cookies.get(SESSION_COOKIE)
     try:
         viewer = current_viewer(request, svc)

@@ -14,12 +14,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.bootstrap import Services
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
+from ketaclinic.http.inputs import TICKED, model_from_form
 from ketaclinic.schemas_chair import ChairCreate, CourseCreate, CourseEnd, CourseNotes
 from ketaclinic.services.chair.courses import template_choices
+from ketaclinic.services.chair.inputs import ChairUpdate
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
 from ketaclinic.web import pages_ledger, pages_session
-from ketaclinic.web.chair_forms import parse, weekday_boxes
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import attachment, redirect, render
 
 router = APIRouter()
@@ -38,14 +39,24 @@ def load_panel(svc: Services, viewer: Viewer, patient_id: int) -> dict[str, Any]
 
 
 # --- courses ------------------------------------------------------------------------------
+def weekday_boxes(form: dict[str, str]) -> dict[str, str]:
+    """Weekday check boxes (``weekday_0`` = Monday … ``weekday_6``) as the "0,3" the course
+    template reads; a form that still sends ``weekdays`` as text keeps it."""
+    ticked = [str(i) for i in range(7) if form.get(f"weekday_{i}") in TICKED]
+    if not ticked:
+        return form
+    return {**{k: v for k, v in form.items() if not k.startswith("weekday_")},
+            "weekdays": ",".join(ticked)}
+
+
 @router.post("/patients/{patient_id}/courses")
 async def course_create(request: Request, patient_id: int, svc: ServicesDep,
                         viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     form = weekday_boxes(form)
     try:
-        data = parse(CourseCreate, form, checkboxes=("psychotherapy",
-                                                     "concurrent_antidepressant"))
+        data = model_from_form(CourseCreate, form, checkboxes=("psychotherapy",
+                                                               "concurrent_antidepressant"))
         course = svc.chair.courses.create(viewer.actor, patient_id, data)
     except InvalidInput as exc:
         return render(request, "error.html", status_code=exc.status, status=exc.status,
@@ -82,14 +93,14 @@ async def _course_change(request: Request, svc: Services, viewer: Viewer, course
 async def course_end(request: Request, course_id: int, svc: ServicesDep,
                      viewer: ViewerDep) -> Response:
     return await _course_change(request, svc, viewer, course_id, lambda form: (
-        svc.chair.courses.end(viewer.actor, course_id, parse(CourseEnd, form))))
+        svc.chair.courses.end(viewer.actor, course_id, model_from_form(CourseEnd, form))))
 
 
 @router.post("/courses/{course_id}/notes")
 async def course_notes(request: Request, course_id: int, svc: ServicesDep,
                        viewer: ViewerDep) -> Response:
     return await _course_change(request, svc, viewer, course_id, lambda form: (
-        svc.chair.courses.amend_notes(viewer.actor, course_id, parse(CourseNotes, form))))
+        svc.chair.courses.amend_notes(viewer.actor, course_id, model_from_form(CourseNotes, form))))
 
 
 # --- the nurse's start page -------------------------------------------------------------
@@ -156,7 +167,7 @@ async def _chair_change(request: Request, svc: Services, viewer: Viewer,
 @router.post("/admin/chairs")
 async def chairs_create(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     return await _chair_change(request, svc, viewer, lambda form: (
-        svc.chair.schedule.create_chair(viewer.actor, parse(ChairCreate, form))),
+        svc.chair.schedule.create_chair(viewer.actor, model_from_form(ChairCreate, form))),
         (InvalidInput, Conflict))
 
 
@@ -164,5 +175,5 @@ async def chairs_create(request: Request, svc: ServicesDep, viewer: ViewerDep) -
 async def chairs_update(request: Request, chair_id: int, svc: ServicesDep,
                         viewer: ViewerDep) -> Response:
     return await _chair_change(request, svc, viewer, lambda form: (
-        svc.chair.schedule.update_chair(viewer.actor, chair_id, form.get("opening_hours", ""),
-                                        form.get("active") == "on")), (InvalidInput,))
+        svc.chair.schedule.update_chair(viewer.actor, chair_id, model_from_form(
+            ChairUpdate, form, checkboxes=("active",)))), (InvalidInput,))

@@ -11,16 +11,23 @@ from fastapi.responses import Response
 from ketaclinic.clinical.dose_checks import format_dose
 from ketaclinic.clinical.dose_plan import ROUTE_LABELS, ROUTES
 from ketaclinic.clinical.dosing import ESKETAMINE_PHASES, WEIGHT_BASES
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.http.inputs import model_from_form
 from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.dosing.facts import RESPONSES, condition_choices, facts_from_form
-from ketaclinic.services.dosing.inputs import DoseInput, overrides_from_form
+from ketaclinic.services.dosing.inputs import (
+    CopyBody,
+    DoseInput,
+    ScreeningRequest,
+    SignoffBody,
+    VerbalOrderInput,
+    overrides_from_form,
+)
 from ketaclinic.services.dosing.rulesets import Cosign, document_text
 from ketaclinic.services.dosing.service import DoseBlocked
 from ketaclinic.services.dosing.verbal_orders import prescribers
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.numbers import MAX_ID, optional_int
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
@@ -68,8 +75,8 @@ async def rulesets_active(request: Request, svc: ServicesDep, viewer: ViewerDep)
 async def rulesets_copy(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        rs = svc.dosing.rulesets.copy(viewer.actor, form.get("source_id", ""),
-                                      form.get("new_id", ""), form.get("title", ""))
+        data = model_from_form(CopyBody, form)
+        rs = svc.dosing.rulesets.copy(viewer.actor, data.source_id, data.new_id, data.title)
     except (InvalidInput, Conflict) as exc:
         return _rulesets_page(request, svc, viewer, exc.status, error=str(exc), values=form)
     return redirect(f"/rulesets/{rs.id}")
@@ -201,7 +208,8 @@ async def screening_run(request: Request, patient_id: int, svc: ServicesDep,
                         viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        svc.dosing.screen(viewer.actor, patient_id, form.get("treatment", ""))
+        svc.dosing.screen(viewer.actor, patient_id,
+                          model_from_form(ScreeningRequest, form).treatment)
     except InvalidInput as exc:
         return _screening_page(request, svc, viewer, patient_id, exc.status, error=str(exc))
     return redirect(f"/patients/{patient_id}/screening#result")
@@ -212,7 +220,8 @@ async def screening_signoff(request: Request, patient_id: int, screening_id: int
                             svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        svc.dosing.sign_off(viewer.actor, patient_id, screening_id, form.get("reason", ""))
+        svc.dosing.sign_off(viewer.actor, patient_id, screening_id,
+                            model_from_form(SignoffBody, form).reason)
     except InvalidInput as exc:
         return _screening_page(request, svc, viewer, patient_id, exc.status, error=str(exc))
     return redirect(f"/patients/{patient_id}/screening#result")
@@ -263,7 +272,7 @@ async def dose_post(request: Request, patient_id: int, svc: ServicesDep,
     route = form.get("route", "iv") if form.get("route") in ROUTES else "iv"
     action = form.get("action", "check")
     try:
-        req = model_from_form(DoseInput, form, overrides=overrides_from_form(form))
+        req = model_from_form(DoseInput, form, extra={"overrides": overrides_from_form(form)})
         if action == "save":
             record, _ = svc.dosing.save(viewer.actor, patient_id, req,
                                         form.get("idempotency_key") or None)
@@ -281,14 +290,13 @@ async def dose_post(request: Request, patient_id: int, svc: ServicesDep,
 @router.post("/patients/{patient_id}/verbal-orders")
 async def verbal_order_post(request: Request, patient_id: int, svc: ServicesDep,
                             viewer: ViewerDep) -> Response:
-    """The nurse records a read-back verbal/telephone order (same checks as an order)."""
+    """The nurse records a read-back verbal/telephone order (same checks as an order): the
+    JSON body's model, "read back" a checkbox."""
     form = await read_checked_form(request, viewer)
     route = form.get("route", "iv") if form.get("route") in ROUTES else "iv"
     try:
-        record = svc.dosing.take_verbal_order(
-            viewer.actor, patient_id, model_from_form(DoseInput, form),
-            form.get("prescriber", "")[:64],
-            form.get("read_back_confirmed") == "on")
+        record = svc.dosing.take_verbal_order(viewer.actor, patient_id, model_from_form(
+            VerbalOrderInput, form, checkboxes=("read_back_confirmed",)))
     except InvalidInput as exc:
         return _dose_page(request, svc, viewer, patient_id, route, form, exc.status,
                           error=str(exc))

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ketaclinic.bootstrap import Services
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
+from ketaclinic.http.inputs import model_from_form
 from ketaclinic.schemas_chair import (
     CorrectionCreate,
     CountCreate,
@@ -16,8 +18,6 @@ from ketaclinic.schemas_chair import (
     WasteCreate,
 )
 from ketaclinic.services.errors import InvalidInput, NotFound
-from ketaclinic.web.chair_forms import parse
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
@@ -65,7 +65,7 @@ async def ledger_append(request: Request, kind: str, svc: ServicesDep,
         raise NotFound("no such ledger form")
     model, method = FORMS[kind]
     try:
-        data = parse(model, form)
+        data = model_from_form(model, form)
         getattr(svc.chair.ledger, method)(viewer.actor, data)
     except (InvalidInput, NotFound) as exc:
         safe = {k: v for k, v in form.items() if "password" not in k}

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field, ValidationError
 
+from ketaclinic.http.deps import CSRF_HEADER, SESSION_COOKIE, ServicesDep, client_address, read_form
 from ketaclinic.schemas import _Strict
 from ketaclinic.services.accounts.lock_screen import UnlockRefused
 from ketaclinic.services.errors import InvalidInput, NotAuthenticated
-from ketaclinic.web.deps import CSRF_HEADER, SESSION_COOKIE, ServicesDep, client_address, read_form
 from ketaclinic.web.pages_auth import _safe_next
 from ketaclinic.web.render import redirect, render
 

@@ -2,45 +2,33 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ketaclinic.clinical.instruments import parse_answer_text
-from ketaclinic.services.clinic_time import ClinicTime
+from ketaclinic.http.deps import (
+    ServicesDep,
+    ViewerDep,
+    client_address,
+    read_checked_form,
+    read_form,
+)
+from ketaclinic.http.inputs import LocalDay, model_from_form
 from ketaclinic.services.errors import InvalidInput, ServiceError, Throttled
-from ketaclinic.services.mbc.instrument_forms import answers_from_items, has_items
+from ketaclinic.services.mbc.inputs import (
+    AcknowledgeRequest,
+    AssessmentCreate,
+    EventCreate,
+    LinkCreate,
+    ReminderCreate,
+    SelfReportSubmit,
+)
+from ketaclinic.services.mbc.instrument_forms import answers_from_form, answers_from_items
 from ketaclinic.services.mbc.self_report import LinkUnavailable
 from ketaclinic.services.numbers import optional_id
-from ketaclinic.web.deps import ServicesDep, ViewerDep, client_address, read_checked_form, read_form
 from ketaclinic.web.panels import load_panels
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
-
-
-def _int_or_none(text: str | None, name: str) -> int | None:
-    return optional_id(text, name)
-
-
-def _datetime_or_none(text: str | None, clinic: ClinicTime) -> dt.datetime | None:
-    """A date and time typed on the clinic's clock, as the UTC instant it names."""
-    if not text:
-        return None
-    try:
-        local = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidInput(
-            "administered_at: must be a date and time like 2026-11-02T09:30") from exc
-    return clinic.from_local(local, "administered_at")
-
-
-def _date(text: str | None, name: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text or "")
-    except ValueError as exc:
-        raise InvalidInput(f"{name}: must be a date like 2026-11-02") from exc
 
 
 def _patient_error(request: Request, svc, viewer, patient_id: int,  # type: ignore[no-untyped-def]
@@ -62,12 +50,14 @@ def alerts_page(request: Request, svc: ServicesDep, viewer: ViewerDep,
 @router.post("/alerts/{alert_id}/acknowledge")
 async def alert_acknowledge(request: Request, alert_id: int, svc: ServicesDep,
                             viewer: ViewerDep) -> Response:
+    """The worklist's (or the patient page's) acknowledgement: the JSON body's model."""
     form = await read_checked_form(request, viewer)
-    # Every field is read before anything changes: a bad one must not leave the alert
-    # acknowledged behind an error page.
+    # Where to go back to is read before anything changes: a bad one must not leave the
+    # alert acknowledged behind an error page.
     back_to = optional_id(form.get("back"), "back")
     try:
-        svc.mbc.alerts.acknowledge(viewer.actor, alert_id, form.get("note", ""))
+        data = model_from_form(AcknowledgeRequest, form)
+        svc.mbc.alerts.acknowledge(viewer.actor, alert_id, data.note)
     except InvalidInput as exc:
         alerts = svc.mbc.alerts.worklist(viewer.actor)
         return render(request, "alerts.html", status_code=422, alerts=alerts, show="open",
@@ -80,16 +70,15 @@ async def alert_acknowledge(request: Request, alert_id: int, svc: ServicesDep,
 @router.post("/patients/{patient_id}/assessments")
 async def assessment_create(request: Request, patient_id: int, svc: ServicesDep,
                             viewer: ViewerDep) -> Response:
+    """The page's entry form, built into the JSON body's model: the radio rows become
+    ``answers``, the time typed on the clinic's clock the UTC ``administered_at``."""
     form = await read_checked_form(request, viewer)
     try:
-        answers = (answers_from_items(form) if has_items(form)
-                   else parse_answer_text(form.get("answers", "")))
-        svc.mbc.assessments.record(
-            viewer.actor, patient_id, form.get("instrument", ""), answers,
-            administered_at=_datetime_or_none(form.get("administered_at"),
-                                              svc.ctx.clinic_time),
-            course_id=_int_or_none(form.get("course_id"), "course_id"),
-            idempotency_key=form.get("idempotency_key") or None)
+        data = model_from_form(AssessmentCreate, form, local=LocalDay(
+            svc.ctx.today(), svc.ctx.clinic_time), times=("administered_at",),
+            extra={"answers": answers_from_form(form)})
+        svc.mbc.assessments.create(viewer.actor, patient_id, data,
+                                   form.get("idempotency_key") or None)
     except (InvalidInput, ServiceError) as exc:
         if exc.status not in (404, 409, 422):
             raise
@@ -100,12 +89,12 @@ async def assessment_create(request: Request, patient_id: int, svc: ServicesDep,
 @router.post("/patients/{patient_id}/clinical-events")
 async def clinical_event_create(request: Request, patient_id: int, svc: ServicesDep,
                                 viewer: ViewerDep) -> Response:
+    """The patient page's event form: the JSON body's model."""
     form = await read_checked_form(request, viewer)
     try:
-        svc.mbc.assessments.record_event(
-            viewer.actor, patient_id, form.get("kind", ""),
-            _date(form.get("occurred_on"), "occurred_on"), form.get("note", ""),
-            course_id=_int_or_none(form.get("course_id"), "course_id"))
+        data = model_from_form(EventCreate, form)
+        svc.mbc.assessments.record_event(viewer.actor, patient_id, data.kind, data.occurred_on,
+                                         data.note, data.course_id)
     except InvalidInput as exc:
         return _patient_error(request, svc, viewer, patient_id, exc, form)
     return redirect(f"/patients/{patient_id}#mbc")
@@ -114,12 +103,13 @@ async def clinical_event_create(request: Request, patient_id: int, svc: Services
 @router.post("/patients/{patient_id}/self-report-links")
 async def self_report_link_create(request: Request, patient_id: int, svc: ServicesDep,
                                   viewer: ViewerDep) -> Response:
+    """The patient page's link form: the JSON body's model."""
     form = await read_checked_form(request, viewer)
     try:
+        data = model_from_form(LinkCreate, form)
         link, token = svc.mbc.self_report.create_link(
-            viewer.actor, patient_id, form.get("instrument", ""),
-            course_id=_int_or_none(form.get("course_id"), "course_id"),
-            delivery=form.get("delivery", "shown"))
+            viewer.actor, patient_id, data.instrument, course_id=data.course_id,
+            delivery=data.delivery)
     except InvalidInput as exc:
         return _patient_error(request, svc, viewer, patient_id, exc, form)
     url = str(request.base_url).rstrip("/") + f"/r/{token}" if token else None
@@ -129,14 +119,12 @@ async def self_report_link_create(request: Request, patient_id: int, svc: Servic
 @router.post("/patients/{patient_id}/reminders")
 async def reminder_schedule(request: Request, patient_id: int, svc: ServicesDep,
                             viewer: ViewerDep) -> Response:
+    """The patient page's reminder form (no JSON twin): read as :class:`ReminderCreate`."""
     form = await read_checked_form(request, viewer)
     try:
-        course_id = _int_or_none(form.get("course_id"), "course_id")
-        if course_id is None:
-            raise InvalidInput("course_id: choose a course")
-        svc.mbc.self_report.set_schedule(viewer.actor, patient_id, course_id,
-                                         form.get("instrument", ""), form.get("days", ""),
-                                         channel=form.get("channel", "console"))
+        data = model_from_form(ReminderCreate, form)
+        svc.mbc.self_report.set_schedule(viewer.actor, patient_id, data.course_id,
+                                         data.instrument, data.days, channel=data.channel)
     except InvalidInput as exc:
         return _patient_error(request, svc, viewer, patient_id, exc, form)
     return redirect(f"/patients/{patient_id}#mbc")
@@ -163,12 +151,15 @@ def self_report_form(request: Request, token: str, svc: ServicesDep) -> Response
 
 @router.post("/r/{token}")
 async def self_report_submit(request: Request, token: str, svc: ServicesDep) -> Response:
+    """The patient's phone form, built into the JSON body's model: the radio rows become
+    ``answers`` (an item left unanswered is missing); the service decides the rest."""
     client = client_address(request)
+    raw: dict[str, str] = {}
     try:
         raw = await read_form(request)
-        answers = {n: (raw.get(f"item_{n}") or None) for n in range(1, 61)
-                   if f"item_{n}" in raw}
-        svc.mbc.self_report.submit(token, raw.get("form_key", ""), answers, client)
+        data = model_from_form(SelfReportSubmit, raw, extra={
+            "answers": answers_from_items(raw, required=False)})
+        svc.mbc.self_report.submit(token, data.form_key, data.answers, client)
     except (LinkUnavailable, Throttled) as exc:
         return _link_message(request, exc)
     except InvalidInput as exc:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ketaclinic.http.deps import ServicesDep, ViewerDep
 from ketaclinic.renderers.charts import svg_km_chart
 from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.outcomes.dashboard import Dashboard, DashboardFilters
-from ketaclinic.web.deps import ServicesDep, ViewerDep
 from ketaclinic.web.render import render
 
 router = APIRouter()

@@ -7,37 +7,29 @@ import secrets
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
 
+from ketaclinic.http.deps import ServicesDep, ViewerDep, read_checked_form
+from ketaclinic.http.inputs import model_from_form
 from ketaclinic.schemas import (
     AllergyCreate,
+    AllergyDeactivate,
     DiagnosisCreate,
+    DiagnosisDeactivate,
     MedicationCreate,
+    MedicationStop,
     PatientCreate,
     PatientUpdate,
     WeightCreate,
-    describe_validation_error,
 )
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.errors import Conflict, InvalidInput
 from ketaclinic.services.registry.icd10 import icd10_display
 from ketaclinic.services.registry.patients import PossibleDuplicate
-from ketaclinic.web.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.web.panels import home_for, load_panels
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
 PAGE_SIZE = 25
-
-
-def _parse(model: type[BaseModel], form: dict[str, str]) -> BaseModel:
-    fields = {k: v for k, v in form.items() if k in model.model_fields and v != ""}
-    if "version" in model.model_fields and "version" in form:
-        fields["version"] = form["version"]
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        raise InvalidInput(describe_validation_error(exc)) from exc
 
 
 def _date_or_none(text: str) -> dt.date | None:
@@ -77,8 +69,8 @@ def patient_new(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Respon
 async def patient_create(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        data = _parse(PatientCreate, form)
-        patient, _ = svc.patients.create(viewer.actor, data,  # type: ignore[arg-type]
+        data = model_from_form(PatientCreate, form)
+        patient, _ = svc.patients.create(viewer.actor, data,
                                          idempotency_key=form.get("idempotency_key") or None,
                                          refuse_duplicates=form.get("not_duplicate") != "on")
     except PossibleDuplicate as exc:
@@ -112,8 +104,7 @@ async def patient_update(request: Request, patient_id: int, svc: ServicesDep,
                          viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        data = _parse(PatientUpdate, form)
-        svc.patients.update(viewer.actor, patient_id, data)  # type: ignore[arg-type]
+        svc.patients.update(viewer.actor, patient_id, model_from_form(PatientUpdate, form))
     except Conflict as exc:
         current = svc.patients.get(viewer.actor, patient_id)
         return render(request, "conflict.html", status_code=409, error=str(exc),
@@ -152,8 +143,7 @@ async def patient_add_child(request: Request, patient_id: int, kind: str, svc: S
             "display", "").strip():
         form = {**form, "display": icd10_display(form.get("code", "")) or ""}
     try:
-        data = _parse(model, form)
-        getattr(svc.patients, method)(viewer.actor, patient_id, data)
+        getattr(svc.patients, method)(viewer.actor, patient_id, model_from_form(model, form))
     except InvalidInput as exc:
         patient = svc.patients.get(viewer.actor, patient_id)
         return render(request, "patient_detail.html", status_code=422, patient=patient,
@@ -165,6 +155,42 @@ async def patient_add_child(request: Request, patient_id: int, kind: str, svc: S
 @router.post("/patients/{patient_id}/medications/{medication_id}/stop")
 async def patient_stop_medication(request: Request, patient_id: int, medication_id: int,
                                   svc: ServicesDep, viewer: ViewerDep) -> Response:
-    await read_checked_form(request, viewer)
+    """Stop a medication (the JSON route's MedicationStop)."""
+    form = await read_checked_form(request, viewer)
+    model_from_form(MedicationStop, form)
     svc.patients.set_medication_active(viewer.actor, patient_id, medication_id, False)
     return redirect(f"/patients/{patient_id}#medications")
+
+
+@router.post("/patients/{patient_id}/diagnoses/{diagnosis_id}/deactivate")
+async def patient_deactivate_diagnosis(request: Request, patient_id: int, diagnosis_id: int,
+                                       svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """A diagnosis resolved or entered in error (the JSON route's DiagnosisDeactivate)."""
+    return await _deactivate(request, svc, viewer, patient_id, "diagnoses", diagnosis_id)
+
+
+@router.post("/patients/{patient_id}/allergies/{allergy_id}/deactivate")
+async def patient_deactivate_allergy(request: Request, patient_id: int, allergy_id: int,
+                                     svc: ServicesDep, viewer: ViewerDep) -> Response:
+    """An allergy entered in error or refuted (the JSON route's AllergyDeactivate)."""
+    return await _deactivate(request, svc, viewer, patient_id, "allergies", allergy_id)
+
+
+# kind → (the model the JSON route takes too, the service method)
+_DEACTIVATE = {"diagnoses": (DiagnosisDeactivate, "deactivate_diagnosis"),
+               "allergies": (AllergyDeactivate, "deactivate_allergy")}
+
+
+async def _deactivate(request: Request, svc: ServicesDep, viewer: ViewerDep,
+                      patient_id: int, kind: str, row_id: int) -> Response:
+    form = await read_checked_form(request, viewer)
+    model, method = _DEACTIVATE[kind]
+    try:
+        getattr(svc.patients, method)(viewer.actor, patient_id, row_id,
+                                      model_from_form(model, form))
+    except InvalidInput as exc:
+        patient = svc.patients.get(viewer.actor, patient_id)
+        return render(request, "patient_detail.html", status_code=422, patient=patient,
+                      today=svc.ctx.today(), error=str(exc), error_section=kind,
+                      values={}, panels=load_panels(svc, viewer, patient_id))
+    return redirect(f"/patients/{patient_id}#{kind}")

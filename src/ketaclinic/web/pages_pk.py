@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from ketaclinic.http.deps import ServicesDep, ViewerDep
 from ketaclinic.services.errors import InvalidInput
-from ketaclinic.web.deps import ServicesDep, ViewerDep
 from ketaclinic.web.render import render
 
 router = APIRouter()

@@ -12,6 +12,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from ketaclinic.bootstrap import Services
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
+from ketaclinic.http.inputs import LocalDay, model_from_form
 from ketaclinic.schemas_chair import (
     AdverseEventCreate,
     AlertAction,
@@ -31,15 +33,9 @@ from ketaclinic.schemas_chair import (
 )
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.chair.facade import ChairServices
+from ketaclinic.services.chair.inputs import InfusionEnd
 from ketaclinic.services.errors import Conflict, InvalidInput, ServiceError
-from ketaclinic.services.mbc.instrument_forms import (
-    answers_from_items,
-    bundled_entry_form,
-    has_items,
-)
-from ketaclinic.services.numbers import MAX_ID, parse_int
-from ketaclinic.web.chair_forms import LocalDay, answers, parse
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
+from ketaclinic.services.mbc.instrument_forms import answers_from_form, bundled_entry_form
 from ketaclinic.web.render import attachment, redirect, render
 
 router = APIRouter()
@@ -67,7 +63,8 @@ def form_step(section: str, model: type[BaseModel],
     def run(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
             local: LocalDay) -> object:
         more = extra(form, local) if extra else None
-        data = parse(model, form, local=local, times=times, checkboxes=checkboxes, extra=more)
+        data = model_from_form(model, form, local=local, times=times, checkboxes=checkboxes,
+                               extra=more)
         key = (form.get("idempotency_key") or None,) if keyed else ()
         return call(svc.chair)(actor, session_id, data, *key)
     return Step(section, run)
@@ -125,17 +122,10 @@ def _devices(form: dict[str, str], local: LocalDay) -> dict[str, Any]:
     return extra
 
 
-def _infusion_end(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
-                  local: LocalDay) -> object:
-    version = parse_int(form.get("version", ""), "version", minimum=0, maximum=MAX_ID)
-    ended = local.time(form.get("ended_at", ""), "ended_at")
-    return svc.chair.sessions.end_infusion(actor, session_id, version, ended)
-
-
 def _waste(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
            local: LocalDay) -> object:
     view = svc.chair.views.view(actor, session_id)
-    data = parse(WasteCreate, form, extra={"session_id": session_id})
+    data = model_from_form(WasteCreate, form, extra={"session_id": session_id})
     return svc.chair.ledger.record_waste(actor, data, patient_id=view["patient"]["id"])
 
 
@@ -154,14 +144,13 @@ STEPS: dict[str, Step] = {
     "dose": form_step("dose", DoseCreate, lambda c: c.sessions.record_dose,
                       times=("started_at", "ended_at"), extra=_devices,
                       checkboxes=("order_confirmed",)),
-    "infusion-end": Step("dose", _infusion_end),
+    "infusion-end": form_step("dose", InfusionEnd, lambda c: c.sessions.end_infusion,
+                              times=("ended_at",)),
     "vitals": form_step("vitals", VitalsCreate, lambda c: c.sessions.record_vitals,
                         times=("taken_at",), keyed=True),
     "ratings": form_step("ratings", RatingCreate, lambda c: c.sessions.record_rating,
                          times=("administered_at",), keyed=True,
-                         extra=lambda form, _: {"answers": answers_from_items(form)
-                                                if has_items(form)
-                                                else answers(form.get("answers", ""))}),
+                         extra=lambda form, _: {"answers": answers_from_form(form)}),
     "adverse-events": form_step("ae", AdverseEventCreate,
                                 lambda c: c.sessions.record_adverse_event, times=("onset_at",),
                                 keyed=True),
@@ -198,7 +187,7 @@ async def session_alert_action(request: Request, session_id: int, alert_id: int,
     def run(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
             local: LocalDay) -> object:
         return svc.chair.sessions.record_alert_action(actor, session_id, alert_id,
-                                                      parse(AlertAction, form))
+                                                      model_from_form(AlertAction, form))
     return await _act(request, svc, viewer, session_id, Step("alerts", run))
 
 
@@ -219,7 +208,8 @@ async def rems_submitted(request: Request, form_id: int, svc: ServicesDep,
                          viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        svc.chair.rems.mark_submitted(viewer.actor, form_id, parse(RemsSubmit, form))
+        svc.chair.rems.mark_submitted(viewer.actor, form_id,
+                                      model_from_form(RemsSubmit, form))
     except (InvalidInput, Conflict) as exc:
         return render(request, "rems_tracker.html", status_code=exc.status, error=str(exc),
                       forms=svc.chair.rems.due(viewer.actor), today=svc.ctx.today())

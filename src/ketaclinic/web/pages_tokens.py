@@ -11,11 +11,12 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
+from ketaclinic.http.inputs import model_from_form
 from ketaclinic.services.accounts.api_tokens import SERVICE, IssuedToken
+from ketaclinic.services.accounts.inputs import ServiceAccountCreate, TokenCreate
 from ketaclinic.services.accounts.permissions import SCOPES
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
-from ketaclinic.services.numbers import parse_int
-from ketaclinic.web.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
 from ketaclinic.web.render import redirect, render
 
 router = APIRouter(prefix="/admin")
@@ -42,8 +43,9 @@ async def service_account_create(request: Request, svc: ServicesDep,
                                  viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        svc.tokens.create_service_account(viewer.actor, form.get("username", ""),
-                                          form.get("full_name", ""), form.get("role", ""))
+        data = model_from_form(ServiceAccountCreate, form)
+        svc.tokens.create_service_account(viewer.actor, data.username, data.full_name,
+                                          data.role)
     except (InvalidInput, Conflict) as exc:
         return _page(request, svc, viewer, exc.status, error=str(exc), values=form)
     return redirect(PAGE)
@@ -57,8 +59,9 @@ async def token_issue(request: Request, user_id: int, svc: ServicesDep,
     scopes = [v for k, v in parse_qsl((await request.body()).decode("ascii"),
                                       max_num_fields=200) if k == "scope"]
     try:
-        days = parse_int(form.get("expires_in_days"), "expires in (days)", minimum=1)
-        issued = svc.tokens.issue(viewer.actor, user_id, form.get("label", ""), scopes, days)
+        data = model_from_form(TokenCreate, form, extra={"scopes": scopes})
+        issued = svc.tokens.issue(viewer.actor, user_id, data.label, data.scopes,
+                                  data.expires_in_days)
     except (InvalidInput, Conflict, NotFound) as exc:
         return _page(request, svc, viewer, exc.status, error=str(exc))
     return _page(request, svc, viewer, 201, issued=issued)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ketaclinic.bootstrap import Services
-from ketaclinic.web.deps import Viewer
+from ketaclinic.http.deps import Viewer
 from ketaclinic.web.pages_dosing import panel_loader as dosing_panel
 from ketaclinic.web.panel_mbc import mbc_panel
 

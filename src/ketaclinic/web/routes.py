@@ -27,8 +27,9 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> Response:
-    """Readiness: the database takes a write (rolled back) and the disk has room; 503 with
-    the reasons otherwise. No patient data and no login needed."""
+    """Readiness: the database takes a write (rolled back), the read replica (when one is
+    configured) answers a read, and the disk has room; 503 with the reasons otherwise. No
+    patient data and no login needed."""
     svc = request.app.state.services
     cfg = svc.settings
     problems = readiness(svc.ctx.db, storage_folder(cfg.effective_database_url, cfg.data_dir),
@@ -52,13 +53,14 @@ def web_routers() -> list[APIRouter]:
         pages_patients,
         pages_pk,
         pages_tokens,
+        pages_webhooks,
     )
 
     # Area pages come before the patient pages' catch-all /patients/{id}/{kind} route.
     from ketaclinic.web.observe import router as metrics_router
 
     routers = [router, metrics_router, pages_auth.router, pages_lock.router, pages_admin.router,
-               pages_tokens.router,
+               pages_tokens.router, pages_webhooks.router,
                pages_account.router,
                pages_dosing.router,
                pages_mbc.router, pages_chair.router, pages_pk.router, pages_outcomes.router,

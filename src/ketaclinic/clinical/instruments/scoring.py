@@ -2,7 +2,8 @@
 
 Answers come in as plain values, one per item in item order (or a mapping item number → value):
 
-* an ``int`` score, or a string holding a whole number (``"2"``, ``"-3"`` for RASS);
+* an ``int`` score, or a string holding a whole number in the digits 0-9 (``"2"``, ``"-3"`` for
+  RASS; ``"٣"`` is refused, not read as 3);
 * ``None`` or ``""`` for a missing answer;
 * an option token defined by the instrument (C-SSRS ``"y"``/``"n"``);
 * a special token defined by the instrument (HAM-D item 16 ``"na"`` = not assessed, BPRS ``"0"`` =
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from ketaclinic.clinical.inputs import DIGITS_ONLY, has_foreign_digits, is_whole_number
 from ketaclinic.clinical.instruments.definitions import (
     AlertRule,
     InstrumentDefinition,
@@ -28,8 +30,7 @@ from ketaclinic.clinical.instruments.definitions import (
 )
 from ketaclinic.clinical.rules import ClinicalInputError, Grade
 
-_INT_RE = re.compile(r"^[+-]?\d+$")
-_DECIMAL_RE = re.compile(r"^[+-]?(\d+[.,]\d*|[.,]\d+)$")
+_DECIMAL_RE = re.compile(r"[+-]?([0-9]+[.,][0-9]*|[.,][0-9]+)")
 
 ANSWERED = "answered"
 MISSING = "missing"
@@ -265,12 +266,14 @@ def _classify(item: ItemDef, raw: Any, where: str) -> tuple[str, int | None]:
     for option in item.options:
         if text in option.tokens:
             return ANSWERED, option.score
-    if _INT_RE.match(text):
+    if is_whole_number(text):
         return _special_or_score(item, str(int(text)), int(text))
     for special in item.special:
         if text == special.token:
             return special.meaning, None
-    if _DECIMAL_RE.match(text):
+    if has_foreign_digits(text):
+        raise ClinicalInputError(f"{where}: {raw.strip()!r} is not a number: {DIGITS_ONLY}")
+    if _DECIMAL_RE.fullmatch(text):
         raise ClinicalInputError(
             f"{where}: decimal answer {raw.strip()!r} is not allowed (whole numbers only)"
         )

@@ -119,27 +119,26 @@ class ApiTokenService:
     def create_service_account(self, actor: Actor, username: str, full_name: str,
                                role: str) -> UserInfo:
         """A user that cannot log in (no password, no two-factor) and acts only via tokens."""
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.create")
+        work = self.ctx.unit_of_work(actor, "user.create", perm=Perm.USER_MANAGE)
         username = (username or "").strip().lower()
         validate_account(username, full_name, role)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with work as uow:
+            s = uow.session
             if s.execute(select(User.id).where(User.username == username)).first():
                 raise Conflict(f"a user named {username!r} already exists")
             user = User(username=username, full_name=full_name.strip(), role=role,
-                        password_hash=NO_PASSWORD, active=True, created_at=now,
+                        password_hash=NO_PASSWORD, active=True, created_at=uow.now,
                         medical_director=False, kind=SERVICE)
             s.add(user)
             s.flush()
-            self.ctx.audit.record(s, actor, "user.create", at=now,
-                                  detail=f"service account {username} ({role})")
+            uow.audit(detail=f"service account {username} ({role})")
             return user_info(user)
 
     # --- tokens -----------------------------------------------------------------------------
     def issue(self, actor: Actor, user_id: int, label: str, scopes: list[str],
               expires_in_days: int) -> IssuedToken:
         """A new token for a service account; the secret is in the result, and nowhere else."""
-        self.ctx.require(actor, Perm.USER_MANAGE, "api_token.issue")
+        work = self.ctx.unit_of_work(actor, "api_token.issue", perm=Perm.USER_MANAGE)
         label = (label or "").strip()
         if not label or len(label) > 100 or any(ord(c) < 32 for c in label):
             raise InvalidInput("label is required: one line of at most 100 characters")
@@ -152,11 +151,11 @@ class ApiTokenService:
         unknown = [s for s in wanted if s not in SCOPES]
         if unknown:
             raise InvalidInput(f"unknown scope {unknown[0]!r}; scopes are: {', '.join(SCOPES)}")
-        now = self.ctx.clock()
         secret = f"{TOKEN_KIND}_{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"
         prefix = secret.split("_")[1]
         try:
-            with self.ctx.db.transaction() as s:
+            with work as uow:
+                s, now = uow.session, uow.now
                 user = self._service_account(s, user_id)
                 beyond = [sc for sc in wanted if sc not in role_scopes(user.role)]
                 if beyond:
@@ -168,9 +167,8 @@ class ApiTokenService:
                                    days=expires_in_days))
                 s.add(row)
                 s.flush()
-                self.ctx.audit.record(s, actor, "api_token.issue", at=now, detail=(
-                    f"token kct_{prefix} for {user.username}; scopes {row.scopes}; "
-                    f"expires {row.expires_at:%Y-%m-%d %H:%M}Z"))
+                uow.audit(detail=(f"token kct_{prefix} for {user.username}; scopes {row.scopes}; "
+                                  f"expires {row.expires_at:%Y-%m-%d %H:%M}Z"))
                 return IssuedToken(_info(row), secret)
         except IntegrityError as exc:  # the 32-bit prefix was taken: 1 in 4 billion per token
             raise Conflict("please try again (the token prefix collided)") from exc
@@ -178,19 +176,18 @@ class ApiTokenService:
     def list_tokens(self, actor: Actor, user_id: int | None = None, limit: int | None = None,
                     offset: int = 0) -> Paged[TokenInfo]:
         """Every token (or one account's), oldest first; a window of them with ``limit``."""
-        self.ctx.require(actor, Perm.USER_MANAGE, "api_token.list")
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "api_token.list", perm=Perm.USER_MANAGE) as uow:
             query = select(ApiToken).order_by(ApiToken.id)
             if user_id is not None:
                 query = query.where(ApiToken.user_id == user_id)
-            return page_rows(s, query, limit, offset).map(_info)
+            return page_rows(uow.session, query, limit, offset).map(_info)
 
     def token_id_for(self, actor: Actor, prefix: str) -> int:
         """The id of the token with this public prefix ("kct_1a2b3c4d" or "1a2b3c4d")."""
-        self.ctx.require(actor, Perm.USER_MANAGE, "api_token.list")
+        work = self.ctx.unit_of_work(actor, "api_token.list", perm=Perm.USER_MANAGE)
         match = _PREFIX_RE.match((prefix or "").strip())
-        with self.ctx.db.transaction() as s:
-            found = s.execute(select(ApiToken.id).where(
+        with work as uow:
+            found = uow.session.execute(select(ApiToken.id).where(
                 ApiToken.prefix == match.group(1))).scalar_one_or_none() if match else None
         if found is None:
             raise NotFound(f"no API token with prefix {prefix!r}")
@@ -198,16 +195,13 @@ class ApiTokenService:
 
     def revoke(self, actor: Actor, token_id: int) -> TokenInfo:
         """Revoke a token; its next request is refused (idempotent for a revoked token)."""
-        self.ctx.require(actor, Perm.USER_MANAGE, "api_token.revoke")
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            row = s.get(ApiToken, token_id)
+        with self.ctx.unit_of_work(actor, "api_token.revoke", perm=Perm.USER_MANAGE) as uow:
+            row = uow.session.get(ApiToken, token_id)
             if row is None:
                 raise NotFound("no such API token")
             if row.revoked_at is None:
-                row.revoked_at, row.revoked_by = now, actor.user_id
-                self.ctx.audit.record(s, actor, "api_token.revoke", at=now,
-                                      detail=f"token kct_{row.prefix} of {row.user.username}")
+                row.revoked_at, row.revoked_by = uow.now, actor.user_id
+                uow.audit(detail=f"token kct_{row.prefix} of {row.user.username}")
             return _info(row)
 
     # --- authentication -----------------------------------------------------------------------

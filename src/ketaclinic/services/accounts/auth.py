@@ -28,7 +28,19 @@ from ketaclinic.store.tables import AuthSession, LoginAttempt, RecoveryCode, Use
 
 log = logging.getLogger("ketaclinic.auth")
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-_DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-timing")
+_dummy: tuple[PasswordHasher, str] | None = None
+
+
+def _dummy_hash() -> str:
+    """A hash of no one's password, made by the hasher in use: checking a login for a user who
+    does not exist costs what checking a real one does, so timing tells no one which names
+    exist. Made once per hasher (AuthService makes it when the services are built, not at the
+    first unknown name), not at import: a command that checks no password does not pay for it.
+    """
+    global _dummy
+    if _dummy is None or _dummy[0] is not _hasher:
+        _dummy = (_hasher, _hasher.hash("not-a-real-password-used-for-timing"))
+    return _dummy[1]
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 
 
@@ -179,18 +191,20 @@ class AuthService:
         self.ctx = ctx
         # Two-factor keys at rest: AES-256-GCM under a key derived from the instance secret.
         self.box = SecretBox.for_secrets(ctx.settings.secret_key.get_secret_value())
+        _dummy_hash()  # ready before the first login names an unknown user
 
     # --- users -------------------------------------------------------------------------
     def create_user(
         self, actor: Actor, username: str, full_name: str, role: str, password: str,
         medical_director: bool = False,
     ) -> UserInfo:
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.create")
+        work = self.ctx.unit_of_work(actor, "user.create", perm=Perm.USER_MANAGE)
         username = (username or "").strip().lower()
         validate_new_user(username, full_name, role, password)
         if medical_director and role != "prescriber":
             raise InvalidInput("only a prescriber can have the medical-director flag")
-        with self.ctx.db.transaction() as s:
+        with work as uow:
+            s = uow.session
             if s.execute(select(User.id).where(User.username == username)).first():
                 raise Conflict(f"a user named {username!r} already exists")
             user = User(
@@ -199,51 +213,41 @@ class AuthService:
                 role=role,
                 password_hash=hash_password(password),
                 active=True,
-                created_at=self.ctx.clock(),
+                created_at=uow.now,
                 medical_director=medical_director,
             )
             s.add(user)
             s.flush()
-            self.ctx.audit.record(
-                s, actor, "user.create", at=self.ctx.clock(), detail=f"user {username} ({role})"
-                + (", medical director" if medical_director else "")
-            )
+            uow.audit(detail=f"user {username} ({role})"
+                      + (", medical director" if medical_director else ""))
             return user_info(user)
 
     def list_users(self, actor: Actor, limit: int | None = None,
                    offset: int = 0) -> Paged[UserInfo]:
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.list")
-        with self.ctx.db.transaction() as s:
-            return page_rows(s, select(User).order_by(User.username, User.id), limit,
+        with self.ctx.unit_of_work(actor, "user.list", perm=Perm.USER_MANAGE) as uow:
+            return page_rows(uow.session, select(User).order_by(User.username, User.id), limit,
                              offset).map(user_info)
 
     def set_active(self, actor: Actor, user_id: int, active: bool) -> UserInfo:
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.update")
-        with self.ctx.db.transaction() as s:
-            user = existing_user(s, user_id)
+        with self.ctx.unit_of_work(actor, "user.update", perm=Perm.USER_MANAGE) as uow:
+            user = existing_user(uow.session, user_id)
             if user.id == actor.user_id and not active:
                 raise InvalidInput("you cannot deactivate your own account")
             user.active = active
             if not active:
-                self._end_sessions(s, user.id, "deactivated")
-            self.ctx.audit.record(
-                s, actor, "user.update", at=self.ctx.clock(),
-                detail=f"user {user.username} {'activated' if active else 'deactivated'}",
-            )
+                self._end_sessions(uow.session, user.id, "deactivated", uow.now)
+            uow.audit(detail=f"user {user.username} {'activated' if active else 'deactivated'}")
             return user_info(user)
 
     def set_medical_director(self, actor: Actor, user_id: int, flag: bool) -> UserInfo:
         """An administrator sets or clears the medical-director flag (audited)."""
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.update")
-        with self.ctx.db.transaction() as s:
-            user = existing_user(s, user_id)
+        with self.ctx.unit_of_work(actor, "user.update", perm=Perm.USER_MANAGE) as uow:
+            user = existing_user(uow.session, user_id)
             if flag and user.role != "prescriber":
                 raise InvalidInput("only a prescriber can have the medical-director flag")
             user.medical_director = flag
-            self.ctx.audit.record(
-                s, actor, "user.update", at=self.ctx.clock(),
-                detail=f"user {user.username} medical director {'set' if flag else 'cleared'}",
-            )
+            uow.audit(detail=f"user {user.username} medical director "
+                             f"{'set' if flag else 'cleared'}")
             return user_info(user)
 
     def count_users(self) -> int:
@@ -262,7 +266,7 @@ class AuthService:
             ).scalar_one_or_none()
             usable = bool(user and user.active and not user.must_change_password
                           and user.kind == "person")
-            info, stored = (user_info(user), user.password_hash) if user else (None, _DUMMY_HASH)
+            info, stored = (user_info(user), user.password_hash) if user else (None, _dummy_hash())
         ok = verify_password(stored, password or "")  # outside the transaction (see login)
         if not (info and ok and usable):
             raise NotAuthenticated("witness credentials were not accepted")
@@ -281,7 +285,7 @@ class AuthService:
         with self.ctx.db.transaction() as s:
             stored = s.execute(select(User.id, User.password_hash).where(
                 User.username == username)).first()
-        ok = verify_password(stored.password_hash if stored else _DUMMY_HASH, password or "")
+        ok = verify_password(stored.password_hash if stored else _dummy_hash(), password or "")
         new_hash = (hash_password(password) if ok and stored
                     and _hasher.check_needs_rehash(stored.password_hash) else None)
         with self.ctx.db.transaction() as s:
@@ -339,8 +343,8 @@ class AuthService:
     # --- two-factor (TOTP) enrolment -----------------------------------------------------
     def totp_begin(self, actor: Actor) -> tuple[str, str]:
         """A secret to enrol (kept pending until a code confirms it) and its otpauth URI."""
-        with self.ctx.db.transaction() as s:
-            user = existing_user(s, actor.user_id)
+        with self.ctx.unit_of_work(actor, "totp.begin") as uow:  # the user's own account
+            user = existing_user(uow.session, actor.user_id)
             if user.totp_secret:
                 raise Conflict("two-factor login is already set up for this account")
             secret = self._pending_secret(user)
@@ -365,8 +369,8 @@ class AuthService:
 
         Returns ten one-time recovery codes, to be shown once (only their hashes are kept).
         """
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "totp.enrol") as uow:  # the user's own account
+            s, now = uow.session, uow.now
             user = existing_user(s, actor.user_id)
             if user.totp_secret:
                 raise Conflict("two-factor login is already set up for this account")
@@ -387,8 +391,7 @@ class AuthService:
             user.totp_pending_secret = None
             user.totp_last_step = step
             codes = replace_recovery_codes(s, user.id, now)
-            self.ctx.audit.record(s, actor, "totp.enrol", at=now,
-                                  detail=f"{len(codes)} recovery codes issued")
+            uow.audit(detail=f"{len(codes)} recovery codes issued")
             return codes
 
     # --- throttling (logins and every other check of a password) -------------------------
@@ -483,10 +486,10 @@ class AuthService:
             row.ended_at, row.end_reason = now, "logout"
             self.ctx.audit.record(s, user_info(row.user).actor, "logout", at=now)
 
-    def _end_sessions(self, s: Session, user_id: int, reason: str,
+    @staticmethod
+    def _end_sessions(s: Session, user_id: int, reason: str, now: dt.datetime,
                       keep_token: str | None = None) -> int:
         """End the user's open sessions (but the one of ``keep_token``); how many ended."""
-        now = self.ctx.clock()
         keep = _token_id(keep_token) if keep_token else None
         ended = 0
         for row in s.execute(select(AuthSession).where(

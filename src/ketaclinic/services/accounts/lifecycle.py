@@ -7,7 +7,7 @@ Passwords never reach the audit trail or a log; every change is audited by its a
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -28,7 +28,8 @@ from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import SYSTEM, Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
-from ketaclinic.services.secretbox import SecretBox, SecretUnreadable, is_encrypted, totp_context
+from ketaclinic.services.secretbox import EncryptReport, SecretBox, totp_context
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import LoginAttempt, RecoveryCode, User
 
 
@@ -40,14 +41,6 @@ class PasswordReset:
     sessions_ended: int
 
 
-@dataclass
-class EncryptReport:
-    encrypted: int = 0
-    reencrypted: int = 0
-    current: int = 0
-    unreadable: list[str] = field(default_factory=list)
-
-
 class AccountService:
     def __init__(self, ctx: Context, auth: AuthService) -> None:
         self.ctx = ctx
@@ -55,22 +48,20 @@ class AccountService:
 
     # --- lookups for the admin pages and the command line ---------------------------------
     def get_user(self, actor: Actor, user_id: int) -> UserInfo:
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.view")
-        with self.ctx.db.transaction() as s:
-            return user_info(existing_user(s, user_id))
+        with self.ctx.unit_of_work(actor, "user.view", perm=Perm.USER_MANAGE) as uow:
+            return user_info(existing_user(uow.session, user_id))
 
     def user_id_for(self, actor: Actor, username: str) -> int:
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.view")
-        with self.ctx.db.transaction() as s:
-            found = s.execute(select(User.id).where(
+        with self.ctx.unit_of_work(actor, "user.view", perm=Perm.USER_MANAGE) as uow:
+            found = uow.session.execute(select(User.id).where(
                 User.username == (username or "").strip().lower())).scalar_one_or_none()
         if found is None:
             raise NotFound(f"no user named {username!r}")
         return int(found)
 
     def recovery_codes_left(self, actor: Actor) -> int:
-        with self.ctx.db.transaction() as s:
-            return recovery_codes_left(s, self._own(s, actor).id)
+        with self.ctx.unit_of_work(actor, "totp.recovery_codes.left") as uow:  # one's own
+            return recovery_codes_left(uow.session, self._own(uow.session, actor).id)
 
     # --- the user's own account -----------------------------------------------------------
     def change_password(self, actor: Actor, current: str, new: str, *,
@@ -80,46 +71,44 @@ class AccountService:
         Every other session of the user ends (the one of ``keep_token`` stays). A wrong current
         password counts as a failed login (throttled like one) and changes nothing.
         """
-        now = self.ctx.clock()
-        self._check_password(actor, current, client, now, "user.password.change")
-        with self.ctx.db.transaction() as s:
+        work = self.ctx.unit_of_work(actor, "user.password.change")
+        self._check_password(work, current, client)
+        with work as uow:
+            s = uow.session
             user = self._own(s, actor)
             validate_password(new, user.username)
             if verify_password(user.password_hash, new):
                 raise InvalidInput("the new password must differ from the current one")
             user.password_hash = hash_password(new)
             user.must_change_password, user.password_expires_at = False, None
-            ended = self.auth._end_sessions(s, user.id, "password change", keep_token)
-            self.ctx.audit.record(s, actor, "user.password.change", at=now,
-                                  detail=f"{ended} other sessions ended")
+            ended = self.auth._end_sessions(s, user.id, "password change", uow.now, keep_token)
+            uow.audit(detail=f"{ended} other sessions ended")
             return user_info(user)
 
     def regenerate_recovery_codes(self, actor: Actor, password: str, *,
                                   client: str = "unknown") -> list[str]:
         """A new set of ten recovery codes (the old ones stop working); needs the password."""
-        now = self.ctx.clock()
-        self._check_password(actor, password, client, now, "totp.recovery_codes.regenerate")
-        with self.ctx.db.transaction() as s:
-            user = self._own(s, actor)
+        work = self.ctx.unit_of_work(actor, "totp.recovery_codes.regenerate")
+        self._check_password(work, password, client)
+        with work as uow:
+            user = self._own(uow.session, actor)
             if not user.totp_secret:
                 raise Conflict("two-factor login is not set up for this account")
-            codes = replace_recovery_codes(s, user.id, now)
-            self.ctx.audit.record(s, actor, "totp.recovery_codes.regenerate", at=now,
-                                  detail=f"{len(codes)} recovery codes issued")
+            codes = replace_recovery_codes(uow.session, user.id, uow.now)
+            uow.audit(detail=f"{len(codes)} recovery codes issued")
             return codes
 
-    def _check_password(self, actor: Actor, password: str, client: str, now: dt.datetime,
-                        action: str) -> None:
-        """Re-authentication: throttled and recorded like a login attempt; audited on failure."""
-        self.auth.refuse_if_throttled(actor.username, client, now, action)
-        with self.ctx.db.transaction() as s:
-            user = self._own(s, actor)
+    def _check_password(self, work: UnitOfWork, password: str, client: str) -> None:
+        """Re-authentication, the unit's first transaction: throttled and recorded like a
+        login attempt; a failure is audited as the unit's action (and committed)."""
+        self.auth.refuse_if_throttled(work.actor.username, client, work.now, work.action)
+        with work as uow:
+            user = self._own(uow.session, work.actor)
             ok = verify_password(user.password_hash, password or "")
             if not ok:
-                s.add(LoginAttempt(username=user.username, client=client[:64], at=now,
-                                   success=False))
-                self.ctx.audit.record(s, actor, action, at=now, outcome="failed",
-                                      detail="current password wrong")
+                uow.session.add(LoginAttempt(username=user.username, client=client[:64],
+                                             at=uow.now, success=False))
+                uow.audit(outcome="failed", detail="current password wrong")
         if not ok:
             raise InvalidInput("the current password is not correct")
 
@@ -130,11 +119,11 @@ class AccountService:
 
         Without ``temporary`` the server generates one, returned once in ``generated``.
         """
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.password.reset")
-        now = self.ctx.clock()
+        work = self.ctx.unit_of_work(actor, "user.password.reset", perm=Perm.USER_MANAGE)
         generated = None if temporary else recovery_codes.temporary_password()
-        expires = now + dt.timedelta(hours=self.ctx.settings.temporary_password_hours)
-        with self.ctx.db.transaction() as s:
+        expires = work.now + dt.timedelta(hours=self.ctx.settings.temporary_password_hours)
+        with work as uow:
+            s = uow.session
             user = existing_user(s, user_id)
             self._not_self(actor, user, "password")
             if user.kind != "person":
@@ -143,11 +132,10 @@ class AccountService:
             validate_password(temporary or generated or "", user.username)
             user.password_hash = hash_password(temporary or generated or "")
             user.must_change_password, user.password_expires_at = True, expires
-            ended = self.auth._end_sessions(s, user.id, "password reset")
+            ended = self.auth._end_sessions(s, user.id, "password reset", uow.now)
             how = "generated" if generated else "chosen by the administrator"
-            self.ctx.audit.record(s, actor, "user.password.reset", at=now,
-                                  detail=f"user {user.username}; temporary password {how}; "
-                                  f"{ended} sessions ended")
+            uow.audit(detail=f"user {user.username}; temporary password {how}; "
+                             f"{ended} sessions ended")
             return PasswordReset(user_info(user), generated, expires, ended)
 
     def reset_two_factor(self, actor: Actor, user_id: int) -> UserInfo:
@@ -155,9 +143,8 @@ class AccountService:
 
         The user enrols again at the next login (straight away where their role requires it).
         """
-        self.ctx.require(actor, Perm.USER_MANAGE, "user.totp.reset")
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "user.totp.reset", perm=Perm.USER_MANAGE) as uow:
+            s = uow.session
             user = existing_user(s, user_id)
             self._not_self(actor, user, "two-factor login")
             if not (user.totp_secret or user.totp_pending_secret):
@@ -165,9 +152,8 @@ class AccountService:
             user.totp_secret = user.totp_pending_secret = None
             user.totp_last_step = None
             s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-            ended = self.auth._end_sessions(s, user.id, "2fa reset")
-            self.ctx.audit.record(s, actor, "user.totp.reset", at=now,
-                                  detail=f"user {user.username}; {ended} sessions ended")
+            ended = self.auth._end_sessions(s, user.id, "2fa reset", uow.now)
+            uow.audit(detail=f"user {user.username}; {ended} sessions ended")
             return user_info(user)
 
     # --- the operator ------------------------------------------------------------------------
@@ -179,33 +165,15 @@ class AccountService:
         current = self.ctx.settings.secret_key.get_secret_value()
         box = SecretBox.for_secrets(current, previous_secret) if previous_secret else self.auth.box
         report = EncryptReport()
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            for user in s.execute(select(User).order_by(User.id)).scalars():
+        with self.ctx.unit_of_work(SYSTEM, "user.secrets.encrypt") as uow:
+            for user in uow.session.execute(select(User).order_by(User.id)).scalars():
                 for column in ("totp_secret", "totp_pending_secret"):
-                    self._reseal(user, column, box, report)
-            self.ctx.audit.record(s, SYSTEM, "user.secrets.encrypt", at=now, detail=(
-                f"{report.encrypted} encrypted, {report.reencrypted} re-encrypted, "
-                f"{report.current} already current, {len(report.unreadable)} unreadable"))
+                    stored = getattr(user, column)
+                    if stored:
+                        setattr(user, column, report.reseal(
+                            box, stored, totp_context(user.id, column), user.username))
+            uow.audit(detail=report.describe())
         return report
-
-    @staticmethod
-    def _reseal(user: User, column: str, box: SecretBox, report: EncryptReport) -> None:
-        stored = getattr(user, column)
-        if not stored:
-            return
-        context = totp_context(user.id, column)
-        if not is_encrypted(stored):
-            setattr(user, column, box.encrypt(stored, context))
-            report.encrypted += 1
-        elif box.is_current(stored):
-            report.current += 1
-        else:
-            try:
-                setattr(user, column, box.encrypt(box.decrypt(stored, context), context))
-                report.reencrypted += 1
-            except SecretUnreadable:
-                report.unreadable.append(user.username)
 
     # --- helpers -------------------------------------------------------------------------------
     @staticmethod

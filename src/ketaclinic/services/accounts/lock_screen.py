@@ -6,7 +6,8 @@ After ``idle_timeout_minutes`` without a request the server marks the session lo
 their lock-screen PIN or their password. A wrong PIN or password counts against the session;
 ``login_max_failures`` of them end it (a full login is needed). The absolute timeout still ends
 a locked session. The PIN (6–8 digits, not one repeated digit nor a run) is hashed like a
-password and set by the user on My account with their current password.
+password and set by the user with their current password, on My account or through
+``PUT /api/me/lock-pin`` (one input model, ``services/accounts/inputs.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from ketaclinic.services.accounts.auth import _token_id, hash_password, user_info, verify_password
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
-from ketaclinic.services.errors import InvalidInput, NotAuthenticated
+from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated
 from ketaclinic.store.tables import AuthSession, User
 
 PIN_RE = re.compile(r"^\d{6,8}$")
@@ -53,6 +54,13 @@ def validate_pin(pin: str) -> None:
         raise InvalidInput("the PIN must not be one repeated digit or a run like 123456")
 
 
+def _person(user: User | None) -> None:
+    """Only a person has sessions to lock: a service account (API tokens) has no PIN."""
+    if user is not None and user.kind != "person":
+        raise Conflict(f"{user.username} is a service account: it never logs in, so it has no "
+                       "lock screen and no PIN")
+
+
 class LockScreenService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -61,34 +69,36 @@ class LockScreenService:
     def set_pin(self, actor: Actor, current_password: str, pin: str) -> None:
         """Set (or replace) the lock-screen PIN; the current password proves it is the user."""
         validate_pin(pin)
-        with self.ctx.db.transaction() as s:
-            user = s.get(User, actor.user_id) if actor.user_id else None
+        work = self.ctx.unit_of_work(actor, "account.pin")  # the user's own account
+        # argon2 is slow: the password is checked between the unit's transactions
+        with work as uow:
+            user = uow.session.get(User, actor.user_id) if actor.user_id else None
+            _person(user)
             stored = user.password_hash if user else None
         if stored is None or not verify_password(stored, current_password or ""):
-            self.ctx.record_failure(actor, "account.pin", "denied",
-                                    detail="current password not accepted")
+            work.record_failure("denied", detail="current password not accepted")
             raise InvalidInput("your current password was not accepted; the PIN was not set")
         if verify_password(stored, pin):
             raise InvalidInput("the PIN must not be your password")
         digest = hash_password(pin)
-        with self.ctx.db.transaction() as s:
-            user = s.get(User, actor.user_id)
+        with work as uow:
+            user = uow.session.get(User, actor.user_id)
             assert user is not None
             user.pin_hash = digest
-            self.ctx.audit.record(s, actor, "account.pin", at=self.ctx.clock(), detail="PIN set")
+            uow.audit(detail="PIN set")
 
     def clear_pin(self, actor: Actor) -> None:
-        with self.ctx.db.transaction() as s:
-            user = s.get(User, actor.user_id) if actor.user_id else None
+        with self.ctx.unit_of_work(actor, "account.pin") as uow:  # the user's own account
+            user = uow.session.get(User, actor.user_id) if actor.user_id else None
             if user is None:
                 raise NotAuthenticated("please log in")
+            _person(user)
             user.pin_hash = None
-            self.ctx.audit.record(s, actor, "account.pin", at=self.ctx.clock(),
-                                  detail="PIN removed")
+            uow.audit(detail="PIN removed")
 
     def has_pin(self, actor: Actor) -> bool:
-        with self.ctx.db.transaction() as s:
-            user = s.get(User, actor.user_id) if actor.user_id else None
+        with self.ctx.unit_of_work(actor, "account.pin") as uow:  # the user's own account
+            user = uow.session.get(User, actor.user_id) if actor.user_id else None
             return bool(user and user.pin_hash)
 
     # --- locked sessions ----------------------------------------------------------------
@@ -118,7 +128,6 @@ class LockScreenService:
 
     def unlock(self, token: str | None, secret: str, client: str = "unknown") -> None:
         """Re-authenticate the session's own user with the PIN or the password."""
-        now = self.ctx.clock()
         with self.ctx.db.transaction() as s:
             row = s.get(AuthSession, _token_id(token)) if token else None
             usable = self._usable(row)
@@ -131,20 +140,20 @@ class LockScreenService:
         ok = (pin_hash is not None and PIN_RE.match(secret) is not None
               and verify_password(pin_hash, secret)) or verify_password(password_hash, secret)
         limit = self.ctx.settings.login_max_failures
-        with self.ctx.db.transaction() as s:
-            row = s.get(AuthSession, _token_id(token or ""))
+        # The session's own user, now known, unlocks it or spends a try: a unit of theirs.
+        with self.ctx.unit_of_work(actor, "session.unlock") as uow:
+            row = uow.session.get(AuthSession, _token_id(token or ""))
             if row is None or row.ended_at is not None:
                 raise NotAuthenticated("please log in")
             if ok:
-                row.locked_at, row.unlock_failures, row.last_seen_at = None, 0, now
-                self.ctx.audit.record(s, actor, "session.unlock", at=now)
+                row.locked_at, row.unlock_failures, row.last_seen_at = None, 0, uow.now
+                uow.audit()
                 return
             row.unlock_failures = (row.unlock_failures or 0) + 1
             left = max(0, limit - row.unlock_failures)
             if left == 0:
-                row.ended_at, row.end_reason = now, "unlock-failed"
-            self.ctx.audit.record(s, actor, "session.unlock", at=now, outcome="failed",
-                                  detail=f"client {client[:40]}; {left} tries left")
+                row.ended_at, row.end_reason = uow.now, "unlock-failed"
+            uow.audit(outcome="failed", detail=f"client {client[:40]}; {left} tries left")
         if left == 0:
             raise UnlockRefused("too many wrong PINs or passwords: you are logged out; log in "
                                 "again", 0)

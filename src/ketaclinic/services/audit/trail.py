@@ -311,17 +311,17 @@ class AuditLog:
 
     def page(self, actor: Actor, *, limit: int = 100, offset: int = 0,
              patient_id: int | None = None, action: str = "") -> tuple[list[AuditEvent], int]:
-        self.ctx.require(actor, Perm.AUDIT_READ, "audit.view")
         from ketaclinic.services.paging import page_rows
 
+        work = self.ctx.unit_of_work(actor, "audit.view", perm=Perm.AUDIT_READ)
         stmt = select(AuditEvent)
         if patient_id is not None:
             stmt = stmt.where(AuditEvent.patient_id == patient_id)
         if action:
             stmt = stmt.where(AuditEvent.action == action[:64])
-        with self.ctx.db.transaction() as s:
-            page = page_rows(s, stmt.order_by(AuditEvent.id.desc()), limit, offset)
-            self.ctx.audit.record(s, actor, "audit.view", at=self.ctx.clock())
+        with work as uow:
+            page = page_rows(uow.session, stmt.order_by(AuditEvent.id.desc()), limit, offset)
+            uow.audit()
             return page.items, page.total
 
     def patient_names(self, actor: Actor, patient_ids: set[int]) -> dict[int, str]:
@@ -329,15 +329,16 @@ class AuditLog:
         is audited like the page."""
         from ketaclinic.store.tables import Patient
 
-        self.ctx.require(actor, Perm.AUDIT_READ, "audit.view")
+        work = self.ctx.unit_of_work(actor, "audit.view", perm=Perm.AUDIT_READ)
         ids = sorted(i for i in patient_ids if i is not None)[:500]
         if not ids:
             return {}
-        with self.ctx.db.transaction() as s:
-            rows = s.execute(select(Patient.id, Patient.family_name, Patient.given_name,
-                                    Patient.mrn).where(Patient.id.in_(ids))).all()
-            self.ctx.audit.record_list(s, actor, "audit.patient_names", [r[0] for r in rows],
-                                       at=self.ctx.clock(), detail=f"{len(rows)} patients")
+        with work as uow:
+            rows = uow.session.execute(select(Patient.id, Patient.family_name,
+                                              Patient.given_name, Patient.mrn).where(
+                Patient.id.in_(ids))).all()
+            uow.audit_list([r[0] for r in rows], "audit.patient_names",
+                           detail=f"{len(rows)} patients")
             return {r[0]: f"{r[1]}, {r[2]} ({r[3]})" for r in rows}
 
     def verify(self, actor: Actor | None = None,

@@ -81,21 +81,19 @@ class ChairBoardService:
 
     def board(self, actor: Actor) -> Board:
         """Today's chairs; tomorrow's when every chair is closed for the rest of today."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "chair.board")
-        now = self.ctx.clock()
-        clinic = self.ctx.clinic_time
-        today = clinic.local_date(now)
-        local_now = clinic.to_local(now).time()
-        with self.ctx.db.transaction() as s:
+        work = self.ctx.unit_of_work(actor, "chair.board", perm=Perm.PATIENT_READ)
+        now, today = work.now, work.today
+        local_now = self.ctx.clinic_time.to_local(now).time()
+        with work:
+            s = work.session
             chairs = list(s.execute(select(Chair).where(Chair.active.is_(True))
                                     .order_by(Chair.name)).scalars())
             open_today = any(local_now < end for c in chairs
                              for _, end in _windows(c.opening_hours_json, today))
             day = today if open_today else today + dt.timedelta(days=1)
             board = self._day(s, chairs, day, now)
-            self.ctx.audit.record_list(
-                s, actor, "chair.board", [x.patient_id for c in board.chairs for x in c.sessions],
-                at=now, detail=f"{day.isoformat()}: {board.session_count} sessions")
+            work.audit_list([x.patient_id for c in board.chairs for x in c.sessions],
+                            detail=f"{day.isoformat()}: {board.session_count} sessions")
             return Board(day, day == today, not open_today, board.chairs)
 
     def _day(self, s, chairs: list[Chair], day: dt.date, now: dt.datetime) -> Board:  # type: ignore[no-untyped-def]

@@ -16,13 +16,13 @@ from ketaclinic.services.chair.common import (
     amend,
     check_version,
     clinical,
+    course_unit,
     load_course,
     stale_as_conflict,
 )
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.paging import Paged, page_rows
-from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables_chair import ChairAmendment
 from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
@@ -89,12 +89,14 @@ class CourseService:
 
     def create(self, actor: Actor, patient_id: int, data: CourseCreate) -> CourseSummary:
         """Create a course from a template (prescribers) and plan its sessions."""
-        self.ctx.require(actor, Perm.PRESCRIBE, "course.create", patient_id=patient_id)
+        work = self.ctx.unit_of_work(actor, "course.create", perm=Perm.PRESCRIBE,
+                                     patient_id=patient_id)
         template = clinical(lambda: load_course_template(data.template_id))
         plan = clinical(lambda: plan_course(template, data.start_date, _weekdays(data.weekdays)))
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            PatientRepository(s).get(patient_id)
+        now = work.now
+        with work:
+            s = work.session
+            work.patients.get(patient_id)
             course = Course(patient_id=patient_id, template_id=template.id,
                             treatment=template.treatment, status="active",
                             start_date=data.start_date, ruleset_ref=template.version,
@@ -108,17 +110,17 @@ class CourseService:
                 patient_id=patient_id, course_id=course.id, number=p.number, phase=p.phase,
                 treatment=template.treatment, status="planned", planned_date=p.on,
                 created_by=actor.user_id, created_at=now, updated_at=now) for p in plan])
-            self.ctx.audit.record(s, actor, "course.create", at=now, patient_id=patient_id,
-                                  detail=f"course {course.id} {template.id}, {len(plan)} sessions")
+            work.audit(patient_id=patient_id,
+                       detail=f"course {course.id} {template.id}, {len(plan)} sessions")
             return self._summary(s, course)
 
     def get(self, actor: Actor, course_id: int) -> tuple[CourseSummary, list[SessionLine],
                                                          list[dict]]:
         """The course, its sessions and its amendment history (audited view)."""
-        with self.ctx.db.transaction() as s:
-            course = load_course(s, course_id)
-        self.ctx.require(actor, Perm.PATIENT_READ, "course.view", patient_id=course.patient_id)
-        with self.ctx.db.transaction() as s:
+        work, patient_id = course_unit(self.ctx, actor, course_id, "course.view",
+                                       Perm.PATIENT_READ)
+        with work:
+            s = work.session
             course = load_course(s, course_id)
             lines = [SessionLine(r.id, r.number, r.phase, r.planned_date, r.status,
                                  r.scheduled_start, r.chair_id, r.dose_mg)
@@ -131,27 +133,26 @@ class CourseService:
                            ChairAmendment.entity == "course",
                            ChairAmendment.entity_id == course_id).order_by(
                            ChairAmendment.id)).scalars()]
-            self.ctx.audit.record(s, actor, "course.view", at=self.ctx.clock(),
-                                  patient_id=course.patient_id, detail=f"course {course_id}")
+            work.audit(patient_id=patient_id, detail=f"course {course_id}")
             return self._summary(s, course), lines, history
 
     def for_patient(self, actor: Actor, patient_id: int, limit: int | None = None,
                     offset: int = 0) -> Paged[CourseSummary]:
-        self.ctx.require(actor, Perm.PATIENT_READ, "course.list", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "course.list", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            s = uow.session
             page = page_rows(s, select(Course).where(Course.patient_id == patient_id).order_by(
                 Course.start_date.desc(), Course.id.desc()), limit, offset)
-            self.ctx.audit.record(s, actor, "course.list", at=self.ctx.clock(),
-                                  patient_id=patient_id, detail=f"{page.total} courses")
+            uow.audit(patient_id=patient_id, detail=f"{page.total} courses")
             return page.map(lambda c: self._summary(s, c))
 
     def end(self, actor: Actor, course_id: int, data: CourseEnd) -> CourseSummary:
         """Stop or complete a course with a reason; its open sessions are cancelled."""
-        with self.ctx.db.transaction() as s:
-            patient_id = load_course(s, course_id).patient_id
-        self.ctx.require(actor, Perm.PRESCRIBE, f"course.{data.status}", patient_id=patient_id)
-        now = self.ctx.clock()
-        with stale_as_conflict(), self.ctx.db.transaction() as s:
+        work, patient_id = course_unit(self.ctx, actor, course_id, f"course.{data.status}",
+                                       Perm.PRESCRIBE)
+        now = work.now
+        with stale_as_conflict(), work:
+            s = work.session
             course = load_course(s, course_id)
             check_version("course", course, data.version)
             if course.status in ("stopped", "completed"):
@@ -169,25 +170,22 @@ class CourseService:
                 row.status, row.cancel_reason, row.updated_at = (
                     "cancelled", f"course {data.status}: {data.reason}"[:300], now)
             s.flush()
-            self.ctx.audit.record(s, actor, f"course.{data.status}", at=now,
-                                  patient_id=patient_id,
-                                  detail=f"course {course_id}; {len(open_rows)} sessions cancelled")
+            work.audit(patient_id=patient_id,
+                       detail=f"course {course_id}; {len(open_rows)} sessions cancelled")
             return self._summary(s, course)
 
     def amend_notes(self, actor: Actor, course_id: int, data: CourseNotes) -> CourseSummary:
-        with self.ctx.db.transaction() as s:
-            patient_id = load_course(s, course_id).patient_id
-        self.ctx.require(actor, Perm.PRESCRIBE, "course.amend", patient_id=patient_id)
-        now = self.ctx.clock()
-        with stale_as_conflict(), self.ctx.db.transaction() as s:
+        work, patient_id = course_unit(self.ctx, actor, course_id, "course.amend", Perm.PRESCRIBE)
+        now = work.now
+        with stale_as_conflict(), work:
+            s = work.session
             course = load_course(s, course_id)
             check_version("course", course, data.version)
             amend(s, actor, now, "course", course.id, patient_id, "notes", course.notes,
                   data.notes, reason=data.reason)
             course.notes, course.updated_at = data.notes, now
             s.flush()
-            self.ctx.audit.record(s, actor, "course.amend", at=now, patient_id=patient_id,
-                                  detail=f"course {course_id} notes")
+            work.audit(patient_id=patient_id, detail=f"course {course_id} notes")
             return self._summary(s, course)
 
     def _summary(self, s: Session, c: Course) -> CourseSummary:

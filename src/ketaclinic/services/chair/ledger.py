@@ -37,6 +37,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.dosing.treatment_chain import order_states
 from ketaclinic.services.errors import InvalidInput, NotAuthenticated, NotFound
 from ketaclinic.services.paging import Paged, page_list, page_rows
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import AuditHead, User
 from ketaclinic.store.tables_chair import LedgerEntry
 
@@ -114,9 +115,12 @@ class LedgerService:
         self.auth = auth
 
     # --- appending ----------------------------------------------------------------------
-    def append(self, s: Session, actor: Actor, row: LedgerEntry) -> LedgerEntry:
-        """Validate ``row`` with the core against its lot's log and insert it (caller's
-        transaction). Refusals raise InvalidInput with the core's explanation."""
+    @staticmethod
+    def append(uow: UnitOfWork, row: LedgerEntry) -> LedgerEntry:
+        """Validate ``row`` with the core against its lot's log and insert it (in the caller's
+        open unit, audited as ``ledger.<kind>``). Refusals raise InvalidInput with the core's
+        explanation."""
+        s = uow.session
         lock_ledger(s)
         events = lot_events(s, row.lot)
         if row.kind != "receipt" and not events:
@@ -131,8 +135,8 @@ class LedgerService:
                     raise InvalidInput(f"lot {row.lot} is already on the books as {first.drug}")
         if row.kind != "receipt" and not row.drug:
             row.drug = next((e.drug for e in events if isinstance(e, core.Receipt)), "")
-        row.actor_id = actor.user_id
-        row.created_at = self.ctx.clock()
+        row.actor_id = uow.actor.user_id
+        row.created_at = uow.now
         probe = replace(to_event(row), entry_id="__new__")
         try:
             core.append_event(events, probe)  # the core decides; a refusal saves nothing
@@ -140,25 +144,28 @@ class LedgerService:
             raise InvalidInput(f"ledger refused the entry: {exc}") from exc
         s.add(row)
         s.flush()
-        self.ctx.audit.record(s, actor, f"ledger.{row.kind}", at=row.created_at,
-                              patient_id=row.patient_id,
-                              detail=f"entry {row.id} lot {row.lot} {row.amount_mg} mg")
+        uow.audit(f"ledger.{row.kind}", patient_id=row.patient_id,
+                  detail=f"entry {row.id} lot {row.lot} {row.amount_mg} mg")
         return row
 
-    def _write(self, actor: Actor, row: LedgerEntry) -> int:
-        self.ctx.require(actor, Perm.LEDGER_WRITE, f"ledger.{row.kind}",
-                         patient_id=row.patient_id)
+    def _unit(self, actor: Actor, kind: str, patient_id: int | None = None) -> UnitOfWork:
+        return self.ctx.unit_of_work(actor, f"ledger.{kind}", perm=Perm.LEDGER_WRITE,
+                                     patient_id=patient_id)
+
+    @classmethod
+    def _write(cls, work: UnitOfWork, row: LedgerEntry) -> int:
+        """Append ``row`` in ``work`` (its permission checked); a refusal is audited."""
         try:
-            with self.ctx.db.transaction() as s:
-                return self.append(s, actor, row).id
+            with work:
+                return cls.append(work, row).id
         except InvalidInput as exc:
-            self.ctx.record_failure(actor, f"ledger.{row.kind}", "refused",
-                                    patient_id=row.patient_id, detail=str(exc)[:200])
+            work.record_failure("refused", patient_id=row.patient_id, detail=str(exc)[:200])
             raise
 
     def record_receipt(self, actor: Actor, data: ReceiptCreate) -> int:
-        return self._write(actor, LedgerEntry(
-            kind="receipt", lot=data.lot, drug=data.drug, at=self.ctx.clock(), amount_mg=0,
+        work = self._unit(actor, "receipt")
+        return self._write(work, LedgerEntry(
+            kind="receipt", lot=data.lot, drug=data.drug, at=work.now, amount_mg=0,
             supplier_name=data.supplier_name, supplier_address=data.supplier_address,
             supplier_dea_number=data.supplier_dea_number.strip().upper(), expiry=data.expiry,
             containers=data.containers, volume_ml_per_container=data.volume_ml_per_container,
@@ -180,38 +187,44 @@ class LedgerService:
 
     def record_waste(self, actor: Actor, data: WasteCreate,
                      patient_id: int | None = None) -> int:
-        self.ctx.require(actor, Perm.LEDGER_WRITE, "ledger.waste", patient_id=patient_id)
+        work = self._unit(actor, "waste", patient_id)
         witness_id = self.witness(actor, data.witness_username, data.witness_password)
-        return self._write(actor, LedgerEntry(
-            kind="waste", lot=data.lot, at=self.ctx.clock(), amount_mg=data.waste_mg,
+        return self._write(work, LedgerEntry(
+            kind="waste", lot=data.lot, at=work.now, amount_mg=data.waste_mg,
             witness_id=witness_id, session_id=data.session_id, patient_id=patient_id,
             note=data.note))
 
     def record_transfer(self, actor: Actor, data: TransferCreate) -> int:
-        return self._write(actor, LedgerEntry(
-            kind="transfer", lot=data.lot, at=self.ctx.clock(), amount_mg=data.transfer_mg,
+        work = self._unit(actor, "transfer")
+        return self._write(work, LedgerEntry(
+            kind="transfer", lot=data.lot, at=work.now, amount_mg=data.transfer_mg,
             counterparty=data.recipient, note=data.note))
 
     def record_loss(self, actor: Actor, data: LossCreate) -> int:
-        if data.discovered_on > self.ctx.today():
+        work = self.ctx.unit_of_work(actor, "ledger.loss")
+        if data.discovered_on > work.today:  # a bad date is a 422 before the permission
             raise InvalidInput("discovered_on: is in the future")
-        return self._write(actor, LedgerEntry(
-            kind="loss", lot=data.lot, at=self.ctx.clock(), amount_mg=data.lost_mg,
+        work.require(Perm.LEDGER_WRITE)
+        return self._write(work, LedgerEntry(
+            kind="loss", lot=data.lot, at=work.now, amount_mg=data.lost_mg,
             subkind=data.kind, discovered_on=data.discovered_on, note=data.note))
 
     def record_count(self, actor: Actor, data: CountCreate) -> int:
-        return self._write(actor, LedgerEntry(
-            kind="count", lot=data.lot, at=self.ctx.clock(), amount_mg=data.counted_mg,
+        work = self._unit(actor, "count")
+        return self._write(work, LedgerEntry(
+            kind="count", lot=data.lot, at=work.now, amount_mg=data.counted_mg,
             subkind=data.kind, method=data.method, note=data.note))
 
     def record_correction(self, actor: Actor, data: CorrectionCreate) -> int:
-        with self.ctx.db.transaction() as s:
-            target = s.get(LedgerEntry, data.refers_to_id)
+        work = self.ctx.unit_of_work(actor, "ledger.correction")
+        with work:  # the entry corrected names its lot and the patient to check for
+            target = work.session.get(LedgerEntry, data.refers_to_id)
             if target is None:
                 raise NotFound("no such ledger entry")
             lot, patient_id = target.lot, target.patient_id
-        return self._write(actor, LedgerEntry(
-            kind="correction", lot=lot, at=self.ctx.clock(), amount_mg=data.corrected_mg,
+        work.require(Perm.LEDGER_WRITE, patient_id=patient_id)
+        return self._write(work, LedgerEntry(
+            kind="correction", lot=lot, at=work.now, amount_mg=data.corrected_mg,
             refers_to_id=data.refers_to_id, patient_id=patient_id, note=data.reason))
 
     # --- reading ------------------------------------------------------------------------
@@ -223,9 +236,8 @@ class LedgerService:
              offset: int = 0) -> Paged[LotRow]:
         """Lots with their balances, by lot number. A balance folds every entry of its lot,
         so the window is taken after the fold (in Python), not in SQL."""
-        self.ctx.require(actor, Perm.LEDGER_READ, "ledger.view")
-        with self.ctx.db.transaction() as s:
-            rows, events = self._all_events(s)
+        with self.ctx.unit_of_work(actor, "ledger.view", perm=Perm.LEDGER_READ) as uow:
+            rows, events = self._all_events(uow.session)
         return page_list(self._lot_rows(rows, events, treatment), limit, offset)
 
     def _lot_rows(self, rows: list[LedgerEntry], events: list[core.LedgerEvent],
@@ -242,15 +254,13 @@ class LedgerService:
 
     def overview(self, actor: Actor, limit: int = 100) -> dict:
         """Lots with balances, recent entries, discrepancies, inventory and loss deadlines."""
-        self.ctx.require(actor, Perm.LEDGER_READ, "ledger.view")
-        today = self.ctx.today()
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "ledger.view", perm=Perm.LEDGER_READ) as uow:
+            s, today = uow.session, uow.today
             rows, events = self._all_events(s)
             names = dict(s.execute(select(User.id, User.username)).all())
             orders = order_states(s, {r.session_id for r in rows[-limit:] if r.session_id},
-                                  self.ctx.clock())
-            self.ctx.audit.record(s, actor, "ledger.view", at=self.ctx.clock(),
-                                  detail=f"{len(rows)} entries")
+                                  uow.now)
+            uow.audit(detail=f"{len(rows)} entries")
         counts = [e for e in events if isinstance(e, core.InventoryCount)]
         losses = [r for r in rows if r.kind == "loss"]
         return {
@@ -266,14 +276,14 @@ class LedgerService:
 
     def lot_history(self, actor: Actor, lot: str) -> list[dict]:
         """Every entry of a lot with the running balance after it."""
-        self.ctx.require(actor, Perm.LEDGER_READ, "ledger.lot")
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "ledger.lot", perm=Perm.LEDGER_READ) as uow:
+            s = uow.session
             rows = list(s.execute(select(LedgerEntry).where(LedgerEntry.lot == lot).order_by(
                 LedgerEntry.id)).scalars())
             if not rows:
                 raise NotFound("no such lot")
             names = dict(s.execute(select(User.id, User.username)).all())
-            self.ctx.audit.record(s, actor, "ledger.lot", at=self.ctx.clock(), detail=lot[:60])
+            uow.audit(detail=lot[:60])
         balance = {eid: (delta, bal) for eid, delta, bal in core.running_balance(
             [to_event(r) for r in rows], lot)}
         out = []
@@ -284,23 +294,21 @@ class LedgerService:
         return out
 
     def entry(self, actor: Actor, entry_id: int) -> dict:
-        self.ctx.require(actor, Perm.LEDGER_READ, "ledger.entry")
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "ledger.entry", perm=Perm.LEDGER_READ) as uow:
+            s = uow.session
             row = s.get(LedgerEntry, entry_id)
             if row is None:
                 raise NotFound("no such ledger entry")
             names = dict(s.execute(select(User.id, User.username)).all())
-            self.ctx.audit.record(s, actor, "ledger.entry", at=self.ctx.clock(),
-                                  patient_id=row.patient_id, detail=f"entry {entry_id}")
+            uow.audit(patient_id=row.patient_id, detail=f"entry {entry_id}")
             return self._entry_dict(row, names)
 
     def entries(self, actor: Actor, limit: int = 100, offset: int = 0) -> Paged[dict]:
-        self.ctx.require(actor, Perm.LEDGER_READ, "ledger.entries")
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "ledger.entries", perm=Perm.LEDGER_READ) as uow:
+            s = uow.session
             page = page_rows(s, select(LedgerEntry).order_by(LedgerEntry.id), limit, offset)
             names = dict(s.execute(select(User.id, User.username)).all())
-            self.ctx.audit.record(s, actor, "ledger.entries", at=self.ctx.clock(),
-                                  detail=f"{len(page)} entries")
+            uow.audit(detail=f"{len(page)} entries")
             return page.map(lambda r: self._entry_dict(r, names))
 
     @staticmethod

@@ -31,10 +31,11 @@ from ketaclinic.services.chair.common import (
     clinical,
     findings_from_json,
     load_session,
-    require_for_session,
     session_rules,
+    session_unit,
+    unit_for_patient_of,
+    vital_signs,
 )
-from ketaclinic.services.chair.session import vital_signs
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing.treatment_chain import rems_order, timeline
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
@@ -78,17 +79,17 @@ class RemsService:
 
     def build(self, actor: Actor, session_id: int, *, action: str = "rems.view"
               ) -> tuple[RemsMonitoringForm, list[str], list[Finding], RemsFormRow]:
-        patient_id = require_for_session(self.ctx, actor, session_id, action, Perm.PATIENT_READ)
-        with self.ctx.db.transaction() as s:
+        work, patient_id = session_unit(self.ctx, actor, session_id, action, Perm.PATIENT_READ)
+        with work:
+            s = work.session
             form_row = self._form_row(s, session_id)
-            record = self._record(s, load_session(s, session_id), form_row)
+            record = self._record(s, load_session(s, session_id), form_row, work.now)
             form = clinical(lambda: build_rems_form(record))
-            self.ctx.audit.record(s, actor, action, at=self.ctx.clock(), patient_id=patient_id,
-                                  detail=f"session {session_id}")
+            work.audit(patient_id=patient_id, detail=f"session {session_id}")
             return form, missing_fields(form), check_rems_form(form), form_row
 
-    def _record(self, s: Session, row: TreatmentSession, form_row: RemsFormRow
-                ) -> RemsSessionRecord:
+    def _record(self, s: Session, row: TreatmentSession, form_row: RemsFormRow,
+                now: dt.datetime) -> RemsSessionRecord:
         p = s.get(Patient, row.patient_id)
         assert p is not None
         details = json.loads(form_row.details_json or "{}")
@@ -147,7 +148,7 @@ class RemsService:
             respiratory_depression=observed_respiratory_depression(
                 [f for v in vitals for f in check_vitals(vital_signs(v), row.treatment,
                                                          session_rules())], aes),
-            order=rems_order(s, row.dose_order_id, self.ctx.clock()),
+            order=rems_order(s, row.dose_order_id, now),
         )
 
     def pdf(self, actor: Actor, session_id: int) -> bytes:
@@ -157,50 +158,49 @@ class RemsService:
         return render_rems_pdf(form)
 
     def update_details(self, actor: Actor, session_id: int, data: RemsDetails) -> None:
-        patient_id = require_for_session(self.ctx, actor, session_id, "rems.details")
-        with self.ctx.db.transaction() as s:
-            row = self._form_row(s, session_id)
+        work, patient_id = session_unit(self.ctx, actor, session_id, "rems.details")
+        with work:
+            row = self._form_row(work.session, session_id)
             if row.status == "submitted":
                 raise Conflict("this form was already submitted")
             row.details_json = json.dumps(data.model_dump())
-            self.ctx.audit.record(s, actor, "rems.details", at=self.ctx.clock(),
-                                  patient_id=patient_id, detail=f"session {session_id}")
+            work.audit(patient_id=patient_id, detail=f"session {session_id}")
 
     def mark_submitted(self, actor: Actor, form_id: int, data: RemsSubmit) -> None:
-        with self.ctx.db.transaction() as s:
-            row = s.get(RemsFormRow, form_id)
-            if row is None:
-                raise NotFound("no such REMS form")
-            patient_id = row.patient_id
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "rems.submitted", patient_id=patient_id)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            row = s.get(RemsFormRow, form_id, with_for_update=True)
+        work, patient_id = unit_for_patient_of(
+            self.ctx, actor, "rems.submitted", Perm.CLINICAL_WRITE,
+            lambda s: _form(s, form_id).patient_id)
+        with work:
+            row = work.session.get(RemsFormRow, form_id, with_for_update=True)
             assert row is not None
             if row.status == "submitted":
                 raise Conflict("this form is already marked submitted")
-            today = self.ctx.clinic_time.local_date(now)
+            today = work.today
             if today < row.treatment_date:
                 raise InvalidInput("a form cannot be submitted before the treatment")
             row.status, row.submitted_on, row.submitted_by = "submitted", today, actor.user_id
             row.confirmation = data.confirmation
-            self.ctx.audit.record(s, actor, "rems.submitted", at=now, patient_id=patient_id,
-                                  detail=f"form {form_id}")
+            work.audit(patient_id=patient_id, detail=f"form {form_id}")
 
     def due(self, actor: Actor, within_days: int = 7, limit: int | None = None,
             offset: int = 0) -> Paged[dict[str, Any]]:
         """Unsubmitted forms due within ``within_days`` (overdue ones first)."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "rems.tracker")
-        today = self.ctx.today()
-        with self.ctx.db.transaction() as s:
-            page = page_rows(s, select(RemsFormRow, Patient).join(
+        with self.ctx.unit_of_work(actor, "rems.tracker", perm=Perm.PATIENT_READ) as uow:
+            today = uow.today
+            page = page_rows(uow.session, select(RemsFormRow, Patient).join(
                 Patient, Patient.id == RemsFormRow.patient_id).where(
                 RemsFormRow.status == "due",
                 RemsFormRow.due_on <= today + dt.timedelta(days=within_days)).order_by(
                 RemsFormRow.due_on, RemsFormRow.id), limit, offset, scalars=False)
-            self.ctx.audit.record_list(s, actor, "rems.tracker", [p.id for _f, p in page],
-                                       at=self.ctx.clock(), detail=f"{page.total} forms due")
+            uow.audit_list([p.id for _f, p in page], detail=f"{page.total} forms due")
             return page.map(lambda row: _due_dict(*row, today))
+
+
+def _form(s: Session, form_id: int) -> RemsFormRow:
+    row = s.get(RemsFormRow, form_id)
+    if row is None:
+        raise NotFound("no such REMS form")
+    return row
 
 
 def _due_dict(f: RemsFormRow, p: Patient, today: dt.date) -> dict[str, Any]:

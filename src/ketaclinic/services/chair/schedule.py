@@ -20,18 +20,19 @@ from ketaclinic.services.chair.common import (
     amend,
     changing_session,
     clinical,
-    require_for_session,
     scheduling_rules,
+    session_unit,
 )
+from ketaclinic.services.chair.inputs import ChairUpdate
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from ketaclinic.services.numbers import is_whole
-from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_treatment import Chair, TreatmentSession
 
 DEMO_HOURS = "0-4 08:00-18:00; 5 09:00-13:00"
-_WINDOW = re.compile(r"^\s*(\d)(?:-(\d))?\s+(\d{2}:\d{2})-(\d{2}:\d{2})\s*$")
+#: "0-4 08:00-18:00": digits 0-9 only ("٠-٤" is not "0-4")
+_WINDOW = re.compile(r"\s*([0-9])(?:-([0-9]))?\s+([0-9]{2}:[0-9]{2})-([0-9]{2}:[0-9]{2})\s*")
 NOT_OCCUPYING = ("planned", "cancelled", "missed")
 PLANNED_AT = dt.time(8)  # an unbooked session's place on the calendar (clinic time)
 
@@ -70,7 +71,7 @@ def parse_opening_hours(text: str) -> dict[str, list[list[str]]]:
     """"0-4 08:00-18:00; 5 09:00-13:00" -> {"0": [["08:00", "18:00"]], ...} (0 = Monday)."""
     out: dict[str, list[list[str]]] = {}
     for part in (p for p in text.split(";") if p.strip()):
-        m = _WINDOW.match(part)
+        m = _WINDOW.fullmatch(part)
         if not m:
             raise InvalidInput(f"opening hours: {part.strip()!r} is not like '0-4 08:00-18:00'")
         first, last, opens, closes = int(m[1]), int(m[2] or m[1]), m[3], m[4]
@@ -149,39 +150,37 @@ class ScheduleService:
 
     # --- chairs -----------------------------------------------------------------------
     def chairs(self, actor: Actor, *, include_inactive: bool = False) -> list[ChairInfo]:
-        self.ctx.require(actor, Perm.PATIENT_READ, "chair.list")
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "chair.list", perm=Perm.PATIENT_READ) as uow:
             stmt = select(Chair).order_by(Chair.name)
             if not include_inactive:
                 stmt = stmt.where(Chair.active.is_(True))
             return [ChairInfo(c.id, c.name, c.active, hours_text(c.opening_hours_json))
-                    for c in s.execute(stmt).scalars()]
+                    for c in uow.session.execute(stmt).scalars()]
 
     def create_chair(self, actor: Actor, data: ChairCreate) -> ChairInfo:
-        self.ctx.require(actor, Perm.RULES_MANAGE, "chair.create")
+        work = self.ctx.unit_of_work(actor, "chair.create", perm=Perm.RULES_MANAGE)
         hours = parse_opening_hours(data.opening_hours)
-        with self.ctx.db.transaction() as s:
+        with work:
+            s = work.session
             if s.execute(select(Chair.id).where(Chair.name == data.name)).first():
                 raise Conflict(f"a chair named {data.name!r} exists")
             chair = Chair(name=data.name, active=True, opening_hours_json=json.dumps(hours))
             s.add(chair)
             s.flush()
-            self.ctx.audit.record(s, actor, "chair.create", at=self.ctx.clock(),
-                                  detail=f"chair {chair.id}")
+            work.audit(detail=f"chair {chair.id}")
             return ChairInfo(chair.id, chair.name, True, hours_text(chair.opening_hours_json))
 
-    def update_chair(self, actor: Actor, chair_id: int, opening_hours: str,
-                     active: bool) -> ChairInfo:
-        self.ctx.require(actor, Perm.RULES_MANAGE, "chair.update")
-        hours = parse_opening_hours(opening_hours)
-        with self.ctx.db.transaction() as s:
-            chair = s.get(Chair, chair_id)
+    def update_chair(self, actor: Actor, chair_id: int, data: ChairUpdate) -> ChairInfo:
+        work = self.ctx.unit_of_work(actor, "chair.update", perm=Perm.RULES_MANAGE)
+        hours = parse_opening_hours(data.opening_hours)
+        with work:
+            chair = work.session.get(Chair, chair_id)
             if chair is None:
                 raise NotFound("no such chair")
-            chair.opening_hours_json, chair.active = json.dumps(hours), active
-            self.ctx.audit.record(s, actor, "chair.update", at=self.ctx.clock(),
-                                  detail=f"chair {chair_id} active={active}")
-            return ChairInfo(chair.id, chair.name, active, hours_text(chair.opening_hours_json))
+            chair.opening_hours_json, chair.active = json.dumps(hours), data.active
+            work.audit(detail=f"chair {chair_id} active={data.active}")
+            return ChairInfo(chair.id, chair.name, data.active,
+                             hours_text(chair.opening_hours_json))
 
     def ensure_demo_chairs(self, s: Session) -> list[Chair]:
         existing = s.execute(select(Chair).order_by(Chair.id)).scalars().all()
@@ -200,10 +199,11 @@ class ScheduleService:
         """Booked sessions on ``days`` clinic days from ``first`` (local midnight to local
         midnight, so a day across a daylight-saving change has 23 or 25 hours) and planned
         sessions to book."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "schedule.view")
+        work = self.ctx.unit_of_work(actor, "schedule.view", perm=Perm.PATIENT_READ)
         days = max(1, min(days, 14))
         start, end = self.ctx.clinic_time.day_range(first, days)
-        with self.ctx.db.transaction() as s:
+        with work:
+            s = work.session
             chairs = [ChairInfo(c.id, c.name, c.active, hours_text(c.opening_hours_json))
                       for c in s.execute(select(Chair).where(Chair.active.is_(True))
                                          .order_by(Chair.name)).scalars()]
@@ -218,9 +218,8 @@ class ScheduleService:
                 TreatmentSession.planned_date >= first - dt.timedelta(days=7),
                 TreatmentSession.planned_date < first + dt.timedelta(days=days + 7)).order_by(
                 TreatmentSession.planned_date, TreatmentSession.id).limit(200)).all()
-            self.ctx.audit.record_list(
-                s, actor, "schedule.view", [p.id for _r, p in [*booked, *planned]],
-                at=self.ctx.clock(), detail=f"{first.isoformat()} +{days} d")
+            work.audit_list([p.id for _r, p in [*booked, *planned]],
+                            detail=f"{first.isoformat()} +{days} d")
             return chairs, [self._entry(r, p) for r, p in booked], [
                 self._entry(r, p) for r, p in planned]
 
@@ -253,7 +252,7 @@ class ScheduleService:
         return clinical(lambda: sched.check_booking([booking_of(r) for r in near], new, chairs,
                                                     scheduling_rules(), self.ctx.clinic_time.zone))
 
-    def _place(self, s: Session, actor: Actor, row: TreatmentSession, chair_id: int,
+    def _place(self, s: Session, row: TreatmentSession, chair_id: int,
                start: dt.datetime, minutes: int | None, override: str) -> list[Finding]:
         if start.second or start.microsecond:
             start = start.replace(second=0, microsecond=0)
@@ -272,33 +271,35 @@ class ScheduleService:
 
     def book(self, actor: Actor, session_id: int, data: BookingCreate) -> list[Finding]:
         """Book a planned session into a chair slot; conflicts raise BookingRefused."""
-        patient_id = require_for_session(self.ctx, actor, session_id, "session.book")
-        now = self.ctx.clock()
+        work, patient_id = session_unit(self.ctx, actor, session_id, "session.book")
+        now = work.now
         try:
-            with changing_session(self.ctx.db, session_id, data.version) as (s, row):
+            with changing_session(work, session_id, data.version) as row:
+                s = work.session
                 if row.status != "planned":
                     raise InvalidInput(f"only a planned session can be booked (this one is "
                                        f"{row.status}); reschedule it instead")
-                findings = self._place(s, actor, row, data.chair_id, data.start, data.minutes,
+                findings = self._place(s, row, data.chair_id, data.start, data.minutes,
                                        data.override_reason)
                 amend(s, actor, now, "session", row.id, patient_id, "booking", "",
                       f"chair {data.chair_id} {self._when(row.scheduled_start)}",
                       reason=data.override_reason)
                 row.status, row.updated_at = "booked", now
                 s.flush()
-                self.ctx.audit.record(s, actor, "session.book", at=now, patient_id=patient_id,
-                                      detail=f"session {session_id}; {len(findings)} findings")
+                work.audit(patient_id=patient_id,
+                           detail=f"session {session_id}; {len(findings)} findings")
                 return findings
         except BookingRefused as exc:
-            self.ctx.record_failure(actor, "session.book", "refused", patient_id=patient_id,
-                                    detail=f"session {session_id}: {len(exc.findings)} findings")
+            work.record_failure("refused", patient_id=patient_id,
+                                detail=f"session {session_id}: {len(exc.findings)} findings")
             raise
 
     def reschedule(self, actor: Actor, session_id: int, data: BookingChange) -> list[Finding]:
-        patient_id = require_for_session(self.ctx, actor, session_id, "session.reschedule")
+        work, patient_id = session_unit(self.ctx, actor, session_id, "session.reschedule")
         self._reason("reschedule", data.reason_code, data.reason)
-        now = self.ctx.clock()
-        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
+        now = work.now
+        with changing_session(work, session_id, data.version) as row:
+            s = work.session
             if row.status not in ("planned", "booked"):
                 raise InvalidInput(f"a {row.status} session cannot be rescheduled")
             old = (f"chair {row.chair_id} {self._when(row.scheduled_start)}"
@@ -306,7 +307,7 @@ class ScheduleService:
             chair_id = data.chair_id or row.chair_id
             if chair_id is None:
                 raise InvalidInput("choose a chair")
-            findings = self._place(s, actor, row, chair_id, data.start, row.scheduled_minutes,
+            findings = self._place(s, row, chair_id, data.start, row.scheduled_minutes,
                                    data.override_reason)
             amend(s, actor, now, "session", row.id, patient_id, "booking", old,
                   f"chair {chair_id} {self._when(row.scheduled_start)}", data.reason_code,
@@ -314,15 +315,15 @@ class ScheduleService:
             row.status, row.updated_at = "booked", now
             row.planned_date = self.ctx.clinic_time.local_date(data.start)
             s.flush()
-            self.ctx.audit.record(s, actor, "session.reschedule", at=now, patient_id=patient_id,
-                                  detail=f"session {session_id}: {data.reason_code}")
+            work.audit(patient_id=patient_id, detail=f"session {session_id}: {data.reason_code}")
             return findings
 
     def cancel(self, actor: Actor, session_id: int, data: SessionCancel) -> None:
-        patient_id = require_for_session(self.ctx, actor, session_id, "session.cancel")
+        work, patient_id = session_unit(self.ctx, actor, session_id, "session.cancel")
         self._reason("cancel", data.reason_code, data.reason)
-        now = self.ctx.clock()
-        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
+        now = work.now
+        with changing_session(work, session_id, data.version) as row:
+            s = work.session
             if row.status not in ("planned", "booked", "checked-in"):
                 raise InvalidInput(f"a {row.status} session cannot be cancelled")
             amend(s, actor, now, "session", row.id, patient_id, "status", row.status,
@@ -330,8 +331,7 @@ class ScheduleService:
             row.status, row.cancel_reason, row.updated_at = (
                 "cancelled", f"{data.reason_code}: {data.reason}"[:300], now)
             s.flush()
-            self.ctx.audit.record(s, actor, "session.cancel", at=now, patient_id=patient_id,
-                                  detail=f"session {session_id}: {data.reason_code}")
+            work.audit(patient_id=patient_id, detail=f"session {session_id}: {data.reason_code}")
 
     def _reason(self, action: str, code: str, text: str) -> None:
         problems = clinical(lambda: sched.validate_change_reason(action, code, text,
@@ -341,16 +341,16 @@ class ScheduleService:
 
     # --- iCalendar --------------------------------------------------------------------
     def patient_ics(self, actor: Actor, patient_id: int) -> str:
-        self.ctx.require(actor, Perm.PATIENT_READ, "schedule.ics", patient_id=patient_id)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            PatientRepository(s).get(patient_id)
-            rows = s.execute(select(TreatmentSession).where(
+        work = self.ctx.unit_of_work(actor, "schedule.ics", perm=Perm.PATIENT_READ,
+                                     patient_id=patient_id)
+        now = work.now
+        with work:
+            work.patients.get(patient_id)
+            rows = work.session.execute(select(TreatmentSession).where(
                 TreatmentSession.patient_id == patient_id,
                 TreatmentSession.scheduled_start.is_not(None)).order_by(
                 TreatmentSession.scheduled_start)).scalars().all()
             bookings = [replace(booking_of(r), change_reason="") for r in rows]
-            self.ctx.audit.record(s, actor, "schedule.ics", at=now, patient_id=patient_id,
-                                  detail=f"{len(bookings)} events")
+            work.audit(patient_id=patient_id, detail=f"{len(bookings)} events")
         return to_ics(bookings, _utc(now), uid_domain="ketaclinic.invalid",
                       location=self.ctx.settings.clinic_name)

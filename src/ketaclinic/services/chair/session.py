@@ -1,13 +1,14 @@
-"""The session at the chair: check-in, pre-dose BP gate, dose, timed vitals and ratings, alerts,
-adverse events and discharge. Every step is audited; session-level steps carry the session's
-version (a stale one is a 409, never a merge); vitals carry an idempotency key.
+"""The session at the chair: check-in, pre-dose BP gate, dose, timed vitals and ratings, alerts
+and adverse events; discharge and leaving against advice live in ``chair.discharge`` (this
+service offers them too). Every step is audited; session-level steps carry the session's
+version (a stale one is a 409, never a merge); vitals, ratings and adverse events carry an
+idempotency key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -15,17 +16,9 @@ from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.age import age_on
 from ketaclinic.clinical.courses import load_course_template
-from ketaclinic.clinical.discharge import (
-    LEFT_AGAINST_ADVICE,
-    DischargeDecision,
-    DischargeInput,
-    evaluate_discharge,
-    left_against_advice,
-)
 from ketaclinic.clinical.dose_checks import blocking_findings, can_save, check_dose_safely
 from ketaclinic.clinical.instruments import load_bundled, score_answers
 from ketaclinic.clinical.monitoring import VitalSigns, check_predose_bp, check_vitals
-from ketaclinic.clinical.rems import form_due_date
 from ketaclinic.clinical.rules import ClinicalInputError, Finding, Level
 from ketaclinic.clinical.session import (
     AdverseEvent,
@@ -60,13 +53,22 @@ from ketaclinic.services.chair.alert_links import (
     rating_alerts,
 )
 from ketaclinic.services.chair.common import (
+    VITAL_FIELDS,
+    audit_session,
     changing_session,
     clinical,
     findings_json,
     load_session,
-    require_for_session,
+    require_status,
     session_rules,
+    session_unit,
+    touch,
 )
+from ketaclinic.services.chair.discharge import (  # DischargeRefused: still importable here
+    DischargeRefused as DischargeRefused,
+)
+from ketaclinic.services.chair.discharge import SessionDischarge
+from ketaclinic.services.chair.inputs import InfusionEnd
 from ketaclinic.services.chair.ledger import LedgerService, drug_matches
 from ketaclinic.services.context import Context
 from ketaclinic.services.dosing.rulesets import RuleSetService
@@ -79,16 +81,14 @@ from ketaclinic.services.dosing.treatment_chain import (
     session_facts,
     timeline,
 )
-from ketaclinic.services.errors import Conflict, InvalidInput, NotFound, ServiceError
+from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest
 from ketaclinic.services.unit_of_work import PatientRepository, UnitOfWork
 from ketaclinic.store.tables import PatientWeight
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
-    DischargeRecord,
     DoseRecord,
     LedgerEntry,
-    RemsFormRow,
     SessionAlert,
     SessionPrecheck,
     VitalSignRow,
@@ -99,17 +99,6 @@ ACTIVE = ("checked-in", "monitoring")
 # the label of each rating in the session's assessment schedule: a scale's schedule is filled
 # only by its own ratings (a RASS rating never fills the MOAA/S schedule)
 RATING_LABEL = {"moaas": "MOAA/S", "rass": "RASS", "cadss": "CADSS", "cadss6": "CADSS"}
-VITAL_FIELDS = ("sbp_mmhg", "dbp_mmhg", "hr_bpm", "spo2_pct", "rr_per_min")
-
-
-class DischargeRefused(ServiceError):
-    """The discharge checklist is not complete; ``findings`` say what is missing."""
-
-    status = 422
-
-    def __init__(self, message: str, findings: list[Finding]) -> None:
-        super().__init__(message)
-        self.findings = findings
 
 
 def jurisdiction_of(s: Session, row: TreatmentSession) -> str:
@@ -126,41 +115,32 @@ def start_of(row: TreatmentSession) -> dt.datetime | None:
     return row.first_device_at if row.treatment == "esketamine" else row.dose_started_at
 
 
-def vital_signs(v: VitalSignRow) -> VitalSigns:
-    return VitalSigns(v.taken_at, *(None if getattr(v, f) is None else float(getattr(v, f))
-                                     for f in VITAL_FIELDS))
-
-
 class SessionService:
     def __init__(self, ctx: Context, ledger: LedgerService) -> None:
         self.ctx = ctx
         self.ledger = ledger
         self.rulesets = RuleSetService(ctx)
+        self._end = SessionDischarge(ctx)
 
-    # --- plumbing -----------------------------------------------------------------------
-    def _touch(self, s: Session, row: TreatmentSession, status: str | None = None) -> None:
-        row.updated_at = self.ctx.clock()
-        if status:
-            row.status = status
-        s.flush()  # bumps the version; a concurrent writer gets StaleDataError -> 409
+    # --- the end of the session (services.chair.discharge) -------------------------------
+    def discharge(self, actor: Actor, session_id: int, data: DischargeCreate) -> list[Finding]:
+        """:meth:`SessionDischarge.discharge`: discharge when the core's checklist passes."""
+        return self._end.discharge(actor, session_id, data)
 
-    def _audit(self, s: Session, actor: Actor, action: str, row: TreatmentSession,
-               detail: str = "") -> None:
-        self.ctx.audit.record(s, actor, action, at=self.ctx.clock(), patient_id=row.patient_id,
-                              detail=f"session {row.id}" + (f"; {detail}" if detail else ""))
-
-    def _require_status(self, row: TreatmentSession, allowed: tuple[str, ...], what: str) -> None:
-        if row.status not in allowed:
-            raise InvalidInput(f"{what} is not possible in a {row.status} session")
+    def leave_against_advice(self, actor: Actor, session_id: int,
+                             data: LeftAgainstAdviceCreate) -> list[Finding]:
+        """:meth:`SessionDischarge.leave_against_advice`: record a patient who leaves."""
+        return self._end.leave_against_advice(actor, session_id, data)
 
     # --- check-in -----------------------------------------------------------------------
     def check_in(self, actor: Actor, session_id: int, data: PrecheckCreate) -> list[Finding]:
         """Record the pre-checks. HARD findings keep the patient from dosing; SOFT ones need
         an override reason. Returns the findings (OK ones included)."""
-        require_for_session(self.ctx, actor, session_id, "session.checkin")
-        now = self.ctx.clock()
-        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
-            self._require_status(row, ("planned", "booked", "checked-in"), "check-in")
+        work, _ = session_unit(self.ctx, actor, session_id, "session.checkin")
+        now = work.now
+        with changing_session(work, session_id, data.version) as row:
+            s = work.session
+            require_status(row, ("planned", "booked", "checked-in"), "check-in")
             inp = self._precheck_input(s, row, data, now)
             findings = clinical(lambda: check_pre_treatment(inp, session_rules()))
             levels = {f.level for f in findings}
@@ -171,8 +151,8 @@ class SessionService:
                                   findings_json=findings_json(findings), outcome=outcome,
                                   override_reason=data.override_reason,
                                   recorded_by=actor.user_id, recorded_at=now))
-            self._touch(s, row, "checked-in" if outcome in ("ok", "overridden") else None)
-            self._audit(s, actor, "session.checkin", row, f"pre-checks {outcome}")
+            touch(work, row, "checked-in" if outcome in ("ok", "overridden") else None)
+            audit_session(work, "session.checkin", row, f"pre-checks {outcome}")
             return findings
 
     def _precheck_input(self, s: Session, row: TreatmentSession, data: PrecheckCreate,
@@ -202,14 +182,15 @@ class SessionService:
     def predose(self, actor: Actor, session_id: int, data: PredoseVitals) -> Finding:
         """Pre-dose vitals and the BP gate: warn needs a reason to proceed (or stop), stop
         needs the reason/plan; nothing is saved without one."""
-        require_for_session(self.ctx, actor, session_id, "session.predose")
-        now = self.ctx.clock()
-        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
-            self._require_status(row, ("checked-in",), "pre-dose vitals")
-            patient = PatientRepository(s).get(row.patient_id)
+        work, _ = session_unit(self.ctx, actor, session_id, "session.predose")
+        now = work.now
+        with changing_session(work, session_id, data.version) as row:
+            s = work.session
+            require_status(row, ("checked-in",), "pre-dose vitals")
+            patient = work.patients.get(row.patient_id)
             finding = clinical(lambda: check_predose_bp(
                 data.sbp_mmhg, data.dbp_mmhg, row.treatment, jurisdiction_of(s, row),
-                age_on(patient.birth_date, self.ctx.clinic_time.local_date(now)), session_rules()))
+                age_on(patient.birth_date, work.today), session_rules()))
             refuse_on_hard(check_not_future("pre-dose vital signs", data.taken_at or now, now,
                                             chain_rules()))
             gate, reason = self._gate(finding, data)
@@ -217,8 +198,8 @@ class SessionService:
                                           session_rules()))
             s.add(self._vitals_row(row, data, now, actor, kind="predose", gate=gate,
                                    gate_reason=reason))
-            self._touch(s, row)
-            self._audit(s, actor, "session.predose", row, f"BP gate {gate}")
+            touch(work, row)
+            audit_session(work, "session.predose", row, f"BP gate {gate}")
             return finding
 
     @staticmethod
@@ -255,19 +236,19 @@ class SessionService:
         """Record the dose given, tied to the signed order of this patient and course; the
         core's gates decide (order, events in order, dose check on the values given) and the
         ledger gets exactly one administration row in the same transaction."""
-        patient_id = require_for_session(self.ctx, actor, session_id, "session.dose")
-        now = self.ctx.clock()
+        work, patient_id = session_unit(self.ctx, actor, session_id, "session.dose")
         try:
-            with changing_session(self.ctx.db, session_id, data.version) as (s, row):
-                self._require_status(row, ("checked-in",), "recording the dose")
-                return self._record_dose(s, actor, row, data, now)
+            with changing_session(work, session_id, data.version) as row:
+                require_status(row, ("checked-in",), "recording the dose")
+                return self._record_dose(work, row, data)
         except InvalidInput as exc:
-            self.ctx.record_failure(actor, "session.dose", "refused", patient_id=patient_id,
-                                    detail=f"session {session_id}: {str(exc)[:200]}")
+            work.record_failure("refused", patient_id=patient_id,
+                                detail=f"session {session_id}: {str(exc)[:200]}")
             raise
 
-    def _record_dose(self, s: Session, actor: Actor, row: TreatmentSession, data: DoseCreate,
-                     now: dt.datetime) -> list[Finding]:
+    def _record_dose(self, uow: UnitOfWork, row: TreatmentSession,
+                     data: DoseCreate) -> list[Finding]:
+        s, actor, now = uow.session, uow.actor, uow.now
         first_device = min(data.device_times) if data.device_times else None
         started = first_device or data.started_at
         rules = chain_rules()
@@ -278,7 +259,7 @@ class SessionService:
         order = order_facts(s, data.dose_order_id)
         refuse_on_hard(check_administration(order, session_facts(row), given, now, rules))
         findings = self._dose_findings(row, data)
-        findings += self._administered_check(s, row, data, given)
+        findings += self._administered_check(uow, row, data, given)
         s.add(DoseRecord(session_id=row.id, dose_order_id=data.dose_order_id,
                          dose_mg=data.dose_mg, route=self._route(row), lot=data.lot,
                          started_at=started, ended_at=data.ended_at,
@@ -292,22 +273,21 @@ class SessionService:
         row.lot_numbers, row.dose_started_at, row.dose_ended_at = (
             data.lot, started, data.ended_at)
         row.first_device_at = first_device
-        self._administer(s, actor, row, data, started)
-        self._touch(s, row, "monitoring")
-        self._audit(s, actor, "session.dose", row,
+        self._administer(uow, row, data, started)
+        touch(uow, row, "monitoring")
+        audit_session(uow, "session.dose", row,
                     f"order {data.dose_order_id}: {data.dose_mg} mg lot {data.lot}")
         return findings
 
-    def _administered_check(self, s: Session, row: TreatmentSession, data: DoseCreate,
+    def _administered_check(self, uow: UnitOfWork, row: TreatmentSession, data: DoseCreate,
                             given: GivenDose) -> list[Finding]:
         """The dose check on what was actually given (programmed rate, concentration), with
         the order's recorded overrides; a check that raises or finds a hard limit blocks."""
         assert data.dose_order_id is not None
-        patient = PatientRepository(s).get(row.patient_id)
+        patient = uow.patients.get(row.patient_id)
         order, overrides = administered_order(
-            s, data.dose_order_id, given,
-            age_on(patient.birth_date, self.ctx.clinic_time.local_date(self.ctx.clock())))
-        rs = self.rulesets.active_in(s, SCREENING_TREATMENT[row.treatment])
+            uow.session, data.dose_order_id, given, age_on(patient.birth_date, uow.today))
+        rs = self.rulesets.active_in(uow.session, SCREENING_TREATMENT[row.treatment])
         result = check_dose_safely(order, rs)
         if not can_save(result, overrides):
             refuse_on_hard(blocking_findings(result, overrides))
@@ -336,24 +316,25 @@ class SessionService:
         return findings
 
 
-    def _administer(self, s: Session, actor: Actor, row: TreatmentSession, data: DoseCreate,
+    def _administer(self, uow: UnitOfWork, row: TreatmentSession, data: DoseCreate,
                     at: dt.datetime) -> None:
-        drug = s.execute(select(LedgerEntry.drug).where(
+        drug = uow.session.execute(select(LedgerEntry.drug).where(
             LedgerEntry.lot == data.lot, LedgerEntry.kind == "receipt").limit(1)
         ).scalar_one_or_none()
         if drug is None:
             raise InvalidInput(f"lot {data.lot!r} is not on the controlled-substance ledger")
         if not drug_matches(drug, row.treatment):
             raise InvalidInput(f"lot {data.lot} is {drug}, not for a {row.treatment} session")
-        self.ledger.append(s, actor, LedgerEntry(
+        self.ledger.append(uow, LedgerEntry(
             kind="administration", lot=data.lot, at=at, amount_mg=data.dose_mg,
             session_id=row.id, patient_id=row.patient_id))
 
-    def end_infusion(self, actor: Actor, session_id: int, version: int,
-                     ended_at: dt.datetime) -> None:
-        require_for_session(self.ctx, actor, session_id, "session.infusion_end")
-        with changing_session(self.ctx.db, session_id, version) as (s, row):
-            self._require_status(row, ("monitoring",), "ending the infusion")
+    def end_infusion(self, actor: Actor, session_id: int, data: InfusionEnd) -> None:
+        """Record when an IV infusion ended, after its dose was recorded without an end."""
+        ended_at = data.ended_at
+        work, _ = session_unit(self.ctx, actor, session_id, "session.infusion_end")
+        with changing_session(work, session_id, data.version) as row:
+            require_status(row, ("monitoring",), "ending the infusion")
             if row.treatment == "esketamine" or row.dose_started_at is None:
                 raise InvalidInput("only an IV infusion has an end time")
             if row.dose_ended_at is not None:
@@ -361,25 +342,24 @@ class SessionService:
             if ended_at < row.dose_started_at:
                 raise InvalidInput("the infusion cannot end before it started")
             row.dose_ended_at = ended_at
-            self._touch(s, row)
-            self._audit(s, actor, "session.infusion_end", row)
+            touch(work, row)
+            audit_session(work, "session.infusion_end", row)
 
     # --- timed vitals and alerts --------------------------------------------------------
     def record_vitals(self, actor: Actor, session_id: int, data: VitalsCreate,
                       idempotency_key: str | None = None) -> tuple[int, list[Finding], bool]:
         """Record a vitals set; returns (vitals id, alert findings, created). The same user
         repeating a key with the same request gets the first recording back."""
-        require_for_session(self.ctx, actor, session_id, "session.vitals")
+        work, _ = session_unit(self.ctx, actor, session_id, "session.vitals")
         req = IdempotentRequest.of(actor, "session.vitals", idempotency_key, session_id, data)
         if all(getattr(data, f) is None for f in VITAL_FIELDS):
             raise InvalidInput("enter at least one vital sign")
-        work = self.ctx.unit_of_work(actor, "session.vitals")  # permission: above
         now = work.now
 
         def create(uow: UnitOfWork) -> tuple[tuple[int, list[Finding]], int]:
             s = uow.session
             row = load_session(s, session_id)
-            self._require_status(row, ACTIVE, "recording vital signs")
+            require_status(row, ACTIVE, "recording vital signs")
             reading = self._reading(data, now)
             refuse_on_hard(check_event_time("vital signs", reading.taken_at, timeline(s, row),
                                             now, chain_rules()))
@@ -392,7 +372,7 @@ class SessionService:
                                    message=a.message,
                                    suggested_action=str(a.values.get("action", "")),
                                    created_at=now))
-            self._audit(s, actor, "session.vitals", row, f"{len(alerts)} alerts")
+            audit_session(uow, "session.vitals", row, f"{len(alerts)} alerts")
             return (vitals.id, alerts), vitals.id
 
         (vitals_id, alerts), created = work.idempotency.run(
@@ -413,9 +393,10 @@ class SessionService:
 
     def record_alert_action(self, actor: Actor, session_id: int, alert_id: int,
                             data: AlertAction) -> None:
-        require_for_session(self.ctx, actor, session_id, "session.alert_action")
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        work, _ = session_unit(self.ctx, actor, session_id, "session.alert_action")
+        now = work.now
+        with work:
+            s = work.session
             row = load_session(s, session_id)
             alert = s.get(SessionAlert, alert_id, with_for_update=True)
             if alert is None or alert.session_id != session_id:
@@ -425,7 +406,7 @@ class SessionService:
             alert.action_taken, alert.action_by, alert.action_at = (
                 data.action_taken, actor.user_id, now)
             close_worklist_twins(s, alert, data.action_taken, actor.user_id, now)
-            self._audit(s, actor, "session.alert_action", row, f"alert {alert_id}")
+            audit_session(work, "session.alert_action", row, f"alert {alert_id}")
 
     # --- ratings and adverse events -----------------------------------------------------
     def record_rating(self, actor: Actor, session_id: int, data: RatingCreate,
@@ -434,9 +415,8 @@ class SessionService:
 
         Every alert the rating fires (deep sedation: MOAA/S ≤ 2, RASS ≤ −4) becomes a session
         alert that must be actioned before discharge and an item on the Alerts worklist."""
-        require_for_session(self.ctx, actor, session_id, "session.rating")
+        work, _ = session_unit(self.ctx, actor, session_id, "session.rating")
         req = IdempotentRequest.of(actor, "session.rating", idempotency_key, session_id, data)
-        work = self.ctx.unit_of_work(actor, "session.rating")  # permission: above
         now = work.now
         definition = load_bundled(data.instrument)
         if all(a is None for a in data.answers):
@@ -448,7 +428,7 @@ class SessionService:
         def create(uow: UnitOfWork) -> tuple[dict, int]:
             s = uow.session
             row = load_session(s, session_id)
-            self._require_status(row, ACTIVE, "a rating")
+            require_status(row, ACTIVE, "a rating")
             refuse_on_hard(check_event_time("the rating", data.administered_at or now,
                                             timeline(s, row), now, chain_rules()))
             rating = Assessment(
@@ -463,7 +443,7 @@ class SessionService:
             s.add(rating)
             s.flush()
             raised = raise_rating_alerts(s, rating, result, now)
-            self._audit(s, actor, "session.rating", row, data.instrument + (
+            audit_session(uow, "session.rating", row, data.instrument + (
                 f"; {len(raised)} alert(s) raised" if raised else ""))
             return answer | {"alerts": _alert_dicts(raised)}, rating.id
 
@@ -480,9 +460,8 @@ class SessionService:
 
     def record_adverse_event(self, actor: Actor, session_id: int, data: AdverseEventCreate,
                              idempotency_key: str | None = None) -> list[Finding]:
-        require_for_session(self.ctx, actor, session_id, "session.adverse_event")
+        work, _ = session_unit(self.ctx, actor, session_id, "session.adverse_event")
         req = IdempotentRequest.of(actor, "session.ae", idempotency_key, session_id, data)
-        work = self.ctx.unit_of_work(actor, "session.adverse_event")  # permission: above
         now = work.now
         event = AdverseEvent(data.code, data.severity, data.onset_at or now, data.action_taken,
                              data.description)
@@ -494,14 +473,14 @@ class SessionService:
         def create(uow: UnitOfWork) -> tuple[list[Finding], int]:
             s = uow.session
             row = load_session(s, session_id)
-            self._require_status(row, ACTIVE, "an adverse event")
+            require_status(row, ACTIVE, "an adverse event")
             ae = AdverseEventRow(session_id=row.id, code=data.code, severity=data.severity,
                                  onset_at=event.onset_at, action_taken=data.action_taken,
                                  description=data.description, recorded_by=actor.user_id,
                                  created_at=now)
             s.add(ae)
             s.flush()
-            self._audit(s, actor, "session.adverse_event", row, f"{data.code} {data.severity}")
+            audit_session(uow, "session.adverse_event", row, f"{data.code} {data.severity}")
             return findings, ae.id
 
         def replay(uow: UnitOfWork, ae_id: int) -> tuple[list[Finding], int | None]:
@@ -510,100 +489,6 @@ class SessionService:
 
         return work.idempotency.run(req, create=create, replay=replay,
                                     conflict="this adverse event was recorded concurrently")[0]
-
-    # --- discharge ----------------------------------------------------------------------
-    def discharge(self, actor: Actor, session_id: int, data: DischargeCreate) -> list[Finding]:
-        """Discharge when the core's checklist passes (no override: esketamine before 120 min
-        after the first device is refused; a patient who leaves anyway is recorded with
-        :meth:`leave_against_advice`). Refusals save nothing and are audited."""
-        patient_id = require_for_session(self.ctx, actor, session_id, "session.discharge")
-        now = self.ctx.clock()
-        try:
-            with changing_session(self.ctx.db, session_id, data.version) as (s, row):
-                self._require_status(row, ("monitoring",), "discharge")
-                decision = self._decide(s, row, data, now)
-                if not decision.ready:
-                    blocking = [f for f in decision.findings if f.level in (Level.HARD,
-                                                                            Level.SOFT)]
-                    raise DischargeRefused("not ready for discharge: " + "; ".join(
-                        f.message for f in blocking) + ". Nothing was saved.",
-                        list(decision.findings))
-                findings = list(decision.findings)
-                self._leave(s, actor, row, now, data, findings, "discharged", "")
-                return findings
-        except DischargeRefused as exc:
-            self.ctx.record_failure(actor, "session.discharge", "refused", patient_id=patient_id,
-                                    detail=f"session {session_id}: " + ", ".join(
-                                        f.rule for f in exc.findings if f.level in (
-                                            Level.HARD, Level.SOFT))[:300])
-            raise
-
-    def leave_against_advice(self, actor: Actor, session_id: int,
-                             data: LeftAgainstAdviceCreate) -> list[Finding]:
-        """The patient leaves before the checklist passes: record who, when and what was said
-        (status ``left-against-advice``, never "discharged"/ready; the REMS form says so)."""
-        require_for_session(self.ctx, actor, session_id, "session.left_against_advice")
-        now = self.ctx.clock()
-        with changing_session(self.ctx.db, session_id, data.version) as (s, row):
-            self._require_status(row, ("monitoring",), "recording a patient leaving")
-            decision = self._decide(s, row, data, now)
-            findings = clinical(lambda: left_against_advice(decision, data.statement))
-            self._leave(s, actor, row, now, data, findings, LEFT_AGAINST_ADVICE, data.statement)
-            return findings
-
-    def _leave(self, s: Session, actor: Actor, row: TreatmentSession, now: dt.datetime,
-               data: DischargeCreate | LeftAgainstAdviceCreate, findings: list[Finding],
-               outcome: str, statement: str) -> None:
-        s.add(DischargeRecord(
-            session_id=row.id, discharged_at=now, ready_at=getattr(data, "ready_at", None),
-            checklist_json=data.model_dump_json(exclude={"version"}),
-            findings_json=findings_json(findings), override_reason="", outcome=outcome,
-            statement=statement.strip(), recorded_by=actor.user_id))
-        row.discharged_at = now
-        row.discharge_override_reason = ""
-        if row.treatment == "esketamine" and row.first_device_at is not None:
-            day = self.ctx.clinic_time.local_date(row.first_device_at)
-            s.add(RemsFormRow(session_id=row.id, patient_id=row.patient_id,
-                              treatment_date=day, due_on=form_due_date(day),
-                              status="due", created_at=now))
-        self._touch(s, row, outcome)
-        action = "session.discharge" if outcome == "discharged" else "session.left_against_advice"
-        self._audit(s, actor, action, row, outcome)
-
-    def _decide(self, s: Session, row: TreatmentSession,
-                data: DischargeCreate | LeftAgainstAdviceCreate,
-                now: dt.datetime) -> DischargeDecision:
-        """Gather the session's facts and ask the clinical core (the only gate)."""
-        open_alerts = len(s.execute(select(SessionAlert.id).where(
-            SessionAlert.session_id == row.id, SessionAlert.action_taken == "")).all())
-        vitals = s.execute(select(VitalSignRow).where(VitalSignRow.session_id == row.id)
-                           ).scalars().all()
-        moaas = s.execute(select(Assessment).where(
-            Assessment.session_id == row.id, Assessment.instrument_id == "moaas",
-            Assessment.total.is_not(None)).order_by(
-            Assessment.administered_at.desc(), Assessment.id.desc()).limit(1)
-        ).scalar_one_or_none()
-        limits = RuleSetService(self.ctx).active_in(s, rule_set_treatment(row.treatment))
-        inp = DischargeInput(
-            treatment=row.treatment, now=now, first_device_at=row.first_device_at,
-            infusion_end_at=row.dose_ended_at,
-            moaas=int(moaas.total) if moaas is not None and moaas.total is not None else None,
-            moaas_at=moaas.administered_at if moaas is not None else None,
-            dissociation_resolved=getattr(data, "dissociation_resolved", None),
-            respiratory_depression_resolved=getattr(data, "respiratory_depression_resolved",
-                                                    None),
-            responsible_adult_present=getattr(data, "responsible_adult_present", None),
-            vitals=tuple(vital_signs(v) for v in vitals), open_alerts=open_alerts)
-        return clinical(lambda: evaluate_discharge(inp, session_rules(), limits))
-
-
-def rule_set_treatment(session_treatment: str) -> str:
-    """The rule-set treatment of a chair session (``iv_ketamine`` → ``ketamine-iv``)."""
-    return "esketamine" if session_treatment == "esketamine" else "ketamine-iv"
-
-
-def due_dicts(items: list) -> list[dict]:
-    return [asdict(d) for d in items]
 
 
 def _alert_dicts(alerts: list[SessionAlert]) -> list[dict]:

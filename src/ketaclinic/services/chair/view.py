@@ -18,9 +18,9 @@ from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.chair.common import (
     findings_from_json,
     load_session,
-    require_for_session,
     scheduling_rules,
     session_rules,
+    session_unit,
 )
 from ketaclinic.services.chair.ledger import LedgerService
 from ketaclinic.services.chair.session import RATING_LABEL, start_of
@@ -67,13 +67,11 @@ class SessionViewService:
         self.ledger = ledger
 
     def view(self, actor: Actor, session_id: int) -> dict[str, Any]:
-        require_for_session(self.ctx, actor, session_id, "session.view", Perm.PATIENT_READ)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            row = load_session(s, session_id)
-            out = self._load(s, row, now)
-            self.ctx.audit.record(s, actor, "session.view", at=now, patient_id=row.patient_id,
-                                  detail=f"session {session_id}")
+        work, _ = session_unit(self.ctx, actor, session_id, "session.view", Perm.PATIENT_READ)
+        with work:
+            row = load_session(work.session, session_id)
+            out = self._load(work.session, row, work.now)
+            work.audit(patient_id=row.patient_id, detail=f"session {session_id}")
         out["lots"] = [lot for lot in self.ledger.lots(actor, row.treatment) if lot.on_hand > 0]
         return out
 
@@ -148,11 +146,10 @@ class SessionViewService:
     def patient_sessions(self, actor: Actor, patient_id: int, limit: int | None = None,
                          offset: int = 0) -> Paged[dict[str, Any]]:
         """Sessions of a patient for the patient page (by planned date)."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "session.list", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            page = page_rows(s, select(TreatmentSession).where(
+        with self.ctx.unit_of_work(actor, "session.list", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            page = page_rows(uow.session, select(TreatmentSession).where(
                 TreatmentSession.patient_id == patient_id).order_by(
                 TreatmentSession.planned_date, TreatmentSession.id), limit, offset)
-            self.ctx.audit.record(s, actor, "session.list", at=self.ctx.clock(),
-                                  patient_id=patient_id, detail=f"{page.total} sessions")
+            uow.audit(patient_id=patient_id, detail=f"{page.total} sessions")
             return page.map(session_dict)

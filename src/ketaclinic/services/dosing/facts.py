@@ -16,7 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketaclinic.clinical.age import age_on
-from ketaclinic.clinical.eligibility import PatientFacts, is_depressive_icd10, patient_from_dict
+from ketaclinic.clinical.eligibility import (
+    PatientFacts,
+    allergy_counts,
+    diagnosis_standing,
+    is_depressive_icd10,
+    patient_from_dict,
+)
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.rulesets import BUNDLED_IDS, load_bundled_ruleset
 from ketaclinic.services.errors import InvalidInput
@@ -85,13 +91,15 @@ def is_depressive(system: str, code: str, display: str) -> bool:
 def screening_input(s: Session, patient: Patient, today: dt.date) -> dict[str, Any]:
     """The screening JSON (docs/dosing.md schema) for a patient: registry + stored facts."""
     facts, _ = load_facts(s, patient.id)
-    diagnoses = s.execute(select(PatientDiagnosis).where(
-        PatientDiagnosis.patient_id == patient.id, PatientDiagnosis.active.is_(True))).scalars()
+    diagnoses = [(d, standing) for d in s.execute(select(PatientDiagnosis).where(
+        PatientDiagnosis.patient_id == patient.id).order_by(PatientDiagnosis.id)).scalars()
+        if (standing := diagnosis_standing(d.active, d.inactive_reason)) is not None]
     meds = s.execute(select(PatientMedication).where(
         PatientMedication.patient_id == patient.id, PatientMedication.active.is_(True))
         .order_by(PatientMedication.id)).scalars()
-    allergies = s.execute(select(PatientAllergy).where(
-        PatientAllergy.patient_id == patient.id, PatientAllergy.active.is_(True))).scalars()
+    allergies = [a for a in s.execute(select(PatientAllergy).where(
+        PatientAllergy.patient_id == patient.id)).scalars()
+        if allergy_counts(a.active, a.inactive_reason)]
     conditions = set(facts["conditions"])
     if any("ketamine" in a.substance.lower() for a in allergies):
         conditions.add("hypersensitivity_ketamine")
@@ -99,8 +107,8 @@ def screening_input(s: Session, patient: Patient, today: dt.date) -> dict[str, A
         "age_years": age_on(patient.birth_date, today),
         "sex": patient.sex if patient.sex in ("female", "male", "other") else "unknown",
         "diagnoses": [{"code": d.code, "label": d.display,
-                       "depressive_episode": is_depressive(d.system, d.code, d.display)}
-                      for d in diagnoses],
+                       "depressive_episode": is_depressive(d.system, d.code, d.display),
+                       "resolved": standing == "resolved"} for d, standing in diagnoses],
         "medications": [{"name": m.name, "class": (m.drug_class or "").lower(),
                          "daily_dose_mg": None if m.daily_dose_mg is None
                          else float(m.daily_dose_mg)} for m in meds],

@@ -1,5 +1,10 @@
 """The dose input: one model for the JSON body and the dose form, turned into the core's request.
 
+A verbal order (:class:`VerbalOrderInput`) is the same dose with its prescriber and read-back,
+one model for ``POST /api/patients/{id}/verbal-orders`` and the dose page's verbal-order form.
+So are a screening (:class:`ScreeningRequest`), its sign-off (:class:`SignoffBody`) and a copy
+of a rule set (:class:`CopyBody`).
+
 The JSON route takes :class:`DoseInput` as its body, the form route builds it from the form with
 :func:`ketaclinic.http.inputs.model_from_form`, and the dosing service turns the validated model
 into the clinical core's value (:class:`ketaclinic.clinical.dose_plan.DoseRequest`) with
@@ -105,6 +110,40 @@ class DoseInput(_Input):
                                   {"type": "null"}]}),
     ] = Field(None, description="Today's weight re-entered, kilograms only: '82 kg'")
     overrides: tuple[OverrideEntry, ...] = Field(default=(), max_length=20)
+
+
+class VerbalOrderInput(DoseInput):
+    """A verbal or telephone order taken at the chair: the dose as the prescriber gave it, who
+    gave it and whether it was read back. It is not a place to go past soft findings: its
+    ``overrides`` are never taken (the dosing service drops them)."""
+
+    prescriber: str = Field(min_length=1, max_length=64,
+                            description="Username of the prescriber who gave the order")
+    read_back_confirmed: bool = Field(description="The order was read back and confirmed")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScreeningRequest(_Body):
+    """Screen the patient for a treatment (the screening page's button, or the JSON body)."""
+
+    treatment: Literal["ketamine-iv", "esketamine"]
+
+
+class SignoffBody(_Body):
+    """A prescriber's sign-off of a screening that needs review: why."""
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class CopyBody(_Body):
+    """A clinic's copy of a rule set to edit (``new_id`` its id; ``title`` optional)."""
+
+    source_id: str = Field(max_length=60)
+    new_id: str = Field(max_length=60)
+    title: str = Field("", max_length=200)
 
 
 def to_dose_request(inp: DoseInput) -> DoseRequest:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -36,6 +37,7 @@ from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.paging import Paged, page_list
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import User
 from ketaclinic.store.tables_dosing import (
     ActiveRuleSet,
@@ -127,9 +129,10 @@ class RuleSetService:
         self._cache: dict[tuple[str, int], RuleSet] = {}
 
     # --- permissions --------------------------------------------------------------------
-    def _require_view(self, actor: Actor, action: str) -> None:
-        if not allowed(actor, Perm.RULES_MANAGE):
-            self.ctx.require(actor, Perm.PRESCRIBE, action)
+    def _view_work(self, actor: Actor, action: str) -> UnitOfWork:
+        """Rule sets are read by rule managers and prescribers (a denial names prescribe)."""
+        perm = Perm.RULES_MANAGE if allowed(actor, Perm.RULES_MANAGE) else Perm.PRESCRIBE
+        return self.ctx.unit_of_work(actor, action, perm=perm)
 
     # --- loading ------------------------------------------------------------------------
     def _latest_row(self, s: Session, ruleset_id: str) -> RuleSetVersion | None:
@@ -174,8 +177,8 @@ class RuleSetService:
     def list(self, actor: Actor, limit: int | None = None,
              offset: int = 0) -> Paged[RuleSetSummary]:
         """The bundled sets (from files) then the clinic's (by id); windowed in Python."""
-        self._require_view(actor, "ruleset.list")
-        with self.ctx.db.transaction() as s:
+        with self._view_work(actor, "ruleset.list") as uow:
+            s = uow.session
             active = {v: k for k, v in self._active_ids(s).items()}
             out = []
             for rid in BUNDLED_IDS:
@@ -189,12 +192,12 @@ class RuleSetService:
                 out.append(RuleSetSummary(rid, rs.title, rs.treatment, rs.version, rs.ref, False,
                                           int(counts[rid]), active.get(rid),
                                           len(list_unconfirmed(rs))))
-            self.ctx.audit.record(s, actor, "ruleset.list", at=self.ctx.clock())
+            uow.audit()
             return page_list(out, limit, offset)
 
     def view(self, actor: Actor, ruleset_id: str, seq: int | None = None) -> RuleSetView:
-        self._require_view(actor, "ruleset.view")
-        with self.ctx.db.transaction() as s:
+        with self._view_work(actor, "ruleset.view") as uow:
+            s = uow.session
             rs, at_seq = self._load(s, ruleset_id, seq)
             rows = s.execute(select(RuleSetVersion, User.username)
                              .outerjoin(User, User.id == RuleSetVersion.created_by)
@@ -216,8 +219,7 @@ class RuleSetService:
                 for a in s.execute(select(RuleSetApproval).where(
                     RuleSetApproval.ruleset_id == ruleset_id).order_by(
                     RuleSetApproval.id.desc())).scalars()]
-            self.ctx.audit.record(s, actor, "ruleset.view", at=self.ctx.clock(),
-                                  detail=rs.ref)
+            uow.audit(detail=rs.ref)
             return RuleSetView(rs, ruleset_id in BUNDLED_IDS, at_seq,
                                versions[0].seq if versions else None, versions,
                                list_unconfirmed(rs), confirmations, active.get(ruleset_id),
@@ -226,8 +228,9 @@ class RuleSetService:
     def unconfirmed_report(self, actor: Actor, limit: int | None = None,
                            offset: int = 0) -> Paged[dict[str, Any]]:
         """Every grade-U rule not yet confirmed, in the active sets and every clinic copy."""
-        self.ctx.require(actor, Perm.RULES_MANAGE, "ruleset.unconfirmed")
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "ruleset.unconfirmed",
+                                   perm=Perm.RULES_MANAGE) as uow:
+            s = uow.session
             active = self._active_ids(s)
             ids = list(dict.fromkeys([*active.values(), *s.execute(
                 select(RuleSetVersion.ruleset_id).distinct()).scalars()]))
@@ -240,14 +243,13 @@ class RuleSetService:
                                 "active": rid in active.values(), "path": u.path,
                                 "value": u.value, "unit": u.unit, "source": u.source,
                                 "note": u.note})
-            self.ctx.audit.record(s, actor, "ruleset.unconfirmed", at=self.ctx.clock(),
-                                  detail=f"{len(out)} unconfirmed")
+            uow.audit(detail=f"{len(out)} unconfirmed")
             return page_list(out, limit, offset)
 
     # --- writing ------------------------------------------------------------------------
-    def _add_version(self, s: Session, actor: Actor, doc: dict[str, Any], note: str,
+    def _add_version(self, uow: UnitOfWork, doc: dict[str, Any], note: str,
                      based_on: str, expected_seq: int | None) -> RuleSet:
-        rid = doc["id"]
+        s, rid = uow.session, doc["id"]
         latest = self._latest_row(s, rid)
         current = latest.seq if latest else 0
         if expected_seq is not None and expected_seq != current:
@@ -263,29 +265,28 @@ class RuleSetService:
         row = RuleSetVersion(ruleset_id=rid, seq=seq, version=rs.version, treatment=rs.treatment,
                              title=rs.title[:200], based_on=based_on[:110],
                              change_note=note[:500], document=rs.document,
-                             created_by=actor.user_id, created_at=self.ctx.clock())
+                             created_by=uow.actor.user_id, created_at=uow.now)
         s.add(row)
         s.flush()
-        self.ctx.audit.record(s, actor, "ruleset.version", at=self.ctx.clock(),
-                              detail=f"{rs.ref}: {note}"[:500])
+        uow.audit("ruleset.version", detail=f"{rs.ref}: {note}"[:500])
         return rs
 
-    def _write(self, fn, actor: Actor | None = None,  # type: ignore[no-untyped-def]
-               action: str = ""):
+    @staticmethod
+    def _write(work: UnitOfWork, fn: Callable[[UnitOfWork], RuleSet]) -> RuleSet:
+        """Run ``fn`` in the unit; a governance refusal is audited as the unit's action."""
         try:
-            with self.ctx.db.transaction() as s:
-                return fn(s)
+            with work as uow:
+                return fn(uow)
         except IntegrityError as exc:
             raise Conflict("the rule set was changed at the same moment; reload and retry"
                            ) from exc
         except GovernanceRefused as exc:
-            if actor is not None:
-                self.ctx.record_failure(actor, f"ruleset.{action}", "refused",
-                                        detail=exc.detail[:300])
+            work.record_failure("refused", detail=exc.detail[:300])
             raise
 
     # --- governance: tighten freely; loosening in effect needs a co-signature ---
-    def _govern(self, s: Session, actor: Actor, candidate: RuleSet, in_effect: RuleSet | None,
+    @staticmethod
+    def _govern(uow: UnitOfWork, candidate: RuleSet, in_effect: RuleSet | None,
                 director: tuple[int, str] | None, action: str) -> None:
         """Refuse an incomplete rule set; a loosening of ``in_effect`` needs ``cosign`` from
         another user with the medical-director flag (recorded in ``ruleset_approvals``)."""
@@ -299,14 +300,14 @@ class RuleSetService:
         if director is None:
             raise CosignRequired(message + " (nothing was saved)",
                                  f"{candidate.ref}: loosening without a co-signature")
-        s.add(RuleSetApproval(
+        uow.session.add(RuleSetApproval(
             ruleset_id=candidate.id, version=candidate.version, action=action,
             loosened_json=json.dumps([x.as_dict() for x in decision.loosened]),
-            requested_by=actor.user_id, approved_by=director[0],
-            approved_by_name=director[1][:200], approved_at=self.ctx.clock()))
-        self.ctx.audit.record(s, actor, "ruleset.loosen", at=self.ctx.clock(),
-                              detail=f"{candidate.ref} {action}, co-signed by {director[1]}: "
-                              + "; ".join(x.describe() for x in decision.loosened)[:300])
+            requested_by=uow.actor.user_id, approved_by=director[0],
+            approved_by_name=director[1][:200], approved_at=uow.now))
+        uow.audit("ruleset.loosen",
+                  detail=f"{candidate.ref} {action}, co-signed by {director[1]}: "
+                  + "; ".join(x.describe() for x in decision.loosened)[:300])
 
     def _director(self, actor: Actor, cosign: Cosign, action: str) -> tuple[int, str] | None:
         """Check the co-signer before any write transaction (None: no co-signer given)."""
@@ -334,12 +335,12 @@ class RuleSetService:
         latest = self._latest_row(s, rs.id)
         return load_ruleset(dict(rs.to_dict(), version=str((latest.seq if latest else 0) + 1)))
 
-    def _checked_director(self, actor: Actor, cosign: Cosign,
+    def _checked_director(self, work: UnitOfWork, cosign: Cosign,
                           action: str) -> tuple[int, str] | None:
         try:
-            return self._director(actor, cosign, action)
+            return self._director(work.actor, cosign, action)
         except GovernanceRefused as exc:
-            self.ctx.record_failure(actor, f"ruleset.{action}", "denied", detail=exc.detail)
+            work.record_failure("denied", detail=exc.detail)
             raise
 
     def _in_effect_for(self, s: Session, ruleset_id: str) -> RuleSet | None:
@@ -354,32 +355,31 @@ class RuleSetService:
     def copy(self, actor: Actor, source_id: str, new_id: str, title: str = "",
              note: str = "") -> RuleSet:
         """Copy a bundled set or a clinic copy under a new id (version 1)."""
-        self.ctx.require(actor, Perm.RULES_MANAGE, "ruleset.copy")
+        unit = self.ctx.unit_of_work(actor, "ruleset.copy", perm=Perm.RULES_MANAGE)
         new_id = new_id.strip().lower()
         if not ID_RE.match(new_id):
             raise InvalidInput("new id must be 2–59 characters: lower-case letters, digits, '-'")
         if new_id in BUNDLED_IDS:
             raise Conflict(f"{new_id} is a bundled rule set; choose another id")
 
-        def work(s: Session) -> RuleSet:
-            if self._latest_row(s, new_id) is not None:
+        def work(uow: UnitOfWork) -> RuleSet:
+            if self._latest_row(uow.session, new_id) is not None:
                 raise Conflict(f"a rule set with id {new_id} already exists")
-            src, _ = self._load(s, source_id)
+            src, _ = self._load(uow.session, source_id)
             doc = src.to_dict()
             doc["id"] = new_id
             if title.strip():
                 doc["title"] = title.strip()[:200]
-            return self._add_version(s, actor, doc, note or f"copied from {src.ref}", src.ref,
-                                     None)
+            return self._add_version(uow, doc, note or f"copied from {src.ref}", src.ref, None)
 
-        return self._write(work)
+        return self._write(unit, work)
 
     def import_document(self, actor: Actor, text: str, note: str = "",
                         cosign: Cosign = Cosign()) -> RuleSet:
         """Import a rule-set file (validated by the clinical core) as a new copy or version.
         An incomplete rule set (hard limits missing) is refused; a new version of an active
         set that loosens a hard limit needs a medical director's co-signature."""
-        self.ctx.require(actor, Perm.RULES_MANAGE, "ruleset.import")
+        unit = self.ctx.unit_of_work(actor, "ruleset.import", perm=Perm.RULES_MANAGE)
         if len(text) > MAX_DOCUMENT_CHARS:
             raise InvalidInput("the rule-set file is too large")
         try:
@@ -391,15 +391,15 @@ class RuleSetService:
                                "the document's id to import it as a clinic copy")
         if not ID_RE.match(rs.id):
             raise InvalidInput("id must be 2–59 characters: lower-case letters, digits, '-'")
-        director = self._checked_director(actor, cosign, "import")
+        director = self._checked_director(unit, cosign, "import")
 
-        def work(s: Session) -> RuleSet:
-            before = self._in_effect_for(s, rs.id)
-            self._govern(s, actor, self._as_next(s, rs), before, director, "import")
-            return self._add_version(s, actor, rs.to_dict(), note or "imported from a file",
+        def work(uow: UnitOfWork) -> RuleSet:
+            before = self._in_effect_for(uow.session, rs.id)
+            self._govern(uow, self._as_next(uow.session, rs), before, director, "import")
+            return self._add_version(uow, rs.to_dict(), note or "imported from a file",
                                      "import", None)
 
-        return self._write(work, actor, "import")
+        return self._write(unit, work)
 
     def edit_values(self, actor: Actor, ruleset_id: str, changes: dict[str, str], note: str,
                     expected_seq: int | None, cosign: Cosign = Cosign()) -> RuleSet:
@@ -407,14 +407,15 @@ class RuleSetService:
 
         A changed value loses its medical-director confirmation.
         """
-        self.ctx.require(actor, Perm.RULES_MANAGE, "ruleset.edit")
+        unit = self.ctx.unit_of_work(actor, "ruleset.edit", perm=Perm.RULES_MANAGE)
         if ruleset_id in BUNDLED_IDS:
             raise InvalidInput("bundled rule sets are read-only; copy it first")
         if not note.strip():
             raise InvalidInput("change note: say why the values changed")
-        director = self._checked_director(actor, cosign, "edit")
+        director = self._checked_director(unit, cosign, "edit")
 
-        def work(s: Session) -> RuleSet:
+        def work(uow: UnitOfWork) -> RuleSet:
+            s = uow.session
             rs, _ = self._load(s, ruleset_id)
             doc, changed = rs.to_dict(), []
             for path, text in changes.items():
@@ -434,22 +435,23 @@ class RuleSetService:
                 candidate = load_ruleset(doc)
             except ClinicalInputError as exc:
                 raise _bad(exc) from exc
-            self._govern(s, actor, self._as_next(s, candidate),
+            self._govern(uow, self._as_next(s, candidate),
                          self._in_effect_for(s, ruleset_id), director, "edit")
-            return self._add_version(s, actor, doc, f"{note.strip()} ({', '.join(changed)})",
+            return self._add_version(uow, doc, f"{note.strip()} ({', '.join(changed)})",
                                      rs.ref, expected_seq)
 
-        return self._write(work, actor, "edit")
+        return self._write(unit, work)
 
     def confirm(self, actor: Actor, ruleset_id: str, path: str,
                 expected_seq: int | None = None) -> RuleSet:
         """The medical director (a prescriber) confirms one grade-U rule: who and when."""
-        self.ctx.require(actor, Perm.PRESCRIBE, "ruleset.confirm")
+        unit = self.ctx.unit_of_work(actor, "ruleset.confirm", perm=Perm.PRESCRIBE)
         if ruleset_id in BUNDLED_IDS:
             raise InvalidInput("bundled rule sets are read-only; copy it, then confirm the copy")
-        now = self.ctx.clock()
+        now = unit.now
 
-        def work(s: Session) -> RuleSet:
+        def work(uow: UnitOfWork) -> RuleSet:
+            s = uow.session
             rs, _ = self._load(s, ruleset_id)
             user = s.get(User, actor.user_id) if actor.user_id else None
             who = f"{user.full_name} ({user.username})" if user else actor.username
@@ -457,41 +459,41 @@ class RuleSetService:
                 confirmed = confirm_rule(rs, path, who, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
             except ClinicalInputError as exc:
                 raise _bad(exc) from exc
-            new = self._add_version(s, actor, confirmed.to_dict(), f"confirmed {path}", rs.ref,
+            new = self._add_version(uow, confirmed.to_dict(), f"confirmed {path}", rs.ref,
                                     expected_seq)
             s.add(RuleConfirmation(ruleset_id=ruleset_id, version=new.version, path=path[:200],
                                    confirmed_by=actor.user_id, confirmed_by_name=who[:200],
                                    confirmed_at=now))
             return new
 
-        return self._write(work)
+        return self._write(unit, work)
 
     def set_active(self, actor: Actor, treatment: str, ruleset_id: str,
                    cosign: Cosign = Cosign()) -> RuleSet:
         """Make ``ruleset_id`` the clinic's set for ``treatment``: never an incomplete set; one
         that loosens a hard limit of the set in effect needs a medical director's co-sign."""
-        self.ctx.require(actor, Perm.RULES_MANAGE, "ruleset.activate")
+        unit = self.ctx.unit_of_work(actor, "ruleset.activate", perm=Perm.RULES_MANAGE)
         if treatment not in TREATMENTS:
             raise InvalidInput(f"treatment must be one of {', '.join(TREATMENTS)}")
-        director = self._checked_director(actor, cosign, "activate")
+        director = self._checked_director(unit, cosign, "activate")
 
-        def work(s: Session) -> RuleSet:
+        def work(uow: UnitOfWork) -> RuleSet:
+            s = uow.session
             rs, _ = self._load(s, ruleset_id)
             if rs.treatment != treatment:
                 raise InvalidInput(f"{rs.ref} is for {rs.treatment}, not {treatment}")
             current = self._load(s, self._active_ids(s)[treatment])[0]
-            self._govern(s, actor, rs, current, director, "activate")
+            self._govern(uow, rs, current, director, "activate")
             row = s.get(ActiveRuleSet, treatment)
             if row is None:
                 s.add(ActiveRuleSet(treatment=treatment, ruleset_id=ruleset_id,
-                                    set_by=actor.user_id, set_at=self.ctx.clock()))
+                                    set_by=actor.user_id, set_at=uow.now))
             else:
-                row.ruleset_id, row.set_by, row.set_at = ruleset_id, actor.user_id, self.ctx.clock()
-            self.ctx.audit.record(s, actor, "ruleset.activate", at=self.ctx.clock(),
-                                  detail=f"{treatment}: {rs.ref}")
+                row.ruleset_id, row.set_by, row.set_at = ruleset_id, actor.user_id, uow.now
+            uow.audit(detail=f"{treatment}: {rs.ref}")
             return rs
 
-        return self._write(work, actor, "activate")
+        return self._write(unit, work)
 
 
 def _entry_at(doc: dict[str, Any], path: str) -> dict[str, Any]:

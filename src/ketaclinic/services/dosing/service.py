@@ -39,7 +39,7 @@ from ketaclinic.services.dosing.facts import (
     screening_input,
     validate_facts,
 )
-from ketaclinic.services.dosing.inputs import DoseInput, to_dose_request
+from ketaclinic.services.dosing.inputs import DoseInput, VerbalOrderInput, to_dose_request
 from ketaclinic.services.dosing.plan import order_columns, plan_dose
 from ketaclinic.services.dosing.rulesets import RuleSetService
 from ketaclinic.services.dosing.treatment_chain import (
@@ -411,13 +411,15 @@ class DosingService:
                           _f(row.concentration_mg_per_ml), row.course_id, row.status,
                           row.verbal_prescriber_id, row.countersigned_at)
 
-    def take_verbal_order(self, actor: Actor, patient_id: int, inp: DoseInput,
-                          prescriber: str, read_back_confirmed: bool) -> DoseRecord:
-        """A verbal or telephone order taken at the chair (see :mod:`verbal_orders`)."""
+    def take_verbal_order(self, actor: Actor, patient_id: int,
+                          data: VerbalOrderInput) -> DoseRecord:
+        """A verbal or telephone order taken at the chair (see :mod:`verbal_orders`); soft
+        findings cannot be overridden on one, so ``data.overrides`` is not taken."""
         from ketaclinic.services.dosing.verbal_orders import take_verbal_order
 
-        return take_verbal_order(self, actor, patient_id, to_dose_request(inp), prescriber,
-                                 read_back_confirmed)
+        request = to_dose_request(data.model_copy(update={"overrides": ()}))
+        return take_verbal_order(self, actor, patient_id, request, data.prescriber,
+                                 data.read_back_confirmed)
 
     def countersign(self, actor: Actor, patient_id: int, order_id: int) -> DoseRecord:
         """The prescriber who gave a verbal order countersigns it."""

@@ -20,7 +20,6 @@ from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.dosing.plan import order_columns
 from ketaclinic.services.dosing.treatment_chain import refuse_on_hard
 from ketaclinic.services.errors import NotFound
-from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import User
 from ketaclinic.store.tables_dosing import DoseOrder as DoseOrderRow
 
@@ -36,10 +35,10 @@ def _prescriber(s, username: str) -> User | None:  # type: ignore[no-untyped-def
 
 def take_verbal_order(svc: DosingService, actor: Actor, patient_id: int, req: DoseRequest,
                       prescriber: str, read_back_confirmed: bool) -> DoseRecord:
-    svc.ctx.require(actor, Perm.CLINICAL_WRITE, "dose.verbal", patient_id=patient_id)
-    now = svc.ctx.clock()
-    with svc.ctx.db.transaction() as s:
-        patient = PatientRepository(s).get(patient_id)
+    with svc.ctx.unit_of_work(actor, "dose.verbal", perm=Perm.CLINICAL_WRITE,
+                              patient_id=patient_id) as uow:
+        s = uow.session
+        patient = uow.patients.get(patient_id)
         user = _prescriber(s, prescriber)
         plan = svc._plan(s, patient, req)
         refuse_on_hard(check_verbal_order(
@@ -54,37 +53,35 @@ def take_verbal_order(svc: DosingService, actor: Actor, patient_id: int, req: Do
                            verbal_prescriber_id=user.id, read_back_confirmed=True,
                            checks_json=json.dumps([f.as_dict() for f in plan.result.checks],
                                                   default=str),
-                           ordered_by=actor.user_id, created_at=now)
+                           ordered_by=actor.user_id, created_at=uow.now)
         s.add(row)
         s.flush()
-        svc.ctx.audit.record(s, actor, "dose.verbal", at=now, patient_id=patient.id,
-                             detail=f"order {row.id} from {user.username}, read back")
+        uow.audit(patient_id=patient.id, detail=f"order {row.id} from {user.username}, read back")
         return svc._record(s, row)
 
 
 def countersign(svc: DosingService, actor: Actor, patient_id: int,
                 order_id: int) -> DoseRecord:
-    svc.ctx.require(actor, Perm.PRESCRIBE, "dose.countersign", patient_id=patient_id)
-    now = svc.ctx.clock()
-    with svc.ctx.db.transaction() as s:
+    with svc.ctx.unit_of_work(actor, "dose.countersign", perm=Perm.PRESCRIBE,
+                              patient_id=patient_id) as uow:
+        s = uow.session
         row = s.get(DoseOrderRow, order_id, with_for_update=True)
         if row is None or row.patient_id != patient_id:
             raise NotFound("no such dose order for this patient")
         refuse_on_hard([check_countersign(row.status,
                                           row.verbal_prescriber_id == actor.user_id)])
         row.status, row.countersigned_by, row.countersigned_at = (
-            "countersigned", actor.user_id, now)
-        svc.ctx.audit.record(s, actor, "dose.countersign", at=now, patient_id=patient_id,
-                             detail=f"order {order_id}")
+            "countersigned", actor.user_id, uow.now)
+        uow.audit(patient_id=patient_id, detail=f"order {order_id}")
         return svc._record(s, row)
 
 
 def prescribers(svc: DosingService, actor: Actor) -> list[tuple[str, str]]:
     """(username, full name) of the active users who may prescribe: the nurse names the
     prescriber who gave the order from this list."""
-    svc.ctx.require(actor, Perm.CLINICAL_WRITE, "dose.verbal.prescribers")
-    with svc.ctx.db.transaction() as s:
-        users = s.execute(select(User).where(User.active.is_(True))
+    with svc.ctx.unit_of_work(actor, "dose.verbal.prescribers",
+                              perm=Perm.CLINICAL_WRITE) as uow:
+        users = uow.session.execute(select(User).where(User.active.is_(True))
                           .order_by(User.full_name, User.username)).scalars().all()
         return [(u.username, u.full_name) for u in users
                 if allowed(Actor(u.id, u.username, u.role), Perm.PRESCRIBE)]

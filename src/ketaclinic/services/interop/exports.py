@@ -32,7 +32,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.interop import fhir_bulk as fb
 from ketaclinic.services.interop import fhir_records as fr
-from ketaclinic.services.unit_of_work import PatientRepository
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import Patient, PatientDiagnosis
 from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 
@@ -57,12 +57,12 @@ class ExportService:
     # --- de-identified research export ------------------------------------------------------
     def deidentified_zip(self, actor: Actor, fmt: str) -> tuple[str, bytes]:
         """(file name, zip bytes); one audit row ``export.deidentified``."""
-        self.ctx.require(actor, Perm.DEID_EXPORT, "export.deidentified")
+        work = self.ctx.unit_of_work(actor, "export.deidentified", perm=Perm.DEID_EXPORT)
         if fmt not in FORMATS:
             raise InvalidInput(f"format: must be one of {', '.join(FORMATS)}")
-        today = self.ctx.today()
-        with self.ctx.db.transaction() as s:
-            tables = _research_tables(s, today)
+        today = work.today
+        with work as uow:
+            tables = _research_tables(uow.session, today)
         result = deidentify(tables, deid_secret(self.ctx), today, DEID_COLUMN_KINDS)
         buf = io.BytesIO()
         with tempfile.TemporaryDirectory() as tmp:
@@ -71,9 +71,8 @@ class ExportService:
             with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
                 for p in sorted(keep):
                     z.write(p, arcname=p.name)
-        with self.ctx.db.transaction() as s:
-            self.ctx.audit.record(s, actor, "export.deidentified", at=self.ctx.clock(),
-                                  detail=f"format={fmt}; patients={len(tables['patients'])}")
+        with work as uow:  # audited once the zip is built (a failure writes no row)
+            uow.audit(detail=f"format={fmt}; patients={len(tables['patients'])}")
         return f"ketaclinic-deidentified-{today.isoformat()}-{fmt}.zip", buf.getvalue()
 
     # --- FHIR (one mapper: renderers/fhir_map.py) ----------------------------------------------
@@ -89,28 +88,33 @@ class ExportService:
     def fhir_bundle(self, actor: Actor, patient_id: int,
                     kind: str = "collection") -> dict[str, Any]:
         """One patient's record as a Bundle; clinical roles; audited as ``export.fhir``."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "export.fhir", patient_id=patient_id)
+        work = self.ctx.unit_of_work(actor, "export.fhir", perm=Perm.PATIENT_READ,
+                                     patient_id=patient_id)
         if kind not in fb.BUNDLE_TYPES:
             raise InvalidInput(f"type: must be one of {', '.join(fb.BUNDLE_TYPES)}")
-        with self.ctx.db.transaction() as s:
-            PatientRepository(s).get(patient_id)
-            _pid, resources = next(fr.patient_bundles(s, [patient_id], self.fhir_options()))
-            self.ctx.audit.record(s, actor, "export.fhir", at=self.ctx.clock(),
-                                  patient_id=patient_id, detail=f"type={kind}")
+        with work as uow:
+            uow.patients.get(patient_id)
+            _pid, resources = next(fr.patient_bundles(uow.session, [patient_id],
+                                                      self.fhir_options()))
+            uow.audit(patient_id=patient_id, detail=f"type={kind}")
         _check(resources, every=1)
         return fb.bundle(resources, kind, self.fhir_base_url())
 
-    def _bulk_ids(self, actor: Actor, s: Session, patient_ids: list[int] | None,
-                  detail: str) -> list[int]:
+    @staticmethod
+    def _bulk_ids(uow: UnitOfWork, patient_ids: list[int] | None, detail: str) -> list[int]:
+        s = uow.session
         ids = patient_ids if patient_ids is not None else list(
             s.execute(select(Patient.id).order_by(Patient.id)).scalars())
         if patient_ids is not None:
             found = set(s.execute(select(Patient.id).where(Patient.id.in_(ids))).scalars())
             if set(ids) - found:
                 raise NotFound("no such patient")
-        self.ctx.audit.record(s, actor, "export.fhir_bulk", at=self.ctx.clock(),
-                              detail=f"patients={len(ids)}; {detail}")
+        uow.audit(detail=f"patients={len(ids)}; {detail}")
         return ids
+
+    def _bulk_work(self, actor: Actor) -> UnitOfWork:
+        """An identified export of many patients: one ``export.fhir_bulk`` row per export."""
+        return self.ctx.unit_of_work(actor, "export.fhir_bulk", perm=Perm.IDENTIFIED_EXPORT)
 
     def fhir_bundles(self, actor: Actor, patient_ids: list[int] | None = None,
                      progress: Callable[[int], None] | None = None, kind: str = "collection",
@@ -120,12 +124,12 @@ class ExportService:
         The permission check, the loading and the audit happen before this returns; the
         bundles are built lazily as the iterator is consumed.
         """
-        self.ctx.require(actor, Perm.IDENTIFIED_EXPORT, "export.fhir_bulk")
+        work = self._bulk_work(actor)
         if kind not in fb.BUNDLE_TYPES:
             raise InvalidInput(f"format: must be one of {', '.join(fb.FORMATS)}")
-        with self.ctx.db.transaction() as s:
-            ids = self._bulk_ids(actor, s, patient_ids, f"format={kind}")
-            per_patient = list(fr.patient_bundles(s, ids, self.fhir_options()))
+        with work as uow:
+            ids = self._bulk_ids(uow, patient_ids, f"format={kind}")
+            per_patient = list(fr.patient_bundles(uow.session, ids, self.fhir_options()))
         base = self.fhir_base_url()
 
         def build() -> Iterator[tuple[int, dict[str, Any]]]:
@@ -143,11 +147,10 @@ class ExportService:
         """Every resource of these patients (all by default) then the Practitioners; needs the
         identified-export permission; one audit row ``export.fhir_bulk``. ``since`` (naive
         UTC): only the resources changed since (FHIR Bulk Data ``_since``)."""
-        self.ctx.require(actor, Perm.IDENTIFIED_EXPORT, "export.fhir_bulk")
-        with self.ctx.db.transaction() as s:
-            ids = self._bulk_ids(actor, s, patient_ids, detail)
-            resources = [r for _pid, r in fr.export_resources(s, ids, self.fhir_options(),
-                                                              since)]
+        with self._bulk_work(actor) as uow:
+            ids = self._bulk_ids(uow, patient_ids, detail)
+            resources = [r for _pid, r in fr.export_resources(uow.session, ids,
+                                                              self.fhir_options(), since)]
         _check(resources, every=SAMPLE_EVERY)
         return resources
 

@@ -25,7 +25,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ketaclinic.schemas import MedicationCreate, PatientUpdate
+from ketaclinic.schemas import (
+    AllergyCreate,
+    AllergyDeactivate,
+    DiagnosisCreate,
+    DiagnosisDeactivate,
+    MedicationCreate,
+    PatientUpdate,
+)
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
@@ -42,6 +49,7 @@ from ketaclinic.services.mbc.assessments import AssessmentService
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.registry.medication_vocab import normalised
 from ketaclinic.services.registry.patients import EDITABLE, PatientService
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import (
     Patient,
     PatientAllergy,
@@ -110,49 +118,46 @@ class ImportService:
 
     def _parse_and_run(self, actor: Actor, source: str, parse: Any,
                        dry_run: bool) -> ImportReport:
-        self.ctx.require(actor, Perm.IMPORT, f"import.{source}")
+        work = self.ctx.unit_of_work(actor, f"import.{source}", perm=Perm.IMPORT)
         try:
             items = parse()
         except ImportRejected as exc:
-            self.ctx.record_failure(actor, f"import.{source}", "rejected",
-                                    detail=_safe_detail(exc))
+            work.record_failure("rejected", detail=_safe_detail(exc))
             raise
-        return self.run(actor, items, source=source, dry_run=dry_run)
+        return self._run(work, items, source=source, dry_run=dry_run)
 
     def run(self, actor: Actor, items: list[ImportItem], *, source: str,
             dry_run: bool = False) -> ImportReport:
         """Apply the items in one transaction (rolled back for a dry run)."""
-        action = f"import.{source}"
-        self.ctx.require(actor, Perm.IMPORT, action)
+        work = self.ctx.unit_of_work(actor, f"import.{source}", perm=Perm.IMPORT)
+        return self._run(work, items, source=source, dry_run=dry_run)
+
+    def _run(self, work: UnitOfWork, items: list[ImportItem], *, source: str,
+             dry_run: bool) -> ImportReport:
         report = ImportReport(source, dry_run)
-        session = self.ctx.db.session_factory()
         try:
-            applier = _Applier(self._shared(session), actor, session)
-            for item in items:
-                report.entries.append(applier.apply(item))
-            detail = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-            if dry_run:
-                session.rollback()
-            else:
-                self.ctx.audit.record(session, actor, action, at=self.ctx.clock(),
-                                      detail=f"{len(items)} entries: {detail}"[:500])
-                session.commit()
-        except BaseException as exc:
-            session.rollback()
-            if isinstance(exc, ServiceError):
-                self.ctx.record_failure(actor, action, "rejected",
-                                        detail=_safe_detail(exc))
+            with work as uow:
+                applier = _Applier(self._shared(uow.session), uow.actor, uow.session)
+                for item in items:
+                    report.entries.append(applier.apply(item))
+                detail = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+                if dry_run:
+                    raise _DryRun  # the unit rolls back everything it applied
+                uow.audit(detail=f"{len(items)} entries: {detail}"[:500])
+        except _DryRun:
+            work.record_failure("dry_run", detail=f"{len(items)} entries: {detail}"[:500])
+        except ServiceError as exc:
+            work.record_failure("rejected", detail=_safe_detail(exc))
             raise
-        finally:
-            session.close()
-        if dry_run:
-            self.ctx.record_failure(actor, action, "dry_run",
-                                    detail=f"{len(items)} entries: {detail}"[:500])
         return report
 
     def _shared(self, session: Session) -> Context:
         return Context(settings=self.ctx.settings, db=_OneTransaction(self.ctx.db, session),
                        audit=self.ctx.audit, clock=self.ctx.clock)  # type: ignore[arg-type]
+
+
+class _DryRun(Exception):  # noqa: N818 - not an error: the signal that undoes a dry run
+    """Raised inside a dry run's unit of work so that the unit rolls back."""
 
 
 def _safe_detail(exc: ServiceError) -> str:
@@ -190,6 +195,10 @@ class _Applier:
         except ServiceError as exc:
             raise ImportRejected([EntryError(item.entry, item.resource_type,
                                              _field_of(str(exc)), str(exc))]) from exc
+        review = getattr(item, "review", "")
+        if review:  # a status the import could not take as given: a person checks it
+            return {**out, "action": action, "patient_id": pid,
+                    "detail": f"{detail}; review: {review}", "review": review}
         return {**out, "action": action, "patient_id": pid, "detail": detail}
 
     # --- patients ------------------------------------------------------------------------
@@ -235,12 +244,26 @@ class _Applier:
         return "created", f"{stored} kg"
 
     def _diagnosis(self, item: ChildItem, pid: int) -> tuple[str, str]:
-        d = item.data
-        if self._has(PatientDiagnosis, pid, PatientDiagnosis.system == d.system,  # type: ignore
-                     PatientDiagnosis.code == d.code):  # type: ignore[union-attr]
-            return "unchanged", f"{d.system} {d.code}"  # type: ignore[union-attr]
-        self.patients.add_diagnosis(self.actor, pid, d)  # type: ignore[arg-type]
-        return "created", f"{d.system} {d.code}"  # type: ignore[union-attr]
+        d: DiagnosisCreate = item.data  # type: ignore[assignment]
+        label = f"{d.system} {d.code}"
+        existing = self.s.execute(select(PatientDiagnosis).where(
+            PatientDiagnosis.patient_id == pid, PatientDiagnosis.system == d.system,
+            PatientDiagnosis.code == d.code).order_by(PatientDiagnosis.id)).scalars().first()
+        if existing is not None:
+            return "unchanged", label + _differs(existing, item)
+        self.patients.add_diagnosis(self.actor, pid, d)
+        if item.inactive_reason:
+            self.patients.deactivate_diagnosis(self.actor, pid, self._newest(PatientDiagnosis, pid),
+                                               DiagnosisDeactivate.model_validate(
+                                                   {"reason": item.inactive_reason}))
+            label += f", {item.inactive_reason}"
+        return "created", label
+
+    def _newest(self, model: Any, pid: int) -> int:
+        """The id of the row just added for the patient (the services return none)."""
+        newest: int = self.s.execute(select(model.id).where(model.patient_id == pid)
+                                     .order_by(model.id.desc()).limit(1)).scalar_one()
+        return newest
 
     def _medication(self, item: ChildItem, pid: int) -> tuple[str, str]:
         data: MedicationCreate = item.data  # type: ignore[assignment]
@@ -259,12 +282,20 @@ class _Applier:
         return "created", label
 
     def _allergy(self, item: ChildItem, pid: int) -> tuple[str, str]:
-        d = item.data
-        if self._has(PatientAllergy, pid,
-                     PatientAllergy.substance == d.substance):  # type: ignore[union-attr]
-            return "unchanged", d.substance  # type: ignore[union-attr]
-        self.patients.add_allergy(self.actor, pid, d)  # type: ignore[arg-type]
-        return "created", d.substance  # type: ignore[union-attr]
+        d: AllergyCreate = item.data  # type: ignore[assignment]
+        existing = self.s.execute(select(PatientAllergy).where(
+            PatientAllergy.patient_id == pid, PatientAllergy.substance == d.substance)
+            .order_by(PatientAllergy.id)).scalars().first()
+        if existing is not None:
+            return "unchanged", d.substance + _differs(existing, item)
+        self.patients.add_allergy(self.actor, pid, d)
+        label = d.substance
+        if item.inactive_reason:
+            self.patients.deactivate_allergy(self.actor, pid, self._newest(PatientAllergy, pid),
+                                             AllergyDeactivate.model_validate(
+                                                 {"reason": item.inactive_reason}))
+            label += f", {item.inactive_reason}"
+        return "created", label
 
     def _assessment(self, item: ChildItem, pid: int) -> tuple[str, str]:
         when, naive = item.administered_at, None
@@ -279,6 +310,14 @@ class _Applier:
                                             administered_at=naive)
         alerts = f"; {len(record.alerts)} alert(s) raised" if record.alerts else ""
         return "created", f"{item.instrument_id} total {record.total}{alerts}"
+
+
+def _differs(row: Any, item: ChildItem) -> str:
+    """An existing row is never overwritten: when the import's status differs, say so."""
+    here = "active" if row.active else (row.inactive_reason or "inactive")
+    there = item.inactive_reason or "active"
+    return "" if here == there else f" (recorded here as {here}, the import says {there}: " \
+        "not changed)"
 
 
 def _field_of(message: str) -> str:

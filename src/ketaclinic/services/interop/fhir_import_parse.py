@@ -42,6 +42,10 @@ BUNDLE_TYPES = ("collection", "transaction", "batch")
 INSTRUMENTS = ("phq9", "gad7")
 _ACTIVE_MED = {"active", "intended", "on-hold", "unknown"}
 _STOPPED_MED = {"completed", "stopped"}
+# Condition.clinicalStatus: the condition goes on / is over (imported resolved: still history
+# for the screening flags, no longer the indication)
+_CONDITION_ONGOING = {"active", "recurrence", "relapse"}
+_CONDITION_OVER = {"inactive", "remission", "resolved"}
 _ASCII_NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
@@ -243,7 +247,33 @@ def _condition(i: int, r: dict, index: _Index) -> ImportItem:
     data = build(DiagnosisCreate, {"code": "code.coding.code", "display": "code.coding.display",
                                    "onset_on": "onsetDateTime"},
                  system=system, code=str(coding["code"]), display=display, onset_on=onset)
-    return ChildItem(i, "Condition", key, "diagnosis", data)
+    reason, review = _condition_status(r)
+    return ChildItem(i, "Condition", key, "diagnosis", data, inactive_reason=reason,
+                     review=review)
+
+
+def _status(r: dict, field: str) -> str | None:
+    """The code of ``clinicalStatus`` / ``verificationStatus`` (None: not given)."""
+    codings = (r.get(field) or {}).get("coding") or []
+    return next((str(c["code"]) for c in codings if c.get("code")), None)
+
+
+def _condition_status(r: dict) -> tuple[str | None, str]:
+    """(inactive_reason, what to review) of a Condition. Over (inactive, remission, resolved):
+    imported resolved. Refuted: imported resolved too, never dropped: a refuted depressive
+    episode is then not the indication, a refuted psychotic episode still a flag for a person
+    to review (the import does not decide that a contraindication never was). A status not
+    given or not known: active (unknown is not negative), and the report says so."""
+    clinical, verification = _status(r, "clinicalStatus"), _status(r, "verificationStatus")
+    if verification == "refuted":
+        return "resolved", ("verificationStatus refuted: imported as resolved (history for "
+                            "the screening flags, not the indication); review it")
+    if clinical in _CONDITION_OVER:
+        return "resolved", ""
+    if clinical in _CONDITION_ONGOING:
+        return None, ""
+    what = "no clinicalStatus" if clinical is None else f"clinicalStatus {clinical!r} not known"
+    return None, f"{what}: imported as active (unknown is not negative); review it"
 
 
 def _medication(i: int, r: dict, index: _Index) -> ImportItem:
@@ -304,7 +334,25 @@ def _allergy(i: int, r: dict, index: _Index) -> ImportItem:
     manifest = ", ".join(_text_of(m) for m in reactions[0].get("manifestation") or [])
     data = build(AllergyCreate, {"substance": "code.text", "reaction": "reaction.manifestation"},
                  substance=substance, reaction=manifest[:200])
-    return ChildItem(i, "AllergyIntolerance", key, "allergy", data)
+    reason, review = _allergy_status(r)
+    return ChildItem(i, "AllergyIntolerance", key, "allergy", data, inactive_reason=reason,
+                     review=review)
+
+
+def _allergy_status(r: dict) -> tuple[str | None, str]:
+    """(inactive_reason, what to review) of an AllergyIntolerance. Refuted: imported refuted
+    (screening stops counting it). An allergy merely clinically inactive or resolved (not
+    refuted) is imported ACTIVE: an allergy stops counting only when refuted or entered in
+    error, and an "inactive" one from elsewhere (outgrown? desensitised?) is for a person to
+    withdraw, not for the import to drop. Likewise one without a clinicalStatus."""
+    clinical, verification = _status(r, "clinicalStatus"), _status(r, "verificationStatus")
+    if verification == "refuted":
+        return "refuted", ""
+    if clinical == "active":
+        return None, ""
+    what = "no clinicalStatus" if clinical is None else f"clinicalStatus {clinical!r}"
+    return None, (f"{what}: imported as active (an allergy stops counting only when refuted "
+                  "or entered in error); review it")
 
 
 # --- Observations and QuestionnaireResponses ----------------------------------------------------

@@ -12,7 +12,9 @@ The files hold identified data, so they are encrypted at rest: each NDJSON line 
 :class:`~ketaclinic.services.secretbox.SecretBox` (AES-256-GCM, key derived from
 KETACLINIC_SECRET_KEY) bound to its job, type and line number (a line moved to another place or
 file does not decrypt), and decrypted only while it is sent. A job older than
-KETACLINIC_EXPORT_RETENTION_HOURS is deleted when any job is started or touched, and answers 404.
+KETACLINIC_EXPORT_RETENTION_HOURS answers 404 and is deleted by :meth:`FhirExportJobs.expire`
+(``ketaclinic export expire``, which the deployment runs on a timer) or, earlier, when any job
+is started or touched.
 """
 
 from __future__ import annotations
@@ -110,12 +112,23 @@ class FhirExportJobs:
             "transactionTime": self.ctx.clock().isoformat()}), encoding="utf-8")
         return job
 
-    def _expire(self) -> None:
+    def expire(self, actor: Actor) -> list[str]:
+        """Delete every job older than the retention setting, whether or not anyone starts or
+        reads a job again (``ketaclinic export expire``, run on a timer); the deleted job ids.
+        Deleting identified data is audited as ``export.fhir_expire`` when there was some."""
+        gone = self._expire()
+        if gone:
+            with self.ctx.unit_of_work(actor, "export.fhir_expire") as uow:
+                uow.audit(detail=f"jobs={len(gone)}: {', '.join(gone)}"[:500])
+        return gone
+
+    def _expire(self) -> list[str]:
         """Delete jobs older than the retention setting (their files hold identified data)."""
         if not self.root.is_dir():
-            return
+            return []
         cutoff = self.ctx.clock() - dt.timedelta(hours=self.ctx.settings.export_retention_hours)
-        for folder in self.root.iterdir():
+        gone = []
+        for folder in sorted(self.root.iterdir()):
             try:
                 owner = json.loads((folder / "owner.json").read_text(encoding="utf-8"))
                 old = dt.datetime.fromisoformat(owner["transactionTime"]) < cutoff
@@ -123,6 +136,8 @@ class FhirExportJobs:
                 old = False
             if old and JOB_ID.match(folder.name):
                 shutil.rmtree(folder, ignore_errors=True)
+                gone.append(folder.name)
+        return gone
 
     def run(self, actor: Actor, job: str, file_url: str) -> None:
         """Write the NDJSON files and the manifest (``error.json`` if it fails)."""
@@ -182,9 +197,8 @@ class FhirExportJobs:
             handle.close()
             raise InvalidInput(f"the export file cannot be read ({exc}); start a new "
                                "export") from None
-        with self.ctx.db.transaction() as s:
-            self.ctx.audit.record(s, actor, "export.fhir_file", at=self.ctx.clock(),
-                                  detail=f"job={job}; file={rtype}.ndjson")
+        with self.ctx.unit_of_work(actor, "export.fhir_file") as uow:  # owner-only: _folder
+            uow.audit(detail=f"job={job}; file={rtype}.ndjson")
         return self._lines(handle, job, rtype, opened)
 
     def _lines(self, handle: IO[str], job: str, rtype: str, first: str) -> Iterator[bytes]:
@@ -197,6 +211,5 @@ class FhirExportJobs:
     def delete(self, actor: Actor, job: str) -> None:
         folder = self._folder(actor, job)
         shutil.rmtree(folder)
-        with self.ctx.db.transaction() as s:
-            self.ctx.audit.record(s, actor, "export.fhir_delete", at=self.ctx.clock(),
-                                  detail=f"job={job}")
+        with self.ctx.unit_of_work(actor, "export.fhir_delete") as uow:  # owner-only: _folder
+            uow.audit(detail=f"job={job}")

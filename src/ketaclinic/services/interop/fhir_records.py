@@ -93,7 +93,8 @@ def patient_resources(data: dict[str, Any], pid: int, opt: fm.MapOptions,
     """All resources of one patient, referencing each other by ``Type/id``.
 
     ``since`` (naive UTC): only the resources whose row was written or changed at or after it
-    (the row's ``updated_at``, else when it was recorded; a dose order also when it was
+    (the row's ``updated_at``, else when it was recorded; a diagnosis, medication or allergy
+    that was deactivated has its ``updated_at`` set then; a dose order also when it was
     countersigned). Everything is still loaded, so references between resources (an adverse
     event's dose) are the same as in a full export."""
 
@@ -105,13 +106,13 @@ def patient_resources(data: dict[str, Any], pid: int, opt: fm.MapOptions,
     if fresh(patient.updated_at, patient.created_at):
         yield fm.patient(patient, opt)
     for d in data["diagnoses"].get(pid, ()):
-        if fresh(d.recorded_at):
+        if fresh(d.updated_at, d.recorded_at):
             yield fm.condition(d, pref)
     for a in data["allergies"].get(pid, ()):
-        if fresh(a.recorded_at):
+        if fresh(a.updated_at, a.recorded_at):
             yield fm.allergy(a, pref)
     for m in data["medications"].get(pid, ()):
-        if fresh(m.recorded_at):
+        if fresh(m.updated_at, m.recorded_at):
             yield fm.medication_statement(m, pref)
     for w in data["weights"].get(pid, ()):
         if fresh(w.recorded_at):

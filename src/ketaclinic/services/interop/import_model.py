@@ -75,6 +75,9 @@ class ChildItem:
     kind: str  # weight | diagnosis | medication | allergy | assessment
     data: BaseModel | None = None
     active: bool = True  # medications: False for a completed or stopped statement
+    # diagnoses "resolved", allergies "refuted": imported inactive for that reason (None: active)
+    inactive_reason: str | None = None
+    review: str = ""  # what a person should check (e.g. a status not given): in the report
     instrument_id: str = ""
     answers: dict[int, int] = field(default_factory=dict)
     administered_at: dt.datetime | None = None

@@ -49,7 +49,7 @@ from ketaclinic.services.interop.outbound import (
     post_json,
 )
 from ketaclinic.services.paging import Paged, page_rows
-from ketaclinic.services.secretbox import SecretBox, SecretUnreadable
+from ketaclinic.services.secretbox import EncryptReport, SecretBox, SecretUnreadable
 from ketaclinic.store.tables_chair import RemsFormRow
 from ketaclinic.store.tables_mbc import ClinicalAlert, OutboxMessage, WebhookEndpoint
 
@@ -158,7 +158,7 @@ class WebhookService:
     def add(self, actor: Actor, url: str, events: list[str] | tuple[str, ...],
             description: str = "") -> tuple[EndpointInfo, str]:
         """Register an endpoint; returns it with its signing secret (shown this once)."""
-        self.ctx.require(actor, Perm.INTEGRATIONS_MANAGE, "webhook.add")
+        work = self.ctx.unit_of_work(actor, "webhook.add", perm=Perm.INTEGRATIONS_MANAGE)
         try:
             url = check_url(url, self.ctx.settings)
         except UnsafeUrl as exc:
@@ -170,53 +170,51 @@ class WebhookService:
         description = " ".join((description or "").split())
         if len(description) > 200:
             raise InvalidInput("description: is longer than 200 characters")
-        now = self.ctx.clock()
         secret = "whsec_" + secrets.token_urlsafe(32)
-        with self.ctx.db.transaction() as s:
+        with work as uow:
+            s = uow.session
             count = len(s.execute(select(WebhookEndpoint.id).where(
                 WebhookEndpoint.active.is_(True))).all())
             if count >= MAX_ENDPOINTS:
                 raise InvalidInput(f"at most {MAX_ENDPOINTS} webhook endpoints; remove one first")
             row = WebhookEndpoint(url=url, events=",".join(chosen), description=description,
                                   secret="", active=True, created_by=actor.user_id,
-                                  created_at=now)
+                                  created_at=uow.now)
             s.add(row)
             s.flush()
             row.secret = self.box.encrypt(secret, secret_context(row.id))
-            self.ctx.audit.record(s, actor, "webhook.add", at=now,
-                                  detail=f"endpoint {row.id} for {row.events}")
+            uow.audit(detail=f"endpoint {row.id} for {row.events}")
             return self._info(s, row), secret
 
     def list(self, actor: Actor, limit: int | None = None,
              offset: int = 0) -> Paged[EndpointInfo]:
-        self.ctx.require(actor, Perm.INTEGRATIONS_MANAGE, "webhook.list")
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "webhook.list", perm=Perm.INTEGRATIONS_MANAGE) as uow:
+            s = uow.session
             return page_rows(s, select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))
                              .order_by(WebhookEndpoint.id), limit, offset).map(
                 lambda row: self._info(s, row))
 
     def remove(self, actor: Actor, endpoint_id: int) -> int:
         """Deactivate an endpoint; its undelivered messages are cancelled (returns how many)."""
-        self.ctx.require(actor, Perm.INTEGRATIONS_MANAGE, "webhook.remove")
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "webhook.remove",
+                                   perm=Perm.INTEGRATIONS_MANAGE) as uow:
+            s = uow.session
             row = self._active(s, endpoint_id)
-            row.active, row.removed_at = False, now
+            row.active, row.removed_at = False, uow.now
             cancelled = 0
             for msg in s.execute(select(OutboxMessage).where(
                     OutboxMessage.endpoint_id == row.id,
                     OutboxMessage.status == "pending")).scalars():
                 msg.status, msg.last_error = "cancelled", "the endpoint was removed"
                 cancelled += 1
-            self.ctx.audit.record(s, actor, "webhook.remove", at=now,
-                                  detail=f"endpoint {row.id}; {cancelled} pending cancelled")
+            uow.audit(detail=f"endpoint {row.id}; {cancelled} pending cancelled")
             return cancelled
 
     def test(self, actor: Actor, endpoint_id: int) -> int:
         """Queue a ``webhook.test`` ping to one endpoint; returns the outbox message id."""
-        self.ctx.require(actor, Perm.INTEGRATIONS_MANAGE, "webhook.test")
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "webhook.test",
+                                   perm=Perm.INTEGRATIONS_MANAGE) as uow:
+            s, now = uow.session, uow.now
             row = self._active(s, endpoint_id)
             event_id = f"evt_{uuid.uuid4().hex}"
             msg = OutboxMessage(patient_id=None, kind=TEST_EVENT, channel="webhook",
@@ -225,17 +223,31 @@ class WebhookService:
                                 due_at=now, status="pending", attempts=0, created_at=now)
             s.add(msg)
             s.flush()
-            self.ctx.audit.record(s, actor, "webhook.test", at=now,
-                                  detail=f"endpoint {row.id} message {msg.id}")
+            uow.audit(detail=f"endpoint {row.id} message {msg.id}")
             return msg.id
+
+    # --- the operator --------------------------------------------------------------------------
+    def encrypt_secrets(self, previous_secret: str | None = None) -> EncryptReport:
+        """Seal the signing secrets of the active endpoints under the current instance secret:
+        a plaintext one is encrypted, one sealed under ``previous_secret`` re-encrypted (after
+        the instance secret changed). Command line only (``ketaclinic user encrypt-secrets``,
+        the SYSTEM actor); an endpoint whose secret does not decrypt is listed, not changed."""
+        current = self.ctx.settings.secret_key.get_secret_value()
+        box = SecretBox.for_secrets(current, previous_secret) if previous_secret else self.box
+        report = EncryptReport()
+        with self.ctx.unit_of_work(SYSTEM, "webhook.secrets.encrypt") as uow:
+            for row in uow.session.execute(select(WebhookEndpoint).where(
+                    WebhookEndpoint.active.is_(True)).order_by(WebhookEndpoint.id)).scalars():
+                row.secret = report.reseal(box, row.secret, secret_context(row.id), str(row.id))
+            uow.audit(detail=report.describe())
+        return report
 
     # --- the outbox ----------------------------------------------------------------------------
     def queue_rems_deadlines(self) -> int:
         """Queue ``rems.deadline`` for unsubmitted forms approaching or past their deadline."""
-        now = self.ctx.clock()
-        today = self.ctx.today()
         queued = 0
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(SYSTEM, "webhook.queue") as uow:
+            s, now, today = uow.session, uow.now, uow.today
             wanted = any("rems.deadline" in e.split(",") for e in s.execute(
                 select(WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True))).scalars())
             if not wanted:
@@ -251,8 +263,7 @@ class WebhookService:
                     "patient_id": form.patient_id, "state": state, "link": "/rems"},
                     f"rems-{form.id}-{state}", now)
             if queued:
-                self.ctx.audit.record(s, SYSTEM, "webhook.queue", at=now,
-                                      detail=f"{queued} rems.deadline event(s) queued")
+                uow.audit(detail=f"{queued} rems.deadline event(s) queued")
         return queued
 
     def deliver(self, message_id: int,
@@ -260,7 +271,8 @@ class WebhookService:
         """Post one due webhook message and record the outcome: True when delivered, False
         when the attempt failed, None when there was nothing to send (another run took it)."""
         error: Exception | None = None
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(SYSTEM, "webhook.send") as uow:
+            s = uow.session
             msg = s.get(OutboxMessage, message_id)
             if msg is None or msg.status != "pending" or msg.channel != "webhook":
                 return None
@@ -276,7 +288,7 @@ class WebhookService:
                     secret = self.box.decrypt(endpoint.secret, secret_context(endpoint.id))
                 except SecretUnreadable as exc:
                     error = PermanentFailure(f"the signing secret is unreadable: {exc}")
-        if error is None:
+        if error is None:  # signed as it is sent, not when the unit read the message
             stamp = int(self.ctx.clock().replace(tzinfo=dt.UTC).timestamp())
             try:
                 post(url, body, {SIGNATURE_HEADER: signature(secret, stamp, body),
@@ -288,8 +300,8 @@ class WebhookService:
         return error is None
 
     def _record(self, message_id: int, error: Exception | None) -> None:
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(SYSTEM, "webhook.send") as uow:
+            s, now = uow.session, uow.now
             msg = s.get(OutboxMessage, message_id, with_for_update=True)
             if msg is None or msg.status != "pending":
                 return
@@ -305,14 +317,13 @@ class WebhookService:
                 else:
                     msg.due_at = now + retry_delay(msg.attempts)
                 detail += f" attempt {msg.attempts}: {msg.last_error}"
-            self.ctx.audit.record(s, SYSTEM, "webhook.send", at=now,
-                                  outcome="ok" if error is None else "failed",
-                                  patient_id=msg.patient_id, detail=detail[:500])
+            uow.audit(outcome="ok" if error is None else "failed", patient_id=msg.patient_id,
+                      detail=detail[:500])
 
     def message_state(self, message_id: int) -> tuple[str, str]:
-        """(status, last error) of one outbox message."""
-        with self.ctx.db.transaction() as s:
-            msg = s.get(OutboxMessage, message_id)
+        """(status, last error) of one outbox message (the operator's command line)."""
+        with self.ctx.unit_of_work(SYSTEM, "webhook.message") as uow:
+            msg = uow.session.get(OutboxMessage, message_id)
             if msg is None:
                 raise NotFound("no such outbox message")
             return msg.status, msg.last_error

@@ -1,2 +1,3 @@
 """Measurement-based care: instruments in use, assessments and their alerts, item-by-item
-forms, between-visit self-report links and the outbox that delivers them."""
+forms and the assessment input model (inputs.py), between-visit self-report links and the outbox
+that delivers them."""

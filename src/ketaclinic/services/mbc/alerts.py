@@ -60,12 +60,10 @@ class AlertService:
                  limit: int = 200, offset: int = 0) -> Paged[AlertView]:
         """Open alerts across the clinic: urgent first, then the newest first within a
         priority (acknowledged ones, when asked for, after all open ones)."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "alert.worklist")
-        with self.ctx.db.transaction() as s:
-            page = page_rows(s, self._select(None, include_acknowledged), limit, offset,
-                             scalars=False).map(lambda row: _view(*row))
-            self.ctx.audit.record_list(s, actor, "alert.worklist", [a.patient_id for a in page],
-                                       at=self.ctx.clock(), detail=f"{len(page)} alerts")
+        with self.ctx.unit_of_work(actor, "alert.worklist", perm=Perm.PATIENT_READ) as uow:
+            page = page_rows(uow.session, self._select(None, include_acknowledged), limit,
+                             offset, scalars=False).map(lambda row: _view(*row))
+            uow.audit_list([a.patient_id for a in page], detail=f"{len(page)} alerts")
             return page
 
     def for_patient(self, s: Session, patient_id: int) -> list[AlertView]:
@@ -75,10 +73,10 @@ class AlertService:
     def urgent_open_count(self, actor: Actor) -> int:
         """Open urgent alerts across the clinic, with open SpO2 and respiratory-rate alerts at
         the chairs (the number in the navigation; no patient data, so no audit row)."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "alert.count")
         breathing = or_(*(SessionAlert.rule.like(f"vitals.{param}%")
                           for param in RESPIRATORY))
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(actor, "alert.count", perm=Perm.PATIENT_READ) as uow:
+            s = uow.session
             urgent = s.execute(select(func.count(ClinicalAlert.id)).where(
                 ClinicalAlert.acknowledged_at.is_(None),
                 ClinicalAlert.priority == "urgent")).scalar_one()
@@ -87,12 +85,6 @@ class AlertService:
             chair = s.execute(select(func.count(SessionAlert.id)).where(
                 SessionAlert.action_taken == "", breathing)).scalar_one()
             return int(urgent) + int(chair)
-
-    def open_count(self, actor: Actor) -> int:
-        self.ctx.require(actor, Perm.PATIENT_READ, "alert.count")
-        with self.ctx.db.transaction() as s:
-            return int(s.execute(select(func.count(ClinicalAlert.id)).where(
-                ClinicalAlert.acknowledged_at.is_(None))).scalar_one())
 
     def _query(self, s: Session, patient_id: int | None, include_acknowledged: bool,
                limit: int, alert_id: int | None = None) -> list[AlertView]:
@@ -122,18 +114,19 @@ class AlertService:
     def acknowledge(self, actor: Actor, alert_id: int, note: str) -> AlertView:
         """A clinician acknowledges an alert with a note (required); who and when are kept."""
         note = (note or "").strip()
-        with self.ctx.db.transaction() as s:
-            alert = s.get(ClinicalAlert, alert_id)
+        work = self.ctx.unit_of_work(actor, "alert.acknowledge")
+        with work as uow:  # whose alert it is, so that a denial names the patient
+            alert = uow.session.get(ClinicalAlert, alert_id)
             patient_id = alert.patient_id if alert else None
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "alert.acknowledge", patient_id=patient_id)
+        work.require(Perm.CLINICAL_WRITE, patient_id=patient_id)
         if alert is None:
             raise NotFound("no such alert")
         if not note:
             raise InvalidInput("note: an acknowledgement needs a note (what was done)")
         if len(note) > MAX_NOTE:
             raise InvalidInput(f"note: is longer than {MAX_NOTE} characters")
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with work as uow:
+            s, now = uow.session, uow.now
             alert = s.get(ClinicalAlert, alert_id, with_for_update=True)
             if alert is None:
                 raise NotFound("no such alert")
@@ -144,9 +137,7 @@ class AlertService:
             alert.ack_note = note
             close_session_twins(s, alert, note, actor.user_id, now)
             s.flush()
-            self.ctx.audit.record(s, actor, "alert.acknowledge", at=now,
-                                  patient_id=alert.patient_id,
-                                  detail=f"alert {alert.id} {alert.rule}")
+            uow.audit(patient_id=alert.patient_id, detail=f"alert {alert.id} {alert.rule}")
             return self._query(s, alert.patient_id, True, 1, alert_id=alert_id)[0]
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,11 +21,14 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest
 from ketaclinic.services.interop.webhooks import queue_urgent_alerts
+from ketaclinic.services.mbc.inputs import AssessmentCreate
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.paging import Paged, page_rows
 from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables_mbc import ClinicalAlert
 from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
+
+T = TypeVar("T")
 
 PATIENT_LINK = Actor(user_id=None, username="patient-link", role="patient-link")
 EVENT_KINDS = RELAPSE_EVENT_KINDS
@@ -92,6 +95,14 @@ class AssessmentService:
         self.catalogue = catalogue
 
     # --- write -----------------------------------------------------------------------------
+    def create(self, actor: Actor, patient_id: int, data: AssessmentCreate,
+               idempotency_key: str | None = None) -> tuple[AssessmentRecord, bool]:
+        """Record the assessment a clinic entered (the JSON body or the page's form, one
+        model): see :meth:`record`."""
+        return self.record(actor, patient_id, data.instrument, data.answers,
+                           administered_at=data.administered_at, course_id=data.course_id,
+                           session_id=data.session_id, idempotency_key=idempotency_key)
+
     def record(
         self, actor: Actor, patient_id: int, instrument_id: str,
         answers: Sequence[Any] | Mapping[int, Any], *,
@@ -219,25 +230,29 @@ class AssessmentService:
             return out
 
     def get(self, actor: Actor, patient_id: int, assessment_id: int) -> AssessmentRecord:
+        return self._view(actor, patient_id, assessment_id, lambda s, a: record_of(a))
+
+    def _view(self, actor: Actor, patient_id: int, assessment_id: int,
+              read: Callable[[Session, Assessment], T]) -> T:
+        """One stored form of this patient, read with ``read`` in an audited unit."""
         with self.ctx.unit_of_work(actor, "assessment.view", perm=Perm.PATIENT_READ,
                                    patient_id=patient_id) as uow:
             a = uow.session.get(Assessment, assessment_id)
             if a is None or a.patient_id != patient_id:
                 raise NotFound("no such assessment for this patient")
             uow.audit(patient_id=patient_id, detail=f"assessment {assessment_id}")
-            return record_of(a)
+            return read(uow.session, a)
 
     def fhir(self, actor: Actor, patient_id: int, assessment_id: int) -> dict[str, Any]:
         """FHIR R4 QuestionnaireResponse + Observations (panel, items, total) of a stored
         complete PHQ-9 or GAD-7, from the export's one mapper (same ids as the export)."""
         from ketaclinic.renderers import fhir_map as fm
 
-        record = self.get(actor, patient_id, assessment_id)
-        if record.instrument_id not in fm.QR_INSTRUMENTS:
-            raise InvalidInput(f"FHIR mapping exists for {', '.join(fm.QR_INSTRUMENTS)} only")
         table = Assessment.__table__
-        with self.ctx.db.transaction() as s:
-            row = s.execute(select(table).where(table.c.id == assessment_id)).one()
+        instrument_id, row = self._view(actor, patient_id, assessment_id, lambda s, a: (
+            a.instrument_id, s.execute(select(table).where(table.c.id == assessment_id)).one()))
+        if instrument_id not in fm.QR_INSTRUMENTS:
+            raise InvalidInput(f"FHIR mapping exists for {', '.join(fm.QR_INSTRUMENTS)} only")
         if row.total is None:
             raise InvalidInput("only a completed form maps to FHIR")
         resources = fm.assessment(row, fm.ref("Patient", f"p-{patient_id}"))

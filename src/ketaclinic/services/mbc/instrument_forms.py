@@ -3,12 +3,15 @@ phone form, and the posted ``item_N`` fields turned back into the scorer's answe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ketaclinic.clinical.instruments.definitions import InstrumentDefinition
 from ketaclinic.clinical.instruments.loading import load_bundled
+from ketaclinic.clinical.instruments.scoring import parse_answer_text
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.mbc.self_report import FormItem
+from ketaclinic.services.numbers import is_whole, optional_int
 
 MAX_ITEMS = 60
 
@@ -34,29 +37,45 @@ def bundled_entry_form(instrument_id: str) -> EntryForm:
     return entry_form(load_bundled(instrument_id))
 
 
-def has_items(form: dict[str, str]) -> bool:
+def has_items(form: Mapping[str, str]) -> bool:
     return any(k.startswith("item_") for k in form)
 
 
-def answers_from_items(form: dict[str, str]) -> list[int | None]:
-    """``item_1=2&item_3=0`` -> [2, None, 0]: an unanswered item is None (missing, which the
-    scorer handles by its own rules), a non-number is refused naming the item."""
-    numbered: dict[int, int] = {}
+def answers_from_items(form: Mapping[str, str], *, required: bool = True) -> list[str | None]:
+    """``item_1=2&item_3=0`` -> ["2", None, "0"]: an unanswered item is None (missing, which
+    the scorer handles by its own rules). The answers stay as typed: the input model and the
+    scorer judge them as they judge the JSON body's ``answers`` (same words on both paths).
+
+    A radio row left unanswered sends nothing, so the form also sends ``items``, the number of
+    items it showed: the list runs to it, and an unanswered last item is missing as a null in
+    the JSON body is (without it, the scorer would count one answer too few). ``required``:
+    refuse a form without any answer (the self-report's service refuses one itself, in its own
+    words).
+    """
+    shown = optional_int(form.get("items"), "items", minimum=1, maximum=MAX_ITEMS) or 0
+    numbered: dict[int, str] = {}
     for key, value in form.items():
         if not key.startswith("item_"):
             continue
-        try:
-            number = int(key[5:])
-        except ValueError as exc:
-            raise InvalidInput(f"answers: unknown field {key!r}") from exc
+        if not is_whole(key[5:]):
+            raise InvalidInput(f"answers: unknown field {key!r}")
+        number = int(key[5:])
         if not 1 <= number <= MAX_ITEMS:
             raise InvalidInput(f"answers: item {number} does not exist")
-        if value.strip() == "":
-            continue
-        try:
-            numbered[number] = int(value)
-        except ValueError as exc:
-            raise InvalidInput(f"item_{number}: {value!r} is not a whole number") from exc
-    if not numbered:
+        if value.strip():
+            numbered[number] = value
+    if required and not numbered:
         raise InvalidInput("answers: answer at least one item")
-    return [numbered.get(n) for n in range(1, max(numbered) + 1)]
+    return [numbered.get(n) for n in range(1, max([shown, *numbered]) + 1)]
+
+
+def answers_from_form(form: Mapping[str, str]) -> list[str | None]:
+    """The ``answers`` list of an instrument entered on a page: one ``item_N`` field per item
+    (the radio rows), or, from a form without them, ``answers`` typed as "1,2,,0" (an empty
+    position is a missing answer)."""
+    if has_items(form):
+        return answers_from_items(form)
+    typed = list(parse_answer_text(form.get("answers", "")))
+    if not any(a is not None for a in typed):
+        raise InvalidInput("answers: answer at least one item")
+    return typed

@@ -67,7 +67,7 @@ class InstrumentCatalogue:
 
     def store(self, actor: Actor, json_text: str) -> StoredDefinition:
         """Validate and store a clinic-supplied definition; it becomes the active version."""
-        self.ctx.require(actor, Perm.RULES_MANAGE, "instrument.load")
+        work = self.ctx.unit_of_work(actor, "instrument.load", perm=Perm.RULES_MANAGE)
         try:
             definition = load_definition(json_text)
         except ClinicalInputError as exc:
@@ -75,8 +75,8 @@ class InstrumentCatalogue:
         if definition.id in BUNDLED_IDS:
             _check_compatible(definition, load_bundled(definition.id))
         digest = hashlib.sha256(json_text.encode("utf-8")).hexdigest()
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with work as uow:
+            s = uow.session
             if s.execute(select(ClinicInstrument.id).where(
                     ClinicInstrument.instrument_id == definition.id,
                     ClinicInstrument.version == definition.version)).first():
@@ -85,20 +85,20 @@ class InstrumentCatalogue:
                 ClinicInstrument.instrument_id == definition.id).values(active=False))
             row = ClinicInstrument(instrument_id=definition.id, version=definition.version,
                                    definition_json=json_text, sha256=digest, active=True,
-                                   loaded_by=actor.user_id, loaded_at=now)
+                                   loaded_by=actor.user_id, loaded_at=uow.now)
             s.add(row)
             s.flush()
-            self.ctx.audit.record(s, actor, "instrument.load", at=now,
-                                  detail=f"{definition.rule_version} sha256 {digest[:12]}")
+            uow.audit(detail=f"{definition.rule_version} sha256 {digest[:12]}")
             return _stored(row)
 
-    def stored(self) -> list[StoredDefinition]:
-        with self.ctx.db.transaction() as s:
-            rows = s.execute(select(ClinicInstrument).order_by(
-                ClinicInstrument.instrument_id, ClinicInstrument.id)).scalars()
-            return [_stored(r) for r in rows]
-
     # --- lookups used by the other services (inside their transaction) ----------------------
+    @staticmethod
+    def stored(s: Session) -> list[StoredDefinition]:
+        """Every clinic-supplied definition, each version, by instrument."""
+        rows = s.execute(select(ClinicInstrument).order_by(
+            ClinicInstrument.instrument_id, ClinicInstrument.id)).scalars()
+        return [_stored(r) for r in rows]
+
     def active_clinic(self, s: Session, instrument_id: str) -> InstrumentDefinition | None:
         row = s.execute(select(ClinicInstrument).where(
             ClinicInstrument.instrument_id == instrument_id,

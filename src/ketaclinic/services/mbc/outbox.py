@@ -23,15 +23,15 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ketaclinic.clinical.outcomes import NOT_DOSED
+from ketaclinic.clinical.course_scores import NOT_DOSED
 from ketaclinic.config import Settings
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.context import Context
 from ketaclinic.services.interop.outbound import DeliveryError, PermanentFailure
 from ketaclinic.services.interop.webhooks import WebhookService
-from ketaclinic.services.mbc.self_report import new_token, parse_days
+from ketaclinic.services.mbc.inputs import parse_days
+from ketaclinic.services.mbc.self_report import new_token
 from ketaclinic.services.mbc.sms import SmsAdapter, e164, sms_text
-from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables_mbc import OutboxMessage, ReminderSchedule, SelfReportLink
 from ketaclinic.store.tables_treatment import TreatmentSession
 
@@ -112,9 +112,9 @@ class OutboxService:
 
     def queue_reminders(self) -> int:
         """Queue reminders that fell due (dose day + offset) and are not yet in the outbox."""
-        now = self.ctx.clock()
         queued = 0
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(SYSTEM, "outbox.queue") as uow:
+            s, now = uow.session, uow.now
             schedules = list(s.execute(select(ReminderSchedule).where(
                 ReminderSchedule.active.is_(True))).scalars())
             for sch in schedules:
@@ -138,8 +138,7 @@ class OutboxService:
                                             attempts=0, created_at=now))
                         queued += 1
             if queued:
-                self.ctx.audit.record(s, SYSTEM, "outbox.queue", at=now,
-                                      detail=f"{queued} reminder(s) queued")
+                uow.audit(detail=f"{queued} reminder(s) queued")
         return queued
 
     def send_due(self, adapters: dict[str, Adapter] | None = None) -> SendReport:
@@ -148,10 +147,9 @@ class OutboxService:
         queued = self.queue_reminders()
         webhooks = WebhookService(self.ctx)
         events = webhooks.queue_rems_deadlines()
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            due = list(s.execute(select(OutboxMessage.id, OutboxMessage.channel).where(
-                OutboxMessage.status == "pending", OutboxMessage.due_at <= now)
+        with self.ctx.unit_of_work(SYSTEM, "outbox.send") as uow:
+            due = list(uow.session.execute(select(OutboxMessage.id, OutboxMessage.channel).where(
+                OutboxMessage.status == "pending", OutboxMessage.due_at <= uow.now)
                 .order_by(OutboxMessage.due_at, OutboxMessage.id)).all())
         sent = failed = 0
         for message_id, channel in due:
@@ -169,12 +167,12 @@ class OutboxService:
         return SendReport(queued, sent, failed, events)
 
     def _send_one(self, message_id: int, adapters: dict[str, Adapter]) -> None:
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
+        with self.ctx.unit_of_work(SYSTEM, "outbox.send") as uow:
+            s, now = uow.session, uow.now
             msg = s.get(OutboxMessage, message_id, with_for_update=True)
             if msg is None or msg.status != "pending":
                 return
-            patient = PatientRepository(s).get(msg.patient_id)
+            patient = uow.patients.get(msg.patient_id)
             link = self._link_for(s, msg, now)
             token, digest = new_token()
             link.token_hash = digest
@@ -196,8 +194,8 @@ class OutboxService:
                 f"A short questionnaire from {self.ctx.settings.clinic_name}", body))
             msg.status, msg.sent_at, msg.link_id = "sent", now, link.id
             msg.attempts += 1
-            self.ctx.audit.record(s, SYSTEM, "outbox.send", at=now, patient_id=msg.patient_id,
-                                  detail=f"message {msg.id} link {link.id} via {msg.channel}")
+            uow.audit(patient_id=msg.patient_id,
+                      detail=f"message {msg.id} link {link.id} via {msg.channel}")
 
     def _link_for(self, s, msg: OutboxMessage, now: dt.datetime) -> SelfReportLink:  # type: ignore[no-untyped-def]
         if msg.link_id is not None:
@@ -215,9 +213,8 @@ class OutboxService:
         return link
 
     def _record_failure(self, message_id: int, exc: Exception) -> None:
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            msg = s.get(OutboxMessage, message_id)
+        with self.ctx.unit_of_work(SYSTEM, "outbox.send") as uow:
+            msg = uow.session.get(OutboxMessage, message_id)
             msg.attempts += 1
             # Our own RuntimeErrors (and the outbound ones: a status or a failure kind, never
             # a body) carry no patient data; others (SMTP) may name the address.
@@ -226,9 +223,4 @@ class OutboxService:
             msg.last_error = f"{type(exc).__name__}{detail}"
             if msg.attempts >= MAX_ATTEMPTS or isinstance(exc, PermanentFailure):
                 msg.status = "failed"
-            self.ctx.audit.record(s, SYSTEM, "outbox.send", at=now, outcome="failed",
-                                  patient_id=msg.patient_id, detail=f"message {msg.id}")
-
-    def pending(self) -> list[OutboxMessage]:
-        with self.ctx.db.transaction() as s:
-            return list(s.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
+            uow.audit(outcome="failed", patient_id=msg.patient_id, detail=f"message {msg.id}")

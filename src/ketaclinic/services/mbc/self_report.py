@@ -30,9 +30,10 @@ from ketaclinic.services.mbc.assessments import (
     check_course,
     record_of,
 )
+from ketaclinic.services.mbc.inputs import parse_days
 from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.mbc.sms import e164
-from ketaclinic.services.unit_of_work import PatientRepository
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables_mbc import (
     OutboxMessage,
     ReminderSchedule,
@@ -103,16 +104,6 @@ def _check_contact(field: str, channel: str, patient: Any) -> None:
                            "(+ country code and number, e.g. +15550102030)")
 
 
-def parse_days(text: str) -> list[int]:
-    try:
-        days = sorted({int(part) for part in text.replace(" ", "").split(",") if part})
-    except ValueError as exc:
-        raise InvalidInput("days: give whole days after a dose, e.g. 1,3,7") from exc
-    if not days or any(d < 0 or d > 365 for d in days) or len(days) > 20:
-        raise InvalidInput("days: 1 to 20 whole days between 0 and 365, e.g. 1,3,7")
-    return days
-
-
 class SelfReportService:
     def __init__(self, ctx: Context, catalogue: InstrumentCatalogue,
                  assessments: AssessmentService) -> None:
@@ -129,14 +120,14 @@ class SelfReportService:
         With delivery "console" or "email" the link goes to the outbox; its token is minted
         when the message is sent (``ketaclinic outbox send``) and never shown to staff.
         """
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "self_report.link_create",
-                         patient_id=patient_id)
+        work = self.ctx.unit_of_work(actor, "self_report.link_create", perm=Perm.CLINICAL_WRITE,
+                                     patient_id=patient_id)
         if delivery not in CHANNELS:
             raise InvalidInput(f"delivery: must be one of {', '.join(CHANNELS)}")
         self._check_channel("delivery", delivery)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            patient = PatientRepository(s).get(patient_id)
+        with work as uow:
+            s, now = uow.session, uow.now
+            patient = uow.patients.get(patient_id)
             _check_contact("delivery", delivery, patient)
             self._check_instrument(s, instrument_id)
             course_id = check_course(s, patient_id, course_id, None)
@@ -152,9 +143,8 @@ class SelfReportService:
                     patient_id=patient_id, kind="self-report-link", channel=delivery,
                     link_id=link.id, dedupe_key=f"link-{link.id}", due_at=now,
                     status="pending", attempts=0, created_at=now))
-            self.ctx.audit.record(s, actor, "self_report.link_create", at=now,
-                                  patient_id=patient_id,
-                                  detail=f"link {link.id} {instrument_id} via {delivery}")
+            uow.audit(patient_id=patient_id,
+                      detail=f"link {link.id} {instrument_id} via {delivery}")
             return _info(link), (token if delivery == "shown" else None)
 
     def _check_channel(self, field: str, channel: str) -> None:
@@ -180,15 +170,16 @@ class SelfReportService:
     def set_schedule(self, actor: Actor, patient_id: int, course_id: int, instrument_id: str,
                      days: str, channel: str = "console") -> int:
         """Reminders N days after each dose of a course; replaces the course's schedule."""
-        self.ctx.require(actor, Perm.CLINICAL_WRITE, "reminder.schedule", patient_id=patient_id)
+        work = self.ctx.unit_of_work(actor, "reminder.schedule", perm=Perm.CLINICAL_WRITE,
+                                     patient_id=patient_id)
         offsets = parse_days(days)
         if channel not in CHANNELS or channel == "shown":
             raise InvalidInput("channel: must be console, email or sms")
         if channel == "sms":  # (a schedule by e-mail may be set before SMTP is)
             self._check_channel("channel", channel)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            patient = PatientRepository(s).get(patient_id)
+        with work as uow:
+            s = uow.session
+            patient = uow.patients.get(patient_id)
             _check_contact("channel", channel, patient)
             course = s.get(Course, course_id)
             if course is None or course.patient_id != patient_id:
@@ -201,12 +192,11 @@ class SelfReportService:
             row = ReminderSchedule(patient_id=patient_id, course_id=course_id,
                                    instrument_id=instrument_id,
                                    days_after_dose=",".join(map(str, offsets)), channel=channel,
-                                   active=True, created_by=actor.user_id, created_at=now)
+                                   active=True, created_by=actor.user_id, created_at=uow.now)
             s.add(row)
             s.flush()
-            self.ctx.audit.record(s, actor, "reminder.schedule", at=now, patient_id=patient_id,
-                                  detail=f"course {course_id} {instrument_id} days "
-                                         f"{row.days_after_dose} via {channel}")
+            uow.audit(patient_id=patient_id, detail=f"course {course_id} {instrument_id} days "
+                                                    f"{row.days_after_dose} via {channel}")
             return row.id
 
     def schedules_for_patient(self, s: Session, patient_id: int) -> list[ReminderSchedule]:
@@ -217,13 +207,13 @@ class SelfReportService:
     # --- patient side (no login) -------------------------------------------------------------
     def open_form(self, token: str, client: str) -> SelfReportForm:
         """The form behind a link; refuses used, expired, locked or unknown links."""
-        with self.ctx.db.transaction() as s:
-            self._throttle(s, client)
-        with self.ctx.db.transaction() as s:
-            link = self._usable(s, token)
-            d = self.catalogue.for_display(s, link.instrument_id)
-            self.ctx.audit.record(s, PATIENT_LINK, "self_report.open", at=self.ctx.clock(),
-                                  patient_id=link.patient_id, detail=f"link {link.id}")
+        work = self.ctx.unit_of_work(PATIENT_LINK, "self_report.open")
+        with work as uow:  # the attempt counts even when the link is refused
+            self._throttle(uow, client)
+        with work as uow:
+            link = self._usable(uow, token)
+            d = self.catalogue.for_display(uow.session, link.instrument_id)
+            uow.audit(patient_id=link.patient_id, detail=f"link {link.id}")
             items = [FormItem(i.number, i.text or i.label, i.required and i.asked_if is None,
                               [(o.score, o.label or str(o.score)) for o in i.options]
                               or [(v, str(v)) for v in range(i.min_score, i.max_score + 1)])
@@ -234,11 +224,13 @@ class SelfReportService:
     def submit(self, token: str, form_key: str, answers: Mapping[int, Any] | list[Any],
                client: str) -> AssessmentRecord:
         """Score and store a self-report (source "self-report", actor "patient-link")."""
-        with self.ctx.db.transaction() as s:
-            self._throttle(s, client)
+        work = self.ctx.unit_of_work(PATIENT_LINK, "self_report.submit")
+        with work as uow:  # the attempt counts even when the submission is refused
+            self._throttle(uow, client)
         try:
-            with self.ctx.db.transaction() as s:
-                link = self._usable(s, token, lock=True)
+            with work as uow:
+                s = uow.session
+                link = self._usable(uow, token, lock=True)
                 if not hmac.compare_digest(form_key or "", self.form_key(link.token_hash)):
                     raise InvalidInput("the form is out of date; open the link again")
                 scored = [i.number for i in
@@ -248,27 +240,27 @@ class SelfReportService:
                                           "answer was given, so nothing was sent.")
                 row = self.assessments.store_scored(
                     s, PATIENT_LINK, link.patient_id, link.instrument_id, answers,
-                    self.ctx.clock(), course_id=link.course_id, session_id=None,
+                    uow.now, course_id=link.course_id, session_id=None,
                     source="self-report")
-                link.used_at = self.ctx.clock()
+                link.used_at = uow.now
                 link.assessment_id = row.id
                 return record_of(row)
         except EmptySubmission:
             raise  # a slip, not a guess at the link: the link stays usable and unlocked
         except InvalidInput:
-            self._count_failure(token)
+            self._count_failure(work, token)
             raise
 
     def form_key(self, token_hash: str) -> str:
         key = self.ctx.settings.secret_key.get_secret_value().encode("utf-8")
         return hmac.new(key, b"self-report|" + token_hash.encode(), hashlib.sha256).hexdigest()
 
-    def _usable(self, s: Session, token: str, lock: bool = False) -> SelfReportLink:
+    def _usable(self, uow: UnitOfWork, token: str, lock: bool = False) -> SelfReportLink:
         if not token or len(token) > 100:
             raise LinkUnavailable("This link is not valid. Please ask the clinic for a new one.")
         stmt = select(SelfReportLink).where(SelfReportLink.token_hash == hash_token(token))
-        link = s.execute(stmt.with_for_update() if lock else stmt).scalar_one_or_none()
-        now = self.ctx.clock()
+        link = uow.session.execute(stmt.with_for_update() if lock else stmt).scalar_one_or_none()
+        now = uow.now
         reason = None
         if link is None:
             reason = "This link is not valid. Please ask the clinic for a new one."
@@ -282,19 +274,19 @@ class SelfReportService:
             raise LinkUnavailable(reason)
         return link  # type: ignore[return-value]
 
-    def _count_failure(self, token: str) -> None:
-        with self.ctx.db.transaction() as s:
-            link = s.execute(select(SelfReportLink).where(
+    @staticmethod
+    def _count_failure(work: UnitOfWork, token: str) -> None:
+        """A refused submission counts against its link (the submission's unit rolled back)."""
+        with work as uow:
+            link = uow.session.execute(select(SelfReportLink).where(
                 SelfReportLink.token_hash == hash_token(token))).scalar_one_or_none()
             if link is not None:
                 link.failed_attempts += 1
-                self.ctx.audit.record(s, PATIENT_LINK, "self_report.submit",
-                                      at=self.ctx.clock(), outcome="refused",
-                                      patient_id=link.patient_id, detail=f"link {link.id}")
+                uow.audit(outcome="refused", patient_id=link.patient_id,
+                          detail=f"link {link.id}")
 
-    def _throttle(self, s: Session, client: str) -> None:
-        cfg = self.ctx.settings
-        now = self.ctx.clock()
+    def _throttle(self, uow: UnitOfWork, client: str) -> None:
+        cfg, s, now = self.ctx.settings, uow.session, uow.now
         since = now - dt.timedelta(minutes=cfg.self_report_ip_window_minutes)
         client = (client or "unknown")[:64]
         count, oldest = s.execute(

@@ -2,7 +2,7 @@
 
 The rules (the dosed sessions, the end of induction, the course's *primary instrument*, which
 scores and events belong to which course) are the clinical core's
-(:func:`ketaclinic.clinical.outcomes.evaluate_course_scores`); this module loads the patient's
+(:func:`ketaclinic.clinical.course_scores.evaluate_course_scores`); this module loads the patient's
 rows, hands them to it and draws the chart.
 """
 
@@ -15,15 +15,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ketaclinic.clinical.instruments import load_bundled
-from ketaclinic.clinical.outcomes import ClinicalEvent as CoreEvent
-from ketaclinic.clinical.outcomes import (
-    CourseOutcome,
+from ketaclinic.clinical.course_scores import (
     course_dose_times,
     course_end_of_induction,
     course_ends,
     evaluate_course_scores,
 )
+from ketaclinic.clinical.instruments import load_bundled
+from ketaclinic.clinical.outcomes import ClinicalEvent as CoreEvent
+from ketaclinic.clinical.outcomes import CourseOutcome
 from ketaclinic.renderers.charts import Band, svg_trajectory_chart
 from ketaclinic.store.tables_treatment import Assessment, ClinicalEvent, Course, TreatmentSession
 

@@ -288,12 +288,11 @@ class DashboardService:
 
     def compute(self, actor: Actor, filters: DashboardFilters) -> Dashboard:
         """Everything on the dashboard; aggregates only (no names, MRNs or patient ids)."""
-        self.ctx.require(actor, Perm.DASHBOARD, "dashboard.view")
-        today = self.ctx.today()
+        work = self.ctx.unit_of_work(actor, "dashboard.view", perm=Perm.DASHBOARD)
         dialect = q.Dialect(self.ctx.db.read_engine.dialect.name)
         # The analytic read goes to the read replica when one is configured; the audit row
         # below is a write, so it goes to the primary.
-        with self.ctx.db.analytics() as conn:
+        with work.analytics() as conn:
             if not outcome_summary.is_current(conn):
                 raise Unavailable("the outcome summary was built with other outcome rules; "
                                   "run `ketaclinic outcomes rebuild-summary` (or `ketaclinic "
@@ -304,10 +303,9 @@ class DashboardService:
                 # Both are local to this read-only transaction (SET LOCAL, in one statement).
                 conn.execute(text("SELECT set_config('jit', 'off', true), "
                                   "set_config('work_mem', '64MB', true)"))
-            dash = self._compute(conn, dialect, filters, today)
-        with self.ctx.db.transaction() as s:
-            self.ctx.audit.record(s, actor, "dashboard.view", at=self.ctx.clock(),
-                                  detail=_filter_detail(filters))
+            dash = self._compute(conn, dialect, filters, work.today)
+        with work as uow:
+            uow.audit(detail=_filter_detail(filters))
         return dash
 
     def _compute(self, conn: Connection, d: q.Dialect, f: DashboardFilters,

@@ -33,12 +33,10 @@ class OutcomesService:
         For after bulk loads that bypassed the services, or when a release changed an outcome
         rule (the dashboard refuses a stale summary until then). One transaction.
         """
-        self.ctx.require(actor, Perm.RULES_MANAGE, "outcome_summary.rebuild")
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            counts = outcome_summary.rebuild(s, now)
-            self.ctx.audit.record(s, actor, "outcome_summary.rebuild", at=now, detail=", ".join(
-                f"{k} {v}" for k, v in counts.items()))
+        with self.ctx.unit_of_work(actor, "outcome_summary.rebuild",
+                                   perm=Perm.RULES_MANAGE) as uow:
+            counts = outcome_summary.rebuild(uow.session, uow.now)
+            uow.audit(detail=", ".join(f"{k} {v}" for k, v in counts.items()))
         return counts
 
     def deidentified_export(self, actor: Actor, fmt: str) -> tuple[str, bytes]:

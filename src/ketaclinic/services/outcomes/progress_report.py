@@ -8,12 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ketaclinic.clinical.course_scores import NOT_DOSED, course_end_of_induction
 from ketaclinic.clinical.outcomes import (
     DEFAULT_CRITERIA,
-    NOT_DOSED,
     Assessment,
     ClinicalEvent,
-    course_end_of_induction,
     default_criteria,
     evaluate_course,
 )
@@ -29,7 +28,6 @@ from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.context import Context
 from ketaclinic.services.outcomes.dashboard import event_kind
-from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_chair import AdverseEventRow
 from ketaclinic.store.tables_treatment import Assessment as AssessmentRow
@@ -57,15 +55,12 @@ class ProgressReportService:
     def render(self, actor: Actor, patient_id: int, recipient: str = "Referring psychiatrist"
                ) -> bytes:
         """PDF bytes; clinical roles only; one audit row ``export.progress_report``."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "export.progress_report",
-                         patient_id=patient_id)
-        now = self.ctx.clock()
-        with self.ctx.db.transaction() as s:
-            patient = PatientRepository(s).get(patient_id)
-            report = _report(s, patient, recipient, now, self.ctx.settings.clinic_name,
-                             self.ctx.clinic_time)
-            self.ctx.audit.record(s, actor, "export.progress_report", at=now,
-                                  patient_id=patient_id)
+        with self.ctx.unit_of_work(actor, "export.progress_report", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            patient = uow.patients.get(patient_id)
+            report = _report(uow.session, patient, recipient, uow.now,
+                             self.ctx.settings.clinic_name, self.ctx.clinic_time)
+            uow.audit(patient_id=patient_id)
         return render_progress_report(report)
 
 

@@ -34,7 +34,7 @@ from ketaclinic.services.clinic_time import ClinicTime
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.pk.chart import CAPTION, PkChart, svg_pk_chart
-from ketaclinic.services.unit_of_work import PatientRepository
+from ketaclinic.services.unit_of_work import UnitOfWork
 from ketaclinic.store.tables import Patient
 from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
@@ -85,21 +85,23 @@ class PkService:
 
     def covariates(self, actor: Actor, patient_id: int) -> Covariates:
         """The patient's covariates (weight required); a permission-checked, audited read."""
-        return self._read(actor, patient_id, lambda s, p: None)[0]
+        return self._read(self._work(actor, patient_id), patient_id, lambda s, p: None)[0]
 
-    def _read(self, actor: Actor, patient_id: int, extra):  # type: ignore[no-untyped-def]
-        self.ctx.require(actor, Perm.PATIENT_READ, "pk.view", patient_id=patient_id)
-        with self.ctx.db.transaction() as s:
-            patients = PatientRepository(s)
-            patient = patients.get(patient_id)
-            latest = patients.latest_weight(patient_id)
+    def _work(self, actor: Actor, patient_id: int) -> UnitOfWork:
+        """Every view is a patient read audited as ``pk.view``."""
+        return self.ctx.unit_of_work(actor, "pk.view", perm=Perm.PATIENT_READ,
+                                     patient_id=patient_id)
+
+    def _read(self, work: UnitOfWork, patient_id: int, extra):  # type: ignore[no-untyped-def]
+        with work as uow:
+            patient = uow.patients.get(patient_id)
+            latest = uow.patients.latest_weight(patient_id)
             weight = None if latest is None else latest[0]
-            more = extra(s, patient)
-            self.ctx.audit.record(s, actor, "pk.view", at=self.ctx.clock(), patient_id=patient_id)
+            more = extra(uow.session, patient)
+            uow.audit(patient_id=patient_id)
         if weight is None:
             raise InvalidInput("no weight is recorded for this patient; record a weight first")
-        today = self.ctx.today()
-        age = age_on(patient.birth_date, today)
+        age = age_on(patient.birth_date, work.today)
         try:
             cov = Covariates(
                 weight_kg=float(weight),
@@ -123,14 +125,14 @@ class PkService:
         hours: str | float | None = None,
     ) -> PkResult:
         """Typical curve and 5–95 % band for one administration of this patient."""
-        self.ctx.require(actor, Perm.PATIENT_READ, "pk.view", patient_id=patient_id)
+        work = self._work(actor, patient_id)
         if route not in DEFAULT_MODEL:
             raise InvalidInput(f"route must be iv, nasal or oral, got {route!r}")
         dose = _number("dose_mg", dose_mg, low=0.0, high=1000.0)
         infusion_min = _number("minutes", 40 if minutes in (None, "") else minutes, low=1, high=600)
         window_h = _number("hours", 6 if hours in (None, "") else hours, low=0.5, high=72)
         model_id = model or DEFAULT_MODEL[route]
-        cov, _ = self._read(actor, patient_id, lambda s, p: None)
+        cov, _ = self._read(work, patient_id, lambda s, p: None)
         try:
             regimen = one_dose_regimen(route, dose, infusion_min)
             times = np.linspace(0.0, window_h * 60.0, 241)
@@ -140,7 +142,7 @@ class PkService:
 
     def course(self, actor: Actor, patient_id: int, model: str | None = None) -> PkResult | None:
         """The curve for the patient's treatment sessions (given and planned), or None if none."""
-        cov, sessions = self._read(actor, patient_id, _sessions)
+        cov, sessions = self._read(self._work(actor, patient_id), patient_id, _sessions)
         doses = course_doses(sessions, cov.weight_kg, self.ctx.clinic_time)
         if not doses:
             return None
@@ -162,7 +164,7 @@ class PkService:
     def panel(self, actor: Actor, patient_id: int) -> dict:
         """What the patient-page card needs: whether a weight exists and the latest dose."""
         try:
-            cov, sessions = self._read(actor, patient_id, _sessions)
+            cov, sessions = self._read(self._work(actor, patient_id), patient_id, _sessions)
         except InvalidInput:
             return {"has_weight": False, "latest": None}
         doses = course_doses(sessions, cov.weight_kg, self.ctx.clinic_time)

@@ -10,11 +10,11 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from ketaclinic.clinical.age import age_on
+from ketaclinic.clinical.eligibility import allergy_counts
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.chair.courses import _template_name
 from ketaclinic.services.context import Context
-from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import PatientAllergy
 from ketaclinic.store.tables_dosing import DoseOrder, Screening
 from ketaclinic.store.tables_mbc import ClinicalAlert
@@ -50,12 +50,26 @@ class PatientBanner:
     screenings: list[BannerScreening] = field(default_factory=list)
     open_alerts: int = 0
     urgent_alerts: int = 0
+    # allergies recorded and later withdrawn (entered in error or refuted): somebody asked
+    allergies_withdrawn: int = 0
 
     @property
     def allergies_text(self) -> str:
         """The recorded allergies; never a phrase that reads like "no known allergies" when
-        nobody asked (unknown is not negative)."""
-        return "; ".join(self.allergies) if self.allergies else "allergies not yet asked"
+        nobody asked (unknown is not negative), nor "not yet asked" when the only allergies
+        recorded were withdrawn (they were asked about; none stands now)."""
+        if self.allergies:
+            return "; ".join(self.allergies)
+        if self.allergies_withdrawn:
+            return (f"none current on record ({self.allergies_withdrawn} withdrawn: entered "
+                    "in error or refuted)")
+        return "allergies not yet asked"
+
+    @property
+    def allergies_state(self) -> str:
+        """"recorded", "withdrawn" (only withdrawn ones on record) or "not-asked"."""
+        return ("recorded" if self.allergies else "withdrawn" if self.allergies_withdrawn
+                else "not-asked")
 
 
 
@@ -65,18 +79,19 @@ class PatientBannerService:
         self.ctx = ctx
 
     def banner(self, actor: Actor, patient_id: int) -> PatientBanner:
-        self.ctx.require(actor, Perm.PATIENT_READ, "patient.banner", patient_id=patient_id)
-        now = self.ctx.clock()
-        today = self.ctx.clinic_time.local_date(now)
-        with self.ctx.db.transaction() as s:
-            patients = PatientRepository(s)
-            p = patients.get(patient_id)
-            weight = patients.latest_weight(patient_id)
-            allergies = [f"{a.substance}{' (' + a.reaction + ')' if a.reaction else ''}"
-                         for a in s.execute(select(PatientAllergy).where(
-                             PatientAllergy.patient_id == patient_id,
-                             PatientAllergy.active.is_(True)).order_by(PatientAllergy.id)
-                         ).scalars()]
+        with self.ctx.unit_of_work(actor, "patient.banner", perm=Perm.PATIENT_READ,
+                                   patient_id=patient_id) as uow:
+            s, today = uow.session, uow.today
+            p = uow.patients.get(patient_id)
+            weight = uow.patients.latest_weight(patient_id)
+            allergies, withdrawn = [], 0
+            for a in s.execute(select(PatientAllergy).where(
+                    PatientAllergy.patient_id == patient_id).order_by(PatientAllergy.id)
+                    ).scalars():
+                if allergy_counts(a.active, a.inactive_reason):
+                    allergies.append(a.substance + (f" ({a.reaction})" if a.reaction else ""))
+                else:
+                    withdrawn += 1
             course = s.execute(select(Course).where(
                 Course.patient_id == patient_id, Course.status == "active").order_by(
                 Course.start_date.desc(), Course.id.desc()).limit(1)).scalar_one_or_none()
@@ -100,7 +115,7 @@ class PatientBannerService:
                 func.count(), func.count().filter(ClinicalAlert.priority == "urgent")).where(
                 ClinicalAlert.patient_id == patient_id,
                 ClinicalAlert.acknowledged_at.is_(None))).one()
-            self.ctx.audit.record(s, actor, "patient.banner", at=now, patient_id=patient_id)
+            uow.audit(patient_id=patient_id)
             return PatientBanner(
                 p.id, f"{p.family_name}, {p.given_name}", p.mrn, p.birth_date,
                 age_on(p.birth_date, today), p.sex, weight[0] if weight else None,
@@ -109,4 +124,4 @@ class PatientBannerService:
                 _template_name(course.template_id) if course else "", progress,
                 order[0] if order else None, order[1] if order else "",
                 order[2] if order else None, list(screenings.values()),
-                int(open_alerts), int(urgent))
+                int(open_alerts), int(urgent), withdrawn)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -15,7 +17,9 @@ from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.units import parse_weight_kg
 from ketaclinic.schemas import (
     AllergyCreate,
+    AllergyDeactivate,
     DiagnosisCreate,
+    DiagnosisDeactivate,
     MedicationCreate,
     PatientCreate,
     PatientUpdate,
@@ -215,14 +219,16 @@ class PatientService:
                    for w in rows(PatientWeight, (PatientWeight.measured_on.desc(),
                                                  PatientWeight.id.desc()))]
         diagnoses = [{"id": d.id, "system": d.system, "code": d.code, "display": d.display,
-                      "onset_on": d.onset_on, "active": d.active}
+                      "onset_on": d.onset_on, "active": d.active,
+                      "inactive_reason": d.inactive_reason}
                      for d in rows(PatientDiagnosis, (PatientDiagnosis.id,))]
         meds = [{"id": m.id, "name": m.name, "drug_class": m.drug_class,
                  "daily_dose_mg": m.daily_dose_mg, "started_on": m.started_on, "active": m.active,
                  "recognised": is_recognised(m.name)}
                 for m in rows(PatientMedication, (PatientMedication.id,))]
         allergies = [{"id": a.id, "substance": a.substance, "reaction": a.reaction,
-                      "active": a.active} for a in rows(PatientAllergy, (PatientAllergy.id,))]
+                      "active": a.active, "inactive_reason": a.inactive_reason}
+                     for a in rows(PatientAllergy, (PatientAllergy.id,))]
         return PatientDetail(
             p.id, p.mrn, p.family_name, p.given_name, p.birth_date, p.sex, p.phone, p.email,
             p.address, p.notes, p.version, p.created_at, p.updated_at,
@@ -335,7 +341,9 @@ class PatientService:
                         f"{data.substance} {data.reaction}".strip())
 
     def set_medication_active(self, actor: Actor, patient_id: int, medication_id: int,
-                              active: bool) -> None:
+                              active: bool) -> bool:
+        """Stop (or restart) a medication; the row stays (history, FHIR). False when it
+        already was (a repeated request changes nothing)."""
         with self.ctx.unit_of_work(actor, "patient.medication", perm=Perm.PATIENT_WRITE,
                                    patient_id=patient_id) as uow:
             s, now = uow.session, uow.now
@@ -350,5 +358,48 @@ class PatientService:
                                        changed_by=actor.user_id, changed_at=now,
                                        version=patient.version))
                 med.active = active
+                med.updated_at = now  # a client's next FHIR $export?_since= gets the change
                 uow.audit(patient_id=patient_id,
                           detail="stopped" if not active else "restarted")
+                return True
+            return False
+
+    def deactivate_diagnosis(self, actor: Actor, patient_id: int, diagnosis_id: int,
+                             data: DiagnosisDeactivate) -> bool:
+        """Mark a diagnosis resolved or entered in error; the row stays (history, FHIR).
+        False when it already was, for this reason (a repeated request changes nothing)."""
+        return self._deactivate(actor, patient_id, "patient.diagnosis", PatientDiagnosis,
+                                diagnosis_id, data.reason,
+                                lambda d: f"{d.system} {d.code} {d.display}")
+
+    def deactivate_allergy(self, actor: Actor, patient_id: int, allergy_id: int,
+                           data: AllergyDeactivate) -> bool:
+        """Mark an allergy entered in error or refuted; the row stays (history, FHIR).
+        False when it already was, for this reason (a repeated request changes nothing)."""
+        return self._deactivate(actor, patient_id, "patient.allergy", PatientAllergy,
+                                allergy_id, data.reason, lambda a: a.substance)
+
+    def _deactivate(self, actor: Actor, patient_id: int, action: str,
+                    model: type[PatientDiagnosis] | type[PatientAllergy], row_id: int,
+                    reason: str, label: Callable[[Any], str]) -> bool:
+        what = action.split(".")[1]
+        with self.ctx.unit_of_work(actor, action, perm=Perm.PATIENT_WRITE,
+                                   patient_id=patient_id) as uow:
+            s, now = uow.session, uow.now
+            row = s.get(model, row_id)
+            if row is None or row.patient_id != patient_id:
+                raise NotFound(f"no such {what} for this patient")
+            if not row.active and row.inactive_reason == reason:
+                return False
+            patient = uow.patients.get(patient_id)
+            old = "active" if row.active else f"inactive ({row.inactive_reason or 'no reason'})"
+            s.add(PatientAmendment(patient_id=patient_id, field=what,
+                                   old_value=f"{label(row)} {old}",
+                                   new_value=f"{label(row)} inactive ({reason})",
+                                   changed_by=actor.user_id, changed_at=now,
+                                   version=patient.version))
+            row.active = False
+            row.inactive_reason = reason
+            row.updated_at = now  # a client's next FHIR $export?_since= gets the change
+            uow.audit(patient_id=patient_id, detail=reason)
+            return True

@@ -55,6 +55,11 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
 BROWSER_DIR = Path(__file__).parent / "browser"
 
 
+def _backend_of(item) -> str | None:  # type: ignore[no-untyped-def]
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("backend") if callspec is not None else None
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
     """Tests marked postgresql_only are deselected (not skipped) for the SQLite backend.
@@ -66,12 +71,28 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
     for item in items:
         if BROWSER_DIR in item.path.parents:
             item.add_marker(pytest.mark.browser)
-        callspec = getattr(item, "callspec", None)
-        on_sqlite = callspec is not None and callspec.params.get("backend") == "sqlite"
+        on_sqlite = _backend_of(item) == "sqlite"
         (drop if on_sqlite and item.get_closest_marker("postgresql_only") else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+class _SlowFirst:
+    @pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by database
+    def pytest_collection_modifyitems(self, items):  # type: ignore[no-untyped-def]
+        """Within each database's tests the slow ones go first, so that no worker is left with
+        a long test at the end while the other waits: `--dist worksteal` (.ci/run) splits the
+        tests in this order and moves those not yet started from the end of one worker's
+        share to the other. The databases keep their order (their tests stay together, so a
+        worker seldom goes back to a database and sets its session fixtures up again)."""
+        rank = {backend: i for i, backend in enumerate(BACKENDS)}
+        items.sort(key=lambda item: (rank.get(_backend_of(item), len(rank)),
+                                     item.get_closest_marker("slow") is None))
+
+
+def pytest_configure(config):  # type: ignore[no-untyped-def]
+    config.pluginmanager.register(_SlowFirst(), "ketaclinic-slow-first")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -136,9 +157,9 @@ _USERS_IN_DATABASE = pytest.StashKey[bool]()
 def _fresh_database(database_url: str):  # type: ignore[no-untyped-def]
     """fresh(with_users) empties the test database; True when the users are already in it.
 
-    PostgreSQL is wiped (``TRUNCATE``). SQLite is wiped once per worker and copied as a
-    template, then a test gets a copy of that file: about 20 times cheaper than deleting from
-    every table. When the test takes ``users`` the template also holds the four staff
+    PostgreSQL is wiped (``kctest.wipe`` deletes the rows). SQLite is wiped once per worker and
+    copied as a template, then a test gets a copy of that file: about 20 times cheaper than
+    deleting from every table. When the test takes ``users`` the template also holds the four staff
     accounts, made through ``auth.create_user`` at ``START`` exactly as the fixture makes them.
     """
     from ketaclinic.bootstrap import build_services

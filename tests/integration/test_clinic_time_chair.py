@@ -103,6 +103,40 @@ def test_a_session_typed_at_0900_on_the_tablet_is_stored_as_1400_utc_and_shown_a
     assert page.select_one("#v-at")["value"] == "10:00"
 
 
+def test_just_after_midnight_the_tablet_takes_a_bp_and_devices_dated_the_day_before(
+        services, users, nurse, clock):
+    # A form reads "23:57" on the clinic's current day; a time before midnight is typed with
+    # its date (a browser's time field cannot: the browser tests wait out those minutes).
+    _, sid = _session(services, users)
+    chair = services.chair.schedule.chairs(users["nurse"].actor)[0].id
+    clock.now = dt.datetime(2026, 11, 3, 5, 3)  # 00:03 on Tuesday in New York
+    assert nurse(sid, "book", chair_id=chair, date="2026-11-03", time="00:30",
+                 override_reason="outside hours on purpose").status_code == 303
+    assert nurse(sid, "checkin", consent_on_file="on", rems_enrolled="on",
+                 ride_home_arranged="on", last_food_at="2026-11-02T18:00",
+                 last_liquid_at="2026-11-02T21:30").status_code == 303
+    assert nurse(sid, "predose", sbp_mmhg="128", dbp_mmhg="80",
+                 taken_at="2026-11-02T23:57").status_code == 303
+    assert nurse(sid, "dose", dose_mg="56", lot="LOT-NY", device_1="2026-11-02T23:58",
+                 device_2="00:03", dose_order_id=str(order_for(services, sid)),
+                 order_confirmed="on").status_code == 303
+    row = _row(services, sid)
+    assert row.status == "monitoring"
+    assert row.first_device_at == dt.datetime(2026, 11, 3, 4, 58)
+    with services.db.transaction() as s:
+        taken = [v.taken_at for v in s.query(VitalSignRow).filter_by(session_id=sid)]
+    assert taken == [dt.datetime(2026, 11, 3, 4, 57)]
+    # Typed without its date, the same 23:57 is tonight's, in the future: refused.
+    _, other = _session(services, users, mrn="NY-2")
+    assert nurse(other, "book", chair_id=chair, date="2026-11-03", time="03:00",
+                 override_reason="outside hours on purpose").status_code == 303
+    assert nurse(other, "checkin", consent_on_file="on", rems_enrolled="on",
+                 ride_home_arranged="on", last_food_at="2026-11-02T18:00",
+                 last_liquid_at="2026-11-02T21:30").status_code == 303
+    r = nurse(other, "predose", sbp_mmhg="128", dbp_mmhg="80", taken_at="23:57")
+    assert r.status_code == 422 and "in the future" in r.text
+
+
 def test_a_time_skipped_by_the_spring_change_is_refused_and_nothing_is_booked(
         services, users, nurse):
     _, sid = _session(services, users)

@@ -37,6 +37,7 @@ from ketaclinic.services.actor import Actor as Actor
 from ketaclinic.store.tables import AuditEvent, AuditHead
 
 if TYPE_CHECKING:
+    from ketaclinic.config import Settings
     from ketaclinic.services.audit.checkpoint import Checkpoint
     from ketaclinic.services.context import Context
 
@@ -104,6 +105,12 @@ def initial_heads() -> list[dict[str, object]]:
     """The empty tips of every chain (what a fresh or wiped database holds)."""
     return [{"id": chain, "last_event_id": 0, "last_hash": GENESIS, "count": 0}
             for chain in range(1, CHAINS + 1)]
+
+
+def audit_key(settings: Settings) -> bytes:
+    """The trail's HMAC key, derived from the instance secret (``KETACLINIC_SECRET_KEY``)."""
+    return hashlib.sha256(b"ketaclinic-audit|" + settings.secret_key.get_secret_value().encode()
+                          ).digest()
 
 
 class AuditTrail:

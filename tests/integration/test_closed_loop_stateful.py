@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    consumes,
     initialize,
     invariant,
     rule,
@@ -219,11 +220,13 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
                 self.withdraw_diagnosis(p, "entered-in-error")
             self.dose(p, p, "nurse", "right")
 
-        @rule(p=patients)
+        @rule(p=consumes(patients))
         def a_ketamine_allergy_is_recorded_and_the_prescriber_tries_to_sign_it_off(self, p):  # type: ignore[no-untyped-def]
             """Screened, ordered, checked in and BP taken; then a ketamine allergy (an
             absolute contraindication in every rule set) is recorded, the prescriber tries
-            a sign-off and the nurse the dose (the invariants check that neither was)."""
+            a sign-off and the nurse the dose (the invariants check that neither was). The
+            patient then leaves the walk: nothing can go ahead for them any more, and steps
+            spent on them would starve the rest of the chain."""
             self.the_clinic_walks_the_chain(p, p, 4, "right")
             r = self.call("nurse", "POST", f"/api/patients/{p['pid']}/allergies",
                           {"substance": "Ketamine", "reaction": "rash"})

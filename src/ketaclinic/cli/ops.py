@@ -26,12 +26,12 @@ from ketaclinic.store.db import make_engine
 console = Console()
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine():
     cfg = settings()
     return make_engine(cfg.effective_database_url, busy_timeout_ms=cfg.sqlite_busy_timeout_ms)
 
 
-def _checkpoint_before_backup(engine, cfg, out: Path):  # type: ignore[no-untyped-def]
+def _checkpoint_before_backup(engine, cfg, out: Path):
     """Sign the tips before the snapshot (the backup then holds every row it names): one line
     in the data dir's file and a copy beside the backup."""
     from ketaclinic.services.audit import checkpoint as acp
@@ -90,7 +90,7 @@ def backup_cmd(
          f"{companion or 'in the data dir'}", err=to_stdout)
 
 
-def _audit_check(cfg, files: list[Path]):  # type: ignore[no-untyped-def]
+def _audit_check(cfg, files: list[Path]):
     """The check a restored copy must pass before it replaces the target: its audit chain
     verifies, and reaches every given checkpoint."""
     from sqlalchemy.orm import Session
@@ -104,7 +104,7 @@ def _audit_check(cfg, files: list[Path]):  # type: ignore[no-untyped-def]
     except acp.CheckpointError as exc:
         raise fail(str(exc), 1) from exc
 
-    def check(conn) -> str | None:  # type: ignore[no-untyped-def]
+    def check(conn) -> str | None:
         with Session(bind=conn) as s:
             verdict = trail.verify(s, [m for m in marks if m is not None])
         return None if verdict.ok else verdict.describe() + (

@@ -124,7 +124,7 @@ class StateCollector(Collector):
     def __init__(self, services: Any) -> None:
         self.services = services
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self):
         pool = self.services.db.engine.pool
         for name, doc, attr in (("checked_out", "Connections in use", "checkedout"),
                                 ("size", "Configured pool size", "size")):

@@ -413,7 +413,7 @@ def _score_domains(
             )
         elif values:
             combined = max(values) if dom.combine == "max" else sum(values)  # type: ignore[type-var, arg-type]
-        domains.append(DomainScore(dom.name, dom.items, combined))  # type: ignore[arg-type]
+        domains.append(DomainScore(dom.name, dom.items, combined))
     missing = [i.number for i in _scored(d, items) if i.status == MISSING]
     scores = [x.score for x in domains if x.score is not None]
     total = sum(scores) if len(scores) == len(domains) else None

@@ -92,7 +92,7 @@ class PkService:
         return self.ctx.unit_of_work(actor, "pk.view", perm=Perm.PATIENT_READ,
                                      patient_id=patient_id)
 
-    def _read(self, work: UnitOfWork, patient_id: int, extra):  # type: ignore[no-untyped-def]
+    def _read(self, work: UnitOfWork, patient_id: int, extra):
         with work as uow:
             patient = uow.patients.get(patient_id)
             latest = uow.patients.latest_weight(patient_id)
@@ -172,7 +172,7 @@ class PkService:
         latest = (given or doses)[-1] if doses else None
         return {"has_weight": True, "latest": latest, "weight_kg": cov.weight_kg}
 
-    def _compute(self, model_id, cov, regimen, times, label) -> PkResult:  # type: ignore[no-untyped-def]
+    def _compute(self, model_id, cov, regimen, times, label) -> PkResult:
         model = get_model(model_id)
         sim = simulate_regimen(model_id, cov, regimen, times)
         assumed = self.ctx.settings.pk_assumed_cv if not model.omegas else 0.0
@@ -209,7 +209,7 @@ class PkService:
         return PkResult(data, chart, [])
 
 
-def _sessions(s, patient: Patient) -> list[dict]:  # type: ignore[no-untyped-def]
+def _sessions(s, patient: Patient) -> list[dict]:
     rows = s.execute(
         select(TreatmentSession, Course.treatment)
         .outerjoin(Course, Course.id == TreatmentSession.course_id)

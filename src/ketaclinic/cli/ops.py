@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ from ketaclinic.cli.output import (
     is_stdio,
     output_path,
 )
-from ketaclinic.store.backup import BackupError, backup, restore, table_digests
+from ketaclinic.store.backup import BackupError, Format, backup, restore, table_digests
 from ketaclinic.store.db import make_engine
 
 console = Console()
@@ -50,6 +50,10 @@ def companion_checkpoint(backup_file: Path) -> Path:
     return backup_file.with_name(backup_file.name + ".audit-checkpoint.json")
 
 
+_BACKUP_FORMATS: dict[str, Format | Literal["auto"]] = {
+    "auto": "auto", "sqlite": "sqlite", "pgdump": "pgdump", "jsonl": "jsonl"}
+
+
 @app.command("backup")
 def backup_cmd(
     out: Annotated[Path, typer.Option(
@@ -62,7 +66,8 @@ def backup_cmd(
     """Write a consistent backup of the database while the clinic keeps working, with a
     signed checkpoint of the audit chain beside it (and in the data dir). The summary goes to
     stderr when the backup goes to stdout."""
-    if fmt not in {"auto", "sqlite", "pgdump", "jsonl"}:
+    chosen = _BACKUP_FORMATS.get(fmt)
+    if chosen is None:
         raise fail("--format must be auto, sqlite, pgdump or jsonl")
     to_stdout = is_stdio(out)
     cfg = settings()
@@ -70,7 +75,7 @@ def backup_cmd(
     try:
         with output_path(out) as target:
             write_companion = _checkpoint_before_backup(engine, cfg, target)
-            written = backup(engine, target, fmt)  # type: ignore[arg-type]
+            written = backup(engine, target, chosen)
             if not to_stdout:
                 write_companion()
             size = target.stat().st_size

@@ -61,8 +61,10 @@ class PkResult:
 
 
 def _number(name: str, text: str | float | None, *, low: float, high: float) -> float:
+    if text is None:
+        raise InvalidInput(f"{name} must be a number, got {text!r}")
     try:
-        value = float(text)  # type: ignore[arg-type]
+        value = float(text)
     except (TypeError, ValueError):
         raise InvalidInput(f"{name} must be a number, got {text!r}") from None
     if not math.isfinite(value) or not low <= value <= high:

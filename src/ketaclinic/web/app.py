@@ -29,6 +29,7 @@ from ketaclinic.http.deps import (
     PasswordChangeRequired,
 )
 from ketaclinic.http.inputs import describe_errors
+from ketaclinic.schemas import MEDICATION_STOP_REASONS
 from ketaclinic.services.accounts.auth import SessionLocked
 from ketaclinic.services.chair.schedule import hours_label
 from ketaclinic.services.clinic_time import ClinicTime
@@ -69,6 +70,7 @@ def make_templates(clinic_name: str, clinic_time: ClinicTime | None = None) -> J
     templates.env.tests["respiratory"] = is_respiratory
     templates.env.globals["icd10_choices"] = icd10_choices
     templates.env.globals["medication_choices"] = medication_name_choices
+    templates.env.globals["stop_reasons"] = MEDICATION_STOP_REASONS
     return templates
 
 DEFAULT_RETRY_AFTER_S = 60  # a 429 whose cause did not say when to come back

@@ -16,7 +16,14 @@ from typing import Any
 from ketaclinic.clinical.instruments.definitions import InstrumentDefinition
 from ketaclinic.clinical.instruments.loading import load_bundled
 from ketaclinic.clinical.medications import load_bundled_vocabulary
-from ketaclinic.schemas import AllergyCreate, DiagnosisCreate, MedicationCreate, WeightCreate
+from ketaclinic.schemas import (
+    MEDICATION_STOP_REASONS,
+    AllergyCreate,
+    DiagnosisCreate,
+    MedicationCreate,
+    MedicationStop,
+    WeightCreate,
+)
 from ketaclinic.services.interop.import_model import (
     MAX_ENTRIES,
     ChildItem,
@@ -41,7 +48,8 @@ BODY_WEIGHT = "29463-7"
 BUNDLE_TYPES = ("collection", "transaction", "batch")
 INSTRUMENTS = ("phq9", "gad7")
 _ACTIVE_MED = {"active", "intended", "on-hold", "unknown"}
-_STOPPED_MED = {"completed", "stopped"}
+_STOPPED_MED = {"completed", "stopped", "entered-in-error"}
+MED_STOP_REASON_SYSTEM = "https://ketaclinic.org/fhir/CodeSystem/medication-stop-reasons"
 # Condition.clinicalStatus: the condition goes on / is over (imported resolved: still history
 # for the screening flags, no longer the indication)
 _CONDITION_ONGOING = {"active", "recurrence", "relapse"}
@@ -282,7 +290,7 @@ def _medication(i: int, r: dict, index: _Index) -> ImportItem:
         return SkippedItem(i, "MedicationStatement", "not taken")
     if status not in _ACTIVE_MED | _STOPPED_MED:
         raise EntryInvalid("status", "must be a MedicationStatement status (active, completed, "
-                           "stopped, intended, on-hold, unknown, not-taken)")
+                           "stopped, entered-in-error, intended, on-hold, unknown, not-taken)")
     key = index.patient_key(r, "subject")
     concept = r.get("medicationCodeableConcept")
     if concept is None:
@@ -299,8 +307,49 @@ def _medication(i: int, r: dict, index: _Index) -> ImportItem:
     data = build(MedicationCreate, {"name": "medicationCodeableConcept.text",
                                     "daily_dose_mg": "dosage"},
                  name=name, daily_dose_mg=_daily_mg(r.get("dosage") or []), started_on=started)
-    return ChildItem(i, "MedicationStatement", key, "medication", data,
-                     active=status in _ACTIVE_MED)
+    if status in _ACTIVE_MED:
+        return ChildItem(i, "MedicationStatement", key, "medication", data)
+    stop = _medication_stop(status, r.get("statusReason") or [],
+                            _date(period.get("end"), "effectivePeriod.end"))
+    return ChildItem(i, "MedicationStatement", key, "medication", data, active=False,
+                     inactive_reason=stop.reason if stop else None,
+                     stopped_on=stop.stopped_on if stop else None,
+                     note=stop.note if stop else "")
+
+
+def _medication_stop(status: str, reasons: list[dict],
+                     ended: dt.date | None) -> MedicationStop | None:
+    """Why and when a stopped statement was stopped: the project's reason code, else a
+    statusReason text that names one of them, else ``other`` with the text as the note;
+    ``completed`` and ``entered-in-error`` are reasons of their own. None when nothing says
+    why (stored "reason not recorded", never a reason nobody gave)."""
+    reason, note = _stop_reason(reasons)
+    if status == "entered-in-error":  # whatever the reason says, it never was so
+        reason, note = status, note if reason in ("other", status) else ""
+    elif status == "completed" and reason is None:
+        reason = status
+    if reason is None:
+        return None
+    stop = build(MedicationStop, {"note": "statusReason.text", "reason": "statusReason",
+                                  "stopped_on": "effectivePeriod.end"},
+                 stopped_on=ended, reason=reason, note=note)
+    return stop  # type: ignore[return-value]
+
+
+def _stop_reason(reasons: list[dict]) -> tuple[str | None, str]:
+    labels = {label: code for code, label in MEDICATION_STOP_REASONS.items()}
+    for concept in reasons:
+        text = str(concept.get("text") or "").strip()
+        for c in concept.get("coding") or []:
+            code = c.get("code")
+            if c.get("system") == MED_STOP_REASON_SYSTEM and code in MEDICATION_STOP_REASONS:
+                return code, "" if text in ("", MEDICATION_STOP_REASONS[code]) else text[:200]
+    text = _text_of(reasons[0]).strip() if reasons else ""
+    if not text:
+        return None, ""
+    code = labels.get(text.lower()) or (text.lower() if text.lower() in MEDICATION_STOP_REASONS
+                                         else None)
+    return (code, "") if code else ("other", text[:200])
 
 
 def _rxnorm_name(concept: dict | None) -> str:

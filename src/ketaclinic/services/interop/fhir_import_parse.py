@@ -48,7 +48,7 @@ BODY_WEIGHT = "29463-7"
 BUNDLE_TYPES = ("collection", "transaction", "batch")
 INSTRUMENTS = ("phq9", "gad7")
 _ACTIVE_MED = {"active", "intended", "on-hold", "unknown"}
-_STOPPED_MED = {"completed", "stopped", "entered-in-error"}
+_STOPPED_MED = {"completed", "stopped"}  # (entered-in-error resources are skipped)
 MED_STOP_REASON_SYSTEM = "https://ketaclinic.org/fhir/CodeSystem/medication-stop-reasons"
 # Condition.clinicalStatus: the condition goes on / is over (imported resolved: still history
 # for the screening flags, no longer the indication)
@@ -290,7 +290,7 @@ def _medication(i: int, r: dict, index: _Index) -> ImportItem:
         return SkippedItem(i, "MedicationStatement", "not taken")
     if status not in _ACTIVE_MED | _STOPPED_MED:
         raise EntryInvalid("status", "must be a MedicationStatement status (active, completed, "
-                           "stopped, entered-in-error, intended, on-hold, unknown, not-taken)")
+                           "stopped, intended, on-hold, unknown, not-taken)")
     key = index.patient_key(r, "subject")
     concept = r.get("medicationCodeableConcept")
     if concept is None:
@@ -321,12 +321,10 @@ def _medication_stop(status: str, reasons: list[dict],
                      ended: dt.date | None) -> MedicationStop | None:
     """Why and when a stopped statement was stopped: the project's reason code, else a
     statusReason text that names one of them, else ``other`` with the text as the note;
-    ``completed`` and ``entered-in-error`` are reasons of their own. None when nothing says
+    a ``completed`` statement that says no more was completed. None when nothing says
     why (stored "reason not recorded", never a reason nobody gave)."""
     reason, note = _stop_reason(reasons)
-    if status == "entered-in-error":  # whatever the reason says, it never was so
-        reason, note = status, note if reason in ("other", status) else ""
-    elif status == "completed" and reason is None:
+    if status == "completed" and reason is None:
         reason = status
     if reason is None:
         return None

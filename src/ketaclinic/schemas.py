@@ -195,17 +195,8 @@ class AllergyDeactivate(_Strict):
         description="entered-in-error: recorded by mistake; refuted: shown not to be so")
 
 
-#: why a medication was stopped: code → what the patient's page says
-MEDICATION_STOP_REASONS = {
-    "completed": "completed",
-    "adverse-effect": "adverse effect",
-    "ineffective": "ineffective",
-    "patient-choice": "patient choice",
-    "entered-in-error": "entered in error",
-    "other": "other",
-}
 MedicationStopReason = Literal["completed", "adverse-effect", "ineffective", "patient-choice",
-                               "entered-in-error", "other"]
+                               "entered-in-error", "other"]  # MEDICATION_STOP_REASONS' codes
 
 
 class MedicationStop(_Strict):

@@ -257,3 +257,12 @@ def test_a_stop_reason_from_elsewhere_is_read_as_its_code_or_kept_as_a_note(serv
     assert got == {"sertraline": (dt.date(2026, 10, 1), "ineffective", None),
                    "lorazepam": (None, "other", "switched by the GP"),
                    "bupropion": (None, "completed", None)}
+
+
+def test_the_input_model_takes_exactly_the_coded_stop_reasons():
+    from typing import get_args
+
+    from ketaclinic.clinical.medications import MEDICATION_STOP_REASONS
+    from ketaclinic.schemas import MedicationStopReason
+
+    assert get_args(MedicationStopReason) == tuple(MEDICATION_STOP_REASONS)

@@ -26,8 +26,8 @@ from functools import cache
 from importlib import resources as ir
 from typing import Any
 
+from ketaclinic.clinical.medications import MEDICATION_STOP_REASONS
 from ketaclinic.renderers import fhir_codes as fx
-from ketaclinic.schemas import MEDICATION_STOP_REASONS
 
 Res = dict[str, Any]
 V3_ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"

@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
+from ketaclinic.clinical.medications import MEDICATION_STOP_REASONS
 from ketaclinic.clinical.monitoring import is_respiratory
 from ketaclinic.http.deps import (
     CHANGE_PASSWORD_PAGE,
@@ -29,7 +30,6 @@ from ketaclinic.http.deps import (
     PasswordChangeRequired,
 )
 from ketaclinic.http.inputs import describe_errors
-from ketaclinic.schemas import MEDICATION_STOP_REASONS
 from ketaclinic.services.accounts.auth import SessionLocked
 from ketaclinic.services.chair.schedule import hours_label
 from ketaclinic.services.clinic_time import ClinicTime

@@ -15,9 +15,8 @@ from typing import Any
 
 from ketaclinic.clinical.instruments.definitions import InstrumentDefinition
 from ketaclinic.clinical.instruments.loading import load_bundled
-from ketaclinic.clinical.medications import load_bundled_vocabulary
+from ketaclinic.clinical.medications import MEDICATION_STOP_REASONS, load_bundled_vocabulary
 from ketaclinic.schemas import (
-    MEDICATION_STOP_REASONS,
     AllergyCreate,
     DiagnosisCreate,
     MedicationCreate,

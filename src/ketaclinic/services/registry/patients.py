@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from ketaclinic.clinical.age import age_on
+from ketaclinic.clinical.medications import MEDICATION_STOP_REASONS
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.units import parse_weight_kg
 from ketaclinic.schemas import (
-    MEDICATION_STOP_REASONS,
     AllergyCreate,
     AllergyDeactivate,
     DiagnosisCreate,

@@ -265,13 +265,8 @@ def test_the_core_renderers_store_services_and_demo_import_only_downwards():
 
 
 def _third_party(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(kcsource.tree(path)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return {m for m in found if m not in sys.stdlib_module_names and m != "ketaclinic"}
+    return {m for m in kcsource.top_level_imports(path)
+            if m not in sys.stdlib_module_names and m != "ketaclinic"}
 
 
 def test_the_core_uses_only_numpy_and_scipy_and_the_renderers_no_database():

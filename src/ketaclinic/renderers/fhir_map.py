@@ -224,7 +224,7 @@ def medication_statement(m: Any, pref: Res) -> Res:
     """A registry medicine. A stopped one is status ``stopped`` (``entered-in-error`` when it
     was stopped as entered in error), with the day it was stopped as effectivePeriod.end and
     the coded reason (its note as the text) as statusReason, where they were recorded."""
-    reason = None if m.active else getattr(m, "stop_reason", None)
+    reason: str | None = None if m.active else getattr(m, "stop_reason", None)
     r: Res = {
         "resourceType": "MedicationStatement", "id": f"ms-{m.id}",
         "status": _medication_status(m.active, reason),
@@ -236,7 +236,7 @@ def medication_statement(m: Any, pref: Res) -> Res:
               "end": None if m.active else when(getattr(m, "stopped_on", None))}
     if any(period.values()):
         r["effectivePeriod"] = {k: v for k, v in period.items() if v}
-    if reason in MEDICATION_STOP_REASONS:
+    if reason is not None and reason in MEDICATION_STOP_REASONS:
         label = MEDICATION_STOP_REASONS[reason]
         r["statusReason"] = [{"coding": [coding(fx.MED_STOP_REASON_SYSTEM, reason, label)],
                               "text": getattr(m, "stop_note", None) or label}]

@@ -176,9 +176,10 @@ async def patient_deactivate_allergy(request: Request, patient_id: int, allergy_
 
 
 # kind → (the model the JSON route takes too, the service method)
-_DEACTIVATE = {"diagnoses": (DiagnosisDeactivate, "deactivate_diagnosis"),
-               "allergies": (AllergyDeactivate, "deactivate_allergy"),
-               "medications": (MedicationStop, "stop_medication")}
+_DEACTIVATE: dict[str, tuple[type[BaseModel], str]] = {
+    "diagnoses": (DiagnosisDeactivate, "deactivate_diagnosis"),
+    "allergies": (AllergyDeactivate, "deactivate_allergy"),
+    "medications": (MedicationStop, "stop_medication")}
 
 
 async def _deactivate(request: Request, svc: ServicesDep, viewer: ViewerDep,

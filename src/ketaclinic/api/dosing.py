@@ -139,7 +139,7 @@ class ActiveBody(_Strict):
     ruleset_id: str = Field(max_length=60)
 
 
-def _summary(rs) -> dict:  # type: ignore[no-untyped-def]
+def _summary(rs) -> dict:
     return {"id": rs.id, "version": rs.version, "ref": rs.ref, "treatment": rs.treatment}
 
 

@@ -327,10 +327,9 @@ def _medication_stop(status: str, reasons: list[dict],
         reason = status
     if reason is None:
         return None
-    stop = build(MedicationStop, {"note": "statusReason.text", "reason": "statusReason",
+    return build(MedicationStop, {"note": "statusReason.text", "reason": "statusReason",
                                   "stopped_on": "effectivePeriod.end"},
                  stopped_on=ended, reason=reason, note=note)
-    return stop  # type: ignore[return-value]
 
 
 def _stop_reason(reasons: list[dict]) -> tuple[str | None, str]:

@@ -266,8 +266,9 @@ def test_a_benzodiazepine_dose_raised_past_the_threshold_re_opens_for_a_sign_off
     screening = _screen(api, pid)
     assert screening["decision"] == "eligible"
     med = api("nurse", "GET", f"/api/patients/{pid}").json()["medications"][0]["id"]
-    assert api("nurse", "POST", f"/api/patients/{pid}/medications/{med}/stop",
-               {}).status_code == 200
+    r = api("nurse", "POST", f"/api/patients/{pid}/medications/{med}/stop",
+            {"reason": "other", "note": "restarted at a higher dose"})
+    assert r.status_code == 200, r.text
     assert api("nurse", "POST", f"/api/patients/{pid}/medications", {
         "name": "Lorazepam", "drug_class": "benzodiazepine",
         "daily_dose_mg": 2}).status_code == 201

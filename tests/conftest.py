@@ -117,6 +117,14 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             drop_pg_database(handle)
 
 
+@pytest.fixture
+def sqlite_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder for a test's own SQLite files: on the RAM disk where the machine has one (as
+    the suite's shared database is, ``kctest.sqlite_test_folder``), else ``tmp_path``."""
+    with sqlite_test_folder(tmp_path) as folder:
+        yield folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _cheaper_password_hashing() -> Iterator[None]:
     """Real argon2id, with test-sized cost parameters (production keeps the library defaults)."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
+from ketaclinic.schemas import Whole
 from ketaclinic.services.dosing.inputs import (
     CopyBody,
     DoseInput,
@@ -31,7 +32,7 @@ class _Strict(BaseModel):
 
 class FactsBody(_Strict):
     facts: dict[str, Any]
-    version: int | None = Field(None, description="The version you read (None: first save)")
+    version: Whole | None = Field(None, description="The version you read (None: first save)")
 
 
 # --- screening and facts ------------------------------------------------------------------
@@ -127,12 +128,12 @@ def api_doses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
 class ValuesBody(_Strict):
     changes: dict[str, str | float] = Field(max_length=200)
     note: str = Field(min_length=1, max_length=400)
-    version: int | None = Field(None, description="The version (sequence) you edited")
+    version: Whole | None = Field(None, description="The version (sequence) you edited")
 
 
 class ConfirmBody(_Strict):
     path: str = Field(max_length=200)
-    version: int | None = None
+    version: Whole | None = None
 
 
 class ActiveBody(_Strict):
@@ -193,7 +194,7 @@ def api_set_active(treatment: str, body: ActiveBody, svc: ServicesDep, viewer: A
 
 @router.get("/rulesets/{ruleset_id}", tags=["rule sets"])
 def api_ruleset(ruleset_id: str, svc: ServicesDep, viewer: ApiViewerDep,
-                version: Annotated[int | None, Query(ge=1)] = None) -> dict:
+                version: Annotated[Whole | None, Query(ge=1)] = None) -> dict:
     view = svc.dosing.rulesets.view(viewer.actor, ruleset_id, version)
     return {**_summary(view.ruleset), "bundled": view.bundled, "active_for": view.active_for,
             "versions": [{"seq": v.seq, "ref": v.ref, "change_note": v.change_note,

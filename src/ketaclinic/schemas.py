@@ -87,7 +87,35 @@ Mrn = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_mrn)]
 Email = Annotated[str, Field(max_length=200), AfterValidator(_email)]
 Phone = Annotated[str, Field(max_length=40), AfterValidator(_phone)]
 Notes = Annotated[str, Field(max_length=5000), AfterValidator(_text)]
-BirthDate = Annotated[dt.date, AfterValidator(_birth_date)]
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _iso_day(value: object) -> object:
+    """A calendar date is ``YYYY-MM-DD`` in the digits 0-9 (or a date object). Pydantic's own
+    date also reads a number, or text of digits, as Unix seconds: "1699920000" would be stored as
+    2023-11-14. Refused instead, saying what to type."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _ISO_DAY.fullmatch(value.strip()):
+        return value.strip()
+    raise ValueError("is not a date: enter it as year-month-day, e.g. 2026-11-02")
+
+
+def _iso_instant(value: object) -> object:
+    """A time is ISO 8601 text (``2026-11-02T09:00-05:00``) or a datetime object, never a number
+    of Unix seconds (Pydantic's own datetime reads "1699920000" as one)."""
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _ISO_INSTANT.match(value.strip()):
+        return value.strip()
+    raise ValueError("is not a date and time: enter it as ISO 8601, e.g. "
+                     "2026-11-02T09:00:00-05:00")
+
+
+# A calendar date a person or client types: YYYY-MM-DD only.
+Day = Annotated[dt.date, BeforeValidator(_iso_day)]
+BirthDate = Annotated[dt.date, BeforeValidator(_iso_day), AfterValidator(_birth_date)]
 
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
@@ -106,7 +134,7 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
 
 # For input models: an instant sent with its offset ("2026-11-02T09:00-05:00" or "...Z"); one
 # without an offset is UTC. Services get naive UTC, the storage convention.
-Instant = Annotated[dt.datetime, AfterValidator(_naive_utc)]
+Instant = Annotated[dt.datetime, BeforeValidator(_iso_instant), AfterValidator(_naive_utc)]
 
 
 def _whole(value: object) -> object:
@@ -160,21 +188,21 @@ class PatientUpdate(PatientFields):
 
 class WeightCreate(_Strict):
     weight: str = Field(min_length=1, max_length=40, description="Kilograms only, e.g. '82 kg'")
-    measured_on: dt.date | None = None
+    measured_on: Day | None = None
 
 
 class DiagnosisCreate(_Strict):
     system: Literal["icd10", "snomed"] = "icd10"
     code: Annotated[str, _filled(20), AfterValidator(_line)]
     display: Annotated[str, _filled(200), AfterValidator(_line)]
-    onset_on: dt.date | None = None
+    onset_on: Day | None = None
 
 
 class MedicationCreate(_Strict):
     name: Annotated[str, _filled(120), AfterValidator(_line)]
     drug_class: Annotated[str, Field(max_length=60), AfterValidator(_line)] = ""
     daily_dose_mg: Decimal | None = Field(None, gt=0, le=100000)
-    started_on: dt.date | None = None
+    started_on: Day | None = None
 
 
 class AllergyCreate(_Strict):
@@ -207,7 +235,7 @@ class MedicationStop(_Strict):
     longer counts in screening. The page's Stop form builds this same model. Stopping one that
     is already stopped with other values amends its stop (kept in the history)."""
 
-    stopped_on: dt.date | None = Field(
+    stopped_on: Day | None = Field(
         None, description="The clinic-local day it was stopped (default: today); not in the "
         "future, not before the day it was started")
     reason: MedicationStopReason = Field(

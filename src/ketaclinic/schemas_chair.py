@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from ketaclinic.schemas import Instant, Line, Notes, Version, Whole, _filled, _line, _Strict
+from ketaclinic.schemas import Day, Instant, Line, Notes, Version, Whole, _filled, _line, _Strict
 
 Reason = Annotated[str, _filled(300), AfterValidator(_line)]
 Short = Annotated[str, Field(max_length=120), AfterValidator(_line)]
@@ -21,7 +20,7 @@ Instrument = Literal["moaas", "rass", "cadss", "cadss6"]
 
 class CourseCreate(_Strict):
     template_id: Annotated[str, Field(min_length=1, max_length=60)]
-    start_date: dt.date
+    start_date: Day
     weekdays: Annotated[str, Field(max_length=20)] = ""
     psychotherapy: bool = False
     concurrent_antidepressant: bool = True
@@ -78,7 +77,7 @@ class PrecheckCreate(_Strict):
     nasal_steroid_or_decongestant_at: Instant | None = None
     ride_home_arranged: bool = False
     pregnancy_test_relevant: bool = False
-    pregnancy_test_negative_on: dt.date | None = None
+    pregnancy_test_negative_on: Day | None = None
     override_reason: Line = ""
 
 
@@ -172,7 +171,7 @@ class ReceiptCreate(_Strict):
     supplier_name: Reason
     supplier_address: Reason
     supplier_dea_number: Annotated[str, Field(min_length=1, max_length=20)]
-    expiry: dt.date
+    expiry: Day
     containers: Annotated[int, Field(gt=0, le=100_000)]
     volume_ml_per_container: Mg
     concentration_mg_per_ml: Mg
@@ -199,7 +198,7 @@ class LossCreate(_Strict):
     lot: Lot
     lost_mg: Mg
     kind: Literal["theft", "significant_loss"]
-    discovered_on: dt.date
+    discovered_on: Day
     note: Line = ""
 
 

@@ -15,13 +15,12 @@ own submission behind a link (:class:`SelfReportSubmit`, its ``item_N`` fields t
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 from ketaclinic.clinical.outcomes import RelapseEventKind
-from ketaclinic.schemas import Instant, _filled
+from ketaclinic.schemas import Day, Instant, _filled
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.numbers import MAX_ID, is_whole
 
@@ -63,7 +62,7 @@ class EventCreate(_Strict):
     """A hospitalisation or suicide-related event (relapse evidence), as the clinic entered it."""
 
     kind: RelapseEventKind
-    occurred_on: dt.date
+    occurred_on: Day
     note: str = Field("", max_length=2000)
     course_id: RowId | None = None
 

@@ -378,7 +378,7 @@ def test_a_bad_clinical_event_reads_the_same_on_the_form_and_the_api(services, u
     for bad, needle in [
         ({"kind": "relapse"}, "kind: Input should be 'hospitalisation_for_depression'"),
         ({"kind": None}, "kind: Field required"),
-        ({"occurred_on": "soon"}, "occurred_on: Input should be a valid date"),
+        ({"occurred_on": "soon"}, "occurred_on: is not a date: enter it as year-month-day"),
         ({"occurred_on": "2026-11-03"}, "occurred_on: is in the future"),  # today: Nov 2
         ({"note": "x" * 2001}, "note: String should have at most 2000 characters"),
         ({"course_id": "١٢"}, "course_id: must be a whole number from 1 to 2147483647"),
@@ -846,7 +846,7 @@ def test_a_bad_stop_reads_the_same_on_the_form_and_the_api(services, users, logi
         ({"reason": "completed", "stopped_on": "2026-09-30"},
          "stopped_on: is before the day the medication was started"),
         ({"reason": "completed", "stopped_on": "٢٠٢٦-10-30"},
-         "stopped_on: Input should be a valid date"),
+         "stopped_on: is not a date: enter it as year-month-day"),
         ({"reason": "other", "note": "   "}, "note: say why when the reason is other"),
         ({"reason": "Completed"}, "reason: Input should be 'completed'"),
         ({"stopped_on": "2026-10-30"}, "reason: Field required"),

@@ -182,7 +182,7 @@ def _json_object(value: Any) -> Any:
     except (ValueError, RecursionError):  # an integer of 5000 digits, nesting 10000 deep
         raise ValueError("not valid JSON (a number too long or nesting too deep)") from None
     if not isinstance(doc, dict):
-        raise ValueError("must be a JSON object (the rule-set document)")
+        raise ValueError("must be a JSON object")
     return doc
 
 

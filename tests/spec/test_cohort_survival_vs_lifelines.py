@@ -6,14 +6,18 @@ lifelines' KaplanMeierFitter is the independent reference here: production fits 
 
 from __future__ import annotations
 
+import ast
 import math
 import random
+from pathlib import Path
 
+import kcsource
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kctest import examples
 
+import ketaclinic
 from ketaclinic.clinical.km import kaplan_meier
 from ketaclinic.clinical.survival import SurvivalSubject
 from ketaclinic.services.outcomes.survival import (
@@ -157,3 +161,32 @@ def test_degenerate_cohorts_are_not_estimable_but_never_raise(subjects):
 def test_empty_km_is_not_estimable():
     assert not fit_kaplan_meier([], []).estimable
     assert not fit_kaplan_meier([-1.0], [1]).estimable
+
+
+def kaplan_meier_sites(tree: ast.Module) -> list[str]:
+    """Where ``tree`` fits a Kaplan–Meier curve other than through the core: a lifelines
+    univariate fitter, or a function of its own named like one."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lifelines"):
+            found += [f"{node.lineno}: imports {a.name}" for a in node.names
+                      if a.name.endswith("Fitter") and a.name != "CoxPHFitter"]
+        elif isinstance(node, ast.FunctionDef) and "kaplan" in node.name.lower():
+            found.append(f"{node.lineno}: defines {node.name}")
+    return found
+
+
+def test_production_has_one_kaplan_meier_the_cores():
+    """The dashboard, the CLI and the charts take their curves, medians and numbers at risk
+    from clinical/km.py; a second estimator (lifelines' fitter, a copy) would drift from it."""
+    assert len(kaplan_meier_sites(ast.parse(
+        "from lifelines import KaplanMeierFitter, CoxPHFitter\ndef my_kaplan(t): pass\n"))) == 2
+    package = Path(ketaclinic.__file__).parent
+    allowed = {("clinical/km.py", "kaplan_meier"),  # the one implementation
+               ("services/outcomes/survival.py", "fit_kaplan_meier")}  # its never-raising view
+    found = [f"{rel}:{site}"
+             for path in sorted(package.rglob("*.py"))
+             for rel in [path.relative_to(package).as_posix()]
+             for site in kaplan_meier_sites(kcsource.tree(path))
+             if (rel, site.rsplit(" ", 1)[-1]) not in allowed]
+    assert not found, found

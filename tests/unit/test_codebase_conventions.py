@@ -1,9 +1,11 @@
 """Conventions of the source tree that a reviewer would otherwise have to remember.
 
-* A module of the clinical core that declares ``__all__`` lists every public name it defines
-  (and, for a package, every name its ``__init__`` imports), and nothing that does not exist.
+* A module that declares ``__all__`` (every one in the clinical core's packages, and any other in
+  src/) lists every public name it defines (and, for a package, every name its ``__init__``
+  imports), and nothing that does not exist.
 * Source text names what things are, not the issue that asked for them: "issue 4" means nothing
-  to a nurse reading a rule's source, nor to the next developer.
+  to a nurse reading a rule's source, nor to the next developer. Nor is a module named for the
+  step that built it ("foundation", "harden", "care", "load").
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def _module_name(path: Path) -> str:
 
 
 def _modules_with_all() -> list[Path]:
-    return sorted(p for p in CLINICAL.rglob("*.py") if "__all__" in p.read_text("utf-8"))
+    return sorted(p for p in (SRC / "ketaclinic").rglob("*.py")
+                  if "__all__" in p.read_text("utf-8"))
 
 
 def public_names(path: Path) -> set[str]:
@@ -83,26 +86,24 @@ def test_no_source_file_names_an_issue_number():
     assert not found, f"say what the thing is instead of which issue asked for it: {found}"
 
 
-def _imported_modules(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(kcsource.tree(path)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-    return found
+# Names a module once had for the step of the project that wrote it (or names that say nothing
+# of what it holds).
+STEP_NAMES = {"foundation", "harden", "hardening", "care", "load", "misc", "utils", "helpers",
+              "new", "old"}
 
 
-def test_the_json_api_does_not_import_the_web_pages():
-    """api/ and web/ are two front ends on the same plumbing (ketaclinic.http), not layers."""
-    offenders = {
-        f"{path.relative_to(ROOT)}: {module}"
-        for path in sorted((SRC / "ketaclinic" / "api").rglob("*.py"))
-        for module in _imported_modules(path)
-        if module == "ketaclinic.web" or module.startswith("ketaclinic.web.")
-    }
-    assert not offenders, f"api/ imports web/: {sorted(offenders)}"
-    assert "ketaclinic.http.deps" in _imported_modules(SRC / "ketaclinic" / "api" / "routes.py")
+def step_named(parts: tuple[str, ...]) -> list[str]:
+    """The parts of a module's dotted path named for a step of the project, not a thing."""
+    return [p for p in parts if p in STEP_NAMES]
+
+
+def test_no_module_or_package_is_named_for_the_step_that_built_it():
+    assert step_named(("ketaclinic", "services", "care", "alerts")) == ["care"]
+    assert step_named(("ketaclinic", "clinical", "instruments", "loading")) == []
+    found = [str(path.relative_to(ROOT))
+             for path in sorted((SRC / "ketaclinic").rglob("*.py"))
+             if step_named(path.relative_to(SRC).with_suffix("").parts)]
+    assert not found, f"name these for what they hold: {found}"
 
 
 CLINICAL_MODULE_MAX_LINES = 600

@@ -73,3 +73,32 @@ def test_every_third_party_import_in_src_is_a_declared_dependency():
         elif not distributions & declared:
             undeclared[module] = f"from {sorted(distributions)}, imported by {files[0]}"
     assert not undeclared, f"imported by src/ but not in [project] dependencies: {undeclared}"
+
+
+def _make_rule(makefile: str, target: str) -> tuple[list[str], list[str]]:
+    """(prerequisites, recipe lines) of ``target`` in the Makefile's text."""
+    lines = makefile.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(rf"^{re.escape(target)}\s*:(?!=)", line):
+            prerequisites = line.split(":", 1)[1].replace("|", " ").split()
+            recipe = []
+            for body in lines[i + 1:]:
+                if not body.startswith("\t"):
+                    break
+                recipe.append(body.strip())
+            return prerequisites, recipe
+    raise AssertionError(f"no rule for {target} in the Makefile")
+
+
+def test_make_run_installs_the_runtime_dependencies_only():
+    """A fresh clone's `make run` installs what running imports, not the dev extras (browser
+    driver, fuzzer, linters): they were most of its first-run time."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert _make_rule("a: b | c\n\techo x\nd: a\n", "a") == (["b", "c"], ["echo x"])
+    run_needs, _ = _make_rule(makefile, "run")
+    assert "$(RUN_STAMP)" in run_needs and "$(DEV_STAMP)" not in run_needs, run_needs
+    _, runtime_install = _make_rule(makefile, "$(RUN_STAMP)")
+    assert any(step.startswith("$(INSTALL) -e .") for step in runtime_install), runtime_install
+    assert not any("[dev]" in step for step in runtime_install), runtime_install
+    dev_only = {"playwright", "schemathesis", "hypothesis", "pytest", "ruff", "mypy"}
+    assert not dev_only & _declared_runtime_distributions()

@@ -14,6 +14,7 @@ the cycles they close are listed in ``KNOWN_LOCAL_CYCLES``, which may only shrin
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import kcsource
@@ -173,3 +174,105 @@ def test_neither_the_json_api_nor_the_shared_plumbing_imports_the_web_pages():
         offenders += [f"{name} -> {m}" for m in sorted(top | local)
                       if m == "ketaclinic.web" or m.startswith("ketaclinic.web.")]
     assert not offenders, f"api/ or http/ imports web/: {offenders}"
+    routes = PACKAGE / "api" / "routes.py"
+    assert "ketaclinic.http.deps" in imports(routes, "ketaclinic.api.routes")[0], \
+        "the scan no longer sees api/'s imports"
+
+
+# --- layers (README, "Architecture") -------------------------------------------------------
+# The front ends: nothing below them imports them.
+FRONT_ENDS = {"web", "api", "http", "cli"}
+# Top-level package -> the ketaclinic packages it may import besides itself. The clinical core
+# is pure; renderers turn the core's plain data into documents; the store knows only its tables
+# (and the settings).
+ONLY_IMPORTS = {
+    "clinical": set(),
+    "renderers": {"clinical"},
+    "store": {"config"},
+}
+# Third-party packages a layer may import (the standard library always).
+ONLY_THIRD_PARTY = {
+    "clinical": {"numpy", "scipy"},  # "standard library, numpy and scipy only"
+}
+# Third-party packages a layer must not import.
+NEVER_THIRD_PARTY = {
+    "renderers": {"sqlalchemy", "alembic", "psycopg"},  # documents, no database
+}
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def layer_errors(graph: dict[str, set[str]]) -> list[str]:
+    """Every import in ``graph`` (module -> ketaclinic modules it imports) that crosses a layer
+    the wrong way."""
+    errors = []
+    for module, targets in sorted(graph.items()):
+        layer = _package(module)
+        for target in sorted(targets):
+            other = _package(target)
+            if other == layer:
+                continue
+            if layer in ONLY_IMPORTS and other not in ONLY_IMPORTS[layer]:
+                errors.append(f"{module} -> {target}: {layer}/ may import only "
+                              f"{sorted(ONLY_IMPORTS[layer]) or 'itself'}")
+            elif layer not in FRONT_ENDS and layer != "demo" and other in FRONT_ENDS | {"demo"}:
+                errors.append(f"{module} -> {target}: {other}/ is above {layer or 'the root'}")
+            elif other == "demo" and layer != "cli":
+                errors.append(f"{module} -> {target}: only the command line seeds the demo")
+            elif layer == "demo" and other in FRONT_ENDS:
+                errors.append(f"{module} -> {target}: the demo seeds through the services")
+    return errors
+
+
+def test_the_layer_check_catches_an_import_the_wrong_way():
+    graph = {"ketaclinic.clinical.a": {"ketaclinic.services.b"},
+             "ketaclinic.renderers.c": {"ketaclinic.store.d", "ketaclinic.clinical.e"},
+             "ketaclinic.services.f": {"ketaclinic.web.g", "ketaclinic.demo.h"},
+             "ketaclinic.bootstrap": {"ketaclinic.demo.h"},
+             "ketaclinic.web.g": {"ketaclinic.demo.h"},
+             "ketaclinic.demo.h": {"ketaclinic.http.i", "ketaclinic.services.f"},
+             "ketaclinic.cli.j": {"ketaclinic.demo.h", "ketaclinic.services.f"}}
+    found = layer_errors(graph)
+    assert [e.split(":")[0] for e in found] == [
+        "ketaclinic.bootstrap -> ketaclinic.demo.h",
+        "ketaclinic.clinical.a -> ketaclinic.services.b",
+        "ketaclinic.demo.h -> ketaclinic.http.i",
+        "ketaclinic.renderers.c -> ketaclinic.store.d",
+        "ketaclinic.services.f -> ketaclinic.demo.h",
+        "ketaclinic.services.f -> ketaclinic.web.g",
+        "ketaclinic.web.g -> ketaclinic.demo.h",
+    ], found
+
+
+def test_the_core_renderers_store_services_and_demo_import_only_downwards():
+    """The core imports no other layer; renderers only the core; nothing below the front ends
+    imports them; the demo seeding sits above bootstrap and only the command line imports it
+    (function-local imports count: they are dependencies too)."""
+    _, everything = graphs()
+    errors = layer_errors(everything)
+    assert not errors, "\n".join(errors)
+
+
+def _third_party(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(kcsource.tree(path)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m != "ketaclinic"}
+
+
+def test_the_core_uses_only_numpy_and_scipy_and_the_renderers_no_database():
+    offenders = []
+    for name, path in _modules().items():
+        layer = _package(name)
+        used = _third_party(path)
+        if layer in ONLY_THIRD_PARTY:
+            offenders += [f"{name}: {m}" for m in sorted(used - ONLY_THIRD_PARTY[layer])]
+        if layer in NEVER_THIRD_PARTY:
+            offenders += [f"{name}: {m}" for m in sorted(used & NEVER_THIRD_PARTY[layer])]
+    assert not offenders, f"third-party imports across a layer: {offenders}"

@@ -99,3 +99,19 @@ def test_no_service_decides_a_hard_stop_itself():
     for path in paths:
         found += violations(kcsource.tree(path), path.relative_to(PACKAGE).as_posix())
     assert found == [], "\n".join(found)
+
+
+# The layers above the services (and the schemas and store beside them) hand data to the
+# services and show what the core decided: none of them decides a stop either.
+FRONT = ("web", "api", "http", "cli", "store")
+FRONT_MODULES = ("bootstrap.py", "config.py", "schemas.py", "schemas_chair.py")
+
+
+def test_no_page_route_command_or_schema_decides_a_hard_stop_itself():
+    paths = sorted([p for area in FRONT for p in (PACKAGE / area).rglob("*.py")]
+                   + [PACKAGE / m for m in FRONT_MODULES])
+    assert len(paths) > 50, "the scan lost the front ends' modules"
+    found = []
+    for path in paths:
+        found += violations(kcsource.tree(path), path.relative_to(PACKAGE).as_posix())
+    assert found == [], "\n".join(found)

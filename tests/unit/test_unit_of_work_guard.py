@@ -77,6 +77,34 @@ def test_no_service_writes_its_own_no_such_patient() -> None:
     assert not found, f"use uow.patients.get / PatientRepository(session).get: {found}"
 
 
+# ``session.get(Patient, id)`` is the loader inlined: it skips the one NotFound. Where a
+# missing patient means something else than "no such patient", say why.
+INLINE_PATIENT_GET_ALLOWED = {
+    "registry/patients.py":
+        "the replay of a keyed registration whose patient is gone says so, not 'no such patient'",
+}
+DEMO = SERVICES.parent / "demo"
+
+
+def patient_gets(tree: ast.Module) -> list[int]:
+    """Lines of ``<x>.get(Patient, ...)`` in ``tree``."""
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get" and node.args
+            and isinstance(node.args[0], ast.Name) and node.args[0].id == "Patient"]
+
+
+def test_no_service_or_demo_seeding_gets_a_patient_row_by_hand() -> None:
+    assert patient_gets(ast.parse("p = s.get(Patient, 1)\nq = d.get(User, 2)\n")) == [1]
+    modules = _modules() + [(f"../demo/{p.name}", kcsource.tree(p))
+                            for p in sorted(DEMO.rglob("*.py"))]
+    found = [f"{rel}:{line}" for rel, tree in modules if rel not in INLINE_PATIENT_GET_ALLOWED
+             for line in patient_gets(tree)]
+    assert not found, f"use uow.patients.get / PatientRepository(session).get: {found}"
+    assert all(patient_gets(kcsource.tree(SERVICES / rel))
+               for rel in INLINE_PATIENT_GET_ALLOWED), "stale entry: drop it"
+
+
 # --- hand-written transactions and clock readings ------------------------------------------
 # Service modules still opening a transaction by hand (``with self.ctx.db.transaction() as
 # s:`` plus ``ctx.require`` plus ``audit.record(..., at=clock())``), with how many they open.

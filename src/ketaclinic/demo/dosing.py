@@ -22,7 +22,8 @@ from ketaclinic.clinical.dosing import ESKETAMINE_PHASES
 from ketaclinic.services.audit.trail import SYSTEM, Actor
 from ketaclinic.services.dosing.plan import order_columns, plan_dose
 from ketaclinic.services.dosing.treatment_chain import SCREENING_TREATMENT, screening_finding
-from ketaclinic.store.tables import Patient, PatientWeight, User
+from ketaclinic.services.unit_of_work import PatientRepository
+from ketaclinic.store.tables import User
 from ketaclinic.store.tables_dosing import (
     DoseOrder,
     DoseOverride,
@@ -161,10 +162,9 @@ def _seed_orders(svc: Services, rng: random.Random, actor: Actor,
                  today: dt.date, now: dt.datetime) -> None:
     with svc.db.transaction() as s:
         for pid in chosen:
-            patient = s.get(Patient, pid)
-            weight = s.execute(select(PatientWeight).where(PatientWeight.patient_id == pid)
-                               .order_by(PatientWeight.measured_on.desc(),
-                                         PatientWeight.id.desc()).limit(1)).scalar_one_or_none()
+            patients = PatientRepository(s)
+            patient = patients.get(pid)
+            weight = patients.latest_weight(pid)
             recent = by_patient.get(pid, [])[-RECENT_SESSIONS:]
             targets: list[TreatmentSession | None] = list(recent) or (
                 [None] if rng.random() < 0.5 else [])
@@ -176,7 +176,7 @@ def _seed_orders(svc: Services, rng: random.Random, actor: Actor,
                                    infusion_min=60 if soft else 40,
                                    concentration_mg_per_ml=1.0))
                 rs = svc.dosing.rulesets.active_in(s, req.treatment)
-                w = None if weight is None else float(weight.weight_kg)
+                w = None if weight is None else float(weight[0])
                 try:
                     plan = plan_dose(
                         req, rs, today=today, birth_date=patient.birth_date, sex=patient.sex,

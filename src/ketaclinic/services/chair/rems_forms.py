@@ -40,6 +40,7 @@ from ketaclinic.services.context import Context
 from ketaclinic.services.dosing.treatment_chain import rems_order, timeline
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.paging import Paged, page_rows
+from ketaclinic.services.unit_of_work import PatientRepository
 from ketaclinic.store.tables import Patient, PatientMedication, User
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
@@ -90,8 +91,7 @@ class RemsService:
 
     def _record(self, s: Session, row: TreatmentSession, form_row: RemsFormRow,
                 now: dt.datetime) -> RemsSessionRecord:
-        p = s.get(Patient, row.patient_id)
-        assert p is not None
+        p = PatientRepository(s).get(row.patient_id)
         details = json.loads(form_row.details_json or "{}")
         discharge = s.execute(select(DischargeRecord).where(
             DischargeRecord.session_id == row.id)).scalar_one_or_none()

@@ -15,8 +15,9 @@ Where the work happens (see docs/outcomes.md, "Dashboard: what runs where"):
   patient with its screening flags (the rule of
   :func:`ketaclinic.clinical.exposure.assess_screen`, checked against ``summarise_exposure``
   by tests/integration/test_outcomes_exposure_sql.py), cards.
-* **Python, on aggregated rows**: Wilson intervals, age bands, lifelines KM/Cox, the
-  exposure median and buckets.
+* **Python, on aggregated rows**: Wilson intervals, age bands, the core's Kaplan–Meier
+  (:func:`ketaclinic.clinical.km.kaplan_meier`) and lifelines' Cox model, the exposure median
+  and buckets.
 """
 
 from __future__ import annotations

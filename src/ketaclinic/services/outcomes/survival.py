@@ -121,7 +121,6 @@ def fit_kaplan_meier(
         km = kaplan_meier(durations, e, confidence=confidence)
     except ClinicalInputError as exc:
         return KMSummary(False, n, sum(e), reason=str(exc))
-    t = np.asarray(durations, dtype=float)
     return KMSummary(
         estimable=True,
         n=km.n,
@@ -133,7 +132,7 @@ def fit_kaplan_meier(
         median=_finite_or_none(km.median),
         median_lo=_finite_or_none(km.median_lo),
         median_hi=_finite_or_none(km.median_hi),
-        at_risk={float(x): int(np.sum(t >= x)) for x in at_times},
+        at_risk={float(x): n_at for x, n_at in zip(at_times, km.at_risk(at_times), strict=True)},
     )
 
 

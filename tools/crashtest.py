@@ -85,9 +85,8 @@ def _check_database(inst: Instance, ledger: Ledger) -> dict[str, object]:
     """Run on the database directly, with the server dead."""
     from sqlalchemy import create_engine, func, select, text
 
-    from ketaclinic.bootstrap import audit_key
     from ketaclinic.config import load_settings
-    from ketaclinic.services.audit.trail import AuditTrail
+    from ketaclinic.services.audit.trail import AuditTrail, audit_key
     from ketaclinic.store.db import Database
     from ketaclinic.store.tables import AuditEvent, AuditHead, Patient, PatientWeight
 

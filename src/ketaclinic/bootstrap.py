@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy.engine import make_url
@@ -12,7 +11,7 @@ from ketaclinic.services.accounts.api_tokens import ApiTokenService
 from ketaclinic.services.accounts.auth import AuthService
 from ketaclinic.services.accounts.lifecycle import AccountService
 from ketaclinic.services.accounts.lock_screen import LockScreenService
-from ketaclinic.services.audit.trail import AuditLog, AuditTrail
+from ketaclinic.services.audit.trail import AuditLog, AuditTrail, audit_key
 from ketaclinic.services.chair.facade import ChairServices, build_chair_services
 from ketaclinic.services.clock import Clock, utc_now
 from ketaclinic.services.context import Context
@@ -65,11 +64,6 @@ class Services:
 
     def close(self) -> None:
         self.ctx.db.dispose()
-
-
-def audit_key(settings: Settings) -> bytes:
-    return hashlib.sha256(b"ketaclinic-audit|" + settings.secret_key.get_secret_value().encode()
-                          ).digest()
 
 
 def open_database(settings: Settings, *, upgrade: bool = False) -> Database:

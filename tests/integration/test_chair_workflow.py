@@ -9,9 +9,9 @@ from decimal import Decimal
 import kcchain
 from kcpdf import pdf_text
 from kctest import csrf_from
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from ketaclinic.store.tables import AuditEvent, Patient
+from ketaclinic.store.tables import AuditEvent, Patient, PatientWeight
 from ketaclinic.store.tables_chair import (
     DischargeRecord,
     LedgerEntry,
@@ -252,3 +252,27 @@ def test_the_patient_calendar_is_icalendar_and_the_schedule_shows_the_booking(
                                                      "reason_code": "patient_request",
                                                      "reason": ""})
     assert cancel.status_code == 422 and "reason" in cancel.text
+
+
+
+def test_an_iv_check_in_asks_to_weigh_a_patient_whose_latest_weight_is_old(
+        services, users, clock):
+    """The check-in reads the date of the patient's latest weight, not of any weight: a
+    weighing a year ago is stale whether or not it is the only one."""
+    old = kcchain.patient_with_course(services, users, "W-1", kcchain.IV, family="Old")
+    recent = kcchain.patient_with_course(services, users, "W-2", kcchain.IV, family="Recent",
+                                         chair="Chair B")
+    a_year_ago = clock.now.date() - dt.timedelta(days=365)
+    with services.db.transaction() as s:
+        # ``old``'s only weighing moves back a year; ``recent`` also has one from a year ago.
+        s.execute(update(PatientWeight).where(PatientWeight.patient_id == old.patient_id)
+                  .values(measured_on=a_year_ago))
+        s.add(PatientWeight(patient_id=recent.patient_id, measured_on=a_year_ago,
+                            weight_kg=Decimal("79"), recorded_at=clock.now))
+
+    def weight_rules(session_id):
+        findings = kcchain.check_in(services, users, session_id, clock)
+        return [(f.rule, f.level.name) for f in findings if f.rule == "precheck.weight_fresh"]
+
+    assert weight_rules(old.session_id) == [("precheck.weight_fresh", "SOFT")]
+    assert weight_rules(recent.session_id) == []

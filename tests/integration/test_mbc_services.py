@@ -204,6 +204,24 @@ def test_an_outboxed_link_gets_its_token_only_at_delivery_and_console_prints_no_
     assert services.mbc.outbox.send_due({"console": ConsoleAdapter(lines.append)}).sent == 0
 
 
+def test_a_console_message_without_a_patient_fails_alone_and_the_run_goes_on(services, users):
+    pid = make_patient(services)
+    link, _ = services.mbc.self_report.create_link(actor(users, "nurse"), pid, "phq9",
+                                                   delivery="console")
+    with services.db.transaction() as s:
+        s.add(OutboxMessage(patient_id=None, kind="reminder", channel="console",
+                            dedupe_key="orphan", due_at=START - dt.timedelta(days=1),
+                            created_at=START - dt.timedelta(days=1)))
+    lines: list[str] = []
+    report = services.mbc.outbox.send_due({"console": ConsoleAdapter(lines.append)})
+    assert (report.sent, report.failed) == (1, 1)
+    with services.db.transaction() as s:
+        orphan = s.execute(select(OutboxMessage).where(
+            OutboxMessage.dedupe_key == "orphan")).scalar_one()
+        assert (orphan.attempts, orphan.status) == (1, "pending")
+        assert "has no patient" in orphan.last_error
+
+
 class FakeSmtp:
     sent: list = []
 

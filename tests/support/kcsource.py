@@ -21,3 +21,15 @@ def tree(path: Path) -> ast.Module:
 @cache
 def _parse(path: Path, _mtime_ns: int, _size: int) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The first part of every absolute module name the file at ``path`` imports, anywhere in
+    it (``import a.b`` and ``from a.b import c`` give ``a``)."""
+    found = set()
+    for node in ast.walk(tree(path)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import collections
 import importlib
 import re
 from pathlib import Path
@@ -117,3 +118,52 @@ def test_no_module_of_the_clinical_core_reaches_600_lines():
         if (n := len(path.read_text("utf-8").splitlines())) >= CLINICAL_MODULE_MAX_LINES
     }
     assert not long, f"split these along a seam: {long}"
+
+
+# Public functions and classes of the core that no production module calls: the clinic runs
+# without them, so either a use case restates what they decide, or they are dead. This list
+# only shrinks (wire the function into its use case, or delete it with its tests).
+CORE_WITHOUT_PRODUCTION_CALLER = {
+    "clinical/instruments/scoring.py:replace_alert_threshold":
+        "a clinic's own alert threshold: no setting or page offers it yet",
+    "clinical/ledger_reports.py:check_count_method":
+        "exact counts only matter under US-IA; the ledger service's policy is US-federal",
+    "clinical/rems.py:forms_due_within":
+        "the due-forms list is one SQL query on the stored due dates (form_due_date's)",
+    "clinical/scheduling.py:find_slots": "no free-slot search on the schedule page yet",
+    "clinical/scheduling.py:cancel_booking":
+        "the schedule service cancels the session row itself (after validate_change_reason)",
+    "clinical/scheduling.py:reschedule_booking":
+        "the schedule service moves the session row itself (after validate_change_reason)",
+}
+
+
+def core_without_production_caller(sources: dict[str, str], core: str = "clinical/") -> set[str]:
+    """``module:name`` of every public top-level function or class of the core (modules under
+    ``core``) that appears in no other module and only once (its definition) in its own."""
+    words = {rel: collections.Counter(re.findall(r"\w+", text)) for rel, text in sources.items()}
+    modules_with = collections.Counter(w for counts in words.values() for w in counts)
+    found = set()
+    for rel, text in sources.items():
+        if not rel.startswith(core):
+            continue
+        for node in ast.parse(text).body:
+            if (isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_")
+                    and words[rel][node.name] == 1 and modules_with[node.name] == 1):
+                found.add(f"{rel}:{node.name}")
+    return found
+
+
+def test_every_function_of_the_core_has_a_production_caller_but_the_listed_ones():
+    assert core_without_production_caller({
+        "clinical/a.py": "def used():\n    pass\ndef unused():\n    pass\n"
+                         "def _private():\n    pass\n",
+        "services/b.py": "from ketaclinic.clinical.a import used\n"}) == {"clinical/a.py:unused"}
+    package = SRC / "ketaclinic"
+    sources = {p.relative_to(package).as_posix(): p.read_text("utf-8")
+               for p in sorted(package.rglob("*.py"))}
+    found = core_without_production_caller(sources)
+    new = sorted(found - set(CORE_WITHOUT_PRODUCTION_CALLER))
+    wired = sorted(set(CORE_WITHOUT_PRODUCTION_CALLER) - found)
+    assert not new, f"core code that production never calls (wire it in, or delete it): {new}"
+    assert not wired, f"these have a production caller now; drop them from the list: {wired}"

@@ -6,7 +6,6 @@ a clean install the day that other package drops it.
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 import tomllib
@@ -34,22 +33,12 @@ def _declared_runtime_distributions() -> set[str]:
     return names
 
 
-def _top_level_imports(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(kcsource.tree(path)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return found
-
-
 @cache
 def third_party_imports() -> dict[str, list[str]]:
     """Top-level module name -> the src files that import it (stdlib and ketaclinic left out)."""
     where: dict[str, list[str]] = {}
     for path in sorted(SRC.rglob("*.py")):
-        for module in _top_level_imports(path):
+        for module in kcsource.top_level_imports(path):
             if module in sys.stdlib_module_names or module in ("ketaclinic", "__future__"):
                 continue
             where.setdefault(module, []).append(str(path.relative_to(ROOT)))

@@ -182,6 +182,9 @@ def test_neither_the_json_api_nor_the_shared_plumbing_imports_the_web_pages():
 # --- layers (README, "Architecture") -------------------------------------------------------
 # The front ends: nothing below them imports them.
 FRONT_ENDS = {"web", "api", "http", "cli"}
+# What bootstrap wires (the services and everything below them) does not import it.
+BELOW_BOOTSTRAP = {"clinical", "renderers", "store", "config", "schemas", "schemas_chair",
+                   "services"}
 # Top-level package -> the ketaclinic packages it may import besides itself. The clinical core
 # is pure; renderers turn the core's plain data into documents; the store knows only its tables
 # (and the settings).
@@ -220,6 +223,8 @@ def layer_errors(graph: dict[str, set[str]]) -> list[str]:
                               f"{sorted(ONLY_IMPORTS[layer]) or 'itself'}")
             elif layer not in FRONT_ENDS and layer != "demo" and other in FRONT_ENDS | {"demo"}:
                 errors.append(f"{module} -> {target}: {other}/ is above {layer or 'the root'}")
+            elif other == "bootstrap" and layer in BELOW_BOOTSTRAP:
+                errors.append(f"{module} -> {target}: bootstrap wires {layer}/, not the reverse")
             elif other == "demo" and layer != "cli":
                 errors.append(f"{module} -> {target}: only the command line seeds the demo")
             elif layer == "demo" and other in FRONT_ENDS:
@@ -234,7 +239,8 @@ def test_the_layer_check_catches_an_import_the_wrong_way():
              "ketaclinic.bootstrap": {"ketaclinic.demo.h"},
              "ketaclinic.web.g": {"ketaclinic.demo.h"},
              "ketaclinic.demo.h": {"ketaclinic.http.i", "ketaclinic.services.f"},
-             "ketaclinic.cli.j": {"ketaclinic.demo.h", "ketaclinic.services.f"}}
+             "ketaclinic.cli.j": {"ketaclinic.demo.h", "ketaclinic.services.f"},
+             "ketaclinic.services.k": {"ketaclinic.bootstrap"}}
     found = layer_errors(graph)
     assert [e.split(":")[0] for e in found] == [
         "ketaclinic.bootstrap -> ketaclinic.demo.h",
@@ -243,27 +249,24 @@ def test_the_layer_check_catches_an_import_the_wrong_way():
         "ketaclinic.renderers.c -> ketaclinic.store.d",
         "ketaclinic.services.f -> ketaclinic.demo.h",
         "ketaclinic.services.f -> ketaclinic.web.g",
+        "ketaclinic.services.k -> ketaclinic.bootstrap",
         "ketaclinic.web.g -> ketaclinic.demo.h",
     ], found
 
 
 def test_the_core_renderers_store_services_and_demo_import_only_downwards():
     """The core imports no other layer; renderers only the core; nothing below the front ends
-    imports them; the demo seeding sits above bootstrap and only the command line imports it
-    (function-local imports count: they are dependencies too)."""
+    imports them, nor bootstrap, which wires the services; the demo seeding sits above
+    bootstrap and only the command line imports it (function-local imports count: they are
+    dependencies too)."""
     _, everything = graphs()
     errors = layer_errors(everything)
     assert not errors, "\n".join(errors)
 
 
 def _third_party(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(kcsource.tree(path)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return {m for m in found if m not in sys.stdlib_module_names and m != "ketaclinic"}
+    return {m for m in kcsource.top_level_imports(path)
+            if m not in sys.stdlib_module_names and m != "ketaclinic"}
 
 
 def test_the_core_uses_only_numpy_and_scipy_and_the_renderers_no_database():

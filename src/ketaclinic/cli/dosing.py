@@ -347,15 +347,9 @@ def rulesets_list(as_json: bool = JsonOpt) -> None:
         emit(data, as_json)
         return
     table = Table("id", "version", "treatment", "jurisdiction", "unconfirmed", "title")
-    for d in data:
-        table.add_row(
-            d["id"],
-            d["version"],
-            d["treatment"],
-            d["jurisdiction"],
-            str(d["unconfirmed"]),
-            d["title"],
-        )
+    for r in rows:
+        table.add_row(r.id, r.version, r.treatment, r.jurisdiction,
+                      str(len(list_unconfirmed(r))), r.title)
     Console().print(table)
 
 

@@ -34,8 +34,8 @@ def _engine():  # type: ignore[no-untyped-def]
 def _checkpoint_before_backup(engine, cfg, out: Path):  # type: ignore[no-untyped-def]
     """Sign the tips before the snapshot (the backup then holds every row it names): one line
     in the data dir's file and a copy beside the backup."""
-    from ketaclinic.bootstrap import audit_key
     from ketaclinic.services.audit import checkpoint as acp
+    from ketaclinic.services.audit.trail import audit_key
     from ketaclinic.services.clock import utc_now
     from ketaclinic.store.db import Database
 
@@ -95,9 +95,8 @@ def _audit_check(cfg, files: list[Path]):  # type: ignore[no-untyped-def]
     verifies, and reaches every given checkpoint."""
     from sqlalchemy.orm import Session
 
-    from ketaclinic.bootstrap import audit_key
     from ketaclinic.services.audit import checkpoint as acp
-    from ketaclinic.services.audit.trail import AuditTrail
+    from ketaclinic.services.audit.trail import AuditTrail, audit_key
 
     trail = AuditTrail(audit_key(cfg))
     try:
@@ -126,9 +125,8 @@ def restore_cmd(
 ) -> None:
     """Restore a backup into this instance's database: the copy is restored aside and its
     audit chain verified first; a backup that fails leaves the database as it was."""
-    from ketaclinic.bootstrap import audit_key
     from ketaclinic.services.audit import checkpoint as acp
-    from ketaclinic.services.audit.trail import AuditTrail
+    from ketaclinic.services.audit.trail import AuditTrail, audit_key
     from ketaclinic.services.clock import utc_now
     from ketaclinic.store.db import Database
 

@@ -20,6 +20,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# exposure and km are re-exported: callers have one entry point for cohort statistics.
+from ketaclinic.clinical.exposure import (
+    DoseExposure,
+    PatientExposure,
+    ScreeningRecord,
+    ScreeningRule,
+    load_screening_rules,
+    summarise_exposure,
+)
+from ketaclinic.clinical.km import KMResult, KMStep, kaplan_meier
 from ketaclinic.clinical.outcome_config import load_outcome_config
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Grade
 
@@ -39,6 +49,15 @@ __all__ = [
     "timepoint_instruments",
     "select_assessment_in_window",
     "tabulate_outcomes",
+    "KMResult",
+    "KMStep",
+    "kaplan_meier",
+    "DoseExposure",
+    "PatientExposure",
+    "ScreeningRecord",
+    "ScreeningRule",
+    "load_screening_rules",
+    "summarise_exposure",
 ]
 
 WILSON_SOURCE = "Wilson EB, JASA 1927; Newcombe RG, Stat Med 1998 (method 3)"
@@ -367,27 +386,3 @@ def tabulate_outcomes(
             )
         )
     return rows
-
-
-# Re-exports so callers have a single entry point for cohort statistics.
-from ketaclinic.clinical.exposure import (  # noqa: E402
-    DoseExposure,
-    PatientExposure,
-    ScreeningRecord,
-    ScreeningRule,
-    load_screening_rules,
-    summarise_exposure,
-)
-from ketaclinic.clinical.km import KMResult, KMStep, kaplan_meier  # noqa: E402
-
-__all__ += [
-    "KMResult",
-    "KMStep",
-    "kaplan_meier",
-    "DoseExposure",
-    "PatientExposure",
-    "ScreeningRecord",
-    "ScreeningRule",
-    "load_screening_rules",
-    "summarise_exposure",
-]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from ketaclinic.clinical.outcome_config import load_outcome_config
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Grade
 
 P7 = "protocols.md §7"
@@ -133,8 +134,6 @@ def criteria_from_config(
             f"no outcome criteria for {instrument!r}; known: {', '.join(_BUILTIN_CRITERIA)}"
         ) from None
     if config is None:
-        from ketaclinic.clinical.cohort import load_outcome_config
-
         config = load_outcome_config()
     base = config.get("baseline", {})
     rel = config.get("relapse", {})
@@ -170,8 +169,6 @@ def remission_overrides(
     """(treatment, instrument) → remission threshold where the treatment's literature sets its
     own (``remission_by_treatment`` in the outcome configuration)."""
     if config is None:
-        from ketaclinic.clinical.cohort import load_outcome_config
-
         config = load_outcome_config()
     return {(t, i): float(v["value"])
             for t, by in config.get("remission_by_treatment", {}).items()

@@ -35,17 +35,30 @@ def _fmt(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
+def _moment(v: date | datetime | float) -> datetime:
+    """A date as its midnight; a datetime as it is."""
+    if isinstance(v, datetime):
+        return v
+    if isinstance(v, date):
+        return datetime(v.year, v.month, v.day)
+    raise TypeError("a chart axis mixes dates and numbers")
+
+
+def _number(v: date | datetime | float) -> float:
+    if isinstance(v, date):
+        raise TypeError("a chart axis mixes dates and numbers")
+    return float(v)
+
+
 def _as_days(values: Sequence[date | datetime | float]) -> tuple[list[float], date | None]:
     if not values:
         return [], None
-    if isinstance(values[0], (date, datetime)):
-        base = min(v.date() if isinstance(v, datetime) else v for v in values)  # type: ignore[union-attr]
-        out = []
-        for v in values:
-            d = v if isinstance(v, datetime) else datetime(v.year, v.month, v.day)  # type: ignore[union-attr]
-            out.append((d - datetime(base.year, base.month, base.day)).total_seconds() / 86400)
-        return out, base
-    return [float(v) for v in values], None  # type: ignore[arg-type]
+    if isinstance(values[0], date):  # a datetime is a date too
+        moments = [_moment(v) for v in values]
+        base = min(m.date() for m in moments)
+        start = datetime(base.year, base.month, base.day)
+        return [(m - start).total_seconds() / 86400 for m in moments], base
+    return [_number(v) for v in values], None
 
 
 class _Frame:

@@ -247,9 +247,8 @@ def check_replica(cfg: Settings, engine: Engine) -> Check:
 def check_audit(cfg: Settings, engine: Engine, now: dt.datetime) -> Check:
     """The whole chain verifies against the data dir's latest signed checkpoint, and that
     checkpoint is recent (the app writes one every KETACLINIC_AUDIT_CHECKPOINT_MINUTES)."""
-    from ketaclinic.bootstrap import audit_key
     from ketaclinic.services.audit import checkpoint as acp
-    from ketaclinic.services.audit.trail import AuditTrail
+    from ketaclinic.services.audit.trail import AuditTrail, audit_key
 
     trail = AuditTrail(audit_key(cfg))
     try:

@@ -8,12 +8,14 @@ import hmac
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ketaclinic.services.accounts import recovery_codes
@@ -292,28 +294,28 @@ class AuthService:
             user = s.get(User, stored.id) if stored else None
             # The hash must still be the one checked (a password changed meanwhile: refused).
             # A service account has no password (it uses API tokens): never a session.
-            password_ok = bool(ok and user and user.active and user.kind == "person"
-                               and user.password_hash == stored.password_hash)
+            checked = (user if ok and stored and user and user.active and user.kind == "person"
+                       and user.password_hash == stored.password_hash else None)
             second, left = "none", None
-            if password_ok and _temporary_expired(user, now):
+            if checked is not None and _temporary_expired(checked, now):
                 second = "expired"
-            elif password_ok and user.totp_secret:
-                second, left = self._second_factor(s, user, totp_code, recovery_code, now)
-            success = password_ok and second == "none"
+            elif checked is not None and checked.totp_secret:
+                second, left = self._second_factor(s, checked, totp_code, recovery_code, now)
+            success = checked is not None and second == "none"
             s.add(LoginAttempt(username=username, client=client[:64], at=now, success=success))
-            if not success:
+            if checked is None or second != "none":
                 actor = Actor(user.id if user else None, username or "?", "anonymous")
                 self.ctx.audit.record(s, actor, "login", at=now, outcome="failed",
                                       detail=_FAILURE_DETAIL[second])
             else:
                 if new_hash is not None:
-                    user.password_hash = new_hash
+                    checked.password_hash = new_hash
                 token = secrets.token_urlsafe(32)
                 csrf = secrets.token_urlsafe(32)
-                s.add(AuthSession(id=_token_id(token), user_id=user.id, csrf_token=csrf,
+                s.add(AuthSession(id=_token_id(token), user_id=checked.id, csrf_token=csrf,
                                   created_at=now, last_seen_at=now))
-                self.ctx.audit.record(s, user_info(user).actor, "login", at=now)
-                result = LoginResult(token, csrf, user_info(user), left)
+                self.ctx.audit.record(s, user_info(checked).actor, "login", at=now)
+                result = LoginResult(token, csrf, user_info(checked), left)
         if not success:
             raise _login_error(second)
         return result
@@ -504,7 +506,7 @@ def _seconds(delta: dt.timedelta) -> int:
     return max(0, int(-(-delta.total_seconds() // 1)))
 
 
-def _until_below(newest_first: list[dt.datetime], limit: int, window: dt.timedelta,
+def _until_below(newest_first: Sequence[dt.datetime], limit: int, window: dt.timedelta,
                  now: dt.datetime) -> int:
     """Seconds until fewer than ``limit`` of these failures remain in the window."""
     if len(newest_first) < limit:
@@ -565,8 +567,9 @@ def use_recovery_code(s: Session, user_id: int, code: str, now: dt.datetime) -> 
             if recovery_codes.matches(row.salt, row.digest, normalized)]
     if not hits:
         return None
-    spent = s.execute(update(RecoveryCode).where(
-        RecoveryCode.id == hits[0], RecoveryCode.used_at.is_(None)).values(used_at=now))
+    # An UPDATE's result is a CursorResult (it has rowcount); Session.execute is typed wider.
+    spent = cast(CursorResult[Any], s.execute(update(RecoveryCode).where(
+        RecoveryCode.id == hits[0], RecoveryCode.used_at.is_(None)).values(used_at=now)))
     if spent.rowcount != 1:
         return None
     return recovery_codes_left(s, user_id)

@@ -26,9 +26,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ketaclinic.services.accounts.permissions import Perm
@@ -37,6 +37,7 @@ from ketaclinic.services.actor import Actor as Actor
 from ketaclinic.store.tables import AuditEvent, AuditHead
 
 if TYPE_CHECKING:
+    from ketaclinic.config import Settings
     from ketaclinic.services.audit.checkpoint import Checkpoint
     from ketaclinic.services.context import Context
 
@@ -52,8 +53,9 @@ def row_digest(key: bytes, prev_hash: str, fields: dict[str, object]) -> str:
 
 
 _HELD = "ketaclinic.audit.held_tip"
-_EVENTS = AuditEvent.__table__
-_HEADS = AuditHead.__table__
+# A declarative class maps a Table; SQLAlchemy types ``__table__`` as any FromClause.
+_EVENTS = cast(Table, AuditEvent.__table__)
+_HEADS = cast(Table, AuditHead.__table__)
 _EVENT_COLUMNS = ("id", "chain", "occurred_at", "user_id", "username", "action", "patient_id",
                   "outcome", "detail", "prev_hash", "row_hash")
 _NEXTVAL = "nextval(pg_get_serial_sequence('audit_events', 'id'))"
@@ -103,6 +105,12 @@ def initial_heads() -> list[dict[str, object]]:
     """The empty tips of every chain (what a fresh or wiped database holds)."""
     return [{"id": chain, "last_event_id": 0, "last_hash": GENESIS, "count": 0}
             for chain in range(1, CHAINS + 1)]
+
+
+def audit_key(settings: Settings) -> bytes:
+    """The trail's HMAC key, derived from the instance secret (``KETACLINIC_SECRET_KEY``)."""
+    return hashlib.sha256(b"ketaclinic-audit|" + settings.secret_key.get_secret_value().encode()
+                          ).digest()
 
 
 class AuditTrail:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -62,9 +63,19 @@ def _who(user_id: int | None) -> str:
     return str(user_id) if user_id is not None else "system"
 
 
+class _EventBase(TypedDict):
+    """The fields every core ledger event shares."""
+
+    entry_id: str
+    at: dt.datetime
+    actor_id: str
+    lot: str
+
+
 def to_event(r: LedgerEntry) -> core.LedgerEvent:
     """The core's view of a stored entry (entry_id is the row id as text)."""
-    base = {"entry_id": str(r.id), "at": r.at, "actor_id": _who(r.actor_id), "lot": r.lot}
+    base: _EventBase = {"entry_id": str(r.id), "at": r.at, "actor_id": _who(r.actor_id),
+                        "lot": r.lot}
     amount = Decimal(r.amount_mg)
     if r.kind == "receipt":
         return core.Receipt(**base, drug=r.drug, supplier_name=r.supplier_name,
@@ -265,7 +276,8 @@ class LedgerService:
         losses = [r for r in rows if r.kind == "loss"]
         return {
             "lots": self._lot_rows(rows, events, None),
-            "entries": [self._entry_dict(r, names) | {"order": orders.get(r.session_id)}
+            "entries": [self._entry_dict(r, names) | {
+                "order": orders.get(r.session_id) if r.session_id is not None else None}
                         for r in reversed(rows[-limit:])],
             "total_entries": len(rows),
             "discrepancies": discrepancy_report(events, counts) if events else [],
@@ -314,7 +326,8 @@ class LedgerService:
     @staticmethod
     def _entry_dict(r: LedgerEntry, names: dict[int, str]) -> dict:
         return {"id": r.id, "kind": r.kind, "lot": r.lot, "drug": r.drug, "at": r.at,
-                "amount_mg": Decimal(r.amount_mg), "actor": names.get(r.actor_id, "system"),
+                "amount_mg": Decimal(r.amount_mg),
+                "actor": names.get(r.actor_id, "system") if r.actor_id is not None else "system",
                 "witness": names.get(r.witness_id, "") if r.witness_id else "",
                 "session_id": r.session_id, "refers_to_id": r.refers_to_id,
                 "supplier_name": r.supplier_name, "expiry": r.expiry,

@@ -84,7 +84,6 @@ from ketaclinic.services.dosing.treatment_chain import (
 from ketaclinic.services.errors import Conflict, InvalidInput, NotFound
 from ketaclinic.services.idempotency import IdempotentRequest
 from ketaclinic.services.unit_of_work import PatientRepository, UnitOfWork
-from ketaclinic.store.tables import PatientWeight
 from ketaclinic.store.tables_chair import (
     AdverseEventRow,
     DoseRecord,
@@ -157,9 +156,7 @@ class SessionService:
 
     def _precheck_input(self, s: Session, row: TreatmentSession, data: PrecheckCreate,
                         now: dt.datetime) -> PreCheckInput:
-        weight_on = s.execute(select(PatientWeight.measured_on).where(
-            PatientWeight.patient_id == row.patient_id).order_by(
-            PatientWeight.measured_on.desc()).limit(1)).scalar_one_or_none()
+        latest_weight = PatientRepository(s).latest_weight(row.patient_id)
         planned = max(now, row.scheduled_start or now)
         return PreCheckInput(
             treatment=row.treatment, planned_dose_at=planned,
@@ -175,7 +172,7 @@ class SessionService:
             screening=screening_finding(s, PatientRepository(s).get(row.patient_id),
                                         SCREENING_TREATMENT[row.treatment],
                                         self.ctx.clinic_time.local_date(now)),
-            weight_measured_on=weight_on,
+            weight_measured_on=latest_weight[1] if latest_weight else None,
         )
 
     # --- pre-dose BP gate ---------------------------------------------------------------

@@ -50,6 +50,7 @@ from ketaclinic.services.mbc.instruments import InstrumentCatalogue
 from ketaclinic.services.registry.medication_vocab import normalised
 from ketaclinic.services.registry.patients import EDITABLE, PatientService
 from ketaclinic.services.unit_of_work import UnitOfWork
+from ketaclinic.store.db import Database
 from ketaclinic.store.tables import (
     Patient,
     PatientAllergy,
@@ -76,14 +77,13 @@ class ImportReport:
                 "entries": self.entries}
 
 
-class _OneTransaction:
-    """A Database whose ``transaction()`` is the import's single unit of work."""
+class _OneTransaction(Database):
+    """A Database whose ``transaction()`` is the import's single unit of work (engines and
+    session factory are the wrapped database's own)."""
 
-    def __init__(self, db: Any, session: Session) -> None:
-        self._db, self._session = db, session
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._db, name)
+    def __init__(self, db: Database, session: Session) -> None:
+        self.engine, self.read_engine = db.engine, db.read_engine
+        self._sessions, self._session = db.session_factory, session
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -153,7 +153,7 @@ class ImportService:
 
     def _shared(self, session: Session) -> Context:
         return Context(settings=self.ctx.settings, db=_OneTransaction(self.ctx.db, session),
-                       audit=self.ctx.audit, clock=self.ctx.clock)  # type: ignore[arg-type]
+                       audit=self.ctx.audit, clock=self.ctx.clock)
 
 
 class _DryRun(Exception):  # noqa: N818 - not an error: the signal that undoes a dry run
@@ -185,10 +185,11 @@ class _Applier:
             if isinstance(item, PatientItem):
                 action, pid, detail = self._patient(item)
             else:
-                pid = self.ids.get(item.patient_key)
-                if pid is None:
+                parent = self.ids.get(item.patient_key)
+                if parent is None:
                     raise ImportRejected([EntryError(item.entry, item.resource_type, "subject",
                                                      "its patient was not imported")])
+                pid = parent
                 action, detail = self._child(item, pid)
         except ImportRejected:
             raise
@@ -276,8 +277,8 @@ class _Applier:
         if not item.active:
             med_id = self.s.execute(select(PatientMedication.id).where(
                 PatientMedication.patient_id == pid).order_by(PatientMedication.id.desc())
-            ).scalars().first()
-            self.patients.set_medication_active(self.actor, pid, int(med_id), False)
+                .limit(1)).scalar_one()
+            self.patients.set_medication_active(self.actor, pid, med_id, False)
             label += ", stopped"
         return "created", label
 

@@ -123,8 +123,11 @@ class OutboxService:
                     TreatmentSession.dose_started_at.is_not(None),
                     TreatmentSession.status.not_in(NOT_DOSED))).scalars()
                 for ts in sessions:
+                    started = ts.dose_started_at
+                    if started is None:  # excluded by the query; the column is nullable
+                        continue
                     for offset in parse_days(sch.days_after_dose):
-                        due = ts.dose_started_at + dt.timedelta(days=offset)  # type: ignore[operator]
+                        due = started + dt.timedelta(days=offset)
                         if not (now - CATCH_UP <= due <= now):
                             continue
                         key = f"rem-{sch.id}-{ts.id}-{offset}"
@@ -172,6 +175,10 @@ class OutboxService:
             msg = s.get(OutboxMessage, message_id, with_for_update=True)
             if msg is None or msg.status != "pending":
                 return
+            if msg.patient_id is None:
+                # Only webhook deliveries (sent elsewhere) may lack a patient: a failure of
+                # this message, not of the whole run.
+                raise RuntimeError(f"message {msg.id} on channel {msg.channel} has no patient")
             patient = uow.patients.get(msg.patient_id)
             link = self._link_for(s, msg, now)
             token, digest = new_token()
@@ -215,6 +222,8 @@ class OutboxService:
     def _record_failure(self, message_id: int, exc: Exception) -> None:
         with self.ctx.unit_of_work(SYSTEM, "outbox.send") as uow:
             msg = uow.session.get(OutboxMessage, message_id)
+            if msg is None:  # nothing left to mark
+                return
             msg.attempts += 1
             # Our own RuntimeErrors (and the outbound ones: a status or a failure kind, never
             # a body) carry no patient data; others (SMTP) may name the address.

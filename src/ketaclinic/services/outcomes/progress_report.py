@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -80,16 +79,18 @@ def _report(s: Session, p: Patient, recipient: str, now: dt.datetime,
     for r in rows:
         counts[r.instrument_id] = counts.get(r.instrument_id, 0) + 1
     instrument = max(counts, key=lambda k: counts[k]) if counts else "phq9"
-    scores = [r for r in rows if r.instrument_id == instrument]
-    given = [t for t in sessions if t.dose_started_at is not None
+    # (administered at, total): the query already left out assessments without a total.
+    scores = [(r.administered_at, float(r.total)) for r in rows
+              if r.instrument_id == instrument and r.total is not None]
+    given = [(t, t.dose_started_at) for t in sessions if t.dose_started_at is not None
              and t.status not in NOT_DOSED]
     events = [] if course is None else [ClinicalEvent(e.occurred_on, event_kind(e.kind))
                                         for e in s.execute(select(EventRow).where(
                                             EventRow.patient_id == p.id)).scalars()]
     crit = default_criteria(instrument, course.treatment if course else "")
     outcome = evaluate_course(
-        [Assessment(a.administered_at, instrument, float(a.total)) for a in scores],
-        [t.dose_started_at for t in given], crit, events, as_of=now,
+        [Assessment(at, instrument, total) for at, total in scores],
+        [started for _, started in given], crit, events, as_of=now,
         end_of_induction=course_end_of_induction(sessions))
     summary = []
     if outcome.baseline is not None:
@@ -113,10 +114,10 @@ def _report(s: Session, p: Patient, recipient: str, now: dt.datetime,
         course_start=course.start_date if course else ct.local_date(now),
         sessions_done=len(given), sessions_planned=len(sessions) or None,
         instrument=instrument, max_score=MAX_SCORE.get(instrument, 60),
-        scores=[ScorePoint(ct.local_date(a.administered_at), float(a.total)) for a in scores],
-        doses=[DoseLine(ct.local_date(t.dose_started_at),
+        scores=[ScorePoint(ct.local_date(at), total) for at, total in scores],
+        doses=[DoseLine(ct.local_date(started),
                         "esketamine" if t.treatment == "esketamine" else "ketamine",
-                        float(t.dose_mg or 0), t.route or "-") for t in given],
+                        float(t.dose_mg or 0), t.route or "-") for t, started in given],
         adverse_events=_adverse_events(s, p.id, ct),
         baseline=baseline,
         response_line=None if baseline is None else baseline * (
@@ -132,7 +133,7 @@ def _adverse_events(s: Session, patient_id: int,
     """The patient's ``chair_adverse_events`` (via their sessions), oldest first, dated on the
     clinic's calendar (UTC when ``ct`` is not given)."""
     ct = ct or ClinicTime()
-    rows: list[Any] = s.execute(
+    rows = s.execute(
         select(AdverseEventRow.onset_at, AdverseEventRow.code, AdverseEventRow.severity,
                AdverseEventRow.action_taken)
         .join(TreatmentSession, TreatmentSession.id == AdverseEventRow.session_id)

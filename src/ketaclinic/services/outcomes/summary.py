@@ -34,10 +34,20 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, bindparam, event, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    Delete,
+    TextClause,
+    Update,
+    bindparam,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from ketaclinic.clinical.cohort import load_timepoints, timepoint_instruments
@@ -45,6 +55,7 @@ from ketaclinic.clinical.outcomes import DEFAULT_CRITERIA, remission_overrides
 from ketaclinic.services.outcomes import summary_sql as sq
 from ketaclinic.services.outcomes.dashboard_sql import BASELINE_LOOKBACK_DAYS, Dialect
 from ketaclinic.store.db import Database
+from ketaclinic.store.tables import Base
 from ketaclinic.store.tables_outcomes import OutcomeSummaryState
 from ketaclinic.store.tables_treatment import Assessment, Course, TreatmentSession
 
@@ -212,8 +223,8 @@ _COLUMNS = {Assessment: ("course_id", "patient_id", "instrument_id"),
             TreatmentSession: ("course_id", "patient_id"), Course: ("patient_id",)}
 
 
-def _rows(session: Session, model: type, where: Any) -> list[dict[str, Any]]:
-    cols = [model.id, *[getattr(model, c) for c in _COLUMNS[model]]]  # type: ignore[attr-defined]
+def _rows(session: Session, model: type[Base], where: Any) -> list[dict[str, Any]]:
+    cols = [getattr(model, c) for c in ("id", *_COLUMNS[model])]
     stmt = select(*cols) if where is None else select(*cols).where(where)
     return [dict(r._mapping) for r in session.execute(stmt)]
 
@@ -230,17 +241,21 @@ def _on_execute(state: ORMExecuteState) -> None:
             _pending(state.session)["stale"] = True
         return
     mapper = state.bind_mapper
-    model = mapper.class_ if mapper is not None else None
-    if model not in MODELS or not (state.is_insert or state.is_update or state.is_delete):
+    if mapper is None or mapper.class_ not in MODELS or not (
+            state.is_insert or state.is_update or state.is_delete):
         return
+    model: type[Base] = mapper.class_
     pending = _pending(state.session)
     if state.is_insert:
         params = state.parameters
-        rows = params if isinstance(params, list | tuple) else [params or {}]
+        rows = [params or {}] if params is None or isinstance(params, Mapping) else params
         if not rows or not all("patient_id" in r for r in rows):
             pending["stale"] = True  # values inline in the statement: not attributable
         for r in rows:
             _note_values(pending, model, dict(r))
+        return
+    if not isinstance(stmt, Update | Delete):  # not expected: fail safe, rebuild
+        pending["stale"] = True
         return
     for r in _rows(state.session, model, stmt.whereclause):  # before: the rows' old values
         _note_values(pending, model, r)

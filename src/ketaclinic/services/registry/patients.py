@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -49,6 +49,8 @@ from ketaclinic.store.tables import (
 
 EDITABLE = ("mrn", "family_name", "given_name", "birth_date", "sex", "phone", "email",
             "address", "notes")
+# A patient's list entry that is deactivated, never deleted.
+_Deactivatable = TypeVar("_Deactivatable", PatientDiagnosis, PatientAllergy)
 
 
 @dataclass(frozen=True)
@@ -380,8 +382,8 @@ class PatientService:
                                 allergy_id, data.reason, lambda a: a.substance)
 
     def _deactivate(self, actor: Actor, patient_id: int, action: str,
-                    model: type[PatientDiagnosis] | type[PatientAllergy], row_id: int,
-                    reason: str, label: Callable[[Any], str]) -> bool:
+                    model: type[_Deactivatable], row_id: int,
+                    reason: str, label: Callable[[_Deactivatable], str]) -> bool:
         what = action.split(".")[1]
         with self.ctx.unit_of_work(actor, action, perm=Perm.PATIENT_WRITE,
                                    patient_id=patient_id) as uow:

@@ -9,6 +9,8 @@ step:
 * no recorded administration lacks a signed order of the same patient and course that matches
   its dose (within the rule set's tolerance);
 * no check-in lacks a valid screening (eligible, or review with an earlier sign-off);
+* no dose was recorded while every indication diagnosis its screening saw was withdrawn
+  (the chart withdraws diagnoses as entered in error or resolved, and records new ones);
 * the ledger has exactly one administration row per administration, with the patient and lot;
 * no dose was recorded under a verbal order that was overdue and not countersigned;
 * every rule set in effect carries the hard-limit keys of its routes;
@@ -36,11 +38,12 @@ from hypothesis.stateful import (
 from kcchain import FACTS
 from sqlalchemy import func, select
 
+from ketaclinic.clinical.eligibility import is_depressive_icd10
 from ketaclinic.clinical.ruleset_governance import missing_hard_limits
 from ketaclinic.clinical.rulesets import load_bundled_ruleset, load_ruleset
-from ketaclinic.clinical.treatment_chain import load_chain_rules
+from ketaclinic.clinical.treatment_chain import SCREENING_TREATMENT, load_chain_rules
 from ketaclinic.schemas_chair import ChairCreate, ReceiptCreate
-from ketaclinic.store.tables import AuditEvent
+from ketaclinic.store.tables import AuditEvent, PatientDiagnosis
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry, SessionPrecheck
 from ketaclinic.store.tables_dosing import (
     ActiveRuleSet,
@@ -187,6 +190,32 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
             name, cls, mg = med
             self.call("nurse", "POST", f"/api/patients/{p['pid']}/medications",
                       {"name": name, "drug_class": cls, "daily_dose_mg": mg})
+
+        @rule(p=patients, reason=st.sampled_from(["entered-in-error", "resolved"]))
+        def withdraw_diagnosis(self, p, reason):  # type: ignore[no-untyped-def]
+            """The chart withdraws the patient's earliest standing diagnosis (the one the
+            screening most likely rested on)."""
+            detail = self.call("nurse", "GET", f"/api/patients/{p['pid']}").json()
+            standing = [d for d in detail["diagnoses"] if d["active"]]
+            if standing:
+                r = self.call("nurse", "POST", f"/api/patients/{p['pid']}/diagnoses/"
+                              f"{standing[0]['id']}/deactivate", {"reason": reason})
+                assert r.status_code == 200, r.text
+
+        @rule(p=patients, code=st.sampled_from(["F32.1", "F33.2", "F41.1"]))
+        def diagnose(self, p, code):  # type: ignore[no-untyped-def]
+            r = self.call("nurse", "POST", f"/api/patients/{p['pid']}/diagnoses", {
+                "code": code, "display": "Depressive episode" if code < "F34" else "Anxiety"})
+            assert r.status_code == 201, r.text
+
+        @rule(p=patients)
+        def the_indication_goes_after_the_check_in_and_the_nurse_tries_the_dose(self, p):  # type: ignore[no-untyped-def]
+            """Screened, ordered, checked in and BP taken; then every diagnosis is withdrawn
+            and the nurse tries the dose (the invariants check that nothing was recorded)."""
+            self.the_clinic_walks_the_chain(p, p, 4, "right")
+            for _ in range(3):
+                self.withdraw_diagnosis(p, "entered-in-error")
+            self.dose(p, p, "nurse", "right")
 
         @rule(p=patients, role=st.sampled_from(ROLES), reason=st.sampled_from(["", "reviewed"]))
         def sign_off(self, p, role, reason):  # type: ignore[no-untyped-def]
@@ -389,6 +418,27 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
                             ScreeningSignoff.signed_at <= pre.recorded_at)).first()
 
         @invariant()
+        def no_dose_while_the_screenings_indication_is_withdrawn(self) -> None:
+            """At the moment of every dose, a depressive diagnosis the screening in force saw
+            still stood (recorded before, not yet withdrawn: rows are only ever withdrawn)."""
+            with services.db.transaction() as s:
+                for dose, session in s.execute(select(DoseRecord, TreatmentSession).join(
+                        TreatmentSession, TreatmentSession.id == DoseRecord.session_id)).all():
+                    at = dose.recorded_at
+                    screening = s.execute(select(Screening).where(
+                        Screening.patient_id == session.patient_id,
+                        Screening.treatment == SCREENING_TREATMENT[session.treatment],
+                        Screening.created_at <= at).order_by(Screening.id.desc()).limit(1)
+                    ).scalar_one()
+                    seen = {d["code"] for d in json.loads(screening.inputs_json)["diagnoses"]
+                            if not d["resolved"] and is_depressive_icd10(d["code"])}
+                    standing = {d.code for d in s.execute(select(PatientDiagnosis).where(
+                        PatientDiagnosis.patient_id == session.patient_id,
+                        PatientDiagnosis.recorded_at <= at)).scalars()
+                        if d.active or (d.updated_at is not None and d.updated_at > at)}
+                    assert seen & standing, (session.id, sorted(seen), sorted(standing))
+
+        @invariant()
         def no_dose_under_an_overdue_uncountersigned_verbal_order(self) -> None:
             with services.db.transaction() as s:
                 for dose, order in s.execute(select(DoseRecord, DoseOrder).join(
@@ -444,6 +494,11 @@ def test_no_path_through_the_api_gives_an_unscreened_unordered_or_unledgered_dos
                for f in json.loads(r) if f["level"] in ("hard", "soft")][:6]
     assert doses >= 1 and outcomes.get("refused", 0) >= 1 and checkins >= 3, (
         doses, outcomes, checkins, why)
+    with services.db.transaction() as s:  # a dose was refused because the basis was gone
+        basis = s.execute(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "session.dose", AuditEvent.outcome == "refused",
+            AuditEvent.detail.contains("no longer stands"))).scalar_one()
+    assert basis >= 1, outcomes
     with services.db.transaction() as s:
         actions = dict(s.execute(select(AuditEvent.action, func.count()).where(
             AuditEvent.outcome == "ok", AuditEvent.action.in_(

@@ -40,6 +40,11 @@ FACTS = {"antidepressant_trials": TRIALS, "episode_duration_months": 18,
          "symptom_severity": "severe", "substance_use_disorder": "none",
          "bp": {"systolic_mmhg": 128, "diastolic_mmhg": 80}, "pregnant": False,
          "breastfeeding": False}
+#: the screening document (docs/dosing.md schema) such a patient's facts make, as
+#: ``screening_input`` builds it: a man of 46 with recurrent depression, eligible everywhere
+SCREENED_DOC = {"age_years": 46, "sex": "male", "conditions": [], "medications": [],
+                "diagnoses": [{"code": "F33.2", "label": "Recurrent depressive disorder, severe",
+                               "depressive_episode": True, "resolved": False}], **FACTS}
 SCREENING_OF = {"esketamine": "esketamine", "esketamine_trd": "esketamine",
                 "iv_ketamine": "ketamine-iv", "ketamine-iv": "ketamine-iv"}
 

@@ -3,9 +3,11 @@
 from datetime import date, datetime, timedelta
 
 import pytest
+from kcchain import SCREENED_DOC
 
 from ketaclinic.clinical.monitoring import VitalSigns
 from ketaclinic.clinical.rules import ClinicalInputError, Level
+from ketaclinic.clinical.rulesets import load_bundled_ruleset
 from ketaclinic.clinical.session import (
     AdverseEvent,
     PreCheckInput,
@@ -18,9 +20,10 @@ from ketaclinic.clinical.session_rules import load_session_rules
 from ketaclinic.clinical.treatment_chain import ScreeningState, check_screening
 
 RULES = load_session_rules()
-SCREENED = ScreeningState(1, "esketamine", "eligible", date(2026, 3, 1), {})
-SCREENING_OK = check_screening(SCREENED, "esketamine", {}, date(2026, 1, 5))
-SCREENING_EXPIRED = check_screening(SCREENED, "esketamine", {}, date(2026, 3, 2))
+US = load_bundled_ruleset("esketamine-us")
+SCREENED = ScreeningState(1, "esketamine", "eligible", date(2026, 3, 1), SCREENED_DOC)
+SCREENING_OK = check_screening(SCREENED, "esketamine", SCREENED_DOC, date(2026, 1, 5), US)
+SCREENING_EXPIRED = check_screening(SCREENED, "esketamine", SCREENED_DOC, date(2026, 3, 2), US)
 DOSE_AT = datetime(2026, 1, 5, 10, 0)
 GOOD_VITALS = VitalSigns(DOSE_AT + timedelta(minutes=115), 128, 80, 74, 98, 14)
 

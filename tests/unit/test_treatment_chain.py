@@ -6,9 +6,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
+from kcchain import SCREENED_DOC
 
 from ketaclinic.clinical.ledger import Administration, LedgerRefused, Receipt, append_event
 from ketaclinic.clinical.rules import Level
+from ketaclinic.clinical.rulesets import load_bundled_ruleset
 from ketaclinic.clinical.treatment_chain import (
     GivenDose,
     OrderFacts,
@@ -30,7 +32,8 @@ from ketaclinic.clinical.treatment_chain import (
 RULES = load_chain_rules()
 TODAY = date(2026, 11, 2)
 NOW = datetime(2026, 11, 2, 10, 0)
-FACTS = {"conditions": [], "medications": [{"name": "sertraline", "class": "ssri"}]}
+FACTS = SCREENED_DOC | {"medications": [{"name": "sertraline", "class": "ssri"}]}
+IV = load_bundled_ruleset("ketamine-iv")
 
 
 def state(decision="eligible", **changes):  # type: ignore[no-untyped-def]
@@ -59,39 +62,39 @@ GIVEN = GivenDose(D(40), D(60), D(1), order_confirmed=True)
     (state(treatment="esketamine"), "chain.screening"),
 ])
 def test_a_screening_that_does_not_count_is_a_hard_stop(screening, rule):
-    finding = check_screening(screening, "ketamine-iv", FACTS, TODAY)
+    finding = check_screening(screening, "ketamine-iv", FACTS, TODAY, IV)
     assert (finding.rule, finding.level) == (rule, Level.HARD)
 
 
 def test_an_eligible_or_signed_off_review_screening_counts():
-    assert check_screening(state(), "ketamine-iv", FACTS, TODAY).level is Level.OK
+    assert check_screening(state(), "ketamine-iv", FACTS, TODAY, IV).level is Level.OK
     signed = state("review", signoff_by="dr", signoff_at=NOW, signoff_reason="benzo taper",
                    signoff_inputs=FACTS)
-    assert check_screening(signed, "ketamine-iv", FACTS, TODAY).level is Level.OK
+    assert check_screening(signed, "ketamine-iv", FACTS, TODAY, IV).level is Level.OK
 
 
 def test_a_medicine_or_condition_recorded_after_the_screening_re_opens_it():
     later = FACTS | {"medications": [*FACTS["medications"], {"name": "phenelzine",
                                                              "class": "maoi"}],
                      "conditions": ["uncontrolled_hypertension"]}
-    finding = check_screening(state(), "ketamine-iv", later, TODAY)
+    finding = check_screening(state(), "ketamine-iv", later, TODAY, IV)
     assert finding.rule == "chain.screening_reopened" and finding.level is Level.HARD
     assert finding.values["new"] == ["condition uncontrolled_hypertension",
                                      "medication phenelzine (maoi)"]
     # A sign-off that saw the new facts clears it again; a stopped medicine never re-opens.
     signed = state(signoff_by="dr", signoff_at=NOW, signoff_reason="ok", signoff_inputs=later)
-    assert check_screening(signed, "ketamine-iv", later, TODAY).level is Level.OK
+    assert check_screening(signed, "ketamine-iv", later, TODAY, IV).level is Level.OK
     assert check_screening(state(), "ketamine-iv", FACTS | {"medications": []},
-                           TODAY).level is Level.OK
+                           TODAY, IV).level is Level.OK
 
 
 def test_only_a_review_or_re_opened_screening_with_a_reason_can_be_signed_off():
-    assert check_signoff(state("review"), FACTS, TODAY, "reason").level is Level.OK
-    for bad in (check_signoff(state("ineligible"), FACTS, TODAY, "reason"),
-                check_signoff(state("review", expires_on=date(2026, 1, 1)), FACTS, TODAY, "r"),
-                check_signoff(state(), FACTS, TODAY, "nothing to sign"),
-                check_signoff(state("review"), FACTS, TODAY, "  "),
-                check_signoff(None, FACTS, TODAY, "reason")):
+    assert check_signoff(state("review"), FACTS, TODAY, "reason", IV).level is Level.OK
+    for bad in (check_signoff(state("ineligible"), FACTS, TODAY, "reason", IV),
+                check_signoff(state("review", expires_on=date(2026, 1, 1)), FACTS, TODAY, "r", IV),
+                check_signoff(state(), FACTS, TODAY, "nothing to sign", IV),
+                check_signoff(state("review"), FACTS, TODAY, "  ", IV),
+                check_signoff(None, FACTS, TODAY, "reason", IV)):
         assert bad.level is Level.HARD
 
 

@@ -155,9 +155,15 @@ def _check_age(p: PatientFacts, rs: RuleSet) -> list[Finding]:
     ]
 
 
+def indication_codes(p: PatientFacts) -> list[str]:
+    """The codes of the diagnoses that are the indication: depressive episodes not resolved
+    (a diagnosis entered in error is not among ``p.diagnoses`` at all)."""
+    return [d.code for d in p.diagnoses if not d.resolved
+            and (d.depressive_episode or is_depressive_icd10(d.code))]
+
+
 def _check_diagnosis(p: PatientFacts) -> list[Finding]:
-    codes = [d.code for d in p.diagnoses if not d.resolved
-             and (d.depressive_episode or is_depressive_icd10(d.code))]
+    codes = indication_codes(p)
     if codes:
         return [
             Finding(
@@ -180,7 +186,9 @@ def _check_diagnosis(p: PatientFacts) -> list[Finding]:
     ]
 
 
-def _patient_conditions(p: PatientFacts) -> set[str]:
+def patient_conditions(p: PatientFacts) -> set[str]:
+    """Every condition flag the patient's facts set: the recorded ones, pregnancy,
+    breast-feeding, substance use, a psychotic severity and those the diagnoses set."""
     flags = {c.strip().lower() for c in p.conditions}
     if p.pregnant:
         flags.add("pregnancy")
@@ -194,7 +202,7 @@ def _patient_conditions(p: PatientFacts) -> set[str]:
 
 
 def _check_contraindications(p: PatientFacts, rs: RuleSet) -> list[Finding]:
-    flags = _patient_conditions(p)
+    flags = patient_conditions(p)
     from_dx = diagnosis_conditions(p)
     findings = []
     for ci in rs.contraindications:

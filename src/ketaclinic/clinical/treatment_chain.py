@@ -3,7 +3,8 @@
 Pure functions over plain values; the services load the facts and call these gates, they never
 decide a hard stop themselves. The chain, in order::
 
-    screening (eligible, or review + prescriber sign-off; unexpired; not re-opened)
+    screening (eligible, or review + prescriber sign-off; unexpired; not re-opened by new
+               facts; its basis still true)
       -> signed order of this patient and course (or a read-back verbal order in its hours)
       -> check-in (reads the stored screening) -> passing pre-dose BP gate
       -> administration matching the order (rule-set tolerance) -> one ledger row
@@ -21,7 +22,17 @@ from decimal import Decimal
 from typing import Any
 
 from ketaclinic.clinical.chair_data import cited_from_dict, load_bundled_json
+from ketaclinic.clinical.eligibility import (
+    PatientFacts,
+    diagnosis_conditions,
+    indication_codes,
+    missing_facts,
+    patient_conditions,
+    patient_from_dict,
+)
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Level
+from ketaclinic.clinical.rulesets import RuleSet
+from ketaclinic.clinical.staging import count_adequate_failed_trials
 
 #: a chair session's treatment -> the screening (rule-set) treatment it needs
 SCREENING_TREATMENT = {"iv_ketamine": "ketamine-iv", "esketamine": "esketamine"}
@@ -116,17 +127,111 @@ def new_since_screening(baseline: Mapping[str, Any], current: Mapping[str, Any])
     return new
 
 
+#: condition flags new_since_screening reports itself (its own answers)
+_FLAGS_SEEN_AS_NEW = frozenset({"pregnancy", "breastfeeding", "substance_use_disorder"})
+
+
+def _read(doc: Mapping[str, Any] | None) -> PatientFacts | str:
+    """The facts of a screening document, or why they cannot be read."""
+    if not isinstance(doc, Mapping):
+        return "no facts stored"
+    try:
+        return patient_from_dict(dict(doc))
+    except ClinicalInputError as exc:
+        return " ".join(str(exc).split())
+
+
+def _age_bands_lost(then: PatientFacts, now: PatientFacts, rs: RuleSet) -> list[str]:
+    """Age limits the screening's age met and today's age does not. Growing older never loses
+    one (natural ageing is not a correction); a corrected birth date can."""
+    gone = []
+    minimum = rs.param("age-min-years").value
+    if then.age_years >= minimum > now.age_years:
+        gone.append(f"age {now.age_years:g} is below the minimum of {minimum:g} (the "
+                    f"screening saw {then.age_years:g})")
+    older = rs.parameters.get("older-adult-age-years")
+    if older is not None and "bp-pre-dose-older-systolic-max-mmhg" in rs.parameters \
+            and then.age_years >= older.value > now.age_years:
+        gone.append(f"age {now.age_years:g} is below {older.value:g}, whose blood-pressure "
+                    f"limits the screening used (it saw {then.age_years:g})")
+    return gone
+
+
+def basis_gone(screened: Mapping[str, Any] | None, current: Mapping[str, Any] | None,
+               rs: RuleSet) -> list[str]:
+    """What the screening's decision rested on and is no longer true (empty: it all holds).
+
+    ``screened`` is the facts document the screening saw, ``current`` today's (the same
+    schema, docs/dosing.md; a diagnosis entered in error is not in it, a resolved one is
+    marked resolved) and ``rs`` the rule set a new screening would use. Lost are:
+
+    * the indication: none of the depressive-episode diagnoses the screening saw still stands
+      (withdrawn, resolved, entered in error, or its code changed to one that is not an
+      indication); another depressive diagnosis recorded since is not one it screened;
+    * adequate failed antidepressant trials: fewer now than at the screening (same rules);
+    * an age limit the screening's age met (the minimum; the older-adult BP limits);
+    * a fact the screening knew that is unknown now (pregnancy, breast-feeding, substance
+      use, BP): unknown is not negative;
+    * "no such contraindication": a condition flag set by a diagnosis recorded since
+      (bipolar, psychosis; resolved ones are history and count) or by a psychotic symptom
+      severity (the flags :func:`new_since_screening` does not see);
+    * and facts that cannot be read, then or now (unknown is not negative).
+
+    What only makes treatment safer never counts: a second depressive diagnosis, a stopped
+    medicine, a withdrawn allergy, more trials, growing older.
+    """
+    then, now = _read(screened), _read(current)
+    if isinstance(then, str):
+        return [f"the facts the screening saw cannot be read ({then})"]
+    if isinstance(now, str):
+        return [f"the patient's current facts cannot be read ({now})"]
+    gone = []
+    was, still = indication_codes(then), indication_codes(now)
+    if not was:
+        gone.append("the screening saw no indication (depressive-episode) diagnosis")
+    elif not set(was) & set(still):
+        gone.append((f"indication diagnosis {was[0]} no longer stands" if len(was) == 1 else
+                     f"indication diagnoses {', '.join(was)} no longer stand")
+                    + " (withdrawn, resolved, entered in error or changed)"
+                    + (f"; {', '.join(still)} was not screened" if still else ""))
+    trials_then, _ = count_adequate_failed_trials(then.antidepressant_trials, rs)
+    trials_now, _ = count_adequate_failed_trials(now.antidepressant_trials, rs)
+    if trials_now < trials_then:
+        gone.append(f"adequate failed antidepressant trials: {trials_now} now, "
+                    f"{trials_then} at the screening")
+    gone += _age_bands_lost(then, now, rs)
+    unknown = [m for m in missing_facts(now, rs) if m not in missing_facts(then, rs)]
+    if unknown:
+        gone.append(f"no longer known: {', '.join(unknown)}")
+    # flags new_since_screening cannot see: set by a diagnosis or a psychotic severity
+    dx = diagnosis_conditions(now)
+    gone += [f"condition {c}" + (f" (diagnosis {', '.join(dx[c])})" if c in dx else
+                                 f" (symptom severity {now.symptom_severity})")
+             for c in sorted(patient_conditions(now) - patient_conditions(then)
+                             - set(now.conditions) - _FLAGS_SEEN_AS_NEW)]
+    return gone
+
+
 def _baseline(state: ScreeningState) -> Mapping[str, Any]:
     return state.signoff_inputs if state.signoff_inputs is not None else state.screened_inputs
 
 
+def _gone(state: ScreeningState, current: Mapping[str, Any], rs: RuleSet) -> list[str]:
+    if rs.treatment != state.treatment:
+        return [f"rule set {rs.ref} is for {rs.treatment}, not {state.treatment}"]
+    return basis_gone(state.screened_inputs, current, rs)
+
+
 def check_screening(state: ScreeningState | None, treatment: str,
-                    current_inputs: Mapping[str, Any] | None, today: date) -> Finding:
-    """May this patient be treated (ordered, checked in) with ``treatment`` today?
+                    current_inputs: Mapping[str, Any] | None, today: date,
+                    ruleset: RuleSet) -> Finding:
+    """May this patient be treated (ordered, checked in, dosed) with ``treatment`` today?
 
     OK only for an unexpired screening of this treatment that is *eligible*, or *review* with
-    a recorded prescriber sign-off, and that no contraindication or interacting medicine
-    recorded since (the screening or the sign-off) has re-opened. Anything else is HARD.
+    a recorded prescriber sign-off, that no contraindication or interacting medicine
+    recorded since (the screening or the sign-off) has re-opened, and whose basis
+    (:func:`basis_gone`, judged under ``ruleset``, the rule set a new screening would use)
+    still holds. Anything else is HARD; a lost basis needs a new screening, not a sign-off.
     """
     seen: dict[str, Any] = {"treatment": treatment}
     if state is None:
@@ -146,6 +251,11 @@ def check_screening(state: ScreeningState | None, treatment: str,
     if current_inputs is None:
         return _f("screening", Level.HARD, "the patient's current facts could not be read: "
                   "screen again", **seen)
+    gone = _gone(state, current_inputs, ruleset)
+    if gone:
+        return _f("screening_reopened", Level.HARD, "the screening no longer stands, what it "
+                  "rested on has changed: " + "; ".join(gone) + ": screen again",
+                  **seen, basis_gone=gone)
     new = new_since_screening(_baseline(state), current_inputs)
     if new:
         return _f("screening_reopened", Level.HARD, "recorded after the screening: "
@@ -166,15 +276,21 @@ def check_screening(state: ScreeningState | None, treatment: str,
 
 
 def check_signoff(state: ScreeningState | None, current_inputs: Mapping[str, Any],
-                  today: date, reason: str) -> Finding:
+                  today: date, reason: str, ruleset: RuleSet) -> Finding:
     """May a prescriber sign this screening off? Only an unexpired *review* screening, or one
-    re-opened by new facts (never an ineligible or expired one), with a reason."""
+    re-opened by new facts (never an ineligible or expired one, nor one whose basis is gone:
+    that needs a new screening), with a reason."""
     if state is None:
         return _f("signoff", Level.HARD, "no screening to sign off")
     if today > state.expires_on or state.decision not in ("review", "eligible"):
         return _f("signoff", Level.HARD, f"a {state.decision} screening (valid until "
                   f"{state.expires_on.isoformat()}) cannot be signed off: screen again",
                   decision=state.decision)
+    gone = _gone(state, current_inputs, ruleset)
+    if gone:
+        return _f("signoff", Level.HARD, "what the screening rested on has changed: "
+                  + "; ".join(gone) + ": screen again (a sign-off cannot restore it)",
+                  basis_gone=gone)
     reopened = new_since_screening(_baseline(state), current_inputs)
     if state.decision == "eligible" and not reopened:
         return _f("signoff", Level.HARD, "this screening is eligible and needs no sign-off")

@@ -231,7 +231,8 @@ class SessionService:
     # --- dose ---------------------------------------------------------------------------
     def record_dose(self, actor: Actor, session_id: int, data: DoseCreate) -> list[Finding]:
         """Record the dose given, tied to the signed order of this patient and course; the
-        core's gates decide (order, events in order, dose check on the values given) and the
+        core's gates decide (the screening still stands, order, events in order, dose check
+        on the values given) and the
         ledger gets exactly one administration row in the same transaction."""
         work, patient_id = session_unit(self.ctx, actor, session_id, "session.dose")
         try:
@@ -249,6 +250,11 @@ class SessionService:
         first_device = min(data.device_times) if data.device_times else None
         started = first_device or data.started_at
         rules = chain_rules()
+        # the screening still stands at the moment of the dose (a fact withdrawn or recorded
+        # since the check-in re-opens it, exactly as at the check-in)
+        refuse_on_hard([screening_finding(s, uow.patients.get(row.patient_id),
+                                          SCREENING_TREATMENT[row.treatment],
+                                          self.ctx.clinic_time.local_date(now))])
         refuse_on_hard(check_ready_to_dose(timeline(s, row), started, data.ended_at, now,
                                            rules, data.device_times))
         given = GivenDose(data.dose_mg, data.rate_ml_per_h, data.concentration_mg_per_ml,

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import func, select
@@ -117,6 +117,30 @@ def _bundled(ruleset_id: str) -> RuleSet:
     return load_bundled_ruleset(ruleset_id)
 
 
+@lru_cache(maxsize=16)
+def _parsed(document: str) -> RuleSet:
+    """A clinic copy's stored document, parsed once per process (keyed by its text, so two
+    databases' copies of one id never share an entry)."""
+    return load_ruleset(document)
+
+
+def active_ruleset(s: Session, treatment: str) -> RuleSet:
+    """The clinic's rule set for ``treatment`` now, read in the caller's transaction: the one
+    :meth:`RuleSetService.active_in` gives, for code that has no service (the chain's gates)."""
+    if treatment not in TREATMENTS:
+        raise InvalidInput(f"treatment must be one of {', '.join(TREATMENTS)}")
+    chosen = s.execute(select(ActiveRuleSet.ruleset_id).where(
+        ActiveRuleSet.treatment == treatment)).scalar_one_or_none() or DEFAULT_ACTIVE[treatment]
+    if chosen in BUNDLED_IDS:
+        return _bundled(chosen)
+    document = s.execute(select(RuleSetVersion.document).where(
+        RuleSetVersion.ruleset_id == chosen).order_by(RuleSetVersion.seq.desc()).limit(1)
+    ).scalar_one_or_none()
+    if document is None:
+        raise NotFound("no such rule set")
+    return _parsed(document)
+
+
 def _bad(exc: ClinicalInputError) -> InvalidInput:
     return InvalidInput(" ".join(str(exc).split()))
 
@@ -169,9 +193,7 @@ class RuleSetService:
 
     def active_in(self, s: Session, treatment: str) -> RuleSet:
         """The clinic's rule set for ``treatment`` (inside the caller's transaction)."""
-        if treatment not in TREATMENTS:
-            raise InvalidInput(f"treatment must be one of {', '.join(TREATMENTS)}")
-        return self._load(s, self._active_ids(s)[treatment])[0]
+        return active_ruleset(s, treatment)
 
     # --- reading ------------------------------------------------------------------------
     def list(self, actor: Actor, limit: int | None = None,

@@ -244,7 +244,8 @@ class DosingService:
                                    "saved)")
             today = self.ctx.clinic_time.local_date(now)
             current = screening_input(s, patient, today)
-            refuse_on_hard([check_signoff(state, current, today, reason)])
+            refuse_on_hard([check_signoff(state, current, today, reason,
+                                          self.rulesets.active_in(s, row.treatment))])
             s.add(ScreeningSignoff(screening_id=row.id, patient_id=patient_id,
                                    reason=reason.strip()[:1000],
                                    inputs_json=json.dumps(current, default=str),

@@ -34,6 +34,7 @@ from ketaclinic.clinical.treatment_chain import (
     verbal_order_due,
 )
 from ketaclinic.services.dosing.facts import screening_input
+from ketaclinic.services.dosing.rulesets import active_ruleset
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import Patient, User
 from ketaclinic.store.tables_chair import DischargeRecord, SessionPrecheck, VitalSignRow
@@ -80,10 +81,12 @@ def screening_state(s: Session, patient_id: int, treatment: str) -> ScreeningSta
 
 def screening_finding(s: Session, patient: Patient, treatment: str,
                       today: dt.date) -> Finding:
-    """The core's screening gate for ``patient`` and ``treatment`` on ``today``."""
+    """The core's screening gate for ``patient`` and ``treatment`` on ``today``: today's facts
+    (withdrawn rows excluded, see :func:`screening_input`) against the stored screening, its
+    basis judged under the rule set a new screening would use."""
     state = screening_state(s, patient.id, treatment)
     current = screening_input(s, patient, today)
-    return check_screening(state, treatment, current, today)
+    return check_screening(state, treatment, current, today, active_ruleset(s, treatment))
 
 
 def order_facts(s: Session, order_id: int | None) -> OrderFacts | None:

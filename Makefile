@@ -85,10 +85,10 @@ test-fast: $(DEV_STAMP)
 	  -p no:cacheprovider -n 2 --dist load -m "not browser and not slow" \
 	  --ignore=tests/browser $(FAST_ARGS)
 
-## Ruff on src, tests and benchmarks; mypy on the clinical core.
+## Ruff on src, tests and benchmarks; mypy on all of src/ketaclinic.
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/mypy src/ketaclinic/clinical
+	$(BIN)/mypy src/ketaclinic
 
 ## Regenerate the generated reference docs (a test fails when they are stale).
 docs: $(RUN_STAMP)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import click
 import typer
+
+# Typer >= 0.29 ships its own click: its commands are not click's (nor its groups click.Group).
+from typer._click import Command
 
 from ketaclinic.config import Settings
 
 
-def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+def _walk(cmd: Command, path: list[str]) -> list[tuple[list[str], Command]]:
     out = [(path, cmd)]
-    # Duck-typed: Typer >= 0.29 ships its own click, whose groups are not click.Group.
+    # Duck-typed: a group is a command with subcommands.
     commands = getattr(cmd, "commands", None) or {}
     for name in sorted(commands):
         out.extend(_walk(commands[name], [*path, name]))
@@ -27,7 +29,7 @@ def render_reference() -> str:
         *_scripting(),
     ]
     for path, cmd in _walk(root, ["ketaclinic"]):
-        ctx = click.Context(
+        ctx = cmd.context_class(
             cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100
         )
         lines += [f"## `{' '.join(path)}`", "", "```text", cmd.get_help(ctx).rstrip(), "```", ""]

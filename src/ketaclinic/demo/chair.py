@@ -58,7 +58,7 @@ class _Seed:
         self.at = svc.ctx.clinic_time.at  # demo times are on the clinic's clock
         self.now = self.at(today, dt.time(7, 0))
         self.rows: dict[type, list[dict[str, Any]]] = defaultdict(list)
-        self.usage: list[tuple[dt.datetime, str, int, str, Decimal]] = []  # time, drug, sid...
+        self.usage: list[tuple[dt.datetime, str, int, int, Decimal]] = []  # time, drug, sid...
         self.slots: dict[dt.date, int] = defaultdict(int)
         self.rulesets: dict[str, Any] = {}  # active dose rule set per treatment
 

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ketaclinic.bootstrap import Services
-from ketaclinic.schemas import DiagnosisCreate, MedicationCreate, PatientCreate, WeightCreate
+from ketaclinic.schemas import (
+    DiagnosisCreate,
+    MedicationCreate,
+    PatientCreate,
+    Sex,
+    WeightCreate,
+)
 from ketaclinic.services.audit.trail import SYSTEM
 
 DEMO_USERS = (
@@ -97,7 +103,8 @@ def _ensure_users(svc: Services) -> int:
 
 
 def _make_patient(svc: Services, rng: random.Random, i: int, today: dt.date) -> int:
-    sex = rng.choice(["female", "female", "male", "male", "other"])
+    sexes: list[Sex] = ["female", "female", "male", "male", "other"]
+    sex = rng.choice(sexes)
     given = rng.choice(GIVEN_F if sex == "female" else GIVEN_M if sex == "male" else
                        GIVEN_F + GIVEN_M)
     family = rng.choice(FAMILY)

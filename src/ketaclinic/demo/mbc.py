@@ -200,7 +200,7 @@ def _visit_times(rng: random.Random, doses: list, now: dt.datetime) -> list[tupl
 
 
 def _assessment(rng: random.Random, course: Course, instrument: str, target: float,
-                at: dt.datetime, source: str, now: dt.datetime) -> tuple[Assessment, object]:
+                at: dt.datetime, source: str, now: dt.datetime) -> tuple[Assessment, ScoreResult]:
     definition = load_bundled(instrument)
     answers = _answers(rng, instrument, target)
     result = score_answers(definition, answers)

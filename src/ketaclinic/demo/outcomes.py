@@ -29,6 +29,8 @@ def seed_outcomes(svc: Services, rng: random.Random, patient_ids: list[int],
                          .group_by(TreatmentSession.patient_id, TreatmentSession.course_id)
                          ).all()
         for patient_id, course_id, first in rows:
+            if first is None:  # not returned: the query keeps dosed sessions only
+                continue
             first_day = first.date()
             picks = []
             if rng.random() < 0.04:

@@ -230,9 +230,12 @@ def _transform_row(
             new[c] = None if v is None else "X" + _hmac_hex(secret, f"id:{c}:{v}")[:16]
         elif kind == "date":
             when = _parse_when(v)
-            if when is not None and shift is None:
+            if when is None:
+                new[c] = None
+            elif shift is None:
                 raise ValueError(f"table row has a date column {c!r} but no patient_id to shift by")
-            new[c] = None if when is None else when + shift
+            else:
+                new[c] = when + shift
         elif kind == "year":
             when = _parse_when(v)
             new[f"{c}_year"] = None if when is None else when.year

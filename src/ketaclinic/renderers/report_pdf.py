@@ -87,7 +87,8 @@ def trajectory_png(report: ProgressReport, dpi: int = 150) -> bytes:
         ax.text(1.0, (b.lo + b.hi) / 2, f" {b.label}", transform=ax.get_yaxis_transform(),
                 va="center", fontsize=7, color="#567")
     for d in report.doses:
-        ax.axvline(datetime(d.given_on.year, d.given_on.month, d.given_on.day),
+        # matplotlib's stubs say float; its units registry converts datetimes (a date axis).
+        ax.axvline(datetime(d.given_on.year, d.given_on.month, d.given_on.day),  # type: ignore[arg-type]
                    color="#b07aa1", lw=0.8, ls=":", zorder=1)
     for value, label, colour in ((report.baseline, "baseline", "#555"),
                                  (report.response_line, "response", "#1f77b4"),
@@ -96,7 +97,8 @@ def trajectory_png(report: ProgressReport, dpi: int = 150) -> bytes:
             ax.axhline(value, color=colour, ls="--", lw=1, label=f"{label} {value:g}")
     if report.scores:
         xs = [datetime(p.taken_on.year, p.taken_on.month, p.taken_on.day) for p in report.scores]
-        ax.plot(xs, [p.score for p in report.scores], "o-", color="#d62728", lw=2,
+        # matplotlib's stubs want numbers; its units registry converts datetimes.
+        ax.plot(xs, [p.score for p in report.scores], "o-", color="#d62728", lw=2,  # type: ignore[arg-type]
                 label=report.instrument)
     ax.set_ylim(0, report.max_score)
     ax.set_ylabel(f"{report.instrument} score")

@@ -9,7 +9,7 @@ lists keep working.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -17,6 +17,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 DEFAULT_LIMIT = 50
 """Items per page when the client does not say."""
@@ -63,7 +64,7 @@ class Paged(Sequence[T]):
 
     __hash__ = None  # type: ignore[assignment]
 
-    def map(self, fn: Any) -> Paged[Any]:
+    def map(self, fn: Callable[[T], U]) -> Paged[U]:
         """The same window with every item converted by ``fn``."""
         return Paged([fn(x) for x in self.items], self.total, self.limit, self.offset)
 
@@ -77,8 +78,8 @@ def clamp(limit: int | None, offset: int = 0) -> tuple[int | None, int]:
     return limit, max(0, min(int(offset), MAX_OFFSET))
 
 
-def page_rows(s: Session, stmt: Select[Any], limit: int | None = None, offset: int = 0, *,
-              scalars: bool = True) -> Paged[Any]:
+def page_rows(s: Session, stmt: Select[*tuple[Any, ...]], limit: int | None = None,
+              offset: int = 0, *, scalars: bool = True) -> Paged[Any]:
     """Count ``stmt`` and fetch one window of it, both in SQL.
 
     ``stmt`` must already be ordered with the id as the last key (a stable order); the count

@@ -136,9 +136,9 @@ def check_durability(engine: Engine) -> list[str]:
     problems: list[str] = []
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
-            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-            sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
-            fks = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+            sync = conn.exec_driver_sql("PRAGMA synchronous").scalar_one()
+            fks = conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one()
             if str(mode).lower() != "wal":
                 problems.append(f"SQLite journal_mode is {mode}, expected wal")
             if int(sync) < 2:

@@ -120,7 +120,7 @@ def schema_differences(engine: Engine) -> list[str]:
 def _shape(engine: Engine) -> dict[str, dict[str, set[Any]]]:
     """Names, nullability and keys of every table (dialect-independent)."""
     insp = inspect(engine)
-    shape = {}
+    shape: dict[str, dict[str, set[Any]]] = {}
     for name in insp.get_table_names():
         if name == "alembic_version":
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from ketaclinic.bootstrap import Services
 from ketaclinic.http.deps import ServicesDep, Viewer, ViewerDep, read_checked_form
@@ -22,7 +23,8 @@ from ketaclinic.web.render import redirect, render
 
 router = APIRouter()
 
-FORMS = {
+# kind -> (the form's model, the LedgerService method that records it)
+FORMS: dict[str, tuple[type[BaseModel], str]] = {
     "receipts": (ReceiptCreate, "record_receipt"),
     "wastes": (WasteCreate, "record_waste"),
     "transfers": (TransferCreate, "record_transfer"),

@@ -7,6 +7,7 @@ import secrets
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from ketaclinic.http.deps import ServicesDep, ViewerDep, read_checked_form
 from ketaclinic.http.inputs import model_from_form
@@ -124,7 +125,8 @@ def patient_history(request: Request, patient_id: int, svc: ServicesDep,
     return render(request, "patient_history.html", patient=patient, rows=rows)
 
 
-_CHILDREN = {
+# kind -> (the form's model, the PatientService method that adds it)
+_CHILDREN: dict[str, tuple[type[BaseModel], str]] = {
     "weights": (WeightCreate, "add_weight"),
     "diagnoses": (DiagnosisCreate, "add_diagnosis"),
     "medications": (MedicationCreate, "add_medication"),

@@ -185,9 +185,9 @@ for _name, _step in STEPS.items():
 async def session_alert_action(request: Request, session_id: int, alert_id: int,
                                svc: ServicesDep, viewer: ViewerDep) -> Response:
     def run(svc: Services, actor: Actor, session_id: int, form: dict[str, str],
-            local: LocalDay) -> object:
-        return svc.chair.sessions.record_alert_action(actor, session_id, alert_id,
-                                                      model_from_form(AlertAction, form))
+            local: LocalDay) -> None:
+        svc.chair.sessions.record_alert_action(actor, session_id, alert_id,
+                                               model_from_form(AlertAction, form))
     return await _act(request, svc, viewer, session_id, Step("alerts", run))
 
 

@@ -13,12 +13,21 @@ this middleware, outermost but for the proxy-header one:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTML_URL = re.compile(rb'((?:href|action|src|data-[a-z-]+-url)=")/(?!/)')
 COOKIE_PATH = re.compile(r"(?i)(;\s*path=)/")
+
+
+@dataclass
+class _HtmlResponse:
+    """An HTML response held back until its whole body is in (its URLs are rewritten)."""
+
+    start: Message
+    body: list[bytes] = field(default_factory=list)
 
 
 def normalise_root_path(value: str) -> str:
@@ -43,20 +52,21 @@ class RootPath:
         # The app sees paths without the prefix (its routes, "/api" checks and login "next"
         # targets stay as they are); only what leaves it gets the prefix.
         scope = dict(scope, path=path, raw_path=path.encode("utf-8", "surrogateescape"))
-        state: dict[str, object] = {"html": False, "start": None, "body": []}
+        html: _HtmlResponse | None = None
 
         async def rewriting_send(message: Message) -> None:
+            nonlocal html
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 self._rewrite_headers(headers)
                 if headers.get("content-type", "").startswith("text/html"):
-                    state["html"], state["start"] = True, message
+                    html = _HtmlResponse(message)
                     return
-            elif message["type"] == "http.response.body" and state["html"]:
-                state["body"].append(message.get("body", b""))  # type: ignore[union-attr]
+            elif message["type"] == "http.response.body" and html is not None:
+                html.body.append(message.get("body", b""))
                 if message.get("more_body"):
                     return
-                await self._send_html(state, send)
+                await self._send_html(html, send)
                 return
             await send(message)
 
@@ -72,11 +82,11 @@ class RootPath:
             for cookie in cookies:
                 headers.append("set-cookie", COOKIE_PATH.sub(rf"\g<1>{self.root}/", cookie))
 
-    async def _send_html(self, state: dict[str, object], send: Send) -> None:
-        body = b"".join(state["body"])  # type: ignore[arg-type]
+    async def _send_html(self, html: _HtmlResponse, send: Send) -> None:
+        body = b"".join(html.body)
         body = HTML_URL.sub(rb"\g<1>" + self.root_bytes + b"/", body)
         body = body.replace(b"<html ", b'<html data-root="' + self.root_bytes + b'" ', 1)
-        start: Message = state["start"]  # type: ignore[assignment]
+        start = html.start
         headers = MutableHeaders(scope=start)
         headers["content-length"] = str(len(body))
         await send(start)

@@ -332,7 +332,7 @@ class AuditLog:
             uow.audit()
             return page.items, page.total
 
-    def patient_names(self, actor: Actor, patient_ids: set[int]) -> dict[int, str]:
+    def patient_names(self, actor: Actor, patient_ids: Iterable[int | None]) -> dict[int, str]:
         """"Family, Given (MRN)" of the patients an audit page lists, in one query; the read
         is audited like the page."""
         from ketaclinic.store.tables import Patient

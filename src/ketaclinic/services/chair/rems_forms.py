@@ -193,7 +193,7 @@ class RemsService:
                 RemsFormRow.due_on <= today + dt.timedelta(days=within_days)).order_by(
                 RemsFormRow.due_on, RemsFormRow.id), limit, offset, scalars=False)
             uow.audit_list([p.id for _f, p in page], detail=f"{page.total} forms due")
-            return page.map(lambda row: _due_dict(*row, today))
+            return page.map(lambda row: _due_dict(row[0], row[1], today))
 
 
 def _form(s: Session, form_id: int) -> RemsFormRow:

@@ -47,19 +47,21 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _parse_number(label: str, value: Any) -> float | None:
+    if _blank(value):
+        return None
+    try:
+        return parse_number(label, value)
+    except ClinicalInputError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
 def _number(label: str) -> BeforeValidator:
-    def parse(value: Any) -> float | None:
-        if _blank(value):
-            return None
-        try:
-            return parse_number(label, value)
-        except ClinicalInputError as exc:
-            raise InvalidInput(str(exc)) from exc
-    return BeforeValidator(parse)
+    return BeforeValidator(lambda value: _parse_number(label, value))
 
 
 def _session(value: Any) -> int | None:
-    number = _number("session number").func(value)  # type: ignore[attr-defined]
+    number = _parse_number("session number", value)
     if number is not None and (not number.is_integer() or not 1 <= number <= 1000):
         raise InvalidInput("session number must be a whole number from 1")
     return None if number is None else int(number)

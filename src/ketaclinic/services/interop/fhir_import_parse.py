@@ -318,7 +318,8 @@ def _daily_mg(dosage: list[dict]) -> Decimal | None:
     repeat = (d.get("timing") or {}).get("repeat") or {}
     if (dose.get("code") or dose.get("unit")) != "mg" or dose.get("value") is None:
         return None
-    per_day = {"d": 1, "wk": Decimal(1) / 7, "h": 24}.get(repeat.get("periodUnit", "d"))
+    per_day = {"d": Decimal(1), "wk": Decimal(1) / 7, "h": Decimal(24)}.get(
+        repeat.get("periodUnit", "d"))
     if per_day is None:
         return None
     times = Decimal(str(repeat.get("frequency", 1))) / Decimal(str(repeat.get("period", 1)))

@@ -29,7 +29,7 @@ import hmac
 import json
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,7 +155,7 @@ class WebhookService:
         self.box = SecretBox.for_secrets(ctx.settings.secret_key.get_secret_value())
 
     # --- the administrator ---------------------------------------------------------------------
-    def add(self, actor: Actor, url: str, events: list[str] | tuple[str, ...],
+    def add(self, actor: Actor, url: str, events: Sequence[str],
             description: str = "") -> tuple[EndpointInfo, str]:
         """Register an endpoint; returns it with its signing secret (shown this once)."""
         work = self.ctx.unit_of_work(actor, "webhook.add", perm=Perm.INTEGRATIONS_MANAGE)

@@ -94,7 +94,7 @@ class AlertService:
 
     @staticmethod
     def _select(patient_id: int | None, include_acknowledged: bool,
-                alert_id: int | None = None) -> Select[Any]:
+                alert_id: int | None = None) -> Select[*tuple[Any, ...]]:
         stmt = (select(ClinicalAlert, Patient, Assessment, User.username)
                 .join(Patient, Patient.id == ClinicalAlert.patient_id)
                 .join(Assessment, Assessment.id == ClinicalAlert.assessment_id)

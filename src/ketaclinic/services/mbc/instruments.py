@@ -128,10 +128,10 @@ class InstrumentCatalogue:
         One query for the clinic's active definitions (the patient page calls this on every
         view; a query per instrument was a third of the page's database work)."""
         clinic: dict[str, str] = {}
-        for instrument_id, text in s.execute(
+        for instrument_id, definition_json in s.execute(
                 select(ClinicInstrument.instrument_id, ClinicInstrument.definition_json)
                 .where(ClinicInstrument.active.is_(True)).order_by(ClinicInstrument.id)):
-            clinic.setdefault(instrument_id, text)
+            clinic.setdefault(instrument_id, definition_json)
         out = []
         for instrument_id in list(BUNDLED_IDS) + sorted(set(clinic) - set(BUNDLED_IDS)):
             text = clinic.get(instrument_id)

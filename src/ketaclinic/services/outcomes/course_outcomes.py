@@ -73,7 +73,9 @@ def course_summaries(s: Session, patient_id: int, now: dt.datetime) -> list[Cour
     doses = [course_dose_times([t for t in sessions if t.course_id == c.id], now.date())
              for c in courses]
     ends = course_ends(doses)
-    scores = [(instrument, at, float(total)) for instrument, at, total in rows]
+    # the query left out assessments without a total
+    scores = [(instrument, at, float(total)) for instrument, at, total in rows
+              if total is not None]
     out = []
     for course, times, until in zip(courses, doses, ends, strict=True):
         mine = [t for t in sessions if t.course_id == course.id]

@@ -265,7 +265,9 @@ def course_doses(sessions: list[dict], weight_kg: float,
 
 
 def _regimen(doses: list[dict], t0: dt.datetime) -> tuple[Regimen, float]:
-    infusions, nasal, oral = [], [], []
+    infusions: list[Infusion] = []
+    nasal: list[NasalDose] = []
+    oral: list[OralDose] = []
     end = 0.0
     for d in doses:
         start = (d["at"] - t0).total_seconds() / 60.0

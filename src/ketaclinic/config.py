@@ -12,7 +12,7 @@ import zlib
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -306,10 +306,10 @@ def describe_settings_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from an environment mapping (the process environment by default)."""
     if environ is None:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     values: dict[str, object] = {}
     for name in Settings.model_fields:
         key = f"KETACLINIC_{name.upper()}"

@@ -130,7 +130,7 @@ def api_doses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
 
 
 # --- rule sets ----------------------------------------------------------------------------
-def _summary(rs) -> dict:  # type: ignore[no-untyped-def]
+def _summary(rs) -> dict:
     return {"id": rs.id, "version": rs.version, "ref": rs.ref, "treatment": rs.treatment}
 
 

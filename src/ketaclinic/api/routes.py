@@ -107,13 +107,13 @@ class AuditVerify(BaseModel):
     reason: str
 
 
-def _user(u) -> UserPublic:  # type: ignore[no-untyped-def]
+def _user(u) -> UserPublic:
     return UserPublic(id=u.id, username=u.username, full_name=u.full_name, role=u.role,
                       active=u.active, totp_enrolled=u.totp_enrolled,
                       must_change_password=u.must_change_password, kind=u.kind)
 
 
-def _detail(p) -> PatientDetailPublic:  # type: ignore[no-untyped-def]
+def _detail(p) -> PatientDetailPublic:
     return PatientDetailPublic.model_validate(p, from_attributes=True)
 
 

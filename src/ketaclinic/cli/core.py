@@ -109,7 +109,7 @@ def user_create(
                                + (" (medical director)" if user.medical_director else "")))
 
 
-def _user_dict(u) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _user_dict(u) -> dict[str, object]:
     return {"username": u.username, "role": u.role, "active": bool(u.active),
             "medical_director": bool(u.medical_director)}
 
@@ -212,7 +212,7 @@ def user_encrypt_secrets(as_json: JsonFlag = False) -> None:
          f"webhooks`): {', '.join(hooks.unreadable)}"] if hooks.unreadable else [])
     problem = CliError("; ".join(problems), EXIT_REFUSED) if problems else None
 
-    def counts(r) -> str:  # type: ignore[no-untyped-def]
+    def counts(r) -> str:
         return f"{r.encrypted} encrypted, {r.reencrypted} re-encrypted, {r.current} already current"
 
     emit({"encrypted": report.encrypted, "reencrypted": report.reencrypted,

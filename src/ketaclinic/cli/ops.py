@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -20,18 +20,18 @@ from ketaclinic.cli.output import (
     is_stdio,
     output_path,
 )
-from ketaclinic.store.backup import BackupError, backup, restore, table_digests
+from ketaclinic.store.backup import BackupError, Format, backup, restore, table_digests
 from ketaclinic.store.db import make_engine
 
 console = Console()
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine():
     cfg = settings()
     return make_engine(cfg.effective_database_url, busy_timeout_ms=cfg.sqlite_busy_timeout_ms)
 
 
-def _checkpoint_before_backup(engine, cfg, out: Path):  # type: ignore[no-untyped-def]
+def _checkpoint_before_backup(engine, cfg, out: Path):
     """Sign the tips before the snapshot (the backup then holds every row it names): one line
     in the data dir's file and a copy beside the backup."""
     from ketaclinic.services.audit import checkpoint as acp
@@ -50,6 +50,10 @@ def companion_checkpoint(backup_file: Path) -> Path:
     return backup_file.with_name(backup_file.name + ".audit-checkpoint.json")
 
 
+_BACKUP_FORMATS: dict[str, Format | Literal["auto"]] = {
+    "auto": "auto", "sqlite": "sqlite", "pgdump": "pgdump", "jsonl": "jsonl"}
+
+
 @app.command("backup")
 def backup_cmd(
     out: Annotated[Path, typer.Option(
@@ -62,7 +66,8 @@ def backup_cmd(
     """Write a consistent backup of the database while the clinic keeps working, with a
     signed checkpoint of the audit chain beside it (and in the data dir). The summary goes to
     stderr when the backup goes to stdout."""
-    if fmt not in {"auto", "sqlite", "pgdump", "jsonl"}:
+    chosen = _BACKUP_FORMATS.get(fmt)
+    if chosen is None:
         raise fail("--format must be auto, sqlite, pgdump or jsonl")
     to_stdout = is_stdio(out)
     cfg = settings()
@@ -70,7 +75,7 @@ def backup_cmd(
     try:
         with output_path(out) as target:
             write_companion = _checkpoint_before_backup(engine, cfg, target)
-            written = backup(engine, target, fmt)  # type: ignore[arg-type]
+            written = backup(engine, target, chosen)
             if not to_stdout:
                 write_companion()
             size = target.stat().st_size
@@ -90,7 +95,7 @@ def backup_cmd(
          f"{companion or 'in the data dir'}", err=to_stdout)
 
 
-def _audit_check(cfg, files: list[Path]):  # type: ignore[no-untyped-def]
+def _audit_check(cfg, files: list[Path]):
     """The check a restored copy must pass before it replaces the target: its audit chain
     verifies, and reaches every given checkpoint."""
     from sqlalchemy.orm import Session
@@ -104,7 +109,7 @@ def _audit_check(cfg, files: list[Path]):  # type: ignore[no-untyped-def]
     except acp.CheckpointError as exc:
         raise fail(str(exc), 1) from exc
 
-    def check(conn) -> str | None:  # type: ignore[no-untyped-def]
+    def check(conn) -> str | None:
         with Session(bind=conn) as s:
             verdict = trail.verify(s, [m for m in marks if m is not None])
         return None if verdict.ok else verdict.describe() + (

@@ -145,7 +145,7 @@ def export_fhir(
     emit({"format": fmt, "out": out, **data}, as_json, summary, err=folder is None)
 
 
-def _write_ndjson(svc, actor, patients, folder: Path | None):  # type: ignore[no-untyped-def]
+def _write_ndjson(svc, actor, patients, folder: Path | None):
     import sys
 
     from ketaclinic.services.interop.fhir_bulk import NdjsonWriter
@@ -162,7 +162,7 @@ def _write_ndjson(svc, actor, patients, folder: Path | None):  # type: ignore[no
             {"resources": len(resources), "counts": dict(sorted(writer.counts.items()))})
 
 
-def _write_bundles(svc, actor, patients, folder: Path, kind: str):  # type: ignore[no-untyped-def]
+def _write_bundles(svc, actor, patients, folder: Path, kind: str):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

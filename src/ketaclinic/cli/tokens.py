@@ -38,7 +38,7 @@ def service_account_create(
          lambda: console.print(f"created service account {user.username!r} ({user.role})"))
 
 
-def _token_dict(t, now=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _token_dict(t, now=None) -> dict[str, object]:
     out: dict[str, object] = {
         "prefix": f"kct_{t.prefix}", "username": t.username, "label": t.label,
         "scopes": list(t.scopes), "created_at": t.created_at, "expires_at": t.expires_at,

@@ -14,7 +14,7 @@ webhooks_app = typer.Typer(help="Signed webhooks for urgent alerts and REMS dead
 app.add_typer(webhooks_app, name="webhooks")
 
 
-def _endpoint_dict(info) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _endpoint_dict(info) -> dict[str, object]:
     return {"id": info.id, "url": info.url, "events": list(info.events),
             "description": info.description, "created_at": info.created_at,
             "pending": info.pending, "failed": info.failed}

@@ -10,11 +10,15 @@ import json
 from dataclasses import fields, is_dataclass
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, overload
 
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Grade
 
 
+@overload
+def cited_from_dict(raw: dict[str, Any]) -> Cited: ...
+@overload
+def cited_from_dict(raw: None) -> None: ...
 def cited_from_dict(raw: dict[str, Any] | None) -> Cited | None:
     """Build a :class:`Cited` from its JSON form ``{value, unit, source, grade, note}``."""
     if raw is None:

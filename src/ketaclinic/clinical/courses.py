@@ -80,9 +80,9 @@ def _phase_from_dict(raw: dict[str, Any]) -> CoursePhase:
         sessions=cited_from_dict(raw.get("sessions")),
         weeks=cited_from_dict(raw.get("weeks")),
         frequency_options=tuple(raw["frequency_options"]),
-        default_frequency=cited_from_dict(raw["default_frequency"]),  # type: ignore[arg-type]
+        default_frequency=cited_from_dict(raw["default_frequency"]),
         dose_text=raw["dose_text"],
-        dose_source=cited_from_dict(raw["dose_source"]),  # type: ignore[arg-type]
+        dose_source=cited_from_dict(raw["dose_source"]),
         first_dose_text=raw.get("first_dose_text"),
         first_dose=cited_from_dict(raw.get("first_dose")),
     )
@@ -103,7 +103,7 @@ def template_from_dict(raw: dict[str, Any]) -> CourseTemplate:
             treatment=raw["treatment"],
             jurisdiction=raw["jurisdiction"],
             version=raw["version"],
-            min_interval_h=cited_from_dict(raw["min_interval_h"]),  # type: ignore[arg-type]
+            min_interval_h=cited_from_dict(raw["min_interval_h"]),
             phases=tuple(_phase_from_dict(p) for p in raw["phases"]),
             futility_review_after=cited_from_dict(raw.get("futility_review_after")),
         )

@@ -223,7 +223,7 @@ def calculate_esketamine_dose(
     elif session_number == 1 and entry.first_session_dose_mg:
         dose = entry.first_session_dose_mg
     elif entry.continues_previous and previous_dose_mg in entry.allowed_doses_mg:
-        dose = int(previous_dose_mg)  # type: ignore[arg-type]
+        dose = int(previous_dose_mg)
     else:
         dose = entry.default_dose_mg
     device_mg = ruleset.require_limit("intranasal", "device-mg").value

@@ -14,4 +14,4 @@ from typing import Any
 def load_outcome_config() -> dict[str, Any]:
     """Load the bundled outcome configuration (timepoints, screening triggers) as plain JSON."""
     path = resources.files("ketaclinic.clinical.data.outcomes").joinpath("outcome_config.json")
-    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads(path.read_text(encoding="utf-8"))

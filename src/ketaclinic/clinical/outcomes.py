@@ -27,19 +27,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ketaclinic.clinical.outcome_config import load_outcome_config
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Grade
 
 P7 = "protocols.md §7"
-RELAPSE_EVENT_KINDS = (
+RelapseEventKind = Literal[
     "hospitalisation_for_depression",
     "suicide_attempt",
     "suicide",
     "suicide_prevention_admission",
     "other_relapse_event",
-)
+]
+RELAPSE_EVENT_KINDS: tuple[str, ...] = get_args(RelapseEventKind)
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,8 @@ def load_scheduling_rules() -> SchedulingRules:
     raw = load_bundled_json("chair/scheduling.json")
     sessions = {
         name: SessionLength(
-            dosing_min=cited_from_dict(t["dosing_min"]),  # type: ignore[arg-type]
-            observation_min=cited_from_dict(t["observation_min"]),  # type: ignore[arg-type]
+            dosing_min=cited_from_dict(t["dosing_min"]),
+            observation_min=cited_from_dict(t["observation_min"]),
             min_session_is_hard=bool(t["min_session_is_hard"]),
         )
         for name, t in raw["treatments"].items()
@@ -106,7 +106,7 @@ def load_scheduling_rules() -> SchedulingRules:
     return SchedulingRules(
         version=raw["version"],
         sessions=sessions,
-        min_interval_h=cited_from_dict(raw["min_interval_h"]),  # type: ignore[arg-type]
+        min_interval_h=cited_from_dict(raw["min_interval_h"]),
         reason_codes=tuple(raw["change_reason_codes"]),
     )
 

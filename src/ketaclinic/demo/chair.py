@@ -98,13 +98,13 @@ def seed_chair(svc: Services, rng: random.Random, patient_ids: list[int],
                                     f"{len(seed.rows[LedgerEntry])} ledger entries")
 
 
-def _patient_birth():  # type: ignore[no-untyped-def]
+def _patient_birth():
     from ketaclinic.store.tables import Patient
 
     return select(Patient.id, Patient.birth_date)
 
 
-def _course(seed: _Seed, s, pid: int, chairs: list[int], birth) -> None:  # type: ignore[no-untyped-def]
+def _course(seed: _Seed, s, pid: int, chairs: list[int], birth) -> None:
     rng, today = seed.rng, seed.today
     template_id = rng.choice(["iv_ketamine_induction", "iv_ketamine_induction", "esketamine_trd"])
     template = load_course_template(template_id)
@@ -172,7 +172,7 @@ def _order(seed: _Seed, row: TreatmentSession, record: dict[str, Any]) -> DoseOr
         created_at=seed.at(row.planned_date - dt.timedelta(days=1), dt.time(17, 0)), **iv)
 
 
-def _session(seed: _Seed, row: TreatmentSession, birth) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _session(seed: _Seed, row: TreatmentSession, birth) -> dict[str, Any]:
     rng = seed.rng
     esk = row.treatment == "esketamine"
     t0 = row.scheduled_start or seed.at(row.planned_date, dt.time(12, 0))
@@ -273,7 +273,7 @@ def _rating(row: TreatmentSession, instrument: str, at: dt.datetime, answers: li
                 entered_by=nurse, created_at=at)
 
 
-def _ledger(seed: _Seed, s) -> None:  # type: ignore[no-untyped-def]
+def _ledger(seed: _Seed, s) -> None:
     """Receipts (one lot per drug per 60 days, sized to the use) then administrations and
     witnessed wastes in time order, so every lot balance stays >= 0."""
     by_window: dict[tuple[str, int], list] = defaultdict(list)

@@ -68,7 +68,7 @@ def _chunks(items: list, n: int) -> list[list]:
     return [items[i:i + n] for i in range(0, len(items), n)]
 
 
-def _make_course(s, rng: random.Random, pid: int, today: dt.date, now: dt.datetime) -> None:  # type: ignore[no-untyped-def]
+def _make_course(s, rng: random.Random, pid: int, today: dt.date, now: dt.datetime) -> None:
     esk = rng.random() < 0.35
     start = today - dt.timedelta(days=rng.randint(10, 200))
     while start.weekday() > 4:
@@ -140,7 +140,7 @@ class _Course:
         return f
 
 
-def _seed_course(svc: Services, s, rng: random.Random, course: Course,  # type: ignore[no-untyped-def]
+def _seed_course(svc: Services, s, rng: random.Random, course: Course,
                  doses: list, now: dt.datetime) -> None:
     kind = "esketamine" if course.treatment == "esketamine" else "iv"
     first, last = _as_dt(doses[0]), _as_dt(doses[-1])

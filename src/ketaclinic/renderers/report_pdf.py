@@ -11,9 +11,13 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from ketaclinic.renderers.charts import Band
 from ketaclinic.renderers.pdf_fonts import FAMILY, printable, use_unicode_font
+
+if TYPE_CHECKING:  # fpdf is imported where a PDF is rendered
+    from fpdf import FPDF
 
 FOOTER = (
     "Decision support, not medical advice. "
@@ -172,19 +176,19 @@ def render_progress_report(report: ProgressReport) -> bytes:
     return bytes(pdf.output())
 
 
-def _heading(pdf: object, text: str) -> None:
-    pdf.ln(3)  # type: ignore[attr-defined]
-    pdf.set_font(FAMILY, "B", 12)  # type: ignore[attr-defined]
-    pdf.cell(0, 7, _t(text), new_x="LMARGIN", new_y="NEXT")  # type: ignore[attr-defined]
-    pdf.set_font(FAMILY, "", 10)  # type: ignore[attr-defined]
+def _heading(pdf: FPDF, text: str) -> None:
+    pdf.ln(3)
+    pdf.set_font(FAMILY, "B", 12)
+    pdf.cell(0, 7, _t(text), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FAMILY, "", 10)
 
 
-def _table(pdf: object, header: list[str], rows: list[list[str]],
+def _table(pdf: FPDF, header: list[str], rows: list[list[str]],
            widths: tuple[int, ...], empty: str) -> None:
     if not rows:
-        pdf.cell(0, 5.5, _t(empty), new_x="LMARGIN", new_y="NEXT")  # type: ignore[attr-defined]
+        pdf.cell(0, 5.5, _t(empty), new_x="LMARGIN", new_y="NEXT")
         return
-    with pdf.table(col_widths=widths, text_align="LEFT", line_height=5.5,  # type: ignore[attr-defined]
+    with pdf.table(col_widths=widths, text_align="LEFT", line_height=5.5,
                    first_row_as_headings=True) as table:
         for r in [header, *rows]:
             row = table.row()

@@ -61,8 +61,7 @@ class Paged(Sequence[T]):
         if isinstance(other, list | tuple):
             return self.items == list(other)
         return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
+    # Unhashable (it holds a list): defining __eq__ without __hash__ leaves __hash__ None.
 
     def map(self, fn: Callable[[T], U]) -> Paged[U]:
         """The same window with every item converted by ``fn``."""

@@ -49,7 +49,7 @@ def key_id(key: bytes) -> str:
 
 
 def is_encrypted(stored: str | None) -> bool:
-    return bool(stored) and stored.startswith(VERSION + ".")  # type: ignore[union-attr]
+    return stored is not None and stored.startswith(VERSION + ".")
 
 
 def stored_key_id(stored: str) -> str | None:

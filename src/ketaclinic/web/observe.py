@@ -105,14 +105,17 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+class _AccessLogHandler(logging.StreamHandler):
+    """The handler install_access_log_handler adds (so it adds one only)."""
+
+
 def install_access_log_handler() -> None:
     """One JSON line per request on stderr (uvicorn's own access log is off: it prints raw
     paths and query strings)."""
-    if any(getattr(h, "_ketaclinic", False) for h in access_log.handlers):
+    if any(isinstance(h, _AccessLogHandler) for h in access_log.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _AccessLogHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler._ketaclinic = True  # type: ignore[attr-defined]
     access_log.addHandler(handler)
     access_log.setLevel(logging.INFO)
 
@@ -124,7 +127,7 @@ class StateCollector(Collector):
     def __init__(self, services: Any) -> None:
         self.services = services
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self):
         pool = self.services.db.engine.pool
         for name, doc, attr in (("checked_out", "Connections in use", "checkedout"),
                                 ("size", "Configured pool size", "size")):

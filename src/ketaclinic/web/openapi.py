@@ -57,6 +57,7 @@ def install_error_responses(app: FastAPI) -> None:
                 routes=app.routes, servers=app.servers or None))
         return app.openapi_schema
 
+    # FastAPI's documented way to customise the schema; its stubs declare openapi a method.
     app.openapi = openapi  # type: ignore[method-assign]
 
 

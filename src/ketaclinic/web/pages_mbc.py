@@ -31,7 +31,7 @@ from ketaclinic.web.render import redirect, render
 router = APIRouter()
 
 
-def _patient_error(request: Request, svc, viewer, patient_id: int,  # type: ignore[no-untyped-def]
+def _patient_error(request: Request, svc, viewer, patient_id: int,
                    exc: ServiceError, form: dict[str, str]) -> Response:
     patient = svc.patients.get(viewer.actor, patient_id)
     return render(request, "patient_detail.html", status_code=exc.status, patient=patient,

@@ -7,7 +7,7 @@ from typing import Any
 from markupsafe import Markup
 
 
-def mbc_panel(svc, viewer, patient_id: int) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+def mbc_panel(svc, viewer, patient_id: int) -> dict[str, Any] | None:
     """Outcomes, chart, alerts, recent scores and the forms, in one audited read."""
     if viewer.role == "analyst":
         return None

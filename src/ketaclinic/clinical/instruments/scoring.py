@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -324,6 +324,17 @@ def _apply_skip_logic(d: InstrumentDefinition, items: list[ItemScore]) -> list[I
     return out
 
 
+def _answered_values(items: Iterable[ItemScore]) -> list[int]:
+    """The values of the answered items, in order (an answered item always has its value)."""
+    values = []
+    for i in items:
+        if i.status == ANSWERED:
+            if i.value is None:
+                raise ValueError(f"item {i.number} is answered but has no value")
+            values.append(i.value)
+    return values
+
+
 def _yn(value: int | None) -> str:
     return {0: "No", 1: "Yes"}.get(value, str(value)) if value is not None else "missing"
 
@@ -343,12 +354,12 @@ def _score_sum(
     for i in _scored(d, items):
         if i.status == "not_assessed":
             notes.append(f"item {i.number} not assessed: ignored, as the scoring rule allows")
-    answered = [i.value for i in scored if i.status == ANSWERED]
+    answered = _answered_values(scored)
     missing = [i.number for i in scored if i.status != ANSWERED]
     rule = d.scoring
-    _note_unscored(d, items, sum(v for v in answered if v is not None), notes)
+    _note_unscored(d, items, sum(answered), notes)
     if not missing:
-        return sum(answered), None, True, False  # type: ignore[arg-type]
+        return sum(answered), None, True, False
     listed = ", ".join(str(n) for n in missing)
     suicide = d.suicide_item.item if d.suicide_item else None
     if suicide in missing:
@@ -367,8 +378,8 @@ def _score_sum(
             f"not scorable: {len(missing)} item(s) missing or not rated ({listed}); {allowed}"
         )
         return None, None, False, False
-    mean = sum(answered) / len(answered)  # type: ignore[arg-type]
-    exact = sum(answered) + mean * len(missing)  # type: ignore[arg-type]
+    mean = sum(answered) / len(answered)
+    exact = sum(answered) + mean * len(missing)
     total = int(Decimal(repr(exact)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     notes.append(
         f"prorated: item(s) {listed} missing, each replaced by the mean of the {len(answered)} "
@@ -404,7 +415,7 @@ def _score_domains(
     domains = []
     for dom in d.scoring.domains:
         gaps = [n for n in dom.items if by_number[n].status not in (ANSWERED, NOT_APPLICABLE)]
-        values = [by_number[n].value for n in dom.items if by_number[n].status == ANSWERED]
+        values = _answered_values(by_number[n] for n in dom.items)
         combined = None
         if gaps:
             notes.append(
@@ -412,8 +423,8 @@ def _score_domains(
                 "missing (a domain is scored from all its items, never from a fraction)"
             )
         elif values:
-            combined = max(values) if dom.combine == "max" else sum(values)  # type: ignore[type-var, arg-type]
-        domains.append(DomainScore(dom.name, dom.items, combined))  # type: ignore[arg-type]
+            combined = max(values) if dom.combine == "max" else sum(values)
+        domains.append(DomainScore(dom.name, dom.items, combined))
     missing = [i.number for i in _scored(d, items) if i.status == MISSING]
     scores = [x.score for x in domains if x.score is not None]
     total = sum(scores) if len(scores) == len(domains) else None

@@ -96,7 +96,7 @@ class ChairBoardService:
                             detail=f"{day.isoformat()}: {board.session_count} sessions")
             return Board(day, day == today, not open_today, board.chairs)
 
-    def _day(self, s, chairs: list[Chair], day: dt.date, now: dt.datetime) -> Board:  # type: ignore[no-untyped-def]
+    def _day(self, s, chairs: list[Chair], day: dt.date, now: dt.datetime) -> Board:
         start, end = self.ctx.clinic_time.day_range(day, 1)
         rows = s.execute(select(TreatmentSession, Patient).join(
             Patient, Patient.id == TreatmentSession.patient_id).where(

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ketaclinic.services.dosing.service import DoseRecord, DosingService
 
 
-def _prescriber(s, username: str) -> User | None:  # type: ignore[no-untyped-def]
+def _prescriber(s, username: str) -> User | None:
     return s.execute(select(User).where(User.username == username.strip(),
                                         User.active.is_(True))).scalar_one_or_none()
 

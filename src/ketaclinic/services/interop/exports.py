@@ -170,7 +170,7 @@ def _check(resources: list[dict[str, Any]], every: int) -> None:
 
 
 def _research_tables(s: Session, today: dt.date) -> dict[str, list[dict[str, Any]]]:
-    def rows(stmt) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    def rows(stmt) -> list[dict[str, Any]]:
         return [{k: _num(v) for k, v in r._mapping.items()} for r in s.execute(stmt)]
 
     patients = rows(select(Patient.id.label("patient_id"), Patient.birth_date, Patient.sex)

@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -32,6 +31,7 @@ from ketaclinic.schemas import (
     DiagnosisDeactivate,
     MedicationCreate,
     PatientUpdate,
+    WeightCreate,
 )
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
@@ -235,17 +235,17 @@ class _Applier:
     def _weight(self, item: ChildItem, pid: int) -> tuple[str, str]:
         from ketaclinic.services.registry.patients import _weight as parse_kg
 
-        data = item.data
-        kg = parse_kg(data.weight)  # type: ignore[union-attr]
-        day = data.measured_on  # type: ignore[union-attr]
+        data = item.data_as(WeightCreate)
+        kg = parse_kg(data.weight)
+        day = data.measured_on
         if day is not None and self._has(PatientWeight, pid, PatientWeight.measured_on == day,
                                          PatientWeight.weight_kg == kg):
             return "unchanged", f"{kg} kg"
-        stored: Decimal = self.patients.add_weight(self.actor, pid, data)  # type: ignore[arg-type]
+        stored = self.patients.add_weight(self.actor, pid, data)
         return "created", f"{stored} kg"
 
     def _diagnosis(self, item: ChildItem, pid: int) -> tuple[str, str]:
-        d: DiagnosisCreate = item.data  # type: ignore[assignment]
+        d = item.data_as(DiagnosisCreate)
         label = f"{d.system} {d.code}"
         existing = self.s.execute(select(PatientDiagnosis).where(
             PatientDiagnosis.patient_id == pid, PatientDiagnosis.system == d.system,
@@ -267,7 +267,7 @@ class _Applier:
         return newest
 
     def _medication(self, item: ChildItem, pid: int) -> tuple[str, str]:
-        data: MedicationCreate = item.data  # type: ignore[assignment]
+        data = item.data_as(MedicationCreate)
         stored, found = normalised(data)
         label = stored.name + ("" if found.recognised else " (unrecognised: screening reviews)")
         if self._has(PatientMedication, pid, PatientMedication.name == stored.name,
@@ -283,7 +283,7 @@ class _Applier:
         return "created", label
 
     def _allergy(self, item: ChildItem, pid: int) -> tuple[str, str]:
-        d: AllergyCreate = item.data  # type: ignore[assignment]
+        d = item.data_as(AllergyCreate)
         existing = self.s.execute(select(PatientAllergy).where(
             PatientAllergy.patient_id == pid, PatientAllergy.substance == d.substance)
             .order_by(PatientAllergy.id)).scalars().first()

@@ -420,7 +420,7 @@ def _panel(i: int, r: dict, index: _Index, iid: str, d: InstrumentDefinition) ->
                      administered_at=_instant(r.get("effectiveDateTime"), "effectiveDateTime"))
 
 
-def _item_by_code(d: InstrumentDefinition, codes: set[str]):  # type: ignore[no-untyped-def]
+def _item_by_code(d: InstrumentDefinition, codes: set[str]):
     return next((item for item in d.items if item.code and item.code in codes), None)
 
 

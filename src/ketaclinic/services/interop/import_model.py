@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ketaclinic.services.errors import InvalidInput
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_ENTRIES = 5000  # entries of one Bundle or rows of one roster: split bigger files
 
@@ -82,6 +84,12 @@ class ChildItem:
     answers: dict[int, int] = field(default_factory=dict)
     administered_at: dt.datetime | None = None
 
+    def data_as(self, model: type[M]) -> M:
+        """The parsed data, which for this item's kind is a ``model``."""
+        if not isinstance(self.data, model):
+            raise TypeError(f"entry {self.entry}: a {self.kind} without its {model.__name__}")
+        return self.data
+
 
 @dataclass(frozen=True)
 class SkippedItem:
@@ -93,7 +101,7 @@ class SkippedItem:
 ImportItem = PatientItem | ChildItem | SkippedItem
 
 
-def build(model: type[BaseModel], field_names: dict[str, str], **values: Any) -> BaseModel:
+def build(model: type[M], field_names: dict[str, str], **values: Any) -> M:
     """Validate ``values`` with the pages' request model; the first problem as EntryInvalid,
     named by the input's field (``field_names`` maps the model's field to it)."""
     try:
@@ -114,4 +122,4 @@ def patient_fields(field_names: dict[str, str], mrn: str,
     probe = {"family_name": "x", "given_name": "x", "birth_date": dt.date(2000, 1, 1),
              "sex": "unknown", **given}
     model = build(PatientCreate, field_names, mrn=mrn, **probe)
-    return model.mrn, {k: getattr(model, k) for k in given}  # type: ignore[attr-defined]
+    return model.mrn, {k: getattr(model, k) for k in given}

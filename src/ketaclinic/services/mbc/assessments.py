@@ -183,7 +183,7 @@ class AssessmentService:
                               detail=detail)
         return row
 
-    def _score(self, definition, answers) -> ScoreResult:  # type: ignore[no-untyped-def]
+    def _score(self, definition, answers) -> ScoreResult:
         try:
             return score_answers(definition, _plain_answers(answers))
         except ClinicalInputError as exc:

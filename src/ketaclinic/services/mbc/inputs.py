@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
-from ketaclinic.clinical.outcomes import RELAPSE_EVENT_KINDS
+from ketaclinic.clinical.outcomes import RelapseEventKind
 from ketaclinic.schemas import Instant, _filled
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.numbers import MAX_ID, is_whole
@@ -62,7 +62,7 @@ class _Strict(BaseModel):
 class EventCreate(_Strict):
     """A hospitalisation or suicide-related event (relapse evidence), as the clinic entered it."""
 
-    kind: Literal[RELAPSE_EVENT_KINDS]  # type: ignore[valid-type]
+    kind: RelapseEventKind
     occurred_on: dt.date
     note: str = Field("", max_length=2000)
     course_id: RowId | None = None

@@ -204,7 +204,7 @@ class OutboxService:
             uow.audit(patient_id=msg.patient_id,
                       detail=f"message {msg.id} link {link.id} via {msg.channel}")
 
-    def _link_for(self, s, msg: OutboxMessage, now: dt.datetime) -> SelfReportLink:  # type: ignore[no-untyped-def]
+    def _link_for(self, s, msg: OutboxMessage, now: dt.datetime) -> SelfReportLink:
         if msg.link_id is not None:
             link = s.get(SelfReportLink, msg.link_id)
             if link.used_at is not None:

@@ -261,10 +261,10 @@ class SelfReportService:
         stmt = select(SelfReportLink).where(SelfReportLink.token_hash == hash_token(token))
         link = uow.session.execute(stmt.with_for_update() if lock else stmt).scalar_one_or_none()
         now = uow.now
-        reason = None
         if link is None:
-            reason = "This link is not valid. Please ask the clinic for a new one."
-        elif link.used_at is not None:
+            raise LinkUnavailable("This link is not valid. Please ask the clinic for a new one.")
+        reason = None
+        if link.used_at is not None:
             reason = "This questionnaire has already been sent. Thank you — nothing more to do."
         elif link.expires_at <= now:
             reason = "This link has expired. Please ask the clinic for a new one."
@@ -272,7 +272,7 @@ class SelfReportService:
             reason = "This link is locked after too many attempts. Please call the clinic."
         if reason:
             raise LinkUnavailable(reason)
-        return link  # type: ignore[return-value]
+        return link
 
     @staticmethod
     def _count_failure(work: UnitOfWork, token: str) -> None:

@@ -48,7 +48,7 @@ class SmsAdapter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def deliver(self, message) -> None:  # type: ignore[no-untyped-def]  # outbox.Delivery
+    def deliver(self, message) -> None:  # outbox.Delivery
         cfg = self.settings
         if not cfg.sms_url:
             raise RuntimeError("SMS is not configured (KETACLINIC_SMS_URL)")

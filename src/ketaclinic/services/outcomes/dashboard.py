@@ -192,7 +192,7 @@ _PARAM_TYPES = {"date_from": Date(), "date_to": Date(), "treatment": String(),
 
 
 def _stmt(sql: str, params: Mapping[str, Any], types: Mapping[str, Any] | None = None,
-          **columns: Any):  # type: ignore[no-untyped-def]
+          **columns: Any):
     known = {**_PARAM_TYPES, **(types or {})}
     t = text(sql).bindparams(*[bindparam(k, type_=known[k]) for k in params])
     return t.columns(**columns) if columns else t
@@ -349,7 +349,7 @@ class DashboardService:
         )
 
     # --- outcome table (SQL over the summary) ---------------------------------------------
-    def _outcome_rows(self, conn, d, f, criteria,  # type: ignore[no-untyped-def]
+    def _outcome_rows(self, conn, d, f, criteria,
                       timepoints) -> tuple[list[OutcomeRow], dict[str, int]]:
         """The outcome table's rows and, per treatment, the dosed courses without a qualifying
         baseline (reported as "no baseline", not counted)."""

@@ -61,8 +61,10 @@ class PkResult:
 
 
 def _number(name: str, text: str | float | None, *, low: float, high: float) -> float:
+    if text is None:
+        raise InvalidInput(f"{name} must be a number, got {text!r}")
     try:
-        value = float(text)  # type: ignore[arg-type]
+        value = float(text)
     except (TypeError, ValueError):
         raise InvalidInput(f"{name} must be a number, got {text!r}") from None
     if not math.isfinite(value) or not low <= value <= high:
@@ -92,7 +94,7 @@ class PkService:
         return self.ctx.unit_of_work(actor, "pk.view", perm=Perm.PATIENT_READ,
                                      patient_id=patient_id)
 
-    def _read(self, work: UnitOfWork, patient_id: int, extra):  # type: ignore[no-untyped-def]
+    def _read(self, work: UnitOfWork, patient_id: int, extra):
         with work as uow:
             patient = uow.patients.get(patient_id)
             latest = uow.patients.latest_weight(patient_id)
@@ -172,7 +174,7 @@ class PkService:
         latest = (given or doses)[-1] if doses else None
         return {"has_weight": True, "latest": latest, "weight_kg": cov.weight_kg}
 
-    def _compute(self, model_id, cov, regimen, times, label) -> PkResult:  # type: ignore[no-untyped-def]
+    def _compute(self, model_id, cov, regimen, times, label) -> PkResult:
         model = get_model(model_id)
         sim = simulate_regimen(model_id, cov, regimen, times)
         assumed = self.ctx.settings.pk_assumed_cv if not model.omegas else 0.0
@@ -209,7 +211,7 @@ class PkService:
         return PkResult(data, chart, [])
 
 
-def _sessions(s, patient: Patient) -> list[dict]:  # type: ignore[no-untyped-def]
+def _sessions(s, patient: Patient) -> list[dict]:
     rows = s.execute(
         select(TreatmentSession, Course.treatment)
         .outerjoin(Course, Course.id == TreatmentSession.course_id)

@@ -213,7 +213,7 @@ class PatientService:
         return PatientBannerService(self.ctx).banner(actor, patient_id)
 
     def _detail(self, s: Session, p: Patient) -> PatientDetail:
-        def rows(model, order):  # type: ignore[no-untyped-def]
+        def rows(model, order):
             return s.execute(select(model).where(model.patient_id == p.id).order_by(*order)
                              ).scalars().all()
 

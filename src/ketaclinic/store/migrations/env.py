@@ -44,7 +44,7 @@ def run_migrations_online() -> None:
                 _sqlite_pragma(connection, "PRAGMA foreign_keys=ON")
 
 
-def _sqlite_pragma(connection, sql: str) -> list:  # type: ignore[no-untyped-def]
+def _sqlite_pragma(connection, sql: str) -> list:
     """Run a PRAGMA on the driver connection, outside any SQLAlchemy transaction."""
     cursor = connection.connection.driver_connection.cursor()
     try:

@@ -79,10 +79,13 @@ fhir-deps:
 ## (HYPOTHESIS_PROFILE=fast; see TESTING.md). FAST_ARGS="-k dosing" to narrow it.
 # --dist load hands each worker runs of neighbouring tests, so a module's imports, templates
 # and shared fixtures are mostly paid for on one worker, not on both (TESTING.md).
+# -p no:schemathesis: its pytest plugin (schemathesis' own test decorators, unused here; the fuzz
+# test calls schemathesis itself and is slow) cost ~0.45 CPU-s to import in each of the three
+# processes, and the fuzz test never runs in this loop.
 FAST_ARGS ?=
 test-fast: $(DEV_STAMP)
 	KETACLINIC_TEST_DATABASES=sqlite HYPOTHESIS_PROFILE=fast $(PYTEST) -q \
-	  -p no:cacheprovider -n 2 --dist load -m "not browser and not slow" \
+	  -p no:cacheprovider -p no:schemathesis -n 2 --dist load -m "not browser and not slow" \
 	  --ignore=tests/browser $(FAST_ARGS)
 
 ## Ruff on src, tests and benchmarks; mypy on all of src/ketaclinic.

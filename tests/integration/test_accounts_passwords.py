@@ -8,7 +8,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from kctest import TEST_SECRET, USERS, csrf_from, make_settings
+from kctest import TEST_SECRET, USERS, csrf_from
 from sqlalchemy import select
 
 from ketaclinic.cli import main
@@ -259,10 +259,8 @@ def test_other_roles_cannot_reset_a_password_and_the_denial_is_audited(login, se
 
 
 def test_a_temporary_password_expires_and_so_does_a_session_still_using_it(
-        services, users, database_url, clock, app_for):
-    from ketaclinic.bootstrap import build_services
-
-    short = build_services(make_settings(database_url, temporary_password_hours=1), clock=clock)
+        services, users, services_for, clock, app_for):
+    short = services_for(temporary_password_hours=1)
     app = app_for(short)
     temporary = short.accounts.reset_password(SYSTEM, users["nurse"].id).generated
     c, r = api_login(app, "nurse", temporary)
@@ -278,7 +276,6 @@ def test_a_temporary_password_expires_and_so_does_a_session_still_using_it(
     with services.db.transaction() as s:
         reasons = s.execute(select(AuthSession.end_reason)).scalars().all()
     assert reasons == ["temporary expired"]
-    short.close()
 
 
 def test_a_temporary_password_does_not_count_as_a_witness_signature(login, services, users):

@@ -22,11 +22,12 @@ TEN_AM_EST = dt.datetime(2026, 11, 2, 15, 0)  # 10:00 in New York, as the clock 
 
 
 @pytest.fixture
-def services(services, database_url, clock):  # type: ignore[no-untyped-def]
-    """The suite's services (fresh database), rebuilt for a clinic in New York."""
+def services(services, database_url, clock, _open_databases):  # type: ignore[no-untyped-def]
+    """The suite's services (fresh database), rebuilt for a clinic in New York (on the
+    worker's one Database, as the suite's are)."""
     clock.now = TEN_AM_EST
     svc = build_services(make_settings(database_url, clinic_timezone="America/New_York"),
-                         clock=clock)
+                         clock=clock, database=_open_databases(database_url))
     yield svc
     svc.close()
 

@@ -229,32 +229,26 @@ def test_the_export_files_on_disk_are_encrypted_and_name_no_patient(services, lo
 
 
 def test_a_job_past_the_retention_setting_is_deleted_when_touched(
-        services, users, database_url, clock, tmp_path, app_for):
+        services, users, services_for, clock, tmp_path, app_for):
     from fastapi.testclient import TestClient
-    from kctest import USERS, make_settings
+    from kctest import USERS
 
-    from ketaclinic.bootstrap import build_services
+    svc = services_for(export_retention_hours=2, data_dir=tmp_path)
+    with TestClient(app_for(svc), raise_server_exceptions=False) as c:
+        def login():
+            r = c.post("/api/auth/login", json={"username": "admin",
+                                                "password": USERS["admin"][3]})
+            assert r.status_code == 200
 
-    svc = build_services(make_settings(database_url, export_retention_hours=2,
-                                       data_dir=tmp_path), clock=clock)
-    try:
-        with TestClient(app_for(svc), raise_server_exceptions=False) as c:
-            def login():
-                r = c.post("/api/auth/login", json={"username": "admin",
-                                                    "password": USERS["admin"][3]})
-                assert r.status_code == 200
-
-            login()
-            status = c.get("/api/fhir/$export", headers=ASYNC).headers["Content-Location"]
-            job = status.rsplit("/", 1)[-1]
-            assert c.get(status).status_code == 200
-            assert (tmp_path / "fhir-exports" / job).is_dir()
-            clock.advance(minutes=110)
-            login()
-            assert c.get(status).status_code == 200
-            clock.advance(minutes=11)
-            login()
-            assert c.get(status).status_code == 404  # touched after 2 h: gone from the disk
-            assert not (tmp_path / "fhir-exports" / job).exists()
-    finally:
-        svc.close()
+        login()
+        status = c.get("/api/fhir/$export", headers=ASYNC).headers["Content-Location"]
+        job = status.rsplit("/", 1)[-1]
+        assert c.get(status).status_code == 200
+        assert (tmp_path / "fhir-exports" / job).is_dir()
+        clock.advance(minutes=110)
+        login()
+        assert c.get(status).status_code == 200
+        clock.advance(minutes=11)
+        login()
+        assert c.get(status).status_code == 404  # touched after 2 h: gone from the disk
+        assert not (tmp_path / "fhir-exports" / job).exists()

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
-from kctest import USERS, make_settings
+from kctest import USERS
 from sqlalchemy import select
 
-from ketaclinic.bootstrap import build_services
 from ketaclinic.http.deps import PRELOGIN_COOKIE
 from ketaclinic.store.tables import LoginAttempt
 
@@ -32,11 +29,9 @@ def counted_clients(services) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def proxied_app(database_url, clock, users, app_for):  # type: ignore[no-untyped-def]
+def proxied_app(services_for, users, app_for):  # type: ignore[no-untyped-def]
     """The app behind a reverse proxy at 10.0.0.5 (KETACLINIC_TRUSTED_PROXIES)."""
-    svc = build_services(make_settings(database_url, trusted_proxies="10.0.0.5"), clock=clock)
-    yield app_for(svc)
-    svc.close()
+    return app_for(services_for(trusted_proxies="10.0.0.5"))
 
 
 def test_a_flood_from_one_address_does_not_lock_the_real_user_out_from_another(app, services):
@@ -94,10 +89,8 @@ def test_a_spoofed_address_cannot_escape_the_throttle(app):
 
 
 @pytest.fixture
-def self_report_app(database_url, clock, users, app_for) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    svc = build_services(make_settings(database_url, self_report_ip_limit=2), clock=clock)
-    yield app_for(svc)
-    svc.close()
+def self_report_app(services_for, users, app_for) -> object:  # type: ignore[no-untyped-def]
+    return app_for(services_for(self_report_ip_limit=2))
 
 
 def test_every_429_says_when_to_try_again(app, self_report_app):

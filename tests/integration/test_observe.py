@@ -7,9 +7,7 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
-from kctest import USERS, make_settings
-
-from ketaclinic.bootstrap import build_services
+from kctest import USERS
 
 CANARY_NAME = "Quillon-Vexabarre"
 CANARY_MRN = "CANARY-7731"
@@ -17,17 +15,11 @@ LOOPBACK = ("127.0.0.1", 40000)
 
 
 @pytest.fixture
-def make_app(database_url, clock, users, app_for):  # type: ignore[no-untyped-def]
-    opened = []
-
+def make_app(services_for, users, app_for):  # type: ignore[no-untyped-def]
     def _make(**overrides):  # type: ignore[no-untyped-def]
-        svc = build_services(make_settings(database_url, **overrides), clock=clock)
-        opened.append(svc)
-        return app_for(svc)
+        return app_for(services_for(**overrides))
 
-    yield _make
-    for svc in opened:
-        svc.close()
+    return _make
 
 
 def _nurse(app, client=("testclient", 50000)):  # type: ignore[no-untyped-def]

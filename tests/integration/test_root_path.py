@@ -7,20 +7,17 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from kctest import USERS, make_settings
-
-from ketaclinic.bootstrap import build_services
+from kctest import USERS
 
 ROOT = "/clinic"
 ABSOLUTE_URL = re.compile(r'(?:href|action|src|data-[a-z-]+-url)="(/[^"]*)"')
 
 
 @pytest.fixture
-def client(database_url, clock, users, app_for):  # type: ignore[no-untyped-def]
-    svc = build_services(make_settings(database_url, root_path="clinic/"), clock=clock)
-    with TestClient(app_for(svc), raise_server_exceptions=False) as c:
+def client(services_for, users, app_for):  # type: ignore[no-untyped-def]
+    with TestClient(app_for(services_for(root_path="clinic/")),
+                    raise_server_exceptions=False) as c:
         yield c
-    svc.close()
 
 
 def _unprefixed(html: str) -> list[str]:

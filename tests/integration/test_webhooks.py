@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from kctest import TEST_SECRET, make_settings
+from kctest import TEST_SECRET
 from sqlalchemy import select
 
-from ketaclinic.bootstrap import Services, build_services
+from ketaclinic.bootstrap import Services
 from ketaclinic.cli import main
 from ketaclinic.schemas import PatientCreate
 from ketaclinic.services.audit.trail import SYSTEM
-from ketaclinic.services.clock import SteppingClock
 from ketaclinic.services.errors import InvalidInput, PermissionDenied
 from ketaclinic.services.interop.outbound import UnsafeUrl, check_resolved, check_url
 from ketaclinic.services.interop.webhooks import (
@@ -96,15 +95,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def hooks(services: Services, users, receiver: Receiver, clock: SteppingClock
-          ) -> Iterator[Services]:
+def hooks(services: Services, users, receiver: Receiver, services_for) -> Services:
     """The services on the same (wiped) database, allowed to call the local receiver."""
-    svc = build_services(make_settings(
-        services.settings.database_url, outbound_allow_http=True, outbound_timeout_seconds=1,
-        sms_url=f"{receiver.url}/sms", sms_token=SMS_TOKEN, sms_sender="Clinic",
-        clinic_name="Riverside Clinic"), clock=clock)
-    yield svc
-    svc.close()
+    return services_for(  # type: ignore[no-any-return]
+        outbound_allow_http=True, outbound_timeout_seconds=1, sms_url=f"{receiver.url}/sms",
+        sms_token=SMS_TOKEN, sms_sender="Clinic", clinic_name="Riverside Clinic")
 
 
 def patient(svc: Services, phone: str = PHONE) -> int:

@@ -15,6 +15,8 @@ import ast
 import pathlib
 from collections.abc import Iterator
 
+import kcsource
+
 WEB = pathlib.Path(__file__).resolve().parents[2] / "src" / "ketaclinic" / "web"
 FORM_NAMES = {"form", "raw"}
 READERS = {"read_form", "read_checked_form"}
@@ -109,7 +111,7 @@ def reads(tree: ast.Module) -> Iterator[tuple[str, int]]:
 def _found() -> dict[tuple[str, str], list[int]]:
     out: dict[tuple[str, str], list[int]] = {}
     for path in sorted(WEB.glob("*.py")):
-        for field, line in reads(ast.parse(path.read_text(encoding="utf-8"))):
+        for field, line in reads(kcsource.tree(path)):
             out.setdefault((path.name, field), []).append(line)
     return out
 

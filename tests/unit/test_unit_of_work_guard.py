@@ -195,7 +195,7 @@ def _sites(is_site: Callable[[ast.Call], bool]) -> dict[tuple[str, str], list[in
     found: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
     for p in sorted(SERVICES.rglob("*.py")):
         rel = str(p.relative_to(SERVICES))
-        for scope, call in _scoped_calls(ast.parse(p.read_text(encoding="utf-8"))):
+        for scope, call in _scoped_calls(kcsource.tree(p)):
             if is_site(call):
                 found[(rel, scope)].append(call.lineno)
     return found

@@ -18,6 +18,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
 )
 
 from ketaclinic.clinical.inputs import DIGITS_ONLY, has_foreign_digits, is_whole_number
@@ -193,10 +195,31 @@ class AllergyDeactivate(_Strict):
         description="entered-in-error: recorded by mistake; refuted: shown not to be so")
 
 
+MedicationStopReason = Literal["completed", "adverse-effect", "ineffective", "patient-choice",
+                               "entered-in-error", "other"]  # MEDICATION_STOP_REASONS' codes
+
+
 class MedicationStop(_Strict):
-    """Stop a medication (the JSON body is ``{}``): the row is kept, marked stopped, and no
-    longer counts in screening. No field yet; the page's Stop button builds this same model,
-    so a field added here (e.g. a stop date) is read and validated the same on both paths."""
+    """Stop a medication: the row is kept, marked stopped on a day for a coded reason, and no
+    longer counts in screening. The page's Stop form builds this same model. Stopping one that
+    is already stopped with other values amends its stop (kept in the history)."""
+
+    stopped_on: dt.date | None = Field(
+        None, description="The clinic-local day it was stopped (default: today); not in the "
+        "future, not before the day it was started")
+    reason: MedicationStopReason = Field(
+        description="completed | adverse-effect | ineffective | patient-choice | "
+        "entered-in-error | other (other needs a note)")
+    note: Annotated[str, Field(max_length=200), AfterValidator(_line)] = Field(
+        "", validate_default=True,
+        description="Free text, at most 200 characters; required when reason is other")
+
+    @field_validator("note")
+    @classmethod
+    def _other_needs_a_note(cls, note: str, info: ValidationInfo) -> str:
+        if info.data.get("reason") == "other" and not note:
+            raise ValueError("say why when the reason is other")
+        return note
 
 
 class UserCreate(_Strict):

@@ -90,7 +90,7 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/patients/{patient_id}/allergies/{allergy_id}/deactivate": Rule(
         only(CLINICAL, ALLOWED), lambda c, p: {"reason": "refuted"}),  # type: ignore[arg-type]
     "POST /api/patients/{patient_id}/medications/{medication_id}/stop": Rule(
-        only(CLINICAL, ALLOWED), lambda c, p: {}),  # type: ignore[arg-type]
+        only(CLINICAL, ALLOWED), lambda c, p: {"reason": "completed"}),  # type: ignore[arg-type]
     "GET /api/users": Rule(only({"admin"}, 200)),
     "POST /api/users": Rule(only({"admin"}, 201), _user_body),
     "GET /api/audit": Rule(only({"admin"}, 200)),

@@ -323,19 +323,22 @@ def test_the_api_stops_a_medication_once_for_its_patient_and_documents_the_route
     c, csrf = login("nurse")
     h = {"X-CSRF-Token": csrf}
     url = f"/api/patients/{pid}/medications/{med}/stop"
-    assert c.post(url, json={}).status_code == 403  # no CSRF token, no change
-    assert c.post(url, json={"reason": "x"}, headers=h).status_code == 422  # no such field
-    assert c.post(f"/api/patients/{other}/medications/{med}/stop", json={},
+    body = {"reason": "completed"}
+    assert c.post(url, json=body).status_code == 403  # no CSRF token, no change
+    assert c.post(url, json=body | {"why": "x"}, headers=h).status_code == 422  # no such field
+    assert c.post(url, json={}, headers=h).status_code == 422  # no reason
+    assert c.post(f"/api/patients/{other}/medications/{med}/stop", json=body,
                   headers=h).status_code == 404  # not this patient's
     assert services.patients.get(SYSTEM, pid).medications[0]["active"] is True
-    r = c.post(url, json={}, headers=h)
-    assert r.status_code == 200 and r.json() == {"status": "stopped"}, r.text
-    assert c.post(url, json={}, headers=h).json() == {"status": "unchanged"}
+    r = c.post(url, json=body, headers=h)
+    assert r.status_code == 200 and r.json() == {"status": "stopped", "reason": "completed"}
+    assert c.post(url, json=body, headers=h).json()["status"] == "unchanged"
     assert c.get(f"/api/patients/{pid}").json()["medications"][0]["active"] is False
     with services.db.transaction() as s:
         assert s.execute(select(AuditEvent.detail).where(
             AuditEvent.action == "patient.medication", AuditEvent.patient_id == pid,
-            AuditEvent.detail == "stopped")).scalars().all() == ["stopped"]  # once
+            AuditEvent.detail.like("stopped%"))).scalars().all() == [
+                "stopped (completed)"]  # once
     op = c.get("/api/openapi.json").json()["paths"][
         "/api/patients/{patient_id}/medications/{medication_id}/stop"]["post"]
     assert op["description"] and "requestBody" in op
@@ -352,7 +355,7 @@ def test_the_page_s_stop_button_still_stops_with_its_csrf_token(services, login)
                      follow_redirects=False)
     assert refused.status_code == 403
     assert services.patients.get(SYSTEM, pid).medications[0]["active"] is True
-    r = c.post(f"/patients/{pid}/medications/{med}/stop", data={"csrf_token": csrf},
-               follow_redirects=False)
+    r = c.post(f"/patients/{pid}/medications/{med}/stop",
+               data={"csrf_token": csrf, "reason": "completed"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("#medications")
     assert services.patients.get(SYSTEM, pid).medications[0]["active"] is False

@@ -159,7 +159,7 @@ def test_since_exports_only_the_resources_changed_after_the_instant(services, lo
 def test_since_exports_a_medication_stopped_after_the_instant_as_stopped(services, login, clock):
     """A stop changes an old row: an incremental export must carry it, or the receiving system
     keeps the patient on a medicine they no longer take."""
-    from ketaclinic.schemas import MedicationCreate
+    from ketaclinic.schemas import MedicationCreate, MedicationStop
     from ketaclinic.services.audit.trail import SYSTEM
 
     with services.db.transaction() as s:
@@ -172,7 +172,8 @@ def test_since_exports_a_medication_stopped_after_the_instant_as_stopped(service
     assert _export(c, f"?_since={since}")["manifest"]["output"] == []
     [med] = services.patients.get(SYSTEM, ids["A"]).medications
     clock.advance(seconds=5)
-    services.patients.set_medication_active(SYSTEM, ids["A"], med["id"], False)
+    services.patients.stop_medication(SYSTEM, ids["A"], med["id"],
+                                      MedicationStop(reason="completed"))
     changed = _export(c, f"?_since={since}")
     assert {o["type"] for o in changed["manifest"]["output"]} == {"MedicationStatement"}
     [stopped] = changed["MedicationStatement"]

@@ -21,6 +21,7 @@ from ketaclinic.schemas import (
     DiagnosisCreate,
     DiagnosisDeactivate,
     MedicationCreate,
+    MedicationStop,
     PatientCreate,
 )
 from ketaclinic.services.audit.trail import SYSTEM
@@ -83,7 +84,8 @@ def _add(services, pid: int) -> None:  # type: ignore[no-untyped-def]
         patients.deactivate_diagnosis(SYSTEM, pid, dx[code], DiagnosisDeactivate(reason=reason))
     for substance, reason in (("Ketamine", "refuted"), ("penicillin", "entered-in-error")):
         patients.deactivate_allergy(SYSTEM, pid, al[substance], AllergyDeactivate(reason=reason))
-    patients.set_medication_active(SYSTEM, pid, detail.medications[0]["id"], False)
+    patients.stop_medication(SYSTEM, pid, detail.medications[0]["id"],
+                             MedicationStop(reason="adverse-effect", note="rash"))
 
 
 def _screening(services, users, pid: int):  # type: ignore[no-untyped-def]
@@ -102,7 +104,8 @@ def _statuses(services, pid: int) -> dict[str, set]:  # type: ignore[no-untyped-
     return {"diagnoses": {(x["code"], x["active"], x["inactive_reason"]) for x in d.diagnoses},
             "allergies": {(x["substance"], x["active"], x["inactive_reason"])
                           for x in d.allergies},
-            "medications": {(x["name"], x["active"]) for x in d.medications}}
+            "medications": {(x["name"], x["active"], x["stopped_on"], x["stop_reason"],
+                             x["stop_note"]) for x in d.medications}}
 
 
 def test_the_export_imported_into_a_fresh_database_screens_the_same_with_the_same_statuses(
@@ -119,7 +122,7 @@ def test_the_export_imported_into_a_fresh_database_screens_the_same_with_the_sam
     new_pid = report.entries[0]["patient_id"]
     details = {e["detail"] for e in report.entries}
     assert {"icd10 F33.2, resolved", "icd10 F23, resolved", "Ketamine, refuted",
-            "sertraline, stopped"} <= details
+            "sertraline, stopped (adverse-effect)"} <= details
     assert not [e for e in report.entries if e.get("review")]  # our own export: all given
     assert _screen(other, other_users, new_pid) == before
     expected = _statuses(services, pid)

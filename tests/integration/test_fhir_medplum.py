@@ -43,6 +43,9 @@ def test_medplum_finds_no_error_in_the_exported_ndjson_and_transaction_bundle(se
     assert {("Condition", "resolved", "confirmed"), ("Condition", None, "entered-in-error"),
             ("AllergyIntolerance", "inactive", "refuted"),
             ("AllergyIntolerance", None, "entered-in-error")} <= statuses
+    stops = {(r["status"], r.get("statusReason", [{}])[0].get("text"))
+             for r in resources if r["resourceType"] == "MedicationStatement"}
+    assert {("stopped", "rash"), ("entered-in-error", "entered in error")} <= stops
     writer = NdjsonWriter(folder=tmp_path / "ndjson")
     for r in resources:
         writer.write(r)
@@ -55,13 +58,16 @@ def test_medplum_finds_no_error_in_the_exported_ndjson_and_transaction_bundle(se
 
 
 def _withdraw_some_rows(services) -> None:  # type: ignore[no-untyped-def]
-    """A resolved diagnosis, one entered in error, a refuted allergy and one entered in error:
-    the statuses those export with are validated too."""
+    """A resolved diagnosis, one entered in error, a refuted allergy and one entered in error,
+    a medicine stopped for an adverse effect and one entered in error: the statuses those
+    export with are validated too."""
     from ketaclinic.schemas import (
         AllergyCreate,
         AllergyDeactivate,
         DiagnosisCreate,
         DiagnosisDeactivate,
+        MedicationCreate,
+        MedicationStop,
     )
 
     pid = services.patients.search(SYSTEM, query="", limit=1).items[0].id
@@ -76,6 +82,12 @@ def _withdraw_some_rows(services) -> None:  # type: ignore[no-untyped-def]
     for row, reason in zip(detail.allergies[-2:], ("refuted", "entered-in-error"), strict=True):
         services.patients.deactivate_allergy(SYSTEM, pid, row["id"],
                                              AllergyDeactivate(reason=reason))
+    for name in ("sertraline", "lorazepam"):
+        services.patients.add_medication(SYSTEM, pid, MedicationCreate(name=name))
+    meds = services.patients.get(SYSTEM, pid).medications[-2:]
+    for row, stop in zip(meds, (MedicationStop(reason="adverse-effect", note="rash"),
+                                MedicationStop(reason="entered-in-error")), strict=True):
+        services.patients.stop_medication(SYSTEM, pid, row["id"], stop)
 
 
 def test_medplum_reports_a_broken_resource_so_the_check_above_can_fail(tmp_path):

@@ -11,15 +11,26 @@ from pathlib import Path
 import pytest
 from alembic import command
 from kctest import drop_pg_database, fresh_database_url, make_settings
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 
 from ketaclinic.bootstrap import build_services
-from ketaclinic.schemas import AllergyCreate, DiagnosisCreate, MedicationCreate, PatientCreate
+from ketaclinic.schemas import (
+    AllergyCreate,
+    DiagnosisCreate,
+    MedicationCreate,
+    MedicationStop,
+    PatientCreate,
+)
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.clock import SteppingClock
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
-from ketaclinic.store.tables import PatientAllergy, PatientDiagnosis, PatientMedication
+from ketaclinic.store.tables import (
+    PatientAllergy,
+    PatientAmendment,
+    PatientDiagnosis,
+    PatientMedication,
+)
 
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
 REVISION = "0002_list_row_updated_at"
@@ -52,7 +63,8 @@ def _clinic_with_a_stopped_medication(url: str) -> tuple[int, dt.datetime]:
                        if m["name"] == "sertraline")
         clock.advance(days=3)
         stop_at = clock()
-        svc.patients.set_medication_active(SYSTEM, pid, stopped["id"], False)
+        svc.patients.stop_medication(SYSTEM, pid, stopped["id"],
+                                     MedicationStop(reason="completed"))
         clock.advance(days=1)
         svc.patients.add_medication(SYSTEM, pid, MedicationCreate(name="bupropion"))
         return pid, stop_at
@@ -77,6 +89,11 @@ def test_the_upgrade_adds_updated_at_and_dates_a_stop_made_before_it(url):
         with engine.connect() as conn:
             for table in TABLES:
                 assert "updated_at" not in {c["name"] for c in inspect(conn).get_columns(table)}
+        with engine.begin() as conn:  # the history as the services wrote a stop before it
+            conn.execute(update(PatientAmendment).where(
+                PatientAmendment.field == "medication",
+                PatientAmendment.new_value.like("sertraline stopped%")).values(
+                new_value="sertraline active=False"))
         migrate.upgrade(engine, REVISION)
         assert migrate.current_revision(engine) == REVISION
         meds = _updated(engine, PatientMedication)

@@ -22,10 +22,11 @@ from kctest import make_settings, page_error
 from sqlalchemy import func, select
 
 from ketaclinic.bootstrap import build_services
+from ketaclinic.schemas import MedicationCreate, PatientCreate
 from ketaclinic.schemas_chair import ChairCreate
 from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.mbc.self_report import hash_token
-from ketaclinic.store.tables import ApiToken, User
+from ketaclinic.store.tables import ApiToken, PatientMedication, User
 from ketaclinic.store.tables_chair import VitalSignRow
 from ketaclinic.store.tables_dosing import (
     ActiveRuleSet,
@@ -1006,3 +1007,52 @@ def test_bad_rule_set_forms_read_as_their_json_bodies_and_co_signature_headers(
         assert s.execute(select(RuleSetApproval)).first() is None
         assert s.execute(select(RuleConfirmation)).first() is None
     assert after == before
+
+
+# --- stopping a medication (the patient page's Stop form) ----------------------------------
+def _medication(services, mrn: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """A patient with sertraline started on 1 October: (patient id, medication id)."""
+    p, _ = services.patients.create(SYSTEM, PatientCreate(
+        mrn=mrn, family_name=mrn, given_name="Med", birth_date=dt.date(1980, 1, 2),
+        sex="female"))
+    services.patients.add_medication(SYSTEM, p.id, MedicationCreate(
+        name="sertraline", started_on=dt.date(2026, 10, 1)))
+    return p.id, services.patients.get(SYSTEM, p.id).medications[0]["id"]
+
+
+def test_the_json_body_and_the_form_stop_a_medication_alike(services, users, login):
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    stored = []
+    for how in ("json", "form"):
+        pid, med = _medication(services, f"STOP-{how}")
+        path = f"/patients/{pid}/medications/{med}/stop"
+        body = {"stopped_on": "2026-10-30", "reason": "other", "note": "  moved abroad "}
+        r = both.json(path, body) if how == "json" else both.form(path, _typed(body))
+        assert r.status_code == (200 if how == "json" else 303), r.text
+        stored.append(_row(services, PatientMedication, id=med))
+    assert stored[0] == stored[1]
+    assert (stored[0]["active"], stored[0]["stopped_on"], stored[0]["stop_reason"],
+            stored[0]["stop_note"]) == (False, dt.date(2026, 10, 30), "other", "moved abroad")
+
+
+def test_a_bad_stop_reads_the_same_on_the_form_and_the_api(services, users, login):
+    """The clinic is in New York at 10:00 on 2 November: the 3rd is tomorrow there."""
+    c, csrf = login("nurse")
+    both = Both(c, csrf, services)
+    pid, med = _medication(services, "STOP-BAD")
+    path = f"/patients/{pid}/medications/{med}/stop"
+    for body, needle in [
+        ({"reason": "completed", "stopped_on": "2026-11-03"}, "stopped_on: is in the future"),
+        ({"reason": "completed", "stopped_on": "2026-09-30"},
+         "stopped_on: is before the day the medication was started"),
+        ({"reason": "completed", "stopped_on": "٢٠٢٦-10-30"},
+         "stopped_on: Input should be a valid date"),
+        ({"reason": "other", "note": "   "}, "note: say why when the reason is other"),
+        ({"reason": "Completed"}, "reason: Input should be 'completed'"),
+        ({"stopped_on": "2026-10-30"}, "reason: Field required"),
+    ]:
+        _refused_alike(both.json(path, body), both.form(path, _typed(body)), needle, body)
+    assert services.patients.get(SYSTEM, pid).medications[0]["active"] is True
+    with services.db.transaction() as s:
+        assert s.get(PatientMedication, med).stopped_on is None

@@ -174,7 +174,7 @@ def test_withdrawing_an_allergy_a_medicine_or_a_second_diagnosis_re_opens_nothin
     # the medicine stopped, the allergy refuted, one of the two depressive diagnoses resolved
     med = detail["medications"][0]["id"]
     assert api("nurse", "POST", f"/api/patients/{pid}/medications/{med}/stop",
-               {}).status_code == 200
+               {"reason": "completed"}).status_code == 200
     allergy = detail["allergies"][0]["id"]
     assert api("nurse", "POST", f"/api/patients/{pid}/allergies/{allergy}/deactivate",
                {"reason": "refuted"}).status_code == 200

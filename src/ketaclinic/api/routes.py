@@ -228,12 +228,15 @@ def api_deactivate_diagnosis(patient_id: int, diagnosis_id: int, body: Diagnosis
 @router.post("/patients/{patient_id}/medications/{medication_id}/stop", tags=["patients"])
 def api_stop_medication(patient_id: int, medication_id: int, body: MedicationStop,
                         svc: ServicesDep, viewer: ApiViewerDep) -> dict[str, str]:
-    """Stop a medication (body ``{}``), as the patient page's Stop button does. The row is
-    kept (history; FHIR export as MedicationStatement status stopped) and no longer counts
-    in screening (interactions, current medicines). Repeating the request changes nothing
-    (``status: unchanged``)."""
-    changed = svc.patients.set_medication_active(viewer.actor, patient_id, medication_id, False)
-    return {"status": "stopped" if changed else "unchanged"}
+    """Stop a medication, as the patient page's Stop form does: on ``stopped_on`` (the
+    clinic-local day, default today; not in the future, not before the day it was started)
+    for a coded ``reason`` (``other`` needs a ``note``). The row is kept (history; FHIR export
+    as MedicationStatement status stopped, or entered-in-error, with effectivePeriod.end and
+    statusReason) and no longer counts in screening (interactions, current medicines).
+    Stopping one already stopped with other values amends its stop (``status: amended``);
+    repeating the request changes nothing (``status: unchanged``)."""
+    status = svc.patients.stop_medication(viewer.actor, patient_id, medication_id, body)
+    return {"status": status, "reason": body.reason}
 
 
 @router.post("/patients/{patient_id}/allergies/{allergy_id}/deactivate", tags=["patients"])

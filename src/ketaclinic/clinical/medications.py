@@ -23,6 +23,19 @@ from typing import Any
 
 from ketaclinic.clinical.rules import ClinicalInputError
 
+#: Why a recorded medicine was stopped (the registry's coded stop reason): code → the words a
+#: page shows. Every one of them ends the medicine for screening (a stopped medicine no longer
+#: interacts; one entered in error never did); a stop whose reason was not recorded is stopped
+#: all the same.
+MEDICATION_STOP_REASONS: Mapping[str, str] = MappingProxyType({
+    "completed": "completed",
+    "adverse-effect": "adverse effect",
+    "ineffective": "ineffective",
+    "patient-choice": "patient choice",
+    "entered-in-error": "entered in error",
+    "other": "other",
+})
+
 SCHEMA = "ketaclinic.medications/1"
 _SUFFIXES = {
     "hydrochloride",

@@ -31,6 +31,7 @@ COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 INSTRUMENT_SYSTEM = "https://ketaclinic.org/fhir/CodeSystem/instruments"
 PROCEDURE_SYSTEM = "https://ketaclinic.org/fhir/CodeSystem/procedures"
+MED_STOP_REASON_SYSTEM = "https://ketaclinic.org/fhir/CodeSystem/medication-stop-reasons"
 QUESTIONNAIRE_BASE = "https://ketaclinic.org/fhir/Questionnaire/"
 MRN_SYSTEM = "https://ketaclinic.org/fhir/sid/mrn"
 
@@ -43,7 +44,7 @@ KNOWN_SYSTEMS = frozenset({
     "http://hl7.org/fhir/us/core/CodeSystem/careplan-category",
     "https://ketaclinic.org/fhir/CodeSystem/adverse-events",
     LOINC, SNOMED, RXNORM, ATC, UCUM, ICD10CM, OBS_CATEGORY, COND_CLINICAL, COND_VERIFICATION,
-    COND_CATEGORY, V2_0203, INSTRUMENT_SYSTEM, PROCEDURE_SYSTEM,
+    COND_CATEGORY, V2_0203, INSTRUMENT_SYSTEM, PROCEDURE_SYSTEM, MED_STOP_REASON_SYSTEM,
 })
 UCUM_UNITS = frozenset({"kg", "{score}", "mm[Hg]", "/min", "%", "mg", "mg/h", "mg/min", "mg/kg"})
 

@@ -26,6 +26,7 @@ from functools import cache
 from importlib import resources as ir
 from typing import Any
 
+from ketaclinic.clinical.medications import MEDICATION_STOP_REASONS
 from ketaclinic.renderers import fhir_codes as fx
 
 Res = dict[str, Any]
@@ -220,20 +221,36 @@ def allergy(a: Any, pref: Res) -> Res:
 
 
 def medication_statement(m: Any, pref: Res) -> Res:
+    """A registry medicine. A stopped one is status ``stopped`` (``entered-in-error`` when it
+    was stopped as entered in error), with the day it was stopped as effectivePeriod.end and
+    the coded reason (its note as the text) as statusReason, where they were recorded."""
+    reason: str | None = None if m.active else getattr(m, "stop_reason", None)
     r: Res = {
         "resourceType": "MedicationStatement", "id": f"ms-{m.id}",
-        "status": "active" if m.active else "stopped",
+        "status": _medication_status(m.active, reason),
         "category": {"coding": [coding(MED_STATEMENT_CATEGORY, "community", "Community")]},
         "medicationCodeableConcept": {"text": m.name},
         "subject": pref, "dateAsserted": when(m.recorded_at),
     }
-    if m.started_on:
-        r["effectivePeriod"] = {"start": when(m.started_on)}
+    period = {"start": when(m.started_on),
+              "end": None if m.active else when(getattr(m, "stopped_on", None))}
+    if any(period.values()):
+        r["effectivePeriod"] = {k: v for k, v in period.items() if v}
+    if reason is not None and reason in MEDICATION_STOP_REASONS:
+        label = MEDICATION_STOP_REASONS[reason]
+        r["statusReason"] = [{"coding": [coding(fx.MED_STOP_REASON_SYSTEM, reason, label)],
+                              "text": getattr(m, "stop_note", None) or label}]
     if m.daily_dose_mg is not None:
         r["dosage"] = [{"text": f"{num(m.daily_dose_mg)} mg daily",
                         "doseAndRate": [{"doseQuantity": qty(m.daily_dose_mg, "mg")}],
                         "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}}]
     return r
+
+
+def _medication_status(active: bool, reason: str | None) -> str:
+    if active:
+        return "active"
+    return "entered-in-error" if reason == "entered-in-error" else "stopped"
 
 
 def medication_request(o: Any, pref: Res) -> Res:

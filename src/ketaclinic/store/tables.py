@@ -240,6 +240,11 @@ class PatientMedication(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     # when the row last changed after it was recorded (e.g. stopped); FHIR _since reads it
     updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # a stopped row: the clinic-local day it was stopped, why (schemas.MEDICATION_STOP_REASONS)
+    # and a note; NULL on an active row, or on a stopped one where nobody recorded it
+    stopped_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    stop_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    stop_note: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 class PatientAllergy(Base):
     __tablename__ = "patient_allergies"

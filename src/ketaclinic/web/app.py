@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ketaclinic import __version__
 from ketaclinic.bootstrap import Services
+from ketaclinic.clinical.medications import MEDICATION_STOP_REASONS
 from ketaclinic.clinical.monitoring import is_respiratory
 from ketaclinic.http.deps import (
     CHANGE_PASSWORD_PAGE,
@@ -69,6 +70,7 @@ def make_templates(clinic_name: str, clinic_time: ClinicTime | None = None) -> J
     templates.env.tests["respiratory"] = is_respiratory
     templates.env.globals["icd10_choices"] = icd10_choices
     templates.env.globals["medication_choices"] = medication_name_choices
+    templates.env.globals["stop_reasons"] = MEDICATION_STOP_REASONS
     return templates
 
 DEFAULT_RETRY_AFTER_S = 60  # a 429 whose cause did not say when to come back

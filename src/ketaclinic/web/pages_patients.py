@@ -157,11 +157,8 @@ async def patient_add_child(request: Request, patient_id: int, kind: str, svc: S
 @router.post("/patients/{patient_id}/medications/{medication_id}/stop")
 async def patient_stop_medication(request: Request, patient_id: int, medication_id: int,
                                   svc: ServicesDep, viewer: ViewerDep) -> Response:
-    """Stop a medication (the JSON route's MedicationStop)."""
-    form = await read_checked_form(request, viewer)
-    model_from_form(MedicationStop, form)
-    svc.patients.set_medication_active(viewer.actor, patient_id, medication_id, False)
-    return redirect(f"/patients/{patient_id}#medications")
+    """Stop a medication on a day for a reason (the JSON route's MedicationStop)."""
+    return await _deactivate(request, svc, viewer, patient_id, "medications", medication_id)
 
 
 @router.post("/patients/{patient_id}/diagnoses/{diagnosis_id}/deactivate")
@@ -179,8 +176,10 @@ async def patient_deactivate_allergy(request: Request, patient_id: int, allergy_
 
 
 # kind → (the model the JSON route takes too, the service method)
-_DEACTIVATE = {"diagnoses": (DiagnosisDeactivate, "deactivate_diagnosis"),
-               "allergies": (AllergyDeactivate, "deactivate_allergy")}
+_DEACTIVATE: dict[str, tuple[type[BaseModel], str]] = {
+    "diagnoses": (DiagnosisDeactivate, "deactivate_diagnosis"),
+    "allergies": (AllergyDeactivate, "deactivate_allergy"),
+    "medications": (MedicationStop, "stop_medication")}
 
 
 async def _deactivate(request: Request, svc: ServicesDep, viewer: ViewerDep,
@@ -194,5 +193,6 @@ async def _deactivate(request: Request, svc: ServicesDep, viewer: ViewerDep,
         patient = svc.patients.get(viewer.actor, patient_id)
         return render(request, "patient_detail.html", status_code=422, patient=patient,
                       today=svc.ctx.today(), error=str(exc), error_section=kind,
-                      values={}, panels=load_panels(svc, viewer, patient_id))
+                      values={}, error_row=row_id, row_values=form,
+                      panels=load_panels(svc, viewer, patient_id))
     return redirect(f"/patients/{patient_id}#{kind}")

@@ -275,11 +275,10 @@ class _Applier:
             return "unchanged", label
         self.patients.add_medication(self.actor, pid, data)
         if not item.active:
-            med_id = self.s.execute(select(PatientMedication.id).where(
-                PatientMedication.patient_id == pid).order_by(PatientMedication.id.desc())
-                .limit(1)).scalar_one()
-            self.patients.set_medication_active(self.actor, pid, med_id, False)
-            label += ", stopped"
+            self.patients.record_medication_stop(
+                self.actor, pid, self._newest(PatientMedication, pid), item.stopped_on,
+                item.inactive_reason, item.note)
+            label += f", stopped ({item.inactive_reason or 'reason not recorded'})"
         return "created", label
 
     def _allergy(self, item: ChildItem, pid: int) -> tuple[str, str]:

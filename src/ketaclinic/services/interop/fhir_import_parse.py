@@ -15,8 +15,14 @@ from typing import Any
 
 from ketaclinic.clinical.instruments.definitions import InstrumentDefinition
 from ketaclinic.clinical.instruments.loading import load_bundled
-from ketaclinic.clinical.medications import load_bundled_vocabulary
-from ketaclinic.schemas import AllergyCreate, DiagnosisCreate, MedicationCreate, WeightCreate
+from ketaclinic.clinical.medications import MEDICATION_STOP_REASONS, load_bundled_vocabulary
+from ketaclinic.schemas import (
+    AllergyCreate,
+    DiagnosisCreate,
+    MedicationCreate,
+    MedicationStop,
+    WeightCreate,
+)
 from ketaclinic.services.interop.import_model import (
     MAX_ENTRIES,
     ChildItem,
@@ -41,7 +47,8 @@ BODY_WEIGHT = "29463-7"
 BUNDLE_TYPES = ("collection", "transaction", "batch")
 INSTRUMENTS = ("phq9", "gad7")
 _ACTIVE_MED = {"active", "intended", "on-hold", "unknown"}
-_STOPPED_MED = {"completed", "stopped"}
+_STOPPED_MED = {"completed", "stopped"}  # (entered-in-error resources are skipped)
+MED_STOP_REASON_SYSTEM = "https://ketaclinic.org/fhir/CodeSystem/medication-stop-reasons"
 # Condition.clinicalStatus: the condition goes on / is over (imported resolved: still history
 # for the screening flags, no longer the indication)
 _CONDITION_ONGOING = {"active", "recurrence", "relapse"}
@@ -299,8 +306,46 @@ def _medication(i: int, r: dict, index: _Index) -> ImportItem:
     data = build(MedicationCreate, {"name": "medicationCodeableConcept.text",
                                     "daily_dose_mg": "dosage"},
                  name=name, daily_dose_mg=_daily_mg(r.get("dosage") or []), started_on=started)
-    return ChildItem(i, "MedicationStatement", key, "medication", data,
-                     active=status in _ACTIVE_MED)
+    if status in _ACTIVE_MED:
+        return ChildItem(i, "MedicationStatement", key, "medication", data)
+    stop = _medication_stop(status, r.get("statusReason") or [],
+                            _date(period.get("end"), "effectivePeriod.end"))
+    return ChildItem(i, "MedicationStatement", key, "medication", data, active=False,
+                     inactive_reason=stop.reason if stop else None,
+                     stopped_on=stop.stopped_on if stop else None,
+                     note=stop.note if stop else "")
+
+
+def _medication_stop(status: str, reasons: list[dict],
+                     ended: dt.date | None) -> MedicationStop | None:
+    """Why and when a stopped statement was stopped: the project's reason code, else a
+    statusReason text that names one of them, else ``other`` with the text as the note;
+    a ``completed`` statement that says no more was completed. None when nothing says
+    why (stored "reason not recorded", never a reason nobody gave)."""
+    reason, note = _stop_reason(reasons)
+    if status == "completed" and reason is None:
+        reason = status
+    if reason is None:
+        return None
+    return build(MedicationStop, {"note": "statusReason.text", "reason": "statusReason",
+                                  "stopped_on": "effectivePeriod.end"},
+                 stopped_on=ended, reason=reason, note=note)
+
+
+def _stop_reason(reasons: list[dict]) -> tuple[str | None, str]:
+    labels = {label: code for code, label in MEDICATION_STOP_REASONS.items()}
+    for concept in reasons:
+        text = str(concept.get("text") or "").strip()
+        for c in concept.get("coding") or []:
+            code = c.get("code")
+            if c.get("system") == MED_STOP_REASON_SYSTEM and code in MEDICATION_STOP_REASONS:
+                return code, "" if text in ("", MEDICATION_STOP_REASONS[code]) else text[:200]
+    text = _text_of(reasons[0]).strip() if reasons else ""
+    if not text:
+        return None, ""
+    code = labels.get(text.lower()) or (text.lower() if text.lower() in MEDICATION_STOP_REASONS
+                                         else None)
+    return (code, "") if code else ("other", text[:200])
 
 
 def _rxnorm_name(concept: dict | None) -> str:

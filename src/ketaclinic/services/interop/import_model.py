@@ -77,8 +77,11 @@ class ChildItem:
     kind: str  # weight | diagnosis | medication | allergy | assessment
     data: BaseModel | None = None
     active: bool = True  # medications: False for a completed or stopped statement
-    # diagnoses "resolved", allergies "refuted": imported inactive for that reason (None: active)
+    # diagnoses "resolved", allergies "refuted", medications their stop reason: imported
+    # inactive for that reason (None: active, or inactive for a reason nobody gave)
     inactive_reason: str | None = None
+    stopped_on: dt.date | None = None  # medications: the day a stopped one was stopped
+    note: str = ""  # medications: the stop's note
     review: str = ""  # what a person should check (e.g. a status not given): in the report
     instrument_id: str = ""
     answers: dict[int, int] = field(default_factory=dict)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from ketaclinic.clinical.age import age_on
+from ketaclinic.clinical.medications import MEDICATION_STOP_REASONS
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.units import parse_weight_kg
 from ketaclinic.schemas import (
@@ -21,6 +22,7 @@ from ketaclinic.schemas import (
     DiagnosisCreate,
     DiagnosisDeactivate,
     MedicationCreate,
+    MedicationStop,
     PatientCreate,
     PatientUpdate,
     WeightCreate,
@@ -226,7 +228,8 @@ class PatientService:
                      for d in rows(PatientDiagnosis, (PatientDiagnosis.id,))]
         meds = [{"id": m.id, "name": m.name, "drug_class": m.drug_class,
                  "daily_dose_mg": m.daily_dose_mg, "started_on": m.started_on, "active": m.active,
-                 "recognised": is_recognised(m.name)}
+                 "recognised": is_recognised(m.name), "stopped_on": m.stopped_on,
+                 "stop_reason": m.stop_reason, "stop_note": m.stop_note}
                 for m in rows(PatientMedication, (PatientMedication.id,))]
         allergies = [{"id": a.id, "substance": a.substance, "reaction": a.reaction,
                       "active": a.active, "inactive_reason": a.inactive_reason}
@@ -342,29 +345,53 @@ class PatientService:
                                        recorded_at=self.ctx.clock()),
                         f"{data.substance} {data.reaction}".strip())
 
-    def set_medication_active(self, actor: Actor, patient_id: int, medication_id: int,
-                              active: bool) -> bool:
-        """Stop (or restart) a medication; the row stays (history, FHIR). False when it
-        already was (a repeated request changes nothing)."""
+    def stop_medication(self, actor: Actor, patient_id: int, medication_id: int,
+                        data: MedicationStop) -> str:
+        """Stop a medication on a clinic-local day (default today) for a coded reason; the row
+        stays (history, FHIR). Stopping one already stopped with other values amends its stop
+        (a day left out keeps the one it has). Returns "stopped", "amended" or "unchanged" (a
+        repeated request changes nothing)."""
+        return self._stop_medication(
+            actor, patient_id, medication_id,
+            lambda med, today: data.stopped_on or (today if med.active else med.stopped_on),
+            data.reason, data.note)
+
+    def record_medication_stop(self, actor: Actor, patient_id: int, medication_id: int,
+                               stopped_on: dt.date | None, reason: str | None,
+                               note: str = "") -> str:
+        """:meth:`stop_medication` for a stop known only as far as it goes (an import): a day
+        or a reason that is None is stored as not recorded, never as one nobody gave."""
+        return self._stop_medication(actor, patient_id, medication_id,
+                                     lambda _med, _today: stopped_on, reason, note)
+
+    def _stop_medication(self, actor: Actor, patient_id: int, medication_id: int,
+                         day_of: Callable[[PatientMedication, dt.date], dt.date | None],
+                         reason: str | None, note: str) -> str:
         with self.ctx.unit_of_work(actor, "patient.medication", perm=Perm.PATIENT_WRITE,
                                    patient_id=patient_id) as uow:
             s, now = uow.session, uow.now
             med = s.get(PatientMedication, medication_id)
             if med is None or med.patient_id != patient_id:
                 raise NotFound("no such medication for this patient")
-            if med.active != active:
-                patient = uow.patients.get(patient_id)
-                s.add(PatientAmendment(patient_id=patient_id, field="medication",
-                                       old_value=f"{med.name} active={med.active}",
-                                       new_value=f"{med.name} active={active}",
-                                       changed_by=actor.user_id, changed_at=now,
-                                       version=patient.version))
-                med.active = active
-                med.updated_at = now  # a client's next FHIR $export?_since= gets the change
-                uow.audit(patient_id=patient_id,
-                          detail="stopped" if not active else "restarted")
-                return True
-            return False
+            today = self.ctx.clinic_time.local_date(now)
+            day = day_of(med, today)
+            _check_stop_day(day, med.started_on, today)
+            new = (day, reason, note or None)
+            old = None if med.active else (med.stopped_on, med.stop_reason, med.stop_note)
+            if old == new:
+                return "unchanged"
+            patient = uow.patients.get(patient_id)
+            s.add(PatientAmendment(
+                patient_id=patient_id, field="medication",
+                old_value=f"{med.name} active" if old is None else _stop_text(med.name, *old),
+                new_value=_stop_text(med.name, *new), changed_by=actor.user_id,
+                changed_at=now, version=patient.version))
+            med.active = False
+            med.stopped_on, med.stop_reason, med.stop_note = new
+            med.updated_at = now  # a client's next FHIR $export?_since= gets the change
+            outcome = "stopped" if old is None else "amended"
+            uow.audit(patient_id=patient_id, detail=f"{outcome} ({reason or 'no reason'})")
+            return outcome
 
     def deactivate_diagnosis(self, actor: Actor, patient_id: int, diagnosis_id: int,
                              data: DiagnosisDeactivate) -> bool:
@@ -405,3 +432,19 @@ class PatientService:
             row.updated_at = now  # a client's next FHIR $export?_since= gets the change
             uow.audit(patient_id=patient_id, detail=reason)
             return True
+
+
+def _check_stop_day(day: dt.date | None, started_on: dt.date | None, today: dt.date) -> None:
+    if day is None:
+        return
+    if day > today:
+        raise InvalidInput("stopped_on: is in the future")
+    if started_on is not None and day < started_on:
+        raise InvalidInput("stopped_on: is before the day the medication was started")
+
+
+def _stop_text(name: str, day: dt.date | None, reason: str | None, note: str | None) -> str:
+    """How the history shows a stop; what nobody recorded says so."""
+    when = day.isoformat() if day else "date not recorded"
+    why = MEDICATION_STOP_REASONS.get(reason or "", "reason not recorded")
+    return f"{name} stopped {when}, {why}" + (f": {note}" if note else "")

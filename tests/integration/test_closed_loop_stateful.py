@@ -11,6 +11,8 @@ step:
 * no check-in lacks a valid screening (eligible, or review with an earlier sign-off);
 * no dose was recorded while every indication diagnosis its screening saw was withdrawn
   (the chart withdraws diagnoses as entered in error or resolved, and records new ones);
+* no sign-off, check-in or dose after a ketamine allergy was recorded (an absolute
+  contraindication: a new screening is needed, and it finds the patient ineligible);
 * the ledger has exactly one administration row per administration, with the patient and lot;
 * no dose was recorded under a verbal order that was overdue and not countersigned;
 * every rule set in effect carries the hard-limit keys of its routes;
@@ -30,6 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    consumes,
     initialize,
     invariant,
     rule,
@@ -43,7 +46,7 @@ from ketaclinic.clinical.ruleset_governance import missing_hard_limits
 from ketaclinic.clinical.rulesets import load_bundled_ruleset, load_ruleset
 from ketaclinic.clinical.treatment_chain import SCREENING_TREATMENT, load_chain_rules
 from ketaclinic.schemas_chair import ChairCreate, ReceiptCreate
-from ketaclinic.store.tables import AuditEvent, PatientDiagnosis
+from ketaclinic.store.tables import AuditEvent, PatientAllergy, PatientDiagnosis
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry, SessionPrecheck
 from ketaclinic.store.tables_dosing import (
     ActiveRuleSet,
@@ -215,6 +218,20 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
             self.the_clinic_walks_the_chain(p, p, 4, "right")
             for _ in range(3):
                 self.withdraw_diagnosis(p, "entered-in-error")
+            self.dose(p, p, "nurse", "right")
+
+        @rule(p=consumes(patients))
+        def a_ketamine_allergy_is_recorded_and_the_prescriber_tries_to_sign_it_off(self, p):  # type: ignore[no-untyped-def]
+            """Screened, ordered, checked in and BP taken; then a ketamine allergy (an
+            absolute contraindication in every rule set) is recorded, the prescriber tries
+            a sign-off and the nurse the dose (the invariants check that neither was). The
+            patient then leaves the walk: nothing can go ahead for them any more, and steps
+            spent on them would starve the rest of the chain."""
+            self.the_clinic_walks_the_chain(p, p, 4, "right")
+            r = self.call("nurse", "POST", f"/api/patients/{p['pid']}/allergies",
+                          {"substance": "Ketamine", "reaction": "rash"})
+            assert r.status_code == 201, r.text
+            self.sign_off(p, "prescriber", "reviewed")
             self.dose(p, p, "nurse", "right")
 
         @rule(p=patients, role=st.sampled_from(ROLES), reason=st.sampled_from(["", "reviewed"]))
@@ -439,6 +456,25 @@ def closed_loop_machine(services, users, login, clock):  # type: ignore[no-untyp
                     assert seen & standing, (session.id, sorted(seen), sorted(standing))
 
         @invariant()
+        def nothing_goes_ahead_after_a_ketamine_allergy_is_recorded(self) -> None:
+            """No sign-off, check-in or dose after an allergy to ketamine was recorded (the
+            machine never withdraws one, and a new screening then is always ineligible)."""
+            with services.db.transaction() as s:
+                allergic = dict(s.execute(select(
+                    PatientAllergy.patient_id, func.min(PatientAllergy.recorded_at)).where(
+                    func.lower(PatientAllergy.substance) == "ketamine").group_by(
+                    PatientAllergy.patient_id)).all())
+                done = s.execute(select(ScreeningSignoff.patient_id, ScreeningSignoff.signed_at)
+                                 ).all() + s.execute(select(
+                    TreatmentSession.patient_id, SessionPrecheck.recorded_at).join(
+                    SessionPrecheck, SessionPrecheck.session_id == TreatmentSession.id).where(
+                    SessionPrecheck.outcome.in_(("ok", "overridden")))).all() + s.execute(
+                    select(TreatmentSession.patient_id, DoseRecord.recorded_at).join(
+                        DoseRecord, DoseRecord.session_id == TreatmentSession.id)).all()
+                for pid, at in done:
+                    assert pid not in allergic or at < allergic[pid], (pid, at, allergic[pid])
+
+        @invariant()
         def no_dose_under_an_overdue_uncountersigned_verbal_order(self) -> None:
             with services.db.transaction() as s:
                 for dose, order in s.execute(select(DoseRecord, DoseOrder).join(
@@ -499,6 +535,12 @@ def test_no_path_through_the_api_gives_an_unscreened_unordered_or_unledgered_dos
             AuditEvent.action == "session.dose", AuditEvent.outcome == "refused",
             AuditEvent.detail.contains("no longer stands"))).scalar_one()
     assert basis >= 1, outcomes
+    with services.db.transaction() as s:  # and because a ketamine allergy was recorded since
+        allergy = s.execute(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action.in_(("session.dose", "screening.signoff")),
+            AuditEvent.outcome == "refused",
+            AuditEvent.detail.contains("hypersensitivity_ketamine"))).scalar_one()
+    assert allergy >= 1, outcomes
     with services.db.transaction() as s:
         actions = dict(s.execute(select(AuditEvent.action, func.count()).where(
             AuditEvent.outcome == "ok", AuditEvent.action.in_(

@@ -203,3 +203,82 @@ def test_a_birth_date_corrected_below_the_minimum_age_re_opens_the_screening(
     reopened = [f for f in findings if f["rule"] == "chain.screening_reopened"]
     assert reopened and "below the minimum of 18" in reopened[0]["message"], findings
     assert _count(services, SessionPrecheck, SessionPrecheck.outcome.in_(("ok",))) == 0
+
+
+# --------------------------------------------------------------------------- graded since
+
+ALLERGY = "condition hypersensitivity_ketamine, recorded since the screening"
+
+
+def test_a_ketamine_allergy_recorded_since_refuses_sign_off_and_dose_until_screened_ineligible(
+        services, users, login, clock):
+    """Eligible, ordered, checked in, BP taken; then a ketamine allergy is recorded. A new
+    screening would call that ineligible (an absolute contraindication), so the prescriber's
+    sign-off is refused naming it, and so are the dose, a new order and the next check-in;
+    screening again finds the patient ineligible."""
+    api = Api(login, clock)
+    pid, cid, (first, second, *_) = _patient(api, services, users, "RO-4")
+    screening = _screen(api, pid)
+    assert screening["decision"] == "eligible"
+    order = _order(api, pid, cid)
+    assert order.status_code == 201, order.text
+    assert not [f for f in _check_in(api, services, first, clock) if f["level"] == "hard"]
+    r = api("nurse", "POST", f"/api/sessions/{first}/predose", {
+        "version": kcchain.version(services, first), "sbp_mmhg": 128, "dbp_mmhg": 80})
+    assert r.status_code == 200, r.text
+
+    r = api("nurse", "POST", f"/api/patients/{pid}/allergies",
+            {"substance": "Ketamine", "reaction": "anaphylaxis"})
+    assert r.status_code == 201, r.text
+    r = api("prescriber", "POST", f"/api/patients/{pid}/screenings/{screening['id']}/signoff",
+            {"reason": "reaction was mild, proceed"})
+    assert r.status_code == 422 and ALLERGY in r.text and "a sign-off cannot clear it" in r.text
+    r = _dose(api, services, first, order.json()["id"], clock)
+    assert r.status_code == 422 and ALLERGY in r.text and "screen again" in r.text, r.text
+    assert _count(services, DoseRecord) == 0
+    assert _count(services, LedgerEntry, LedgerEntry.kind == "administration") == 0
+    r = _order(api, pid, cid)
+    assert r.status_code == 422 and ALLERGY in r.text, r.text
+    reopened = [f for f in _check_in(api, services, second, clock)
+                if f["rule"] == "chain.screening_reopened"]
+    assert reopened and reopened[0]["level"] == "hard" and ALLERGY in reopened[0]["message"]
+    assert _status(services, second) == "planned"
+
+    again = _screen(api, pid)
+    assert again["decision"] == "ineligible"
+    assert "ci-hypersensitivity" in {f["rule"] for f in again["findings"]
+                                     if f["level"] == "hard"}
+    r = _dose(api, services, first, order.json()["id"], clock)
+    assert r.status_code == 422 and "ineligible" in r.text, r.text
+    assert _count(services, DoseRecord) == 0
+
+
+def test_a_benzodiazepine_dose_raised_past_the_threshold_re_opens_for_a_sign_off(
+        services, users, login, clock):
+    """IV ketamine grades benzodiazepines by diazepam-equivalent dose (> 8 mg/d: review).
+    Lorazepam 0.5 mg/d at the screening (eligible), restarted at 2 mg/d: the check-in is
+    refused until a prescriber signs off, and then it goes ahead."""
+    api = Api(login, clock)
+    pid, _cid, (first, *_) = _patient(api, services, users, "RO-5")
+    r = api("nurse", "POST", f"/api/patients/{pid}/medications",
+            {"name": "Lorazepam", "drug_class": "benzodiazepine", "daily_dose_mg": 0.5})
+    assert r.status_code == 201, r.text
+    screening = _screen(api, pid)
+    assert screening["decision"] == "eligible"
+    med = api("nurse", "GET", f"/api/patients/{pid}").json()["medications"][0]["id"]
+    r = api("nurse", "POST", f"/api/patients/{pid}/medications/{med}/stop",
+            {"reason": "other", "note": "restarted at a higher dose"})
+    assert r.status_code == 200, r.text
+    assert api("nurse", "POST", f"/api/patients/{pid}/medications", {
+        "name": "Lorazepam", "drug_class": "benzodiazepine",
+        "daily_dose_mg": 2}).status_code == 201
+    reopened = [f for f in _check_in(api, services, first, clock)
+                if f["rule"] == "chain.screening_reopened"]
+    assert reopened and "20 mg/d diazepam-equivalent now, above 8 mg (was 5)" in \
+        reopened[0]["message"], reopened
+    assert _status(services, first) == "planned"
+    r = api("prescriber", "POST", f"/api/patients/{pid}/screenings/{screening['id']}/signoff",
+            {"reason": "short course, monitored"})
+    assert r.status_code == 201, r.text
+    assert not [f for f in _check_in(api, services, first, clock) if f["level"] == "hard"]
+    assert _status(services, first) == "checked-in"

@@ -11,6 +11,7 @@ does.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import date, datetime
 
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from kcchain import SCREENED_DOC
 from kcfacts import ALL, EU, IV, ON, US
+from kctest import examples
 
 from ketaclinic.clinical.eligibility import SEVERITIES, patient_from_dict, screen_patient
 from ketaclinic.clinical.rules import Level
@@ -208,6 +210,7 @@ CHANGES = st.one_of(
     st.tuples(st.just("trial")),
     st.tuples(st.just("condition"), st.sampled_from(CONDITIONS)),
     st.tuples(st.just("medicine"), st.sampled_from(range(len(MEDS)))),
+    st.tuples(st.just("dose"), N, st.sampled_from([None, 0.5, 1, 6, 20])),
     st.tuples(st.just("set"), st.just("age_years"), st.integers(10, 90)),
     st.tuples(st.just("set"), st.just("sex"), st.sampled_from(["female", "male", "unknown"])),
     st.tuples(st.just("set"), st.sampled_from(["pregnant", "breastfeeding"]),
@@ -242,6 +245,8 @@ def _change(d: dict, change: tuple) -> None:
         d["conditions"].append(args[0])
     elif kind == "medicine":
         d["medications"].append(dict(MEDS[args[0]]))
+    elif kind == "dose" and d["medications"]:  # stopped and restarted at another dose
+        d["medications"][args[0] % len(d["medications"])]["daily_dose_mg"] = args[1]
     elif kind == "set":
         d[args[0]] = args[1]
 
@@ -269,5 +274,32 @@ def test_a_screening_that_nothing_re_opened_would_not_turn_ineligible_if_run_aga
     now = _apply(then, after)
     if basis_gone(then, now, rs) == [] and new_since_screening(then, now) == []:
         again = screen_patient(patient_from_dict(now), treatment, rs, ON)
+        assert again.decision != "ineligible", [
+            f.message for f in again.findings if f.level is Level.HARD]
+
+
+@settings(max_examples=examples(300), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(before=st.lists(CHANGES, max_size=3), after=st.lists(CHANGES, max_size=4),
+       which=st.sampled_from(ALL))
+def test_a_sign_off_the_gate_accepts_never_clears_a_patient_a_new_screening_finds_ineligible(
+        before, after, which):
+    """Whatever the chart recorded since a screening that let treatment go (eligible, or
+    review for a sign-off): if a prescriber's sign-off is accepted, the gate then lets the
+    treatment go, and a new screening today would not find the patient ineligible. A sign-off
+    never waves through what a new screening forbids (an absolute contraindication recorded
+    since: a ketamine allergy, an aneurysm)."""
+    rs, treatment = which
+    then = _apply(DOC, before)
+    decision = screen_patient(patient_from_dict(then), treatment, rs, ON).decision
+    assume(decision != "ineligible")
+    now = _apply(then, after)
+    state = ScreeningState(screening_id=4, treatment=treatment, decision=decision,
+                           expires_on=date(2027, 1, 31), screened_inputs=then)
+    if check_signoff(state, now, TODAY, "reviewed", rs).level is Level.OK:
+        signed = replace(state, signoff_by="dr", signoff_at=NOW, signoff_reason="reviewed",
+                         signoff_inputs=now)
+        assert check_screening(signed, treatment, now, TODAY, rs).level is Level.OK
+        again = screen_patient(patient_from_dict(now), treatment, rs, TODAY)
         assert again.decision != "ineligible", [
             f.message for f in again.findings if f.level is Level.HARD]

@@ -4,7 +4,7 @@ Pure functions over plain values; the services load the facts and call these gat
 decide a hard stop themselves. The chain, in order::
 
     screening (eligible, or review + prescriber sign-off; unexpired; not re-opened by new
-               facts; its basis still true)
+               facts; its basis still true; nothing a new screening would call ineligible)
       -> signed order of this patient and course (or a read-back verbal order in its hours)
       -> check-in (reads the stored screening) -> passing pre-dose BP gate
       -> administration matching the order (rule-set tolerance) -> one ledger row
@@ -32,6 +32,7 @@ from ketaclinic.clinical.eligibility import (
 )
 from ketaclinic.clinical.rules import Cited, ClinicalInputError, Finding, Level
 from ketaclinic.clinical.rulesets import RuleSet
+from ketaclinic.clinical.screening_regrade import graded_ineligible, thresholds_crossed
 from ketaclinic.clinical.staging import count_adequate_failed_trials
 
 #: a chair session's treatment -> the screening (rule-set) treatment it needs
@@ -222,6 +223,19 @@ def _gone(state: ScreeningState, current: Mapping[str, Any], rs: RuleSet) -> lis
     return basis_gone(state.screened_inputs, current, rs)
 
 
+def _regraded(state: ScreeningState, current: Mapping[str, Any], rs: RuleSet,
+              today: date) -> tuple[list[str], list[str]]:
+    """What is new since the screening (or its last sign-off), graded under ``rs``, the rule
+    set a new screening would use: (what a new screening would call ineligible: only a new
+    screening clears it; what it would send to review: a sign-off clears it). Call it once
+    :func:`_gone` is empty (both documents read, ``rs`` of the screening's treatment)."""
+    then, now = _read(_baseline(state)), _read(current)
+    if isinstance(then, str) or isinstance(now, str):  # unknown is not negative
+        return [f"the facts cannot be read ({then if isinstance(then, str) else now})"], []
+    return (graded_ineligible(then, now, rs, today),
+            new_since_screening(_baseline(state), current) + thresholds_crossed(then, now, rs))
+
+
 def check_screening(state: ScreeningState | None, treatment: str,
                     current_inputs: Mapping[str, Any] | None, today: date,
                     ruleset: RuleSet) -> Finding:
@@ -229,9 +243,12 @@ def check_screening(state: ScreeningState | None, treatment: str,
 
     OK only for an unexpired screening of this treatment that is *eligible*, or *review* with
     a recorded prescriber sign-off, that no contraindication or interacting medicine
-    recorded since (the screening or the sign-off) has re-opened, and whose basis
-    (:func:`basis_gone`, judged under ``ruleset``, the rule set a new screening would use)
-    still holds. Anything else is HARD; a lost basis needs a new screening, not a sign-off.
+    recorded since (the screening or the sign-off; a benzodiazepine dose raised past the rule
+    set's threshold counts) has re-opened, whose basis (:func:`basis_gone`) still holds and in
+    whose facts a new screening would find nothing that makes the patient ineligible (an
+    absolute contraindication recorded since), both judged under ``ruleset``, the rule set a
+    new screening would use. Anything else is HARD; a lost basis or an ineligible grade needs
+    a new screening, not a sign-off.
     """
     seen: dict[str, Any] = {"treatment": treatment}
     if state is None:
@@ -256,7 +273,11 @@ def check_screening(state: ScreeningState | None, treatment: str,
         return _f("screening_reopened", Level.HARD, "the screening no longer stands, what it "
                   "rested on has changed: " + "; ".join(gone) + ": screen again",
                   **seen, basis_gone=gone)
-    new = new_since_screening(_baseline(state), current_inputs)
+    ineligible, new = _regraded(state, current_inputs, ruleset, today)
+    if ineligible:
+        return _f("screening_reopened", Level.HARD, "a new screening would find the patient "
+                  "ineligible: " + "; ".join(ineligible) + ": screen again (a sign-off cannot "
+                  "clear it)", **seen, ineligible=ineligible)
     if new:
         return _f("screening_reopened", Level.HARD, "recorded after the screening: "
                   + ", ".join(new) + ": screen again or have a prescriber sign off again",
@@ -278,8 +299,10 @@ def check_screening(state: ScreeningState | None, treatment: str,
 def check_signoff(state: ScreeningState | None, current_inputs: Mapping[str, Any],
                   today: date, reason: str, ruleset: RuleSet) -> Finding:
     """May a prescriber sign this screening off? Only an unexpired *review* screening, or one
-    re-opened by new facts (never an ineligible or expired one, nor one whose basis is gone:
-    that needs a new screening), with a reason."""
+    re-opened by new facts a new screening would send to review, with a reason. Never an
+    ineligible or expired one, one whose basis is gone, or one in whose facts a new screening
+    under ``ruleset`` would find the patient ineligible (an absolute contraindication recorded
+    since, such as a ketamine allergy): those need a new screening."""
     if state is None:
         return _f("signoff", Level.HARD, "no screening to sign off")
     if today > state.expires_on or state.decision not in ("review", "eligible"):
@@ -291,7 +314,11 @@ def check_signoff(state: ScreeningState | None, current_inputs: Mapping[str, Any
         return _f("signoff", Level.HARD, "what the screening rested on has changed: "
                   + "; ".join(gone) + ": screen again (a sign-off cannot restore it)",
                   basis_gone=gone)
-    reopened = new_since_screening(_baseline(state), current_inputs)
+    ineligible, reopened = _regraded(state, current_inputs, ruleset, today)
+    if ineligible:
+        return _f("signoff", Level.HARD, "a new screening would find the patient ineligible: "
+                  + "; ".join(ineligible) + ": screen again (a sign-off cannot clear it)",
+                  ineligible=ineligible)
     if state.decision == "eligible" and not reopened:
         return _f("signoff", Level.HARD, "this screening is eligible and needs no sign-off")
     if not reason.strip():

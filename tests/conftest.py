@@ -27,7 +27,9 @@ from kctest import (
     make_settings,
     register_hypothesis_profiles,
     restore_sqlite_template,
+    run_lock,
     save_sqlite_template,
+    shared_run_folder,
     sqlite_file,
     sqlite_test_folder,
     wipe,
@@ -113,6 +115,14 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield url
         if handle is not None:
             drop_pg_database(handle)
+
+
+@pytest.fixture
+def sqlite_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder for a test's own SQLite files: on the RAM disk where the machine has one (as
+    the suite's shared database is, ``kctest.sqlite_test_folder``), else ``tmp_path``."""
+    with sqlite_test_folder(tmp_path) as folder:
+        yield folder
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -267,8 +277,40 @@ def _demo_database(backend: str, tmp_path_factory: pytest.TempPathFactory):  # t
     """demo_url(patients) -> the URL of a migrated database holding the seeded demo clinic.
 
     Seeding the demo is the slowest setup there is; tests that only read it share one database
-    per size, seeded once per session (per xdist worker) instead of once per test.
+    per size, seeded once per session (per xdist worker) instead of once per test. On SQLite
+    under xdist it is seeded once per run: the first worker to need a size seeds it and leaves
+    a copy in the run's shared folder (under a lock), the other copies that file into its own
+    folder (the same bytes; the workers share the run's secret key, ``kctest.TEST_SECRET``, so
+    the audit chain verifies on either). About 5 CPU-seconds a run (12 and 40 patients).
     """
+    made: dict[int, str] = {}
+    handles: list[object] = []
+    shared = shared_run_folder(tmp_path_factory) if backend == "sqlite" else None
+    with sqlite_test_folder(tmp_path_factory.mktemp(f"demo-{backend}")) as folder:
+
+        def demo_url(patients: int) -> str:
+            if patients not in made:
+                url, handle = fresh_database_url(backend, folder)
+                handles.extend([handle] if handle is not None else [])
+                if shared is None:
+                    _seed_demo(url, patients)
+                else:
+                    template = shared / f"demo-{patients}.sqlite3"
+                    with run_lock(shared / f"demo-{patients}.lock"):
+                        if not template.exists():
+                            _seed_demo(url, patients)
+                            save_sqlite_template(url, template)
+                    restore_sqlite_template(url, template)
+                made[patients] = url
+            return made[patients]
+
+        yield demo_url
+        for handle in handles:
+            drop_pg_database(handle)
+
+
+def _seed_demo(url: str, patients: int) -> None:
+    """Migrate the database at ``url`` and seed the demo clinic of ``patients`` into it."""
     from sqlalchemy import select
 
     from ketaclinic.bootstrap import build_services
@@ -278,31 +320,17 @@ def _demo_database(backend: str, tmp_path_factory: pytest.TempPathFactory):  # t
     from ketaclinic.services.clock import SteppingClock
     from ketaclinic.store.tables import Patient
 
-    made: dict[int, str] = {}
-    handles: list[object] = []
-    with sqlite_test_folder(tmp_path_factory.mktemp(f"demo-{backend}")) as folder:
-
-        def demo_url(patients: int) -> str:
-            if patients not in made:
-                url, handle = fresh_database_url(backend, folder)
-                handles.extend([handle] if handle is not None else [])
-                # As the app starts: migrate, then a current outcome summary.
-                svc = build_services(make_settings(url), clock=SteppingClock(START), upgrade=True)
-                try:
-                    seed_demo(svc, patients=patients)
-                    # One allergy, so that every kind of stored row is in the demo.
-                    with svc.db.transaction() as s:
-                        pid = s.execute(select(Patient.id).order_by(Patient.id)).scalars().first()
-                    svc.patients.add_allergy(SYSTEM, pid, AllergyCreate(substance="Penicillin",
-                                                                        reaction="rash"))
-                finally:
-                    svc.close()
-                made[patients] = url
-            return made[patients]
-
-        yield demo_url
-        for handle in handles:
-            drop_pg_database(handle)
+    # As the app starts: migrate, then a current outcome summary.
+    svc = build_services(make_settings(url), clock=SteppingClock(START), upgrade=True)
+    try:
+        seed_demo(svc, patients=patients)
+        # One allergy, so that every kind of stored row is in the demo.
+        with svc.db.transaction() as s:
+            pid = s.execute(select(Patient.id).order_by(Patient.id)).scalars().first()
+        svc.patients.add_allergy(SYSTEM, pid, AllergyCreate(substance="Penicillin",
+                                                            reaction="rash"))
+    finally:
+        svc.close()
 
 
 @pytest.fixture

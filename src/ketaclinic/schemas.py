@@ -126,6 +126,9 @@ def _whole(value: object) -> object:
 
 # For a score or count that a person may type: an int, or text of the digits 0-9.
 Whole = Annotated[int, BeforeValidator(_whole)]
+# The version of a record you read (optimistic concurrency): a whole number from 1, typed in
+# the digits 0-9 only (Pydantic's int reads "1_0" as 10: someone else's version, not yours).
+Version = Annotated[int, BeforeValidator(_whole), Field(ge=1)]
 
 
 class _Strict(BaseModel):
@@ -152,7 +155,7 @@ class PatientCreate(PatientFields):
 
 class PatientUpdate(PatientFields):
     mrn: Mrn
-    version: int = Field(ge=1, description="The version you read; a stale version is refused")
+    version: Version = Field(description="The version you read; a stale version is refused")
 
 
 class WeightCreate(_Strict):

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from ketaclinic.schemas import Instant, Line, Notes, Whole, _filled, _line, _Strict
+from ketaclinic.schemas import Instant, Line, Notes, Version, Whole, _filled, _line, _Strict
 
 Reason = Annotated[str, _filled(300), AfterValidator(_line)]
 Short = Annotated[str, Field(max_length=120), AfterValidator(_line)]
@@ -16,7 +16,6 @@ Lot = Annotated[str, _filled(60), AfterValidator(_line)]
 Mg = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
 MgOrZero = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=3)]
 Vital = Annotated[int, Field(ge=0, le=400)]
-Version = Annotated[int, Field(ge=1)]
 Instrument = Literal["moaas", "rass", "cadss", "cadss6"]
 
 

@@ -145,9 +145,9 @@ def _backup(database_url: str, out: Path, fmt: str) -> None:
 
 
 @pytest.fixture
-def target(services, backend, tmp_path):  # type: ignore[no-untyped-def]
+def target(services, backend, sqlite_folder):  # type: ignore[no-untyped-def]
     """A second, non-empty instance to restore into (its own data dir)."""
-    url, handle = fresh_database_url(backend, tmp_path)
+    url, handle = fresh_database_url(backend, sqlite_folder)
     from kctest import make_settings
 
     from ketaclinic.bootstrap import build_services

@@ -28,8 +28,8 @@ def _populate(services, users) -> None:
 
 
 @pytest.fixture
-def target_url(backend, tmp_path):
-    url, handle = fresh_database_url(backend, tmp_path)
+def target_url(backend, sqlite_folder):
+    url, handle = fresh_database_url(backend, sqlite_folder)
     yield url
     if handle is not None:
         drop_pg_database(handle)

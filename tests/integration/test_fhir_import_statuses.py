@@ -41,9 +41,9 @@ FACTS = {"antidepressant_trials": TRIALS, "episode_duration_months": 18,
 
 
 @pytest.fixture
-def fresh(backend, tmp_path, clock) -> Iterator[tuple[Services, dict]]:  # type: ignore[no-untyped-def]
+def fresh(backend, sqlite_folder, clock) -> Iterator[tuple[Services, dict]]:  # type: ignore[no-untyped-def]
     """A second, freshly migrated database of the same backend, with the suite's users."""
-    url, handle = fresh_database_url(backend, tmp_path)
+    url, handle = fresh_database_url(backend, sqlite_folder)
     engine = make_engine(url)
     migrate.upgrade(engine)
     engine.dispose()

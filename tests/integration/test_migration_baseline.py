@@ -26,12 +26,12 @@ START = dt.datetime(2026, 11, 2, 9, 0, 0)
 
 
 @pytest.fixture
-def new_url(backend: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
+def new_url(backend: str, sqlite_folder: Path) -> Iterator[Callable[[], str]]:
     """A fresh, empty database of the backend; dropped afterwards."""
     urls: list[object] = []
 
     def make() -> str:
-        folder = tmp_path / f"db{len(urls)}"
+        folder = sqlite_folder / f"db{len(urls)}"
         folder.mkdir()
         url, handle = fresh_database_url(backend, folder)
         urls.append(handle)

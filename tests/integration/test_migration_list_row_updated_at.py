@@ -38,8 +38,8 @@ TABLES = ("patient_diagnoses", "patient_medications", "patient_allergies")
 
 
 @pytest.fixture
-def url(backend: str, tmp_path: Path) -> Iterator[str]:
-    url, handle = fresh_database_url(backend, tmp_path)
+def url(backend: str, sqlite_folder: Path) -> Iterator[str]:
+    url, handle = fresh_database_url(backend, sqlite_folder)
     yield url
     if handle is not None:
         drop_pg_database(handle)

@@ -669,7 +669,8 @@ def test_the_end_of_an_infusion_is_read_as_its_model_on_the_clinics_clock(servic
     for bad, needle in [
         ({"version": ""}, "version: Field required"),
         ({"version": "0"}, "version: Input should be greater than or equal to 1"),
-        ({"version": "١"}, "version: Input should be a valid integer"),
+        ({"version": "١"}, "version: is not a number: type it with the digits 0-9"),
+        ({"version": "1_0"}, "version: Input should be a valid integer"),  # not version 10
         ({"ended_at": ""}, "ended_at: Field required"),
         ({"ended_at": "soon"}, "ended_at: enter a time like 14:05"),
         ({"ended_at": "09:59"}, "the infusion cannot end before it started"),

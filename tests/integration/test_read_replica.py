@@ -27,9 +27,9 @@ from ketaclinic.web.app import create_app
 
 
 @pytest.fixture
-def replica(backend, tmp_path, clock):
+def replica(backend, sqlite_folder, clock):
     """A second database of the same kind, migrated, holding the hand cohort."""
-    url, handle = fresh_database_url(backend, tmp_path)
+    url, handle = fresh_database_url(backend, sqlite_folder)
     svc = build_services(make_settings(url), clock=clock, upgrade=True)
     with svc.db.transaction() as s:
         build_hand_cohort(s, family_prefix="Replicaonly")

@@ -7,7 +7,9 @@ spend two CPU-seconds importing the application before it starts the workers.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import os
 import re
 import secrets
@@ -25,8 +27,21 @@ BACKENDS = [b.strip() for b in os.environ.get(
     "KETACLINIC_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
 PG_URL = os.environ.get("KETACLINIC_TEST_POSTGRES_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-# A real random secret: env=test refuses a guessable one like production does.
-TEST_SECRET = secrets.token_urlsafe(48)
+
+
+def _test_secret() -> str:
+    """A real random secret (env=test refuses a guessable one like production does), the same
+    in every xdist worker of one run: a database one worker made (the shared demo) has audit
+    hashes and sealed secrets the others can check. Derived from the run's random id (a
+    uuid4 xdist gives each worker), or fresh in a run without workers."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        return secrets.token_urlsafe(48)
+    digest = hashlib.sha512(f"ketaclinic-test-secret:{run}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+TEST_SECRET = _test_secret()
 START = dt.datetime(2026, 11, 2, 9, 0, 0)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -97,6 +112,30 @@ def fresh_database_url(backend: str, folder: Path) -> tuple[str, object | None]:
     if backend == "postgresql":
         return create_pg_database()
     raise ValueError(f"unknown test backend {backend!r}")
+
+
+def shared_run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """A folder every xdist worker of this run shares (pytest's temporary folder of the run,
+    never another run's), or None outside xdist."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return None
+    folder = tmp_path_factory.getbasetemp().parent / "shared"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file at ``path`` (made if missing) for the block: one
+    worker at a time."""
+    import fcntl
+
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 RAM_DISK = Path(os.environ.get("KETACLINIC_TEST_SQLITE_DIR", "/dev/shm"))

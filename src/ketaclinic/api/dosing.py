@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
 from ketaclinic.http.inputs import model_from_form
+from ketaclinic.schemas import Whole
 from ketaclinic.services.dosing.inputs import (
     ActiveBody,
     ConfirmBody,
@@ -37,7 +38,7 @@ class _Strict(BaseModel):
 
 class FactsBody(_Strict):
     facts: dict[str, Any]
-    version: int | None = Field(None, description="The version you read (None: first save)")
+    version: Whole | None = Field(None, description="The version you read (None: first save)")
 
 
 # --- screening and facts ------------------------------------------------------------------
@@ -202,7 +203,7 @@ def api_set_active(treatment: str, body: ActiveBody, svc: ServicesDep, viewer: A
 
 @router.get("/rulesets/{ruleset_id}", tags=["rule sets"])
 def api_ruleset(ruleset_id: str, svc: ServicesDep, viewer: ApiViewerDep,
-                version: Annotated[int | None, Query(ge=1)] = None) -> dict:
+                version: Annotated[Whole | None, Query(ge=1)] = None) -> dict:
     view = svc.dosing.rulesets.view(viewer.actor, ruleset_id, version)
     return {**_summary(view.ruleset), "bundled": view.bundled, "active_for": view.active_for,
             "versions": [{"seq": v.seq, "ref": v.ref, "change_note": v.change_note,

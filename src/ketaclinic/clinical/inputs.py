@@ -56,7 +56,7 @@ def parse_number(name: str, text: Any) -> float:
         return require_finite(name, float(text))
     raw = str(text).strip()
     if not _PLAIN_NUMBER.match(raw):
-        if re.match(r"^[+-]?[\d.]+\s*[a-zA-Zµ%/]+", raw):
+        if re.match(r"^[+-]?[0-9.]+\s*[a-zA-Zµ%/]+", raw):
             raise ClinicalInputError(
                 f"{name} must be a plain number in the expected unit, without a unit: got {raw!r}"
             )

@@ -192,7 +192,8 @@ def running_balance(events: Sequence[LedgerEvent], lot: str) -> list[tuple[str, 
 def dea_number_checksum_ok(dea_number: str) -> bool:
     """DEA registration number check digit: (d1+d3+d5) + 2*(d2+d4+d6), last digit = d7."""
     text = dea_number.strip().upper()
-    if len(text) != 9 or not text[:2].isalpha() or not text[2:].isdigit():
+    if (len(text) != 9 or not text.isascii() or not text[:2].isalpha()
+            or not text[2:].isdigit()):  # ASCII: "١".isdigit() and int("١") is 1
         return False
     d = [int(c) for c in text[2:]]
     return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]

@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import IO, Any
 
 DANGEROUS_FIRST = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def safe_cell(value: Any) -> Any:

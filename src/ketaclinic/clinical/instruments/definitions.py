@@ -28,8 +28,8 @@ SPECIAL_MEANINGS = ("not_assessed", "not_rated", "not_asked")
 PRIORITIES = ("urgent", "high", "routine")
 OPERATORS = (">=", "<=", "==")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
-_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
-_LOINC_RE = re.compile(r"^\d{1,7}-\d$")
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$", re.ASCII)  # \d is 0-9 only
+_LOINC_RE = re.compile(r"^\d{1,7}-\d$", re.ASCII)
 
 
 class DefinitionError(ClinicalInputError):

@@ -16,13 +16,14 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from ketaclinic.clinical.inputs import DIGITS_ONLY, has_foreign_digits
 from ketaclinic.services.accounts.auth import _token_id, hash_password, user_info, verify_password
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.context import Context
 from ketaclinic.services.errors import Conflict, InvalidInput, NotAuthenticated
 from ketaclinic.store.tables import AuthSession, User
 
-PIN_RE = re.compile(r"^\d{6,8}$")
+PIN_RE = re.compile(r"^[0-9]{6,8}$")  # the digits 0-9 only: "\d" takes "١٢٣٤٥٦" too
 RUNS = "01234567890", "09876543210"
 
 
@@ -49,7 +50,8 @@ class LockedInfo:
 
 def validate_pin(pin: str) -> None:
     if not PIN_RE.match(pin or ""):
-        raise InvalidInput("the PIN must be 6 to 8 digits")
+        raise InvalidInput("the PIN must be 6 to 8 digits" + (
+            f": {DIGITS_ONLY}" if has_foreign_digits(pin or "") else ""))
     if len(set(pin)) == 1 or any(pin in run for run in RUNS):
         raise InvalidInput("the PIN must not be one repeated digit or a run like 123456")
 

@@ -38,7 +38,8 @@ from ketaclinic.services.secretbox import SecretBox, SecretUnreadable
 
 SEALED = ".enc"
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$",
+                     re.ASCII)  # \d is 0-9 only
 TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,40}$")
 EXPORTABLE = ("Patient", "Practitioner", "Encounter", "Condition", "AllergyIntolerance",
               "MedicationStatement", "MedicationRequest", "MedicationAdministration",

@@ -82,6 +82,37 @@ def test_a_ketamine_allergy_makes_the_patient_ineligible(services, users):
                for f in result.findings)
 
 
+@pytest.mark.parametrize("substance", ["Spravato", "KETALAR", "esketamine hydrochloride",
+                                       "Ketanest S"])
+def test_an_allergy_recorded_under_a_brand_or_salt_name_makes_the_patient_ineligible(
+        services, users, substance):
+    pid = make_patient(services)
+    services.patients.add_allergy(SYSTEM, pid, AllergyCreate(substance=substance))
+    result = services.dosing.screen(actor(users, "prescriber"), pid, "esketamine")
+    assert result.decision == "ineligible"
+    assert any(f["values"].get("condition") == "hypersensitivity_ketamine"
+               for f in result.findings)
+
+
+def test_a_diagnosis_outside_icd10_is_the_indication_only_when_its_label_says_so_unnegated(
+        services, users):
+    p, _ = services.patients.create(SYSTEM, PatientCreate(
+        mrn="DOS-SCT", family_name="Dose", given_name="Snomed", birth_date=dt.date(1980, 5, 1),
+        sex="female", weight="80 kg"))
+    services.patients.add_diagnosis(SYSTEM, p.id, DiagnosisCreate(
+        system="snomed", code="197480006", display="Anxiety disorder without depression"))
+    def indication(result):  # type: ignore[no-untyped-def]
+        return next(f for f in result.findings if f["rule"] == "depressive-episode")
+
+    first = services.dosing.screen(actor(users, "prescriber"), p.id, "esketamine")
+    assert (first.decision, indication(first)["level"]) == ("ineligible", "hard")
+    services.patients.add_diagnosis(SYSTEM, p.id, DiagnosisCreate(
+        system="snomed", code="370143000", display="Major depressive disorder"))
+    second = services.dosing.screen(actor(users, "prescriber"), p.id, "esketamine")
+    assert indication(second)["level"] == "ok"
+    assert indication(second)["values"]["codes"] == ["370143000"]
+
+
 def test_a_nurse_cannot_screen_and_the_denial_is_audited(services, users):
     pid = make_patient(services)
     with pytest.raises(PermissionDenied):

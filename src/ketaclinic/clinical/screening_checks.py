@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ketaclinic.clinical.medications import ResolvedMedication, Vocabulary
+from ketaclinic.clinical.medications import ResolvedMedication, Vocabulary, normalise
 from ketaclinic.clinical.rules import Finding, Level
 from ketaclinic.clinical.rulesets import RuleSet
 
@@ -34,6 +35,41 @@ def is_depressive_icd10(code: str) -> bool:
     return _dx_match(code, load_bundled_diagnosis_flags()["depressive_episode"]["prefixes"])
 
 
+def is_depressive_diagnosis(system: str, code: str, label: str) -> bool:
+    """Whether a recorded diagnosis is a depressive episode (the indication): by its code when
+    the system is ICD-10, else by a keyword of its label not negated just before ("no
+    depression" is not one). data/screening/diagnoses.json lists both.
+
+    >>> is_depressive_diagnosis("icd10", "F33.2", "")
+    True
+    >>> is_depressive_diagnosis("snomed", "370143000", "Major depressive disorder")
+    True
+    >>> is_depressive_diagnosis("snomed", "1", "Anxiety without depression")
+    False
+    """
+    rule = load_bundled_diagnosis_flags()["depressive_episode"]
+    if system == "icd10":
+        return _dx_match(code, rule["prefixes"])
+    return _label_hit(label, rule.get("label_keywords", []))
+
+
+def allergy_conditions(substances: Iterable[str]) -> set[str]:
+    """Condition flags the recorded allergies set (data/screening/diagnoses.json
+    ``allergy_flags``): a substance naming ketamine, esketamine or one of their brands sets
+    ``hypersensitivity_ketamine``. Any case, salt suffix ignored; an allergy is never negated.
+
+    >>> sorted(allergy_conditions(["Penicillin", "SPRAVATO nasal spray"]))
+    ['hypersensitivity_ketamine']
+    >>> allergy_conditions(["Ketalar"]) == allergy_conditions(["esketamine hydrochloride"])
+    True
+    >>> allergy_conditions(["penicillin"])
+    set()
+    """
+    texts = [normalise(s) for s in substances]
+    return {rule["condition"] for rule in load_bundled_diagnosis_flags().get("allergy_flags", [])
+            for text in texts if any(name in text for name in rule["substances"])}
+
+
 _ICD10_SHAPE = re.compile(r"^[A-Za-z][0-9]")
 _NEGATIONS = {"without", "no", "non"}
 
@@ -42,7 +78,8 @@ def _label_hit(label: str, keywords: list[str]) -> bool:
     """A keyword in a (non-ICD) diagnosis label, not negated by without/no/non just before."""
     words = re.sub(r"[^a-z]+", " ", label.lower()).split()
     for i, word in enumerate(words):
-        if any(word.startswith(k) for k in keywords) and not _NEGATIONS & set(words[i - 2 : i]):
+        negated = _NEGATIONS & set(words[max(0, i - 2) : i])  # the two words before, if any
+        if any(word.startswith(k) for k in keywords) and not negated:
             return True
     return False
 

@@ -20,11 +20,11 @@ from ketaclinic.clinical.eligibility import (
     PatientFacts,
     allergy_counts,
     diagnosis_standing,
-    is_depressive_icd10,
     patient_from_dict,
 )
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.rulesets import BUNDLED_IDS, load_bundled_ruleset
+from ketaclinic.clinical.screening_checks import allergy_conditions, is_depressive_diagnosis
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.store.tables import Patient, PatientAllergy, PatientDiagnosis, PatientMedication
 from ketaclinic.store.tables_dosing import PatientClinicalFacts
@@ -82,12 +82,6 @@ def load_facts(s: Session, patient_id: int) -> tuple[dict[str, Any], int | None]
 
 
 
-def is_depressive(system: str, code: str, display: str) -> bool:
-    if system == "icd10":
-        return is_depressive_icd10(code)
-    return "depress" in display.lower()
-
-
 def screening_input(s: Session, patient: Patient, today: dt.date) -> dict[str, Any]:
     """The screening JSON (docs/dosing.md schema) for a patient: registry + stored facts."""
     facts, _ = load_facts(s, patient.id)
@@ -100,14 +94,12 @@ def screening_input(s: Session, patient: Patient, today: dt.date) -> dict[str, A
     allergies = [a for a in s.execute(select(PatientAllergy).where(
         PatientAllergy.patient_id == patient.id)).scalars()
         if allergy_counts(a.active, a.inactive_reason)]
-    conditions = set(facts["conditions"])
-    if any("ketamine" in a.substance.lower() for a in allergies):
-        conditions.add("hypersensitivity_ketamine")
+    conditions = set(facts["conditions"]) | allergy_conditions(a.substance for a in allergies)
     return {
         "age_years": age_on(patient.birth_date, today),
         "sex": patient.sex if patient.sex in ("female", "male", "other") else "unknown",
         "diagnoses": [{"code": d.code, "label": d.display,
-                       "depressive_episode": is_depressive(d.system, d.code, d.display),
+                       "depressive_episode": is_depressive_diagnosis(d.system, d.code, d.display),
                        "resolved": standing == "resolved"} for d, standing in diagnoses],
         "medications": [{"name": m.name, "class": (m.drug_class or "").lower(),
                          "daily_dose_mg": None if m.daily_dose_mg is None

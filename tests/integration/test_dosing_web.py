@@ -216,11 +216,11 @@ def test_rule_set_pages_copy_edit_confirm_and_activate(services, login):
     page = admin.get("/rulesets/our-iv")
     assert 'name="value:dose_limits.iv.mg-per-kg-soft-max"' in page.text
     r = admin.post("/rulesets/our-iv/values", data={
-        "csrf_token": csrf, "seq": "1", "note": "local policy",
+        "csrf_token": csrf, "version": "1", "note": "local policy",
         "value:dose_limits.iv.mg-per-kg-soft-max": "0.8"}, follow_redirects=False)
     assert r.status_code == 303, r.text
     r = admin.post("/rulesets/our-iv/values", data={
-        "csrf_token": csrf, "seq": "1", "note": "stale",
+        "csrf_token": csrf, "version": "1", "note": "stale",
         "value:dose_limits.iv.mg-per-kg-soft-max": "0.7"})
     assert r.status_code == 409
     r = admin.post("/rulesets/active", data={"csrf_token": csrf, "treatment": "ketamine-iv",
@@ -233,7 +233,7 @@ def test_rule_set_pages_copy_edit_confirm_and_activate(services, login):
     assert pres.get("/rulesets").status_code == 200
     assert 'name="value:' not in pres.get("/rulesets/our-iv").text  # view only
     r = pres.post("/rulesets/our-iv/confirm", data={
-        "csrf_token": pcsrf, "seq": "2", "path": "dose_limits.iv.mg-per-kg-soft-max"},
+        "csrf_token": pcsrf, "version": "2", "path": "dose_limits.iv.mg-per-kg-soft-max"},
         follow_redirects=False)
     assert r.status_code == 303, r.text
     assert "Dr Pim" in pres.get("/rulesets/our-iv").text

@@ -1,8 +1,10 @@
 """One input model per request: the tablet's and the patient page's forms build the model the
 JSON API takes as its body (pre-dose vitals, timed vitals, in-session ratings, assessments,
 clinical events, self-report links, alert acknowledgements, the patient's self-report), so the
-same typed values store the same row and the same bad value reads the same. A form without a
-JSON twin (reminders) is read as its model all the same: its refusals are the model's.
+same typed values store the same row and the same bad value reads the same. So do the rule-set
+pages' forms (activation, values, confirmation, import) and their co-signature fields, whose
+JSON twins take the co-signature in X-Cosign-* headers. A form without a JSON twin
+(reminders) is read as its model all the same: its refusals are the model's.
 
 The clinic is in New York: what the form types on the clinic's clock ("09:10") is the instant
 the JSON body sends with its offset ("…T09:10:00-05:00"), 14:10 UTC.
@@ -26,7 +28,14 @@ from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.mbc.self_report import hash_token
 from ketaclinic.store.tables import ApiToken, PatientMedication, User
 from ketaclinic.store.tables_chair import VitalSignRow
-from ketaclinic.store.tables_dosing import DoseOrder, Screening
+from ketaclinic.store.tables_dosing import (
+    ActiveRuleSet,
+    DoseOrder,
+    RuleConfirmation,
+    RuleSetApproval,
+    RuleSetVersion,
+    Screening,
+)
 from ketaclinic.store.tables_mbc import (
     ClinicalAlert,
     OutboxMessage,
@@ -806,6 +815,199 @@ def test_a_users_flag_is_read_as_its_model_and_garbage_changes_nothing(services,
     assert {u.username: u.active for u in services.auth.list_users(SYSTEM)}["nurse"]
     assert both.form(f"/admin/users/{nurse}/active", {"active": "0"}).status_code == 303
     assert not {u.username: u.active for u in services.auth.list_users(SYSTEM)}["nurse"]
+
+
+# --- rule sets: activation, values, confirmation, import and the co-signature ------------
+SOFT_MAX = "dose_limits.iv.mg-per-kg-soft-max"
+HARD_MAX = "dose_limits.iv.mg-per-kg-hard-max"
+WINDOW = "parameters.discharge-vitals-window-min"
+DIRECTOR = {"cosign_username": "prescriber", "cosign_password": "prescriber-password-1"}
+DIRECTOR_HEADERS = {"X-Cosign-Username": "prescriber", "X-Cosign-Password": "prescriber-password-1"}
+
+
+def _ruleset_rows(services, model, ruleset_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Every row of ``model`` for one clinic copy, oldest first, as the other path's would
+    read: its row id left out and the copy's own id written ``ID`` (in its document too)."""
+    with services.db.transaction() as s:
+        found = s.execute(select(model).filter_by(ruleset_id=ruleset_id).order_by(model.id)
+                          ).scalars().all()
+        rows = [{c.key: getattr(r, c.key) for c in model.__table__.columns} for r in found]
+    return [{k: v.replace(ruleset_id, "ID") if isinstance(v, str) else v
+             for k, v in row.items() if k != "id"} for row in rows]
+
+
+def _copies(admin, csrf: str, source: str, suffix: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A clinic copy of ``source`` per path: {"json": "json-<suffix>", "form": …}."""
+    ids = {how: f"{how}-{suffix}" for how in ("json", "form")}
+    for new_id in ids.values():
+        r = admin.post("/api/rulesets/copy", json={"source_id": source, "new_id": new_id},
+                       headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 201, r.text
+    return ids
+
+
+def test_the_json_body_and_the_form_store_the_same_rule_set_edit_confirmation_and_import(
+        services, users, login):
+    """The values page sends every value, one field per path; the unchanged ones are no
+    change, so the form's edit is the JSON body's ``changes`` of one path."""
+    admin, csrf = login("admin")
+    pres, pcsrf = login("prescriber")
+    ids = _copies(admin, csrf, "ketamine-iv", "iv")
+    shown = admin.get(f"/api/rulesets/{ids['form']}").json()["document"]
+    unchanged = str(shown["dose_limits"]["iv"]["mg-per-kg-hard-max"]["value"])
+    for how, rid in ids.items():
+        if how == "json":
+            steps = [
+                admin.put(f"/api/rulesets/{rid}/values", headers={"X-CSRF-Token": csrf}, json={
+                    "changes": {SOFT_MAX: 0.8}, "note": "local policy", "version": 1}),
+                pres.post(f"/api/rulesets/{rid}/confirm", headers={"X-CSRF-Token": pcsrf},
+                          json={"path": SOFT_MAX, "version": 2})]
+            doc = admin.get(f"/api/rulesets/{rid}").json()["document"]
+            steps.append(admin.post("/api/rulesets/import", json=doc,
+                                    headers={"X-CSRF-Token": csrf}))
+            assert [r.status_code for r in steps] == [200, 200, 201], [r.text for r in steps]
+        else:
+            steps = [
+                admin.post(f"/rulesets/{rid}/values", data={
+                    "csrf_token": csrf, "version": "1", "note": "local policy",
+                    f"value:{SOFT_MAX}": "0.8", f"value:{HARD_MAX}": unchanged},
+                    follow_redirects=False),
+                pres.post(f"/rulesets/{rid}/confirm", data={
+                    "csrf_token": pcsrf, "version": "2", "path": SOFT_MAX},
+                    follow_redirects=False)]
+            doc = admin.get(f"/api/rulesets/{rid}").json()["document"]
+            steps.append(admin.post("/rulesets/import", data={
+                "csrf_token": csrf, "document": json.dumps(doc, indent=2)},
+                follow_redirects=False))
+            assert [r.status_code for r in steps] == [303, 303, 303], [r.text for r in steps]
+    for model in (RuleSetVersion, RuleConfirmation):
+        stored = [_ruleset_rows(services, model, rid) for rid in ids.values()]
+        assert stored[0] == stored[1], model
+    versions = _ruleset_rows(services, RuleSetVersion, ids["form"])
+    assert [v["seq"] for v in versions] == [1, 2, 3, 4]
+    assert versions[1]["change_note"] == f"local policy ({SOFT_MAX})"
+    assert versions[3]["change_note"] == "imported from a file"
+    assert json.loads(versions[3]["document"])["dose_limits"]["iv"]["mg-per-kg-soft-max"][
+        "value"] == 0.8
+
+
+def test_the_json_headers_and_the_form_co_sign_the_same_activation(services, users, login):
+    """Activating a set that loosens a hard limit in effect, co-signed by the medical director:
+    in the API's X-Cosign-* headers, in the form's cosign fields; the same approval."""
+    admin, csrf = login("admin")
+    h = {"X-CSRF-Token": csrf}
+    ids = _copies(admin, csrf, "esketamine-us", "eu")
+    for rid in ids.values():  # a set not in effect is edited freely
+        r = admin.put(f"/api/rulesets/{rid}/values", headers=h, json={
+            "changes": {WINDOW: "45"}, "note": "longer window", "version": 1})
+        assert r.status_code == 200, r.text
+    services.auth.set_medical_director(SYSTEM, users["prescriber"].id, True)
+    stored = []
+    for how, rid in ids.items():
+        if how == "json":
+            r = admin.put("/api/rulesets/active/esketamine", json={"ruleset_id": rid},
+                          headers=h | DIRECTOR_HEADERS)
+            assert r.status_code == 200, r.text
+        else:
+            r = admin.post("/rulesets/active", data={
+                "csrf_token": csrf, "treatment": "esketamine", "ruleset_id": rid} | DIRECTOR,
+                follow_redirects=False)
+            assert r.status_code == 303, r.text
+        with services.db.transaction() as s:
+            active = s.get(ActiveRuleSet, "esketamine")
+            row = {"ruleset_id": active.ruleset_id.replace(rid, "ID"),
+                   "set_by": active.set_by, "set_at": active.set_at}
+        stored.append(row | {"approvals": _ruleset_rows(services, RuleSetApproval, rid)})
+        # back to the bundled set (tightening: no co-signature) for the other path
+        assert admin.put("/api/rulesets/active/esketamine", json={"ruleset_id":
+                         "esketamine-us"}, headers=h).status_code == 200
+    assert stored[0] == stored[1]
+    assert stored[0]["ruleset_id"] == "ID"
+    assert [a["action"] for a in stored[0]["approvals"]] == ["activate"]
+    assert stored[0]["approvals"][0]["approved_by"] == users["prescriber"].id
+
+
+def test_bad_rule_set_forms_read_as_their_json_bodies_and_co_signature_headers(
+        services, users, login):
+    """The same bad activation, values edit, confirmation or import (or co-signature) is
+    refused with one status and one message by the page and the API, and changes nothing."""
+    admin, csrf = login("admin")
+    h = {"X-CSRF-Token": csrf}
+    for source, new_id in (("ketamine-iv", "gov-iv"), ("esketamine-us", "loose-eu")):
+        assert admin.post("/api/rulesets/copy", json={"source_id": source, "new_id": new_id},
+                          headers=h).status_code == 201
+    assert admin.put("/api/rulesets/active/ketamine-iv", json={"ruleset_id": "gov-iv"},
+                     headers=h).status_code == 200
+    assert admin.put("/api/rulesets/loose-eu/values", headers=h, json={
+        "changes": {WINDOW: "45"}, "note": "longer", "version": 1}).status_code == 200
+    with services.db.transaction() as s:
+        before = (s.execute(select(func.count()).select_from(RuleSetVersion)).scalar_one(),
+                  s.get(ActiveRuleSet, "esketamine"), s.get(ActiveRuleSet, "ketamine-iv"))
+        before = (before[0], before[1] and before[1].ruleset_id, before[2].ruleset_id)
+    long_name = {"cosign_username": "p" * 65, "cosign_password": "x"}
+    cases = [  # (role, method, API path, JSON body or raw text, headers, page, form, needle)
+        ("admin", "PUT", "/rulesets/active/ketamine-iv", {}, {}, "/rulesets/active",
+         {"treatment": "ketamine-iv"}, "ruleset_id: Field required"),
+        ("admin", "PUT", "/rulesets/active/ketamine-iv", {"ruleset_id": "x" * 61}, {},
+         "/rulesets/active", {"treatment": "ketamine-iv", "ruleset_id": "x" * 61},
+         "ruleset_id: String should have at most 60 characters"),
+        ("admin", "PUT", "/rulesets/active/ketamine", {"ruleset_id": "gov-iv"}, {},
+         "/rulesets/active", {"treatment": "ketamine", "ruleset_id": "gov-iv"},
+         "treatment must be one of esketamine, ketamine-iv"),
+        ("admin", "PUT", "/rulesets/active/esketamine", {"ruleset_id": "loose-eu"}, {},
+         "/rulesets/active", {"treatment": "esketamine", "ruleset_id": "loose-eu"},
+         "loose-eu@2 loosens hard limits of esketamine-us@"),  # co-signature required
+        ("admin", "PUT", "/rulesets/active/esketamine", {"ruleset_id": "loose-eu"},
+         {"X-Cosign-Username": "p" * 65, "X-Cosign-Password": "x"}, "/rulesets/active",
+         {"treatment": "esketamine", "ruleset_id": "loose-eu"} | long_name,
+         "cosign_username: String should have at most 64 characters"),
+        ("admin", "PUT", "/rulesets/gov-iv/values",
+         {"changes": {HARD_MAX: "1.5"}, "note": "titrating", "version": 1}, {},
+         "/rulesets/gov-iv/values", {f"value:{HARD_MAX}": "1.5", "note": "titrating",
+                                     "version": "1"},
+         "gov-iv@2 loosens hard limits of gov-iv@1: "),  # co-signature required
+        ("admin", "PUT", "/rulesets/gov-iv/values",
+         {"changes": {SOFT_MAX: "0.8"}, "version": 1}, {}, "/rulesets/gov-iv/values",
+         {f"value:{SOFT_MAX}": "0.8", "version": "1"}, "note: Field required"),
+        ("admin", "PUT", "/rulesets/gov-iv/values",
+         {"changes": {SOFT_MAX: "0.8"}, "note": "n", "version": "١"}, {},
+         "/rulesets/gov-iv/values", {f"value:{SOFT_MAX}": "0.8", "note": "n", "version": "١"},
+         "version: is not a number: type it with the digits 0-9"),
+        ("admin", "PUT", "/rulesets/gov-iv/values",
+         {"changes": {SOFT_MAX: "0,8"}, "note": "n", "version": 1}, {},
+         "/rulesets/gov-iv/values", {f"value:{SOFT_MAX}": "0,8", "note": "n", "version": "1"},
+         f"{SOFT_MAX} must be a number, got '0,8'"),
+        ("admin", "PUT", "/rulesets/gov-iv/values",
+         {"changes": {SOFT_MAX: "0.8"}, "note": "n", "version": 7}, {},
+         "/rulesets/gov-iv/values", {f"value:{SOFT_MAX}": "0.8", "note": "n", "version": "7"},
+         "rule set gov-iv changed since you opened it (you edited version 7"),
+        ("prescriber", "POST", "/rulesets/gov-iv/confirm", {"version": 1}, {},
+         "/rulesets/gov-iv/confirm", {"version": "1"}, "path: Field required"),
+        ("admin", "POST", "/rulesets/import", "{not json", {}, "/rulesets/import",
+         {"document": "{not json"}, "document: not valid JSON (Expecting property name "
+                                    "enclosed in double quotes at line 1)"),
+        ("admin", "POST", "/rulesets/import", "[1]", {}, "/rulesets/import",
+         {"document": "[1]"}, "document: must be a JSON object"),
+        ("admin", "POST", "/rulesets/import", "", {}, "/rulesets/import", {"document": ""},
+         "document: Field required"),
+    ]
+    for role, method, api_path, body, headers, page_path, form, needle in cases:
+        c, token = login(role)
+        sent = {"X-CSRF-Token": token} | headers
+        if isinstance(body, str):  # the import's body is the document itself, as text here
+            api = c.request(method, f"/api{api_path}", content=body,
+                            headers=sent | {"Content-Type": "application/json"})
+        else:
+            api = c.request(method, f"/api{api_path}", json=body, headers=sent)
+        page = c.post(page_path, data={"csrf_token": token} | form, follow_redirects=False)
+        _refused_alike(api, page, needle, (page_path, form))
+    with services.db.transaction() as s:
+        after = (s.execute(select(func.count()).select_from(RuleSetVersion)).scalar_one(),
+                 s.get(ActiveRuleSet, "esketamine"), s.get(ActiveRuleSet, "ketamine-iv"))
+        after = (after[0], after[1] and after[1].ruleset_id, after[2].ruleset_id)
+        assert s.execute(select(RuleSetApproval)).first() is None
+        assert s.execute(select(RuleConfirmation)).first() is None
+    assert after == before
 
 
 # --- stopping a medication (the patient page's Stop form) ----------------------------------

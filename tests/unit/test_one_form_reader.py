@@ -31,9 +31,6 @@ REDISPLAY = ("shown again in the form after a refusal; what is stored is the mod
              "with model_from_form")
 SHAPE = ("the form's own shape, converted into a model's field and passed to model_from_form "
          "as extra (the JSON body has it in another shape)")
-PENDING = ("not yet one input model: the rule-set forms' fields are not their JSON bodies' "
-           "(co-signature in X-Cosign-* headers, `seq` for `version`, a document typed as "
-           "text, values as one field per path) - convert them, then delete the entries")
 
 #: (module, field) -> why the page may read it by hand
 ALLOWED: dict[tuple[str, str], str] = {
@@ -63,8 +60,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("pages_account.py", "new_password"): CREDENTIAL,
     ("pages_account.py", "confirm_password"): CREDENTIAL,
     ("pages_account.py", "code"): CREDENTIAL,
-    ("pages_dosing.py", "cosign_username"): CREDENTIAL,
-    ("pages_dosing.py", "cosign_password"): CREDENTIAL,
     # --- values shown again after a refusal
     ("pages_webhooks.py", "url"): REDISPLAY,
     ("pages_webhooks.py", "description"): REDISPLAY,
@@ -77,14 +72,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("pages_patients.py", "display"): SHAPE,
     ("pages_dosing.py", "trial_rows"): SHAPE,  # the facts form's rows -> the facts document
     ("pages_dosing.py", "facts_version"): SHAPE,
-    # --- pending
-    # rule sets: activation, import, values, confirmation
-    ("pages_dosing.py", "treatment"): PENDING,
-    ("pages_dosing.py", "ruleset_id"): PENDING,
-    ("pages_dosing.py", "document"): PENDING,
-    ("pages_dosing.py", "note"): PENDING,
-    ("pages_dosing.py", "seq"): PENDING,
-    ("pages_dosing.py", "path"): PENDING,
 }
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from kctest import examples
 
@@ -13,10 +13,24 @@ from ketaclinic.clinical.pk import (
     simulate_regimen,
     summarize_population,
 )
-from ketaclinic.clinical.pk.eigen import arrow_eigen, lapack_eigen
+from ketaclinic.clinical.pk.eigen import (
+    COINCIDENT_RTOL,
+    arrow_eigen,
+    decompose,
+    lapack_eigen,
+)
 from ketaclinic.clinical.pk.racemic import mammillary
 
 COV = Covariates(weight_kg=70)
+# k10, k12, k21, k13, k31 (1/min): equal peripheral rates made the closed form return
+# -0.157 and -0.009 instead of -1e-4 and -9.999e-5 (found by Hypothesis)
+EQUAL_PERIPHERALS = (2.0, 1e-4, 1e-4, 1e-4, 1e-4)
+
+
+def three_compartments(*rows):
+    """Mammillary systems (V1 10 L), one patient per row of (k10, k12, k21, k13, k31)."""
+    k = np.array(rows, dtype=float).T
+    return mammillary(np.full(k.shape[1], 10.0), k[0], k[1], k[2], k[3], k[4])
 
 
 @settings(max_examples=examples(100), deadline=None)
@@ -24,6 +38,9 @@ COV = Covariates(weight_kg=70)
     st.lists(st.floats(1e-4, 2.0), min_size=5, max_size=5),
     st.booleans(),
 )
+@example(rates=list(EQUAL_PERIPHERALS), three=True)
+@example(rates=[2.0, 1e-4, 1e-4, 1e-4, 1e-4 * (1 + 1e-9)], three=True)
+@example(rates=[0.3, 0.05, 0.02, 0.05, 0.02], three=True)
 def test_closed_form_arrow_eigen_matches_lapack(rates, three):
     k10, k12, k21, k13, k31 = (np.array([r]) for r in rates)
     sys = mammillary(
@@ -36,6 +53,73 @@ def test_closed_form_arrow_eigen_matches_lapack(rates, three):
     # the decomposition reproduces A
     a = np.einsum("nik,nk,nkj->nij", fast[1], fast[0], fast[2])
     np.testing.assert_allclose(a, sys.a_per_min, atol=1e-11 * np.abs(sys.a_per_min).max())
+
+
+def test_equal_peripheral_rates_leave_the_eigen_decomposition_to_lapack():
+    a = three_compartments(EQUAL_PERIPHERALS).a_per_min
+    assert arrow_eigen(a) is None
+    lam, v, w = decompose(a)
+    # d0 = −2.0002, d1 = d2 = −1e-4, b1² = b2² = 1e-8: det(A − λI) = (d1 − λ)·q(λ) with
+    # q(λ) = (d0 − λ)(d1 − λ) − 2e-8 = λ² + 2.0003 λ + 2.0000e-4, so −1e-4 is an eigenvalue
+    # and the other two are q's roots (the small one as c / big, without cancellation)
+    big = (-2.0003 - np.sqrt(2.0003**2 - 4 * 2.0e-4)) / 2
+    np.testing.assert_allclose(lam[0], [big, -1e-4, 2.0e-4 / big], rtol=1e-12)
+    np.testing.assert_allclose(np.einsum("nik,nk,nkj->nij", v, lam, w), a, atol=1e-15)
+
+
+def test_nearly_equal_peripheral_rates_use_the_closed_form_only_when_it_is_accurate():
+    # peripheral rates apart by 1e-1 … 1e-15 (relative), across four decades of rates: the
+    # closed form either declines or agrees with LAPACK; below COINCIDENT_RTOL it always declines
+    rng = np.random.default_rng(7)
+    declined = 0
+    for k in range(1, 16):
+        rates = 10 ** rng.uniform(-4, np.log10(2), size=(40, 5))
+        rates[:, 4] = rates[:, 2] * (1 + 10.0**-k * rng.uniform(-1, 1, size=40))
+        for row in rates:
+            a = three_compartments(row).a_per_min
+            fast, ref = arrow_eigen(a), lapack_eigen(a)
+            d = np.diagonal(a[0])
+            if abs(d[1] - d[2]) <= COINCIDENT_RTOL * np.abs(d).max():
+                assert fast is None
+            if fast is None:
+                declined += 1
+                continue
+            np.testing.assert_allclose(
+                fast[0], ref[0], rtol=1e-10, atol=1e-14 * np.abs(ref[0]).max()
+            )
+            rebuilt = np.einsum("nik,nk,nkj->nij", fast[1], fast[0], fast[2])
+            np.testing.assert_allclose(rebuilt, a, atol=1e-11 * np.abs(a).max())
+    assert 0 < declined < 15 * 40  # both branches were exercised
+
+
+@pytest.mark.parametrize("model_id", ["domino", "clements", "kamp2020", "hijazi"])
+def test_the_published_mammillary_models_keep_the_closed_form(model_id):
+    from ketaclinic.clinical.pk.population import sample_parameters
+    from ketaclinic.clinical.pk.registry import get_model
+    from ketaclinic.clinical.pk.simulate import individual_system
+
+    model = get_model(model_id)
+    for params in (model.typical_params(1), sample_parameters(model, 2000, 3, 0.3)):
+        assert arrow_eigen(individual_system(model, COV, params).a_per_min) is not None
+
+
+@pytest.mark.parametrize(
+    "rates",
+    [EQUAL_PERIPHERALS, (0.056, 0.107, 0.02, 0.053, 0.02), (0.056, 0.107, 0.02, 0.053, 0.0200001)],
+)
+def test_concentrations_with_equal_peripheral_rates_match_the_matrix_exponential(rates):
+    from ketaclinic.clinical.pk.engine import simulate_system
+    from ketaclinic.clinical.pk.simulate import regimen_pulses
+
+    system = three_compartments(rates)
+    pulses = regimen_pulses(
+        system, Regimen(infusions=(Infusion(35, 40, 0), Infusion(35, 40, 2880)))
+    )
+    times = np.concatenate([[0.0, 3.3], np.linspace(5.0, 20160.0, 1201)])
+    modal, how_modal = simulate_system(system, pulses, times, "modal")
+    expo, how_expm = simulate_system(system, pulses, times, "expm")
+    assert (how_modal, how_expm) == ("modal", "expm")
+    np.testing.assert_allclose(modal, expo, rtol=1e-9, atol=1e-12 * expo.max())
 
 
 def test_a_slow_infusion_after_a_large_one_peaks_inside_the_infusion_and_it_is_found():

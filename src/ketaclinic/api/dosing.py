@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ketaclinic.api.paging import Page, PageDep
 from ketaclinic.http.deps import ApiViewerDep, ServicesDep
+from ketaclinic.http.inputs import model_from_form
 from ketaclinic.schemas import Whole
 from ketaclinic.services.dosing.inputs import (
+    ActiveBody,
+    ConfirmBody,
     CopyBody,
+    CosignInput,
     DoseInput,
+    ImportBody,
     ScreeningRequest,
     SignoffBody,
+    ValuesBody,
     VerbalOrderInput,
 )
 from ketaclinic.services.dosing.rulesets import Cosign, document_text
@@ -125,21 +131,6 @@ def api_doses(patient_id: int, svc: ServicesDep, viewer: ApiViewerDep,
 
 
 # --- rule sets ----------------------------------------------------------------------------
-class ValuesBody(_Strict):
-    changes: dict[str, str | float] = Field(max_length=200)
-    note: str = Field(min_length=1, max_length=400)
-    version: Whole | None = Field(None, description="The version (sequence) you edited")
-
-
-class ConfirmBody(_Strict):
-    path: str = Field(max_length=200)
-    version: Whole | None = None
-
-
-class ActiveBody(_Strict):
-    ruleset_id: str = Field(max_length=60)
-
-
 def _summary(rs) -> dict:
     return {"id": rs.id, "version": rs.version, "ref": rs.ref, "treatment": rs.treatment}
 
@@ -162,34 +153,52 @@ def api_copy(body: CopyBody, svc: ServicesDep, viewer: ApiViewerDep) -> dict:
                                              body.title))
 
 
-CosignUser = Annotated[str | None, Header(alias="X-Cosign-Username", max_length=64)]
-CosignPassword = Annotated[str | None, Header(alias="X-Cosign-Password", max_length=200)]
+CosignUser = Annotated[str | None, Header(
+    alias="X-Cosign-Username", json_schema_extra={"maxLength": 64},
+    description="A medical director's username, for a change that loosens a hard limit")]
+CosignPassword = Annotated[str | None, Header(
+    alias="X-Cosign-Password", json_schema_extra={"maxLength": 200},
+    description="That medical director's password")]
 
 
-def _cosign(username: str | None, password: str | None) -> Cosign:
-    return Cosign(username or "", password or "")
+def cosign_headers(username: CosignUser = None, password: CosignPassword = None) -> Cosign:
+    """The ``X-Cosign-*`` headers read as the rule-set forms' co-signature fields: one model
+    (:class:`CosignInput`), so a refusal reads the same on both."""
+    return model_from_form(CosignInput, {"cosign_username": username or "",
+                                         "cosign_password": password or ""}).cosign()
 
 
-@router.post("/rulesets/import", status_code=201, tags=["rule sets"])
-def api_import(svc: ServicesDep, viewer: ApiViewerDep,
-               document: Annotated[dict[str, Any], Body()], cosign_username: CosignUser = None,
-               cosign_password: CosignPassword = None) -> dict:
-    """Import a rule-set document (validated; one without the hard limits of its routes is
-    refused); a known clinic id gets a new version. A new version of an active set that
-    loosens a hard limit needs a medical director's co-signature in ``X-Cosign-Username`` /
-    ``X-Cosign-Password``."""
+async def import_body(request: Request) -> ImportBody:
+    """The request's body, a rule-set document, read as the import form's text area: the
+    model parses it, so bad JSON or a document that is not an object reads the same on both."""
+    text = (await request.body()).decode("utf-8", errors="replace")
+    return model_from_form(ImportBody, {"document": text})
+
+
+CosignDep = Annotated[Cosign, Depends(cosign_headers)]
+ImportDep = Annotated[ImportBody, Depends(import_body)]
+_DOCUMENT = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "title": "Rule-set document", "additionalProperties": True}}}}}
+
+
+@router.post("/rulesets/import", status_code=201, tags=["rule sets"], openapi_extra=_DOCUMENT)
+def api_import(svc: ServicesDep, viewer: ApiViewerDep, body: ImportDep,
+               cosign: CosignDep) -> dict:
+    """Import a rule-set document (the request's body: validated; one without the hard limits
+    of its routes is refused); a known clinic id gets a new version. A new version of an
+    active set that loosens a hard limit needs a medical director's co-signature in
+    ``X-Cosign-Username`` / ``X-Cosign-Password``."""
     return _summary(svc.dosing.rulesets.import_document(
-        viewer.actor, json.dumps(document), cosign=_cosign(cosign_username, cosign_password)))
+        viewer.actor, json.dumps(body.document), body.note, cosign))
 
 
 @router.put("/rulesets/active/{treatment}", tags=["rule sets"])
 def api_set_active(treatment: str, body: ActiveBody, svc: ServicesDep, viewer: ApiViewerDep,
-                   cosign_username: CosignUser = None,
-                   cosign_password: CosignPassword = None) -> dict:
+                   cosign: CosignDep) -> dict:
     """Activate a rule set: never one without its hard limits; one that loosens a hard limit
     of the set in effect needs the ``X-Cosign-*`` headers of a medical director."""
-    return _summary(svc.dosing.rulesets.set_active(
-        viewer.actor, treatment, body.ruleset_id, _cosign(cosign_username, cosign_password)))
+    return _summary(svc.dosing.rulesets.set_active(viewer.actor, treatment, body.ruleset_id,
+                                                   cosign))
 
 
 @router.get("/rulesets/{ruleset_id}", tags=["rule sets"])
@@ -209,12 +218,9 @@ def api_ruleset(ruleset_id: str, svc: ServicesDep, viewer: ApiViewerDep,
 @router.put("/rulesets/{ruleset_id}/values", tags=["rule sets"],
             responses={409: {"description": "The rule set changed since the given version"}})
 def api_edit_values(ruleset_id: str, body: ValuesBody, svc: ServicesDep,
-                    viewer: ApiViewerDep, cosign_username: CosignUser = None,
-                    cosign_password: CosignPassword = None) -> dict:
-    changes = {k: str(v) for k, v in body.changes.items()}
-    return _summary(svc.dosing.rulesets.edit_values(viewer.actor, ruleset_id, changes, body.note,
-                                                    body.version,
-                                                    _cosign(cosign_username, cosign_password)))
+                    viewer: ApiViewerDep, cosign: CosignDep) -> dict:
+    return _summary(svc.dosing.rulesets.edit_values(
+        viewer.actor, ruleset_id, body.changes_as_text(), body.note, body.version, cosign))
 
 
 @router.post("/rulesets/{ruleset_id}/confirm", tags=["rule sets"])

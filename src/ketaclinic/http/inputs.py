@@ -8,6 +8,9 @@ and ``clinical/inputs.py``) decide for both. What only a form has is read here t
 typed on the clinic's wall clock (:class:`LocalDay`) and checkboxes (ticked or not sent).
 Where a form has another shape than the JSON body (items typed one per field, a date and a
 time in two fields), the page converts it into the model's field and passes it as ``extra``.
+Where a JSON route takes text outside its JSON body (the rule-set co-signature in
+``X-Cosign-*`` headers, an imported document as the raw body), it reads that text as the
+form's fields with the same function, so the form and the API still share one model.
 
 Validation errors read the same on both paths (:func:`describe_errors`, which the app's 422
 handler uses too); the page shows them as it shows any :class:`InvalidInput`.

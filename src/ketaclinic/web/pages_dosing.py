@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -16,11 +17,17 @@ from ketaclinic.http.inputs import model_from_form
 from ketaclinic.services.accounts.permissions import Perm, allowed
 from ketaclinic.services.dosing.facts import RESPONSES, condition_choices, facts_from_form
 from ketaclinic.services.dosing.inputs import (
+    Activation,
+    ConfirmBody,
     CopyBody,
+    CosignInput,
     DoseInput,
+    ImportBody,
     ScreeningRequest,
     SignoffBody,
+    ValuesBody,
     VerbalOrderInput,
+    changes_from_form,
     overrides_from_form,
 )
 from ketaclinic.services.dosing.rulesets import Cosign, document_text
@@ -56,16 +63,17 @@ def rulesets(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
 
 
 def _cosign(form: dict[str, str]) -> Cosign:
-    """The medical director's co-signature fields of a rule-set form."""
-    return Cosign(form.get("cosign_username", "")[:64], form.get("cosign_password", "")[:200])
+    """The medical director's co-signature fields of a rule-set form (the API's headers)."""
+    return model_from_form(CosignInput, form).cosign()
 
 
 @router.post("/rulesets/active")
 async def rulesets_active(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        svc.dosing.rulesets.set_active(viewer.actor, form.get("treatment", ""),
-                                       form.get("ruleset_id", ""), _cosign(form))
+        data = model_from_form(Activation, form)
+        svc.dosing.rulesets.set_active(viewer.actor, data.treatment, data.ruleset_id,
+                                       _cosign(form))
     except InvalidInput as exc:
         return _rulesets_page(request, svc, viewer, 422, error=str(exc))
     return redirect("/rulesets")
@@ -86,8 +94,9 @@ async def rulesets_copy(request: Request, svc: ServicesDep, viewer: ViewerDep) -
 async def rulesets_import(request: Request, svc: ServicesDep, viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        rs = svc.dosing.rulesets.import_document(viewer.actor, form.get("document", ""),
-                                                 form.get("note", ""), _cosign(form))
+        data = model_from_form(ImportBody, form)
+        rs = svc.dosing.rulesets.import_document(viewer.actor, json.dumps(data.document),
+                                                 data.note, _cosign(form))
     except (InvalidInput, Conflict) as exc:
         return _rulesets_page(request, svc, viewer, exc.status, error=str(exc), values=form)
     return redirect(f"/rulesets/{rs.id}")
@@ -124,28 +133,16 @@ def ruleset_download(ruleset_id: str, svc: ServicesDep, viewer: ViewerDep,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def _seq(form: dict[str, str]) -> int | None:
-    return optional_int(form.get("seq"), "seq", minimum=0, maximum=10_000)
-
-
 @router.post("/rulesets/{ruleset_id}/values")
 async def ruleset_values(request: Request, ruleset_id: str, svc: ServicesDep,
                          viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
-    current = {k[len("value:"):]: v for k, v in form.items() if k.startswith("value:")}
-    view = svc.dosing.rulesets.view(viewer.actor, ruleset_id)
-    doc = view.ruleset.to_dict()
-    changes = {}
-    for path, text in current.items():
-        parts = path.split(".")
-        node: Any = doc
-        for part in parts:
-            node = node.get(part, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict) and str(node.get("value")) != text.strip():
-            changes[path] = text
+    shown = svc.dosing.rulesets.view(viewer.actor, ruleset_id).ruleset.to_dict()
     try:
-        svc.dosing.rulesets.edit_values(viewer.actor, ruleset_id, changes,
-                                        form.get("note", ""), _seq(form), _cosign(form))
+        data = model_from_form(ValuesBody, form,
+                               extra={"changes": changes_from_form(form, shown)})
+        svc.dosing.rulesets.edit_values(viewer.actor, ruleset_id, data.changes_as_text(),
+                                        data.note, data.version, _cosign(form))
     except (InvalidInput, Conflict) as exc:
         return _ruleset_page(request, svc, viewer, ruleset_id, status=exc.status, error=str(exc))
     return redirect(f"/rulesets/{ruleset_id}")
@@ -156,7 +153,8 @@ async def ruleset_confirm(request: Request, ruleset_id: str, svc: ServicesDep,
                           viewer: ViewerDep) -> Response:
     form = await read_checked_form(request, viewer)
     try:
-        svc.dosing.rulesets.confirm(viewer.actor, ruleset_id, form.get("path", ""), _seq(form))
+        data = model_from_form(ConfirmBody, form)
+        svc.dosing.rulesets.confirm(viewer.actor, ruleset_id, data.path, data.version)
     except (InvalidInput, Conflict) as exc:
         return _ruleset_page(request, svc, viewer, ruleset_id, status=exc.status, error=str(exc))
     return redirect(f"/rulesets/{ruleset_id}#unconfirmed")

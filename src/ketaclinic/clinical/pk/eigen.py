@@ -8,6 +8,21 @@ u = (1, b_1/(λ − d_1), …, b_m/(λ − d_m)), normalised. This is exact to r
 than LAPACK's per-matrix ``eigh`` for 100,000 patients. Larger or non-mammillary matrices use
 ``eigh`` / ``eig``. Modes are always sorted by ascending eigenvalue (fastest decay first).
 
+The closed form is only returned where it is accurate; otherwise :func:`arrow_eigen` returns
+None and :func:`decompose` uses LAPACK for the whole batch. Two guards, relative to the
+largest |diagonal entry| of each matrix (its scale):
+
+- *Coincident peripherals*: two peripheral rates closer than ``COINCIDENT_RTOL`` × scale. With
+  equal rates one eigenvalue sits exactly on a pole of the secular equation and another one
+  nearly does, so the cubic has a near-double root: the trigonometric formula loses half the
+  digits there and Newton's method can jump to a wrong root (rates 2, 1e-4, 1e-4, 1e-4, 1e-4
+  gave −0.157 and −0.009 instead of −1e-4 twice), and u = b/(λ − d) is undefined.
+- *A posteriori certificate*: every computed pair must satisfy ‖S u − λ u‖∞ ≤
+  ``CERTIFICATE_RTOL`` × scale and the normalised vectors must be orthonormal,
+  ‖UᵀU − I‖∞ ≤ ``CERTIFICATE_RTOL`` (the engine uses Uᵀ as the inverse). For a symmetric S
+  this bounds every eigenvalue error by about that residual, so anything the first guard
+  misses (an unconverged Newton polish, an ill-conditioned eigenvector matrix) also falls back.
+
 Small batches (one patient, a handful) are memoised by the bytes of the matrix, so repeated
 simulations of the same typical patient skip the decomposition.
 """
@@ -20,6 +35,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 CONDITION_LIMIT = 1e8
+# closed form only when peripheral rates differ by more than this × the matrix's largest rate
+COINCIDENT_RTOL = 1e-6
+# residual (× the largest rate) and loss of orthogonality accepted from the closed form
+CERTIFICATE_RTOL = 1e-12
 CACHE_MAX_PATIENTS = 64
 CACHE_SIZE = 256
 
@@ -98,6 +117,33 @@ def arrow_eigenvalues(d: FloatArray, b: FloatArray) -> FloatArray:
     return lam
 
 
+def _certified(
+    d: FloatArray, b: FloatArray, scale: FloatArray, lam: FloatArray, u: FloatArray
+) -> bool:
+    """Whether closed-form pairs pass the certificate of the module docstring.
+
+    Checks E = U Λ Uᵀ − S entry by entry, weighted by the diagonal scaling (so V Λ V⁻¹ = A
+    holds to the tolerance too), and G = UᵀU − I (so V⁻¹ V = I). With 1-D arrays per entry,
+    like :func:`_arrow_det`: batched matmuls of 3 × 3 matrices cost more than the closed form.
+    """
+    n, tol = d.shape[1], CERTIFICATE_RTOL * np.max(np.abs(d), axis=1)
+    ut = np.ascontiguousarray(np.transpose(u, (1, 2, 0)))  # (n, K, N): 1-D rows per entry
+    lt = np.ascontiguousarray(lam.T)
+    ok = np.ones(d.shape[0], dtype=bool)
+    for i in range(n):
+        for j in range(i, n):
+            e = -d[:, i] if i == j else (-b[:, j - 1] if i == 0 else np.zeros_like(lt[0]))
+            g = np.full_like(lt[0], -1.0 if i == j else 0.0)
+            for k in range(n):
+                e = e + ut[i, k] * lt[k] * ut[j, k]
+                g = g + ut[k, i] * ut[k, j]
+            ratio = scale[:, j] / scale[:, i]
+            ok &= (np.abs(e) * np.maximum(ratio, 1.0 / ratio) <= tol) & (
+                np.abs(g) <= CERTIFICATE_RTOL
+            )
+    return bool(np.all(ok))
+
+
 def arrow_eigen(a: FloatArray) -> Eigen | None:
     """Closed-form (λ, V, V⁻¹) of mammillary matrices; None when not applicable or not safe."""
     parts = arrow_parts(a)
@@ -108,15 +154,19 @@ def arrow_eigen(a: FloatArray) -> Eigen | None:
     if n > 3:
         sym = a * scale[:, :, None] / scale[:, None, :]
         lam, u = np.linalg.eigh(0.5 * (sym + np.swapaxes(sym, 1, 2)))
-    else:
-        lam = arrow_eigenvalues(d, b)
-        gap = lam[:, None, :] - d[:, 1:, None]  # (N, m, K)
-        size = np.max(np.abs(d), axis=1)[:, None, None]
-        if not np.all(np.isfinite(lam)) or np.any(np.abs(gap) <= 1e-9 * size):
-            return None  # (near-)equal peripheral rates: leave it to LAPACK
-        u = np.ones((d.shape[0], n, n))
-        u[:, 1:, :] = b[:, :, None] / gap
-        u /= np.sqrt(np.sum(u * u, axis=1))[:, None, :]
+        return lam, u / scale[:, :, None], np.swapaxes(u, 1, 2) * scale[:, None, :]
+    size = np.max(np.abs(d), axis=1)
+    if n == 3 and np.any(np.abs(d[:, 1] - d[:, 2]) <= COINCIDENT_RTOL * size):
+        return None  # (near-)equal peripheral rates: leave it to LAPACK
+    lam = arrow_eigenvalues(d, b)
+    gap = lam[:, None, :] - d[:, 1:, None]  # (N, m, K)
+    if not np.all(np.isfinite(lam)) or np.any(np.abs(gap) <= 1e-9 * size[:, None, None]):
+        return None  # an eigenvalue on a pole: the vectors below are undefined
+    u = np.ones((d.shape[0], n, n))
+    u[:, 1:, :] = b[:, :, None] / gap
+    u /= np.sqrt(np.sum(u * u, axis=1))[:, None, :]
+    if not _certified(d, b, scale, lam, u):
+        return None
     return lam, u / scale[:, :, None], np.swapaxes(u, 1, 2) * scale[:, None, :]
 
 

@@ -2,8 +2,12 @@
 
 A verbal order (:class:`VerbalOrderInput`) is the same dose with its prescriber and read-back,
 one model for ``POST /api/patients/{id}/verbal-orders`` and the dose page's verbal-order form.
-So are a screening (:class:`ScreeningRequest`), its sign-off (:class:`SignoffBody`) and a copy
-of a rule set (:class:`CopyBody`).
+So are a screening (:class:`ScreeningRequest`), its sign-off (:class:`SignoffBody`) and the
+rule-set changes: a copy (:class:`CopyBody`), an activation (:class:`ActiveBody`), an import
+(:class:`ImportBody`), a values edit (:class:`ValuesBody`), a confirmation
+(:class:`ConfirmBody`) and the medical director's co-signature that goes with a change that
+loosens a hard limit (:class:`CosignInput`: the forms' ``cosign_*`` fields, the API's
+``X-Cosign-*`` headers).
 
 The JSON route takes :class:`DoseInput` as its body, the form route builds it from the form with
 :func:`ketaclinic.http.inputs.model_from_form`, and the dosing service turns the validated model
@@ -17,6 +21,8 @@ Pydantic unchanged, so both routes answer 422 with the same words).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -26,6 +32,8 @@ from ketaclinic.clinical.dose_plan import DoseRequest, OverrideInput
 from ketaclinic.clinical.inputs import parse_number
 from ketaclinic.clinical.rules import ClinicalInputError
 from ketaclinic.clinical.units import parse_weight_kg
+from ketaclinic.schemas import Whole
+from ketaclinic.services.dosing.rulesets import MAX_DOCUMENT_CHARS, Cosign
 from ketaclinic.services.errors import InvalidInput
 from ketaclinic.services.numbers import optional_id
 
@@ -148,6 +156,84 @@ class CopyBody(_Body):
     title: str = Field("", max_length=200)
 
 
+class ActiveBody(_Body):
+    """The rule set to make the clinic's set for a treatment (the API's path names it)."""
+
+    ruleset_id: str = Field(max_length=60)
+
+
+class Activation(ActiveBody):
+    """The rule-set page's activation form: :class:`ActiveBody` and the treatment that the JSON
+    route has in its path (a hidden field here; the service refuses one it does not know, in
+    the same words on both)."""
+
+    treatment: str = ""
+
+
+def _json_object(value: Any) -> Any:
+    """A document given as JSON text (the import form's text area, the API's body), parsed;
+    what is not text goes on to the model's own check (an object)."""
+    if not isinstance(value, str):
+        return value
+    if len(value) > MAX_DOCUMENT_CHARS:
+        raise ValueError("the rule-set file is too large")
+    try:
+        doc = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (ValueError, RecursionError):  # an integer of 5000 digits, nesting 10000 deep
+        raise ValueError("not valid JSON (a number too long or nesting too deep)") from None
+    if not isinstance(doc, dict):
+        raise ValueError("must be a JSON object")
+    return doc
+
+
+class ImportBody(_Body):
+    """A rule-set document to import: JSON text, parsed here for the form and the API alike
+    (the API's body is the document itself; its change note is the default)."""
+
+    document: Annotated[dict[str, Any], BeforeValidator(_json_object)]
+    note: str = Field("", max_length=400)
+
+
+Version = Annotated[Whole | None, Field(
+    None, description="The version (sequence number) you read; a stale one is refused")]
+
+
+class ValuesBody(_Body):
+    """New numeric values of a clinic copy, ``{path: value}`` (``parameters.X`` or
+    ``dose_limits.ROUTE.X``), why, and the version edited. The values page types one field per
+    path; :func:`changes_from_form` gathers the edited ones into ``changes``."""
+
+    changes: dict[str, str | float] = Field(max_length=200)
+    note: str = Field(min_length=1, max_length=400)
+    version: Version
+
+    def changes_as_text(self) -> dict[str, str]:
+        """Each new value as text, for the one number parser of the rule-set service."""
+        return {path: str(value) for path, value in self.changes.items()}
+
+
+class ConfirmBody(_Body):
+    """The medical director confirms one rule (``path``) of the version read."""
+
+    path: str = Field(max_length=200)
+    version: Version
+
+
+class CosignInput(_Body):
+    """A medical director's co-signature, for a change that loosens a hard limit in effect: the
+    rule-set forms' ``cosign_username`` / ``cosign_password`` fields, the API's
+    ``X-Cosign-Username`` / ``X-Cosign-Password`` headers. Both left out: none given. A refusal
+    never shows what was typed (``describe_errors`` names the field, never its value)."""
+
+    cosign_username: str = Field("", max_length=64)
+    cosign_password: str = Field("", max_length=200)
+
+    def cosign(self) -> Cosign:
+        return Cosign(self.cosign_username, self.cosign_password)
+
+
 def to_dose_request(inp: DoseInput) -> DoseRequest:
     """The core's request for the validated ``inp`` (its fields are already parsed)."""
     return DoseRequest(
@@ -172,3 +258,25 @@ def overrides_from_form(form: Any) -> list[dict[str, str]]:
                 out.append({"rule": rule[:60], "reason_code": code[:60],
                             "free_text": text.strip()})
     return out
+
+
+VALUE_FIELD = "value:"
+
+
+def changes_from_form(form: Mapping[str, str], document: Mapping[str, Any]) -> dict[str, str]:
+    """The values page's ``value:<path>`` fields as :class:`ValuesBody`'s ``changes``.
+
+    The page shows every numeric rule of ``document`` (the current version) in a field of its
+    own; the edited ones, whose text is not the value shown, are the changes.
+    """
+    changes = {}
+    for key, text in form.items():
+        if not key.startswith(VALUE_FIELD):
+            continue
+        path = key[len(VALUE_FIELD):]
+        node: Any = document
+        for part in path.split("."):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and str(node.get("value")) != text.strip():
+            changes[path] = text
+    return changes

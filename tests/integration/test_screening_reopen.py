@@ -15,6 +15,7 @@ import kcchain
 from kcchain import FACTS
 from sqlalchemy import func, select
 
+from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.store.tables_chair import DoseRecord, LedgerEntry, SessionPrecheck
 from ketaclinic.store.tables_treatment import TreatmentSession
 
@@ -119,8 +120,17 @@ def test_an_indication_entered_in_error_refuses_dose_order_and_check_in_until_sc
         "version": kcchain.version(services, first), "sbp_mmhg": 128, "dbp_mmhg": 80})
     assert r.status_code == 200, r.text
 
+    (shown,) = services.patients.banner(SYSTEM, pid).screenings
+    assert (shown.decision, shown.clears, shown.reopened) == ("eligible", True, False)
+
     # the depressive diagnosis was recorded in error: checked in, BP taken, but no dose
     _withdraw(api, pid, "F33.2")
+    # the banner on every page about the patient says so too, not "eligible to <date>"
+    (shown,) = services.patients.banner(SYSTEM, pid).screenings
+    assert (shown.decision, shown.clears, shown.reopened) == ("eligible", False, True)
+    assert GONE in shown.gate
+    page = api("nurse", "GET", f"/patients/{pid}").text
+    assert "ketamine-iv: eligible, re-opened" in page and GONE in page
     r = _dose(api, services, first, order.json()["id"], clock)
     assert r.status_code == 422 and GONE in r.text and "screen again" in r.text, r.text
     assert _count(services, DoseRecord) == 0

@@ -11,10 +11,12 @@ from sqlalchemy import func, select
 
 from ketaclinic.clinical.age import age_on
 from ketaclinic.clinical.eligibility import allergy_counts
+from ketaclinic.clinical.rules import Level
 from ketaclinic.services.accounts.permissions import Perm
 from ketaclinic.services.audit.trail import Actor
 from ketaclinic.services.chair.courses import _template_name
 from ketaclinic.services.context import Context
+from ketaclinic.services.dosing.treatment_chain import screening_finding
 from ketaclinic.store.tables import PatientAllergy
 from ketaclinic.store.tables_dosing import DoseOrder, Screening
 from ketaclinic.store.tables_mbc import ClinicalAlert
@@ -23,11 +25,17 @@ from ketaclinic.store.tables_treatment import Course, TreatmentSession
 
 @dataclass(frozen=True)
 class BannerScreening:
+    """The latest screening of one treatment and what the core's screening gate says of it
+    today (``clears``: order, check-in and dose may go ahead on it; ``gate``: why not)."""
+
     treatment: str
     decision: str
     screened_on: dt.date
     expires_on: dt.date
     expired: bool
+    clears: bool = False
+    gate: str = ""
+    reopened: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,9 +116,12 @@ class PatientBannerService:
             screenings: dict[str, BannerScreening] = {}
             for sc in s.execute(select(Screening).where(Screening.patient_id == patient_id)
                                 .order_by(Screening.id.desc()).limit(20)).scalars():
-                screenings.setdefault(sc.treatment, BannerScreening(
-                    sc.treatment, sc.decision, sc.screened_on, sc.expires_on,
-                    sc.expires_on < today))
+                if sc.treatment not in screenings:
+                    gate = screening_finding(s, p, sc.treatment, today)
+                    screenings[sc.treatment] = BannerScreening(
+                        sc.treatment, sc.decision, sc.screened_on, sc.expires_on,
+                        sc.expires_on < today, gate.level is Level.OK, gate.message,
+                        gate.rule == "chain.screening_reopened")
             open_alerts, urgent = s.execute(select(
                 func.count(), func.count().filter(ClinicalAlert.priority == "urgent")).where(
                 ClinicalAlert.patient_id == patient_id,

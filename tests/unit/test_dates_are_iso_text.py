@@ -28,8 +28,7 @@ def _has_time(t: object) -> bool:
 def _input_date_fields() -> list[tuple[type[BaseModel], str, bool]]:
     found = []
     for info in pkgutil.walk_packages(ketaclinic.__path__, "ketaclinic."):
-        # The CLI takes no input models, and importing its command modules out of order here
-        # would reorder the groups in `ketaclinic --help` (each attaches itself on import).
+        # The CLI takes no input models.
         if ".migrations" in info.name or info.name.startswith("ketaclinic.cli"):
             continue
         module = importlib.import_module(info.name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from ketaclinic.cli.reference import render_reference, render_settings
@@ -13,6 +15,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_cli_reference_in_docs_is_current():
     assert (ROOT / "docs" / "cli.md").read_text() == render_reference(), (
         "docs/cli.md is stale: run `make docs`")
+
+
+def test_the_cli_reference_does_not_depend_on_which_command_module_was_imported_first():
+    # Each command module attaches its group on import; a test or plugin importing one early
+    # used to move that group up in `ketaclinic --help` (and fail the test above by turns).
+    script = ("import ketaclinic.cli.webhooks, ketaclinic.cli.chair, ketaclinic.cli.pk\n"
+              "from ketaclinic.cli.reference import render_reference\n"
+              "import sys; sys.stdout.write(render_reference())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    assert out == (ROOT / "docs" / "cli.md").read_text()
 
 
 def test_every_setting_is_documented_in_the_readme():

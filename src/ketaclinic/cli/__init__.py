@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import Annotated
 
 import typer
@@ -78,10 +79,33 @@ _registered = False
 def _register() -> None:
     global _registered
     if not _registered:
-        # Each command group lives in its own module and attaches itself to `app`.
-        from ketaclinic.cli import commands  # noqa: F401
+        # Each command group lives in its own module and attaches itself to `app` on import.
+        from ketaclinic.cli import commands
 
+        _in_listed_order(commands.MODULES)
         _registered = True
+
+
+def _in_listed_order(modules: Sequence[ModuleType]) -> None:
+    """Put ``app``'s commands and groups in the order of the command modules listed in
+    ``cli/commands.py`` (each in the order it registered them), whatever order the modules
+    were first imported in: a test or a plugin that imports ``cli.chair`` first would
+    otherwise move the chair group up in ``ketaclinic --help`` and the CLI reference."""
+    rank = {m.__name__: i for i, m in enumerate(modules)}
+    owner: dict[int, str] = {}  # a group's Typer -> the first listed module that holds it
+    for m in modules:
+        for v in vars(m).values():
+            if isinstance(v, typer.Typer):
+                owner.setdefault(id(v), m.__name__)
+
+    def group_rank(info: typer.models.TyperInfo) -> int:
+        return rank.get(owner.get(id(info.typer_instance), ""), len(rank))
+
+    def command_rank(info: typer.models.CommandInfo) -> int:
+        return rank.get(getattr(info.callback, "__module__", ""), len(rank))
+
+    app.registered_groups.sort(key=group_rank)  # sort is stable: a module's own order stays
+    app.registered_commands.sort(key=command_rank)
 
 
 _command: click.Command | None = None

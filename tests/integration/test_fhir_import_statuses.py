@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
+from kcchain import FACTS
 from kctest import USERS, drop_pg_database, fresh_database_url, make_settings
 
 from ketaclinic.bootstrap import Services, build_services
@@ -28,16 +29,6 @@ from ketaclinic.services.audit.trail import SYSTEM
 from ketaclinic.services.interop.fhir_import import ImportService
 from ketaclinic.store import migrate
 from ketaclinic.store.db import make_engine
-
-TRIALS = [
-    {"drug": "escitalopram", "dose_mg": 20, "weeks": 8, "improvement_pct": 10,
-     "current_episode": True},
-    {"drug": "venlafaxine", "dose_mg": 225, "weeks": 10, "response": "minimal",
-     "current_episode": True},
-]
-FACTS = {"antidepressant_trials": TRIALS, "episode_duration_months": 18,
-         "symptom_severity": "severe", "substance_use_disorder": "none", "pregnant": False,
-         "breastfeeding": False, "bp": {"systolic_mmhg": 120, "diastolic_mmhg": 80}}
 
 
 @pytest.fixture

@@ -99,6 +99,21 @@ def _dose(api, services, sid: int, order_id: int, clock):  # type: ignore[no-unt
         "concentration_mg_per_ml": 1, "rate_ml_per_h": 60})
 
 
+def _screened_ordered_checked_in(api, services, users, clock, mrn: str):  # type: ignore[no-untyped-def]
+    """A patient screened eligible, ordered, checked in to the first session with a passing
+    pre-dose BP: (patient, course, first and second session, screening, order response)."""
+    pid, cid, (first, second, *_) = _patient(api, services, users, mrn)
+    screening = _screen(api, pid)
+    assert screening["decision"] == "eligible"
+    order = _order(api, pid, cid)
+    assert order.status_code == 201, order.text
+    assert not [f for f in _check_in(api, services, first, clock) if f["level"] == "hard"]
+    r = api("nurse", "POST", f"/api/sessions/{first}/predose", {
+        "version": kcchain.version(services, first), "sbp_mmhg": 128, "dbp_mmhg": 80})
+    assert r.status_code == 200, r.text
+    return pid, cid, first, second, screening, order
+
+
 def _withdraw(api, pid: int, code: str, reason: str = "entered-in-error") -> None:  # type: ignore[no-untyped-def]
     dx = next(d for d in api("nurse", "GET", f"/api/patients/{pid}").json()["diagnoses"]
               if d["code"] == code and d["active"])
@@ -110,15 +125,8 @@ def _withdraw(api, pid: int, code: str, reason: str = "entered-in-error") -> Non
 def test_an_indication_entered_in_error_refuses_dose_order_and_check_in_until_screened_again(
         services, users, login, clock):
     api = Api(login, clock)
-    pid, cid, (first, second, *_) = _patient(api, services, users, "RO-1")
-    screening = _screen(api, pid)
-    assert screening["decision"] == "eligible"
-    order = _order(api, pid, cid)
-    assert order.status_code == 201, order.text
-    assert not [f for f in _check_in(api, services, first, clock) if f["level"] == "hard"]
-    r = api("nurse", "POST", f"/api/sessions/{first}/predose", {
-        "version": kcchain.version(services, first), "sbp_mmhg": 128, "dbp_mmhg": 80})
-    assert r.status_code == 200, r.text
+    pid, cid, first, second, screening, order = _screened_ordered_checked_in(
+        api, services, users, clock, "RO-1")
 
     (shown,) = services.patients.banner(SYSTEM, pid).screenings
     assert (shown.decision, shown.clears, shown.reopened) == ("eligible", True, False)
@@ -227,15 +235,8 @@ def test_a_ketamine_allergy_recorded_since_refuses_sign_off_and_dose_until_scree
     sign-off is refused naming it, and so are the dose, a new order and the next check-in;
     screening again finds the patient ineligible."""
     api = Api(login, clock)
-    pid, cid, (first, second, *_) = _patient(api, services, users, "RO-4")
-    screening = _screen(api, pid)
-    assert screening["decision"] == "eligible"
-    order = _order(api, pid, cid)
-    assert order.status_code == 201, order.text
-    assert not [f for f in _check_in(api, services, first, clock) if f["level"] == "hard"]
-    r = api("nurse", "POST", f"/api/sessions/{first}/predose", {
-        "version": kcchain.version(services, first), "sbp_mmhg": 128, "dbp_mmhg": 80})
-    assert r.status_code == 200, r.text
+    pid, cid, first, second, screening, order = _screened_ordered_checked_in(
+        api, services, users, clock, "RO-4")
 
     r = api("nurse", "POST", f"/api/patients/{pid}/allergies",
             {"substance": "Ketamine", "reaction": "anaphylaxis"})
